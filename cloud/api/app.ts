@@ -1,0 +1,259 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { DeviceId, HubId } from '../../contract/index.ts';
+import { REJECTION_REASONS } from '../ingest/classify.ts';
+import type { DeadLetterStore } from '../ingest/dead-letter-store.ts';
+import type { DeviceState, HubState, LiveState } from '../live/live-state.ts';
+import type { Logger } from '../logger.ts';
+import type { CloudMetrics } from '../metrics.ts';
+import { NUMERIC_FIELDS } from '../telemetry/points.ts';
+import { TelemetryStoreError, type Measurement, type TelemetryStore } from '../telemetry/telemetry-store.ts';
+import { API_ERRORS, ApiError } from './api-errors.ts';
+
+export interface AppDeps {
+  live: LiveState;
+  store: TelemetryStore;
+  deadLetters: DeadLetterStore;
+  metrics: CloudMetrics;
+  logger: Logger;
+  health: () => { storeHealthy: boolean; ingestPending: number };
+  now?: () => number;
+}
+
+const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
+
+const Link = z.object({
+  online: z.boolean(),
+  connections: z.number().int(),
+  lastSeen: z.string().nullable().describe('ISO 8601; last message or (dis)connection'),
+  since: z.string().nullable().describe('ISO 8601; when online/offline last changed'),
+  outboxDepth: z.number().int().nullable().describe('Unsent messages waiting at the hub, as last reported'),
+  oldestUnsentAgeS: z.number().nullable(),
+  agent: z.string().nullable(),
+});
+
+const HubSummary = z.object({
+  id: z.string(),
+  region: z.string(),
+  kind: z.string().describe('community-hall | roadside-station | unknown (has credentials, not in the region file)'),
+  name: z.object({ ja: z.string(), en: z.string() }),
+  location: z.object({ lat: z.number(), lon: z.number() }),
+  registered: z.boolean(),
+  link: Link,
+  devices: z.object({ drone: z.number().int(), locker: z.number().int(), sensor: z.number().int() }),
+});
+
+const DeviceLive = z.object({
+  device: z.string(),
+  kind: z.enum(['drone', 'locker', 'sensor']),
+  registered: z.boolean(),
+  lastReceivedAt: z.string().nullable(),
+  telemetry: z.record(z.string(), z.unknown()).nullable().describe('Latest telemetry message (contract payload), newest device timestamp wins'),
+  lastEvent: z.record(z.string(), z.unknown()).nullable(),
+});
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function linkOf(h: HubState) {
+  const s = h.link.status;
+  return {
+    online: h.link.online, connections: h.link.connections, lastSeen: iso(h.link.lastSeen), since: iso(h.link.since),
+    outboxDepth: s?.outboxDepth ?? null, oldestUnsentAgeS: s?.oldestUnsentAgeS ?? null, agent: s?.agent ?? null,
+  };
+}
+
+function summary(h: HubState) {
+  const devices = { drone: 0, locker: 0, sensor: 0 };
+  for (const d of h.devices.values()) devices[d.kind]++;
+  return { id: h.id, region: h.region, kind: h.kind, name: h.name, location: h.location, registered: h.registered, link: linkOf(h), devices };
+}
+
+function deviceLive(d: DeviceState) {
+  return {
+    device: d.device, kind: d.kind, registered: d.registered, lastReceivedAt: iso(d.lastReceivedAt),
+    telemetry: d.telemetry as Record<string, unknown> | null, lastEvent: d.lastEvent as Record<string, unknown> | null,
+  };
+}
+
+const MEASUREMENT_OF_KIND: Record<DeviceState['kind'], Measurement> = { drone: 'drone', locker: 'locker', sensor: 'sensor' };
+
+/** "300" (seconds), "30s", "5m", "1h", "1d" → milliseconds. */
+const Duration = z
+  .string()
+  .regex(/^\d+(?:ms|s|m|h|d)?$/, 'a duration such as 30s, 5m, 1h or a number of seconds')
+  .transform((v) => {
+    const m = /^(\d+)(ms|s|m|h|d)?$/.exec(v)!;
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h' | 'd'];
+    return Number(m[1]) * unit;
+  })
+  .pipe(z.number().int().min(1000, 'at least 1s'));
+
+/** ISO 8601 or epoch milliseconds. */
+const Instant = z
+  .string()
+  .transform((v, ctx) => {
+    const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(n)) {
+      ctx.addIssue({ code: 'custom', message: 'an ISO 8601 time or epoch milliseconds' });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const now = deps.now ?? Date.now;
+  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }), disableRequestLogging: true, bodyLimit: 1_048_576 });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.setErrorHandler((err, req, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const message = err.validation.map((v) => `${v.instancePath.replace(/^\//, '').replace(/\//g, '.') || err.validationContext}: ${v.message}`).join('; ');
+      return reply.code(400).send({ error: { code: 'validation', message: `${err.validationContext ?? 'request'} ${message}` } });
+    }
+    if (err instanceof ApiError) return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+    if (err instanceof TelemetryStoreError) {
+      req.log.warn({ err }, 'telemetry store query failed');
+      return reply.code(503).send({ error: { code: 'store_unavailable', message: err.message } });
+    }
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) {
+      return reply.code(status).send({ error: { code: 'validation', message: (err as Error).message } });
+    }
+    req.log.error({ err, url: req.url }, 'request failed');
+    return reply.code(500).send({ error: { code: 'internal', message: `internal error (request ${req.id})` } });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Regional drone logistics — cloud API',
+        version: '1.0.0',
+        description: `Live state, history and data health of the hubs of a region. Errors: ${Object.entries(API_ERRORS)
+          .map(([code, e]) => `\`${code}\` (${e.status}) ${e.description}`)
+          .join('; ')}.`,
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.get('/healthz', {
+    schema: {
+      summary: 'Liveness and store health',
+      response: { 200: z.object({ status: z.literal('ok'), store: z.string(), ingestPending: z.number() }), 503: z.object({ status: z.literal('degraded'), store: z.string(), ingestPending: z.number(), reason: z.string() }) },
+    },
+  }, async (_req, reply) => {
+    const h = deps.health();
+    if (!h.storeHealthy) return reply.code(503).send({ status: 'degraded' as const, store: deps.store.kind, ingestPending: h.ingestPending, reason: 'telemetry store writes are failing; messages are held unacknowledged' });
+    return { status: 'ok' as const, store: deps.store.kind, ingestPending: h.ingestPending };
+  });
+
+  r.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: true } }, async (_req, reply) => {
+    reply.header('content-type', deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+
+  r.get('/api/v1/hubs', {
+    schema: { summary: 'Every hub with kind, location, link state and last-seen', response: { 200: z.object({ hubs: z.array(HubSummary) }) } },
+  }, async () => ({ hubs: [...deps.live.hubs.values()].map(summary) }));
+
+  const hubOr404 = (hubId: string): HubState => {
+    const h = deps.live.hubs.get(hubId);
+    if (!h) throw new ApiError('hub_not_found', `no hub "${hubId}"`);
+    return h;
+  };
+
+  r.get('/api/v1/hubs/:hubId', {
+    schema: {
+      summary: 'Live state of every device at a hub',
+      params: z.object({ hubId: z.string().max(64) }),
+      response: { 200: HubSummary.extend({ deviceStates: z.array(DeviceLive) }), 404: ErrorBody },
+    },
+  }, async (req) => {
+    const h = hubOr404(req.params.hubId);
+    return { ...summary(h), deviceStates: [...h.devices.values()].map(deviceLive) };
+  });
+
+  r.get('/api/v1/hubs/:hubId/history', {
+    schema: {
+      summary: 'Time-bucketed series of one numeric field of a device',
+      params: z.object({ hubId: HubId }),
+      querystring: z.object({
+        device: DeviceId,
+        field: z.string().max(64).describe('Stored field name, e.g. battery_pct, wind_speed_mps, temp_c (see README "Telemetry storage")'),
+        compartment: z.string().max(8).optional().describe('Locker compartment (locker fields only)'),
+        from: Instant.optional().describe('ISO 8601 or epoch ms; default: `to` minus 1 hour'),
+        to: Instant.optional().describe('ISO 8601 or epoch ms; default: now'),
+        bucket: Duration.default(60_000).describe('Bucket width, e.g. 10s, 1m, 1h; default 1m'),
+        aggregate: z.enum(['mean', 'min', 'max', 'last', 'count']).default('mean'),
+      }),
+      response: {
+        200: z.object({
+          hub: z.string(), device: z.string(), field: z.string(), aggregate: z.string(), bucketMs: z.number(),
+          from: z.string(), to: z.string(), points: z.array(z.object({ t: z.string(), value: z.number() })),
+        }),
+        400: ErrorBody, 404: ErrorBody, 503: ErrorBody,
+      },
+    },
+  }, async (req) => {
+    const h = hubOr404(req.params.hubId);
+    const q = req.query;
+    const d = h.devices.get(q.device);
+    if (!d) throw new ApiError('device_not_found', `hub "${h.id}" has no device "${q.device}"`);
+    const measurement = MEASUREMENT_OF_KIND[d.kind];
+    if (!NUMERIC_FIELDS[measurement].includes(q.field)) {
+      throw new ApiError('unknown_field', `"${q.field}" is not a numeric ${d.kind} field; use one of ${NUMERIC_FIELDS[measurement].join(', ')}`);
+    }
+    const to = q.to ?? now();
+    const from = q.from ?? to - 3_600_000;
+    if (from >= to) throw new ApiError('validation', '`from` must be before `to`');
+    if ((to - from) / q.bucket > 10_000) throw new ApiError('validation', 'more than 10,000 buckets: widen `bucket` or shorten the range');
+    const where = q.compartment ? { compartment: q.compartment } : undefined;
+    const points = await deps.store.history({ measurement, hub: h.id, device: d.device, where, field: q.field, from, to, bucketMs: q.bucket, aggregate: q.aggregate });
+    return {
+      hub: h.id, device: d.device, field: q.field, aggregate: q.aggregate, bucketMs: q.bucket,
+      from: new Date(from).toISOString(), to: new Date(to).toISOString(),
+      points: points.map((p) => ({ t: new Date(p.t).toISOString(), value: p.value })),
+    };
+  });
+
+  r.get('/api/v1/dead-letters', {
+    schema: {
+      summary: 'Rejected messages kept for inspection, newest first',
+      querystring: z.object({
+        hub: z.string().max(64).optional(),
+        reason: z.enum(REJECTION_REASONS).optional(),
+        before: z.coerce.number().int().positive().optional().describe('Only entries with an id below this (paging)'),
+        limit: z.coerce.number().int().min(1).max(500).default(50),
+      }),
+      response: {
+        200: z.object({
+          total: z.number().int(),
+          deadLetters: z.array(z.object({
+            id: z.number().int(), receivedAt: z.string(), region: z.string().nullable(), hub: z.string().nullable(), clientId: z.string().nullable(),
+            topic: z.string(), reason: z.enum(REJECTION_REASONS), detail: z.string(), size: z.number().int(), truncated: z.boolean(),
+            payloadText: z.string().nullable(), payloadBase64: z.string().nullable(),
+          })),
+        }),
+      },
+    },
+  }, async (req) => ({
+    total: deps.deadLetters.count(),
+    deadLetters: deps.deadLetters.list({ hub: req.query.hub, reason: req.query.reason, beforeId: req.query.before, limit: req.query.limit }),
+  }));
+
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { decidePublish, decideSubscribe } from './access-policy.ts';
+
+const hub = { hubId: 'nomi-terai', region: 'ishikawa-nomi' };
+
+describe('decidePublish', () => {
+  it('allows the hub its own up-link topics; retain only on status', () => {
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/nomi-terai/drone/drone-1/telemetry')).toEqual({ ok: true, retainAllowed: false });
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/nomi-terai/status')).toEqual({ ok: true, retainAllowed: true });
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/nomi-terai/cmd-ack')).toEqual({ ok: true, retainAllowed: false });
+  });
+
+  it('lets unknown topics under its own prefix through to be dead-lettered', () => {
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/nomi-terai/whatever')).toEqual({ ok: true, retainAllowed: false });
+  });
+
+  it('refuses other hubs, other regions, down-link topics and reserved topics', () => {
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/nomi-neagari/drone/d/telemetry')).toMatchObject({ ok: false, reason: 'foreign_prefix' });
+    expect(decidePublish(hub, 'v1/other-region/nomi-terai/drone/d/telemetry')).toMatchObject({ ok: false, reason: 'foreign_prefix' });
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/nomi-terai-x/status')).toMatchObject({ ok: false, reason: 'foreign_prefix' });
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/mode')).toMatchObject({ ok: false, reason: 'foreign_prefix' });
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/nomi-terai/cmd/locker/locker-a')).toMatchObject({ ok: false, reason: 'downlink_topic' });
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/nomi-terai/ack')).toMatchObject({ ok: false, reason: 'downlink_topic' });
+    expect(decidePublish(hub, '$SYS/broker/x')).toMatchObject({ ok: false, reason: 'reserved' });
+    expect(decidePublish(hub, `v1/ishikawa-nomi/nomi-terai/${'a/'.repeat(10)}x`)).toMatchObject({ ok: false, reason: 'topic_limits' });
+    expect(decidePublish(hub, `v1/ishikawa-nomi/nomi-terai/${'a'.repeat(300)}`)).toMatchObject({ ok: false, reason: 'topic_limits' });
+  });
+});
+
+describe('decideSubscribe', () => {
+  it('allows its commands, acks and region mode, and narrower filters of them', () => {
+    for (const f of ['v1/ishikawa-nomi/nomi-terai/cmd/#', 'v1/ishikawa-nomi/nomi-terai/cmd/locker/+', 'v1/ishikawa-nomi/nomi-terai/cmd/drone/drone-1', 'v1/ishikawa-nomi/nomi-terai/ack', 'v1/ishikawa-nomi/mode']) {
+      expect(decideSubscribe(hub, f), f).toBe(true);
+    }
+  });
+
+  it('refuses anything wider or foreign', () => {
+    for (const f of ['#', 'v1/#', 'v1/+/mode', 'v1/ishikawa-nomi/+/cmd/#', 'v1/ishikawa-nomi/nomi-neagari/cmd/#', 'v1/ishikawa-nomi/nomi-terai/#', 'v1/ishikawa-nomi/nomi-terai/+', 'v1/ishikawa-nomi/nomi-terai/drone/drone-1/telemetry', '$SYS/#', 'v1/other/mode']) {
+      expect(decideSubscribe(hub, f), f).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,31 @@
+import { filterWithin, parseTopic, ROUTE_DIRECTION, topics } from '../../contract/index.ts';
+import type { HubIdentity } from '../hubs/hub-credentials.ts';
+
+/**
+ * Who may publish and subscribe where. Pure functions of the authenticated hub and the topic.
+ *
+ * Publish: a hub publishes only under its own `v1/<region>/<hub>/` prefix, and never on the
+ * down-link topics under it (commands and cloud acks are the cloud's to send). A topic under the
+ * prefix that the contract does not know is let through to ingest, which dead-letters it as
+ * `unknown_topic` so the vendor can see what they sent.
+ * Subscribe: only the hub's own commands and acks, and its region's mode topic.
+ */
+export const MAX_TOPIC_LENGTH = 256;
+export const MAX_TOPIC_LEVELS = 8;
+
+export type PublishDecision = { ok: true; retainAllowed: boolean } | { ok: false; reason: 'foreign_prefix' | 'downlink_topic' | 'topic_limits' | 'reserved' };
+
+export function decidePublish(hub: HubIdentity, topic: string): PublishDecision {
+  if (topic.length > MAX_TOPIC_LENGTH || topic.split('/').length > MAX_TOPIC_LEVELS) return { ok: false, reason: 'topic_limits' };
+  if (topic.startsWith('$')) return { ok: false, reason: 'reserved' }; // $SYS and friends [MQTT-4.7.2-1]
+  if (!topic.startsWith(topics.hubPrefix(hub.region, hub.hubId))) return { ok: false, reason: 'foreign_prefix' };
+  const parsed = parseTopic(topic);
+  if (parsed && ROUTE_DIRECTION[parsed.route] === 'down') return { ok: false, reason: 'downlink_topic' };
+  // Only the hub status is retained (its last will "offline" must replace the birth "online").
+  return { ok: true, retainAllowed: parsed?.route === 'status' };
+}
+
+export function decideSubscribe(hub: HubIdentity, filter: string): boolean {
+  if (filter.length > MAX_TOPIC_LENGTH || filter.split('/').length > MAX_TOPIC_LEVELS) return false;
+  return topics.hubSubscriptions(hub.region, hub.hubId).some((allowed) => filterWithin(filter, allowed));
+}

@@ -1,0 +1,153 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './api/app.ts';
+import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
+import type { CloudConfig } from './config.ts';
+import { openOperationalDb, type OperationalDb } from './db/operational-db.ts';
+import { createHubCredentialStore, generatePassword, type HubCredentialStore } from './hubs/hub-credentials.ts';
+import { loadRegionFile } from './hubs/region-loader.ts';
+import { createDeadLetterStore, type DeadLetterStore } from './ingest/dead-letter-store.ts';
+import { Ingest } from './ingest/ingest.ts';
+import { LiveState } from './live/live-state.ts';
+import type { Logger } from './logger.ts';
+import { createMetrics, type CloudMetrics } from './metrics.ts';
+import { createInfluxTelemetryStore } from './telemetry/influx-telemetry-store.ts';
+import { createSqliteTelemetryStore } from './telemetry/sqlite-telemetry-store.ts';
+import type { TelemetryStore } from './telemetry/telemetry-store.ts';
+
+export interface Cloud {
+  readonly config: CloudConfig;
+  readonly urls: { http: string; mqtt: string; ws: string | null; mqtts: string | null };
+  readonly live: LiveState;
+  readonly store: TelemetryStore;
+  readonly deadLetters: DeadLetterStore;
+  readonly metrics: CloudMetrics;
+  readonly credentials: HubCredentialStore;
+  readonly broker: CloudBroker;
+  readonly app: FastifyInstance;
+  readonly ingest: Ingest;
+  /** Graceful shutdown: stop accepting, flush ingest, close stores. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Composition root of the cloud. Start-up order: region → operational DB → telemetry store (fails
+ * fast with a clear message when InfluxDB is unreachable or misconfigured) → ingest → broker → HTTP.
+ * Shutdown runs in reverse, so every message that was acknowledged is stored first.
+ */
+export async function startCloud(config: CloudConfig, logger: Logger): Promise<Cloud> {
+  const region = loadRegionFile(config.regionFile);
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const db = openOperationalDb(config.dataDir, config.sqliteSync);
+  const closers: (() => Promise<void> | void)[] = [() => void db.close()];
+  const closeAll = async () => {
+    for (const c of closers.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        logger.error({ err }, 'error during shutdown');
+      }
+    }
+  };
+  try {
+    const metrics = createMetrics();
+    const credentials = createHubCredentialStore(db);
+    if (config.demoCredentials) await provisionDemoCredentials(config.dataDir, region.id, region.hubs.map((h) => h.id), credentials, logger);
+
+    const store: TelemetryStore = config.influx
+      ? await createInfluxTelemetryStore({ ...config.influx, logger: logger.child({ component: 'influx' }) })
+      : await createSqliteTelemetryStore({ path: path.join(config.dataDir, 'telemetry.db'), synchronous: config.sqliteSync, logger: logger.child({ component: 'sqlite-telemetry' }) });
+    closers.push(() => store.close());
+    logger.info({ store: store.kind, target: config.influx ? `${config.influx.url} db=${config.influx.database}` : path.join(config.dataDir, 'telemetry.db') }, 'telemetry store ready');
+
+    const deadLetters = createDeadLetterStore(db, config.deadLetterMaxRows);
+    const live = new LiveState(region);
+    let storeHealthy = true;
+    const ingest = new Ingest({
+      store: trackHealth(store, (ok) => (storeHealthy = ok)), deadLetters, live, metrics, logger,
+      maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
+    });
+    closers.push(() => ingest.close());
+
+    const broker = await startCloudBroker({
+      bindHost: config.bindHost, port: config.mqtt.port, wsPort: config.mqtt.wsPort, tls: config.mqtt.tls,
+      maxPacketBytes: config.mqtt.maxPacketBytes, maxConnections: config.mqtt.maxConnections,
+      maxConnectionsPerHub: config.mqtt.maxConnectionsPerHub, maxInflightPerClient: config.mqtt.maxInflightPerClient,
+      credentials, ingest, live, metrics, logger,
+    });
+    closers.push(() => broker.close());
+
+    const app = await buildApp({ live, store, deadLetters, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }) });
+    await app.listen({ host: config.bindHost, port: config.http.port });
+    closers.push(() => app.close());
+    const httpPort = (app.server.address() as { port: number }).port;
+
+    const host = config.bindHost === '0.0.0.0' || config.bindHost === '::' ? '127.0.0.1' : config.bindHost;
+    const urls = {
+      http: `http://${host}:${httpPort}`,
+      mqtt: `mqtt://${host}:${broker.ports.mqtt}`,
+      ws: broker.ports.ws === null ? null : `ws://${host}:${broker.ports.ws}/mqtt`,
+      mqtts: broker.ports.mqtts === null ? null : `mqtts://${host}:${broker.ports.mqtts}`,
+    };
+    let closing: Promise<void> | null = null;
+    return {
+      config, urls, live, store, deadLetters, metrics, credentials, broker, app, ingest,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** Wraps a store so the cloud knows whether writes currently succeed (for /healthz). */
+function trackHealth(store: TelemetryStore, set: (ok: boolean) => void): TelemetryStore {
+  return {
+    kind: store.kind,
+    write: async (points) => {
+      try {
+        await store.write(points);
+        set(true);
+      } catch (err) {
+        set(false);
+        throw err;
+      }
+    },
+    history: (q) => store.history(q),
+    messageIds: (h, f, t) => store.messageIds(h, f, t),
+    countPoints: (m, h, f, t) => store.countPoints(m, h, f, t),
+    close: () => store.close(),
+  };
+}
+
+/**
+ * Demo mode: every hub of the region gets credentials; `<dataDir>/credentials.json` (mode 0600) keeps
+ * the plain passwords so simulators, real devices and `mosquitto_pub` can connect. Existing entries
+ * are kept, so restarting the demo does not change passwords.
+ */
+async function provisionDemoCredentials(dataDir: string, region: string, hubIds: string[], store: HubCredentialStore, logger: Logger): Promise<void> {
+  const file = path.join(dataDir, 'credentials.json');
+  let existing: Record<string, { username: string; password: string }> = {};
+  try {
+    existing = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    existing = {};
+  }
+  let changed = false;
+  for (const hub of hubIds) {
+    const known = existing[hub];
+    if (known && store.has(hub)) continue;
+    const entry = known ?? { username: hub, password: generatePassword() };
+    await store.set(hub, region, entry.username, entry.password);
+    existing[hub] = entry;
+    changed = true;
+  }
+  if (changed || !fs.existsSync(file)) {
+    const tmp = `${file}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify(existing, null, 2)}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  }
+  fs.chmodSync(file, 0o600);
+  logger.info({ file, hubs: hubIds.length }, 'demo hub credentials ready');
+}

@@ -1,0 +1,118 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Cloud configuration, parsed once from the environment at start-up. Nothing else reads process.env.
+ * A bad value stops the process with a message naming the variable (see `loadCloudConfig`).
+ */
+/** A TCP port; 0 means "any free port" (the chosen one is logged and printed). */
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+export const CloudEnv = z
+  .object({
+    BIND_HOST: z.string().default('0.0.0.0').describe('Address every listener binds to'),
+    HTTP_PORT: port(8080).describe('HTTP API, /docs, /metrics'),
+    MQTT_PORT: port(1883).describe('MQTT over TCP'),
+    MQTT_WS_PORT: z
+      .union([z.literal('off'), port(8083)])
+      .default(8083)
+      .describe('MQTT over WebSocket (path /mqtt); "off" disables'),
+    MQTTS_PORT: port(8883).describe('MQTT over TLS, used only when MQTT_TLS_CERT and MQTT_TLS_KEY are set'),
+    MQTT_TLS_CERT: optionalString.describe('PEM certificate (chain) file for MQTTS'),
+    MQTT_TLS_KEY: optionalString.describe('PEM private key file for MQTTS'),
+    MQTT_MAX_PACKET_BYTES: z.coerce.number().int().min(1024).max(268_435_455).default(262_144).describe('Larger MQTT packets close the connection'),
+    MQTT_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(20_000),
+    MQTT_MAX_CONNECTIONS_PER_HUB: z.coerce.number().int().min(1).default(16),
+    MQTT_MAX_INFLIGHT_PER_CLIENT: z.coerce.number().int().min(1).default(1_000).describe('Unacknowledged QoS 1/2 messages one client may have in ingest'),
+    INGEST_MAX_PAYLOAD_BYTES: z.coerce.number().int().min(256).default(65_536).describe('Larger payloads are dead-lettered as too_large'),
+    INGEST_MAX_BATCH: z.coerce.number().int().min(1).default(5_000).describe('Points per store write (group commit)'),
+    INGEST_MAX_DEVICES_PER_HUB: z.coerce.number().int().min(1).default(500),
+    DATA_DIR: z.string().default('./data'),
+    REGION_FILE: z.string().default('config/regions/ishikawa-nomi.json'),
+    INFLUX_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()).describe('When set, telemetry goes to this InfluxDB (v1-compatible API)'),
+    INFLUX_DB: z.string().min(1).default('chiiki'),
+    INFLUX_RP: optionalString,
+    INFLUX_TOKEN: optionalString,
+    INFLUX_USERNAME: optionalString,
+    INFLUX_PASSWORD: optionalString,
+    INFLUX_CREATE_DB: bool(false),
+    SQLITE_SYNC: z.enum(['full', 'normal']).default('full').describe('full: every group commit is fsynced (survives power loss)'),
+    DEAD_LETTER_MAX_ROWS: z.coerce.number().int().min(100).default(100_000),
+    DEMO_CREDENTIALS: bool(false).describe('Create missing hub credentials and write DATA_DIR/credentials.json'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .superRefine((env, ctx) => {
+    if (Boolean(env.MQTT_TLS_CERT) !== Boolean(env.MQTT_TLS_KEY)) {
+      ctx.addIssue({ code: 'custom', path: [env.MQTT_TLS_CERT ? 'MQTT_TLS_KEY' : 'MQTT_TLS_CERT'], message: 'MQTT_TLS_CERT and MQTT_TLS_KEY must be set together' });
+    }
+    if (env.INFLUX_TOKEN && (env.INFLUX_USERNAME || env.INFLUX_PASSWORD)) {
+      ctx.addIssue({ code: 'custom', path: ['INFLUX_TOKEN'], message: 'set either INFLUX_TOKEN or INFLUX_USERNAME/INFLUX_PASSWORD, not both' });
+    }
+  });
+
+export type CloudConfig = ReturnType<typeof toConfig>;
+
+function toConfig(env: z.infer<typeof CloudEnv>) {
+  const dataDir = path.resolve(env.DATA_DIR);
+  return {
+    bindHost: env.BIND_HOST,
+    http: { port: env.HTTP_PORT },
+    mqtt: {
+      port: env.MQTT_PORT,
+      wsPort: env.MQTT_WS_PORT === 'off' ? null : env.MQTT_WS_PORT,
+      tls: env.MQTT_TLS_CERT && env.MQTT_TLS_KEY ? { port: env.MQTTS_PORT, certFile: env.MQTT_TLS_CERT, keyFile: env.MQTT_TLS_KEY } : undefined,
+      maxPacketBytes: env.MQTT_MAX_PACKET_BYTES,
+      maxConnections: env.MQTT_MAX_CONNECTIONS,
+      maxConnectionsPerHub: env.MQTT_MAX_CONNECTIONS_PER_HUB,
+      maxInflightPerClient: env.MQTT_MAX_INFLIGHT_PER_CLIENT,
+    },
+    ingest: {
+      maxPayloadBytes: env.INGEST_MAX_PAYLOAD_BYTES,
+      maxBatch: env.INGEST_MAX_BATCH,
+      maxDevicesPerHub: env.INGEST_MAX_DEVICES_PER_HUB,
+    },
+    dataDir,
+    regionFile: path.resolve(env.REGION_FILE),
+    influx: env.INFLUX_URL
+      ? {
+          url: env.INFLUX_URL,
+          database: env.INFLUX_DB,
+          retentionPolicy: env.INFLUX_RP,
+          token: env.INFLUX_TOKEN,
+          username: env.INFLUX_USERNAME,
+          password: env.INFLUX_PASSWORD,
+          createDatabase: env.INFLUX_CREATE_DB,
+        }
+      : undefined,
+    sqliteSync: env.SQLITE_SYNC,
+    deadLetterMaxRows: env.DEAD_LETTER_MAX_ROWS,
+    demoCredentials: env.DEMO_CREDENTIALS,
+    logLevel: env.LOG_LEVEL,
+  };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment; throws ConfigError naming every bad variable. */
+export function loadCloudConfig(env: NodeJS.ProcessEnv = process.env): CloudConfig {
+  const parsed = CloudEnv.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '?');
+      return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return toConfig(parsed.data);
+}

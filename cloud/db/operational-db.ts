@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+export type OperationalDb = Database.Database;
+
+/**
+ * The cloud's operational database (SQLite, WAL): hub credentials, dead letters, and later orders and
+ * audit logs. Migrations are ordered SQL steps tracked by `PRAGMA user_version`; append, never edit.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE hub_credentials (
+     hub_id     TEXT PRIMARY KEY,
+     region     TEXT NOT NULL,
+     username   TEXT NOT NULL UNIQUE,
+     secret     TEXT NOT NULL,            -- scrypt$N$r$p$salt$hash (base64url)
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE dead_letters (
+     id          INTEGER PRIMARY KEY AUTOINCREMENT,
+     received_at INTEGER NOT NULL,
+     region      TEXT,
+     hub         TEXT,
+     client_id   TEXT,
+     topic       TEXT NOT NULL,
+     reason      TEXT NOT NULL,
+     detail      TEXT NOT NULL,
+     size        INTEGER NOT NULL,
+     truncated   INTEGER NOT NULL,
+     payload     BLOB NOT NULL
+   );
+   CREATE INDEX dead_letters_hub ON dead_letters (hub, id);
+   CREATE INDEX dead_letters_reason ON dead_letters (reason, id);`,
+];
+
+export function openOperationalDb(dataDir: string, synchronous: 'full' | 'normal'): OperationalDb {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const db = new Database(path.join(dataDir, 'cloud.db'));
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: OperationalDb): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`cloud.db schema version ${current} is newer than this software (${MIGRATIONS.length}); upgrade the software`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * Group commit: callers submit items and wait; items that arrive while a write is running are
+ * collected and written together by the next one. Under load batches grow (fewer, larger writes);
+ * when idle an item is written on the next tick. Nothing is acknowledged before its write succeeded.
+ *
+ * Failure policy:
+ *  - a retryable failure (store unreachable, 5xx) retries the same batch with jittered exponential
+ *    back-off, forever, while callers keep waiting — MQTT clients hold their unacknowledged messages,
+ *    so back-pressure reaches the devices instead of memory growing here;
+ *  - a permanent failure (the store rejects the data) bisects the batch to find the item(s) it
+ *    rejects and hands each to `onPoison`, so one bad item never blocks the rest.
+ */
+export interface GroupCommitOptions<T> {
+  /** Upper bound on the summed weight of one batch. */
+  maxBatchWeight: number;
+  weight: (item: T) => number;
+  write: (items: T[]) => Promise<void>;
+  isRetryable: (err: unknown) => boolean;
+  /** Called with an item the store permanently rejects on its own; must not throw. */
+  onPoison: (item: T, err: unknown) => Promise<void>;
+  onWriteError?: (err: unknown, attempt: number, retryInMs: number) => void;
+  onWritten?: (items: T[], durationMs: number) => void;
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+interface Pending<T> {
+  item: T;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export class GroupCommitter<T> {
+  private queue: Pending<T>[] = [];
+  private running = false;
+  private scheduled = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  private sleepTimer: NodeJS.Timeout | null = null;
+  private wakeSleep: (() => void) | null = null;
+
+  constructor(private readonly opts: GroupCommitOptions<T>) {}
+
+  /** Items waiting or being written. */
+  get pending(): number {
+    return this.queue.length + this.inFlight;
+  }
+  private inFlight = 0;
+
+  submit(item: T): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('ingest is shutting down'));
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.running || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.drain();
+    });
+  }
+
+  private takeBatch(): Pending<T>[] {
+    let weight = 0;
+    let n = 0;
+    while (n < this.queue.length) {
+      const w = this.opts.weight(this.queue[n]!.item);
+      if (n > 0 && weight + w > this.opts.maxBatchWeight) break;
+      weight += w;
+      n++;
+    }
+    return this.queue.splice(0, n);
+  }
+
+  private async drain(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.takeBatch();
+        this.inFlight = batch.length;
+        await this.commit(batch);
+        this.inFlight = 0;
+      }
+    } finally {
+      this.running = false;
+      this.inFlight = 0;
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async commit(batch: Pending<T>[]): Promise<void> {
+    const { initialMs, maxMs } = this.opts.backoff ?? { initialMs: 100, maxMs: 10_000 };
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now();
+      try {
+        await this.opts.write(batch.map((p) => p.item));
+        this.opts.onWritten?.(batch.map((p) => p.item), performance.now() - started);
+        for (const p of batch) p.resolve();
+        return;
+      } catch (err) {
+        if (!this.opts.isRetryable(err)) {
+          await this.isolate(batch, err);
+          return;
+        }
+        if (this.closed) {
+          const e = new Error('ingest shut down before the write succeeded', { cause: err });
+          for (const p of batch) p.reject(e);
+          return;
+        }
+        const delay = Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 20)) * (0.5 + Math.random() / 2);
+        this.opts.onWriteError?.(err, attempt, delay);
+        await this.sleep(delay);
+      }
+    }
+  }
+
+  /** Bisects a batch the store rejected permanently until the rejected items stand alone. */
+  private async isolate(batch: Pending<T>[], err: unknown): Promise<void> {
+    if (batch.length === 1) {
+      const p = batch[0]!;
+      await this.opts.onPoison(p.item, err);
+      p.resolve();
+      return;
+    }
+    const mid = Math.ceil(batch.length / 2);
+    await this.commit(batch.slice(0, mid));
+    await this.commit(batch.slice(mid));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeSleep = resolve;
+      this.sleepTimer = setTimeout(resolve, ms);
+    });
+  }
+
+  /** Resolves when nothing is queued or being written. */
+  idle(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops accepting items and waits (up to `timeoutMs`) for queued ones to be written. Items still
+   * unwritten are rejected — never acknowledged — so their publishers re-send them.
+   */
+  async close(timeoutMs = 10_000): Promise<void> {
+    this.closed = true;
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
+    const result = await Promise.race([this.idle().then(() => 'idle' as const), timer]);
+    if (result === 'timeout') {
+      if (this.sleepTimer) clearTimeout(this.sleepTimer);
+      this.wakeSleep?.();
+      const e = new Error('ingest shut down before the write succeeded');
+      for (const p of this.queue.splice(0)) p.reject(e);
+    }
+  }
+}

@@ -1,0 +1,166 @@
+import type { CommandAck, ModeAck } from '../../contract/index.ts';
+import type { HubIdentity } from '../hubs/hub-credentials.ts';
+import type { LiveState } from '../live/live-state.ts';
+import type { Logger } from '../logger.ts';
+import type { CloudMetrics } from '../metrics.ts';
+import { pointForHubStatus, pointsForMessage } from '../telemetry/points.ts';
+import { TelemetryStoreError, type TelemetryPoint, type TelemetryStore } from '../telemetry/telemetry-store.ts';
+import { classifyPublish, type RejectionReason } from './classify.ts';
+import type { DeadLetterInput, DeadLetterStore } from './dead-letter-store.ts';
+import { GroupCommitter } from './group-commit.ts';
+
+/** One PUBLISH as it reached the broker, before any checks. */
+export interface InboundPublish {
+  topic: string;
+  payload: Buffer;
+  /** The authenticated hub of the connection; null for a last will published after its client left. */
+  from: HubIdentity | null;
+  clientId: string | null;
+  receivedAt: number;
+}
+
+interface Item {
+  inbound: InboundPublish;
+  type: string;
+  points: TelemetryPoint[];
+  deadLetter: DeadLetterInput | null;
+  /** Applied to live state after the write succeeded. */
+  apply: (() => void) | null;
+}
+
+export interface IngestHooks {
+  onCommandAck?: (ack: CommandAck, region: string) => void;
+  onModeAck?: (ack: ModeAck, region: string) => void;
+}
+
+export interface IngestOptions {
+  store: TelemetryStore;
+  deadLetters: DeadLetterStore;
+  live: LiveState;
+  metrics: CloudMetrics;
+  logger: Logger;
+  maxPayloadBytes: number;
+  maxBatchPoints: number;
+  maxDevicesPerHub: number;
+  hooks?: IngestHooks;
+}
+
+/**
+ * The ingest path: classify → group commit (telemetry store + dead letters) → live state.
+ * `handle` resolves only once the message is durably stored (or durably dead-lettered); the broker
+ * sends the QoS 1 PUBACK after that, so a crash before the write loses nothing: the device re-sends.
+ */
+export class Ingest {
+  private readonly committer: GroupCommitter<Item>;
+  private readonly log: Logger;
+
+  constructor(private readonly o: IngestOptions) {
+    this.log = o.logger.child({ component: 'ingest' });
+    const storeKind = o.store.kind;
+    this.committer = new GroupCommitter<Item>({
+      maxBatchWeight: o.maxBatchPoints,
+      weight: (it) => Math.max(1, it.points.length),
+      write: (items) => this.write(items),
+      isRetryable: (err) => !(err instanceof TelemetryStoreError) || err.retryable,
+      onPoison: async (it, err) => {
+        const detail = `the telemetry store refused it: ${(err as Error).message}`;
+        this.log.error({ topic: it.inbound.topic, hub: it.inbound.from?.hubId, err }, 'telemetry store rejected a message permanently; dead-lettered');
+        this.o.deadLetters.addMany([this.deadLetter(it.inbound, 'store_rejected', detail)]);
+        this.o.metrics.rejected.inc({ reason: 'store_rejected' });
+      },
+      onWriteError: (err, attempt, retryInMs) => {
+        o.metrics.storeWriteFailures.inc({ store: storeKind });
+        const log = attempt === 1 || attempt % 10 === 0 ? this.log.error.bind(this.log) : this.log.warn.bind(this.log);
+        log({ err, attempt, retryInMs: Math.round(retryInMs), store: storeKind }, 'telemetry store write failed; holding acknowledgements and retrying');
+      },
+      onWritten: (items, ms) => {
+        const points = items.reduce((n, it) => n + it.points.length, 0);
+        if (points > 0) {
+          o.metrics.storeWriteSeconds.observe({ store: storeKind }, ms / 1000);
+          o.metrics.storeBatchPoints.observe({ store: storeKind }, points);
+        }
+      },
+    });
+  }
+
+  get pending(): number {
+    return this.committer.pending;
+  }
+
+  handle(inbound: InboundPublish): Promise<void> {
+    const item = this.prepare(inbound);
+    this.o.metrics.ingestPending.inc();
+    return this.committer.submit(item).finally(() => this.o.metrics.ingestPending.dec());
+  }
+
+  private prepare(inbound: InboundPublish): Item {
+    const c = classifyPublish(inbound.topic, inbound.payload, this.o.maxPayloadBytes);
+    if (!c.ok) return this.rejectItem(inbound, c.reason, c.detail);
+    const region = c.topic.region;
+    const now = inbound.receivedAt;
+    switch (c.route) {
+      case 'device': {
+        const { message, topic } = c;
+        if (!this.o.live.admitsDevice(message.hub, region, message.device, this.o.maxDevicesPerHub)) {
+          return this.rejectItem(inbound, 'too_many_devices', `hub ${message.hub} already has ${this.o.maxDevicesPerHub} devices (INGEST_MAX_DEVICES_PER_HUB)`);
+        }
+        return {
+          inbound, type: message.type, points: pointsForMessage(region, message), deadLetter: null,
+          apply: () => this.o.live.applyDeviceMessage(region, topic.kind, message, now),
+        };
+      }
+      case 'status':
+        return {
+          inbound, type: c.message.type, points: [pointForHubStatus(region, c.message, `status-${c.message.ts}`)], deadLetter: null,
+          apply: () => this.o.live.applyStatus(region, c.message, now),
+        };
+      case 'cmd-ack':
+        return { inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onCommandAck?.(c.message, region) };
+      case 'mode-ack':
+        return { inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onModeAck?.(c.message, region) };
+    }
+  }
+
+  private deadLetter(inbound: InboundPublish, reason: RejectionReason, detail: string): DeadLetterInput {
+    return {
+      receivedAt: inbound.receivedAt, region: inbound.from?.region ?? null, hub: inbound.from?.hubId ?? null,
+      clientId: inbound.clientId, topic: inbound.topic, reason, detail, payload: inbound.payload,
+    };
+  }
+
+  private rejectItem(inbound: InboundPublish, reason: RejectionReason, detail: string): Item {
+    this.log.debug({ topic: inbound.topic, hub: inbound.from?.hubId, reason, detail }, 'message rejected');
+    return { inbound, type: 'rejected', points: [], deadLetter: this.deadLetter(inbound, reason, detail), apply: null };
+  }
+
+  private async write(items: Item[]): Promise<void> {
+    const points: TelemetryPoint[] = [];
+    const dead: DeadLetterInput[] = [];
+    for (const it of items) {
+      for (const p of it.points) points.push(p);
+      if (it.deadLetter) dead.push(it.deadLetter);
+    }
+    if (points.length > 0) await this.o.store.write(points);
+    if (dead.length > 0) {
+      const evicted = this.o.deadLetters.addMany(dead);
+      if (evicted > 0) this.o.metrics.deadLettersEvicted.inc(evicted);
+    }
+    for (const it of items) {
+      if (it.deadLetter) this.o.metrics.rejected.inc({ reason: it.deadLetter.reason });
+      else this.o.metrics.accepted.inc({ type: it.type });
+      try {
+        it.apply?.();
+      } catch (err) {
+        this.log.error({ err, topic: it.inbound.topic }, 'applying a stored message to live state failed');
+      }
+    }
+  }
+
+  idle(): Promise<void> {
+    return this.committer.idle();
+  }
+
+  close(timeoutMs?: number): Promise<void> {
+    return this.committer.close(timeoutMs);
+  }
+}

@@ -1,0 +1,52 @@
+import { startCloud } from './cloud.ts';
+import { ConfigError, loadCloudConfig } from './config.ts';
+import { createLogger } from './logger.ts';
+
+/** `npm run cloud`: the cloud process (broker + ingest + API). Graceful on SIGINT/SIGTERM. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadCloudConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`cloud: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel, 'cloud');
+  let cloud;
+  try {
+    cloud = await startCloud(config, logger);
+  } catch (err) {
+    logger.fatal({ err }, `cloud failed to start: ${(err as Error).message}`);
+    process.exitCode = 1;
+    return;
+  }
+  logger.info({ ...cloud.urls, docs: `${cloud.urls.http}/docs` }, 'cloud ready');
+  // Machine-readable line for scripts/start.ts and tests that start this process.
+  process.stdout.write(`CLOUD_READY ${JSON.stringify(cloud.urls)}\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      logger.error('shutdown took longer than 20 s; exiting');
+      process.exit(1);
+    }, 20_000);
+    force.unref();
+    cloud.close().then(
+      () => logger.info('stopped'),
+      (err) => {
+        logger.error({ err }, 'error while stopping');
+        process.exitCode = 1;
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+void main();

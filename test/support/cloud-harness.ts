@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { pino } from 'pino';
+import { startCloud, type Cloud } from '../../cloud/cloud.ts';
+import { loadCloudConfig } from '../../cloud/config.ts';
+
+export type Credentials = Record<string, { username: string; password: string }>;
+
+export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const REGION_FILE = path.join(ROOT, 'config/regions/ishikawa-nomi.json');
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `chiiki-${prefix}-`));
+}
+
+export function readCredentials(dataDir: string): Credentials {
+  return JSON.parse(fs.readFileSync(path.join(dataDir, 'credentials.json'), 'utf8')) as Credentials;
+}
+
+/** Environment for a test cloud: loopback only, free ports, demo credentials, quiet logs. */
+export function testCloudEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    BIND_HOST: '127.0.0.1', HTTP_PORT: '0', MQTT_PORT: '0', MQTT_WS_PORT: '0', DATA_DIR: dataDir, REGION_FILE,
+    DEMO_CREDENTIALS: 'true', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...extra,
+  };
+}
+
+export interface TestCloud {
+  cloud: Cloud;
+  dataDir: string;
+  credentials: Credentials;
+  stop(): Promise<void>;
+}
+
+/** A cloud in this process (fast; `cloud.*` internals are reachable for assertions). */
+export async function startTestCloud(extra: Record<string, string> = {}, dataDir = tempDir('cloud')): Promise<TestCloud> {
+  const config = loadCloudConfig(testCloudEnv(dataDir, extra));
+  const cloud = await startCloud(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+  return {
+    cloud, dataDir, credentials: readCredentials(dataDir),
+    async stop() {
+      await cloud.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface CloudProcess {
+  child: ChildProcess;
+  urls: { http: string; mqtt: string; ws: string | null; mqtts: string | null };
+  output: string[];
+  /** Sends the signal and waits for the process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** The real cloud entry point (`cloud/main.ts`) as a child process — for kill -9 and restart tests. */
+export async function spawnCloud(env: Record<string, string>): Promise<CloudProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cloud/main.ts')], {
+    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  readline.createInterface({ input: child.stderr! }).on('line', (l) => output.push(l));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const urls = await new Promise<CloudProcess['urls']>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cloud did not start in 30 s:\n${output.join('\n')}`)), 30_000);
+    readline.createInterface({ input: child.stdout! }).on('line', (l) => {
+      output.push(l);
+      if (l.startsWith('CLOUD_READY ')) {
+        clearTimeout(timer);
+        resolve(JSON.parse(l.slice('CLOUD_READY '.length)));
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`cloud exited with ${code} before it was ready:\n${output.join('\n')}`));
+    });
+  });
+  return {
+    child, urls, output,
+    async kill(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
