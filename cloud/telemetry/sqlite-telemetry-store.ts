@@ -1,0 +1,257 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  TelemetryStoreError,
+  type Aggregate,
+  type HistoryBucket,
+  type HistoryQuery,
+  type Measurement,
+  type TelemetryPoint,
+  type TelemetryStore,
+} from './telemetry-store.ts';
+
+/**
+ * The embedded default telemetry store: one SQLite file (better-sqlite3, WAL), one row per point.
+ *
+ * Dedupe: a re-sent message has the same (hub, msg_id), and within a message a measurement has at
+ * most one point per locker compartment (`part`), so UNIQUE(hub, msg_id, measurement, part) with
+ * INSERT OR IGNORE makes re-writes idempotent.
+ */
+
+/** Any pino logger fits. */
+export interface SqliteStoreLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface SqliteTelemetryStoreOptions {
+  /** Database file (its directory is created); ':memory:' for a throw-away store. */
+  path: string;
+  /**
+   * `full`: every write() is fsynced before it resolves (survives power loss).
+   * `normal`: in WAL mode, survives a process crash but the last commits may be lost on power loss.
+   */
+  synchronous?: 'full' | 'normal';
+  /** How long a write waits for another connection's lock. Default 5 s. */
+  busyTimeoutMs?: number;
+  logger?: SqliteStoreLogger;
+}
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS points (
+  ts          INTEGER NOT NULL,  -- device timestamp, epoch ms
+  measurement TEXT    NOT NULL,
+  region      TEXT    NOT NULL,
+  hub         TEXT    NOT NULL,
+  device      TEXT    NOT NULL,
+  part        TEXT    NOT NULL,  -- locker compartment, or '' (part of the dedupe key)
+  tags        TEXT    NOT NULL,  -- JSON object: the full tag set
+  fields      TEXT    NOT NULL,  -- JSON object
+  msg_id      TEXT    NOT NULL,
+  UNIQUE (hub, msg_id, measurement, part)
+) STRICT;
+CREATE INDEX IF NOT EXISTS points_series_ts ON points (hub, device, measurement, ts);
+`;
+
+export async function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions): Promise<TelemetryStore> {
+  const synchronous = options.synchronous ?? 'full';
+  let db: Database.Database;
+  try {
+    if (options.path !== ':memory:') mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
+    db = new Database(options.path);
+  } catch (err) {
+    throw new TelemetryStoreError(`cannot open the SQLite telemetry database ${options.path}: ${(err as Error).message}: check DATA_DIR and its permissions`, 'config', {
+      cause: err,
+    });
+  }
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5_000)}`);
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`its schema version ${version} is newer than this software's (${SCHEMA_VERSION})`);
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  } catch (err) {
+    db.close();
+    throw new TelemetryStoreError(`cannot use the SQLite telemetry database ${options.path}: ${(err as Error).message}`, 'config', { cause: err });
+  }
+  options.logger?.info({ path: options.path, synchronous }, 'SQLite telemetry store open');
+  return new SqliteTelemetryStore(db, options.logger);
+}
+
+interface PointRow {
+  ts: number;
+  measurement: string;
+  region: string;
+  hub: string;
+  device: string;
+  part: string;
+  tags: string;
+  fields: string;
+  msg_id: string;
+}
+
+class SqliteTelemetryStore implements TelemetryStore {
+  readonly kind = 'sqlite';
+  private readonly insertMany: (rows: PointRow[]) => void;
+  private readonly selectMessageIds: Database.Statement<[string, number, number], { msg_id: string }>;
+  private readonly selectCount: Database.Statement<[string, string, number, number], { n: number }>;
+  /** history() statements by shape (aggregate, field, tag keys); the values are bound. */
+  private readonly historyStatements = new Map<string, Database.Statement<[Record<string, unknown>], { t: number; value: number }>>();
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly logger?: SqliteStoreLogger,
+  ) {
+    const insert = db.prepare<PointRow>(
+      `INSERT OR IGNORE INTO points (ts, measurement, region, hub, device, part, tags, fields, msg_id)
+       VALUES (@ts, @measurement, @region, @hub, @device, @part, @tags, @fields, @msg_id)`,
+    );
+    this.insertMany = db.transaction((rows: PointRow[]) => {
+      for (const row of rows) insert.run(row);
+    });
+    this.selectMessageIds = db.prepare('SELECT DISTINCT msg_id FROM points WHERE hub = ? AND ts >= ? AND ts < ? ORDER BY msg_id');
+    this.selectCount = db.prepare('SELECT count(*) AS n FROM points WHERE hub = ? AND measurement = ? AND ts >= ? AND ts < ?');
+  }
+
+  async write(points: readonly TelemetryPoint[]): Promise<void> {
+    if (points.length === 0) return;
+    const rows = points.map(toRow);
+    try {
+      this.insertMany(rows);
+    } catch (err) {
+      throw sqliteFailure(err, 'write');
+    }
+    this.logger?.debug({ points: points.length }, 'points written to SQLite');
+  }
+
+  async history(q: HistoryQuery): Promise<HistoryBucket[]> {
+    if (!Number.isSafeInteger(q.bucketMs) || q.bucketMs <= 0) throw new RangeError(`bucketMs must be a positive integer, got ${q.bucketMs}`);
+    const where = Object.entries(q.where ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const key = JSON.stringify([q.aggregate, q.field, where.map(([k]) => k)]);
+    let stmt = this.historyStatements.get(key);
+    if (!stmt) {
+      stmt = this.db.prepare(historySql(q.aggregate, where.length));
+      if (this.historyStatements.size > 500) this.historyStatements.clear(); // bounded: shapes come from API callers
+      this.historyStatements.set(key, stmt);
+    }
+    const params: Record<string, unknown> = {
+      bucket: q.bucketMs, field: jsonPath(q.field), hub: q.hub, device: q.device, measurement: q.measurement, from: q.from, to: q.to,
+    };
+    where.forEach(([k, v], i) => {
+      params[`tag${i}`] = jsonPath(k);
+      params[`value${i}`] = v;
+    });
+    try {
+      return stmt.all(params).map((r) => ({ t: r.t, value: r.value }));
+    } catch (err) {
+      throw sqliteFailure(err, 'history query');
+    }
+  }
+
+  async messageIds(hub: string, from: number, to: number): Promise<string[]> {
+    try {
+      return this.selectMessageIds.all(hub, from, to).map((r) => r.msg_id);
+    } catch (err) {
+      throw sqliteFailure(err, 'message id query');
+    }
+  }
+
+  async countPoints(measurement: Measurement, hub: string, from: number, to: number): Promise<number> {
+    try {
+      return this.selectCount.get(hub, measurement, from, to)?.n ?? 0;
+    } catch (err) {
+      throw sqliteFailure(err, 'count query');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
+
+const SQL_AGGREGATE: Record<Exclude<Aggregate, 'last'>, string> = { mean: 'avg', min: 'min', max: 'max', count: 'count' };
+
+/**
+ * Named parameters: bucket, field (a JSON path), hub, device, measurement, from, to, then tagN/valueN per
+ * extra tag filter. Only numeric field values take part, like InfluxDB's numeric aggregates.
+ */
+function historySql(aggregate: Aggregate, extraTags: number): string {
+  const value = 'json_extract(fields, @field)';
+  // 'last': SQLite gives bare columns of a max() aggregate the values of the row holding the maximum
+  // (https://www.sqlite.org/lang_select.html#bare_columns_in_an_aggregate_query), i.e. the latest point.
+  const select = aggregate === 'last' ? `${value} AS value, max(ts) AS latest` : `${SQL_AGGREGATE[aggregate]}(${value}) AS value`;
+  let sql =
+    // better-sqlite3 binds JS numbers as REAL; the cast keeps the division an integer (floor) division.
+    `SELECT (ts / CAST(@bucket AS INTEGER)) * CAST(@bucket AS INTEGER) AS t, ${select} FROM points ` +
+    'WHERE hub = @hub AND device = @device AND measurement = @measurement AND ts >= @from AND ts < @to ' +
+    "AND json_type(fields, @field) IN ('integer', 'real')";
+  for (let i = 0; i < extraTags; i++) sql += ` AND json_extract(tags, @tag${i}) = @value${i}`;
+  return `${sql} GROUP BY t ORDER BY t`;
+}
+
+/** JSON path of one object key, quoted so any key works (SQLite ≥ 3.45 honours \" and \\ in labels). */
+function jsonPath(key: string): string {
+  return `$."${key.replace(/[\\"]/g, '\\$&')}"`;
+}
+
+function toRow(p: TelemetryPoint): PointRow {
+  if (!Number.isSafeInteger(p.ts)) {
+    throw new TelemetryStoreError(`cannot store point ${p.measurement} of ${p.tags.hub}/${p.tags.device} (message ${p.msgId}): timestamp ${p.ts} is not an integer`, 'rejected');
+  }
+  for (const [key, value] of Object.entries(p.fields)) {
+    if (typeof value === 'number' && !Number.isFinite(value)) {
+      throw new TelemetryStoreError(`cannot store point ${p.measurement} of ${p.tags.hub}/${p.tags.device} (message ${p.msgId}): field ${key} is ${value}`, 'rejected');
+    }
+  }
+  return {
+    ts: p.ts,
+    measurement: p.measurement,
+    region: p.tags.region,
+    hub: p.tags.hub,
+    device: p.tags.device,
+    part: p.tags.compartment ?? '',
+    tags: JSON.stringify(p.tags),
+    fields: JSON.stringify(p.fields),
+    msg_id: p.msgId,
+  };
+}
+
+function sqliteFailure(err: unknown, what: string): TelemetryStoreError {
+  if (err instanceof TelemetryStoreError) return err;
+  const code = (err as { code?: string }).code ?? '';
+  const message = `SQLite telemetry ${what} failed: ${(err as Error).message}`;
+  // Locks, a full disk and I/O errors can pass; anything else (constraint, misuse) will not.
+  const transient = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|PROTOCOL)/.test(code) || /not open/.test((err as Error).message);
+  return new TelemetryStoreError(message, transient ? 'unavailable' : 'rejected', { cause: err });
+}
+
+/**
+ * Values of one string field in [from, to), oldest first. The port has no read for strings; this is
+ * for tests and operator tooling, on its own read-only connection.
+ */
+export async function readFieldStrings(
+  dbPath: string,
+  q: { measurement: Measurement; hub: string; field: string; from: number; to: number },
+): Promise<string[]> {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    const rows = db
+      .prepare<unknown[], { value: string }>(
+        `SELECT json_extract(fields, ?) AS value FROM points
+         WHERE hub = ? AND measurement = ? AND ts >= ? AND ts < ? AND json_type(fields, ?) = 'text' ORDER BY ts, rowid`,
+      )
+      .all(jsonPath(q.field), q.hub, q.measurement, q.from, q.to, jsonPath(q.field));
+    return rows.map((r) => r.value);
+  } finally {
+    db.close();
+  }
+}
