@@ -56,7 +56,14 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     if (config.demoCredentials) await provisionDemoCredentials(config.dataDir, region.id, region.hubs.map((h) => h.id), credentials, logger);
 
     const store: TelemetryStore = config.influx
-      ? await createInfluxTelemetryStore({ ...config.influx, logger: logger.child({ component: 'influx' }) })
+      ? await createInfluxTelemetryStore({
+          ...config.influx,
+          // Ingest's group commit retries failed writes forever with its own back-off and reports
+          // health meanwhile; one quick retry here only smooths over a single dropped connection.
+          maxRetries: 1,
+          retryMaxDelayMs: 1000,
+          logger: logger.child({ component: 'influx' }),
+        })
       : await createSqliteTelemetryStore({ path: path.join(config.dataDir, 'telemetry.db'), synchronous: config.sqliteSync, logger: logger.child({ component: 'sqlite-telemetry' }) });
     closers.push(() => store.close());
     logger.info({ store: store.kind, target: config.influx ? `${config.influx.url} db=${config.influx.database}` : path.join(config.dataDir, 'telemetry.db') }, 'telemetry store ready');
