@@ -3,8 +3,9 @@ import { GroupCommitter } from './group-commit.ts';
 
 class Permanent extends Error {}
 
-function committer(write: (items: number[]) => Promise<void>, poison: number[] = []) {
+function committer(write: (items: number[]) => Promise<void>, poison: number[] = [], concurrency = 1) {
   return new GroupCommitter<number>({
+    concurrency,
     maxBatchWeight: 100,
     weight: () => 1,
     write,
@@ -58,5 +59,18 @@ describe('GroupCommitter', () => {
     await c.close(50);
     await expect(p).rejects.toThrow(/shut down/);
     await expect(c.submit(2)).rejects.toThrow(/shutting down/);
+  });
+
+  it('with two writes under way, acknowledges batches in arrival order even when a later one finishes first', async () => {
+    let calls = 0;
+    const c = committer(async () => {
+      const n = calls++;
+      await new Promise((r) => setTimeout(r, n === 0 ? 40 : 1)); // the first batch is the slowest
+    }, [], 2);
+    const order: number[] = [];
+    const all = Array.from({ length: 250 }, (_, i) => c.submit(i).then(() => order.push(i)));
+    await Promise.all(all);
+    expect(calls).toBe(3);
+    expect(order).toEqual(Array.from({ length: 250 }, (_, i) => i));
   });
 });

@@ -21,6 +21,11 @@ export interface GroupCommitOptions<T> {
   onWriteError?: (err: unknown, attempt: number, retryInMs: number) => void;
   onWritten?: (items: T[], durationMs: number) => void;
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * Writes that may be under way at once (default 1). Two let the next batch be prepared and sent
+   * while the store commits the previous one; results are still acknowledged in order.
+   */
+  concurrency?: number;
 }
 
 interface Pending<T> {
@@ -35,16 +40,20 @@ export class GroupCommitter<T> {
   private scheduled = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
-  private sleepTimer: NodeJS.Timeout | null = null;
-  private wakeSleep: (() => void) | null = null;
+  /** Back-off sleeps under way (one per concurrent write), so close() can cut them short. */
+  private readonly sleepers = new Map<NodeJS.Timeout, () => void>();
 
-  constructor(private readonly opts: GroupCommitOptions<T>) {}
+  constructor(private readonly opts: GroupCommitOptions<T>) {
+    this.concurrency = opts.concurrency ?? 1;
+  }
 
   /** Items waiting or being written. */
   get pending(): number {
     return this.queue.length + this.inFlight;
   }
   private inFlight = 0;
+  private wake: (() => void) | null = null;
+  private readonly concurrency: number;
 
   submit(item: T): Promise<void> {
     if (this.closed) return Promise.reject(new Error('ingest is shutting down'));
@@ -55,7 +64,11 @@ export class GroupCommitter<T> {
   }
 
   private schedule(): void {
-    if (this.running || this.scheduled) return;
+    if (this.running) {
+      this.wake?.();
+      return;
+    }
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -78,39 +91,48 @@ export class GroupCommitter<T> {
   private async drain(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    const active = new Set<Promise<void>>();
+    // Batches are acknowledged in the order they were taken, even when a later one is written first:
+    // a receiver sends PUBACKs in the order the PUBLISHes arrived [MQTT-4.6.0-2].
+    let previous: Promise<void> = Promise.resolve();
     try {
-      while (this.queue.length > 0) {
-        const batch = this.takeBatch();
-        this.inFlight = batch.length;
-        await this.commit(batch);
-        this.inFlight = 0;
+      while (this.queue.length > 0 || active.size > 0) {
+        while (this.queue.length > 0 && active.size < this.concurrency) {
+          const batch = this.takeBatch();
+          this.inFlight += batch.length;
+          const before = previous;
+          const settled = this.commit(batch).then(async (failure) => {
+            await before;
+            this.inFlight -= batch.length;
+            if (failure) for (const p of batch) p.reject(failure);
+            else for (const p of batch) p.resolve();
+          });
+          previous = settled;
+          active.add(settled);
+          void settled.finally(() => active.delete(settled));
+        }
+        const more = new Promise<void>((resolve) => (this.wake = resolve));
+        await Promise.race([...active, more]);
+        this.wake = null;
       }
     } finally {
       this.running = false;
-      this.inFlight = 0;
       for (const w of this.idleWaiters.splice(0)) w();
     }
   }
 
-  private async commit(batch: Pending<T>[]): Promise<void> {
+  /** Writes a batch (retrying, isolating poison). Resolves with an error only when shutting down. */
+  private async commit(batch: Pending<T>[]): Promise<Error | null> {
     const { initialMs, maxMs } = this.opts.backoff ?? { initialMs: 100, maxMs: 10_000 };
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       try {
         await this.opts.write(batch.map((p) => p.item));
         this.opts.onWritten?.(batch.map((p) => p.item), performance.now() - started);
-        for (const p of batch) p.resolve();
-        return;
+        return null;
       } catch (err) {
-        if (!this.opts.isRetryable(err)) {
-          await this.isolate(batch, err);
-          return;
-        }
-        if (this.closed) {
-          const e = new Error('ingest shut down before the write succeeded', { cause: err });
-          for (const p of batch) p.reject(e);
-          return;
-        }
+        if (!this.opts.isRetryable(err)) return this.isolate(batch, err);
+        if (this.closed) return new Error('ingest shut down before the write succeeded', { cause: err });
         const delay = Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 20)) * (0.5 + Math.random() / 2);
         this.opts.onWriteError?.(err, attempt, delay);
         await this.sleep(delay);
@@ -119,22 +141,22 @@ export class GroupCommitter<T> {
   }
 
   /** Bisects a batch the store rejected permanently until the rejected items stand alone. */
-  private async isolate(batch: Pending<T>[], err: unknown): Promise<void> {
+  private async isolate(batch: Pending<T>[], err: unknown): Promise<Error | null> {
     if (batch.length === 1) {
-      const p = batch[0]!;
-      await this.opts.onPoison(p.item, err);
-      p.resolve();
-      return;
+      await this.opts.onPoison(batch[0]!.item, err);
+      return null;
     }
     const mid = Math.ceil(batch.length / 2);
-    await this.commit(batch.slice(0, mid));
-    await this.commit(batch.slice(mid));
+    return (await this.commit(batch.slice(0, mid))) ?? (await this.commit(batch.slice(mid)));
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      this.wakeSleep = resolve;
-      this.sleepTimer = setTimeout(resolve, ms);
+      const timer = setTimeout(() => {
+        this.sleepers.delete(timer);
+        resolve();
+      }, ms);
+      this.sleepers.set(timer, resolve);
     });
   }
 
@@ -153,8 +175,12 @@ export class GroupCommitter<T> {
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
     const result = await Promise.race([this.idle().then(() => 'idle' as const), timer]);
     if (result === 'timeout') {
-      if (this.sleepTimer) clearTimeout(this.sleepTimer);
-      this.wakeSleep?.();
+      for (const [timer, wakeUp] of this.sleepers) {
+        clearTimeout(timer);
+        wakeUp();
+      }
+      this.sleepers.clear();
+      this.wake?.();
       const e = new Error('ingest shut down before the write succeeded');
       for (const p of this.queue.splice(0)) p.reject(e);
     }

@@ -59,6 +59,7 @@ export class Ingest {
     const storeKind = o.store.kind;
     this.committer = new GroupCommitter<Item>({
       maxBatchWeight: o.maxBatchPoints,
+      concurrency: 2,
       weight: (it) => Math.max(1, it.points.length),
       write: (items) => this.write(items),
       isRetryable: (err) => !(err instanceof TelemetryStoreError) || err.retryable,

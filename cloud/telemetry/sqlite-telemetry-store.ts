@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import {
   TelemetryStoreError,
@@ -28,7 +29,7 @@ export interface SqliteStoreLogger {
 }
 
 export interface SqliteTelemetryStoreOptions {
-  /** Database file (its directory is created); ':memory:' for a throw-away store. */
+  /** Database file (its directory is created). */
   path: string;
   /**
    * `full`: every write() is fsynced before it resolves (survives power loss).
@@ -84,7 +85,11 @@ export async function createSqliteTelemetryStore(options: SqliteTelemetryStoreOp
     throw new TelemetryStoreError(`cannot use the SQLite telemetry database ${options.path}: ${(err as Error).message}`, 'config', { cause: err });
   }
   options.logger?.info({ path: options.path, synchronous }, 'SQLite telemetry store open');
-  return new SqliteTelemetryStore(db, options.logger);
+  if (options.path === ':memory:') {
+    db.close();
+    throw new TelemetryStoreError('the SQLite telemetry store needs a file: its writer thread opens its own connection', 'config');
+  }
+  return new SqliteTelemetryStore(db, { path: options.path, synchronous, busyTimeoutMs: Math.trunc(options.busyTimeoutMs ?? 5_000) }, options.logger);
 }
 
 interface PointRow {
@@ -101,7 +106,10 @@ interface PointRow {
 
 class SqliteTelemetryStore implements TelemetryStore {
   readonly kind = 'sqlite';
-  private readonly insertMany: (rows: PointRow[]) => void;
+  private writer: Worker | null = null;
+  private nextWriteId = 1;
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  private closed = false;
   private readonly selectMessageIds: Database.Statement<[string, number, number], { msg_id: string }>;
   private readonly selectCount: Database.Statement<[string, string, number, number], { n: number }>;
   /** history() statements by shape (aggregate, field, tag keys); the values are bound. */
@@ -109,28 +117,55 @@ class SqliteTelemetryStore implements TelemetryStore {
 
   constructor(
     private readonly db: Database.Database,
+    private readonly writerData: { path: string; synchronous: 'full' | 'normal'; busyTimeoutMs: number },
     private readonly logger?: SqliteStoreLogger,
   ) {
-    const insert = db.prepare<PointRow>(
-      `INSERT OR IGNORE INTO points (ts, measurement, region, hub, device, part, tags, fields, msg_id)
-       VALUES (@ts, @measurement, @region, @hub, @device, @part, @tags, @fields, @msg_id)`,
-    );
-    this.insertMany = db.transaction((rows: PointRow[]) => {
-      for (const row of rows) insert.run(row);
-    });
     this.selectMessageIds = db.prepare('SELECT DISTINCT msg_id FROM points WHERE hub = ? AND ts >= ? AND ts < ? ORDER BY msg_id');
     this.selectCount = db.prepare('SELECT count(*) AS n FROM points WHERE hub = ? AND measurement = ? AND ts >= ? AND ts < ?');
   }
 
+  /**
+   * Writes go to a worker thread that owns the write connection (see sqlite-writer.worker.mjs); this
+   * thread keeps a connection for queries. WAL lets them run side by side.
+   */
   async write(points: readonly TelemetryPoint[]): Promise<void> {
     if (points.length === 0) return;
-    const rows = points.map(toRow);
-    try {
-      this.insertMany(rows);
-    } catch (err) {
-      throw sqliteFailure(err, 'write');
+    if (this.closed) throw new TelemetryStoreError('SQLite telemetry write failed: the store is closed', 'unavailable');
+    const rows: (string | number)[] = [];
+    for (const p of points) {
+      const r = toRow(p);
+      rows.push(r.ts, r.measurement, r.region, r.hub, r.device, r.part, r.tags, r.fields, r.msg_id);
     }
+    const id = this.nextWriteId++;
+    const done = new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    this.worker().postMessage({ id, rows });
+    await done;
     this.logger?.debug({ points: points.length }, 'points written to SQLite');
+  }
+
+  private worker(): Worker {
+    if (this.writer) return this.writer;
+    const w = new Worker(new URL('./sqlite-writer.worker.mjs', import.meta.url), { workerData: this.writerData });
+    w.on('message', (m: { id: number; ok: boolean; message?: string; code?: string }) => {
+      const waiter = this.waiting.get(m.id);
+      if (!waiter) return;
+      this.waiting.delete(m.id);
+      if (m.ok) waiter.resolve();
+      else waiter.reject(sqliteFailure(Object.assign(new Error(m.message), { code: m.code }), 'write'));
+    });
+    const fail = (why: string) => {
+      if (this.writer === w) this.writer = null;
+      const err = new TelemetryStoreError(`SQLite telemetry write failed: the writer thread ${why}`, 'unavailable');
+      for (const waiter of this.waiting.values()) waiter.reject(err);
+      this.waiting.clear();
+    };
+    w.on('error', (err) => {
+      this.logger?.error({ err }, 'SQLite writer thread failed; a new one starts with the next write');
+      fail(`failed: ${err.message}`);
+    });
+    w.on('exit', () => fail('exited'));
+    this.writer = w;
+    return w;
   }
 
   async history(q: HistoryQuery): Promise<HistoryBucket[]> {
@@ -174,6 +209,14 @@ class SqliteTelemetryStore implements TelemetryStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    const w = this.writer;
+    if (w) {
+      // The port is ordered: writes posted earlier are committed (and answered) before the close.
+      const exited = new Promise((r) => w.once('exit', r));
+      w.postMessage({ close: true });
+      await exited;
+    }
     if (this.db.open) this.db.close();
   }
 }

@@ -58,7 +58,9 @@ export interface CloudProcess {
 
 /** The real cloud entry point (`cloud/main.ts`) as a child process — for kill -9 and restart tests. */
 export async function spawnCloud(env: Record<string, string>): Promise<CloudProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cloud/main.ts')], {
+  // CLOUD_NODE_ARGS lets a benchmark profile the cloud, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.CLOUD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'cloud/main.ts')], {
     cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
