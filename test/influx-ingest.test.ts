@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLES, topics } from '../contract/index.ts';
-import { startTestCloud, type TestCloud } from './support/cloud-harness.ts';
+import { loadRegionFile } from '../cloud/hubs/region-loader.ts';
+import { startRegionSimulator } from '../simulators/region-simulator.ts';
+import { REGION_FILE, startTestCloud, type TestCloud } from './support/cloud-harness.ts';
 import { startInfluxd, type Influxd } from './support/influxd.ts';
 import { waitFor } from './support/ports.ts';
 import { startResendingDevice } from './support/resending-device.ts';
@@ -67,4 +69,33 @@ describe('ingest into InfluxDB', () => {
     const failures = await (await fetch(`${t.cloud.urls.http}/metrics`)).text();
     expect(failures).toMatch(/store_write_failures_total\{store="influxdb"\} [1-9]/);
   }, 90_000);
+
+  it('receives drone, locker and sensor telemetry and events from the simulated region', async () => {
+    const region = loadRegionFile(REGION_FILE);
+    const since = Date.now() - 60_000;
+    const sim = await startRegionSimulator({
+      brokerUrl: t.cloud.urls.mqtt, region, credentials: t.credentials, seed: 11, timeScale: 30,
+      rates: { droneHz: 2, lockerIntervalS: 1, sensorIntervalS: 1 },
+    });
+    try {
+      await sim.raise('rs-komatsu-kibagata', { kind: 'drone', device: 'drone-1', event: 'battery_low', detail: '残量 24 %, "RTL"' });
+      const depot = 'rs-komatsu-kibagata';
+      const counts = await waitFor('all three kinds in InfluxDB', async () => {
+        const c = {
+          drone: await t.cloud.store.countPoints('drone', depot, since, Date.now() + 60_000),
+          locker: await t.cloud.store.countPoints('locker', depot, since, Date.now() + 60_000),
+          sensor: await t.cloud.store.countPoints('sensor', depot, since, Date.now() + 60_000),
+          event: await t.cloud.store.countPoints('event', depot, since, Date.now() + 60_000),
+        };
+        return c.drone > 0 && c.locker > 0 && c.sensor > 0 && c.event > 0 ? c : null;
+      }, 15_000);
+      expect(counts.locker).toBeGreaterThanOrEqual(24); // one point per compartment
+    } finally {
+      await sim.stop();
+    }
+    for (const hub of region.hubs) {
+      const stored = new Set(await t.cloud.store.messageIds(hub.id, since, Date.now() + 60_000));
+      expect(sim.ackedIds(hub.id).filter((id) => !stored.has(id)), hub.id).toEqual([]);
+    }
+  }, 60_000);
 });

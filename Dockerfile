@@ -1,0 +1,24 @@
+# One image for the cloud and the simulator (the command picks which). Node LTS on Debian.
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+# better-sqlite3 is a native addon; these build it when no prebuilt binary matches.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production DATA_DIR=/data
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY contract ./contract
+COPY cloud ./cloud
+COPY simulators ./simulators
+COPY config ./config
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME ["/data"]
+EXPOSE 8080 1883 8083 8883
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+CMD ["node", "--import", "tsx", "cloud/main.ts"]

@@ -1,0 +1,385 @@
+import type { DroneEvent, DroneSpec, DroneTelemetry, FlightState, Severity } from '../../contract/index.ts';
+import { bearingDeg, distanceM, intermediatePoint, type LatLon } from './great-circle.ts';
+import type { MessageIds } from './message-ids.ts';
+import type { Rng } from './seeded-rng.ts';
+
+/**
+ * A delivery drone that flies missions between the hubs of a region. Pure: no MQTT and no clock —
+ * the caller passes `now` (epoch ms, used only to stamp messages) and how many simulated seconds
+ * passed, so tests can fly hours in milliseconds.
+ *
+ * A mission: on the home pad with enough charge → armed → take-off (climb to cruise altitude) →
+ * cruise along the great circle to another hub → descend and land → unload → (charge on that
+ * hub's pad if the way back needs it) → fly home the same way, sometimes with return cargo →
+ * land, mission complete → charge. Legs are only planned when the battery covers them with
+ * `reservePct` to spare; a "wind factor" per leg makes the real consumption vary, so the
+ * battery_low alarm still fires now and then.
+ *
+ * Defaults follow DOMAIN.md: cruise ~10 m/s, climb 3 m/s, descent 2 m/s, ~18 min endurance,
+ * 5 kg payload, Remote ID always on (mandatory for drones ≥ 100 g in Japan).
+ */
+export interface DroneFlightParams {
+  cruiseAltM: number;
+  climbMps: number;
+  descentMps: number;
+  /** Pre-flight checks after arming, seconds. */
+  armS: number;
+  unloadMinS: number;
+  unloadMaxS: number;
+  /** Time on the pad after landing at home before the drone counts as idle/charging. */
+  settleS: number;
+  /** Battery that must remain on arrival, per the flight plan, percent. */
+  reservePct: number;
+  batteryLowPct: number;
+  /** Time to charge from 0 to 100 %, seconds. */
+  chargeFullS: number;
+  /** Mean time between missions while the drone waits at home, seconds. */
+  meanIdleS: number;
+  /** Extra consumption at full payload, as a fraction of the empty consumption. */
+  payloadDrainFactor: number;
+  /** Extra consumption while climbing. */
+  climbDrainFactor: number;
+  /** Chance that a drone brings cargo back from the destination (e.g. returned goods). */
+  returnCargoChance: number;
+}
+
+export const DEFAULT_FLIGHT_PARAMS: DroneFlightParams = {
+  cruiseAltM: 60,
+  climbMps: 3,
+  descentMps: 2,
+  armS: 3,
+  unloadMinS: 30,
+  unloadMaxS: 90,
+  settleS: 10,
+  reservePct: 30,
+  batteryLowPct: 20,
+  chargeFullS: 2400,
+  meanIdleS: 600,
+  payloadDrainFactor: 0.35,
+  climbDrainFactor: 1.15,
+  returnCargoChance: 0.2,
+};
+
+/** A hub a drone can fly to. */
+export interface HubPlace {
+  id: string;
+  location: LatLon;
+}
+
+export interface DroneModelOptions {
+  hubId: string;
+  spec: DroneSpec;
+  /** Hubs of the region other than home; missions go to those within range. */
+  destinations: readonly HubPlace[];
+  home: HubPlace;
+  rng: Rng;
+  ids: MessageIds;
+  params?: Partial<DroneFlightParams>;
+  /** Battery at start, percent (default: random 55–100). */
+  initialBatteryPct?: number;
+}
+
+type Phase = 'pad' | 'armed' | 'takeoff' | 'cruise' | 'landing' | 'landed';
+type DroneEventName = DroneEvent['event'];
+
+interface Leg {
+  from: HubPlace;
+  to: HubPlace;
+  distanceM: number;
+  /** Actual consumption relative to the plan (head/tail wind), ~0.9–1.25. */
+  windFactor: number;
+}
+
+interface Mission {
+  id: string;
+  destination: HubPlace;
+  /** 0: outbound, 1: home. */
+  leg: 0 | 1;
+}
+
+const EVENT_SEVERITY: Record<DroneEventName, Severity> = {
+  armed: 'info',
+  takeoff: 'info',
+  landed: 'info',
+  mission_started: 'info',
+  mission_complete: 'info',
+  rtl: 'warning',
+  battery_low: 'warning',
+  geofence_breach: 'warning',
+  failsafe: 'critical',
+  fault: 'critical',
+};
+
+const MAX_SUBSTEP_S = 1;
+const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+export class DroneModel {
+  readonly device: string;
+  private readonly params: DroneFlightParams;
+  private readonly reachable: readonly HubPlace[];
+
+  private phase: Phase = 'pad';
+  private phaseS = 0;
+  private at: HubPlace;
+  private position: LatLon;
+  private altM = 0;
+  private headingDeg = 0;
+  private groundSpeedMps = 0;
+  private batteryPct: number;
+  private batteryTempC = 22;
+  private payloadKg = 0;
+  private mission: Mission | null = null;
+  private leg: Leg | null = null;
+  private flownM = 0;
+  private holdS = 0;
+  private lowReported = false;
+  private missionCount = 0;
+
+  constructor(private readonly opts: DroneModelOptions) {
+    this.device = opts.spec.id;
+    this.params = { ...DEFAULT_FLIGHT_PARAMS, ...opts.params };
+    this.at = opts.home;
+    this.position = { ...opts.home.location };
+    this.batteryPct = opts.initialBatteryPct ?? round(opts.rng.uniform(55, 100), 1);
+    // A destination is reachable if an empty drone with a full battery gets there and back to a pad
+    // with the reserve left; heavier loads are checked per mission.
+    this.reachable = opts.destinations.filter((d) => {
+      const m = distanceM(opts.home.location, d.location);
+      return m > 200 && this.legCostPct(m, 0) <= 100 - this.params.reservePct;
+    });
+  }
+
+  /** Hubs this drone can serve from home (an empty list means it never leaves its pad). */
+  get destinations(): readonly HubPlace[] {
+    return this.reachable;
+  }
+
+  /** Advances the simulation by `dtS` simulated seconds; returns the events that happened. */
+  step(now: number, dtS: number): DroneEvent[] {
+    const events: DroneEvent[] = [];
+    let left = dtS;
+    while (left > 1e-9) {
+      const h = Math.min(MAX_SUBSTEP_S, left);
+      this.advance(h, now, events);
+      left -= h;
+    }
+    return events;
+  }
+
+  telemetry(now: number): DroneTelemetry {
+    const drain = this.drainPctPerS(this.payloadKg, 1);
+    const flying = this.isFlying();
+    return {
+      v: 1,
+      type: 'drone.telemetry',
+      id: this.opts.ids.next(this.device),
+      ts: Math.round(now),
+      hub: this.opts.hubId,
+      device: this.device,
+      lat: round(this.position.lat, 6),
+      lon: round(this.position.lon, 6),
+      altM: round(this.altM, 1),
+      groundSpeedMps: round(this.groundSpeedMps, 2),
+      headingDeg: round(this.headingDeg, 1) % 360,
+      batteryPct: round(this.batteryPct, 1),
+      batteryTimeRemainingS: Math.min(86_400, Math.floor(this.batteryPct / drain)),
+      // 12-cell Li-ion pack: ~3.5 V per cell empty, 4.2 V full, sagging under load.
+      batteryVoltageV: round(12 * (3.5 + 0.7 * (this.batteryPct / 100)) - (flying ? 1.2 : 0), 2),
+      batteryTempC: round(this.batteryTempC, 1),
+      flightState: this.flightState(),
+      payloadKg: round(this.payloadKg, 1),
+      remoteIdActive: true,
+      geofence: 'ok',
+      failsafe: flying && this.batteryPct < this.params.batteryLowPct ? ['battery_low'] : [],
+      missionId: this.mission?.id ?? null,
+    };
+  }
+
+  /** Emits an event on demand (for tests and demos); the flight itself is not changed. */
+  force(now: number, event: DroneEventName, detail?: string): DroneEvent {
+    return this.event(now, event, detail);
+  }
+
+  flightState(): FlightState {
+    switch (this.phase) {
+      case 'pad':
+        return this.batteryPct < 99.95 ? 'charging' : 'idle';
+      case 'armed':
+        return 'armed';
+      case 'takeoff':
+        return 'takeoff';
+      case 'cruise':
+        return 'mission';
+      case 'landing':
+        return 'landing';
+      case 'landed':
+        return 'landed';
+    }
+  }
+
+  private isFlying(): boolean {
+    return this.phase === 'takeoff' || this.phase === 'cruise' || this.phase === 'landing';
+  }
+
+  private advance(h: number, now: number, events: DroneEvent[]): void {
+    const p = this.params;
+    this.phaseS += h;
+    const flying = this.isFlying();
+    const tempTarget = flying ? 38 : this.phase === 'pad' && this.batteryPct < 99.95 ? 30 : 22;
+    this.batteryTempC += (tempTarget - this.batteryTempC) * Math.min(1, h / 300);
+
+    switch (this.phase) {
+      case 'pad': {
+        this.groundSpeedMps = 0;
+        this.batteryPct = Math.min(100, this.batteryPct + (100 / p.chargeFullS) * h);
+        if (this.mission) {
+          // Away from home: go back as soon as the charge covers the way home.
+          if (this.canFly(distanceM(this.at.location, this.opts.home.location), this.payloadKg)) this.depart(now, this.opts.home, events);
+        } else if (this.opts.rng.happens(1 / p.meanIdleS, h)) {
+          this.planMission(now, events);
+        }
+        break;
+      }
+      case 'armed':
+        this.drain(h, 0.2);
+        if (this.phaseS >= p.armS) {
+          this.enter('takeoff');
+          events.push(this.event(now, 'takeoff', `from ${this.at.id}`));
+        }
+        break;
+      case 'takeoff':
+        this.drain(h, p.climbDrainFactor);
+        this.altM = Math.min(p.cruiseAltM, this.altM + p.climbMps * h);
+        if (this.altM >= p.cruiseAltM) {
+          this.enter('cruise');
+          if (this.mission?.leg === 0) events.push(this.event(now, 'mission_started', `to ${this.mission.destination.id}`));
+        }
+        break;
+      case 'cruise': {
+        const leg = this.leg!;
+        this.drain(h, 1);
+        this.groundSpeedMps = Math.max(0, this.opts.spec.cruiseMps * (1 + this.opts.rng.normal(0, 0.02)));
+        this.flownM = Math.min(leg.distanceM, this.flownM + this.groundSpeedMps * h);
+        this.position = intermediatePoint(leg.from.location, leg.to.location, this.flownM / leg.distanceM);
+        if (this.flownM >= leg.distanceM) {
+          this.position = { ...leg.to.location };
+          this.groundSpeedMps = 0;
+          this.enter('landing');
+        } else {
+          this.headingDeg = bearingDeg(this.position, leg.to.location);
+        }
+        break;
+      }
+      case 'landing':
+        this.drain(h, 1);
+        this.altM = Math.max(0, this.altM - p.descentMps * h);
+        if (this.altM <= 0) this.land(now, events);
+        break;
+      case 'landed':
+        if (this.phaseS >= this.holdS) {
+          if (this.mission) {
+            // Parcel handed over at the destination; maybe take something back.
+            const cargoKg = this.opts.rng.chance(p.returnCargoChance)
+              ? round(this.opts.rng.uniform(0.3, Math.min(2, this.opts.spec.maxPayloadKg)), 1)
+              : 0;
+            // Only take cargo that a full battery could carry home, or the drone would wait forever.
+            const homeM = distanceM(this.at.location, this.opts.home.location);
+            this.payloadKg = this.legCostPct(homeM, cargoKg) <= 100 - p.reservePct ? cargoKg : 0;
+          } else {
+            this.payloadKg = 0;
+          }
+          this.enter('pad');
+        }
+        break;
+    }
+
+    if (this.isFlying() && !this.lowReported && this.batteryPct < p.batteryLowPct) {
+      this.lowReported = true;
+      const toGoM = this.leg ? Math.max(0, this.leg.distanceM - this.flownM) : 0;
+      events.push(this.event(now, 'battery_low', `battery ${round(this.batteryPct, 1)} % with ${round(toGoM / 1000, 1)} km to go`));
+    }
+  }
+
+  private planMission(now: number, events: DroneEvent[]): void {
+    if (this.reachable.length === 0) return;
+    const payloadKg = round(this.opts.rng.uniform(0, this.opts.spec.maxPayloadKg), 1);
+    const candidates = this.reachable.filter((d) => this.canFly(distanceM(this.at.location, d.location), payloadKg));
+    if (candidates.length === 0) return; // not charged enough for this order yet: keep charging
+    const destination = this.opts.rng.pick(candidates);
+    this.missionCount += 1;
+    const tail = `-${this.opts.ids.bootId}-m${this.missionCount}`;
+    this.mission = { id: `${this.device.slice(0, 64 - tail.length)}${tail}`, destination, leg: 0 };
+    this.payloadKg = payloadKg;
+    this.depart(now, destination, events);
+  }
+
+  private depart(now: number, to: HubPlace, events: DroneEvent[]): void {
+    const from = this.at;
+    this.leg = { from, to, distanceM: distanceM(from.location, to.location), windFactor: this.opts.rng.uniform(0.9, 1.25) };
+    this.flownM = 0;
+    this.lowReported = false;
+    this.headingDeg = bearingDeg(from.location, to.location);
+    if (this.mission && to.id === this.opts.home.id) this.mission.leg = 1;
+    this.enter('armed');
+    events.push(this.event(now, 'armed', `${from.id} → ${to.id}, payload ${this.payloadKg} kg`));
+  }
+
+  private land(now: number, events: DroneEvent[]): void {
+    const leg = this.leg!;
+    this.altM = 0;
+    this.at = leg.to;
+    this.position = { ...leg.to.location };
+    this.leg = null;
+    this.enter('landed');
+    events.push(this.event(now, 'landed', `at ${leg.to.id}`));
+    if (this.mission && this.mission.leg === 1) {
+      events.push(this.event(now, 'mission_complete', `delivered to ${this.mission.destination.id}, back at ${leg.to.id}`));
+      this.mission = null;
+      this.holdS = this.params.settleS + (this.payloadKg > 0 ? this.params.unloadMinS : 0);
+    } else {
+      this.holdS = this.opts.rng.uniform(this.params.unloadMinS, this.params.unloadMaxS);
+    }
+  }
+
+  private enter(phase: Phase): void {
+    this.phase = phase;
+    this.phaseS = 0;
+  }
+
+  private drain(h: number, factor: number): void {
+    const windFactor = this.leg?.windFactor ?? 1;
+    this.batteryPct = Math.max(0, this.batteryPct - this.drainPctPerS(this.payloadKg, windFactor) * factor * h);
+  }
+
+  private drainPctPerS(payloadKg: number, windFactor: number): number {
+    const spec = this.opts.spec;
+    return (100 / spec.enduranceS) * (1 + this.params.payloadDrainFactor * (payloadKg / spec.maxPayloadKg)) * windFactor;
+  }
+
+  /** Planned consumption of one leg (arm, climb, cruise, descend), percent. */
+  private legCostPct(distance: number, payloadKg: number): number {
+    const p = this.params;
+    const perS = this.drainPctPerS(payloadKg, 1);
+    const climbS = p.cruiseAltM / p.climbMps;
+    return perS * (0.2 * p.armS + p.climbDrainFactor * climbS + distance / this.opts.spec.cruiseMps + p.cruiseAltM / p.descentMps);
+  }
+
+  private canFly(distance: number, payloadKg: number): boolean {
+    return this.batteryPct - this.legCostPct(distance, payloadKg) >= this.params.reservePct;
+  }
+
+  private event(now: number, event: DroneEventName, detail?: string): DroneEvent {
+    return {
+      v: 1,
+      type: 'drone.event',
+      id: this.opts.ids.next(this.device),
+      ts: Math.round(now),
+      hub: this.opts.hubId,
+      device: this.device,
+      event,
+      severity: EVENT_SEVERITY[event],
+      missionId: this.mission?.id ?? null,
+      ...(detail === undefined ? {} : { detail: detail.slice(0, 500) }),
+    };
+  }
+}

@@ -1,0 +1,171 @@
+import type { Channel, DeviceKind, DeviceMessage, DroneEvent, HubSpec, LockerEvent, RegionFile, SensorEvent } from '../../contract/index.ts';
+import { DroneModel, type DroneFlightParams } from './drone-model.ts';
+import { LockerModel, type LockerParams } from './locker-model.ts';
+import type { MessageIds } from './message-ids.ts';
+import { createRng, seedFor } from './seeded-rng.ts';
+import { SensorModel, type SensorParams } from './sensor-model.ts';
+
+/**
+ * Every device of one hub, and when each reports. Pure: `tick(now, dtS)` advances all models by
+ * `dtS` simulated seconds and returns what the hub would send at wall time `now` — the events
+ * that happened, then the telemetry that is due. Used by the region simulator (direct MQTT) and
+ * meant to be reused behind the edge agent's store-and-forward outbox.
+ */
+export interface TelemetryRates {
+  /** Drone telemetry per second (Remote ID needs ≥ 1 Hz). */
+  droneHz: number;
+  /** Seconds between locker bank reports (also sent right after a locker event). */
+  lockerIntervalS: number;
+  /** Seconds between hub sensor reports. */
+  sensorIntervalS: number;
+}
+
+export const DEFAULT_RATES: TelemetryRates = { droneHz: 1, lockerIntervalS: 10, sensorIntervalS: 5 };
+
+/** One message to send, with what the topic needs. */
+export interface DeviceOutput {
+  kind: DeviceKind;
+  device: string;
+  channel: Channel;
+  message: DeviceMessage;
+}
+
+/** An event a test or demo forces at a device. */
+export type RaiseRequest =
+  | { kind: 'drone'; device: string; event: DroneEvent['event']; detail?: string }
+  | {
+      kind: 'locker';
+      device: string;
+      event: LockerEvent['event'];
+      compartment: string;
+      orderId?: string | null;
+      pickupCode?: string;
+      tempC?: number;
+      detail?: string;
+    }
+  | { kind: 'sensor'; device: string; event: SensorEvent['event']; value?: number; detail?: string };
+
+export interface ModelParams {
+  drone?: Partial<DroneFlightParams>;
+  locker?: Partial<LockerParams>;
+  sensor?: Partial<SensorParams>;
+}
+
+export interface HubDevicesOptions {
+  region: RegionFile;
+  hub: HubSpec;
+  /** Simulator seed; each device derives its own from it and its name. */
+  seed: number;
+  ids: MessageIds;
+  rates?: Partial<TelemetryRates>;
+  /** Wall time of the first tick, epoch ms (telemetry schedules start from it). */
+  startMs: number;
+  params?: ModelParams;
+}
+
+interface Scheduled<M> {
+  model: M;
+  periodMs: number;
+  nextMs: number;
+}
+
+export class HubDevices {
+  readonly hubId: string;
+  private readonly drones: Scheduled<DroneModel>[];
+  private readonly lockers: Scheduled<LockerModel>[];
+  private readonly sensors: Scheduled<SensorModel>[];
+
+  constructor(opts: HubDevicesOptions) {
+    const { hub, region, seed, ids, startMs } = opts;
+    const rates = { ...DEFAULT_RATES, ...opts.rates };
+    for (const [name, value] of Object.entries(rates)) {
+      if (!(Number.isFinite(value) && value > 0)) throw new Error(`telemetry rate ${name} must be a positive number, got ${value}`);
+    }
+    this.hubId = hub.id;
+    const home = { id: hub.id, location: hub.location };
+    const destinations = region.hubs.filter((h) => h.id !== hub.id).map((h) => ({ id: h.id, location: h.location }));
+    // Spread first reports over one period so the hubs' devices do not all report in the same instant.
+    const schedule = <M>(model: M, periodMs: number, phaseRng: () => number): Scheduled<M> => ({
+      model,
+      periodMs,
+      nextMs: startMs + Math.floor(phaseRng() * periodMs),
+    });
+
+    this.drones = hub.drones.map((spec) => {
+      const rng = createRng(seedFor(seed, hub.id, spec.id));
+      const model = new DroneModel({ hubId: hub.id, spec, home, destinations, rng, ids, params: opts.params?.drone });
+      return schedule(model, 1000 / rates.droneHz, rng.next);
+    });
+    this.lockers = hub.lockers.map((spec) => {
+      const rng = createRng(seedFor(seed, hub.id, spec.id));
+      const model = new LockerModel({ hubId: hub.id, spec, rng, ids, params: opts.params?.locker });
+      return schedule(model, rates.lockerIntervalS * 1000, rng.next);
+    });
+    this.sensors = hub.sensors.map((device) => {
+      const rng = createRng(seedFor(seed, hub.id, device));
+      const model = new SensorModel({ hubId: hub.id, device, rng, ids, params: opts.params?.sensor });
+      return schedule(model, rates.sensorIntervalS * 1000, rng.next);
+    });
+  }
+
+  /** Advances every device by `dtS` simulated seconds; returns its events and the telemetry due at `now`. */
+  tick(now: number, dtS: number): DeviceOutput[] {
+    const out: DeviceOutput[] = [];
+    for (const s of this.drones) {
+      for (const message of s.model.step(now, dtS)) out.push({ kind: 'drone', device: s.model.device, channel: 'event', message });
+      if (due(s, now)) out.push({ kind: 'drone', device: s.model.device, channel: 'telemetry', message: s.model.telemetry(now) });
+    }
+    for (const s of this.lockers) {
+      const events = s.model.step(now, dtS);
+      for (const message of events) out.push({ kind: 'locker', device: s.model.device, channel: 'event', message });
+      // A locker reports on its interval and right after anything changed (contract: "every 10 s and on change").
+      if (due(s, now) || events.length > 0) {
+        s.nextMs = Math.max(s.nextMs, now + s.periodMs);
+        out.push({ kind: 'locker', device: s.model.device, channel: 'telemetry', message: s.model.telemetry(now) });
+      }
+    }
+    for (const s of this.sensors) {
+      for (const message of s.model.step(now, dtS)) out.push({ kind: 'sensor', device: s.model.device, channel: 'event', message });
+      if (due(s, now)) out.push({ kind: 'sensor', device: s.model.device, channel: 'telemetry', message: s.model.telemetry(now) });
+    }
+    return out;
+  }
+
+  /** Forces an event at one device now (see each model's `force`). Throws for an unknown device. */
+  raise(now: number, req: RaiseRequest): DeviceOutput {
+    switch (req.kind) {
+      case 'drone': {
+        const model = this.find(this.drones, req.device, 'drone');
+        return { kind: 'drone', device: req.device, channel: 'event', message: model.force(now, req.event, req.detail) };
+      }
+      case 'locker': {
+        const model = this.find(this.lockers, req.device, 'locker');
+        const { orderId, pickupCode, tempC, detail } = req;
+        const extras = Object.fromEntries(Object.entries({ orderId, pickupCode, tempC, detail }).filter(([, v]) => v !== undefined));
+        return { kind: 'locker', device: req.device, channel: 'event', message: model.force(now, req.event, req.compartment, extras) };
+      }
+      case 'sensor': {
+        const model = this.find(this.sensors, req.device, 'sensor');
+        return { kind: 'sensor', device: req.device, channel: 'event', message: model.force(now, req.event, req.value, req.detail) };
+      }
+    }
+  }
+
+  /** The drone models (read-only use: tests and dispatch simulations). */
+  get droneModels(): readonly DroneModel[] {
+    return this.drones.map((s) => s.model);
+  }
+
+  private find<M extends { device: string }>(list: Scheduled<M>[], device: string, kind: DeviceKind): M {
+    const s = list.find((x) => x.model.device === device);
+    if (!s) throw new Error(`hub ${this.hubId} has no ${kind} "${device}"`);
+    return s.model;
+  }
+}
+
+function due(s: Scheduled<unknown>, now: number): boolean {
+  if (now < s.nextMs) return false;
+  s.nextMs += s.periodMs;
+  if (s.nextMs <= now) s.nextMs = now + s.periodMs; // fell behind (slow tick): skip, do not burst
+  return true;
+}

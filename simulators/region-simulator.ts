@@ -1,0 +1,177 @@
+import type { IClientOptions } from 'mqtt';
+import { pino, type Logger } from 'pino';
+import { RegionFile } from '../contract/index.ts';
+import { HubDevices, DEFAULT_RATES, type ModelParams, type RaiseRequest, type TelemetryRates } from './devices/hub-devices.ts';
+import { createBootId, MessageIds } from './devices/message-ids.ts';
+import { HubConnection, type HubConnectionStats } from './hub-connection.ts';
+
+/**
+ * Plays every device of a region file (or a subset of its hubs) and publishes over real MQTT:
+ * one connection per hub with that hub's credentials. The device models are pure
+ * (devices/*.ts); this file owns the clock, the timer and the connections.
+ */
+export interface HubCredentials {
+  username: string;
+  password: string;
+}
+
+export interface RegionSimulatorOptions {
+  brokerUrl: string;
+  region: RegionFile;
+  /** Per hub id. Every simulated hub needs an entry. */
+  credentials: Record<string, HubCredentials>;
+  /** Simulate only these hubs (default: all of the region). */
+  hubs?: string[];
+  rates?: Partial<TelemetryRates>;
+  /** Simulated seconds per wall-clock second (missions, weather, lockers progress faster). Default 1. */
+  timeScale?: number;
+  /** Seed for the device models (default: random, logged so a run can be repeated). */
+  seed?: number;
+  logger?: Logger;
+  /** Extra mqtt.js options for every hub connection (credentials, client id and will are set here). */
+  mqttOptions?: Partial<IClientOptions>;
+  /**
+   * Device messages per hub that may await a PUBACK before telemetry is skipped (events: twice
+   * that). Default 400, so even a full queue flushed on reconnect stays under the cloud broker's
+   * default in-flight limit per client (MQTT_MAX_INFLIGHT_PER_CLIENT = 1000).
+   */
+  maxPendingPerHub?: number;
+  /** Published/acked ids kept per hub for `publishedIds`/`ackedIds`. Default 100 000. */
+  idHistory?: number;
+  /** Model parameters (flight, locker, sensor) for tests and demos. */
+  params?: ModelParams;
+}
+
+export interface RegionSimulatorStats {
+  published: number;
+  acked: number;
+  skipped: number;
+  byHub: Record<string, HubConnectionStats>;
+}
+
+export interface RegionSimulator {
+  /** Stops the devices, publishes each hub's retained "offline" status and disconnects. */
+  stop(): Promise<void>;
+  stats(): RegionSimulatorStats;
+  /** Ids of device messages the broker acknowledged (PUBACK), oldest first. */
+  ackedIds(hub: string): string[];
+  /** Ids of device messages handed to the MQTT client, oldest first. */
+  publishedIds(hub: string): string[];
+  /** Forces an event at a device of `hub` and resolves once the broker acknowledged it. */
+  raise(hub: string, event: RaiseRequest): Promise<void>;
+}
+
+export const SIMULATOR_AGENT = 'chiiki-sim/0.1.0';
+export const DEFAULT_MAX_PENDING = 400;
+
+/** Wall-clock gaps longer than this (a suspended laptop, a stalled event loop) are not simulated. */
+const MAX_TICK_GAP_MS = 5000;
+
+interface SimulatedHub {
+  devices: HubDevices;
+  connection: HubConnection;
+}
+
+export async function startRegionSimulator(opts: RegionSimulatorOptions): Promise<RegionSimulator> {
+  const region = RegionFile.parse(opts.region);
+  const logger = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'region-simulator', region: region.id });
+  const rates = { ...DEFAULT_RATES, ...opts.rates };
+  const timeScale = opts.timeScale ?? 1;
+  if (!(Number.isFinite(timeScale) && timeScale > 0)) throw new Error(`timeScale must be a positive number, got ${timeScale}`);
+  const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 32);
+  const hubIds = [...new Set(opts.hubs ?? region.hubs.map((h) => h.id))];
+  for (const id of hubIds) {
+    if (!region.hubs.some((h) => h.id === id)) throw new Error(`hub "${id}" is not in region ${region.id}`);
+    if (!opts.credentials[id]) throw new Error(`no MQTT credentials for hub "${id}"`);
+  }
+
+  const startMs = Date.now();
+  const bootId = createBootId(startMs, Math.random);
+  // Build every model first (they validate their settings), then open the connections.
+  const devices = hubIds.map((id) => {
+    const hub = region.hubs.find((h) => h.id === id)!;
+    return new HubDevices({ region, hub, seed, ids: new MessageIds(bootId), rates, startMs, params: opts.params });
+  });
+  const hubs = new Map<string, SimulatedHub>();
+  for (const d of devices) {
+    const cred = opts.credentials[d.hubId]!;
+    const connection = new HubConnection({
+      brokerUrl: opts.brokerUrl,
+      regionId: region.id,
+      hubId: d.hubId,
+      username: cred.username,
+      password: cred.password,
+      logger,
+      maxPending: opts.maxPendingPerHub ?? DEFAULT_MAX_PENDING,
+      idHistory: opts.idHistory ?? 100_000,
+      agent: SIMULATOR_AGENT,
+      mqttOptions: opts.mqttOptions,
+    });
+    hubs.set(d.hubId, { devices: d, connection });
+  }
+  logger.info({ hubs: hubIds.length, seed, bootId, rates, timeScale }, 'region simulator starting');
+
+  const publish = (hubId: string, sim: SimulatedHub, outputs: ReturnType<HubDevices['tick']>): void => {
+    for (const out of outputs) {
+      try {
+        sim.connection.send(out).catch((err: Error) => logger.debug({ hub: hubId, err: err.message }, 'publish failed'));
+      } catch (err) {
+        logger.error({ hub: hubId, device: out.device, err: (err as Error).message }, 'invalid message not sent');
+      }
+    }
+  };
+
+  let last = startMs;
+  const tickMs = Math.max(50, Math.min(1000, 1000 / rates.droneHz));
+  const timer = setInterval(() => {
+    const now = Date.now();
+    const dtS = (Math.min(now - last, MAX_TICK_GAP_MS) / 1000) * timeScale;
+    last = now;
+    for (const [hubId, sim] of hubs) publish(hubId, sim, sim.devices.tick(now, dtS));
+  }, tickMs);
+
+  // Give every hub one connection attempt before returning (mqtt.js keeps retrying afterwards).
+  await Promise.all([...hubs.values()].map((h) => h.connection.firstAttempt));
+  const up = [...hubs.values()].filter((h) => h.connection.connected).length;
+  logger.info({ connected: up, hubs: hubs.size }, 'region simulator started');
+
+  const get = (hubId: string): SimulatedHub => {
+    const sim = hubs.get(hubId);
+    if (!sim) throw new Error(`hub "${hubId}" is not simulated`);
+    return sim;
+  };
+
+  let stopping: Promise<void> | null = null;
+  return {
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(timer);
+        await Promise.all([...hubs.values()].map((h) => h.connection.close()));
+        logger.info(summary([...hubs.values()]), 'region simulator stopped');
+      })();
+      return stopping;
+    },
+    stats() {
+      return summary([...hubs.values()]);
+    },
+    ackedIds: (hubId) => get(hubId).connection.ackedIds(),
+    publishedIds: (hubId) => get(hubId).connection.publishedIds(),
+    async raise(hubId, event) {
+      const sim = get(hubId);
+      await sim.connection.send(sim.devices.raise(Date.now(), event), { force: true });
+    },
+  };
+}
+
+function summary(hubs: SimulatedHub[]): RegionSimulatorStats {
+  const byHub: Record<string, HubConnectionStats> = {};
+  let [published, acked, skipped] = [0, 0, 0];
+  for (const h of hubs) {
+    const s = h.connection.stats();
+    byHub[h.connection.hubId] = s;
+    published += s.published;
+    acked += s.acked;
+    skipped += s.skipped;
+  }
+  return { published, acked, skipped, byHub };
+}
