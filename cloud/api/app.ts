@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -111,7 +111,12 @@ const Instant = z
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const now = deps.now ?? Date.now;
-  const app = Fastify({ loggerInstance: deps.logger.child({ component: 'http' }), disableRequestLogging: true, bodyLimit: 1_048_576 });
+  // Per-request logs are off: the console and tests poll, and an access log belongs to the proxy.
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ component: 'http' }),
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1_048_576,
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
