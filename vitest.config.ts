@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // System tests start real servers (influxd, mosquitto, the cloud); keep the 2-core machine from thrashing.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
   },
 });
