@@ -4,3 +4,4 @@ export * from './messages.ts';
 export * from './topics.ts';
 export { EXAMPLES } from './examples.ts';
 export * from './region.ts';
+export * from './validate-message.ts';

@@ -296,6 +296,7 @@ export type ModeAck = z.infer<typeof ModeAck>;
 export type CloudAck = z.infer<typeof CloudAck>;
 export type FlightState = z.infer<typeof FlightState>;
 export type Severity = z.infer<typeof Severity>;
+export type Mode = z.infer<typeof Mode>;
 
 /** Messages that hubs publish about a device. */
 export type DeviceMessage = DroneTelemetry | DroneEvent | LockerTelemetry | LockerEvent | SensorTelemetry | SensorEvent;

@@ -1,0 +1,76 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { HubId, RegionId } from '../contract/index.ts';
+
+/**
+ * Edge agent configuration, parsed once from the environment at start-up; a bad value stops the
+ * agent with a message naming the variable. Nothing else in edge/ reads process.env.
+ */
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
+const int = (fallback: number, min = 1) => z.coerce.number().int().min(min).default(fallback);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+export const EdgeEnv = z.object({
+  HUB_ID: HubId.describe('This hub'),
+  REGION_ID: RegionId.describe('Its region'),
+  CLOUD_MQTT_URL: z.string().regex(/^(mqtts?|wss?):\/\/\S+$/, 'a broker URL such as mqtts://cloud.example.jp:8883').describe('The cloud broker'),
+  CLOUD_USERNAME: optionalString.describe('Hub login at the cloud (default: HUB_ID)'),
+  CLOUD_PASSWORD: z.string().min(1).describe('Hub password at the cloud'),
+  CLOUD_CA_FILE: optionalString.describe('PEM CA to trust for mqtts:// (default: the system CAs)'),
+  LOCAL_BIND_HOST: z.string().default('0.0.0.0').describe('Address the local broker and HTTP endpoint bind to'),
+  LOCAL_MQTT_PORT: port(1883).describe("The hub's local MQTT broker for its devices"),
+  LOCAL_MQTT_USERNAME: optionalString.describe('When set, devices must log in to the local broker'),
+  LOCAL_MQTT_PASSWORD: optionalString,
+  LOCAL_HTTP_PORT: port(8081).describe('Local HTTP endpoint for hub staff'),
+  EDGE_DATA_DIR: z.string().default('./data/edge').describe('Outbox database and state'),
+  OUTBOX_MAX_MESSAGES: int(500_000, 100).describe('Bound of the outbox; see the drop policy in edge/README.md'),
+  OUTBOX_THIN_THRESHOLD: int(50_000, 10).describe('Above this many waiting messages telemetry is thinned'),
+  OUTBOX_THIN_INTERVAL_S: int(60).describe('Thinning keeps one telemetry reading per device per interval'),
+  MAX_PAYLOAD_BYTES: int(65_536, 256).describe('Larger device payloads are refused locally'),
+  UPLINK_WINDOW: int(200).describe('Messages in flight to the cloud at once'),
+  UPLINK_BACKOFF_MAX_S: int(30).describe('Reconnect back-off ceiling (jittered exponential)'),
+  HISTORICAL_AFTER_S: int(30).describe('Messages older than this when sent are marked historical'),
+  STATUS_INTERVAL_S: int(10).describe('How often the hub status (outbox depth, oldest unsent age) is published'),
+  COMMAND_TIMEOUT_S: int(10).describe('How long a device has to answer a command'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type EdgeConfig = ReturnType<typeof toEdgeConfig>;
+
+export function toEdgeConfig(e: z.infer<typeof EdgeEnv>) {
+  return {
+    hubId: e.HUB_ID,
+    region: e.REGION_ID,
+    cloud: { url: e.CLOUD_MQTT_URL, username: e.CLOUD_USERNAME ?? e.HUB_ID, password: e.CLOUD_PASSWORD, caFile: e.CLOUD_CA_FILE },
+    local: {
+      bindHost: e.LOCAL_BIND_HOST, mqttPort: e.LOCAL_MQTT_PORT, httpPort: e.LOCAL_HTTP_PORT,
+      username: e.LOCAL_MQTT_USERNAME, password: e.LOCAL_MQTT_PASSWORD,
+    },
+    dataDir: path.resolve(e.EDGE_DATA_DIR),
+    outbox: { maxMessages: e.OUTBOX_MAX_MESSAGES, thinThreshold: e.OUTBOX_THIN_THRESHOLD, thinIntervalMs: e.OUTBOX_THIN_INTERVAL_S * 1000 },
+    maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
+    uplink: { window: e.UPLINK_WINDOW, backoffMaxMs: e.UPLINK_BACKOFF_MAX_S * 1000, historicalAfterMs: e.HISTORICAL_AFTER_S * 1000, statusIntervalMs: e.STATUS_INTERVAL_S * 1000 },
+    commandTimeoutMs: e.COMMAND_TIMEOUT_S * 1000,
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+export class EdgeConfigError extends Error {
+  override readonly name = 'EdgeConfigError';
+}
+
+export function loadEdgeConfig(env: Record<string, string | undefined> = process.env): EdgeConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EdgeEnv.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '?');
+      return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${i.message}`;
+    });
+    throw new EdgeConfigError(`invalid edge agent configuration:\n${lines.join('\n')}`);
+  }
+  return toEdgeConfig(parsed.data);
+}

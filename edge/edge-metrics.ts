@@ -1,0 +1,43 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { DROP_REASONS, type OutboxStats } from './outbox/outbox.ts';
+import type { UplinkStats } from './uplink.ts';
+
+/** The agent's Prometheus metrics (served on its local HTTP endpoint at /metrics). */
+export function createEdgeMetrics(outbox: () => OutboxStats, uplink: () => UplinkStats, now: () => number) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const m = {
+    registry,
+    accepted: new Counter({ name: 'edge_device_messages_total', help: 'Device messages by outbox outcome', labelNames: ['outcome'] as const, registers: [registry] }),
+    rejected: new Counter({ name: 'edge_device_messages_refused_total', help: 'Device messages refused locally, by reason', labelNames: ['reason'] as const, registers: [registry] }),
+    commands: new Counter({ name: 'edge_commands_total', help: 'Commands from the cloud, by what the agent did', labelNames: ['result'] as const, registers: [registry] }),
+    localAuthFailures: new Counter({ name: 'edge_local_auth_failures_total', help: 'Refused logins at the local broker', registers: [registry] }),
+  };
+  new Gauge({
+    name: 'edge_outbox_depth', help: 'Messages waiting to be sent, by lane', labelNames: ['lane'] as const, registers: [registry],
+    collect() {
+      const s = outbox();
+      for (const [lane, n] of Object.entries(s.byLane)) this.set({ lane }, n);
+    },
+  });
+  new Gauge({
+    name: 'edge_outbox_oldest_unsent_age_seconds', help: 'Age of the oldest unsent message', registers: [registry],
+    collect() {
+      const s = outbox();
+      this.set(s.oldestAcceptedAt === null ? 0 : (now() - s.oldestAcceptedAt) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'edge_outbox_dropped_total', help: 'Messages dropped by the bound policy, by reason (persisted across restarts)', labelNames: ['reason'] as const, registers: [registry],
+    collect() {
+      const d = outbox().dropped;
+      for (const r of DROP_REASONS) this.set({ reason: r }, d[r]);
+    },
+  });
+  new Gauge({ name: 'edge_outbox_file_bytes', help: 'Outbox database size on disk', registers: [registry], collect() { this.set(outbox().fileBytes); } });
+  new Gauge({ name: 'edge_uplink_connected', help: '1 while connected to the cloud', registers: [registry], collect() { this.set(uplink().connected ? 1 : 0); } });
+  new Gauge({ name: 'edge_uplink_connects_total', help: 'Successful connections to the cloud', registers: [registry], collect() { this.set(uplink().connects); } });
+  return m;
+}
+
+export type EdgeMetrics = ReturnType<typeof createEdgeMetrics>;

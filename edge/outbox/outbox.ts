@@ -1,0 +1,313 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { LANE, type Lane } from './lanes.ts';
+
+/**
+ * The hub's durable outbox (SQLite, WAL, synchronous=FULL). A device message is appended — and the
+ * append committed to disk — before the device gets its PUBACK; it leaves the outbox only when the
+ * cloud broker acknowledged it. Appends are group-committed: everything that arrives in one tick is
+ * one transaction, one fsync.
+ *
+ * Bound and drop policy (documented in edge/README.md, tested in outbox.test.ts):
+ *  1. Above `thinThreshold` waiting messages, telemetry is thinned to one reading per device (topic)
+ *     per `thinIntervalMs` of device time — the first reading of each interval is kept. Counted
+ *     `thinned`.
+ *  2. At `maxMessages`, the oldest waiting telemetry is dropped to make room. Counted
+ *     `overflow_telemetry`. If no telemetry is waiting, a new telemetry reading is dropped instead,
+ *     counted `refused_telemetry`.
+ *  3. Alarms, events and acks are never dropped. They may exceed `maxMessages` by 10 %; past that a
+ *     new one is refused (not acknowledged, so the device keeps it and re-sends), counted
+ *     `refused_full`.
+ */
+export interface NewEntry {
+  lane: Lane;
+  topic: string;
+  payload: Buffer;
+  msgId: string;
+  device: string;
+  deviceTs: number;
+  /** Accepted while the uplink was down: sent later as historical. */
+  offline: boolean;
+}
+
+export interface OutboxEntry extends NewEntry {
+  seq: number;
+  acceptedAt: number;
+  attempts: number;
+}
+
+export type AppendOutcome = 'stored' | 'duplicate' | 'refused_telemetry' | 'refused_full';
+
+export const DROP_REASONS = ['thinned', 'overflow_telemetry', 'refused_telemetry', 'refused_full', 'quarantined'] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export interface OutboxStats {
+  depth: number;
+  byLane: { urgent: number; event: number; telemetry: number };
+  oldestAcceptedAt: number | null;
+  dropped: Record<DropReason, number>;
+  fileBytes: number;
+}
+
+export interface OutboxOptions {
+  maxMessages: number;
+  thinThreshold: number;
+  thinIntervalMs: number;
+  now?: () => number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS outbox (
+  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+  lane        INTEGER NOT NULL,
+  topic       TEXT    NOT NULL,
+  payload     BLOB    NOT NULL,
+  msg_id      TEXT    NOT NULL UNIQUE,   -- a device re-sending after a lost PUBACK is stored once
+  device      TEXT    NOT NULL,
+  device_ts   INTEGER NOT NULL,
+  accepted_at INTEGER NOT NULL,
+  offline     INTEGER NOT NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_lane_seq ON outbox (lane, seq);
+CREATE TABLE IF NOT EXISTS quarantine (
+  seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, msg_id TEXT NOT NULL,
+  reason TEXT NOT NULL, quarantined_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+`;
+
+interface Row {
+  seq: number; lane: number; topic: string; payload: Buffer; msg_id: string; device: string; device_ts: number;
+  accepted_at: number; offline: number; attempts: number;
+}
+
+export class Outbox {
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private depthByLane: [number, number, number] = [0, 0, 0];
+  private readonly dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  private pending: { entry: NewEntry; resolve: (o: AppendOutcome) => void; reject: (e: Error) => void }[] = [];
+  private flushScheduled = false;
+  private lastThinAt = 0;
+  private readonly stmt;
+
+  constructor(
+    private readonly file: string,
+    private readonly opts: OutboxOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL'); // a power cut of the hub must not lose an acknowledged message
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmt = {
+      insert: db.prepare(
+        'INSERT OR IGNORE INTO outbox (lane, topic, payload, msg_id, device, device_ts, accepted_at, offline) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      dropOldestTelemetry: db.prepare(`DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE lane = ${LANE.telemetry} ORDER BY seq LIMIT ?)`),
+      thin: db.prepare(
+        `DELETE FROM outbox WHERE lane = ${LANE.telemetry} AND seq NOT IN
+           (SELECT min(seq) FROM outbox WHERE lane = ${LANE.telemetry} GROUP BY topic, device_ts / CAST(? AS INTEGER))`,
+      ),
+      oldestInLane: db.prepare<[number], { seq: number; accepted_at: number }>('SELECT seq, accepted_at FROM outbox WHERE lane = ? ORDER BY seq LIMIT 1'),
+      headOfLane: db.prepare<[number, number], Row>('SELECT * FROM outbox WHERE lane = ? ORDER BY seq LIMIT ?'),
+      tailOfLane: db.prepare<[number, number], Row>('SELECT * FROM outbox WHERE lane = ? ORDER BY seq DESC LIMIT ?'),
+      remove: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      laneOfSeq: db.prepare<[number], { lane: number }>('SELECT lane FROM outbox WHERE seq = ?'),
+      suspect: db.prepare('UPDATE outbox SET attempts = max(attempts, 1) WHERE seq = ?'),
+      failedAttempt: db.prepare<[number], { attempts: number }>('UPDATE outbox SET attempts = attempts + 1 WHERE seq = ? RETURNING attempts'),
+      toQuarantine: db.prepare(
+        'INSERT OR REPLACE INTO quarantine (seq, topic, payload, msg_id, reason, quarantined_at) SELECT seq, topic, payload, msg_id, ?, ? FROM outbox WHERE seq = ?',
+      ),
+      listQuarantine: db.prepare<[number], { seq: number; topic: string; payload: Buffer; msg_id: string; reason: string; quarantined_at: number }>(
+        'SELECT * FROM quarantine ORDER BY seq DESC LIMIT ?',
+      ),
+      count: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value'),
+      counters: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM counters'),
+      laneCounts: db.prepare<[], { lane: number; n: number }>('SELECT lane, count(*) AS n FROM outbox GROUP BY lane'),
+    };
+    for (const r of this.stmt.laneCounts.all()) this.depthByLane[r.lane as Lane] = r.n;
+    for (const c of this.stmt.counters.all()) if (c.name in this.dropped) this.dropped[c.name as DropReason] = c.value;
+  }
+
+  get depth(): number {
+    return this.depthByLane[0] + this.depthByLane[1] + this.depthByLane[2];
+  }
+
+  /** Resolves once the entry is on disk (or with why it was not stored). */
+  append(entry: NewEntry): Promise<AppendOutcome> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ entry, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending.splice(0);
+    if (batch.length === 0) return;
+    let outcomes: AppendOutcome[];
+    try {
+      outcomes = this.db.transaction(() => batch.map((p) => this.insertOne(p.entry)))();
+    } catch (err) {
+      for (const p of batch) p.reject(err as Error);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(outcomes[i]!));
+  }
+
+  /** Runs inside the append transaction. */
+  private insertOne(e: NewEntry): AppendOutcome {
+    const now = this.now();
+    if (this.depth >= this.opts.thinThreshold && now - this.lastThinAt > 5_000) this.thin();
+    if (this.depth >= this.opts.maxMessages) {
+      if (this.depthByLane[LANE.telemetry] > 0) {
+        const n = this.stmt.dropOldestTelemetry.run(Math.max(1, this.depth - this.opts.maxMessages + 1)).changes;
+        this.depthByLane[LANE.telemetry] -= n;
+        this.count('overflow_telemetry', n);
+      } else if (e.lane === LANE.telemetry) {
+        this.count('refused_telemetry', 1);
+        return 'refused_telemetry';
+      } else if (this.depth >= Math.floor((this.opts.maxMessages * 11) / 10)) {
+        this.count('refused_full', 1);
+        return 'refused_full';
+      }
+    }
+    const r = this.stmt.insert.run(e.lane, e.topic, e.payload, e.msgId, e.device, e.deviceTs, now, e.offline ? 1 : 0);
+    if (r.changes === 0) return 'duplicate';
+    this.depthByLane[e.lane]++;
+    return 'stored';
+  }
+
+  /** Policy step 1 (see the class comment). Returns how many readings were dropped. */
+  thin(): number {
+    this.lastThinAt = this.now();
+    const n = this.stmt.thin.run(this.opts.thinIntervalMs).changes;
+    if (n > 0) {
+      this.depthByLane[LANE.telemetry] -= n;
+      this.count('thinned', n);
+    }
+    return n;
+  }
+
+  /** Runs a thinning pass if the outbox is over the threshold (call periodically). */
+  maintain(): void {
+    if (this.depth >= this.opts.thinThreshold && this.now() - this.lastThinAt > 5_000) this.db.transaction(() => this.thin())();
+  }
+
+  private count(reason: DropReason, n: number): void {
+    this.dropped[reason] += n;
+    this.stmt.count.run(reason, n);
+  }
+
+  /**
+   * The next entries to send, by lane. In the telemetry lane a quarter of the slots go to the newest
+   * readings, so live data keeps flowing while an old backlog replays oldest-first behind it.
+   */
+  next(limit: number, exclude: ReadonlySet<number>): OutboxEntry[] {
+    const out: OutboxEntry[] = [];
+    const take = (rows: Row[], max: number) => {
+      for (const r of rows) {
+        if (out.length >= limit || max <= 0) return;
+        if (exclude.has(r.seq) || out.some((o) => o.seq === r.seq)) continue;
+        out.push(toEntry(r));
+        max--;
+      }
+    };
+    for (const lane of [LANE.urgent, LANE.event] as const) {
+      if (out.length < limit && this.depthByLane[lane] > 0) take(this.stmt.headOfLane.all(lane, limit + exclude.size), limit);
+    }
+    if (out.length < limit && this.depthByLane[LANE.telemetry] > 0) {
+      const room = limit - out.length;
+      const live = Math.max(1, Math.floor(room / 4));
+      take(this.stmt.tailOfLane.all(LANE.telemetry, live + exclude.size), live);
+      take(this.stmt.headOfLane.all(LANE.telemetry, room + exclude.size), room);
+    }
+    return out;
+  }
+
+  /** Removes entries the cloud acknowledged (one transaction). */
+  remove(seqs: readonly number[]): void {
+    if (seqs.length === 0) return;
+    this.db.transaction(() => {
+      for (const seq of seqs) {
+        const lane = this.stmt.laneOfSeq.get(seq)?.lane;
+        if (lane === undefined) continue;
+        this.stmt.remove.run(seq);
+        this.depthByLane[lane as Lane]--;
+      }
+    })();
+  }
+
+  /** Entries that were in flight when the link dropped: from now on sent one at a time. */
+  markSuspect(seqs: readonly number[]): void {
+    this.db.transaction(() => seqs.forEach((s) => this.stmt.suspect.run(s)))();
+  }
+
+  /** The link dropped while this entry was the only one in flight. Returns its attempt count. */
+  recordFailedAttempt(seq: number): number {
+    return this.stmt.failedAttempt.get(seq)?.attempts ?? 0;
+  }
+
+  /** Moves a poison entry aside with its reason; the rest flows on. */
+  quarantine(seq: number, reason: string): void {
+    this.db.transaction(() => {
+      this.stmt.toQuarantine.run(reason, this.now(), seq);
+      const lane = this.stmt.laneOfSeq.get(seq)?.lane;
+      if (lane !== undefined) {
+        this.stmt.remove.run(seq);
+        this.depthByLane[lane as Lane]--;
+        this.count('quarantined', 1);
+      }
+    })();
+  }
+
+  listQuarantine(limit = 100) {
+    return this.stmt.listQuarantine.all(limit).map((q) => ({
+      seq: q.seq, topic: q.topic, msgId: q.msg_id, reason: q.reason, quarantinedAt: new Date(q.quarantined_at).toISOString(),
+      payloadText: q.payload.toString('utf8').slice(0, 4096),
+    }));
+  }
+
+  stats(): OutboxStats {
+    let oldest: number | null = null;
+    for (const lane of [LANE.urgent, LANE.event, LANE.telemetry]) {
+      const r = this.stmt.oldestInLane.get(lane);
+      if (r && (oldest === null || r.accepted_at < oldest)) oldest = r.accepted_at;
+    }
+    let fileBytes = 0;
+    for (const f of [this.file, `${this.file}-wal`]) {
+      try {
+        fileBytes += fs.statSync(f).size;
+      } catch {
+        /* no WAL yet */
+      }
+    }
+    return {
+      depth: this.depth,
+      byLane: { urgent: this.depthByLane[0], event: this.depthByLane[1], telemetry: this.depthByLane[2] },
+      oldestAcceptedAt: oldest,
+      dropped: { ...this.dropped },
+      fileBytes,
+    };
+  }
+
+  close(): void {
+    this.flush();
+    if (this.db.open) this.db.close();
+  }
+}
+
+function toEntry(r: Row): OutboxEntry {
+  return {
+    seq: r.seq, lane: r.lane as Lane, topic: r.topic, payload: r.payload, msgId: r.msg_id, device: r.device, deviceTs: r.device_ts,
+    acceptedAt: r.accepted_at, offline: r.offline === 1, attempts: r.attempts,
+  };
+}

@@ -1,0 +1,229 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import { topics, type HubStatus } from '../contract/index.ts';
+import type { Logger } from '../cloud/logger.ts';
+import type { Outbox, OutboxEntry } from './outbox/outbox.ts';
+
+/**
+ * The hub's link to the cloud broker. It sends the outbox in priority order with up to `window`
+ * messages in flight and removes each message only when the cloud acknowledged it (PUBACK).
+ *
+ * - Reconnects with jittered exponential back-off ("full jitter": a random delay up to
+ *   min(ceiling, 0.5 s × 2^attempt)), so a region of hubs returning after an outage spreads out.
+ * - Birth and death: a retained `hub.status` "online" (with outbox depth and oldest unsent age) on
+ *   connect and every `statusIntervalMs`; a retained "offline" last will.
+ * - Replay is marked: a message accepted while the link was down, or older than `historicalAfterMs`
+ *   when sent, carries `"historical": true` and its original timestamp.
+ * - Poison isolation: messages in flight when the link drops become suspects and are re-sent one at a
+ *   time; one that is alone in flight when the link drops `maxSoloFailures` times is quarantined
+ *   (e.g. a packet the cloud refuses by closing the connection), and the rest flows on.
+ */
+export interface UplinkOptions {
+  url: string;
+  username: string;
+  password: string;
+  ca?: Buffer;
+  region: string;
+  hubId: string;
+  agent: string;
+  window: number;
+  backoffMaxMs: number;
+  historicalAfterMs: number;
+  statusIntervalMs: number;
+  outbox: Outbox;
+  logger: Logger;
+  /** Called for every message from the cloud (commands, region mode, acks). */
+  onMessage: (topic: string, payload: Buffer) => void;
+  maxSoloFailures?: number;
+  now?: () => number;
+}
+
+export interface UplinkStats {
+  connected: boolean;
+  since: number | null;
+  connects: number;
+  lastError: string | null;
+  sent: number;
+  acked: number;
+  inFlight: number;
+  quarantined: number;
+}
+
+const MARKABLE = /\/(telemetry|event|cmd-ack|mode-ack)$/;
+
+export class Uplink {
+  private client: MqttClient | null = null;
+  private readonly inflight = new Map<number, OutboxEntry>();
+  private solo: number | null = null;
+  private attempt = 0;
+  private stopped = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private statusTimer: NodeJS.Timeout | null = null;
+  private ackedSeqs: number[] = [];
+  private removeScheduled = false;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  private readonly s: UplinkStats = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, inFlight: 0, quarantined: 0 };
+
+  constructor(private readonly o: UplinkOptions) {
+    this.now = o.now ?? Date.now;
+    this.log = o.logger.child({ component: 'uplink' });
+  }
+
+  start(): void {
+    this.open();
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  stats(): UplinkStats {
+    return { ...this.s, connected: this.connected, inFlight: this.inflight.size };
+  }
+
+  private status(state: 'online' | 'offline'): HubStatus {
+    const st = this.o.outbox.stats();
+    return {
+      v: 1, type: 'hub.status', hub: this.o.hubId, state, ts: this.now(), agent: this.o.agent,
+      outboxDepth: st.depth, oldestUnsentAgeS: st.oldestAcceptedAt === null ? 0 : Math.max(0, Math.round((this.now() - st.oldestAcceptedAt) / 1000)),
+    };
+  }
+
+  private open(): void {
+    if (this.stopped) return;
+    const statusTopic = topics.status(this.o.region, this.o.hubId);
+    const client = mqtt.connect(this.o.url, {
+      username: this.o.username, password: this.o.password, ca: this.o.ca, clientId: `edge-${this.o.hubId}`,
+      protocolVersion: 4, clean: true, keepalive: 30, connectTimeout: 10_000, reconnectPeriod: 0,
+      will: { topic: statusTopic, payload: Buffer.from(JSON.stringify(this.status('offline'))), qos: 1, retain: true },
+    });
+    this.client = client;
+    client.on('connect', () => {
+      this.attempt = 0;
+      this.s.connects++;
+      this.s.since = this.now();
+      this.s.lastError = null;
+      this.log.info({ url: this.o.url, outboxDepth: this.o.outbox.depth }, 'connected to the cloud');
+      client.subscribe(topics.hubSubscriptions(this.o.region, this.o.hubId), { qos: 1 }, (err) => {
+        if (err) this.log.error({ err }, 'subscribing to commands and mode failed');
+      });
+      this.publishStatus();
+      this.statusTimer = setInterval(() => this.publishStatus(), this.o.statusIntervalMs);
+      this.pump();
+    });
+    client.on('message', (topic, payload) => {
+      try {
+        this.o.onMessage(topic, payload);
+      } catch (err) {
+        this.log.error({ err, topic }, 'handling a message from the cloud failed');
+      }
+    });
+    client.on('error', (err) => {
+      this.s.lastError = err.message;
+      this.log.debug({ err: err.message }, 'uplink error');
+    });
+    client.on('close', () => {
+      if (this.client !== client) return;
+      this.client = null;
+      client.end(true);
+      this.onLinkDown();
+      if (this.stopped) return;
+      const delay = Math.random() * Math.min(this.o.backoffMaxMs, 500 * 2 ** Math.min(this.attempt, 16));
+      this.attempt++;
+      this.log.info({ retryInMs: Math.round(delay), outboxDepth: this.o.outbox.depth }, 'cloud link down; reconnecting');
+      this.reconnectTimer = setTimeout(() => this.open(), delay);
+    });
+  }
+
+  private onLinkDown(): void {
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusTimer = null;
+    this.s.since = this.now();
+    this.flushRemovals();
+    const seqs = [...this.inflight.keys()];
+    this.inflight.clear();
+    if (this.solo !== null && seqs.length === 1 && seqs[0] === this.solo) {
+      const attempts = this.o.outbox.recordFailedAttempt(this.solo);
+      if (attempts > (this.o.maxSoloFailures ?? 3)) {
+        const entry = this.solo;
+        this.o.outbox.quarantine(entry, `the cloud link dropped ${attempts - 1} times while this message was the only one in flight`);
+        this.s.quarantined++;
+        this.log.error({ seq: entry }, 'poison message moved aside (quarantine); the rest of the outbox flows on');
+      }
+    } else if (seqs.length > 0) {
+      this.o.outbox.markSuspect(seqs);
+    }
+    this.solo = null;
+  }
+
+  /** New entries are waiting: send what the window allows. */
+  pump(): void {
+    const client = this.client;
+    if (!client?.connected || this.solo !== null) return;
+    const room = this.o.window - this.inflight.size;
+    if (room <= 0) return;
+    const entries = this.o.outbox.next(room, new Set(this.inflight.keys()));
+    const suspect = entries.find((e) => e.attempts > 0);
+    if (suspect) {
+      // Send a suspect alone, so that if the link drops again we know which message it was.
+      if (this.inflight.size === 0) {
+        this.solo = suspect.seq;
+        this.send(client, suspect);
+      }
+      return;
+    }
+    for (const e of entries) this.send(client, e);
+  }
+
+  private send(client: MqttClient, e: OutboxEntry): void {
+    this.inflight.set(e.seq, e);
+    this.s.sent++;
+    let payload = e.payload;
+    if ((e.offline || this.now() - e.acceptedAt > this.o.historicalAfterMs) && MARKABLE.test(e.topic)) {
+      payload = Buffer.from(JSON.stringify({ ...JSON.parse(e.payload.toString('utf8')), historical: true }));
+    }
+    client.publish(e.topic, payload, { qos: 1 }, (err) => {
+      if (err || this.client !== client || !this.inflight.has(e.seq)) return; // re-sent after reconnect
+      this.inflight.delete(e.seq);
+      if (this.solo === e.seq) this.solo = null;
+      this.s.acked++;
+      this.ackedSeqs.push(e.seq);
+      if (!this.removeScheduled) {
+        this.removeScheduled = true;
+        setImmediate(() => this.flushRemovals());
+      }
+    });
+  }
+
+  private flushRemovals(): void {
+    this.removeScheduled = false;
+    const seqs = this.ackedSeqs.splice(0);
+    if (seqs.length > 0) this.o.outbox.remove(seqs);
+    this.pump();
+  }
+
+  /** Publishes a message directly (not through the outbox), if connected. */
+  publishNow(topic: string, payload: string, retain = false): void {
+    this.client?.publish(topic, payload, { qos: 1, retain });
+  }
+
+  publishStatus(): void {
+    if (this.client?.connected) this.publishNow(topics.status(this.o.region, this.o.hubId), JSON.stringify(this.status('online')), true);
+  }
+
+  /** Graceful stop: announces "offline" (retained) and disconnects. Unsent messages stay in the outbox. */
+  async close(): Promise<void> {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    const client = this.client;
+    this.client = null;
+    this.flushRemovals();
+    if (client?.connected) {
+      await client.publishAsync(topics.status(this.o.region, this.o.hubId), JSON.stringify(this.status('offline')), { qos: 1, retain: true }).catch(() => undefined);
+      await client.endAsync();
+    } else {
+      client?.end(true);
+    }
+  }
+}
