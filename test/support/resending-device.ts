@@ -16,7 +16,7 @@ export interface ResendingDevice {
   close(): Promise<void>;
 }
 
-export function startResendingDevice(url: string, opts: { username: string; password: string; clientId: string; retryMs?: number }): ResendingDevice {
+export function startResendingDevice(url: string, opts: { username?: string; password?: string; clientId: string; retryMs?: number }): ResendingDevice {
   const pending = new Map<string, { topic: string; payload: string }>();
   const acked = new Set<string>();
   let published = 0;
