@@ -70,6 +70,7 @@ export class Uplink {
   }
 
   start(): void {
+    this.o.outbox.setInFlightSource(() => new Set([...this.inflight.keys(), ...this.ackedSeqs])); // acked, removal pending: not droppable either
     this.open();
   }
 

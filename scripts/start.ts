@@ -1,14 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
-import { ConfigError, loadCloudConfig } from '../cloud/config.ts';
+import { ConfigError, loadCloudConfig, type CloudConfig } from '../cloud/config.ts';
 
 /**
- * `npm start`: the cloud on embedded defaults plus the simulated region, as two processes (the
- * simulator talks to the cloud over real MQTT with each hub's own credentials). Ctrl-C stops both.
+ * `npm start`: the whole system on embedded defaults, as three processes started in order — the
+ * cloud; one edge agent per hub of the region (each forwarding to the cloud with its hub's own
+ * login); and the simulated devices, each publishing to its hub's agent. Ctrl-C stops all three.
  */
 const env = { ...process.env, DEMO_CREDENTIALS: process.env.DEMO_CREDENTIALS ?? 'true' };
-let config;
+let config: CloudConfig;
 try {
   config = loadCloudConfig(env);
 } catch (err) {
@@ -42,17 +43,27 @@ function stop(code: number): void {
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
 
-const cloud = run('cloud', 'cloud/main.ts', {});
-const lines = readline.createInterface({ input: cloud.stdout! });
-lines.on('line', (line) => {
-  if (!line.startsWith('CLOUD_READY ')) {
-    process.stdout.write(`${line}\n`);
-    return;
-  }
-  const urls = JSON.parse(line.slice('CLOUD_READY '.length)) as { http: string; mqtt: string; ws: string | null; mqtts: string | null };
+/** Resolves with the JSON after `marker` on a child's stdout; passes other lines through. */
+function readyLine<T>(child: ChildProcess, marker: string): Promise<T> {
+  return new Promise((resolve) => {
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line.startsWith(`${marker} `)) resolve(JSON.parse(line.slice(marker.length + 1)) as T);
+      else process.stdout.write(`${line}\n`);
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const cloud = run('cloud', 'cloud/main.ts', {});
+  const urls = await readyLine<{ http: string; mqtt: string; ws: string | null; mqtts: string | null }>(cloud, 'CLOUD_READY');
   const credentials = path.join(config.dataDir, 'credentials.json');
-  const sim = run('simulator', 'simulators/main.ts', { MQTT_URL: urls.mqtt, CREDENTIALS_FILE: credentials, REGION_FILE: config.regionFile });
+  // One edge agent per hub between the devices and the cloud, as on real hubs.
+  const fleet = run('edge agents', 'edge/fleet.ts', { CLOUD_MQTT_URL: urls.mqtt, CREDENTIALS_FILE: credentials, REGION_FILE: config.regionFile, DATA_DIR: config.dataDir });
+  const agents = await readyLine<Record<string, { mqtt: string; http: string }>>(fleet, 'EDGE_FLEET_READY');
+  const brokers = Object.fromEntries(Object.entries(agents).map(([hub, a]) => [hub, a.mqtt]));
+  const sim = run('simulator', 'simulators/main.ts', { SIM_LOCAL_BROKERS: JSON.stringify(brokers), CREDENTIALS_FILE: credentials, REGION_FILE: config.regionFile });
   sim.stdout!.pipe(process.stdout);
+  const first = Object.entries(agents)[0];
   process.stdout.write(
     [
       '',
@@ -62,9 +73,12 @@ lines.on('line', (line) => {
       `  Metrics    ${urls.http}/metrics`,
       `  MQTT       ${urls.mqtt}${urls.ws ? `   (WebSocket ${urls.ws})` : ''}${urls.mqtts ? `   (TLS ${urls.mqtts})` : ''}`,
       `  Hub logins ${credentials}`,
+      `  Edge       ${Object.keys(agents).length} hub agents; e.g. ${first ? `${first[0]}: devices ${first[1].mqtt}, staff ${first[1].http}/status` : '-'}`,
       `  Data       ${config.dataDir} (${config.influx ? `telemetry → ${config.influx.url}` : 'telemetry in SQLite'})`,
       '  Ctrl-C stops everything.',
       '',
     ].join('\n') + '\n',
   );
-});
+}
+
+void main();

@@ -1,22 +1,34 @@
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { HubStatus, parseTopic, schemaForTopic, topics } from '../contract/index.ts';
+import { Command, CommandAck, HubStatus, MessageId, parseTopic, schemaForTopic, topics } from '../contract/index.ts';
 import type { DeviceOutput } from './devices/hub-devices.ts';
 
 /**
- * One hub's MQTT connection, as the simulator uses it: the hub's own credentials, QoS 1,
- * a retained `hub.status` "online" birth message on every connect and a retained "offline"
- * last will. Deliberately thin — the edge agent replaces direct publishing with a
- * store-and-forward outbox; until then this keeps mqtt.js from buffering without bound while the
- * broker is unreachable: telemetry is skipped (and counted) once `maxPending` messages await a
- * PUBACK; events get twice that headroom.
+ * One hub's MQTT connection, as the simulator uses it: QoS 1, the hub's own credentials (or none,
+ * on a hub-local broker that admits its devices anonymously), and — when the hub talks to the
+ * cloud directly — a retained `hub.status` "online" birth message on every connect and a retained
+ * "offline" last will. Behind an edge agent (`publishStatus: false`) the agent owns the hub's
+ * status, so the devices send neither.
+ *
+ * Commands: it subscribes to the hub's `cmd/#` (QoS 1) on every connect, checks each command
+ * against the contract and hands it to `onCommand`; `sendAck` publishes the `hub.command-ack`.
+ *
+ * Deliberately thin — the edge agent's store-and-forward outbox is what keeps messages across
+ * outages; this only keeps mqtt.js from buffering without bound while the broker is unreachable:
+ * telemetry is skipped (and counted) once `maxPending` messages await a PUBACK; events get twice
+ * that headroom.
  */
 export interface HubConnectionOptions {
   brokerUrl: string;
   regionId: string;
   hubId: string;
-  username: string;
-  password: string;
+  /** Omitted: connect without username and password. */
+  username?: string;
+  password?: string;
+  /** Publish the retained birth "online" / last will "offline" `hub.status`. Default true. */
+  publishStatus?: boolean;
+  /** Called with every command that arrives on the hub's `cmd/#` topics. */
+  onCommand?: (incoming: IncomingCommand) => void;
   logger: Logger;
   /** Messages that may await a PUBACK before telemetry is skipped. */
   maxPending: number;
@@ -43,7 +55,19 @@ export interface HubConnectionStats {
   connected: boolean;
   /** Times the connection came up (first connect included). */
   connects: number;
+  /** Messages received on the hub's command topics (valid or not). */
+  commands: number;
+  /** Command acknowledgements the broker acknowledged (PUBACK). */
+  commandAcks: number;
 }
+
+/**
+ * A command as it arrived: valid, or invalid but with an id the hub can answer ('rejected').
+ * Commands without a usable id cannot be answered; they are logged and dropped.
+ */
+export type IncomingCommand =
+  | { ok: true; command: Command }
+  | { ok: false; commandId: string; device: string; reason: string };
 
 export type SendResult = 'sent' | 'skipped';
 
@@ -59,7 +83,9 @@ export class HubConnection {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly statusTopic: string;
-  private readonly counts = { published: 0, acked: 0, skipped: 0, failed: 0, connects: 0 };
+  private readonly commandFilter: string;
+  private readonly publishStatus: boolean;
+  private readonly counts = { published: 0, acked: 0, skipped: 0, failed: 0, connects: 0, commands: 0, commandAcks: 0 };
   private pending = 0;
   private readonly sentIds: string[] = [];
   private readonly ackIds: string[] = [];
@@ -71,17 +97,27 @@ export class HubConnection {
     this.now = opts.now ?? Date.now;
     this.log = opts.logger.child({ hub: opts.hubId });
     this.statusTopic = topics.status(opts.regionId, opts.hubId);
+    this.publishStatus = opts.publishStatus ?? true;
+    const commandFilter = topics.hubSubscriptions(opts.regionId, opts.hubId).find((f) => f.endsWith('/cmd/#'));
+    if (!commandFilter) throw new Error('the contract lists no command subscription for a hub');
+    this.commandFilter = commandFilter;
 
-    this.client = connect(opts.brokerUrl, {
+    const options: IClientOptions = {
       clientId: `sim-${opts.hubId}`,
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
       clean: true,
       ...opts.mqttOptions,
-      username: opts.username,
-      password: opts.password,
-      will: { topic: this.statusTopic, payload: this.statusPayload('offline'), qos: 1, retain: true },
-    });
+      // Subscribed explicitly on every connect (clean session), so mqtt.js must not do it a second time.
+      resubscribe: false,
+    };
+    delete options.username;
+    delete options.password;
+    delete options.will;
+    if (opts.username !== undefined) options.username = opts.username;
+    if (opts.password !== undefined) options.password = opts.password;
+    if (this.publishStatus) options.will = { topic: this.statusTopic, payload: this.statusPayload('offline'), qos: 1, retain: true };
+    this.client = connect(opts.brokerUrl, options);
 
     let settle!: () => void;
     this.firstAttempt = new Promise<void>((resolve) => (settle = resolve));
@@ -92,11 +128,14 @@ export class HubConnection {
       this.counts.connects += 1;
       this.lastError = '';
       this.log.info({ connects: this.counts.connects, pending: this.pending }, this.counts.connects === 1 ? 'connected' : 'reconnected');
+      if (opts.onCommand) this.subscribeToCommands();
+      if (!this.publishStatus) return;
       // Birth message (retained): the hub is online; its depth says how much is still queued.
       this.client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true }, (err) => {
         if (err && !this.closed) this.log.warn({ err: err.message }, 'birth message not acknowledged');
       });
     });
+    this.client.on('message', (topic, payload) => this.receive(topic, payload));
     this.client.on('reconnect', () => {
       // The last will is sent with each CONNECT; give it the time of this attempt.
       if (this.client.options.will) this.client.options.will.payload = this.statusPayload('offline');
@@ -159,6 +198,16 @@ export class HubConnection {
     });
   }
 
+  /** Publishes a command acknowledgement (QoS 1); resolves once the broker acknowledged it. */
+  async sendAck(ack: CommandAck): Promise<void> {
+    const checked = CommandAck.safeParse(ack);
+    if (!checked.success) throw new Error(`simulator produced an invalid hub.command-ack: ${checked.error.message}`);
+    const topic = topics.commandAck(this.opts.regionId, this.hubId);
+    this.log.debug({ topic, id: ack.id, commandId: ack.commandId, result: ack.result }, 'publish command ack');
+    await this.client.publishAsync(topic, JSON.stringify(checked.data), { qos: 1 });
+    this.counts.commandAcks += 1;
+  }
+
   stats(): HubConnectionStats {
     return { ...this.counts, pending: this.pending, connected: this.client.connected };
   }
@@ -172,20 +221,79 @@ export class HubConnection {
   }
 
   /**
-   * Says "offline" (retained) and disconnects. A clean DISCONNECT suppresses the last will
-   * [MQTT-3.14.4-3], so without this the retained status would stay "online".
+   * Says "offline" (retained, unless `publishStatus` is off) and disconnects. A clean DISCONNECT
+   * suppresses the last will [MQTT-3.14.4-3], so without this the retained status would stay "online".
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.client.connected) {
-      const offline = this.client.publishAsync(this.statusTopic, this.statusPayload('offline'), { qos: 1, retain: true });
+      const offline = this.publishStatus
+        ? this.client.publishAsync(this.statusTopic, this.statusPayload('offline'), { qos: 1, retain: true })
+        : Promise.resolve();
+      // end(false) waits for in-flight messages to be acknowledged.
       const graceful = offline.then(() => this.client.endAsync(false));
       const ok = await withTimeout(graceful, CLOSE_GRACE_MS);
       if (ok) return;
       this.log.warn({ pending: this.pending }, 'broker did not acknowledge in time; closing anyway');
     }
     await this.client.endAsync(true);
+  }
+
+  private subscribeToCommands(): void {
+    this.client.subscribe(this.commandFilter, { qos: 1 }, (err, granted) => {
+      if (this.closed) return;
+      // A SUBACK return code of 0x80 (MQTT 5: any code ≥ 0x80) means the broker refused the filter [MQTT-3.9.3].
+      if (err || granted?.some((g) => (g.qos as number) >= 0x80)) {
+        this.log.error({ filter: this.commandFilter, err: err?.message }, 'broker refused the command subscription; commands will not arrive');
+      }
+    });
+  }
+
+  /** Checks one message from the command topics and hands it on; never throws (it runs inside mqtt.js). */
+  private receive(topicName: string, payload: Buffer): void {
+    const topic = parseTopic(topicName);
+    if (topic?.route !== 'command' || topic.region !== this.opts.regionId || topic.hub !== this.hubId) {
+      this.log.warn({ topic: topicName }, 'message on a topic that is not this hub\'s command topic; ignored');
+      return;
+    }
+    this.counts.commands += 1;
+    const reject = (commandId: unknown, reason: string): void => {
+      const id = MessageId.safeParse(commandId);
+      if (!id.success) {
+        this.log.warn({ topic: topicName, reason }, 'invalid command without a usable id; dropped');
+        return;
+      }
+      this.log.warn({ topic: topicName, commandId: id.data, reason }, 'invalid command; rejecting it');
+      this.deliver({ ok: false, commandId: id.data, device: topic.device, reason });
+    };
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.toString('utf8'));
+    } catch (err) {
+      reject(undefined, `not JSON: ${(err as Error).message}`);
+      return;
+    }
+    const parsed = Command.safeParse(json);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+      reject((json as { id?: unknown } | null)?.id, `invalid command: ${issues.join('; ')}`);
+      return;
+    }
+    const cmd = parsed.data;
+    if (cmd.hub !== this.hubId) return reject(cmd.id, `command for hub ${cmd.hub} on hub ${this.hubId}'s topic`);
+    if (cmd.device !== topic.device) return reject(cmd.id, `device ${cmd.device} in the payload differs from ${topic.device} in the topic`);
+    if (!cmd.command.startsWith(`${topic.kind}.`)) return reject(cmd.id, `${cmd.command} sent on a ${topic.kind} topic`);
+    this.log.debug({ commandId: cmd.id, device: cmd.device, command: cmd.command }, 'command received');
+    this.deliver({ ok: true, command: cmd });
+  }
+
+  private deliver(incoming: IncomingCommand): void {
+    try {
+      this.opts.onCommand?.(incoming);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, commandId: incoming.ok ? incoming.command.id : incoming.commandId }, 'command handler failed');
+    }
   }
 
   private statusPayload(state: 'online' | 'offline'): string {

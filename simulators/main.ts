@@ -1,13 +1,15 @@
 /**
- * `npm run simulate`: plays every device of a region file against an MQTT broker, one connection
- * per hub with that hub's credentials. Configuration: environment only (see simulator-config.ts).
+ * `npm run simulate`: plays every device of a region file over MQTT, one connection per hub —
+ * to the cloud broker with that hub's credentials, or (SIM_LOCAL_BROKERS) to each hub's local
+ * broker, its edge agent. Configuration: environment only (see simulator-config.ts, hub-targets.ts).
  */
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { HubId, RegionFile } from '../contract/index.ts';
+import { resolveHubTargets } from './hub-targets.ts';
 import { startRegionSimulator, type HubCredentials } from './region-simulator.ts';
-import { ConfigError, parseSimulatorConfig } from './simulator-config.ts';
+import { ConfigError, LocalBrokerMap, parseSimulatorConfig } from './simulator-config.ts';
 
 const STATS_EVERY_MS = 60_000;
 
@@ -39,31 +41,25 @@ async function main(): Promise<void> {
   const config = parseSimulatorConfig(process.env);
   const logger = pino({ level: config.logLevel, name: 'simulator' });
   const region = readJsonFile('REGION_FILE', config.regionFile, RegionFile);
-  const credentials: Record<string, HubCredentials> = readJsonFile(
-    'CREDENTIALS_FILE',
-    config.credentialsFile,
-    CredentialsFile,
-    ' — create it with `npm run hub-credentials`',
-  );
-
-  let hubs = config.hubs;
-  if (hubs) {
-    const unknown = hubs.filter((h) => !region.hubs.some((x) => x.id === h));
-    if (unknown.length) throw new ConfigError(`SIM_HUBS: not in region ${region.id}: ${unknown.join(', ')}`);
-    const noCreds = hubs.filter((h) => !credentials[h]);
-    if (noCreds.length) throw new ConfigError(`CREDENTIALS_FILE=${config.credentialsFile}: no credentials for ${noCreds.join(', ')}`);
-  } else {
-    hubs = region.hubs.map((h) => h.id).filter((h) => credentials[h]);
-    const missing = region.hubs.filter((h) => !credentials[h.id]).map((h) => h.id);
-    if (hubs.length === 0) throw new ConfigError(`CREDENTIALS_FILE=${config.credentialsFile}: no credentials for any hub of region ${region.id}`);
-    if (missing.length) logger.warn({ missing }, 'no credentials for some hubs; they are not simulated');
-  }
+  const local = config.localBrokers;
+  const targets = resolveHubTargets({
+    region,
+    hubs: config.hubs,
+    localBrokers: local && ('file' in local ? readJsonFile('SIM_LOCAL_BROKERS', local.file, LocalBrokerMap) : local.inline),
+    localAuth: config.localAuth,
+    credentialsFile: config.credentialsFile,
+    loadCredentials: (): Record<string, HubCredentials> =>
+      readJsonFile('CREDENTIALS_FILE', config.credentialsFile, CredentialsFile, ' — create it with `npm run hub-credentials`'),
+  });
+  for (const w of targets.warnings) logger.warn({ hubs: w.hubs }, w.msg);
 
   const sim = await startRegionSimulator({
     brokerUrl: config.mqttUrl,
+    brokerUrlFor: targets.brokerUrlFor,
+    publishStatus: targets.publishStatus,
     region,
-    credentials,
-    hubs,
+    credentials: targets.credentials,
+    hubs: targets.hubs,
     rates: config.rates,
     timeScale: config.timeScale,
     seed: config.seed,

@@ -3,8 +3,8 @@ import { Writable } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { HubStatus, parseTopic, schemaForTopic, topics } from '../contract/index.ts';
-import { loadDemoRegion } from './devices/test-region.ts';
+import { Command, CommandAck, HubStatus, LockerEvent, parseTopic, schemaForTopic, topics, type DeviceKind } from '../contract/index.ts';
+import { loadDemoRegion, makeCommand } from './devices/test-region.ts';
 import { startRegionSimulator, type HubCredentials, type RegionSimulator } from './region-simulator.ts';
 
 const region = loadDemoRegion();
@@ -24,16 +24,25 @@ interface Received {
 
 /**
  * An in-memory aedes broker whose hooks play the cloud's policy: a hub logs in with its own
- * username/password and may publish only under its own topic prefix.
+ * username/password and may publish only under its own topic prefix. `anonymous`: a hub's local
+ * broker as an edge agent runs it, admitting devices without a login (the client id names the hub).
  */
-async function startBroker(port = 0) {
+async function startBroker(port = 0, { anonymous = false }: { anonymous?: boolean } = {}) {
   const hubOfClient = new Map<string, string>();
   const received: Received[] = [];
   const refusedLogins: string[] = [];
   const refusedPublishes: string[] = [];
+  const logins: { clientId: string; username: string | null }[] = [];
+  const subscriptions: { clientId: string; topic: string; qos: number }[] = [];
   const clients = new Map<string, Client>();
   const broker = await Aedes.createBroker({
     authenticate: (client, username, password, done) => {
+      logins.push({ clientId: client.id, username: username ?? null });
+      if (anonymous) {
+        hubOfClient.set(client.id, client.id.replace(/^sim-/, ''));
+        done(null, true);
+        return;
+      }
       const hub = Object.keys(credentials).find((h) => credentials[h]!.username === username);
       if (!hub || password?.toString() !== credentials[hub]!.password) {
         refusedLogins.push(String(username));
@@ -55,13 +64,14 @@ async function startBroker(port = 0) {
     },
   });
   broker.on('client', (c) => clients.set(c.id, c));
+  broker.on('subscribe', (subs, c) => subscriptions.push(...subs.map((x) => ({ clientId: c.id, topic: x.topic, qos: x.qos }))));
   broker.on('clientDisconnect', (c) => clients.delete(c.id));
   broker.on('publish', (packet, client) => {
     if (packet.topic.startsWith('$SYS')) return;
     received.push({
       hub: client ? (hubOfClient.get(client.id) ?? null) : null,
       topic: packet.topic,
-      payload: JSON.parse(packet.payload.toString()),
+      payload: parseJson(packet.payload.toString()),
       retain: packet.retain,
     });
   });
@@ -74,7 +84,17 @@ async function startBroker(port = 0) {
     received,
     refusedLogins,
     refusedPublishes,
+    logins,
+    subscriptions,
     clients,
+    /** Publishes as the cloud would (QoS 1); `payload` is sent as JSON unless it is a string. */
+    sendCommand(hub: string, kind: DeviceKind, device: string, payload: unknown): Promise<void> {
+      const topic = topics.command(region.id, hub, kind, device);
+      const body = Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+      return new Promise<void>((resolve, reject) =>
+        broker.publish({ cmd: 'publish', topic, payload: body, qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
+      );
+    },
     /** Stops accepting connections and cuts the existing ones (the hubs see the broker vanish). */
     async close() {
       for (const c of clients.values()) c.conn.destroy();
@@ -85,6 +105,14 @@ async function startBroker(port = 0) {
 }
 
 type Broker = Awaited<ReturnType<typeof startBroker>>;
+
+function parseJson(text: string): Record<string, unknown> {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return { notJson: text };
+  }
+}
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -116,6 +144,29 @@ async function waitForAcks(sim: RegionSimulator, hubs: string[], n: number): Pro
     },
     { timeout: 15_000, interval: 100 },
   );
+}
+
+async function waitForCommandSubscription(broker: Broker, hub: string): Promise<void> {
+  await vi.waitFor(
+    () => expect(broker.subscriptions).toContainEqual({ clientId: `sim-${hub}`, topic: `v1/${region.id}/${hub}/cmd/#`, qos: 1 }),
+    { timeout: 10_000, interval: 50 },
+  );
+}
+
+/** Waits for the hub's acknowledgement of `commandId` and checks it against the contract. */
+async function waitForAck(broker: Broker, hub: string, commandId: string): Promise<CommandAck> {
+  const topic = topics.commandAck(region.id, hub);
+  const r = await vi.waitFor(
+    () => {
+      const got = broker.received.find((x) => x.topic === topic && x.payload.commandId === commandId);
+      expect(got, `ack of ${commandId}`).toBeDefined();
+      return got!;
+    },
+    { timeout: 5000, interval: 20 },
+  );
+  expect(r.hub).toBe(hub);
+  expect(r.retain).toBe(false);
+  return CommandAck.parse(r.payload);
 }
 
 function lastStatus(broker: Broker, hub: string): HubStatus | undefined {
@@ -247,5 +298,77 @@ describe('startRegionSimulator against an in-process MQTT broker', () => {
     const queuedIds = sim.publishedIds('rs-komatsu-kibagata').slice(away.published - away.pending, away.published);
     const seen = new Set(broker.received.map((r) => r.payload.id));
     for (const id of queuedIds) expect(seen.has(id), id).toBe(true);
+  });
+
+  it('answers each command with a contract hub.command-ack: done, rejected or expired, after the events it caused', async () => {
+    const { broker, sim } = await setUp();
+    await waitForCommandSubscription(broker, 'nomi-terai');
+    const hub = 'nomi-terai';
+
+    const unlock = makeCommand(hub, 'locker-a', 'locker.unlock', { compartment: 'A07' }, { ts: Date.now(), expiresAt: Date.now() + 60_000 });
+    await broker.sendCommand(hub, 'locker', 'locker-a', unlock);
+    const ack = await waitForAck(broker, hub, unlock.id);
+    expect(ack).toMatchObject({ type: 'hub.command-ack', hub, device: 'locker-a', commandId: unlock.id, result: 'done' });
+    expect(ack.id).not.toBe(unlock.id);
+    // The door_opened event went out before the acknowledgement, on the hub's own topic.
+    const events = broker.received.filter((r) => r.topic === topics.device(region.id, hub, 'locker', 'locker-a', 'event'));
+    const opened = events.map((r) => LockerEvent.parse(r.payload)).find((e) => e.event === 'door_opened' && e.detail?.includes(unlock.id));
+    expect(opened).toMatchObject({ compartment: 'A07' });
+    const order = (id: string) => broker.received.findIndex((r) => r.payload.id === id);
+    expect(order(opened!.id)).toBeLessThan(order(ack.id));
+
+    const cases: [string, DeviceKind, string, Command, CommandAck['result'], RegExp][] = [
+      ['expired', 'locker', 'locker-a', makeCommand(hub, 'locker-a', 'locker.unlock', { compartment: 'A01' }, { ts: Date.now() - 60_000, expiresAt: Date.now() - 1000 }), 'expired', /not executed/],
+      ['unknown device', 'drone', 'drone-7', makeCommand(hub, 'drone-7', 'drone.rtl', {}, { expiresAt: Date.now() + 60_000 }), 'rejected', /no drone "drone-7"/],
+      ['unknown compartment', 'locker', 'locker-a', makeCommand(hub, 'locker-a', 'locker.unlock', { compartment: 'Q1' }, { expiresAt: Date.now() + 60_000 }), 'rejected', /no compartment Q1/],
+      ['wrong topic', 'drone', 'drone-1', makeCommand(hub, 'locker-a', 'locker.unlock', { compartment: 'A01' }, { expiresAt: Date.now() + 60_000 }), 'rejected', /differs from drone-1 in the topic/],
+    ];
+    for (const [what, kind, device, c, result, detail] of cases) {
+      await broker.sendCommand(hub, kind, device, c);
+      expect(await waitForAck(broker, hub, c.id), what).toMatchObject({ result, detail: expect.stringMatching(detail) });
+    }
+
+    // A payload that breaks the contract but has an id is rejected with the reason; one without an id is dropped.
+    await broker.sendCommand(hub, 'locker', 'locker-a', { v: 1, type: 'hub.command', id: 'bad-1', command: 'locker.explode' });
+    expect(await waitForAck(broker, hub, 'bad-1')).toMatchObject({ result: 'rejected', device: 'locker-a', detail: expect.stringMatching(/^invalid command: /) });
+    await broker.sendCommand(hub, 'locker', 'locker-a', 'not json at all');
+    // The same command again (the edge agent dedupes; the device must only survive it), then the hub still works.
+    await broker.sendCommand(hub, 'locker', 'locker-a', unlock);
+    const again = makeCommand(hub, 'locker-a', 'locker.release', { compartment: 'A07' }, { expiresAt: Date.now() + 60_000 });
+    await broker.sendCommand(hub, 'locker', 'locker-a', again);
+    expect(await waitForAck(broker, hub, again.id)).toMatchObject({ result: 'done' });
+    await vi.waitFor(() => expect(sim.stats().byHub[hub]).toMatchObject({ commands: 9, commandAcks: 8 }), { timeout: 5000 });
+  });
+
+  it('publishes each hub to its own local broker, anonymously and without status messages, and answers commands there', async () => {
+    const cloud = await startBroker();
+    cleanups.push(() => cloud.close());
+    const local = await startBroker(0, { anonymous: true });
+    cleanups.push(() => local.close());
+    const sim = await startRegionSimulator({
+      brokerUrl: cloud.url,
+      brokerUrlFor: (hub) => (hub === 'nomi-terai' ? local.url : cloud.url),
+      region,
+      credentials: { 'rs-komatsu-kibagata': credentials['rs-komatsu-kibagata']! },
+      hubs: ['nomi-terai', 'rs-komatsu-kibagata'],
+      publishStatus: false,
+      rates: FAST,
+      seed: 3,
+    });
+    cleanups.push(() => sim.stop());
+    await waitForAcks(sim, ['nomi-terai', 'rs-komatsu-kibagata'], 5);
+    await waitForCommandSubscription(local, 'nomi-terai');
+
+    expect(local.logins).toEqual([{ clientId: 'sim-nomi-terai', username: null }]);
+    expect(cloud.logins.map((l) => l.username)).toEqual(['hub-rs-komatsu-kibagata']);
+    expect(local.received.every((r) => r.topic.startsWith(topics.hubPrefix(region.id, 'nomi-terai')))).toBe(true);
+    expect(cloud.received.some((r) => r.topic.includes('/nomi-terai/'))).toBe(false);
+
+    const c = makeCommand('nomi-terai', 'drone-1', 'drone.rtl', {}, { expiresAt: Date.now() + 60_000 });
+    await local.sendCommand('nomi-terai', 'drone', 'drone-1', c);
+    expect(await waitForAck(local, 'nomi-terai', c.id)).toMatchObject({ result: 'done', device: 'drone-1' });
+
+    await sim.stop();
+    for (const b of [local, cloud]) expect(b.received.filter((r) => r.topic.endsWith('/status'))).toEqual([]);
   });
 });

@@ -1,14 +1,16 @@
 import type { IClientOptions } from 'mqtt';
 import { pino, type Logger } from 'pino';
-import { RegionFile } from '../contract/index.ts';
+import { RegionFile, type CommandAck } from '../contract/index.ts';
 import { HubDevices, DEFAULT_RATES, type ModelParams, type RaiseRequest, type TelemetryRates } from './devices/hub-devices.ts';
 import { createBootId, MessageIds } from './devices/message-ids.ts';
-import { HubConnection, type HubConnectionStats } from './hub-connection.ts';
+import { HubConnection, type HubConnectionStats, type IncomingCommand } from './hub-connection.ts';
 
 /**
- * Plays every device of a region file (or a subset of its hubs) and publishes over real MQTT:
- * one connection per hub with that hub's credentials. The device models are pure
- * (devices/*.ts); this file owns the clock, the timer and the connections.
+ * Plays every device of a region file (or a subset of its hubs) over real MQTT: one connection
+ * per hub — to the cloud broker with that hub's credentials, or, behind an edge agent, to the
+ * hub's own local broker (`brokerUrlFor`, `publishStatus: false`). Each hub's devices answer the
+ * commands sent to the hub. The device models are pure (devices/*.ts); this file owns the clock,
+ * the timer and the connections.
  */
 export interface HubCredentials {
   username: string;
@@ -16,10 +18,18 @@ export interface HubCredentials {
 }
 
 export interface RegionSimulatorOptions {
+  /** Broker of every hub that `brokerUrlFor` does not name. */
   brokerUrl: string;
+  /** Per-hub broker, e.g. the hub's edge agent on its own port. Default: `brokerUrl` for every hub. */
+  brokerUrlFor?: (hubId: string) => string;
   region: RegionFile;
-  /** Per hub id. Every simulated hub needs an entry. */
-  credentials: Record<string, HubCredentials>;
+  /** Per hub id. A hub without an entry connects without username and password. */
+  credentials?: Partial<Record<string, HubCredentials>>;
+  /**
+   * Each hub publishes its retained `hub.status` birth message and sets the "offline" last will.
+   * Default true; false behind an edge agent, which owns the hub's status.
+   */
+  publishStatus?: boolean;
   /** Simulate only these hubs (default: all of the region). */
   hubs?: string[];
   rates?: Partial<TelemetryRates>;
@@ -50,7 +60,7 @@ export interface RegionSimulatorStats {
 }
 
 export interface RegionSimulator {
-  /** Stops the devices, publishes each hub's retained "offline" status and disconnects. */
+  /** Stops the devices, publishes each hub's retained "offline" status (with `publishStatus`) and disconnects. */
   stop(): Promise<void>;
   stats(): RegionSimulatorStats;
   /** Ids of device messages the broker acknowledged (PUBACK), oldest first. */
@@ -82,8 +92,8 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
   const hubIds = [...new Set(opts.hubs ?? region.hubs.map((h) => h.id))];
   for (const id of hubIds) {
     if (!region.hubs.some((h) => h.id === id)) throw new Error(`hub "${id}" is not in region ${region.id}`);
-    if (!opts.credentials[id]) throw new Error(`no MQTT credentials for hub "${id}"`);
   }
+  const publishStatus = opts.publishStatus ?? true;
 
   const startMs = Date.now();
   const bootId = createBootId(startMs, Math.random);
@@ -93,14 +103,17 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
     return new HubDevices({ region, hub, seed, ids: new MessageIds(bootId), rates, startMs, params: opts.params });
   });
   const hubs = new Map<string, SimulatedHub>();
+  const anonymous: string[] = [];
   for (const d of devices) {
-    const cred = opts.credentials[d.hubId]!;
+    const cred = opts.credentials?.[d.hubId];
+    if (!cred) anonymous.push(d.hubId);
     const connection = new HubConnection({
-      brokerUrl: opts.brokerUrl,
+      brokerUrl: opts.brokerUrlFor?.(d.hubId) ?? opts.brokerUrl,
       regionId: region.id,
       hubId: d.hubId,
-      username: cred.username,
-      password: cred.password,
+      ...(cred ? { username: cred.username, password: cred.password } : {}),
+      publishStatus,
+      onCommand: (incoming) => handleCommand(d.hubId, incoming),
       logger,
       maxPending: opts.maxPendingPerHub ?? DEFAULT_MAX_PENDING,
       idHistory: opts.idHistory ?? 100_000,
@@ -109,7 +122,7 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
     });
     hubs.set(d.hubId, { devices: d, connection });
   }
-  logger.info({ hubs: hubIds.length, seed, bootId, rates, timeScale }, 'region simulator starting');
+  logger.info({ hubs: hubIds.length, seed, bootId, rates, timeScale, publishStatus, anonymous }, 'region simulator starting');
 
   const publish = (hubId: string, sim: SimulatedHub, outputs: ReturnType<HubDevices['tick']>): void => {
     for (const out of outputs) {
@@ -120,6 +133,32 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
       }
     }
   };
+
+  /** Runs a command through the hub's device models; publishes what it caused, then the acknowledgement. */
+  function handleCommand(hubId: string, incoming: IncomingCommand): void {
+    const sim = hubs.get(hubId);
+    if (!sim) return;
+    const now = Date.now();
+    const commandId = incoming.ok ? incoming.command.id : incoming.commandId;
+    const device = incoming.ok ? incoming.command.device : incoming.device;
+    let ack: CommandAck;
+    try {
+      if (incoming.ok) {
+        const reply = sim.devices.command(now, incoming.command);
+        publish(hubId, sim, reply.outputs);
+        ack = reply.ack;
+      } else {
+        ack = sim.devices.commandAck(now, { commandId, device, result: 'rejected', detail: incoming.reason });
+      }
+    } catch (err) {
+      // A model bug must not leave the cloud waiting: answer 'failed' with the reason.
+      logger.error({ hub: hubId, device, commandId, err: (err as Error).message }, 'command handling failed');
+      ack = sim.devices.commandAck(now, { commandId, device, result: 'failed', detail: (err as Error).message });
+    }
+    const command = incoming.ok ? incoming.command.command : null;
+    logger.info({ hub: hubId, device, commandId, command, result: ack.result, detail: ack.detail }, 'command handled');
+    sim.connection.sendAck(ack).catch((err: Error) => logger.debug({ hub: hubId, commandId, err: err.message }, 'command ack not sent'));
+  }
 
   let last = startMs;
   const tickMs = Math.max(50, Math.min(1000, 1000 / rates.droneHz));

@@ -11,6 +11,8 @@ describe('parseSimulatorConfig', () => {
       timeScale: 1,
       seed: undefined,
       hubs: undefined,
+      localBrokers: undefined,
+      localAuth: false,
       logLevel: 'info',
     });
   });
@@ -42,11 +44,42 @@ describe('parseSimulatorConfig', () => {
 
   it('lists the variables it reads', () => {
     expect([...SIMULATOR_ENV_KEYS].sort()).toEqual(
-      ['CREDENTIALS_FILE', 'DATA_DIR', 'LOG_LEVEL', 'MQTT_URL', 'REGION_FILE', 'SIM_DRONE_HZ', 'SIM_HUBS', 'SIM_LOCKER_INTERVAL_S', 'SIM_SEED', 'SIM_SENSOR_INTERVAL_S', 'SIM_TIME_SCALE'],
+      [
+        'CREDENTIALS_FILE',
+        'DATA_DIR',
+        'LOG_LEVEL',
+        'MQTT_URL',
+        'REGION_FILE',
+        'SIM_DRONE_HZ',
+        'SIM_HUBS',
+        'SIM_LOCAL_AUTH',
+        'SIM_LOCAL_BROKERS',
+        'SIM_LOCKER_INTERVAL_S',
+        'SIM_SEED',
+        'SIM_SENSOR_INTERVAL_S',
+        'SIM_TIME_SCALE',
+      ],
     );
   });
 
+  it('reads SIM_LOCAL_BROKERS as inline JSON or as a file path, and SIM_LOCAL_AUTH', () => {
+    expect(
+      parseSimulatorConfig({ SIM_LOCAL_BROKERS: ' {"nomi-terai":"mqtt://127.0.0.1:11883","nomi-wake":"mqtt://127.0.0.1:11884"} ', SIM_LOCAL_AUTH: 'true' }),
+    ).toMatchObject({
+      localBrokers: { inline: { 'nomi-terai': 'mqtt://127.0.0.1:11883', 'nomi-wake': 'mqtt://127.0.0.1:11884' } },
+      localAuth: true,
+    });
+    expect(parseSimulatorConfig({ SIM_LOCAL_BROKERS: 'config/local-brokers.json' })).toMatchObject({
+      localBrokers: { file: 'config/local-brokers.json' },
+      localAuth: false,
+    });
+  });
+
   it.each([
+    ['SIM_LOCAL_BROKERS', '{"nomi-terai": '],
+    ['SIM_LOCAL_BROKERS', '{"nomi-terai": "127.0.0.1:11883"}'],
+    ['SIM_LOCAL_BROKERS', '{"Nomi Terai": "mqtt://127.0.0.1:11883"}'],
+    ['SIM_LOCAL_AUTH', 'maybe'],
     ['SIM_DRONE_HZ', 'fast'],
     ['SIM_DRONE_HZ', '0'],
     ['SIM_LOCKER_INTERVAL_S', '-1'],

@@ -7,13 +7,20 @@ import { HubId } from '../contract/index.ts';
  */
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+const BROKER_URL = /^(mqtts?|wss?|tcp|tls):\/\/[^\s]+$/;
+const BrokerUrl = z.string().regex(BROKER_URL, 'must be a broker URL such as mqtt://127.0.0.1:1883');
+
+/** `SIM_LOCAL_BROKERS` content: hub id → URL of that hub's local broker (its edge agent). */
+export const LocalBrokerMap = z.record(HubId, BrokerUrl);
+export type LocalBrokerMap = z.infer<typeof LocalBrokerMap>;
+
+/** Inline JSON (it starts with `{`) is parsed here; anything else names a file that main.ts reads. */
+export type LocalBrokersSource = { inline: LocalBrokerMap } | { file: string };
+
 const positive = (what: string) => z.coerce.number({ error: `${what} must be a number` }).positive(`${what} must be greater than 0`);
 
 const SimulatorEnv = z.object({
-  MQTT_URL: z
-    .string()
-    .regex(/^(mqtts?|wss?|tcp|tls):\/\/[^\s]+$/, 'must be a broker URL such as mqtt://127.0.0.1:1883')
-    .default('mqtt://127.0.0.1:1883'),
+  MQTT_URL: BrokerUrl.default('mqtt://127.0.0.1:1883'),
   REGION_FILE: z.string().min(1).default('config/regions/ishikawa-nomi.json'),
   DATA_DIR: z.string().min(1).default('./data'),
   CREDENTIALS_FILE: z.string().min(1).optional(),
@@ -28,6 +35,33 @@ const SimulatorEnv = z.object({
     .pipe(z.array(HubId).min(1))
     .optional()
     .describe('Comma-separated hub ids to simulate (default: every hub of the region)'),
+  SIM_LOCAL_BROKERS: z
+    .string()
+    .transform((s, ctx): LocalBrokersSource => {
+      const text = s.trim();
+      if (!text.startsWith('{')) return { file: text };
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `not valid JSON (${(err as Error).message})` });
+        return z.NEVER;
+      }
+      const map = LocalBrokerMap.safeParse(json);
+      if (!map.success) {
+        const i = map.error.issues[0]!;
+        ctx.addIssue({ code: 'custom', message: `${i.path.join('.') || '(root)'}: ${i.message}` });
+        return z.NEVER;
+      }
+      return { inline: map.data };
+    })
+    .optional()
+    .describe('Hub id → local broker URL, as JSON or a JSON file: each hub publishes to its edge agent'),
+  SIM_LOCAL_AUTH: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true')
+    .describe('With SIM_LOCAL_BROKERS: log in to the local brokers with the hubs\' CREDENTIALS_FILE entries'),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
 });
 
@@ -42,6 +76,10 @@ export interface SimulatorConfig {
   timeScale: number;
   seed: number | undefined;
   hubs: string[] | undefined;
+  /** Set: every simulated hub publishes to its own local broker (behind an edge agent). */
+  localBrokers: LocalBrokersSource | undefined;
+  /** Log in to the local brokers with the credentials file (otherwise anonymously). */
+  localAuth: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -66,6 +104,8 @@ export function parseSimulatorConfig(env: Record<string, string | undefined>): S
     timeScale: e.SIM_TIME_SCALE,
     seed: e.SIM_SEED,
     hubs: e.SIM_HUBS,
+    localBrokers: e.SIM_LOCAL_BROKERS,
+    localAuth: e.SIM_LOCAL_AUTH,
     logLevel: e.LOG_LEVEL,
   };
 }

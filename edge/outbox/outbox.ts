@@ -108,9 +108,9 @@ export class Outbox {
       insert: db.prepare(
         'INSERT OR IGNORE INTO outbox (lane, topic, payload, msg_id, device, device_ts, accepted_at, offline) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      dropOldestTelemetry: db.prepare(`DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE lane = ${LANE.telemetry} ORDER BY seq LIMIT ?)`),
-      thin: db.prepare(
-        `DELETE FROM outbox WHERE lane = ${LANE.telemetry} AND seq NOT IN
+      oldestTelemetry: db.prepare<[number], { seq: number }>(`SELECT seq FROM outbox WHERE lane = ${LANE.telemetry} ORDER BY seq LIMIT ?`),
+      thinCandidates: db.prepare<[number], { seq: number }>(
+        `SELECT seq FROM outbox WHERE lane = ${LANE.telemetry} AND seq NOT IN
            (SELECT min(seq) FROM outbox WHERE lane = ${LANE.telemetry} GROUP BY topic, device_ts / CAST(? AS INTEGER))`,
       ),
       oldestInLane: db.prepare<[number], { seq: number; accepted_at: number }>('SELECT seq, accepted_at FROM outbox WHERE lane = ? ORDER BY seq LIMIT 1'),
@@ -133,6 +133,15 @@ export class Outbox {
     for (const r of this.stmt.laneCounts.all()) this.depthByLane[r.lane as Lane] = r.n;
     for (const c of this.stmt.counters.all()) if (c.name in this.dropped) this.dropped[c.name as DropReason] = c.value;
   }
+
+  /**
+   * Entries being sent right now are never thinned or dropped: they may already have reached the
+   * cloud, and a drop must mean the cloud will never see the message.
+   */
+  setInFlightSource(source: () => ReadonlySet<number>): void {
+    this.inFlight = source;
+  }
+  private inFlight: () => ReadonlySet<number> = () => new Set();
 
   get depth(): number {
     return this.depthByLane[0] + this.depthByLane[1] + this.depthByLane[2];
@@ -168,10 +177,13 @@ export class Outbox {
     const now = this.now();
     if (this.depth >= this.opts.thinThreshold && now - this.lastThinAt > 5_000) this.thin();
     if (this.depth >= this.opts.maxMessages) {
-      if (this.depthByLane[LANE.telemetry] > 0) {
-        const n = this.stmt.dropOldestTelemetry.run(Math.max(1, this.depth - this.opts.maxMessages + 1)).changes;
-        this.depthByLane[LANE.telemetry] -= n;
-        this.count('overflow_telemetry', n);
+      const want = Math.max(1, this.depth - this.opts.maxMessages + 1);
+      const busy = this.inFlight();
+      const victims = this.depthByLane[LANE.telemetry] > 0 ? this.stmt.oldestTelemetry.all(want + busy.size).filter((r) => !busy.has(r.seq)).slice(0, want) : [];
+      if (victims.length > 0) {
+        for (const v of victims) this.stmt.remove.run(v.seq);
+        this.depthByLane[LANE.telemetry] -= victims.length;
+        this.count('overflow_telemetry', victims.length);
       } else if (e.lane === LANE.telemetry) {
         this.count('refused_telemetry', 1);
         return 'refused_telemetry';
@@ -189,7 +201,13 @@ export class Outbox {
   /** Policy step 1 (see the class comment). Returns how many readings were dropped. */
   thin(): number {
     this.lastThinAt = this.now();
-    const n = this.stmt.thin.run(this.opts.thinIntervalMs).changes;
+    const busy = this.inFlight();
+    let n = 0;
+    for (const { seq } of this.stmt.thinCandidates.all(this.opts.thinIntervalMs)) {
+      if (busy.has(seq)) continue; // already on its way: it will be acknowledged, not dropped
+      this.stmt.remove.run(seq);
+      n++;
+    }
     if (n > 0) {
       this.depthByLane[LANE.telemetry] -= n;
       this.count('thinned', n);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { DroneEvent, DroneTelemetry, type HubSpec } from '../../contract/index.ts';
+import { DroneEvent, DroneTelemetry, type Command, type HubSpec } from '../../contract/index.ts';
 import { DroneModel } from './drone-model.ts';
 import { distanceM } from './great-circle.ts';
 import { MessageIds } from './message-ids.ts';
 import { createRng, seedFor } from './seeded-rng.ts';
-import { loadDemoRegion, T0 } from './test-region.ts';
+import { loadDemoRegion, makeCommand, T0 } from './test-region.ts';
 
 const region = loadDemoRegion();
 const hubById = new Map(region.hubs.map((h) => [h.id, h]));
@@ -152,5 +152,144 @@ describe('DroneModel', () => {
     const drone = makeDrone(kibagata);
     const e = drone.force(T0, 'geofence_breach', 'entered no-fly zone');
     expect(DroneEvent.parse(e)).toMatchObject({ event: 'geofence_breach', severity: 'warning', detail: 'entered no-fly zone' });
+  });
+});
+
+describe('DroneModel commands', () => {
+  /** Drone 1 at Kibagata that never starts a mission by itself. */
+  const quietDrone = (initialBatteryPct = 100): DroneModel =>
+    new DroneModel({
+      hubId: kibagata.id,
+      spec: kibagata.drones[0]!,
+      home: { id: kibagata.id, location: kibagata.location },
+      destinations: region.hubs.filter((h) => h.id !== kibagata.id).map((h) => ({ id: h.id, location: h.location })),
+      rng: createRng(11),
+      ids: new MessageIds('boot1'),
+      params: { meanIdleS: 1e12 },
+      initialBatteryPct,
+    });
+  const cmd = (command: Command['command'], args: Command['args'] = {}) => makeCommand(kibagata.id, 'drone-1', command, args);
+  /** Steps `seconds` simulated seconds from `t` (ms), collecting events and 1 Hz telemetry. */
+  const advance = (drone: DroneModel, fromMs: number, seconds: number) => {
+    const events: DroneEvent[] = [];
+    const telemetry: DroneTelemetry[] = [];
+    for (let s = 1; s <= seconds; s++) {
+      events.push(...drone.step(fromMs + s * 1000, 1));
+      telemetry.push(drone.telemetry(fromMs + s * 1000));
+    }
+    return { events, telemetry, endMs: fromMs + seconds * 1000 };
+  };
+  const kokufu = hubById.get('nomi-kokufu')!; // 4.5 km from Kibagata
+
+  it('starts a commanded mission at once and flies it to the end', () => {
+    const drone = quietDrone();
+    const out = drone.handle(T0, cmd('drone.mission', { to: kokufu.id, payloadKg: 2 }));
+    expect(out).toMatchObject({ result: 'done', changed: true });
+    expect(out.events.map((e) => DroneEvent.parse(e).event)).toEqual(['armed']);
+    const missionId = out.events[0]!.missionId!;
+    expect(out.detail).toBe(`mission ${missionId} to ${kokufu.id}`);
+    expect(drone.telemetry(T0)).toMatchObject({ flightState: 'armed', payloadKg: 2, missionId });
+
+    const flight = advance(drone, T0, 3 * 3600);
+    expect(flight.events.find((e) => e.event === 'landed')!.detail).toBe(`at ${kokufu.id}`);
+    const complete = flight.events.filter((e) => e.event === 'mission_complete');
+    expect(complete).toHaveLength(1);
+    expect(complete[0]!.missionId).toBe(missionId);
+  });
+
+  it('rejects a mission it cannot fly, saying why, and stays on the pad', () => {
+    const cases: [DroneModel, Command['args'], RegExp][] = [
+      [quietDrone(50), { to: kokufu.id, payloadKg: 0 }, /battery 50 % is too low: 4\.5 km with 0 kg needs \d+(\.\d)? % plus the 30 % reserve/],
+      [quietDrone(), { to: 'hakusan-chiyono' }, /hakusan-chiyono is out of range/],
+      [quietDrone(), { to: 'atlantis' }, /unknown hub atlantis/],
+      [quietDrone(), { to: kibagata.id }, /already at rs-komatsu-kibagata/],
+      [quietDrone(), { to: kokufu.id, payloadKg: 9 }, /over the maximum of 5 kg/],
+      [quietDrone(), { to: 'Not A Hub' }, /args\.to/],
+      [quietDrone(), { payloadKg: 1 }, /args\.to/],
+    ];
+    for (const [drone, args, reason] of cases) {
+      const out = drone.handle(T0, cmd('drone.mission', args));
+      expect(out, JSON.stringify(args)).toMatchObject({ result: 'rejected', events: [], changed: false });
+      expect(out.detail).toMatch(reason);
+      expect(drone.telemetry(T0)).toMatchObject({ flightState: expect.stringMatching(/^(idle|charging)$/), missionId: null });
+    }
+  });
+
+  it('rejects a second mission while busy, and answers a repeated command without crashing', () => {
+    const drone = quietDrone();
+    const first = cmd('drone.mission', { to: kokufu.id });
+    expect(drone.handle(T0, first).result).toBe('done');
+    expect(drone.handle(T0, first)).toMatchObject({ result: 'rejected', detail: expect.stringMatching(/^busy: armed on mission /) });
+    advance(drone, T0, 60);
+    expect(drone.handle(T0 + 60_000, cmd('drone.mission', { to: 'nomi-wake' })).detail).toMatch(/^busy: takeoff|^busy: mission/);
+  });
+
+  it('rtl in the air turns back home: flight state rtl, lands at home, no mission_complete', () => {
+    const drone = quietDrone();
+    drone.handle(T0, cmd('drone.mission', { to: kokufu.id, payloadKg: 2 }));
+    const out1 = advance(drone, T0, 120); // armed 3 s, climb 20 s, ~1 km of cruise
+    expect(out1.telemetry.at(-1)!.flightState).toBe('mission');
+    const rtl = drone.handle(out1.endMs, cmd('drone.rtl'));
+    expect(rtl).toMatchObject({ result: 'done', detail: `returning to ${kibagata.id}` });
+    expect(rtl.events.map((e) => [e.event, e.severity])).toEqual([['rtl', 'warning']]);
+    const back = advance(drone, out1.endMs, 600);
+    expect(back.telemetry[0]).toMatchObject({ flightState: 'rtl', payloadKg: 2 }); // the undelivered parcel comes back
+    expect(back.events.filter((e) => e.event === 'landed').map((e) => e.detail)).toEqual([`at ${kibagata.id}`]);
+    expect(back.events.some((e) => e.event === 'mission_complete' || e.event === 'mission_started')).toBe(false);
+    const end = back.telemetry.at(-1)!;
+    expect(end).toMatchObject({ altM: 0, missionId: null, payloadKg: 0 });
+    expect(distanceM(end, kibagata.location)).toBeLessThan(1);
+    // A second rtl on the pad is harmless.
+    expect(drone.handle(back.endMs, cmd('drone.rtl'))).toMatchObject({ result: 'done', events: [] });
+  });
+
+  it('abort before take-off cancels the mission on the pad', () => {
+    const drone = quietDrone();
+    drone.handle(T0, cmd('drone.mission', { to: kokufu.id, payloadKg: 3 }));
+    const out = drone.handle(T0 + 1000, cmd('drone.abort'));
+    expect(out).toMatchObject({ result: 'done', detail: expect.stringMatching(/cancelled before take-off/) });
+    expect(out.events.map((e) => e.event)).toEqual(['rtl']);
+    expect(drone.telemetry(T0 + 1000)).toMatchObject({ flightState: expect.stringMatching(/^(idle|charging)$/), missionId: null, payloadKg: 0 });
+    expect(advance(drone, T0 + 1000, 300).events).toEqual([]);
+  });
+
+  it('abort in the air lands at the nearest hub; the drone flies home later without completing the mission', () => {
+    const drone = quietDrone();
+    drone.handle(T0, cmd('drone.mission', { to: kokufu.id }));
+    const out1 = advance(drone, T0, 400); // ~3.8 km out: the destination is now the nearest hub
+    const abort = drone.handle(out1.endMs, cmd('drone.abort'));
+    expect(abort).toMatchObject({ result: 'done', detail: `already bound for ${kokufu.id}, the nearest hub` });
+    const rest = advance(drone, out1.endMs, 3 * 3600);
+    expect(rest.events.filter((e) => e.event === 'landed').map((e) => e.detail)).toEqual([`at ${kokufu.id}`, `at ${kibagata.id}`]);
+    expect(rest.events.some((e) => e.event === 'mission_complete')).toBe(false);
+    expect(rest.telemetry.at(-1)).toMatchObject({ missionId: null });
+
+    // Close to home, the nearest hub is home.
+    const early = quietDrone();
+    early.handle(T0, cmd('drone.mission', { to: kokufu.id }));
+    const e1 = advance(early, T0, 60);
+    expect(early.handle(e1.endMs, cmd('drone.abort'))).toMatchObject({ result: 'done', detail: `returning to ${kibagata.id}` });
+    const e2 = advance(early, e1.endMs, 600);
+    expect(e2.events.filter((e) => e.event === 'landed').map((e) => e.detail)).toEqual([`at ${kibagata.id}`]);
+  });
+
+  it('rtl while unloading at the destination sends it home as soon as the battery allows', () => {
+    const drone = quietDrone();
+    drone.handle(T0, cmd('drone.mission', { to: kokufu.id }));
+    let t = T0;
+    let landed = false;
+    while (!landed) {
+      t += 1000;
+      landed = drone.step(t, 1).some((e) => e.event === 'landed');
+    }
+    const out = drone.handle(t, cmd('drone.rtl'));
+    expect(out).toMatchObject({ result: 'done', detail: `at ${kokufu.id}; flies home as soon as the battery allows` });
+    const rest = advance(drone, t, 3 * 3600);
+    expect(rest.events.filter((e) => e.event === 'landed').map((e) => e.detail)).toEqual([`at ${kibagata.id}`]);
+    expect(rest.events.some((e) => e.event === 'mission_complete')).toBe(false);
+  });
+
+  it('refuses locker commands', () => {
+    expect(quietDrone().handle(T0, makeCommand(kibagata.id, 'drone-1', 'locker.unlock', { compartment: 'A01' }))).toMatchObject({ result: 'rejected' });
   });
 });

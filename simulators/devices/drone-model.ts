@@ -1,4 +1,6 @@
-import type { DroneEvent, DroneSpec, DroneTelemetry, FlightState, Severity } from '../../contract/index.ts';
+import { z } from 'zod';
+import { HubId, type Command, type DroneEvent, type DroneSpec, type DroneTelemetry, type FlightState, type Severity } from '../../contract/index.ts';
+import { done, parseArgs, rejected, type CommandOutcome } from './command-outcome.ts';
 import { bearingDeg, distanceM, intermediatePoint, type LatLon } from './great-circle.ts';
 import type { MessageIds } from './message-ids.ts';
 import type { Rng } from './seeded-rng.ts';
@@ -17,6 +19,14 @@ import type { Rng } from './seeded-rng.ts';
  *
  * Defaults follow DOMAIN.md: cruise ~10 m/s, climb 3 m/s, descent 2 m/s, ~18 min endurance,
  * 5 kg payload, Remote ID always on (mandatory for drones ≥ 100 g in Japan).
+ *
+ * Commands from the cloud (`handle`):
+ *   drone.mission {to, payloadKg}  start a mission now, if idle or charging on the home pad and the
+ *                                  battery covers the leg with the reserve (the same rule as planned missions)
+ *   drone.rtl                      return to the home hub now; on the ground elsewhere: as soon as the
+ *                                  battery covers the way home. The mission is cancelled, not completed.
+ *   drone.abort                    end the mission as soon as possible: not yet airborne → disarm; in the
+ *                                  air → land at the nearest hub (then home when charged)
  */
 export interface DroneFlightParams {
   cruiseAltM: number;
@@ -95,7 +105,14 @@ interface Mission {
   destination: HubPlace;
   /** 0: outbound, 1: home. */
   leg: 0 | 1;
+  /** Called off by drone.rtl / drone.abort: no return cargo, no mission_complete. */
+  recalled?: boolean;
 }
+
+const MissionArgs = z.object({
+  to: HubId,
+  payloadKg: z.number().min(0).default(0),
+});
 
 const EVENT_SEVERITY: Record<DroneEventName, Severity> = {
   armed: 'info',
@@ -195,6 +212,23 @@ export class DroneModel {
     };
   }
 
+  /**
+   * Executes a command addressed to this drone. `now` stamps the events. Never throws for bad
+   * input: a drone that cannot comply answers 'rejected' with the reason.
+   */
+  handle(now: number, cmd: Command): CommandOutcome<DroneEvent> {
+    switch (cmd.command) {
+      case 'drone.mission':
+        return this.commandMission(now, cmd);
+      case 'drone.rtl':
+        return this.recall(now, cmd, 'home');
+      case 'drone.abort':
+        return this.recall(now, cmd, 'nearest');
+      default:
+        return rejected(`${this.device} is a drone; it does not take ${cmd.command}`);
+    }
+  }
+
   /** Emits an event on demand (for tests and demos); the flight itself is not changed. */
   force(now: number, event: DroneEventName, detail?: string): DroneEvent {
     return this.event(now, event, detail);
@@ -209,7 +243,7 @@ export class DroneModel {
       case 'takeoff':
         return 'takeoff';
       case 'cruise':
-        return 'mission';
+        return this.mission?.recalled && this.leg?.to.id === this.opts.home.id ? 'rtl' : 'mission';
       case 'landing':
         return 'landing';
       case 'landed':
@@ -252,7 +286,7 @@ export class DroneModel {
         this.altM = Math.min(p.cruiseAltM, this.altM + p.climbMps * h);
         if (this.altM >= p.cruiseAltM) {
           this.enter('cruise');
-          if (this.mission?.leg === 0) events.push(this.event(now, 'mission_started', `to ${this.mission.destination.id}`));
+          if (this.mission?.leg === 0 && !this.mission.recalled) events.push(this.event(now, 'mission_started', `to ${this.mission.destination.id}`));
         }
         break;
       case 'cruise': {
@@ -277,7 +311,11 @@ export class DroneModel {
         break;
       case 'landed':
         if (this.phaseS >= this.holdS) {
-          if (this.mission) {
+          if (this.mission?.recalled) {
+            // Diverted here by drone.abort: keep the undelivered parcel if it can go home with it.
+            const homeM = distanceM(this.at.location, this.opts.home.location);
+            if (this.legCostPct(homeM, this.payloadKg) > 100 - p.reservePct) this.payloadKg = 0;
+          } else if (this.mission) {
             // Parcel handed over at the destination; maybe take something back.
             const cargoKg = this.opts.rng.chance(p.returnCargoChance)
               ? round(this.opts.rng.uniform(0.3, Math.min(2, this.opts.spec.maxPayloadKg)), 1)
@@ -305,12 +343,101 @@ export class DroneModel {
     const payloadKg = round(this.opts.rng.uniform(0, this.opts.spec.maxPayloadKg), 1);
     const candidates = this.reachable.filter((d) => this.canFly(distanceM(this.at.location, d.location), payloadKg));
     if (candidates.length === 0) return; // not charged enough for this order yet: keep charging
-    const destination = this.opts.rng.pick(candidates);
+    this.startMission(now, this.opts.rng.pick(candidates), payloadKg, events);
+  }
+
+  private startMission(now: number, destination: HubPlace, payloadKg: number, events: DroneEvent[]): Mission {
     this.missionCount += 1;
     const tail = `-${this.opts.ids.bootId}-m${this.missionCount}`;
-    this.mission = { id: `${this.device.slice(0, 64 - tail.length)}${tail}`, destination, leg: 0 };
+    const mission: Mission = { id: `${this.device.slice(0, 64 - tail.length)}${tail}`, destination, leg: 0 };
+    this.mission = mission;
     this.payloadKg = payloadKg;
     this.depart(now, destination, events);
+    return mission;
+  }
+
+  private commandMission(now: number, cmd: Command): CommandOutcome<DroneEvent> {
+    const parsed = parseArgs(MissionArgs, cmd.args);
+    if (!parsed.ok) return rejected(parsed.detail);
+    const { to, payloadKg } = parsed.args;
+    const home = this.opts.home;
+    if (this.mission) return rejected(`busy: ${this.flightState()} on mission ${this.mission.id}`);
+    if (this.phase !== 'pad') return rejected(`not ready: ${this.flightState()} at ${this.at.id}`);
+    if (to === home.id) return rejected(`already at ${to}`);
+    const destination = this.opts.destinations.find((d) => d.id === to);
+    if (!destination) return rejected(`unknown hub ${to}`);
+    if (payloadKg > this.opts.spec.maxPayloadKg) return rejected(`payload ${payloadKg} kg is over the maximum of ${this.opts.spec.maxPayloadKg} kg`);
+    const m = distanceM(home.location, destination.location);
+    const costPct = this.legCostPct(m, payloadKg);
+    const needs = `${round(m / 1000, 1)} km with ${payloadKg} kg needs ${round(costPct, 1)} % plus the ${this.params.reservePct} % reserve`;
+    if (costPct > 100 - this.params.reservePct) return rejected(`${to} is out of range: ${needs}`);
+    if (!this.canFly(m, payloadKg)) return rejected(`battery ${round(this.batteryPct, 1)} % is too low: ${needs}`);
+    const events: DroneEvent[] = [];
+    const mission = this.startMission(now, destination, round(payloadKg, 1), events);
+    return done(`mission ${mission.id} to ${to}`, events);
+  }
+
+  /** drone.rtl (`home`) and drone.abort (`nearest`). */
+  private recall(now: number, cmd: Command, target: 'home' | 'nearest'): CommandOutcome<DroneEvent> {
+    const home = this.opts.home;
+    const what = target === 'home' ? 'rtl' : 'abort';
+    const mission = this.mission;
+    switch (this.phase) {
+      case 'pad':
+      case 'landed':
+        if (!mission) return done(`${this.flightState()} at ${this.at.id}; no mission to ${what === 'rtl' ? 'return from' : 'abort'}`);
+        // On the ground away from home (unloading or charging): no return cargo; home as soon as the battery allows.
+        mission.recalled = true;
+        if (this.phase === 'landed') this.holdS = Math.min(this.holdS, this.phaseS);
+        return done(`at ${this.at.id}; flies home as soon as the battery allows`, [], false);
+      case 'armed':
+        if (mission && mission.leg === 0) {
+          // Not airborne yet: disarm on the pad and unload.
+          const events = [this.event(now, 'rtl', `${what} (command ${cmd.id}): mission ${mission.id} cancelled before take-off`)];
+          mission.recalled = true;
+          this.mission = null;
+          this.leg = null;
+          this.payloadKg = 0;
+          this.groundSpeedMps = 0;
+          this.enter('pad');
+          return done(`mission ${mission.id} cancelled before take-off`, events);
+        }
+        return done(`already leaving ${this.at.id} for home`);
+      case 'takeoff':
+      case 'cruise':
+      case 'landing': {
+        const to = target === 'home' ? home : this.nearestHub();
+        const leg = this.leg!;
+        if (mission) mission.recalled = true;
+        if (leg.to.id === to.id) {
+          if (mission && to.id === home.id) mission.leg = 1;
+          return done(to.id === home.id ? `already on the way home to ${home.id}` : `already bound for ${to.id}, the nearest hub`);
+        }
+        if (mission && to.id === home.id) mission.leg = 1;
+        const m = distanceM(this.position, to.location);
+        this.leg = { from: { id: this.at.id, location: { ...this.position } }, to, distanceM: m, windFactor: leg.windFactor };
+        this.flownM = 0;
+        if (m < 1) {
+          this.enter('landing'); // right above it
+        } else {
+          this.headingDeg = bearingDeg(this.position, to.location);
+          // Descending somewhere else: climb back to cruise altitude first.
+          if (this.phase === 'landing') this.enter('takeoff');
+        }
+        const where = to.id === home.id ? `returning to ${home.id}` : `landing at ${to.id}, the nearest hub`;
+        return done(where, [this.event(now, 'rtl', `${what} (command ${cmd.id}): ${where}, ${round(m / 1000, 1)} km`)]);
+      }
+    }
+  }
+
+  private nearestHub(): HubPlace {
+    let best = this.opts.home;
+    let bestM = distanceM(this.position, best.location);
+    for (const d of this.opts.destinations) {
+      const m = distanceM(this.position, d.location);
+      if (m < bestM) [best, bestM] = [d, m];
+    }
+    return best;
   }
 
   private depart(now: number, to: HubPlace, events: DroneEvent[]): void {
@@ -332,8 +459,8 @@ export class DroneModel {
     this.leg = null;
     this.enter('landed');
     events.push(this.event(now, 'landed', `at ${leg.to.id}`));
-    if (this.mission && this.mission.leg === 1) {
-      events.push(this.event(now, 'mission_complete', `delivered to ${this.mission.destination.id}, back at ${leg.to.id}`));
+    if (this.mission && leg.to.id === this.opts.home.id && (this.mission.leg === 1 || this.mission.recalled)) {
+      if (!this.mission.recalled) events.push(this.event(now, 'mission_complete', `delivered to ${this.mission.destination.id}, back at ${leg.to.id}`));
       this.mission = null;
       this.holdS = this.params.settleS + (this.payloadKg > 0 ? this.params.unloadMinS : 0);
     } else {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseTopic, schemaForTopic, topics } from '../../contract/index.ts';
+import { CommandAck, parseTopic, schemaForTopic, topics, type Command } from '../../contract/index.ts';
 import { HubDevices, type DeviceOutput } from './hub-devices.ts';
 import { MessageIds } from './message-ids.ts';
-import { loadDemoRegion, T0 } from './test-region.ts';
+import { loadDemoRegion, makeCommand, T0 } from './test-region.ts';
 
 const region = loadDemoRegion();
 
@@ -63,5 +63,66 @@ describe('HubDevices', () => {
 
   it('is deterministic for a seed', () => {
     expect(runHub('rs-megumi-hakusan', 300, { seed: 5 })).toEqual(runHub('rs-megumi-hakusan', 300, { seed: 5 }));
+  });
+});
+
+describe('HubDevices commands', () => {
+  const hub = region.hubs.find((h) => h.id === 'rs-komatsu-kibagata')!;
+  const make = () => new HubDevices({ region, hub, seed: 1, ids: new MessageIds('boot1'), startMs: T0 });
+  const cmd = (device: string, command: Command['command'], args: Command['args'] = {}, over: Partial<Command> = {}) =>
+    makeCommand(hub.id, device, command, args, over);
+
+  it('answers with a contract hub.command-ack that carries its own message id, the command id and the device', () => {
+    const devices = make();
+    const c = cmd('locker-b', 'locker.unlock', { compartment: 'B02' });
+    const { ack, outputs } = devices.command(T0, c);
+    expect(CommandAck.parse(ack)).toMatchObject({ type: 'hub.command-ack', hub: hub.id, device: 'locker-b', commandId: c.id, result: 'done', ts: T0 });
+    expect(ack.id).not.toBe(c.id);
+    // The door event, then the bank's state at once (lockers report on change).
+    expect(outputs.map((o) => `${o.kind}/${o.device}/${o.channel}/${o.message.type}`)).toEqual([
+      'locker/locker-b/event/locker.event',
+      'locker/locker-b/telemetry/locker.telemetry',
+    ]);
+    const ids = [ack.id, ...outputs.map((o) => o.message.id), ...devices.tick(T0 + 1000, 1).map((o) => o.message.id)];
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('does not execute an expired command', () => {
+    const devices = make();
+    const c = cmd('locker-a', 'locker.unlock', { compartment: 'A01' }, { expiresAt: T0 - 5000 });
+    const { ack, outputs } = devices.command(T0, c);
+    expect(ack).toMatchObject({ result: 'expired', detail: 'expired 5 s ago; not executed' });
+    expect(outputs).toEqual([]);
+    const again = devices.command(T0, cmd('locker-a', 'locker.unlock', { compartment: 'A01' }));
+    expect(again.outputs[0]!.message).toMatchObject({ event: 'door_opened' }); // the door was still shut
+    // Expiring exactly now is still in time.
+    expect(devices.command(T0, cmd('locker-a', 'locker.unlock', { compartment: 'A02' }, { expiresAt: T0 })).ack.result).toBe('done');
+  });
+
+  it('rejects commands for unknown devices, for the wrong kind of device, and for another hub', () => {
+    const devices = make();
+    const cases: [Command, RegExp][] = [
+      [cmd('drone-9', 'drone.rtl'), /has no drone "drone-9"/],
+      [cmd('locker-z', 'locker.unlock', { compartment: 'A01' }), /has no locker "locker-z"/],
+      [cmd('locker-a', 'drone.rtl'), /locker-a is a locker, not a drone/],
+      [cmd('wx', 'locker.unlock', { compartment: 'A01' }), /wx is a sensor, not a locker/],
+      [cmd('drone-1', 'drone.rtl', {}, { hub: 'nomi-terai' }), /command for hub nomi-terai/],
+    ];
+    for (const [c, reason] of cases) {
+      const { ack, outputs } = devices.command(T0, c);
+      expect(CommandAck.parse(ack), c.device).toMatchObject({ result: 'rejected', commandId: c.id, device: c.device, detail: expect.stringMatching(reason) });
+      expect(outputs).toEqual([]);
+    }
+  });
+
+  it('starts a drone mission and reports its first event, or says why not', () => {
+    const devices = make();
+    // Seed 1 starts drone-1 at 98 % (enough for the 4.5 km to Kokufu) and drone-3 at 56 % (not enough).
+    const go = devices.command(T0, cmd('drone-1', 'drone.mission', { to: 'nomi-kokufu', payloadKg: 1 }));
+    expect(go.ack).toMatchObject({ result: 'done', detail: expect.stringMatching(/^mission drone-1-boot1-m1 to nomi-kokufu$/) });
+    expect(go.outputs.map((o) => [o.kind, o.device, o.channel, o.message])).toMatchObject([['drone', 'drone-1', 'event', { type: 'drone.event', event: 'armed' }]]);
+    const no = devices.command(T0, cmd('drone-3', 'drone.mission', { to: 'nomi-kokufu', payloadKg: 1 }));
+    expect(no.ack).toMatchObject({ result: 'rejected', detail: expect.stringMatching(/^battery 55\.7 % is too low/) });
+    expect(no.outputs).toEqual([]);
   });
 });

@@ -1,4 +1,15 @@
-import type { Channel, DeviceKind, DeviceMessage, DroneEvent, HubSpec, LockerEvent, RegionFile, SensorEvent } from '../../contract/index.ts';
+import type {
+  Channel,
+  Command,
+  CommandAck,
+  DeviceKind,
+  DeviceMessage,
+  DroneEvent,
+  HubSpec,
+  LockerEvent,
+  RegionFile,
+  SensorEvent,
+} from '../../contract/index.ts';
 import { DroneModel, type DroneFlightParams } from './drone-model.ts';
 import { LockerModel, type LockerParams } from './locker-model.ts';
 import type { MessageIds } from './message-ids.ts';
@@ -63,6 +74,12 @@ export interface HubDevicesOptions {
   params?: ModelParams;
 }
 
+/** What the hub does with one command: publish `outputs` (in order), then `ack`. */
+export interface CommandReply {
+  outputs: DeviceOutput[];
+  ack: CommandAck;
+}
+
 interface Scheduled<M> {
   model: M;
   periodMs: number;
@@ -71,6 +88,7 @@ interface Scheduled<M> {
 
 export class HubDevices {
   readonly hubId: string;
+  private readonly ids: MessageIds;
   private readonly drones: Scheduled<DroneModel>[];
   private readonly lockers: Scheduled<LockerModel>[];
   private readonly sensors: Scheduled<SensorModel>[];
@@ -82,6 +100,7 @@ export class HubDevices {
       if (!(Number.isFinite(value) && value > 0)) throw new Error(`telemetry rate ${name} must be a positive number, got ${value}`);
     }
     this.hubId = hub.id;
+    this.ids = ids;
     const home = { id: hub.id, location: hub.location };
     const destinations = region.hubs.filter((h) => h.id !== hub.id).map((h) => ({ id: h.id, location: h.location }));
     // Spread first reports over one period so the hubs' devices do not all report in the same instant.
@@ -151,9 +170,69 @@ export class HubDevices {
     }
   }
 
+  /**
+   * Executes a command from the cloud at wall time `now` and says how it went, as the contract's
+   * `hub.command-ack`. Checked here, before any device sees it: the hub (→ rejected), the expiry
+   * (→ expired, not executed), the device (unknown, or not of the command's kind → rejected).
+   * Does not deduplicate by command id — the edge agent does [issue 3: "not executed twice"] — but a
+   * repeat is harmless: a second unlock finds the door open, a second mission finds the drone busy.
+   */
+  command(now: number, cmd: Command): CommandReply {
+    const reply = (outcome: { result: CommandAck['result']; detail?: string | undefined }, outputs: DeviceOutput[] = []): CommandReply => ({
+      outputs,
+      ack: this.commandAck(now, { commandId: cmd.id, device: cmd.device, ...outcome }),
+    });
+    if (cmd.hub !== this.hubId) return reply({ result: 'rejected', detail: `command for hub ${cmd.hub}; this is ${this.hubId}` });
+    if (cmd.expiresAt < now) return reply({ result: 'expired', detail: `expired ${Math.ceil((now - cmd.expiresAt) / 1000)} s ago; not executed` });
+
+    const kind = cmd.command.slice(0, cmd.command.indexOf('.'));
+    if (kind !== 'drone' && kind !== 'locker') return reply({ result: 'rejected', detail: `no simulated device takes ${cmd.command}` });
+    if (kind === 'drone') {
+      const s = this.drones.find((x) => x.model.device === cmd.device);
+      if (!s) return reply({ result: 'rejected', detail: this.unknownDevice(cmd.device, kind) });
+      const outcome = s.model.handle(now, cmd);
+      return reply(outcome, outcome.events.map((message) => ({ kind, device: cmd.device, channel: 'event' as const, message })));
+    }
+    const s = this.lockers.find((x) => x.model.device === cmd.device);
+    if (!s) return reply({ result: 'rejected', detail: this.unknownDevice(cmd.device, kind) });
+    const outcome = s.model.handle(now, cmd);
+    const outputs: DeviceOutput[] = outcome.events.map((message) => ({ kind, device: cmd.device, channel: 'event' as const, message }));
+    if (outcome.changed) {
+      // Lockers report on change (contract: "every 10 s and on change").
+      s.nextMs = Math.max(s.nextMs, now + s.periodMs);
+      outputs.push({ kind, device: cmd.device, channel: 'telemetry', message: s.model.telemetry(now) });
+    }
+    return reply(outcome, outputs);
+  }
+
+  /** A `hub.command-ack` with this hub's next message id (also for commands that never reached a model). */
+  commandAck(now: number, a: { commandId: string; device: string; result: CommandAck['result']; detail?: string }): CommandAck {
+    return {
+      v: 1,
+      type: 'hub.command-ack',
+      id: this.ids.next(a.device),
+      ts: Math.round(now),
+      hub: this.hubId,
+      device: a.device,
+      commandId: a.commandId,
+      result: a.result,
+      ...(a.detail === undefined ? {} : { detail: a.detail.slice(0, 500) }),
+    };
+  }
+
   /** The drone models (read-only use: tests and dispatch simulations). */
   get droneModels(): readonly DroneModel[] {
     return this.drones.map((s) => s.model);
+  }
+
+  private unknownDevice(device: string, kind: DeviceKind): string {
+    const other = (['drone', 'locker', 'sensor'] as const).find((k) => k !== kind && this.has(k, device));
+    return other ? `${device} is a ${other}, not a ${kind}` : `hub ${this.hubId} has no ${kind} "${device}"`;
+  }
+
+  private has(kind: DeviceKind, device: string): boolean {
+    const list: Scheduled<{ device: string }>[] = kind === 'drone' ? this.drones : kind === 'locker' ? this.lockers : this.sensors;
+    return list.some((s) => s.model.device === device);
   }
 
   private find<M extends { device: string }>(list: Scheduled<M>[], device: string, kind: DeviceKind): M {

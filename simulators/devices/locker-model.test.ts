@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { LockerEvent, LockerTelemetry, type LockerBankSpec } from '../../contract/index.ts';
+import { LockerEvent, LockerTelemetry, type Command, type LockerBankSpec } from '../../contract/index.ts';
 import { LockerModel, type LockerParams } from './locker-model.ts';
 import { MessageIds } from './message-ids.ts';
 import { createRng } from './seeded-rng.ts';
-import { loadDemoRegion, T0 } from './test-region.ts';
+import { loadDemoRegion, makeCommand, T0 } from './test-region.ts';
 
 const region = loadDemoRegion();
 const bank: LockerBankSpec = region.hubs.find((h) => h.id === 'rs-komatsu-kibagata')!.lockers[0]!;
@@ -119,5 +119,67 @@ describe('LockerModel', () => {
   it('gives the same output for the same seed', () => {
     expect(run(makeLocker(9), 0.5)).toEqual(run(makeLocker(9), 0.5));
     expect(run(makeLocker(10), 0.5).events).not.toEqual(run(makeLocker(9), 0.5).events);
+  });
+});
+
+describe('LockerModel commands', () => {
+  const cmd = (command: Command['command'], args: Command['args']) => makeCommand('rs-komatsu-kibagata', bank.id, command, args);
+  const compartment = (locker: LockerModel, id: string) => locker.telemetry(T0).compartments.find((c) => c.id === id)!;
+  /** A locker whose doors stay shut and whose compartments fill only when told (no random life). */
+  const quiet = () => makeLocker(1, { reservationsPerHour: 0, meanLoadS: 1e12, meanPickupS: 1e12, leftOpenChance: 0 });
+
+  it('unlock opens the door at once with a door_opened event; it closes later as any door does', () => {
+    const locker = quiet();
+    const before = compartment(locker, 'A05');
+    const out = locker.handle(T0, cmd('locker.unlock', { compartment: 'A05' }));
+    expect(out).toMatchObject({ result: 'done', changed: true });
+    expect(out.events).toHaveLength(1);
+    expect(LockerEvent.parse(out.events[0])).toMatchObject({ event: 'door_opened', compartment: 'A05', ts: T0 });
+    expect(compartment(locker, 'A05').door).toBe('open');
+    const later = run(locker, 0.1).events.filter((e) => e.compartment === 'A05');
+    expect(later.map((e) => e.event)).toEqual(['door_closed']);
+    // A remote unlock does not invent a delivery or a pickup.
+    expect(compartment(locker, 'A05')).toMatchObject({ door: 'closed', occupied: before.occupied, reservedFor: before.reservedFor });
+  });
+
+  it('answers a repeated unlock without a second door_opened', () => {
+    const locker = quiet();
+    locker.handle(T0, cmd('locker.unlock', { compartment: 'A01' }));
+    const again = locker.handle(T0 + 1000, cmd('locker.unlock', { compartment: 'A01' }));
+    expect(again).toMatchObject({ result: 'done', events: [], changed: false });
+    expect(again.detail).toMatch(/already open/);
+  });
+
+  it('rejects an unknown compartment or bad arguments, naming the problem, and changes nothing', () => {
+    const locker = quiet();
+    const before = locker.telemetry(T0).compartments;
+    expect(locker.handle(T0, cmd('locker.unlock', { compartment: 'Z99' }))).toMatchObject({ result: 'rejected', detail: expect.stringMatching(/no compartment Z99/) });
+    expect(locker.handle(T0, cmd('locker.unlock', {}))).toMatchObject({ result: 'rejected', detail: expect.stringMatching(/args\.compartment/) });
+    expect(locker.handle(T0, cmd('locker.reserve', { compartment: 'A01', orderId: 7 }))).toMatchObject({ result: 'rejected', detail: expect.stringMatching(/args\.orderId/) });
+    expect(locker.handle(T0, cmd('drone.rtl', {}))).toMatchObject({ result: 'rejected', detail: expect.stringMatching(/locker bank/) });
+    expect(locker.telemetry(T0).compartments).toEqual(before);
+  });
+
+  it('reserves a free compartment for an order and releases it', () => {
+    const locker = quiet();
+    const free = locker.telemetry(T0).compartments.find((c) => !c.occupied && c.reservedFor === null)!;
+    expect(locker.handle(T0, cmd('locker.reserve', { compartment: free.id, orderId: 'order-42' }))).toMatchObject({ result: 'done', changed: true, events: [] });
+    expect(compartment(locker, free.id).reservedFor).toBe('order-42');
+    // The same reservation again is fine; another order is not.
+    expect(locker.handle(T0, cmd('locker.reserve', { compartment: free.id, orderId: 'order-42' }))).toMatchObject({ result: 'done', changed: false });
+    expect(locker.handle(T0, cmd('locker.reserve', { compartment: free.id, orderId: 'order-43' }))).toMatchObject({
+      result: 'rejected',
+      detail: expect.stringMatching(/reserved for order-42/),
+    });
+    expect(locker.handle(T0, cmd('locker.release', { compartment: free.id }))).toMatchObject({ result: 'done', changed: true });
+    expect(compartment(locker, free.id).reservedFor).toBeNull();
+    expect(locker.handle(T0, cmd('locker.release', { compartment: free.id }))).toMatchObject({ result: 'done', changed: false, detail: expect.stringMatching(/was not reserved/) });
+  });
+
+  it('refuses to reserve a compartment that holds a parcel', () => {
+    const locker = quiet();
+    const full = locker.telemetry(T0).compartments.find((c) => c.occupied)!;
+    locker.handle(T0, cmd('locker.release', { compartment: full.id }));
+    expect(locker.handle(T0, cmd('locker.reserve', { compartment: full.id, orderId: 'order-9' }))).toMatchObject({ result: 'rejected', detail: expect.stringMatching(/holds a parcel/) });
   });
 });

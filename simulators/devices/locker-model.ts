@@ -1,4 +1,6 @@
-import type { Compartment, LockerBankSpec, LockerEvent, LockerTelemetry, Severity } from '../../contract/index.ts';
+import { z } from 'zod';
+import { CompartmentId, type Command, type Compartment, type LockerBankSpec, type LockerEvent, type LockerTelemetry, type Severity } from '../../contract/index.ts';
+import { done, failed, parseArgs, rejected, type CommandOutcome } from './command-outcome.ts';
 import type { MessageIds } from './message-ids.ts';
 import type { Rng } from './seeded-rng.ts';
 
@@ -12,6 +14,9 @@ import type { Rng } from './seeded-rng.ts';
  * `doorOpenLimitS` that raises `door_open_too_long`. Chilled (≤ 10 °C) and frozen (≤ −15 °C)
  * compartments hold their set point with noise, warm up while the door is open, and occasionally
  * lose cooling for a while, which raises `temperature_out_of_range` once the limit is crossed.
+ *
+ * Commands from the cloud (`handle`): `locker.unlock` opens a door (it closes again like any other),
+ * `locker.reserve` / `locker.release` set and clear a compartment's order.
  */
 export interface LockerParams {
   doorOpenLimitS: number;
@@ -100,6 +105,10 @@ const EVENT_SEVERITY: Record<LockerEventName, Severity> = {
 
 const MAX_SUBSTEP_S = 1;
 const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+const UnlockArgs = z.object({ compartment: CompartmentId });
+const ReserveArgs = z.object({ compartment: CompartmentId, orderId: z.string().min(1).max(64) });
+const ReleaseArgs = z.object({ compartment: CompartmentId });
 
 /** Extra fields a forced event may carry. */
 export interface LockerEventExtras {
@@ -210,6 +219,56 @@ export class LockerModel {
       default:
         return this.event(now, event, c, extras);
     }
+  }
+
+  /**
+   * Executes a command addressed to this bank. `now` stamps the events. Never throws for bad
+   * input: an unknown compartment or bad arguments are a 'rejected' outcome with the reason.
+   */
+  handle(now: number, cmd: Command): CommandOutcome<LockerEvent> {
+    switch (cmd.command) {
+      case 'locker.unlock': {
+        const parsed = parseArgs(UnlockArgs, cmd.args);
+        if (!parsed.ok) return rejected(parsed.detail);
+        const c = this.compartment(parsed.args.compartment);
+        if (!c) return rejected(`locker ${this.device} has no compartment ${parsed.args.compartment}`);
+        if (c.fault !== 'none') return failed(`compartment ${c.id} is faulted (${c.fault}); the door did not open`);
+        if (c.door === 'open') return done(`door ${c.id} is already open`);
+        // A remote unlock changes no occupancy: the model cannot know whether someone loaded or
+        // took a parcel, so the door opens for 'service' and closes again as any door does.
+        this.open(c, 'service');
+        return done(`door ${c.id} opened`, [this.event(now, 'door_opened', c, { detail: `remote unlock (command ${cmd.id})` })]);
+      }
+      case 'locker.reserve': {
+        const parsed = parseArgs(ReserveArgs, cmd.args);
+        if (!parsed.ok) return rejected(parsed.detail);
+        const { orderId } = parsed.args;
+        const c = this.compartment(parsed.args.compartment);
+        if (!c) return rejected(`locker ${this.device} has no compartment ${parsed.args.compartment}`);
+        if (c.reservedFor === orderId) return done(`compartment ${c.id} is already reserved for ${orderId}`);
+        if (c.fault !== 'none') return rejected(`compartment ${c.id} is faulted (${c.fault})`);
+        if (c.reservedFor !== null) return rejected(`compartment ${c.id} is reserved for ${c.reservedFor}`);
+        if (c.occupied) return rejected(`compartment ${c.id} holds a parcel`);
+        c.reservedFor = orderId;
+        return done(`compartment ${c.id} reserved for ${orderId}`, [], true);
+      }
+      case 'locker.release': {
+        const parsed = parseArgs(ReleaseArgs, cmd.args);
+        if (!parsed.ok) return rejected(parsed.detail);
+        const c = this.compartment(parsed.args.compartment);
+        if (!c) return rejected(`locker ${this.device} has no compartment ${parsed.args.compartment}`);
+        if (c.reservedFor === null) return done(`compartment ${c.id} was not reserved`);
+        const was = c.reservedFor;
+        c.reservedFor = null;
+        return done(`compartment ${c.id} released (was reserved for ${was})`, [], true);
+      }
+      default:
+        return rejected(`${this.device} is a locker bank; it does not take ${cmd.command}`);
+    }
+  }
+
+  private compartment(id: string): CompartmentState | undefined {
+    return this.compartments.find((x) => x.id === id);
   }
 
   private advance(c: CompartmentState, h: number, now: number, events: LockerEvent[]): void {
