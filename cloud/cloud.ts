@@ -1,14 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { topics } from '../contract/index.ts';
 import { buildApp } from './api/app.ts';
 import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
+import { CommandService, type CommandBus } from './commands/command-service.ts';
+import { createSqliteCommandStore } from './commands/command-store.ts';
 import type { CloudConfig } from './config.ts';
 import { openOperationalDb, type OperationalDb } from './db/operational-db.ts';
 import { createHubCredentialStore, generatePassword, type HubCredentialStore } from './hubs/hub-credentials.ts';
 import { loadRegionFile } from './hubs/region-loader.ts';
 import { createDeadLetterStore, type DeadLetterStore } from './ingest/dead-letter-store.ts';
 import { Ingest } from './ingest/ingest.ts';
+import { createSeenMessageStore, startSeenMessagePruning } from './ingest/seen-messages.ts';
 import { LiveState } from './live/live-state.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type CloudMetrics } from './metrics.ts';
@@ -27,14 +32,15 @@ export interface Cloud {
   readonly broker: CloudBroker;
   readonly app: FastifyInstance;
   readonly ingest: Ingest;
+  readonly commands: CommandService;
   /** Graceful shutdown: stop accepting, flush ingest, close stores. Idempotent. */
   close(): Promise<void>;
 }
 
 /**
  * Composition root of the cloud. Start-up order: region → operational DB → telemetry store (fails
- * fast with a clear message when InfluxDB is unreachable or misconfigured) → ingest → broker → HTTP.
- * Shutdown runs in reverse, so every message that was acknowledged is stored first.
+ * fast with a clear message when InfluxDB is unreachable or misconfigured) → commands → ingest →
+ * broker → HTTP. Shutdown runs in reverse, so every message that was acknowledged is stored first.
  */
 export async function startCloud(config: CloudConfig, logger: Logger): Promise<Cloud> {
   const region = loadRegionFile(config.regionFile);
@@ -51,7 +57,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     }
   };
   try {
-    const metrics = createMetrics();
+    const live = new LiveState(region);
+    const metrics = createMetrics({ hubLinks: () => live.linkSamples(), hubsConnected: () => live.connectedCount() });
     const credentials = createHubCredentialStore(db);
     if (config.demoCredentials) await provisionDemoCredentials(config.dataDir, region.id, region.hubs.map((h) => h.id), credentials, logger);
 
@@ -69,23 +76,49 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     logger.info({ store: store.kind, target: config.influx ? `${config.influx.url} db=${config.influx.database}` : path.join(config.dataDir, 'telemetry.db') }, 'telemetry store ready');
 
     const deadLetters = createDeadLetterStore(db, config.deadLetterMaxRows);
-    const live = new LiveState(region);
+    const seen = createSeenMessageStore(db);
+    const pruning = startSeenMessagePruning({
+      store: seen, retentionMs: config.dedupeRetentionMs, intervalMs: 10 * 60_000, now: Date.now, logger: logger.child({ component: 'dedupe' }),
+    });
+    closers.push(() => pruning.stop());
+    void pruning.runOnce();
+
+    // The broker starts after ingest (it hands every publish to ingest), so commands reach it late-bound.
+    let broker: CloudBroker | null = null;
+    const bus: CommandBus = {
+      send: (command, to) => {
+        if (!broker) return Promise.reject(new Error('the MQTT broker is not running'));
+        return broker.publish(topics.command(to.region, command.hub, to.kind, command.device), JSON.stringify(command), { qos: 1 });
+      },
+    };
+    const commands = new CommandService({
+      store: createSqliteCommandStore(db), bus, hubs: live.hubs, now: Date.now, newId: () => `cmd-${randomUUID()}`, logger,
+    });
+
     let storeHealthy = true;
     const ingest = new Ingest({
-      store: trackHealth(store, (ok) => (storeHealthy = ok)), deadLetters, live, metrics, logger,
+      store: trackHealth(store, (ok) => (storeHealthy = ok)), deadLetters, live, metrics, logger, seen,
       maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
+      hooks: {
+        onCommandAck: (ack) => void commands.applyAck(ack),
+        onModeAck: (ack, ackRegion, receivedAt) => live.applyModeAck(ackRegion, ack, receivedAt),
+      },
     });
     closers.push(() => ingest.close());
 
-    const broker = await startCloudBroker({
+    const started = await startCloudBroker({
       bindHost: config.bindHost, port: config.mqtt.port, wsPort: config.mqtt.wsPort, tls: config.mqtt.tls,
       maxPacketBytes: config.mqtt.maxPacketBytes, maxConnections: config.mqtt.maxConnections,
       maxConnectionsPerHub: config.mqtt.maxConnectionsPerHub, maxInflightPerClient: config.mqtt.maxInflightPerClient,
       credentials, ingest, live, metrics, logger,
+      onCommandSubscriber: (hub) => {
+        commands.redeliver(hub.hubId).catch((err: unknown) => logger.error({ err, hub: hub.hubId }, 're-delivering pending commands failed'));
+      },
     });
-    closers.push(() => broker.close());
+    broker = started;
+    closers.push(() => started.close());
 
-    const app = await buildApp({ live, store, deadLetters, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }) });
+    const app = await buildApp({ live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }) });
     await app.listen({ host: config.bindHost, port: config.http.port });
     closers.push(() => app.close());
     const httpPort = (app.server.address() as { port: number }).port;
@@ -93,13 +126,13 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     const host = config.bindHost === '0.0.0.0' || config.bindHost === '::' ? '127.0.0.1' : config.bindHost;
     const urls = {
       http: `http://${host}:${httpPort}`,
-      mqtt: `mqtt://${host}:${broker.ports.mqtt}`,
-      ws: broker.ports.ws === null ? null : `ws://${host}:${broker.ports.ws}/mqtt`,
-      mqtts: broker.ports.mqtts === null ? null : `mqtts://${host}:${broker.ports.mqtts}`,
+      mqtt: `mqtt://${host}:${started.ports.mqtt}`,
+      ws: started.ports.ws === null ? null : `ws://${host}:${started.ports.ws}/mqtt`,
+      mqtts: started.ports.mqtts === null ? null : `mqtts://${host}:${started.ports.mqtts}`,
     };
     let closing: Promise<void> | null = null;
     return {
-      config, urls, live, store, deadLetters, metrics, credentials, broker, app, ingest,
+      config, urls, live, store, deadLetters, metrics, credentials, broker: started, app, ingest, commands,
       close: () => (closing ??= closeAll()),
     };
   } catch (err) {

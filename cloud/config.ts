@@ -47,6 +47,12 @@ export const CloudEnv = z
     INFLUX_CREATE_DB: bool(false),
     SQLITE_SYNC: z.enum(['full', 'normal']).default('full').describe('full: every group commit is fsynced (survives power loss)'),
     DEAD_LETTER_MAX_ROWS: z.coerce.number().int().min(100).default(100_000),
+    DEDUPE_RETENTION_HOURS: z.coerce
+      .number()
+      .min(1)
+      .max(24 * 366)
+      .default(168)
+      .describe('How long the cloud remembers the ids of events and acknowledgements it took, to drop re-sent copies'),
     DEMO_CREDENTIALS: bool(false).describe('Create missing hub credentials and write DATA_DIR/credentials.json'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -95,6 +101,7 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
       : undefined,
     sqliteSync: env.SQLITE_SYNC,
     deadLetterMaxRows: env.DEAD_LETTER_MAX_ROWS,
+    dedupeRetentionMs: Math.round(env.DEDUPE_RETENTION_HOURS * 3_600_000),
     demoCredentials: env.DEMO_CREDENTIALS,
     logLevel: env.LOG_LEVEL,
   };

@@ -23,10 +23,6 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  logger.info({ ...cloud.urls, docs: `${cloud.urls.http}/docs` }, 'cloud ready');
-  // Machine-readable line for scripts/start.ts and tests that start this process.
-  process.stdout.write(`CLOUD_READY ${JSON.stringify(cloud.urls)}\n`);
-
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -47,6 +43,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+
+  // Only now, with the signal handlers in place: whoever reads the line may send SIGTERM at once, and
+  // a signal that arrives before its handler is installed kills the process without a clean shutdown.
+  logger.info({ ...cloud.urls, docs: `${cloud.urls.http}/docs` }, 'cloud ready');
+  // Machine-readable line for scripts/start.ts and tests that start this process.
+  process.stdout.write(`CLOUD_READY ${JSON.stringify(cloud.urls)}\n`);
 }
 
 void main();

@@ -1,8 +1,17 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { REJECTION_REASONS } from './ingest/classify.ts';
+import type { HubLinkSample } from './live/live-state.ts';
+
+export interface MetricsSources {
+  /** Read at every scrape, so the per-hub gauges are always current. */
+  hubLinks?: () => Iterable<HubLinkSample>;
+  /** Hubs with at least one MQTT connection, read at every scrape. */
+  hubsConnected?: () => number;
+}
 
 /** Every Prometheus metric of the cloud, on one registry per cloud instance (tests run several). */
-export function createMetrics() {
+export function createMetrics(sources: MetricsSources = {}) {
+  const hubLinks = sources.hubLinks ?? (() => []);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const m = {
@@ -14,6 +23,10 @@ export function createMetrics() {
     rejected: new Counter({
       name: 'ingest_messages_rejected_total', help: 'Messages rejected and dead-lettered, by reason',
       labelNames: ['reason'] as const, registers: [registry],
+    }),
+    duplicates: new Counter({
+      name: 'ingest_duplicates_total', help: 'Re-sent messages (same hub and message id) acknowledged without storing or applying them again, by message type',
+      labelNames: ['type'] as const, registers: [registry],
     }),
     deadLettersEvicted: new Counter({
       name: 'ingest_dead_letters_evicted_total', help: 'Oldest dead letters deleted to stay within DEAD_LETTER_MAX_ROWS', registers: [registry],
@@ -31,7 +44,36 @@ export function createMetrics() {
       name: 'store_write_failures_total', help: 'Failed telemetry store writes (each retried)', labelNames: ['store'] as const, registers: [registry],
     }),
     mqttConnections: new Gauge({ name: 'mqtt_connected_clients', help: 'Authenticated MQTT connections', registers: [registry] }),
-    hubsConnected: new Gauge({ name: 'hubs_connected', help: 'Hubs with at least one live MQTT connection', registers: [registry] }),
+    hubsConnected: new Gauge({
+      name: 'hubs_connected', help: 'Hubs with at least one live MQTT connection', registers: [registry],
+      collect() {
+        if (sources.hubsConnected) this.set(sources.hubsConnected());
+      },
+    }),
+    hubOnline: new Gauge({
+      name: 'hub_online', help: 'Hub link: 1 while the hub is connected and its status is not "offline", else 0 (hubs of the region file and hubs that connected)',
+      labelNames: ['hub'] as const, registers: [registry],
+      collect() {
+        this.reset();
+        for (const h of hubLinks()) this.set({ hub: h.hub }, h.online ? 1 : 0);
+      },
+    }),
+    hubOutboxDepth: new Gauge({
+      name: 'hub_outbox_depth', help: 'Messages waiting in the hub\'s outbox, as last reported by its hub.status (absent until a hub reports)',
+      labelNames: ['hub'] as const, registers: [registry],
+      collect() {
+        this.reset();
+        for (const h of hubLinks()) if (h.outboxDepth !== null) this.set({ hub: h.hub }, h.outboxDepth);
+      },
+    }),
+    hubOldestUnsentAge: new Gauge({
+      name: 'hub_oldest_unsent_age_seconds', help: 'Age of the oldest message in the hub\'s outbox when the hub last reported it (absent until a hub reports)',
+      labelNames: ['hub'] as const, registers: [registry],
+      collect() {
+        this.reset();
+        for (const h of hubLinks()) if (h.oldestUnsentAgeS !== null) this.set({ hub: h.hub }, h.oldestUnsentAgeS);
+      },
+    }),
     authFailures: new Counter({
       name: 'mqtt_auth_failures_total', help: 'Refused MQTT connections, by reason', labelNames: ['reason'] as const, registers: [registry],
     }),

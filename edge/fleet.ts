@@ -49,7 +49,6 @@ async function main(): Promise<void> {
     agents.push(await startEdgeAgent(config, logger));
   }
   const map = Object.fromEntries(agents.map((a) => [a.hubId, { mqtt: a.localMqttUrl, http: a.localHttpUrl }]));
-  process.stdout.write(`EDGE_FLEET_READY ${JSON.stringify(map)}\n`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -59,6 +58,7 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  process.stdout.write(`EDGE_FLEET_READY ${JSON.stringify(map)}\n`);
 }
 
 void main().catch((err) => {

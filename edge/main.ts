@@ -16,7 +16,6 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel, 'edge');
   const agent = await startEdgeAgent(config, logger);
-  process.stdout.write(`EDGE_READY ${JSON.stringify({ hub: agent.hubId, mqtt: agent.localMqttUrl, http: agent.localHttpUrl })}\n`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -24,8 +23,10 @@ async function main(): Promise<void> {
     setTimeout(() => process.exit(1), 10_000).unref();
     agent.close().then(() => logger.info('stopped'), (err) => logger.error({ err }, 'error while stopping'));
   };
+  // Handlers first, then the ready line: whoever reads it may signal us at once.
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  process.stdout.write(`EDGE_READY ${JSON.stringify({ hub: agent.hubId, mqtt: agent.localMqttUrl, http: agent.localHttpUrl })}\n`);
 }
 
 void main().catch((err) => {

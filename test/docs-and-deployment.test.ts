@@ -4,6 +4,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { API_ERRORS } from '../cloud/api/api-errors.ts';
 import { CloudEnv } from '../cloud/config.ts';
+import { EdgeEnv } from '../edge/config.ts';
+import { DROP_REASONS } from '../edge/outbox/outbox.ts';
 import { REJECTION_REASONS } from '../cloud/ingest/classify.ts';
 import { SIMULATOR_ENV_KEYS } from '../simulators/simulator-config.ts';
 import { ROOT } from './support/cloud-harness.ts';
@@ -16,6 +18,12 @@ describe('README', () => {
   it('documents every cloud and simulator setting', () => {
     expect(cloudKeys.filter((k) => !readme.includes(`\`${k}\``))).toEqual([]);
     expect(SIMULATOR_ENV_KEYS.filter((k) => !readme.includes(`\`${k}\``))).toEqual([]);
+  });
+
+  it('documents every edge agent setting and every outbox drop reason in edge/README.md', () => {
+    const edgeReadme = fs.readFileSync(path.join(ROOT, 'edge/README.md'), 'utf8');
+    expect(Object.keys(EdgeEnv.shape).filter((k) => !edgeReadme.includes(`\`${k}\``))).toEqual([]);
+    expect(DROP_REASONS.filter((r) => r !== 'quarantined' && !edgeReadme.includes(`\`${r}\``))).toEqual([]);
   });
 
   it('documents every API error code and every rejection reason', () => {

@@ -7,6 +7,8 @@ export const API_ERRORS = {
   unknown_field: { status: 400, description: 'The history field is not a numeric field of that device kind' },
   hub_not_found: { status: 404, description: 'No hub with that id' },
   device_not_found: { status: 404, description: 'The hub has no device with that id' },
+  command_not_found: { status: 404, description: 'No command with that id' },
+  wrong_device_kind: { status: 400, description: 'The command is for another kind of device (locker.* → locker, drone.* → drone)' },
   not_found: { status: 404, description: 'No such route' },
   store_unavailable: { status: 503, description: 'The telemetry store did not answer; try again' },
   internal: { status: 500, description: 'Unexpected server error (logged with a request id)' },

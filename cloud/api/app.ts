@@ -9,7 +9,9 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { DeviceId, HubId } from '../../contract/index.ts';
+import { Command, CommandName, DeviceId, HubId, MessageId, Mode, ModeAck } from '../../contract/index.ts';
+import { CommandError, type CommandService, type CommandView } from '../commands/command-service.ts';
+import { COMMAND_STATES } from '../commands/command-store.ts';
 import { REJECTION_REASONS } from '../ingest/classify.ts';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.ts';
 import type { DeviceState, HubState, LiveState } from '../live/live-state.ts';
@@ -17,12 +19,13 @@ import type { Logger } from '../logger.ts';
 import type { CloudMetrics } from '../metrics.ts';
 import { NUMERIC_FIELDS } from '../telemetry/points.ts';
 import { TelemetryStoreError, type Measurement, type TelemetryStore } from '../telemetry/telemetry-store.ts';
-import { API_ERRORS, ApiError } from './api-errors.ts';
+import { API_ERRORS, ApiError, type ApiErrorCode } from './api-errors.ts';
 
 export interface AppDeps {
   live: LiveState;
   store: TelemetryStore;
   deadLetters: DeadLetterStore;
+  commands: CommandService;
   metrics: CloudMetrics;
   logger: Logger;
   health: () => { storeHealthy: boolean; ingestPending: number };
@@ -36,10 +39,22 @@ const Link = z.object({
   connections: z.number().int(),
   lastSeen: z.string().nullable().describe('ISO 8601; last message or (dis)connection'),
   since: z.string().nullable().describe('ISO 8601; when online/offline last changed'),
-  outboxDepth: z.number().int().nullable().describe('Unsent messages waiting at the hub, as last reported'),
-  oldestUnsentAgeS: z.number().nullable(),
+  outboxDepth: z.number().int().nullable().describe('Unsent messages waiting at the hub, as last reported (null: never reported)'),
+  oldestUnsentAgeS: z.number().nullable().describe('Age of the oldest unsent message at the hub when it reported, seconds'),
+  outboxReportedAt: z.string().nullable().describe('ISO 8601 (hub clock); when the hub reported outboxDepth and oldestUnsentAgeS'),
   agent: z.string().nullable(),
 });
+
+const HubModeBody = z
+  .object({
+    mode: Mode,
+    version: ModeAck.shape.version,
+    source: ModeAck.shape.source,
+    reason: z.string().nullable(),
+    at: z.string().describe('ISO 8601 (hub clock); when the hub applied the mode'),
+  })
+  .nullable()
+  .describe('The mode the hub last acknowledged (hub.mode-ack, newest wins); null until it reports one');
 
 const HubSummary = z.object({
   id: z.string(),
@@ -49,6 +64,7 @@ const HubSummary = z.object({
   location: z.object({ lat: z.number(), lon: z.number() }),
   registered: z.boolean(),
   link: Link,
+  mode: HubModeBody,
   devices: z.object({ drone: z.number().int(), locker: z.number().int(), sensor: z.number().int() }),
 });
 
@@ -64,17 +80,42 @@ const DeviceLive = z.object({
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function linkOf(h: HubState) {
-  const s = h.link.status;
+  const o = h.link.outbox;
   return {
     online: h.link.online, connections: h.link.connections, lastSeen: iso(h.link.lastSeen), since: iso(h.link.since),
-    outboxDepth: s?.outboxDepth ?? null, oldestUnsentAgeS: s?.oldestUnsentAgeS ?? null, agent: s?.agent ?? null,
+    outboxDepth: o?.depth ?? null, oldestUnsentAgeS: o?.oldestUnsentAgeS ?? null, outboxReportedAt: iso(o?.reportedAt ?? null),
+    agent: h.link.status?.agent ?? null,
   };
+}
+
+function modeOf(h: HubState) {
+  const m = h.mode;
+  return m ? { mode: m.mode, version: m.version, source: m.source, reason: m.reason, at: new Date(m.ts).toISOString() } : null;
 }
 
 function summary(h: HubState) {
   const devices = { drone: 0, locker: 0, sensor: 0 };
   for (const d of h.devices.values()) devices[d.kind]++;
-  return { id: h.id, region: h.region, kind: h.kind, name: h.name, location: h.location, registered: h.registered, link: linkOf(h), devices };
+  return { id: h.id, region: h.region, kind: h.kind, name: h.name, location: h.location, registered: h.registered, link: linkOf(h), mode: modeOf(h), devices };
+}
+
+const CommandBody = z.object({
+  id: z.string(),
+  hub: z.string(),
+  region: z.string(),
+  device: z.string(),
+  kind: z.enum(['drone', 'locker', 'sensor']),
+  command: CommandName,
+  args: Command.shape.args,
+  issuedAt: z.string(),
+  expiresAt: z.string().describe('ISO 8601; the hub does not execute the command after this'),
+  state: z.enum(COMMAND_STATES).describe('pending until the hub acknowledges; a pending command past expiresAt shows as expired'),
+  detail: z.string().nullable().describe('From the hub\'s acknowledgement'),
+  ackedAt: z.string().nullable().describe('ISO 8601 (hub clock); when the hub produced the result'),
+});
+
+function commandBody(c: CommandView) {
+  return { ...c, issuedAt: iso(c.issuedAt)!, expiresAt: iso(c.expiresAt)!, ackedAt: iso(c.ackedAt) };
 }
 
 function deviceLive(d: DeviceState) {
@@ -126,6 +167,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return reply.code(400).send({ error: { code: 'validation', message: `${err.validationContext ?? 'request'} ${message}` } });
     }
     if (err instanceof ApiError) return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+    if (err instanceof CommandError) {
+      const code: ApiErrorCode = err.code;
+      return reply.code(API_ERRORS[code].status).send({ error: { code, message: err.message } });
+    }
     if (err instanceof TelemetryStoreError) {
       req.log.warn({ err }, 'telemetry store query failed');
       return reply.code(503).send({ error: { code: 'store_unavailable', message: err.message } });
@@ -144,7 +189,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       info: {
         title: 'Regional drone logistics — cloud API',
         version: '1.0.0',
-        description: `Live state, history and data health of the hubs of a region. Errors: ${Object.entries(API_ERRORS)
+        description: `Live state, history and data health of the hubs of a region; commands to hub devices. Errors: ${Object.entries(API_ERRORS)
           .map(([code, e]) => `\`${code}\` (${e.status}) ${e.description}`)
           .join('; ')}.`,
       },
@@ -259,6 +304,46 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     total: deps.deadLetters.count(),
     deadLetters: deps.deadLetters.list({ hub: req.query.hub, reason: req.query.reason, beforeId: req.query.before, limit: req.query.limit }),
   }));
+
+  r.post('/api/v1/hubs/:hubId/commands', {
+    schema: {
+      summary: 'Send a command to a device at a hub',
+      description: 'Stores the command and publishes it (QoS 1) on the device\'s command topic; while it is pending and unexpired it is '
+        + 'published again whenever the hub re-subscribes to its commands (hubs execute a command id at most once). '
+        + 'Answers 202: the result arrives later with the hub\'s acknowledgement (see GET /api/v1/commands/{commandId}).',
+      params: z.object({ hubId: z.string().max(64) }),
+      body: z.object({
+        device: DeviceId,
+        command: CommandName,
+        args: Command.shape.args.default({}),
+        ttlS: z.number().int().min(5).max(86_400).default(300).describe('Seconds until the command expires; default 300'),
+      }),
+      response: { 202: CommandBody, 400: ErrorBody, 404: ErrorBody },
+    },
+  }, async (req, reply) => {
+    const c = await deps.commands.issue({ hub: req.params.hubId, ...req.body });
+    return reply.code(202).send(commandBody(c));
+  });
+
+  r.get('/api/v1/hubs/:hubId/commands', {
+    schema: {
+      summary: 'Commands sent to a hub, newest first',
+      params: z.object({ hubId: z.string().max(64) }),
+      querystring: z.object({
+        state: z.enum(COMMAND_STATES).optional().describe('As shown: `expired` includes pending commands past their expiry'),
+        limit: z.coerce.number().int().min(1).max(500).default(50),
+      }),
+      response: { 200: z.object({ commands: z.array(CommandBody) }), 404: ErrorBody },
+    },
+  }, async (req) => ({ commands: deps.commands.list(req.params.hubId, req.query).map(commandBody) }));
+
+  r.get('/api/v1/commands/:commandId', {
+    schema: {
+      summary: 'One command and its result',
+      params: z.object({ commandId: MessageId }),
+      response: { 200: CommandBody, 404: ErrorBody },
+    },
+  }, async (req) => commandBody(deps.commands.get(req.params.commandId)));
 
   return app as unknown as FastifyInstance;
 }

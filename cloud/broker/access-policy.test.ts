@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decidePublish, decideSubscribe } from './access-policy.ts';
+import { coversCommands, decidePublish, decideSubscribe } from './access-policy.ts';
 
 const hub = { hubId: 'nomi-terai', region: 'ishikawa-nomi' };
 
@@ -37,6 +37,17 @@ describe('decideSubscribe', () => {
   it('refuses anything wider or foreign', () => {
     for (const f of ['#', 'v1/#', 'v1/+/mode', 'v1/ishikawa-nomi/+/cmd/#', 'v1/ishikawa-nomi/nomi-neagari/cmd/#', 'v1/ishikawa-nomi/nomi-terai/#', 'v1/ishikawa-nomi/nomi-terai/+', 'v1/ishikawa-nomi/nomi-terai/drone/drone-1/telemetry', '$SYS/#', 'v1/other/mode']) {
       expect(decideSubscribe(hub, f), f).toBe(false);
+    }
+  });
+});
+
+describe('coversCommands', () => {
+  it('is true for the hub\'s command filters only (the cloud re-delivers pending commands then)', () => {
+    for (const f of ['v1/ishikawa-nomi/nomi-terai/cmd/#', 'v1/ishikawa-nomi/nomi-terai/cmd/locker/+', 'v1/ishikawa-nomi/nomi-terai/cmd/drone/drone-1']) {
+      expect(coversCommands(hub, f), f).toBe(true);
+    }
+    for (const f of ['v1/ishikawa-nomi/nomi-terai/ack', 'v1/ishikawa-nomi/mode', 'v1/ishikawa-nomi/nomi-neagari/cmd/#']) {
+      expect(coversCommands(hub, f), f).toBe(false);
     }
   });
 });

@@ -29,3 +29,12 @@ export function decideSubscribe(hub: HubIdentity, filter: string): boolean {
   if (filter.length > MAX_TOPIC_LENGTH || filter.split('/').length > MAX_TOPIC_LEVELS) return false;
   return topics.hubSubscriptions(hub.region, hub.hubId).some((allowed) => filterWithin(filter, allowed));
 }
+
+/**
+ * Whether a (granted) subscription filter receives commands for the hub, i.e. lies within its
+ * `cmd/#` — the first of the hub's allowed filters. The cloud re-delivers pending commands then.
+ */
+export function coversCommands(hub: HubIdentity, filter: string): boolean {
+  const [commands] = topics.hubSubscriptions(hub.region, hub.hubId);
+  return commands !== undefined && filterWithin(filter, commands);
+}

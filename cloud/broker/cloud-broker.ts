@@ -11,7 +11,7 @@ import type { Ingest } from '../ingest/ingest.ts';
 import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
 import type { CloudMetrics } from '../metrics.ts';
-import { decidePublish, decideSubscribe, MAX_TOPIC_LEVELS } from './access-policy.ts';
+import { coversCommands, decidePublish, decideSubscribe, MAX_TOPIC_LEVELS } from './access-policy.ts';
 import { MqttFrameLimiter } from './frame-limiter.ts';
 
 export interface CloudBrokerOptions {
@@ -29,6 +29,13 @@ export interface CloudBrokerOptions {
   live: LiveState;
   metrics: CloudMetrics;
   logger: Logger;
+  /**
+   * A connection of the hub can now receive commands: it subscribed to (part of) its `cmd/#`, or it
+   * resumed a persistent session that holds such a subscription. The cloud re-delivers the hub's
+   * pending commands then. (Not at TCP connect: a clean-session client subscribes only after CONNACK,
+   * so a command published at connect would reach no one.)
+   */
+  onCommandSubscriber?: (hub: HubIdentity) => void;
 }
 
 export interface CloudBroker {
@@ -139,7 +146,14 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
 
   const updateGauges = () => {
     o.metrics.mqttConnections.set(counted.size);
-    o.metrics.hubsConnected.set(o.live.onlineCount());
+    o.metrics.hubsConnected.set(o.live.connectedCount());
+  };
+  const commandSubscriber = (id: HubIdentity) => {
+    try {
+      o.onCommandSubscriber?.(id);
+    } catch (err) {
+      log.error({ err, hub: id.hubId }, 're-delivering pending commands failed');
+    }
   };
   aedes.on('clientReady', (client) => {
     const id = identities.get(client);
@@ -148,6 +162,14 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     o.live.connectionOpened(id.hubId, id.region, Date.now());
     log.info({ hub: id.hubId, clientId: client.id }, 'hub connected');
     updateGauges();
+    // A resumed session got its subscriptions back without a SUBSCRIBE [MQTT-3.1.2-4].
+    if (!client.clean) commandSubscriber(id);
+  });
+  aedes.on('subscribe', (subs, client) => {
+    const id = client ? identities.get(client) : undefined;
+    // Subscriptions restored while connecting are covered by clientReady (after CONNACK).
+    if (!id || !counted.has(client)) return;
+    if (subs.some((s) => (s.qos as number) !== 128 && coversCommands(id, s.topic))) commandSubscriber(id);
   });
   aedes.on('clientDisconnect', (client) => {
     const id = identities.get(client);

@@ -5,8 +5,9 @@ import Database from 'better-sqlite3';
 export type OperationalDb = Database.Database;
 
 /**
- * The cloud's operational database (SQLite, WAL): hub credentials, dead letters, and later orders and
- * audit logs. Migrations are ordered SQL steps tracked by `PRAGMA user_version`; append, never edit.
+ * The cloud's operational database (SQLite, WAL): hub credentials, dead letters, the dedupe memory,
+ * commands, and later orders and audit logs. Migrations are ordered SQL steps tracked by
+ * `PRAGMA user_version`; append, never edit.
  */
 const MIGRATIONS: string[] = [
   `CREATE TABLE hub_credentials (
@@ -31,6 +32,32 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX dead_letters_hub ON dead_letters (hub, id);
    CREATE INDEX dead_letters_reason ON dead_letters (reason, id);`,
+  // Issue 3: messages with side effects (events, command and mode acknowledgements) already taken,
+  // by (hub, message id), so a re-sent one is acknowledged but not applied twice.
+  `CREATE TABLE seen_messages (
+     hub     TEXT NOT NULL,
+     msg_id  TEXT NOT NULL,
+     seen_at INTEGER NOT NULL,          -- cloud receive time, epoch ms; pruned after DEDUPE_RETENTION_HOURS
+     PRIMARY KEY (hub, msg_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX seen_messages_seen_at ON seen_messages (seen_at);`,
+  // Issue 3: commands from the cloud to hub devices and their results.
+  `CREATE TABLE commands (
+     id         TEXT PRIMARY KEY,
+     hub        TEXT NOT NULL,
+     region     TEXT NOT NULL,
+     device     TEXT NOT NULL,
+     kind       TEXT NOT NULL,
+     command    TEXT NOT NULL,
+     args       TEXT NOT NULL,          -- JSON object
+     issued_at  INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     state      TEXT NOT NULL CHECK (state IN ('pending', 'done', 'rejected', 'expired', 'failed', 'duplicate')),
+     detail     TEXT,
+     acked_at   INTEGER
+   );
+   CREATE INDEX commands_hub ON commands (hub, issued_at);
+   CREATE INDEX commands_pending ON commands (hub, expires_at) WHERE state = 'pending';`,
 ];
 
 export function openOperationalDb(dataDir: string, synchronous: 'full' | 'normal'): OperationalDb {

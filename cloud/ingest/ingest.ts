@@ -8,6 +8,7 @@ import { TelemetryStoreError, type TelemetryPoint, type TelemetryStore } from '.
 import { classifyPublish, type RejectionReason } from './classify.ts';
 import type { DeadLetterInput, DeadLetterStore } from './dead-letter-store.ts';
 import { GroupCommitter } from './group-commit.ts';
+import type { SeenMessage, SeenMessageStore } from './seen-messages.ts';
 
 /** One PUBLISH as it reached the broker, before any checks. */
 export interface InboundPublish {
@@ -26,11 +27,18 @@ interface Item {
   deadLetter: DeadLetterInput | null;
   /** Applied to live state after the write succeeded. */
   apply: (() => void) | null;
+  /** Dedupe key of a message with side effects; recorded in the same group commit as its write. */
+  seen: SeenMessage | null;
+  /** A re-sent copy of a message already taken: acknowledged, but not stored or applied again. */
+  duplicate: boolean;
+  /** For a copy of a message still being written: the original's outcome (the copy shares it). */
+  original: Promise<void> | null;
 }
 
+/** Called after the message was stored, once per (hub, message id) — re-sent copies are not passed on. */
 export interface IngestHooks {
-  onCommandAck?: (ack: CommandAck, region: string) => void;
-  onModeAck?: (ack: ModeAck, region: string) => void;
+  onCommandAck?: (ack: CommandAck, region: string, receivedAt: number) => void;
+  onModeAck?: (ack: ModeAck, region: string, receivedAt: number) => void;
 }
 
 export interface IngestOptions {
@@ -43,16 +51,28 @@ export interface IngestOptions {
   maxBatchPoints: number;
   maxDevicesPerHub: number;
   hooks?: IngestHooks;
+  /** Dedupe memory for messages with side effects; without it every copy is applied. */
+  seen?: SeenMessageStore;
 }
 
 /**
- * The ingest path: classify → group commit (telemetry store + dead letters) → live state.
- * `handle` resolves only once the message is durably stored (or durably dead-lettered); the broker
- * sends the QoS 1 PUBACK after that, so a crash before the write loses nothing: the device re-sends.
+ * The ingest path: classify → dedupe → group commit (telemetry store + dead letters + dedupe memory)
+ * → live state and hooks. `handle` resolves only once the message is durably stored (or durably
+ * dead-lettered); the broker sends the QoS 1 PUBACK after that, so a crash before the write loses
+ * nothing: the device re-sends.
+ *
+ * Dedupe (issue 3): device events, command and mode acknowledgements have side effects, so a re-sent
+ * copy — same hub and message id — is acknowledged, counted in `ingest_duplicates_total`, and neither
+ * stored nor applied again. A copy is recognised from the dedupe memory (`seen_messages`, written
+ * in the group commit of the first copy after its store write succeeded) or, while the first copy
+ * is still being written, from `inFlight`; such a copy is acknowledged only when the first copy
+ * is, and fails with it. Telemetry needs no memory: its storage keys make a second write a no-op.
  */
 export class Ingest {
   private readonly committer: GroupCommitter<Item>;
   private readonly log: Logger;
+  /** Messages with side effects submitted but not yet settled, by dedupe key. */
+  private readonly inFlight = new Map<string, Promise<void>>();
 
   constructor(private readonly o: IngestOptions) {
     this.log = o.logger.child({ component: 'ingest' });
@@ -91,7 +111,30 @@ export class Ingest {
   handle(inbound: InboundPublish): Promise<void> {
     const item = this.prepare(inbound);
     this.o.metrics.ingestPending.inc();
-    return this.committer.submit(item).finally(() => this.o.metrics.ingestPending.dec());
+    const done = this.committer.submit(item).finally(() => this.o.metrics.ingestPending.dec());
+    if (item.original) return Promise.all([done, item.original]).then(() => undefined);
+    if (item.seen && !item.duplicate) {
+      const key = dedupeKey(item.seen.hub, item.seen.msgId);
+      this.inFlight.set(key, done);
+      const forget = () => {
+        if (this.inFlight.get(key) === done) this.inFlight.delete(key);
+      };
+      done.then(forget, forget);
+    }
+    return done;
+  }
+
+  /**
+   * For a message with side effects: its dedupe key, and a duplicate item to submit instead when the
+   * message was already taken or is being written. Null when there is no dedupe memory.
+   */
+  private dedupe(inbound: InboundPublish, type: string, hub: string, msgId: string): { seen: SeenMessage; duplicate: Item | null } | null {
+    if (!this.o.seen) return null;
+    const seen = { hub, msgId, seenAt: inbound.receivedAt };
+    const original = this.inFlight.get(dedupeKey(hub, msgId)) ?? null;
+    if (!original && !this.o.seen.has(hub, msgId)) return { seen, duplicate: null };
+    this.log.debug({ hub, msgId, type, topic: inbound.topic }, 're-sent message acknowledged without applying it again');
+    return { seen, duplicate: { inbound, type, points: [], deadLetter: null, apply: null, seen: null, duplicate: true, original } };
   }
 
   private prepare(inbound: InboundPublish): Item {
@@ -102,23 +145,38 @@ export class Ingest {
     switch (c.route) {
       case 'device': {
         const { message, topic } = c;
+        const d = topic.channel === 'event' ? this.dedupe(inbound, message.type, message.hub, message.id) : null;
+        if (d?.duplicate) return d.duplicate;
         if (!this.o.live.admitsDevice(message.hub, region, message.device, this.o.maxDevicesPerHub)) {
           return this.rejectItem(inbound, 'too_many_devices', `hub ${message.hub} already has ${this.o.maxDevicesPerHub} devices (INGEST_MAX_DEVICES_PER_HUB)`);
         }
         return {
           inbound, type: message.type, points: pointsForMessage(region, message), deadLetter: null,
           apply: () => this.o.live.applyDeviceMessage(region, topic.kind, message, now),
+          seen: d?.seen ?? null, duplicate: false, original: null,
         };
       }
       case 'status':
         return {
           inbound, type: c.message.type, points: [pointForHubStatus(region, c.message, `status-${c.message.ts}`)], deadLetter: null,
-          apply: () => this.o.live.applyStatus(region, c.message, now),
+          apply: () => this.o.live.applyStatus(region, c.message, now), seen: null, duplicate: false, original: null,
         };
-      case 'cmd-ack':
-        return { inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onCommandAck?.(c.message, region) };
-      case 'mode-ack':
-        return { inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onModeAck?.(c.message, region) };
+      case 'cmd-ack': {
+        const d = this.dedupe(inbound, c.message.type, c.message.hub, c.message.id);
+        if (d?.duplicate) return d.duplicate;
+        return {
+          inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onCommandAck?.(c.message, region, now),
+          seen: d?.seen ?? null, duplicate: false, original: null,
+        };
+      }
+      case 'mode-ack': {
+        const d = this.dedupe(inbound, c.message.type, c.message.hub, c.message.id);
+        if (d?.duplicate) return d.duplicate;
+        return {
+          inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onModeAck?.(c.message, region, now),
+          seen: d?.seen ?? null, duplicate: false, original: null,
+        };
+      }
     }
   }
 
@@ -131,22 +189,31 @@ export class Ingest {
 
   private rejectItem(inbound: InboundPublish, reason: RejectionReason, detail: string): Item {
     this.log.debug({ topic: inbound.topic, hub: inbound.from?.hubId, reason, detail }, 'message rejected');
-    return { inbound, type: 'rejected', points: [], deadLetter: this.deadLetter(inbound, reason, detail), apply: null };
+    return { inbound, type: 'rejected', points: [], deadLetter: this.deadLetter(inbound, reason, detail), apply: null, seen: null, duplicate: false, original: null };
   }
 
   private async write(items: Item[]): Promise<void> {
     const points: TelemetryPoint[] = [];
     const dead: DeadLetterInput[] = [];
+    const seen: SeenMessage[] = [];
     for (const it of items) {
       for (const p of it.points) points.push(p);
       if (it.deadLetter) dead.push(it.deadLetter);
+      if (it.seen) seen.push(it.seen);
     }
     if (points.length > 0) await this.o.store.write(points);
     if (dead.length > 0) {
       const evicted = this.o.deadLetters.addMany(dead);
       if (evicted > 0) this.o.metrics.deadLettersEvicted.inc(evicted);
     }
+    // After the store write: a crash in between leaves the message stored but not remembered, so a
+    // re-send is written again (idempotent) and applied again — never remembered but lost.
+    this.o.seen?.recordMany(seen);
     for (const it of items) {
+      if (it.duplicate) {
+        this.o.metrics.duplicates.inc({ type: it.type });
+        continue;
+      }
       if (it.deadLetter) this.o.metrics.rejected.inc({ reason: it.deadLetter.reason });
       else this.o.metrics.accepted.inc({ type: it.type });
       try {
@@ -165,3 +232,5 @@ export class Ingest {
     return this.committer.close(timeoutMs);
   }
 }
+
+const dedupeKey = (hub: string, msgId: string) => `${hub}\u0000${msgId}`;

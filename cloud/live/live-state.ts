@@ -1,4 +1,4 @@
-import type { DeviceKind, DeviceMessage, HubStatus, RegionFile } from '../../contract/index.ts';
+import type { DeviceKind, DeviceMessage, HubStatus, ModeAck, RegionFile } from '../../contract/index.ts';
 
 /**
  * Live state: what every hub and device looks like now. In memory, rebuilt from traffic after a
@@ -18,13 +18,35 @@ export interface DeviceState {
 }
 
 export interface HubLink {
+  /**
+   * The hub has a live MQTT connection and its newest status does not say "offline". False as soon
+   * as the last connection closes, or when the hub's agent (or the broker, publishing its last will)
+   * reports "offline" — whichever comes first.
+   */
   online: boolean;
   connections: number;
   /** Last time anything arrived from the hub or it (dis)connected, epoch ms. */
   lastSeen: number | null;
   /** When `online` last changed, epoch ms. */
   since: number | null;
+  /** Newest `hub.status` by hub timestamp. */
   status: HubStatus | null;
+  /**
+   * The hub's outbox as last reported (newest status that carried `outboxDepth`). Kept when a later
+   * status (e.g. the last will) carries no figures, so the last known backlog stays visible.
+   */
+  outbox: { depth: number; oldestUnsentAgeS: number | null; reportedAt: number } | null;
+}
+
+/** The mode a hub last said it applied (`hub.mode-ack`), newest hub timestamp wins. */
+export interface HubMode {
+  mode: ModeAck['mode'];
+  version: number;
+  source: ModeAck['source'];
+  reason: string | null;
+  /** Hub timestamp of the acknowledgement, epoch ms. */
+  ts: number;
+  receivedAt: number;
 }
 
 export interface HubState {
@@ -35,8 +57,19 @@ export interface HubState {
   location: { lat: number; lon: number };
   registered: boolean;
   link: HubLink;
+  mode: HubMode | null;
   devices: Map<string, DeviceState>;
 }
+
+/** What the per-hub Prometheus gauges show. */
+export interface HubLinkSample {
+  hub: string;
+  online: boolean;
+  outboxDepth: number | null;
+  oldestUnsentAgeS: number | null;
+}
+
+const newLink = (): HubLink => ({ online: false, connections: 0, lastSeen: null, since: null, status: null, outbox: null });
 
 export class LiveState {
   readonly hubs = new Map<string, HubState>();
@@ -51,7 +84,7 @@ export class LiveState {
       h.sensors.forEach((s) => add(s, 'sensor'));
       this.hubs.set(h.id, {
         id: h.id, region: region.id, kind: h.kind, name: h.name, location: h.location, registered: true,
-        link: { online: false, connections: 0, lastSeen: null, since: null, status: null }, devices,
+        link: newLink(), mode: null, devices,
       });
     }
   }
@@ -62,7 +95,7 @@ export class LiveState {
     if (!h) {
       h = {
         id: hubId, region, kind: 'unknown', name: { ja: hubId, en: hubId }, location: { lat: 0, lon: 0 }, registered: false,
-        link: { online: false, connections: 0, lastSeen: null, since: null, status: null }, devices: new Map(),
+        link: newLink(), mode: null, devices: new Map(),
       };
       this.hubs.set(hubId, h);
     }
@@ -91,12 +124,27 @@ export class LiveState {
     else d.telemetry = msg;
   }
 
+  /**
+   * A status older (by hub timestamp) than the one shown is history only. That matters when a link
+   * dies and the hub reconnects before the broker noticed: the old connection's last will "offline"
+   * (timestamped at its connect) then arrives after the new birth "online" and must not win.
+   */
   applyStatus(region: string, status: HubStatus, receivedAt: number): void {
     const h = this.hub(status.hub, region);
     h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, receivedAt);
-    if (!h.link.status || h.link.status.ts <= status.ts) h.link.status = status;
+    if (h.link.status && h.link.status.ts > status.ts) return;
+    h.link.status = status;
+    if (status.outboxDepth !== undefined) {
+      h.link.outbox = { depth: status.outboxDepth, oldestUnsentAgeS: status.oldestUnsentAgeS ?? null, reportedAt: status.ts };
+    }
+    const online = status.state === 'online' && h.link.connections > 0;
+    if (online !== h.link.online) {
+      h.link.online = online;
+      h.link.since = receivedAt;
+    }
   }
 
+  /** A new connection is a sign of life even when the newest status still says "offline". */
   connectionOpened(hubId: string, region: string, at: number): void {
     const h = this.hub(hubId, region);
     h.link.connections++;
@@ -117,9 +165,33 @@ export class LiveState {
     }
   }
 
+  applyModeAck(region: string, ack: ModeAck, receivedAt: number): void {
+    const h = this.hub(ack.hub, region);
+    h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, receivedAt);
+    if (h.mode && h.mode.ts > ack.ts) return; // an older (replayed) acknowledgement: history only
+    h.mode = { mode: ack.mode, version: ack.version, source: ack.source, reason: ack.reason ?? null, ts: ack.ts, receivedAt };
+  }
+
   onlineCount(): number {
     let n = 0;
     for (const h of this.hubs.values()) if (h.link.online) n++;
     return n;
+  }
+
+  /** Hubs with at least one MQTT connection. */
+  connectedCount(): number {
+    let n = 0;
+    for (const h of this.hubs.values()) if (h.link.connections > 0) n++;
+    return n;
+  }
+
+  /**
+   * One sample per hub for the per-hub gauges: the hubs of the region file plus hubs with credentials
+   * that connected — a bounded set, never a label taken from a payload alone.
+   */
+  *linkSamples(): Iterable<HubLinkSample> {
+    for (const h of this.hubs.values()) {
+      yield { hub: h.id, online: h.link.online, outboxDepth: h.link.outbox?.depth ?? null, oldestUnsentAgeS: h.link.outbox?.oldestUnsentAgeS ?? null };
+    }
   }
 }

@@ -1,0 +1,134 @@
+import { pino } from 'pino';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { Command, CommandAck, CommandName, type DeviceKind } from '../../contract/index.ts';
+import { commandKind, CommandService, nextCommandState, type CommandBus } from './command-service.ts';
+import { COMMAND_STATES, createMemoryCommandStore, type CommandStore } from './command-store.ts';
+
+const T = 1_764_000_000_000;
+const HUB = 'nomi-terai';
+
+function setup() {
+  let now = T;
+  let seq = 0;
+  let failSends = false;
+  const sent: { command: Command; to: { region: string; kind: DeviceKind } }[] = [];
+  const bus: CommandBus = {
+    send: async (command, to) => {
+      if (failSends) throw new Error('broker down');
+      sent.push({ command, to });
+    },
+  };
+  const devices = new Map<string, { kind: DeviceKind }>([['locker-a', { kind: 'locker' }], ['drone-1', { kind: 'drone' }], ['wx', { kind: 'sensor' }]]);
+  const store: CommandStore = createMemoryCommandStore();
+  const service = new CommandService({
+    store, bus, hubs: new Map([[HUB, { region: 'ishikawa-nomi', devices }]]), now: () => now, newId: () => `cmd-${++seq}`,
+    logger: pino({ level: 'silent' }),
+  });
+  return {
+    service, store, sent,
+    advance: (ms: number) => (now += ms),
+    failSends: (v: boolean) => (failSends = v),
+  };
+}
+
+const ack = (commandId: string, result: CommandAck['result'], over: Partial<CommandAck> = {}): CommandAck =>
+  CommandAck.parse({ v: 1, type: 'hub.command-ack', id: `ack-${commandId}-${result}`, ts: T + 1000, hub: HUB, device: 'locker-a', commandId, result, ...over });
+
+describe('commandKind', () => {
+  it('maps every command of the contract to the device kind it is for', () => {
+    for (const c of CommandName.options) expect(commandKind(c)).toBe(c.split('.')[0]);
+  });
+});
+
+describe('nextCommandState', () => {
+  const results = CommandAck.shape.result.options;
+  it('lets the first real result win and never lets `duplicate` overwrite one', () => {
+    for (const current of COMMAND_STATES) {
+      for (const result of results) {
+        const next = nextCommandState(current, result);
+        if (current === 'pending') expect(next).toBe(result);
+        else if (current === 'duplicate') expect(next).toBe(result === 'duplicate' ? 'duplicate' : result);
+        else expect(next, `${current} + ${result}`).toBe(current);
+      }
+    }
+  });
+});
+
+describe('CommandService', () => {
+  let t: ReturnType<typeof setup>;
+  beforeEach(() => {
+    t = setup();
+  });
+
+  it('stores a command and publishes it as a contract Command with its expiry', async () => {
+    const c = await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: { compartment: 'A02' }, ttlS: 60 });
+    expect(c).toMatchObject({ id: 'cmd-1', hub: HUB, region: 'ishikawa-nomi', kind: 'locker', state: 'pending', issuedAt: T, expiresAt: T + 60_000 });
+    expect(t.sent).toHaveLength(1);
+    expect(Command.parse(t.sent[0]!.command)).toEqual({
+      v: 1, type: 'hub.command', id: 'cmd-1', ts: T, hub: HUB, device: 'locker-a', command: 'locker.unlock', expiresAt: T + 60_000, args: { compartment: 'A02' },
+    });
+    expect(t.sent[0]!.to).toEqual({ region: 'ishikawa-nomi', kind: 'locker' });
+    expect(t.service.get('cmd-1')).toEqual(c);
+  });
+
+  it('refuses an unknown hub or device and a command for another kind of device, storing nothing', async () => {
+    const issue = (hub: string, device: string, command: (typeof CommandName.options)[number]) => t.service.issue({ hub, device, command, args: {}, ttlS: 60 });
+    await expect(issue('nowhere', 'locker-a', 'locker.unlock')).rejects.toMatchObject({ code: 'hub_not_found' });
+    await expect(issue(HUB, 'locker-z', 'locker.unlock')).rejects.toMatchObject({ code: 'device_not_found' });
+    await expect(issue(HUB, 'drone-1', 'locker.unlock')).rejects.toMatchObject({ code: 'wrong_device_kind' });
+    await expect(issue(HUB, 'wx', 'drone.rtl')).rejects.toMatchObject({ code: 'wrong_device_kind' });
+    expect(t.sent).toEqual([]);
+    expect(t.service.list(HUB, { limit: 10 })).toEqual([]);
+    expect(() => t.service.get('cmd-1')).toThrow(expect.objectContaining({ code: 'command_not_found' }));
+  });
+
+  it('keeps a command pending when publishing fails, and sends it when the hub subscribes again', async () => {
+    t.failSends(true);
+    await t.service.issue({ hub: HUB, device: 'drone-1', command: 'drone.rtl', args: {}, ttlS: 60 });
+    expect(t.service.get('cmd-1').state).toBe('pending');
+    t.failSends(false);
+    expect(await t.service.redeliver(HUB)).toBe(1);
+    expect(t.sent.map((s) => s.command.id)).toEqual(['cmd-1']);
+  });
+
+  it('shows a pending command as expired after its expiry, and re-delivers only unexpired ones', async () => {
+    await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 5 });
+    await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.reserve', args: {}, ttlS: 60 });
+    t.advance(5_000);
+    expect(t.service.get('cmd-1').state).toBe('expired');
+    expect(t.service.list(HUB, { state: 'expired', limit: 10 }).map((c) => c.id)).toEqual(['cmd-1']);
+    expect(t.service.list(HUB, { state: 'pending', limit: 10 }).map((c) => c.id)).toEqual(['cmd-2']);
+    t.sent.length = 0;
+    expect(await t.service.redeliver(HUB)).toBe(1);
+    expect(t.sent.map((s) => s.command.id)).toEqual(['cmd-2']);
+  });
+
+  it('records the first result; a later duplicate does not overwrite it, a real result replaces a duplicate', async () => {
+    await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 60 });
+    expect(t.service.applyAck(ack('cmd-1', 'done', { detail: 'opened' }))).toBe('applied');
+    expect(t.service.applyAck(ack('cmd-1', 'duplicate'))).toBe('ignored');
+    expect(t.service.applyAck(ack('cmd-1', 'failed'))).toBe('ignored');
+    expect(t.service.get('cmd-1')).toMatchObject({ state: 'done', detail: 'opened', ackedAt: T + 1000 });
+
+    await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 60 });
+    t.service.applyAck(ack('cmd-2', 'duplicate'));
+    expect(t.service.get('cmd-2').state).toBe('duplicate');
+    t.service.applyAck(ack('cmd-2', 'rejected', { detail: 'compartment empty' }));
+    expect(t.service.get('cmd-2')).toMatchObject({ state: 'rejected', detail: 'compartment empty' });
+  });
+
+  it('takes a late acknowledgement of a command the hub executed before it expired', async () => {
+    await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 5 });
+    t.advance(60_000);
+    expect(t.service.get('cmd-1').state).toBe('expired');
+    t.service.applyAck(ack('cmd-1', 'done'));
+    expect(t.service.get('cmd-1').state).toBe('done');
+  });
+
+  it('ignores an acknowledgement of an unknown command or from another hub', async () => {
+    await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 60 });
+    expect(t.service.applyAck(ack('cmd-9', 'done'))).toBe('unknown');
+    expect(t.service.applyAck(ack('cmd-1', 'done', { hub: 'nomi-neagari' }))).toBe('unknown');
+    expect(t.service.get('cmd-1').state).toBe('pending');
+  });
+});

@@ -1,0 +1,159 @@
+import { Command, type CommandAck, type DeviceKind } from '../../contract/index.ts';
+import type { Logger } from '../logger.ts';
+import { effectiveState, type CommandArgs, type CommandName, type CommandRecord, type CommandState, type CommandStore } from './command-store.ts';
+
+/**
+ * Commands from the cloud to devices at hubs (issue 3): issue, deliver, re-deliver, record results.
+ *
+ * Delivery is at least once: a command is published (QoS 1) when issued and again whenever one of
+ * the hub's connections (re)subscribes to its commands, for as long as it is pending and unexpired.
+ * That is safe because a hub executes a given command id at most once and answers a repeat with a
+ * `duplicate` acknowledgement. Every input that changes over time — the clock, the id generator,
+ * the hubs and their devices, the way out to the broker — is passed in.
+ */
+
+/** Which kind of device a command is for: `locker.unlock` → locker, `drone.rtl` → drone. */
+export function commandKind(command: CommandName): DeviceKind {
+  return command.startsWith('locker.') ? 'locker' : 'drone';
+}
+
+/**
+ * The state after an acknowledgement. The first real result wins; `duplicate` only says that the
+ * hub had already seen the id (the real result travels separately and may arrive later), so it
+ * fills a pending command but never overwrites a result, and a real result replaces it.
+ */
+export function nextCommandState(current: CommandState, result: CommandAck['result']): CommandState {
+  if (current === 'pending') return result;
+  if (current === 'duplicate' && result !== 'duplicate') return result;
+  return current;
+}
+
+export type CommandErrorCode = 'hub_not_found' | 'device_not_found' | 'wrong_device_kind' | 'command_not_found';
+
+export class CommandError extends Error {
+  override readonly name = 'CommandError';
+  constructor(
+    readonly code: CommandErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The way out to the hubs: publishes a contract `Command` on the device's command topic, QoS 1. */
+export interface CommandBus {
+  send(command: Command, to: { region: string; kind: DeviceKind }): Promise<void>;
+}
+
+/** What the service needs to know about a hub: its region and devices (live state fits). */
+export interface HubDirectory {
+  get(hubId: string): { region: string; devices: ReadonlyMap<string, { kind: DeviceKind }> } | undefined;
+}
+
+export interface IssueRequest {
+  hub: string;
+  device: string;
+  command: CommandName;
+  args: CommandArgs;
+  ttlS: number;
+}
+
+/** A command as shown: its state as of now (pending past its expiry shows `expired`). */
+export type CommandView = CommandRecord;
+
+export type AckOutcome = 'applied' | 'ignored' | 'unknown';
+
+export interface CommandServiceOptions {
+  store: CommandStore;
+  bus: CommandBus;
+  hubs: HubDirectory;
+  now: () => number;
+  newId: () => string;
+  logger: Logger;
+  /** Commands re-delivered per hub at once (oldest first). */
+  maxRedelivery?: number;
+}
+
+export class CommandService {
+  private readonly log: Logger;
+
+  constructor(private readonly o: CommandServiceOptions) {
+    this.log = o.logger.child({ component: 'commands' });
+  }
+
+  /** Validates, stores and publishes a command; resolves with it (pending) even when the hub is offline. */
+  async issue(req: IssueRequest): Promise<CommandView> {
+    const hub = this.o.hubs.get(req.hub);
+    if (!hub) throw new CommandError('hub_not_found', `no hub "${req.hub}"`);
+    const device = hub.devices.get(req.device);
+    if (!device) throw new CommandError('device_not_found', `hub "${req.hub}" has no device "${req.device}"`);
+    const kind = commandKind(req.command);
+    if (device.kind !== kind) {
+      throw new CommandError('wrong_device_kind', `${req.command} is a ${kind} command, but "${req.device}" is a ${device.kind}`);
+    }
+    const now = this.o.now();
+    const record: CommandRecord = {
+      id: this.o.newId(), hub: req.hub, region: hub.region, device: req.device, kind, command: req.command, args: req.args,
+      issuedAt: now, expiresAt: now + req.ttlS * 1000, state: 'pending', detail: null, ackedAt: null,
+    };
+    // Checked before it is stored: what is stored can always be sent.
+    const message = toMessage(record);
+    this.o.store.insert(record);
+    this.log.info({ hub: record.hub, device: record.device, command: record.command, commandId: record.id }, 'command issued');
+    await this.deliver(record, message);
+    return this.view(record);
+  }
+
+  get(id: string): CommandView {
+    const c = this.o.store.get(id);
+    if (!c) throw new CommandError('command_not_found', `no command "${id}"`);
+    return this.view(c);
+  }
+
+  list(hub: string, q: { state?: CommandState; limit: number }): CommandView[] {
+    if (!this.o.hubs.get(hub)) throw new CommandError('hub_not_found', `no hub "${hub}"`);
+    const now = this.o.now();
+    return this.o.store.list({ hub, state: q.state, limit: q.limit, now }).map((c) => ({ ...c, state: effectiveState(c, now) }));
+  }
+
+  /** Records a hub's acknowledgement (see `nextCommandState`). */
+  applyAck(ack: CommandAck): AckOutcome {
+    const c = this.o.store.get(ack.commandId);
+    if (!c || c.hub !== ack.hub) {
+      this.log.warn({ hub: ack.hub, commandId: ack.commandId, result: ack.result }, 'acknowledgement of an unknown command ignored');
+      return 'unknown';
+    }
+    const next = nextCommandState(c.state, ack.result);
+    if (next === c.state) return 'ignored';
+    const set = this.o.store.setResult(c.id, c.state, { state: next, detail: ack.detail ?? null, ackedAt: ack.ts });
+    if (set) this.log.info({ hub: c.hub, device: c.device, commandId: c.id, result: next, detail: ack.detail }, 'command acknowledged');
+    return set ? 'applied' : 'ignored';
+  }
+
+  /** Publishes the hub's pending, unexpired commands again; resolves with how many. */
+  async redeliver(hub: string): Promise<number> {
+    const pending = this.o.store.pendingFor(hub, this.o.now(), this.o.maxRedelivery ?? 1000);
+    for (const c of pending) await this.deliver(c, toMessage(c));
+    if (pending.length > 0) this.log.info({ hub, commands: pending.length }, 'pending commands re-delivered');
+    return pending.length;
+  }
+
+  private async deliver(c: CommandRecord, message: Command): Promise<void> {
+    try {
+      await this.o.bus.send(message, { region: c.region, kind: c.kind });
+    } catch (err) {
+      // Still pending: it goes out again when the hub next subscribes to its commands.
+      this.log.warn({ err, hub: c.hub, commandId: c.id }, 'publishing a command failed; it stays pending');
+    }
+  }
+
+  private view(c: CommandRecord): CommandView {
+    return { ...c, state: effectiveState(c, this.o.now()) };
+  }
+}
+
+function toMessage(c: CommandRecord): Command {
+  return Command.parse({
+    v: 1, type: 'hub.command', id: c.id, ts: c.issuedAt, hub: c.hub, device: c.device, command: c.command, expiresAt: c.expiresAt, args: c.args,
+  });
+}

@@ -1,0 +1,153 @@
+import type { Command, DeviceKind } from '../../contract/index.ts';
+import type { OperationalDb } from '../db/operational-db.ts';
+
+/**
+ * Where commands to hub devices and their results are kept. One port, two implementations (SQLite
+ * in `cloud.db`, and in memory for unit tests) that pass one shared test suite.
+ *
+ * A pending command whose expiry has passed is *shown* as `expired` (see `effectiveState`); the
+ * stored state stays `pending`, so a hub's late acknowledgement of a command it did execute in time
+ * still lands.
+ */
+export const COMMAND_STATES = ['pending', 'done', 'rejected', 'expired', 'failed', 'duplicate'] as const;
+export type CommandState = (typeof COMMAND_STATES)[number];
+export type CommandName = Command['command'];
+export type CommandArgs = Command['args'];
+
+export interface CommandRecord {
+  id: string;
+  hub: string;
+  region: string;
+  device: string;
+  kind: DeviceKind;
+  command: CommandName;
+  args: CommandArgs;
+  /** Epoch ms (cloud clock). */
+  issuedAt: number;
+  expiresAt: number;
+  state: CommandState;
+  detail: string | null;
+  /** Hub timestamp of the acknowledgement that set the state, epoch ms. */
+  ackedAt: number | null;
+}
+
+export interface CommandQuery {
+  hub: string;
+  /** Filter by state as shown at `now` (so `expired` includes pending commands past their expiry). */
+  state?: CommandState;
+  now: number;
+  limit: number;
+}
+
+export interface CommandResult {
+  state: CommandState;
+  detail: string | null;
+  ackedAt: number;
+}
+
+export interface CommandStore {
+  insert(c: CommandRecord): void;
+  get(id: string): CommandRecord | null;
+  /** Newest first. */
+  list(q: CommandQuery): CommandRecord[];
+  /** Pending commands of the hub that have not expired at `now`, oldest first, at most `limit`. */
+  pendingFor(hub: string, now: number, limit: number): CommandRecord[];
+  /** Sets the result only while the stored state is still `expected` (compare-and-set); true when set. */
+  setResult(id: string, expected: CommandState, result: CommandResult): boolean;
+}
+
+/** The state a command shows at `now`. */
+export function effectiveState(c: Pick<CommandRecord, 'state' | 'expiresAt'>, now: number): CommandState {
+  return c.state === 'pending' && now >= c.expiresAt ? 'expired' : c.state;
+}
+
+interface Row {
+  id: string; hub: string; region: string; device: string; kind: string; command: string; args: string;
+  issued_at: number; expires_at: number; state: string; detail: string | null; acked_at: number | null;
+}
+
+const fromRow = (r: Row): CommandRecord => ({
+  id: r.id, hub: r.hub, region: r.region, device: r.device, kind: r.kind as DeviceKind, command: r.command as CommandName,
+  args: JSON.parse(r.args) as CommandArgs, issuedAt: r.issued_at, expiresAt: r.expires_at, state: r.state as CommandState,
+  detail: r.detail, ackedAt: r.acked_at,
+});
+
+export function createSqliteCommandStore(db: OperationalDb): CommandStore {
+  const insert = db.prepare(
+    `INSERT INTO commands (id, hub, region, device, kind, command, args, issued_at, expires_at, state, detail, acked_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const getStmt = db.prepare<[string], Row>('SELECT * FROM commands WHERE id = ?');
+  const pendingStmt = db.prepare<[string, number, number], Row>(
+    `SELECT * FROM commands WHERE hub = ? AND state = 'pending' AND expires_at > ? ORDER BY issued_at, id LIMIT ?`,
+  );
+  const setStmt = db.prepare('UPDATE commands SET state = ?, detail = ?, acked_at = ? WHERE id = ? AND state = ?');
+  return {
+    insert(c) {
+      insert.run(c.id, c.hub, c.region, c.device, c.kind, c.command, JSON.stringify(c.args), c.issuedAt, c.expiresAt, c.state, c.detail, c.ackedAt);
+    },
+    get(id) {
+      const r = getStmt.get(id);
+      return r ? fromRow(r) : null;
+    },
+    list(q) {
+      const where = ['hub = ?'];
+      const args: (string | number)[] = [q.hub];
+      if (q.state === 'expired') {
+        where.push(`(state = 'expired' OR (state = 'pending' AND expires_at <= ?))`);
+        args.push(q.now);
+      } else if (q.state === 'pending') {
+        where.push(`state = 'pending' AND expires_at > ?`);
+        args.push(q.now);
+      } else if (q.state) {
+        where.push('state = ?');
+        args.push(q.state);
+      }
+      const sql = `SELECT * FROM commands WHERE ${where.join(' AND ')} ORDER BY issued_at DESC, id DESC LIMIT ?`;
+      return (db.prepare(sql).all(...args, q.limit) as Row[]).map(fromRow);
+    },
+    pendingFor(hub, now, limit) {
+      return pendingStmt.all(hub, now, limit).map(fromRow);
+    },
+    setResult(id, expected, r) {
+      return setStmt.run(r.state, r.detail, r.ackedAt, id, expected).changes === 1;
+    },
+  };
+}
+
+/** In memory, for unit tests of code that uses commands; passes the same suite as the SQLite store. */
+export function createMemoryCommandStore(): CommandStore {
+  const rows = new Map<string, CommandRecord>();
+  const copy = (c: CommandRecord): CommandRecord => ({ ...c, args: { ...c.args } });
+  const newestFirst = (a: CommandRecord, b: CommandRecord) => b.issuedAt - a.issuedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+  return {
+    insert(c) {
+      if (rows.has(c.id)) throw new Error(`command ${c.id} exists`);
+      rows.set(c.id, copy(c));
+    },
+    get(id) {
+      const c = rows.get(id);
+      return c ? copy(c) : null;
+    },
+    list(q) {
+      return [...rows.values()]
+        .filter((c) => c.hub === q.hub && (q.state === undefined || effectiveState(c, q.now) === q.state))
+        .sort(newestFirst)
+        .slice(0, q.limit)
+        .map(copy);
+    },
+    pendingFor(hub, now, limit) {
+      return [...rows.values()]
+        .filter((c) => c.hub === hub && effectiveState(c, now) === 'pending')
+        .sort((a, b) => -newestFirst(a, b))
+        .slice(0, limit)
+        .map(copy);
+    },
+    setResult(id, expected, r) {
+      const c = rows.get(id);
+      if (!c || c.state !== expected) return false;
+      rows.set(id, { ...c, state: r.state, detail: r.detail, ackedAt: r.ackedAt });
+      return true;
+    },
+  };
+}

@@ -1,0 +1,133 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EXAMPLES, parseTopic, buildTopic, type CommandAck } from '../../contract/index.ts';
+import { openOperationalDb, type OperationalDb } from '../db/operational-db.ts';
+import { loadRegionFile } from '../hubs/region-loader.ts';
+import { LiveState } from '../live/live-state.ts';
+import { createMetrics, type CloudMetrics } from '../metrics.ts';
+import type { TelemetryPoint, TelemetryStore } from '../telemetry/telemetry-store.ts';
+import { createDeadLetterStore } from './dead-letter-store.ts';
+import { Ingest, type InboundPublish } from './ingest.ts';
+import { createSeenMessageStore, type SeenMessageStore } from './seen-messages.ts';
+
+/** Dedupe of re-sent messages with side effects (issue 3), on a fake telemetry store and a real cloud.db. */
+const REGION_FILE = path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json');
+const example = (name: string) => EXAMPLES.find((e) => e.name === name)!;
+
+function fakeStore() {
+  const written: TelemetryPoint[] = [];
+  let down = false;
+  const store: TelemetryStore = {
+    kind: 'fake',
+    write: async (points) => {
+      if (down) throw new Error('store unreachable');
+      written.push(...points);
+    },
+    history: async () => [],
+    messageIds: async () => [],
+    countPoints: async () => 0,
+    close: async () => undefined,
+  };
+  return { store, written, setDown: (v: boolean) => (down = v) };
+}
+
+let dir: string;
+let db: OperationalDb;
+let seen: SeenMessageStore;
+let metrics: CloudMetrics;
+let live: LiveState;
+let fake: ReturnType<typeof fakeStore>;
+let acks: CommandAck[];
+let ingest: Ingest;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chiiki-ingest-'));
+  db = openOperationalDb(dir, 'normal');
+  seen = createSeenMessageStore(db);
+  metrics = createMetrics();
+  live = new LiveState(loadRegionFile(REGION_FILE));
+  fake = fakeStore();
+  acks = [];
+  ingest = new Ingest({
+    store: fake.store, deadLetters: createDeadLetterStore(db, 1000), live, metrics, logger: pino({ level: 'silent' }), seen,
+    maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100,
+    hooks: { onCommandAck: (ack) => void acks.push(ack) },
+  });
+});
+afterEach(async () => {
+  await ingest.close(100);
+  db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function inbound(name: string, over: Record<string, unknown> = {}): InboundPublish {
+  const e = example(name);
+  const payload = { ...e.payload, ...over };
+  const topic = buildTopic({ ...e.topic, ...(over.hub ? { hub: over.hub as string } : {}) } as NonNullable<ReturnType<typeof parseTopic>>);
+  return { topic, payload: Buffer.from(JSON.stringify(payload)), from: { hubId: payload.hub as string, region: 'ishikawa-nomi' }, clientId: 'c', receivedAt: Date.now() };
+}
+
+const duplicates = async () => (await metrics.duplicates.get()).values.reduce((n, v) => n + v.value, 0);
+const eventPoints = () => fake.written.filter((p) => p.measurement === 'event');
+
+describe('Ingest dedupe', () => {
+  it('acknowledges a copy that arrives while the first is being written, storing and applying it once', async () => {
+    const first = inbound('drone.event');
+    let applied = 0;
+    const apply = live.applyDeviceMessage.bind(live);
+    live.applyDeviceMessage = (...args) => {
+      applied++;
+      apply(...args);
+    };
+    await Promise.all([ingest.handle(first), ingest.handle({ ...first, receivedAt: first.receivedAt + 1 })]);
+    expect(eventPoints()).toHaveLength(1);
+    expect(applied).toBe(1);
+    expect(await duplicates()).toBe(1);
+    expect(seen.has('rs-komatsu-kibagata', 'drone-1-m3x2k-000043')).toBe(true);
+  });
+
+  it('recognises a copy sent later from the dedupe memory, and counts it by type', async () => {
+    await ingest.handle(inbound('locker.event'));
+    await ingest.handle(inbound('locker.event'));
+    await ingest.handle(inbound('locker.event'));
+    expect(eventPoints()).toHaveLength(1);
+    expect((await metrics.duplicates.get()).values).toEqual([expect.objectContaining({ labels: { type: 'locker.event' }, value: 2 })]);
+    expect((await metrics.accepted.get()).values.find((v) => v.labels.type === 'locker.event')?.value).toBe(1);
+  });
+
+  it('does not pass a re-sent command acknowledgement to the hook again', async () => {
+    await ingest.handle(inbound('hub.command-ack'));
+    await ingest.handle(inbound('hub.command-ack'));
+    expect(acks).toHaveLength(1);
+    expect(await duplicates()).toBe(1);
+  });
+
+  it('treats the same message id at another hub as another message', async () => {
+    await ingest.handle(inbound('sensor.event'));
+    await ingest.handle(inbound('sensor.event', { hub: 'nomi-neagari' }));
+    expect(eventPoints()).toHaveLength(2);
+    expect(await duplicates()).toBe(0);
+  });
+
+  it('leaves telemetry to the idempotent store (no dedupe memory for it)', async () => {
+    await ingest.handle(inbound('sensor.telemetry'));
+    await ingest.handle(inbound('sensor.telemetry'));
+    expect(fake.written.filter((p) => p.measurement === 'sensor')).toHaveLength(2);
+    expect(seen.count()).toBe(0);
+    expect(await duplicates()).toBe(0);
+  });
+
+  it('fails a copy together with its first copy, and remembers neither, when the write never succeeds', async () => {
+    fake.setDown(true);
+    const first = ingest.handle(inbound('drone.event'));
+    const copy = ingest.handle(inbound('drone.event'));
+    const settled = Promise.allSettled([first, copy]);
+    await new Promise((r) => setTimeout(r, 20));
+    await ingest.close(10);
+    expect((await settled).map((s) => s.status)).toEqual(['rejected', 'rejected']);
+    expect(seen.count()).toBe(0);
+  });
+});

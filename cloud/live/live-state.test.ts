@@ -1,0 +1,76 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { HubStatus, ModeAck } from '../../contract/index.ts';
+import { loadRegionFile } from '../hubs/region-loader.ts';
+import { LiveState } from './live-state.ts';
+
+const region = loadRegionFile(path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json'));
+const R = region.id;
+const HUB = 'nomi-terai';
+const T = 1_764_000_000_000;
+
+const status = (state: HubStatus['state'], ts: number, over: Partial<HubStatus> = {}): HubStatus => ({ v: 1, type: 'hub.status', hub: HUB, state, ts, ...over });
+const modeAck = (ts: number, over: Partial<ModeAck> = {}): ModeAck => ({
+  v: 1, type: 'hub.mode-ack', id: `m-${ts}`, ts, hub: HUB, version: 1, mode: 'emergency', source: 'local', ...over,
+});
+
+describe('LiveState link', () => {
+  it('is online while connected, offline when the last connection closes', () => {
+    const live = new LiveState(region);
+    live.connectionOpened(HUB, R, T);
+    live.connectionOpened(HUB, R, T + 1);
+    live.connectionClosed(HUB, R, T + 2);
+    expect(live.hubs.get(HUB)!.link).toMatchObject({ online: true, connections: 1, since: T });
+    live.connectionClosed(HUB, R, T + 3);
+    expect(live.hubs.get(HUB)!.link).toMatchObject({ online: false, connections: 0, since: T + 3 });
+  });
+
+  it('goes offline when the hub reports "offline" while still connected, and back online with a newer birth', () => {
+    const live = new LiveState(region);
+    live.connectionOpened(HUB, R, T);
+    live.applyStatus(R, status('online', T), T);
+    live.applyStatus(R, status('offline', T + 10), T + 10);
+    expect(live.hubs.get(HUB)!.link).toMatchObject({ online: false, connections: 1, since: T + 10 });
+    live.applyStatus(R, status('online', T + 20), T + 20);
+    expect(live.hubs.get(HUB)!.link).toMatchObject({ online: true, since: T + 20 });
+  });
+
+  it('ignores the last will of a dead connection that arrives after the new connection\'s birth', () => {
+    const live = new LiveState(region);
+    live.connectionOpened(HUB, R, T);
+    live.applyStatus(R, status('online', T), T);
+    // The link dies unnoticed; the hub reconnects and sends a new birth; then the broker times out the old connection.
+    live.connectionOpened(HUB, R, T + 100);
+    live.applyStatus(R, status('online', T + 100), T + 100);
+    live.connectionClosed(HUB, R, T + 150);
+    live.applyStatus(R, status('offline', T), T + 150);
+    expect(live.hubs.get(HUB)!.link).toMatchObject({ online: true, connections: 1 });
+  });
+
+  it('counts a new connection as a sign of life even when the newest status says "offline"', () => {
+    const live = new LiveState(region);
+    live.applyStatus(R, status('offline', T), T);
+    live.connectionOpened(HUB, R, T + 5);
+    expect(live.hubs.get(HUB)!.link.online).toBe(true);
+  });
+
+  it('keeps the last reported outbox when a later status carries no figures', () => {
+    const live = new LiveState(region);
+    live.connectionOpened(HUB, R, T);
+    live.applyStatus(R, status('online', T + 1, { outboxDepth: 12, oldestUnsentAgeS: 30.5 }), T + 1);
+    live.applyStatus(R, status('offline', T + 2), T + 2);
+    expect(live.hubs.get(HUB)!.link.outbox).toEqual({ depth: 12, oldestUnsentAgeS: 30.5, reportedAt: T + 1 });
+    expect([...live.linkSamples()].find((s) => s.hub === HUB)).toEqual({ hub: HUB, online: false, outboxDepth: 12, oldestUnsentAgeS: 30.5 });
+    expect([...live.linkSamples()]).toHaveLength(region.hubs.length);
+  });
+});
+
+describe('LiveState mode', () => {
+  it('shows the newest mode acknowledgement by hub timestamp', () => {
+    const live = new LiveState(region);
+    expect(live.hubs.get(HUB)!.mode).toBeNull();
+    live.applyModeAck(R, modeAck(T + 10, { mode: 'emergency', version: 2, reason: 'landslide' }), T + 11);
+    live.applyModeAck(R, modeAck(T, { mode: 'normal', version: 1 }), T + 12); // replayed, older
+    expect(live.hubs.get(HUB)!.mode).toEqual({ mode: 'emergency', version: 2, source: 'local', reason: 'landslide', ts: T + 10, receivedAt: T + 11 });
+  });
+});
