@@ -83,3 +83,21 @@ function migrate(db: OperationalDb): void {
     })();
   }
 }
+
+/**
+ * Migrations of one feature (orders, alarms, modes, …), kept in that feature's folder so features
+ * can add tables without touching each other: ordered SQL steps, tracked per feature name in
+ * `schema_migrations`. Append, never edit. Call it when the feature's store is created.
+ */
+export function migrateFeature(db: OperationalDb, feature: string, steps: readonly string[]): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (feature TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID');
+  const row = db.prepare<[string], { version: number }>('SELECT version FROM schema_migrations WHERE feature = ?').get(feature);
+  const current = row?.version ?? 0;
+  if (current > steps.length) throw new Error(`cloud.db: ${feature} schema version ${current} is newer than this software (${steps.length}); upgrade the software`);
+  for (let v = current; v < steps.length; v++) {
+    db.transaction(() => {
+      db.exec(steps[v]!);
+      db.prepare('INSERT INTO schema_migrations (feature, version) VALUES (?, ?) ON CONFLICT (feature) DO UPDATE SET version = excluded.version').run(feature, v + 1);
+    })();
+  }
+}
