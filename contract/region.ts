@@ -17,6 +17,10 @@ export const DroneSpec = z
     maxPayloadKg: z.number().positive().max(50).default(5),
     cruiseMps: z.number().positive().max(40).default(10),
     enduranceS: z.number().int().positive().default(1080),
+    // MLIT standard manual: no flight at ≥ 5 m/s unless the operator's own manual allows more.
+    windLimitMps: z.number().positive().max(20).default(5).describe('Operator/aircraft limit: no flight at or above this mean wind'),
+    gustLimitMps: z.number().positive().max(25).default(5).describe('No flight at or above this gust'),
+    rainLimitMmPerH: z.number().min(0).max(100).default(10).describe('No flight at or above this rain rate'),
   })
   .strict();
 
@@ -24,7 +28,16 @@ export const LockerBankSpec = z
   .object({
     id: DeviceId,
     compartments: z
-      .array(z.object({ id: z.string().regex(/^[A-Z0-9][A-Z0-9-]{0,7}$/), size: CompartmentSize, tempClass: TemperatureClass }).strict())
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[A-Z0-9][A-Z0-9-]{0,7}$/),
+            size: CompartmentSize,
+            tempClass: TemperatureClass,
+            reliefStock: z.boolean().default(false).describe('Held for relief supplies: usable by relief orders in emergency mode only'),
+          })
+          .strict(),
+      )
       .min(1)
       .max(64),
   })
@@ -43,13 +56,57 @@ export const HubSpec = z
   })
   .strict();
 
+const Name = z.object({ ja: z.string().min(1).max(100), en: z.string().min(1).max(100) }).strict();
+const SiteId = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/);
+
+export const LandingSite = z
+  .object({
+    id: SiteId,
+    kind: z.enum(['shelter', 'isolated-settlement']).describe('避難所, or a settlement that may be cut off (孤立集落)'),
+    name: Name,
+    location: LatLon,
+    municipality: z.string().max(100).optional(),
+  })
+  .strict()
+  .describe('A registered landing point: a route cannot be flown until its landing point is known');
+
+export const NoFlyZone = z
+  .object({ id: SiteId, name: Name, polygon: z.array(LatLon).min(3).max(200).describe('Closed polygon, WGS84 vertices') })
+  .strict();
+
+export const ReliefRoute = z
+  .object({
+    id: SiteId,
+    fromHub: HubId,
+    toSite: SiteId,
+    waypoints: z.array(LatLon).max(20).default([]),
+    maxPayloadKg: z.number().positive().max(50).default(5),
+  })
+  .strict()
+  .describe('A pre-registered relief route (towns register them in advance: ≤ 8 km, 5 kg)');
+
+export const GroundRound = z
+  .object({
+    id: SiteId,
+    name: Name,
+    stops: z.array(HubId).min(2).describe('Hubs the community bus / truck serves, in order'),
+    departures: z.array(z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/)).min(1).describe('Departure times from the first stop, HH:MM Japan time'),
+    capacityKg: z.number().positive().max(2000),
+  })
+  .strict()
+  .describe('A scheduled community bus or truck round that also carries parcels (貨客混載)');
+
 export const RegionFile = z
   .object({
     id: RegionId,
     name: z.object({ ja: z.string(), en: z.string() }).strict(),
     hubs: z.array(HubSpec).min(1),
+    landingSites: z.array(LandingSite).default([]),
+    noFlyZones: z.array(NoFlyZone).default([]),
+    reliefRoutes: z.array(ReliefRoute).default([]),
+    groundRounds: z.array(GroundRound).default([]),
   })
-  .passthrough() // later issues add landing sites, shelters, no-fly zones, routes
+  .strict()
   .superRefine((r, ctx) => {
     const ids = new Set<string>();
     for (const [i, h] of r.hubs.entries()) {
@@ -61,9 +118,21 @@ export const RegionFile = z
         devices.add(d);
       }
     }
+    const sites = new Set(r.landingSites.map((x) => x.id));
+    for (const [i, route] of r.reliefRoutes.entries()) {
+      if (!ids.has(route.fromHub)) ctx.addIssue({ code: 'custom', path: ['reliefRoutes', i, 'fromHub'], message: `unknown hub ${route.fromHub}` });
+      if (!sites.has(route.toSite)) ctx.addIssue({ code: 'custom', path: ['reliefRoutes', i, 'toSite'], message: `unknown landing site ${route.toSite}` });
+    }
+    for (const [i, round] of r.groundRounds.entries()) {
+      for (const stop of round.stops) if (!ids.has(stop)) ctx.addIssue({ code: 'custom', path: ['groundRounds', i, 'stops'], message: `unknown hub ${stop}` });
+    }
   });
 
 export type HubSpec = z.infer<typeof HubSpec>;
 export type RegionFile = z.infer<typeof RegionFile>;
 export type DroneSpec = z.infer<typeof DroneSpec>;
 export type LockerBankSpec = z.infer<typeof LockerBankSpec>;
+export type LandingSite = z.infer<typeof LandingSite>;
+export type NoFlyZone = z.infer<typeof NoFlyZone>;
+export type ReliefRoute = z.infer<typeof ReliefRoute>;
+export type GroundRound = z.infer<typeof GroundRound>;
