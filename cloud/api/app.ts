@@ -1,6 +1,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -30,7 +31,15 @@ export interface AppDeps {
   logger: Logger;
   health: () => { storeHealthy: boolean; ingestPending: number };
   now?: () => number;
+  /**
+   * Feature route sets (orders, alarms, modes, …), each in its feature's folder, registered after the
+   * core routes with the same validator, error handler and OpenAPI docs.
+   */
+  features?: ((app: ZodApp) => Promise<void> | void)[];
 }
+
+/** The Fastify instance with the zod type provider, as feature route sets receive it. */
+export type ZodApp = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, ZodTypeProvider>;
 
 const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
 
@@ -344,6 +353,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       response: { 200: CommandBody, 404: ErrorBody },
     },
   }, async (req) => commandBody(deps.commands.get(req.params.commandId)));
+
+  for (const feature of deps.features ?? []) await feature(r as unknown as ZodApp);
 
   return app as unknown as FastifyInstance;
 }
