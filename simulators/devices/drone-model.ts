@@ -109,10 +109,21 @@ interface Mission {
   recalled?: boolean;
 }
 
-const MissionArgs = z.object({
-  to: HubId,
-  payloadKg: z.number().min(0).default(0),
-});
+const MissionArgs = z
+  .object({
+    /** Destination hub … */
+    to: HubId.optional(),
+    /** … or a registered landing site (shelter, isolated settlement), by id and position. */
+    site: z.string().min(1).max(40).optional(),
+    siteLat: z.number().min(-90).max(90).optional(),
+    siteLon: z.number().min(-180).max(180).optional(),
+    payloadKg: z.number().min(0).default(0),
+    /** The cloud's mission id, reported in telemetry so the flight can be tracked to its order. */
+    missionId: z.string().min(1).max(64).optional(),
+  })
+  .refine((a) => a.to !== undefined || (a.site !== undefined && a.siteLat !== undefined && a.siteLon !== undefined), {
+    message: 'either `to` (a hub) or `site` with `siteLat` and `siteLon`',
+  });
 
 const EVENT_SEVERITY: Record<DroneEventName, Severity> = {
   armed: 'info',
@@ -346,10 +357,10 @@ export class DroneModel {
     this.startMission(now, this.opts.rng.pick(candidates), payloadKg, events);
   }
 
-  private startMission(now: number, destination: HubPlace, payloadKg: number, events: DroneEvent[]): Mission {
+  private startMission(now: number, destination: HubPlace, payloadKg: number, events: DroneEvent[], missionId?: string): Mission {
     this.missionCount += 1;
     const tail = `-${this.opts.ids.bootId}-m${this.missionCount}`;
-    const mission: Mission = { id: `${this.device.slice(0, 64 - tail.length)}${tail}`, destination, leg: 0 };
+    const mission: Mission = { id: missionId ?? `${this.device.slice(0, 64 - tail.length)}${tail}`, destination, leg: 0 };
     this.mission = mission;
     this.payloadKg = payloadKg;
     this.depart(now, destination, events);
@@ -359,12 +370,16 @@ export class DroneModel {
   private commandMission(now: number, cmd: Command): CommandOutcome<DroneEvent> {
     const parsed = parseArgs(MissionArgs, cmd.args);
     if (!parsed.ok) return rejected(parsed.detail);
-    const { to, payloadKg } = parsed.args;
+    const { payloadKg, missionId } = parsed.args;
     const home = this.opts.home;
+    const to = parsed.args.to ?? parsed.args.site!;
     if (this.mission) return rejected(`busy: ${this.flightState()} on mission ${this.mission.id}`);
     if (this.phase !== 'pad') return rejected(`not ready: ${this.flightState()} at ${this.at.id}`);
     if (to === home.id) return rejected(`already at ${to}`);
-    const destination = this.opts.destinations.find((d) => d.id === to);
+    const destination =
+      parsed.args.to !== undefined
+        ? this.opts.destinations.find((d) => d.id === to)
+        : { id: to, location: { lat: parsed.args.siteLat!, lon: parsed.args.siteLon! } };
     if (!destination) return rejected(`unknown hub ${to}`);
     if (payloadKg > this.opts.spec.maxPayloadKg) return rejected(`payload ${payloadKg} kg is over the maximum of ${this.opts.spec.maxPayloadKg} kg`);
     const m = distanceM(home.location, destination.location);
@@ -373,7 +388,7 @@ export class DroneModel {
     if (costPct > 100 - this.params.reservePct) return rejected(`${to} is out of range: ${needs}`);
     if (!this.canFly(m, payloadKg)) return rejected(`battery ${round(this.batteryPct, 1)} % is too low: ${needs}`);
     const events: DroneEvent[] = [];
-    const mission = this.startMission(now, destination, round(payloadKg, 1), events);
+    const mission = this.startMission(now, destination, round(payloadKg, 1), events, missionId);
     return done(`mission ${mission.id} to ${to}`, events);
   }
 
