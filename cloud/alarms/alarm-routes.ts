@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { API_ERRORS, ApiError } from '../api/api-errors.ts';
+import type { ZodApp } from '../api/app.ts';
+import { ALARM_KINDS, ALARM_SEVERITIES } from './alarm-rules.ts';
+import { AlarmError, type AlarmService } from './alarm-service.ts';
+import { ALARM_STATES, type AlarmRecord } from './alarm-store.ts';
+
+/**
+ * HTTP routes of the alarm feature (registered through `AppDeps.features`). They only call the
+ * service; its errors become API errors here. Accounts come with a later issue: until then the
+ * person acting names themselves in `by`.
+ */
+const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export const AlarmBody = z.object({
+  id: z.string(),
+  region: z.string(),
+  hub: z.string(),
+  device: z.string().nullable().describe('null when the alarm is about the hub itself (hub_offline)'),
+  compartment: z.string().nullable(),
+  kind: z.enum(ALARM_KINDS),
+  severity: z.enum(ALARM_SEVERITIES).describe('warning: someone should look soon; critical: act now'),
+  state: z.enum(ALARM_STATES).describe('open → acknowledged → cleared; an acknowledged alarm stays until cleared'),
+  raisedAt: z.string().describe('ISO 8601 (cloud clock)'),
+  lastSeenAt: z.string().describe('ISO 8601 (cloud clock); when the condition was last reported again'),
+  count: z.number().int().describe('Observations of the condition while the alarm was active (1 when raised)'),
+  observedAt: z.string().describe('ISO 8601; when the condition was first observed (device clock; cloud clock for hub_offline)'),
+  lastObservedAt: z.string(),
+  acknowledgedAt: z.string().nullable(),
+  acknowledgedBy: z.string().nullable(),
+  ackNote: z.string().nullable(),
+  clearedAt: z.string().nullable(),
+  clearedBy: z.string().nullable().describe('null when it cleared itself because the condition ended'),
+  clearNote: z.string().nullable().describe('The note of whoever cleared it, or why the condition ended'),
+  detail: z.string().describe('For people; text from devices is quoted as plain text'),
+  sourceMsgId: z.string().nullable().describe('Id of the hub message that raised it'),
+});
+
+export function alarmBody(a: AlarmRecord): z.infer<typeof AlarmBody> {
+  return {
+    ...a, raisedAt: iso(a.raisedAt)!, lastSeenAt: iso(a.lastSeenAt)!, observedAt: iso(a.observedAt)!, lastObservedAt: iso(a.lastObservedAt)!,
+    acknowledgedAt: iso(a.acknowledgedAt), clearedAt: iso(a.clearedAt),
+  };
+}
+
+const ActionBody = z.object({
+  by: z.string().trim().min(1).max(100).describe('Who acts (until accounts exist: a name or staff id)'),
+  note: z.string().max(1000).optional(),
+});
+
+const AlarmParams = z.object({ alarmId: z.string().min(1).max(64) });
+
+function asApiError(err: unknown): unknown {
+  return err instanceof AlarmError ? new ApiError(err.code, err.message) : err;
+}
+
+export function alarmRoutes(alarms: AlarmService): (app: ZodApp) => void {
+  return (app) => {
+    app.get('/api/v1/alarms', {
+      schema: {
+        summary: 'Alarms, newest raised first',
+        querystring: z.object({
+          state: z.enum([...ALARM_STATES, 'active']).optional().describe('`active`: open or acknowledged'),
+          hub: z.string().max(64).optional(),
+          severity: z.enum(ALARM_SEVERITIES).optional(),
+          kind: z.enum(ALARM_KINDS).optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+        }),
+        response: { 200: z.object({ alarms: z.array(AlarmBody) }), 400: ErrorBody },
+      },
+    }, async (req) => ({ alarms: alarms.list(req.query).map(alarmBody) }));
+
+    app.get('/api/v1/alarms/:alarmId', {
+      schema: { summary: 'One alarm', params: AlarmParams, response: { 200: AlarmBody, 404: ErrorBody } },
+    }, async (req) => {
+      try {
+        return alarmBody(alarms.get(req.params.alarmId));
+      } catch (err) {
+        throw asApiError(err);
+      }
+    });
+
+    app.post('/api/v1/alarms/:alarmId/ack', {
+      schema: {
+        summary: 'Acknowledge an alarm',
+        description: 'open → acknowledged, recording who and when. Acknowledging again keeps the first acknowledgement; a cleared alarm answers 409.',
+        params: AlarmParams, body: ActionBody, response: { 200: AlarmBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+      },
+    }, async (req) => {
+      try {
+        return alarmBody(alarms.acknowledge(req.params.alarmId, req.body.by, req.body.note ?? null));
+      } catch (err) {
+        throw asApiError(err);
+      }
+    });
+
+    app.post('/api/v1/alarms/:alarmId/clear', {
+      schema: {
+        summary: 'Clear an alarm by hand',
+        description: 'open or acknowledged → cleared, recording who and why (e.g. after staff checked a tamper report). Most alarms also clear themselves when their condition ends. A cleared alarm answers 409.',
+        params: AlarmParams, body: ActionBody, response: { 200: AlarmBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+      },
+    }, async (req) => {
+      try {
+        return alarmBody(alarms.clear(req.params.alarmId, req.body.by, req.body.note ?? null));
+      } catch (err) {
+        throw asApiError(err);
+      }
+    });
+  };
+}
