@@ -1,0 +1,155 @@
+import { z } from 'zod';
+import { HubId, Mode, ModeAck } from '../../contract/index.ts';
+import { API_ERRORS, ApiError } from '../api/api-errors.ts';
+import type { ZodApp } from '../api/app.ts';
+import { ModeError, type ModeService } from './mode-service.ts';
+import { ACK_STATUSES, type DesiredMode, type HubAck } from './mode-state.ts';
+import type { AuditEntry } from './mode-store.ts';
+
+/**
+ * HTTP routes of disaster mode, registered as a feature of the cloud API (`AppDeps.features`):
+ *
+ *   POST /api/v1/regions/:regionId/mode           switch the region or some hubs (202 with the new version)
+ *   GET  /api/v1/regions/:regionId/mode           desired state + per-hub acknowledgement
+ *   GET  /api/v1/regions/:regionId/mode/history   audit log, newest first
+ */
+const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const Params = z.object({ regionId: z.string().max(64) });
+
+const Desired = z.object({
+  region: z.string(),
+  version: z.number().int().describe('0 until the first switch (every hub normal, nothing published)'),
+  mode: Mode.describe('Mode of every hub without an override'),
+  hubs: z.record(z.string(), Mode).describe('Per-hub overrides (only hubs that differ from `mode`)'),
+  reason: z.string(),
+  by: z.string().nullable(),
+  at: z.string().nullable().describe('ISO 8601; when the switch that produced this version was made'),
+});
+
+const Acknowledged = z
+  .object({
+    version: z.number().int(),
+    mode: Mode,
+    source: ModeAck.shape.source,
+    reason: z.string().nullable(),
+    at: z.string().describe('ISO 8601 (hub clock); when the hub applied or switched'),
+    receivedAt: z.string().describe('ISO 8601; when the cloud received it'),
+    historical: z.boolean().describe('Reported late, after the hub\'s link returned'),
+  })
+  .nullable();
+
+const SwitchBody = z.object({
+  region: z.string(),
+  version: z.number().int(),
+  mode: Mode,
+  hubs: z.array(z.string()).nullable().describe('Hubs switched; null = the whole region'),
+  reason: z.string(),
+  by: z.string(),
+  at: z.string(),
+  desired: Desired,
+  changes: z.array(z.object({ hub: z.string(), from: Mode, to: Mode })).describe('Hubs whose mode changed'),
+  published: z.boolean().describe('The broker took the retained message (if not, it is published at the next start)'),
+});
+
+const AuditBody = z.object({
+  id: z.number().int(),
+  kind: z.enum(['switch', 'local_switch']),
+  at: z.string().describe('ISO 8601; when it happened (hub clock for a local switch)'),
+  recordedAt: z.string(),
+  by: z.string(),
+  mode: Mode,
+  hubs: z.array(z.string()).nullable().describe('null = the whole region'),
+  reason: z.string(),
+  version: z.number().int().describe('A switch: the version it produced; a local switch: the version the hub was on'),
+  desiredVersion: z.number().int().nullable(),
+  desiredMode: Mode.nullable().describe('A local switch: the mode the desired state gave the hub when it was recorded'),
+  historical: z.boolean(),
+  summary: z.string(),
+});
+
+const desiredBody = (d: DesiredMode) => ({ region: d.region, version: d.version, mode: d.mode, hubs: d.hubs, reason: d.reason, by: d.by, at: iso(d.at) });
+const ackBody = (a: HubAck | null) =>
+  a && { version: a.version, mode: a.mode, source: a.source, reason: a.reason, at: iso(a.ts)!, receivedAt: iso(a.receivedAt)!, historical: a.historical };
+const auditBody = ({ msgId: _msgId, ...e }: AuditEntry) => ({ ...e, at: iso(e.at)!, recordedAt: iso(e.recordedAt)! });
+
+/** Maps the service's domain errors to API errors. */
+function toApiError(err: unknown): unknown {
+  return err instanceof ModeError ? new ApiError(err.code, err.message) : err;
+}
+function api<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw toApiError(err);
+  }
+}
+
+export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
+  return (app) => {
+    app.post('/api/v1/regions/:regionId/mode', {
+      schema: {
+        summary: 'Switch a region, or some of its hubs, to emergency or normal mode',
+        description: 'Stores a new version of the region\'s desired mode (previous + 1) with an audit entry and publishes it retained (QoS 1) on '
+          + '`v1/<region>/mode`. Without `hubs` the whole region switches and per-hub overrides are cleared; with `hubs` only those hubs get '
+          + 'an override. Hubs acknowledge asynchronously: see GET on the same path.',
+        params: Params,
+        body: z.object({
+          mode: Mode,
+          hubs: z.array(HubId).min(1).max(1000).optional().describe('Hubs to switch; omit to switch the whole region'),
+          reason: z.string().trim().min(1).max(500).describe('Why; shown to hub staff'),
+          by: z.string().trim().min(1).max(100).describe('Who switches (the coordinator; accounts come later)'),
+        }).strict(),
+        response: { 202: SwitchBody, 400: ErrorBody, 404: ErrorBody },
+      },
+    }, async (req, reply) => {
+      const s = await modes.switchMode(req.params.regionId, req.body).catch((err: unknown) => Promise.reject(toApiError(err)));
+      return reply.code(202).send({ ...s, at: iso(s.at)!, desired: desiredBody(s.desired) });
+    });
+
+    app.get('/api/v1/regions/:regionId/mode', {
+      schema: {
+        summary: 'The region\'s desired mode and which hubs acknowledged it',
+        description: 'Per hub: `acknowledged` (applied the current version), `pending`, `timed_out` (pending longer than MODE_ACK_TIMEOUT_S), '
+          + '`diverged` (the hub reports a local switch to another mode; the desired state stays authoritative until a coordinator switches).',
+        params: Params,
+        response: {
+          200: z.object({
+            region: z.string(),
+            desired: Desired,
+            hubs: z.array(z.object({ hub: z.string(), desired: Mode, acknowledged: Acknowledged, status: z.enum(ACK_STATUSES) })),
+            counts: z.object({
+              total: z.number().int(), acknowledged: z.number().int(), pending: z.number().int(), timedOut: z.number().int(), diverged: z.number().int(),
+            }),
+            allAcknowledged: z.boolean(),
+            lastAcknowledgedAt: z.string().nullable().describe('ISO 8601; when the most recent hub that confirmed the current version confirmed it'),
+            ackTimeoutS: z.number(),
+          }),
+          404: ErrorBody,
+        },
+      },
+    }, async (req) => {
+      const v = api(() => modes.view(req.params.regionId));
+      return {
+        region: req.params.regionId, desired: desiredBody(v.desired),
+        hubs: v.hubs.map((h) => ({ hub: h.hub, desired: h.desired, acknowledged: ackBody(h.acknowledged), status: h.status })),
+        counts: v.counts, allAcknowledged: v.allAcknowledged, lastAcknowledgedAt: iso(v.lastAcknowledgedAt), ackTimeoutS: modes.ackTimeoutMs / 1000,
+      };
+    });
+
+    app.get('/api/v1/regions/:regionId/mode/history', {
+      schema: {
+        summary: 'Audit log of the region\'s mode: coordinators\' switches and hubs\' local switches, newest first',
+        params: Params,
+        querystring: z.object({
+          before: z.coerce.number().int().positive().optional().describe('Only entries with an id below this (paging)'),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+        }),
+        response: { 200: z.object({ region: z.string(), entries: z.array(AuditBody) }), 404: ErrorBody },
+      },
+    }, async (req) => ({
+      region: req.params.regionId,
+      entries: api(() => modes.history(req.params.regionId, req.query)).map(auditBody),
+    }));
+  };
+}

@@ -1,0 +1,165 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { ModeAck, type CloudAck, type RegionMode } from '../../contract/index.ts';
+import { ModeError, ModeService, type ModeChangeEvent } from './mode-service.ts';
+import { createMemoryModeStore, type ModeStore } from './mode-store.ts';
+
+const T = 1_764_000_000_000;
+const REGION = 'ishikawa-nomi';
+const HUBS = ['hub-a', 'hub-b', 'hub-c'];
+
+function setup(store: ModeStore = createMemoryModeStore()) {
+  let now = T;
+  let failPublish = false;
+  const published: RegionMode[] = [];
+  const cloudAcks: { region: string; message: CloudAck }[] = [];
+  const service = new ModeService({
+    store, regions: new Map([[REGION, HUBS]]), now: () => now, ackTimeoutMs: 120_000, logger: pino({ level: 'silent' }),
+    bus: {
+      publishDesired: async (m) => {
+        if (failPublish) throw new Error('broker down');
+        published.push(m);
+      },
+      acknowledge: async (region, message) => void cloudAcks.push({ region, message }),
+    },
+  });
+  const events: ModeChangeEvent[] = [];
+  service.onModeChange((e) => events.push(e));
+  return { service, store, published, cloudAcks, events, advance: (ms: number) => (now += ms), at: () => now, failPublish: (v: boolean) => (failPublish = v) };
+}
+
+let seq = 0;
+const modeAck = (hub: string, version: number, mode: 'normal' | 'emergency', ts: number, over: Partial<ModeAck> = {}): ModeAck =>
+  ModeAck.parse({ v: 1, type: 'hub.mode-ack', id: `agent-${++seq}`, ts, hub, version, mode, source: 'cloud', ...over });
+
+describe('ModeService', () => {
+  it('switches the region: stores a new version, publishes it, tells listeners which hubs changed', async () => {
+    const t = setup();
+    expect(t.service.desired(REGION)).toMatchObject({ version: 0, mode: 'normal' });
+    const s = await t.service.switchMode(REGION, { mode: 'emergency', reason: 'M6.9 earthquake', by: 'bousai-1' });
+    expect(s).toMatchObject({ version: 1, mode: 'emergency', hubs: null, published: true });
+    expect(s.changes.map((c) => c.hub)).toEqual(HUBS);
+    expect(t.published).toEqual([{ v: 1, type: 'region.mode', region: REGION, version: 1, ts: T, mode: 'emergency', hubs: {}, reason: 'M6.9 earthquake' }]);
+    expect(t.events).toEqual([{ region: REGION, version: 1, at: T, by: 'bousai-1', reason: 'M6.9 earthquake', changes: HUBS.map((hub) => ({ hub, from: 'normal', to: 'emergency' })) }]);
+    for (const h of HUBS) expect(t.service.modeOf(h)).toBe('emergency');
+    expect(t.service.modeOf('not-a-hub')).toBe('normal');
+  });
+
+  it('switches some hubs on top of the previous overrides; a switch that changes nothing still makes a version but no event', async () => {
+    const t = setup();
+    await t.service.switchMode(REGION, { mode: 'emergency', hubs: ['hub-a'], reason: 'landslide', by: 'c' });
+    const s2 = await t.service.switchMode(REGION, { mode: 'emergency', hubs: ['hub-b', 'hub-b'], reason: 'landslide', by: 'c' });
+    expect(s2.hubs).toEqual(['hub-b']);
+    expect(s2.desired).toMatchObject({ version: 2, mode: 'normal', hubs: { 'hub-a': 'emergency', 'hub-b': 'emergency' } });
+    expect(HUBS.map((h) => t.service.modeOf(h))).toEqual(['emergency', 'emergency', 'normal']);
+    const s3 = await t.service.switchMode(REGION, { mode: 'emergency', hubs: ['hub-a'], reason: 'again', by: 'c' });
+    expect(s3.version).toBe(3);
+    expect(s3.changes).toEqual([]);
+    expect(t.events).toHaveLength(2);
+    expect(t.published.map((m) => m.version)).toEqual([1, 2, 3]);
+  });
+
+  it('refuses an unknown region and hubs of another region, storing nothing', async () => {
+    const t = setup();
+    await expect(t.service.switchMode('nowhere', { mode: 'emergency', reason: 'x', by: 'c' })).rejects.toMatchObject({ code: 'region_not_found' });
+    await expect(t.service.switchMode(REGION, { mode: 'emergency', hubs: ['hub-a', 'elsewhere'], reason: 'x', by: 'c' }))
+      .rejects.toThrow(ModeError);
+    expect(() => t.service.view('nowhere')).toThrow(/no region/);
+    expect(t.service.desired(REGION).version).toBe(0);
+    expect(t.published).toEqual([]);
+  });
+
+  it('shows acknowledgement per hub with an injected clock: pending, timed out, acknowledged, and when the last hub confirmed', async () => {
+    const t = setup();
+    await t.service.switchMode(REGION, { mode: 'emergency', reason: 'quake', by: 'c' });
+    t.service.applyAck(modeAck('hub-a', 1, 'emergency', T + 300), REGION, T + 400);
+    t.advance(1000);
+    t.service.applyAck(modeAck('hub-b', 1, 'emergency', T + 900), REGION, T + 950);
+    let v = t.service.view(REGION);
+    expect(v.hubs.map((h) => [h.hub, h.status])).toEqual([['hub-a', 'acknowledged'], ['hub-b', 'acknowledged'], ['hub-c', 'pending']]);
+    expect(v.lastAcknowledgedAt).toBe(T + 950);
+    t.advance(119_000);
+    v = t.service.view(REGION);
+    expect(v.hubs[2]!.status).toBe('timed_out');
+    expect(v.counts).toEqual({ total: 3, acknowledged: 2, pending: 0, timedOut: 1, diverged: 0 });
+    t.service.applyAck(modeAck('hub-c', 1, 'emergency', T + 125_000), REGION, T + 125_001);
+    v = t.service.view(REGION);
+    expect(v.allAcknowledged).toBe(true);
+    expect(v.lastAcknowledgedAt).toBe(T + 125_001);
+  });
+
+  it('reconciles a local switch replayed after an outage: audit entry, diverged while it differs, authoritative desired state, nothing published', async () => {
+    const t = setup();
+    await t.service.switchMode(REGION, { mode: 'emergency', reason: 'quake', by: 'c' });
+    t.service.applyAck(modeAck('hub-c', 1, 'emergency', T + 100), REGION, T + 200);
+    // Cut off, hub-c's staff switch it back to normal (the agent keeps version 1, source local) …
+    const local = modeAck('hub-c', 1, 'normal', T + 60_000, { source: 'local', reason: 'no damage here, shop must open', historical: true });
+    t.advance(3_600_000);
+    // … which the cloud hears an hour later, when the link returns.
+    t.service.applyAck(local, REGION, t.at());
+    t.service.applyAck(local, REGION, t.at()); // re-sent copy (were dedupe to miss it): recorded once
+    const v = t.service.view(REGION);
+    expect(v.hubs[2]).toMatchObject({ hub: 'hub-c', desired: 'emergency', status: 'diverged', acknowledged: { mode: 'normal', source: 'local', historical: true } });
+    expect(t.service.modeOf('hub-c')).toBe('emergency'); // the desired state stays authoritative
+    expect(t.published.map((m) => m.version)).toEqual([1]); // nothing published automatically
+    const [entry, ...rest] = t.service.history(REGION, { limit: 10 });
+    expect(rest.map((e) => e.kind)).toEqual(['switch']);
+    expect(entry).toMatchObject({ kind: 'local_switch', at: T + 60_000, recordedAt: T + 3_600_000, by: 'hub staff at hub-c', mode: 'normal', hubs: ['hub-c'], historical: true, desiredVersion: 1, desiredMode: 'emergency' });
+    expect(entry!.summary).toBe(`hub hub-c switched locally to normal at ${new Date(T + 60_000).toISOString()}: no damage here, shop must open `
+      + '(differs from the desired emergency (version 1); the desired state stays in force until a coordinator switches, reported after its link returned)');
+    // The hub hears that its switch was recorded.
+    expect(t.cloudAcks).toEqual([{ region: REGION, message: expect.objectContaining({ type: 'cloud.ack', hub: 'hub-c', ackOf: local.id }) }]);
+
+    // The coordinator adopts it with a new switch; the hub applies version 2 (higher) and acknowledges.
+    await t.service.switchMode(REGION, { mode: 'normal', hubs: ['hub-c'], reason: 'adopt local decision at hub-c', by: 'c' });
+    expect(t.service.view(REGION).hubs[2]!.status).toBe('pending');
+    t.service.applyAck(modeAck('hub-c', 2, 'normal', T + 3_700_000), REGION, t.at());
+    expect(t.service.view(REGION).hubs[2]!.status).toBe('acknowledged');
+  });
+
+  it('a replayed local switch older than what the hub reported since is logged but does not change its standing', async () => {
+    const t = setup();
+    await t.service.switchMode(REGION, { mode: 'emergency', reason: 'quake', by: 'c' });
+    // The link returns: the hub applies version 1 (ack first here), and its earlier local switch arrives after it.
+    t.service.applyAck(modeAck('hub-a', 1, 'emergency', T + 5000), REGION, T + 5100);
+    t.service.applyAck(modeAck('hub-a', 0, 'emergency', T + 2000, { source: 'local', reason: 'shaking', historical: true }), REGION, T + 5200);
+    const v = t.service.view(REGION);
+    expect(v.hubs[0]).toMatchObject({ status: 'acknowledged', acknowledged: { version: 1, source: 'cloud' } });
+    expect(t.service.history(REGION, { limit: 1 })[0]!.summary).toContain('hub hub-a switched locally to emergency');
+  });
+
+  it('keeps the desired state when publishing fails, and publishes the newest again at start-up', async () => {
+    const store = createMemoryModeStore();
+    const t = setup(store);
+    t.failPublish(true);
+    const s = await t.service.switchMode(REGION, { mode: 'emergency', reason: 'quake', by: 'c' });
+    expect(s.published).toBe(false);
+    await t.service.switchMode(REGION, { mode: 'emergency', hubs: ['hub-b'], reason: 'still', by: 'c' });
+    // A restarted cloud over the same store.
+    const restarted = setup(store);
+    expect(restarted.service.desired(REGION).version).toBe(2);
+    await restarted.service.republish();
+    expect(restarted.published.map((m) => m.version)).toEqual([2]);
+  });
+
+  it('publishes in order, so the retained message is the newest version even when switches overlap', async () => {
+    const t = setup();
+    const all = await Promise.all([1, 2, 3].map((i) => t.service.switchMode(REGION, { mode: i % 2 ? 'emergency' : 'normal', reason: `r${i}`, by: 'c' })));
+    expect(all.map((s) => s.version)).toEqual([1, 2, 3]);
+    expect(t.published.at(-1)!.version).toBe(3);
+  });
+
+  it('a failing listener neither breaks the switch nor the other listeners', async () => {
+    const t = setup();
+    t.service.onModeChange(() => {
+      throw new Error('boom');
+    });
+    const seen: number[] = [];
+    const off = t.service.onModeChange((e) => seen.push(e.version));
+    await t.service.switchMode(REGION, { mode: 'emergency', reason: 'x', by: 'c' });
+    off();
+    await t.service.switchMode(REGION, { mode: 'normal', reason: 'y', by: 'c' });
+    expect(seen).toEqual([1]);
+    expect(t.events.map((e) => e.version)).toEqual([1, 2]);
+  });
+});

@@ -1,0 +1,247 @@
+import type { CloudAck, Mode, ModeAck, RegionMode } from '../../contract/index.ts';
+import type { Logger } from '../logger.ts';
+import {
+  applySwitch,
+  initialDesired,
+  modeChanges,
+  modeForHub,
+  regionModeView,
+  toRegionMode,
+  type DesiredMode,
+  type HubAck,
+  type HubModeChange,
+  type RegionModeView,
+  type SwitchRequest,
+} from './mode-state.ts';
+import type { AuditEntry, ModeStore } from './mode-store.ts';
+
+/**
+ * Disaster mode (issue 4): a coordinator switches a region, or some of its hubs, between normal
+ * and emergency. Each switch is a new version of the region's desired state, stored with an audit
+ * entry and then published retained (QoS 1) for the region's edge agents, which apply a version
+ * higher than theirs and acknowledge it. Acknowledgements are matched against the desired state.
+ *
+ * Reconciliation (README, "Disaster mode"): a hub switched locally by its staff — typically while
+ * cut off — reports it as a `hub.mode-ack` with source "local" (replayed when its link returns).
+ * The switch is recorded in the audit log and shown; the coordinator's desired state stays
+ * authoritative and nothing is published automatically. The coordinator adopts the hub's mode with
+ * a new switch, or any later switch (a higher version) brings the hub back in line.
+ *
+ * Other features read the effective mode through `modeOf` / `desired` and follow changes with
+ * `onModeChange`; the effective mode of a hub is what the desired state gives it.
+ */
+
+/** The way out to the hubs. */
+export interface ModeBus {
+  /** Publishes the region's desired state retained, QoS 1, on `topics.regionMode(region)`. */
+  publishDesired(message: RegionMode): Promise<void>;
+  /** Tells a hub that its local switch was recorded (`cloud.ack` on its `ack` topic). */
+  acknowledge(region: string, message: CloudAck): Promise<void>;
+}
+
+export type ModeErrorCode = 'region_not_found' | 'hub_not_in_region';
+
+export class ModeError extends Error {
+  override readonly name = 'ModeError';
+  constructor(
+    readonly code: ModeErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A coordinator's switch, as answered by the API. */
+export interface SwitchResult {
+  region: string;
+  version: number;
+  mode: Mode;
+  /** Hubs switched; null = the whole region. */
+  hubs: string[] | null;
+  reason: string;
+  by: string;
+  at: number;
+  /** The new desired state (what was published). */
+  desired: DesiredMode;
+  /** Hubs whose effective mode changed. */
+  changes: HubModeChange[];
+  /** Whether the broker took the retained message (if not, it is published at the next start). */
+  published: boolean;
+}
+
+/** Passed to `onModeChange` listeners after a switch changed at least one hub's mode. */
+export interface ModeChangeEvent {
+  region: string;
+  version: number;
+  at: number;
+  by: string;
+  reason: string;
+  changes: HubModeChange[];
+}
+
+export interface ModeServiceOptions {
+  store: ModeStore;
+  bus: ModeBus;
+  /** Region id → its hubs (from the region file). */
+  regions: ReadonlyMap<string, readonly string[]>;
+  now: () => number;
+  /** A hub that has not acknowledged the current version this long after the switch shows `timed_out`. */
+  ackTimeoutMs: number;
+  logger: Logger;
+}
+
+export class ModeService {
+  private readonly log: Logger;
+  private readonly listeners = new Set<(e: ModeChangeEvent) => void>();
+  private readonly regionOfHub = new Map<string, string>();
+  /** Desired state per region, read through from the store. */
+  private readonly cache = new Map<string, DesiredMode>();
+  /** Publishes run one after another, each sending the newest state, so the retained message is never an older version. */
+  private publishing: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: ModeServiceOptions) {
+    this.log = o.logger.child({ component: 'modes' });
+    for (const [region, hubs] of o.regions) for (const h of hubs) this.regionOfHub.set(h, region);
+  }
+
+  get ackTimeoutMs(): number {
+    return this.o.ackTimeoutMs;
+  }
+
+  /** The hub's effective mode: what the desired state of its region gives it ('normal' for a hub of no known region). */
+  modeOf(hubId: string): Mode {
+    const region = this.regionOfHub.get(hubId);
+    return region ? modeForHub(this.desired(region), hubId) : 'normal';
+  }
+
+  /** The region's current desired state (version 0, all normal, before the first switch). */
+  desired(region: string): DesiredMode {
+    let d = this.cache.get(region);
+    if (!d) {
+      d = this.o.store.latest(region) ?? initialDesired(region);
+      this.cache.set(region, d);
+    }
+    return d;
+  }
+
+  /** Calls `fn` after every switch that changes the mode of at least one hub; returns an unsubscribe function. */
+  onModeChange(fn: (e: ModeChangeEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => void this.listeners.delete(fn);
+  }
+
+  /** Stores the next version with its audit entry, then publishes it retained. */
+  async switchMode(region: string, req: SwitchRequest): Promise<SwitchResult> {
+    const hubIds = this.hubsOf(region);
+    let targets: string[] | null = null;
+    if (req.hubs !== undefined) {
+      targets = [...new Set(req.hubs)];
+      const unknown = targets.filter((h) => !hubIds.includes(h));
+      if (unknown.length > 0) throw new ModeError('hub_not_in_region', `not hubs of region "${region}": ${unknown.join(', ')}`);
+    }
+    const prev = this.desired(region);
+    const at = this.o.now();
+    const next = applySwitch(prev, { ...req, hubs: targets ?? undefined }, at);
+    const changes = modeChanges(prev, next, hubIds);
+    const scope = targets ? `hub${targets.length > 1 ? 's' : ''} ${targets.join(', ')}` : 'the whole region';
+    this.o.store.appendVersion(next, {
+      region, kind: 'switch', at, recordedAt: at, by: req.by, mode: req.mode, hubs: targets, reason: req.reason, version: next.version,
+      desiredVersion: null, desiredMode: null, historical: false, msgId: null,
+      summary: `${req.by} switched ${scope} to ${req.mode} (version ${next.version}): ${req.reason}`,
+    });
+    this.cache.set(region, next);
+    this.log.info({ region, version: next.version, mode: req.mode, hubs: targets, by: req.by, reason: req.reason, changed: changes.length }, 'mode switched');
+    if (changes.length > 0) this.emit({ region, version: next.version, at, by: req.by, reason: req.reason, changes });
+    const published = await this.publish(region);
+    return { region, version: next.version, mode: req.mode, hubs: targets, reason: req.reason, by: req.by, at, desired: next, changes, published };
+  }
+
+  /** The desired state with every hub's acknowledgement. */
+  view(region: string): RegionModeView {
+    const hubIds = this.hubsOf(region);
+    return regionModeView(this.desired(region), hubIds, this.o.store.acks(region), this.o.now(), this.o.ackTimeoutMs);
+  }
+
+  /** The audit log, newest first. */
+  history(region: string, q: { limit: number; before?: number }): AuditEntry[] {
+    this.hubsOf(region);
+    return this.o.store.history(region, { limit: q.limit, beforeId: q.before });
+  }
+
+  /**
+   * A hub's `hub.mode-ack` (ingest calls this once per message id, after storing it). The newest
+   * state of each hub is kept; a local switch is also written to the audit log — also when it is
+   * older than what the hub reported since (a replay after an outage): it happened.
+   */
+  applyAck(ack: ModeAck, region: string, receivedAt: number): void {
+    const record: HubAck = {
+      hub: ack.hub, region, version: ack.version, mode: ack.mode, source: ack.source, reason: ack.reason ?? null, ts: ack.ts, receivedAt,
+      msgId: ack.id, historical: ack.historical === true,
+    };
+    const newest = this.o.store.putAck(record);
+    if (ack.source !== 'local') {
+      this.log.debug({ hub: ack.hub, version: ack.version, mode: ack.mode, newest }, 'mode acknowledged');
+      return;
+    }
+    const desired = this.desired(region);
+    const want = modeForHub(desired, ack.hub);
+    const when = new Date(ack.ts).toISOString();
+    const late = ack.historical === true ? ', reported after its link returned' : '';
+    const verdict = ack.mode === want
+      ? `same as the desired state (version ${desired.version})`
+      : `differs from the desired ${want} (version ${desired.version}); the desired state stays in force until a coordinator switches`;
+    const entry = this.o.store.appendAudit({
+      region, kind: 'local_switch', at: ack.ts, recordedAt: receivedAt, by: `hub staff at ${ack.hub}`, mode: ack.mode, hubs: [ack.hub],
+      reason: ack.reason ?? '', version: ack.version, desiredVersion: desired.version, desiredMode: want, historical: ack.historical === true,
+      msgId: ack.id,
+      summary: `hub ${ack.hub} switched locally to ${ack.mode} at ${when}${ack.reason ? `: ${ack.reason}` : ''} (${verdict}${late})`,
+    });
+    if (!entry) return; // a re-sent copy: recorded already
+    this.log.warn({ hub: ack.hub, region, mode: ack.mode, desired: want, desiredVersion: desired.version, at: when, historical: record.historical }, 'hub switched locally');
+    const reply: CloudAck = {
+      v: 1, type: 'cloud.ack', ts: this.o.now(), hub: ack.hub, ackOf: ack.id,
+      detail: `local switch to ${ack.mode} recorded; ${verdict}`.slice(0, 500),
+    };
+    this.o.bus.acknowledge(region, reply).catch((err: unknown) => this.log.warn({ err, hub: ack.hub }, 'acknowledging a local switch failed'));
+  }
+
+  /** Publishes the newest desired state of every switched region again (at start-up: a restarted broker has no retained messages). */
+  async republish(): Promise<void> {
+    for (const d of this.o.store.allLatest()) {
+      this.cache.set(d.region, d);
+      await this.publish(d.region);
+    }
+  }
+
+  private publish(region: string): Promise<boolean> {
+    const run = this.publishing.then(async () => {
+      const d = this.desired(region);
+      if (d.version < 1) return true;
+      try {
+        await this.o.bus.publishDesired(toRegionMode(d));
+        return true;
+      } catch (err) {
+        this.log.error({ err, region, version: d.version }, 'publishing the region mode failed; it is published again at the next start');
+        return false;
+      }
+    });
+    this.publishing = run.catch(() => undefined); // one failed run must not stop the ones after it
+    return run;
+  }
+
+  private hubsOf(region: string): readonly string[] {
+    const hubs = this.o.regions.get(region);
+    if (!hubs) throw new ModeError('region_not_found', `no region "${region}"`);
+    return hubs;
+  }
+
+  private emit(e: ModeChangeEvent): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(e);
+      } catch (err) {
+        this.log.error({ err, region: e.region, version: e.version }, 'a mode change listener failed');
+      }
+    }
+  }
+}
