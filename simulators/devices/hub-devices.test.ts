@@ -117,11 +117,11 @@ describe('HubDevices commands', () => {
 
   it('starts a drone mission and reports its first event, or says why not', () => {
     const devices = make();
-    // Seed 1 starts drone-1 at 98 % (enough for the 4.5 km to Kokufu) and drone-3 at 56 % (not enough).
+    // Seed 1 starts drone-1 at 98 % (enough for the 4.5 km to Kokufu) and drone-3 at 56 % (not enough for the 14 km to Shirayamasan).
     const go = devices.command(T0, cmd('drone-1', 'drone.mission', { to: 'nomi-kokufu', payloadKg: 1 }));
     expect(go.ack).toMatchObject({ result: 'done', detail: expect.stringMatching(/^mission drone-1-boot1-m1 to nomi-kokufu$/) });
     expect(go.outputs.map((o) => [o.kind, o.device, o.channel, o.message])).toMatchObject([['drone', 'drone-1', 'event', { type: 'drone.event', event: 'armed' }]]);
-    const no = devices.command(T0, cmd('drone-3', 'drone.mission', { to: 'nomi-kokufu', payloadKg: 1 }));
+    const no = devices.command(T0, cmd('drone-3', 'drone.mission', { to: 'rs-shirayamasan', payloadKg: 1 }));
     expect(no.ack).toMatchObject({ result: 'rejected', detail: expect.stringMatching(/^battery 55\.7 % is too low/) });
     expect(no.outputs).toEqual([]);
   });

@@ -1,0 +1,49 @@
+/**
+ * Order lifecycle — pure. Every change goes through `transition`, which refuses moves the
+ * lifecycle does not allow, so the audit log can only ever show legal histories.
+ *
+ *   pending ─→ assigned ─→ in_flight ─→ in_locker ─→ picked_up      (destination: a hub's locker)
+ *                                   └─→ delivered                    (destination: a landing site)
+ *   pending ⇄ held (emergency mode: normal orders wait, kept, and resume when the mode ends)
+ *   assigned ─→ pending (mission refused or failed before take-off: compartment released, retried)
+ *   any open state ─→ failed | cancelled (with a reason)
+ */
+export const ORDER_STATES = ['pending', 'held', 'assigned', 'in_flight', 'in_locker', 'delivered', 'picked_up', 'failed', 'cancelled'] as const;
+export type OrderState = (typeof ORDER_STATES)[number];
+
+const ALLOWED: Record<OrderState, readonly OrderState[]> = {
+  pending: ['assigned', 'held', 'failed', 'cancelled'],
+  held: ['pending', 'assigned', 'failed', 'cancelled'],
+  assigned: ['in_flight', 'pending', 'failed', 'cancelled'],
+  in_flight: ['in_locker', 'delivered', 'failed'],
+  in_locker: ['picked_up', 'failed'],
+  delivered: [],
+  picked_up: [],
+  failed: [],
+  cancelled: [],
+};
+
+export const FINAL_STATES: readonly OrderState[] = ['delivered', 'picked_up', 'failed', 'cancelled'];
+
+export function canTransition(from: OrderState, to: OrderState): boolean {
+  return ALLOWED[from].includes(to);
+}
+
+export class IllegalTransition extends Error {
+  override readonly name = 'IllegalTransition';
+  constructor(
+    readonly from: OrderState,
+    readonly to: OrderState,
+  ) {
+    super(`an order cannot go from ${from} to ${to}`);
+  }
+}
+
+export function assertTransition(from: OrderState, to: OrderState): void {
+  if (!canTransition(from, to)) throw new IllegalTransition(from, to);
+}
+
+/** Cancelling is allowed until the parcel is in the air. */
+export function cancellable(state: OrderState): boolean {
+  return canTransition(state, 'cancelled');
+}

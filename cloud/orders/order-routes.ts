@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import type { ZodApp } from '../api/app.ts';
+import { ApiError } from '../api/api-errors.ts';
+import { ORDER_STATES } from './order-lifecycle.ts';
+import { OrderError, type OrderService } from './order-service.ts';
+import type { Order, OrderStore } from './order-store.ts';
+
+const Destination = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('locker'), hub: z.string().min(1).max(64) }),
+  z.object({ type: z.literal('site'), siteId: z.string().min(1).max(64) }),
+]);
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** An order as the API shows it: never the pickup code or its hash. */
+function view(o: Order) {
+  return {
+    id: o.id, region: o.region, originHub: o.originHub, destination: o.destination, weightKg: o.weightKg, tempClass: o.tempClass,
+    priority: o.priority, deadline: iso(o.deadline), reference: o.reference, state: o.state, reason: o.reason, waitReasons: o.waitReasons,
+    createdAt: iso(o.createdAt), createdBy: o.createdBy, updatedAt: iso(o.updatedAt), carrier: o.carrier, drone: o.droneId ? { hub: o.droneHub, id: o.droneId } : null,
+    groundRound: o.roundId, locker: o.compartmentId ? { device: o.lockerId, compartment: o.compartmentId } : null, missionId: o.missionId,
+    attempts: o.attempts, pickupCodeReady: o.pickupReveal !== null, wrongPickupCodes: o.wrongCodes, compartmentLocked: o.locked,
+  };
+}
+
+function rethrow(err: unknown): never {
+  if (err instanceof OrderError) throw new ApiError(err.code, err.message);
+  throw err;
+}
+
+export function orderRoutes(service: OrderService, store: OrderStore) {
+  return (app: ZodApp) => {
+    app.post('/api/v1/orders', {
+      schema: {
+        summary: 'Create an order (a parcel or prescription to a hub locker, or relief to a registered landing site)',
+        body: z.object({
+          originHub: z.string().min(1).max(64),
+          destination: Destination,
+          weightKg: z.number().positive().max(50),
+          tempClass: z.enum(['ambient', 'chilled', 'frozen']).default('ambient'),
+          priority: z.enum(['normal', 'medical', 'relief']).default('normal'),
+          deadline: z.iso.datetime({ offset: true }).optional(),
+          reference: z.string().max(100).optional(),
+          flightPlanRef: z.string().max(100).optional().describe('Flight-plan notification (飛行計画通報, DIPS 2.0) reference for the flight log'),
+          by: z.string().min(1).max(100).describe('Who creates it (accounts come with the consoles)'),
+        }),
+      },
+    }, async (req, reply) => {
+      const b = req.body;
+      const order = await service.create({ ...b, deadline: b.deadline ? Date.parse(b.deadline) : undefined }).catch(rethrow);
+      return reply.code(201).send(view(order));
+    });
+
+    app.get('/api/v1/orders', {
+      schema: {
+        summary: 'Orders, newest first',
+        querystring: z.object({ hub: z.string().max(64).optional(), state: z.enum(ORDER_STATES).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }),
+      },
+    }, async (req) => ({ orders: store.list(req.query).map(view) }));
+
+    app.get('/api/v1/orders/:orderId', {
+      schema: { summary: 'An order with its audit log and flights', params: z.object({ orderId: z.string().max(64) }) },
+    }, async (req) => {
+      const order = (() => {
+        try {
+          return service.get(req.params.orderId);
+        } catch (err) {
+          return rethrow(err);
+        }
+      })();
+      return {
+        ...view(order),
+        audit: store.auditOf(order.id).map((a) => ({ at: iso(a.at), actor: a.actor, from: a.from, to: a.to, reason: a.reason })),
+        flights: store.flights({ orderId: order.id, limit: 20 }),
+      };
+    });
+
+    app.post('/api/v1/orders/:orderId/cancel', {
+      schema: { summary: 'Cancel an order that is not in the air yet', params: z.object({ orderId: z.string().max(64) }), body: z.object({ by: z.string().min(1).max(100), reason: z.string().min(1).max(500) }) },
+    }, async (req) => view(await service.cancel(req.params.orderId, req.body.by, req.body.reason).catch(rethrow)));
+
+    app.post('/api/v1/orders/:orderId/pickup-code', {
+      schema: { summary: 'Show the pickup code once (then only its hash is kept)', params: z.object({ orderId: z.string().max(64) }) },
+    }, async (req) => {
+      try {
+        return { orderId: req.params.orderId, pickupCode: service.revealPickupCode(req.params.orderId) };
+      } catch (err) {
+        return rethrow(err);
+      }
+    });
+
+    app.get('/api/v1/flight-log', {
+      schema: { summary: 'Flight log (飛行日誌): aircraft, route, times, payload, flight-plan reference', querystring: z.object({ orderId: z.string().max(64).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }) },
+    }, async (req) => ({ flights: store.flights(req.query) }));
+  };
+}

@@ -1,0 +1,459 @@
+import crypto from 'node:crypto';
+import type { DeviceMessage, DroneTelemetry, LockerTelemetry, Mode, RegionFile, SensorTelemetry } from '../../contract/index.ts';
+import type { CommandService } from '../commands/command-service.ts';
+import {
+  planDispatch,
+  type DispatchInput,
+  type DroneAssignment,
+  type GroundRoundInput,
+  type HubInput,
+  type ModeInput,
+  type Outcome,
+  type Priority,
+  type Reason,
+} from '../dispatch/dispatch-engine.ts';
+import { haversineM as distanceM } from '../dispatch/geo.ts';
+import { hashSecret, verifySecret } from '../hubs/hub-credentials.ts';
+import type { LiveState } from '../live/live-state.ts';
+import type { Logger } from '../logger.ts';
+import { cancellable, type OrderState } from './order-lifecycle.ts';
+import type { Order, OrderStore } from './order-store.ts';
+
+/**
+ * Orders from creation to pickup. Every `tick` (and soon after each new order):
+ *  1. missions in progress advance from drone telemetry (take-off → in flight; landed at the
+ *     destination → in the locker with a pickup code, or delivered at a landing site);
+ *  2. the dispatch engine (pure) plans every pending and held order against live state, and each
+ *     drone assignment becomes commands to the hubs' edge agents: `locker.reserve` at the destination,
+ *     `drone.mission` at the origin. A refused or failed mission releases the compartment and the
+ *     order waits again (failed after MAX_ATTEMPTS).
+ * Pickup: the locker reports the code typed by the resident (`locker.event` "pickup"); it is checked
+ * against the stored scrypt hash; MAX_WRONG_CODES wrong codes lock the compartment and raise an alarm.
+ */
+export const MAX_ATTEMPTS = 3;
+export const MAX_WRONG_CODES = 3;
+const ARRIVAL_RADIUS_M = 200;
+const TAKEOFF_TIMEOUT_MS = 5 * 60_000;
+const FLIGHT_TIMEOUT_MS = 45 * 60_000;
+const AIRBORNE = new Set(['armed', 'takeoff', 'mission', 'hover', 'rtl', 'landing']);
+const ACTIVE: readonly OrderState[] = ['assigned', 'in_flight', 'in_locker'];
+
+export interface NewOrder {
+  originHub: string;
+  destination: { type: 'locker'; hub: string } | { type: 'site'; siteId: string };
+  weightKg: number;
+  tempClass: 'ambient' | 'chilled' | 'frozen';
+  priority: Priority;
+  deadline?: number;
+  reference?: string;
+  flightPlanRef?: string;
+  by: string;
+}
+
+export class OrderError extends Error {
+  override readonly name = 'OrderError';
+  constructor(
+    readonly code: 'order_not_found' | 'unknown_destination' | 'not_cancellable' | 'pickup_code_unavailable',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface OrderServiceOptions {
+  store: OrderStore;
+  region: RegionFile;
+  live: LiveState;
+  commands: CommandService;
+  logger: Logger;
+  now: () => number;
+  /** The mode each hub is in (the disaster-mode feature supplies it). */
+  modeOf?: (hubId: string) => Mode;
+  /** Raise an alarm (the alarms feature supplies it). */
+  raiseAlarm?: (a: { hub: string; device: string; compartment: string; kind: string; severity: 'warning' | 'critical'; detail: string }) => void;
+  onPickupCode?: (result: 'accepted' | 'rejected' | 'locked' | 'no_order') => void;
+}
+
+export class OrderService {
+  private readonly log: Logger;
+  private ticking = false;
+  private again = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly o: OrderServiceOptions) {
+    this.log = o.logger.child({ component: 'orders' });
+  }
+
+  start(intervalMs = 2000): void {
+    this.timer = setInterval(() => void this.tick(), intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async create(req: NewOrder): Promise<Order> {
+    const r = this.o.region;
+    if (!r.hubs.some((h) => h.id === req.originHub)) throw new OrderError('unknown_destination', `no hub "${req.originHub}" in region ${r.id}`);
+    if (req.destination.type === 'locker') {
+      const hub = req.destination.hub;
+      if (!r.hubs.some((h) => h.id === hub && h.lockers.length > 0)) throw new OrderError('unknown_destination', `no hub with lockers "${hub}"`);
+    } else {
+      const siteId = req.destination.siteId;
+      // A route cannot be flown until its landing point is known: only registered sites.
+      if (!r.landingSites.some((s) => s.id === siteId)) throw new OrderError('unknown_destination', `"${siteId}" is not a registered landing site`);
+    }
+    const now = this.o.now();
+    const order = this.o.store.create({
+      id: `ord-${crypto.randomUUID().slice(0, 13)}`, region: r.id, originHub: req.originHub, destination: req.destination, weightKg: req.weightKg,
+      tempClass: req.tempClass, priority: req.priority, deadline: req.deadline ?? null, reference: req.reference ?? null,
+      flightPlanRef: req.flightPlanRef ?? null, createdAt: now, createdBy: req.by,
+    });
+    this.log.info({ order: order.id, priority: order.priority, origin: order.originHub }, 'order created');
+    setImmediate(() => void this.tick());
+    return order;
+  }
+
+  get(id: string): Order {
+    const order = this.o.store.get(id);
+    if (!order) throw new OrderError('order_not_found', `no order "${id}"`);
+    return order;
+  }
+
+  async cancel(id: string, by: string, reason: string): Promise<Order> {
+    const order = this.get(id);
+    if (!cancellable(order.state)) throw new OrderError('not_cancellable', `an order ${order.state.replace('_', ' ')} cannot be cancelled`);
+    const cancelled = this.o.store.transition(id, 'cancelled', this.o.now(), by, reason);
+    if (order.state === 'assigned') await this.releaseResources(order, 'cancelled');
+    return cancelled;
+  }
+
+  /** Shows the pickup code once (to the requester); afterwards only its hash exists. */
+  revealPickupCode(id: string): string {
+    const order = this.get(id);
+    if (order.state !== 'in_locker' || !order.pickupReveal) {
+      throw new OrderError('pickup_code_unavailable', order.state === 'in_locker' ? 'the pickup code was already shown' : `the order is ${order.state}, not in a locker`);
+    }
+    this.o.store.update(id, this.o.now(), { pickupReveal: null });
+    return order.pickupReveal;
+  }
+
+  /**
+   * Ingest hook: a stored device message. Drone events of a mission advance its order at once (a
+   * drone may spend only moments on the ground at the destination); telemetry is the fallback.
+   */
+  onDeviceMessage(msg: DeviceMessage): void {
+    if (msg.type === 'drone.event' && msg.missionId) {
+      this.chain = this.chain.then(() => this.missionEvent(msg.missionId!, msg.event, msg.ts)).catch((err: unknown) => this.log.error({ err }, 'applying a mission event failed'));
+      return;
+    }
+    if (msg.type !== 'locker.event' || msg.event !== 'pickup' || !msg.pickupCode) return;
+    const code = msg.pickupCode;
+    // One at a time: three wrong codes typed in a row must count as three.
+    this.chain = this.chain.then(() => this.pickup(msg.hub, msg.device, msg.compartment, code)).catch((err: unknown) => this.log.error({ err }, 'checking a pickup code failed'));
+  }
+
+  /** Mission events and pickups are applied one after another, in the order they were stored. */
+  private chain: Promise<void> = Promise.resolve();
+
+  private async missionEvent(missionId: string, event: string, ts: number): Promise<void> {
+    const order = this.o.store.inStates(['assigned', 'in_flight']).find((o) => o.missionId === missionId);
+    if (!order) return;
+    if (order.state === 'assigned' && (event === 'armed' || event === 'takeoff' || event === 'mission_started')) {
+      this.o.store.transition(order.id, 'in_flight', this.o.now(), 'system', `${order.droneId} took off`);
+      this.o.store.updateFlight(missionId, { takeoffAt: ts });
+    } else if (order.state === 'in_flight' && event === 'landed') {
+      // The first landing after take-off is at the destination (the way back ends with mission_complete).
+      await this.arrive(order, ts);
+    }
+  }
+
+  private async arrive(order: Order, at: number): Promise<void> {
+    const now = this.o.now();
+    this.o.store.updateFlight(order.missionId!, { arrivedAt: at, result: 'delivered' });
+    if (order.destination.type === 'site') {
+      this.o.store.transition(order.id, 'delivered', now, 'system', `${order.droneId} landed at ${order.destination.siteId}`);
+      return;
+    }
+    const code = String(crypto.randomInt(0, 1_000_000)).padStart(6, '0');
+    const hash = await hashSecret(code);
+    const current = this.o.store.get(order.id);
+    if (current?.state !== 'in_flight') return; // already advanced meanwhile
+    this.o.store.transition(order.id, 'in_locker', now, 'system', `${order.droneId} delivered to ${order.lockerId}/${order.compartmentId}`, { pickupHash: hash, pickupReveal: code });
+  }
+
+  private async pickup(hub: string, locker: string, compartment: string, code: string): Promise<void> {
+    const order = this.o.store
+      .inStates(['in_locker'])
+      .find((o) => o.destination.type === 'locker' && o.destination.hub === hub && o.lockerId === locker && o.compartmentId === compartment);
+    if (!order || !order.pickupHash) {
+      this.o.onPickupCode?.('no_order');
+      return;
+    }
+    const now = this.o.now();
+    if (order.locked) {
+      this.o.onPickupCode?.('locked');
+      this.log.warn({ order: order.id, hub, compartment }, 'pickup attempt on a locked compartment refused');
+      return;
+    }
+    if (await verifySecret(code, order.pickupHash)) {
+      this.o.store.transition(order.id, 'picked_up', now, `locker:${hub}/${locker}`, 'picked up with the right code', { pickupReveal: null });
+      this.o.onPickupCode?.('accepted');
+      await this.command(hub, locker, 'locker.release', { compartment }, 600);
+      return;
+    }
+    const wrong = order.wrongCodes + 1;
+    const locked = wrong >= MAX_WRONG_CODES;
+    this.o.store.update(order.id, now, { wrongCodes: wrong, locked });
+    this.o.onPickupCode?.(locked ? 'locked' : 'rejected');
+    this.log.warn({ order: order.id, hub, compartment, wrong }, 'wrong pickup code refused');
+    if (locked) {
+      this.o.raiseAlarm?.({
+        hub, device: locker, compartment, kind: 'repeated_wrong_pickup_codes', severity: 'critical',
+        detail: `${wrong} wrong pickup codes for order ${order.id}; compartment ${compartment} locked until staff check it`,
+      });
+    }
+  }
+
+  /** One round of mission tracking and dispatch. Re-entrant calls coalesce. */
+  async tick(): Promise<void> {
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = true;
+    try {
+      do {
+        this.again = false;
+        await this.trackMissions();
+        await this.dispatch();
+      } while (this.again);
+    } catch (err) {
+      this.log.error({ err }, 'dispatch round failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- missions in progress
+
+  private droneTelemetry(hub: string, drone: string): DroneTelemetry | null {
+    const t = this.o.live.hubs.get(hub)?.devices.get(drone)?.telemetry;
+    return t?.type === 'drone.telemetry' ? t : null;
+  }
+
+  private destinationOf(order: Order): { lat: number; lon: number } | null {
+    if (order.destination.type === 'locker') {
+      const hubId = order.destination.hub;
+      return this.o.region.hubs.find((h) => h.id === hubId)?.location ?? null;
+    }
+    const siteId = order.destination.siteId;
+    return this.o.region.landingSites.find((s) => s.id === siteId)?.location ?? null;
+  }
+
+  private async trackMissions(): Promise<void> {
+    const now = this.o.now();
+    for (const order of this.o.store.inStates(['assigned', 'in_flight'])) {
+      if (order.carrier !== 'drone' || !order.droneHub || !order.droneId || !order.missionId) continue;
+      const t = this.droneTelemetry(order.droneHub, order.droneId);
+      if (order.state === 'assigned') {
+        const cmd = order.missionCommandId ? safe(() => this.o.commands.get(order.missionCommandId!)) : null;
+        if (cmd && ['rejected', 'failed', 'expired'].includes(cmd.state)) {
+          await this.retry(order, `the drone did not take the mission (${cmd.state}${cmd.detail ? `: ${cmd.detail}` : ''})`);
+        } else if (t && t.missionId === order.missionId && AIRBORNE.has(t.flightState)) {
+          this.o.store.transition(order.id, 'in_flight', now, 'system', `${order.droneId} took off`);
+          this.o.store.updateFlight(order.missionId, { takeoffAt: t.ts });
+        } else if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) {
+          await this.retry(order, 'the drone did not take off within 5 minutes');
+        }
+        continue;
+      }
+      // in flight
+      const dest = this.destinationOf(order);
+      const arrived = t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M && (t.altM < 3 || !AIRBORNE.has(t.flightState));
+      if (arrived) {
+        await this.arrive(order, t.ts);
+      } else if (now - order.updatedAt > FLIGHT_TIMEOUT_MS) {
+        this.o.store.updateFlight(order.missionId, { result: 'lost' });
+        this.o.store.transition(order.id, 'failed', now, 'system', 'no arrival within 45 minutes of take-off');
+        await this.releaseResources(order, 'mission failed');
+      }
+    }
+  }
+
+  private async retry(order: Order, why: string): Promise<void> {
+    const now = this.o.now();
+    if (order.missionId) this.o.store.updateFlight(order.missionId, { result: `not flown: ${why}` });
+    await this.releaseResources(order, why);
+    if (order.attempts + 1 >= MAX_ATTEMPTS) {
+      this.o.store.transition(order.id, 'failed', now, 'system', `${why}; gave up after ${MAX_ATTEMPTS} attempts`);
+    } else {
+      this.o.store.transition(order.id, 'pending', now, 'system', why, {
+        attempts: order.attempts + 1, carrier: null, droneHub: null, droneId: null, lockerId: null, compartmentId: null, missionId: null, missionCommandId: null,
+      });
+    }
+  }
+
+  private async releaseResources(order: Order, why: string): Promise<void> {
+    if (order.destination.type === 'locker' && order.lockerId && order.compartmentId) {
+      await this.command(order.destination.hub, order.lockerId, 'locker.release', { compartment: order.compartmentId }, 600);
+    }
+    if (order.droneHub && order.droneId && order.state === 'assigned') {
+      await this.command(order.droneHub, order.droneId, 'drone.abort', { reason: why.slice(0, 200) }, 120);
+    }
+  }
+
+  private async command(hub: string, device: string, command: 'locker.reserve' | 'locker.release' | 'drone.mission' | 'drone.abort', args: Record<string, string | number>, ttlS: number) {
+    try {
+      return await this.o.commands.issue({ hub, device, command, args, ttlS });
+    } catch (err) {
+      this.log.error({ err, hub, device, command }, 'could not issue a command');
+      return null;
+    }
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  /** Gathers the engine's input from live state, the region file and the order store. */
+  buildInput(orders: Order[], now: number): DispatchInput {
+    const r = this.o.region;
+    const active = this.o.store.inStates(ACTIVE);
+    const busyDrones = new Set(active.filter((o) => o.state !== 'in_locker' && o.droneId).map((o) => `${o.droneHub}/${o.droneId}`));
+    const heldCompartments = new Map(active.filter((o) => o.compartmentId).map((o) => [`${(o.destination as { hub?: string }).hub}/${o.lockerId}/${o.compartmentId}`, o.id]));
+    const modeOf = this.o.modeOf ?? (() => 'normal' as Mode);
+
+    const hubs: HubInput[] = r.hubs.map((h) => {
+      const live = this.o.live.hubs.get(h.id);
+      const sensor = h.sensors.map((s) => live?.devices.get(s)?.telemetry).find((t): t is SensorTelemetry => t?.type === 'sensor.telemetry');
+      const compartments = h.lockers.flatMap((bank) => {
+        const t = live?.devices.get(bank.id)?.telemetry as LockerTelemetry | null | undefined;
+        return bank.compartments.map((spec) => {
+          const c = t?.type === 'locker.telemetry' ? t.compartments.find((x) => x.id === spec.id) : undefined;
+          const ours = heldCompartments.get(`${h.id}/${bank.id}/${spec.id}`);
+          const status = !c ? ('fault' as const) : c.fault !== 'none' ? ('fault' as const) : ours ? ('reserved' as const) : c.occupied || c.reservedFor ? ('occupied' as const) : ('free' as const);
+          return { lockerId: bank.id, id: spec.id, size: spec.size, tempClass: spec.tempClass, status, reservedFor: ours ?? null, reliefStock: spec.reliefStock };
+        });
+      });
+      return {
+        id: h.id, position: h.location, compartments,
+        weather: sensor ? { windMps: sensor.windSpeedMps, gustMps: sensor.windGustMps, windFromDeg: sensor.windDirDeg, rainMmPerH: sensor.rainMmPerH, observedAt: sensor.ts } : undefined,
+      };
+    });
+
+    const drones = r.hubs.flatMap((h) =>
+      h.drones.map((d) => {
+        const t = this.droneTelemetry(h.id, d.id);
+        return {
+          id: `${h.id}/${d.id}`, // device ids are unique per hub only; the engine needs them unique
+          hubId: h.id,
+          limits: { maxPayloadKg: d.maxPayloadKg, cruiseMps: d.cruiseMps, enduranceS: d.enduranceS, windLimitMps: d.windLimitMps, gustLimitMps: d.gustLimitMps, rainLimitMmPerH: d.rainLimitMmPerH },
+          state: t
+            ? { position: { lat: t.lat, lon: t.lon }, flightState: t.flightState, batteryPct: t.batteryPct, missionId: t.missionId ?? null, busy: busyDrones.has(`${h.id}/${d.id}`), observedAt: t.ts }
+            : { position: h.location, flightState: 'fault' as const, batteryPct: 0, busy: true, observedAt: 0 },
+        };
+      }),
+    );
+
+    const groundRounds: GroundRoundInput[] = [];
+    for (const round of r.groundRounds) {
+      const departures = nextDepartures(round.departures, now).map((departsAt) => ({ departsAt, capacityKg: round.capacityKg }));
+      for (let i = 0; i < round.stops.length; i++) {
+        for (let j = i + 1; j < round.stops.length; j++) groundRounds.push({ id: round.id, fromHub: round.stops[i]!, toHub: round.stops[j]!, departures });
+      }
+    }
+
+    const mode: ModeInput = { mode: 'normal', hubs: Object.fromEntries(r.hubs.map((h) => [h.id, modeOf(h.id)])) };
+    return {
+      drones, hubs, mode, groundRounds,
+      sites: r.landingSites.map((s) => ({ id: s.id, kind: s.kind, position: s.location })),
+      noFlyZones: r.noFlyZones.map((z) => ({ id: z.id, polygon: z.polygon })),
+      reliefRoutes: r.reliefRoutes.map((x) => ({ id: x.id, originHub: x.fromHub, siteId: x.toSite, waypoints: x.waypoints })),
+      orders: orders.map((o) => ({
+        id: o.id, originHub: o.originHub, destination: o.destination, weightKg: o.weightKg, tempClass: o.tempClass, priority: o.priority,
+        deadline: o.deadline ?? undefined, createdAt: o.createdAt,
+      })),
+    };
+  }
+
+  private async dispatch(): Promise<void> {
+    const waiting = this.o.store.inStates(['pending', 'held']);
+    if (waiting.length === 0) return;
+    const now = this.o.now();
+    const plan = planDispatch(this.buildInput(waiting, now), now);
+    const byId = new Map(waiting.map((o) => [o.id, o]));
+    for (const outcome of plan.outcomes) {
+      const order = byId.get(outcome.orderId);
+      if (order) await this.apply(order, outcome, now);
+    }
+  }
+
+  private async apply(order: Order, outcome: Outcome, now: number): Promise<void> {
+    if (outcome.kind === 'wait') {
+      const held = outcome.reasons.some((r) => r.code === 'held_emergency');
+      if (held && order.state === 'pending') {
+        this.o.store.transition(order.id, 'held', now, 'system', 'emergency mode: normal orders wait (kept, resume when the mode ends)', { waitReasons: outcome.reasons });
+      } else if (!held && order.state === 'held') {
+        this.o.store.transition(order.id, 'pending', now, 'system', 'emergency mode ended', { waitReasons: outcome.reasons });
+      } else if (JSON.stringify(order.waitReasons) !== JSON.stringify(outcome.reasons)) {
+        this.o.store.update(order.id, now, { waitReasons: outcome.reasons });
+      }
+      return;
+    }
+    if (outcome.kind === 'ground') {
+      this.o.store.transition(order.id, 'assigned', now, 'system', `no drone can take it: on ground round ${outcome.roundId} departing ${new Date(outcome.departsAt).toISOString()}`, {
+        carrier: 'ground', roundId: outcome.roundId, waitReasons: outcome.reasons,
+      });
+      return;
+    }
+    await this.assignDrone(order, outcome, now);
+  }
+
+  private async assignDrone(order: Order, assignment: DroneAssignment, now: number): Promise<void> {
+    const a = { ...assignment, droneId: assignment.droneId.slice(assignment.droneId.indexOf('/') + 1) };
+    const missionId = `m-${order.id.slice(4)}-${order.attempts + 1}`;
+    const flightPlanRef = order.flightPlanRef ?? `FP-${missionId}`;
+    const destName = order.destination.type === 'locker' ? `${order.destination.hub}/${a.lockerId}/${a.compartmentId}` : order.destination.siteId;
+    this.o.store.transition(order.id, 'assigned', now, 'system', `drone ${order.originHub}/${a.droneId}${a.routeId ? ` on registered route ${a.routeId}` : ''}, ${(a.distanceM / 1000).toFixed(1)} km, needs ${a.energyNeededPct.toFixed(0)} % + ${a.reservePct} % reserve of ${a.batteryPct.toFixed(0)} %`, {
+      carrier: 'drone', droneHub: order.originHub, droneId: a.droneId, lockerId: a.lockerId ?? null, compartmentId: a.compartmentId ?? null, missionId, waitReasons: null,
+    });
+    this.o.store.addFlight({
+      missionId, orderId: order.id, aircraftHub: order.originHub, aircraft: a.droneId, origin: order.originHub, destination: destName,
+      route: a.legs, distanceM: a.distanceM, payloadKg: order.weightKg, flightPlanRef, plannedAt: now,
+    });
+    if (order.destination.type === 'locker' && a.lockerId && a.compartmentId) {
+      await this.command(order.destination.hub, a.lockerId, 'locker.reserve', { compartment: a.compartmentId, orderId: order.id }, 600);
+    }
+    const to: Record<string, string | number> =
+      order.destination.type === 'locker'
+        ? { to: order.destination.hub }
+        : { site: order.destination.siteId, siteLat: a.legs[a.legs.length - 1]!.to.lat, siteLon: a.legs[a.legs.length - 1]!.to.lon };
+    const cmd = await this.command(order.originHub, a.droneId, 'drone.mission', { ...to, payloadKg: order.weightKg, missionId }, 120);
+    if (cmd) this.o.store.update(order.id, this.o.now(), { missionCommandId: cmd.id });
+    this.log.info({ order: order.id, drone: a.droneId, mission: missionId, destination: destName }, 'mission dispatched');
+  }
+}
+
+function safe<T>(f: () => T): T | null {
+  try {
+    return f();
+  } catch {
+    return null;
+  }
+}
+
+/** The next departures (today's remaining and tomorrow's) of `HH:MM` Japan-time times. */
+export function nextDepartures(times: readonly string[], now: number): number[] {
+  const JST = 9 * 3_600_000;
+  const dayStart = Math.floor((now + JST) / 86_400_000) * 86_400_000 - JST;
+  const out: number[] = [];
+  for (const day of [0, 1]) {
+    for (const t of times) {
+      const [h, m] = t.split(':').map(Number) as [number, number];
+      const at = dayStart + day * 86_400_000 + (h * 60 + m) * 60_000;
+      if (at > now) out.push(at);
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+export type { Reason };
