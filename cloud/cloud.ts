@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { topics } from '../contract/index.ts';
+import { alarmRoutes } from './alarms/alarm-routes.ts';
+import type { AlarmService } from './alarms/alarm-service.ts';
+import { createAlarms } from './alarms/create-alarms.ts';
 import { buildApp } from './api/app.ts';
 import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
 import { CommandService, type CommandBus } from './commands/command-service.ts';
@@ -17,6 +20,12 @@ import { createSeenMessageStore, startSeenMessagePruning } from './ingest/seen-m
 import { LiveState } from './live/live-state.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type CloudMetrics } from './metrics.ts';
+import { modeRoutes } from './modes/mode-routes.ts';
+import { orderRoutes } from './orders/order-routes.ts';
+import { OrderService } from './orders/order-service.ts';
+import { OrderStore } from './orders/order-store.ts';
+import { ModeService } from './modes/mode-service.ts';
+import { createSqliteModeStore } from './modes/mode-store.ts';
 import { createInfluxTelemetryStore } from './telemetry/influx-telemetry-store.ts';
 import { createSqliteTelemetryStore } from './telemetry/sqlite-telemetry-store.ts';
 import type { TelemetryStore } from './telemetry/telemetry-store.ts';
@@ -33,6 +42,12 @@ export interface Cloud {
   readonly app: FastifyInstance;
   readonly ingest: Ingest;
   readonly commands: CommandService;
+  /** Alarms (raise, acknowledge, clear; `onChange`, `raise`, `setMissionsPlannedAt`). */
+  readonly alarms: AlarmService;
+  /** Disaster mode: desired mode per region and hub (`modeOf`, `desired`, `onModeChange`). */
+  readonly modes: ModeService;
+  /** Orders, dispatch and missions. */
+  readonly orders: OrderService;
   /** Graceful shutdown: stop accepting, flush ingest, close stores. Idempotent. */
   close(): Promise<void>;
 }
@@ -95,13 +110,47 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       store: createSqliteCommandStore(db), bus, hubs: live.hubs, now: Date.now, newId: () => `cmd-${randomUUID()}`, logger,
     });
 
+    const modes = new ModeService({
+      store: createSqliteModeStore(db), regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now,
+      ackTimeoutMs: config.modes.ackTimeoutMs, logger,
+      bus: {
+        publishDesired: (m) => (broker ? broker.publish(topics.regionMode(m.region), JSON.stringify(m), { qos: 1, retain: true }) : Promise.reject(new Error('the MQTT broker is not running'))),
+        acknowledge: (r, m) => (broker ? broker.publish(topics.ack(r, m.hub), JSON.stringify(m), { qos: 1 }) : Promise.reject(new Error('the MQTT broker is not running'))),
+      },
+    });
+
+    const alarms = createAlarms({ db, live, registry: metrics.registry, logger, hubOfflineGraceMs: config.alarms.hubOfflineGraceMs });
+
+    const orderStore = new OrderStore(db);
+    const orders = new OrderService({
+      store: orderStore, region, live, commands, logger, now: Date.now,
+      modeOf: (hub) => modes.modeOf(hub),
+      raiseAlarm: (a) => {
+        try {
+          alarms.raise({ hub: a.hub, device: a.device, compartment: a.compartment, kind: a.kind as never, severity: a.severity, detail: a.detail });
+        } catch (err) {
+          logger.error({ err, hub: a.hub, kind: a.kind }, 'raising an alarm failed');
+        }
+      },
+      onPickupCode: (result) => metrics.pickupCodes.inc({ result }),
+    });
+    alarms.setMissionsPlannedAt((hub) => orderStore.inStates(['assigned']).some((o) => o.droneHub === hub));
+    closers.push(() => orders.stop());
+
     let storeHealthy = true;
     const ingest = new Ingest({
       store: trackHealth(store, (ok) => (storeHealthy = ok)), deadLetters, live, metrics, logger, seen,
       maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
       hooks: {
         onCommandAck: (ack) => void commands.applyAck(ack),
-        onModeAck: (ack, ackRegion, receivedAt) => live.applyModeAck(ackRegion, ack, receivedAt),
+        onDeviceMessage: (message, messageRegion) => {
+          alarms.onDeviceMessage(message, messageRegion);
+          orders.onDeviceMessage(message);
+        },
+        onModeAck: (ack, ackRegion, receivedAt) => {
+          live.applyModeAck(ackRegion, ack, receivedAt);
+          modes.applyAck(ack, ackRegion, receivedAt);
+        },
       },
     });
     closers.push(() => ingest.close());
@@ -117,8 +166,16 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     });
     broker = started;
     closers.push(() => started.close());
+    // Link checks (hub_offline) stop before the broker closes every hub's connection at shutdown.
+    alarms.start();
+    closers.push(() => alarms.close());
+    await modes.republish(); // retained messages live in the broker's memory: give a restarted broker the desired modes
+    orders.start();
 
-    const app = await buildApp({ live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }) });
+    const app = await buildApp({
+      live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }),
+      features: [modeRoutes(modes), alarmRoutes(alarms), orderRoutes(orders, orderStore)],
+    });
     await app.listen({ host: config.bindHost, port: config.http.port });
     closers.push(() => app.close());
     const httpPort = (app.server.address() as { port: number }).port;
@@ -132,7 +189,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     };
     let closing: Promise<void> | null = null;
     return {
-      config, urls, live, store, deadLetters, metrics, credentials, broker: started, app, ingest, commands,
+      config, urls, live, store, deadLetters, metrics, credentials, broker: started, app, ingest, commands, alarms, modes, orders,
       close: () => (closing ??= closeAll()),
     };
   } catch (err) {

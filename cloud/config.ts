@@ -53,6 +53,8 @@ export const CloudEnv = z
       .max(24 * 366)
       .default(168)
       .describe('How long the cloud remembers the ids of events and acknowledgements it took, to drop re-sent copies'),
+    MODE_ACK_TIMEOUT_S: z.coerce.number().min(1).max(86_400).default(120).describe('A hub that has not acknowledged a mode switch this long shows timed_out'),
+    ALARM_HUB_OFFLINE_GRACE_S: z.coerce.number().min(1).max(86_400).default(60).describe('A hub offline this long raises a hub_offline alarm'),
     DEMO_CREDENTIALS: bool(false).describe('Create missing hub credentials and write DATA_DIR/credentials.json'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -102,6 +104,8 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
     sqliteSync: env.SQLITE_SYNC,
     deadLetterMaxRows: env.DEAD_LETTER_MAX_ROWS,
     dedupeRetentionMs: Math.round(env.DEDUPE_RETENTION_HOURS * 3_600_000),
+    modes: { ackTimeoutMs: Math.round(env.MODE_ACK_TIMEOUT_S * 1000) },
+    alarms: { hubOfflineGraceMs: Math.round(env.ALARM_HUB_OFFLINE_GRACE_S * 1000) },
     demoCredentials: env.DEMO_CREDENTIALS,
     logLevel: env.LOG_LEVEL,
   };

@@ -86,6 +86,10 @@ export function createMetrics(sources: MetricsSources = {}) {
     oversizedPackets: new Counter({
       name: 'mqtt_oversized_packets_total', help: 'Connections closed for sending an MQTT packet over MQTT_MAX_PACKET_BYTES', registers: [registry],
     }),
+    pickupCodes: new Counter({
+      name: 'pickup_codes_total', help: 'Pickup codes typed at lockers, by result (rejected = wrong code; locked = refused on a locked compartment)',
+      labelNames: ['result'] as const, registers: [registry],
+    }),
     inflightExceeded: new Counter({
       name: 'mqtt_inflight_exceeded_total', help: 'Connections closed for exceeding MQTT_MAX_INFLIGHT_PER_CLIENT', registers: [registry],
     }),

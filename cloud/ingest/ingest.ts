@@ -1,4 +1,4 @@
-import type { CommandAck, ModeAck } from '../../contract/index.ts';
+import type { CommandAck, DeviceMessage, ModeAck } from '../../contract/index.ts';
 import type { HubIdentity } from '../hubs/hub-credentials.ts';
 import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
@@ -39,6 +39,11 @@ interface Item {
 export interface IngestHooks {
   onCommandAck?: (ack: CommandAck, region: string, receivedAt: number) => void;
   onModeAck?: (ack: ModeAck, region: string, receivedAt: number) => void;
+  /**
+   * A device message (telemetry or event, live or historical), after live state took it. Events come once;
+   * telemetry has no dedupe memory, so a re-sent copy of telemetry comes again (same id and ts).
+   */
+  onDeviceMessage?: (message: DeviceMessage, region: string, receivedAt: number) => void;
 }
 
 export interface IngestOptions {
@@ -152,7 +157,10 @@ export class Ingest {
         }
         return {
           inbound, type: message.type, points: pointsForMessage(region, message), deadLetter: null,
-          apply: () => this.o.live.applyDeviceMessage(region, topic.kind, message, now),
+          apply: () => {
+            this.o.live.applyDeviceMessage(region, topic.kind, message, now);
+            this.o.hooks?.onDeviceMessage?.(message, region, now);
+          },
           seen: d?.seen ?? null, duplicate: false, original: null,
         };
       }
