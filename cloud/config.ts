@@ -54,6 +54,8 @@ export const CloudEnv = z
       .default(168)
       .describe('How long the cloud remembers the ids of events and acknowledgements it took, to drop re-sent copies'),
     MODE_ACK_TIMEOUT_S: z.coerce.number().min(1).max(86_400).default(120).describe('A hub that has not acknowledged a mode switch this long shows timed_out'),
+    DISPATCH_RESERVE_PCT: z.coerce.number().min(0).max(90).default(25).describe('Battery reserve a drone must keep on landing back, percent'),
+    DISPATCH_RESERVE_PCT_EMERGENCY: z.coerce.number().min(0).max(90).default(35).describe('The same in emergency mode (higher: a disaster is no time to run dry)'),
     ALARM_HUB_OFFLINE_GRACE_S: z.coerce.number().min(1).max(86_400).default(60).describe('A hub offline this long raises a hub_offline alarm'),
     DEMO_CREDENTIALS: bool(false).describe('Create missing hub credentials and write DATA_DIR/credentials.json'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -105,6 +107,7 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
     deadLetterMaxRows: env.DEAD_LETTER_MAX_ROWS,
     dedupeRetentionMs: Math.round(env.DEDUPE_RETENTION_HOURS * 3_600_000),
     modes: { ackTimeoutMs: Math.round(env.MODE_ACK_TIMEOUT_S * 1000) },
+    dispatch: { reservePct: { normal: env.DISPATCH_RESERVE_PCT, emergency: env.DISPATCH_RESERVE_PCT_EMERGENCY } },
     alarms: { hubOfflineGraceMs: Math.round(env.ALARM_HUB_OFFLINE_GRACE_S * 1000) },
     demoCredentials: env.DEMO_CREDENTIALS,
     logLevel: env.LOG_LEVEL,

@@ -72,6 +72,8 @@ export interface OrderServiceOptions {
   /** Raise an alarm (the alarms feature supplies it). */
   raiseAlarm?: (a: { hub: string; device: string; compartment: string; kind: string; severity: 'warning' | 'critical'; detail: string }) => void;
   onPickupCode?: (result: 'accepted' | 'rejected' | 'locked' | 'no_order') => void;
+  /** Battery reserve, percent, in normal and emergency mode (engine defaults 25 / 35). */
+  reservePct?: { normal: number; emergency: number };
 }
 
 export class OrderService {
@@ -365,6 +367,7 @@ export class OrderService {
     const mode: ModeInput = { mode: 'normal', hubs: Object.fromEntries(r.hubs.map((h) => [h.id, modeOf(h.id)])) };
     return {
       drones, hubs, mode, groundRounds,
+      options: this.o.reservePct ? { reservePct: this.o.reservePct } : undefined,
       sites: r.landingSites.map((s) => ({ id: s.id, kind: s.kind, position: s.location })),
       noFlyZones: r.noFlyZones.map((z) => ({ id: z.id, polygon: z.polygon })),
       reliefRoutes: r.reliefRoutes.map((x) => ({ id: x.id, originHub: x.fromHub, siteId: x.toSite, waypoints: x.waypoints })),
