@@ -201,6 +201,26 @@ export class OrderStore {
     return (this.db.prepare(`SELECT * FROM orders WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY created_at`).all(...states) as Row[]).map(toOrder);
   }
 
+  /** Number of orders per (state, priority) that has any — for the operators' dashboards (cloud/ops-stats). */
+  countsByStateAndPriority(): { state: OrderState; priority: Priority; count: number }[] {
+    return this.db.prepare('SELECT state, priority, count(*) AS count FROM orders GROUP BY state, priority').all() as { state: OrderState; priority: Priority; count: number }[];
+  }
+
+  /**
+   * Orders that arrived (in a locker or at a landing site), per priority, and how many of them by their
+   * deadline (an order without a deadline counts as on time). Arrival is the audit entry of that step.
+   */
+  arrivalsByPriority(): { priority: Priority; delivered: number; onTime: number }[] {
+    return this.db
+      .prepare(
+        `SELECT o.priority AS priority, count(*) AS delivered,
+                sum(CASE WHEN o.deadline IS NULL OR a.at <= o.deadline THEN 1 ELSE 0 END) AS onTime
+           FROM orders o JOIN order_audit a ON a.order_id = o.id AND a.to_state IN ('in_locker', 'delivered')
+          GROUP BY o.priority`,
+      )
+      .all() as { priority: Priority; delivered: number; onTime: number }[];
+  }
+
   /** Changes state (checked against the lifecycle) and other fields, and appends the audit entry, atomically. */
   transition(id: string, to: OrderState, at: number, actor: string, reason: string, fields: Partial<Order> = {}): Order {
     return this.db.transaction(() => {

@@ -1,5 +1,5 @@
 import {
-  MEASUREMENTS,
+  MESSAGE_MEASUREMENTS,
   TelemetryStoreError,
   type Aggregate,
   type HistoryBucket,
@@ -105,7 +105,7 @@ class InfluxTelemetryStore implements TelemetryStore {
   async messageIds(hub: string, from: number, to: number): Promise<string[]> {
     checkRange(from, to);
     // One statement over every measurement: InfluxDB answers with one series per measurement.
-    const sources = MEASUREMENTS.map((m) => this.http.source(m)).join(', ');
+    const sources = MESSAGE_MEASUREMENTS.map((m) => this.http.source(m)).join(', ');
     const [result] = await this.http.query(`SELECT DISTINCT("msg_id") FROM ${sources} WHERE "hub" = ${quoteString(hub)} AND ${timeRange(from, to)}`);
     const ids = new Set<string>();
     for (const series of result?.series ?? []) {

@@ -19,6 +19,16 @@ export const NUMERIC_FIELDS: Record<Measurement, readonly string[]> = {
   ],
   event: ['value', 'temp_c'],
   hub_status: ['online', 'outbox_depth', 'oldest_unsent_age_s'],
+  // Written by the cloud about itself (cloud/ops-stats/ops-stats.ts), not from hub messages.
+  cloud_stats: [
+    'ingest_accepted_total', 'ingest_rejected_total', 'ingest_pending', 'hubs_online', 'store_writes',
+    'store_write_mean_ms', 'store_write_p50_ms', 'store_write_p95_ms',
+  ],
+  ingest_rejections: ['count'],
+  alarms_open: ['count'],
+  hub_mode: ['emergency', 'acknowledged', 'version'],
+  orders: ['count'],
+  deliveries: ['delivered', 'on_time'],
 };
 
 const b = (x: boolean): number => (x ? 1 : 0);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import {
+  MESSAGE_MEASUREMENTS,
   TelemetryStoreError,
   type Aggregate,
   type HistoryBucket,
@@ -120,7 +121,9 @@ class SqliteTelemetryStore implements TelemetryStore {
     private readonly writerData: { path: string; synchronous: 'full' | 'normal'; busyTimeoutMs: number },
     private readonly logger?: SqliteStoreLogger,
   ) {
-    this.selectMessageIds = db.prepare('SELECT DISTINCT msg_id FROM points WHERE hub = ? AND ts >= ? AND ts < ? ORDER BY msg_id');
+    this.selectMessageIds = db.prepare(
+      `SELECT DISTINCT msg_id FROM points WHERE hub = ? AND ts >= ? AND ts < ? AND measurement IN (${MESSAGE_MEASUREMENTS.map((m) => `'${m}'`).join(', ')}) ORDER BY msg_id`,
+    );
     this.selectCount = db.prepare('SELECT count(*) AS n FROM points WHERE hub = ? AND measurement = ? AND ts >= ? AND ts < ?');
   }
 

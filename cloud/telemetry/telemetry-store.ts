@@ -12,7 +12,15 @@
  *   time         the device timestamp, millisecond precision.
  * A point is identified by (measurement, tags, time), so re-writing a re-sent message is idempotent.
  */
-export const MEASUREMENTS = ['drone', 'locker', 'sensor', 'event', 'hub_status'] as const;
+/** Measurements written from hub messages (each point carries its message's id). */
+export const MESSAGE_MEASUREMENTS = ['drone', 'locker', 'sensor', 'event', 'hub_status'] as const;
+/**
+ * Measurements the cloud writes about itself every few seconds (cloud/ops-stats/): ingest and store
+ * figures, open alarms, hub modes, orders and deliveries — so dashboards read them from one store.
+ * Their ids (`ops-…`) are no hub messages, so `messageIds` leaves them out.
+ */
+export const OPS_MEASUREMENTS = ['cloud_stats', 'ingest_rejections', 'alarms_open', 'hub_mode', 'orders', 'deliveries'] as const;
+export const MEASUREMENTS = [...MESSAGE_MEASUREMENTS, ...OPS_MEASUREMENTS] as const;
 export type Measurement = (typeof MEASUREMENTS)[number];
 
 export type FieldValue = number | string;
@@ -62,7 +70,7 @@ export interface TelemetryStore {
   write(points: readonly TelemetryPoint[]): Promise<void>;
   /** Time-bucketed aggregate of one numeric field; buckets without data are omitted. */
   history(q: HistoryQuery): Promise<HistoryBucket[]>;
-  /** Distinct message ids stored for a hub in [from, to) — for loss and duplicate audits. */
+  /** Distinct message ids stored for a hub in [from, to) — for loss and duplicate audits (MESSAGE_MEASUREMENTS only). */
   messageIds(hub: string, from: number, to: number): Promise<string[]>;
   /** Number of stored points of a measurement for a hub in [from, to). */
   countPoints(measurement: Measurement, hub: string, from: number, to: number): Promise<number>;
