@@ -1,0 +1,81 @@
+import { z } from 'zod';
+import { HubId } from '../../contract/index.ts';
+import { API_ERRORS, ApiError } from '../api/api-errors.ts';
+import type { ZodApp } from '../api/app.ts';
+import { ModeError } from './mode-service.ts';
+import { PROPOSAL_STATES, type ModeProposal, type ModeProposals } from './mode-proposals.ts';
+
+/**
+ * HTTP routes of mode proposals, a feature of the cloud API (`AppDeps.features`):
+ *
+ *   POST /api/v1/regions/:regionId/mode-proposals   an integration proposes emergency mode (201; 200 when already proposed)
+ *   GET  /api/v1/regions/:regionId/mode-proposals   proposals, newest first
+ *
+ * A proposal never switches the mode: coordinators decide (POST /api/v1/regions/:regionId/mode).
+ */
+const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
+const Params = z.object({ regionId: z.string().max(64) });
+
+const ProposalBody = z.object({
+  id: z.string(),
+  region: z.string(),
+  source: z.string().describe('Who proposes, e.g. `jma` (the Node-RED hazard feed)'),
+  mode: z.literal('emergency'),
+  reason: z.string(),
+  hubs: z.array(z.string()).nullable().describe('null = the whole region'),
+  evidence: z.record(z.string(), z.unknown()).describe('What the source saw, as it sent it (e.g. intensity, area, reportTime, eventId)'),
+  eventId: z.string().nullable().describe('`evidence.eventId`; a second proposal with the same source and eventId returns the first'),
+  state: z.enum(PROPOSAL_STATES),
+  createdAt: z.string().describe('ISO 8601 (cloud clock)'),
+});
+
+const proposalBody = (p: ModeProposal): z.infer<typeof ProposalBody> => ({ ...p, createdAt: new Date(p.createdAt).toISOString() });
+
+function api<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw err instanceof ModeError ? new ApiError(err.code, err.message) : err;
+  }
+}
+
+export function modeProposalRoutes(proposals: ModeProposals): (app: ZodApp) => void {
+  return (app) => {
+    app.post('/api/v1/regions/:regionId/mode-proposals', {
+      schema: {
+        summary: 'Propose emergency mode to the coordinators (never switches by itself)',
+        description: 'Stores the proposal for coordinators to see. It does not change the desired mode: a coordinator decides and switches '
+          + 'with POST /api/v1/regions/:regionId/mode. With `evidence.eventId`, a proposal is stored once per (source, eventId): a repeat answers '
+          + '200 with the stored proposal.',
+        params: Params,
+        body: z.object({
+          source: z.string().trim().min(1).max(100),
+          mode: z.literal('emergency'),
+          reason: z.string().trim().min(1).max(500),
+          hubs: z.array(HubId).min(1).max(1000).optional().describe('Hubs proposed; omit for the whole region'),
+          evidence: z.record(z.string(), z.unknown()).optional()
+            .refine((e) => e === undefined || JSON.stringify(e).length <= 8192, 'evidence is larger than 8 KiB'),
+        }).strict(),
+        response: { 200: ProposalBody, 201: ProposalBody, 400: ErrorBody, 404: ErrorBody },
+      },
+    }, async (req, reply) => {
+      const { proposal, created } = api(() => proposals.propose(req.params.regionId, req.body));
+      return reply.code(created ? 201 : 200).send(proposalBody(proposal));
+    });
+
+    app.get('/api/v1/regions/:regionId/mode-proposals', {
+      schema: {
+        summary: 'Mode proposals of the region, newest first',
+        params: Params,
+        querystring: z.object({
+          state: z.enum(PROPOSAL_STATES).optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+        }),
+        response: { 200: z.object({ region: z.string(), proposals: z.array(ProposalBody) }), 404: ErrorBody },
+      },
+    }, async (req) => ({
+      region: req.params.regionId,
+      proposals: api(() => proposals.list(req.params.regionId, req.query)).map(proposalBody),
+    }));
+  };
+}
