@@ -5,23 +5,14 @@ import { HubId, RegionFile } from '../contract/index.ts';
 import { createLogger } from '../cloud/logger.ts';
 import { startEdgeAgent, type EdgeAgent } from './agent.ts';
 import { EdgeEnv, toEdgeConfig } from './config.ts';
+import { FleetEnv } from './fleet-config.ts';
 
 /**
  * `npm start` runs one edge agent per simulated hub. On a real hub `npm run edge` runs exactly one;
  * here they share one process to save memory on a laptop, but each has its own local broker port,
  * outbox, state and cloud connection — nothing is shared between them.
- * Hub i listens on EDGE_BASE_MQTT_PORT + i (MQTT) and EDGE_BASE_HTTP_PORT + i (HTTP).
+ * Configuration: see `FleetEnv` in fleet-config.ts.
  */
-const FleetEnv = z.object({
-  CLOUD_MQTT_URL: z.string().min(1),
-  REGION_FILE: z.string().default('config/regions/ishikawa-nomi.json'),
-  CREDENTIALS_FILE: z.string().min(1),
-  DATA_DIR: z.string().default('./data'),
-  EDGE_BASE_MQTT_PORT: z.coerce.number().int().min(0).max(65_000).default(11_883),
-  EDGE_BASE_HTTP_PORT: z.coerce.number().int().min(0).max(65_000).default(18_081),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-});
-export const FLEET_ENV_KEYS = Object.keys(FleetEnv.shape);
 
 async function main(): Promise<void> {
   const parsed = FleetEnv.safeParse(process.env);
@@ -42,7 +33,7 @@ async function main(): Promise<void> {
     }
     const config = toEdgeConfig(EdgeEnv.parse({
       HUB_ID: hub.id, REGION_ID: region.id, CLOUD_MQTT_URL: env.CLOUD_MQTT_URL, CLOUD_USERNAME: cred.username, CLOUD_PASSWORD: cred.password,
-      LOCAL_BIND_HOST: '127.0.0.1', LOCAL_MQTT_PORT: env.EDGE_BASE_MQTT_PORT === 0 ? 0 : env.EDGE_BASE_MQTT_PORT + i,
+      LOCAL_BIND_HOST: env.EDGE_BIND_HOST, LOCAL_MQTT_PORT: env.EDGE_BASE_MQTT_PORT === 0 ? 0 : env.EDGE_BASE_MQTT_PORT + i,
       LOCAL_HTTP_PORT: env.EDGE_BASE_HTTP_PORT === 0 ? 0 : env.EDGE_BASE_HTTP_PORT + i,
       EDGE_DATA_DIR: path.join(env.DATA_DIR, 'edge', hub.id), LOG_LEVEL: env.LOG_LEVEL,
     }));

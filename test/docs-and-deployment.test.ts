@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { API_ERRORS } from '../cloud/api/api-errors.ts';
 import { CloudEnv } from '../cloud/config.ts';
 import { EdgeEnv } from '../edge/config.ts';
+import { FLEET_ENV_KEYS } from '../edge/fleet-config.ts';
 import { DROP_REASONS } from '../edge/outbox/outbox.ts';
 import { REJECTION_REASONS } from '../cloud/ingest/classify.ts';
 import { SIMULATOR_ENV_KEYS } from '../simulators/simulator-config.ts';
@@ -60,5 +62,214 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     for (const dir of dockerfile.matchAll(/^COPY (\w+) /gm)) expect(fs.existsSync(path.join(ROOT, dir[1]!))).toBe(true);
+  });
+});
+
+describe('docker-compose.yml: the full stack', () => {
+  const composeFile = path.join(ROOT, 'docker-compose.yml');
+  const composeText = fs.readFileSync(composeFile, 'utf8');
+  const region = JSON.parse(fs.readFileSync(path.join(ROOT, 'config/regions/ishikawa-nomi.json'), 'utf8')) as { id: string; hubs: { id: string }[] };
+  const OUR_IMAGE = 'chiiki-drone-logistics:latest';
+  const OURS = ['cloud', 'node-red', 'edge', 'simulator'];
+
+  type Service = {
+    image: string;
+    build?: { context: string };
+    user?: string;
+    command?: string[];
+    environment?: Record<string, string | null>;
+    ports?: (string | { target: number; published?: number | string; host_ip?: string })[];
+    volumes?: (string | { type: string; source: string; target: string })[];
+    healthcheck?: { test?: string[]; disable?: boolean };
+    depends_on?: Record<string, { condition: string }>;
+  };
+  type Resolved = { services: Record<string, Service>; volumes: Record<string, unknown> };
+
+  /** `docker-compose config` (Debian's 1.29) with the given env file, its output parsed by PyYAML (docker-compose's own dependency). */
+  const resolve = (envFile: string): Resolved => {
+    const yaml = execFileSync('docker-compose', ['-f', composeFile, '--env-file', envFile, 'config'], { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    const json = execFileSync('python3', ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], { input: yaml, encoding: 'utf8' });
+    return JSON.parse(json) as Resolved;
+  };
+  const emptyEnv = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'compose-')), 'empty.env');
+  fs.writeFileSync(emptyEnv, '');
+  const bare = resolve(emptyEnv);
+  const withEnv = resolve(path.join(ROOT, '.env.example'));
+  const svc = (name: string): Service => bare.services[name]!;
+  const env = (name: string): Record<string, string | null> => svc(name).environment ?? {};
+  const num = (v: string | null | undefined): number => Number(v);
+  const containerPorts = (s: Service): number[] =>
+    (s.ports ?? []).map((p) => (typeof p === 'string' ? Number(p.replace(/\/\w+$/, '').split(':').at(-1)) : p.target));
+  const mounts = (s: Service) =>
+    (s.volumes ?? []).map((v) => {
+      if (typeof v !== 'string') return { source: v.source, target: v.target, named: v.type === 'volume' };
+      const [source, target] = v.split(':') as [string, string];
+      return { source, target, named: !source.startsWith('/') && !source.startsWith('.') };
+    });
+  const dataVolumeAt = (s: Service, dir: string) => mounts(s).find((m) => m.named && m.target === dir);
+
+  it('is accepted by docker-compose config without a .env and with .env.example, and takes the secrets from it', () => {
+    expect(Object.keys(bare.services).sort()).toEqual(['cloud', 'edge', 'grafana', 'influxdb', 'node-red', 'simulator']);
+    const example = Object.fromEntries(
+      fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8').split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/^'(.*)'$/, '$1')]),
+    );
+    const e = (name: string) => withEnv.services[name]!.environment ?? {};
+    expect(e('cloud').INFLUX_TOKEN).toBe(example.INFLUX_TOKEN);
+    expect(e('grafana').INFLUX_TOKEN).toBe(example.INFLUX_TOKEN);
+    expect(e('influxdb').DOCKER_INFLUXDB_INIT_ADMIN_TOKEN).toBe(example.INFLUX_TOKEN);
+    expect(e('influxdb').DOCKER_INFLUXDB_INIT_PASSWORD).toBe(example.INFLUX_ADMIN_PASSWORD);
+    expect(e('grafana').GF_SECURITY_ADMIN_PASSWORD).toBe(example.GRAFANA_ADMIN_PASSWORD);
+    expect(e('node-red').NODE_RED_CREDENTIAL_SECRET).toBe(example.NODE_RED_CREDENTIAL_SECRET);
+    // Every variable .env.example offers is one the compose file reads.
+    expect(Object.keys(example).filter((k) => !composeText.includes(`\${${k}:-`) && !new RegExp(`^ {6}${k}:\\s*$`, 'm').test(composeText))).toEqual([]);
+  });
+
+  it('has no secret in the file: passwords, tokens and secrets come only from the environment, with no default', () => {
+    const secretLines = [...composeText.matchAll(/^ +([A-Z_]*(?:PASSWORD|TOKEN|SECRET)[A-Z_]*): *(.*)$/gm)];
+    expect(secretLines.length).toBeGreaterThan(4);
+    for (const [, key, value] of secretLines) expect({ key, value }).toEqual({ key, value: expect.stringMatching(/^\$\{[A-Z_]+:-\}$/) });
+    for (const [, v] of Object.entries(fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8').matchAll(/^[A-Z_]*(?:PASSWORD|TOKEN|SECRET)[A-Z_]*=(.*)$/gm))) expect(v![1]).toMatch(/change-me/);
+    expect(fs.readFileSync(path.join(ROOT, '.gitignore'), 'utf8')).toMatch(/^\.env$/m);
+    expect(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')).toMatch(/^\.env$/m);
+  });
+
+  it('names only images the project uses: ours built from the Dockerfile, InfluxDB 2, Grafana of the dashboards SDK major version', () => {
+    for (const name of OURS) expect({ name, image: svc(name).image, build: svc(name).build?.context }).toEqual({ name, image: OUR_IMAGE, build: ROOT });
+    expect(svc('influxdb').image).toMatch(/^influxdb:2\.7(\.\d+)?$/);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string>; dependencies: Record<string, string> };
+    const sdk = pkg.devDependencies['@grafana/grafana-foundation-sdk'] ?? pkg.dependencies['@grafana/grafana-foundation-sdk'];
+    expect(sdk, 'dashboards are built with @grafana/grafana-foundation-sdk').toBeDefined();
+    const grafana = /^grafana\/grafana:(\d+)\.\d+\.\d+$/.exec(svc('grafana').image);
+    expect(grafana, 'grafana/grafana pinned to a version').not.toBeNull();
+    expect(grafana![1]).toBe(/^\D*(\d+)\./.exec(sdk!)![1]);
+    expect(pkg.dependencies['node-red'], 'the node-red service runs the node-red dependency of our image').toBeDefined();
+  });
+
+  it('sets on our services only variables their config schemas read', () => {
+    const unknown = (name: string, keys: readonly string[]) => Object.keys(env(name)).filter((k) => !keys.includes(k));
+    expect(unknown('cloud', cloudKeys)).toEqual([]);
+    expect(unknown('simulator', SIMULATOR_ENV_KEYS)).toEqual([]);
+    expect(unknown('edge', FLEET_ENV_KEYS)).toEqual([]);
+    // The fleet's required settings are all set.
+    expect(Object.keys(env('edge'))).toEqual(expect.arrayContaining(['CLOUD_MQTT_URL', 'CREDENTIALS_FILE']));
+  });
+
+  const nodeRedFiles = ['flows/settings.cjs', 'flows/flows.json'].map((f) => path.join(ROOT, f));
+  it.skipIf(!nodeRedFiles.every((f) => fs.existsSync(f)))('sets on node-red only variables flows/settings.cjs or flows/flows.json read (skipped while the flows are not built)', () => {
+    const text = nodeRedFiles.map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+    expect(Object.keys(env('node-red')).filter((k) => !new RegExp(`\\b${k}\\b`).test(text))).toEqual([]);
+    expect(text).toMatch(/CLOUD_API_URL/);
+  });
+
+  it('sets on InfluxDB and Grafana only variables their images or our provisioning files read', () => {
+    const influxInit = ['MODE', 'USERNAME', 'PASSWORD', 'ORG', 'BUCKET', 'RETENTION', 'ADMIN_TOKEN'].map((k) => `DOCKER_INFLUXDB_INIT_${k}`);
+    expect(Object.keys(env('influxdb')).filter((k) => !influxInit.includes(k))).toEqual([]);
+    expect(env('influxdb').DOCKER_INFLUXDB_INIT_BUCKET).toBe(env('cloud').INFLUX_DB);
+    const grafanaOwn = Object.keys(env('grafana')).filter((k) => k.startsWith('GF_'));
+    for (const k of grafanaOwn) expect(k).toMatch(/^GF_[A-Z]+_[A-Z_]+$/); // GF_<SECTION>_<KEY> of grafana.ini
+    const forProvisioning = Object.keys(env('grafana')).filter((k) => !k.startsWith('GF_'));
+    expect(forProvisioning.sort()).toEqual(['INFLUX_DB', 'INFLUX_TOKEN', 'INFLUX_URL']);
+    expect(env('grafana').INFLUX_DB).toBe(env('cloud').INFLUX_DB);
+    expect(env('grafana').INFLUX_URL).toBe(env('cloud').INFLUX_URL);
+  });
+
+  const datasource = path.join(ROOT, 'dashboards/provisioning/datasources/influxdb.yaml');
+  it.skipIf(!fs.existsSync(datasource))('passes Grafana exactly the variables its provisioned data source reads (skipped while dashboards/provisioning/datasources/influxdb.yaml is not built)', () => {
+    const text = fs.readFileSync(datasource, 'utf8').replace(/^\s*#.*$/gm, '');
+    const read = [...text.matchAll(/\$\{?([A-Z_][A-Z0-9_]*)\}?/g)].map((m) => m[1]!);
+    expect([...new Set(read)].sort()).toEqual(Object.keys(env('grafana')).filter((k) => !k.startsWith('GF_')).sort());
+  });
+
+  it('publishes only ports the services listen on, and wires the services to each other on those ports', () => {
+    const cloud = env('cloud');
+    expect(containerPorts(svc('cloud')).sort()).toEqual([cloud.HTTP_PORT, cloud.MQTT_PORT, cloud.MQTT_WS_PORT, cloud.MQTTS_PORT].map(num).sort());
+    expect(JSON.stringify(svc('cloud').healthcheck?.test)).toContain(`127.0.0.1:${cloud.HTTP_PORT}/healthz`);
+    expect(cloud.INFLUX_URL).toBe(`http://influxdb:${containerPorts(svc('influxdb'))[0]}`);
+    expect(containerPorts(svc('influxdb'))).toEqual([8086]);
+    expect(containerPorts(svc('grafana'))).toEqual([3000]);
+
+    const edge = env('edge');
+    expect(edge.CLOUD_MQTT_URL).toBe(`mqtt://cloud:${cloud.MQTT_PORT}`);
+    expect(edge.REGION_FILE).toBe(cloud.REGION_FILE);
+    // Hub i's staff endpoint listens on EDGE_BASE_HTTP_PORT + i: one published port per hub of the region.
+    expect(containerPorts(svc('edge'))).toEqual(region.hubs.map((_, i) => num(edge.EDGE_BASE_HTTP_PORT) + i));
+    expect(JSON.stringify(svc('edge').healthcheck?.test)).toContain(`127.0.0.1:${edge.EDGE_BASE_HTTP_PORT}/status`);
+    // The simulator publishes each hub's devices to that hub's agent: EDGE_BASE_MQTT_PORT + i.
+    expect(env('simulator').REGION_FILE).toBe(cloud.REGION_FILE);
+    expect(JSON.parse(env('simulator').SIM_LOCAL_BROKERS!)).toEqual(Object.fromEntries(region.hubs.map((h, i) => [h.id, `mqtt://edge:${num(edge.EDGE_BASE_MQTT_PORT) + i}`])));
+
+    const nodeRed = env('node-red');
+    expect(containerPorts(svc('node-red'))).toEqual([num(nodeRed.NODE_RED_PORT)]);
+    expect(JSON.stringify(svc('node-red').healthcheck?.test)).toContain(`connect(${nodeRed.NODE_RED_PORT},`);
+    expect(nodeRed.CLOUD_API_URL).toBe(`http://cloud:${cloud.HTTP_PORT}`);
+    expect(nodeRed.REGION_ID).toBe(region.id);
+  });
+
+  it('keeps every piece of state in a named volume, and every named volume is used', () => {
+    const declared = Object.keys(bare.volumes ?? {});
+    const used = Object.values(bare.services).flatMap((s) => mounts(s).filter((m) => m.named).map((m) => m.source));
+    expect([...new Set(used)].sort()).toEqual(declared.sort());
+    expect(dataVolumeAt(svc('cloud'), env('cloud').DATA_DIR!)?.source).toBe('cloud-data');
+    expect(dataVolumeAt(svc('edge'), env('edge').DATA_DIR!)?.source).toBe('edge-data');
+    const userDir = svc('node-red').command![svc('node-red').command!.indexOf('--userDir') + 1]!;
+    expect(dataVolumeAt(svc('node-red'), userDir)?.source).toBe('node-red-data');
+    expect(dataVolumeAt(svc('influxdb'), '/var/lib/influxdb2')?.source).toBe('influx-data');
+    expect(dataVolumeAt(svc('influxdb'), '/etc/influxdb2')?.source).toBe('influx-config');
+    expect(dataVolumeAt(svc('grafana'), '/var/lib/grafana')?.source).toBe('grafana-data');
+    // The edge reads the demo hub logins the cloud wrote, read-only.
+    const creds = mounts(svc('edge')).find((m) => env('edge').CREDENTIALS_FILE!.startsWith(`${m.target}/`));
+    expect(creds?.source).toBe('cloud-data');
+    expect(composeText).toMatch(/- cloud-data:\/cloud:ro/);
+  });
+
+  it('bind-mounts only paths that exist in the repository (the dashboards helper builds them)', () => {
+    const binds = Object.values(bare.services).flatMap((s) => mounts(s).filter((m) => !m.named));
+    expect(binds.map((b) => path.relative(ROOT, b.source)).sort()).toEqual(['dashboards/generated', 'dashboards/provisioning']);
+    const grafanaBinds = mounts(svc('grafana')).filter((m) => !m.named);
+    expect(grafanaBinds.map((b) => `${path.relative(ROOT, b.source)}→${b.target}`).sort()).toEqual([
+      'dashboards/generated→/var/lib/grafana/dashboards',
+      'dashboards/provisioning→/etc/grafana/provisioning',
+    ]);
+  });
+
+  it('bind-mounts folders that exist', () => {
+    for (const dir of ['dashboards/generated', 'dashboards/provisioning']) expect(fs.statSync(path.join(ROOT, dir)).isDirectory()).toBe(true);
+  });
+
+  const provider = path.join(ROOT, 'dashboards/provisioning/dashboards/dashboards.yaml');
+  it.skipIf(!fs.existsSync(provider))('has Grafana\'s file provider read where the generated dashboards are mounted (skipped while dashboards/provisioning/dashboards/dashboards.yaml is not built)', () => {
+    expect(fs.readFileSync(provider, 'utf8')).toContain('/var/lib/grafana/dashboards');
+  });
+
+  it('runs every container as a non-root user with a health check, started after the services it needs are healthy', () => {
+    for (const name of OURS) expect({ name, user: svc(name).user }).toEqual({ name, user: undefined }); // the Dockerfile's USER node
+    for (const name of ['influxdb', 'grafana']) expect(svc(name).user).toMatch(/^[1-9]\d*(:[0-9]+)?$/);
+    for (const [name, s] of Object.entries(bare.services)) {
+      if (name === 'simulator') expect(s.healthcheck?.disable === true || s.healthcheck?.test?.[0] === 'NONE').toBe(true); // nothing to probe; the image's /healthz check is the cloud's
+      else expect({ name, test: s.healthcheck?.test?.length }).toEqual({ name, test: expect.any(Number) });
+      for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
+        expect({ name, dep, condition }).toEqual({ name, dep, condition: 'service_healthy' });
+        expect(bare.services[dep]!.healthcheck?.test?.[0]).toMatch(/^CMD/);
+      }
+    }
+    expect(Object.keys(svc('cloud').depends_on ?? {})).toEqual(['influxdb']);
+    expect(Object.keys(svc('edge').depends_on ?? {})).toEqual(['cloud']);
+    expect(Object.keys(svc('simulator').depends_on ?? {})).toEqual(['edge']);
+  });
+
+  it('builds from a Dockerfile whose every COPY source exists and which holds every process compose runs', () => {
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const sources = [...dockerfile.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    expect(sources.length).toBeGreaterThan(5);
+    expect(sources.filter((s) => !fs.existsSync(path.join(ROOT, s)))).toEqual([]);
+    const scripts = OURS.flatMap((n) => svc(n).command ?? ['cloud/main.ts']).filter((a) => /\.(ts|cjs|json)$/.test(a)).map((a) => a.replace(/^\/app\//, ''));
+    expect(scripts.filter((s) => !sources.some((src) => s === src || s.startsWith(`${src.replace(/\/$/, '')}/`)))).toEqual([]);
+  });
+
+  it('is described in the README "Deploying" section: bring-up, every service and its port', () => {
+    const deploying = readme.slice(readme.indexOf('## Deploying'));
+    for (const s of ['cp .env.example .env', 'docker compose up -d', 'docker-compose config', 'dashboards/README.md', 'MQTTS']) expect(deploying).toContain(s);
+    for (const name of Object.keys(bare.services)) expect(deploying).toContain(`\`${name}\``);
+    for (const p of [8080, 1883, 8883, 8083, 3000, 8086, 1880, 18081]) expect(deploying).toContain(String(p));
   });
 });
