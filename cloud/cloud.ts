@@ -20,10 +20,13 @@ import { createSeenMessageStore, startSeenMessagePruning } from './ingest/seen-m
 import { LiveState } from './live/live-state.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type CloudMetrics } from './metrics.ts';
+import { modeProposalRoutes } from './modes/mode-proposal-routes.ts';
+import { ModeProposals } from './modes/mode-proposals.ts';
 import { modeRoutes } from './modes/mode-routes.ts';
 import { orderRoutes } from './orders/order-routes.ts';
 import { OrderService } from './orders/order-service.ts';
 import { OrderStore } from './orders/order-store.ts';
+import { startOpsStatsWriter } from './ops-stats/ops-stats-writer.ts';
 import { ModeService } from './modes/mode-service.ts';
 import { createSqliteModeStore } from './modes/mode-store.ts';
 import { createInfluxTelemetryStore } from './telemetry/influx-telemetry-store.ts';
@@ -172,10 +175,27 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     closers.push(() => alarms.close());
     await modes.republish(); // retained messages live in the broker's memory: give a restarted broker the desired modes
     orders.start();
+    // The dashboards' figures (ingest, alarms, modes, orders) go to the telemetry store like hub data.
+    const opsStats = startOpsStatsWriter({
+      store, region: region.id, hubs: region.hubs.map((h) => h.id), intervalMs: config.opsStats.intervalMs, logger,
+      sources: {
+        metrics,
+        activeAlarms: () => alarms.list({ state: 'active', limit: 100_000 }),
+        modes: () => modes.view(region.id).hubs.map((h) => ({
+          hub: h.hub, emergency: h.desired === 'emergency', acknowledged: h.status === 'acknowledged', version: modes.desired(region.id).version,
+        })),
+        orderCounts: () => orderStore.countsByStateAndPriority(),
+        deliveries: () => orderStore.arrivalsByPriority(),
+      },
+    });
+    closers.push(() => opsStats.stop());
 
     const app = await buildApp({
       live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }),
-      features: [modeRoutes(modes), alarmRoutes(alarms), orderRoutes(orders, orderStore)],
+      features: [
+        modeRoutes(modes), alarmRoutes(alarms), orderRoutes(orders, orderStore),
+        modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
+      ],
     });
     await app.listen({ host: config.bindHost, port: config.http.port });
     closers.push(() => app.close());

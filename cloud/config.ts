@@ -57,6 +57,7 @@ export const CloudEnv = z
     DISPATCH_RESERVE_PCT: z.coerce.number().min(0).max(90).default(25).describe('Battery reserve a drone must keep on landing back, percent'),
     DISPATCH_RESERVE_PCT_EMERGENCY: z.coerce.number().min(0).max(90).default(35).describe('The same in emergency mode (higher: a disaster is no time to run dry)'),
     ALARM_HUB_OFFLINE_GRACE_S: z.coerce.number().min(1).max(86_400).default(60).describe('A hub offline this long raises a hub_offline alarm'),
+    OPS_STATS_INTERVAL_S: z.coerce.number().min(0.1).max(3_600).default(10).describe('How often the cloud writes its own figures (ingest, alarms, modes, orders) to the telemetry store for the dashboards'),
     DEMO_CREDENTIALS: bool(false).describe('Create missing hub credentials and write DATA_DIR/credentials.json'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -109,6 +110,7 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
     modes: { ackTimeoutMs: Math.round(env.MODE_ACK_TIMEOUT_S * 1000) },
     dispatch: { reservePct: { normal: env.DISPATCH_RESERVE_PCT, emergency: env.DISPATCH_RESERVE_PCT_EMERGENCY } },
     alarms: { hubOfflineGraceMs: Math.round(env.ALARM_HUB_OFFLINE_GRACE_S * 1000) },
+    opsStats: { intervalMs: Math.round(env.OPS_STATS_INTERVAL_S * 1000) },
     demoCredentials: env.DEMO_CREDENTIALS,
     logLevel: env.LOG_LEVEL,
   };
