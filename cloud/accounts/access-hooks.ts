@@ -1,0 +1,103 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../api/api-errors.ts';
+import type { ZodApp } from '../api/app.ts';
+import type { AccountStore } from './account-store.ts';
+import { accessOf, authorize, inScope, type Account } from './authorize.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The signed-in account (null on open routes and before authentication). */
+    account: Account | null;
+    /** The token the request came with (session cookie or bearer), for logout. */
+    sessionToken: string | null;
+  }
+}
+
+export const SESSION_COOKIE = 'chiiki_session';
+const OPEN_ROUTES = new Set(['/api/v1/auth/login']);
+
+/** The token from `Authorization: Bearer …` or the session cookie. */
+export function tokenOf(req: FastifyRequest): string | null {
+  const auth = req.headers.authorization;
+  if (auth && /^Bearer\s+/i.test(auth)) return auth.replace(/^Bearer\s+/i, '').trim() || null;
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return decodeURIComponent(part.slice(eq + 1).trim()) || null;
+  }
+  return null;
+}
+
+const routeOf = (req: FastifyRequest): string | undefined => req.routeOptions.url;
+const isApi = (req: FastifyRequest) => req.url.startsWith('/api/');
+
+function deny(req: FastifyRequest, reply: FastifyReply, account: Account, reason: string) {
+  req.log.debug({ account: account.username, role: account.role, method: req.method, route: routeOf(req), reason }, 'forbidden');
+  return reply.code(403).send({ error: { code: 'forbidden', message: reason } });
+}
+
+/**
+ * The request hooks of access control, in fastify's hook order:
+ *   onRequest  — authenticate every /api/* request but login (401 `unauthenticated`), then apply the
+ *                role table (403 `forbidden`) — before the body is read, so a forbidden caller learns
+ *                nothing from validation errors;
+ *   preHandler — the one rule that needs the validated body (staff creating orders);
+ *   onResponse — append every non-GET /api/* call to the audit log with the account and status.
+ * `/healthz`, `/metrics`, `/docs` and the console's static files are not under /api/ and stay open.
+ */
+export function accessHooks(accounts: AccountStore): (app: ZodApp) => void {
+  return (app) => {
+    app.decorateRequest('account', null);
+    app.decorateRequest('sessionToken', null);
+
+    app.addHook('onRequest', async (req, reply) => {
+      if (!isApi(req)) return;
+      const route = routeOf(req);
+      if (route !== undefined && OPEN_ROUTES.has(route)) return;
+      const token = tokenOf(req);
+      const session = token === null ? null : accounts.resolveToken(token);
+      if (!session) {
+        return reply.code(401).send({ error: { code: 'unauthenticated', message: token === null ? 'sign in first (session cookie or Authorization: Bearer token)' : 'the session or token is unknown or has expired' } });
+      }
+      req.account = session.account;
+      req.sessionToken = token;
+      if (route === undefined) return; // no such route: the 404 handler answers
+      if (accessOf(req.method, route)[session.account.role] === 'normal-order') return; // decided in preHandler
+      const d = authorize(session.account, { method: req.method, route, params: req.params as Record<string, string> });
+      if (!d.allow) return deny(req, reply, session.account, d.reason);
+    });
+
+    app.addHook('preHandler', async (req, reply) => {
+      const route = routeOf(req);
+      if (!req.account || route === undefined || accessOf(req.method, route)[req.account.role] !== 'normal-order') return;
+      const d = authorize(req.account, { method: req.method, route, params: req.params as Record<string, string>, body: req.body });
+      if (!d.allow) return deny(req, reply, req.account, d.reason);
+    });
+
+    app.addHook('onResponse', async (req, reply) => {
+      if (!isApi(req) || req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return;
+      try {
+        accounts.recordAudit({
+          account: req.account?.username ?? null, role: req.account?.role ?? null, method: req.method,
+          route: routeOf(req) ?? null, path: req.url.split('?')[0]!.slice(0, 500), status: reply.statusCode,
+        });
+      } catch (err) {
+        req.log.error({ err, method: req.method, url: req.url }, 'writing the API audit log failed');
+      }
+    });
+  };
+}
+
+/** 403 unless an object at these hubs is in the signed-in account's scope (staff: their hubs). */
+export function requireInScope(req: FastifyRequest, ...hubs: (string | null | undefined)[]): void {
+  if (!inScope(req.account, ...hubs)) throw new ApiError('forbidden', 'not one of this account\'s hubs');
+}
+
+/** The hubs a list must be limited to, or null for region-wide accounts (and open use without accounts). */
+export function hubScope(req: FastifyRequest): ReadonlySet<string> | null {
+  return req.account && req.account.role === 'staff' ? new Set(req.account.hubs) : null;
+}
+
+/** The actor recorded for a change: the signed-in account; a body `by` only without accounts. */
+export function actorOf(req: FastifyRequest, by: string | undefined): string {
+  return req.account?.username ?? by ?? 'unknown';
+}

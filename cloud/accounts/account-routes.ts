@@ -1,0 +1,158 @@
+import { Counter, type Registry } from 'prom-client';
+import { z } from 'zod';
+import { HubId } from '../../contract/index.ts';
+import { ApiError } from '../api/api-errors.ts';
+import type { ZodApp } from '../api/app.ts';
+import { generatePassword, type HubCredentialStore } from '../hubs/hub-credentials.ts';
+import { SESSION_COOKIE } from './access-hooks.ts';
+import { SESSION_TTL_MS, type AccountStore } from './account-store.ts';
+import { ROLES, type Account } from './authorize.ts';
+
+/**
+ * Routes of accounts (registered through `AppDeps.features`):
+ *
+ *   POST /api/v1/auth/login                 username + password → session cookie (and the account)
+ *   POST /api/v1/auth/logout                ends the session
+ *   GET  /api/v1/auth/me                    the signed-in account
+ *   GET  /api/v1/accounts                   (admin) every account
+ *   POST /api/v1/accounts                   (admin) create, or change role / hubs / name / password
+ *   POST /api/v1/accounts/:username/tokens  (admin) a long-lived API token for an integration, shown once
+ *   POST /api/v1/hubs/:hubId/credentials    (admin) a new MQTT password for a hub, shown once
+ *   GET  /api/v1/audit                      (admin, coordinator) every mutating API call, newest first
+ */
+const AccountBody = z.object({
+  username: z.string(), displayName: z.string(), role: z.enum(ROLES), hubs: z.array(z.string()),
+});
+const Username = z.string().regex(/^[a-z0-9][a-z0-9._-]{1,63}$/, 'lower-case letters, digits, . _ - (2–64)');
+const accountBody = (a: Account) => ({ username: a.username, displayName: a.displayName, role: a.role, hubs: a.role === 'staff' ? a.hubs : [] });
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export interface AccountRouteDeps {
+  accounts: AccountStore;
+  credentials: HubCredentialStore;
+  /** Region of each known hub (for new hub credentials). */
+  hubRegion: (hubId: string) => string | null;
+  registry: Registry;
+  now?: () => number;
+}
+
+export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
+  const { accounts } = deps;
+  const logins = new Counter({ name: 'api_logins_total', help: 'Console/API sign-ins by result (ok, invalid)', labelNames: ['result'], registers: [deps.registry] });
+  return (app) => {
+    app.post('/api/v1/auth/login', {
+      schema: {
+        summary: 'Sign in: sets the `chiiki_session` cookie (HttpOnly, SameSite=Strict, 12 h)',
+        description: 'Wrong username or password answers 401 `invalid_credentials`, in about the same time whether or not the user exists. '
+          + 'The session token also works as `Authorization: Bearer <token>`.',
+        body: z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(200) }),
+        response: { 200: z.object({ account: AccountBody, expiresAt: z.string() }) },
+      },
+    }, async (req, reply) => {
+      const account = await accounts.verifyPassword(req.body.username, req.body.password);
+      if (!account) {
+        logins.inc({ result: 'invalid' });
+        req.log.info({ username: req.body.username.slice(0, 64) }, 'sign-in refused');
+        throw new ApiError('invalid_credentials', 'wrong username or password');
+      }
+      logins.inc({ result: 'ok' });
+      const s = accounts.createSession(account.username);
+      req.account = account;
+      reply.header('set-cookie', `${SESSION_COOKIE}=${s.token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.round(SESSION_TTL_MS / 1000)}`);
+      return { account: accountBody(account), expiresAt: iso(s.expiresAt) };
+    });
+
+    app.post('/api/v1/auth/logout', { schema: { summary: 'Sign out: ends this session' } }, async (req, reply) => {
+      if (req.sessionToken) accounts.revokeToken(req.sessionToken);
+      reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+      return reply.code(204).send();
+    });
+
+    app.get('/api/v1/auth/me', {
+      schema: { summary: 'The signed-in account', response: { 200: z.object({ account: AccountBody, expiresAt: z.string().nullable().describe('null for an API token without expiry') }) } },
+    }, async (req) => {
+      const s = accounts.resolveToken(req.sessionToken ?? '');
+      if (!s) throw new ApiError('unauthenticated', 'the session has expired');
+      return { account: accountBody(s.account), expiresAt: s.expiresAt === null ? null : iso(s.expiresAt) };
+    });
+
+    app.get('/api/v1/accounts', {
+      schema: { summary: 'Every account (admin)', response: { 200: z.object({ accounts: z.array(AccountBody) }) } },
+    }, async () => ({ accounts: accounts.list().map(accountBody) }));
+
+    app.post('/api/v1/accounts', {
+      schema: {
+        summary: 'Create an account, or change its role, hubs, name or password (admin)',
+        description: 'A new account without `password`, or any account with `resetPassword: true`, gets a generated password, returned once '
+          + 'in `password`. A new or reset password ends the account\'s sessions. 201 when created, 200 when changed.',
+        body: z.object({
+          username: Username,
+          displayName: z.string().trim().min(1).max(100).optional(),
+          role: z.enum(ROLES).optional().describe('Required for a new account'),
+          hubs: z.array(HubId).max(100).optional().describe('Staff: the hubs they work at'),
+          password: z.string().min(10).max(200).optional(),
+          resetPassword: z.boolean().optional(),
+        }).strict(),
+        response: { 200: z.object({ account: AccountBody, password: z.string().optional() }), 201: z.object({ account: AccountBody, password: z.string().optional() }) },
+      },
+    }, async (req, reply) => {
+      const b = req.body;
+      const existing = accounts.get(b.username);
+      if (!existing) {
+        if (!b.role) throw new ApiError('validation', 'body role: required for a new account');
+        if (b.role === 'staff' && !(b.hubs?.length)) throw new ApiError('validation', 'body hubs: a staff account needs at least one hub');
+        const password = b.password ?? generatePassword();
+        const account = await accounts.create({ username: b.username, displayName: b.displayName, role: b.role, hubs: b.hubs, password });
+        return reply.code(201).send({ account: accountBody(account), ...(b.password ? {} : { password }) });
+      }
+      const account = accounts.update(b.username, { displayName: b.displayName, role: b.role, hubs: b.hubs })!;
+      const password = b.resetPassword ? generatePassword() : b.password;
+      if (password) await accounts.setPassword(b.username, password);
+      return { account: accountBody(account), ...(b.resetPassword ? { password } : {}) };
+    });
+
+    app.post('/api/v1/accounts/:username/tokens', {
+      schema: {
+        summary: 'A long-lived API token for an integration (admin); shown once',
+        description: 'Send it as `Authorization: Bearer <token>`; it acts with the account\'s role. Stored only as a hash.',
+        params: z.object({ username: z.string().max(64) }),
+        body: z.object({ label: z.string().max(100).optional(), ttlDays: z.number().int().min(1).max(3650).optional() }).default({}),
+        response: { 201: z.object({ token: z.string(), username: z.string(), expiresAt: z.string().nullable() }) },
+      },
+    }, async (req, reply) => {
+      if (!accounts.get(req.params.username)) throw new ApiError('account_not_found', `no account "${req.params.username}"`);
+      const t = accounts.createApiToken(req.params.username, req.body.label ?? null, req.body.ttlDays === undefined ? null : req.body.ttlDays * 86_400_000);
+      return reply.code(201).send({ token: t.token, username: req.params.username, expiresAt: t.expiresAt === null ? null : iso(t.expiresAt) });
+    });
+
+    app.post('/api/v1/hubs/:hubId/credentials', {
+      schema: {
+        summary: 'A new MQTT password for a hub (admin); shown once',
+        description: 'Replaces the hub\'s password (username = hub id). Connections already open stay open; the next connect needs the new one.',
+        params: z.object({ hubId: HubId }),
+        response: { 201: z.object({ hub: z.string(), region: z.string(), username: z.string(), password: z.string() }) },
+      },
+    }, async (req, reply) => {
+      const region = deps.hubRegion(req.params.hubId);
+      if (!region) throw new ApiError('hub_not_found', `no hub "${req.params.hubId}"`);
+      const password = generatePassword();
+      await deps.credentials.set(req.params.hubId, region, req.params.hubId, password);
+      return reply.code(201).send({ hub: req.params.hubId, region, username: req.params.hubId, password });
+    });
+
+    app.get('/api/v1/audit', {
+      schema: {
+        summary: 'Every mutating API call (admin, coordinator), newest first',
+        querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+        response: {
+          200: z.object({
+            entries: z.array(z.object({
+              id: z.number().int(), at: z.string(), account: z.string().nullable(), role: z.string().nullable(),
+              method: z.string(), route: z.string().nullable(), path: z.string(), status: z.number().int(),
+            })),
+          }),
+        },
+      },
+    }, async (req) => ({ entries: accounts.audit(req.query.limit).map((e) => ({ ...e, at: iso(e.at) })) }));
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * Who may call which API route — a pure table, so it can be tested route by route and role by role
+ * (authorize.test.ts). The HTTP hook (access-hooks.ts) calls `authorize` for every /api/v1 request
+ * after authentication; routes whose answer depends on the objects involved (an alarm's hub, an
+ * order's hubs) get `scope: 'own-hubs'` and filter or check with `inScope`.
+ */
+export const ROLES = ['staff', 'coordinator', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Account {
+  username: string;
+  displayName: string;
+  role: Role;
+  /** Hubs a staff account works at; ignored for region-wide roles. */
+  hubs: string[];
+}
+
+/**
+ * yes: allowed, region-wide · no: 403 · hub: allowed when `:hubId` is one of the account's hubs ·
+ * scoped: allowed, and the route shows or touches only objects of the account's hubs ·
+ * normal-order: a `normal` order whose origin or destination is one of the account's hubs.
+ */
+export type Access = 'yes' | 'no' | 'hub' | 'scoped' | 'normal-order';
+
+type RoleTable = Record<Role, Access>;
+
+const ALL: RoleTable = { staff: 'yes', coordinator: 'yes', operator: 'yes', admin: 'yes' };
+const READ_SCOPED: RoleTable = { staff: 'scoped', coordinator: 'yes', operator: 'yes', admin: 'yes' };
+const READ_HUB: RoleTable = { staff: 'hub', coordinator: 'yes', operator: 'yes', admin: 'yes' };
+const READ_REGION: RoleTable = { staff: 'no', coordinator: 'yes', operator: 'yes', admin: 'yes' };
+const COORDINATE: RoleTable = { staff: 'no', coordinator: 'yes', operator: 'no', admin: 'yes' };
+const ACT_SCOPED: RoleTable = { staff: 'scoped', coordinator: 'yes', operator: 'no', admin: 'yes' };
+const ADMIN: RoleTable = { staff: 'no', coordinator: 'no', operator: 'no', admin: 'yes' };
+
+/** Keyed by `METHOD route-pattern` exactly as registered with fastify. */
+export const POLICY: Readonly<Record<string, RoleTable>> = {
+  'POST /api/v1/auth/logout': ALL,
+  'GET /api/v1/auth/me': ALL,
+
+  'GET /api/v1/hubs': READ_SCOPED,
+  'GET /api/v1/hubs/:hubId': READ_HUB,
+  'GET /api/v1/hubs/:hubId/history': READ_HUB,
+  'GET /api/v1/hubs/:hubId/commands': READ_HUB,
+  'POST /api/v1/hubs/:hubId/commands': { staff: 'hub', coordinator: 'yes', operator: 'no', admin: 'yes' },
+  'GET /api/v1/commands/:commandId': READ_SCOPED,
+  'POST /api/v1/hubs/:hubId/credentials': ADMIN,
+  'GET /api/v1/dead-letters': READ_REGION,
+
+  'GET /api/v1/regions/:regionId/mode': READ_SCOPED,
+  'POST /api/v1/regions/:regionId/mode': COORDINATE,
+  'GET /api/v1/regions/:regionId/mode/history': READ_REGION,
+  'GET /api/v1/regions/:regionId/mode-proposals': READ_REGION,
+  'POST /api/v1/regions/:regionId/mode-proposals': COORDINATE,
+
+  'GET /api/v1/alarms': READ_SCOPED,
+  'GET /api/v1/alarms/:alarmId': READ_SCOPED,
+  'POST /api/v1/alarms/:alarmId/ack': ACT_SCOPED,
+  'POST /api/v1/alarms/:alarmId/clear': ACT_SCOPED,
+
+  'GET /api/v1/orders': READ_SCOPED,
+  'POST /api/v1/orders': { staff: 'normal-order', coordinator: 'yes', operator: 'no', admin: 'yes' },
+  'GET /api/v1/orders/:orderId': READ_SCOPED,
+  'POST /api/v1/orders/:orderId/cancel': COORDINATE,
+  'POST /api/v1/orders/:orderId/pickup-code': ACT_SCOPED,
+  'GET /api/v1/flight-log': READ_REGION,
+
+  'GET /api/v1/accounts': ADMIN,
+  'POST /api/v1/accounts': ADMIN,
+  'POST /api/v1/accounts/:username/tokens': ADMIN,
+  'GET /api/v1/audit': { staff: 'no', coordinator: 'yes', operator: 'no', admin: 'yes' },
+
+  // The web consoles (cloud/console): the region's map data (the region file: geography and device
+  // lists, no live state — readable by every role), and the live feed, which re-reads the routes above
+  // as the signed-in account and so shows staff only their hubs.
+  'GET /api/v1/region': { staff: 'yes', coordinator: 'yes', operator: 'yes', admin: 'yes' },
+  'GET /api/v1/events': READ_SCOPED,
+};
+
+/**
+ * Routes added later without an entry (e.g. by another feature): reads are allowed to every role
+ * and must scope themselves for staff (`scope: 'own-hubs'`); writes are admin-only until listed.
+ */
+const UNLISTED_READ: RoleTable = READ_SCOPED;
+const UNLISTED_WRITE: RoleTable = ADMIN;
+
+export type Decision = { allow: true; scope: 'all' | 'own-hubs' } | { allow: false; reason: string };
+
+export interface RequestFacts {
+  method: string;
+  /** The route pattern, e.g. `/api/v1/hubs/:hubId`. */
+  route: string;
+  params?: Record<string, string | undefined>;
+  /** The validated body (only `POST /api/v1/orders` looks at it). */
+  body?: unknown;
+}
+
+const isRead = (method: string) => method === 'GET' || method === 'HEAD';
+
+export function accessOf(method: string, route: string): RoleTable {
+  const m = method === 'HEAD' ? 'GET' : method;
+  return POLICY[`${m} ${route}`] ?? (isRead(method) ? UNLISTED_READ : UNLISTED_WRITE);
+}
+
+export function authorize(account: Account, req: RequestFacts): Decision {
+  // The operator role is read-only everywhere, whatever a table row says (logging out is not a change).
+  if (account.role === 'operator' && !isRead(req.method) && req.route !== '/api/v1/auth/logout') {
+    return { allow: false, reason: 'the operator role is read-only' };
+  }
+  const access = accessOf(req.method, req.route)[account.role];
+  switch (access) {
+    case 'yes':
+      return { allow: true, scope: 'all' };
+    case 'no':
+      return { allow: false, reason: `the ${account.role} role may not ${req.method} ${req.route}` };
+    case 'scoped':
+      return { allow: true, scope: 'own-hubs' };
+    case 'hub': {
+      const hub = req.params?.hubId;
+      return hub !== undefined && account.hubs.includes(hub)
+        ? { allow: true, scope: 'own-hubs' }
+        : { allow: false, reason: `hub "${hub ?? '?'}" is not one of this account's hubs` };
+    }
+    case 'normal-order': {
+      const b = (req.body ?? {}) as { priority?: string; originHub?: string; destination?: { type?: string; hub?: string } };
+      if ((b.priority ?? 'normal') !== 'normal') return { allow: false, reason: 'only coordinators create relief and medical orders' };
+      const touches = [b.originHub, b.destination?.type === 'locker' ? b.destination.hub : undefined];
+      return touches.some((h) => h !== undefined && account.hubs.includes(h))
+        ? { allow: true, scope: 'own-hubs' }
+        : { allow: false, reason: 'the order neither starts nor ends at one of this account\'s hubs' };
+    }
+  }
+}
+
+/** Whether an object at these hubs is visible to the account (any of them is enough). */
+export function inScope(account: Account | null, ...hubs: (string | null | undefined)[]): boolean {
+  if (account === null || account.role !== 'staff') return true;
+  return hubs.some((h) => typeof h === 'string' && account.hubs.includes(h));
+}
