@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCloud, type TestCloud } from './support/cloud-harness.ts';
+
+/** The consoles' files and live feed as served by the cloud (the browser tests drive the pages themselves). */
+let t: TestCloud;
+beforeAll(async () => {
+  t = await startTestCloud({ MQTT_WS_PORT: 'off' });
+});
+afterAll(async () => t?.stop());
+
+describe('console serving', () => {
+  it('serves the pages with their content types and a strict Content-Security-Policy', async () => {
+    for (const [path, type] of [['/', 'text/html'], ['/console/app.js', 'text/javascript'], ['/console/styles.css', 'text/css'], ['/console/i18n/ja.json', 'application/json'], ['/console/staff', 'text/html']]) {
+      const r = await fetch(`${t.cloud.urls.http}${path}`);
+      expect(r.status, path).toBe(200);
+      expect(r.headers.get('content-type'), path).toContain(type!);
+      expect(r.headers.get('content-security-policy'), path).toContain("script-src 'self'");
+      expect(r.headers.get('content-security-policy'), path).not.toContain('unsafe-inline');
+    }
+    const html = await (await fetch(t.cloud.urls.http)).text();
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
+  });
+
+  it('never serves files outside its folder', async () => {
+    for (const path of ['/console/../../package.json', '/console/%2e%2e/%2e%2e/package.json', '/console/..%2f..%2fcloud.ts', '/console/nope.js']) {
+      const r = await fetch(`${t.cloud.urls.http}${path}`);
+      expect(r.status, path).toBe(404);
+    }
+  });
+
+  it('has the same keys in both catalogues', async () => {
+    const ja = (await (await fetch(`${t.cloud.urls.http}/console/i18n/ja.json`)).json()) as Record<string, string>;
+    const en = (await (await fetch(`${t.cloud.urls.http}/console/i18n/en.json`)).json()) as Record<string, string>;
+    expect(Object.keys(en).sort()).toEqual(Object.keys(ja).sort());
+  });
+
+  it('needs a session for the live feed and the region', async () => {
+    for (const path of ['/api/v1/events', '/api/v1/region']) expect((await fetch(`${t.cloud.urls.http}${path}`)).status, path).toBe(401);
+    const r = await t.api('/api/v1/events');
+    expect(r.headers.get('content-type')).toContain('text/event-stream');
+    const reader = r.body!.getReader();
+    let text = '';
+    while (!text.includes('event: mode')) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(text).toContain('event: hubs');
+  });
+});
