@@ -3,10 +3,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { topics } from '../contract/index.ts';
+import { accessHooks } from './accounts/access-hooks.ts';
+import { accountRoutes } from './accounts/account-routes.ts';
+import { AccountStore } from './accounts/account-store.ts';
+import { provisionDemoAccounts } from './accounts/demo-accounts.ts';
 import { alarmRoutes } from './alarms/alarm-routes.ts';
 import type { AlarmService } from './alarms/alarm-service.ts';
 import { createAlarms } from './alarms/create-alarms.ts';
 import { buildApp } from './api/app.ts';
+import { consoleRoutes } from './console/console-routes.ts';
 import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
 import { CommandService, type CommandBus } from './commands/command-service.ts';
 import { createSqliteCommandStore } from './commands/command-store.ts';
@@ -51,6 +56,8 @@ export interface Cloud {
   readonly modes: ModeService;
   /** Orders, dispatch and missions. */
   readonly orders: OrderService;
+  /** Accounts, sessions, API tokens and the API audit log. */
+  readonly accounts: AccountStore;
   /** Graceful shutdown: stop accepting, flush ingest, close stores. Idempotent. */
   close(): Promise<void>;
 }
@@ -79,6 +86,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     const metrics = createMetrics({ hubLinks: () => live.linkSamples(), hubsConnected: () => live.connectedCount() });
     const credentials = createHubCredentialStore(db);
     if (config.demoCredentials) await provisionDemoCredentials(config.dataDir, region.id, region.hubs.map((h) => h.id), credentials, logger);
+    const accounts = new AccountStore(db);
+    if (config.demoCredentials) await provisionDemoAccounts(accounts, logger.child({ component: 'accounts' }));
 
     const store: TelemetryStore = config.influx
       ? await createInfluxTelemetryStore({
@@ -192,9 +201,12 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
 
     const app = await buildApp({
       live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }),
+      access: accessHooks(accounts),
       features: [
+        accountRoutes({ accounts, credentials, registry: metrics.registry, hubRegion: (hub) => (live.hubs.has(hub) ? live.hubs.get(hub)!.region : null) }),
         modeRoutes(modes), alarmRoutes(alarms), orderRoutes(orders, orderStore),
         modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
+        consoleRoutes({ region, alarms, modes }),
       ],
     });
     await app.listen({ host: config.bindHost, port: config.http.port });
@@ -210,7 +222,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     };
     let closing: Promise<void> | null = null;
     return {
-      config, urls, live, store, deadLetters, metrics, credentials, broker: started, app, ingest, commands, alarms, modes, orders,
+      config, urls, live, store, deadLetters, metrics, credentials, broker: started, app, ingest, commands, alarms, modes, orders, accounts,
       close: () => (closing ??= closeAll()),
     };
   } catch (err) {

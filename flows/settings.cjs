@@ -42,9 +42,17 @@ if (areaCodes.length === 0 || areaCodes.some((c) => !/^\d{2,4}$/.test(c))) fail(
 const port = Number(env.NODE_RED_PORT ?? 1880);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fail('NODE_RED_PORT', `must be a port number: "${env.NODE_RED_PORT}"`);
 
+// An API token of a cloud account (coordinator: reads alarms and hubs, proposes modes), created by an
+// admin with POST /api/v1/accounts/<username>/tokens. Sent as `Authorization: Bearer` on every call to
+// the cloud (`cloudApiHeaders`); never written into flows.json.
+const cloudApiToken = (env.CLOUD_API_TOKEN ?? '').trim();
+if (/\s/.test(cloudApiToken)) fail('CLOUD_API_TOKEN', 'must not contain spaces');
+
 /** What the flows need, checked; read in function nodes with `global.get('config')`. */
 const config = Object.freeze({
   cloudApiUrl: url('CLOUD_API_URL', true),
+  // Without a token every call is refused (401) and the flows' status shows it.
+  cloudApiHeaders: Object.freeze(cloudApiToken ? { authorization: `Bearer ${cloudApiToken}` } : {}),
   regionId: (env.REGION_ID ?? 'ishikawa-nomi').trim(),
   alarmWebhookUrl: url('ALARM_WEBHOOK_URL', false),
   alarmPollS: seconds('ALARM_POLL_S', 3),

@@ -68,7 +68,8 @@ async function main(): Promise<void> {
     [
       '',
       '  地域生活圏 drone logistics — demo is running',
-      `  API        ${urls.http}/api/v1/hubs`,
+      `  API        ${urls.http}/api/v1/hubs   (sign in first: POST /api/v1/auth/login)`,
+      '  Accounts   coordinator / demo-coordinator-pass, staff-terai / demo-staff-pass, admin / demo-admin-pass (README "Two commands")',
       `  API docs   ${urls.http}/docs`,
       `  Metrics    ${urls.http}/metrics`,
       `  MQTT       ${urls.mqtt}${urls.ws ? `   (WebSocket ${urls.ws})` : ''}${urls.mqtts ? `   (TLS ${urls.mqtts})` : ''}`,

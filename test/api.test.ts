@@ -11,7 +11,7 @@ let api: (path: string) => Promise<{ status: number; body: any; type: string | n
 beforeAll(async () => {
   t = await startTestCloud();
   api = async (path) => {
-    const res = await fetch(`${t.cloud.urls.http}${path}`);
+    const res = await t.api(`${path}`);
     const type = res.headers.get('content-type');
     return { status: res.status, type, body: type?.includes('json') ? await res.json() : await res.text() };
   };

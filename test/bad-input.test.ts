@@ -27,7 +27,7 @@ const sensorTopic = topics.device(REGION, HUB, 'sensor', 'wx', 'telemetry');
 const sensor = (id: string, hub = HUB) => JSON.stringify({ ...sensorExample, id, hub, ts: Date.now() });
 
 async function metric(name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${t.cloud.urls.http}/metrics`)).text();
+  const text = await (await t.api(`/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
   return line ? Number(line.split(' ').pop()) : 0;
 }
@@ -74,7 +74,7 @@ describe('rejected payloads', () => {
     await publishAcked(bad, topic, sent);
     expect(await metric('ingest_messages_rejected_total', `reason="${reason}"`)).toBe(before + 1);
 
-    const res = await fetch(`${t.cloud.urls.http}/api/v1/dead-letters?reason=${reason}&hub=${HUB}`);
+    const res = await t.api(`/api/v1/dead-letters?reason=${reason}&hub=${HUB}`);
     const body = (await res.json()) as { deadLetters: { topic: string; reason: string; detail: string; size: number; truncated: boolean; payloadText: string | null }[] };
     expect(res.status).toBe(200);
     const entry = body.deadLetters[0]!;
@@ -97,7 +97,7 @@ describe('rejected payloads', () => {
     const ackedIds = goodIds.slice(0, acked);
     expect(ackedIds.filter((id) => !ids.has(id))).toEqual([]);
     expect([...ids].filter((id) => id.startsWith('bad-'))).toEqual([]);
-    const live = (await (await fetch(`${t.cloud.urls.http}/api/v1/hubs/${HUB}`)).json()) as { deviceStates: { device: string; telemetry: { id: string } | null }[] };
+    const live = (await (await t.api(`/api/v1/hubs/${HUB}`)).json()) as { deviceStates: { device: string; telemetry: { id: string } | null }[] };
     expect(live.deviceStates.find((d) => d.device === 'wx')!.telemetry!.id).toMatch(/^good-/);
   });
 });

@@ -22,7 +22,7 @@ afterAll(async () => {
 });
 
 async function api(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${t.cloud.urls.http}${path}`, {
+  const res = await t.api(`${path}`, {
     method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: await res.json() };
@@ -133,13 +133,13 @@ describe('dedupe of re-sent messages', () => {
   it('stores an event sent twice (same hub and id) once and counts the copy in ingest_duplicates_total', async () => {
     const hub = 'rs-megumi-hakusan';
     const event = { ...EXAMPLES.find((e) => e.name === 'drone.event')!.payload, hub, id: 'drone-1-boot7-000099', ts: Date.now() };
-    const before = metricValue((await (await fetch(`${t.cloud.urls.http}/metrics`)).text()), 'ingest_duplicates_total{type="drone.event"}') ?? 0;
+    const before = metricValue((await (await t.api(`/metrics`)).text()), 'ingest_duplicates_total{type="drone.event"}') ?? 0;
     const c = await hubClient(hub);
     const topic = topics.device(REGION, hub, 'drone', 'drone-1', 'event');
     await c.publishAsync(topic, JSON.stringify(event), { qos: 1 });
     await c.publishAsync(topic, JSON.stringify(event), { qos: 1 }); // the PUBACK was "lost": the agent re-sends
     expect(await t.cloud.store.countPoints('event', hub, event.ts - 1, event.ts + 1)).toBe(1);
-    const after = metricValue(await (await fetch(`${t.cloud.urls.http}/metrics`)).text(), 'ingest_duplicates_total{type="drone.event"}');
+    const after = metricValue(await (await t.api(`/metrics`)).text(), 'ingest_duplicates_total{type="drone.event"}');
     expect(after! - before).toBe(1);
   });
 });
@@ -150,7 +150,7 @@ describe('link state and mode, as the hub reports them', () => {
     const c = await hubClient(hub);
     const status: HubStatus = { v: 1, type: 'hub.status', hub, state: 'online', ts: Date.now(), agent: 'chiiki-edge/test', outboxDepth: 42, oldestUnsentAgeS: 17.5 };
     await c.publishAsync(topics.status(REGION, hub), JSON.stringify(status), { qos: 1, retain: true });
-    const metrics = await (await fetch(`${t.cloud.urls.http}/metrics`)).text();
+    const metrics = await (await t.api(`/metrics`)).text();
     expect(metricValue(metrics, `hub_online{hub="${hub}"}`)).toBe(1);
     expect(metricValue(metrics, `hub_outbox_depth{hub="${hub}"}`)).toBe(42);
     expect(metricValue(metrics, `hub_oldest_unsent_age_seconds{hub="${hub}"}`)).toBe(17.5);
@@ -162,7 +162,7 @@ describe('link state and mode, as the hub reports them', () => {
     // The agent says goodbye while still connected: offline at once, not only when the socket closes.
     await c.publishAsync(topics.status(REGION, hub), JSON.stringify({ ...status, state: 'offline', ts: status.ts + 1 }), { qos: 1, retain: true });
     expect((await api('GET', `/api/v1/hubs/${hub}`)).body.link.online).toBe(false);
-    expect(metricValue(await (await fetch(`${t.cloud.urls.http}/metrics`)).text(), `hub_online{hub="${hub}"}`)).toBe(0);
+    expect(metricValue(await (await t.api(`/metrics`)).text(), `hub_online{hub="${hub}"}`)).toBe(0);
     await c.endAsync();
     expect((await api('GET', `/api/v1/hubs/${hub}`)).body.link).toMatchObject({ online: false, connections: 0, outboxDepth: 42 });
   });

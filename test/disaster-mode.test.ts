@@ -53,7 +53,6 @@ describe('disaster mode with real edge agents', () => {
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
     const t = await startTestCloud({ REGION_FILE: threeHubRegion(dir), MODE_ACK_TIMEOUT_S: '2' });
     cleanups.push(() => t.stop());
-    const http = t.cloud.urls.http;
     const proxy = await startTcpProxy({ target: { host: '127.0.0.1', port: Number(new URL(t.cloud.urls.mqtt).port) } });
     cleanups.push(() => proxy.stop());
 
@@ -68,14 +67,18 @@ describe('disaster mode with real edge agents', () => {
     await waitFor('every agent connected', () => HUBS.every((h) => agent(h).uplink.connected));
 
     const get = async <T>(p: string): Promise<T> => {
-      const res = await fetch(`${http}${p}`);
+      const res = await t.api(`${p}`);
       expect(res.status).toBe(200);
       return (await res.json()) as T;
     };
     const view = () => get<ModeView>(`/api/v1/regions/${REGION}/mode`);
     const history = async () => (await get<{ entries: AuditView[] }>(`/api/v1/regions/${REGION}/mode/history`)).entries;
     const hubView = (v: ModeView, hub: string) => v.hubs.find((h) => h.hub === hub)!;
-    const post = (body: unknown) => fetch(`${http}/api/v1/regions/${REGION}/mode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    // The coordinator's account is what the audit log records as `by`.
+    const coordinator = await t.tokenFor('bousai-nomi-1', 'coordinator');
+    const post = (body: unknown) => t.api(`/api/v1/regions/${REGION}/mode`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${coordinator}` }, body: JSON.stringify(body),
+    });
 
     // Before any switch: version 0, every hub normal, nothing to acknowledge.
     const before = await view();
@@ -185,14 +188,14 @@ describe('disaster mode with real edge agents', () => {
     cleanups.push(() => Promise.all(agents.map((a) => a.close())));
     await waitFor('every agent connected', () => agents.every((a) => a.uplink.connected));
 
-    const res = await fetch(`${t.cloud.urls.http}/api/v1/regions/${REGION}/mode`, {
+    const res = await t.api(`/api/v1/regions/${REGION}/mode`, {
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ mode: 'emergency', reason: '大雨特別警報 — heavy rain emergency warning', by: 'bousai-nomi-1' }),
     });
     expect(res.status).toBe(202);
     const { at } = (await res.json()) as { at: string };
     const done = await waitFor('all 13 hubs acknowledged', async () => {
-      const v = (await (await fetch(`${t.cloud.urls.http}/api/v1/regions/${REGION}/mode`)).json()) as ModeView;
+      const v = (await (await t.api(`/api/v1/regions/${REGION}/mode`)).json()) as ModeView;
       return v.allAcknowledged && v.desired.version === 1 ? v : null;
     }, 15_000, 10);
     expect(done.counts).toMatchObject({ total: 13, acknowledged: 13 });
@@ -204,7 +207,7 @@ describe('disaster mode with real edge agents', () => {
     let t = await startTestCloud({}, dataDir);
     cleanups.push(() => t.stop());
     const post = (body: unknown, region = REGION) =>
-      fetch(`${t.cloud.urls.http}/api/v1/regions/${region}/mode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      t.api(`/api/v1/regions/${region}/mode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const error = async (r: Response) => ({ status: r.status, code: ((await r.json()) as { error: { code: string } }).error.code });
 
     expect(await error(await post({ mode: 'emergency', reason: 'x', by: 'c' }, 'no-such-region'))).toEqual({ status: 404, code: 'region_not_found' });
@@ -212,7 +215,7 @@ describe('disaster mode with real edge agents', () => {
     expect(await error(await post({ mode: 'emergency', by: 'c' }))).toEqual({ status: 400, code: 'validation' }); // reason is required
     expect(await error(await post({ mode: 'emergency', reason: 'x'.repeat(501), by: 'c' }))).toEqual({ status: 400, code: 'validation' });
     expect(await error(await post({ mode: 'panic', reason: 'x', by: 'c' }))).toEqual({ status: 400, code: 'validation' });
-    expect(await error(await fetch(`${t.cloud.urls.http}/api/v1/regions/no-such-region/mode`))).toEqual({ status: 404, code: 'region_not_found' });
+    expect(await error(await t.api(`/api/v1/regions/no-such-region/mode`))).toEqual({ status: 404, code: 'region_not_found' });
 
     expect((await post({ mode: 'emergency', hubs: ['nomi-terai', 'nomi-wake'], reason: 'flood warning', by: 'c' })).status).toBe(202);
     expect((await post({ mode: 'emergency', hubs: ['rs-shirayamasan'], reason: 'landslide', by: 'c' })).status).toBe(202);

@@ -30,7 +30,7 @@ interface OrderBody { id: string; state: string; reason: string | null; waitReas
 interface ModeBody { hubs: { hub: string; status: string }[] }
 
 async function api<T>(path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${t.cloud.urls.http}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await t.api(`${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as T };
 }
 const order = async (id: string) => (await api<OrderBody>(`/api/v1/orders/${id}`)).body;

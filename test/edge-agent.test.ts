@@ -35,7 +35,7 @@ describe('edge agent', () => {
     await device.endAsync();
     await waitFor('all 20 stored in the cloud', async () => (await t.cloud.store.messageIds(HUB, 0, Date.now() + 60_000)).filter((id) => id.startsWith('fwd-')).length === 20);
     const hub = await waitFor('status with outbox depth', async () => {
-      const h = (await (await fetch(`${t.cloud.urls.http}/api/v1/hubs/${HUB}`)).json()) as { link: { online: boolean; outboxDepth: number | null; agent: string | null } };
+      const h = (await (await t.api(`/api/v1/hubs/${HUB}`)).json()) as { link: { online: boolean; outboxDepth: number | null; agent: string | null } };
       return h.link.outboxDepth === 0 ? h : null;
     });
     expect(hub.link).toMatchObject({ online: true, outboxDepth: 0, agent: expect.stringContaining('chiiki-edge') });

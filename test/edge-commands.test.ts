@@ -37,11 +37,11 @@ afterAll(async () => {
 });
 
 async function post(body: object): Promise<CommandBody> {
-  const res = await fetch(`${t.cloud.urls.http}/api/v1/hubs/${HUB}/commands`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await t.api(`/api/v1/hubs/${HUB}/commands`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   expect(res.status).toBe(202);
   return (await res.json()) as CommandBody;
 }
-const get = async (id: string) => (await (await fetch(`${t.cloud.urls.http}/api/v1/commands/${id}`)).json()) as CommandBody;
+const get = async (id: string) => (await (await t.api(`/api/v1/commands/${id}`)).json()) as CommandBody;
 
 describe('commands to devices via the edge agent', () => {
   it('unlocks a compartment: the locker opens the door and the API shows the command done', async () => {
@@ -49,7 +49,7 @@ describe('commands to devices via the edge agent', () => {
     const done = await waitFor('the command done', async () => ((await get(cmd.id)).state === 'done' ? get(cmd.id) : null), 10_000);
     expect(done.state).toBe('done');
     await waitFor('the door_opened event in live state', async () => {
-      const h = (await (await fetch(`${t.cloud.urls.http}/api/v1/hubs/${HUB}`)).json()) as { deviceStates: { device: string; lastEvent: { event: string; compartment?: string } | null }[] };
+      const h = (await (await t.api(`/api/v1/hubs/${HUB}`)).json()) as { deviceStates: { device: string; lastEvent: { event: string; compartment?: string } | null }[] };
       const ev = h.deviceStates.find((d) => d.device === 'locker-a')!.lastEvent;
       return ev?.event === 'door_opened' && ev.compartment === 'A01';
     }, 10_000);

@@ -84,7 +84,7 @@ describe('edge agent under faults', () => {
     const stored = await expectExactlyOnce(t.cloud.store, HUB, d.device.acked);
     expect(stored).toBe(d.device.published);
     // The newest reading is live state, not one from the replayed backlog.
-    const hub = (await (await fetch(`${t.cloud.urls.http}/api/v1/hubs/${HUB}`)).json()) as { deviceStates: { device: string; telemetry: { id: string } }[] };
+    const hub = (await (await t.api(`/api/v1/hubs/${HUB}`)).json()) as { deviceStates: { device: string; telemetry: { id: string } }[] };
     const last = `s-${d.device.published - 1}`;
     expect(hub.deviceStates.find((x) => x.device === 'wx')!.telemetry.id).toBe(last);
     console.info(`[edge-faults] replayed a backlog of ${backlog} in ${replaySeconds.toFixed(1)} s (${Math.round(backlog / replaySeconds)} messages/s)`);

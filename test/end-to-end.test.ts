@@ -17,7 +17,7 @@ let sim: RegionSimulator;
 interface HubsBody { hubs: { id: string; link: { online: boolean; lastSeen: string | null } }[] }
 interface HubBody { deviceStates: { device: string; kind: string; telemetry: Record<string, unknown> | null; lastEvent: Record<string, unknown> | null }[] }
 
-const get = async <T>(path: string): Promise<T> => (await (await fetch(`${t.cloud.urls.http}${path}`)).json()) as T;
+const get = async <T>(path: string): Promise<T> => (await (await t.api(`${path}`)).json()) as T;
 
 beforeAll(async () => {
   ports = { HTTP_PORT: String(await freePort()), MQTT_PORT: String(await freePort()), MQTT_WS_PORT: 'off' };

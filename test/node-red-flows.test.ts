@@ -76,7 +76,7 @@ describe('Node-RED flows (real runtime)', () => {
   let red: Awaited<ReturnType<typeof startNodeRed>> | null = null;
   const alarmPosts = () => hook.state.posted.filter((p) => p.path === '/alarms').map((p) => p.body);
   const proposals = async () => {
-    const res = await fetch(`${cloud.cloud.urls.http}/api/v1/regions/${REGION}/mode-proposals?state=open`);
+    const res = await cloud.api(`/api/v1/regions/${REGION}/mode-proposals?state=open`);
     expect(res.status).toBe(200);
     return ((await res.json()) as { proposals: { source: string; eventId: string; evidence: Record<string, unknown> }[] }).proposals;
   };
@@ -90,7 +90,7 @@ describe('Node-RED flows (real runtime)', () => {
     fs.copyFileSync(path.join(ROOT, 'flows/flows.json'), path.join(userDir, 'flows.json'));
     fs.copyFileSync(path.join(ROOT, 'flows/settings.cjs'), path.join(userDir, 'settings.cjs'));
     env = {
-      CLOUD_API_URL: cloud.cloud.urls.http, REGION_ID: REGION,
+      CLOUD_API_URL: cloud.cloud.urls.http, CLOUD_API_TOKEN: await cloud.tokenFor('node-red', 'coordinator'), REGION_ID: REGION,
       ALARM_WEBHOOK_URL: `${hook.url}/alarms`, ALARM_POLL_S: '0.5', ALARM_RETRY_MAX_S: '1',
       ESCALATION_WEBHOOK_URL: `${hook.url}/escalations`, HUB_OFFLINE_ESCALATE_S: '60', HUB_POLL_S: '1',
       HAZARD_FEED_URL: `${hook.url}/feed.xml`, HAZARD_POLL_S: '0.5', HAZARD_MIN_INTENSITY: '5-', HAZARD_AREA_CODES: '390,391',
@@ -155,7 +155,7 @@ describe('Node-RED flows (real runtime)', () => {
     const again = hook.state.feedReads;
     await waitFor('more reads of the feed', () => hook.state.feedReads >= again + 3, 10_000);
     expect(await proposals()).toHaveLength(1);
-    const mode = (await (await fetch(`${cloud.cloud.urls.http}/api/v1/regions/${REGION}/mode`)).json()) as { desired: { mode: string; version: number } };
+    const mode = (await (await cloud.api(`/api/v1/regions/${REGION}/mode`)).json()) as { desired: { mode: string; version: number } };
     expect(mode.desired).toMatchObject({ mode: 'normal', version: 0 });
   });
 });

@@ -25,7 +25,7 @@ const dirs: string[] = [];
 interface OrderBody { id: string; state: string; reason: string | null; waitReasons: { code: string }[] | null; locker: { device: string; compartment: string } | null; drone: { id: string } | null; missionId: string | null; wrongPickupCodes: number; compartmentLocked: boolean; audit?: { to: string; actor: string }[] }
 
 const api = async <T>(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: T }> => {
-  const res = await fetch(`${t.cloud.urls.http}${path}`, {
+  const res = await t.api(`${path}`, {
     method: init?.method ?? 'GET', headers: init?.body ? { 'content-type': 'application/json' } : {}, body: init?.body ? JSON.stringify(init.body) : undefined,
   });
   return { status: res.status, body: (await res.json()) as T };
@@ -119,7 +119,7 @@ describe('an order from creation to pickup', () => {
       return o.state === 'picked_up' ? o : null;
     });
     expect(done.audit!.at(-1)).toMatchObject({ to: 'picked_up', actor: `locker:${DEST}/${locker.device}` });
-    const metrics = await (await fetch(`${t.cloud.urls.http}/metrics`)).text();
+    const metrics = await (await t.api(`/metrics`)).text();
     expect(metrics).toMatch(/pickup_codes_total\{result="rejected"\} 1/);
   });
 

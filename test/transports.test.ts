@@ -62,15 +62,15 @@ describe('transports', () => {
     const will = JSON.stringify({ v: 1, type: 'hub.status', hub: HUB, state: 'offline', ts: Date.now() });
     const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, will: { topic: status, payload: Buffer.from(will), qos: 1, retain: true } });
     await c.publishAsync(status, JSON.stringify({ v: 1, type: 'hub.status', hub: HUB, state: 'online', ts: Date.now() }), { qos: 1, retain: true });
-    const hubUrl = `${t.cloud.urls.http}/api/v1/hubs/${HUB}`;
-    const online = (await (await fetch(hubUrl)).json()) as { link: { online: boolean } };
+    const hubUrl = `/api/v1/hubs/${HUB}`;
+    const online = (await (await t.api(hubUrl)).json()) as { link: { online: boolean } };
     expect(online.link.online).toBe(true);
     c.stream.destroy(); // the 4G link dies: no DISCONNECT, so the broker publishes the will
     const deadline = Date.now() + 5000;
     let link = online.link;
     while (Date.now() < deadline && link.online) {
       await new Promise((r) => setTimeout(r, 50));
-      link = ((await (await fetch(hubUrl)).json()) as { link: { online: boolean } }).link;
+      link = ((await (await t.api(hubUrl)).json()) as { link: { online: boolean } }).link;
     }
     expect(link.online).toBe(false);
     expect(await t.cloud.store.countPoints('hub_status', HUB, 0, Date.now() + 60_000)).toBeGreaterThanOrEqual(2);

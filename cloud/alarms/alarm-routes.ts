@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { API_ERRORS, ApiError } from '../api/api-errors.ts';
+import { actorOf, hubScope, requireInScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ALARM_KINDS, ALARM_SEVERITIES } from './alarm-rules.ts';
 import { AlarmError, type AlarmService } from './alarm-service.ts';
@@ -7,8 +8,8 @@ import { ALARM_STATES, type AlarmRecord } from './alarm-store.ts';
 
 /**
  * HTTP routes of the alarm feature (registered through `AppDeps.features`). They only call the
- * service; its errors become API errors here. Accounts come with a later issue: until then the
- * person acting names themselves in `by`.
+ * service; its errors become API errors here. The person acting is the signed-in account; staff see
+ * and act on their own hubs' alarms only.
  */
 const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
 
@@ -46,7 +47,7 @@ export function alarmBody(a: AlarmRecord): z.infer<typeof AlarmBody> {
 }
 
 const ActionBody = z.object({
-  by: z.string().trim().min(1).max(100).describe('Who acts (until accounts exist: a name or staff id)'),
+  by: z.string().trim().min(1).max(100).optional().describe('Ignored when signed in: the account is recorded (kept so older clients still validate)'),
   note: z.string().max(1000).optional(),
 });
 
@@ -70,13 +71,25 @@ export function alarmRoutes(alarms: AlarmService): (app: ZodApp) => void {
         }),
         response: { 200: z.object({ alarms: z.array(AlarmBody) }), 400: ErrorBody },
       },
-    }, async (req) => ({ alarms: alarms.list(req.query).map(alarmBody) }));
+    }, async (req) => {
+      const scope = hubScope(req);
+      if (scope === null) return { alarms: alarms.list(req.query).map(alarmBody) };
+      if (req.query.hub !== undefined) {
+        requireInScope(req, req.query.hub);
+        return { alarms: alarms.list(req.query).map(alarmBody) };
+      }
+      const merged = [...scope].flatMap((hub) => alarms.list({ ...req.query, hub }));
+      merged.sort((a, b) => b.raisedAt - a.raisedAt);
+      return { alarms: merged.slice(0, req.query.limit).map(alarmBody) };
+    });
 
     app.get('/api/v1/alarms/:alarmId', {
       schema: { summary: 'One alarm', params: AlarmParams, response: { 200: AlarmBody, 404: ErrorBody } },
     }, async (req) => {
       try {
-        return alarmBody(alarms.get(req.params.alarmId));
+        const a = alarms.get(req.params.alarmId);
+        requireInScope(req, a.hub);
+        return alarmBody(a);
       } catch (err) {
         throw asApiError(err);
       }
@@ -90,7 +103,8 @@ export function alarmRoutes(alarms: AlarmService): (app: ZodApp) => void {
       },
     }, async (req) => {
       try {
-        return alarmBody(alarms.acknowledge(req.params.alarmId, req.body.by, req.body.note ?? null));
+        requireInScope(req, alarms.get(req.params.alarmId).hub);
+        return alarmBody(alarms.acknowledge(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null));
       } catch (err) {
         throw asApiError(err);
       }
@@ -104,7 +118,8 @@ export function alarmRoutes(alarms: AlarmService): (app: ZodApp) => void {
       },
     }, async (req) => {
       try {
-        return alarmBody(alarms.clear(req.params.alarmId, req.body.by, req.body.note ?? null));
+        requireInScope(req, alarms.get(req.params.alarmId).hub);
+        return alarmBody(alarms.clear(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null));
       } catch (err) {
         throw asApiError(err);
       }

@@ -3,6 +3,10 @@
  * `{ "error": { "code": "hub_not_found", "message": "…" } }`. Codes are stable; messages are for people.
  */
 export const API_ERRORS = {
+  unauthenticated: { status: 401, description: 'No session: sign in (POST /api/v1/auth/login) or send Authorization: Bearer <token>; or the session expired' },
+  invalid_credentials: { status: 401, description: 'Wrong username or password' },
+  forbidden: { status: 403, description: 'The account\'s role may not do this, or the hub is not one of its hubs' },
+  account_not_found: { status: 404, description: 'No account with that username' },
   validation: { status: 400, description: 'A path, query or body parameter is invalid; the message says which' },
   unknown_field: { status: 400, description: 'The history field is not a numeric field of that device kind' },
   hub_not_found: { status: 404, description: 'No hub with that id' },

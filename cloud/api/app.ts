@@ -20,6 +20,7 @@ import type { Logger } from '../logger.ts';
 import type { CloudMetrics } from '../metrics.ts';
 import { NUMERIC_FIELDS } from '../telemetry/points.ts';
 import { TelemetryStoreError, type Measurement, type TelemetryStore } from '../telemetry/telemetry-store.ts';
+import { hubScope, requireInScope } from '../accounts/access-hooks.ts';
 import { API_ERRORS, ApiError, type ApiErrorCode } from './api-errors.ts';
 
 export interface AppDeps {
@@ -36,6 +37,11 @@ export interface AppDeps {
    * core routes with the same validator, error handler and OpenAPI docs.
    */
   features?: ((app: ZodApp) => Promise<void> | void)[];
+  /**
+   * Access control (cloud/accounts): request hooks installed before any route. Without it the API is
+   * open — only for tests that exercise routes in isolation; the cloud always passes it.
+   */
+  access?: (app: ZodApp) => void;
 }
 
 /** The Fastify instance with the zod type provider, as feature route sets receive it. */
@@ -192,6 +198,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(500).send({ error: { code: 'internal', message: `internal error (request ${req.id})` } });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+  deps.access?.(app.withTypeProvider<ZodTypeProvider>() as unknown as ZodApp);
 
   await app.register(swagger, {
     openapi: {
@@ -227,7 +234,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   r.get('/api/v1/hubs', {
     schema: { summary: 'Every hub with kind, location, link state and last-seen', response: { 200: z.object({ hubs: z.array(HubSummary) }) } },
-  }, async () => ({ hubs: [...deps.live.hubs.values()].map(summary) }));
+  }, async (req) => {
+    const scope = hubScope(req);
+    return { hubs: [...deps.live.hubs.values()].filter((h) => scope === null || scope.has(h.id)).map(summary) };
+  });
 
   const hubOr404 = (hubId: string): HubState => {
     const h = deps.live.hubs.get(hubId);
@@ -352,7 +362,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       params: z.object({ commandId: MessageId }),
       response: { 200: CommandBody, 404: ErrorBody },
     },
-  }, async (req) => commandBody(deps.commands.get(req.params.commandId)));
+  }, async (req) => {
+    const c = deps.commands.get(req.params.commandId);
+    requireInScope(req, c.hub);
+    return commandBody(c);
+  });
 
   for (const feature of deps.features ?? []) await feature(r as unknown as ZodApp);
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { HubId, Mode, ModeAck } from '../../contract/index.ts';
 import { API_ERRORS, ApiError } from '../api/api-errors.ts';
+import { actorOf, hubScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ModeError, type ModeService } from './mode-service.ts';
 import { ACK_STATUSES, type DesiredMode, type HubAck } from './mode-state.ts';
@@ -98,12 +99,12 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
           mode: Mode,
           hubs: z.array(HubId).min(1).max(1000).optional().describe('Hubs to switch; omit to switch the whole region'),
           reason: z.string().trim().min(1).max(500).describe('Why; shown to hub staff'),
-          by: z.string().trim().min(1).max(100).describe('Who switches (the coordinator; accounts come later)'),
+          by: z.string().trim().min(1).max(100).optional().describe('Ignored when signed in: the account that switches is recorded (kept so older clients still validate)'),
         }).strict(),
         response: { 202: SwitchBody, 400: ErrorBody, 404: ErrorBody },
       },
     }, async (req, reply) => {
-      const s = await modes.switchMode(req.params.regionId, req.body).catch((err: unknown) => Promise.reject(toApiError(err)));
+      const s = await modes.switchMode(req.params.regionId, { ...req.body, by: actorOf(req, req.body.by) }).catch((err: unknown) => Promise.reject(toApiError(err)));
       return reply.code(202).send({ ...s, at: iso(s.at)!, desired: desiredBody(s.desired) });
     });
 
@@ -130,10 +131,17 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
       },
     }, async (req) => {
       const v = api(() => modes.view(req.params.regionId));
+      // Staff see their own hubs only (and counts over those).
+      const scope = hubScope(req);
+      const hubs = scope === null ? v.hubs : v.hubs.filter((h) => scope.has(h.hub));
+      const counts = scope === null ? v.counts : {
+        total: hubs.length, acknowledged: hubs.filter((h) => h.status === 'acknowledged').length, pending: hubs.filter((h) => h.status === 'pending').length,
+        timedOut: hubs.filter((h) => h.status === 'timed_out').length, diverged: hubs.filter((h) => h.status === 'diverged').length,
+      };
       return {
         region: req.params.regionId, desired: desiredBody(v.desired),
-        hubs: v.hubs.map((h) => ({ hub: h.hub, desired: h.desired, acknowledged: ackBody(h.acknowledged), status: h.status })),
-        counts: v.counts, allAcknowledged: v.allAcknowledged, lastAcknowledgedAt: iso(v.lastAcknowledgedAt), ackTimeoutS: modes.ackTimeoutMs / 1000,
+        hubs: hubs.map((h) => ({ hub: h.hub, desired: h.desired, acknowledged: ackBody(h.acknowledged), status: h.status })),
+        counts, allAcknowledged: v.allAcknowledged, lastAcknowledgedAt: iso(v.lastAcknowledgedAt), ackTimeoutS: modes.ackTimeoutMs / 1000,
       };
     });
 

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { FastifyRequest } from 'fastify';
+import { actorOf, hubScope, requireInScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ApiError } from '../api/api-errors.ts';
 import { ORDER_STATES } from './order-lifecycle.ts';
@@ -23,9 +25,15 @@ function view(o: Order) {
   };
 }
 
+const hubsOf = (o: Order) => [o.originHub, o.destination.type === 'locker' ? o.destination.hub : null];
+
 function rethrow(err: unknown): never {
   if (err instanceof OrderError) throw new ApiError(err.code, err.message);
   throw err;
+}
+
+function checkScope(req: FastifyRequest, o: Order): void {
+  requireInScope(req, ...hubsOf(o));
 }
 
 export function orderRoutes(service: OrderService, store: OrderStore) {
@@ -42,12 +50,12 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
           deadline: z.iso.datetime({ offset: true }).optional(),
           reference: z.string().max(100).optional(),
           flightPlanRef: z.string().max(100).optional().describe('Flight-plan notification (飛行計画通報, DIPS 2.0) reference for the flight log'),
-          by: z.string().min(1).max(100).describe('Who creates it (accounts come with the consoles)'),
+          by: z.string().min(1).max(100).optional().describe('Ignored when signed in: the account is recorded (kept so older clients still validate)'),
         }),
       },
     }, async (req, reply) => {
       const b = req.body;
-      const order = await service.create({ ...b, deadline: b.deadline ? Date.parse(b.deadline) : undefined }).catch(rethrow);
+      const order = await service.create({ ...b, by: actorOf(req, b.by), deadline: b.deadline ? Date.parse(b.deadline) : undefined }).catch(rethrow);
       return reply.code(201).send(view(order));
     });
 
@@ -56,14 +64,25 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
         summary: 'Orders, newest first',
         querystring: z.object({ hub: z.string().max(64).optional(), state: z.enum(ORDER_STATES).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }),
       },
-    }, async (req) => ({ orders: store.list(req.query).map(view) }));
+    }, async (req) => {
+      const scope = hubScope(req);
+      if (scope === null) return { orders: store.list(req.query).map(view) };
+      // Staff: orders whose origin or destination is one of their hubs.
+      if (req.query.hub !== undefined) requireInScope(req, req.query.hub);
+      const byId = new Map<string, Order>();
+      for (const hub of req.query.hub !== undefined ? [req.query.hub] : scope) for (const o of store.list({ ...req.query, hub })) byId.set(o.id, o);
+      const orders = [...byId.values()].sort((a, b) => b.createdAt - a.createdAt).slice(0, req.query.limit);
+      return { orders: orders.map(view) };
+    });
 
     app.get('/api/v1/orders/:orderId', {
       schema: { summary: 'An order with its audit log and flights', params: z.object({ orderId: z.string().max(64) }) },
     }, async (req) => {
       const order = (() => {
         try {
-          return service.get(req.params.orderId);
+          const o = service.get(req.params.orderId);
+          requireInScope(req, ...hubsOf(o));
+          return o;
         } catch (err) {
           return rethrow(err);
         }
@@ -76,13 +95,14 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
     });
 
     app.post('/api/v1/orders/:orderId/cancel', {
-      schema: { summary: 'Cancel an order that is not in the air yet', params: z.object({ orderId: z.string().max(64) }), body: z.object({ by: z.string().min(1).max(100), reason: z.string().min(1).max(500) }) },
-    }, async (req) => view(await service.cancel(req.params.orderId, req.body.by, req.body.reason).catch(rethrow)));
+      schema: { summary: 'Cancel an order that is not in the air yet', params: z.object({ orderId: z.string().max(64) }), body: z.object({ by: z.string().min(1).max(100).optional(), reason: z.string().min(1).max(500) }) },
+    }, async (req) => view(await service.cancel(req.params.orderId, actorOf(req, req.body.by), req.body.reason).catch(rethrow)));
 
     app.post('/api/v1/orders/:orderId/pickup-code', {
       schema: { summary: 'Show the pickup code once (then only its hash is kept)', params: z.object({ orderId: z.string().max(64) }) },
     }, async (req) => {
       try {
+        checkScope(req, service.get(req.params.orderId));
         return { orderId: req.params.orderId, pickupCode: service.revealPickupCode(req.params.orderId) };
       } catch (err) {
         return rethrow(err);

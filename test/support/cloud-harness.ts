@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { pino } from 'pino';
+import type { Role } from '../../cloud/accounts/authorize.ts';
 import { startCloud, type Cloud } from '../../cloud/cloud.ts';
 import { loadCloudConfig } from '../../cloud/config.ts';
 
@@ -32,15 +33,34 @@ export interface TestCloud {
   cloud: Cloud;
   dataDir: string;
   credentials: Credentials;
+  /** An admin API token (`Authorization: Bearer …`), created at start. */
+  token: string;
+  /** fetch against the cloud's HTTP server as the admin (`path` starts with /); `init.headers` add to or replace the defaults. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+  /** A bearer token for an account (created with the role and hubs when missing). */
+  tokenFor(username: string, role?: Role, hubs?: string[]): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** fetch with a bearer token; JSON bodies given as objects get a content-type. */
+export function authedFetch(baseUrl: string, token: string, path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
+  return fetch(`${baseUrl}${path}`, { ...init, headers });
 }
 
 /** A cloud in this process (fast; `cloud.*` internals are reachable for assertions). */
 export async function startTestCloud(extra: Record<string, string> = {}, dataDir = tempDir('cloud')): Promise<TestCloud> {
   const config = loadCloudConfig(testCloudEnv(dataDir, extra));
   const cloud = await startCloud(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+  const tokenFor = async (username: string, role: Role = 'admin', hubs: string[] = []) => {
+    if (!cloud.accounts.get(username)) await cloud.accounts.create({ username, role, hubs, password: `${username}-test-password` });
+    return cloud.accounts.createApiToken(username, 'tests').token;
+  };
+  const token = await tokenFor('test-admin');
   return {
-    cloud, dataDir, credentials: readCredentials(dataDir),
+    cloud, dataDir, credentials: fs.existsSync(path.join(dataDir, 'credentials.json')) ? readCredentials(dataDir) : {}, token, tokenFor,
+    api: (p, init) => authedFetch(cloud.urls.http, token, p, init),
     async stop() {
       await cloud.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
