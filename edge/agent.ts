@@ -67,7 +67,7 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
       offline: !uplink.connected,
     });
     metrics.accepted.inc({ outcome });
-    uplink.pump();
+    uplink.requestPump();
     return outcome;
   };
 

@@ -157,7 +157,21 @@ export class Uplink {
     this.solo = null;
   }
 
-  /** New entries are waiting: send what the window allows. */
+  /**
+   * New entries are waiting. Many arrive per tick (a burst from devices, a batch of PUBACKs), so
+   * the outbox is read once per tick, not once per message.
+   */
+  requestPump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+  private pumpScheduled = false;
+
+  /** Sends what the window allows. */
   pump(): void {
     const client = this.client;
     if (!client?.connected || this.solo !== null) return;

@@ -7,6 +7,7 @@ import {
   type Measurement,
   type TelemetryPoint,
   type TelemetryStore,
+  type TelemetryStoreLogger,
 } from './telemetry-store.ts';
 
 /**
@@ -18,13 +19,7 @@ import {
  * InfluxQL string/identifier escapes: https://docs.influxdata.com/influxdb/v1/query_language/spec/#strings
  */
 
-/** Any pino logger fits. */
-export interface TelemetryStoreLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export type { TelemetryStoreLogger };
 
 export interface InfluxConnectionOptions {
   /** Base URL, e.g. http://influxdb:8086 (a path prefix behind a proxy is kept). */

@@ -11,6 +11,7 @@ import {
   type Measurement,
   type TelemetryPoint,
   type TelemetryStore,
+  type TelemetryStoreLogger,
 } from './telemetry-store.ts';
 
 /**
@@ -21,13 +22,6 @@ import {
  * INSERT OR IGNORE makes re-writes idempotent.
  */
 
-/** Any pino logger fits. */
-export interface SqliteStoreLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 export interface SqliteTelemetryStoreOptions {
   /** Database file (its directory is created). */
@@ -39,7 +33,7 @@ export interface SqliteTelemetryStoreOptions {
   synchronous?: 'full' | 'normal';
   /** How long a write waits for another connection's lock. Default 5 s. */
   busyTimeoutMs?: number;
-  logger?: SqliteStoreLogger;
+  logger?: TelemetryStoreLogger;
 }
 
 const SCHEMA_VERSION = 1;
@@ -119,7 +113,7 @@ class SqliteTelemetryStore implements TelemetryStore {
   constructor(
     private readonly db: Database.Database,
     private readonly writerData: { path: string; synchronous: 'full' | 'normal'; busyTimeoutMs: number },
-    private readonly logger?: SqliteStoreLogger,
+    private readonly logger?: TelemetryStoreLogger,
   ) {
     this.selectMessageIds = db.prepare(
       `SELECT DISTINCT msg_id FROM points WHERE hub = ? AND ts >= ? AND ts < ? AND measurement IN (${MESSAGE_MEASUREMENTS.map((m) => `'${m}'`).join(', ')}) ORDER BY msg_id`,

@@ -77,6 +77,14 @@ export interface TelemetryStore {
   close(): Promise<void>;
 }
 
+/** What the adapters log through; any pino logger fits. */
+export interface TelemetryStoreLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
 export class TelemetryStoreError extends Error {
   override readonly name = 'TelemetryStoreError';
   constructor(

@@ -231,10 +231,12 @@ export class Outbox {
    */
   next(limit: number, exclude: ReadonlySet<number>): OutboxEntry[] {
     const out: OutboxEntry[] = [];
+    const taken = new Set<number>();
     const take = (rows: Row[], max: number) => {
       for (const r of rows) {
         if (out.length >= limit || max <= 0) return;
-        if (exclude.has(r.seq) || out.some((o) => o.seq === r.seq)) continue;
+        if (exclude.has(r.seq) || taken.has(r.seq)) continue;
+        taken.add(r.seq);
         out.push(toEntry(r));
         max--;
       }

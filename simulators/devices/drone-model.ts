@@ -4,6 +4,7 @@ import { done, parseArgs, rejected, type CommandOutcome } from './command-outcom
 import { bearingDeg, distanceM, intermediatePoint, type LatLon } from './great-circle.ts';
 import type { MessageIds } from './message-ids.ts';
 import type { Rng } from './seeded-rng.ts';
+import { forEachSubstep } from './substeps.ts';
 
 /**
  * A delivery drone that flies missions between the hubs of a region. Pure: no MQTT and no clock —
@@ -138,7 +139,6 @@ const EVENT_SEVERITY: Record<DroneEventName, Severity> = {
   fault: 'critical',
 };
 
-const MAX_SUBSTEP_S = 1;
 const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
 export class DroneModel {
@@ -185,12 +185,9 @@ export class DroneModel {
   /** Advances the simulation by `dtS` simulated seconds; returns the events that happened. */
   step(now: number, dtS: number): DroneEvent[] {
     const events: DroneEvent[] = [];
-    let left = dtS;
-    while (left > 1e-9) {
-      const h = Math.min(MAX_SUBSTEP_S, left);
+    forEachSubstep(dtS, (h) => {
       this.advance(h, now, events);
-      left -= h;
-    }
+    });
     return events;
   }
 

@@ -3,6 +3,7 @@ import { CompartmentId, type Command, type Compartment, type LockerBankSpec, typ
 import { done, failed, parseArgs, rejected, type CommandOutcome } from './command-outcome.ts';
 import type { MessageIds } from './message-ids.ts';
 import type { Rng } from './seeded-rng.ts';
+import { forEachSubstep } from './substeps.ts';
 
 /**
  * A locker bank at a hub. Pure: the caller passes `now` (epoch ms, only for stamping messages)
@@ -103,7 +104,6 @@ const EVENT_SEVERITY: Record<LockerEventName, Severity> = {
   fault: 'warning',
 };
 
-const MAX_SUBSTEP_S = 1;
 const round1 = (x: number): number => Math.round(x * 10) / 10;
 
 const UnlockArgs = z.object({ compartment: CompartmentId });
@@ -153,12 +153,9 @@ export class LockerModel {
 
   step(now: number, dtS: number): LockerEvent[] {
     const events: LockerEvent[] = [];
-    let left = dtS;
-    while (left > 1e-9) {
-      const h = Math.min(MAX_SUBSTEP_S, left);
+    forEachSubstep(dtS, (h) => {
       for (const c of this.compartments) this.advance(c, h, now, events);
-      left -= h;
-    }
+    });
     return events;
   }
 

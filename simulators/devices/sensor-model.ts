@@ -1,6 +1,7 @@
 import type { SensorEvent, SensorTelemetry, Severity } from '../../contract/index.ts';
 import type { MessageIds } from './message-ids.ts';
 import type { Rng } from './seeded-rng.ts';
+import { forEachSubstep } from './substeps.ts';
 
 /**
  * A hub's sensor set: weather (wind, gust, direction, rain, air temperature), power (grid,
@@ -95,7 +96,6 @@ const EVENT_SEVERITY: Record<SensorEventName, Severity> = {
   link_degraded: 'warning',
 };
 
-const MAX_SUBSTEP_S = 1;
 const HOUR_MS = 3_600_000;
 const round1 = (x: number): number => Math.round(x * 10) / 10;
 const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, x));
@@ -136,12 +136,9 @@ export class SensorModel {
 
   step(now: number, dtS: number): SensorEvent[] {
     const events: SensorEvent[] = [];
-    let left = dtS;
-    while (left > 1e-9) {
-      const h = Math.min(MAX_SUBSTEP_S, left);
+    forEachSubstep(dtS, (h) => {
       this.advance(h, now, events);
-      left -= h;
-    }
+    });
     return events;
   }
 
