@@ -131,3 +131,57 @@ describe('Ingest dedupe', () => {
     expect(seen.count()).toBe(0);
   });
 });
+
+describe('Ingest urgent lane', () => {
+  it('stores and applies an event while a telemetry batch is still being written, yet acknowledges it after that telemetry', async () => {
+    // A store whose telemetry writes hang until released; event writes go straight through.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const write = fake.store.write;
+    fake.store.write = async (points) => {
+      if (points.some((p) => p.measurement === 'sensor')) await held;
+      return write(points);
+    };
+    const order: string[] = [];
+    const events: string[] = [];
+    const apply = live.applyDeviceMessage.bind(live);
+    live.applyDeviceMessage = (region, kind, msg, now) => {
+      if (msg.type === 'locker.event') events.push(msg.id);
+      apply(region, kind, msg, now);
+    };
+    // Two telemetry batches in flight: both write slots of the telemetry lane are taken.
+    const first = ingest.handle(inbound('sensor.telemetry')).then(() => order.push('telemetry acknowledged'));
+    await new Promise((r) => setImmediate(r));
+    const second = ingest.handle(inbound('sensor.telemetry', { id: 'wx-second' })).then(() => order.push('telemetry acknowledged'));
+    await new Promise((r) => setImmediate(r));
+    const telemetry = Promise.all([first, second]);
+    const event = ingest.handle(inbound('locker.event')).then(() => order.push('event acknowledged'));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(eventPoints()).toHaveLength(1); // stored at once
+    expect(events).toHaveLength(1); // applied (alarm rules run here) at once
+    expect(order).toEqual([]); // but not acknowledged before the earlier telemetry
+    release();
+    await Promise.all([telemetry, event]);
+    expect(order).toEqual(['telemetry acknowledged', 'telemetry acknowledged', 'event acknowledged']);
+  });
+
+  it('acknowledges telemetry that arrives after an outstanding event only after the event', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const write = fake.store.write;
+    fake.store.write = async (points) => {
+      if (points.some((p) => p.measurement === 'event')) await held;
+      return write(points);
+    };
+    const order: string[] = [];
+    const event = ingest.handle(inbound('locker.event')).then(() => order.push('event'));
+    await new Promise((r) => setImmediate(r));
+    const telemetry = ingest.handle(inbound('sensor.telemetry')).then(() => order.push('telemetry'));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(fake.written.some((p) => p.measurement === 'sensor')).toBe(true);
+    expect(order).toEqual([]);
+    release();
+    await Promise.all([event, telemetry]);
+    expect(order).toEqual(['event', 'telemetry']);
+  });
+});
