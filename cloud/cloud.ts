@@ -147,7 +147,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       onPickupCode: (result) => metrics.pickupCodes.inc({ result }),
       reservePct: config.dispatch.reservePct,
     });
-    alarms.setMissionsPlannedAt((hub) => orderStore.inStates(['assigned']).some((o) => o.droneHub === hub));
+    alarms.setMissionsPlannedAt((hub) => orderStore.hasAssignedMissionAt(hub));
     closers.push(() => orders.stop());
 
     let storeHealthy = true;

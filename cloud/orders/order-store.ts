@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
 import type { Priority, Reason } from '../dispatch/dispatch-engine.ts';
 import { assertTransition, type OrderState } from './order-lifecycle.ts';
@@ -159,14 +160,30 @@ const COLUMN: Partial<Record<keyof Order, string>> = {
 };
 
 export class OrderStore {
+  /** Prepared statements by SQL text: preparing costs more than most of these queries (some run on every ingested message). */
+  private readonly statements = new Map<string, Database.Statement>();
+
   constructor(private readonly db: OperationalDb) {
     migrateFeature(db, 'orders', MIGRATIONS);
   }
 
+  private stmt(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Whether a drone of `hub` has an assigned mission (checked by the wind alarm rule on sensor telemetry). */
+  hasAssignedMissionAt(hub: string): boolean {
+    return this.stmt("SELECT 1 FROM orders WHERE state = 'assigned' AND drone_hub = ? LIMIT 1").get(hub) !== undefined;
+  }
+
   create(o: Omit<Order, 'state' | 'reason' | 'waitReasons' | 'updatedAt' | 'carrier' | 'droneHub' | 'droneId' | 'roundId' | 'lockerId' | 'compartmentId' | 'missionId' | 'missionCommandId' | 'attempts' | 'pickupHash' | 'pickupReveal' | 'wrongCodes' | 'locked'>): Order {
     this.db.transaction(() => {
-      this.db
-        .prepare(
+      this.stmt(
           `INSERT INTO orders (id, region, origin_hub, dest_type, dest_hub, dest_site, weight_kg, temp_class, priority, deadline, reference, flight_plan_ref,
              state, created_at, created_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
         )
@@ -178,7 +195,7 @@ export class OrderStore {
   }
 
   get(id: string): Order | undefined {
-    const r = this.db.prepare('SELECT * FROM orders WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM orders WHERE id = ?').get(id) as Row | undefined;
     return r ? toOrder(r) : undefined;
   }
 
@@ -194,16 +211,16 @@ export class OrderStore {
       args.push(q.state);
     }
     const sql = `SELECT * FROM orders ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC LIMIT ?`;
-    return (this.db.prepare(sql).all(...args, q.limit) as Row[]).map(toOrder);
+    return (this.stmt(sql).all(...args, q.limit) as Row[]).map(toOrder);
   }
 
   inStates(states: readonly OrderState[]): Order[] {
-    return (this.db.prepare(`SELECT * FROM orders WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY created_at`).all(...states) as Row[]).map(toOrder);
+    return (this.stmt(`SELECT * FROM orders WHERE state IN (${states.map(() => '?').join(',')}) ORDER BY created_at`).all(...states) as Row[]).map(toOrder);
   }
 
   /** Number of orders per (state, priority) that has any — for the operators' dashboards (cloud/ops-stats). */
   countsByStateAndPriority(): { state: OrderState; priority: Priority; count: number }[] {
-    return this.db.prepare('SELECT state, priority, count(*) AS count FROM orders GROUP BY state, priority').all() as { state: OrderState; priority: Priority; count: number }[];
+    return this.stmt('SELECT state, priority, count(*) AS count FROM orders GROUP BY state, priority').all() as { state: OrderState; priority: Priority; count: number }[];
   }
 
   /**
@@ -211,8 +228,7 @@ export class OrderStore {
    * deadline (an order without a deadline counts as on time). Arrival is the audit entry of that step.
    */
   arrivalsByPriority(): { priority: Priority; delivered: number; onTime: number }[] {
-    return this.db
-      .prepare(
+    return this.stmt(
         `SELECT o.priority AS priority, count(*) AS delivered,
                 sum(CASE WHEN o.deadline IS NULL OR a.at <= o.deadline THEN 1 ELSE 0 END) AS onTime
            FROM orders o JOIN order_audit a ON a.order_id = o.id AND a.to_state IN ('in_locker', 'delivered')
@@ -252,23 +268,22 @@ export class OrderStore {
       sets.push(`${col} = ?`);
       args.push(typeof v === 'boolean' ? (v ? 1 : 0) : (v ?? null));
     }
-    this.db.prepare(`UPDATE orders SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
+    this.stmt(`UPDATE orders SET ${sets.join(', ')} WHERE id = ?`).run(...args, id);
   }
 
   private audit(orderId: string, at: number, actor: string, from: OrderState | null, to: OrderState, reason: string): void {
-    this.db.prepare('INSERT INTO order_audit (order_id, at, actor, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?, ?)').run(orderId, at, actor, from, to, reason);
+    this.stmt('INSERT INTO order_audit (order_id, at, actor, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?, ?)').run(orderId, at, actor, from, to, reason);
   }
 
   auditOf(orderId: string): AuditEntry[] {
-    return (this.db.prepare('SELECT * FROM order_audit WHERE order_id = ? ORDER BY id').all(orderId) as Row[]).map((r) => ({
+    return (this.stmt('SELECT * FROM order_audit WHERE order_id = ? ORDER BY id').all(orderId) as Row[]).map((r) => ({
       id: r.id as number, orderId: r.order_id as string, at: r.at as number, actor: r.actor as string,
       from: (r.from_state as OrderState | null) ?? null, to: r.to_state as OrderState, reason: r.reason as string,
     }));
   }
 
   addFlight(f: Omit<FlightLogEntry, 'takeoffAt' | 'arrivedAt' | 'result'>): void {
-    this.db
-      .prepare(
+    this.stmt(
         `INSERT INTO flight_log (mission_id, order_id, aircraft_hub, aircraft, origin, destination, route, distance_m, payload_kg, flight_plan_ref, planned_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -276,15 +291,15 @@ export class OrderStore {
   }
 
   updateFlight(missionId: string, fields: { takeoffAt?: number; arrivedAt?: number; result?: string }): void {
-    if (fields.takeoffAt !== undefined) this.db.prepare('UPDATE flight_log SET takeoff_at = coalesce(takeoff_at, ?) WHERE mission_id = ?').run(fields.takeoffAt, missionId);
-    if (fields.arrivedAt !== undefined) this.db.prepare('UPDATE flight_log SET arrived_at = coalesce(arrived_at, ?) WHERE mission_id = ?').run(fields.arrivedAt, missionId);
-    if (fields.result !== undefined) this.db.prepare('UPDATE flight_log SET result = ? WHERE mission_id = ?').run(fields.result, missionId);
+    if (fields.takeoffAt !== undefined) this.stmt('UPDATE flight_log SET takeoff_at = coalesce(takeoff_at, ?) WHERE mission_id = ?').run(fields.takeoffAt, missionId);
+    if (fields.arrivedAt !== undefined) this.stmt('UPDATE flight_log SET arrived_at = coalesce(arrived_at, ?) WHERE mission_id = ?').run(fields.arrivedAt, missionId);
+    if (fields.result !== undefined) this.stmt('UPDATE flight_log SET result = ? WHERE mission_id = ?').run(fields.result, missionId);
   }
 
   flights(q: { orderId?: string; limit: number }): FlightLogEntry[] {
     const rows = (q.orderId
-      ? this.db.prepare('SELECT * FROM flight_log WHERE order_id = ? ORDER BY planned_at DESC LIMIT ?').all(q.orderId, q.limit)
-      : this.db.prepare('SELECT * FROM flight_log ORDER BY planned_at DESC LIMIT ?').all(q.limit)) as Row[];
+      ? this.stmt('SELECT * FROM flight_log WHERE order_id = ? ORDER BY planned_at DESC LIMIT ?').all(q.orderId, q.limit)
+      : this.stmt('SELECT * FROM flight_log ORDER BY planned_at DESC LIMIT ?').all(q.limit)) as Row[];
     return rows.map((r) => ({
       missionId: r.mission_id as string, orderId: r.order_id as string, aircraftHub: r.aircraft_hub as string, aircraft: r.aircraft as string,
       origin: r.origin as string, destination: r.destination as string, route: JSON.parse(r.route as string), distanceM: r.distance_m as number,

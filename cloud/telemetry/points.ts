@@ -38,7 +38,8 @@ function put(fields: Record<string, FieldValue>, key: string, value: FieldValue 
 }
 
 export function pointsForMessage(region: string, msg: DeviceMessage): TelemetryPoint[] {
-  const base = { region, hub: msg.hub, device: msg.device };
+  // Tag keys in sorted order: line protocol wants them sorted, and the InfluxDB adapter then need not sort.
+  const base = { device: msg.device, hub: msg.hub, region };
   switch (msg.type) {
     case 'drone.telemetry': {
       const fields: Record<string, FieldValue> = {
@@ -62,7 +63,7 @@ export function pointsForMessage(region: string, msg: DeviceMessage): TelemetryP
         put(fields, 'order_id', c.reservedFor);
         return {
           measurement: 'locker' as const,
-          tags: { ...base, compartment: c.id, size: c.size, temp_class: c.tempClass },
+          tags: { compartment: c.id, ...base, size: c.size, temp_class: c.tempClass },
           fields, ts: msg.ts, msgId: msg.id,
         };
       });
@@ -79,7 +80,7 @@ export function pointsForMessage(region: string, msg: DeviceMessage): TelemetryP
     case 'locker.event':
     case 'sensor.event': {
       const kind = msg.type.slice(0, msg.type.indexOf('.'));
-      const tags: TelemetryPoint['tags'] = { ...base, kind, event: msg.event, severity: msg.severity };
+      const tags: TelemetryPoint['tags'] = { device: msg.device, event: msg.event, hub: msg.hub, kind, region, severity: msg.severity };
       const fields: Record<string, FieldValue> = { msg_id: msg.id };
       put(fields, 'detail', msg.detail);
       if (msg.type === 'drone.event') put(fields, 'mission_id', msg.missionId);
@@ -99,5 +100,5 @@ export function pointForHubStatus(region: string, status: HubStatus, msgId: stri
   const fields: Record<string, FieldValue> = { msg_id: msgId, online: b(status.state === 'online') };
   put(fields, 'outbox_depth', status.outboxDepth);
   put(fields, 'oldest_unsent_age_s', status.oldestUnsentAgeS);
-  return { measurement: 'hub_status', tags: { region, hub: status.hub, device: 'hub' }, fields, ts: status.ts, msgId };
+  return { measurement: 'hub_status', tags: { device: 'hub', hub: status.hub, region }, fields, ts: status.ts, msgId };
 }
