@@ -147,7 +147,17 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       onPickupCode: (result) => metrics.pickupCodes.inc({ result }),
       reservePct: config.dispatch.reservePct,
     });
-    alarms.setMissionsPlannedAt((hub) => orderStore.hasAssignedMissionAt(hub));
+    // Asked for every sensor reading that is not calm; remembered for a second per hub (an order
+    // assignment shows in the wind rule at most a second late).
+    const planned = new Map<string, { at: number; value: boolean }>();
+    alarms.setMissionsPlannedAt((hub) => {
+      const now = Date.now();
+      const hit = planned.get(hub);
+      if (hit && now - hit.at < 1_000) return hit.value;
+      const value = orderStore.hasAssignedMissionAt(hub);
+      planned.set(hub, { at: now, value });
+      return value;
+    });
     closers.push(() => orders.stop());
 
     let storeHealthy = true;

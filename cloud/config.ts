@@ -70,6 +70,15 @@ export const CloudEnv = z
     }
   });
 
+/**
+ * Node flags the cloud process is started with (package.json `cloud`, the Dockerfile, `npm start`,
+ * the test harness). A 32 MiB young generation (V8's default is 16 MiB on 64-bit): at full ingest every
+ * message allocates its parsed JSON, validated copy, points and line protocol, and with the default the
+ * scavenger ran so often that it took ~18 % of the main thread and promoted short-lived batches to the
+ * old generation; measured in BENCHMARKS.md (section 1 notes).
+ */
+export const CLOUD_NODE_FLAGS = ['--max-semi-space-size=32'] as const;
+
 export type CloudConfig = ReturnType<typeof toConfig>;
 
 function toConfig(env: z.infer<typeof CloudEnv>) {

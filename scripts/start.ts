@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
-import { ConfigError, loadCloudConfig, type CloudConfig } from '../cloud/config.ts';
+import { CLOUD_NODE_FLAGS, ConfigError, loadCloudConfig, type CloudConfig } from '../cloud/config.ts';
 
 /**
  * `npm start`: the whole system on embedded defaults, as three processes started in order — the
@@ -18,10 +18,11 @@ try {
 }
 
 const children: ChildProcess[] = [];
+
 let stopping = false;
 
-function run(name: string, script: string, extraEnv: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
+function run(name: string, script: string, extraEnv: Record<string, string>, nodeArgs: readonly string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   child.on('exit', (code, signal) => {
     if (!stopping) {
@@ -54,7 +55,7 @@ function readyLine<T>(child: ChildProcess, marker: string): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const cloud = run('cloud', 'cloud/main.ts', {});
+  const cloud = run('cloud', 'cloud/main.ts', {}, CLOUD_NODE_FLAGS);
   const urls = await readyLine<{ http: string; mqtt: string; ws: string | null; mqtts: string | null }>(cloud, 'CLOUD_READY');
   const credentials = path.join(config.dataDir, 'credentials.json');
   // One edge agent per hub between the devices and the cloud, as on real hubs.

@@ -6,7 +6,7 @@ import readline from 'node:readline';
 import { pino } from 'pino';
 import type { Role } from '../../cloud/accounts/authorize.ts';
 import { startCloud, type Cloud } from '../../cloud/cloud.ts';
-import { loadCloudConfig } from '../../cloud/config.ts';
+import { CLOUD_NODE_FLAGS, loadCloudConfig } from '../../cloud/config.ts';
 
 export type Credentials = Record<string, { username: string; password: string }>;
 
@@ -79,7 +79,7 @@ export interface CloudProcess {
 /** The real cloud entry point (`cloud/main.ts`) as a child process — for kill -9 and restart tests. */
 export async function spawnCloud(env: Record<string, string>): Promise<CloudProcess> {
   // CLOUD_NODE_ARGS lets a benchmark profile the cloud, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeArgs = (process.env.CLOUD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = [...CLOUD_NODE_FLAGS, ...(process.env.CLOUD_NODE_ARGS ?? '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'cloud/main.ts')], {
     cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
