@@ -1,15 +1,13 @@
-import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { analyzeDispatch, planDispatch, type DispatchInput, type OrderAnalysis, type OrderInput } from './dispatch-engine.ts';
-import { dispatchInputArb, type RegionShape } from './dispatch-arbitraries.ts';
-import { NOW } from './dispatch-fixtures.ts';
+import { competingDroneCases, competingGroundCases, measure, report, type CaseCheck } from './dispatch-optimum.ts';
 
 /**
  * How good are the engine's assignments? On small random problems (≤ 4 orders, ≤ 4 drones, ≤ 6
  * compartments a hub, ground rounds) the number of orders served, weighted by priority, is
  * compared with the exhaustive optimum over every assignment of drones, compartments and ground
- * departures. Medical and relief weigh 5, normal 1: with ≤ 4 orders that makes the optimum
- * lexicographic — first serve as many priority orders as possible, then as many normal ones.
+ * departures (dispatch-optimum.ts, shared with the benchmark `npm run bench -- --only dispatch`).
+ * Medical and relief weigh 5, normal 1: with ≤ 4 orders that makes the optimum lexicographic —
+ * first serve as many priority orders as possible, then as many normal ones.
  *
  * Both sides use the engine's per-order analysis (which drones and compartments each order could
  * use on its own — the per-pair rules are covered by the property tests); what is judged here is
@@ -17,168 +15,20 @@ import { NOW } from './dispatch-fixtures.ts';
  * measured alongside for comparison.
  */
 
-const SMALL: RegionShape = { hubs: [2, 3], drones: [1, 4], orders: [1, 4], zones: [0, 1], spreadM: 1000, chaos: false };
 const CASES = Number(process.env.DISPATCH_QUALITY_CASES ?? 2000);
-const weight = (o: OrderInput): number => (o.priority === 'normal' ? 1 : 5);
 
-interface GroundOption {
-  key: string;
-  departsAt: number;
-  capacityKg: number;
-}
-
-function groundOptions(input: DispatchInput, a: OrderAnalysis): GroundOption[] {
-  if (a.destinationHub === undefined) return [];
-  const o = a.order;
-  return (input.groundRounds ?? []).flatMap((r) =>
-    r.fromHub === o.originHub && r.toHub === a.destinationHub && (r.tempClasses ?? ['ambient']).includes(o.tempClass)
-      ? r.departures.flatMap((d, k) => (d.departsAt >= NOW && (o.deadline === undefined || d.departsAt < o.deadline) ? [{ key: `${r.id}#${k}`, departsAt: d.departsAt, capacityKg: d.capacityKg }] : []))
-      : [],
-  );
-}
-
-/** Can the order be served at all (not refused, not held)? The engine holds normal orders in emergency mode by default. */
-const servable = (a: OrderAnalysis): boolean => a.blocking.length === 0 && a.emergencyHub === undefined;
-const droneOk = (a: OrderAnalysis): boolean => servable(a) && a.shared.length === 0;
-
-function exhaustiveOptimum(input: DispatchInput, analyses: OrderAnalysis[]): number {
-  const ground = analyses.map((a) => (servable(a) ? groundOptions(input, a) : []));
-  const usedD = new Set<string>();
-  const usedC = new Set<string>();
-  const usedKg = new Map<string, number>();
-  const go = (i: number): number => {
-    if (i === analyses.length) return 0;
-    const a = analyses[i]!;
-    const w = weight(a.order);
-    let best = go(i + 1);
-    if (droneOk(a)) {
-      for (const d of a.drones) {
-        if (usedD.has(d.drone.id)) continue;
-        usedD.add(d.drone.id);
-        if (a.compartments === null) best = Math.max(best, w + go(i + 1));
-        else
-          for (const c of a.compartments) {
-            if (usedC.has(c.key)) continue;
-            usedC.add(c.key);
-            best = Math.max(best, w + go(i + 1));
-            usedC.delete(c.key);
-          }
-        usedD.delete(d.drone.id);
-      }
-    }
-    for (const g of ground[i]!) {
-      const kg = usedKg.get(g.key) ?? 0;
-      if (kg + a.order.weightKg > g.capacityKg) continue;
-      usedKg.set(g.key, kg + a.order.weightKg);
-      best = Math.max(best, w + go(i + 1));
-      usedKg.set(g.key, kg);
-    }
-    return best;
-  };
-  return go(0);
-}
-
-/** First free drone and compartment in priority order, no re-assignment; else the first ground departure with room. */
-function plainGreedy(input: DispatchInput, analyses: OrderAnalysis[]): number {
-  const usedD = new Set<string>();
-  const usedC = new Set<string>();
-  const usedKg = new Map<string, number>();
-  let value = 0;
-  for (const a of analyses) {
-    if (!servable(a)) continue;
-    if (droneOk(a)) {
-      const d = a.drones.find((x) => !usedD.has(x.drone.id));
-      const c = a.compartments === null ? null : a.compartments.find((x) => !usedC.has(x.key));
-      if (d && c !== undefined) {
-        usedD.add(d.drone.id);
-        if (c) usedC.add(c.key);
-        value += weight(a.order);
-        continue;
-      }
-    }
-    const g = groundOptions(input, a)
-      .sort((p, q) => p.departsAt - q.departsAt)
-      .find((x) => (usedKg.get(x.key) ?? 0) + a.order.weightKg <= x.capacityKg);
-    if (g) {
-      usedKg.set(g.key, (usedKg.get(g.key) ?? 0) + a.order.weightKg);
-      value += weight(a.order);
-    }
-  }
-  return value;
-}
-
-interface Tally {
-  cases: number;
-  contended: number;
-  engineEqual: number;
-  greedyEqual: number;
-  engineWorst: number;
-  greedyWorst: number;
-  engine: number;
-  greedy: number;
-  optimum: number;
-}
-
-/** Two servable orders share a candidate drone or compartment. */
-function competing(input: DispatchInput): boolean {
-  const seen = new Set<string>();
-  for (const a of analyzeDispatch(input, NOW)) {
-    if (!droneOk(a) || a.drones.length === 0 || a.compartments?.length === 0) continue;
-    const keys = [...a.drones.map((d) => `d:${d.drone.id}`), ...(a.compartments ?? []).map((c) => `c:${c.key}`)];
-    if (keys.some((k) => seen.has(k))) return true;
-    keys.forEach((k) => seen.add(k));
-  }
-  return false;
-}
-
-function measure(inputs: DispatchInput[]): Tally {
-  const t: Tally = { cases: inputs.length, contended: 0, engineEqual: 0, greedyEqual: 0, engineWorst: 1, greedyWorst: 1, engine: 0, greedy: 0, optimum: 0 };
-  for (const input of inputs) {
-    const analyses = analyzeDispatch(input, NOW);
-    const optimum = exhaustiveOptimum(input, analyses);
-    const plan = planDispatch(input, NOW);
-    const engine = plan.outcomes.filter((o) => o.kind !== 'wait').reduce((s, o) => s + weight(input.orders.find((x) => x.id === o.orderId)!), 0);
-    const greedy = plainGreedy(input, analyses);
-    expect(engine).toBeLessThanOrEqual(optimum); // the optimum is an upper bound, or the checker is wrong
-    expect(greedy).toBeLessThanOrEqual(optimum);
-    // Contended: the orders that could each be served alone cannot all be served together.
-    const alone = analyses.filter((a) => (droneOk(a) && a.drones.length > 0 && (a.compartments === null || a.compartments.length > 0)) || (servable(a) && groundOptions(input, a).length > 0));
-    if (alone.reduce((s, a) => s + weight(a.order), 0) > optimum) t.contended++;
-    if (engine === optimum) t.engineEqual++;
-    else if (process.env.DISPATCH_QUALITY_DUMP) console.log(JSON.stringify({ engine, optimum, input }));
-    if (greedy === optimum) t.greedyEqual++;
-    if (optimum > 0) {
-      t.engineWorst = Math.min(t.engineWorst, engine / optimum);
-      t.greedyWorst = Math.min(t.greedyWorst, greedy / optimum);
-    }
-    t.engine += engine;
-    t.greedy += greedy;
-    t.optimum += optimum;
-  }
-  return t;
-}
-
-function report(title: string, t: Tally): string {
-  const pct = (x: number, of: number): string => `${((100 * x) / of).toFixed(2)} %`;
-  const contendedOnly = (equal: number): string => pct(equal - (t.cases - t.contended), t.contended);
-  return [
-    `${title}: ${t.cases} random cases, ${t.contended} where not every servable order can be served`,
-    `  engine (priority order + augmenting paths): optimal in ${pct(t.engineEqual, t.cases)} (${contendedOnly(t.engineEqual)} of the contended), worst ratio ${t.engineWorst.toFixed(3)}, weighted total ${pct(t.engine, t.optimum)} of optimum`,
-    `  plain greedy (no re-assignment):            optimal in ${pct(t.greedyEqual, t.cases)} (${contendedOnly(t.greedyEqual)} of the contended), worst ratio ${t.greedyWorst.toFixed(3)}, weighted total ${pct(t.greedy, t.optimum)} of optimum`,
-  ].join('\n');
-}
+const check: CaseCheck = ({ engine, greedy, optimum }) => {
+  expect(engine).toBeLessThanOrEqual(optimum); // the optimum is an upper bound, or the checker is wrong
+  expect(greedy).toBeLessThanOrEqual(optimum);
+};
 
 describe('assignment quality against the exhaustive optimum (small random cases)', () => {
   it('drones and compartments, competing orders: optimal in ≥ 98 % of cases, never below half the optimum', () => {
     // Crowded: two hubs, 2–4 orders, 1–4 drones, 1–3 compartments a hub, calm weather; no ground rounds.
-    const shape: RegionShape = { hubs: [2, 2], drones: [1, 4], orders: [2, 4], zones: [0, 1], spreadM: 1000, chaos: false, compartments: [1, 3], calm: true };
     // Keep the cases where at least two orders want the same drone or compartment: elsewhere any
     // allocation is optimal and would only flatter the figures.
-    const inputs = fc
-      .sample(dispatchInputArb(shape), { numRuns: CASES * 6, seed: 20240101 })
-      .map((i) => ({ ...i, groundRounds: [] }))
-      .filter(competing);
-    const t = measure(inputs);
+    const inputs = competingDroneCases(CASES);
+    const t = measure(inputs, check);
     console.log(report('drone allocation (competing orders only)', t));
     expect(t.cases).toBeGreaterThan(CASES / 2);
     expect(t.contended).toBeGreaterThan(CASES * 0.3); // the comparison is not vacuous
@@ -192,11 +42,8 @@ describe('assignment quality against the exhaustive optimum (small random cases)
     // The rule (issue 4) is "when no drone can serve an order, offer it to a ground round": an order a
     // drone can fly now is flown, even if putting it on a bus that leaves hours later would free the
     // drone for another order. The optimum below ignores time and treats a bus seat like a flight.
-    const crowded: RegionShape = { ...SMALL, hubs: [2, 2], compartments: [1, 3], calm: true };
-    const inputs = fc
-      .sample(dispatchInputArb(crowded), { numRuns: CASES * 4, seed: 20240102 })
-      .filter((input) => competing(input) && analyzeDispatch(input, NOW).some((a) => servable(a) && groundOptions(input, a).length > 0));
-    const t = measure(inputs);
+    const inputs = competingGroundCases(CASES);
+    const t = measure(inputs, check);
     console.log(report('drones + ground rounds (competing orders, a bus available)', t));
     expect(t.cases).toBeGreaterThan(CASES / 20);
     // Measured (seeded, 2,000 × 4 samples): optimal in ~87 % of these cases, ~96 % of the weighted optimum.

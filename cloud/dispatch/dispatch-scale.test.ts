@@ -6,7 +6,7 @@ import { syntheticDispatch } from './synthetic-dispatch.ts';
 const NOW = Date.UTC(2025, 0, 15, 3, 0, 0);
 
 /**
- * The benchmark's problem (1,000 orders × 200 drones × 50 hubs, bench-dispatch.ts) as a test: the
+ * The benchmark's problem (1,000 orders × 200 drones × 50 hubs, `npm run bench -- --only dispatch`) as a test: the
  * plan keeps every rule at that size too, and it is fast. The time ceiling is loose (the machine
  * runs other tests in parallel); the benchmark reports the real figure.
  */
