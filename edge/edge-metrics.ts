@@ -37,6 +37,14 @@ export function createEdgeMetrics(outbox: () => OutboxStats, uplink: () => Uplin
   new Gauge({ name: 'edge_outbox_file_bytes', help: 'Outbox database size on disk', registers: [registry], collect() { this.set(outbox().fileBytes); } });
   new Gauge({ name: 'edge_uplink_connected', help: '1 while connected to the cloud', registers: [registry], collect() { this.set(uplink().connected ? 1 : 0); } });
   new Gauge({ name: 'edge_uplink_connects_total', help: 'Successful connections to the cloud', registers: [registry], collect() { this.set(uplink().connects); } });
+  new Gauge({
+    name: 'edge_uplink_acked_total', help: 'Messages the cloud acknowledged, by whether they were sent marked historical', labelNames: ['marked'] as const, registers: [registry],
+    collect() {
+      const u = uplink();
+      this.set({ marked: 'historical' }, u.ackedHistorical);
+      this.set({ marked: 'live' }, u.acked - u.ackedHistorical);
+    },
+  });
   return m;
 }
 

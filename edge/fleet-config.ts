@@ -16,6 +16,7 @@ export const FleetEnv = z.object({
   EDGE_BASE_MQTT_PORT: z.coerce.number().int().min(0).max(65_000).default(11_883),
   EDGE_BASE_HTTP_PORT: z.coerce.number().int().min(0).max(65_000).default(18_081),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  UPLINK_BACKOFF_MAX_S: z.coerce.number().int().min(1).optional().describe("Every agent's reconnect back-off ceiling (default: the agent's, 30 s)"),
 });
 
 /** Every environment variable the fleet reads (docker-compose is checked against it). */

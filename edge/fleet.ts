@@ -36,6 +36,7 @@ async function main(): Promise<void> {
       LOCAL_BIND_HOST: env.EDGE_BIND_HOST, LOCAL_MQTT_PORT: env.EDGE_BASE_MQTT_PORT === 0 ? 0 : env.EDGE_BASE_MQTT_PORT + i,
       LOCAL_HTTP_PORT: env.EDGE_BASE_HTTP_PORT === 0 ? 0 : env.EDGE_BASE_HTTP_PORT + i,
       EDGE_DATA_DIR: path.join(env.DATA_DIR, 'edge', hub.id), LOG_LEVEL: env.LOG_LEVEL,
+      ...(env.UPLINK_BACKOFF_MAX_S === undefined ? {} : { UPLINK_BACKOFF_MAX_S: env.UPLINK_BACKOFF_MAX_S }),
     }));
     agents.push(await startEdgeAgent(config, logger));
   }

@@ -40,7 +40,7 @@ export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
     const m = d.state.mode();
     return {
       hub: d.hubId, region: d.region, agent: d.agent,
-      uplink: { connected: u.connected, since: iso(u.since), connects: u.connects, lastError: u.lastError, inFlight: u.inFlight, sent: u.sent, acked: u.acked },
+      uplink: { connected: u.connected, since: iso(u.since), connects: u.connects, lastError: u.lastError, inFlight: u.inFlight, sent: u.sent, acked: u.acked, ackedHistorical: u.ackedHistorical },
       outbox: {
         depth: o.depth, byLane: o.byLane, oldestUnsentAgeS: o.oldestAcceptedAt === null ? 0 : Math.round((d.now() - o.oldestAcceptedAt) / 1000),
         dropped: o.dropped, fileBytes: o.fileBytes,

@@ -44,6 +44,8 @@ export interface UplinkStats {
   lastError: string | null;
   sent: number;
   acked: number;
+  /** Of `acked`: sent marked `"historical": true` (accepted while the link was down, or old when sent). */
+  ackedHistorical: number;
   inFlight: number;
   quarantined: number;
 }
@@ -62,7 +64,7 @@ export class Uplink {
   private removeScheduled = false;
   private readonly now: () => number;
   private readonly log: Logger;
-  private readonly s: UplinkStats = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, inFlight: 0, quarantined: 0 };
+  private readonly s: UplinkStats = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, ackedHistorical: 0, inFlight: 0, quarantined: 0 };
 
   constructor(private readonly o: UplinkOptions) {
     this.now = o.now ?? Date.now;
@@ -177,7 +179,9 @@ export class Uplink {
     if (!client?.connected || this.solo !== null) return;
     const room = this.o.window - this.inflight.size;
     if (room <= 0) return;
-    const entries = this.o.outbox.next(room, new Set(this.inflight.keys()));
+    // Acknowledged entries whose removal is still pending (flushRemovals runs on the next tick) are
+    // still in the outbox: a pump in between (requestPump after a new append) must not send them again.
+    const entries = this.o.outbox.next(room, new Set([...this.inflight.keys(), ...this.ackedSeqs]));
     const suspect = entries.find((e) => e.attempts > 0);
     if (suspect) {
       // Send a suspect alone, so that if the link drops again we know which message it was.
@@ -194,14 +198,14 @@ export class Uplink {
     this.inflight.set(e.seq, e);
     this.s.sent++;
     let payload = e.payload;
-    if ((e.offline || this.now() - e.acceptedAt > this.o.historicalAfterMs) && MARKABLE.test(e.topic)) {
-      payload = Buffer.from(JSON.stringify({ ...JSON.parse(e.payload.toString('utf8')), historical: true }));
-    }
+    const historical = (e.offline || this.now() - e.acceptedAt > this.o.historicalAfterMs) && MARKABLE.test(e.topic);
+    if (historical) payload = markHistorical(e.payload);
     client.publish(e.topic, payload, { qos: 1 }, (err) => {
       if (err || this.client !== client || !this.inflight.has(e.seq)) return; // re-sent after reconnect
       this.inflight.delete(e.seq);
       if (this.solo === e.seq) this.solo = null;
       this.s.acked++;
+      if (historical) this.s.ackedHistorical++;
       this.ackedSeqs.push(e.seq);
       if (!this.removeScheduled) {
         this.removeScheduled = true;
@@ -241,4 +245,26 @@ export class Uplink {
       client?.end(true);
     }
   }
+}
+
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACE = 0x7b;
+const HISTORICAL_FIELD = Buffer.from(',"historical":true}');
+const isJsonSpace = (b: number) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+
+/**
+ * The payload with `"historical": true` added. Payloads in the outbox are validated JSON objects, so
+ * the field is spliced in before the closing brace instead of parsing and re-serialising the whole
+ * message (a replay sends every message of the backlog this way). A payload that already names the
+ * field, or does not end as expected, takes the slow, general path.
+ */
+export function markHistorical(payload: Buffer): Buffer {
+  let end = payload.length - 1;
+  while (end >= 0 && isJsonSpace(payload[end]!)) end--;
+  let before = end - 1;
+  while (before >= 0 && isJsonSpace(payload[before]!)) before--;
+  if (end < 1 || payload[end] !== CLOSE_BRACE || payload[before] === OPEN_BRACE || payload.includes('"historical"')) {
+    return Buffer.from(JSON.stringify({ ...JSON.parse(payload.toString('utf8')), historical: true }));
+  }
+  return Buffer.concat([payload.subarray(0, end), HISTORICAL_FIELD]);
 }

@@ -51,6 +51,15 @@ describe('Outbox', () => {
     again.close();
   });
 
+  it('commits removals without fsync, but appends are synchronous=FULL again afterwards', async () => {
+    const { box } = open();
+    for (let i = 0; i < 3; i++) await box.append(entry(`m${i}`, LANE.telemetry, i));
+    box.remove(box.next(2, new Set()).map((e) => e.seq));
+    const db = (box as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db;
+    expect(db.pragma('synchronous', { simple: true })).toBe(2); // FULL
+    expect(box.depth).toBe(1);
+  });
+
   it('thins telemetry to one reading per device per interval above the threshold, never events', async () => {
     const { box } = open({ thinThreshold: 100, maxMessages: 10_000, thinIntervalMs: 60_000 });
     // two devices, one reading per second for 5 minutes each = 600 readings; plus 50 events

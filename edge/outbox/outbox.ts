@@ -114,9 +114,14 @@ export class Outbox {
            (SELECT min(seq) FROM outbox WHERE lane = ${LANE.telemetry} GROUP BY topic, device_ts / CAST(? AS INTEGER))`,
       ),
       oldestInLane: db.prepare<[number], { seq: number; accepted_at: number }>('SELECT seq, accepted_at FROM outbox WHERE lane = ? ORDER BY seq LIMIT 1'),
-      headOfLane: db.prepare<[number, number], Row>('SELECT * FROM outbox WHERE lane = ? ORDER BY seq LIMIT ?'),
-      tailOfLane: db.prepare<[number, number], Row>('SELECT * FROM outbox WHERE lane = ? ORDER BY seq DESC LIMIT ?'),
+      // Candidates are picked by seq alone (from the (lane, seq) index); only the chosen rows are read.
+      headOfLane: db.prepare<[number, number], number>('SELECT seq FROM outbox WHERE lane = ? ORDER BY seq LIMIT ?').pluck(),
+      tailOfLane: db.prepare<[number, number], number>('SELECT seq FROM outbox WHERE lane = ? ORDER BY seq DESC LIMIT ?').pluck(),
+      row: db.prepare<[number], Row>('SELECT * FROM outbox WHERE seq = ?'),
       remove: db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      removeAcked: db.prepare<[number], { lane: number }>('DELETE FROM outbox WHERE seq = ? RETURNING lane'),
+      syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+      syncFull: db.prepare('PRAGMA synchronous = FULL'),
       laneOfSeq: db.prepare<[number], { lane: number }>('SELECT lane FROM outbox WHERE seq = ?'),
       suspect: db.prepare('UPDATE outbox SET attempts = max(attempts, 1) WHERE seq = ?'),
       failedAttempt: db.prepare<[number], { attempts: number }>('UPDATE outbox SET attempts = attempts + 1 WHERE seq = ? RETURNING attempts'),
@@ -232,11 +237,13 @@ export class Outbox {
   next(limit: number, exclude: ReadonlySet<number>): OutboxEntry[] {
     const out: OutboxEntry[] = [];
     const taken = new Set<number>();
-    const take = (rows: Row[], max: number) => {
-      for (const r of rows) {
+    const take = (seqs: number[], max: number) => {
+      for (const seq of seqs) {
         if (out.length >= limit || max <= 0) return;
-        if (exclude.has(r.seq) || taken.has(r.seq)) continue;
-        taken.add(r.seq);
+        if (exclude.has(seq) || taken.has(seq)) continue;
+        const r = this.stmt.row.get(seq);
+        if (!r) continue;
+        taken.add(seq);
         out.push(toEntry(r));
         max--;
       }
@@ -253,17 +260,28 @@ export class Outbox {
     return out;
   }
 
-  /** Removes entries the cloud acknowledged (one transaction). */
+  /**
+   * Removes entries the cloud acknowledged (one transaction), without waiting for the disk: the
+   * removal is committed with synchronous=NORMAL (no fsync of the WAL), and becomes durable with the
+   * next append's fsync or checkpoint. A power cut before that can only bring acknowledged entries
+   * back, which are then sent again — the cloud takes a copy once (storage keys, dedupe of events and
+   * acks), exactly as after a PUBACK lost on the way. Appends stay synchronous=FULL: what a device
+   * was acknowledged is on disk. During a replay this is the difference between one fsync per batch
+   * of PUBACKs and none.
+   */
   remove(seqs: readonly number[]): void {
     if (seqs.length === 0) return;
-    this.db.transaction(() => {
-      for (const seq of seqs) {
-        const lane = this.stmt.laneOfSeq.get(seq)?.lane;
-        if (lane === undefined) continue;
-        this.stmt.remove.run(seq);
-        this.depthByLane[lane as Lane]--;
-      }
-    })();
+    this.stmt.syncNormal.run();
+    try {
+      this.db.transaction(() => {
+        for (const seq of seqs) {
+          const lane = this.stmt.removeAcked.get(seq)?.lane;
+          if (lane !== undefined) this.depthByLane[lane as Lane]--;
+        }
+      })();
+    } finally {
+      this.stmt.syncFull.run();
+    }
   }
 
   /** Entries that were in flight when the link dropped: from now on sent one at a time. */

@@ -1,0 +1,80 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Aedes } from 'aedes';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LANE } from './outbox/lanes.ts';
+import { Outbox } from './outbox/outbox.ts';
+import { markHistorical, Uplink } from './uplink.ts';
+
+const closers: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+describe('markHistorical', () => {
+  const parsed = (b: Buffer) => JSON.parse(b.toString('utf8')) as Record<string, unknown>;
+
+  it('adds "historical": true to a JSON object, keeping every other field', () => {
+    const payload = Buffer.from('{"v":1,"type":"sensor.telemetry","id":"wx-1","ts":1,"detail":"a } in a string"}');
+    expect(parsed(markHistorical(payload))).toEqual({ ...parsed(payload), historical: true });
+  });
+
+  it('copes with whitespace, an empty object and a payload that already has the field', () => {
+    expect(parsed(markHistorical(Buffer.from('{"id":"x"}\n  ')))).toEqual({ id: 'x', historical: true });
+    expect(parsed(markHistorical(Buffer.from('{ }')))).toEqual({ historical: true });
+    const marked = markHistorical(Buffer.from('{"id":"x","historical":false}'));
+    expect(parsed(marked)).toEqual({ id: 'x', historical: true });
+    expect(marked.toString('utf8').match(/historical/g)).toHaveLength(1);
+  });
+});
+
+describe('Uplink', () => {
+  it('never sends an acknowledged message again while its removal from the outbox is pending', async () => {
+    // A broker that counts every copy it receives.
+    const broker = await Aedes.createBroker();
+    const copies = new Map<string, number>();
+    broker.on('publish', (packet, client) => {
+      if (!client || !packet.topic.endsWith('/telemetry')) return;
+      const id = (JSON.parse(packet.payload.toString()) as { id: string }).id;
+      copies.set(id, (copies.get(id) ?? 0) + 1);
+    });
+    const server = net.createServer(broker.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise<void>((r) => broker.close(() => server.close(() => r()))));
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uplink-'));
+    closers.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const outbox = new Outbox(path.join(dir, 'outbox.db'), { maxMessages: 100_000, thinThreshold: 100_000, thinIntervalMs: 60_000 });
+    closers.push(() => outbox.close());
+    const n = 3_000;
+    await Promise.all(Array.from({ length: n }, (_, i) => outbox.append({
+      lane: LANE.telemetry, topic: 'v1/r/h/sensor/wx/telemetry', payload: Buffer.from(JSON.stringify({ id: `m-${i}`, ts: i })),
+      msgId: `m-${i}`, device: 'wx', deviceTs: i, offline: true,
+    })));
+
+    const uplink = new Uplink({
+      url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`, username: 'h', password: 'p', region: 'r', hubId: 'h', agent: 'test',
+      window: 200, backoffMaxMs: 1_000, historicalAfterMs: 30_000, statusIntervalMs: 60_000, outbox, logger: pino({ level: 'silent' }), onMessage: () => undefined,
+    });
+    closers.push(() => uplink.close());
+    // New device messages keep arriving during the replay: each asks for a pump, often between a
+    // PUBACK and the removal of its entry on the next tick.
+    let busy = true;
+    const poke = () => {
+      uplink.requestPump();
+      if (busy) setImmediate(poke);
+    };
+    uplink.start();
+    poke();
+    const deadline = Date.now() + 30_000;
+    while (outbox.depth > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    busy = false;
+    expect(outbox.depth).toBe(0);
+    expect(copies.size).toBe(n);
+    expect([...copies.values()].filter((c) => c > 1)).toEqual([]);
+    expect(uplink.stats()).toMatchObject({ sent: n, acked: n, ackedHistorical: n });
+  }, 40_000);
+});
