@@ -166,8 +166,10 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
       hooks: {
         onCommandAck: (ack) => void commands.applyAck(ack),
+        // Alarm rules see events on receipt (onEventReceived) and telemetry once stored; orders see both once stored.
+        onEventReceived: (message, messageRegion) => alarms.onDeviceMessage(message, messageRegion),
         onDeviceMessage: (message, messageRegion) => {
-          alarms.onDeviceMessage(message, messageRegion);
+          if (!message.type.endsWith('.event')) alarms.onDeviceMessage(message, messageRegion);
           orders.onDeviceMessage(message);
         },
         onModeAck: (ack, ackRegion, receivedAt) => {

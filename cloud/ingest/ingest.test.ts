@@ -185,3 +185,24 @@ describe('Ingest urgent lane', () => {
     expect(order).toEqual(['event', 'telemetry']);
   });
 });
+
+describe('Ingest onEventReceived', () => {
+  it('passes a device event to the hook on receipt, before its write succeeds, and a re-sent copy not again', async () => {
+    const received: string[] = [];
+    const early = new Ingest({
+      store: fake.store, deadLetters: createDeadLetterStore(db, 1000), live, metrics, logger: pino({ level: 'silent' }), seen,
+      maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100,
+      hooks: { onEventReceived: (m) => void received.push(m.id), onDeviceMessage: (m) => void received.push(`stored ${m.id}`) },
+    });
+    fake.setDown(true);
+    const first = early.handle(inbound('locker.event'));
+    expect(received).toEqual(['locker-a-m3x2k-000121']); // on receipt, while the store is down
+    const copy = early.handle(inbound('locker.event'));
+    const telemetry = early.handle(inbound('sensor.telemetry'));
+    fake.setDown(false);
+    await Promise.all([first, copy, telemetry]);
+    expect(received[0]).toBe('locker-a-m3x2k-000121');
+    expect(received.slice(1).sort()).toEqual(['stored locker-a-m3x2k-000121', 'stored wx-m3x2k-000510']); // the event once, the copy not
+    await early.close(100);
+  });
+});

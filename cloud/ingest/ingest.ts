@@ -46,6 +46,14 @@ export interface IngestHooks {
    * telemetry has no dedupe memory, so a re-sent copy of telemetry comes again (same id and ts).
    */
   onDeviceMessage?: (message: DeviceMessage, region: string, receivedAt: number) => void;
+  /**
+   * A device event as soon as it is validated (and is not a re-sent copy), before it is stored: for
+   * alarm rules, so an alarm does not wait for the telemetry store. The event is still stored,
+   * applied (`onDeviceMessage`) and acknowledged after its write; if the cloud stops before that, the
+   * device re-sends it and this hook sees it again — alarm raising is idempotent (a repeat of an
+   * active alarm counts, it does not raise another).
+   */
+  onEventReceived?: (message: DeviceMessage, region: string, receivedAt: number) => void;
 }
 
 export interface IngestOptions {
@@ -183,6 +191,13 @@ export class Ingest {
         if (d?.duplicate) return d.duplicate;
         if (!this.o.live.admitsDevice(message.hub, region, message.device, this.o.maxDevicesPerHub)) {
           return this.rejectItem(inbound, 'too_many_devices', `hub ${message.hub} already has ${this.o.maxDevicesPerHub} devices (INGEST_MAX_DEVICES_PER_HUB)`);
+        }
+        if (topic.channel === 'event' && this.o.hooks?.onEventReceived) {
+          try {
+            this.o.hooks.onEventReceived(message, region, now);
+          } catch (err) {
+            this.log.error({ err, topic: inbound.topic }, 'handling a received event failed');
+          }
         }
         return {
           inbound, type: message.type, points: pointsForMessage(region, message), deadLetter: null,
