@@ -28,6 +28,20 @@ export interface GroupCommitOptions<T> {
   concurrency?: number;
 }
 
+/**
+ * Resolves a written batch's callers a slice at a time, yielding to the event loop in between: each
+ * resolution lets the broker send a PUBACK and parse that client's next packets, and thousands of them
+ * in one go kept the main thread busy for 200–300 ms — long enough to hold up an alarm arriving on
+ * another connection. Order is kept (slices in order; the next batch waits for this one).
+ */
+const SLICE = 256;
+async function resolveInSlices(batch: readonly { resolve: () => void }[]): Promise<void> {
+  for (let i = 0; i < batch.length; i += SLICE) {
+    if (i > 0) await new Promise<void>((r) => setImmediate(r));
+    for (let j = i; j < Math.min(batch.length, i + SLICE); j++) batch[j]!.resolve();
+  }
+}
+
 interface Pending<T> {
   item: T;
   resolve: () => void;
@@ -105,7 +119,7 @@ export class GroupCommitter<T> {
             await before;
             this.inFlight -= batch.length;
             if (failure) for (const p of batch) p.reject(failure);
-            else for (const p of batch) p.resolve();
+            else await resolveInSlices(batch);
           });
           previous = settled;
           active.add(settled);
