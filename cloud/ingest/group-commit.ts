@@ -34,7 +34,7 @@ export interface GroupCommitOptions<T> {
  * in one go kept the main thread busy for 200–300 ms — long enough to hold up an alarm arriving on
  * another connection. Order is kept (slices in order; the next batch waits for this one).
  */
-const SLICE = 256;
+const SLICE = 64;
 async function resolveInSlices(batch: readonly { resolve: () => void }[]): Promise<void> {
   for (let i = 0; i < batch.length; i += SLICE) {
     if (i > 0) await new Promise<void>((r) => setImmediate(r));

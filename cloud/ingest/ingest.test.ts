@@ -206,3 +206,24 @@ describe('Ingest onEventReceived', () => {
     await early.close(100);
   });
 });
+
+describe('Ingest acknowledgement order is per connection', () => {
+  it("acknowledges one connection's event without waiting for another connection's telemetry", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const write = fake.store.write;
+    fake.store.write = async (points) => {
+      if (points.some((p) => p.measurement === 'sensor')) await held;
+      return write(points);
+    };
+    const order: string[] = [];
+    const telemetry = ingest.handle({ ...inbound('sensor.telemetry'), clientId: 'agent-a' }).then(() => order.push('a: telemetry'));
+    await new Promise((r) => setImmediate(r));
+    const event = ingest.handle({ ...inbound('locker.event'), clientId: 'agent-b' }).then(() => order.push('b: event'));
+    await event;
+    expect(order).toEqual(['b: event']);
+    release();
+    await telemetry;
+    expect(order).toEqual(['b: event', 'a: telemetry']);
+  });
+});

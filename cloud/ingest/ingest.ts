@@ -88,14 +88,28 @@ export class Ingest {
   /**
    * The urgent lane: device events and command/mode acknowledgements get their own group commits, so
    * an alarm or an acknowledgement is stored and applied within milliseconds instead of waiting behind
-   * a batch of thousands of telemetry points. PUBACKs stay in arrival order across both lanes
-   * [MQTT-4.6.0-2]: an urgent message is acknowledged only after every earlier telemetry message, and
-   * telemetry submitted while urgent messages are outstanding waits for them.
+   * a batch of thousands of telemetry points. PUBACKs stay in arrival order per connection across both
+   * lanes [MQTT-4.6.0-2]: an urgent message is acknowledged only after the earlier telemetry of its
+   * connection, and telemetry submitted while urgent messages of its connection are outstanding waits
+   * for them. (The broker reads a connection's next packets only once the current ones are
+   * acknowledged, so waiting on other connections would delay alarms behind everyone's telemetry.)
    */
   private readonly urgent: GroupCommitter<Item>;
-  private telemetryTail: Promise<void> = Promise.resolve();
-  private urgentTail: Promise<void> = Promise.resolve();
-  private urgentOutstanding = 0;
+  /** Per connection (client id): its last telemetry message's acknowledgement and its outstanding urgent messages. */
+  private readonly order = new Map<string, { telemetryTail: Promise<void>; urgentTail: Promise<void>; urgentOutstanding: number }>();
+
+  private orderOf(clientId: string) {
+    let o = this.order.get(clientId);
+    if (!o) {
+      if (this.order.size >= 50_000) {
+        // Connections come and go; forget the quiet ones (their tails are long settled).
+        for (const [id, e] of this.order) if (e.urgentOutstanding === 0) this.order.delete(id);
+      }
+      o = { telemetryTail: Promise.resolve(), urgentTail: Promise.resolve(), urgentOutstanding: 0 };
+      this.order.set(clientId, o);
+    }
+    return o;
+  }
   private readonly log: Logger;
   /** Messages with side effects submitted but not yet settled, by dedupe key. */
   private readonly inFlight = new Map<string, Promise<void>>();
@@ -140,19 +154,20 @@ export class Ingest {
     const item = this.prepare(inbound);
     // ingest_pending_messages is set once per group commit (see write), not per message: at 20,000
     // messages/s two gauge updates per message cost more than the figure is worth between scrapes.
+    const order = this.orderOf(inbound.clientId ?? '');
     let done: Promise<void>;
     if (item.urgent) {
       const own = this.urgent.submit(item);
-      const after = this.telemetryTail.catch(noop);
+      const after = order.telemetryTail.catch(noop);
       done = Promise.all([own, after]).then(() => undefined);
-      this.urgentOutstanding++;
-      this.urgentTail = done;
-      const settle = () => void this.urgentOutstanding--;
+      order.urgentOutstanding++;
+      order.urgentTail = done;
+      const settle = () => void order.urgentOutstanding--;
       done.then(settle, settle);
     } else {
       const own = this.committer.submit(item);
-      done = this.urgentOutstanding > 0 ? Promise.all([own, this.urgentTail.catch(noop)]).then(() => undefined) : own;
-      this.telemetryTail = done;
+      done = order.urgentOutstanding > 0 ? Promise.all([own, order.urgentTail.catch(noop)]).then(() => undefined) : own;
+      order.telemetryTail = done;
     }
     if (item.original) return Promise.all([done, item.original]).then(() => undefined);
     if (item.seen && !item.duplicate) {
