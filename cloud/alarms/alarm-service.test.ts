@@ -182,6 +182,69 @@ describe('AlarmService', () => {
     expect(service.list({ limit: 10 })[0]).toMatchObject({ state: 'cleared', clearNote: 'hub online again' });
   });
 
+  it('raises the hub_offline alarms of one link check in one store transaction and tells listeners after it', () => {
+    const hubs = ['hub-1', 'hub-2', 'hub-3'];
+    let inTransaction = false;
+    const seenInTransaction: boolean[] = [];
+    const transactions: number[] = [];
+    const base = createMemoryAlarmStore();
+    const counting: AlarmStore = {
+      ...base,
+      transaction: (fn) => {
+        transactions.push(1);
+        inTransaction = true;
+        try {
+          return base.transaction(fn);
+        } finally {
+          inTransaction = false;
+        }
+      },
+    };
+    const svc = newService(counting);
+    svc.onChange(() => seenInTransaction.push(inTransaction));
+    links = hubs.map((hub) => ({ hub, region: 'ishikawa-nomi', online: false, since: now - 60_000 }));
+    svc.checkLinks();
+    expect(transactions).toHaveLength(1);
+    expect(seenInTransaction).toEqual([false, false, false]);
+    expect(counting.list({ state: 'active', limit: 10 })).toHaveLength(3);
+    now += 5000;
+    svc.checkLinks(); // nothing new: no transaction
+    links = hubs.map((hub) => ({ hub, region: 'ishikawa-nomi', online: true, since: now }));
+    svc.checkLinks();
+    svc.checkLinks(); // online and nothing active: nothing to do
+    expect(transactions).toHaveLength(2);
+    expect(counting.list({ state: 'active', limit: 10 })).toEqual([]);
+  });
+
+  it('a failed link check tells no one and leaves no ghost alarms behind', () => {
+    const db = createMemoryAlarmStore();
+    let inserts = 0;
+    const failing: AlarmStore = {
+      ...db,
+      insert: (a) => {
+        if (++inserts === 2) throw new Error('disk full');
+        db.insert(a);
+      },
+      // A rollback: forget what the failed batch inserted.
+      transaction: (fn) => {
+        const before = new Set(db.list({ limit: 1000 }).map((a) => a.id));
+        try {
+          return fn();
+        } catch (err) {
+          for (const a of db.list({ limit: 1000 })) if (!before.has(a.id)) db.clear(a.id, { at: 0, by: null, note: 'rolled back' });
+          throw err;
+        }
+      },
+    };
+    const svc = newService(failing);
+    links = ['hub-1', 'hub-2'].map((hub) => ({ hub, region: 'ishikawa-nomi', online: false, since: now - 60_000 }));
+    svc.checkLinks();
+    expect(changes).toEqual([]);
+    now += 5000;
+    svc.checkLinks(); // the next check raises both
+    expect(changeLog()).toEqual(['raised hub_offline open x1', 'raised hub_offline open x1']);
+  });
+
   it('checks links periodically once started', async () => {
     const svc = new AlarmService({
       store, region: REGION, now: Date.now, newId: () => 'alm-timer', logger: pino({ level: 'silent' }),

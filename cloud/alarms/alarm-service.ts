@@ -94,6 +94,8 @@ export class AlarmService {
   private readonly listeners = new Set<(change: AlarmChange) => void>();
   /** Active alarms by key, so the many "all is well" clears from telemetry cost no query. Loaded on first use. */
   private activeByKey: Map<string, { id: string; lastObservedAt: number }> | null = null;
+  /** While `apply` runs its transaction: the changes to tell listeners about once it committed. */
+  private deferred: AlarmChange[] | null = null;
   /** Device timestamps of recent wrong pickup codes, by compartment key (memory only: lost on restart). */
   private readonly pickupRejections = new Map<string, number[]>();
   private timer: NodeJS.Timeout | null = null;
@@ -170,9 +172,28 @@ export class AlarmService {
     return this.get(active.id);
   }
 
-  /** Applies rule decisions in order. */
+  /**
+   * Applies rule decisions in order, as one store transaction; listeners hear of the changes once it
+   * committed. (A national link check can raise or clear thousands of hub_offline alarms at once:
+   * one synced commit each kept the event loop busy for seconds.)
+   */
   apply(decisions: readonly AlarmDecision[]): void {
-    for (const d of decisions) this.applyOne(d);
+    // Most decisions of a link check change nothing (every online hub, every hub still offline).
+    const todo = decisions.filter((d) => this.changesSomething(d));
+    if (todo.length === 0) return;
+    const changes: AlarmChange[] = [];
+    this.deferred = changes;
+    try {
+      this.o.store.transaction(() => {
+        for (const d of todo) this.applyOne(d);
+      });
+    } catch (err) {
+      this.activeByKey = null; // it may hold alarms the rollback removed; read it again
+      throw err;
+    } finally {
+      this.deferred = null;
+    }
+    for (const c of changes) this.emit(c);
   }
 
   get(id: string): AlarmRecord {
@@ -245,6 +266,13 @@ export class AlarmService {
     if (this.active().get(k)?.id === a.id) this.active().delete(k);
   }
 
+  /** False for what `applyOne` would ignore: clearing what is not active, an observation not newer than the last. */
+  private changesSomething(d: AlarmDecision): boolean {
+    const current = this.active().get(keyString(d.key));
+    if (d.action === 'clear') return current !== undefined && d.observedAt >= current.lastObservedAt;
+    return current === undefined || d.observedAt > current.lastObservedAt;
+  }
+
   private applyOne(d: AlarmDecision): void {
     const k = keyString(d.key);
     const current = this.active().get(k);
@@ -293,6 +321,10 @@ export class AlarmService {
   }
 
   private emit(change: AlarmChange): void {
+    if (this.deferred) {
+      this.deferred.push(change);
+      return;
+    }
     for (const fn of this.listeners) {
       try {
         fn(change);

@@ -87,6 +87,11 @@ export interface AlarmStore {
   clear(id: string, a: AlarmAction): boolean;
   /** Active alarms by severity. */
   countActive(): Record<AlarmSeverity, number>;
+  /**
+   * Runs `fn` as one write: in SQLite one transaction (one synced commit for a whole link check that
+   * raises or clears thousands of hub_offline alarms, and all or nothing); in memory just `fn()`.
+   */
+  transaction<T>(fn: () => T): T;
 }
 
 export const alarmKeyOf = (a: Pick<AlarmRecord, 'hub' | 'device' | 'compartment' | 'kind'>): AlarmKey => ({
@@ -210,6 +215,7 @@ export function createSqliteAlarmStore(db: OperationalDb): AlarmStore {
       for (const r of countStmt.all()) counts[r.severity as AlarmSeverity] = r.n;
       return counts;
     },
+    transaction: (fn) => db.transaction(fn)(),
   };
 }
 
@@ -260,5 +266,6 @@ export function createMemoryAlarmStore(): AlarmStore {
       for (const a of rows.values()) if (isActive(a)) counts[a.severity]++;
       return counts;
     },
+    transaction: (fn) => fn(),
   };
 }

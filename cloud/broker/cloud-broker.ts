@@ -12,7 +12,8 @@ import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
 import type { CloudMetrics } from '../metrics.ts';
 import { coversCommands, decidePublish, decideSubscribe, MAX_TOPIC_LEVELS } from './access-policy.ts';
-import { MqttFrameLimiter } from './frame-limiter.ts';
+import { limitMqttFrames } from './frame-limiter.ts';
+import { indexRetainedMessages } from './retained-index.ts';
 
 export interface CloudBrokerOptions {
   bindHost: string;
@@ -46,6 +47,7 @@ export interface CloudBroker {
   close(): Promise<void>;
 }
 
+const ignore = () => undefined;
 const authError = (message: string, returnCode: 3 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode });
 
 /**
@@ -143,6 +145,9 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       cb(null, null); // SUBACK return code 0x80 [MQTT-3.9.3]
     },
   });
+  // Every hub's status is retained: find retained messages for a SUBSCRIBE by topic level, not by
+  // testing all of them (see retained-index.ts).
+  indexRetainedMessages(aedes);
 
   const updateGauges = () => {
     o.metrics.mqttConnections.set(counted.size);
@@ -181,13 +186,14 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'));
 
+  const oversized = (reason: 'oversized' | 'malformed', announced: number) => {
+    o.metrics.oversizedPackets.inc();
+    log.warn({ reason, announced, limit: o.maxPacketBytes }, 'MQTT packet over the size limit; connection closed');
+  };
   const handle = (stream: Duplex, req?: http.IncomingMessage) => {
-    const limited = new MqttFrameLimiter(stream, o.maxPacketBytes, (reason, announced) => {
-      o.metrics.oversizedPackets.inc();
-      log.warn({ reason, announced, limit: o.maxPacketBytes }, 'MQTT packet over the size limit; connection closed');
-    });
-    limited.on('error', () => undefined);
-    aedes.handle(limited, req);
+    limitMqttFrames(stream, o.maxPacketBytes, oversized);
+    stream.on('error', ignore); // aedes reports errors itself while it has the client; this covers the moments around that
+    aedes.handle(stream, req);
   };
 
   const servers: (net.Server | http.Server)[] = [];

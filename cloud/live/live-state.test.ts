@@ -21,8 +21,14 @@ describe('LiveState link', () => {
     live.connectionOpened(HUB, R, T + 1);
     live.connectionClosed(HUB, R, T + 2);
     expect(live.hubs.get(HUB)!.link).toMatchObject({ online: true, connections: 1, since: T });
+    expect(live.connectedCount()).toBe(1);
     live.connectionClosed(HUB, R, T + 3);
     expect(live.hubs.get(HUB)!.link).toMatchObject({ online: false, connections: 0, since: T + 3 });
+    expect(live.connectedCount()).toBe(0);
+    live.connectionClosed(HUB, R, T + 4); // a close without an open (never below zero)
+    expect(live.connectedCount()).toBe(0);
+    live.connectionOpened('unregistered-hub', R, T + 5);
+    expect(live.connectedCount()).toBe(1);
   });
 
   it('goes offline when the hub reports "offline" while still connected, and back online with a newer birth', () => {

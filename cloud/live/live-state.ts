@@ -73,6 +73,8 @@ const newLink = (): HubLink => ({ online: false, connections: 0, lastSeen: null,
 
 export class LiveState {
   readonly hubs = new Map<string, HubState>();
+  /** Hubs with at least one connection, kept as connections open and close (the broker asks at every connect). */
+  private connectedHubs = 0;
 
   constructor(readonly region: RegionFile) {
     for (const h of region.hubs) {
@@ -147,7 +149,7 @@ export class LiveState {
   /** A new connection is a sign of life even when the newest status still says "offline". */
   connectionOpened(hubId: string, region: string, at: number): void {
     const h = this.hub(hubId, region);
-    h.link.connections++;
+    if (h.link.connections++ === 0) this.connectedHubs++;
     h.link.lastSeen = at;
     if (!h.link.online) {
       h.link.online = true;
@@ -157,6 +159,7 @@ export class LiveState {
 
   connectionClosed(hubId: string, region: string, at: number): void {
     const h = this.hub(hubId, region);
+    if (h.link.connections === 1) this.connectedHubs--;
     h.link.connections = Math.max(0, h.link.connections - 1);
     h.link.lastSeen = at;
     if (h.link.connections === 0 && h.link.online) {
@@ -180,9 +183,7 @@ export class LiveState {
 
   /** Hubs with at least one MQTT connection. */
   connectedCount(): number {
-    let n = 0;
-    for (const h of this.hubs.values()) if (h.link.connections > 0) n++;
-    return n;
+    return this.connectedHubs;
   }
 
   /**

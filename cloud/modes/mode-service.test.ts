@@ -88,6 +88,25 @@ describe('ModeService', () => {
     expect(v.lastAcknowledgedAt).toBe(T + 125_001);
   });
 
+  it('writes the acknowledgements of one synchronous run as one batch, before anything awaiting them runs on; a new service reads them back', async () => {
+    const t = setup();
+    await t.service.switchMode(REGION, { mode: 'emergency', reason: 'quake', by: 'c' });
+    const batches: number[] = [];
+    const putAcks = t.store.putAcks.bind(t.store);
+    t.store.putAcks = (acks) => (batches.push(acks.length), putAcks(acks));
+    for (const hub of HUBS) t.service.applyAck(modeAck(hub, 1, 'emergency', T + 100), REGION, T + 200);
+    t.service.applyAck(modeAck('hub-a', 1, 'emergency', T + 50), REGION, T + 210); // older: neither kept nor written
+    // What ingest does after applying a batch: resolve it (its PUBACKs follow), a microtask later.
+    const settled = Promise.resolve().then(() => t.store.acks(REGION).size);
+    expect(t.service.view(REGION).allAcknowledged).toBe(true); // seen at once
+    expect(batches).toEqual([]);
+    expect(await settled).toBe(3);
+    expect(batches).toEqual([3]);
+    const restarted = setup(t.store);
+    expect(restarted.service.view(REGION).counts.acknowledged).toBe(3);
+    expect(restarted.service.view(REGION).hubs[0]!.acknowledged).toMatchObject({ ts: T + 100, receivedAt: T + 200 });
+  });
+
   it('reconciles a local switch replayed after an outage: audit entry, diverged while it differs, authoritative desired state, nothing published', async () => {
     const t = setup();
     await t.service.switchMode(REGION, { mode: 'emergency', reason: 'quake', by: 'c' });

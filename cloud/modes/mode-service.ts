@@ -3,6 +3,7 @@ import type { Logger } from '../logger.ts';
 import {
   applySwitch,
   initialDesired,
+  isNewerAck,
   modeChanges,
   modeForHub,
   regionModeView,
@@ -98,6 +99,10 @@ export class ModeService {
   private readonly cache = new Map<string, DesiredMode>();
   /** Publishes run one after another, each sending the newest state, so the retained message is never an older version. */
   private publishing: Promise<unknown> = Promise.resolve();
+  /** Newest acknowledgement per hub, per region (see `acksOf`). */
+  private readonly acks = new Map<string, Map<string, HubAck>>();
+  /** Acknowledgements kept in `acks` but not yet written to the store (see `applyAck`). */
+  private pendingAcks: HubAck[] = [];
 
   constructor(private readonly o: ModeServiceOptions) {
     this.log = o.logger.child({ component: 'modes' });
@@ -159,7 +164,7 @@ export class ModeService {
   /** The desired state with every hub's acknowledgement. */
   view(region: string): RegionModeView {
     const hubIds = this.hubsOf(region);
-    return regionModeView(this.desired(region), hubIds, this.o.store.acks(region), this.o.now(), this.o.ackTimeoutMs);
+    return regionModeView(this.desired(region), hubIds, this.acksOf(region), this.o.now(), this.o.ackTimeoutMs);
   }
 
   /** The audit log, newest first. */
@@ -178,11 +183,21 @@ export class ModeService {
       hub: ack.hub, region, version: ack.version, mode: ack.mode, source: ack.source, reason: ack.reason ?? null, ts: ack.ts, receivedAt,
       msgId: ack.id, historical: ack.historical === true,
     };
-    const newest = this.o.store.putAck(record);
+    const newest = this.keepNewest(record);
     if (ack.source !== 'local') {
+      // Every hub of a region acknowledges a switch within moments: ingest applies them a group
+      // commit at a time, and they are written together at the end of that synchronous run (a
+      // microtask), so a switch of 13,800 hubs costs a handful of synced commits instead of one per
+      // hub. The microtask runs before ingest resolves the batch, i.e. before any PUBACK is sent.
+      if (newest) {
+        this.pendingAcks.push(record);
+        if (this.pendingAcks.length === 1) queueMicrotask(() => this.flushAcks());
+      }
       this.log.debug({ hub: ack.hub, version: ack.version, mode: ack.mode, newest }, 'mode acknowledged');
       return;
     }
+    this.flushAcks();
+    if (newest) this.o.store.putAck(record);
     const desired = this.desired(region);
     const want = modeForHub(desired, ack.hub);
     const when = new Date(ack.ts).toISOString();
@@ -210,6 +225,38 @@ export class ModeService {
     for (const d of this.o.store.allLatest()) {
       this.cache.set(d.region, d);
       await this.publish(d.region);
+    }
+  }
+
+  /** The newest acknowledgement of each hub of the region (read from the store once, then kept up to date here). */
+  private acksOf(region: string): Map<string, HubAck> {
+    let acks = this.acks.get(region);
+    if (!acks) {
+      acks = this.o.store.acks(region);
+      this.acks.set(region, acks);
+    }
+    return acks;
+  }
+
+  /** Keeps the acknowledgement in memory if it is the hub's newest (`isNewerAck`); true when kept. */
+  private keepNewest(record: HubAck): boolean {
+    const acks = this.acksOf(record.region);
+    if (!isNewerAck(record, acks.get(record.hub) ?? null)) return false;
+    acks.set(record.hub, record);
+    // The store keeps one acknowledgement per hub: a hub now reporting for another region leaves the old one.
+    for (const [region, other] of this.acks) if (region !== record.region) other.delete(record.hub);
+    return true;
+  }
+
+  /** Writes the acknowledgements `applyAck` collected (one transaction). Never throws. */
+  private flushAcks(): void {
+    if (this.pendingAcks.length === 0) return;
+    const batch = this.pendingAcks;
+    this.pendingAcks = [];
+    try {
+      this.o.store.putAcks(batch);
+    } catch (err) {
+      this.log.error({ err, acks: batch.length, hubs: batch.slice(0, 10).map((a) => a.hub) }, 'storing mode acknowledgements failed');
     }
   }
 

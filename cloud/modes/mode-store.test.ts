@@ -93,4 +93,18 @@ describe.each(implementations)('ModeStore (%s)', (_name, create) => {
     expect([...acks.keys()].sort()).toEqual(['hub-a', 'hub-b']);
     expect(acks.get('hub-a')).toEqual(ack('hub-a', 1, T + 200, { source: 'local', mode: 'normal', reason: 'staff' }));
   });
+
+  it('takes a batch of acknowledgements in order, with the same rule as one by one', () => {
+    expect(store.putAcks([])).toEqual([]);
+    expect(store.putAcks([
+      ack('hub-a', 1, T + 100),
+      ack('hub-b', 1, T + 100),
+      ack('hub-a', 1, T + 50), // older than the one before it in the same batch
+      ack('hub-a', 2, T + 10),
+    ])).toEqual([true, true, false, true]);
+    expect(store.putAcks([ack('hub-b', 0, T + 900, { source: 'local' })])).toEqual([false]);
+    const acks = store.acks(REGION);
+    expect(acks.get('hub-a')).toEqual(ack('hub-a', 2, T + 10));
+    expect(acks.get('hub-b')).toEqual(ack('hub-b', 1, T + 100));
+  });
 });

@@ -53,6 +53,11 @@ export interface ModeStore {
   history(region: string, q: { limit: number; beforeId?: number }): AuditEntry[];
   /** Keeps the acknowledgement if it is newer than the stored one (see `isNewerAck`); true when kept. */
   putAck(ack: HubAck): boolean;
+  /**
+   * `putAck` for each, in order, as one write (one transaction: a region of thousands of hubs
+   * acknowledging a switch must not cost one synced commit per hub). One result per acknowledgement.
+   */
+  putAcks(acks: readonly HubAck[]): boolean[];
   /** Newest acknowledgement of each hub of the region. */
   acks(region: string): Map<string, HubAck>;
 }
@@ -143,11 +148,13 @@ export function createSqliteModeStore(db: OperationalDb): ModeStore {
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
   );
   const historyStmt = db.prepare<[string, number, number], AuditRow>('SELECT * FROM mode_audit WHERE region = ? AND id < ? ORDER BY id DESC LIMIT ?');
-  const getAck = db.prepare<[string], AckRow>('SELECT * FROM mode_hub_acks WHERE hub = ?');
+  // One statement per acknowledgement: the upsert's WHERE is `isNewerAck` (version first, then hub
+  // time), so `changes` says whether it was kept — no read before the write.
   const upsertAck = db.prepare(
     `INSERT INTO mode_hub_acks (hub, region, version, mode, source, reason, ts, received_at, msg_id, historical) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (hub) DO UPDATE SET region = excluded.region, version = excluded.version, mode = excluded.mode, source = excluded.source,
-       reason = excluded.reason, ts = excluded.ts, received_at = excluded.received_at, msg_id = excluded.msg_id, historical = excluded.historical`,
+       reason = excluded.reason, ts = excluded.ts, received_at = excluded.received_at, msg_id = excluded.msg_id, historical = excluded.historical
+     WHERE excluded.version > mode_hub_acks.version OR (excluded.version = mode_hub_acks.version AND excluded.ts > mode_hub_acks.ts)`,
   );
   const acksStmt = db.prepare<[string], AckRow>('SELECT * FROM mode_hub_acks WHERE region = ?');
 
@@ -164,12 +171,10 @@ export function createSqliteModeStore(db: OperationalDb): ModeStore {
     if (!entry) throw new Error('audit entry of a switch not recorded');
     return entry;
   });
-  const putAck = db.transaction((a: HubAck): boolean => {
-    const current = getAck.get(a.hub);
-    if (!isNewerAck(a, current ? fromAckRow(current) : null)) return false;
-    upsertAck.run(a.hub, a.region, a.version, a.mode, a.source, a.reason, a.ts, a.receivedAt, a.msgId, a.historical ? 1 : 0);
-    return true;
-  });
+  const keepAck = (a: HubAck): boolean =>
+    upsertAck.run(a.hub, a.region, a.version, a.mode, a.source, a.reason, a.ts, a.receivedAt, a.msgId, a.historical ? 1 : 0).changes === 1;
+  const putAck = keepAck;
+  const putAcks = db.transaction((acks: readonly HubAck[]): boolean[] => acks.map(keepAck));
 
   return {
     latest(region) {
@@ -184,6 +189,7 @@ export function createSqliteModeStore(db: OperationalDb): ModeStore {
     appendAudit: (e) => audit(e),
     history: (region, q) => historyStmt.all(region, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit).map(fromAuditRow),
     putAck: (a) => putAck(a),
+    putAcks: (acks) => (acks.length === 0 ? [] : putAcks(acks)),
     acks: (region) => new Map(acksStmt.all(region).map((r) => [r.hub, fromAckRow(r)])),
   };
 }
@@ -195,6 +201,11 @@ export function createMemoryModeStore(): ModeStore {
   const ackByHub = new Map<string, HubAck>();
   const copyD = (d: DesiredMode): DesiredMode => ({ ...d, hubs: { ...d.hubs } });
   const copyE = (e: AuditEntry): AuditEntry => ({ ...e, hubs: e.hubs ? [...e.hubs] : null });
+  const putAck = (a: HubAck): boolean => {
+    if (!isNewerAck(a, ackByHub.get(a.hub) ?? null)) return false;
+    ackByHub.set(a.hub, { ...a });
+    return true;
+  };
   const audit = (e: NewAuditEntry): AuditEntry | null => {
     const hub = auditHub(e);
     if (e.msgId !== null && log.some((x) => x.msgId === e.msgId && auditHub(x) === hub)) return null;
@@ -224,11 +235,8 @@ export function createMemoryModeStore(): ModeStore {
         .reverse()
         .slice(0, q.limit)
         .map(copyE),
-    putAck(a) {
-      if (!isNewerAck(a, ackByHub.get(a.hub) ?? null)) return false;
-      ackByHub.set(a.hub, { ...a });
-      return true;
-    },
+    putAck,
+    putAcks: (acks) => acks.map(putAck),
     acks: (region) => new Map([...ackByHub.values()].filter((a) => a.region === region).map((a) => [a.hub, { ...a }])),
   };
 }
