@@ -1,0 +1,69 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { openOperationalDb } from '../../cloud/db/operational-db.ts';
+import type { RegionFile } from '../../contract/index.ts';
+import { REGION_FILE } from '../../test/support/cloud-harness.ts';
+
+/**
+ * A synthetic region for the benchmarks: `hubs` hubs cloned from the first hub of the Nomi region
+ * file (one drone, one locker bank, one weather sensor each), on a grid around Nomi, with hub
+ * credentials seeded into the cloud's operational database.
+ *
+ * The seeded secrets use scrypt N=2^10 instead of the production 2^14: with 2^14 every first connect
+ * costs 30–60 ms of CPU, so connecting hundreds or thousands of benchmark hubs would measure scrypt,
+ * not the broker. A real region pays that once per hub per 10 minutes (the cache in hub-credentials.ts).
+ */
+export interface BenchRegion {
+  id: string;
+  file: string;
+  hubs: { id: string; username: string; password: string }[];
+}
+
+export function writeBenchRegion(dir: string, hubCount: number, id = 'bench-region'): BenchRegion {
+  const template = JSON.parse(fs.readFileSync(REGION_FILE, 'utf8')) as RegionFile;
+  const first = template.hubs[0]!;
+  const cols = Math.ceil(Math.sqrt(hubCount));
+  const hubs = Array.from({ length: hubCount }, (_, i) => ({
+    ...first,
+    id: `h${String(i).padStart(5, '0')}`,
+    name: { ja: `ハブ${i}`, en: `Hub ${i}` },
+    location: { lat: 36.2 + Math.floor(i / cols) * 0.005, lon: 136.3 + (i % cols) * 0.005 },
+  }));
+  const region = { id, name: { ja: 'ベンチマーク地域', en: 'Benchmark region' }, hubs, landingSites: [], noFlyZones: [], reliefRoutes: [], groundRounds: [] };
+  const file = path.join(dir, 'bench-region.json');
+  fs.writeFileSync(file, JSON.stringify(region));
+  return { id, file, hubs: hubs.map((h) => ({ id: h.id, username: h.id, password: `pw-${h.id}` })) };
+}
+
+function cheapSecret(password: string): string {
+  const N = 1 << 10;
+  const salt = crypto.randomBytes(16);
+  const hash = crypto.scryptSync(password, salt, 32, { N, r: 8, p: 1 });
+  return ['scrypt', N, 8, 1, salt.toString('base64url'), hash.toString('base64url')].join('$');
+}
+
+/** Writes the region's hub credentials into `<dataDir>`'s operational database (before the cloud starts). */
+export function seedHubCredentials(dataDir: string, region: BenchRegion): void {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const db = openOperationalDb(dataDir, 'normal');
+  const insert = db.prepare('INSERT OR REPLACE INTO hub_credentials (hub_id, region, username, secret, updated_at) VALUES (?, ?, ?, ?, ?)');
+  db.transaction(() => {
+    for (const h of region.hubs) insert.run(h.id, region.id, h.username, cheapSecret(h.password), Date.now());
+  })();
+  db.close();
+}
+
+/** Creates an admin account with an API token in `<dataDir>`'s operational database; returns the bearer token. */
+export async function seedAdminToken(dataDir: string, username = 'bench-admin'): Promise<string> {
+  const { AccountStore } = await import('../../cloud/accounts/account-store.ts');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const db = openOperationalDb(dataDir, 'normal');
+  try {
+    const accounts = new AccountStore(db);
+    if (!accounts.get(username)) await accounts.create({ username, role: 'admin', displayName: username, password: crypto.randomBytes(18).toString('base64url') });
+    return accounts.createApiToken(username, 'benchmark').token;
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,232 @@
+import { execFileSync } from 'node:child_process';
+import { createInfluxDatabase, startInfluxd } from '../../test/support/influxd.ts';
+import type { RunReply } from '../load/publisher.ts';
+import { zeroLossRates } from '../lib/earlier.ts';
+import { startNodeRedPipeline } from '../lib/node-red-pipeline.ts';
+import { cpuSeconds, startMosquitto, startWorker } from '../lib/procs.ts';
+import { startPublisher, type Publisher } from '../lib/publishers.ts';
+import type { Section } from '../lib/report.ts';
+import { fmt, summarize } from '../lib/stats.ts';
+import { influxCounts, startOurCloud, watchSlices, type Counts } from '../lib/systems.ts';
+import type { SubscriberRequest } from '../load/subscriber.ts';
+
+/** Hub connections carrying the simulated devices (each device: one message per second). */
+export const HUBS = 100;
+/** Unacknowledged messages per hub connection: the edge agent's default UPLINK_WINDOW. */
+export const WINDOW = 200;
+const SUBSCRIBER = new URL('../load/subscriber.ts', import.meta.url).pathname;
+
+interface Trial {
+  rate: number;
+  pass: boolean;
+  why: string;
+  reply: Pick<RunReply, 'generated' | 'acked' | 'pending' | 'maxQueued' | 'maxSendDelayMs' | 'ackMs' | 'errors'>;
+}
+
+/** One side of the comparison: a publisher, and where its messages end up. */
+interface Side {
+  name: string;
+  publisher: Publisher;
+  count: (from: number, to: number) => Promise<Counts>;
+  /** The system's CPU (pids of its processes), for CPU per message. */
+  pids: number[];
+}
+
+let runNo = 0;
+const runId = (side: string) => `${side}${Date.now().toString(36)}${runNo++}`;
+
+/** A run at `rate`: passes when every one-second slice is fully queryable 5 s after it ends, nothing is left pending and no connection dropped. */
+async function trial(side: Side, rate: number, seconds: number): Promise<Trial> {
+  let watch: ReturnType<typeof watchSlices> | null = null;
+  const reply = await side.publisher.run({ rate, seconds, runId: runId(side.name), drainSeconds: 6 }, (plan) => {
+    watch = watchSlices(plan, side.count, 5_000);
+  });
+  const w = await watch!;
+  const why = reply.errors.length ? `error: ${reply.errors[0]}` : w.failed ? `${w.failed} slice(s) late, ${w.shortfall} messages missing at their deadline (${w.firstFailure})` : reply.pending ? `${reply.pending} messages still pending` : 'ok';
+  const { generated, acked, pending, maxQueued, maxSendDelayMs, ackMs, errors } = reply;
+  return { rate: reply.plan.devicesPerHub * reply.plan.hubs, pass: why === 'ok', why, reply: { generated, acked, pending, maxQueued, maxSendDelayMs, ackMs, errors } };
+}
+
+/**
+ * The highest rate (a multiple of HUBS) that passes: grow by 25 % from `start` until a failure (or
+ * shrink until a pass), then bisect `refine` times.
+ */
+async function search(side: Side, start: number, seconds: number, refine: number, log: (l: string) => void, trials: Trial[], maxTrials = 12): Promise<number> {
+  const step = (r: number) => Math.max(HUBS, Math.round(r / HUBS) * HUBS);
+  let n = 0;
+  const attempt = async (rate: number) => {
+    n++;
+    const t = await trial(side, step(rate), seconds);
+    trials.push(t);
+    log(`${side.name} at ${fmt(t.rate)} msg/s: ${t.pass ? 'zero loss' : `FAIL — ${t.why}`} (ack p99 ${fmt(t.reply.ackMs.p99)} ms, max queued ${t.reply.maxQueued})`);
+    await new Promise((r) => setTimeout(r, 1_500));
+    return t.pass;
+  };
+  let lo = 0;
+  let hi = 0;
+  let rate = step(start);
+  if (await attempt(rate)) {
+    lo = rate;
+    for (let i = 0; i < 8 && !hi && n < maxTrials; i++) {
+      rate = step(rate * 1.25);
+      if (await attempt(rate)) lo = rate;
+      else hi = rate;
+    }
+  } else {
+    hi = rate;
+    for (let i = 0; i < 8 && !lo && n < maxTrials; i++) {
+      rate = step(rate / 1.25);
+      if (await attempt(rate)) lo = rate;
+      else hi = rate;
+    }
+  }
+  for (let i = 0; i < refine && hi && lo && hi - lo > HUBS && n < maxTrials; i++) {
+    const mid = step((lo + hi) / 2);
+    if (mid === lo || mid === hi) break;
+    if (await attempt(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Runs at `rate` for `seconds`, then lets the publishers drain; counts what reached the store. */
+async function overload(side: Side, rate: number, seconds: number, drainSeconds: number, log: (l: string) => void) {
+  let plan: { startedAt: number; seconds: number } | null = null;
+  const reply = await side.publisher.run({ rate, seconds, runId: runId(side.name), drainSeconds }, (p) => (plan = p));
+  const p = plan!;
+  const from = p.startedAt;
+  const to = p.startedAt + p.seconds * 1000;
+  // Wait until the store stops growing (the pipeline may still be writing what it buffered).
+  let stored = await side.count(from, to);
+  for (let stable = 0, i = 0; stable < 3 && i < 60 && stored.messages < reply.generated; i++) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const next = await side.count(from, to);
+    stable = next.messages === stored.messages ? stable + 1 : 0;
+    stored = next;
+  }
+  const acceptedInWindow = reply.timeline.slice(0, seconds).reduce((n, s) => n + s.acked, 0);
+  const r = {
+    offered: reply.generated, acknowledged: reply.acked, heldBack: reply.pending, stored: stored.messages,
+    lostAfterAck: reply.acked - stored.messages, notStored: reply.generated - stored.messages,
+    acceptedPerSecondDuringOverload: acceptedInWindow / seconds, maxQueued: reply.maxQueued,
+  };
+  log(`${side.name} overload at ${fmt(rate)} msg/s for ${seconds} s: offered ${r.offered}, acknowledged ${r.acknowledged}, stored ${r.stored}, lost after ack ${r.lostAfterAck}`);
+  return r;
+}
+
+export const ingest: Section = async ({ quick, log }) => {
+  // Quick mode: 2 s runs, at most two per side starting from the last quick result — under a minute
+  // of measuring, coarse (±25 %).
+  const seconds = quick ? 2 : 12;
+  const maxTrials = quick ? 2 : 12;
+  const searches = quick ? 1 : 3;
+  const refine = quick ? 0 : 2;
+  const overloadSeconds = quick ? 3 : 30;
+  const previous = zeroLossRates(quick, { ours: 12_000, nodeRed: 2_400 });
+  const influx = await startInfluxd();
+  const stops: (() => Promise<void>)[] = [() => influx.stop()];
+  try {
+    const cloud = await startOurCloud({ hubs: HUBS, influx: { url: influx.url, database: 'ours' } });
+    stops.unshift(() => cloud.stop());
+    await createInfluxDatabase(influx.url, 'nodered'); // what the town's installer would do once
+    const pipeline = await startNodeRedPipeline({ influxUrl: influx.url, database: 'nodered', log });
+    stops.unshift(() => pipeline.stop());
+
+    const hubs = cloud.region.hubs;
+    const ours: Side = { name: 'ours', publisher: startPublisher(), count: (f, t) => influxCounts(influx.url, 'ours', f, t), pids: [cloud.pid] };
+    stops.unshift(() => ours.publisher.stop());
+    await ours.publisher.connect({ port: cloud.mqttPort, region: cloud.region.id, hubs, clientPrefix: 'ours', window: WINDOW });
+    const nr: Side = { name: 'node-red', publisher: startPublisher(), count: (f, t) => influxCounts(influx.url, 'nodered', f, t), pids: [pipeline.mosquittoPid, pipeline.nodeRedPid] };
+    stops.unshift(() => nr.publisher.stop());
+    await nr.publisher.connect({ port: pipeline.mqttPort, region: cloud.region.id, hubs: hubs.map((h) => ({ id: h.id })), clientPrefix: 'nr', window: WINDOW });
+
+    // Warm-up: JIT, connection pools, influxd's series index for every device.
+    log('warm-up');
+    await ours.publisher.run({ rate: 5_000, seconds: quick ? 1 : 3, runId: runId('warm'), drainSeconds: 10 });
+    await nr.publisher.run({ rate: 1_000, seconds: quick ? 1 : 3, runId: runId('warm'), drainSeconds: 10 });
+
+    const trials: { ours: Trial[]; nodeRed: Trial[] } = { ours: [], nodeRed: [] };
+    const oursRates: number[] = [];
+    const nrRates: number[] = [];
+    const cpu: { ours: number[]; nodeRed: number[]; influxdOurs: number[]; publisherOurs: number[] } = { ours: [], nodeRed: [], influxdOurs: [], publisherOurs: [] };
+    const influxdPid = Number(execFileSync('pgrep', ['-f', `${influx.dir}/influxd.toml`], { encoding: 'utf8' }).trim().split('\n')[0]);
+    for (let s = 0; s < searches; s++) {
+      log(`search ${s + 1} of ${searches}`);
+      const c0 = cpuSeconds(cloud.pid);
+      const i0 = cpuSeconds(influxdPid);
+      const p0 = cpuSeconds(ours.publisher.pid);
+      oursRates.push(await search(ours, oursRates.at(-1) ?? previous.ours, seconds, refine, log, trials.ours, maxTrials));
+      cpu.ours.push(cpuSeconds(cloud.pid) - c0);
+      cpu.influxdOurs.push(cpuSeconds(influxdPid) - i0);
+      cpu.publisherOurs.push(cpuSeconds(ours.publisher.pid) - p0);
+      const n0 = nr.pids.reduce((n, p) => n + cpuSeconds(p), 0);
+      nrRates.push(await search(nr, nrRates.at(-1) ?? previous.nodeRed, seconds, refine, log, trials.nodeRed, maxTrials));
+      cpu.nodeRed.push(nr.pids.reduce((n, p) => n + cpuSeconds(p), 0) - n0);
+    }
+    const oursZ = summarize(oursRates);
+    const nrZ = summarize(nrRates);
+
+    // The ceiling: a raw broker relaying the same publishers' messages to one QoS 1 subscriber.
+    log('raw broker pub→sub ceiling (Mosquitto)');
+    const mosq = await startMosquitto();
+    stops.unshift(() => mosq.stop());
+    const sub = startWorker<SubscriberRequest, { received: number; seconds: number }>(SUBSCRIBER);
+    stops.unshift(() => sub.stop());
+    await sub.call({ cmd: 'subscribe', host: '127.0.0.1', port: mosq.port, filter: 'v1/#' });
+    const raw = startPublisher();
+    stops.unshift(() => raw.stop());
+    await raw.connect({ port: mosq.port, region: cloud.region.id, hubs: hubs.map((h) => ({ id: h.id })), clientPrefix: 'raw', window: WINDOW });
+    const ceilings: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await raw.flood({ seconds: quick ? 1 : 5, runId: runId('raw') });
+      const c = await sub.call({ cmd: 'count' });
+      if (i > 0) ceilings.push(c.received / c.seconds); // run 0 is the warm-up
+    }
+    const ceiling = summarize(ceilings);
+    log(`ceiling ${fmt(ceiling.median)} msg/s`);
+
+    // Twice the zero-loss rate, both sides.
+    log('overload: twice the zero-loss rate');
+    const oursOver = await overload(ours, Math.max(HUBS, oursZ.median) * 2, overloadSeconds, quick ? 20 : 90, log);
+    const nrOver = await overload(nr, Math.max(HUBS, nrZ.median) * 2, overloadSeconds, 10, log);
+
+    const ratio = oursZ.median / nrZ.median;
+    const usPerMsg = (cpuS: number[], t: Trial[]) => (cpuS.reduce((a, b) => a + b, 0) * 1e6) / t.reduce((n, x) => n + x.reply.acked, 0);
+    return {
+      title: 'Zero-loss ingest throughput',
+      method:
+        `${HUBS} hub connections (raw MQTT 3.1.1, QoS 1, one load-generator process per system) carry simulated devices that each send one message a second ` +
+        '(device mix per hub: 45 % drone telemetry, 45 % weather/power sensor sets, 10 % locker banks of 16 compartments — 2.5 stored points per message; ' +
+        `payloads from the contract's examples, ~450–1,900 bytes). A hub keeps at most ${WINDOW} messages unacknowledged (the edge agent's default window) and queues the rest, as an edge agent's outbox does. ` +
+        `A rate passes when, for every one-second slice of a ${seconds} s run, every message scheduled in it is queryable in influxd (InfluxQL count by measurement) 5 s after the slice ends, ` +
+        `and nothing is left pending. The rate grows by 25 % until a run fails, then is bisected${refine ? ` ${refine} times` : ''}; ${searches} searches, after a warm-up. ` +
+        'Ours: the cloud process (cloud/main.ts) into influxd 1.6.7. Alternative: Mosquitto (default settings) → Node-RED 4.1 (mqtt in → function → influxdb batch node from node-red-contrib-influxdb) → the same influxd. ' +
+        `Ceiling: the same publishers flooding Mosquitto with one QoS 1 subscriber to v1/# (1 warm-up + 3 runs). Overload: each system at twice its own zero-loss rate for ${overloadSeconds} s; ` +
+        'then the publishers may send what they still hold, and the store is counted.',
+      rows: [
+        {
+          metric: 'zero-loss ingest into influxd', ours: oursZ, unit: 'msg/s', alternative: { name: 'Mosquitto → Node-RED → influxd', value: nrZ },
+          comparison: `${fmt(ratio, 1)}× the Node-RED pipeline; ${fmt((100 * oursZ.median) / ceiling.median, 0)} % of the raw broker ceiling`,
+          target: '≥ 20,000 msg/s and ≥ 8× the pipeline', met: oursZ.median >= 20_000 && ratio >= 8,
+        },
+        { metric: 'raw broker pub→sub ceiling (Mosquitto, QoS 1)', ours: ceiling, unit: 'msg/s' },
+        {
+          metric: `lost at 2× the zero-loss rate for ${overloadSeconds} s`,
+          ours: `${oursOver.lostAfterAck} of ${fmt(oursOver.acknowledged)} acknowledged (${fmt(oursOver.acceptedPerSecondDuringOverload)} msg/s accepted during overload; ${fmt(oursOver.offered - oursOver.acknowledged)} held back at the publishers)`,
+          alternative: { name: 'Node-RED pipeline', value: `${fmt(nrOver.notStored)} of ${fmt(nrOver.offered)} acknowledged (${fmt((100 * nrOver.notStored) / Math.max(1, nrOver.offered), 1)} %)` },
+          target: '0 lost', met: oursOver.lostAfterAck === 0 && oursOver.notStored - oursOver.heldBack <= 0,
+        },
+      ],
+      notes: [
+        `CPU per stored message during our searches: cloud process ${fmt(usPerMsg(cpu.ours, trials.ours), 0)} µs, influxd ${fmt(usPerMsg(cpu.influxdOurs, trials.ours), 0)} µs, ` +
+          `load generator ${fmt(usPerMsg(cpu.publisherOurs, trials.ours), 0)} µs — together ${fmt(usPerMsg([...cpu.ours, ...cpu.influxdOurs, ...cpu.publisherOurs], trials.ours), 0)} µs, ` +
+          `so this 2-core machine cannot carry more than ~${fmt(2e6 / usPerMsg([...cpu.ours, ...cpu.influxdOurs, ...cpu.publisherOurs], trials.ours), 0)} msg/s of it however it is scheduled. ` +
+          `Node-RED pipeline: ${fmt(usPerMsg(cpu.nodeRed, trials.nodeRed), 0)} µs per message (Mosquitto + Node-RED).`,
+        `Points per second into influxd at our zero-loss rate: ${fmt(oursZ.median * 2.5)}.`,
+      ],
+      raw: { zeroLoss: { ours: oursRates, nodeRed: nrRates }, ceiling: ceilings, overload: { ours: oursOver, nodeRed: nrOver }, trials },
+    };
+  } finally {
+    for (const stop of stops) await stop().catch((err: Error) => log(`stop failed: ${err.message}`));
+  }
+};
