@@ -61,9 +61,12 @@ export function opsStatsPoints(region: string, hubs: readonly string[], s: OpsSn
 
   for (const [reason, count] of [...s.rejections].sort(([a], [b]) => a.localeCompare(b))) add('ingest_rejections', '', { reason }, { count });
 
+  // Counted once (a filter per hub and severity was hubs × alarms: seconds per tick in a national outage).
+  const open = new Map<string, number>();
+  for (const a of s.alarms) open.set(`${a.hub}\u0000${a.severity}`, (open.get(`${a.hub}\u0000${a.severity}`) ?? 0) + 1);
   for (const hub of hubs) {
     for (const severity of ALARM_SEVERITIES) {
-      add('alarms_open', hub, { severity }, { count: s.alarms.filter((a) => a.hub === hub && a.severity === severity).length });
+      add('alarms_open', hub, { severity }, { count: open.get(`${hub}\u0000${severity}`) ?? 0 });
     }
   }
 
