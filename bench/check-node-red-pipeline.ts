@@ -54,7 +54,7 @@ const compartments = Array.from({ length: 16 }, (_, i) => ({
 
 interface Msg { topic: string; payload: Buffer; message: DeviceMessage; kind: 'drone' | 'sensor' | 'locker' | 'event' }
 
-/** Message `seq` of the mix used by scripts/bench-ingest.ts: 45 % drone, 45 % sensor, 10 % locker bank. */
+/** Message `seq` of the mix used by the ingest benchmark (bench/load/publisher.ts): 45 % drone, 45 % sensor, 10 % locker bank. */
 function makeMessage(seq: number, ts: number, withEvents = false): Msg {
   const r = seq % 20;
   let kind: Msg['kind'];

@@ -9,6 +9,7 @@ import { HEADER, loadResults, machineDescription, markdown, rowCells, saveResult
  *   --quick        shorter runs (the whole set in well under a few minutes; each section < 1 min);
  *                  results go to bench/results-quick/ and BENCHMARKS.quick.md, not BENCHMARKS.md
  *   --only a,b     run only these sections (ids below)
+ *   --render       run nothing; rebuild BENCHMARKS.md from the stored results
  */
 const SECTIONS: { id: string; load: () => Promise<Section> }[] = [
   { id: 'ingest', load: async () => (await import('./sections/ingest.ts')).ingest },
@@ -22,9 +23,9 @@ const SECTIONS: { id: string; load: () => Promise<Section> }[] = [
 const ORDER = SECTIONS.map((s) => s.id);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, render: { type: 'boolean', default: false } } });
   const quick = values.quick ?? false;
-  const only = values.only ? values.only.split(',').map((s) => s.trim()) : ORDER;
+  const only = values.render ? [] : values.only ? values.only.split(',').map((s) => s.trim()) : ORDER;
   const unknown = only.filter((id) => !ORDER.includes(id));
   if (unknown.length) throw new Error(`unknown section(s): ${unknown.join(', ')}; known: ${ORDER.join(', ')}`);
   const log = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
     log(`${s.id}: starting`);
     try {
       const section = await (await s.load())({ quick, log: (l) => log(`${s.id}: ${l}`) });
-      const result: SectionResult = { ...section, id: s.id, quick, startedAt, durationS: (performance.now() - t0) / 1000 };
+      const result: SectionResult = { ...section, id: s.id, quick, startedAt, durationS: (performance.now() - t0) / 1000, machine };
       saveResult(result);
       done.push(result);
       log(`${s.id}: done in ${result.durationS.toFixed(0)} s`);

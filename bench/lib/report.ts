@@ -39,6 +39,8 @@ export interface SectionResult {
   quick: boolean;
   startedAt: string;
   durationS: number;
+  /** The machine and versions it ran on (machineDescription() at the time). */
+  machine?: Record<string, string>;
 }
 
 export interface BenchOptions {
@@ -47,7 +49,7 @@ export interface BenchOptions {
   log: (line: string) => void;
 }
 
-export type Section = (opts: BenchOptions) => Promise<Omit<SectionResult, 'quick' | 'startedAt' | 'durationS' | 'id'>>;
+export type Section = (opts: BenchOptions) => Promise<Omit<SectionResult, 'quick' | 'startedAt' | 'durationS' | 'id' | 'machine'>>;
 
 const cell = (v: Summary | string, unit?: string, decimals?: number) => (typeof v === 'string' ? v : fmtSummary(v, unit, decimals));
 
@@ -125,8 +127,13 @@ export function markdown(results: SectionResult[], machine: Record<string, strin
       'Load generators run in their own processes; all traffic is on loopback. Comparisons ran in the same invocation on the same machine.',
     '',
   );
+  // The machine the sections ran on (as each result recorded it); differing values are listed per section.
+  const recorded = results.map((r) => r.machine ?? machine);
   out.push('## Machine', '', '| | |', '|---|---|');
-  for (const [k, v] of Object.entries(machine)) out.push(`| ${k} | ${mdEscape(v)} |`);
+  for (const [k, v] of Object.entries(recorded[0] ?? machine)) {
+    const all = [...new Set(recorded.map((m) => m[k] ?? v))];
+    out.push(`| ${k} | ${mdEscape(all.length === 1 ? v : results.map((r, i) => `${r.id}: ${recorded[i]![k] ?? v}`).join('; '))} |`);
+  }
   out.push('');
   out.push('## Summary', '', `| ${['#', ...HEADER].join(' | ')} |`, `|${['#', ...HEADER].map(() => '---').join('|')}|`);
   results.forEach((r, i) => {

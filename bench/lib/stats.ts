@@ -30,7 +30,7 @@ export function percentile(samples: readonly number[], p: number): number {
 /** Formats a number with thousands separators and a sensible number of decimals. */
 export function fmt(x: number, decimals?: number): string {
   if (!Number.isFinite(x)) return String(x);
-  const d = decimals ?? (Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2);
+  const d = decimals ?? (Number.isInteger(x) || Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : 2);
   return x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 }
 
