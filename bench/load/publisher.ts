@@ -193,7 +193,8 @@ async function run(req: { rate: number; seconds: number; runId: string; drainSec
   if (live.length !== hubs.length) throw new Error(`${hubs.length - live.length} hub connections are closed: ${hubs.find((h) => h.closed)?.error}`);
   const devicesPerHub = req.flood ? PATTERN.length : Math.max(1, Math.round(req.rate / hubs.length));
   const tables = hubs.map((h) => deviceTable(h, devicesPerHub));
-  const startedAt = Math.ceil(Date.now() / 1000) * 1000 + 1000; // a whole second, so slices line up
+  // A whole second, so slices line up (a flood has no slices: it starts at once).
+  const startedAt = req.flood ? Date.now() : Math.ceil(Date.now() / 1000) * 1000 + 1000;
   const plan: RunPlan = { startedAt, devicesPerHub, hubs: hubs.length, perSlice: kindsPerSlice(devicesPerHub, hubs.length), seconds: req.seconds };
   emit({ type: 'plan', plan });
   const cpu0 = process.cpuUsage();

@@ -70,14 +70,14 @@ async function measure(publisher: Publisher, poll: Poll, hubs: string[], rate: n
   return { rate: reply.plan.devicesPerHub * reply.plan.hubs, samples: latencies.length, missing, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: percentile(latencies, 100), ackP99: reply.ackMs.p99 };
 }
 
-async function runs(name: string, publisher: Publisher, poll: Poll, hubs: string[], rate: number, o: { seconds: number; runs: number }, log: (l: string) => void) {
-  await measure(publisher, poll, hubs, rate, 2); // warm-up
+async function runs(name: string, publisher: Publisher, poll: Poll, hubs: string[], rate: number, o: { seconds: number; runs: number; warmUp: boolean }, log: (l: string) => void) {
+  if (o.warmUp) await measure(publisher, poll, hubs, rate, 2);
   const out: Awaited<ReturnType<typeof measure>>[] = [];
   for (let i = 0; i < o.runs; i++) {
     const r = await measure(publisher, poll, hubs, rate, o.seconds);
     log(`${name} at ${fmt(r.rate)} msg/s: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms, ${r.samples} probes, ${r.missing} missing`);
     out.push(r);
-    await new Promise((r) => setTimeout(r, 1_000));
+    await new Promise((r) => setTimeout(r, o.warmUp ? 1_000 : 200));
   }
   return out;
 }
@@ -88,7 +88,7 @@ const influxPoll = (url: string, db: string): Poll => async (from) => {
 };
 
 export const freshness: Section = async ({ quick, log }) => {
-  const o = { seconds: quick ? 3 : 15, runs: 3 };
+  const o = { seconds: quick ? 2 : 15, runs: 3, warmUp: !quick };
   const rates = zeroLossRates(quick, { ours: 12_000, nodeRed: 2_000 });
   const half = { ours: Math.round(rates.ours / 2 / HUBS) * HUBS, nodeRed: Math.max(HUBS, Math.round(rates.nodeRed / 2 / HUBS) * HUBS) };
   log(`half of the zero-loss rates from ${rates.from}: ours ${half.ours}, Node-RED ${half.nodeRed} msg/s`);
@@ -139,7 +139,7 @@ export const freshness: Section = async ({ quick, log }) => {
         `At half of each system's zero-loss rate (from ${rates.from}): ours ${fmt(half.ours)} msg/s, the Node-RED pipeline ${fmt(half.nodeRed)} msg/s, same device mix and ${HUBS} hub connections as section 1. ` +
         `Every hub's ${PROBE} is a probe (one message a second per hub, ${HUBS} a second in all). A poller in the benchmark process asks the store every ${POLL_MS} ms for probe points it has not seen ` +
         '(InfluxQL on influxd; a read-only SQLite connection on the embedded store); freshness = end of the poll that first returned the point − the time the device scheduled it. ' +
-        `That is an upper bound (up to one poll interval plus the query time too high). ${o.runs} runs of ${o.seconds} s after a 2 s warm-up; p50 and p99 are per run, then the median over runs with the spread.`,
+        `That is an upper bound (up to one poll interval plus the query time too high). ${o.runs} runs of ${o.seconds} s${o.warmUp ? ' after a 2 s warm-up' : ' (quick: no warm-up)'}; p50 and p99 are per run, then the median over runs with the spread.`,
       rows: [
         { metric: 'freshness p50, into influxd', ours: s(ours, 'p50'), unit: 'ms', alternative: { name: 'Node-RED pipeline', value: s(nr, 'p50') } },
         { metric: 'freshness p99, into influxd', ours: s(ours, 'p99'), unit: 'ms', alternative: { name: 'Node-RED pipeline', value: s(nr, 'p99') }, target: '≤ 1,500 ms', met: s(ours, 'p99').median <= 1_500 },
