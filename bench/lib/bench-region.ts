@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openOperationalDb } from '../../cloud/db/operational-db.ts';
 import type { RegionFile } from '../../contract/index.ts';
+import { lowCostSecret } from './national-region.ts';
 import { REGION_FILE } from '../../test/support/cloud-harness.ts';
 
 /**
@@ -10,7 +11,7 @@ import { REGION_FILE } from '../../test/support/cloud-harness.ts';
  * file (one drone, one locker bank, one weather sensor each), on a grid around Nomi, with hub
  * credentials seeded into the cloud's operational database.
  *
- * The seeded secrets use scrypt N=2^10 instead of the production 2^14: with 2^14 every first connect
+ * The seeded secrets use scrypt N=2^8 (BENCH_SCRYPT_N, shared with national-region.ts) instead of the production 2^14: with 2^14 every first connect
  * costs 30–60 ms of CPU, so connecting hundreds or thousands of benchmark hubs would measure scrypt,
  * not the broker. A real region pays that once per hub per 10 minutes (the cache in hub-credentials.ts).
  */
@@ -36,20 +37,13 @@ export function writeBenchRegion(dir: string, hubCount: number, id = 'bench-regi
   return { id, file, hubs: hubs.map((h) => ({ id: h.id, username: h.id, password: `pw-${h.id}` })) };
 }
 
-function cheapSecret(password: string): string {
-  const N = 1 << 10;
-  const salt = crypto.randomBytes(16);
-  const hash = crypto.scryptSync(password, salt, 32, { N, r: 8, p: 1 });
-  return ['scrypt', N, 8, 1, salt.toString('base64url'), hash.toString('base64url')].join('$');
-}
-
 /** Writes the region's hub credentials into `<dataDir>`'s operational database (before the cloud starts). */
 export function seedHubCredentials(dataDir: string, region: BenchRegion): void {
   fs.mkdirSync(dataDir, { recursive: true });
   const db = openOperationalDb(dataDir, 'normal');
   const insert = db.prepare('INSERT OR REPLACE INTO hub_credentials (hub_id, region, username, secret, updated_at) VALUES (?, ?, ?, ?, ?)');
   db.transaction(() => {
-    for (const h of region.hubs) insert.run(h.id, region.id, h.username, cheapSecret(h.password), Date.now());
+    for (const h of region.hubs) insert.run(h.id, region.id, h.username, lowCostSecret(h.password), Date.now());
   })();
   db.close();
 }
