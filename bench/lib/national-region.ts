@@ -5,6 +5,7 @@ import { RegionFile } from '../../contract/index.ts';
 import { AccountStore } from '../../cloud/accounts/account-store.ts';
 import { openOperationalDb } from '../../cloud/db/operational-db.ts';
 import { hashSecret } from '../../cloud/hubs/hub-credentials.ts';
+import { rng } from '../../cloud/dispatch/synthetic-dispatch.ts';
 
 /**
  * A synthetic national region for benchmarks: `count` hubs — the first 1,230 roadside stations
@@ -19,18 +20,6 @@ export interface NationalRegion {
   file: string;
   id: string;
   hubs: string[];
-}
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 export const hubIdOf = (i: number): string =>

@@ -34,8 +34,8 @@ export interface SyntheticSize {
   oneHub?: boolean;
 }
 
-/** mulberry32: small, fast, seeded. */
-function rng(seed: number): () => number {
+/** mulberry32: small, fast, seeded (also used by the benchmarks' synthetic regions). */
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -132,16 +132,22 @@ describe('Ingest dedupe', () => {
   });
 });
 
+/** Makes the fake store's writes that contain `measurement` points hang until the returned function is called. */
+function holdWrites(measurement: string): () => void {
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const write = fake.store.write;
+  fake.store.write = async (points) => {
+    if (points.some((p) => p.measurement === measurement)) await held;
+    return write(points);
+  };
+  return release;
+}
+
 describe('Ingest urgent lane', () => {
   it('stores and applies an event while a telemetry batch is still being written, yet acknowledges it after that telemetry', async () => {
     // A store whose telemetry writes hang until released; event writes go straight through.
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const write = fake.store.write;
-    fake.store.write = async (points) => {
-      if (points.some((p) => p.measurement === 'sensor')) await held;
-      return write(points);
-    };
+    const release = holdWrites('sensor');
     const order: string[] = [];
     const events: string[] = [];
     const apply = live.applyDeviceMessage.bind(live);
@@ -166,13 +172,7 @@ describe('Ingest urgent lane', () => {
   });
 
   it('acknowledges telemetry that arrives after an outstanding event only after the event', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const write = fake.store.write;
-    fake.store.write = async (points) => {
-      if (points.some((p) => p.measurement === 'event')) await held;
-      return write(points);
-    };
+    const release = holdWrites('event');
     const order: string[] = [];
     const event = ingest.handle(inbound('locker.event')).then(() => order.push('event'));
     await new Promise((r) => setImmediate(r));
@@ -209,13 +209,7 @@ describe('Ingest onEventReceived', () => {
 
 describe('Ingest acknowledgement order is per connection', () => {
   it("acknowledges one connection's event without waiting for another connection's telemetry", async () => {
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const write = fake.store.write;
-    fake.store.write = async (points) => {
-      if (points.some((p) => p.measurement === 'sensor')) await held;
-      return write(points);
-    };
+    const release = holdWrites('sensor');
     const order: string[] = [];
     const telemetry = ingest.handle({ ...inbound('sensor.telemetry'), clientId: 'agent-a' }).then(() => order.push('a: telemetry'));
     await new Promise((r) => setImmediate(r));
