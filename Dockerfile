@@ -1,13 +1,13 @@
 # One image for the cloud, the edge agents (edge/fleet.ts), the simulator and Node-RED with our flows
 # (node-red is a dependency); the command picks which (see docker-compose.yml). Node LTS on Debian.
-FROM node:22-bookworm-slim AS build
+FROM node:22.11.0-bookworm-slim AS build
 WORKDIR /app
 # better-sqlite3 is a native addon; these build it when no prebuilt binary matches.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
-FROM node:22-bookworm-slim
+FROM node:22.11.0-bookworm-slim
 ENV NODE_ENV=production DATA_DIR=/data
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,8 @@ import { ROOT } from './support/cloud-harness.ts';
 
 /** What the README and the compose file promise must match what the code does. */
 const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+// A CommonJS module whose typings declare an ES default export: load it as what it is (module.exports).
+const dockerignore = createRequire(import.meta.url)('@balena/dockerignore') as typeof import('@balena/dockerignore').default;
 const cloudKeys = Object.keys(CloudEnv.shape);
 
 describe('README', () => {
@@ -42,9 +45,9 @@ describe('README', () => {
 
 describe('docker-compose.yml', () => {
   const config = (): string =>
-    execFileSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), 'config'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, INFLUX_TOKEN: 't', INFLUX_ADMIN_PASSWORD: 'p' } });
+    execFileSync('docker-compose', ['-f', path.join(ROOT, 'docker-compose.yml'), '--env-file', path.join(ROOT, '.env.example'), 'config'], { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
 
-  it('is accepted by docker-compose config', () => {
+  it('is accepted by docker-compose config with the secrets of .env.example', () => {
     expect(config()).toMatch(/services:/);
   });
 
@@ -55,6 +58,24 @@ describe('docker-compose.yml', () => {
     expect(envKeys(section('cloud')).filter((k) => !cloudKeys.includes(k))).toEqual([]);
     expect(envKeys(section('simulator')).filter((k) => !SIMULATOR_ENV_KEYS.includes(k))).toEqual([]);
     expect(envKeys(section('cloud')).length).toBeGreaterThan(5);
+  });
+
+  it('keeps secrets and Node-RED runtime files out of the build context, and every tracked source in it', () => {
+    // What `docker build .` would send, decided by Docker's own .dockerignore rules (a port of its Go matcher).
+    const ig = dockerignore({ ignorecase: false }).add(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8'));
+    // Files Node-RED 4 writes into its userDir (`npm run flows` uses flows/): the runtime config with the
+    // generated credential secret, users, node credentials, sessions, backups, context and library.
+    const runtime = [
+      'flows/.config.runtime.json', 'flows/.config.users.json', 'flows/.config.nodes.json', 'flows/.config.projects.json', 'flows/flows_cred.json',
+      'flows/.flows.json.backup', 'flows/.flows_cred.json.backup', 'flows/.sessions.json', 'flows/context/global/global.json', 'flows/lib/flows/x.json',
+      'flows/node_modules/x/index.js', 'flows/package.json',
+    ];
+    const secrets = ['.env', '.env.local', 'flows/.env', 'cloud/.env', 'data/credentials.json', 'data/operational.db', 'data/edge/nomi-terai/device-credentials.json'];
+    expect([...runtime, ...secrets].filter((f) => !ig.ignores(f))).toEqual([]);
+    const tracked = execFileSync('git', ['ls-files'], { cwd: ROOT, encoding: 'utf8' }).split('\n').filter(Boolean);
+    const needed = tracked.filter((f) => /^(contract|cloud|edge|simulators|config|flows)\//.test(f) || ['package.json', 'package-lock.json', 'tsconfig.json'].includes(f));
+    expect(needed.length).toBeGreaterThan(50);
+    expect(needed.filter((f) => ig.ignores(f))).toEqual([]);
   });
 
   it('builds an image that runs as a non-root user with a health check', () => {
@@ -91,9 +112,15 @@ describe('docker-compose.yml: the full stack', () => {
     const json = execFileSync('python3', ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], { input: yaml, encoding: 'utf8' });
     return JSON.parse(json) as Resolved;
   };
-  const emptyEnv = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'compose-')), 'empty.env');
+  /** The secrets `docker-compose.yml` requires (`${VAR:?…}`): nothing starts while one is missing or empty. */
+  const REQUIRED_SECRETS = ['INFLUX_TOKEN', 'INFLUX_ADMIN_PASSWORD', 'GRAFANA_ADMIN_PASSWORD', 'NODE_RED_CREDENTIAL_SECRET', 'NODE_RED_ADMIN_USER', 'NODE_RED_ADMIN_PASSWORD_HASH', 'CLOUD_API_TOKEN'];
+  const envDir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-'));
+  const emptyEnv = path.join(envDir, 'empty.env');
   fs.writeFileSync(emptyEnv, '');
-  const bare = resolve(emptyEnv);
+  // Only the required secrets (placeholders): every other variable takes the compose file's default.
+  const secretsOnlyEnv = path.join(envDir, 'secrets-only.env');
+  fs.writeFileSync(secretsOnlyEnv, REQUIRED_SECRETS.map((k) => `${k}=placeholder-${k.toLowerCase()}`).join('\n'));
+  const bare = resolve(secretsOnlyEnv);
   const withEnv = resolve(path.join(ROOT, '.env.example'));
   const svc = (name: string): Service => bare.services[name]!;
   const env = (name: string): Record<string, string | null> => svc(name).environment ?? {};
@@ -108,7 +135,42 @@ describe('docker-compose.yml: the full stack', () => {
     });
   const dataVolumeAt = (s: Service, dir: string) => mounts(s).find((m) => m.named && m.target === dir);
 
-  it('is accepted by docker-compose config without a .env and with .env.example, and takes the secrets from it', () => {
+  it('refuses to start without a .env, or with an empty secret, naming the missing variable', () => {
+    const fails = (envFile: string): string => {
+      try {
+        resolve(envFile);
+      } catch (err) {
+        return String((err as { stderr?: string }).stderr ?? err);
+      }
+      return 'accepted';
+    };
+    expect(fails(emptyEnv)).toMatch(/set [A-Z_]+ in \.env/);
+    for (const secret of REQUIRED_SECRETS) {
+      const f = path.join(envDir, `without-${secret}.env`);
+      fs.writeFileSync(f, REQUIRED_SECRETS.map((k) => `${k}=${k === secret ? '' : 'x'}`).join('\n'));
+      expect({ secret, out: fails(f) }).toEqual({ secret, out: expect.stringContaining(`set ${secret} in .env`) });
+    }
+  });
+
+  it('keeps the demo accounts (public passwords) off unless .env turns them on', () => {
+    expect(env('cloud').DEMO_ACCOUNTS).toBe('false');
+    expect(withEnv.services.cloud!.environment?.DEMO_ACCOUNTS).toBe('false');
+    const on = path.join(envDir, 'demo-on.env');
+    fs.writeFileSync(on, [...REQUIRED_SECRETS.map((k) => `${k}=x`), 'DEMO_ACCOUNTS=true'].join('\n'));
+    expect(resolve(on).services.cloud!.environment?.DEMO_ACCOUNTS).toBe('true');
+  });
+
+  it('pins every image to an exact version (ours from a pinned Node base)', () => {
+    for (const name of Object.keys(bare.services).filter((n) => !OURS.includes(n))) {
+      expect({ name, image: svc(name).image }).toEqual({ name, image: expect.stringMatching(/^[\w./-]+:\d+\.\d+\.\d+$/) });
+    }
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]!);
+    expect(bases.length).toBeGreaterThan(0);
+    for (const b of bases) expect(b).toMatch(/^node:\d+\.\d+\.\d+-[\w-]+$/);
+  });
+
+  it('is accepted by docker-compose config with .env.example, and takes the secrets from it', () => {
     expect(Object.keys(bare.services).sort()).toEqual(['cloud', 'edge', 'grafana', 'influxdb', 'node-red', 'simulator']);
     const example = Object.fromEntries(
       fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8').split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/^'(.*)'$/, '$1')]),
@@ -121,16 +183,15 @@ describe('docker-compose.yml: the full stack', () => {
     expect(e('grafana').GF_SECURITY_ADMIN_PASSWORD).toBe(example.GRAFANA_ADMIN_PASSWORD);
     expect(e('node-red').NODE_RED_CREDENTIAL_SECRET).toBe(example.NODE_RED_CREDENTIAL_SECRET);
     // Every variable .env.example offers is one the compose file reads.
-    expect(Object.keys(example).filter((k) => !composeText.includes(`\${${k}:-`) && !new RegExp(`^ {6}${k}:\\s*$`, 'm').test(composeText))).toEqual([]);
+    expect(Object.keys(example).filter((k) => !composeText.includes(`\${${k}:-`) && !composeText.includes(`\${${k}:?`) && !new RegExp(`^ {6}${k}:\\s*$`, 'm').test(composeText))).toEqual([]);
   });
 
   it('has no secret in the file: passwords, tokens and secrets come only from the environment, with no default', () => {
     const secretLines = [...composeText.matchAll(/^ +([A-Z_]*(?:PASSWORD|TOKEN|SECRET)[A-Z_]*): *(.*)$/gm)];
     expect(secretLines.length).toBeGreaterThan(4);
-    for (const [, key, value] of secretLines) expect({ key, value }).toEqual({ key, value: expect.stringMatching(/^\$\{[A-Z_]+:-\}$/) });
+    for (const [, key, value] of secretLines) expect({ key, value }).toEqual({ key, value: expect.stringMatching(/^\$\{[A-Z_]+:\?set [A-Z_]+ in \.env \(see \.env\.example\)\}$/) });
     for (const [, v] of Object.entries(fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8').matchAll(/^[A-Z_]*(?:PASSWORD|TOKEN|SECRET)[A-Z_]*=(.*)$/gm))) expect(v![1]).toMatch(/change-me/);
     expect(fs.readFileSync(path.join(ROOT, '.gitignore'), 'utf8')).toMatch(/^\.env$/m);
-    expect(fs.readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')).toMatch(/^\.env$/m);
   });
 
   it('names only images the project uses: ours built from the Dockerfile, InfluxDB 2, Grafana of the dashboards SDK major version', () => {
