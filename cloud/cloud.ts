@@ -87,7 +87,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     const credentials = createHubCredentialStore(db);
     if (config.demoCredentials) await provisionDemoCredentials(config.dataDir, region.id, region.hubs.map((h) => h.id), credentials, logger);
     const accounts = new AccountStore(db);
-    if (config.demoCredentials) await provisionDemoAccounts(accounts, logger.child({ component: 'accounts' }));
+    if (config.demoAccounts) await provisionDemoAccounts(accounts, logger.child({ component: 'accounts' }));
 
     const store: TelemetryStore = config.influx
       ? await createInfluxTelemetryStore({

@@ -19,7 +19,7 @@ const optionalString = z
 
 export const CloudEnv = z
   .object({
-    BIND_HOST: z.string().default('0.0.0.0').describe('Address every listener binds to'),
+    BIND_HOST: optionalString.describe('Address every listener binds to (default: 127.0.0.1 while DEMO_ACCOUNTS is on, else 0.0.0.0)'),
     HTTP_PORT: port(8080).describe('HTTP API, /docs, /metrics'),
     MQTT_PORT: port(1883).describe('MQTT over TCP'),
     MQTT_WS_PORT: z
@@ -58,7 +58,12 @@ export const CloudEnv = z
     DISPATCH_RESERVE_PCT_EMERGENCY: z.coerce.number().min(0).max(90).default(35).describe('The same in emergency mode (higher: a disaster is no time to run dry)'),
     ALARM_HUB_OFFLINE_GRACE_S: z.coerce.number().min(1).max(86_400).default(60).describe('A hub offline this long raises a hub_offline alarm'),
     OPS_STATS_INTERVAL_S: z.coerce.number().min(0.1).max(3_600).default(10).describe('How often the cloud writes its own figures (ingest, alarms, modes, orders) to the telemetry store for the dashboards'),
-    DEMO_CREDENTIALS: bool(false).describe('Create missing hub credentials and write DATA_DIR/credentials.json'),
+    DEMO_CREDENTIALS: bool(false).describe('Create missing hub credentials (generated secrets) and write DATA_DIR/credentials.json'),
+    DEMO_ACCOUNTS: z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'])
+      .optional()
+      .transform((v) => (v === undefined ? undefined : v === 'true' || v === '1' || v === 'yes'))
+      .describe('Create the demo accounts, whose passwords are public (default: as DEMO_CREDENTIALS); the cloud then binds to loopback unless BIND_HOST says otherwise'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
   .superRefine((env, ctx) => {
@@ -81,10 +86,18 @@ export const CLOUD_NODE_FLAGS = ['--max-semi-space-size=32'] as const;
 
 export type CloudConfig = ReturnType<typeof toConfig>;
 
+/** Whether an address is reachable from this machine only (127.0.0.0/8, ::1, localhost). */
+export const isLoopback = (host: string): boolean => /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1' || host === 'localhost';
+
 function toConfig(env: z.infer<typeof CloudEnv>) {
   const dataDir = path.resolve(env.DATA_DIR);
+  const demoAccounts = env.DEMO_ACCOUNTS ?? env.DEMO_CREDENTIALS;
+  // Public demo passwords must not face a network by accident: loopback unless BIND_HOST is explicit.
+  const bindHost = env.BIND_HOST ?? (demoAccounts ? '127.0.0.1' : '0.0.0.0');
   return {
-    bindHost: env.BIND_HOST,
+    bindHost,
+    /** Demo accounts (public passwords) on a listener that other machines can reach: said loudly at start-up. */
+    exposedDemo: demoAccounts && !isLoopback(bindHost),
     http: { port: env.HTTP_PORT },
     mqtt: {
       port: env.MQTT_PORT,
@@ -121,6 +134,7 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
     alarms: { hubOfflineGraceMs: Math.round(env.ALARM_HUB_OFFLINE_GRACE_S * 1000) },
     opsStats: { intervalMs: Math.round(env.OPS_STATS_INTERVAL_S * 1000) },
     demoCredentials: env.DEMO_CREDENTIALS,
+    demoAccounts,
     logLevel: env.LOG_LEVEL,
   };
 }

@@ -1,5 +1,5 @@
 import { startCloud } from './cloud.ts';
-import { ConfigError, loadCloudConfig } from './config.ts';
+import { ConfigError, isLoopback, loadCloudConfig } from './config.ts';
 import { createLogger } from './logger.ts';
 
 /** `npm run cloud`: the cloud process (broker + ingest + API). Graceful on SIGINT/SIGTERM. */
@@ -46,7 +46,12 @@ async function main(): Promise<void> {
 
   // Only now, with the signal handlers in place: whoever reads the line may send SIGTERM at once, and
   // a signal that arrives before its handler is installed kills the process without a clean shutdown.
-  logger.info({ ...cloud.urls, docs: `${cloud.urls.http}/docs` }, 'cloud ready');
+  const c = cloud.config;
+  const reach = isLoopback(c.bindHost) ? 'this machine only' : 'other machines too';
+  logger.info({ ...cloud.urls, docs: `${cloud.urls.http}/docs`, bindHost: c.bindHost, demoAccounts: c.demoAccounts }, `cloud ready; listening on ${c.bindHost} (${reach})`);
+  if (c.exposedDemo) {
+    logger.warn({ bindHost: c.bindHost }, 'DEMO ACCOUNTS WITH PUBLIC PASSWORDS ARE ON and the cloud listens beyond loopback: anyone who reaches it can sign in as admin. Set DEMO_ACCOUNTS=false for anything but a demo.');
+  }
   // Machine-readable line for scripts/start.ts and tests that start this process.
   process.stdout.write(`CLOUD_READY ${JSON.stringify(cloud.urls)}\n`);
 }

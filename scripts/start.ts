@@ -1,14 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
-import { CLOUD_NODE_FLAGS, ConfigError, loadCloudConfig, type CloudConfig } from '../cloud/config.ts';
+import { CLOUD_NODE_FLAGS, ConfigError, isLoopback, loadCloudConfig, type CloudConfig } from '../cloud/config.ts';
 
 /**
  * `npm start`: the whole system on embedded defaults, as three processes started in order — the
  * cloud; one edge agent per hub of the region (each forwarding to the cloud with its hub's own
  * login); and the simulated devices, each publishing to its hub's agent. Ctrl-C stops all three.
  */
-const env = { ...process.env, DEMO_CREDENTIALS: process.env.DEMO_CREDENTIALS ?? 'true' };
+const env = { ...process.env, DEMO_CREDENTIALS: process.env.DEMO_CREDENTIALS ?? 'true', DEMO_ACCOUNTS: process.env.DEMO_ACCOUNTS ?? 'true' };
 let config: CloudConfig;
 try {
   config = loadCloudConfig(env);
@@ -77,6 +77,9 @@ async function main(): Promise<void> {
       `  Hub logins ${credentials}`,
       `  Edge       ${Object.keys(agents).length} hub agents; e.g. ${first ? `${first[0]}: devices ${first[1].mqtt}, staff ${first[1].http}/status` : '-'}`,
       `  Data       ${config.dataDir} (${config.influx ? `telemetry → ${config.influx.url}` : 'telemetry in SQLite'})`,
+      isLoopback(config.bindHost)
+        ? `  Listening  on ${config.bindHost} only: the demo accounts' passwords are public (set BIND_HOST to open it to the network)`
+        : `  WARNING    listening on ${config.bindHost} with demo accounts whose passwords are public: anyone who reaches this machine can sign in`,
       '  Ctrl-C stops everything.',
       '',
     ].join('\n') + '\n',
