@@ -21,6 +21,7 @@ import { createHubCredentialStore, generatePassword, type HubCredentialStore } f
 import { loadRegionFile } from './hubs/region-loader.ts';
 import { createDeadLetterStore, type DeadLetterStore } from './ingest/dead-letter-store.ts';
 import { Ingest } from './ingest/ingest.ts';
+import { KnownCompartments } from './ingest/known-compartments.ts';
 import { createSeenMessageStore, startSeenMessagePruning } from './ingest/seen-messages.ts';
 import { LiveState } from './live/live-state.ts';
 import type { Logger } from './logger.ts';
@@ -82,7 +83,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     }
   };
   try {
-    const live = new LiveState(region);
+    const live = new LiveState(region, { maxFutureSkewMs: config.ingest.maxFutureSkewMs });
     const metrics = createMetrics({ hubLinks: () => live.linkSamples(), hubsConnected: () => live.connectedCount() });
     const credentials = createHubCredentialStore(db);
     if (config.demoCredentials) await provisionDemoCredentials(config.dataDir, region.id, region.hubs.map((h) => h.id), credentials, logger);
@@ -102,7 +103,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     closers.push(() => store.close());
     logger.info({ store: store.kind, target: config.influx ? `${config.influx.url} db=${config.influx.database}` : path.join(config.dataDir, 'telemetry.db') }, 'telemetry store ready');
 
-    const deadLetters = createDeadLetterStore(db, config.deadLetterMaxRows);
+    const deadLetters = createDeadLetterStore(db, config.deadLetters);
     const seen = createSeenMessageStore(db);
     const pruning = startSeenMessagePruning({
       store: seen, retentionMs: config.dedupeRetentionMs, intervalMs: 10 * 60_000, now: Date.now, logger: logger.child({ component: 'dedupe' }),
@@ -164,6 +165,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     const ingest = new Ingest({
       store: trackHealth(store, (ok) => (storeHealthy = ok)), deadLetters, live, metrics, logger, seen,
       maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
+      maxFutureSkewMs: config.ingest.maxFutureSkewMs, compartments: new KnownCompartments([region]),
+      issuedModeVersion: (r) => modes.issuedVersion(r),
       hooks: {
         onCommandAck: (ack) => void commands.applyAck(ack),
         // Alarm rules see events on receipt (onEventReceived) and telemetry once stored; orders see both once stored.

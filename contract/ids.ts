@@ -27,13 +27,17 @@ export const CompartmentId = z
   .regex(/^[A-Z0-9][A-Z0-9-]{0,7}$/, 'upper-case letters, digits and "-", 1–8 characters')
   .describe('Compartment label as printed on the locker door, e.g. "A03"');
 
-/** Message id: unique per hub; the cloud deduplicates by (hub, id). */
+/**
+ * Message id: unique per device of a hub; the cloud deduplicates by (hub, device, id), so one
+ * device cannot use up another's ids (issue 11). Hub-level messages (status, mode acknowledgements)
+ * share one device part of their own.
+ */
 export const MessageId = z
   .string()
   .min(1)
   .max(64)
   .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and ". _ : -" only')
-  .describe('Message id, unique per hub (e.g. "<device>-<boot>-<seq>" or a UUID). Re-sent messages keep their id.');
+  .describe('Message id, unique per device of a hub (e.g. "<device>-<boot>-<seq>" or a UUID). Re-sent messages keep their id.');
 
 export function isSlug(value: string): boolean {
   return SLUG.test(value);

@@ -5,8 +5,9 @@ import { CompartmentId, DeviceId, HubId, MessageId, RegionId } from './ids.ts';
  * The message contract, version 1. Every payload is JSON (UTF-8) with:
  *   v     — contract major version (always 1 here)
  *   type  — a literal naming the message
- *   id    — message id, unique per hub (dedupe key together with the hub)
- *   ts    — device timestamp, Unix epoch milliseconds (UTC)
+ *   id    — message id, unique per device of a hub (dedupe key together with the hub and device)
+ *   ts    — device timestamp, Unix epoch milliseconds (UTC); the cloud refuses one more than
+ *           INGEST_MAX_FUTURE_SKEW_S ahead of its own clock (`future_timestamp`)
  * Units are part of the field names (`_m`, `Mps`, `Pct`, `C`, …) and of each field's description.
  */
 export const CONTRACT_VERSION = 1 as const;
@@ -182,7 +183,7 @@ export const SensorEvent = z
     ...envelope('sensor.event'),
     event: SensorEventName,
     severity: Severity,
-    value: z.number().optional().describe('The reading that caused the event, in the unit of the related telemetry field'),
+    value: z.number().min(-1_000_000).max(1_000_000).optional().describe('The reading that caused the event, in the unit of the related telemetry field'),
     detail: z.string().max(500).optional(),
   })
   .strict()
@@ -198,8 +199,11 @@ export const HubStatus = z
     state: z.enum(['online', 'offline']).describe('"offline" is the MQTT last will, published by the broker when the link dies'),
     ts: Timestamp.describe('When the status was produced (for the last will: when it was registered at connect)'),
     agent: z.string().max(64).optional().describe('Software and version of the hub gateway'),
-    outboxDepth: z.number().int().min(0).optional().describe('Messages waiting at the hub to be sent'),
-    oldestUnsentAgeS: z.number().min(0).optional().describe('Age of the oldest unsent message, seconds'),
+    // Bounds far beyond any real hub (an outbox holds at most OUTBOX_MAX_MESSAGES, a few hundred
+    // thousand; a backlog older than ten years is a clock error), so a status cannot put absurd
+    // figures on the dashboards and gauges (issue 11).
+    outboxDepth: z.number().int().min(0).max(1_000_000_000).optional().describe('Messages waiting at the hub to be sent'),
+    oldestUnsentAgeS: z.number().min(0).max(315_576_000).optional().describe('Age of the oldest unsent message, seconds (at most ten years)'),
   })
   .strict()
   .describe('Hub link status (retained): birth "online" on connect, last will "offline"');

@@ -2,10 +2,26 @@ import type { OperationalDb } from '../db/operational-db.ts';
 import type { RejectionReason } from './classify.ts';
 
 /**
- * Rejected messages kept for inspection. Bounded: beyond `maxRows` the oldest are deleted (and
- * counted by the caller's metrics), so a hostile hub cannot fill the disk.
+ * Rejected messages kept for inspection. Bounded twice, so a hostile hub can neither fill the disk
+ * nor erase the evidence of everyone else (issue 11: one hub wrote 64 MB in 1.3 s and evicted every
+ * other hub's dead letters):
+ * - per hub (the authenticated sender, never a payload field): at most `maxRowsPerHub` rows and
+ *   `maxBytesPerHub` stored bytes; beyond either, that hub's own oldest rows are deleted;
+ * - in total: at most `maxRows` rows; beyond that the oldest rows of all are deleted.
+ * Evictions are returned so the caller counts them.
  */
 export const KEPT_PAYLOAD_BYTES = 65_536;
+
+export interface DeadLetterLimits {
+  maxRows: number;
+  maxRowsPerHub: number;
+  maxBytesPerHub: number;
+}
+
+/** Bytes a row takes for the quota: the kept payload, the detail and the topic (UTF-8). */
+const ROW_BYTES_SQL = `(min(size, ${KEPT_PAYLOAD_BYTES}) + length(CAST(detail AS BLOB)) + length(CAST(topic AS BLOB)))`;
+/** The quota bucket of rows with no hub (a last will after its client left). */
+const NO_HUB = '';
 
 export interface DeadLetterInput {
   receivedAt: number;
@@ -43,10 +59,12 @@ export interface DeadLetterQuery {
 }
 
 export interface DeadLetterStore {
-  /** Adds in one transaction; returns how many old rows were evicted to stay within the bound. */
+  /** Adds in one transaction; returns how many old rows were evicted to stay within the bounds. */
   addMany(items: readonly DeadLetterInput[]): number;
   list(q: DeadLetterQuery): DeadLetter[];
   count(): number;
+  /** What one hub's dead letters take against its quota. */
+  usage(hub: string | null): { rows: number; bytes: number };
 }
 
 interface Row {
@@ -56,26 +74,76 @@ interface Row {
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-export function createDeadLetterStore(db: OperationalDb, maxRows: number): DeadLetterStore {
-  const insert = db.prepare(
+export function createDeadLetterStore(db: OperationalDb, limits: DeadLetterLimits): DeadLetterStore {
+  const insert = db.prepare<unknown[], { bytes: number }>(
     `INSERT INTO dead_letters (received_at, region, hub, client_id, topic, reason, detail, size, truncated, payload)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${ROW_BYTES_SQL} AS bytes`,
   );
   const countStmt = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letters');
-  const evict = db.prepare('DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ?');
+  const evictOldest = db.prepare<[number], { hub: string | null; bytes: number }>(
+    `DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ? RETURNING hub, ${ROW_BYTES_SQL} AS bytes`,
+  );
+  // (hub, id) is indexed: the oldest rows of one hub are found without a scan.
+  const oldestOf = db.prepare<[string], { id: number; bytes: number }>(
+    `SELECT id, ${ROW_BYTES_SQL} AS bytes FROM dead_letters WHERE hub = ? ORDER BY id LIMIT 256`,
+  );
+  const oldestWithoutHub = db.prepare<[], { id: number; bytes: number }>(
+    `SELECT id, ${ROW_BYTES_SQL} AS bytes FROM dead_letters WHERE hub IS NULL ORDER BY id LIMIT 256`,
+  );
+  const oldestOfHub = (hub: string) => (hub === NO_HUB ? oldestWithoutHub.all() : oldestOf.all(hub));
+  const deleteOne = db.prepare<[number]>('DELETE FROM dead_letters WHERE id = ?');
+  // Usage per hub, kept in memory (one row per hub that has dead letters) and read once at start.
+  const perHub = new Map<string, { rows: number; bytes: number }>();
+  for (const r of db.prepare<[], { hub: string; rows: number; bytes: number }>(
+    `SELECT coalesce(hub, '${NO_HUB}') AS hub, count(*) AS rows, sum(${ROW_BYTES_SQL}) AS bytes FROM dead_letters GROUP BY 1`,
+  ).all()) perHub.set(r.hub, { rows: r.rows, bytes: r.bytes });
   let rows = countStmt.get()!.n;
+  const usageOf = (hub: string) => {
+    let u = perHub.get(hub);
+    if (!u) perHub.set(hub, (u = { rows: 0, bytes: 0 }));
+    return u;
+  };
+  const forget = (hub: string, bytes: number) => {
+    const u = usageOf(hub);
+    u.rows--;
+    u.bytes -= bytes;
+    rows--;
+    if (u.rows <= 0) perHub.delete(hub);
+  };
+  const overQuota = (u: { rows: number; bytes: number }) => u.rows > limits.maxRowsPerHub || u.bytes > limits.maxBytesPerHub;
 
   const addAll = db.transaction((items: readonly DeadLetterInput[]) => {
+    const touched = new Set<string>();
     for (const d of items) {
       const kept = d.payload.subarray(0, KEPT_PAYLOAD_BYTES);
-      insert.run(d.receivedAt, d.region, d.hub, d.clientId, d.topic.slice(0, 512), d.reason, d.detail.slice(0, 2000),
-        d.payload.length, kept.length < d.payload.length ? 1 : 0, kept);
+      const { bytes } = insert.get(d.receivedAt, d.region, d.hub, d.clientId, d.topic.slice(0, 512), d.reason, d.detail.slice(0, 2000),
+        d.payload.length, kept.length < d.payload.length ? 1 : 0, kept)!;
+      const hub = d.hub ?? NO_HUB;
+      const u = usageOf(hub);
+      u.rows++;
+      u.bytes += bytes;
+      rows++;
+      touched.add(hub);
     }
-    rows += items.length;
     let evicted = 0;
-    if (rows > maxRows) {
-      evicted = evict.run(maxRows).changes;
-      rows -= evicted;
+    // A hub over its quota loses its own oldest rows, never anyone else's.
+    for (const hub of touched) {
+      while (overQuota(usageOf(hub))) {
+        const oldest = oldestOfHub(hub);
+        for (const o of oldest) {
+          if (!overQuota(usageOf(hub))) break;
+          deleteOne.run(o.id);
+          forget(hub, o.bytes);
+          evicted++;
+        }
+        if (oldest.length === 0) break;
+      }
+    }
+    if (rows > limits.maxRows) {
+      for (const r of evictOldest.all(limits.maxRows)) {
+        forget(r.hub ?? NO_HUB, r.bytes);
+        evicted++;
+      }
     }
     return evicted;
   });
@@ -95,6 +163,10 @@ export function createDeadLetterStore(db: OperationalDb, maxRows: number): DeadL
     },
     count() {
       return countStmt.get()!.n;
+    },
+    usage(hub) {
+      const u = perHub.get(hub ?? NO_HUB);
+      return u ? { ...u } : { rows: 0, bytes: 0 };
     },
   };
 }

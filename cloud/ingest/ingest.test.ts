@@ -11,11 +11,14 @@ import { createMetrics, type CloudMetrics } from '../metrics.ts';
 import type { TelemetryPoint, TelemetryStore } from '../telemetry/telemetry-store.ts';
 import { createDeadLetterStore } from './dead-letter-store.ts';
 import { Ingest, type InboundPublish } from './ingest.ts';
+import { KnownCompartments } from './known-compartments.ts';
 import { createSeenMessageStore, type SeenMessageStore } from './seen-messages.ts';
 
 /** Dedupe of re-sent messages with side effects (issue 3), on a fake telemetry store and a real cloud.db. */
 const REGION_FILE = path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json');
 const example = (name: string) => EXAMPLES.find((e) => e.name === name)!;
+const LIMITS = { maxRows: 1000, maxRowsPerHub: 1000, maxBytesPerHub: 8_388_608 };
+const CHECKS = { maxFutureSkewMs: 300_000, compartments: new KnownCompartments([loadRegionFile(REGION_FILE)]), issuedModeVersion: () => 0 };
 
 function fakeStore() {
   const written: TelemetryPoint[] = [];
@@ -52,8 +55,8 @@ beforeEach(() => {
   fake = fakeStore();
   acks = [];
   ingest = new Ingest({
-    store: fake.store, deadLetters: createDeadLetterStore(db, 1000), live, metrics, logger: pino({ level: 'silent' }), seen,
-    maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100,
+    store: fake.store, deadLetters: createDeadLetterStore(db, LIMITS), live, metrics, logger: pino({ level: 'silent' }), seen,
+    maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100, ...CHECKS,
     hooks: { onCommandAck: (ack) => void acks.push(ack) },
   });
 });
@@ -86,7 +89,7 @@ describe('Ingest dedupe', () => {
     expect(eventPoints()).toHaveLength(1);
     expect(applied).toBe(1);
     expect(await duplicates()).toBe(1);
-    expect(seen.has('rs-komatsu-kibagata', 'drone-1-m3x2k-000043')).toBe(true);
+    expect(seen.has('rs-komatsu-kibagata', 'drone-1', 'drone-1-m3x2k-000043')).toBe(true);
   });
 
   it('recognises a copy sent later from the dedupe memory, and counts it by type', async () => {
@@ -190,7 +193,7 @@ describe('Ingest onEventReceived', () => {
   it('passes a device event to the hook on receipt, before its write succeeds, and a re-sent copy not again', async () => {
     const received: string[] = [];
     const early = new Ingest({
-      store: fake.store, deadLetters: createDeadLetterStore(db, 1000), live, metrics, logger: pino({ level: 'silent' }), seen,
+      store: fake.store, deadLetters: createDeadLetterStore(db, LIMITS), live, metrics, logger: pino({ level: 'silent' }), seen, ...CHECKS,
       maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100,
       hooks: { onEventReceived: (m) => void received.push(m.id), onDeviceMessage: (m) => void received.push(`stored ${m.id}`) },
     });

@@ -8,7 +8,8 @@ import { TelemetryStoreError, type TelemetryPoint, type TelemetryStore } from '.
 import { classifyPublish, type RejectionReason } from './classify.ts';
 import type { DeadLetterInput, DeadLetterStore } from './dead-letter-store.ts';
 import { GroupCommitter } from './group-commit.ts';
-import type { SeenMessage, SeenMessageStore } from './seen-messages.ts';
+import type { KnownCompartments } from './known-compartments.ts';
+import { HUB_LEVEL_DEVICE, type SeenMessage, type SeenMessageStore } from './seen-messages.ts';
 
 /** One PUBLISH as it reached the broker, before any checks. */
 export interface InboundPublish {
@@ -37,7 +38,7 @@ interface Item {
   urgent?: boolean;
 }
 
-/** Called after the message was stored, once per (hub, message id) — re-sent copies are not passed on. */
+/** Called after the message was stored, once per (hub, device, message id) — re-sent copies are not passed on. */
 export interface IngestHooks {
   onCommandAck?: (ack: CommandAck, region: string, receivedAt: number) => void;
   onModeAck?: (ack: ModeAck, region: string, receivedAt: number) => void;
@@ -65,6 +66,12 @@ export interface IngestOptions {
   maxPayloadBytes: number;
   maxBatchPoints: number;
   maxDevicesPerHub: number;
+  /** A device timestamp further than this ahead of the cloud's clock is refused (`future_timestamp`). */
+  maxFutureSkewMs: number;
+  /** The compartments of each locker bank (region file); others are refused (`unknown_compartment`). */
+  compartments: KnownCompartments;
+  /** The newest mode version the cloud issued for a region (0 before the first switch); a higher acknowledged one is refused. */
+  issuedModeVersion: (region: string) => number;
   hooks?: IngestHooks;
   /** Dedupe memory for messages with side effects; without it every copy is applied. */
   seen?: SeenMessageStore;
@@ -76,8 +83,13 @@ export interface IngestOptions {
  * dead-lettered); the broker sends the QoS 1 PUBACK after that, so a crash before the write loses
  * nothing: the device re-sends.
  *
+ * Values are checked against what the cloud knows before anything is stored (issue 11): a device
+ * timestamp too far in the future (`future_timestamp`: one bad clock must not pin newest-wins state),
+ * a compartment the region file does not give the locker bank (`unknown_compartment`), a mode
+ * acknowledgement for a version never issued (`unknown_mode_version`). Such messages are dead-lettered.
+ *
  * Dedupe (issue 3): device events, command and mode acknowledgements have side effects, so a re-sent
- * copy — same hub and message id — is acknowledged, counted in `ingest_duplicates_total`, and neither
+ * copy — same hub, device and message id — is acknowledged, counted in `ingest_duplicates_total`, and neither
  * stored nor applied again. A copy is recognised from the dedupe memory (`seen_messages`, written
  * in the group commit of the first copy after its store write succeeded) or, while the first copy
  * is still being written, from `inFlight`; such a copy is acknowledged only when the first copy
@@ -171,7 +183,7 @@ export class Ingest {
     }
     if (item.original) return Promise.all([done, item.original]).then(() => undefined);
     if (item.seen && !item.duplicate) {
-      const key = dedupeKey(item.seen.hub, item.seen.msgId);
+      const key = dedupeKey(item.seen);
       this.inFlight.set(key, done);
       const forget = () => {
         if (this.inFlight.get(key) === done) this.inFlight.delete(key);
@@ -185,12 +197,12 @@ export class Ingest {
    * For a message with side effects: its dedupe key, and a duplicate item to submit instead when the
    * message was already taken or is being written. Null when there is no dedupe memory.
    */
-  private dedupe(inbound: InboundPublish, type: string, hub: string, msgId: string): { seen: SeenMessage; duplicate: Item | null } | null {
+  private dedupe(inbound: InboundPublish, type: string, hub: string, device: string, msgId: string): { seen: SeenMessage; duplicate: Item | null } | null {
     if (!this.o.seen) return null;
-    const seen = { hub, msgId, seenAt: inbound.receivedAt };
-    const original = this.inFlight.get(dedupeKey(hub, msgId)) ?? null;
-    if (!original && !this.o.seen.has(hub, msgId)) return { seen, duplicate: null };
-    this.log.debug({ hub, msgId, type, topic: inbound.topic }, 're-sent message acknowledged without applying it again');
+    const seen = { hub, device, msgId, seenAt: inbound.receivedAt };
+    const original = this.inFlight.get(dedupeKey(seen)) ?? null;
+    if (!original && !this.o.seen.has(hub, device, msgId)) return { seen, duplicate: null };
+    this.log.debug({ hub, device, msgId, type, topic: inbound.topic }, 're-sent message acknowledged without applying it again');
     return { seen, duplicate: { inbound, type, points: [], deadLetter: null, apply: null, seen: null, duplicate: true, original } };
   }
 
@@ -199,11 +211,24 @@ export class Ingest {
     if (!c.ok) return this.rejectItem(inbound, c.reason, c.detail);
     const region = c.topic.region;
     const now = inbound.receivedAt;
+    // Every message carries a device timestamp; newest-wins state must not be pinned by a clock in the future.
+    if (c.message.ts > now + this.o.maxFutureSkewMs) {
+      const aheadS = Math.round((c.message.ts - now) / 1000);
+      return this.rejectItem(inbound, 'future_timestamp',
+        `ts ${new Date(c.message.ts).toISOString()} is ${aheadS} s ahead of the cloud's clock (limit ${Math.round(this.o.maxFutureSkewMs / 1000)} s, INGEST_MAX_FUTURE_SKEW_S): check the device's clock (NTP)`);
+    }
     switch (c.route) {
       case 'device': {
         const { message, topic } = c;
-        const d = topic.channel === 'event' ? this.dedupe(inbound, message.type, message.hub, message.id) : null;
+        const d = topic.channel === 'event' ? this.dedupe(inbound, message.type, message.hub, message.device, message.id) : null;
         if (d?.duplicate) return d.duplicate;
+        const unknown = this.o.compartments.unknownIn(message);
+        if (unknown.length > 0) {
+          const bank = this.o.compartments.hasBank(message.hub, message.device)
+            ? `locker bank ${message.device} of hub ${message.hub} has no compartment ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ` (and ${unknown.length - 5} more)` : ''}`
+            : `locker bank ${message.device} of hub ${message.hub} is not in the region file, so it has no known compartments`;
+          return this.rejectItem(inbound, 'unknown_compartment', `${bank}; compartments are declared in the region file`);
+        }
         if (!this.o.live.admitsDevice(message.hub, region, message.device, this.o.maxDevicesPerHub)) {
           return this.rejectItem(inbound, 'too_many_devices', `hub ${message.hub} already has ${this.o.maxDevicesPerHub} devices (INGEST_MAX_DEVICES_PER_HUB)`);
         }
@@ -229,7 +254,7 @@ export class Ingest {
           apply: () => this.o.live.applyStatus(region, c.message, now), seen: null, duplicate: false, original: null,
         };
       case 'cmd-ack': {
-        const d = this.dedupe(inbound, c.message.type, c.message.hub, c.message.id);
+        const d = this.dedupe(inbound, c.message.type, c.message.hub, c.message.device, c.message.id);
         if (d?.duplicate) return d.duplicate;
         return {
           inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onCommandAck?.(c.message, region, now),
@@ -237,8 +262,15 @@ export class Ingest {
         };
       }
       case 'mode-ack': {
-        const d = this.dedupe(inbound, c.message.type, c.message.hub, c.message.id);
+        const d = this.dedupe(inbound, c.message.type, c.message.hub, HUB_LEVEL_DEVICE, c.message.id);
         if (d?.duplicate) return d.duplicate;
+        // A hub acknowledges versions the cloud published; a local switch keeps the hub's current
+        // version. A higher one was never issued: applied, it would count as newest forever.
+        const issued = this.o.issuedModeVersion(region);
+        if (c.message.version > issued) {
+          return this.rejectItem(inbound, 'unknown_mode_version',
+            `version ${c.message.version} was never issued for region ${region} (newest issued: ${issued})`);
+        }
         return {
           inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onModeAck?.(c.message, region, now),
           seen: d?.seen ?? null, duplicate: false, original: null, urgent: true,
@@ -305,5 +337,5 @@ export class Ingest {
   }
 }
 
-const dedupeKey = (hub: string, msgId: string) => `${hub}\u0000${msgId}`;
+const dedupeKey = (s: Pick<SeenMessage, 'hub' | 'device' | 'msgId'>) => `${s.hub}\u0000${s.device}\u0000${s.msgId}`;
 const noop = () => undefined;

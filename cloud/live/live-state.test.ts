@@ -80,3 +80,42 @@ describe('LiveState mode', () => {
     expect(live.hubs.get(HUB)!.mode).toEqual({ mode: 'emergency', version: 2, source: 'local', reason: 'landslide', ts: T + 10, receivedAt: T + 11 });
   });
 });
+
+describe('LiveState newest-wins against bad clocks (issue 11)', () => {
+  const YEAR_2099 = 4_070_908_800_000;
+  const SKEW = 300_000;
+  const sensor = (id: string, ts: number) => ({
+    v: 1 as const, type: 'sensor.telemetry' as const, id, ts, hub: HUB, device: 'wx', windSpeedMps: 3, windGustMps: 4, windDirDeg: 90,
+    rainMmPerH: 0, airTempC: 10, gridPowerUp: true, backupBatteryPct: 100, linkQualityPct: 80,
+  });
+
+  it('never shows a reading stamped beyond the allowed skew as the newest, so real readings keep coming through', () => {
+    const live = new LiveState(region, { maxFutureSkewMs: SKEW });
+    live.applyDeviceMessage(R, 'sensor', sensor('real-1', T), T);
+    live.applyDeviceMessage(R, 'sensor', sensor('from-2099', YEAR_2099), T + 1);
+    live.applyDeviceMessage(R, 'sensor', sensor('real-2', T + 2), T + 2);
+    expect(live.hubs.get(HUB)!.devices.get('wx')!.telemetry!.id).toBe('real-2');
+    live.applyDeviceMessage(R, 'sensor', sensor('slightly-ahead', T + 3 + SKEW), T + 3); // within the skew: still a clock, still newest
+    expect(live.hubs.get(HUB)!.devices.get('wx')!.telemetry!.id).toBe('slightly-ahead');
+  });
+
+  it('lets a plausible reading replace a shown one whose stamp is now too far ahead', () => {
+    const shown = new LiveState(region, { maxFutureSkewMs: SKEW });
+    shown.applyDeviceMessage(R, 'sensor', sensor('pinned', YEAR_2099), YEAR_2099); // e.g. taken while the cloud's own clock was wrong
+    shown.applyDeviceMessage(R, 'sensor', sensor('real', T), T);
+    expect(shown.hubs.get(HUB)!.devices.get('wx')!.telemetry!.id).toBe('real');
+  });
+
+  it('applies the same rule to hub status and mode acknowledgements', () => {
+    const live = new LiveState(region, { maxFutureSkewMs: SKEW });
+    live.connectionOpened(HUB, R, T);
+    live.applyStatus(R, status('offline', YEAR_2099), T);
+    expect(live.hubs.get(HUB)!.link.status).toBeNull();
+    live.applyStatus(R, status('online', T), T);
+    expect(live.hubs.get(HUB)!.link).toMatchObject({ online: true, status: { ts: T } });
+    live.applyModeAck(R, modeAck(YEAR_2099), T);
+    expect(live.hubs.get(HUB)!.mode).toBeNull();
+    live.applyModeAck(R, modeAck(T, { mode: 'normal' }), T);
+    expect(live.hubs.get(HUB)!.mode).toMatchObject({ mode: 'normal', ts: T });
+  });
+});

@@ -4,7 +4,14 @@ import type { DeviceKind, DeviceMessage, HubStatus, ModeAck, RegionFile } from '
  * Live state: what every hub and device looks like now. In memory, rebuilt from traffic after a
  * restart (telemetry arrives every few seconds). Newest device timestamp wins, so a replayed
  * (historical) or late message never overwrites a newer reading.
+ *
+ * One bad clock must not freeze that (issue 11): a timestamp more than `maxFutureSkewMs` ahead of
+ * the time the message was received is never taken as the newest, and a shown message whose
+ * timestamp has become "too far ahead" does not count as newer than a fresh one. Ingest already
+ * refuses such messages (`future_timestamp`); this holds even for a message that got past it.
  */
+export const DEFAULT_MAX_FUTURE_SKEW_MS = 300_000;
+
 export interface DeviceState {
   device: string;
   kind: DeviceKind;
@@ -76,7 +83,13 @@ export class LiveState {
   /** Hubs with at least one connection, kept as connections open and close (the broker asks at every connect). */
   private connectedHubs = 0;
 
-  constructor(readonly region: RegionFile) {
+  private readonly maxFutureSkewMs: number;
+
+  constructor(
+    readonly region: RegionFile,
+    opts: { maxFutureSkewMs?: number } = {},
+  ) {
+    this.maxFutureSkewMs = opts.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS;
     for (const h of region.hubs) {
       const devices = new Map<string, DeviceState>();
       const add = (device: string, kind: DeviceKind) =>
@@ -121,7 +134,7 @@ export class LiveState {
     h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, receivedAt);
     const isEvent = msg.type.endsWith('.event');
     const current = isEvent ? d.lastEvent : d.telemetry;
-    if (current && current.ts > msg.ts) return; // older than what we show: history only
+    if (!this.supersedes(msg.ts, current?.ts, receivedAt)) return; // older than what we show: history only
     if (isEvent) d.lastEvent = msg;
     else d.telemetry = msg;
   }
@@ -134,7 +147,7 @@ export class LiveState {
   applyStatus(region: string, status: HubStatus, receivedAt: number): void {
     const h = this.hub(status.hub, region);
     h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, receivedAt);
-    if (h.link.status && h.link.status.ts > status.ts) return;
+    if (!this.supersedes(status.ts, h.link.status?.ts, receivedAt)) return;
     h.link.status = status;
     if (status.outboxDepth !== undefined) {
       h.link.outbox = { depth: status.outboxDepth, oldestUnsentAgeS: status.oldestUnsentAgeS ?? null, reportedAt: status.ts };
@@ -171,8 +184,19 @@ export class LiveState {
   applyModeAck(region: string, ack: ModeAck, receivedAt: number): void {
     const h = this.hub(ack.hub, region);
     h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, receivedAt);
-    if (h.mode && h.mode.ts > ack.ts) return; // an older (replayed) acknowledgement: history only
+    if (!this.supersedes(ack.ts, h.mode?.ts, receivedAt)) return; // an older (replayed) acknowledgement: history only
     h.mode = { mode: ack.mode, version: ack.version, source: ack.source, reason: ack.reason ?? null, ts: ack.ts, receivedAt };
+  }
+
+  /**
+   * Newest wins, by device timestamp: whether a message stamped `ts`, received at `receivedAt`,
+   * replaces one stamped `current`. A stamp beyond `receivedAt + maxFutureSkewMs` never wins, and a
+   * shown one beyond it loses to any plausible one — so one bad clock cannot pin what is shown.
+   */
+  private supersedes(ts: number, current: number | undefined, receivedAt: number): boolean {
+    const limit = receivedAt + this.maxFutureSkewMs;
+    if (ts > limit) return false;
+    return current === undefined || current > limit || current <= ts;
   }
 
   onlineCount(): number {

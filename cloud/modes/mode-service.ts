@@ -129,6 +129,16 @@ export class ModeService {
     return d;
   }
 
+  /**
+   * The newest version the cloud issued for the region (0 before the first switch, and for a region
+   * it does not serve: those are never switched). A hub acknowledging a higher version reports one
+   * that was never issued; ingest refuses it (issue 11), else it would count as the newest forever.
+   * A local switch keeps the hub's current version, so it is never higher.
+   */
+  issuedVersion(region: string): number {
+    return this.o.regions.has(region) ? this.desired(region).version : 0;
+  }
+
   /** Calls `fn` after every switch that changes the mode of at least one hub; returns an unsubscribe function. */
   onModeChange(fn: (e: ModeChangeEvent) => void): () => void {
     this.listeners.add(fn);

@@ -48,12 +48,42 @@ describe('SQLite telemetry store', () => {
     db.close();
   });
 
-  it('dedupes a re-sent message by (hub, message id), even if the device re-stamped it', async () => {
+  it('dedupes a re-sent message by (hub, device, message id), even if the device re-stamped it', async () => {
     const store = await createSqliteTelemetryStore({ path: path.join(dir, 't.db') });
     await store.write([drone(T0, 'm-1', 50)]);
     await store.write([drone(T0 + 5_000, 'm-1', 50)]);
     expect(await store.countPoints('drone', 'h1', T0, T0 + 60_000)).toBe(1);
     await store.close();
+  });
+
+  it('keeps the same message id from two devices of one hub apart (issue 11: one device cannot use up another\'s ids)', async () => {
+    const store = await createSqliteTelemetryStore({ path: path.join(dir, 't.db') });
+    const other = { ...drone(T0, 'm-1', 60), tags: { region: 'r', hub: 'h1', device: 'drone-2' } };
+    await store.write([drone(T0, 'm-1', 50), other]);
+    await store.write([other]);
+    expect(await store.countPoints('drone', 'h1', T0, T0 + 60_000)).toBe(2);
+    await store.close();
+  });
+
+  it('migrates a version 1 database (dedupe key without the device) keeping every point', async () => {
+    const file = path.join(dir, 't.db');
+    const old = new Database(file);
+    old.exec(`CREATE TABLE points (ts INTEGER NOT NULL, measurement TEXT NOT NULL, region TEXT NOT NULL, hub TEXT NOT NULL, device TEXT NOT NULL,
+                part TEXT NOT NULL, tags TEXT NOT NULL, fields TEXT NOT NULL, msg_id TEXT NOT NULL, UNIQUE (hub, msg_id, measurement, part)) STRICT;
+              CREATE INDEX points_series_ts ON points (hub, device, measurement, ts);`);
+    const row = old.prepare('INSERT INTO points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    for (let i = 0; i < 3; i++) row.run(T0 + i, 'drone', 'r', 'h1', 'drone-1', '', '{"region":"r","hub":"h1","device":"drone-1"}', `{"msg_id":"old-${i}","battery_pct":50}`, `old-${i}`);
+    old.pragma('user_version = 1');
+    old.close();
+    const store = await createSqliteTelemetryStore({ path: file });
+    expect(await store.countPoints('drone', 'h1', T0, T0 + 60_000)).toBe(3);
+    await store.write([drone(T0, 'old-0', 50), { ...drone(T0, 'old-0', 50), tags: { region: 'r', hub: 'h1', device: 'drone-2' } }]);
+    expect(await store.countPoints('drone', 'h1', T0, T0 + 60_000)).toBe(4); // the re-sent copy is still a copy; another device's is not
+    await store.close();
+    const db = new Database(file, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'points_series_ts'").get()).toEqual({ n: 1 });
+    db.close();
   });
 
   it('refuses points it cannot store faithfully, as a non-retryable error', async () => {

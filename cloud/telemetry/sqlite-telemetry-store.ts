@@ -17,9 +17,11 @@ import {
 /**
  * The embedded default telemetry store: one SQLite file (better-sqlite3, WAL), one row per point.
  *
- * Dedupe: a re-sent message has the same (hub, msg_id), and within a message a measurement has at
- * most one point per locker compartment (`part`), so UNIQUE(hub, msg_id, measurement, part) with
- * INSERT OR IGNORE makes re-writes idempotent.
+ * Dedupe: a re-sent message has the same (hub, device, msg_id), and within a message a measurement
+ * has at most one point per locker compartment (`part`), so UNIQUE(hub, device, msg_id, measurement,
+ * part) with INSERT OR IGNORE makes re-writes idempotent. The device is part of the key (issue 11,
+ * schema version 2) so that one device cannot send another's next message ids first and have that
+ * device's genuine readings dropped.
  */
 
 
@@ -36,7 +38,7 @@ export interface SqliteTelemetryStoreOptions {
   logger?: TelemetryStoreLogger;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS points (
@@ -49,9 +51,22 @@ CREATE TABLE IF NOT EXISTS points (
   tags        TEXT    NOT NULL,  -- JSON object: the full tag set
   fields      TEXT    NOT NULL,  -- JSON object
   msg_id      TEXT    NOT NULL,
-  UNIQUE (hub, msg_id, measurement, part)
+  UNIQUE (hub, device, msg_id, measurement, part)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS points_series_ts ON points (hub, device, measurement, ts);
+`;
+
+/**
+ * Version 1 → 2: the device joins the dedupe key. SQLite cannot change a table's UNIQUE constraint,
+ * so the table is rebuilt (once; every row kept) in one transaction.
+ */
+const MIGRATE_V1_TO_V2 = `
+DROP INDEX IF EXISTS points_series_ts;
+ALTER TABLE points RENAME TO points_v1;
+${SCHEMA}
+INSERT INTO points (ts, measurement, region, hub, device, part, tags, fields, msg_id)
+  SELECT ts, measurement, region, hub, device, part, tags, fields, msg_id FROM points_v1;
+DROP TABLE points_v1;
 `;
 
 export async function createSqliteTelemetryStore(options: SqliteTelemetryStoreOptions): Promise<TelemetryStore> {
@@ -73,8 +88,10 @@ export async function createSqliteTelemetryStore(options: SqliteTelemetryStoreOp
     if (version > SCHEMA_VERSION) {
       throw new Error(`its schema version ${version} is newer than this software's (${SCHEMA_VERSION})`);
     }
-    db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    db.transaction(() => {
+      db.exec(version === 1 ? MIGRATE_V1_TO_V2 : SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    })();
   } catch (err) {
     db.close();
     throw new TelemetryStoreError(`cannot use the SQLite telemetry database ${options.path}: ${(err as Error).message}`, 'config', { cause: err });
