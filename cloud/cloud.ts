@@ -187,6 +187,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       bindHost: config.bindHost, port: config.mqtt.port, wsPort: config.mqtt.wsPort, tls: config.mqtt.tls,
       maxPacketBytes: config.mqtt.maxPacketBytes, maxConnections: config.mqtt.maxConnections,
       maxConnectionsPerHub: config.mqtt.maxConnectionsPerHub, maxInflightPerClient: config.mqtt.maxInflightPerClient,
+      packetTimeoutMs: config.mqtt.packetTimeoutMs, sessionExpiryMs: config.mqtt.sessionExpiryMs,
       credentials, ingest, live, metrics, logger,
       onCommandSubscriber: (hub) => {
         commands.redeliver(hub.hubId).catch((err: unknown) => logger.error({ err, hub: hub.hubId }, 're-delivering pending commands failed'));

@@ -33,6 +33,13 @@ export const CloudEnv = z
     MQTT_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(20_000),
     MQTT_MAX_CONNECTIONS_PER_HUB: z.coerce.number().int().min(1).default(16),
     MQTT_MAX_INFLIGHT_PER_CLIENT: z.coerce.number().int().min(1).default(1_000).describe('Unacknowledged QoS 1/2 messages one client may have in ingest'),
+    MQTT_PACKET_TIMEOUT_S: z.coerce.number().min(0.05).max(3_600).default(30).describe('An MQTT packet must arrive whole within this many seconds of its first byte, else the connection is closed'),
+    MQTT_SESSION_EXPIRY_S: z.coerce
+      .number()
+      .min(0.1)
+      .max(366 * 86_400)
+      .default(7 * 86_400)
+      .describe('A persistent MQTT session (clean session off) with no connection this long is removed with its queued messages'),
     INGEST_MAX_PAYLOAD_BYTES: z.coerce.number().int().min(256).default(65_536).describe('Larger payloads are dead-lettered as too_large'),
     INGEST_MAX_BATCH: z.coerce.number().int().min(1).default(5_000).describe('Points per store write (group commit)'),
     INGEST_MAX_DEVICES_PER_HUB: z.coerce.number().int().min(1).default(500),
@@ -116,6 +123,8 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
       maxConnections: env.MQTT_MAX_CONNECTIONS,
       maxConnectionsPerHub: env.MQTT_MAX_CONNECTIONS_PER_HUB,
       maxInflightPerClient: env.MQTT_MAX_INFLIGHT_PER_CLIENT,
+      packetTimeoutMs: Math.round(env.MQTT_PACKET_TIMEOUT_S * 1000),
+      sessionExpiryMs: Math.round(env.MQTT_SESSION_EXPIRY_S * 1000),
     },
     ingest: {
       maxPayloadBytes: env.INGEST_MAX_PAYLOAD_BYTES,

@@ -86,6 +86,9 @@ export function createMetrics(sources: MetricsSources = {}) {
     oversizedPackets: new Counter({
       name: 'mqtt_oversized_packets_total', help: 'Connections closed for sending an MQTT packet over MQTT_MAX_PACKET_BYTES', registers: [registry],
     }),
+    stalledPackets: new Counter({
+      name: 'mqtt_stalled_packets_total', help: 'Connections closed for not completing an MQTT packet within MQTT_PACKET_TIMEOUT_S of its first byte', registers: [registry],
+    }),
     pickupCodes: new Counter({
       name: 'pickup_codes_total', help: 'Pickup codes typed at lockers, by result (rejected = wrong code; locked = refused on a locked compartment)',
       labelNames: ['result'] as const, registers: [registry],

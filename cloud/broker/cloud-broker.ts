@@ -5,15 +5,17 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { createWebSocketStream, WebSocketServer } from 'ws';
-import { parseTopic } from '../../contract/index.ts';
+import { checkHubClientId, parseTopic } from '../../contract/index.ts';
 import type { HubCredentialStore, HubIdentity } from '../hubs/hub-credentials.ts';
 import type { Ingest } from '../ingest/ingest.ts';
 import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
 import type { CloudMetrics } from '../metrics.ts';
 import { coversCommands, decidePublish, decideSubscribe, MAX_TOPIC_LEVELS } from './access-policy.ts';
-import { limitMqttFrames } from './frame-limiter.ts';
+import { limitMqttFrames, type FrameViolation } from './frame-limiter.ts';
+import { HubConnections } from './hub-connections.ts';
 import { indexRetainedMessages } from './retained-index.ts';
+import { SessionExpiry } from './session-expiry.ts';
 
 export interface CloudBrokerOptions {
   bindHost: string;
@@ -25,6 +27,10 @@ export interface CloudBrokerOptions {
   maxConnections: number;
   maxConnectionsPerHub: number;
   maxInflightPerClient: number;
+  /** A packet must arrive whole within this time of its first byte (MQTT_PACKET_TIMEOUT_S). */
+  packetTimeoutMs: number;
+  /** A persistent session without a connection this long is removed with its queued messages (MQTT_SESSION_EXPIRY_S). */
+  sessionExpiryMs: number;
   credentials: HubCredentialStore;
   ingest: Ingest;
   live: LiveState;
@@ -48,7 +54,7 @@ export interface CloudBroker {
 }
 
 const ignore = () => undefined;
-const authError = (message: string, returnCode: 3 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode });
+const authError = (message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode });
 
 /**
  * The cloud MQTT broker (aedes, MQTT 3.1.1) on TCP, WebSocket and, when configured, TLS.
@@ -59,8 +65,24 @@ const authError = (message: string, returnCode: 3 | 4 | 5): AuthenticateError =>
 export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBroker> {
   const log = o.logger.child({ component: 'broker' });
   const identities = new WeakMap<Client, HubIdentity>();
-  const counted = new Set<Client>();
   const inflight = new WeakMap<Client, number>();
+  /** Clients that sent an empty client id (aedes has replaced it with a generated one by `authenticate`). */
+  const emptyClientIds = new WeakSet<Client>();
+  /** Clients whose transport has closed (emitted 'close'): nothing may be counted for them any more. */
+  const transportClosed = new WeakSet<Client>();
+  const sessions = new SessionExpiry(o.sessionExpiryMs);
+  const connections = new HubConnections<Client>({
+    onOpen: (client, hubId) => {
+      const id = identities.get(client)!;
+      o.live.connectionOpened(hubId, id.region, Date.now());
+      log.info({ hub: hubId, clientId: client.id }, 'hub connected');
+    },
+    onClose: (client, hubId) => {
+      const id = identities.get(client)!;
+      o.live.connectionClosed(hubId, id.region, Date.now());
+      log.info({ hub: hubId, clientId: client.id }, 'hub disconnected');
+    },
+  });
 
   const aedes = await Aedes.createBroker({
     concurrency: 1000,
@@ -72,7 +94,10 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     drainTimeout: 30_000,
     heartbeatInterval: 60_000,
     keepaliveLimit: 1200,
-    preConnect: (_client, _packet, cb) => cb(null, aedes.connectedClients < o.maxConnections),
+    preConnect: (client, packet, cb) => {
+      if (!packet.clientId) emptyClientIds.add(client);
+      cb(null, connections.total < o.maxConnections);
+    },
     authenticate: (client, username, password, cb) => {
       if (!username || !password) {
         o.metrics.authFailures.inc({ reason: 'no_credentials' });
@@ -85,13 +110,28 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
             log.warn({ username, clientId: client.id }, 'MQTT login refused: wrong username or password');
             return cb(authError('bad username or password', 4), null);
           }
-          const hub = o.live.hubs.get(identity.hubId);
-          if (hub && hub.link.connections >= o.maxConnectionsPerHub) {
+          // The client id must be the hub's own (contract/client-id.ts): the broker keeps one session per
+          // client id and drops the older connection on a duplicate [MQTT-3.1.4-2], so a foreign id
+          // would knock that hub offline or hand over its session. 0x02 [MQTT-3.2.2-3 table 3.1].
+          const refusal = checkHubClientId(identity.hubId, emptyClientIds.has(client) ? '' : client.id);
+          if (refusal) {
+            o.metrics.authFailures.inc({ reason: refusal });
+            log.warn({ hub: identity.hubId, clientId: client.id.slice(0, 128), reason: refusal }, 'MQTT login refused: client id does not belong to the hub');
+            return cb(authError(`client id must be "${identity.hubId}" or "${identity.hubId}.<suffix>"`, 2), null);
+          }
+          // A reconnect with the hub's own client id replaces that connection: it needs no second slot
+          // (a hub at its limit whose old link is half-open must still get back in).
+          const replaced = clientsById()[client.id];
+          if (connections.count(identity.hubId, replaced && connections.holds(replaced, identity.hubId) ? replaced : undefined) >= o.maxConnectionsPerHub) {
             o.metrics.authFailures.inc({ reason: 'hub_connection_limit' });
             log.warn({ hub: identity.hubId, clientId: client.id }, 'MQTT login refused: hub connection limit reached');
             return cb(authError('too many connections for this hub', 3), null);
           }
+          // Gone while its password was checked: aedes drops it; taking a slot now would never be undone.
+          if (client.closed || transportClosed.has(client)) return cb(authError('connection closed', 3), null);
           identities.set(client, identity);
+          connections.admit(client, identity.hubId);
+          updateGauges();
           cb(null, true);
         },
         (err) => {
@@ -149,8 +189,9 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   // testing all of them (see retained-index.ts).
   indexRetainedMessages(aedes);
 
+  const clientsById = () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
   const updateGauges = () => {
-    o.metrics.mqttConnections.set(counted.size);
+    o.metrics.mqttConnections.set(connections.total);
     o.metrics.hubsConnected.set(o.live.connectedCount());
   };
   const commandSubscriber = (id: HubIdentity) => {
@@ -160,12 +201,17 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       log.error({ err, hub: id.hubId }, 're-delivering pending commands failed');
     }
   };
+  /** The connection ended, on whichever path: gives its slot back (once) and starts its session's expiry. */
+  const ended = (client: Client) => {
+    if (!connections.end(client)) return;
+    if (!client.clean) sessions.disconnected(client.id, Date.now());
+    updateGauges();
+  };
   aedes.on('clientReady', (client) => {
     const id = identities.get(client);
-    if (!id || counted.has(client)) return;
-    counted.add(client);
-    o.live.connectionOpened(id.hubId, id.region, Date.now());
-    log.info({ hub: id.hubId, clientId: client.id }, 'hub connected');
+    // CONNACK went out; a client that closed meanwhile is ended by its own events, not opened.
+    if (!id || client.closed || transportClosed.has(client) || !connections.ready(client)) return;
+    sessions.connected(client.id);
     updateGauges();
     // A resumed session got its subscriptions back without a SUBSCRIBE [MQTT-3.1.2-4].
     if (!client.clean) commandSubscriber(id);
@@ -173,28 +219,55 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   aedes.on('subscribe', (subs, client) => {
     const id = client ? identities.get(client) : undefined;
     // Subscriptions restored while connecting are covered by clientReady (after CONNACK).
-    if (!id || !counted.has(client)) return;
+    if (!id || !connections.isOpen(client)) return;
     if (subs.some((s) => (s.qos as number) !== 128 && coversCommands(id, s.topic))) commandSubscriber(id);
   });
-  aedes.on('clientDisconnect', (client) => {
-    const id = identities.get(client);
-    if (!id || !counted.delete(client)) return;
-    o.live.connectionClosed(id.hubId, id.region, Date.now());
-    log.info({ hub: id.hubId, clientId: client.id }, 'hub disconnected');
-    updateGauges();
-  });
+  // aedes emits clientDisconnect only for a client still in its id table; one that was refused,
+  // closed while connecting, or lost its table entry to a same-id client ends only with its transport.
+  aedes.on('clientDisconnect', ended);
   aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'connection error'));
 
-  const oversized = (reason: 'oversized' | 'malformed', announced: number) => {
+  const frameViolation = (reason: FrameViolation, announced: number) => {
+    if (reason === 'stalled') {
+      o.metrics.stalledPackets.inc();
+      log.warn({ reason, timeoutMs: o.packetTimeoutMs }, 'MQTT packet not completed in time; connection closed');
+      return;
+    }
     o.metrics.oversizedPackets.inc();
     log.warn({ reason, announced, limit: o.maxPacketBytes }, 'MQTT packet over the size limit; connection closed');
   };
   const handle = (stream: Duplex, req?: http.IncomingMessage) => {
-    limitMqttFrames(stream, o.maxPacketBytes, oversized);
+    limitMqttFrames(stream, o.maxPacketBytes, frameViolation, o.packetTimeoutMs);
     stream.on('error', ignore); // aedes reports errors itself while it has the client; this covers the moments around that
-    aedes.handle(stream, req);
+    const client = aedes.handle(stream, req);
+    // Every path ends here, including those that never emit clientDisconnect.
+    stream.once('close', () => {
+      transportClosed.add(client);
+      ended(client);
+    });
   };
+
+  // Persistent sessions of clients that stay away expire with their queued messages.
+  const persistence = (aedes as unknown as { persistence: SessionPersistence }).persistence;
+  const purgeSession = async (clientId: string) => {
+    const who = { id: clientId };
+    await persistence.cleanSubscriptions(who);
+    let queued = 0;
+    for await (const packet of persistence.outgoingStream(who)) {
+      await persistence.outgoingClearMessageId(who, packet);
+      queued++;
+    }
+    await persistence.cleanIncoming?.(who);
+    log.info({ clientId, queued, idleS: Math.round(o.sessionExpiryMs / 1000) }, 'persistent MQTT session expired');
+  };
+  const sweep = setInterval(() => {
+    const live = clientsById();
+    for (const id of sessions.sweep(Date.now(), (cid) => live[cid] !== undefined && !live[cid]!.closed)) {
+      purgeSession(id).catch((err: unknown) => log.error({ err, clientId: id }, 'removing an expired MQTT session failed'));
+    }
+  }, Math.max(50, Math.min(60_000, Math.floor(o.sessionExpiryMs / 4))));
+  sweep.unref();
 
   const servers: (net.Server | http.Server)[] = [];
   const tcp = net.createServer((socket) => handle(socket));
@@ -236,11 +309,20 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       });
     },
     async close() {
+      clearInterval(sweep);
       for (const s of servers) s.close();
       wss?.close();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
     },
   };
+}
+
+/** The part of aedes' persistence (aedes-persistence 11) that removing a session needs. */
+interface SessionPersistence {
+  cleanSubscriptions(client: { id: string }): Promise<unknown>;
+  outgoingStream(client: { id: string }): AsyncIterable<{ messageId?: number }>;
+  outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown>;
+  cleanIncoming?(client: { id: string }): Promise<unknown>;
 }
 
 function listen(server: net.Server, host: string, port: number): Promise<number> {

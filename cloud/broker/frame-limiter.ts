@@ -1,5 +1,7 @@
 import type { Duplex } from 'node:stream';
 
+export type FrameViolation = 'oversized' | 'malformed' | 'stalled';
+
 /**
  * Closes an MQTT connection as soon as a packet header announces more than `maxBytes` of remaining
  * length, before the body is buffered. (aedes itself has no byte limit per packet; its docs recommend
@@ -11,18 +13,51 @@ import type { Duplex } from 'node:stream';
  * stream per connection. (A wrapping Duplex cost about 1 KB of heap per connection — 13 MB for a
  * national fleet — and a second buffer hop on every packet in and out; writes need nothing here, as
  * mqtt-packet corks the stream for the tick of every packet it writes.)
+ *
+ * `packetTimeoutMs`: a packet must arrive whole within this time of its first byte, else the
+ * connection is closed ('stalled'). Without it a client could send the first bytes of a packet and
+ * hold the connection (and aedes' parser state) open until keep-alive gave up — 1.5 × up to 1200 s
+ * [MQTT-3.1.2-24] — since a partial packet resets nothing (issue 11). Time between packets is not
+ * limited here; keep-alive covers idleness.
  */
-export function limitMqttFrames(stream: Duplex, maxBytes: number, onViolation: (reason: 'oversized' | 'malformed', announced: number) => void): void {
+export function limitMqttFrames(
+  stream: Duplex,
+  maxBytes: number,
+  onViolation: (reason: FrameViolation, announced: number) => void,
+  packetTimeoutMs?: number,
+): void {
   const s = new FrameScanner(maxBytes);
   const push = stream.push;
+  let timer: NodeJS.Timeout | null = null;
+  let timedPacket = -1;
+  const stopTimer = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+  const refuse = (violation: FrameViolation) => {
+    stopTimer();
+    onViolation(violation, s.announced);
+    stream.push = push;
+    stream.destroy();
+  };
+  if (packetTimeoutMs !== undefined) stream.once('close', stopTimer);
   stream.push = function limitedPush(this: Duplex, chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk !== null && chunk !== undefined && Buffer.isBuffer(chunk)) {
       const violation = s.scan(chunk);
       if (violation) {
-        onViolation(violation, s.announced);
-        stream.push = push;
-        stream.destroy();
+        refuse(violation);
         return false;
+      }
+      if (packetTimeoutMs !== undefined) {
+        if (!s.midPacket) {
+          stopTimer();
+        } else if (timedPacket !== s.packetsStarted) {
+          // A new packet began in this chunk: its clock starts now.
+          stopTimer();
+          timedPacket = s.packetsStarted;
+          timer = setTimeout(() => refuse('stalled'), packetTimeoutMs);
+          timer.unref();
+        }
       }
     }
     return push.call(this, chunk, encoding);
@@ -37,8 +72,15 @@ export class FrameScanner {
   private remaining = 0;
   /** The remaining length of the packet whose header is being read (or was refused). */
   announced = 0;
+  /** Packets whose first byte has been seen. */
+  packetsStarted = 0;
 
   constructor(private readonly maxBytes: number) {}
+
+  /** Whether the last chunk ended inside a packet (its header or its body). */
+  get midPacket(): boolean {
+    return this.remaining > 0 || this.state === 'length';
+  }
 
   /** Null while every header is within the limit. */
   scan(chunk: Buffer): 'oversized' | 'malformed' | null {
@@ -52,6 +94,7 @@ export class FrameScanner {
       }
       if (this.state === 'type') {
         i++;
+        this.packetsStarted++;
         this.state = 'length';
         this.announced = 0;
         this.lengthMultiplier = 1;
