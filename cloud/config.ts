@@ -43,6 +43,12 @@ export const CloudEnv = z
     INGEST_MAX_PAYLOAD_BYTES: z.coerce.number().int().min(256).default(65_536).describe('Larger payloads are dead-lettered as too_large'),
     INGEST_MAX_BATCH: z.coerce.number().int().min(1).default(5_000).describe('Points per store write (group commit)'),
     INGEST_MAX_DEVICES_PER_HUB: z.coerce.number().int().min(1).default(500),
+    INGEST_MAX_FUTURE_SKEW_S: z.coerce
+      .number()
+      .min(1)
+      .max(86_400)
+      .default(300)
+      .describe('A device timestamp further ahead of the cloud clock is dead-lettered as future_timestamp'),
     DATA_DIR: z.string().default('./data'),
     REGION_FILE: z.string().default('config/regions/ishikawa-nomi.json'),
     INFLUX_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()).describe('When set, telemetry goes to this InfluxDB (v1-compatible API)'),
@@ -50,16 +56,13 @@ export const CloudEnv = z
     INFLUX_RP: optionalString,
     INFLUX_TOKEN: optionalString,
     INFLUX_USERNAME: optionalString,
-    INGEST_MAX_FUTURE_SKEW_S: z.coerce
-      .number()
-      .min(1)
-      .max(86_400)
-      .default(300)
-      .describe('A device timestamp further ahead of the cloud clock is dead-lettered as future_timestamp'),
     INFLUX_PASSWORD: optionalString,
     INFLUX_CREATE_DB: bool(false),
     SQLITE_SYNC: z.enum(['full', 'normal']).default('full').describe('full: every group commit is fsynced (survives power loss)'),
     DEAD_LETTER_MAX_ROWS: z.coerce.number().int().min(100).default(100_000),
+    DEAD_LETTER_MAX_ROWS_PER_HUB: z.coerce.number().int().min(10).default(1_000).describe("One hub's dead letters beyond this evict its own oldest"),
+    // At least one kept payload (64 KiB) with its topic and detail.
+    DEAD_LETTER_MAX_BYTES_PER_HUB: z.coerce.number().int().min(131_072).default(8_388_608).describe("Bytes of one hub's dead letters beyond which its own oldest are evicted"),
     DEDUPE_RETENTION_HOURS: z.coerce
       .number()
       .min(1)
@@ -67,9 +70,6 @@ export const CloudEnv = z
       .default(168)
       .describe('How long the cloud remembers the ids of events and acknowledgements it took, to drop re-sent copies'),
     MODE_ACK_TIMEOUT_S: z.coerce.number().min(1).max(86_400).default(120).describe('A hub that has not acknowledged a mode switch this long shows timed_out'),
-    DEAD_LETTER_MAX_ROWS_PER_HUB: z.coerce.number().int().min(10).default(1_000).describe("One hub's dead letters beyond this evict its own oldest"),
-    // At least one kept payload (64 KiB) with its topic and detail.
-    DEAD_LETTER_MAX_BYTES_PER_HUB: z.coerce.number().int().min(131_072).default(8_388_608).describe("Bytes of one hub's dead letters beyond which its own oldest are evicted"),
     DISPATCH_RESERVE_PCT: z.coerce.number().min(0).max(90).default(25).describe('Battery reserve a drone must keep on landing back, percent'),
     DISPATCH_RESERVE_PCT_EMERGENCY: z.coerce.number().min(0).max(90).default(35).describe('The same in emergency mode (higher: a disaster is no time to run dry)'),
     ALARM_HUB_OFFLINE_GRACE_S: z.coerce.number().min(1).max(86_400).default(60).describe('A hub offline this long raises a hub_offline alarm'),
@@ -130,6 +130,7 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
       maxPayloadBytes: env.INGEST_MAX_PAYLOAD_BYTES,
       maxBatch: env.INGEST_MAX_BATCH,
       maxDevicesPerHub: env.INGEST_MAX_DEVICES_PER_HUB,
+      maxFutureSkewMs: Math.round(env.INGEST_MAX_FUTURE_SKEW_S * 1000),
     },
     dataDir,
     regionFile: path.resolve(env.REGION_FILE),
@@ -139,7 +140,6 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
           database: env.INFLUX_DB,
           retentionPolicy: env.INFLUX_RP,
           token: env.INFLUX_TOKEN,
-      maxFutureSkewMs: Math.round(env.INGEST_MAX_FUTURE_SKEW_S * 1000),
           username: env.INFLUX_USERNAME,
           password: env.INFLUX_PASSWORD,
           createDatabase: env.INFLUX_CREATE_DB,
