@@ -1,5 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import { topics, type HubStatus } from '../contract/index.ts';
+import { hubClientId, topics, type HubStatus } from '../contract/index.ts';
 import type { Logger } from '../cloud/logger.ts';
 import type { Outbox, OutboxEntry } from './outbox/outbox.ts';
 
@@ -96,7 +96,7 @@ export class Uplink {
     if (this.stopped) return;
     const statusTopic = topics.status(this.o.region, this.o.hubId);
     const client = mqtt.connect(this.o.url, {
-      username: this.o.username, password: this.o.password, ca: this.o.ca, clientId: `edge-${this.o.hubId}`,
+      username: this.o.username, password: this.o.password, ca: this.o.ca, clientId: hubClientId(this.o.hubId, 'edge'),
       protocolVersion: 4, clean: true, keepalive: 30, connectTimeout: 10_000, reconnectPeriod: 0,
       will: { topic: statusTopic, payload: Buffer.from(JSON.stringify(this.status('offline'))), qos: 1, retain: true },
     });

@@ -1,6 +1,6 @@
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { Command, CommandAck, HubStatus, MessageId, parseTopic, schemaForTopic, topics } from '../contract/index.ts';
+import { Command, CommandAck, HubStatus, hubClientId, MessageId, parseTopic, schemaForTopic, topics } from '../contract/index.ts';
 import type { DeviceOutput } from './devices/hub-devices.ts';
 
 /**
@@ -103,7 +103,7 @@ export class HubConnection {
     this.commandFilter = commandFilter;
 
     const options: IClientOptions = {
-      clientId: `sim-${opts.hubId}`,
+      clientId: hubClientId(opts.hubId, 'sim'), // the cloud takes only the hub's own ids (contract/client-id.ts)
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
       clean: true,

@@ -39,7 +39,7 @@ async function startBroker(port = 0, { anonymous = false }: { anonymous?: boolea
     authenticate: (client, username, password, done) => {
       logins.push({ clientId: client.id, username: username ?? null });
       if (anonymous) {
-        hubOfClient.set(client.id, client.id.replace(/^sim-/, ''));
+        hubOfClient.set(client.id, client.id.replace(/\.sim$/, ''));
         done(null, true);
         return;
       }
@@ -148,7 +148,7 @@ async function waitForAcks(sim: RegionSimulator, hubs: string[], n: number): Pro
 
 async function waitForCommandSubscription(broker: Broker, hub: string): Promise<void> {
   await vi.waitFor(
-    () => expect(broker.subscriptions).toContainEqual({ clientId: `sim-${hub}`, topic: `v1/${region.id}/${hub}/cmd/#`, qos: 1 }),
+    () => expect(broker.subscriptions).toContainEqual({ clientId: `${hub}.sim`, topic: `v1/${region.id}/${hub}/cmd/#`, qos: 1 }),
     { timeout: 10_000, interval: 50 },
   );
 }
@@ -259,7 +259,7 @@ describe('startRegionSimulator against an in-process MQTT broker', () => {
   it('publishes the last will "offline" when the link dies, then reconnects and says "online" again', async () => {
     const { broker, sim } = await setUp();
     await waitForAcks(sim, HUBS, 1);
-    const client = [...broker.clients.values()].find((c) => c.id === 'sim-nomi-terai')!;
+    const client = [...broker.clients.values()].find((c) => c.id === 'nomi-terai.sim')!;
     client.conn.destroy();
     await vi.waitFor(() => expect(lastStatus(broker, 'nomi-terai')?.state).toBe('offline'), { timeout: 5000 });
     const will = broker.received.filter((r) => r.topic === topics.status(region.id, 'nomi-terai')).at(-1)!;
@@ -359,7 +359,7 @@ describe('startRegionSimulator against an in-process MQTT broker', () => {
     await waitForAcks(sim, ['nomi-terai', 'rs-komatsu-kibagata'], 5);
     await waitForCommandSubscription(local, 'nomi-terai');
 
-    expect(local.logins).toEqual([{ clientId: 'sim-nomi-terai', username: null }]);
+    expect(local.logins).toEqual([{ clientId: 'nomi-terai.sim', username: null }]);
     expect(cloud.logins.map((l) => l.username)).toEqual(['hub-rs-komatsu-kibagata']);
     expect(local.received.every((r) => r.topic.startsWith(topics.hubPrefix(region.id, 'nomi-terai')))).toBe(true);
     expect(cloud.received.some((r) => r.topic.includes('/nomi-terai/'))).toBe(false);

@@ -28,7 +28,7 @@ async function api(method: 'GET' | 'POST', path: string, body?: unknown): Promis
   return { status: res.status, body: await res.json() };
 }
 
-async function hubClient(hub: string, clientId = `agent-${hub}-${clients.length}`): Promise<MqttClient> {
+async function hubClient(hub: string, clientId = `${hub}.agent-${clients.length}`): Promise<MqttClient> {
   const cred = t.credentials[hub]!;
   const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId });
   clients.push(c);
@@ -131,7 +131,7 @@ describe('alarms over the API', () => {
 
   it('raises hub_offline when a hub\'s link stays down past the grace period, and clears it when the hub is back', async () => {
     const hub = 'komatsu-awazu';
-    const first = await hubClient(hub, 'agent-komatsu-awazu');
+    const first = await hubClient(hub, 'komatsu-awazu.agent');
     await waitFor('the hub online', async () => (await api('GET', `/api/v1/hubs/${hub}`)).body.link.online);
     first.end(true);
     const wentDown = Date.now();
@@ -142,7 +142,7 @@ describe('alarms over the API', () => {
     expect(Date.now() - wentDown).toBeGreaterThanOrEqual(1000);
     expect(offline).toMatchObject({ hub, device: null, compartment: null, severity: 'critical', state: 'open', count: 1 });
 
-    await hubClient(hub, 'agent-komatsu-awazu');
+    await hubClient(hub, 'komatsu-awazu.agent');
     const cleared = await waitFor('hub_offline to clear', async () => {
       const a = (await api('GET', `/api/v1/alarms/${offline.id}`)).body;
       return a.state === 'cleared' && a;

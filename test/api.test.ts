@@ -23,7 +23,7 @@ const droneTopic = (device: string) => topics.device('ishikawa-nomi', HUB, 'dron
 
 async function publish(messages: { topic: string; payload: object }[]): Promise<void> {
   const cred = t.credentials[HUB]!;
-  const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password });
+  const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.api-${crypto.randomUUID()}` });
   for (const m of messages) await c.publishAsync(m.topic, JSON.stringify(m.payload), { qos: 1 });
   await c.endAsync();
 }

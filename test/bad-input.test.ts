@@ -39,7 +39,7 @@ async function publishAcked(client: MqttClient, topic: string, payload: string |
 beforeAll(async () => {
   t = await startTestCloud();
   const cred = t.credentials[HUB]!;
-  good = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: 'good-wx' });
+  good = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.good-wx` });
   let seq = 0;
   goodTimer = setInterval(() => {
     const id = `good-${seq++}`;
@@ -67,7 +67,7 @@ describe('rejected payloads', () => {
 
   it.each(cases)('$reason: acknowledged, counted, kept for inspection; valid traffic flows on', async ({ reason, topic, payload }) => {
     const cred = t.credentials[HUB]!;
-    const bad = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `bad-${reason}` });
+    const bad = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.bad-${reason}` });
     const before = await metric('ingest_messages_rejected_total', `reason="${reason}"`);
     const ackedBefore = goodAcked;
     const sent = payload();
@@ -112,7 +112,7 @@ describe('broker access control', () => {
 
   it("closes the connection of a hub publishing under another hub's prefix, and stores nothing of it", async () => {
     const cred = t.credentials[HUB]!;
-    const intruder = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: 'intruder-pub' });
+    const intruder = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.intruder-pub` });
     const before = await metric('mqtt_publish_denied_total', 'reason="foreign_prefix"');
     intruder.publish(topics.device(REGION, OTHER, 'sensor', 'wx', 'telemetry'), sensor('forged-1', OTHER), { qos: 1 });
     expect(await closed(intruder)).toBe(true);
@@ -124,7 +124,7 @@ describe('broker access control', () => {
 
   it('refuses a hub publishing commands to itself (down-link topics are the cloud’s)', async () => {
     const cred = t.credentials[HUB]!;
-    const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: 'self-cmd' });
+    const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.self-cmd` });
     c.publish(topics.command(REGION, HUB, 'locker', 'locker-a'), JSON.stringify(EXAMPLES.find((e) => e.name === 'hub.command')!.payload), { qos: 1 });
     expect(await closed(c)).toBe(true);
     c.end(true);
@@ -133,7 +133,7 @@ describe('broker access control', () => {
 
   it("refuses subscriptions to other hubs' commands and wildcards, allows its own", async () => {
     const cred = t.credentials[HUB]!;
-    const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: 'subscriber' });
+    const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.subscriber` });
     const before = await metric('mqtt_subscribe_denied_total');
     // mqtt.js reports a SUBACK failure code (0x80) as an error on the subscribe call
     await expect(c.subscribeAsync(`v1/${REGION}/${OTHER}/cmd/#`, { qos: 1 })).rejects.toThrow(/Subscribe error/);
@@ -146,7 +146,7 @@ describe('broker access control', () => {
 
   it('closes a connection that sends a packet over MQTT_MAX_PACKET_BYTES', async () => {
     const cred = t.credentials[HUB]!;
-    const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: 'huge' });
+    const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.huge` });
     const before = await metric('mqtt_oversized_packets_total');
     c.publish(sensorTopic, Buffer.alloc(300_000, 0x41), { qos: 1 });
     expect(await closed(c)).toBe(true);
@@ -161,7 +161,7 @@ describe('an independent MQTT client (mosquitto_pub / mosquitto_sub)', () => {
     const cred = t.credentials[HUB]!;
     const port = new URL(t.cloud.urls.mqtt).port;
     const payload = JSON.stringify({ ...JSON.parse(sensor('mosquitto-1')), windSpeedMps: 7.25 });
-    await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-V', 'mqttv311', '-q', '1', '-u', cred.username, '-P', cred.password, '-t', sensorTopic, '-m', payload]);
+    await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-V', 'mqttv311', '-q', '1', '-i', `${HUB}.mosquitto-pub`, '-u', cred.username, '-P', cred.password, '-t', sensorTopic, '-m', payload]);
     const ids = await t.cloud.store.messageIds(HUB, 0, Date.now() + 60_000);
     expect(ids).toContain('mosquitto-1');
   });
@@ -170,7 +170,7 @@ describe('an independent MQTT client (mosquitto_pub / mosquitto_sub)', () => {
     const cred = t.credentials[HUB]!;
     const port = new URL(t.cloud.urls.mqtt).port;
     const cmd = JSON.stringify({ ...EXAMPLES.find((e) => e.name === 'hub.command')!.payload, hub: HUB });
-    const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-V', 'mqttv311', '-q', '1', '-u', cred.username, '-P', cred.password, '-t', `v1/${REGION}/${HUB}/cmd/#`, '-C', '1', '-W', '10', '-v']);
+    const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-V', 'mqttv311', '-q', '1', '-i', `${HUB}.mosquitto-sub`, '-u', cred.username, '-P', cred.password, '-t', `v1/${REGION}/${HUB}/cmd/#`, '-C', '1', '-W', '10', '-v']);
     await new Promise((r) => setTimeout(r, 500));
     await t.cloud.broker.publish(topics.command(REGION, HUB, 'locker', 'locker-a'), cmd, { qos: 1 });
     const { stdout } = await sub;

@@ -30,7 +30,7 @@ async function api(method: 'GET' | 'POST', path: string, body?: unknown): Promis
 
 async function hubClient(hub: string): Promise<MqttClient> {
   const cred = t.credentials[hub]!;
-  const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `agent-${hub}-${clients.length}` });
+  const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${hub}.agent-${clients.length}` });
   clients.push(c);
   return c;
 }

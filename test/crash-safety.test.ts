@@ -32,7 +32,7 @@ describe('crash safety of ingest', () => {
     const sensor = EXAMPLES.find((e) => e.name === 'sensor.telemetry')!.payload;
     const topic = topics.device('ishikawa-nomi', HUB, 'sensor', 'wx', 'telemetry');
 
-    const device = startResendingDevice(proc.urls.mqtt, { username: cred.username, password: cred.password, clientId: 'crash-device' });
+    const device = startResendingDevice(proc.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.crash-device` });
     let seq = 0;
     const publishSome = (n: number) => {
       for (let i = 0; i < n; i++) {

@@ -122,7 +122,7 @@ describe('every dashboard query against a real influxd with simulator data', () 
     // Edge agents report their outbox backlog in hub.status; the bare simulator does not, so one hub says it here.
     const backlogHub = region.hubs.at(-1)!;
     const cred = t.credentials[backlogHub.id]!;
-    const client = await mqtt.connectAsync(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: 'dashboards-test-status' });
+    const client = await mqtt.connectAsync(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${backlogHub.id}.dashboards-test` });
     await client.publishAsync(topics.status(region.id, backlogHub.id), JSON.stringify({
       v: 1, type: 'hub.status', hub: backlogHub.id, state: 'online', ts: Date.now(), agent: 'dashboards-test', outboxDepth: 12, oldestUnsentAgeS: 42.5,
     }), { qos: 1, retain: true });

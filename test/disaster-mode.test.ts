@@ -224,7 +224,7 @@ describe('disaster mode with real edge agents', () => {
     await t.cloud.close();
     t = await startTestCloud({}, dataDir);
     const creds = t.credentials['nomi-terai']!;
-    const client = await connect(t.cloud.urls.mqtt, { username: creds.username, password: creds.password, clientId: 'mode-watch' });
+    const client = await connect(t.cloud.urls.mqtt, { username: creds.username, password: creds.password, clientId: 'nomi-terai.mode-watch' });
     cleanups.push(() => client.endAsync());
     const retained = new Promise<{ message: RegionMode; retain: boolean }>((resolve) =>
       client.on('message', (_topic, payload, packet) => resolve({ message: RegionMode.parse(JSON.parse(payload.toString('utf8'))), retain: packet.retain })));

@@ -32,7 +32,7 @@ async function health(): Promise<number> {
 describe('ingest into InfluxDB', () => {
   it('holds acknowledgements while InfluxDB is down and stores every message once it is back', async () => {
     const cred = t.credentials[HUB]!;
-    const device = startResendingDevice(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: 'influx-outage' });
+    const device = startResendingDevice(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.influx-outage` });
     const sensor = EXAMPLES.find((e) => e.name === 'sensor.telemetry')!.payload;
     const topic = topics.device('ishikawa-nomi', HUB, 'sensor', 'wx', 'telemetry');
     let seq = 0;

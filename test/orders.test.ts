@@ -61,7 +61,7 @@ afterAll(async () => {
 
 async function pickup(locker: { device: string; compartment: string }, code: string, id: string): Promise<void> {
   const cred = t.credentials[DEST]!;
-  const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password });
+  const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${DEST}.pickup-${id}` });
   const ev = { v: 1, type: 'locker.event', id, ts: Date.now(), hub: DEST, device: locker.device, event: 'pickup', severity: 'info', compartment: locker.compartment, pickupCode: code };
   await c.publishAsync(topics.device(REGION, DEST, 'locker', locker.device, 'event'), JSON.stringify(ev), { qos: 1 });
   await c.endAsync();

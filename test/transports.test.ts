@@ -37,7 +37,7 @@ const droneTopic = topics.device('ishikawa-nomi', HUB, 'drone', 'drone-1', 'tele
 describe('transports', () => {
   it('accepts MQTT over TLS with a certificate the client verifies, and stores the message', async () => {
     const cred = t.credentials[HUB]!;
-    const c = await connect(t.cloud.urls.mqtts!, { username: cred.username, password: cred.password, ca: fs.readFileSync(path.join(certDir, 'cert.pem')), servername: 'localhost' });
+    const c = await connect(t.cloud.urls.mqtts!, { username: cred.username, password: cred.password, clientId: `${HUB}.tls`, ca: fs.readFileSync(path.join(certDir, 'cert.pem')), servername: 'localhost' });
     await c.publishAsync(droneTopic, JSON.stringify({ ...drone, hub: HUB, id: 'tls-1', ts: Date.now() }), { qos: 1 });
     await c.endAsync();
     expect(await t.cloud.store.messageIds(HUB, 0, Date.now() + 60_000)).toContain('tls-1');
@@ -50,7 +50,7 @@ describe('transports', () => {
 
   it('accepts MQTT over WebSocket at /mqtt', async () => {
     const cred = t.credentials[HUB]!;
-    const c = await connect(t.cloud.urls.ws!, { username: cred.username, password: cred.password });
+    const c = await connect(t.cloud.urls.ws!, { username: cred.username, password: cred.password, clientId: `${HUB}.ws` });
     await c.publishAsync(droneTopic, JSON.stringify({ ...drone, hub: HUB, id: 'ws-1', ts: Date.now() }), { qos: 1 });
     await c.endAsync();
     expect(await t.cloud.store.messageIds(HUB, 0, Date.now() + 60_000)).toContain('ws-1');
@@ -60,7 +60,7 @@ describe('transports', () => {
     const cred = t.credentials[HUB]!;
     const status = topics.status('ishikawa-nomi', HUB);
     const will = JSON.stringify({ v: 1, type: 'hub.status', hub: HUB, state: 'offline', ts: Date.now() });
-    const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, will: { topic: status, payload: Buffer.from(will), qos: 1, retain: true } });
+    const c = await connect(t.cloud.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${HUB}.will`, will: { topic: status, payload: Buffer.from(will), qos: 1, retain: true } });
     await c.publishAsync(status, JSON.stringify({ v: 1, type: 'hub.status', hub: HUB, state: 'online', ts: Date.now() }), { qos: 1, retain: true });
     const hubUrl = `/api/v1/hubs/${HUB}`;
     const online = (await (await t.api(hubUrl)).json()) as { link: { online: boolean } };

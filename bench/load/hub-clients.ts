@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { IPublishPacket } from 'mqtt-packet';
-import { topics } from '../../contract/index.ts';
+import { hubClientId, topics } from '../../contract/index.ts';
 import { serveWorker } from '../lib/procs.ts';
 import { epochMs, RawMqtt } from '../lib/mqtt-raw.ts';
 
@@ -113,7 +113,7 @@ function onRegionMode(h: Hub, region: string, p: IPublishPacket): void {
 async function connectOne(port: number, region: string, hub: string, password: string | null): Promise<{ hub: Hub; connackMs: number }> {
   const t0 = epochMs();
   const client = await RawMqtt.connect({
-    port, clientId: `edge-${hub}`, clean: true, keepalive: 30, timeoutMs: 60_000,
+    port, clientId: hubClientId(hub, 'edge'), clean: true, keepalive: 30, timeoutMs: 60_000,
     ...(password !== null ? { username: hub, password } : {}),
     will: { topic: topics.status(region, hub), payload: status(hub, 'offline'), qos: 1, retain: true },
   });

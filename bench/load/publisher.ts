@@ -1,6 +1,6 @@
 import net from 'node:net';
 import mqttPacket from 'mqtt-packet';
-import { EXAMPLES, topics } from '../../contract/index.ts';
+import { EXAMPLES, hubClientId, topics } from '../../contract/index.ts';
 import { serveWorker } from '../lib/procs.ts';
 
 /**
@@ -306,7 +306,7 @@ serveWorker<PublisherRequest, unknown>(async (req, emit) => {
     case 'connect': {
       region = req.region;
       windowSize = req.window;
-      const created = req.hubs.map((h, i) => connectHub(req.host, req.port, h.id, i, `${req.clientPrefix}-${h.id}`, h.username, h.password));
+      const created = req.hubs.map((h, i) => connectHub(req.host, req.port, h.id, i, hubClientId(h.id, req.clientPrefix), h.username, h.password));
       hubs.push(...created);
       // Connect in groups so a broker is not hit by thousands of simultaneous CONNECTs.
       await Promise.all(created.map((h) => h.connected));
