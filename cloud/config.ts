@@ -60,6 +60,7 @@ export const CloudEnv = z
     INFLUX_CREATE_DB: bool(false),
     SQLITE_SYNC: z.enum(['full', 'normal']).default('full').describe('full: every group commit is fsynced (survives power loss)'),
     DEAD_LETTER_MAX_ROWS: z.coerce.number().int().min(100).default(100_000),
+    DEAD_LETTER_MAX_BYTES: z.coerce.number().int().min(1_048_576).default(1_073_741_824).describe('Bytes of all dead letters beyond which the oldest are evicted'),
     DEAD_LETTER_MAX_ROWS_PER_HUB: z.coerce.number().int().min(10).default(1_000).describe("One hub's dead letters beyond this evict its own oldest"),
     // At least one kept payload (64 KiB) with its topic and detail.
     DEAD_LETTER_MAX_BYTES_PER_HUB: z.coerce.number().int().min(131_072).default(8_388_608).describe("Bytes of one hub's dead letters beyond which its own oldest are evicted"),
@@ -146,7 +147,9 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
         }
       : undefined,
     sqliteSync: env.SQLITE_SYNC,
-    deadLetters: { maxRows: env.DEAD_LETTER_MAX_ROWS, maxRowsPerHub: env.DEAD_LETTER_MAX_ROWS_PER_HUB, maxBytesPerHub: env.DEAD_LETTER_MAX_BYTES_PER_HUB },
+    deadLetters: {
+      maxRows: env.DEAD_LETTER_MAX_ROWS, maxBytes: env.DEAD_LETTER_MAX_BYTES, maxRowsPerHub: env.DEAD_LETTER_MAX_ROWS_PER_HUB, maxBytesPerHub: env.DEAD_LETTER_MAX_BYTES_PER_HUB,
+    },
     dedupeRetentionMs: Math.round(env.DEDUPE_RETENTION_HOURS * 3_600_000),
     modes: { ackTimeoutMs: Math.round(env.MODE_ACK_TIMEOUT_S * 1000) },
     dispatch: { reservePct: { normal: env.DISPATCH_RESERVE_PCT, emergency: env.DISPATCH_RESERVE_PCT_EMERGENCY } },

@@ -29,7 +29,7 @@ export function createMetrics(sources: MetricsSources = {}) {
       labelNames: ['type'] as const, registers: [registry],
     }),
     deadLettersEvicted: new Counter({
-      name: 'ingest_dead_letters_evicted_total', help: 'Oldest dead letters deleted to stay within a hub\'s quota (DEAD_LETTER_MAX_ROWS_PER_HUB, DEAD_LETTER_MAX_BYTES_PER_HUB) or DEAD_LETTER_MAX_ROWS', registers: [registry],
+      name: 'ingest_dead_letters_evicted_total', help: 'Oldest dead letters deleted to stay within a hub\'s quota (DEAD_LETTER_MAX_ROWS_PER_HUB, DEAD_LETTER_MAX_BYTES_PER_HUB) or the total bound (DEAD_LETTER_MAX_ROWS, DEAD_LETTER_MAX_BYTES)', registers: [registry],
     }),
     ingestPending: new Gauge({ name: 'ingest_pending_messages', help: 'Messages received but not yet durably written', registers: [registry] }),
     storeWriteSeconds: new Histogram({

@@ -7,13 +7,15 @@ import type { RejectionReason } from './classify.ts';
  * other hub's dead letters):
  * - per hub (the authenticated sender, never a payload field): at most `maxRowsPerHub` rows and
  *   `maxBytesPerHub` stored bytes; beyond either, that hub's own oldest rows are deleted;
- * - in total: at most `maxRows` rows; beyond that the oldest rows of all are deleted.
+ * - in total: at most `maxRows` rows and `maxBytes` stored bytes; beyond either, the oldest rows of
+ *   all are deleted (only many hubs together can reach that).
  * Evictions are returned so the caller counts them.
  */
 export const KEPT_PAYLOAD_BYTES = 65_536;
 
 export interface DeadLetterLimits {
   maxRows: number;
+  maxBytes: number;
   maxRowsPerHub: number;
   maxBytesPerHub: number;
 }
@@ -63,8 +65,10 @@ export interface DeadLetterStore {
   addMany(items: readonly DeadLetterInput[]): number;
   list(q: DeadLetterQuery): DeadLetter[];
   count(): number;
-  /** What one hub's dead letters take against its quota. */
+  /** What one hub's dead letters take against its quota (null: those with no hub). */
   usage(hub: string | null): { rows: number; bytes: number };
+  /** What all dead letters take. */
+  totalUsage(): { rows: number; bytes: number };
 }
 
 interface Row {
@@ -80,8 +84,8 @@ export function createDeadLetterStore(db: OperationalDb, limits: DeadLetterLimit
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${ROW_BYTES_SQL} AS bytes`,
   );
   const countStmt = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letters');
-  const evictOldest = db.prepare<[number], { hub: string | null; bytes: number }>(
-    `DELETE FROM dead_letters WHERE id <= (SELECT max(id) FROM dead_letters) - ? RETURNING hub, ${ROW_BYTES_SQL} AS bytes`,
+  const oldestOfAll = db.prepare<[], { id: number; hub: string | null; bytes: number }>(
+    `SELECT id, hub, ${ROW_BYTES_SQL} AS bytes FROM dead_letters ORDER BY id LIMIT 256`,
   );
   // (hub, id) is indexed: the oldest rows of one hub are found without a scan.
   const oldestOf = db.prepare<[string], { id: number; bytes: number }>(
@@ -92,22 +96,37 @@ export function createDeadLetterStore(db: OperationalDb, limits: DeadLetterLimit
   );
   const oldestOfHub = (hub: string) => (hub === NO_HUB ? oldestWithoutHub.all() : oldestOf.all(hub));
   const deleteOne = db.prepare<[number]>('DELETE FROM dead_letters WHERE id = ?');
-  // Usage per hub, kept in memory (one row per hub that has dead letters) and read once at start.
+  // Usage per hub and in total, kept in memory (one entry per hub that has dead letters); read from
+  // the table at start, and again should a transaction fail (its changes were rolled back).
   const perHub = new Map<string, { rows: number; bytes: number }>();
-  for (const r of db.prepare<[], { hub: string; rows: number; bytes: number }>(
+  const usageStmt = db.prepare<[], { hub: string; rows: number; bytes: number }>(
     `SELECT coalesce(hub, '${NO_HUB}') AS hub, count(*) AS rows, sum(${ROW_BYTES_SQL}) AS bytes FROM dead_letters GROUP BY 1`,
-  ).all()) perHub.set(r.hub, { rows: r.rows, bytes: r.bytes });
-  let rows = countStmt.get()!.n;
+  );
+  let rows = 0;
+  let bytes = 0;
+  const readUsage = () => {
+    perHub.clear();
+    rows = 0;
+    bytes = 0;
+    for (const r of usageStmt.all()) {
+      perHub.set(r.hub, { rows: r.rows, bytes: r.bytes });
+      rows += r.rows;
+      bytes += r.bytes;
+    }
+  };
+  readUsage();
   const usageOf = (hub: string) => {
     let u = perHub.get(hub);
     if (!u) perHub.set(hub, (u = { rows: 0, bytes: 0 }));
     return u;
   };
-  const forget = (hub: string, bytes: number) => {
+  const evict = (id: number, hub: string, rowBytes: number) => {
+    deleteOne.run(id);
     const u = usageOf(hub);
     u.rows--;
-    u.bytes -= bytes;
+    u.bytes -= rowBytes;
     rows--;
+    bytes -= rowBytes;
     if (u.rows <= 0) perHub.delete(hub);
   };
   const overQuota = (u: { rows: number; bytes: number }) => u.rows > limits.maxRowsPerHub || u.bytes > limits.maxBytesPerHub;
@@ -116,13 +135,14 @@ export function createDeadLetterStore(db: OperationalDb, limits: DeadLetterLimit
     const touched = new Set<string>();
     for (const d of items) {
       const kept = d.payload.subarray(0, KEPT_PAYLOAD_BYTES);
-      const { bytes } = insert.get(d.receivedAt, d.region, d.hub, d.clientId, d.topic.slice(0, 512), d.reason, d.detail.slice(0, 2000),
+      const row = insert.get(d.receivedAt, d.region, d.hub, d.clientId, d.topic.slice(0, 512), d.reason, d.detail.slice(0, 2000),
         d.payload.length, kept.length < d.payload.length ? 1 : 0, kept)!;
       const hub = d.hub ?? NO_HUB;
       const u = usageOf(hub);
       u.rows++;
-      u.bytes += bytes;
+      u.bytes += row.bytes;
       rows++;
+      bytes += row.bytes;
       touched.add(hub);
     }
     let evicted = 0;
@@ -132,25 +152,34 @@ export function createDeadLetterStore(db: OperationalDb, limits: DeadLetterLimit
         const oldest = oldestOfHub(hub);
         for (const o of oldest) {
           if (!overQuota(usageOf(hub))) break;
-          deleteOne.run(o.id);
-          forget(hub, o.bytes);
+          evict(o.id, hub, o.bytes);
           evicted++;
         }
         if (oldest.length === 0) break;
       }
     }
-    if (rows > limits.maxRows) {
-      for (const r of evictOldest.all(limits.maxRows)) {
-        forget(r.hub ?? NO_HUB, r.bytes);
+    const overall = () => rows > limits.maxRows || bytes > limits.maxBytes;
+    while (overall()) {
+      const oldest = oldestOfAll.all();
+      for (const o of oldest) {
+        if (!overall()) break;
+        evict(o.id, o.hub ?? NO_HUB, o.bytes);
         evicted++;
       }
+      if (oldest.length === 0) break;
     }
     return evicted;
   });
 
   return {
     addMany(items) {
-      return items.length === 0 ? 0 : addAll(items);
+      if (items.length === 0) return 0;
+      try {
+        return addAll(items);
+      } catch (err) {
+        readUsage(); // the transaction was rolled back: so are the figures
+        throw err;
+      }
     },
     list(q) {
       const where: string[] = [];
@@ -168,6 +197,7 @@ export function createDeadLetterStore(db: OperationalDb, limits: DeadLetterLimit
       const u = perHub.get(hub ?? NO_HUB);
       return u ? { ...u } : { rows: 0, bytes: 0 };
     },
+    totalUsage: () => ({ rows, bytes }),
   };
 }
 

@@ -17,7 +17,7 @@ import { createSeenMessageStore, type SeenMessageStore } from './seen-messages.t
 /** Dedupe of re-sent messages with side effects (issue 3), on a fake telemetry store and a real cloud.db. */
 const REGION_FILE = path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json');
 const example = (name: string) => EXAMPLES.find((e) => e.name === name)!;
-const LIMITS = { maxRows: 1000, maxRowsPerHub: 1000, maxBytesPerHub: 8_388_608 };
+const LIMITS = { maxRows: 1000, maxBytes: 1 << 30, maxRowsPerHub: 1000, maxBytesPerHub: 8_388_608 };
 const CHECKS = { maxFutureSkewMs: 300_000, compartments: new KnownCompartments([loadRegionFile(REGION_FILE)]), issuedModeVersion: () => 0 };
 
 function fakeStore() {
@@ -69,7 +69,9 @@ afterEach(async () => {
 function inbound(name: string, over: Record<string, unknown> = {}): InboundPublish {
   const e = example(name);
   const payload = { ...e.payload, ...over };
-  const topic = buildTopic({ ...e.topic, ...(over.hub ? { hub: over.hub as string } : {}) } as NonNullable<ReturnType<typeof parseTopic>>);
+  const topic = buildTopic({
+    ...e.topic, ...(over.hub ? { hub: over.hub as string } : {}), ...(over.device ? { device: over.device as string } : {}),
+  } as NonNullable<ReturnType<typeof parseTopic>>);
   return { topic, payload: Buffer.from(JSON.stringify(payload)), from: { hubId: payload.hub as string, region: 'ishikawa-nomi' }, clientId: 'c', receivedAt: Date.now() };
 }
 
@@ -113,6 +115,16 @@ describe('Ingest dedupe', () => {
     await ingest.handle(inbound('sensor.event', { hub: 'nomi-neagari' }));
     expect(eventPoints()).toHaveLength(2);
     expect(await duplicates()).toBe(0);
+  });
+
+  it('treats the same message id from another device of the hub as another message (issue 11)', async () => {
+    const sensor = inbound('sensor.event', { id: 'shared-id' });
+    const drone = inbound('drone.event', { id: 'shared-id', hub: 'nomi-terai' });
+    await ingest.handle(sensor);
+    await ingest.handle(drone);
+    await ingest.handle(drone);
+    expect(eventPoints().map((p) => p.tags.device)).toEqual(['wx', 'drone-1']);
+    expect(await duplicates()).toBe(1);
   });
 
   it('leaves telemetry to the idempotent store (no dedupe memory for it)', async () => {
@@ -222,5 +234,58 @@ describe('Ingest acknowledgement order is per connection', () => {
     release();
     await telemetry;
     expect(order).toEqual(['b: event', 'a: telemetry']);
+  });
+});
+
+describe('Ingest checks against what the cloud knows (issue 11)', () => {
+  const rejected = async () => Object.fromEntries((await metrics.rejected.get()).values.filter((v) => v.value > 0).map((v) => [v.labels.reason, v.value]));
+  function checked(issued: number) {
+    const deadLetters = createDeadLetterStore(db, LIMITS);
+    const modeAcks: string[] = [];
+    const i = new Ingest({
+      store: fake.store, deadLetters, live, metrics, logger: pino({ level: 'silent' }), seen, ...CHECKS, issuedModeVersion: () => issued,
+      maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100, hooks: { onModeAck: (a) => void modeAcks.push(a.id) },
+    });
+    return { ingest: i, deadLetters, modeAcks };
+  }
+
+  it('dead-letters a message stamped beyond the allowed skew, of every kind, and stores nothing of it', async () => {
+    const { ingest: i, deadLetters } = checked(5);
+    for (const name of ['drone.telemetry', 'locker.event', 'hub.status', 'hub.command-ack', 'hub.mode-ack']) {
+      const m = inbound(name);
+      const payload = { ...JSON.parse(m.payload.toString()), ts: m.receivedAt + 300_001 };
+      await i.handle({ ...m, payload: Buffer.from(JSON.stringify(payload)) });
+    }
+    await i.handle({ ...inbound('drone.telemetry', { id: 'within-skew' }), receivedAt: Date.now() - 299_000 });
+    expect(await rejected()).toEqual({ future_timestamp: 5 });
+    expect(deadLetters.list({ reason: 'future_timestamp', limit: 10 })[0]!.detail).toMatch(/ahead of the cloud's clock \(limit 300 s/);
+    expect(fake.written.map((p) => p.msgId)).toEqual(['within-skew']);
+    await i.close(100);
+  });
+
+  it('refuses a mode acknowledgement of a version never issued; takes issued ones and local switches at the current version', async () => {
+    const { ingest: i, modeAcks } = checked(3);
+    await i.handle(inbound('hub.mode-ack', { id: 'pin', version: 1e15 }));
+    await i.handle(inbound('hub.mode-ack', { id: 'next', version: 4 }));
+    await i.handle(inbound('hub.mode-ack', { id: 'issued', version: 3 }));
+    await i.handle(inbound('hub.mode-ack', { id: 'local', version: 3, source: 'local', mode: 'normal' }));
+    expect(modeAcks).toEqual(['issued', 'local']);
+    expect(await rejected()).toEqual({ unknown_mode_version: 2 });
+    await i.close(100);
+  });
+
+  it('dead-letters locker messages about compartments the region file does not have, before any alarm hook sees them', async () => {
+    const events: string[] = [];
+    const i = new Ingest({
+      store: fake.store, deadLetters: createDeadLetterStore(db, LIMITS), live, metrics, logger: pino({ level: 'silent' }), seen, ...CHECKS,
+      maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100, hooks: { onEventReceived: (m) => void events.push(m.id), onDeviceMessage: (m) => void events.push(m.id) },
+    });
+    await i.handle(inbound('locker.event', { id: 'made-up', compartment: 'Z99' }));
+    await i.handle(inbound('locker.telemetry', { id: 'made-up-bank', device: 'locker-zz' }));
+    await i.handle(inbound('locker.event', { id: 'real' }));
+    expect(events).toEqual(['real', 'real']);
+    expect(await rejected()).toEqual({ unknown_compartment: 2 });
+    expect(live.hubs.get('nomi-terai')!.devices.has('locker-zz')).toBe(false);
+    await i.close(100);
   });
 });

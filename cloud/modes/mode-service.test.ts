@@ -45,6 +45,16 @@ describe('ModeService', () => {
     expect(t.service.modeOf('not-a-hub')).toBe('normal');
   });
 
+  it('tells which version it issued last (ingest refuses acknowledgements of higher ones), also after a restart', async () => {
+    const t = setup();
+    expect(t.service.issuedVersion(REGION)).toBe(0);
+    await t.service.switchMode(REGION, { mode: 'emergency', reason: 'flood', by: 'c' });
+    await t.service.switchMode(REGION, { mode: 'normal', reason: 'over', by: 'c' });
+    expect(t.service.issuedVersion(REGION)).toBe(2);
+    expect(setup(t.store).service.issuedVersion(REGION)).toBe(2);
+    expect(t.service.issuedVersion('another-region')).toBe(0);
+  });
+
   it('switches some hubs on top of the previous overrides; a switch that changes nothing still makes a version but no event', async () => {
     const t = setup();
     await t.service.switchMode(REGION, { mode: 'emergency', hubs: ['hub-a'], reason: 'landslide', by: 'c' });
