@@ -2,11 +2,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Aedes, type AuthenticateError } from 'aedes';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import {
   Command,
-  filterWithin,
+  DEVICE_KINDS,
   parseTopic,
+  RegionFile,
   RegionMode,
   topics,
   validateUplinkMessage,
@@ -18,9 +19,13 @@ import {
   type ValidMessage,
 } from '../contract/index.ts';
 import type { Logger } from '../cloud/logger.ts';
+import { CLIENT_ID_SUFFIX } from '../contract/client-id.ts';
+import { limitMqttFrames } from '../shared/mqtt-frame-limiter.ts';
 import type { EdgeConfig } from './config.ts';
+import { openDeviceCredentials } from './device-credentials.ts';
 import { EdgeState, type ModeState } from './edge-state.ts';
 import { buildLocalApi } from './local-api.ts';
+import { openStaffToken } from './staff-token.ts';
 import { createEdgeMetrics } from './edge-metrics.ts';
 import { laneOf } from './outbox/lanes.ts';
 import { Outbox, type AppendOutcome } from './outbox/outbox.ts';
@@ -28,11 +33,27 @@ import { Uplink } from './uplink.ts';
 
 export const AGENT_NAME = 'chiiki-edge/0.1.0';
 
+/** Ids of the messages the agent itself produces (command and mode acks) start with this; devices may not use it. */
+export const AGENT_ID_PREFIX = 'agent-';
+
+/**
+ * Room in an MQTT packet beyond its payload (fixed header, topic of at most 256 bytes, packet id,
+ * MQTT 5 properties). A larger packet closes the connection before its body is read.
+ */
+export const PACKET_HEADROOM_BYTES = 4096;
+
+/** A packet must arrive whole within this time of its first byte (no half-sent packet held open). */
+export const PACKET_TIMEOUT_MS = 10_000;
+
 export interface EdgeAgent {
   readonly hubId: string;
   readonly ports: { mqtt: number; http: number };
   readonly localMqttUrl: string;
   readonly localHttpUrl: string;
+  /** The device logins of this hub (`device-credentials.json`, 0600) — devices and the simulator read it. */
+  readonly deviceCredentialsFile: string;
+  /** The generated hub-staff token's file; null when LOCAL_STAFF_TOKEN is configured. */
+  readonly staffTokenFile: string | null;
   readonly outbox: Outbox;
   readonly uplink: Uplink;
   readonly state: EdgeState;
@@ -53,15 +74,25 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   const outbox = new Outbox(path.join(config.dataDir, 'outbox.db'), { ...config.outbox, now });
   const state = new EdgeState(path.join(config.dataDir, 'state.db'));
   const metrics = createEdgeMetrics(() => outbox.stats(), () => uplink.stats(), now);
-  const bootId = `${now().toString(36)}${crypto.randomBytes(2).toString('hex')}`;
+  // Unguessable, so nobody on the LAN can pre-send the ids of the agent's own acks (devices may not
+  // use the prefix either, see authorizePublish).
+  const bootId = crypto.randomBytes(9).toString('base64url').replace(/[^A-Za-z0-9]/g, '0');
   let seq = 0;
-  const nextId = () => `agent-${bootId}-${++seq}`;
+  const nextId = () => `${AGENT_ID_PREFIX}${bootId}-${++seq}`;
   const latest = { lockers: new Map<string, LockerTelemetry>(), sensors: new Map<string, SensorTelemetry>() };
   const { region, hubId } = config;
+  const deviceCredentials = openDeviceCredentials(config.dataDir, hubId, hubDevices(config));
+  if (deviceCredentials.created.length > 0) log.info({ file: deviceCredentials.file, devices: deviceCredentials.created }, 'device logins created');
+  if (deviceCredentials.devices.length === 0) log.warn({ file: deviceCredentials.file }, 'no device has a local login: set REGION_FILE or EDGE_DEVICES');
+  if (config.local.allowAnonymous) log.warn('LOCAL_ALLOW_ANONYMOUS=true: devices may connect without a login and publish as any device (bench/dev only)');
+  const staffToken = openStaffToken(config.dataDir, config.local.staffToken);
+  /** Device id of each connection's login; null for an anonymous one (LOCAL_ALLOW_ANONYMOUS). */
+  const loginOf = new WeakMap<Client, string | null>();
 
   // ------------------------------------------------------------------ outbox appends
   const append = async (v: ValidMessage, topic: string, payload: Buffer): Promise<AppendOutcome> => {
     const msg = v.message as { id?: string; ts: number; device?: string };
+    // The outbox deduplicates by (device, id) [issue 11]: one device's ids cannot suppress another's messages.
     const outcome = await outbox.append({
       lane: laneOf(v), topic, payload, msgId: msg.id ?? `status-${msg.ts}`, device: msg.device ?? '', deviceTs: msg.ts,
       offline: !uplink.connected,
@@ -91,12 +122,28 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     concurrency: 200,
     maxClientsIdLength: 128,
     connectTimeout: 10_000,
-    authenticate: (_client, username, password, cb) => {
-      if (!config.local.username) return cb(null, true);
-      const ok = username === config.local.username && password !== undefined && safeEqual(password.toString('utf8'), config.local.password ?? '');
-      if (ok) return cb(null, true);
-      metrics.localAuthFailures.inc();
-      cb(Object.assign(new Error('bad username or password'), { returnCode: 4 }) as AuthenticateError, null);
+    // Per-device logins [issue 11]: the username is the device id, the password its secret from
+    // device-credentials.json. The client id must be the device id or `<device>.<suffix>`, so no
+    // login can take over another device's client id or session (aedes drops the older connection
+    // of a client id [MQTT-3.1.4-2]).
+    authenticate: (client, username, password, cb) => {
+      const refuse = (returnCode: 4 | 5, why: string) => {
+        metrics.localAuthFailures.inc({ reason: why });
+        log.warn({ clientId: client.id, username, reason: why }, 'device login refused');
+        cb(Object.assign(new Error(why), { returnCode }) as AuthenticateError, null);
+      };
+      if (username === undefined) {
+        if (!config.local.allowAnonymous) return refuse(5, 'anonymous');
+        loginOf.set(client, null);
+        return cb(null, true);
+      }
+      if (!deviceCredentials.verify(username, password)) return refuse(4, 'bad_credentials');
+      // Same shape as the cloud's rule for hubs (contract/client-id.ts): `<device>` or `<device>.<suffix>`.
+      if (client.id !== username && !(client.id.startsWith(`${username}.`) && CLIENT_ID_SUFFIX.test(client.id.slice(username.length + 1)))) {
+        return refuse(5, 'client_id');
+      }
+      loginOf.set(client, username);
+      cb(null, true);
     },
     authorizePublish: (client, packet, cb) => {
       if (!client) return cb(null); // our own relays
@@ -112,7 +159,18 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
       if (!v.ok) return refuse(v.reason, v.detail);
       if (v.topic.region !== region || v.topic.hub !== hubId) return refuse('foreign_hub', `this agent serves ${region}/${hubId}`);
       if (v.route === 'status' || v.route === 'mode-ack') return refuse('agent_owned', `${v.route} is published by the agent, not by devices`);
-      if (v.route === 'cmd-ack') onDeviceCommandAck(v.message);
+      // A device publishes only as itself: the topic's device (which the contract ties to the
+      // payload's) or, for a command ack, the payload's device must be its login.
+      const login = loginOf.get(client);
+      const claimed = v.route === 'device' ? v.topic.device : v.route === 'cmd-ack' ? v.message.device : undefined;
+      if (login !== null && claimed !== login) return refuse('not_this_device', `login ${String(login)} may not publish as device ${String(claimed)}`);
+      const id = (v.message as { id?: string }).id ?? '';
+      if (id.startsWith(AGENT_ID_PREFIX)) return refuse('agent_id', `message ids starting with "${AGENT_ID_PREFIX}" belong to the agent`);
+      if (v.route === 'cmd-ack') {
+        const known = state.command(v.message.commandId);
+        if (known && known.device !== v.message.device) return refuse('not_this_device', `command ${v.message.commandId} was sent to device ${known.device}`);
+        onDeviceCommandAck(v.message);
+      }
       if (v.route === 'device' && v.message.type === 'locker.telemetry') latest.lockers.set(v.message.device, v.message);
       if (v.route === 'device' && v.message.type === 'sensor.telemetry') latest.sensors.set(v.message.device, v.message);
       append(v, packet.topic, payload).then(
@@ -123,13 +181,26 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
         },
       );
     },
-    authorizeSubscribe: (_client, sub, cb) => {
-      if (filterWithin(sub.topic, `v1/${region}/${hubId}/cmd/#`)) return cb(null, sub);
+    // A device subscribes only to its own commands: v1/<region>/<hub>/cmd/<kind or +>/<device>
+    // (an anonymous bench client: any command of the hub).
+    authorizeSubscribe: (client, sub, cb) => {
+      const login = client ? loginOf.get(client) : undefined;
+      if (login !== undefined && isOwnCommandFilter(sub.topic, region, hubId, login)) return cb(null, sub);
       metrics.rejected.inc({ reason: 'subscribe_denied' });
+      log.debug({ clientId: client?.id, filter: sub.topic }, 'subscription refused');
       cb(null, null);
     },
   });
-  const mqttServer = net.createServer(broker.handle);
+  // Packet size limit like the cloud's: a packet announcing more than the payload limit plus
+  // headroom closes the connection before its body is buffered (aedes has no such limit itself).
+  const maxPacketBytes = config.maxPayloadBytes + PACKET_HEADROOM_BYTES;
+  const mqttServer = net.createServer((socket) => {
+    limitMqttFrames(socket, maxPacketBytes, (reason, announced) => {
+      metrics.refusedPackets.inc({ reason });
+      log.warn({ reason, announced, limit: maxPacketBytes, remote: socket.remoteAddress }, 'MQTT packet refused (over the size limit, malformed or stalled); connection closed');
+    }, PACKET_TIMEOUT_MS);
+    broker.handle(socket);
+  });
   const mqttPort = await listen(mqttServer, config.local.bindHost, config.local.mqttPort);
 
   // ------------------------------------------------------------------ commands (at most once)
@@ -240,18 +311,24 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
 
   const api = await buildLocalApi({
     hubId, region, agent: AGENT_NAME, outbox, uplink, state, metrics, logger: log, latest, switchModeLocally, now,
+    isStaff: (authorization) => staffToken.verifyHeader(authorization),
   });
-  await api.listen({ host: config.local.bindHost, port: config.local.httpPort });
+  await api.listen({ host: config.local.httpBindHost, port: config.local.httpPort });
   const httpPort = (api.server.address() as net.AddressInfo).port;
-  const host = config.local.bindHost === '0.0.0.0' ? '127.0.0.1' : config.local.bindHost;
-  log.info({ localMqtt: mqttPort, localHttp: httpPort, outboxDepth: outbox.depth }, 'edge agent ready');
+  const reachable = (bind: string) => (bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind.includes(':') ? `[${bind}]` : bind);
+  log.info({
+    localMqtt: `${config.local.bindHost}:${mqttPort}`, localHttp: `${config.local.httpBindHost}:${httpPort}`, outboxDepth: outbox.depth,
+    deviceLogins: deviceCredentials.devices.length, deviceCredentialsFile: deviceCredentials.file, staffTokenFile: staffToken.file,
+  }, 'edge agent ready');
 
   let closing: Promise<void> | null = null;
   return {
     hubId, outbox, uplink, state, switchModeLocally,
     ports: { mqtt: mqttPort, http: httpPort },
-    localMqttUrl: `mqtt://${host}:${mqttPort}`,
-    localHttpUrl: `http://${host}:${httpPort}`,
+    localMqttUrl: `mqtt://${reachable(config.local.bindHost)}:${mqttPort}`,
+    localHttpUrl: `http://${reachable(config.local.httpBindHost)}:${httpPort}`,
+    deviceCredentialsFile: deviceCredentials.file,
+    staffTokenFile: staffToken.file,
     close: () =>
       (closing ??= (async () => {
         clearInterval(maintenance);
@@ -266,10 +343,26 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   };
 }
 
-function safeEqual(a: string, b: string): boolean {
-  const x = crypto.createHash('sha256').update(a).digest();
-  const y = crypto.createHash('sha256').update(b).digest();
-  return crypto.timingSafeEqual(x, y);
+/** The hub's devices that get a local login: EDGE_DEVICES plus the hub's devices in REGION_FILE. */
+function hubDevices(config: EdgeConfig): string[] {
+  const ids = new Set(config.devices.ids);
+  if (config.devices.regionFile) {
+    const region = RegionFile.parse(JSON.parse(fs.readFileSync(config.devices.regionFile, 'utf8')));
+    const hub = region.hubs.find((h) => h.id === config.hubId);
+    if (!hub) throw new Error(`REGION_FILE=${config.devices.regionFile}: hub ${config.hubId} is not in region ${region.id}`);
+    for (const d of [...hub.drones.map((x) => x.id), ...hub.lockers.map((x) => x.id), ...hub.sensors]) ids.add(d);
+  }
+  return [...ids];
+}
+
+/** `v1/<region>/<hub>/cmd/<kind>/<device>` with kind a device kind or `+`, and device = the login (any device when anonymous). */
+function isOwnCommandFilter(filter: string, region: string, hubId: string, login: string | null): boolean {
+  if (login === null && filter === `v1/${region}/${hubId}/cmd/#`) return true;
+  const p = filter.split('/');
+  if (p.length !== 6 || p[0] !== 'v1' || p[1] !== region || p[2] !== hubId || p[3] !== 'cmd') return false;
+  const kindOk = p[4] === '+' || (DEVICE_KINDS as readonly string[]).includes(p[4]!);
+  const deviceOk = login === null ? p[5] === '+' || /^[a-z0-9-]+$/.test(p[5]!) : p[5] === login;
+  return kindOk && deviceOk;
 }
 
 function listen(server: net.Server, host: string, port: number): Promise<number> {

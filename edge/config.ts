@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { HubId, RegionId } from '../contract/index.ts';
+import { DeviceId, HubId, RegionId } from '../contract/index.ts';
 
 /**
  * Edge agent configuration, parsed once from the environment at start-up; a bad value stops the
@@ -20,11 +20,25 @@ export const EdgeEnv = z.object({
   CLOUD_USERNAME: optionalString.describe('Hub login at the cloud (default: HUB_ID)'),
   CLOUD_PASSWORD: z.string().min(1).describe('Hub password at the cloud'),
   CLOUD_CA_FILE: optionalString.describe('PEM CA to trust for mqtts:// (default: the system CAs)'),
-  LOCAL_BIND_HOST: z.string().default('0.0.0.0').describe('Address the local broker and HTTP endpoint bind to'),
+  LOCAL_BIND_HOST: z.string().min(1).default('0.0.0.0').describe("Address the local MQTT broker binds to (the hub's devices reach it over the hub LAN)"),
   LOCAL_MQTT_PORT: port(1883).describe("The hub's local MQTT broker for its devices"),
-  LOCAL_MQTT_USERNAME: optionalString.describe('When set, devices must log in to the local broker'),
-  LOCAL_MQTT_PASSWORD: optionalString,
+  LOCAL_HTTP_BIND_HOST: z.string().min(1).default('127.0.0.1').describe('Address the HTTP endpoint for hub staff binds to (loopback unless told otherwise)'),
   LOCAL_HTTP_PORT: port(8081).describe('Local HTTP endpoint for hub staff'),
+  LOCAL_STAFF_TOKEN: optionalString
+    .pipe(z.string().min(24, 'at least 24 characters').optional())
+    .describe('Bearer token for the mutating HTTP routes (default: generated into <EDGE_DATA_DIR>/staff-token, mode 0600)'),
+  LOCAL_ALLOW_ANONYMOUS: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true')
+    .describe('Bench/dev only: also admit devices without a login (they may then publish as any device)'),
+  EDGE_DEVICES: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(DeviceId))
+    .optional()
+    .describe('Comma-separated device ids of this hub that get a local login (added to those of REGION_FILE)'),
+  REGION_FILE: optionalString.describe("Region file: this hub's devices in it get a local login"),
   EDGE_DATA_DIR: z.string().default('./data/edge').describe('Outbox database and state'),
   OUTBOX_MAX_MESSAGES: int(500_000, 100).describe('Bound of the outbox; see the drop policy in edge/README.md'),
   OUTBOX_THIN_THRESHOLD: int(50_000, 10).describe('Above this many waiting messages telemetry is thinned'),
@@ -46,9 +60,10 @@ export function toEdgeConfig(e: z.infer<typeof EdgeEnv>) {
     region: e.REGION_ID,
     cloud: { url: e.CLOUD_MQTT_URL, username: e.CLOUD_USERNAME ?? e.HUB_ID, password: e.CLOUD_PASSWORD, caFile: e.CLOUD_CA_FILE },
     local: {
-      bindHost: e.LOCAL_BIND_HOST, mqttPort: e.LOCAL_MQTT_PORT, httpPort: e.LOCAL_HTTP_PORT,
-      username: e.LOCAL_MQTT_USERNAME, password: e.LOCAL_MQTT_PASSWORD,
+      bindHost: e.LOCAL_BIND_HOST, mqttPort: e.LOCAL_MQTT_PORT, httpBindHost: e.LOCAL_HTTP_BIND_HOST, httpPort: e.LOCAL_HTTP_PORT,
+      staffToken: e.LOCAL_STAFF_TOKEN, allowAnonymous: e.LOCAL_ALLOW_ANONYMOUS,
     },
+    devices: { ids: e.EDGE_DEVICES ?? [], regionFile: e.REGION_FILE },
     dataDir: path.resolve(e.EDGE_DATA_DIR),
     outbox: { maxMessages: e.OUTBOX_MAX_MESSAGES, thinThreshold: e.OUTBOX_THIN_THRESHOLD, thinIntervalMs: e.OUTBOX_THIN_INTERVAL_S * 1000 },
     maxPayloadBytes: e.MAX_PAYLOAD_BYTES,

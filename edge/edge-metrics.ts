@@ -11,7 +11,11 @@ export function createEdgeMetrics(outbox: () => OutboxStats, uplink: () => Uplin
     accepted: new Counter({ name: 'edge_device_messages_total', help: 'Device messages by outbox outcome', labelNames: ['outcome'] as const, registers: [registry] }),
     rejected: new Counter({ name: 'edge_device_messages_refused_total', help: 'Device messages refused locally, by reason', labelNames: ['reason'] as const, registers: [registry] }),
     commands: new Counter({ name: 'edge_commands_total', help: 'Commands from the cloud, by what the agent did', labelNames: ['result'] as const, registers: [registry] }),
-    localAuthFailures: new Counter({ name: 'edge_local_auth_failures_total', help: 'Refused logins at the local broker', registers: [registry] }),
+    localAuthFailures: new Counter({ name: 'edge_local_auth_failures_total', help: 'Refused logins at the local broker, by reason', labelNames: ['reason'] as const, registers: [registry] }),
+    refusedPackets: new Counter({
+      name: 'edge_local_packets_refused_total', help: 'Local MQTT connections closed for a packet over the size limit, malformed or stalled half-sent', labelNames: ['reason'] as const, registers: [registry],
+    }),
+    httpUnauthorized: new Counter({ name: 'edge_http_unauthorized_total', help: 'Local HTTP requests refused for a missing or wrong staff token', registers: [registry] }),
   };
   new Gauge({
     name: 'edge_outbox_depth', help: 'Messages waiting to be sent, by lane', labelNames: ['lane'] as const, registers: [registry],

@@ -44,7 +44,7 @@ export class EdgeState {
     this.db.exec(SCHEMA);
     const db = this.db;
     this.stmt = {
-      getCommand: db.prepare<[string], { state: CommandState; detail: string | null }>('SELECT state, detail FROM commands WHERE command_id = ?'),
+      getCommand: db.prepare<[string], { state: CommandState; detail: string | null; device: string }>('SELECT state, detail, device FROM commands WHERE command_id = ?'),
       addCommand: db.prepare('INSERT OR IGNORE INTO commands (command_id, device, command, received_at, expires_at, state, detail) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       setCommand: db.prepare('UPDATE commands SET state = ?, detail = ? WHERE command_id = ?'),
       relayed: db.prepare<[], { command_id: string; device: string }>("SELECT command_id, device FROM commands WHERE state = 'relayed'"),
@@ -62,7 +62,7 @@ export class EdgeState {
     };
   }
 
-  command(id: string): { state: CommandState; detail: string | null } | undefined {
+  command(id: string): { state: CommandState; detail: string | null; device: string } | undefined {
     return this.stmt.getCommand.get(id);
   }
 

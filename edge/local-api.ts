@@ -20,21 +20,46 @@ export interface LocalApiDeps {
   latest: { lockers: Map<string, LockerTelemetry>; sensors: Map<string, SensorTelemetry> };
   switchModeLocally: (mode: Mode, reason: string) => Promise<ModeState>;
   now: () => number;
+  /** Checks an `Authorization` header against the hub-staff token (constant time). */
+  isStaff: (authorization: string | undefined) => boolean;
 }
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Declared open: served without the staff token. Every other route needs it [issue 11]. */
+    open?: boolean;
+  }
+}
+
+/** Read-only routes that expose nothing secret (no payloads, no device data, no credentials). */
+const open = { config: { open: true } } as const;
 
 /**
  * The agent's HTTP endpoint for hub staff on the hub's own network. It works with the cloud
  * unreachable: status, lockers, and switching the hub's mode locally (recorded, and forwarded to the
  * cloud as a mode acknowledgement with source "local" when the link returns).
+ *
+ * Default deny [issue 11]: every route needs the hub-staff token (`Authorization: Bearer <token>`)
+ * unless its definition declares it open — only /status and /metrics do. Request bodies must be
+ * `application/json` (no text/plain or form parser), so a page in a browser cannot post a form here.
  */
 export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: d.logger.child({ component: 'local-http' }), logController: new LogController({ disableRequestLogging: true }) });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // Fastify's default text/plain parser would accept the one body type a cross-site form can send
+  // without a CORS preflight; without it such a request is a 415.
+  app.removeContentTypeParser('text/plain');
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.routeOptions.config.open === true) return;
+    if (d.isStaff(req.headers.authorization)) return;
+    d.metrics.httpUnauthorized.inc();
+    return reply.code(401).header('www-authenticate', 'Bearer realm="hub staff"').send({ error: 'unauthorized', message: 'this route needs the hub-staff token (Authorization: Bearer …)' });
+  });
   const r = app.withTypeProvider<ZodTypeProvider>();
   const iso = (ms: number | null) => (ms === null || ms === 0 ? null : new Date(ms).toISOString());
 
-  r.get('/status', async () => {
+  r.get('/status', open, async () => {
     const o = d.outbox.stats();
     const u = d.uplink.stats();
     const m = d.state.mode();
@@ -60,7 +85,7 @@ export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
 
   r.get('/dead-letters', async () => ({ refused: d.state.rejects(100), quarantined: d.outbox.listQuarantine(100) }));
 
-  r.get('/metrics', async (_req, reply) => {
+  r.get('/metrics', open, async (_req, reply) => {
     reply.header('content-type', d.metrics.registry.contentType);
     return d.metrics.registry.metrics();
   });

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RegionFile, RegionMode, topics } from '../contract/index.ts';
 import type { EdgeAgent } from '../edge/agent.ts';
 import { REGION_FILE, startTestCloud, tempDir } from './support/cloud-harness.ts';
-import { startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { staffToken, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
 import { connect } from './support/mqtt-client.ts';
 import { waitFor } from './support/ports.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
@@ -115,7 +115,7 @@ describe('disaster mode with real edge agents', () => {
 
     // ---- meanwhile, the cut-off hub's staff switch it locally (the hub's own endpoint works without the cloud)
     const local = await fetch(`${agent(CUT_OFF).localHttpUrl}/mode`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${staffToken(agent(CUT_OFF))}` },
       body: JSON.stringify({ mode: 'emergency', reason: '道路寸断 — access road cut, hall opened as shelter' }),
     });
     expect(local.status).toBe(200);
@@ -142,7 +142,7 @@ describe('disaster mode with real edge agents', () => {
 
     // ---- staff at a connected hub switch it back locally: shown as diverged, nothing published
     const diverge = await fetch(`${agent(STATION).localHttpUrl}/mode`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'normal', reason: 'no damage here' }),
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${staffToken(agent(STATION))}` }, body: JSON.stringify({ mode: 'normal', reason: 'no damage here' }),
     });
     expect(diverge.status).toBe(200);
     const diverged = await waitFor('the station diverged', async () => {

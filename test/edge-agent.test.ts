@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EdgeAgent } from '../edge/agent.ts';
 import { EXAMPLES, topics } from '../contract/index.ts';
 import { startTestCloud, tempDir, type TestCloud } from './support/cloud-harness.ts';
-import { startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { deviceLogin, staffToken, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
 import { connect } from './support/mqtt-client.ts';
 import { waitFor } from './support/ports.ts';
 
@@ -26,11 +26,13 @@ afterAll(async () => {
 
 const sensor = EXAMPLES.find((e) => e.name === 'sensor.telemetry')!.payload;
 const sensorTopic = topics.device(REGION, HUB, 'sensor', 'wx', 'telemetry');
-const local = async <T>(path: string, init?: RequestInit): Promise<T> => (await (await fetch(`${agent.localHttpUrl}${path}`, init)).json()) as T;
+/** The agent's endpoint as hub staff use it, with the staff token. */
+const local = async <T>(path: string, init: RequestInit = {}): Promise<T> =>
+  (await (await fetch(`${agent.localHttpUrl}${path}`, { ...init, headers: { ...init.headers as Record<string, string>, authorization: `Bearer ${staffToken(agent)}` } })).json()) as T;
 
 describe('edge agent', () => {
   it('forwards device messages to the cloud and reports its link as online', async () => {
-    const device = await connect(agent.localMqttUrl, { clientId: 'wx' });
+    const device = await connect(agent.localMqttUrl, deviceLogin(agent, 'wx'));
     for (let i = 0; i < 20; i++) await device.publishAsync(sensorTopic, JSON.stringify({ ...sensor, hub: HUB, id: `fwd-${i}`, ts: Date.now() }), { qos: 1 });
     await device.endAsync();
     await waitFor('all 20 stored in the cloud', async () => (await t.cloud.store.messageIds(HUB, 0, Date.now() + 60_000)).filter((id) => id.startsWith('fwd-')).length === 20);
@@ -43,7 +45,7 @@ describe('edge agent', () => {
   });
 
   it('refuses invalid device messages locally, keeps them for inspection, and keeps forwarding', async () => {
-    const device = await connect(agent.localMqttUrl, { clientId: 'bad-device' });
+    const device = await connect(agent.localMqttUrl, deviceLogin(agent, 'wx', 'bad'));
     await device.publishAsync(sensorTopic, '{"v":1', { qos: 1 });
     await device.publishAsync(topics.device(REGION, 'nomi-terai', 'sensor', 'wx', 'telemetry'), JSON.stringify({ ...sensor, hub: 'nomi-terai', id: 'foreign-1' }), { qos: 1 });
     await device.publishAsync(sensorTopic, JSON.stringify({ ...sensor, hub: HUB, id: 'after-bad', ts: Date.now() }), { qos: 1 });

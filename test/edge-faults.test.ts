@@ -4,7 +4,7 @@ import { EXAMPLES, topics } from '../contract/index.ts';
 import type { EdgeAgent } from '../edge/agent.ts';
 import { readCredentials, spawnCloud, startTestCloud, tempDir, testCloudEnv, type CloudProcess, type TestCloud } from './support/cloud-harness.ts';
 import { expectExactlyOnce } from './support/counting.ts';
-import { spawnEdge, startTestEdge, testEdgeEnv, type EdgeProcess } from './support/edge-harness.ts';
+import { deviceLogin, spawnEdge, staffToken, startTestEdge, testEdgeEnv, type EdgeProcess } from './support/edge-harness.ts';
 import { freePort, waitFor } from './support/ports.ts';
 import { startResendingDevice, type ResendingDevice } from './support/resending-device.ts';
 import { createSqliteTelemetryStore } from '../cloud/telemetry/sqlite-telemetry-store.ts';
@@ -24,9 +24,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** A device publishing sensor readings with ids s-0, s-1, … at ~`perSecond`. */
-function sensorDevice(url: string, perSecond: number) {
-  const device = startResendingDevice(url, { clientId: `wx-${Math.random().toString(36).slice(2, 6)}` });
+/** Sensor set wx publishing readings with ids s-0, s-1, … at ~`perSecond`, with its login at the agent (the agent or its data dir). */
+function sensorDevice(url: string, perSecond: number, agent: EdgeAgent | string) {
+  const device = startResendingDevice(url, deviceLogin(agent, 'wx', Math.random().toString(36).slice(2, 6)));
   let seq = 0;
   const base = Date.now() - 3_600_000;
   const publishOne = () => {
@@ -64,7 +64,7 @@ describe('edge agent under faults', () => {
     cleanups.push(() => t.stop());
     const agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: t.cloud.urls.mqtt, password: t.credentials[HUB]!.password, dataDir: edgeDir }));
     cleanups.push(() => agent.close(), () => fs.rmSync(edgeDir, { recursive: true, force: true }));
-    const d = sensorDevice(agent.localMqttUrl, 500);
+    const d = sensorDevice(agent.localMqttUrl, 500, agent);
     await waitFor('traffic flowing', () => d.device.acked.size > 200);
 
     await t.cloud.close(); // the cloud goes away; the hub keeps serving its devices
@@ -98,7 +98,7 @@ describe('edge agent under faults', () => {
     const env = testEdgeEnv({ hub: HUB, cloudUrl: t.cloud.urls.mqtt, password: t.credentials[HUB]!.password, dataDir: edgeDir, extra: { LOCAL_MQTT_PORT: localPort } });
     let edge: EdgeProcess = await spawnEdge(env);
     cleanups.push(() => edge.kill('SIGKILL'), () => fs.rmSync(edgeDir, { recursive: true, force: true }));
-    const d = sensorDevice(edge.urls.mqtt, 1000);
+    const d = sensorDevice(edge.urls.mqtt, 1000, edgeDir);
     await waitFor('traffic flowing', () => d.device.acked.size > 1000);
     expect(await edge.kill('SIGKILL')).toBe(null);
     await new Promise((r) => setTimeout(r, 300));
@@ -120,7 +120,7 @@ describe('edge agent under faults', () => {
     const edgeDir = tempDir('f3-edge');
     const agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: cloud.urls.mqtt, password: readCredentials(cloudDir)[HUB]!.password, dataDir: edgeDir }));
     cleanups.push(() => agent.close(), () => fs.rmSync(edgeDir, { recursive: true, force: true }));
-    const d = sensorDevice(agent.localMqttUrl, 1000);
+    const d = sensorDevice(agent.localMqttUrl, 1000, agent);
     await waitFor('traffic flowing', () => d.device.acked.size > 1000);
     expect(await cloud.kill('SIGKILL')).toBe(null);
     await new Promise((r) => setTimeout(r, 500));
@@ -150,18 +150,22 @@ describe('edge agent under faults', () => {
     const agent: EdgeAgent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: t.cloud.urls.mqtt, password: t.credentials[HUB]!.password, dataDir: edgeDir }));
     cleanups.push(() => agent.close(), () => fs.rmSync(edgeDir, { recursive: true, force: true }));
     await t.cloud.close();
-    const d = sensorDevice(agent.localMqttUrl, 0);
+    const d = sensorDevice(agent.localMqttUrl, 0, agent);
     for (let i = 0; i < 300; i++) d.publishOne();
+    await waitFor('the first 300 accepted by the agent', () => d.device.unacked === 0);
+    const lockerDevice = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'locker-a'));
+    cleanups.push(() => lockerDevice.close());
     const locker = EXAMPLES.find((e) => e.name === 'locker.telemetry')!.payload as { compartments: object[] };
     const compartments = Array.from({ length: 64 }, (_, i) => ({ ...locker.compartments[0], id: `Z${String(i).padStart(2, '0')}`, reservedFor: `order-${'x'.repeat(40)}` }));
-    d.device.publish('poison-1', topics.device(REGION, HUB, 'locker', 'locker-a', 'telemetry'), JSON.stringify({ ...locker, hub: HUB, id: 'poison-1', ts: Date.now(), compartments }));
+    lockerDevice.publish('poison-1', topics.device(REGION, HUB, 'locker', 'locker-a', 'telemetry'), JSON.stringify({ ...locker, hub: HUB, id: 'poison-1', ts: Date.now(), compartments }));
+    await waitFor('the poison accepted by the agent', () => lockerDevice.unacked === 0);
     for (let i = 0; i < 300; i++) d.publishOne();
     await waitFor('all accepted by the agent', () => d.device.unacked === 0);
     t = await startTestCloud({ ...ports, MQTT_MAX_PACKET_BYTES: '4096' }, cloudDir);
     await drained(agent, 40_000);
     await d.device.close();
-    await expectExactlyOnce(t.cloud.store, HUB, d.device.acked, new Set(['poison-1']));
-    const dead = (await (await fetch(`${agent.localHttpUrl}/dead-letters`)).json()) as { quarantined: { msgId: string; reason: string }[] };
+    await expectExactlyOnce(t.cloud.store, HUB, new Set([...d.device.acked, ...lockerDevice.acked]), new Set(['poison-1']));
+    const dead = (await (await fetch(`${agent.localHttpUrl}/dead-letters`, { headers: { authorization: `Bearer ${staffToken(agent)}` } })).json()) as { quarantined: { msgId: string; reason: string }[] };
     expect(dead.quarantined.map((q) => q.msgId)).toEqual(['poison-1']);
     expect(agent.outbox.stats().dropped.quarantined).toBe(1);
   }, 60_000);

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { EXAMPLES, topics } from '../contract/index.ts';
 import { startTestCloud, tempDir } from './support/cloud-harness.ts';
 import { expectExactlyOnce } from './support/counting.ts';
-import { spawnEdge, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { deviceLogin, spawnEdge, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
 import { waitFor } from './support/ports.ts';
 import { startResendingDevice } from './support/resending-device.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
@@ -35,7 +35,7 @@ describe('edge agent over a bad link', () => {
     const dir = tempDir('link-cut');
     const agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: proxy.url('mqtt'), password: t.credentials[HUB]!.password, dataDir: dir }));
     cleanups.push(() => agent.close(), () => fs.rmSync(dir, { recursive: true, force: true }));
-    const device = startResendingDevice(agent.localMqttUrl, { clientId: 'wx' });
+    const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
     let seq = 0;
     const base = Date.now() - 600_000;
     const timer = setInterval(() => {
@@ -67,7 +67,10 @@ describe('edge agent over a bad link', () => {
     const dir = tempDir('burst');
     const edge = await spawnEdge(testEdgeEnv({
       hub: HUB, cloudUrl: proxy.url('mqtt'), password: t.credentials[HUB]!.password, dataDir: dir,
-      extra: { OUTBOX_MAX_MESSAGES: '6000', OUTBOX_THIN_THRESHOLD: '3000', OUTBOX_THIN_INTERVAL_S: '10' },
+      // One bench client plays five devices (four sensor sets and a locker bank) on one connection:
+      // that needs the bench-only anonymous escape hatch. This test measures memory and the bound
+      // policy; device logins are tested in edge-security.test.ts.
+      extra: { OUTBOX_MAX_MESSAGES: '6000', OUTBOX_THIN_THRESHOLD: '3000', OUTBOX_THIN_INTERVAL_S: '10', LOCAL_ALLOW_ANONYMOUS: 'true' },
     }));
     cleanups.push(() => edge.kill('SIGKILL'), () => fs.rmSync(dir, { recursive: true, force: true }));
     let peakRss = 0;
@@ -122,7 +125,9 @@ describe('edge agent over a bad link', () => {
     cleanups.push(() => agent.close(), () => fs.rmSync(dir, { recursive: true, force: true }));
     await waitFor('connected', () => agent.uplink.connected);
     await proxy.stop(); // an outage: 8,000 readings pile up at the hub
-    const device = startResendingDevice(agent.localMqttUrl, { clientId: 'wx' });
+    const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
+    const lockerBank = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'locker-a'));
+    cleanups.push(() => lockerBank.close());
     const base = Date.now() - 3_600_000;
     for (let i = 0; i < 8000; i++) device.publish(...reading(`s-${i}`, base + i * 1000));
     await waitFor('backlog at the hub', () => device.unacked === 0, 30_000);
@@ -132,7 +137,7 @@ describe('edge agent over a bad link', () => {
     await proxy.start();
     await waitFor('replay under way', () => agent.uplink.stats().acked > 100, 20_000);
     const alarmId = 'alarm-door-1';
-    device.publish(alarmId, topics.device(REGION, HUB, 'locker', 'locker-a', 'event'), JSON.stringify({ ...lockerEvent, hub: HUB, id: alarmId, ts: Date.now() }));
+    lockerBank.publish(alarmId, topics.device(REGION, HUB, 'locker', 'locker-a', 'event'), JSON.stringify({ ...lockerEvent, hub: HUB, id: alarmId, ts: Date.now() }));
     const raised = Date.now();
     await waitFor('the alarm in the cloud', async () => (await t.cloud.store.messageIds(HUB, Date.now() - 60_000, Date.now() + 60_000)).includes(alarmId), 20_000);
     const alarmLatency = Date.now() - raised;
@@ -142,7 +147,7 @@ describe('edge agent over a bad link', () => {
     proxy.setRate(null);
     await waitFor('outbox drained', () => agent.outbox.depth === 0, 60_000);
     await device.close();
-    await expectExactlyOnce(t.cloud.store, HUB, device.acked);
+    await expectExactlyOnce(t.cloud.store, HUB, new Set([...device.acked, ...lockerBank.acked]));
     console.info(`[edge-link] alarm reached the cloud ${alarmLatency} ms after it was raised, with ${backlogLeft} of 8,000 backlog messages still waiting`);
   }, 120_000);
 });

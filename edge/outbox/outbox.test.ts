@@ -22,6 +22,14 @@ const entry = (id: string, lane: Lane, deviceTs = 0, device = 'wx'): NewEntry =>
 });
 
 describe('Outbox', () => {
+  it("deduplicates by (device, id): a re-send is stored once, another device's same id is not a duplicate [issue 11]", async () => {
+    const { box } = open();
+    expect(await box.append(entry('n-1', LANE.telemetry, 0, 'drone-1'))).toBe('stored');
+    expect(await box.append(entry('n-1', LANE.telemetry, 0, 'wx'))).toBe('stored');
+    expect(await box.append(entry('n-1', LANE.telemetry, 0, 'wx'))).toBe('duplicate');
+    expect(box.next(10, new Set()).map((e) => `${e.device}:${e.msgId}`).sort()).toEqual(['drone-1:n-1', 'wx:n-1']);
+  });
+
   it('hands out alarms and acks first, then events, then telemetry', async () => {
     const { box } = open();
     await box.append(entry('t1', LANE.telemetry));

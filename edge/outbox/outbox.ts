@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   lane        INTEGER NOT NULL,
   topic       TEXT    NOT NULL,
   payload     BLOB    NOT NULL,
-  msg_id      TEXT    NOT NULL UNIQUE,   -- a device re-sending after a lost PUBACK is stored once
+  msg_id      TEXT    NOT NULL UNIQUE,   -- "<device>/<id>": a device re-sending after a lost PUBACK is stored once
   device      TEXT    NOT NULL,
   device_ts   INTEGER NOT NULL,
   accepted_at INTEGER NOT NULL,
@@ -81,6 +81,21 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 interface Row {
   seq: number; lane: number; topic: string; payload: Buffer; msg_id: string; device: string; device_ts: number;
   accepted_at: number; offline: number; attempts: number;
+}
+
+/**
+ * The dedupe key: the message id within its device [issue 11]. Message ids are unique per device,
+ * not per hub, as far as the hub can enforce: one device (or someone holding its login) must not be
+ * able to pre-send another device's next ids and have its genuine messages dropped as duplicates.
+ * Message ids cannot contain "/" (contract MessageId), so the key splits back unambiguously.
+ */
+function dedupeKey(device: string, msgId: string): string {
+  return device ? `${device}/${msgId}` : msgId;
+}
+
+function fromDedupeKey(key: string): { device: string; msgId: string } {
+  const i = key.indexOf('/');
+  return i < 0 ? { device: '', msgId: key } : { device: key.slice(0, i), msgId: key.slice(i + 1) };
 }
 
 export class Outbox {
@@ -197,7 +212,7 @@ export class Outbox {
         return 'refused_full';
       }
     }
-    const r = this.stmt.insert.run(e.lane, e.topic, e.payload, e.msgId, e.device, e.deviceTs, now, e.offline ? 1 : 0);
+    const r = this.stmt.insert.run(e.lane, e.topic, e.payload, dedupeKey(e.device, e.msgId), e.device, e.deviceTs, now, e.offline ? 1 : 0);
     if (r.changes === 0) return 'duplicate';
     this.depthByLane[e.lane]++;
     return 'stored';
@@ -309,7 +324,7 @@ export class Outbox {
 
   listQuarantine(limit = 100) {
     return this.stmt.listQuarantine.all(limit).map((q) => ({
-      seq: q.seq, topic: q.topic, msgId: q.msg_id, reason: q.reason, quarantinedAt: new Date(q.quarantined_at).toISOString(),
+      seq: q.seq, topic: q.topic, ...fromDedupeKey(q.msg_id), reason: q.reason, quarantinedAt: new Date(q.quarantined_at).toISOString(),
       payloadText: q.payload.toString('utf8').slice(0, 4096),
     }));
   }
@@ -345,7 +360,7 @@ export class Outbox {
 
 function toEntry(r: Row): OutboxEntry {
   return {
-    seq: r.seq, lane: r.lane as Lane, topic: r.topic, payload: r.payload, msgId: r.msg_id, device: r.device, deviceTs: r.device_ts,
+    seq: r.seq, lane: r.lane as Lane, topic: r.topic, payload: r.payload, msgId: fromDedupeKey(r.msg_id).msgId, device: r.device, deviceTs: r.device_ts,
     acceptedAt: r.accepted_at, offline: r.offline === 1, attempts: r.attempts,
   };
 }

@@ -1,18 +1,45 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { pino } from 'pino';
 import { startEdgeAgent, type EdgeAgent } from '../../edge/agent.ts';
 import { EdgeEnv, toEdgeConfig } from '../../edge/config.ts';
-import { ROOT } from './cloud-harness.ts';
+import { DEVICE_LOGINS_FILE, readDeviceLogins, type DeviceLogin } from '../../shared/device-logins.ts';
+import { REGION_FILE, ROOT } from './cloud-harness.ts';
 
-/** Environment for a test edge agent: loopback, quiet, fast status and back-off. */
+/**
+ * Environment for a test edge agent: loopback, quiet, fast status and back-off. The hub's devices
+ * of the region file get local logins (read them with `deviceLogin`); anonymous logins stay off.
+ */
 export function testEdgeEnv(o: { hub: string; cloudUrl: string; password: string; dataDir: string; extra?: Record<string, string> }): Record<string, string> {
   return {
     HUB_ID: o.hub, REGION_ID: 'ishikawa-nomi', CLOUD_MQTT_URL: o.cloudUrl, CLOUD_PASSWORD: o.password, EDGE_DATA_DIR: o.dataDir,
     LOCAL_BIND_HOST: '127.0.0.1', LOCAL_MQTT_PORT: '0', LOCAL_HTTP_PORT: '0', UPLINK_BACKOFF_MAX_S: '1', STATUS_INTERVAL_S: '1',
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...o.extra,
+    REGION_FILE, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...o.extra,
   };
+}
+
+/**
+ * MQTT options for one device of an agent: its login from the agent's device-credentials.json and
+ * a client id the agent accepts (`<device>` or `<device>.<suffix>`). `from`: the agent, or its data dir.
+ */
+export function deviceLogin(from: EdgeAgent | string, device: string, suffix?: string): DeviceLogin & { clientId: string } {
+  const file = typeof from === 'string' ? path.join(from, DEVICE_LOGINS_FILE) : from.deviceCredentialsFile;
+  const login = readDeviceLogins(file).logins[device];
+  if (!login) throw new Error(`${file} has no login for device ${device}`);
+  return { ...login, clientId: suffix ? `${device}.${suffix}` : device };
+}
+
+/** Every device login of each agent, keyed by hub — the simulator's `deviceLogins` option. */
+export function deviceLoginsOf(agents: Iterable<EdgeAgent>): Record<string, Record<string, DeviceLogin>> {
+  return Object.fromEntries([...agents].map((a) => [a.hubId, readDeviceLogins(a.deviceCredentialsFile).logins]));
+}
+
+/** The hub-staff token an agent generated (its data dir's staff-token file). */
+export function staffToken(agent: EdgeAgent): string {
+  if (!agent.staffTokenFile) throw new Error('this agent has LOCAL_STAFF_TOKEN configured');
+  return fs.readFileSync(agent.staffTokenFile, 'utf8').trim();
 }
 
 export async function startTestEdge(env: Record<string, string>): Promise<EdgeAgent> {
