@@ -20,11 +20,13 @@ import { CloudEnv } from '../cloud/config.ts';
 import { REJECTION_REASONS, type RejectionReason } from '../cloud/ingest/classify.ts';
 import {
   CHANNELS,
+  CLIENT_ID_RULE,
   CONTRACT_VERSION,
   DEVICE_KINDS,
   DeviceId,
   EXAMPLES,
   HubId,
+  hubClientId,
   HubStatus,
   MessageId,
   RegionFile,
@@ -338,6 +340,8 @@ function limits() {
   return {
     maxPayloadBytes: env.INGEST_MAX_PAYLOAD_BYTES,
     maxPacketBytes: env.MQTT_MAX_PACKET_BYTES,
+    packetTimeoutS: env.MQTT_PACKET_TIMEOUT_S,
+    sessionExpiryDays: env.MQTT_SESSION_EXPIRY_S / 86_400,
     maxDevicesPerHub: env.INGEST_MAX_DEVICES_PER_HUB,
     maxFutureSkewS: env.INGEST_MAX_FUTURE_SKEW_S,
     ports: { mqtt: env.MQTT_PORT, mqtts: env.MQTTS_PORT, ws: env.MQTT_WS_PORT },
@@ -455,11 +459,17 @@ function renderAsyncApi(messages: MessageDoc[], channels: TopicDoc[]): Json {
       securitySchemes: {
         hubCredentials: {
           type: 'userPassword',
-          description: 'MQTT user name and password issued for one hub by the operator. The broker maps them to the hub\'s region and hub id, which the access rules (see info) are built from.',
+          description: `MQTT user name and password issued for one hub by the operator. The broker maps them to the hub's region and hub id, which the access rules (see info) are built from. ${CLIENT_ID_RULE}`,
         },
       },
     },
   };
+}
+
+/** The client-id rule (contract/client-id.ts) with examples and what the broker keeps for a persistent session. */
+function clientIdRule(l: ReturnType<typeof limits>): string {
+  const hub = 'nomi-terai';
+  return `${CLIENT_ID_RULE} For hub \`${hub}\`: \`${hub}\`, \`${hubClientId(hub, 'edge')}\`, \`${hubClientId(hub, 'sim')}\` are accepted; \`${hub}-edge\`, \`edge-${hub}\` and another hub's id are refused ("-" cannot separate a suffix: hub ids contain it). A persistent session (clean session off) and the QoS ${QOS} messages queued for it are kept ${l.sessionExpiryDays} days (default) after its last connection ends, then removed: subscribe again after a CONNACK with session present = 0 (the cloud re-sends commands still pending).`;
 }
 
 /** Which payload field ties a request to its answer (AsyncAPI correlation id). */
@@ -494,7 +504,9 @@ function asyncApiDescription(channels: TopicDoc[], l: ReturnType<typeof limits>)
     '',
     `**Retained.** Only ${retainedTypes(channels)} are retained. The hub publishes \`{"state":"online"}\` after connecting and registers \`{"state":"offline"}\` on its status topic as retained QoS ${QOS} last will.`,
     '',
-    `**Limits and rejections.** Payloads up to ${bytes(l.maxPayloadBytes)} are accepted (default); larger ones, and any payload that is not valid for its topic, are acknowledged and kept in a dead-letter store with a reason (${REJECTION_REASONS.map((r) => `\`${r}\``).join(', ')}). MQTT packets over ${bytes(l.maxPacketBytes)} make the broker close the connection.`,
+    `**Limits and rejections.** Payloads up to ${bytes(l.maxPayloadBytes)} are accepted (default); larger ones, and any payload that is not valid for its topic, are acknowledged and kept in a dead-letter store with a reason (${REJECTION_REASONS.map((r) => `\`${r}\``).join(', ')}). MQTT packets over ${bytes(l.maxPacketBytes)}, and a packet not complete ${l.packetTimeoutS} s after its first byte, make the broker close the connection.`,
+    '',
+    `**Client id.** ${clientIdRule(l)}`,
   ].join('\n');
 }
 
@@ -706,6 +718,8 @@ function renderReadme(messages: MessageDoc[], channels: TopicDoc[]): string {
     '',
     `- MQTT 3.1.1. Ports (defaults): ${l.ports.mqtts} MQTT over TLS, ${l.ports.mqtt} plain MQTT (private networks and development only), ${l.ports.ws} MQTT over WebSocket at path \`/mqtt\`.`,
     '- Authenticate with the user name and password the operator issued for your hub. They decide your `<region>` and `<hub>` and so which topics you may use (see [Access rules](#access-rules)).',
+    `- **Client id.** ${clientIdRule(l)}`,
+    `- Send every MQTT packet whole: one that is not complete ${l.packetTimeoutS} s (default) after its first byte closes the connection. Between packets, keep-alive (at most 1200 s) governs.`,
     `- Register a last will on \`${topics.status('<region>', '<hub>')}\`: a \`hub.status\` with \`"state":"offline"\` and the connect time in \`ts\`, for example \`${JSON.stringify(will.payload)}\`, QoS ${QOS}, retained. Right after connecting, publish the same with \`"state":"online"\`, retained.`,
     `- Subscribe with QoS ${QOS} to ${topics.hubSubscriptions('<region>', '<hub>').map((f) => `\`${f}\``).join(', ')}.`,
     '',
