@@ -3,13 +3,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openOperationalDb } from '../../cloud/db/operational-db.ts';
 import type { RegionFile } from '../../contract/index.ts';
+import { BANK_COMPARTMENTS, benchLockerBanks, EVENT_BANKS, EVENT_COMPARTMENTS, eventCompartment } from './bench-devices.ts';
 import { lowCostSecret } from './national-region.ts';
 import { REGION_FILE } from '../../test/support/cloud-harness.ts';
 
 /**
  * A synthetic region for the benchmarks: `hubs` hubs cloned from the first hub of the Nomi region
  * file (one drone, one locker bank, one weather sensor each), on a grid around Nomi, with hub
- * credentials seeded into the cloud's operational database.
+ * credentials seeded into the cloud's operational database. Each hub also declares the locker banks
+ * the benchmark publisher reports for, and the first hub the banks its alarm events go to
+ * (bench/lib/bench-devices.ts): the cloud refuses compartments a region file does not declare.
  *
  * The seeded secrets use scrypt N=2^8 (BENCH_SCRYPT_N, shared with national-region.ts) instead of the production 2^14: with 2^14 every first connect
  * costs 30–60 ms of CPU, so connecting hundreds or thousands of benchmark hubs would measure scrypt,
@@ -25,8 +28,12 @@ export function writeBenchRegion(dir: string, hubCount: number, id = 'bench-regi
   const template = JSON.parse(fs.readFileSync(REGION_FILE, 'utf8')) as RegionFile;
   const first = template.hubs[0]!;
   const cols = Math.ceil(Math.sqrt(hubCount));
+  const bank = (id: string, compartments: string[]) => ({ id, compartments: compartments.map((c) => ({ id: c, size: 'S', tempClass: 'ambient' })) });
+  const publisherBanks = benchLockerBanks().map((id) => bank(id, BANK_COMPARTMENTS));
+  const eventBanks = Array.from({ length: EVENT_BANKS }, (_, b) => bank(`ev-${b}`, Array.from({ length: EVENT_COMPARTMENTS }, (_, c) => eventCompartment(c))));
   const hubs = Array.from({ length: hubCount }, (_, i) => ({
     ...first,
+    lockers: [...first.lockers, ...publisherBanks, ...(i === 0 ? eventBanks : [])],
     id: `h${String(i).padStart(5, '0')}`,
     name: { ja: `ハブ${i}`, en: `Hub ${i}` },
     location: { lat: 36.2 + Math.floor(i / cols) * 0.005, lon: 136.3 + (i % cols) * 0.005 },

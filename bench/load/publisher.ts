@@ -1,6 +1,7 @@
 import net from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { EXAMPLES, hubClientId, topics } from '../../contract/index.ts';
+import { BANK_COMPARTMENTS, benchDeviceId, DEVICE_PATTERN as PATTERN, eventTarget, MAX_BENCH_DEVICES_PER_HUB } from '../lib/bench-devices.ts';
 import { serveWorker } from '../lib/procs.ts';
 
 /**
@@ -62,10 +63,9 @@ export interface EventsReply {
   sent: { id: string; hub: string; device: string; compartment: string; at: number }[];
 }
 
-const PATTERN = 'dsdsdsdsdlsdsdsdsdsl';
 const example = (name: string) => EXAMPLES.find((e) => e.name === name)!.payload as Record<string, unknown>;
-const COMPARTMENTS = Array.from({ length: 16 }, (_, i) => ({
-  id: `A${String(i + 1).padStart(2, '0')}`, size: (['S', 'M', 'L'] as const)[i % 3], tempClass: (['ambient', 'chilled', 'frozen'] as const)[i % 3],
+const COMPARTMENTS = BANK_COMPARTMENTS.map((id, i) => ({
+  id, size: (['S', 'M', 'L'] as const)[i % 3], tempClass: (['ambient', 'chilled', 'frozen'] as const)[i % 3],
   door: 'closed', occupied: i % 2 === 0, reservedFor: null, tempC: [18, 5, -18][i % 3], fault: 'none',
 }));
 
@@ -159,6 +159,7 @@ function pump(hub: Hub, now: number, onSent: (delay: number) => void): void {
 }
 
 function deviceTable(hub: Hub, devicesPerHub: number) {
+  if (devicesPerHub > MAX_BENCH_DEVICES_PER_HUB) throw new Error(`${devicesPerHub} devices per hub: the bench region declares locker banks for ${MAX_BENCH_DEVICES_PER_HUB} (bench/lib/bench-devices.ts)`);
   const makers = {
     d: template({ ...example('drone.telemetry'), hub: hub.id }),
     s: template({ ...example('sensor.telemetry'), hub: hub.id }),
@@ -166,7 +167,7 @@ function deviceTable(hub: Hub, devicesPerHub: number) {
   };
   return Array.from({ length: devicesPerHub }, (_, j) => {
     const k = PATTERN[j % PATTERN.length] as 'd' | 's' | 'l';
-    const device = `${k === 'd' ? 'drone' : k === 's' ? 'wx' : 'locker'}-${j}`;
+    const device = benchDeviceId(j);
     const kind = k === 'd' ? 'drone' : k === 's' ? 'sensor' : 'locker';
     return { device, topic: topics.device(region, hub.id, kind, device, 'telemetry'), make: makers[k] };
   });
@@ -281,14 +282,15 @@ async function run(req: { rate: number; seconds: number; runId: string; drainSec
   };
 }
 
+let eventsSent = 0;
+
 /** Alarm-raising locker events ('tamper' on distinct compartments), paced, on one hub. */
 async function events(req: { count: number; intervalMs: number; runId: string; hubIndex?: number }): Promise<EventsReply> {
   const hub = hubs[req.hubIndex ?? 0]!;
   const base = example('locker.event');
   const sentList: EventsReply['sent'] = [];
   for (let i = 0; i < req.count; i++) {
-    const device = `ev-${req.runId}-${i % 20}`;
-    const compartment = `E${String(i).padStart(4, '0')}`.slice(0, 8);
+    const { device, compartment } = eventTarget(eventsSent++); // declared in the bench region; new for every event of this process
     const id = `${req.runId}.ev.${i}`;
     const payload = JSON.stringify({ ...base, id, hub: hub.id, device, compartment, event: 'tamper', severity: 'critical', ts: Date.now() });
     const messageId = hub.nextPacketId;
