@@ -1,10 +1,12 @@
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import fc from 'fast-check';
 import type { MqttClient } from 'mqtt';
 import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXAMPLES, hubClientId, topics } from '../contract/index.ts';
-import { startTestCloud, type TestCloud } from './support/cloud-harness.ts';
+import { CLIENT_ID_RULE, EXAMPLES, hubClientId, topics } from '../contract/index.ts';
+import { ROOT, startTestCloud, type TestCloud } from './support/cloud-harness.ts';
 import { closed, connect } from './support/mqtt-client.ts';
 
 /**
@@ -149,6 +151,13 @@ describe('client ids belong to the hub whose login is used', () => {
     for (const id of [...foreign, ...badSuffix]) expect(await connackCode(VICTIM, id), id).toBe(2);
     expect(await metric('mqtt_auth_failures_total{reason="client_id_foreign"}')).toBe(beforeForeign + foreign.length);
     expect(await metric('mqtt_auth_failures_total{reason="client_id_suffix"}')).toBe(beforeSuffix + badSuffix.length);
+  });
+
+  it("states the rule in the vendors' guide and the AsyncAPI document", () => {
+    const guide = fs.readFileSync(path.join(ROOT, 'docs/contract/README.md'), 'utf8');
+    const asyncapi = JSON.parse(fs.readFileSync(path.join(ROOT, 'docs/contract/asyncapi.json'), 'utf8')) as { info: { description: string } };
+    expect(guide).toContain(CLIENT_ID_RULE);
+    expect(asyncapi.info.description).toContain(CLIENT_ID_RULE);
   });
 
   it('refuses an empty client id for a hub login (hubs need persistent sessions)', async () => {

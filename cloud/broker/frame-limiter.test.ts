@@ -82,6 +82,48 @@ describe('limitMqttFrames', () => {
   });
 });
 
+describe('limitMqttFrames packet timeout', () => {
+  const stalledWithin = (ms: number, socket: Duplex, violations: string[]) =>
+    new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(violations.includes('stalled'));
+      });
+    });
+
+  it('closes a connection whose packet stops half-way, after the timeout from its first byte', async () => {
+    const { incoming, socket } = pair();
+    const violations: string[] = [];
+    limitMqttFrames(socket, 10_000, (r) => violations.push(r), 100);
+    socket.on('data', () => undefined);
+    const started = Date.now();
+    const p = publish(500);
+    incoming.write(p.subarray(0, 3));
+    setTimeout(() => incoming.write(p.subarray(3, 100)), 50); // more bytes do not restart the clock
+    expect(await stalledWithin(1_000, socket, violations)).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(95);
+    expect(Date.now() - started).toBeLessThan(400);
+  });
+
+  it('keeps a connection idle between whole packets, and one whose packets complete in time', async () => {
+    const { incoming, socket } = pair();
+    const violations: string[] = [];
+    limitMqttFrames(socket, 10_000, (r) => violations.push(r), 100);
+    socket.on('data', () => undefined);
+    const p = publish(500);
+    incoming.write(p.subarray(0, 200));
+    await new Promise((r) => setTimeout(r, 60));
+    incoming.write(Buffer.concat([p.subarray(200), publish(10).subarray(0, 2)])); // completes, and a new one starts
+    await new Promise((r) => setTimeout(r, 60));
+    incoming.write(publish(10).subarray(2));
+    expect(await stalledWithin(300, socket, violations)).toBe(false); // 300 ms idle after whole packets
+    expect(violations).toEqual([]);
+    expect(socket.destroyed).toBe(false);
+    socket.destroy();
+  });
+});
+
 describe('FrameScanner', () => {
   it('follows packet boundaries byte by byte', () => {
     const s = new FrameScanner(200);
