@@ -34,13 +34,16 @@ async function main(): Promise<void> {
     const config = toEdgeConfig(EdgeEnv.parse({
       HUB_ID: hub.id, REGION_ID: region.id, CLOUD_MQTT_URL: env.CLOUD_MQTT_URL, CLOUD_USERNAME: cred.username, CLOUD_PASSWORD: cred.password,
       LOCAL_BIND_HOST: env.EDGE_BIND_HOST, LOCAL_MQTT_PORT: env.EDGE_BASE_MQTT_PORT === 0 ? 0 : env.EDGE_BASE_MQTT_PORT + i,
-      LOCAL_HTTP_PORT: env.EDGE_BASE_HTTP_PORT === 0 ? 0 : env.EDGE_BASE_HTTP_PORT + i,
+      LOCAL_HTTP_BIND_HOST: env.EDGE_HTTP_BIND_HOST, LOCAL_HTTP_PORT: env.EDGE_BASE_HTTP_PORT === 0 ? 0 : env.EDGE_BASE_HTTP_PORT + i,
+      // Each agent gives the devices of its hub in the region file their local logins.
+      REGION_FILE: env.REGION_FILE, LOCAL_ALLOW_ANONYMOUS: env.EDGE_ALLOW_ANONYMOUS,
       EDGE_DATA_DIR: path.join(env.DATA_DIR, 'edge', hub.id), LOG_LEVEL: env.LOG_LEVEL,
       ...(env.UPLINK_BACKOFF_MAX_S === undefined ? {} : { UPLINK_BACKOFF_MAX_S: env.UPLINK_BACKOFF_MAX_S }),
     }));
     agents.push(await startEdgeAgent(config, logger));
   }
-  const map = Object.fromEntries(agents.map((a) => [a.hubId, { mqtt: a.localMqttUrl, http: a.localHttpUrl }]));
+  // Where each hub's devices connect, and the file with their logins (for the simulated devices).
+  const map = Object.fromEntries(agents.map((a) => [a.hubId, { mqtt: a.localMqttUrl, http: a.localHttpUrl, deviceLogins: a.deviceCredentialsFile, staffToken: a.staffTokenFile }]));
   let stopping = false;
   const stop = () => {
     if (stopping) return;

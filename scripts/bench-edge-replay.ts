@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     HUB_ID: HUB, REGION_ID: REGION, CLOUD_MQTT_URL: proxy.url('mqtt'), CLOUD_PASSWORD: readCredentials(cloudDir)[HUB]!.password,
     EDGE_DATA_DIR: edgeDir, LOCAL_BIND_HOST: '127.0.0.1', LOCAL_MQTT_PORT: '0', LOCAL_HTTP_PORT: '0', UPLINK_BACKOFF_MAX_S: '1',
     OUTBOX_THIN_THRESHOLD: String(N * 2), OUTBOX_MAX_MESSAGES: String(N * 2),
+    LOCAL_ALLOW_ANONYMOUS: 'true', // one bench client plays every device of the hub on one connection
   })), pino({ level: 'warn' }));
 
   const device = await mqtt.connectAsync(agent.localMqttUrl, { clientId: 'bench-devices' });

@@ -60,9 +60,13 @@ async function main(): Promise<void> {
   const credentials = path.join(config.dataDir, 'credentials.json');
   // One edge agent per hub between the devices and the cloud, as on real hubs.
   const fleet = run('edge agents', 'edge/fleet.ts', { CLOUD_MQTT_URL: urls.mqtt, CREDENTIALS_FILE: credentials, REGION_FILE: config.regionFile, DATA_DIR: config.dataDir });
-  const agents = await readyLine<Record<string, { mqtt: string; http: string }>>(fleet, 'EDGE_FLEET_READY');
+  const agents = await readyLine<Record<string, { mqtt: string; http: string; deviceLogins: string }>>(fleet, 'EDGE_FLEET_READY');
   const brokers = Object.fromEntries(Object.entries(agents).map(([hub, a]) => [hub, a.mqtt]));
-  const sim = run('simulator', 'simulators/main.ts', { SIM_LOCAL_BROKERS: JSON.stringify(brokers), CREDENTIALS_FILE: credentials, REGION_FILE: config.regionFile });
+  // Each simulated device logs in to its hub's agent with its own login from the agent's device-credentials.json.
+  const logins = Object.fromEntries(Object.entries(agents).map(([hub, a]) => [hub, a.deviceLogins]));
+  const sim = run('simulator', 'simulators/main.ts', {
+    SIM_LOCAL_BROKERS: JSON.stringify(brokers), SIM_LOCAL_LOGINS: JSON.stringify(logins), CREDENTIALS_FILE: credentials, REGION_FILE: config.regionFile,
+  });
   sim.stdout!.pipe(process.stdout);
   const first = Object.entries(agents)[0];
   process.stdout.write(

@@ -1,6 +1,6 @@
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { Command, CommandAck, HubStatus, hubClientId, MessageId, parseTopic, schemaForTopic, topics } from '../contract/index.ts';
+import { Command, CommandAck, HubStatus, hubClientId, MessageId, parseTopic, schemaForTopic, topics, type DeviceKind } from '../contract/index.ts';
 import type { DeviceOutput } from './devices/hub-devices.ts';
 
 /**
@@ -10,8 +10,14 @@ import type { DeviceOutput } from './devices/hub-devices.ts';
  * "offline" last will. Behind an edge agent (`publishStatus: false`) the agent owns the hub's
  * status, so the devices send neither.
  *
- * Commands: it subscribes to the hub's `cmd/#` (QoS 1) on every connect, checks each command
- * against the contract and hands it to `onCommand`; `sendAck` publishes the `hub.command-ack`.
+ * Behind an edge agent that gives each device its own login (`deviceLogins`, from the agent's
+ * device-credentials.json [issue 11]) it is one connection per device instead — an MQTT connection
+ * has one login — each with client id `<device>.sim`, publishing only that device's messages and
+ * subscribed only to that device's commands. Counters and id histories stay per hub.
+ *
+ * Commands: it subscribes to the hub's `cmd/#` (per device: `cmd/+/<device>`) (QoS 1) on every
+ * connect, checks each command against the contract and hands it to `onCommand`; `sendAck`
+ * publishes the `hub.command-ack`.
  *
  * Deliberately thin — the edge agent's store-and-forward outbox is what keeps messages across
  * outages; this only keeps mqtt.js from buffering without bound while the broker is unreachable:
@@ -25,6 +31,11 @@ export interface HubConnectionOptions {
   /** Omitted: connect without username and password. */
   username?: string;
   password?: string;
+  /**
+   * Per-device logins (device id → username/password) of a hub-local broker: one connection per
+   * device with a login instead of one for the hub. Messages of a device without one fail.
+   */
+  deviceLogins?: Record<string, { username: string; password: string }>;
   /** Publish the retained birth "online" / last will "offline" `hub.status`. Default true. */
   publishStatus?: boolean;
   /** Called with every command that arrives on the hub's `cmd/#` topics. */
@@ -79,7 +90,8 @@ export class HubConnection {
   /** Resolves after the first connection attempt succeeded or failed (never rejects). */
   readonly firstAttempt: Promise<void>;
 
-  private readonly client: MqttClient;
+  /** The hub's one connection (key null), or one per device (key: device id). */
+  private readonly links = new Map<string | null, MqttClient>();
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly statusTopic: string;
@@ -89,7 +101,6 @@ export class HubConnection {
   private pending = 0;
   private readonly sentIds: string[] = [];
   private readonly ackIds: string[] = [];
-  private lastError = '';
   private closed = false;
 
   constructor(private readonly opts: HubConnectionOptions) {
@@ -114,48 +125,74 @@ export class HubConnection {
     delete options.username;
     delete options.password;
     delete options.will;
-    if (opts.username !== undefined) options.username = opts.username;
-    if (opts.password !== undefined) options.password = opts.password;
-    if (this.publishStatus) options.will = { topic: this.statusTopic, payload: this.statusPayload('offline'), qos: 1, retain: true };
-    this.client = connect(opts.brokerUrl, options);
+    if (opts.deviceLogins) {
+      // The agent owns the hub's status; devices send none (publishStatus is false behind an agent).
+      for (const [device, login] of Object.entries(opts.deviceLogins)) {
+        const filter = topics.command(opts.regionId, opts.hubId, '+' as DeviceKind, device);
+        this.links.set(device, this.open({ ...options, clientId: `${device}.sim`, username: login.username, password: login.password }, filter, device));
+      }
+    } else {
+      if (opts.username !== undefined) options.username = opts.username;
+      if (opts.password !== undefined) options.password = opts.password;
+      if (this.publishStatus) options.will = { topic: this.statusTopic, payload: this.statusPayload('offline'), qos: 1, retain: true };
+      this.links.set(null, this.open(options, this.commandFilter, null));
+    }
+    this.firstAttempt = Promise.all(this.firstAttempts).then(() => undefined);
+  }
 
+  private readonly firstAttempts: Promise<void>[] = [];
+
+  /** Opens one connection: the hub's (device null) or one device's. */
+  private open(options: IClientOptions, commandFilter: string, device: string | null): MqttClient {
+    const client = connect(this.opts.brokerUrl, options);
+    const log = device === null ? this.log : this.log.child({ device });
     let settle!: () => void;
-    this.firstAttempt = new Promise<void>((resolve) => (settle = resolve));
-    this.client.once('close', () => settle());
+    this.firstAttempts.push(new Promise<void>((resolve) => (settle = resolve)));
+    client.once('close', () => settle());
+    let connects = 0;
+    let lastError = '';
 
-    this.client.on('connect', () => {
+    client.on('connect', () => {
       settle();
+      connects += 1;
       this.counts.connects += 1;
-      this.lastError = '';
-      this.log.info({ connects: this.counts.connects, pending: this.pending }, this.counts.connects === 1 ? 'connected' : 'reconnected');
-      if (opts.onCommand) this.subscribeToCommands();
-      if (!this.publishStatus) return;
+      lastError = '';
+      log.info({ connects, pending: this.pending }, connects === 1 ? 'connected' : 'reconnected');
+      if (this.opts.onCommand) this.subscribeToCommands(client, commandFilter);
+      if (!this.publishStatus || device !== null) return;
       // Birth message (retained): the hub is online; its depth says how much is still queued.
-      this.client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true }, (err) => {
-        if (err && !this.closed) this.log.warn({ err: err.message }, 'birth message not acknowledged');
+      client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true }, (err) => {
+        if (err && !this.closed) log.warn({ err: err.message }, 'birth message not acknowledged');
       });
     });
-    this.client.on('message', (topic, payload) => this.receive(topic, payload));
-    this.client.on('reconnect', () => {
+    client.on('message', (topic, payload) => this.receive(topic, payload));
+    client.on('reconnect', () => {
       // The last will is sent with each CONNECT; give it the time of this attempt.
-      if (this.client.options.will) this.client.options.will.payload = this.statusPayload('offline');
+      if (client.options.will) client.options.will.payload = this.statusPayload('offline');
     });
-    this.client.on('offline', () => {
-      if (!this.closed) this.log.warn({ pending: this.pending }, 'disconnected; reconnecting');
+    client.on('offline', () => {
+      if (!this.closed) log.warn({ pending: this.pending }, 'disconnected; reconnecting');
     });
-    this.client.on('error', (err) => {
+    client.on('error', (err) => {
       settle();
       // Refused credentials need a person; other errors repeat on every retry, so log each kind once.
       const code = (err as Error & { code?: number | string }).code;
-      if (err.message === this.lastError) return;
-      this.lastError = err.message;
-      if (code === 4 || code === 5 || code === 134 || code === 135) this.log.error({ err: err.message, code }, 'broker refused the hub credentials');
-      else this.log.warn({ err: err.message, code }, 'mqtt error');
+      if (err.message === lastError) return;
+      lastError = err.message;
+      if (code === 4 || code === 5 || code === 134 || code === 135) log.error({ err: err.message, code }, device === null ? 'broker refused the hub credentials' : 'broker refused the device login');
+      else log.warn({ err: err.message, code }, 'mqtt error');
     });
+    return client;
   }
 
+  /** The connection that carries `device`'s messages; undefined for a device without a login. */
+  private linkFor(device: string): MqttClient | undefined {
+    return this.links.get(null) ?? this.links.get(device);
+  }
+
+  /** True while every connection of the hub is up. */
   get connected(): boolean {
-    return this.client.connected;
+    return [...this.links.values()].every((c) => c.connected);
   }
 
   /**
@@ -169,6 +206,11 @@ export class HubConnection {
     const check = parsed ? schemaForTopic(parsed).safeParse(out.message) : null;
     if (!check?.success) {
       throw new Error(`simulator produced an invalid ${out.message.type} for ${topic}: ${check?.error.message ?? 'topic outside the contract'}`);
+    }
+    const client = this.linkFor(out.device);
+    if (!client) {
+      this.counts.failed += 1;
+      return Promise.reject(new Error(`no local login for device ${out.device} of hub ${this.hubId}; ${out.message.type} not sent`));
     }
     const bound = out.channel === 'event' ? 2 * this.opts.maxPending : this.opts.maxPending;
     if (!force && this.pending >= bound) {
@@ -184,7 +226,7 @@ export class HubConnection {
     remember(this.sentIds, id, this.opts.idHistory);
     this.log.debug({ topic, id }, 'publish');
     return new Promise<SendResult>((resolve, reject) => {
-      this.client.publish(topic, JSON.stringify(out.message), { qos: 1 }, (err) => {
+      client.publish(topic, JSON.stringify(out.message), { qos: 1 }, (err) => {
         this.pending -= 1;
         if (err) {
           this.counts.failed += 1;
@@ -203,13 +245,15 @@ export class HubConnection {
     const checked = CommandAck.safeParse(ack);
     if (!checked.success) throw new Error(`simulator produced an invalid hub.command-ack: ${checked.error.message}`);
     const topic = topics.commandAck(this.opts.regionId, this.hubId);
+    const client = this.linkFor(ack.device);
+    if (!client) throw new Error(`no local login for device ${ack.device} of hub ${this.hubId}; command ack not sent`);
     this.log.debug({ topic, id: ack.id, commandId: ack.commandId, result: ack.result }, 'publish command ack');
-    await this.client.publishAsync(topic, JSON.stringify(checked.data), { qos: 1 });
+    await client.publishAsync(topic, JSON.stringify(checked.data), { qos: 1 });
     this.counts.commandAcks += 1;
   }
 
   stats(): HubConnectionStats {
-    return { ...this.counts, pending: this.pending, connected: this.client.connected };
+    return { ...this.counts, pending: this.pending, connected: this.connected };
   }
 
   publishedIds(): string[] {
@@ -227,25 +271,27 @@ export class HubConnection {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.client.connected) {
-      const offline = this.publishStatus
-        ? this.client.publishAsync(this.statusTopic, this.statusPayload('offline'), { qos: 1, retain: true })
-        : Promise.resolve();
-      // end(false) waits for in-flight messages to be acknowledged.
-      const graceful = offline.then(() => this.client.endAsync(false));
-      const ok = await withTimeout(graceful, CLOSE_GRACE_MS);
-      if (ok) return;
-      this.log.warn({ pending: this.pending }, 'broker did not acknowledge in time; closing anyway');
-    }
-    await this.client.endAsync(true);
+    await Promise.all([...this.links].map(async ([device, client]) => {
+      if (client.connected) {
+        const offline = this.publishStatus && device === null
+          ? client.publishAsync(this.statusTopic, this.statusPayload('offline'), { qos: 1, retain: true })
+          : Promise.resolve();
+        // end(false) waits for in-flight messages to be acknowledged.
+        const graceful = offline.then(() => client.endAsync(false));
+        const ok = await withTimeout(graceful, CLOSE_GRACE_MS);
+        if (ok) return;
+        this.log.warn({ pending: this.pending, device }, 'broker did not acknowledge in time; closing anyway');
+      }
+      await client.endAsync(true);
+    }));
   }
 
-  private subscribeToCommands(): void {
-    this.client.subscribe(this.commandFilter, { qos: 1 }, (err, granted) => {
+  private subscribeToCommands(client: MqttClient, filter: string): void {
+    client.subscribe(filter, { qos: 1 }, (err, granted) => {
       if (this.closed) return;
       // A SUBACK return code of 0x80 (MQTT 5: any code ≥ 0x80) means the broker refused the filter [MQTT-3.9.3].
       if (err || granted?.some((g) => (g.qos as number) >= 0x80)) {
-        this.log.error({ filter: this.commandFilter, err: err?.message }, 'broker refused the command subscription; commands will not arrive');
+        this.log.error({ filter, err: err?.message }, 'broker refused the command subscription; commands will not arrive');
       }
     });
   }

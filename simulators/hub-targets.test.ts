@@ -7,13 +7,20 @@ import { ConfigError } from './simulator-config.ts';
 const region = loadDemoRegion();
 const login = (hub: string): HubCredentials => ({ username: `hub-${hub}`, password: `pw-${hub}-0123456789` });
 
+const deviceLogin = (file: string): Record<string, HubCredentials> => ({ wx: { username: 'wx', password: `pw-of-${file}` } });
+
 function resolve(over: Partial<HubTargetsInput>, credentials: Record<string, HubCredentials> = {}) {
   let reads = 0;
+  const loginFiles: string[] = [];
   const targets = resolveHubTargets({
     region,
     hubs: undefined,
     localBrokers: undefined,
-    localAuth: false,
+    localLogins: undefined,
+    loadDeviceLogins: (file) => {
+      loginFiles.push(file);
+      return deviceLogin(file);
+    },
     credentialsFile: '/data/credentials.json',
     loadCredentials: () => {
       reads += 1;
@@ -21,7 +28,7 @@ function resolve(over: Partial<HubTargetsInput>, credentials: Record<string, Hub
     },
     ...over,
   });
-  return { ...targets, reads };
+  return { ...targets, reads, loginFiles };
 }
 
 describe('resolveHubTargets', () => {
@@ -46,20 +53,24 @@ describe('resolveHubTargets', () => {
   describe('behind edge agents (SIM_LOCAL_BROKERS)', () => {
     const localBrokers = { 'nomi-terai': 'mqtt://127.0.0.1:11883', 'rs-komatsu-kibagata': 'mqtt://127.0.0.1:11884' };
 
-    it('plays the hubs the map names, each on its own broker, anonymously and without status messages', () => {
+    it('plays the hubs the map names, each on its own broker, without status messages; anonymously (with a warning) without SIM_LOCAL_LOGINS', () => {
       const t = resolve({ localBrokers });
-      expect(t).toMatchObject({ hubs: ['nomi-terai', 'rs-komatsu-kibagata'], publishStatus: false, credentials: {}, warnings: [] });
+      expect(t).toMatchObject({ hubs: ['nomi-terai', 'rs-komatsu-kibagata'], publishStatus: false, credentials: {}, deviceLogins: {} });
+      expect(t.warnings).toEqual([{ msg: expect.stringMatching(/connect anonymously.*LOCAL_ALLOW_ANONYMOUS/), hubs: ['nomi-terai', 'rs-komatsu-kibagata'] }]);
       expect(t.brokerUrlFor!('nomi-terai')).toBe('mqtt://127.0.0.1:11883');
       expect(t.brokerUrlFor!('rs-komatsu-kibagata')).toBe('mqtt://127.0.0.1:11884');
       expect(() => t.brokerUrlFor!('nomi-wake')).toThrow(/no local broker/);
       expect(t.reads).toBe(0); // the credentials file is not even read
     });
 
-    it('logs in with the credentials file only with SIM_LOCAL_AUTH=true, and only hubs that have an entry', () => {
-      const t = resolve({ localBrokers, localAuth: true }, { 'nomi-terai': login('nomi-terai'), 'nomi-wake': login('nomi-wake') });
-      expect(t.credentials).toEqual({ 'nomi-terai': login('nomi-terai') });
-      expect(t.warnings).toEqual([{ msg: expect.stringMatching(/connect anonymously/), hubs: ['rs-komatsu-kibagata'] }]);
-      expect(t.reads).toBe(1);
+    it("logs each hub's devices in with its agent's device-credentials.json (SIM_LOCAL_LOGINS: a directory or a map)", () => {
+      const fromDir = resolve({ localBrokers, localLogins: { dir: '/data/edge' } });
+      expect(fromDir.loginFiles).toEqual(['/data/edge/nomi-terai/device-credentials.json', '/data/edge/rs-komatsu-kibagata/device-credentials.json']);
+      expect(fromDir.deviceLogins['nomi-terai']).toEqual(deviceLogin('/data/edge/nomi-terai/device-credentials.json'));
+      expect(fromDir).toMatchObject({ credentials: {}, warnings: [], reads: 0 });
+      const fromMap = resolve({ localBrokers, localLogins: { inline: { 'nomi-terai': '/a.json', 'rs-komatsu-kibagata': '/b.json' } } });
+      expect(fromMap.loginFiles).toEqual(['/a.json', '/b.json']);
+      expect(() => resolve({ localBrokers, localLogins: { inline: { 'nomi-terai': '/a.json' } } })).toThrow(/SIM_LOCAL_LOGINS: no device-credentials file for rs-komatsu-kibagata/);
     });
 
     it('narrows to SIM_HUBS, each of which needs a broker; refuses hubs outside the region', () => {

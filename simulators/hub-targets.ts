@@ -1,6 +1,8 @@
+import path from 'node:path';
 import type { RegionFile } from '../contract/index.ts';
+import { DEVICE_LOGINS_FILE } from '../shared/device-logins.ts';
 import type { HubCredentials } from './region-simulator.ts';
-import { ConfigError, type LocalBrokerMap } from './simulator-config.ts';
+import { ConfigError, type LocalBrokerMap, type LocalLoginsSource } from './simulator-config.ts';
 
 /**
  * Which hubs the simulator plays, where each one publishes and how it logs in — decided from the
@@ -12,11 +14,15 @@ import { ConfigError, type LocalBrokerMap } from './simulator-config.ts';
  *
  * Behind edge agents (SIM_LOCAL_BROKERS): the hubs the map names (or SIM_HUBS, each of which needs
  * an entry), each to its own local broker, without status messages (the agent owns the hub's
- * status [issue 3]), anonymously unless SIM_LOCAL_AUTH=true and CREDENTIALS_FILE has the hub.
+ * status [issue 3]); each device with its own login from its agent's device-credentials.json
+ * (SIM_LOCAL_LOGINS [issue 11]), or anonymously without it (only agents run with
+ * LOCAL_ALLOW_ANONYMOUS=true admit that).
  */
 export interface HubTargets {
   hubs: string[];
   credentials: Record<string, HubCredentials>;
+  /** Per hub: its devices' logins at the hub's local broker. */
+  deviceLogins: Record<string, Record<string, HubCredentials>>;
   /** Per-hub broker URL; absent: every hub uses MQTT_URL. */
   brokerUrlFor?: (hubId: string) => string;
   publishStatus: boolean;
@@ -30,8 +36,10 @@ export interface HubTargetsInput {
   hubs: string[] | undefined;
   /** SIM_LOCAL_BROKERS, read and validated */
   localBrokers: LocalBrokerMap | undefined;
-  /** SIM_LOCAL_AUTH */
-  localAuth: boolean;
+  /** SIM_LOCAL_LOGINS */
+  localLogins: LocalLoginsSource | undefined;
+  /** Reads one agent's device-credentials.json: device id → login. Throws a ConfigError on a bad file. */
+  loadDeviceLogins: (file: string) => Record<string, HubCredentials>;
   /** CREDENTIALS_FILE, for messages */
   credentialsFile: string;
   loadCredentials: () => Record<string, HubCredentials>;
@@ -50,7 +58,7 @@ export function resolveHubTargets(input: HubTargetsInput): HubTargets {
 function directToCloud(input: HubTargetsInput): HubTargets {
   const { region } = input;
   const warnings: HubTargets['warnings'] = [];
-  if (input.localAuth) warnings.push({ msg: 'SIM_LOCAL_AUTH has no effect without SIM_LOCAL_BROKERS' });
+  if (input.localLogins) warnings.push({ msg: 'SIM_LOCAL_LOGINS has no effect without SIM_LOCAL_BROKERS' });
   const credentials = input.loadCredentials();
   let hubs = input.hubs;
   if (hubs) {
@@ -62,7 +70,7 @@ function directToCloud(input: HubTargetsInput): HubTargets {
     if (hubs.length === 0) throw new ConfigError(`CREDENTIALS_FILE=${input.credentialsFile}: no credentials for any hub of region ${region.id}`);
     if (missing.length) warnings.push({ msg: 'no credentials for some hubs; they are not simulated', hubs: missing });
   }
-  return { hubs, credentials, publishStatus: true, warnings };
+  return { hubs, credentials, deviceLogins: {}, publishStatus: true, warnings };
 }
 
 function behindEdgeAgents(input: HubTargetsInput, localBrokers: LocalBrokerMap): HubTargets {
@@ -75,16 +83,21 @@ function behindEdgeAgents(input: HubTargetsInput, localBrokers: LocalBrokerMap):
   const noBroker = hubs.filter((h) => !localBrokers[h]);
   if (noBroker.length) throw new ConfigError(`SIM_LOCAL_BROKERS: no broker URL for ${noBroker.join(', ')} (listed in SIM_HUBS)`);
 
-  let credentials: Record<string, HubCredentials> = {};
-  if (input.localAuth) {
-    credentials = input.loadCredentials();
-    const anonymous = hubs.filter((h) => !credentials[h]);
-    if (anonymous.length) warnings.push({ msg: `no entry in CREDENTIALS_FILE=${input.credentialsFile}; these hubs connect anonymously`, hubs: anonymous });
+  const deviceLogins: Record<string, Record<string, HubCredentials>> = {};
+  const logins = input.localLogins;
+  if (logins) {
+    const files = 'dir' in logins ? null : logins.inline;
+    const noFile = files ? hubs.filter((h) => !files[h]) : [];
+    if (noFile.length) throw new ConfigError(`SIM_LOCAL_LOGINS: no device-credentials file for ${noFile.join(', ')}`);
+    for (const h of hubs) deviceLogins[h] = input.loadDeviceLogins(files ? files[h]! : path.join((logins as { dir: string }).dir, h, DEVICE_LOGINS_FILE));
+  } else {
+    warnings.push({ msg: 'no SIM_LOCAL_LOGINS: devices connect anonymously, which only edge agents run with LOCAL_ALLOW_ANONYMOUS=true admit', hubs });
   }
   const urls = new Map(hubs.map((h) => [h, localBrokers[h]!]));
   return {
     hubs,
-    credentials: Object.fromEntries(hubs.filter((h) => credentials[h]).map((h) => [h, credentials[h]!])),
+    credentials: {},
+    deviceLogins,
     brokerUrlFor: (hubId) => {
       const url = urls.get(hubId);
       if (!url) throw new Error(`no local broker for hub "${hubId}"`);

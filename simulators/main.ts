@@ -1,12 +1,13 @@
 /**
  * `npm run simulate`: plays every device of a region file over MQTT, one connection per hub —
  * to the cloud broker with that hub's credentials, or (SIM_LOCAL_BROKERS) to each hub's local
- * broker, its edge agent. Configuration: environment only (see simulator-config.ts, hub-targets.ts).
+ * broker, its edge agent, one connection per device with its login (SIM_LOCAL_LOGINS). Configuration: environment only (see simulator-config.ts, hub-targets.ts).
  */
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { HubId, RegionFile } from '../contract/index.ts';
+import { readDeviceLogins } from '../shared/device-logins.ts';
 import { resolveHubTargets } from './hub-targets.ts';
 import { startRegionSimulator, type HubCredentials } from './region-simulator.ts';
 import { ConfigError, LocalBrokerMap, parseSimulatorConfig } from './simulator-config.ts';
@@ -46,7 +47,14 @@ async function main(): Promise<void> {
     region,
     hubs: config.hubs,
     localBrokers: local && ('file' in local ? readJsonFile('SIM_LOCAL_BROKERS', local.file, LocalBrokerMap) : local.inline),
-    localAuth: config.localAuth,
+    localLogins: config.localLogins,
+    loadDeviceLogins: (file) => {
+      try {
+        return readDeviceLogins(file).logins;
+      } catch (err) {
+        throw new ConfigError(`SIM_LOCAL_LOGINS: ${(err as Error).message}`);
+      }
+    },
     credentialsFile: config.credentialsFile,
     loadCredentials: (): Record<string, HubCredentials> =>
       readJsonFile('CREDENTIALS_FILE', config.credentialsFile, CredentialsFile, ' — create it with `npm run hub-credentials`'),
@@ -59,6 +67,7 @@ async function main(): Promise<void> {
     publishStatus: targets.publishStatus,
     region,
     credentials: targets.credentials,
+    deviceLogins: targets.deviceLogins,
     hubs: targets.hubs,
     rates: config.rates,
     timeScale: config.timeScale,

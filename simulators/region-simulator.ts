@@ -8,7 +8,8 @@ import { HubConnection, type HubConnectionStats, type IncomingCommand } from './
 /**
  * Plays every device of a region file (or a subset of its hubs) over real MQTT: one connection
  * per hub — to the cloud broker with that hub's credentials, or, behind an edge agent, to the
- * hub's own local broker (`brokerUrlFor`, `publishStatus: false`). Each hub's devices answer the
+ * hub's own local broker (`brokerUrlFor`, `publishStatus: false`), one connection per device
+ * with its own login (`deviceLogins`). Each hub's devices answer the
  * commands sent to the hub. The device models are pure (devices/*.ts); this file owns the clock,
  * the timer and the connections.
  */
@@ -25,6 +26,12 @@ export interface RegionSimulatorOptions {
   region: RegionFile;
   /** Per hub id. A hub without an entry connects without username and password. */
   credentials?: Partial<Record<string, HubCredentials>>;
+  /**
+   * Per hub id: its devices' logins at the hub's local broker (the edge agent's
+   * device-credentials.json). A hub with an entry opens one connection per device instead of one
+   * per hub, and `credentials` does not apply to it.
+   */
+  deviceLogins?: Partial<Record<string, Record<string, HubCredentials>>>;
   /**
    * Each hub publishes its retained `hub.status` birth message and sets the "offline" last will.
    * Default true; false behind an edge agent, which owns the hub's status.
@@ -106,12 +113,14 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
   const anonymous: string[] = [];
   for (const d of devices) {
     const cred = opts.credentials?.[d.hubId];
-    if (!cred) anonymous.push(d.hubId);
+    const deviceLogins = opts.deviceLogins?.[d.hubId];
+    if (!cred && !deviceLogins) anonymous.push(d.hubId);
     const connection = new HubConnection({
       brokerUrl: opts.brokerUrlFor?.(d.hubId) ?? opts.brokerUrl,
       regionId: region.id,
       hubId: d.hubId,
       ...(cred ? { username: cred.username, password: cred.password } : {}),
+      ...(deviceLogins ? { deviceLogins } : {}),
       publishStatus,
       onCommand: (incoming) => handleCommand(d.hubId, incoming),
       logger,

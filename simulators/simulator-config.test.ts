@@ -12,7 +12,7 @@ describe('parseSimulatorConfig', () => {
       seed: undefined,
       hubs: undefined,
       localBrokers: undefined,
-      localAuth: false,
+      localLogins: undefined,
       logLevel: 'info',
     });
   });
@@ -52,8 +52,8 @@ describe('parseSimulatorConfig', () => {
         'REGION_FILE',
         'SIM_DRONE_HZ',
         'SIM_HUBS',
-        'SIM_LOCAL_AUTH',
         'SIM_LOCAL_BROKERS',
+        'SIM_LOCAL_LOGINS',
         'SIM_LOCKER_INTERVAL_S',
         'SIM_SEED',
         'SIM_SENSOR_INTERVAL_S',
@@ -62,16 +62,19 @@ describe('parseSimulatorConfig', () => {
     );
   });
 
-  it('reads SIM_LOCAL_BROKERS as inline JSON or as a file path, and SIM_LOCAL_AUTH', () => {
+  it('reads SIM_LOCAL_BROKERS as inline JSON or as a file path, and SIM_LOCAL_LOGINS as inline JSON or a directory', () => {
     expect(
-      parseSimulatorConfig({ SIM_LOCAL_BROKERS: ' {"nomi-terai":"mqtt://127.0.0.1:11883","nomi-wake":"mqtt://127.0.0.1:11884"} ', SIM_LOCAL_AUTH: 'true' }),
+      parseSimulatorConfig({
+        SIM_LOCAL_BROKERS: ' {"nomi-terai":"mqtt://127.0.0.1:11883","nomi-wake":"mqtt://127.0.0.1:11884"} ',
+        SIM_LOCAL_LOGINS: '{"nomi-terai":"/data/edge/nomi-terai/device-credentials.json"}',
+      }),
     ).toMatchObject({
       localBrokers: { inline: { 'nomi-terai': 'mqtt://127.0.0.1:11883', 'nomi-wake': 'mqtt://127.0.0.1:11884' } },
-      localAuth: true,
+      localLogins: { inline: { 'nomi-terai': '/data/edge/nomi-terai/device-credentials.json' } },
     });
-    expect(parseSimulatorConfig({ SIM_LOCAL_BROKERS: 'config/local-brokers.json' })).toMatchObject({
+    expect(parseSimulatorConfig({ SIM_LOCAL_BROKERS: 'config/local-brokers.json', SIM_LOCAL_LOGINS: './data/edge' })).toMatchObject({
       localBrokers: { file: 'config/local-brokers.json' },
-      localAuth: false,
+      localLogins: { dir: './data/edge' },
     });
   });
 
@@ -79,7 +82,8 @@ describe('parseSimulatorConfig', () => {
     ['SIM_LOCAL_BROKERS', '{"nomi-terai": '],
     ['SIM_LOCAL_BROKERS', '{"nomi-terai": "127.0.0.1:11883"}'],
     ['SIM_LOCAL_BROKERS', '{"Nomi Terai": "mqtt://127.0.0.1:11883"}'],
-    ['SIM_LOCAL_AUTH', 'maybe'],
+    ['SIM_LOCAL_LOGINS', '{"nomi-terai": 3}'],
+    ['SIM_LOCAL_LOGINS', '{"nomi-terai": '],
     ['SIM_DRONE_HZ', 'fast'],
     ['SIM_DRONE_HZ', '0'],
     ['SIM_LOCKER_INTERVAL_S', '-1'],

@@ -17,6 +17,11 @@ export type LocalBrokerMap = z.infer<typeof LocalBrokerMap>;
 /** Inline JSON (it starts with `{`) is parsed here; anything else names a file that main.ts reads. */
 export type LocalBrokersSource = { inline: LocalBrokerMap } | { file: string };
 
+/** `SIM_LOCAL_LOGINS` as JSON: hub id → path of that hub's device-credentials.json (written by its edge agent). */
+export const LocalLoginsMap = z.record(HubId, z.string().min(1));
+/** Inline JSON map, or a directory with one folder per hub (`<dir>/<hub>/device-credentials.json`, the fleet's layout). */
+export type LocalLoginsSource = { inline: Record<string, string> } | { dir: string };
+
 const positive = (what: string) => z.coerce.number({ error: `${what} must be a number` }).positive(`${what} must be greater than 0`);
 
 const SimulatorEnv = z.object({
@@ -57,11 +62,28 @@ const SimulatorEnv = z.object({
     })
     .optional()
     .describe('Hub id → local broker URL, as JSON or a JSON file: each hub publishes to its edge agent'),
-  SIM_LOCAL_AUTH: z
-    .enum(['true', 'false'], { error: 'must be true or false' })
-    .default('false')
-    .transform((v) => v === 'true')
-    .describe('With SIM_LOCAL_BROKERS: log in to the local brokers with the hubs\' CREDENTIALS_FILE entries'),
+  SIM_LOCAL_LOGINS: z
+    .string()
+    .transform((s, ctx): LocalLoginsSource => {
+      const text = s.trim();
+      if (!text.startsWith('{')) return { dir: text };
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `not valid JSON (${(err as Error).message})` });
+        return z.NEVER;
+      }
+      const map = LocalLoginsMap.safeParse(json);
+      if (!map.success) {
+        const i = map.error.issues[0]!;
+        ctx.addIssue({ code: 'custom', message: `${i.path.join('.') || '(root)'}: ${i.message}` });
+        return z.NEVER;
+      }
+      return { inline: map.data };
+    })
+    .optional()
+    .describe("With SIM_LOCAL_BROKERS: the edge agents' device logins — hub id → device-credentials.json as JSON, or a directory <dir>/<hub>/device-credentials.json"),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
 });
 
@@ -78,8 +100,8 @@ export interface SimulatorConfig {
   hubs: string[] | undefined;
   /** Set: every simulated hub publishes to its own local broker (behind an edge agent). */
   localBrokers: LocalBrokersSource | undefined;
-  /** Log in to the local brokers with the credentials file (otherwise anonymously). */
-  localAuth: boolean;
+  /** Where each hub's device logins are (otherwise devices connect anonymously). */
+  localLogins: LocalLoginsSource | undefined;
   logLevel: (typeof LOG_LEVELS)[number];
 }
 
@@ -105,7 +127,7 @@ export function parseSimulatorConfig(env: Record<string, string | undefined>): S
     seed: e.SIM_SEED,
     hubs: e.SIM_HUBS,
     localBrokers: e.SIM_LOCAL_BROKERS,
-    localAuth: e.SIM_LOCAL_AUTH,
+    localLogins: e.SIM_LOCAL_LOGINS,
     logLevel: e.LOG_LEVEL,
   };
 }

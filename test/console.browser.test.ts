@@ -6,7 +6,7 @@ import { loadRegionFile } from '../cloud/hubs/region-loader.ts';
 import type { EdgeAgent } from '../edge/agent.ts';
 import { startRegionSimulator, type RegionSimulator } from '../simulators/region-simulator.ts';
 import { REGION_FILE, ROOT, startTestCloud, tempDir, type TestCloud } from './support/cloud-harness.ts';
-import { startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { deviceLoginsOf, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
 import { waitFor } from './support/ports.ts';
 
 /**
@@ -86,6 +86,7 @@ beforeAll(async () => {
   const local = Object.fromEntries(agents.map((a) => [a.hubId, a.localMqttUrl]));
   sim = await startRegionSimulator({
     brokerUrl: t.cloud.urls.mqtt, brokerUrlFor: (hub) => local[hub]!, region, hubs: [...STAFF_HUBS, 'rs-komatsu-kibagata'], publishStatus: false,
+    deviceLogins: deviceLoginsOf(agents),
     seed: 11, timeScale: 5, rates: { droneHz: 1, lockerIntervalS: 1, sensorIntervalS: 1 },
   });
   browser = await chromium.launch({

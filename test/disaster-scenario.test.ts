@@ -4,7 +4,7 @@ import { loadRegionFile } from '../cloud/hubs/region-loader.ts';
 import type { EdgeAgent } from '../edge/agent.ts';
 import { startRegionSimulator, type RegionSimulator } from '../simulators/region-simulator.ts';
 import { REGION_FILE, startTestCloud, tempDir, type TestCloud } from './support/cloud-harness.ts';
-import { startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { deviceLoginsOf, staffToken, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
 import { waitFor } from './support/ports.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 
@@ -46,6 +46,7 @@ beforeAll(async () => {
   const urls = Object.fromEntries([...agents].map(([hub, a]) => [hub, a.localMqttUrl]));
   sim = await startRegionSimulator({
     brokerUrl: t.cloud.urls.mqtt, brokerUrlFor: (hub) => urls[hub]!, region, hubs: [DEPOT, HALL], publishStatus: false, seed: 9, timeScale: 40,
+    deviceLogins: deviceLoginsOf(agents.values()),
     rates: { droneHz: 2, lockerIntervalS: 1, sensorIntervalS: 1 },
     params: { drone: { meanIdleS: 1e12 }, sensor: { meanWindMps: 2, windSdMps: 0.3, windySpellsPerHour: 0, rainEpisodesPerHour: 0 }, locker: { reservationsPerHour: 0 } },
   });
@@ -90,7 +91,8 @@ describe('disaster scenario', () => {
   }, 90_000);
 
   it('the cut-off hall, switched locally by its staff, reconciles when its link returns', async () => {
-    const local = await fetch(`${agents.get(CUT_OFF)!.localHttpUrl}/mode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'emergency', reason: '道路寸断' }) });
+    const local = await fetch(`${agents.get(CUT_OFF)!.localHttpUrl}/mode`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${staffToken(agents.get(CUT_OFF)!)}` }, body: JSON.stringify({ mode: 'emergency', reason: '道路寸断' }) });
     expect(local.status).toBe(200);
     await proxy.start();
     await waitFor('reconciled', async () => (await hubStatus(CUT_OFF)) === 'acknowledged', 20_000);

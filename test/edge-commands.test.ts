@@ -5,7 +5,7 @@ import { loadRegionFile } from '../cloud/hubs/region-loader.ts';
 import type { EdgeAgent } from '../edge/agent.ts';
 import { startRegionSimulator, type RegionSimulator } from '../simulators/region-simulator.ts';
 import { REGION_FILE, startTestCloud, tempDir, type TestCloud } from './support/cloud-harness.ts';
-import { startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { deviceLoginsOf, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
 import { waitFor } from './support/ports.ts';
 
 /**
@@ -24,7 +24,7 @@ beforeAll(async () => {
   t = await startTestCloud();
   agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: t.cloud.urls.mqtt, password: t.credentials[HUB]!.password, dataDir: dir }));
   sim = await startRegionSimulator({
-    brokerUrl: agent.localMqttUrl, region: loadRegionFile(REGION_FILE), hubs: [HUB], publishStatus: false, seed: 3,
+    brokerUrl: agent.localMqttUrl, region: loadRegionFile(REGION_FILE), hubs: [HUB], publishStatus: false, seed: 3, deviceLogins: deviceLoginsOf([agent]),
     rates: { droneHz: 1, lockerIntervalS: 2, sensorIntervalS: 2 },
   });
   await waitFor('the agent connected', () => agent.uplink.connected);

@@ -5,7 +5,7 @@ import { loadRegionFile } from '../cloud/hubs/region-loader.ts';
 import type { EdgeAgent } from '../edge/agent.ts';
 import { startRegionSimulator, type RegionSimulator } from '../simulators/region-simulator.ts';
 import { REGION_FILE, startTestCloud, tempDir, type TestCloud } from './support/cloud-harness.ts';
-import { startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { deviceLoginsOf, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
 import { connect } from './support/mqtt-client.ts';
 import { waitFor } from './support/ports.ts';
 
@@ -41,6 +41,7 @@ beforeAll(async () => {
   const urls = Object.fromEntries(agents.map((a) => [a.hubId, a.localMqttUrl]));
   sim = await startRegionSimulator({
     brokerUrl: t.cloud.urls.mqtt, brokerUrlFor: (hub) => urls[hub]!, region, hubs: [ORIGIN, DEST], publishStatus: false, seed: 5, timeScale: 40,
+    deviceLogins: deviceLoginsOf(agents),
     rates: { droneHz: 2, lockerIntervalS: 1, sensorIntervalS: 1 },
     // calm weather, no missions of the drones' own, no random locker traffic: only what the cloud orders
     params: { drone: { meanIdleS: 1e12 }, sensor: { meanWindMps: 2, windSdMps: 0.3, windySpellsPerHour: 0, rainEpisodesPerHour: 0 }, locker: { reservationsPerHour: 0 } },

@@ -469,7 +469,8 @@ async function stopChild(child: ChildProcess): Promise<void> {
 async function startFleet(proxy: TcpProxy, cloudDir: string, edgeDir: string): Promise<Edge> {
   const { child, ready } = await spawnReady<Record<string, { mqtt: string; http: string }>>('edge/fleet.ts', {
     CLOUD_MQTT_URL: proxy.url('mqtt'), CREDENTIALS_FILE: path.join(cloudDir, 'credentials.json'), REGION_FILE, DATA_DIR: edgeDir,
-    EDGE_BIND_HOST: '127.0.0.1', EDGE_BASE_MQTT_PORT: '0', EDGE_BASE_HTTP_PORT: '0', LOG_LEVEL: process.env.CATCHUP_EDGE_LOG_LEVEL ?? 'warn', UPLINK_BACKOFF_MAX_S: String(BACKOFF_MAX_S),
+    // The load generator plays many devices per connection, anonymously: the agents' bench-only escape hatch.
+    EDGE_ALLOW_ANONYMOUS: 'true', EDGE_BIND_HOST: '127.0.0.1', EDGE_BASE_MQTT_PORT: '0', EDGE_BASE_HTTP_PORT: '0', LOG_LEVEL: process.env.CATCHUP_EDGE_LOG_LEVEL ?? 'warn', UPLINK_BACKOFF_MAX_S: String(BACKOFF_MAX_S),
   }, 'EDGE_FLEET_READY ');
   return { urls: ready, pids: [child.pid!], stop: () => stopChild(child) };
 }
@@ -479,6 +480,7 @@ async function startEdgeProcesses(proxy: TcpProxy, cloudDir: string, edgeDir: st
   const started = await Promise.all(HUBS.map((hub) => spawnReady<{ mqtt: string; http: string }>('edge/main.ts', {
     HUB_ID: hub, REGION_ID: REGION.id, CLOUD_MQTT_URL: proxy.url('mqtt'), CLOUD_USERNAME: creds[hub]!.username, CLOUD_PASSWORD: creds[hub]!.password,
     EDGE_DATA_DIR: path.join(edgeDir, hub), LOCAL_BIND_HOST: '127.0.0.1', LOCAL_MQTT_PORT: '0', LOCAL_HTTP_PORT: '0', LOG_LEVEL: process.env.CATCHUP_EDGE_LOG_LEVEL ?? 'warn',
+    LOCAL_ALLOW_ANONYMOUS: 'true', // anonymous bench devices (see above)
     UPLINK_BACKOFF_MAX_S: String(BACKOFF_MAX_S),
   }, 'EDGE_READY ')));
   return {
