@@ -171,13 +171,14 @@ describe('link state and mode, as the hub reports them', () => {
     const hub = 'hakusan-chiyono';
     const c = await hubClient(hub);
     const ts = Date.now();
-    const ack: ModeAck = { v: 1, type: 'hub.mode-ack', id: 'agent-mode-1', ts, hub, version: 4, mode: 'emergency', source: 'local', reason: 'landslide on route 157' };
+    // A local switch keeps the hub's current version: 0 before the cloud ever switched the region (a higher one would be refused).
+    const ack: ModeAck = { v: 1, type: 'hub.mode-ack', id: 'agent-mode-1', ts, hub, version: 0, mode: 'emergency', source: 'local', reason: 'landslide on route 157' };
     await c.publishAsync(topics.modeAck(REGION, hub), JSON.stringify(ack), { qos: 1 });
     const { body } = await api('GET', '/api/v1/hubs');
     const h = body.hubs.find((x: { id: string }) => x.id === hub);
-    expect(h.mode).toEqual({ mode: 'emergency', version: 4, source: 'local', reason: 'landslide on route 157', at: new Date(ts).toISOString() });
+    expect(h.mode).toEqual({ mode: 'emergency', version: 0, source: 'local', reason: 'landslide on route 157', at: new Date(ts).toISOString() });
     expect(body.hubs.find((x: { id: string }) => x.id === 'nomi-wake').mode).toBeNull();
-    expect((await api('GET', `/api/v1/hubs/${hub}`)).body.mode).toMatchObject({ mode: 'emergency', version: 4 });
+    expect((await api('GET', `/api/v1/hubs/${hub}`)).body.mode).toMatchObject({ mode: 'emergency', version: 0 });
   });
 });
 
