@@ -55,6 +55,14 @@ describe('ModeService', () => {
     expect(t.service.issuedVersion('another-region')).toBe(0);
   });
 
+  it('ignores an acknowledgement of a version it never issued, so it cannot stand as the newest', async () => {
+    const t = setup();
+    await t.service.switchMode(REGION, { mode: 'emergency', reason: 'flood', by: 'c' });
+    t.service.applyAck(modeAck('hub-a', 1e15, 'normal', T + 1), REGION, T + 1);
+    t.service.applyAck(modeAck('hub-a', 1, 'emergency', T + 2), REGION, T + 2);
+    expect(t.service.view(REGION).hubs.find((h) => h.hub === 'hub-a')).toMatchObject({ status: 'acknowledged', acknowledged: { version: 1 } });
+  });
+
   it('switches some hubs on top of the previous overrides; a switch that changes nothing still makes a version but no event', async () => {
     const t = setup();
     await t.service.switchMode(REGION, { mode: 'emergency', hubs: ['hub-a'], reason: 'landslide', by: 'c' });

@@ -189,6 +189,11 @@ export class ModeService {
    * older than what the hub reported since (a replay after an outage): it happened.
    */
   applyAck(ack: ModeAck, region: string, receivedAt: number): void {
+    if (ack.version > this.issuedVersion(region)) {
+      // Ingest refuses these (`unknown_mode_version`); kept here too, as newest it would pin the hub's state.
+      this.log.warn({ hub: ack.hub, region, version: ack.version, issued: this.issuedVersion(region) }, 'mode acknowledgement for a version never issued ignored');
+      return;
+    }
     const record: HubAck = {
       hub: ack.hub, region, version: ack.version, mode: ack.mode, source: ack.source, reason: ack.reason ?? null, ts: ack.ts, receivedAt,
       msgId: ack.id, historical: ack.historical === true,
