@@ -22,7 +22,8 @@ let goodAcked = 0;
 let goodTimer: NodeJS.Timeout;
 const goodIds: string[] = [];
 
-const sensorExample = EXAMPLES.find((e) => e.name === 'sensor.telemetry')!.payload;
+const example = (name: string) => EXAMPLES.find((e) => e.name === name)!.payload;
+const sensorExample = example('sensor.telemetry');
 const sensorTopic = topics.device(REGION, HUB, 'sensor', 'wx', 'telemetry');
 const sensor = (id: string, hub = HUB) => JSON.stringify({ ...sensorExample, id, hub, ts: Date.now() });
 
@@ -63,6 +64,10 @@ describe('rejected payloads', () => {
     { reason: 'unknown_topic', topic: `v1/${REGION}/${HUB}/toaster/t1/telemetry`, payload: () => sensor('bad-topic') },
     { reason: 'topic_mismatch', topic: sensorTopic, payload: () => sensor('bad-hub', OTHER) },
     { reason: 'too_large', topic: sensorTopic, payload: () => Buffer.alloc(70_000, 0x41) },
+    // Values checked against what the cloud knows (issue 11; more in test/values.test.ts):
+    { reason: 'future_timestamp', topic: sensorTopic, payload: () => JSON.stringify({ ...JSON.parse(sensor('bad-future')), ts: Date.UTC(2099, 0, 1) }) },
+    { reason: 'unknown_compartment', topic: topics.device(REGION, HUB, 'locker', 'locker-a', 'event'), payload: () => JSON.stringify({ ...example('locker.event'), id: 'bad-compartment', hub: HUB, ts: Date.now(), compartment: 'Z99' }) },
+    { reason: 'unknown_mode_version', topic: topics.modeAck(REGION, HUB), payload: () => JSON.stringify({ ...example('hub.mode-ack'), id: 'bad-mode-version', hub: HUB, ts: Date.now(), version: 1e15 }) },
   ];
 
   it.each(cases)('$reason: acknowledged, counted, kept for inspection; valid traffic flows on', async ({ reason, topic, payload }) => {
