@@ -13,6 +13,7 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY contract ./contract
+COPY shared ./shared
 COPY cloud ./cloud
 COPY edge ./edge
 COPY simulators ./simulators

@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['contract/**/*.test.ts', 'cloud/**/*.test.ts', 'edge/**/*.test.ts', 'simulators/**/*.test.ts', 'scripts/**/*.test.ts', 'bench/lib/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['contract/**/*.test.ts', 'shared/**/*.test.ts', 'cloud/**/*.test.ts', 'edge/**/*.test.ts', 'simulators/**/*.test.ts', 'scripts/**/*.test.ts', 'bench/lib/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // System tests start real servers (influxd, mosquitto, the cloud); keep the 2-core machine from thrashing.

@@ -73,7 +73,7 @@ describe('docker-compose.yml', () => {
     const secrets = ['.env', '.env.local', 'flows/.env', 'cloud/.env', 'data/credentials.json', 'data/operational.db', 'data/edge/nomi-terai/device-credentials.json'];
     expect([...runtime, ...secrets].filter((f) => !ig.ignores(f))).toEqual([]);
     const tracked = execFileSync('git', ['ls-files'], { cwd: ROOT, encoding: 'utf8' }).split('\n').filter(Boolean);
-    const needed = tracked.filter((f) => /^(contract|cloud|edge|simulators|config|flows)\//.test(f) || ['package.json', 'package-lock.json', 'tsconfig.json'].includes(f));
+    const needed = tracked.filter((f) => /^(contract|shared|cloud|edge|simulators|config|flows)\//.test(f) || ['package.json', 'package-lock.json', 'tsconfig.json'].includes(f));
     expect(needed.length).toBeGreaterThan(50);
     expect(needed.filter((f) => ig.ignores(f))).toEqual([]);
   });
