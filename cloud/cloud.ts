@@ -222,7 +222,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
         accountRoutes({ accounts, credentials, registry: metrics.registry, hubRegion: (hub) => (live.hubs.has(hub) ? live.hubs.get(hub)!.region : null) }),
         modeRoutes(modes), alarmRoutes(alarms), orderRoutes(orders, orderStore),
         modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
-        consoleRoutes({ region, alarms, modes }),
+        consoleRoutes({ region, alarms, modes, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),
       ],
     });
     await app.listen({ host: config.bindHost, port: config.http.port });

@@ -5,9 +5,11 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { RegionFile } from '../../contract/index.ts';
 import { alarmBody } from '../alarms/alarm-routes.ts';
+import type { Account } from '../accounts/authorize.ts';
 import type { AlarmChange, AlarmService } from '../alarms/alarm-service.ts';
 import type { ZodApp } from '../api/app.ts';
 import type { ModeService } from '../modes/mode-service.ts';
+import { LiveFeed } from './live-feed.ts';
 
 /**
  * The web consoles (issue 5): the hub staff console and the coordinator console are plain ES modules,
@@ -16,9 +18,11 @@ import type { ModeService } from '../modes/mode-service.ts';
  *
  * `GET /api/v1/events` is the consoles' live feed (Server-Sent Events). It carries no data of its own:
  * each event is what the matching API route answers for the same session (hubs, one hub, orders, the
- * region's mode, proposals), obtained through `app.inject` with the caller's cookie, so whatever the
- * accounts feature allows or filters for that account applies to the feed too. Alarms are pushed the
- * moment they change (`AlarmService.onChange`); the rest is compared every second and sent on change.
+ * region's mode, proposals), obtained through `app.inject`, so whatever the accounts feature allows or
+ * filters for that account applies to the feed too. One shared change feed (`live-feed.ts`) reads the
+ * routes once a second per audience (accounts the API cannot tell apart) and fans the changes out;
+ * alarms are pushed the moment they change (`AlarmService.onChange`). Streams are capped per session
+ * and in total (429 beyond).
  */
 
 export const PUBLIC_DIR = path.join(import.meta.dirname, 'public');
@@ -50,13 +54,17 @@ export interface ConsoleDeps {
   region: RegionFile;
   alarms: AlarmService;
   modes: ModeService;
+  /** The account a session or API token belongs to now (null: ended); absent when the cloud runs without accounts. */
+  sessionOf?: (token: string) => Account | null;
+  /** Live-feed caps (EVENTS_MAX_STREAMS_PER_SESSION, EVENTS_MAX_STREAMS); defaults 4 and 200. */
+  events?: { maxStreamsPerSession: number; maxStreams: number };
   /** Poll period of the live feed; default 1000 ms. */
   pollMs?: number;
   /** Heartbeat comment period; default 15 s (keeps proxies from closing an idle stream). */
   heartbeatMs?: number;
+  /** A live-feed client with more unsent bytes than this is disconnected; default 1 MiB. */
+  maxBufferedBytes?: number;
 }
-
-interface Account { username: string; role: string; hubs: string[] }
 
 /** Resolves a static path under `public/`, or null when it escapes it or does not exist. */
 function publicFile(rel: string): string | null {
@@ -75,8 +83,6 @@ function sendFile(reply: FastifyReply, file: string) {
 }
 
 export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
-  const pollMs = deps.pollMs ?? 1000;
-  const heartbeatMs = deps.heartbeatMs ?? 15_000;
   const regionBody = {
     id: deps.region.id, name: deps.region.name,
     hubs: deps.region.hubs.map((h) => ({
@@ -89,10 +95,32 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
   };
 
   return (app) => {
+    const regionPath = `/api/v1/regions/${encodeURIComponent(deps.region.id)}`;
+    const feed = new LiveFeed({
+      fetch: async (url, headers) => {
+        const r = await app.inject({ method: 'GET', url, headers });
+        return { statusCode: r.statusCode, body: r.body };
+      },
+      sources: (detailHubs) => [
+        { event: 'hubs', url: '/api/v1/hubs' },
+        ...detailHubs.map((h) => ({ event: 'hub', url: `/api/v1/hubs/${encodeURIComponent(h)}`, detailHub: h })),
+        { event: 'orders', url: '/api/v1/orders?limit=500' },
+        { event: 'mode', url: `${regionPath}/mode` },
+        { event: 'proposals', url: `${regionPath}/mode-proposals?state=open&limit=50` },
+      ],
+      sessionOf: deps.sessionOf,
+      maxStreams: deps.events?.maxStreams ?? 200,
+      maxStreamsPerSession: deps.events?.maxStreamsPerSession ?? 4,
+      maxBufferedBytes: deps.maxBufferedBytes, pollMs: deps.pollMs, heartbeatMs: deps.heartbeatMs,
+      logger: app.log.child({ component: 'live-feed' }),
+    });
+    const unsubscribeAlarms = deps.alarms.onChange((c: AlarmChange) => feed.size > 0 && feed.publishAlarm(c.alarm.hub, JSON.stringify({ type: c.type, alarm: alarmBody(c.alarm) })));
+    const unsubscribeModes = deps.modes.onModeChange(() => feed.refreshSoon());
     // Open streams would keep the server from closing (a hijacked reply is not Fastify's to end).
-    const streams = new Set<() => void>();
     app.addHook('preClose', async () => {
-      for (const close of [...streams]) close();
+      unsubscribeAlarms();
+      unsubscribeModes();
+      feed.close();
     });
 
     app.get('/', { schema: { hide: true } }, async (_req, reply) => sendFile(reply, path.join(PUBLIC_DIR, 'index.html')));
@@ -118,84 +146,28 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
         summary: 'Live feed for the consoles (text/event-stream)',
         description: 'Server-Sent Events: `alarm` ({type, alarm}) on every alarm change; `hubs` (as GET /api/v1/hubs), `hub` (as GET /api/v1/hubs/:hubId, '
           + 'for each hub named in `hubs`), `orders` (as GET /api/v1/orders), `mode` (as GET /api/v1/regions/:regionId/mode) and `proposals` (open mode '
-          + 'proposals) when they change, checked every second; a comment every 15 s. Each event shows what the API shows the same session.',
+          + 'proposals) when they change, checked every second; `session` ({state: "expired"}) before the stream closes when the session ends; a comment '
+          + 'every 15 s. Each event shows what the API shows the same session. At most EVENTS_MAX_STREAMS_PER_SESSION streams per session and '
+          + 'EVENTS_MAX_STREAMS in all: beyond them 429 `too_many_streams`. A client that stops reading is disconnected.',
         querystring: z.object({ hubs: z.string().max(1000).optional().describe('Comma-separated hub ids to receive `hub` events for') }),
       },
     }, async (req, reply) => {
-      // The caller's credentials (session cookie, or a bearer token for scripts) go with every inner request.
+      // Authenticated by the access hooks; with accounts in use a stream without an account is never served (default deny).
+      const account = req.account ?? null;
+      if (deps.sessionOf && account === null) return reply.code(401).send({ error: { code: 'unauthenticated', message: 'sign in first' } });
+      const token = req.sessionToken ?? null;
+      const sessionKey = token !== null ? `token:${token}` : account !== null ? `account:${account.username}` : `address:${req.ip}`;
+      const refused = feed.refusal(sessionKey);
+      if (refused !== null) return reply.code(429).header('retry-after', '10').send({ error: { code: 'too_many_streams', message: refused } });
+      // The caller's credentials go with the requests made for the stream's audience (see live-feed.ts).
       const headers: IncomingHttpHeaders = {};
       if (req.headers.cookie) headers.cookie = req.headers.cookie;
       if (req.headers.authorization) headers.authorization = req.headers.authorization;
-      const me = await app.inject({ method: 'GET', url: '/api/v1/auth/me', headers });
-      let account: Account | null = null;
-      if (me.statusCode === 200) account = (me.json() as { account: Account }).account;
-      else if (me.statusCode !== 404) return reply.code(me.statusCode).headers({ 'content-type': 'application/json' }).send(me.body);
-      // 404: no accounts feature in this build — the API is open, and so is the feed.
-      const visible = (hub: string) => !account || account.role !== 'staff' || account.hubs.includes(hub);
-      const detailHubs = (req.query.hubs ?? '').split(',').map((h) => h.trim()).filter((h) => h && visible(h)).slice(0, 32);
-
       reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-      res.write('retry: 2000\n\n');
-      let closed = false;
-      const send = (event: string, data: string) => {
-        if (!closed) res.write(`event: ${event}\ndata: ${data}\n\n`);
-      };
-
-      const unsubscribe = deps.alarms.onChange((c: AlarmChange) => {
-        if (visible(c.alarm.hub)) send('alarm', JSON.stringify({ type: c.type, alarm: alarmBody(c.alarm) }));
-      });
-
-      const sources: { event: string; url: string }[] = [
-        { event: 'hubs', url: '/api/v1/hubs' },
-        ...detailHubs.map((h) => ({ event: 'hub', url: `/api/v1/hubs/${encodeURIComponent(h)}` })),
-        { event: 'orders', url: '/api/v1/orders?limit=500' },
-        { event: 'mode', url: `/api/v1/regions/${encodeURIComponent(deps.region.id)}/mode` },
-        { event: 'proposals', url: `/api/v1/regions/${encodeURIComponent(deps.region.id)}/mode-proposals?state=open&limit=50` },
-      ];
-      const last = new Map<string, string>();
-      let polling = false;
-      const poll = async () => {
-        if (polling || closed) return;
-        polling = true;
-        try {
-          for (const s of sources) {
-            const r = await app.inject({ method: 'GET', url: s.url, headers });
-            if (closed) return;
-            if (r.statusCode === 401) {
-              send('session', JSON.stringify({ state: 'expired' }));
-              return close();
-            }
-            if (r.statusCode !== 200) continue; // e.g. 403: this account may not see it
-            if (last.get(s.url) === r.body) continue;
-            last.set(s.url, r.body);
-            send(s.event, r.body);
-          }
-        } catch (err) {
-          req.log.warn({ err }, 'console live feed: polling failed');
-        } finally {
-          polling = false;
-        }
-      };
-      const unsubscribeMode = deps.modes.onModeChange(() => void poll());
-      const pollTimer = setInterval(() => void poll(), pollMs);
-      const heartbeat = setInterval(() => {
-        if (!closed) res.write(`: heartbeat ${new Date().toISOString()}\n\n`);
-      }, heartbeatMs);
-      function close() {
-        if (closed) return;
-        closed = true;
-        clearInterval(pollTimer);
-        clearInterval(heartbeat);
-        unsubscribe();
-        unsubscribeMode();
-        streams.delete(close);
-        res.end();
-      }
-      req.raw.on('close', close);
-      streams.add(close);
-      void poll();
+      feed.open({
+        sessionKey, token, account, headers,
+        requestedHubs: (req.query.hubs ?? '').split(',').map((h) => h.trim()).filter(Boolean),
+      }, reply.raw);
     });
   };
 }
