@@ -101,6 +101,12 @@ describe('live feed: caps', () => {
       s1.destroy();
       s2.destroy();
     }
+    // Clients that leave while their request is still being authenticated, before the stream starts.
+    for (let i = 0; i < 20; i++) {
+      const req = http.get(`${base}/api/v1/events`, { agent: false, headers: { authorization: `Bearer ${a}` } });
+      req.on('error', () => {});
+      setImmediate(() => req.destroy());
+    }
     // Once the server noticed, the session's full allowance is there again, and so is the total's.
     await vi.waitFor(async () => expect(await refusedBody(base, a)).toMatchObject({ status: 200 }), { timeout: 10_000, interval: 50 });
     open.push(await openServed(base, a), await openServed(base, a));

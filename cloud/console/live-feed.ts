@@ -171,6 +171,8 @@ export class LiveFeed {
     // However the connection ends (client closes, socket destroyed, write error), the slot comes back once.
     res.on('close', () => s.close('client gone'));
     res.on('error', () => s.close('write error'));
+    // The client may have gone while the request was authenticated: its 'close' came before anyone listened.
+    if (this.closed || res.destroyed || !res.socket || res.socket.destroyed) return s.close('client gone', true);
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write('retry: 2000\n\n');
     if (this.streams.size === 1) this.startTimers();
