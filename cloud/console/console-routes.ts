@@ -96,6 +96,7 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
 
   return (app) => {
     const regionPath = `/api/v1/regions/${encodeURIComponent(deps.region.id)}`;
+    const regionHubs = new Set(deps.region.hubs.map((h) => h.id));
     const feed = new LiveFeed({
       fetch: async (url, headers) => {
         const r = await app.inject({ method: 'GET', url, headers });
@@ -123,9 +124,9 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       feed.close();
     });
 
-    app.get('/', { schema: { hide: true } }, async (_req, reply) => sendFile(reply, path.join(PUBLIC_DIR, 'index.html')));
-    app.get('/console', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/'));
-    app.get('/console/*', { schema: { hide: true } }, async (req, reply) => {
+    app.get('/', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => sendFile(reply, path.join(PUBLIC_DIR, 'index.html')));
+    app.get('/console', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => reply.redirect('/'));
+    app.get('/console/*', { config: { public: true }, schema: { hide: true } }, async (req, reply) => {
       const rel = (req.params as { '*': string })['*'];
       const file = publicFile(rel);
       // Paths without an extension are the consoles' own pages (deep links): the app routes them.
@@ -166,7 +167,8 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       reply.hijack();
       feed.open({
         sessionKey, token, account, headers,
-        requestedHubs: (req.query.hubs ?? '').split(',').map((h) => h.trim()).filter(Boolean),
+        // Only the region's hubs: made-up ids would each cost the shared feed a request per tick.
+        requestedHubs: (req.query.hubs ?? '').split(',').map((h) => h.trim()).filter((h) => regionHubs.has(h)),
       }, reply.raw);
     });
   };
