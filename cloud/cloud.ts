@@ -218,8 +218,12 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     const app = await buildApp({
       live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }),
       access: accessHooks(accounts),
+      http: { trustProxy: config.http.trustProxy, allowedOrigins: config.http.allowedOrigins },
       features: [
-        accountRoutes({ accounts, credentials, registry: metrics.registry, hubRegion: (hub) => (live.hubs.has(hub) ? live.hubs.get(hub)!.region : null) }),
+        accountRoutes({
+          accounts, credentials, registry: metrics.registry, hubRegion: (hub) => (live.hubs.has(hub) ? live.hubs.get(hub)!.region : null),
+          signIn: config.signIn, cookieSecure: config.http.cookieSecure,
+        }),
         modeRoutes(modes), alarmRoutes(alarms), orderRoutes(orders, orderStore),
         modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
         consoleRoutes({ region, alarms, modes, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),

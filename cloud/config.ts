@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -21,6 +22,31 @@ export const CloudEnv = z
   .object({
     BIND_HOST: optionalString.describe('Address every listener binds to (default: 127.0.0.1 while DEMO_ACCOUNTS is on, else 0.0.0.0)'),
     HTTP_PORT: port(8080).describe('HTTP API, /docs, /metrics'),
+    TRUST_PROXY: z
+      .string()
+      .default('false')
+      .transform((v) => (v === 'false' || v === '0' || v.trim() === '' ? false : v === 'true' ? true : /^\d+$/.test(v) ? Number(v) : v))
+      .refine((v) => typeof v !== 'string' || v.split(',').every((a) => net.isIP(a.trim().split('/')[0]!) !== 0), 'false, true, a hop count, or comma-separated proxy addresses/CIDRs')
+      .describe('Trust X-Forwarded-For/-Proto/-Host from these proxies (client address for the sign-in limits, https for Secure cookies)'),
+    ALLOWED_ORIGINS: z
+      .string()
+      .default('')
+      .transform((v, ctx) => v.split(',').map((o) => o.trim()).filter(Boolean).map((o) => {
+        try {
+          const u = new URL(o);
+          if (u.protocol === 'http:' || u.protocol === 'https:') return u.origin;
+        } catch {
+          // reported below
+        }
+        ctx.addIssue({ code: 'custom', message: `"${o}" is not an http(s) origin such as https://ops.example.jp` });
+        return o;
+      }))
+      .describe('Other origins (comma-separated) whose pages may make state-changing API calls'),
+    COOKIE_SECURE: z.enum(['auto', 'true', 'false']).default('auto').describe('Secure session cookie: auto = when the request came over https (directly or per X-Forwarded-Proto from TRUST_PROXY)'),
+    SIGNIN_FREE_FAILURES_PER_USERNAME: z.coerce.number().int().min(1).max(1000).default(5).describe('Failed sign-ins for one username before each next attempt must wait (1 s, doubling)'),
+    SIGNIN_FREE_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(10_000).default(20).describe('The same per client address (IPv6: per /64)'),
+    SIGNIN_MAX_DELAY_S: z.coerce.number().min(1).max(86_400).default(900).describe('Longest wait between sign-in attempts the growing delay reaches'),
+    SIGNIN_MAX_PER_MINUTE: z.coerce.number().int().min(1).max(100_000).default(60).describe('Sign-in requests one client address may make per minute, failed or not'),
     MQTT_PORT: port(1883).describe('MQTT over TCP'),
     MQTT_WS_PORT: z
       .union([z.literal('off'), port(8083)])
@@ -117,7 +143,11 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
     bindHost,
     /** Demo accounts (public passwords) on a listener that other machines can reach: said loudly at start-up. */
     exposedDemo: demoAccounts && !isLoopback(bindHost),
-    http: { port: env.HTTP_PORT },
+    http: { port: env.HTTP_PORT, trustProxy: env.TRUST_PROXY, allowedOrigins: env.ALLOWED_ORIGINS, cookieSecure: env.COOKIE_SECURE },
+    signIn: {
+      freeFailuresPerUsername: env.SIGNIN_FREE_FAILURES_PER_USERNAME, freeFailuresPerAddress: env.SIGNIN_FREE_FAILURES_PER_ADDRESS,
+      maxDelayMs: Math.round(env.SIGNIN_MAX_DELAY_S * 1000), maxPerMinute: env.SIGNIN_MAX_PER_MINUTE,
+    },
     mqtt: {
       port: env.MQTT_PORT,
       wsPort: env.MQTT_WS_PORT === 'off' ? null : env.MQTT_WS_PORT,

@@ -11,24 +11,32 @@ declare module 'fastify' {
     /** The token the request came with (session cookie or bearer), for logout. */
     sessionToken: string | null;
   }
+  interface FastifyContextConfig {
+    /**
+     * The route is open: no session needed (sign-in, health, metrics, docs, the consoles' files).
+     * Every other route — whatever its path — needs a session and passes the role table.
+     */
+    public?: boolean;
+  }
 }
 
 export const SESSION_COOKIE = 'chiiki_session';
-const OPEN_ROUTES = new Set(['/api/v1/auth/login']);
 
-/** The token from `Authorization: Bearer …` or the session cookie. */
+/**
+ * The token from `Authorization: Bearer …` or the session cookie (parsed by @fastify/cookie, which
+ * leaves a value it cannot decode as it is — a malformed cookie is an unknown token, so a 401).
+ */
 export function tokenOf(req: FastifyRequest): string | null {
   const auth = req.headers.authorization;
   if (auth && /^Bearer\s+/i.test(auth)) return auth.replace(/^Bearer\s+/i, '').trim() || null;
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return decodeURIComponent(part.slice(eq + 1).trim()) || null;
-  }
-  return null;
+  return req.cookies?.[SESSION_COOKIE] || null;
 }
 
+/** The matched route's pattern as registered (`/api/v1/hubs/:hubId`); undefined when nothing matched. */
 const routeOf = (req: FastifyRequest): string | undefined => req.routeOptions.url;
-const isApi = (req: FastifyRequest) => req.url.startsWith('/api/');
+const isPublic = (req: FastifyRequest) => req.routeOptions.url !== undefined && req.routeOptions.config?.public === true;
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+export const isMutating = (method: string) => MUTATING.has(method);
 
 function deny(req: FastifyRequest, reply: FastifyReply, account: Account, reason: string) {
   req.log.debug({ account: account.username, role: account.role, method: req.method, route: routeOf(req), reason }, 'forbidden');
@@ -36,13 +44,17 @@ function deny(req: FastifyRequest, reply: FastifyReply, account: Account, reason
 }
 
 /**
- * The request hooks of access control, in fastify's hook order:
- *   onRequest  — authenticate every /api/* request but login (401 `unauthenticated`), then apply the
- *                role table (403 `forbidden`) — before the body is read, so a forbidden caller learns
- *                nothing from validation errors;
+ * The request hooks of access control, in fastify's hook order. They decide on the route the router
+ * MATCHED (its pattern and its declared config), never on how the URL was spelled: `/%61pi/v1/…`,
+ * `/api/v%31/…` and `/api/v1/…` are one route to the router, so they are one route here (issue 11).
+ *   onRequest  — default deny: every route but those declaring `config: { public: true }` needs a
+ *                session or API token (401 `unauthenticated`); then the role table (403 `forbidden`),
+ *                before the body is read, so a forbidden caller learns nothing from validation errors.
+ *                A path no route matches also needs a session (401), so an anonymous caller cannot
+ *                even tell which routes exist; with one it gets the 404.
  *   preHandler — the one rule that needs the validated body (staff creating orders);
- *   onResponse — append every non-GET /api/* call to the audit log with the account and status.
- * `/healthz`, `/metrics`, `/docs` and the console's static files are not under /api/ and stay open.
+ *   onResponse — append every mutating call (POST/PUT/PATCH/DELETE), whatever its path, to the audit
+ *                log with the account, the route pattern and the status.
  */
 export function accessHooks(accounts: AccountStore): (app: ZodApp) => void {
   return (app) => {
@@ -50,9 +62,7 @@ export function accessHooks(accounts: AccountStore): (app: ZodApp) => void {
     app.decorateRequest('sessionToken', null);
 
     app.addHook('onRequest', async (req, reply) => {
-      if (!isApi(req)) return;
-      const route = routeOf(req);
-      if (route !== undefined && OPEN_ROUTES.has(route)) return;
+      if (isPublic(req)) return;
       const token = tokenOf(req);
       const session = token === null ? null : accounts.resolveToken(token);
       if (!session) {
@@ -60,6 +70,7 @@ export function accessHooks(accounts: AccountStore): (app: ZodApp) => void {
       }
       req.account = session.account;
       req.sessionToken = token;
+      const route = routeOf(req);
       if (route === undefined) return; // no such route: the 404 handler answers
       if (accessOf(req.method, route)[session.account.role] === 'normal-order') return; // decided in preHandler
       const d = authorize(session.account, { method: req.method, route, params: req.params as Record<string, string> });
@@ -74,7 +85,7 @@ export function accessHooks(accounts: AccountStore): (app: ZodApp) => void {
     });
 
     app.addHook('onResponse', async (req, reply) => {
-      if (!isApi(req) || req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return;
+      if (!isMutating(req.method)) return;
       try {
         accounts.recordAudit({
           account: req.account?.username ?? null, role: req.account?.role ?? null, method: req.method,

@@ -1,3 +1,5 @@
+import { normalizeIP } from '@fastify/rate-limit';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { HubId } from '../../contract/index.ts';
@@ -7,6 +9,7 @@ import { generatePassword, type HubCredentialStore } from '../hubs/hub-credentia
 import { SESSION_COOKIE } from './access-hooks.ts';
 import { SESSION_TTL_MS, type AccountStore } from './account-store.ts';
 import { ROLES, type Account } from './authorize.ts';
+import { SignInThrottle, type SignInThrottleOptions } from './sign-in-throttle.ts';
 
 /**
  * Routes of accounts (registered through `AppDeps.features`):
@@ -34,37 +37,72 @@ export interface AccountRouteDeps {
   hubRegion: (hubId: string) => string | null;
   registry: Registry;
   now?: () => number;
+  /** Sign-in limits (SIGNIN_* settings); defaults as documented in README. */
+  signIn?: Partial<SignInThrottleOptions> & { maxPerMinute?: number };
+  /** COOKIE_SECURE: `auto` marks the session cookie Secure when the request came over https. */
+  cookieSecure?: 'auto' | 'true' | 'false';
+}
+
+/** The session cookie's attributes: HttpOnly, SameSite=Strict, and Secure over TLS (or when told). */
+function setSessionCookie(req: FastifyRequest, reply: FastifyReply, setting: 'auto' | 'true' | 'false', token: string, maxAgeS: number) {
+  const secure = setting === 'true' || (setting === 'auto' && req.protocol === 'https');
+  reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, sameSite: 'strict', path: '/', maxAge: maxAgeS, secure });
 }
 
 export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
   const { accounts } = deps;
-  const logins = new Counter({ name: 'api_logins_total', help: 'Console/API sign-ins by result (ok, invalid)', labelNames: ['result'], registers: [deps.registry] });
+  const now = deps.now ?? Date.now;
+  const cookieSecure = deps.cookieSecure ?? 'auto';
+  const throttle = new SignInThrottle(deps.signIn);
+  const logins = new Counter({ name: 'api_logins_total', help: 'Console/API sign-ins by result (ok, invalid, throttled)', labelNames: ['result'], registers: [deps.registry] });
   return (app) => {
     app.post('/api/v1/auth/login', {
+      config: {
+        public: true,
+        // Every sign-in request (failed or not) per client address, counted by @fastify/rate-limit at
+        // onRequest — before the body is read or a password checked: a flood is refused for nothing.
+        // Failed attempts with their growing delay are the SignInThrottle's (below).
+        rateLimit: {
+          max: deps.signIn?.maxPerMinute ?? 60, timeWindow: 60_000,
+          errorResponseBuilder: (_req, ctx) => new ApiError('too_many_sign_ins', `too many sign-in requests from this address; retry in ${ctx.after}`),
+        },
+      },
       schema: {
-        summary: 'Sign in: sets the `chiiki_session` cookie (HttpOnly, SameSite=Strict, 12 h)',
+        summary: 'Sign in: sets the `chiiki_session` cookie (HttpOnly, SameSite=Strict, Secure over https, 12 h)',
         description: 'Wrong username or password answers 401 `invalid_credentials`, in about the same time whether or not the user exists. '
+          + 'After SIGNIN_FREE_FAILURES_PER_USERNAME failures for a username, or SIGNIN_FREE_FAILURES_PER_ADDRESS from an address, each next '
+          + 'attempt must wait (1 s, doubling, up to SIGNIN_MAX_DELAY_S): earlier ones answer 429 `too_many_sign_ins` with Retry-After. '
           + 'The session token also works as `Authorization: Bearer <token>`.',
         body: z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(200) }),
         response: { 200: z.object({ account: AccountBody, expiresAt: z.string() }) },
       },
     }, async (req, reply) => {
+      const address = normalizeIP(req.ip);
+      const refused = throttle.check(req.body.username, address, now());
+      if (refused) {
+        logins.inc({ result: 'throttled' });
+        const seconds = Math.max(1, Math.ceil(refused.retryAfterMs / 1000));
+        reply.header('retry-after', String(seconds));
+        throw new ApiError('too_many_sign_ins', `too many failed sign-ins ${refused.by === 'username' ? 'for this username' : 'from this address'}; retry in ${seconds} s`);
+      }
       const account = await accounts.verifyPassword(req.body.username, req.body.password);
       if (!account) {
+        throttle.failed(req.body.username, address, now());
         logins.inc({ result: 'invalid' });
-        req.log.info({ username: req.body.username.slice(0, 64) }, 'sign-in refused');
+        req.log.info({ username: req.body.username.slice(0, 64), address }, 'sign-in refused');
         throw new ApiError('invalid_credentials', 'wrong username or password');
       }
+      throttle.succeeded(req.body.username);
       logins.inc({ result: 'ok' });
       const s = accounts.createSession(account.username);
       req.account = account;
-      reply.header('set-cookie', `${SESSION_COOKIE}=${s.token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.round(SESSION_TTL_MS / 1000)}`);
+      setSessionCookie(req, reply, cookieSecure, s.token, Math.round(SESSION_TTL_MS / 1000));
       return { account: accountBody(account), expiresAt: iso(s.expiresAt) };
     });
 
     app.post('/api/v1/auth/logout', { schema: { summary: 'Sign out: ends this session' } }, async (req, reply) => {
       if (req.sessionToken) accounts.revokeToken(req.sessionToken);
-      reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`);
+      setSessionCookie(req, reply, cookieSecure, '', 0);
       return reply.code(204).send();
     });
 

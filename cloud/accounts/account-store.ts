@@ -71,8 +71,13 @@ export interface AccountInput {
 
 export class AccountStore {
   private readonly q;
-  /** An scrypt hash of nothing in particular: unknown usernames are checked against it, so they take as long. */
-  private dummySecret: Promise<string> | null = null;
+  /**
+   * How long a password check takes here (moving average of real checks; the first estimate from one
+   * scrypt run). An unknown username answers after about this long on a timer — no scrypt run, so a
+   * flood of made-up usernames costs no CPU, and the answer still looks like a wrong password's.
+   */
+  private verifyMs = 0;
+  private calibration: Promise<void> | null = null;
 
   constructor(private readonly db: OperationalDb, private readonly now: () => number = Date.now) {
     migrateFeature(db, 'accounts', STEPS);
@@ -124,14 +129,30 @@ export class AccountStore {
     this.q.deleteSessionsOf.run(username);
   }
 
-  /** The account for a valid username and password; null otherwise, in about the same time either way. */
+  /**
+   * The account for a valid username and password; null otherwise, in about the same time either way
+   * (an unknown username waits on a timer instead of running scrypt; the sign-in throttle caps how
+   * many attempts anyone gets to compare the two).
+   */
   async verifyPassword(username: string, password: string): Promise<Account | null> {
     const r = this.q.get.get(username);
     if (!r) {
-      await verifySecret(password, await (this.dummySecret ??= hashSecret(newToken())));
+      await (this.calibration ??= this.timed(() => hashSecret(newToken())));
+      await new Promise((resolve) => setTimeout(resolve, this.verifyMs * (0.9 + 0.2 * Math.random())));
       return null;
     }
-    return (await verifySecret(password, r.secret)) ? toAccount(r) : null;
+    let ok = false;
+    await this.timed(async () => {
+      ok = await verifySecret(password, r.secret);
+    });
+    return ok ? toAccount(r) : null;
+  }
+
+  private async timed(check: () => Promise<unknown>): Promise<void> {
+    const t0 = performance.now();
+    await check();
+    const ms = performance.now() - t0;
+    this.verifyMs = this.verifyMs === 0 ? ms : 0.8 * this.verifyMs + 0.2 * ms;
   }
 
   /** A new login session; the token is returned once and stored only as its hash. */

@@ -22,6 +22,7 @@ import { NUMERIC_FIELDS } from '../telemetry/points.ts';
 import { TelemetryStoreError, type Measurement, type TelemetryStore } from '../telemetry/telemetry-store.ts';
 import { hubScope, requireInScope } from '../accounts/access-hooks.ts';
 import { API_ERRORS, ApiError, type ApiErrorCode } from './api-errors.ts';
+import { registerHttpSecurity } from './http-security.ts';
 
 export interface AppDeps {
   live: LiveState;
@@ -42,6 +43,40 @@ export interface AppDeps {
    * open — only for tests that exercise routes in isolation; the cloud always passes it.
    */
   access?: (app: ZodApp) => void;
+  /** HTTP hardening (cloud/api/http-security.ts); defaults: no proxy trusted, no other origins. */
+  http?: {
+    /** fastify `trustProxy`: false, true, a hop count, or the proxies' addresses/CIDRs (comma-separated). */
+    trustProxy?: boolean | number | string;
+    allowedOrigins?: readonly string[];
+  };
+}
+
+/** One route as fastify registered it (HEAD routes fastify adds for GET included). */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  /** Declared open (`config: { public: true }`): no session needed. */
+  public: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, as fastify's onRoute hook saw it — for the default-deny tests. */
+    registeredRoutes: readonly RegisteredRoute[];
+  }
+}
+
+/**
+ * Registers a plugin whose routes are all open (`config.public`), e.g. swagger-ui under /docs, whose
+ * route options we do not write ourselves.
+ */
+async function registerOpen(app: FastifyInstance, plugin: (instance: FastifyInstance) => Promise<void>): Promise<void> {
+  await app.register(async (open) => {
+    open.addHook('onRoute', (r) => {
+      r.config = { ...r.config, public: true };
+    });
+    await plugin(open);
+  });
 }
 
 /** The Fastify instance with the zod type provider, as feature route sets receive it. */
@@ -172,6 +207,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger.child({ component: 'http' }),
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1_048_576,
+    // A hop count is documented and supported at run time, but missing from fastify's types.
+    trustProxy: (deps.http?.trustProxy ?? false) as boolean | string,
+  });
+  const routes: RegisteredRoute[] = [];
+  app.decorate('registeredRoutes', routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url, public: r.config?.public === true });
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -198,6 +240,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(500).send({ error: { code: 'internal', message: `internal error (request ${req.id})` } });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+  await registerHttpSecurity(app as unknown as FastifyInstance, { allowedOrigins: deps.http?.allowedOrigins ?? [] });
   deps.access?.(app.withTypeProvider<ZodTypeProvider>() as unknown as ZodApp);
 
   await app.register(swagger, {
@@ -212,11 +255,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await registerOpen(app as unknown as FastifyInstance, async (open) => {
+    await open.register(swaggerUi, { routePrefix: '/docs' });
+  });
 
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.get('/healthz', {
+    config: { public: true },
     schema: {
       summary: 'Liveness and store health',
       response: { 200: z.object({ status: z.literal('ok'), store: z.string(), ingestPending: z.number() }), 503: z.object({ status: z.literal('degraded'), store: z.string(), ingestPending: z.number(), reason: z.string() }) },
@@ -227,7 +273,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return { status: 'ok' as const, store: deps.store.kind, ingestPending: h.ingestPending };
   });
 
-  r.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: true } }, async (_req, reply) => {
+  r.get('/metrics', { config: { public: true }, schema: { summary: 'Prometheus metrics', hide: true } }, async (_req, reply) => {
     reply.header('content-type', deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });
