@@ -191,6 +191,18 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
       cb(null, null);
     },
   });
+  // Devices talk to the agent, never to each other [issue 11]. Whatever a device publishes (accepted,
+  // refused, or its last will) ends in authorizePublish — in the outbox or the dead letters — and is
+  // not delivered on the local broker: a refused message is acknowledged (re-sending would not help),
+  // and aedes would otherwise still hand it to subscribers — a forged command on another device's
+  // cmd topic — or to its own $SYS listeners, where `$SYS/<broker>/new/clients` makes it close the
+  // client of that id. Only the agent's relays and aedes' own $SYS messages (no client) go out.
+  const deliver = broker.publish.bind(broker) as (packet: unknown, client: unknown, done?: (err?: Error) => void) => void;
+  (broker as unknown as { publish: typeof deliver }).publish = (packet, client, done) => {
+    if (typeof client === 'function') return deliver(packet, null, client as (err?: Error) => void);
+    if (client) return done?.();
+    return deliver(packet, client, done);
+  };
   // Packet size limit like the cloud's: a packet announcing more than the payload limit plus
   // headroom closes the connection before its body is buffered (aedes has no such limit itself).
   const maxPacketBytes = config.maxPayloadBytes + PACKET_HEADROOM_BYTES;

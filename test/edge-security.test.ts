@@ -99,6 +99,29 @@ describe('edge agent: device logins', () => {
     expect(refused.filter((r) => r.reason === 'not_this_device').map((r) => JSON.parse(r.payloadText).id)).toEqual(expect.arrayContaining(['forged-1', 'forged-ack-1']));
   });
 
+  it("a device's publishes reach no other client: no forged command to another device, no $SYS takeover kick", async () => {
+    const victim = await connect(agent.localMqttUrl, deviceLogin(agent, 'locker-b'));
+    const received: string[] = [];
+    victim.on('message', (topic) => received.push(topic));
+    let victimDrops = 0;
+    victim.on('close', () => victimDrops++);
+    await victim.subscribeAsync(topics.command(REGION, HUB, 'locker', 'locker-b'), { qos: 1 });
+    const attacker = await connect(agent.localMqttUrl, deviceLogin(agent, 'wx'));
+    const forged = { v: 1, type: 'cloud.command', id: 'forged-unlock', ts: Date.now(), hub: HUB, device: 'locker-b', command: { action: 'unlock', compartment: 'A1' }, expiresAt: Date.now() + 60_000 };
+    for (const qos of [0, 1, 2] as const) await attacker.publishAsync(topics.command(REGION, HUB, 'locker', 'locker-b'), JSON.stringify(forged), { qos });
+    // aedes closes the client of that id when another broker announces it on $SYS/<broker>/new/clients.
+    await attacker.publishAsync('$SYS/another-broker/new/clients', 'locker-b', { qos: 1 });
+    // The attacker's next genuine reading went through: everything before it was handled.
+    await attacker.publishAsync(...reading('wx', 'after-forgery'), { qos: 1 });
+    await expect.poll(cloudIds, { timeout: 15_000 }).toContain('after-forgery');
+    expect(received).toEqual([]);
+    expect(victimDrops).toBe(0);
+    expect(victim.connected).toBe(true);
+    expect(attacker.connected).toBe(true); // refused messages are acknowledged and kept, not answered by a disconnect
+    await attacker.endAsync();
+    await victim.endAsync();
+  });
+
   it('a device may subscribe only to its own commands', async () => {
     const locker = await connect(agent.localMqttUrl, deviceLogin(agent, 'locker-a'));
     // SUBACK return code per filter: 128 = refused [MQTT-3.9.3-1].
