@@ -3,7 +3,7 @@
  * Pure: the caller passes `now`, so tests and simulations drive the clock.
  *
  * Policy: each key gets `free…` failed attempts; after that the next attempt must wait
- * base·2^(failures − free − 1), capped at `maxDelayMs` (1 s, 2 s, 4 s, … 15 min by default). An
+ * base·2^(failures − free), capped at `maxDelayMs` (1 s, 2 s, 4 s, … 15 min by default). An
  * attempt that comes too early is refused (429 with Retry-After) without checking the password, and
  * is not counted, so refusals cost nothing and cannot be used to lengthen someone else's wait.
  *   - per username: guessing one account's password, from however many addresses, is slowed;
@@ -49,8 +49,8 @@ class FailureTable {
   }
 
   delay(count: number): number {
-    if (count <= this.free) return 0;
-    return Math.min(this.o.maxDelayMs, this.o.baseDelayMs * 2 ** Math.min(40, count - this.free - 1));
+    if (count < this.free) return 0;
+    return Math.min(this.o.maxDelayMs, this.o.baseDelayMs * 2 ** Math.min(40, count - this.free));
   }
 
   waitMs(key: string, now: number): number {

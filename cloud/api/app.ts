@@ -213,7 +213,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const routes: RegisteredRoute[] = [];
   app.decorate('registeredRoutes', routes);
   app.addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routes.push({ method, url: r.url, public: r.config?.public === true });
+    // Read `public` later: a plugin's own onRoute hooks (registerOpen) run after this root one.
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url, get public() { return r.config?.public === true; } });
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -1,0 +1,352 @@
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { POLICY, ROLES, type Role } from '../cloud/accounts/authorize.ts';
+import type { RegisteredRoute } from '../cloud/api/app.ts';
+import { startTestCloud, type TestCloud } from './support/cloud-harness.ts';
+
+/**
+ * Every way into the cloud's HTTP API (issue 11, items 1–2), against real clouds over real sockets.
+ * Requests go through node:http so a path reaches the server exactly as spelled (fetch would
+ * normalise some spellings first).
+ */
+const REGION = 'ishikawa-nomi';
+const STAFF_HUBS = ['nomi-terai', 'nomi-kokufu'];
+const OTHER_HUB = 'rs-komatsu-kibagata';
+
+interface Answer { status: number; headers: http.IncomingHttpHeaders; body: string; code?: string }
+
+/** One request with the path exactly as given; an event stream is closed once its headers arrive. */
+function send(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, method, path, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      if (String(res.headers['content-type']).includes('text/event-stream')) {
+        res.destroy();
+        return resolve({ status: res.statusCode!, headers: res.headers, body: '' });
+      }
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        let code: string | undefined;
+        try {
+          code = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+        } catch {
+          code = undefined;
+        }
+        resolve({ status: res.statusCode!, headers: res.headers, body: text, code });
+      });
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+const json = (headers: Record<string, string> = {}) => ({ 'content-type': 'application/json', ...headers });
+const isMutating = (m: string) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(m);
+
+/** A concrete path for a route pattern: parameters and wildcards get harmless made-up values. */
+function concrete(url: string, params: Record<string, string> = {}): string {
+  return url.replace(/:(\w+)/g, (_m, name: string) => params[name] ?? `zz-${name.toLowerCase()}`).replace(/\*$/, 'x');
+}
+
+/**
+ * Spellings of one path that the router takes as the same route, or at least that an access check
+ * on the raw URL would have read differently: one letter of each static segment percent-encoded
+ * (lower- and upper-case hex), a digit encoded, doubled and trailing slashes.
+ */
+function spellings(path: string): string[] {
+  const segs = path.split('/');
+  const out = new Set<string>([path]);
+  segs.forEach((seg, i) => {
+    if (!seg || seg.startsWith('zz-')) return;
+    const hex = seg.charCodeAt(0).toString(16);
+    for (const h of [hex.toLowerCase(), hex.toUpperCase()]) out.add([...segs.slice(0, i), `%${h}${seg.slice(1)}`, ...segs.slice(i + 1)].join('/'));
+    const digit = seg.search(/\d/);
+    if (digit >= 0) out.add([...segs.slice(0, i), `${seg.slice(0, digit)}%3${seg[digit]}${seg.slice(digit + 1)}`, ...segs.slice(i + 1)].join('/'));
+  });
+  out.add(`/${path}`);
+  out.add(path.replace(/\/([^/]+)$/, '//$1'));
+  out.add(`${path}/`);
+  return [...out];
+}
+
+let t: TestCloud;
+let routes: readonly RegisteredRoute[];
+beforeAll(async () => {
+  t = await startTestCloud({ MQTT_WS_PORT: 'off' });
+  routes = t.cloud.app.registeredRoutes;
+}, 30_000);
+afterAll(async () => t?.stop());
+
+describe('default deny on the matched route', () => {
+  it('knows every route from fastify itself, and only sign-in, health, metrics, docs and console files are open', () => {
+    expect(routes.length).toBeGreaterThan(60);
+    const open = [...new Set(routes.filter((r) => r.public).map((r) => `${r.method === 'HEAD' ? 'GET' : r.method} ${r.url}`))];
+    const allowed = (k: string) => ['POST /api/v1/auth/login', 'GET /healthz', 'GET /metrics', 'GET /', 'GET /console', 'GET /console/*'].includes(k) || /^GET \/docs(\/|$)/.test(k);
+    expect(open.filter((k) => !allowed(k))).toEqual([]);
+    expect(open).toEqual(expect.arrayContaining(['POST /api/v1/auth/login', 'GET /healthz', 'GET /metrics', 'GET /docs/json', 'GET /console/*']));
+    // Every closed route has its row in the role table (a new route must be placed in it).
+    const closed = routes.filter((r) => !r.public).map((r) => `${r.method === 'HEAD' ? 'GET' : r.method} ${r.url}`);
+    expect(closed.filter((k) => !(k in POLICY))).toEqual([]);
+  });
+
+  it('answers 401 without a session on every closed route, however its path is spelled', async () => {
+    const closed = routes.filter((r) => !r.public);
+    expect(closed.length).toBeGreaterThan(30);
+    const leaks: string[] = [];
+    let tried = 0;
+    for (const r of closed) {
+      for (const p of spellings(concrete(r.url))) {
+        const res = isMutating(r.method) ? await send(t.cloud.urls.http, r.method, p, json(), '{}') : await send(t.cloud.urls.http, r.method, p);
+        tried++;
+        if (res.status !== 401 || (r.method !== 'HEAD' && res.code !== 'unauthenticated')) leaks.push(`${r.method} ${p} → ${res.status} ${res.body.slice(0, 80)}`);
+      }
+    }
+    expect(leaks).toEqual([]);
+    expect(tried).toBeGreaterThan(300);
+  }, 60_000);
+
+  it('the encoded spellings reach the real routes: with a session they answer as the plain path does', async () => {
+    for (const p of ['/api/v1/hubs', '/%61pi/v1/hubs', '/api/v%31/hubs', '/api/v1/%68ubs', '/api/v1/%68UBS'.replace('UBS', 'ubs')]) {
+      const res = await send(t.cloud.urls.http, 'GET', p, { authorization: `Bearer ${t.token}` });
+      expect({ p, status: res.status }).toEqual({ p, status: 200 });
+    }
+    // A path no route matches: 404 with a session, and nothing from the request echoed as markup.
+    const none = await send(t.cloud.urls.http, 'GET', '/api/v1/%3Cscript%3E', { authorization: `Bearer ${t.token}` });
+    expect(none.status).toBe(404);
+    expect(none.headers['content-type']).toContain('application/json');
+  });
+
+  it('refuses a malformed, unknown or empty session cookie with 401, never 500', async () => {
+    for (const cookie of ['chiiki_session=%E0%A4%A', 'chiiki_session=%', 'chiiki_session=', 'chiiki_session="%ZZ"; other=%%', '=;;;chiiki_session=%C0%80', 'chiiki_session=made-up']) {
+      const res = await send(t.cloud.urls.http, 'GET', '/api/v1/auth/me', { cookie });
+      expect({ cookie, status: res.status, code: res.code }).toEqual({ cookie, status: 401, code: 'unauthenticated' });
+    }
+  });
+
+  it('applies each role\'s row of the table to every route (403 where the table says no, through where it says yes)', async () => {
+    const accountOf: Record<Role, { username: string; hubs: string[] }> = {
+      staff: { username: 'table-staff', hubs: STAFF_HUBS }, coordinator: { username: 'table-coordinator', hubs: [] },
+      operator: { username: 'table-operator', hubs: [] }, admin: { username: 'table-admin', hubs: [] },
+    };
+    const wrong: string[] = [];
+    let checked = 0;
+    for (const [key, table] of Object.entries(POLICY)) {
+      const [method, url] = key.split(' ') as [string, string];
+      for (const role of ROLES) {
+        const access = role === 'operator' && method !== 'GET' && url !== '/api/v1/auth/logout' ? 'no' : table[role];
+        if (access === 'normal-order') continue; // below: it depends on the body
+        const cases: { hub: string; allow: boolean }[] = access === 'hub'
+          ? [{ hub: STAFF_HUBS[0]!, allow: true }, { hub: OTHER_HUB, allow: false }]
+          : [{ hub: 'nomi-terai', allow: access !== 'no' }];
+        for (const c of cases) {
+          const token = await t.tokenFor(accountOf[role].username, role, accountOf[role].hubs); // fresh: logout ends it
+          const p = concrete(url, { hubId: c.hub, regionId: REGION, username: 'nobody-here', alarmId: '999999', orderId: 'no-such-order' });
+          const headers = { authorization: `Bearer ${token}` };
+          const res = isMutating(method) ? await send(t.cloud.urls.http, method, p, json(headers), '{}') : await send(t.cloud.urls.http, method, p.includes('/events') ? p : p, headers);
+          checked++;
+          const ok = c.allow ? res.status !== 401 && res.status !== 403 : res.status === 403 && res.code === 'forbidden';
+          if (!ok) wrong.push(`${role} ${method} ${p}: expected ${c.allow ? 'through' : '403'}, got ${res.status} ${res.body.slice(0, 100)}`);
+        }
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(checked).toBeGreaterThan(120);
+
+    // Staff create normal orders that start or end at their hubs; nothing else.
+    const staff = { authorization: `Bearer ${await t.tokenFor('table-staff', 'staff', STAFF_HUBS)}` };
+    const order = (body: object) => send(t.cloud.urls.http, 'POST', '/api/v1/orders', json(staff), JSON.stringify({ weightKg: 1, ...body }));
+    expect((await order({ originHub: 'nomi-terai', destination: { type: 'locker', hub: 'nomi-kokufu' } })).status).toBe(201);
+    expect((await order({ originHub: 'nomi-terai', destination: { type: 'locker', hub: 'nomi-kokufu' }, priority: 'relief' })).code).toBe('forbidden');
+    expect((await order({ originHub: OTHER_HUB, destination: { type: 'locker', hub: OTHER_HUB } })).code).toBe('forbidden');
+  }, 60_000);
+});
+
+describe('audit', () => {
+  it('records a mutating call made through an encoded path with the account and the route pattern', async () => {
+    const res = await send(t.cloud.urls.http, 'POST', '/%61pi/v1/accounts', json({ authorization: `Bearer ${t.token}` }), JSON.stringify({ username: 'encoded-path', role: 'operator' }));
+    expect(res.status).toBe(201);
+    const anonymous = await send(t.cloud.urls.http, 'POST', '/api/v%31/accounts', json(), JSON.stringify({ username: 'intruder', role: 'admin' }));
+    expect(anonymous.status).toBe(401);
+    expect(t.cloud.accounts.get('intruder')).toBeNull();
+    await expect.poll(() => t.cloud.accounts.audit(50).map((e) => ({ account: e.account, route: e.route, path: e.path, status: e.status }))).toEqual(expect.arrayContaining([
+      { account: 'test-admin', route: '/api/v1/accounts', path: '/%61pi/v1/accounts', status: 201 },
+      { account: null, route: '/api/v1/accounts', path: '/api/v%31/accounts', status: 401 },
+    ]));
+  });
+});
+
+describe('cross-site requests', () => {
+  let cookie: string;
+  beforeAll(async () => {
+    const res = await send(t.cloud.urls.http, 'POST', '/api/v1/auth/login', json(), JSON.stringify({ username: 'admin', password: 'demo-admin-pass' }));
+    expect(res.status).toBe(200);
+    cookie = String(res.headers['set-cookie']).split(';')[0]!;
+  });
+  const own = () => new URL(t.cloud.urls.http).origin;
+  const mutating = () => [...new Set(routes.filter((r) => isMutating(r.method)).map((r) => `${r.method} ${r.url}`))].map((k) => k.split(' ') as [string, string]);
+
+  it('refuses a form posted from another port of the same host, and a same-site fetch without Origin, on every state-changing route (403)', async () => {
+    const through: string[] = [];
+    for (const [method, url] of mutating()) {
+      const p = concrete(url, { hubId: 'nomi-terai', regionId: REGION });
+      const evil = [
+        { origin: 'http://127.0.0.1:9', 'content-type': 'application/x-www-form-urlencoded', cookie },
+        { origin: 'null', 'content-type': 'text/plain', cookie },
+        { 'sec-fetch-site': 'same-site', 'content-type': 'application/json', cookie },
+        { 'sec-fetch-site': 'cross-site', 'content-type': 'application/json', cookie },
+      ];
+      for (const headers of evil) {
+        const res = await send(t.cloud.urls.http, method, p, headers, headers['content-type'] === 'application/json' ? '{"mode":"emergency","reason":"x"}' : 'mode=emergency&reason=x');
+        if (res.status !== 403 || res.code !== 'cross_site_request') through.push(`${method} ${p} ${JSON.stringify(headers)} → ${res.status}`);
+      }
+    }
+    expect(through).toEqual([]);
+    expect(mutating().length).toBeGreaterThan(12);
+  });
+
+  it('refuses a body that is not application/json on every state-changing route (415), even from its own origin', async () => {
+    const through: string[] = [];
+    for (const [method, url] of mutating()) {
+      const p = concrete(url, { hubId: 'nomi-terai', regionId: REGION });
+      for (const [type, body] of [['text/plain', '{"mode":"emergency","reason":"x"}'], ['application/x-www-form-urlencoded', 'mode=emergency'], ['multipart/form-data; boundary=x', '--x--']] as const) {
+        const res = await send(t.cloud.urls.http, method, p, { origin: own(), 'content-type': type, cookie }, body);
+        if (res.status !== 415 || res.code !== 'unsupported_media_type') through.push(`${method} ${p} ${type} → ${res.status}`);
+      }
+    }
+    expect(through).toEqual([]);
+    expect(mutating().length).toBeGreaterThan(12);
+    expect(t.cloud.modes.desired(REGION).mode).toBe('normal');
+  });
+
+  it('lets the console\'s own origin, same-origin fetches and scripts with a bearer token and no Origin through', async () => {
+    const body = JSON.stringify({ username: 'origin-ok', role: 'operator' });
+    expect((await send(t.cloud.urls.http, 'POST', '/api/v1/accounts', json({ origin: own(), cookie }), body)).status).toBe(201);
+    expect((await send(t.cloud.urls.http, 'POST', '/api/v1/accounts', json({ 'sec-fetch-site': 'same-origin', cookie }), body)).status).toBe(200);
+    expect((await send(t.cloud.urls.http, 'POST', '/api/v1/accounts', json({ authorization: `Bearer ${t.token}` }), body)).status).toBe(200);
+    // No body at all needs no content type.
+    expect((await send(t.cloud.urls.http, 'POST', '/api/v1/hubs/nomi-terai/credentials', { authorization: `Bearer ${t.token}` })).status).toBe(201);
+  });
+
+  it('sends security headers (helmet) with the consoles\' strict CSP on API answers and pages', async () => {
+    for (const p of ['/api/v1/hubs', '/healthz', '/']) {
+      const res = await send(t.cloud.urls.http, 'GET', p, { cookie });
+      expect(res.headers['x-content-type-options'], p).toBe('nosniff');
+      expect(res.headers['x-frame-options'], p).toBe('DENY');
+      expect(res.headers['referrer-policy'], p).toBe('no-referrer');
+      expect(String(res.headers['content-security-policy']), p).toContain("script-src 'self'");
+      expect(String(res.headers['content-security-policy']), p).not.toContain('unsafe-inline');
+    }
+  });
+});
+
+describe('sign-in abuse', () => {
+  let s: TestCloud;
+  beforeAll(async () => {
+    s = await startTestCloud({
+      MQTT_WS_PORT: 'off', TRUST_PROXY: '127.0.0.1', ALLOWED_ORIGINS: 'https://ops.example.jp',
+      SIGNIN_FREE_FAILURES_PER_USERNAME: '3', SIGNIN_FREE_FAILURES_PER_ADDRESS: '6', SIGNIN_MAX_PER_MINUTE: '12',
+    });
+  }, 30_000);
+  afterAll(async () => s?.stop());
+  // TRUST_PROXY=127.0.0.1: the test speaks as the proxy and says which client each attempt is from.
+  const login = (from: string, username: string, password: string, headers: Record<string, string> = {}) =>
+    send(s.cloud.urls.http, 'POST', '/api/v1/auth/login', json({ 'x-forwarded-for': from, ...headers }), JSON.stringify({ username, password }));
+
+  it('after the free failures for one username, answers 429 with Retry-After — from any address, even with the right password', async () => {
+    for (let i = 0; i < 3; i++) expect((await login(`10.1.0.${i}`, 'coordinator', `guess-${i}`)).code).toBe('invalid_credentials');
+    const refused = await login('10.1.0.9', 'coordinator', 'demo-coordinator-pass');
+    expect(refused.status).toBe(429);
+    expect(refused.code).toBe('too_many_sign_ins');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // Another user is not affected.
+    expect((await login('10.1.0.9', 'operator', 'demo-operator-pass')).status).toBe(200);
+  });
+
+  it('after the free failures from one address, answers it 429 for every username, while the real user signs in from another address', async () => {
+    for (let i = 0; i < 6; i++) expect((await login('10.2.0.1', `sprayed-${i}`, 'password123')).status).toBe(401);
+    const refused = await login('10.2.0.1', 'staff-terai', 'demo-staff-pass');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    const elsewhere = await login('10.2.0.2', 'staff-terai', 'demo-staff-pass');
+    expect(elsewhere.status).toBe(200);
+  });
+
+  it('caps sign-in requests per address per minute, successful or not (@fastify/rate-limit)', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 13; i++) statuses.push((await login('10.3.0.1', 'operator', 'demo-operator-pass')).status);
+    expect(statuses.slice(0, 12).every((x) => x === 200)).toBe(true);
+    const last = await login('10.3.0.1', 'operator', 'demo-operator-pass');
+    expect(last.status).toBe(429);
+    expect(last.code).toBe('too_many_sign_ins');
+    expect(Number(last.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
+  it('spends no scrypt run on unknown usernames, and a flood of bad sign-ins does not slow real ones', async () => {
+    const real = async (from: string) => {
+      const t0 = performance.now();
+      expect((await login(from, 'admin', 'demo-admin-pass')).status).toBe(200);
+      return performance.now() - t0;
+    };
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const baseline: number[] = [];
+    for (let i = 0; i < 5; i++) baseline.push(await real(`10.4.1.${i}`));
+
+    // Unknown usernames, each from its own address (so no limit refuses them): CPU per attempt.
+    await login('10.4.2.0', 'warm-up-unknown', 'x'); // the one calibration run
+    const n = 200;
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
+    const answers = await Promise.all(Array.from({ length: n }, (_, i) => login(`10.4.${3 + Math.floor(i / 100)}.${i % 100}`, `nobody-${i}`, 'password123')));
+    const wallMs = performance.now() - wall0;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMsPerAttempt = (cpu.user + cpu.system) / 1000 / n;
+    expect(answers.every((a) => a.code === 'invalid_credentials')).toBe(true);
+
+    // A flood: wrong passwords for a real account and made-up usernames from a few addresses, while
+    // another user signs in from elsewhere. (A flood aimed at the same username would lock it out for
+    // the growing delay: the per-username limit's accepted price.)
+    await s.tokenFor('flood-target', 'operator');
+    const flood = Array.from({ length: 300 }, (_, i) => login(`10.5.0.${i % 3}`, i % 2 ? 'flood-target' : `ghost-${i}`, `wrong-${i}`));
+    const during: number[] = [];
+    for (let i = 0; i < 5; i++) during.push(await real(`10.4.9.${i}`));
+    const floodAnswers = await Promise.all(flood);
+    console.info(`[http-security] unknown username: ${cpuMsPerAttempt.toFixed(2)} ms CPU per attempt (${n} attempts in ${wallMs.toFixed(0)} ms wall); `
+      + `real sign-in median ${median(baseline).toFixed(1)} ms alone, ${median(during).toFixed(1)} ms during a flood of 300 bad ones `
+      + `(${floodAnswers.filter((a) => a.status === 429).length} of them refused 429 before any check)`);
+    expect(cpuMsPerAttempt).toBeLessThan(5);
+    expect(median(during)).toBeLessThan(median(baseline) * 3 + 50);
+  }, 60_000);
+
+  it('trusts a page of ALLOWED_ORIGINS to make changes, and no other', async () => {
+    const token = await s.tokenFor('origin-admin');
+    const body = JSON.stringify({ username: 'from-ops', role: 'operator' });
+    expect((await send(s.cloud.urls.http, 'POST', '/api/v1/accounts', json({ authorization: `Bearer ${token}`, origin: 'https://ops.example.jp' }), body)).status).toBe(201);
+    expect((await send(s.cloud.urls.http, 'POST', '/api/v1/accounts', json({ authorization: `Bearer ${token}`, origin: 'https://ops.example.jp.evil.test' }), body)).code).toBe('cross_site_request');
+  });
+
+  it('marks the session cookie Secure when a trusted proxy says the request came over https, not otherwise', async () => {
+    const viaTls = await login('10.6.0.1', 'operator', 'demo-operator-pass', { 'x-forwarded-proto': 'https' });
+    expect(String(viaTls.headers['set-cookie'])).toMatch(/; Secure/);
+    const plain = await login('10.6.0.2', 'operator', 'demo-operator-pass');
+    expect(String(plain.headers['set-cookie'])).not.toMatch(/Secure/);
+  });
+});
+
+describe('Secure cookies by setting', () => {
+  it('COOKIE_SECURE=true marks the session cookie Secure; an untrusted X-Forwarded-Proto does not', async () => {
+    const forced = await startTestCloud({ MQTT_WS_PORT: 'off', COOKIE_SECURE: 'true' });
+    try {
+      const res = await send(forced.cloud.urls.http, 'POST', '/api/v1/auth/login', json(), JSON.stringify({ username: 'operator', password: 'demo-operator-pass' }));
+      expect(res.status).toBe(200);
+      expect(String(res.headers['set-cookie'])).toMatch(/; Secure/);
+    } finally {
+      await forced.stop();
+    }
+    // The main cloud trusts no proxy: a client claiming https is not believed.
+    const spoofed = await send(t.cloud.urls.http, 'POST', '/api/v1/auth/login', json({ 'x-forwarded-proto': 'https' }), JSON.stringify({ username: 'operator', password: 'demo-operator-pass' }));
+    expect(String(spoofed.headers['set-cookie'])).not.toMatch(/Secure/);
+  }, 30_000);
+});
