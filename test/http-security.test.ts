@@ -109,7 +109,7 @@ describe('default deny on the matched route', () => {
   }, 60_000);
 
   it('the encoded spellings reach the real routes: with a session they answer as the plain path does', async () => {
-    for (const p of ['/api/v1/hubs', '/%61pi/v1/hubs', '/api/v%31/hubs', '/api/v1/%68ubs', '/api/v1/%68UBS'.replace('UBS', 'ubs')]) {
+    for (const p of ['/api/v1/hubs', '/%61pi/v1/hubs', '/api/v%31/hubs', '/api/v1/%68ubs', '/%61%70%69/v1/hubs']) {
       const res = await send(t.cloud.urls.http, 'GET', p, { authorization: `Bearer ${t.token}` });
       expect({ p, status: res.status }).toEqual({ p, status: 200 });
     }
@@ -145,7 +145,7 @@ describe('default deny on the matched route', () => {
           const token = await t.tokenFor(accountOf[role].username, role, accountOf[role].hubs); // fresh: logout ends it
           const p = concrete(url, { hubId: c.hub, regionId: REGION, username: 'nobody-here', alarmId: '999999', orderId: 'no-such-order' });
           const headers = { authorization: `Bearer ${token}` };
-          const res = isMutating(method) ? await send(t.cloud.urls.http, method, p, json(headers), '{}') : await send(t.cloud.urls.http, method, p.includes('/events') ? p : p, headers);
+          const res = isMutating(method) ? await send(t.cloud.urls.http, method, p, json(headers), '{}') : await send(t.cloud.urls.http, method, p, headers);
           checked++;
           const ok = c.allow ? res.status !== 401 && res.status !== 403 : res.status === 403 && res.code === 'forbidden';
           if (!ok) wrong.push(`${role} ${method} ${p}: expected ${c.allow ? 'through' : '403'}, got ${res.status} ${res.body.slice(0, 100)}`);
@@ -192,7 +192,7 @@ describe('cross-site requests', () => {
     const through: string[] = [];
     for (const [method, url] of mutating()) {
       const p = concrete(url, { hubId: 'nomi-terai', regionId: REGION });
-      const evil = [
+      const evil: Record<string, string>[] = [
         { origin: 'http://127.0.0.1:9', 'content-type': 'application/x-www-form-urlencoded', cookie },
         { origin: 'null', 'content-type': 'text/plain', cookie },
         { 'sec-fetch-site': 'same-site', 'content-type': 'application/json', cookie },
