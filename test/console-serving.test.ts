@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCloud, type TestCloud } from './support/cloud-harness.ts';
 
@@ -30,6 +31,21 @@ describe('console serving', () => {
       expect(await r.text(), path).not.toContain('chiiki-drone-logistics');
       expect((await t.api(path)).status, path).toBe(404);
     }
+  });
+
+  it('lets a browser revalidate a file instead of downloading it again (ETag → 304, @fastify/static)', async () => {
+    const first = await fetch(`${t.cloud.urls.http}/console/app.js`);
+    const etag = first.headers.get('etag');
+    expect(etag).toBeTruthy();
+    expect(first.headers.get('cache-control')).toBe('no-cache');
+    // node:http, as fetch adds Cache-Control: no-cache to a conditional request (which forbids a 304).
+    const again = await new Promise<number>((resolve, reject) => {
+      http.get(`${t.cloud.urls.http}/console/app.js`, { headers: { 'if-none-match': etag! } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      }).on('error', reject);
+    });
+    expect(again).toBe(304);
   });
 
   it('has the same keys in both catalogues', async () => {

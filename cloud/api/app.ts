@@ -22,7 +22,7 @@ import { NUMERIC_FIELDS } from '../telemetry/points.ts';
 import { TelemetryStoreError, type Measurement, type TelemetryStore } from '../telemetry/telemetry-store.ts';
 import { hubScope, requireInScope } from '../accounts/access-hooks.ts';
 import { API_ERRORS, ApiError, type ApiErrorCode } from './api-errors.ts';
-import { registerHttpSecurity } from './http-security.ts';
+import { openPlugin, registerHttpSecurity } from './http-security.ts';
 
 export interface AppDeps {
   live: LiveState;
@@ -64,19 +64,6 @@ declare module 'fastify' {
     /** Every route registered, as fastify's onRoute hook saw it — for the default-deny tests. */
     registeredRoutes: readonly RegisteredRoute[];
   }
-}
-
-/**
- * Registers a plugin whose routes are all open (`config.public`), e.g. swagger-ui under /docs, whose
- * route options we do not write ourselves.
- */
-async function registerOpen(app: FastifyInstance, plugin: (instance: FastifyInstance) => Promise<void>): Promise<void> {
-  await app.register(async (open) => {
-    open.addHook('onRoute', (r) => {
-      r.config = { ...r.config, public: true };
-    });
-    await plugin(open);
-  });
 }
 
 /** The Fastify instance with the zod type provider, as feature route sets receive it. */
@@ -256,9 +243,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     transform: jsonSchemaTransform,
   });
-  await registerOpen(app as unknown as FastifyInstance, async (open) => {
+  await app.register(openPlugin(async (open) => {
     await open.register(swaggerUi, { routePrefix: '/docs' });
-  });
+  }));
 
   const r = app.withTypeProvider<ZodTypeProvider>();
 

@@ -1,7 +1,7 @@
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { isMutating } from '../accounts/access-hooks.ts';
 
 /**
@@ -21,6 +21,19 @@ import { isMutating } from '../accounts/access-hooks.ts';
 export interface HttpSecurityOptions {
   /** Origins besides the request's own Host allowed to make state-changing requests (normalised, e.g. https://ops.example.jp). */
   allowedOrigins: readonly string[];
+}
+
+/**
+ * A plugin whose every route is open (`config.public`), for routes whose options we do not write
+ * ourselves: swagger-ui under /docs, the consoles' files from @fastify/static.
+ */
+export function openPlugin(plugin: (instance: FastifyInstance) => Promise<void>): FastifyPluginAsync {
+  return async (open) => {
+    open.addHook('onRoute', (r) => {
+      r.config = { ...r.config, public: true };
+    });
+    await plugin(open);
+  };
 }
 
 /** The consoles' Content-Security-Policy (cloud/console/public); swagger-ui (/docs) lives with it too. */

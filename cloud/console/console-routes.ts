@@ -1,13 +1,13 @@
-import fs from 'node:fs';
+import fastifyStatic from '@fastify/static';
 import path from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { RegionFile } from '../../contract/index.ts';
 import { alarmBody } from '../alarms/alarm-routes.ts';
 import type { Account } from '../accounts/authorize.ts';
 import type { AlarmChange, AlarmService } from '../alarms/alarm-service.ts';
 import type { ZodApp } from '../api/app.ts';
+import { openPlugin } from '../api/http-security.ts';
 import type { ModeService } from '../modes/mode-service.ts';
 import { LiveFeed } from './live-feed.ts';
 
@@ -27,29 +27,6 @@ import { LiveFeed } from './live-feed.ts';
 
 export const PUBLIC_DIR = path.join(import.meta.dirname, 'public');
 
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-};
-
-/** No inline script or style, nothing from other origins: text from devices can never become code. */
-export const CONSOLE_CSP = [
-  "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'", "font-src 'self'",
-  "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'", "form-action 'self'",
-].join('; ');
-
-const SECURITY_HEADERS = {
-  'content-security-policy': CONSOLE_CSP,
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
-};
-
 export interface ConsoleDeps {
   region: RegionFile;
   alarms: AlarmService;
@@ -64,22 +41,6 @@ export interface ConsoleDeps {
   heartbeatMs?: number;
   /** A live-feed client with more unsent bytes than this is disconnected; default 1 MiB. */
   maxBufferedBytes?: number;
-}
-
-/** Resolves a static path under `public/`, or null when it escapes it or does not exist. */
-function publicFile(rel: string): string | null {
-  const file = path.resolve(PUBLIC_DIR, `.${path.posix.normalize(`/${rel}`)}`);
-  if (!file.startsWith(PUBLIC_DIR + path.sep)) return null;
-  try {
-    return fs.statSync(file).isFile() ? file : null;
-  } catch {
-    return null;
-  }
-}
-
-function sendFile(reply: FastifyReply, file: string) {
-  const type = CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream';
-  return reply.headers({ ...SECURITY_HEADERS, 'content-type': type, 'cache-control': 'no-cache' }).send(fs.readFileSync(file));
 }
 
 export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
@@ -124,15 +85,24 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       feed.close();
     });
 
-    app.get('/', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => sendFile(reply, path.join(PUBLIC_DIR, 'index.html')));
-    app.get('/console', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => reply.redirect('/'));
-    app.get('/console/*', { config: { public: true }, schema: { hide: true } }, async (req, reply) => {
-      const rel = (req.params as { '*': string })['*'];
-      const file = publicFile(rel);
+    // The consoles' files, by @fastify/static (ETag and 304, no path outside public/): one route per
+    // file found at start-up (wildcard: false), all open; security headers (the strict CSP) are helmet's.
+    app.register(openPlugin(async (files) => {
+      await files.register(fastifyStatic, {
+        root: PUBLIC_DIR, prefix: '/console/', wildcard: false, index: false, schemaHide: true, cacheControl: false,
+        setHeaders: (reply, file) => {
+          reply.header('cache-control', 'no-cache');
+          if (file.endsWith('.js')) reply.header('content-type', 'text/javascript; charset=utf-8');
+        },
+      });
+      files.get('/', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
+      files.get('/console', { schema: { hide: true } }, (_req, reply) => reply.redirect('/'));
       // Paths without an extension are the consoles' own pages (deep links): the app routes them.
-      if (!file) return path.extname(rel) ? reply.code(404).send({ error: { code: 'not_found', message: `no file /console/${rel}` } }) : sendFile(reply, path.join(PUBLIC_DIR, 'index.html'));
-      return sendFile(reply, file);
-    });
+      files.get('/console/*', { schema: { hide: true } }, (req, reply) => {
+        const rel = (req.params as { '*': string })['*'];
+        return path.extname(rel) ? reply.code(404).send({ error: { code: 'not_found', message: `no file /console/${rel.slice(0, 200)}` } }) : reply.sendFile('index.html');
+      });
+    }));
 
     app.get('/api/v1/region', {
       schema: {
