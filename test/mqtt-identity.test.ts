@@ -353,3 +353,41 @@ describe('half-sent packets', () => {
     await c.endAsync();
   });
 });
+
+describe('password checks cannot be queued up by anonymous logins', () => {
+  it('a hub logs in promptly while one address floods wrong passwords; the flood is refused with code 3 and counted', async () => {
+    // The attacker connects from another loopback address (127.0.0.2), so the hub's own address is not the flooded one.
+    const genuine = 'hakusan-tsurugi'; // never logged in before in this file: its password check is a real scrypt run
+    const wrong = generate({
+      cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: VICTIM, keepalive: 30,
+      username: login(VICTIM).username, password: Buffer.from('not-the-password'),
+    });
+    const codes = new Map<number, number>();
+    let flooding = true;
+    const attack = (): void => {
+      if (!flooding) return;
+      const s = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' }, () => s.write(wrong));
+      sockets.push(s);
+      s.on('error', () => undefined);
+      s.on('data', (d: Buffer) => {
+        if (d[0] === 0x20) codes.set(d[3]!, (codes.get(d[3]!) ?? 0) + 1); // CONNACK: return code in byte 4
+        s.destroy();
+      });
+      s.once('close', () => setImmediate(attack));
+    };
+    for (let i = 0; i < 600; i++) attack();
+    try {
+      await expect.poll(() => codes.size, { timeout: 10_000 }).toBeGreaterThan(0); // the flood is being answered
+      const started = Date.now();
+      const hub = await hubClient(genuine, hubClientId(genuine, 'edge'));
+      const took = Date.now() - started;
+      console.log(`hub login took ${took} ms during a flood of 600 wrong-password connections; CONNACK codes seen by the flood: ${JSON.stringify(Object.fromEntries(codes))}`);
+      expect(took).toBeLessThan(2_000);
+      await hub.endAsync();
+      await expect.poll(() => codes.get(3) ?? 0).toBeGreaterThan(0); // refused before a check, so the client backs off
+      expect(await metric('mqtt_auth_failures_total{reason="address_failures"}')).toBeGreaterThan(0);
+    } finally {
+      flooding = false;
+    }
+  });
+});

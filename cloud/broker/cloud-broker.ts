@@ -14,6 +14,7 @@ import type { CloudMetrics } from '../metrics.ts';
 import { coversCommands, decidePublish, decideSubscribe, MAX_TOPIC_LEVELS } from './access-policy.ts';
 import { limitMqttFrames, type FrameViolation } from './frame-limiter.ts';
 import { HubConnections } from './hub-connections.ts';
+import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleLimits } from './login-throttle.ts';
 import { indexRetainedMessages } from './retained-index.ts';
 import { SessionExpiry } from './session-expiry.ts';
 
@@ -43,6 +44,8 @@ export interface CloudBrokerOptions {
    * so a command published at connect would reach no one.)
    */
   onCommandSubscriber?: (hub: HubIdentity) => void;
+  /** Bounds on MQTT password checks (login-throttle.ts); defaults fit a national fleet. */
+  loginThrottle?: LoginThrottleLimits;
 }
 
 export interface CloudBroker {
@@ -71,6 +74,9 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   /** Clients whose transport has closed (emitted 'close'): nothing may be counted for them any more. */
   const transportClosed = new WeakSet<Client>();
   const sessions = new SessionExpiry(o.sessionExpiryMs);
+  /** The address each connection came from (per-address login limits). */
+  const addresses = new WeakMap<Client, string>();
+  const logins = new LoginThrottle(o.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
   const connections = new HubConnections<Client>({
     onOpen: (client, hubId) => {
       const id = identities.get(client)!;
@@ -103,11 +109,22 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
         o.metrics.authFailures.inc({ reason: 'no_credentials' });
         return cb(authError('username and password are required', 4), null);
       }
-      o.credentials.verify(username, password.toString('utf8')).then(
-        (identity) => {
+      // Each check may cost a scrypt run: scheduled fairly between client addresses, and refused at
+      // once (CONNACK 3, server unavailable: the client backs off) for an address that floods or keeps
+      // failing (login-throttle.ts).
+      const address = addresses.get(client) ?? 'unknown';
+      logins.schedule(address, () => o.credentials.verify(username, password.toString('utf8')), (identity) => identity === null, () => !client.closed && !transportClosed.has(client)).then(
+        (scheduled) => {
+          if (!scheduled.ran) {
+            if (scheduled.reason === 'gone') return cb(authError('connection closed', 3), null);
+            o.metrics.authFailures.inc({ reason: scheduled.reason });
+            log.warn({ username: username.slice(0, 128), address, reason: scheduled.reason }, 'MQTT login refused before its password check: too many attempts from this address');
+            return cb(authError('too many login attempts from this address; retry later', 3), null);
+          }
+          const identity = scheduled.value;
           if (!identity) {
             o.metrics.authFailures.inc({ reason: 'bad_credentials' });
-            log.warn({ username, clientId: client.id }, 'MQTT login refused: wrong username or password');
+            log.warn({ username: username.slice(0, 128), clientId: client.id.slice(0, 128) }, 'MQTT login refused: wrong username or password');
             return cb(authError('bad username or password', 4), null);
           }
           // The client id must be the hub's own (contract/client-id.ts): the broker keeps one session per
@@ -241,6 +258,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     limitMqttFrames(stream, o.maxPacketBytes, frameViolation, o.packetTimeoutMs);
     stream.on('error', ignore); // aedes reports errors itself while it has the client; this covers the moments around that
     const client = aedes.handle(stream, req);
+    addresses.set(client, addressKey(req?.socket.remoteAddress ?? (stream as net.Socket).remoteAddress));
     // Every path ends here, including those that never emit clientDisconnect.
     stream.once('close', () => {
       transportClosed.add(client);
@@ -323,6 +341,22 @@ interface SessionPersistence {
   outgoingStream(client: { id: string }): AsyncIterable<{ messageId?: number }>;
   outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown>;
   cleanIncoming?(client: { id: string }): Promise<unknown>;
+}
+
+/**
+ * The key per-address login limits use: the IPv4 address (also when IPv4-mapped), or the /64 of an
+ * IPv6 one (a single host commonly holds a whole /64, so counting per IPv6 address would not limit it).
+ */
+export function addressKey(remote: string | undefined): string {
+  if (!remote) return 'unknown';
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remote);
+  if (v4) return v4[1]!;
+  if (!net.isIPv6(remote)) return remote;
+  const [head = '', tail = ''] = remote.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const full = remote.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${full.slice(0, 4).map((h) => h.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 function listen(server: net.Server, host: string, port: number): Promise<number> {
