@@ -2,7 +2,8 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICY, ROLES, type Role } from '../cloud/accounts/authorize.ts';
 import type { RegisteredRoute } from '../cloud/api/app.ts';
-import { startTestCloud, type TestCloud } from './support/cloud-harness.ts';
+import { ConfigError, loadCloudConfig } from '../cloud/config.ts';
+import { startTestCloud, testCloudEnv, type TestCloud } from './support/cloud-harness.ts';
 
 /**
  * Every way into the cloud's HTTP API (issue 11, items 1–2), against real clouds over real sockets.
@@ -349,4 +350,17 @@ describe('Secure cookies by setting', () => {
     const spoofed = await send(t.cloud.urls.http, 'POST', '/api/v1/auth/login', json({ 'x-forwarded-proto': 'https' }), JSON.stringify({ username: 'operator', password: 'demo-operator-pass' }));
     expect(String(spoofed.headers['set-cookie'])).not.toMatch(/Secure/);
   }, 30_000);
+});
+
+describe('settings', () => {
+  it('refuses a bad TRUST_PROXY, ALLOWED_ORIGINS or COOKIE_SECURE at start-up, naming the variable', () => {
+    const env = (extra: Record<string, string>) => testCloudEnv('/tmp/chiiki-http-settings-unused', extra);
+    for (const [name, value] of [['TRUST_PROXY', 'the-proxy'], ['ALLOWED_ORIGINS', 'ops.example.jp'], ['ALLOWED_ORIGINS', 'ftp://ops.example.jp'], ['COOKIE_SECURE', 'sometimes']] as const) {
+      expect(() => loadCloudConfig(env({ [name]: value }))).toThrow(ConfigError);
+      expect(() => loadCloudConfig(env({ [name]: value }))).toThrow(name);
+    }
+    const ok = loadCloudConfig(env({ TRUST_PROXY: '10.0.0.1,fd00::/8', ALLOWED_ORIGINS: 'https://ops.example.jp/, http://127.0.0.1:3000' }));
+    expect(ok.http).toMatchObject({ trustProxy: '10.0.0.1,fd00::/8', allowedOrigins: ['https://ops.example.jp', 'http://127.0.0.1:3000'], cookieSecure: 'auto' });
+    expect(loadCloudConfig(env({ TRUST_PROXY: '2' })).http.trustProxy).toBe(2);
+  });
 });
