@@ -206,12 +206,36 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   // Packet size limit like the cloud's: a packet announcing more than the payload limit plus
   // headroom closes the connection before its body is buffered (aedes has no such limit itself).
   const maxPacketBytes = config.maxPayloadBytes + PACKET_HEADROOM_BYTES;
+  // Connections are capped in all and per address [issue 11]: every TCP connection costs a file
+  // descriptor and ~9 KB until it logs in or connectTimeout (10 s) ends it, so without a cap anyone on
+  // the hub's Wi-Fi could hold thousands open (measured: 9,000 → 6,300 fds, +56 MB) and, at the fd
+  // limit, starve the agent's own uplink and databases.
+  const perAddress = new Map<string, number>();
   const mqttServer = net.createServer((socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    const held = perAddress.get(address) ?? 0;
+    if (held >= config.local.maxConnectionsPerAddress) {
+      metrics.refusedConnections.inc({ reason: 'per_address' });
+      log.warn({ remote: address, limit: config.local.maxConnectionsPerAddress }, 'local MQTT connection refused: too many from this address');
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, held + 1);
+    socket.once('close', () => {
+      const n = (perAddress.get(address) ?? 1) - 1;
+      if (n > 0) perAddress.set(address, n);
+      else perAddress.delete(address);
+    });
     limitMqttFrames(socket, maxPacketBytes, (reason, announced) => {
       metrics.refusedPackets.inc({ reason });
       log.warn({ reason, announced, limit: maxPacketBytes, remote: socket.remoteAddress }, 'MQTT packet refused (over the size limit, malformed or stalled); connection closed');
     }, PACKET_TIMEOUT_MS);
     broker.handle(socket);
+  });
+  mqttServer.maxConnections = config.local.maxConnections; // beyond it node closes the socket and emits 'drop'
+  mqttServer.on('drop', (data) => {
+    metrics.refusedConnections.inc({ reason: 'total' });
+    log.warn({ remote: data?.remoteAddress, limit: config.local.maxConnections }, 'local MQTT connection refused: connection limit reached');
   });
   const mqttPort = await listen(mqttServer, config.local.bindHost, config.local.mqttPort);
 

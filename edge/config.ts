@@ -22,6 +22,8 @@ export const EdgeEnv = z.object({
   CLOUD_CA_FILE: optionalString.describe('PEM CA to trust for mqtts:// (default: the system CAs)'),
   LOCAL_BIND_HOST: z.string().min(1).default('0.0.0.0').describe("Address the local MQTT broker binds to (the hub's devices reach it over the hub LAN)"),
   LOCAL_MQTT_PORT: port(1883).describe("The hub's local MQTT broker for its devices"),
+  LOCAL_MAX_CONNECTIONS: int(256).describe('Connections the local broker holds at once (logged in or not); more are closed at once'),
+  LOCAL_MAX_CONNECTIONS_PER_ADDRESS: int(32).describe('Connections the local broker holds at once from one IP address; more are closed at once'),
   LOCAL_HTTP_BIND_HOST: z.string().min(1).default('127.0.0.1').describe('Address the HTTP endpoint for hub staff binds to (loopback unless told otherwise)'),
   LOCAL_HTTP_PORT: port(8081).describe('Local HTTP endpoint for hub staff'),
   LOCAL_STAFF_TOKEN: optionalString
@@ -62,6 +64,7 @@ export function toEdgeConfig(e: z.infer<typeof EdgeEnv>) {
     local: {
       bindHost: e.LOCAL_BIND_HOST, mqttPort: e.LOCAL_MQTT_PORT, httpBindHost: e.LOCAL_HTTP_BIND_HOST, httpPort: e.LOCAL_HTTP_PORT,
       staffToken: e.LOCAL_STAFF_TOKEN, allowAnonymous: e.LOCAL_ALLOW_ANONYMOUS,
+      maxConnections: e.LOCAL_MAX_CONNECTIONS, maxConnectionsPerAddress: e.LOCAL_MAX_CONNECTIONS_PER_ADDRESS,
     },
     devices: { ids: e.EDGE_DEVICES ?? [], regionFile: e.REGION_FILE },
     dataDir: path.resolve(e.EDGE_DATA_DIR),

@@ -15,6 +15,9 @@ export function createEdgeMetrics(outbox: () => OutboxStats, uplink: () => Uplin
     refusedPackets: new Counter({
       name: 'edge_local_packets_refused_total', help: 'Local MQTT connections closed for a packet over the size limit, malformed or stalled half-sent', labelNames: ['reason'] as const, registers: [registry],
     }),
+    refusedConnections: new Counter({
+      name: 'edge_local_connections_refused_total', help: 'Local MQTT connections closed on arrival: over LOCAL_MAX_CONNECTIONS (total) or LOCAL_MAX_CONNECTIONS_PER_ADDRESS (per_address)', labelNames: ['reason'] as const, registers: [registry],
+    }),
     httpUnauthorized: new Counter({ name: 'edge_http_unauthorized_total', help: 'Local HTTP requests refused for a missing or wrong staff token', registers: [registry] }),
   };
   new Gauge({

@@ -182,6 +182,50 @@ describe('edge agent: packet size', () => {
   });
 });
 
+describe('edge agent: connection caps', () => {
+  /** Opens raw TCP connections from `localAddress` that never log in; resolves which of them the agent closed within `ms`. */
+  async function holdOpen(port: number, localAddress: string, n: number, ms: number): Promise<{ open: number; closedEarly: number; sockets: net.Socket[] }> {
+    const sockets = await Promise.all(Array.from({ length: n }, () => new Promise<net.Socket>((resolve) => {
+      const s = net.connect({ port, host: '127.0.0.1', localAddress }, () => resolve(s));
+      s.on('error', () => undefined);
+    })));
+    let closedEarly = 0;
+    for (const s of sockets) s.once('close', () => closedEarly++);
+    await expect.poll(() => closedEarly, { timeout: ms }).toBeGreaterThanOrEqual(n - 32);
+    return { open: n - closedEarly, closedEarly, sockets };
+  }
+
+  it('closes connections beyond LOCAL_MAX_CONNECTIONS_PER_ADDRESS from one address; devices elsewhere still log in', async () => {
+    const before = counter(await (await http('/metrics')).text(), 'edge_local_connections_refused_total{reason="per_address"}');
+    const flood = await holdOpen(agent.ports.mqtt, '127.0.0.3', 40, 3_000); // default limit 32, well within connectTimeout (10 s)
+    try {
+      expect(flood.closedEarly).toBe(8);
+      const wx = await connect(agent.localMqttUrl, deviceLogin(agent, 'wx'));
+      await wx.endAsync();
+      expect(counter(await (await http('/metrics')).text(), 'edge_local_connections_refused_total{reason="per_address"}')).toBe(before + 8);
+    } finally {
+      for (const s of flood.sockets) s.destroy();
+    }
+  });
+
+  it('closes connections beyond LOCAL_MAX_CONNECTIONS in all', async () => {
+    const other = tempDir('edge-security-cap');
+    const a = await startTestEdge(testEdgeEnv({
+      hub: 'nomi-tatsunokuchi', cloudUrl: t.cloud.urls.mqtt, password: t.credentials['nomi-tatsunokuchi']!.password, dataDir: other,
+      extra: { LOCAL_MAX_CONNECTIONS: '6' },
+    }));
+    const sockets: net.Socket[] = [];
+    try {
+      for (const host of ['127.0.0.4', '127.0.0.5']) sockets.push(...(await holdOpen(a.ports.mqtt, host, 5, 500)).sockets);
+      await expect.poll(async () => counter(await (await fetch(`${a.localHttpUrl}/metrics`)).text(), 'edge_local_connections_refused_total{reason="total"}')).toBe(4);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await a.close();
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('edge agent: HTTP endpoint for hub staff', () => {
   const post = (body: string, headers: Record<string, string>) => http('/mode', { method: 'POST', headers, body });
   const mode = async () => ((await (await http('/status')).json()) as { mode: { mode: string } }).mode.mode;
