@@ -220,6 +220,9 @@ describe('cross-site requests', () => {
     expect(through).toEqual([]);
     expect(mutating().length).toBeGreaterThan(12);
     expect(t.cloud.modes.desired(REGION).mode).toBe('normal');
+    const metrics = await (await fetch(`${t.cloud.urls.http}/metrics`)).text();
+    expect(metrics).toMatch(/http_requests_refused_total\{reason="media_type"\} [1-9]/);
+    expect(metrics).toMatch(/http_requests_refused_total\{reason="cross_site"\} [1-9]/);
   });
 
   it('lets the console\'s own origin, same-origin fetches and scripts with a bearer token and no Origin through', async () => {

@@ -54,7 +54,7 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
   const now = deps.now ?? Date.now;
   const cookieSecure = deps.cookieSecure ?? 'auto';
   const throttle = new SignInThrottle(deps.signIn);
-  const logins = new Counter({ name: 'api_logins_total', help: 'Console/API sign-ins by result (ok, invalid, throttled)', labelNames: ['result'], registers: [deps.registry] });
+  const logins = new Counter({ name: 'api_logins_total', help: 'Console/API sign-ins by result (ok, invalid, throttled: refused by the failure delay, rate_limited: by the per-address request cap)', labelNames: ['result'], registers: [deps.registry] });
   return (app) => {
     app.post('/api/v1/auth/login', {
       config: {
@@ -64,7 +64,10 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
         // Failed attempts with their growing delay are the SignInThrottle's (below).
         rateLimit: {
           max: deps.signIn?.maxPerMinute ?? 60, timeWindow: 60_000,
-          errorResponseBuilder: (_req, ctx) => new ApiError('too_many_sign_ins', `too many sign-in requests from this address; retry in ${ctx.after}`),
+          errorResponseBuilder: (_req, ctx) => {
+            logins.inc({ result: 'rate_limited' });
+            return new ApiError('too_many_sign_ins', `too many sign-in requests from this address; retry in ${ctx.after}`);
+          },
         },
       },
       schema: {

@@ -1,7 +1,7 @@
 /**
  * Who may call which API route — a pure table, so it can be tested route by route and role by role
- * (authorize.test.ts). The HTTP hook (access-hooks.ts) calls `authorize` for every /api/v1 request
- * after authentication; routes whose answer depends on the objects involved (an alarm's hub, an
+ * (authorize.test.ts). The HTTP hook (access-hooks.ts) calls `authorize` for every request to a
+ * route not declared open, on the route pattern fastify matched; routes whose answer depends on the objects involved (an alarm's hub, an
  * order's hubs) get `scope: 'own-hubs'` and filter or check with `inScope`.
  */
 export const ROLES = ['staff', 'coordinator', 'operator', 'admin'] as const;

@@ -228,7 +228,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(500).send({ error: { code: 'internal', message: `internal error (request ${req.id})` } });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
-  await registerHttpSecurity(app as unknown as FastifyInstance, { allowedOrigins: deps.http?.allowedOrigins ?? [] });
+  await registerHttpSecurity(app as unknown as FastifyInstance, { allowedOrigins: deps.http?.allowedOrigins ?? [], registry: deps.metrics.registry });
   deps.access?.(app.withTypeProvider<ZodTypeProvider>() as unknown as ZodApp);
 
   await app.register(swagger, {

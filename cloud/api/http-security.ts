@@ -2,6 +2,7 @@ import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
 import { isMutating } from '../accounts/access-hooks.ts';
 
 /**
@@ -21,6 +22,8 @@ import { isMutating } from '../accounts/access-hooks.ts';
 export interface HttpSecurityOptions {
   /** Origins besides the request's own Host allowed to make state-changing requests (normalised, e.g. https://ops.example.jp). */
   allowedOrigins: readonly string[];
+  /** Where refusals are counted (`http_requests_refused_total{reason}`). */
+  registry?: Registry;
 }
 
 /**
@@ -81,6 +84,10 @@ export function nonJsonBody(req: FastifyRequest): boolean {
 
 export async function registerHttpSecurity(app: FastifyInstance, opts: HttpSecurityOptions): Promise<void> {
   const allowed = new Set(opts.allowedOrigins);
+  const refused = new Counter({
+    name: 'http_requests_refused_total', help: 'State-changing HTTP requests refused before access control, by reason (cross_site, media_type)',
+    labelNames: ['reason'], registers: opts.registry ? [opts.registry] : [],
+  });
   await app.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
     frameguard: { action: 'deny' },
@@ -95,10 +102,12 @@ export async function registerHttpSecurity(app: FastifyInstance, opts: HttpSecur
     if (!isMutating(req.method)) return;
     const reason = crossSiteReason(req, allowed);
     if (reason !== null) {
+      refused.inc({ reason: 'cross_site' });
       req.log.info({ method: req.method, url: req.url.slice(0, 200), origin: req.headers.origin, site: req.headers['sec-fetch-site'] }, 'cross-site request refused');
       return reply.code(403).send({ error: { code: 'cross_site_request', message: reason } });
     }
     if (nonJsonBody(req)) {
+      refused.inc({ reason: 'media_type' });
       return reply.code(415).send({ error: { code: 'unsupported_media_type', message: `a request body must be application/json (got ${String(req.headers['content-type'] ?? 'none').slice(0, 100)})` } });
     }
   });
