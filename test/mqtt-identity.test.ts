@@ -326,6 +326,51 @@ describe('persistent sessions expire', () => {
   });
 });
 
+describe('persistent sessions per hub are bounded', () => {
+  it("a hub's login cannot pile up persistent sessions under made-up ids: beyond 64 idle ones the longest idle go", async () => {
+    // A cloud of its own with the default session expiry (7 days), so only the bound can remove any.
+    const own = await startTestCloud();
+    const hub = 'komatsu-awazu';
+    const filter = `v1/${REGION}/${hub}/cmd/#`;
+    const ownPort = Number(new URL(own.cloud.urls.mqtt).port);
+    const open = async (id: string) => {
+      const socket = net.connect(ownPort, '127.0.0.1');
+      socket.on('error', () => undefined);
+      const p = mqttParser();
+      const packets: Packet[] = [];
+      p.on('packet', (pk) => packets.push(pk));
+      socket.on('data', (d: Buffer) => p.parse(d));
+      const { username, password } = own.credentials[hub]!;
+      socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: id, keepalive: 30, username, password: Buffer.from(password) }));
+      await expect.poll(() => packets.find((pk) => pk.cmd === 'connack')).toMatchObject({ returnCode: 0 });
+      const present = (packets.find((pk) => pk.cmd === 'connack') as { sessionPresent: boolean }).sessionPresent;
+      const leave = async () => {
+        const gone = new Promise((r) => socket.once('close', r));
+        socket.end(generate({ cmd: 'disconnect' }));
+        await gone;
+      };
+      return { socket, packets, present, leave };
+    };
+    try {
+      for (let i = 0; i < 70; i++) {
+        const c = await open(hubClientId(hub, `made-up-${i}`));
+        c.socket.write(generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] }));
+        await expect.poll(() => c.packets.some((pk) => pk.cmd === 'suback')).toBe(true);
+        await c.leave();
+      }
+      // The six longest idle are gone with their subscriptions; the newest are kept.
+      const first = await open(hubClientId(hub, 'made-up-0'));
+      expect(first.present).toBe(false);
+      await first.leave();
+      const last = await open(hubClientId(hub, 'made-up-69'));
+      expect(last.present).toBe(true);
+      await last.leave();
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('half-sent packets', () => {
   it('closes an authenticated connection that stalls inside a packet, within MQTT_PACKET_TIMEOUT_S', async () => {
     const before = await metric('mqtt_stalled_packets_total');

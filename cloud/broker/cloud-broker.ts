@@ -44,6 +44,8 @@ export interface CloudBrokerOptions {
    * so a command published at connect would reach no one.)
    */
   onCommandSubscriber?: (hub: HubIdentity) => void;
+  /** Persistent sessions one hub may keep without a connection; more remove its longest idle ones (default 64). */
+  maxIdleSessionsPerHub?: number;
   /** Bounds on MQTT password checks (login-throttle.ts); defaults fit a national fleet. */
   loginThrottle?: LoginThrottleLimits;
 }
@@ -57,6 +59,8 @@ export interface CloudBroker {
 }
 
 const ignore = () => undefined;
+/** Idle persistent sessions a hub may keep: an agent and a few tools need a handful (see SessionExpiry). */
+export const DEFAULT_MAX_IDLE_SESSIONS_PER_HUB = 64;
 const authError = (message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode });
 
 /**
@@ -73,7 +77,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   const emptyClientIds = new WeakSet<Client>();
   /** Clients whose transport has closed (emitted 'close'): nothing may be counted for them any more. */
   const transportClosed = new WeakSet<Client>();
-  const sessions = new SessionExpiry(o.sessionExpiryMs);
+  const sessions = new SessionExpiry(o.sessionExpiryMs, o.maxIdleSessionsPerHub ?? DEFAULT_MAX_IDLE_SESSIONS_PER_HUB);
   /** The address each connection came from (per-address login limits). */
   const addresses = new WeakMap<Client, string>();
   const logins = new LoginThrottle(o.loginThrottle ?? DEFAULT_LOGIN_THROTTLE);
@@ -221,7 +225,15 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   /** The connection ended, on whichever path: gives its slot back (once) and starts its session's expiry. */
   const ended = (client: Client) => {
     if (!connections.end(client)) return;
-    if (!client.clean) sessions.disconnected(client.id, Date.now());
+    const hub = identities.get(client)?.hubId;
+    if (!client.clean) {
+      for (const id of sessions.disconnected(client.id, Date.now(), hub)) {
+        const live = clientsById()[id];
+        if (live && !live.closed) continue; // taken over meanwhile: in use again
+        log.warn({ hub, clientId: id, limit: o.maxIdleSessionsPerHub ?? DEFAULT_MAX_IDLE_SESSIONS_PER_HUB }, 'persistent MQTT session removed: the hub keeps too many without a connection');
+        purgeSession(id).catch((err: unknown) => log.error({ err, clientId: id }, 'removing a persistent MQTT session failed'));
+      }
+    }
     updateGauges();
   };
   aedes.on('clientReady', (client) => {

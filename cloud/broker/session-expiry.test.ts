@@ -22,4 +22,17 @@ describe('SessionExpiry', () => {
     expect(s.sweep(1_600, () => false)).toEqual(['b']);
     expect(s.sweep(1_900, () => false)).toEqual(['a']);
   });
+
+  it('keeps at most maxIdlePerOwner idle sessions per owner, removing the longest idle first', () => {
+    const s = new SessionExpiry(1_000, 2);
+    expect(s.disconnected('h.a', 0, 'h')).toEqual([]);
+    expect(s.disconnected('h.b', 1, 'h')).toEqual([]);
+    expect(s.disconnected('g.a', 2, 'g')).toEqual([]); // another owner does not count
+    s.disconnected('h.a', 3, 'h'); // used again and left: now the most recent
+    expect(s.disconnected('h.c', 4, 'h')).toEqual(['h.b']);
+    s.connected('h.a'); // live again: not idle
+    expect(s.disconnected('h.d', 5, 'h')).toEqual([]);
+    expect(s.size).toBe(3);
+    expect(s.sweep(2_000, () => false).sort()).toEqual(['g.a', 'h.c', 'h.d']);
+  });
 });
