@@ -400,8 +400,9 @@ describe('half-sent packets', () => {
 });
 
 describe('password checks cannot be queued up by anonymous logins', () => {
-  it('a hub logs in promptly while one address floods wrong passwords; the flood is refused with code 3 and counted', async () => {
-    // The attacker connects from another loopback address (127.0.0.2), so the hub's own address is not the flooded one.
+  it('a hub logs in promptly while other addresses flood wrong passwords; the flood is refused with code 3 and counted', async () => {
+    // The attacker connects from two other loopback addresses (127.0.0.2 and .3; an address may hold 128
+    // connections that have not logged in, so 256 in flight), so the hub's own address is not a flooded one.
     const genuine = 'hakusan-tsurugi'; // never logged in before in this file: its password check is a real scrypt run
     const wrong = generate({
       cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: VICTIM, keepalive: 30,
@@ -409,30 +410,63 @@ describe('password checks cannot be queued up by anonymous logins', () => {
     });
     const codes = new Map<number, number>();
     let flooding = true;
-    const attack = (): void => {
+    const attack = (localAddress: string): void => {
       if (!flooding) return;
-      const s = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' }, () => s.write(wrong));
+      const s = net.connect({ port, host: '127.0.0.1', localAddress }, () => s.write(wrong));
       sockets.push(s);
       s.on('error', () => undefined);
       s.on('data', (d: Buffer) => {
         if (d[0] === 0x20) codes.set(d[3]!, (codes.get(d[3]!) ?? 0) + 1); // CONNACK: return code in byte 4
         s.destroy();
       });
-      s.once('close', () => setImmediate(attack));
+      s.once('close', () => setImmediate(attack, localAddress));
     };
-    for (let i = 0; i < 600; i++) attack();
+    for (let i = 0; i < 600; i++) attack(`127.0.0.${2 + (i % 2)}`);
     try {
       await expect.poll(() => codes.size, { timeout: 10_000 }).toBeGreaterThan(0); // the flood is being answered
       const started = Date.now();
       const hub = await hubClient(genuine, hubClientId(genuine, 'edge'));
       const took = Date.now() - started;
-      console.log(`hub login took ${took} ms during a flood of 600 wrong-password connections; CONNACK codes seen by the flood: ${JSON.stringify(Object.fromEntries(codes))}`);
+      console.log(`hub login took ${took} ms during a flood of wrong-password connections (256 at a time); CONNACK codes seen by the flood: ${JSON.stringify(Object.fromEntries(codes))}`);
       expect(took).toBeLessThan(2_000);
       await hub.endAsync();
-      await expect.poll(() => codes.get(3) ?? 0).toBeGreaterThan(0); // refused before a check, so the client backs off
+      // After 20 failures an address is refused before any check (code 3: the client backs off).
+      await expect.poll(() => codes.get(3) ?? 0, { timeout: 20_000 }).toBeGreaterThan(0);
       expect(await metric('mqtt_auth_failures_total{reason="address_failures"}')).toBeGreaterThan(0);
     } finally {
       flooding = false;
     }
   });
 });
+
+describe('connections that never log in', () => {
+  it('closes connections beyond 128 not yet logged in from one address; hubs elsewhere still log in', async () => {
+    const before = await metric('mqtt_auth_failures_total{reason="address_connections"}');
+    const idle = await Promise.all(Array.from({ length: 140 }, () => new Promise<net.Socket>((resolve) => {
+      const s = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.6' }, () => resolve(s));
+      sockets.push(s);
+      s.on('error', () => undefined);
+    })));
+    let closedEarly = 0;
+    for (const s of idle) s.once('close', () => closedEarly++);
+    // Well within connectTimeout (10 s): only the surplus is closed, at once.
+    await expect.poll(() => closedEarly, { timeout: 3_000 }).toBe(12);
+    expect(await metric('mqtt_auth_failures_total{reason="address_connections"}')).toBeGreaterThanOrEqual(before + 12);
+    const hub = await hubClient(RACER, hubClientId(RACER, 'during-idle-flood'));
+    await hub.endAsync();
+    // Slots come back when the idle ones go.
+    for (const s of idle) s.destroy();
+    await expect.poll(async () => {
+      const c = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.0.6' });
+      sockets.push(c);
+      c.on('error', () => undefined);
+      const open = await new Promise<boolean>((resolve) => {
+        c.once('close', () => resolve(false));
+        setTimeout(() => resolve(!c.destroyed), 300);
+      });
+      c.destroy();
+      return open;
+    }).toBe(true);
+  });
+});
+

@@ -44,6 +44,8 @@ export interface CloudBrokerOptions {
    * so a command published at connect would reach no one.)
    */
   onCommandSubscriber?: (hub: HubIdentity) => void;
+  /** Connections from one address that have not logged in yet; more are closed on arrival (default 128). */
+  maxUnauthenticatedPerAddress?: number;
   /** Persistent sessions one hub may keep without a connection; more remove its longest idle ones (default 64). */
   maxIdleSessionsPerHub?: number;
   /** Bounds on MQTT password checks (login-throttle.ts); defaults fit a national fleet. */
@@ -61,6 +63,13 @@ export interface CloudBroker {
 const ignore = () => undefined;
 /** Idle persistent sessions a hub may keep: an agent and a few tools need a handful (see SessionExpiry). */
 export const DEFAULT_MAX_IDLE_SESSIONS_PER_HUB = 64;
+/**
+ * Connections from one address that have not logged in yet (issue 11). Each costs a file descriptor
+ * and ~8 KB until its login or connectTimeout (10 s); measured, 9,000 idle anonymous sockets from one
+ * address took 7,100 fds and +75 MB of the cloud, enough at scale to reach the fd limit and lock every
+ * hub out. Generous, since hubs behind one carrier NAT may reconnect together.
+ */
+export const DEFAULT_MAX_UNAUTHENTICATED_PER_ADDRESS = 128;
 const authError = (message: string, returnCode: 2 | 3 | 4 | 5): AuthenticateError => Object.assign(new Error(message), { returnCode });
 
 /**
@@ -152,6 +161,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
           if (client.closed || transportClosed.has(client)) return cb(authError('connection closed', 3), null);
           identities.set(client, identity);
           connections.admit(client, identity.hubId);
+          leftWaiting(client);
           updateGauges();
           cb(null, true);
         },
@@ -266,14 +276,37 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     o.metrics.oversizedPackets.inc();
     log.warn({ reason, announced, limit: o.maxPacketBytes }, 'MQTT packet over the size limit; connection closed');
   };
+  /** Connections per address that have not logged in yet; each is counted until its login or its close. */
+  const unauthenticated = new Map<string, number>();
+  const counted = new WeakSet<Client>();
+  const maxUnauthenticated = o.maxUnauthenticatedPerAddress ?? DEFAULT_MAX_UNAUTHENTICATED_PER_ADDRESS;
+  const leftWaiting = (client: Client) => {
+    if (!counted.has(client)) return;
+    counted.delete(client);
+    const address = addresses.get(client)!;
+    const n = (unauthenticated.get(address) ?? 1) - 1;
+    if (n > 0) unauthenticated.set(address, n);
+    else unauthenticated.delete(address);
+  };
   const handle = (stream: Duplex, req?: http.IncomingMessage) => {
-    limitMqttFrames(stream, o.maxPacketBytes, frameViolation, o.packetTimeoutMs);
     stream.on('error', ignore); // aedes reports errors itself while it has the client; this covers the moments around that
+    const address = addressKey(req?.socket.remoteAddress ?? (stream as net.Socket).remoteAddress);
+    const waiting = unauthenticated.get(address) ?? 0;
+    if (waiting >= maxUnauthenticated) {
+      o.metrics.authFailures.inc({ reason: 'address_connections' });
+      log.warn({ address, limit: maxUnauthenticated }, 'MQTT connection refused: too many connections from this address have not logged in');
+      stream.destroy();
+      return;
+    }
+    limitMqttFrames(stream, o.maxPacketBytes, frameViolation, o.packetTimeoutMs);
     const client = aedes.handle(stream, req);
-    addresses.set(client, addressKey(req?.socket.remoteAddress ?? (stream as net.Socket).remoteAddress));
+    addresses.set(client, address);
+    unauthenticated.set(address, waiting + 1);
+    counted.add(client);
     // Every path ends here, including those that never emit clientDisconnect.
     stream.once('close', () => {
       transportClosed.add(client);
+      leftWaiting(client);
       ended(client);
     });
   };
