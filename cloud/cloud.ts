@@ -188,6 +188,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       maxPacketBytes: config.mqtt.maxPacketBytes, maxConnections: config.mqtt.maxConnections,
       maxConnectionsPerHub: config.mqtt.maxConnectionsPerHub, maxInflightPerClient: config.mqtt.maxInflightPerClient,
       packetTimeoutMs: config.mqtt.packetTimeoutMs, sessionExpiryMs: config.mqtt.sessionExpiryMs,
+      maxIdleSessionsPerHub: config.mqtt.maxIdleSessionsPerHub, maxUnauthenticatedPerAddress: config.mqtt.maxUnauthenticatedPerAddress,
+      loginThrottle: config.mqtt.loginThrottle,
       credentials, ingest, live, metrics, logger,
       onCommandSubscriber: (hub) => {
         commands.redeliver(hub.hubId).catch((err: unknown) => logger.error({ err, hub: hub.hubId }, 're-delivering pending commands failed'));

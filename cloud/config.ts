@@ -66,6 +66,11 @@ export const CloudEnv = z
       .max(366 * 86_400)
       .default(7 * 86_400)
       .describe('A persistent MQTT session (clean session off) with no connection this long is removed with its queued messages'),
+    MQTT_MAX_IDLE_SESSIONS_PER_HUB: z.coerce.number().int().min(1).default(64).describe('Persistent sessions one hub may keep without a connection; beyond this its longest idle ones are removed'),
+    MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS: z.coerce.number().int().min(1).default(128).describe('Connections from one address (IPv6: one /64) that have not logged in yet; more are closed on arrival'),
+    MQTT_LOGIN_MAX_CHECKS: z.coerce.number().int().min(1).default(8).describe('MQTT password checks (scrypt) running at once; the rest wait, served address by address in turn'),
+    MQTT_LOGIN_MAX_QUEUED_PER_ADDRESS: z.coerce.number().int().min(1).default(256).describe('Password checks one address may have waiting; beyond this its logins are refused at once (CONNACK 3)'),
+    MQTT_LOGIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).default(20).describe('Wrong MQTT logins from one address within a minute before its logins are refused at once (CONNACK 3) until the minute has passed'),
     INGEST_MAX_PAYLOAD_BYTES: z.coerce.number().int().min(256).default(65_536).describe('Larger payloads are dead-lettered as too_large'),
     INGEST_MAX_BATCH: z.coerce.number().int().min(1).default(5_000).describe('Points per store write (group commit)'),
     INGEST_MAX_DEVICES_PER_HUB: z.coerce.number().int().min(1).default(500),
@@ -158,6 +163,14 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
       maxInflightPerClient: env.MQTT_MAX_INFLIGHT_PER_CLIENT,
       packetTimeoutMs: Math.round(env.MQTT_PACKET_TIMEOUT_S * 1000),
       sessionExpiryMs: Math.round(env.MQTT_SESSION_EXPIRY_S * 1000),
+      maxIdleSessionsPerHub: env.MQTT_MAX_IDLE_SESSIONS_PER_HUB,
+      maxUnauthenticatedPerAddress: env.MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS,
+      loginThrottle: {
+        maxActive: env.MQTT_LOGIN_MAX_CHECKS,
+        maxQueuedPerAddress: env.MQTT_LOGIN_MAX_QUEUED_PER_ADDRESS,
+        maxFailuresPerAddress: env.MQTT_LOGIN_MAX_FAILURES_PER_ADDRESS,
+        failureWindowMs: 60_000,
+      },
     },
     ingest: {
       maxPayloadBytes: env.INGEST_MAX_PAYLOAD_BYTES,
