@@ -7,8 +7,8 @@ import { openOperationalDb } from '../cloud/db/operational-db.ts';
 import { spawnCloud, startTestCloud, tempDir, testCloudEnv, type CloudProcess, type TestCloud } from './support/cloud-harness.ts';
 
 /**
- * The consoles' live feed (GET /api/v1/events) under abuse (issue 11): streams are capped per session
- * and in total (429 beyond), slots come back however a stream ends, a client that stops reading is
+ * The consoles' live feed (GET /api/v1/events) under abuse (issue 11): streams are capped per session,
+ * per account and in total (429 beyond), slots come back however a stream ends, a client that stops reading is
  * dropped, staff never see another hub, and the cloud's cost does not grow with the number of streams.
  */
 
@@ -212,6 +212,34 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // CLK_TCK = 100 on Linux
 }
 
+describe('live feed: one account cannot take every slot', () => {
+  let t: TestCloud;
+  beforeAll(async () => {
+    t = await startTestCloud({ MQTT_WS_PORT: 'off', SQLITE_SYNC: 'normal', EVENTS_MAX_STREAMS_PER_SESSION: '2', EVENTS_MAX_STREAMS_PER_ACCOUNT: '3', EVENTS_MAX_STREAMS: '6' });
+  });
+  afterAll(async () => t?.stop());
+
+  // Signing in again gives a new session (and an integration may hold many API tokens): before the
+  // per-account cap, one staff account with 55 sessions took all 200 slots and every other console got 429.
+  it('refuses an account\'s stream beyond EVENTS_MAX_STREAMS_PER_ACCOUNT over all its sessions with 429; other accounts are still served', async () => {
+    const base = t.cloud.urls.http;
+    const sessions = [await t.tokenFor('feed-hog', 'staff', ['nomi-terai']), await t.tokenFor('feed-hog'), await t.tokenFor('feed-hog')];
+    const hog = [await openServed(base, sessions[0]!), await openServed(base, sessions[0]!), await openServed(base, sessions[1]!)];
+    open.push(...hog);
+    for (const token of sessions.slice(1)) {
+      const refused = await refusedBody(base, token);
+      expect(refused.status).toBe(429);
+      expect(refused.body.error.code).toBe('too_many_streams');
+      expect(refused.body.error.message).toContain('EVENTS_MAX_STREAMS_PER_ACCOUNT');
+    }
+    const coordinator = await t.tokenFor('feed-other', 'coordinator');
+    open.push(await openServed(base, coordinator), await openServed(base, coordinator));
+    // The account's slot comes back when one of its streams ends.
+    hog[0]!.destroy();
+    await vi.waitFor(async () => expect((await refusedBody(base, sessions[2]!)).status).toBe(200), { timeout: 10_000, interval: 50 });
+  });
+});
+
 describe('live feed: cost', () => {
   let proc: CloudProcess | null = null;
   let dir: string;
@@ -231,7 +259,7 @@ describe('live feed: cost', () => {
       tokens.push(accounts.createApiToken(username, 'cost test').token);
     }
     db.close();
-    proc = await spawnCloud(testCloudEnv(dir, { MQTT_WS_PORT: 'off', SQLITE_SYNC: 'normal', EVENTS_MAX_STREAMS: '400', EVENTS_MAX_STREAMS_PER_SESSION: '100' }));
+    proc = await spawnCloud(testCloudEnv(dir, { MQTT_WS_PORT: 'off', SQLITE_SYNC: 'normal', EVENTS_MAX_STREAMS: '400', EVENTS_MAX_STREAMS_PER_SESSION: '100', EVENTS_MAX_STREAMS_PER_ACCOUNT: '100' }));
     const base = proc.urls.http;
     const pid = proc.child.pid!;
     const measure = async (ms: number) => {

@@ -21,8 +21,8 @@ import { LiveFeed } from './live-feed.ts';
  * region's mode, proposals), obtained through `app.inject`, so whatever the accounts feature allows or
  * filters for that account applies to the feed too. One shared change feed (`live-feed.ts`) reads the
  * routes once a second per audience (accounts the API cannot tell apart) and fans the changes out;
- * alarms are pushed the moment they change (`AlarmService.onChange`). Streams are capped per session
- * and in total (429 beyond).
+ * alarms are pushed the moment they change (`AlarmService.onChange`). Streams are capped per session,
+ * per account (over all its sessions and tokens, so one account cannot take every slot) and in total (429 beyond).
  */
 
 export const PUBLIC_DIR = path.join(import.meta.dirname, 'public');
@@ -33,8 +33,8 @@ export interface ConsoleDeps {
   modes: ModeService;
   /** The account a session or API token belongs to now (null: ended); absent when the cloud runs without accounts. */
   sessionOf?: (token: string) => Account | null;
-  /** Live-feed caps (EVENTS_MAX_STREAMS_PER_SESSION, EVENTS_MAX_STREAMS); defaults 4 and 200. */
-  events?: { maxStreamsPerSession: number; maxStreams: number };
+  /** Live-feed caps (EVENTS_MAX_STREAMS_PER_SESSION, EVENTS_MAX_STREAMS_PER_ACCOUNT, EVENTS_MAX_STREAMS); defaults 4, 16 and 200. */
+  events?: { maxStreamsPerSession: number; maxStreamsPerAccount?: number; maxStreams: number };
   /** Poll period of the live feed; default 1000 ms. */
   pollMs?: number;
   /** Heartbeat comment period; default 15 s (keeps proxies from closing an idle stream). */
@@ -73,6 +73,7 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       sessionOf: deps.sessionOf,
       maxStreams: deps.events?.maxStreams ?? 200,
       maxStreamsPerSession: deps.events?.maxStreamsPerSession ?? 4,
+      maxStreamsPerAccount: deps.events?.maxStreamsPerAccount ?? 16,
       maxBufferedBytes: deps.maxBufferedBytes, pollMs: deps.pollMs, heartbeatMs: deps.heartbeatMs,
       logger: app.log.child({ component: 'live-feed' }),
     });
@@ -128,7 +129,7 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       if (deps.sessionOf && account === null) return reply.code(401).send({ error: { code: 'unauthenticated', message: 'sign in first' } });
       const token = req.sessionToken ?? null;
       const sessionKey = token !== null ? `token:${token}` : account !== null ? `account:${account.username}` : `address:${req.ip}`;
-      const refused = feed.refusal(sessionKey);
+      const refused = feed.refusal(sessionKey, account);
       if (refused !== null) return reply.code(429).header('retry-after', '10').send({ error: { code: 'too_many_streams', message: refused } });
       // The caller's credentials go with the requests made for the stream's audience (see live-feed.ts).
       const headers: IncomingHttpHeaders = {};

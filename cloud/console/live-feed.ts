@@ -43,6 +43,12 @@ export interface LiveFeedOptions {
   sessionOf?: (token: string) => Account | null;
   maxStreams: number;
   maxStreamsPerSession: number;
+  /**
+   * Streams one account may hold open over all its sessions and API tokens (default: no limit). Without
+   * it one account could sign in again and again (a new session each time) and take every slot of
+   * `maxStreams`, so no other account's console gets a live feed (issue 11).
+   */
+  maxStreamsPerAccount?: number;
   /** A stream whose socket holds more unsent bytes than this is dropped (default 1 MiB). */
   maxBufferedBytes?: number;
   /** How often the routes are read and compared (default 1000 ms). */
@@ -132,6 +138,7 @@ class FeedStream {
 export class LiveFeed {
   private readonly streams = new Set<FeedStream>();
   private readonly perSession = new Map<string, number>();
+  private readonly perAccount = new Map<string, number>();
   private readonly audiences = new Map<string, Audience>();
   private readonly maxBufferedBytes: number;
   private readonly pollMs: number;
@@ -154,10 +161,14 @@ export class LiveFeed {
     return this.streams.size;
   }
 
-  /** Why a new stream for this session would be refused (429), or null when there is room. */
-  refusal(sessionKey: string): string | null {
+  /** Why a new stream for this session (of this account) would be refused (429), or null when there is room. */
+  refusal(sessionKey: string, account: Account | null = null): string | null {
     if ((this.perSession.get(sessionKey) ?? 0) >= this.o.maxStreamsPerSession) {
       return `this session already has ${this.o.maxStreamsPerSession} live-feed streams open (EVENTS_MAX_STREAMS_PER_SESSION); close one first`;
+    }
+    const perAccount = this.o.maxStreamsPerAccount;
+    if (account !== null && perAccount !== undefined && (this.perAccount.get(account.username) ?? 0) >= perAccount) {
+      return `account "${account.username}" already has ${perAccount} live-feed streams open over its sessions (EVENTS_MAX_STREAMS_PER_ACCOUNT); close one first`;
     }
     if (this.streams.size >= this.o.maxStreams) return `the cloud already serves ${this.o.maxStreams} live-feed streams (EVENTS_MAX_STREAMS); try again later`;
     return null;
@@ -168,6 +179,7 @@ export class LiveFeed {
     const s = new FeedStream(req, res, this.maxBufferedBytes, (stream, why) => this.forget(stream, why));
     this.streams.add(s);
     this.perSession.set(req.sessionKey, (this.perSession.get(req.sessionKey) ?? 0) + 1);
+    if (req.account !== null) this.perAccount.set(req.account.username, (this.perAccount.get(req.account.username) ?? 0) + 1);
     // However the connection ends (client closes, socket destroyed, write error), the slot comes back once.
     res.on('close', () => s.close('client gone'));
     res.on('error', () => s.close('write error'));
@@ -218,9 +230,9 @@ export class LiveFeed {
 
   private forget(s: FeedStream, why: string): void {
     this.streams.delete(s);
-    const n = (this.perSession.get(s.req.sessionKey) ?? 1) - 1;
-    if (n > 0) this.perSession.set(s.req.sessionKey, n);
-    else this.perSession.delete(s.req.sessionKey);
+    release(this.perSession, s.req.sessionKey);
+    // Counted under the account the stream was opened for (a stream that moved audience keeps its slot there).
+    if (s.req.account !== null) release(this.perAccount, s.req.account.username);
     this.leave(s);
     if (this.streams.size === 0) this.stopTimers();
     const level = why === 'slow client' ? 'warn' : 'debug';
@@ -353,4 +365,10 @@ export class LiveFeed {
       else if (audienceOf(now).key !== s.audience.key) this.move(s, now);
     }
   }
+}
+
+function release(counts: Map<string, number>, key: string): void {
+  const n = (counts.get(key) ?? 1) - 1;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
 }
