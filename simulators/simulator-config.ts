@@ -22,6 +22,31 @@ export const LocalLoginsMap = z.record(HubId, z.string().min(1));
 /** Inline JSON map, or a directory with one folder per hub (`<dir>/<hub>/device-credentials.json`, the fleet's layout). */
 export type LocalLoginsSource = { inline: Record<string, string> } | { dir: string };
 
+/**
+ * A setting given either as inline JSON (it starts with `{`), validated with `schema` and returned as
+ * `{ inline }`, or as anything else (a path), which `other` wraps. Errors name the JSON problem.
+ */
+function inlineJsonOr<T, P>(schema: z.ZodType<T>, other: (text: string) => P) {
+  return z.string().transform((s, ctx): { inline: T } | P => {
+    const text = s.trim();
+    if (!text.startsWith('{')) return other(text);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `not valid JSON (${(err as Error).message})` });
+      return z.NEVER;
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0]!;
+      ctx.addIssue({ code: 'custom', message: `${i.path.join('.') || '(root)'}: ${i.message}` });
+      return z.NEVER;
+    }
+    return { inline: parsed.data };
+  });
+}
+
 const positive = (what: string) => z.coerce.number({ error: `${what} must be a number` }).positive(`${what} must be greater than 0`);
 
 const SimulatorEnv = z.object({
@@ -40,48 +65,10 @@ const SimulatorEnv = z.object({
     .pipe(z.array(HubId).min(1))
     .optional()
     .describe('Comma-separated hub ids to simulate (default: every hub of the region)'),
-  SIM_LOCAL_BROKERS: z
-    .string()
-    .transform((s, ctx): LocalBrokersSource => {
-      const text = s.trim();
-      if (!text.startsWith('{')) return { file: text };
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `not valid JSON (${(err as Error).message})` });
-        return z.NEVER;
-      }
-      const map = LocalBrokerMap.safeParse(json);
-      if (!map.success) {
-        const i = map.error.issues[0]!;
-        ctx.addIssue({ code: 'custom', message: `${i.path.join('.') || '(root)'}: ${i.message}` });
-        return z.NEVER;
-      }
-      return { inline: map.data };
-    })
+  SIM_LOCAL_BROKERS: inlineJsonOr(LocalBrokerMap, (file): LocalBrokersSource => ({ file }))
     .optional()
     .describe('Hub id → local broker URL, as JSON or a JSON file: each hub publishes to its edge agent'),
-  SIM_LOCAL_LOGINS: z
-    .string()
-    .transform((s, ctx): LocalLoginsSource => {
-      const text = s.trim();
-      if (!text.startsWith('{')) return { dir: text };
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `not valid JSON (${(err as Error).message})` });
-        return z.NEVER;
-      }
-      const map = LocalLoginsMap.safeParse(json);
-      if (!map.success) {
-        const i = map.error.issues[0]!;
-        ctx.addIssue({ code: 'custom', message: `${i.path.join('.') || '(root)'}: ${i.message}` });
-        return z.NEVER;
-      }
-      return { inline: map.data };
-    })
+  SIM_LOCAL_LOGINS: inlineJsonOr(LocalLoginsMap, (dir): LocalLoginsSource => ({ dir }))
     .optional()
     .describe("With SIM_LOCAL_BROKERS: the edge agents' device logins — hub id → device-credentials.json as JSON, or a directory <dir>/<hub>/device-credentials.json"),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
