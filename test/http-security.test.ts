@@ -166,6 +166,14 @@ describe('default deny on the matched route', () => {
 });
 
 describe('audit', () => {
+  // Its own cloud: the route-by-route tests above make hundreds of anonymous calls, and those are
+  // recorded one by one only up to a budget a minute.
+  let t: TestCloud;
+  beforeAll(async () => {
+    t = await startTestCloud({ MQTT_WS_PORT: 'off', SQLITE_SYNC: 'normal' });
+  });
+  afterAll(async () => t?.stop());
+
   it('records a mutating call made through an encoded path with the account and the route pattern', async () => {
     const res = await send(t.cloud.urls.http, 'POST', '/%61pi/v1/accounts', json({ authorization: `Bearer ${t.token}` }), JSON.stringify({ username: 'encoded-path', role: 'operator' }));
     expect(res.status).toBe(201);
@@ -176,6 +184,21 @@ describe('audit', () => {
       { account: 'test-admin', route: '/api/v1/accounts', path: '/%61pi/v1/accounts', status: 201 },
       { account: null, route: '/api/v1/accounts', path: '/api/v%31/accounts', status: 401 },
     ]));
+  });
+
+  // Before: 20,000 anonymous POSTs in 10 s from one client wrote 20,000 rows (+16 MB) into the
+  // append-only audit table, and the real entries were buried under them.
+  it('records calls without a session only up to a budget a minute, says when it ran out, and still records every signed-in call', async () => {
+    const before = t.cloud.accounts.audit(1000).length;
+    const flood = await Promise.all(Array.from({ length: 400 }, (_, i) => send(t.cloud.urls.http, 'POST', `/api/v1/flood-${i}-${'x'.repeat(400)}`, json(), '{}')));
+    expect(flood.every((r) => r.status === 401)).toBe(true);
+    const res = await send(t.cloud.urls.http, 'POST', '/api/v1/accounts', json({ authorization: `Bearer ${t.token}` }), JSON.stringify({ username: 'after-flood', role: 'operator' }));
+    expect(res.status).toBe(201);
+    await expect.poll(() => t.cloud.accounts.audit(1).map((e) => [e.account, e.path])).toEqual([['test-admin', '/api/v1/accounts']]);
+    const added = t.cloud.accounts.audit(1000).slice(0, -before || undefined);
+    const anonymous = added.filter((e) => e.account === null);
+    expect(anonymous.length).toBeLessThanOrEqual(61); // 60 a minute, and the row saying the budget ran out
+    expect(anonymous.some((e) => e.path.includes('calls without a session this minute'))).toBe(true);
   });
 });
 

@@ -1,7 +1,8 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../api/api-errors.ts';
 import type { ZodApp } from '../api/app.ts';
 import type { AccountStore } from './account-store.ts';
+import { AnonymousAuditBudget, type UnrecordedCalls } from './anonymous-audit-budget.ts';
 import { accessOf, authorize, inScope, type Account } from './authorize.ts';
 
 declare module 'fastify' {
@@ -54,10 +55,44 @@ function deny(req: FastifyRequest, reply: FastifyReply, account: Account, reason
  *                even tell which routes exist; with one it gets the 404.
  *   preHandler — the one rule that needs the validated body (staff creating orders);
  *   onResponse — append every mutating call (POST/PUT/PATCH/DELETE), whatever its path, to the audit
- *                log with the account, the route pattern and the status.
+ *                log with the account, the route pattern and the status. Calls without a valid session
+ *                are recorded up to `anonymousAuditPerMinute` a minute; beyond that they are counted and
+ *                summarised in one row (method `*`, status 429) when the minute is over, so an anonymous
+ *                flood can neither bury the real entries nor fill the disk (anonymous-audit-budget.ts).
  */
-export function accessHooks(accounts: AccountStore): (app: ZodApp) => void {
+export interface AccessHookOptions {
+  /** Calls without a session recorded one by one per minute (default 60). */
+  anonymousAuditPerMinute?: number;
+  now?: () => number;
+}
+
+export function accessHooks(accounts: AccountStore, options: AccessHookOptions = {}): (app: ZodApp) => void {
+  const now = options.now ?? Date.now;
   return (app) => {
+    const budget = new AnonymousAuditBudget(options.anonymousAuditPerMinute ?? 60);
+    const record = (log: FastifyBaseLogger, e: Parameters<AccountStore['recordAudit']>[0]) => {
+      try {
+        accounts.recordAudit(e);
+      } catch (err) {
+        log.error({ err, method: e.method, path: e.path }, 'writing the API audit log failed');
+      }
+    };
+    const summarise = (log: FastifyBaseLogger, u: UnrecordedCalls) => record(log, {
+      account: null, role: null, method: '*', route: null, status: 429,
+      path: `(${u.count} more calls without a session not recorded one by one, ${new Date(u.from).toISOString()} – ${new Date(u.to).toISOString()})`,
+    });
+    // A flood that stopped is summarised within a minute even if no other anonymous call comes.
+    const flushTimer = setInterval(() => {
+      const u = budget.flush(now());
+      if (u) summarise(app.log, u);
+    }, budget.windowMs);
+    flushTimer.unref();
+    app.addHook('onClose', async () => {
+      clearInterval(flushTimer);
+      const u = budget.flush(Number.POSITIVE_INFINITY);
+      if (u) summarise(app.log, u);
+    });
+
     app.decorateRequest('account', null);
     app.decorateRequest('sessionToken', null);
 
@@ -86,13 +121,16 @@ export function accessHooks(accounts: AccountStore): (app: ZodApp) => void {
 
     app.addHook('onResponse', async (req, reply) => {
       if (!isMutating(req.method)) return;
-      try {
-        accounts.recordAudit({
-          account: req.account?.username ?? null, role: req.account?.role ?? null, method: req.method,
-          route: routeOf(req) ?? null, path: req.url.split('?')[0]!.slice(0, 500), status: reply.statusCode,
-        });
-      } catch (err) {
-        req.log.error({ err, method: req.method, url: req.url }, 'writing the API audit log failed');
+      const entry = {
+        account: req.account?.username ?? null, role: req.account?.role ?? null, method: req.method,
+        route: routeOf(req) ?? null, path: req.url.split('?')[0]!.slice(0, 500), status: reply.statusCode,
+      };
+      if (req.account) return record(req.log, entry);
+      const { decision, summary } = budget.admit(now());
+      if (summary) summarise(req.log, summary);
+      if (decision === 'record') record(req.log, entry);
+      else if (decision === 'limit_reached') {
+        record(req.log, { ...entry, path: `(more than ${budget.perWindow} calls without a session this minute: the rest are counted, then summarised) ${entry.path}`.slice(0, 500) });
       }
     });
   };
