@@ -373,6 +373,40 @@ describe('sign-in abuse', () => {
   });
 });
 
+describe('sign-in timing', () => {
+  let t: TestCloud;
+  beforeAll(async () => {
+    t = await startTestCloud({ MQTT_WS_PORT: 'off', SQLITE_SYNC: 'normal', SIGNIN_FREE_FAILURES_PER_USERNAME: '1000', SIGNIN_FREE_FAILURES_PER_ADDRESS: '10000', SIGNIN_MAX_PER_MINUTE: '100000' });
+    await t.tokenFor('timing-known', 'operator');
+  });
+  afterAll(async () => t?.stop());
+
+  // Before: the unknown username's timer was drawn around the average check time (±10 %), while a
+  // wrong password took the scrypt run itself; about a quarter of unknown-username answers came sooner
+  // than any known username's ever did, so a few tries per username told which accounts exist.
+  it('a wrong password and an unknown username answer in the same time: unknown ones do not come sooner than known ones', async () => {
+    const timeOf = async (username: string) => {
+      const t0 = performance.now();
+      const r = await send(t.cloud.urls.http, 'POST', '/api/v1/auth/login', json(), JSON.stringify({ username, password: 'not-the-password' }));
+      expect(r.status).toBe(401);
+      return performance.now() - t0;
+    };
+    const known: number[] = [];
+    const unknown: number[] = [];
+    // Alternating which goes first, so a drift of the machine's speed during the run favours neither.
+    for (let i = 0; i < 30; i++) {
+      if (i % 2 === 0) known.push(await timeOf('timing-known'));
+      unknown.push(await timeOf(`timing-unknown-${i}`));
+      if (i % 2 === 1) known.push(await timeOf('timing-known'));
+    }
+    const fastest = Math.min(...known);
+    const sooner = unknown.filter((ms) => ms < fastest - 0.5).length;
+    console.log(`sign-in refusals: known ${known.map(Math.round).join(',')} ms; unknown ${unknown.map(Math.round).join(',')} ms; unknown sooner than every known: ${sooner}/30`);
+    // Same distribution: about 1 in 31 falls below the other's minimum by chance.
+    expect(sooner).toBeLessThanOrEqual(4);
+  }, 60_000);
+});
+
 describe('Secure cookies by setting', () => {
   it('COOKIE_SECURE=true marks the session cookie Secure; an untrusted X-Forwarded-Proto does not', async () => {
     const forced = await startTestCloud({ MQTT_WS_PORT: 'off', COOKIE_SECURE: 'true' });

@@ -44,6 +44,9 @@ const STEPS = [
 
 export const SESSION_TTL_MS = 12 * 3_600_000;
 
+/** A refused sign-in answers this many average password checks after it began (see verifyPassword). */
+const REFUSAL_DELAY_FACTOR = 2;
+
 export interface AuditRecord {
   id: number;
   at: number;
@@ -73,8 +76,8 @@ export class AccountStore {
   private readonly q;
   /**
    * How long a password check takes here (moving average of real checks; the first estimate from one
-   * scrypt run). An unknown username answers after about this long on a timer — no scrypt run, so a
-   * flood of made-up usernames costs no CPU, and the answer still looks like a wrong password's.
+   * scrypt run). Refusals answer on a timer set from it — no scrypt run for an unknown username, so a
+   * flood of made-up usernames costs no CPU, and the answer looks like a wrong password's.
    */
   private verifyMs = 0;
   private calibration: Promise<void> | null = null;
@@ -130,22 +133,27 @@ export class AccountStore {
   }
 
   /**
-   * The account for a valid username and password; null otherwise, in about the same time either way
-   * (an unknown username waits on a timer instead of running scrypt; the sign-in throttle caps how
-   * many attempts anyone gets to compare the two).
+   * The account for a valid username and password; null otherwise. Every refusal — unknown username
+   * (a timer, no scrypt run) or wrong password (scrypt) — answers at the same moment: twice the usual
+   * check time after the attempt began, so the two cannot be told apart by timing (issue 11: with the
+   * unknown one's timer drawn around the average, 200 tries each showed unknown usernames answering up
+   * to 3 ms sooner than any known one could; a few tries told them apart). A correct password answers
+   * at once. The sign-in throttle caps how many attempts anyone gets to compare timings at all.
    */
   async verifyPassword(username: string, password: string): Promise<Account | null> {
+    const started = performance.now();
     const r = this.q.get.get(username);
-    if (!r) {
-      await (this.calibration ??= this.timed(() => hashSecret(newToken())));
-      await new Promise((resolve) => setTimeout(resolve, this.verifyMs * (0.9 + 0.2 * Math.random())));
-      return null;
-    }
+    await (this.calibration ??= this.timed(() => hashSecret(newToken())));
     let ok = false;
-    await this.timed(async () => {
-      ok = await verifySecret(password, r.secret);
-    });
-    return ok ? toAccount(r) : null;
+    if (r) {
+      await this.timed(async () => {
+        ok = await verifySecret(password, r.secret);
+      });
+    }
+    if (ok) return toAccount(r!);
+    const wait = started + REFUSAL_DELAY_FACTOR * this.verifyMs - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    return null;
   }
 
   private async timed(check: () => Promise<unknown>): Promise<void> {
