@@ -231,6 +231,35 @@ describe('cross-site requests', () => {
     expect(mutating().length).toBeGreaterThan(12);
   });
 
+  // Before: SameSite=Strict cookies still go with requests from a page on another port of the same
+  // host, so such a page could read the API as the signed-in user or hold the user's live-feed slots.
+  it('refuses reads of every closed route from another site\'s page (fetch, EventSource, <img>), but not navigations or the console itself', async () => {
+    const reads = [...new Set(routes.filter((r) => (r.method === 'GET') && !r.public).map((r) => r.url))];
+    expect(reads.length).toBeGreaterThan(15);
+    const through: string[] = [];
+    for (const url of reads) {
+      const p = concrete(url, { hubId: 'nomi-terai', regionId: REGION });
+      for (const headers of [
+        { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', origin: 'http://127.0.0.1:9', cookie },
+        { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image', cookie },
+        { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe', cookie },
+      ] as Record<string, string>[]) {
+        const res = await send(t.cloud.urls.http, 'GET', p, headers);
+        if (res.status !== 403 || res.code !== 'cross_site_request') through.push(`GET ${p} ${headers['sec-fetch-dest']} → ${res.status}`);
+      }
+    }
+    expect(through).toEqual([]);
+    const feed = await send(t.cloud.urls.http, 'GET', '/api/v1/events', { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'cors', 'sec-fetch-dest': 'empty', origin: 'http://127.0.0.1:9', cookie });
+    expect(feed.status).toBe(403);
+    // The console's own requests, a link followed to the JSON, and scripts without fetch metadata still read.
+    expect((await send(t.cloud.urls.http, 'GET', '/api/v1/hubs', { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', cookie })).status).toBe(200);
+    expect((await send(t.cloud.urls.http, 'GET', '/api/v1/hubs', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document', cookie })).status).toBe(200);
+    expect((await send(t.cloud.urls.http, 'GET', '/api/v1/events', { 'sec-fetch-site': 'same-origin', 'sec-fetch-mode': 'cors', cookie })).status).toBe(200);
+    expect((await send(t.cloud.urls.http, 'GET', '/api/v1/hubs', { cookie })).status).toBe(200);
+    // Open routes (health, the console's files) are not touched.
+    expect((await send(t.cloud.urls.http, 'GET', '/healthz', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' })).status).toBe(200);
+  });
+
   it('refuses a body that is not application/json on every state-changing route (415), even from its own origin', async () => {
     const through: string[] = [];
     for (const [method, url] of mutating()) {

@@ -16,6 +16,8 @@ import { isMutating } from '../accounts/access-hooks.ts';
  *     `Sec-Fetch-Site` says `cross-site`/`same-site`, gets 403 `cross_site_request`. SameSite=Strict
  *     cookies do not stop a page on another port of the same host (same-site), this does. Scripts and
  *     integrations send no Origin and stay allowed (they authenticate with a bearer token);
+ *   - reads of closed routes from another site's page (not a navigation) get the same 403: see
+ *     `crossSiteReadReason`;
  *   - JSON only: a state-changing request with a body that is not `application/json` gets 415
  *     `unsupported_media_type` — an HTML form can send only urlencoded, multipart or text/plain.
  */
@@ -72,6 +74,30 @@ export function crossSiteReason(req: FastifyRequest, allowed: ReadonlySet<string
   return null;
 }
 
+/**
+ * Fetch Metadata resource isolation for reads of closed routes: a browser says where a request comes
+ * from (`Sec-Fetch-Site`). A page on another site — or another port of the same host (same-site),
+ * which SameSite=Strict cookies do not stop — must not use the signed-in user's cookie to read the
+ * API or hold the user's live-feed slots (an `EventSource` or `<img>` pointed at it). Top-level
+ * navigations (a link to the JSON) stay allowed, as do scripts and older browsers that send no
+ * `Sec-Fetch-Site`, and pages of ALLOWED_ORIGINS.
+ */
+export function crossSiteReadReason(req: FastifyRequest, allowed: ReadonlySet<string>): string | null {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== 'cross-site' && site !== 'same-site') return null;
+  const dest = req.headers['sec-fetch-dest'];
+  if (req.headers['sec-fetch-mode'] === 'navigate' && dest !== 'object' && dest !== 'embed' && dest !== 'iframe' && dest !== 'frame') return null;
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    try {
+      if (allowed.has(new URL(origin).origin)) return null;
+    } catch {
+      // not an origin: refused below
+    }
+  }
+  return `a ${site} page may not read this API with the user's session (Sec-Fetch-Site); open the console itself`;
+}
+
 /** True when a state-changing request carries a body that is not JSON. */
 export function nonJsonBody(req: FastifyRequest): boolean {
   const type = req.headers['content-type'];
@@ -85,7 +111,7 @@ export function nonJsonBody(req: FastifyRequest): boolean {
 export async function registerHttpSecurity(app: FastifyInstance, opts: HttpSecurityOptions): Promise<void> {
   const allowed = new Set(opts.allowedOrigins);
   const refused = new Counter({
-    name: 'http_requests_refused_total', help: 'State-changing HTTP requests refused before access control, by reason (cross_site, media_type)',
+    name: 'http_requests_refused_total', help: 'HTTP requests refused before access control, by reason (cross_site, cross_site_read, media_type)',
     labelNames: ['reason'], registers: opts.registry ? [opts.registry] : [],
   });
   await app.register(helmet, {
@@ -99,7 +125,14 @@ export async function registerHttpSecurity(app: FastifyInstance, opts: HttpSecur
   await app.register(rateLimit, { global: false });
 
   app.addHook('onRequest', async (req, reply) => {
-    if (!isMutating(req.method)) return;
+    if (!isMutating(req.method)) {
+      if ((req.routeOptions.config as { public?: boolean } | undefined)?.public === true) return;
+      const reason = crossSiteReadReason(req, allowed);
+      if (reason === null) return;
+      refused.inc({ reason: 'cross_site_read' });
+      req.log.info({ method: req.method, url: req.url.slice(0, 200), origin: req.headers.origin, site: req.headers['sec-fetch-site'] }, 'cross-site read refused');
+      return reply.code(403).send({ error: { code: 'cross_site_request', message: reason } });
+    }
     const reason = crossSiteReason(req, allowed);
     if (reason !== null) {
       refused.inc({ reason: 'cross_site' });
