@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnCloud, tempDir, testCloudEnv, type CloudProcess } from '../../test/support/cloud-harness.ts';
+import { ONE_ADDRESS_FLEET_ENV } from './one-address.ts';
 import { seedCloudData, writeNationalRegion, type NationalRegion, type SeededCloudData } from './national-region.ts';
 
 /**
@@ -35,7 +36,7 @@ export async function startNationalCloud(
     let cloud: CloudProcess;
     try {
       cloud = await spawnCloud(testCloudEnv(dataDir, {
-        REGION_FILE: region.file, DEMO_CREDENTIALS: 'false', LOG_LEVEL: 'warn', MQTT_WS_PORT: 'off', ...o.env,
+        REGION_FILE: region.file, DEMO_CREDENTIALS: 'false', LOG_LEVEL: 'warn', MQTT_WS_PORT: 'off', ...ONE_ADDRESS_FLEET_ENV, ...o.env,
       }));
     } finally {
       if (before === undefined) delete process.env.CLOUD_NODE_ARGS;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { spawnCloud, tempDir, testCloudEnv, type CloudProcess } from '../../test/support/cloud-harness.ts';
+import { ONE_ADDRESS_FLEET_ENV } from './one-address.ts';
 import type { RunPlan } from '../load/publisher.ts';
 import { seedAdminToken, seedHubCredentials, writeBenchRegion, type BenchRegion } from './bench-region.ts';
 
@@ -27,7 +28,7 @@ export async function startOurCloud(o: { hubs: number; influx?: { url: string; d
   const token = await seedAdminToken(dataDir);
   const env: Record<string, string> = {
     REGION_FILE: region.file, DEMO_CREDENTIALS: 'false', LOG_LEVEL: 'warn', MQTT_WS_PORT: 'off',
-    INGEST_MAX_DEVICES_PER_HUB: '2000', SQLITE_SYNC: 'full', ...o.env,
+    INGEST_MAX_DEVICES_PER_HUB: '2000', SQLITE_SYNC: 'full', ...ONE_ADDRESS_FLEET_ENV, ...o.env,
   };
   if (o.influx) Object.assign(env, { INFLUX_URL: o.influx.url, INFLUX_DB: o.influx.database, INFLUX_CREATE_DB: 'true' });
   const proc = await spawnCloud(testCloudEnv(dataDir, env));

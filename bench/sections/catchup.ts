@@ -4,6 +4,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { RegionFile } from '../../contract/index.ts';
 import { REGION_FILE, ROOT, readCredentials, spawnCloud, tempDir, testCloudEnv, type CloudProcess } from '../../test/support/cloud-harness.ts';
+import { ONE_ADDRESS_FLEET_ENV } from '../lib/one-address.ts';
 import { startInfluxd, type Influxd } from '../../test/support/influxd.ts';
 import { startTcpProxy, type TcpProxy } from '../../test/support/tcp-proxy.ts';
 import type { BacklogReply, CatchupRequest, LiveReply } from '../load/catchup-devices.ts';
@@ -106,7 +107,7 @@ export const catchup: Section = async ({ quick, log }) => {
     const cloudDir = tempDir('bench-catchup-cloud');
     dirs.push(cloudDir);
     const cloud = await spawnCloud(testCloudEnv(cloudDir, {
-      MQTT_WS_PORT: 'off', LOG_LEVEL: process.env.CATCHUP_CLOUD_LOG_LEVEL ?? 'warn', INFLUX_URL: influxd.url, INFLUX_DB: 'catchup', INFLUX_CREATE_DB: 'true',
+      MQTT_WS_PORT: 'off', LOG_LEVEL: process.env.CATCHUP_CLOUD_LOG_LEVEL ?? 'warn', INFLUX_URL: influxd.url, INFLUX_DB: 'catchup', INFLUX_CREATE_DB: 'true', ...ONE_ADDRESS_FLEET_ENV,
     }));
     cleanups.push(async () => {
       await cloud.kill('SIGTERM');
