@@ -103,14 +103,21 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   };
 
   /** Messages the agent itself produces (command and mode acks) go through the same checks and outbox. */
-  const enqueue = async (topic: string, message: CommandAck | ModeAck): Promise<void> => {
+  /** True once the message is in the outbox. Never rejects: callers run it from timers and handlers. */
+  const enqueue = async (topic: string, message: CommandAck | ModeAck): Promise<boolean> => {
     const payload = Buffer.from(JSON.stringify(message));
     const v = validateUplinkMessage(topic, payload, config.maxPayloadBytes);
     if (!v.ok) {
       log.error({ topic, reason: v.reason, detail: v.detail }, 'the agent produced an invalid message; not sent');
-      return;
+      return false;
     }
-    await append(v, topic, payload);
+    try {
+      const outcome = await append(v, topic, payload);
+      return outcome === 'stored' || outcome === 'duplicate';
+    } catch (err) {
+      log.error({ err, topic, id: message.id }, 'the agent could not store its own message');
+      return false;
+    }
   };
 
   const commandAck = (commandId: string, device: string, result: CommandAck['result'], detail?: string): CommandAck => ({
@@ -289,12 +296,6 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     }, config.commandTimeoutMs));
   };
 
-  // A restart while a device had not answered: say so instead of leaving the command open.
-  for (const c of state.relayedCommands()) {
-    state.setCommand(c.commandId, 'failed', 'the hub agent restarted before the device answered');
-    void enqueue(topics.commandAck(region, hubId), commandAck(c.commandId, c.device, 'failed', 'the hub agent restarted before the device answered'));
-  }
-
   // ------------------------------------------------------------------ mode
   const modeAck = (m: ModeState): ModeAck => ({
     v: 1, type: 'hub.mode-ack', id: nextId(), ts: now(), hub: hubId, version: m.version, mode: m.mode, source: m.source, ...(m.reason ? { reason: m.reason.slice(0, 500) } : {}),
@@ -331,6 +332,18 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     },
   });
   uplink.start();
+
+  // A restart while a device had not answered: say so instead of leaving the command open. This runs
+  // only once the uplink exists (appends read its link state) [issue 12: before, the first append
+  // hit the uplink's temporal dead zone, an un-awaited rejection that crashed the process, and the
+  // result was never sent]. The command is marked failed once its result is in the outbox, so a
+  // result that could not be stored is tried again at the next start.
+  const RESTARTED = 'the hub agent restarted before the device answered';
+  for (const c of state.relayedCommands()) {
+    void enqueue(topics.commandAck(region, hubId), commandAck(c.commandId, c.device, 'failed', RESTARTED)).then((stored) => {
+      if (stored) state.setCommand(c.commandId, 'failed', RESTARTED);
+    });
+  }
 
   const maintenance = setInterval(() => {
     outbox.maintain();
