@@ -383,10 +383,10 @@ export class OrderService {
     if (waiting.length === 0) return;
     const now = this.o.now();
     const plan = planDispatch(this.buildInput(waiting, now), now);
-    const byId = new Map(waiting.map((o) => [o.id, o]));
     for (const outcome of plan.outcomes) {
-      const order = byId.get(outcome.orderId);
-      if (order) await this.apply(order, outcome, now);
+      // Read again: an earlier assignment of this round awaited its commands, and a cancel may have landed meanwhile.
+      const order = this.o.store.get(outcome.orderId);
+      if (order && (order.state === 'pending' || order.state === 'held')) await this.apply(order, outcome, now);
     }
   }
 
@@ -425,6 +425,14 @@ export class OrderService {
     });
     if (order.destination.type === 'locker' && a.lockerId && a.compartmentId) {
       await this.command(order.destination.hub, a.lockerId, 'locker.reserve', { compartment: a.compartmentId, orderId: order.id }, 600);
+      // Issue 12 (4): a cancel that landed while the reserve was being published has released the
+      // compartment (cancel releases what an assigned order holds); the drone must not be sent.
+      const current = this.o.store.get(order.id);
+      if (current?.state !== 'assigned' || current.missionId !== missionId) {
+        this.o.store.updateFlight(missionId, { result: `not flown: the order was ${current?.state ?? 'removed'} during assignment` });
+        this.log.info({ order: order.id, state: current?.state, mission: missionId }, 'assignment stopped: the order changed while its compartment was reserved');
+        return;
+      }
     }
     const to: Record<string, string | number> =
       order.destination.type === 'locker'

@@ -1,0 +1,147 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import type { Command, CommandAck, DeviceKind, DroneTelemetry, LockerTelemetry, SensorTelemetry } from '../../contract/index.ts';
+import { CommandService, type CommandBus } from '../commands/command-service.ts';
+import { createSqliteCommandStore } from '../commands/command-store.ts';
+import { openOperationalDb, type OperationalDb } from '../db/operational-db.ts';
+import { loadRegionFile } from '../hubs/region-loader.ts';
+import { LiveState } from '../live/live-state.ts';
+import { OrderService } from './order-service.ts';
+import { OrderStore } from './order-store.ts';
+
+/**
+ * For tests of the order and command lifecycles: the REAL order and command services and stores on
+ * a temporary SQLite database, with a fake clock, hand-set live telemetry and a command bus whose
+ * publishes a test can hold and release. `restart()` drops the service objects and builds new ones
+ * on the same database, as a cloud restart does.
+ */
+export const REGION_FILE = path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json');
+export const ORIGIN = 'rs-komatsu-kibagata';
+export const DEST = 'nomi-kokufu'; // 4.6 km away, clear of the no-fly zones
+export const T0 = Date.parse('2026-06-01T01:00:00Z');
+
+export interface Sent {
+  command: Command;
+  to: { region: string; kind: DeviceKind };
+}
+
+export class OrderTestRig {
+  readonly region = loadRegionFile(REGION_FILE);
+  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'order-rig-'));
+  readonly db: OperationalDb;
+  now = T0;
+  readonly sent: Sent[] = [];
+  /** Commands whose publish is held: `send` resolves only when `release` is called. */
+  hold: (c: Command) => boolean = () => false;
+  private readonly held: { command: Command; resolve: () => void }[] = [];
+  private seq = 0;
+  live!: LiveState;
+  store!: OrderStore;
+  commands!: CommandService;
+  orders!: OrderService;
+
+  constructor() {
+    this.db = openOperationalDb(this.dir, 'normal');
+    this.build();
+    this.setTelemetry();
+  }
+
+  private build(): void {
+    const logger = pino({ level: 'silent' });
+    const bus: CommandBus = {
+      send: (command, to) => {
+        this.sent.push({ command, to });
+        if (!this.hold(command)) return Promise.resolve();
+        return new Promise<void>((resolve) => this.held.push({ command, resolve }));
+      },
+    };
+    const live = this.live ?? new LiveState(this.region);
+    this.live = live;
+    this.commands = new CommandService({ store: createSqliteCommandStore(this.db), bus, hubs: live.hubs, now: () => this.now, newId: () => `cmd-${++this.seq}-${this.now}`, logger });
+    this.store = new OrderStore(this.db);
+    this.orders = new OrderService({ store: this.store, region: this.region, live, commands: this.commands, logger, now: () => this.now });
+  }
+
+  /** New service objects on the same database and live state (a restart of the cloud's services). */
+  restart(): void {
+    this.build();
+  }
+
+  heldCommands(): Command[] {
+    return this.held.map((h) => h.command);
+  }
+
+  /** Lets held publishes complete; resolves once the services have reacted. */
+  async release(filter: (c: Command) => boolean = () => true): Promise<void> {
+    for (const h of this.held.filter((x) => filter(x.command))) {
+      this.held.splice(this.held.indexOf(h), 1);
+      h.resolve();
+    }
+    await settle();
+  }
+
+  /** Calm weather, charged idle drones at the origin, empty lockers everywhere. */
+  setTelemetry(): void {
+    for (const h of this.region.hubs) {
+      const hub = this.live.hubs.get(h.id)!;
+      for (const d of h.drones) this.droneAt(h.id, d.id, { lat: h.location.lat, lon: h.location.lon, flightState: 'idle', missionId: null });
+      for (const bank of h.lockers) {
+        const t: LockerTelemetry = {
+          v: 1, type: 'locker.telemetry', id: `lt-${h.id}-${bank.id}`, ts: this.now, hub: h.id, device: bank.id,
+          compartments: bank.compartments.map((c) => ({ id: c.id, size: c.size, tempClass: c.tempClass, door: 'closed', occupied: false, reservedFor: null, tempC: null, fault: 'none' })),
+        };
+        hub.devices.get(bank.id)!.telemetry = t;
+      }
+      for (const s of h.sensors) {
+        const t: SensorTelemetry = {
+          v: 1, type: 'sensor.telemetry', id: `st-${h.id}`, ts: this.now, hub: h.id, device: s, windSpeedMps: 1, windGustMps: 2, windDirDeg: 0,
+          rainMmPerH: 0, airTempC: 20, gridPowerUp: true, backupBatteryPct: 100, linkQualityPct: 100,
+        };
+        hub.devices.get(s)!.telemetry = t;
+      }
+    }
+  }
+
+  droneAt(hub: string, drone: string, p: { lat: number; lon: number; flightState: DroneTelemetry['flightState']; missionId: string | null; altM?: number }): void {
+    const t: DroneTelemetry = {
+      v: 1, type: 'drone.telemetry', id: `dt-${hub}-${drone}-${++this.seq}`, ts: this.now, hub, device: drone, lat: p.lat, lon: p.lon, altM: p.altM ?? 0,
+      groundSpeedMps: 0, headingDeg: 0, batteryPct: 95, batteryTimeRemainingS: 1800, flightState: p.flightState, payloadKg: 0, remoteIdActive: true, missionId: p.missionId,
+    };
+    this.live.hubs.get(hub)!.devices.get(drone)!.telemetry = t;
+  }
+
+  /** A device's (or the hub agent's) acknowledgement of a command, as ingest hands it over. */
+  ack(commandId: string, result: CommandAck['result'], detail?: string): void {
+    const c = this.commands.get(commandId);
+    this.commands.applyAck({ v: 1, type: 'hub.command-ack', id: `ack-${++this.seq}`, ts: this.now, hub: c.hub, device: c.device, commandId, result, ...(detail ? { detail } : {}) });
+  }
+
+  /** A drone event of a mission, as ingest hands it over once stored. */
+  async droneEvent(hub: string, drone: string, missionId: string, event: 'takeoff' | 'landed' | 'mission_complete'): Promise<void> {
+    this.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `de-${++this.seq}`, ts: this.now, hub, device: drone, event, severity: 'info', missionId } as never);
+    await settle();
+  }
+
+  /** The `drone.mission` commands published for an order (any attempt). */
+  missionsFor(orderId: string): Command[] {
+    return this.sent.map((s) => s.command).filter((c) => c.command === 'drone.mission' && missionOf(c)?.startsWith(`m-${orderId.slice(4)}-`));
+  }
+
+  close(): void {
+    this.orders.stop();
+    this.db.close();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function missionOf(c: Command): string | undefined {
+  const m = (c.args as Record<string, unknown>).missionId;
+  return typeof m === 'string' ? m : undefined;
+}
+
+/** Lets pending promise chains and immediates run. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise<void>((r) => setImmediate(r));
+}
