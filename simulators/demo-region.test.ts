@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { distanceM } from './devices/great-circle.ts';
+import { haversineM as distanceM } from '../shared/great-circle.ts';
 import { loadDemoRegion } from './devices/test-region.ts';
 
 /** The demo region file config/regions/ishikawa-nomi.json. */

@@ -18,35 +18,13 @@
  * Touching counts as crossing: a leg that grazes a zone's edge or vertex is refused.
  */
 
-export interface LatLon {
-  lat: number;
-  lon: number;
-}
+import { EARTH_RADIUS_M, type LatLon } from '../../shared/great-circle.ts';
 
-/** Mean earth radius (IUGG), metres. */
-export const EARTH_RADIUS_M = 6_371_008.8;
+// Distances and bearings come from the one great-circle module the simulators use too.
+export { EARTH_RADIUS_M, haversineM, initialBearingDeg, intermediatePoint, type LatLon } from '../../shared/great-circle.ts';
 
 const rad = (deg: number): number => (deg * Math.PI) / 180;
 const deg = (r: number): number => (r * 180) / Math.PI;
-
-/** Great-circle distance in metres (haversine). */
-export function haversineM(a: LatLon, b: LatLon): number {
-  const dLat = rad(b.lat - a.lat);
-  const dLon = rad(b.lon - a.lon);
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(rad(a.lat)) * Math.cos(rad(b.lat)) * Math.sin(dLon / 2) ** 2;
-  return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(h)));
-}
-
-/** Initial great-circle bearing from a to b, degrees clockwise from true north in [0, 360). 0 when a = b. */
-export function initialBearingDeg(a: LatLon, b: LatLon): number {
-  const φ1 = rad(a.lat);
-  const φ2 = rad(b.lat);
-  const Δλ = rad(b.lon - a.lon);
-  const y = Math.sin(Δλ) * Math.cos(φ2);
-  const x = Math.cos(φ1) * Math.sin(φ2) - Math.sin(φ1) * Math.cos(φ2) * Math.cos(Δλ);
-  if (x === 0 && y === 0) return 0;
-  return (deg(Math.atan2(y, x)) + 360) % 360;
-}
 
 // ------------------------------------------------------------------ local plane
 

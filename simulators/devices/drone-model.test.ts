@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DroneEvent, DroneTelemetry, type Command, type HubSpec } from '../../contract/index.ts';
 import { DroneModel } from './drone-model.ts';
-import { distanceM } from './great-circle.ts';
+import { haversineM as distanceM } from '../../shared/great-circle.ts';
 import { MessageIds } from './message-ids.ts';
 import { createRng, seedFor } from './seeded-rng.ts';
 import { loadDemoRegion, makeCommand, T0 } from './test-region.ts';

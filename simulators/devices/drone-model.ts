@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { HubId, type Command, type DroneEvent, type DroneSpec, type DroneTelemetry, type FlightState, type Severity } from '../../contract/index.ts';
 import { done, parseArgs, rejected, type CommandOutcome } from './command-outcome.ts';
-import { bearingDeg, distanceM, intermediatePoint, type LatLon } from './great-circle.ts';
+import { haversineM as distanceM, initialBearingDeg as bearingDeg, intermediatePoint, type LatLon } from '../../shared/great-circle.ts';
 import type { MessageIds } from './message-ids.ts';
 import type { Rng } from './seeded-rng.ts';
 import { forEachSubstep } from './substeps.ts';

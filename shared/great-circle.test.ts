@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bearingDeg, distanceM, intermediatePoint } from './great-circle.ts';
+import { haversineM as distanceM, initialBearingDeg as bearingDeg, intermediatePoint } from './great-circle.ts';
 
 const terai = { lat: 36.4435, lon: 136.452 };
 const kibagata = { lat: 36.376, lon: 136.48 };
