@@ -52,6 +52,15 @@ describe('nextCommandState', () => {
       }
     }
   });
+
+  it('lets what the device did supersede a provisional failure (the agent timed out), but nothing else', () => {
+    const timeout = 'the device did not answer within 10 s';
+    for (const result of results) {
+      expect(nextCommandState('failed', result, timeout), result).toBe(result === 'done' || result === 'rejected' ? result : 'failed');
+      expect(nextCommandState('failed', result, 'the hub agent restarted before the device answered'), result).toBe(result === 'done' || result === 'rejected' ? result : 'failed');
+      expect(nextCommandState('failed', result, 'motor fault'), result).toBe('failed');
+    }
+  });
 });
 
 describe('CommandService', () => {

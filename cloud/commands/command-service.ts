@@ -1,6 +1,6 @@
 import { Command, type CommandAck, type DeviceKind } from '../../contract/index.ts';
 import type { Logger } from '../logger.ts';
-import { effectiveState, type CommandArgs, type CommandName, type CommandRecord, type CommandState, type CommandStore } from './command-store.ts';
+import { effectiveState, type CommandArgs, type CommandResultEntry, type CommandName, type CommandRecord, type CommandState, type CommandStore } from './command-store.ts';
 
 /**
  * Commands from the cloud to devices at hubs (issue 3): issue, deliver, re-deliver, record results.
@@ -18,13 +18,24 @@ export function commandKind(command: CommandName): DeviceKind {
 }
 
 /**
- * The state after an acknowledgement. The first real result wins; `duplicate` only says that the
- * hub had already seen the id (the real result travels separately and may arrive later), so it
- * fills a pending command but never overwrites a result, and a real result replaces it.
+ * A `failed` that only says nobody answered in time (the hub agent's timeout, or its restart while
+ * the device had not answered) is provisional: the device may still have done it (issue 12, 5).
  */
-export function nextCommandState(current: CommandState, result: CommandAck['result']): CommandState {
+export function isProvisionalFailure(state: CommandState, detail: string | null): boolean {
+  return state === 'failed' && detail !== null && /did not answer|no answer|not answered|timed? ?out|restarted before the device answered/i.test(detail);
+}
+
+/**
+ * The state after an acknowledgement. The first real result wins — except that what the device did
+ * wins over a provisional failure (a late `done` or `rejected` after the agent's timeout `failed`);
+ * `duplicate` only says that the hub had already seen the id (the real result travels separately and
+ * may arrive later), so it fills a pending command but never overwrites a result, and a real result
+ * replaces it.
+ */
+export function nextCommandState(current: CommandState, result: CommandAck['result'], currentDetail: string | null = null): CommandState {
   if (current === 'pending') return result;
   if (current === 'duplicate' && result !== 'duplicate') return result;
+  if (isProvisionalFailure(current, currentDetail) && (result === 'done' || result === 'rejected')) return result;
   return current;
 }
 
@@ -110,6 +121,11 @@ export class CommandService {
     return this.view(c);
   }
 
+  /** Every result the command has had, oldest first (a superseded provisional failure stays here). */
+  history(id: string): CommandResultEntry[] {
+    return this.o.store.history(id);
+  }
+
   list(hub: string, q: { state?: CommandState; limit: number }): CommandView[] {
     if (!this.o.hubs.get(hub)) throw new CommandError('hub_not_found', `no hub "${hub}"`);
     const now = this.o.now();
@@ -123,10 +139,11 @@ export class CommandService {
       this.log.warn({ hub: ack.hub, commandId: ack.commandId, result: ack.result }, 'acknowledgement of an unknown command ignored');
       return 'unknown';
     }
-    const next = nextCommandState(c.state, ack.result);
+    const next = nextCommandState(c.state, ack.result, c.detail);
     if (next === c.state) return 'ignored';
     const set = this.o.store.setResult(c.id, c.state, { state: next, detail: ack.detail ?? null, ackedAt: ack.ts });
-    if (set) this.log.info({ hub: c.hub, device: c.device, commandId: c.id, result: next, detail: ack.detail }, 'command acknowledged');
+    if (set && c.state === 'failed') this.log.warn({ hub: c.hub, device: c.device, commandId: c.id, result: next, was: c.detail }, 'late device answer supersedes a provisional failure');
+    else if (set) this.log.info({ hub: c.hub, device: c.device, commandId: c.id, result: next, detail: ack.detail }, 'command acknowledged');
     return set ? 'applied' : 'ignored';
   }
 

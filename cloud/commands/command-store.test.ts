@@ -77,6 +77,17 @@ describe.each(implementations)('CommandStore (%s)', (_name, create) => {
     expect(store.setResult('c1', 'pending', { state: 'failed', detail: null, ackedAt: T + 4 })).toBe(false);
     expect(store.setResult('nope', 'pending', { state: 'done', detail: null, ackedAt: T })).toBe(false);
   });
+
+  it('keeps every result set, oldest first, including one that was superseded', () => {
+    store.insert(cmd('c1'));
+    store.setResult('c1', 'pending', { state: 'failed', detail: 'the device did not answer within 10 s', ackedAt: T + 10 });
+    store.setResult('c1', 'failed', { state: 'done', detail: 'opened', ackedAt: T + 12 });
+    expect(store.history('c1')).toEqual([
+      { from: 'pending', state: 'failed', detail: 'the device did not answer within 10 s', ackedAt: T + 10 },
+      { from: 'failed', state: 'done', detail: 'opened', ackedAt: T + 12 },
+    ]);
+    expect(store.history('nope')).toEqual([]);
+  });
 });
 
 describe('effectiveState', () => {

@@ -1,5 +1,5 @@
 import type { Command, DeviceKind } from '../../contract/index.ts';
-import type { OperationalDb } from '../db/operational-db.ts';
+import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
 
 /**
  * Where commands to hub devices and their results are kept. One port, two implementations (SQLite
@@ -45,6 +45,12 @@ export interface CommandResult {
   ackedAt: number;
 }
 
+/** One result a command had, in the order they were recorded. */
+export interface CommandResultEntry extends CommandResult {
+  /** The state it replaced. */
+  from: CommandState;
+}
+
 export interface CommandStore {
   insert(c: CommandRecord): void;
   get(id: string): CommandRecord | null;
@@ -54,7 +60,22 @@ export interface CommandStore {
   pendingFor(hub: string, now: number, limit: number): CommandRecord[];
   /** Sets the result only while the stored state is still `expected` (compare-and-set); true when set. */
   setResult(id: string, expected: CommandState, result: CommandResult): boolean;
+  /** Every result set, oldest first (append-only: a superseded result is kept). */
+  history(id: string): CommandResultEntry[];
 }
+
+// Issue 12 (5): a provisional failure may be superseded by the device's late answer; keep both.
+const HISTORY_MIGRATIONS = [
+  `CREATE TABLE command_results (
+     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+     command_id TEXT NOT NULL,
+     from_state TEXT NOT NULL,
+     state      TEXT NOT NULL,
+     detail     TEXT,
+     acked_at   INTEGER NOT NULL
+   );
+   CREATE INDEX command_results_command ON command_results (command_id, seq);`,
+];
 
 /** The state a command shows at `now`. */
 export function effectiveState(c: Pick<CommandRecord, 'state' | 'expiresAt'>, now: number): CommandState {
@@ -81,7 +102,17 @@ export function createSqliteCommandStore(db: OperationalDb): CommandStore {
   const pendingStmt = db.prepare<[string, number, number], Row>(
     `SELECT * FROM commands WHERE hub = ? AND state = 'pending' AND expires_at > ? ORDER BY issued_at, id LIMIT ?`,
   );
+  migrateFeature(db, 'command-results', HISTORY_MIGRATIONS);
   const setStmt = db.prepare('UPDATE commands SET state = ?, detail = ?, acked_at = ? WHERE id = ? AND state = ?');
+  const addHistory = db.prepare('INSERT INTO command_results (command_id, from_state, state, detail, acked_at) VALUES (?, ?, ?, ?, ?)');
+  const historyStmt = db.prepare<[string], { from_state: string; state: string; detail: string | null; acked_at: number }>(
+    'SELECT from_state, state, detail, acked_at FROM command_results WHERE command_id = ? ORDER BY seq',
+  );
+  const setResult = db.transaction((id: string, expected: CommandState, r: CommandResult): boolean => {
+    if (setStmt.run(r.state, r.detail, r.ackedAt, id, expected).changes !== 1) return false;
+    addHistory.run(id, expected, r.state, r.detail, r.ackedAt);
+    return true;
+  });
   return {
     insert(c) {
       insert.run(c.id, c.hub, c.region, c.device, c.kind, c.command, JSON.stringify(c.args), c.issuedAt, c.expiresAt, c.state, c.detail, c.ackedAt);
@@ -110,7 +141,10 @@ export function createSqliteCommandStore(db: OperationalDb): CommandStore {
       return pendingStmt.all(hub, now, limit).map(fromRow);
     },
     setResult(id, expected, r) {
-      return setStmt.run(r.state, r.detail, r.ackedAt, id, expected).changes === 1;
+      return setResult(id, expected, r);
+    },
+    history(id) {
+      return historyStmt.all(id).map((h) => ({ from: h.from_state as CommandState, state: h.state as CommandState, detail: h.detail, ackedAt: h.acked_at }));
     },
   };
 }
@@ -118,6 +152,7 @@ export function createSqliteCommandStore(db: OperationalDb): CommandStore {
 /** In memory, for unit tests of code that uses commands; passes the same suite as the SQLite store. */
 export function createMemoryCommandStore(): CommandStore {
   const rows = new Map<string, CommandRecord>();
+  const results = new Map<string, CommandResultEntry[]>();
   const copy = (c: CommandRecord): CommandRecord => ({ ...c, args: { ...c.args } });
   const newestFirst = (a: CommandRecord, b: CommandRecord) => b.issuedAt - a.issuedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
   return {
@@ -147,7 +182,11 @@ export function createMemoryCommandStore(): CommandStore {
       const c = rows.get(id);
       if (!c || c.state !== expected) return false;
       rows.set(id, { ...c, state: r.state, detail: r.detail, ackedAt: r.ackedAt });
+      results.set(id, [...(results.get(id) ?? []), { from: expected, ...r }]);
       return true;
+    },
+    history(id) {
+      return (results.get(id) ?? []).map((h) => ({ ...h }));
     },
   };
 }

@@ -6,15 +6,20 @@
  *                                   └─→ delivered                    (destination: a landing site)
  *   pending ⇄ held (emergency mode: normal orders wait, kept, and resume when the mode ends)
  *   assigned ─→ pending (mission refused or failed before take-off: compartment released, retried)
+ *   assigned ─→ mission_unknown (no answer in time from the drone) ─→ assigned | in_flight | pending | failed
  *   any open state ─→ failed | cancelled (with a reason)
  */
-export const ORDER_STATES = ['pending', 'held', 'assigned', 'in_flight', 'in_locker', 'delivered', 'picked_up', 'failed', 'cancelled'] as const;
+export const ORDER_STATES = ['pending', 'held', 'assigned', 'mission_unknown', 'in_flight', 'in_locker', 'delivered', 'picked_up', 'failed', 'cancelled'] as const;
 export type OrderState = (typeof ORDER_STATES)[number];
 
 const ALLOWED: Record<OrderState, readonly OrderState[]> = {
   pending: ['assigned', 'held', 'failed', 'cancelled'],
   held: ['pending', 'assigned', 'failed', 'cancelled'],
-  assigned: ['in_flight', 'pending', 'failed', 'cancelled'],
+  assigned: ['in_flight', 'pending', 'failed', 'cancelled', 'mission_unknown'],
+  // Issue 12 (5): the hub agent timed out waiting for the drone's answer to the mission — the drone
+  // may be flying it. Not cancellable, never re-dispatched until telemetry, a drone event or a late
+  // answer settles it, or a flight's worth of time passes with the drone seen on the ground.
+  mission_unknown: ['assigned', 'in_flight', 'pending', 'failed'],
   in_flight: ['in_locker', 'delivered', 'failed'],
   in_locker: ['picked_up', 'failed'],
   delivered: [],

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { DeviceMessage, DroneTelemetry, LockerTelemetry, Mode, RegionFile, SensorTelemetry } from '../../contract/index.ts';
-import type { CommandService } from '../commands/command-service.ts';
+import { isProvisionalFailure, type CommandService } from '../commands/command-service.ts';
+import type { CommandState } from '../commands/command-store.ts';
 import {
   planDispatch,
   type DispatchInput,
@@ -36,7 +37,7 @@ const ARRIVAL_RADIUS_M = 200;
 const TAKEOFF_TIMEOUT_MS = 5 * 60_000;
 const FLIGHT_TIMEOUT_MS = 45 * 60_000;
 const AIRBORNE = new Set(['armed', 'takeoff', 'mission', 'hover', 'rtl', 'landing']);
-const ACTIVE: readonly OrderState[] = ['assigned', 'in_flight', 'in_locker'];
+const ACTIVE: readonly OrderState[] = ['assigned', 'mission_unknown', 'in_flight', 'in_locker'];
 
 export interface NewOrder {
   originHub: string;
@@ -159,9 +160,9 @@ export class OrderService {
   private chain: Promise<void> = Promise.resolve();
 
   private async missionEvent(missionId: string, event: string, ts: number): Promise<void> {
-    const order = this.o.store.inStates(['assigned', 'in_flight']).find((o) => o.missionId === missionId);
+    const order = this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight']).find((o) => o.missionId === missionId);
     if (!order) return;
-    if (order.state === 'assigned' && (event === 'armed' || event === 'takeoff' || event === 'mission_started')) {
+    if ((order.state === 'assigned' || order.state === 'mission_unknown') && (event === 'armed' || event === 'takeoff' || event === 'mission_started')) {
       this.o.store.transition(order.id, 'in_flight', this.o.now(), 'system', `${order.droneId} took off`);
       this.o.store.updateFlight(missionId, { takeoffAt: ts });
     } else if (order.state === 'in_flight' && event === 'landed') {
@@ -255,11 +256,12 @@ export class OrderService {
 
   private async trackMissions(): Promise<void> {
     const now = this.o.now();
-    for (const order of this.o.store.inStates(['assigned', 'in_flight'])) {
+    for (const order of this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight'])) {
       if (order.carrier !== 'drone' || !order.droneHub || !order.droneId || !order.missionId) continue;
       const t = this.droneTelemetry(order.droneHub, order.droneId);
-      if (order.state === 'assigned') {
+      if (order.state === 'mission_unknown' || order.state === 'assigned') {
         const cmd = order.missionCommandId ? safe(() => this.o.commands.get(order.missionCommandId!)) : null;
+        if (await this.missionUnknown(order, cmd, t, now)) continue;
         if (cmd && ['rejected', 'failed', 'expired'].includes(cmd.state)) {
           await this.retry(order, `the drone did not take the mission (${cmd.state}${cmd.detail ? `: ${cmd.detail}` : ''})`);
         } else if (t && t.missionId === order.missionId && AIRBORNE.has(t.flightState)) {
@@ -283,6 +285,42 @@ export class OrderService {
     }
   }
 
+  /**
+   * Issue 12 (5): the hub agent answered `failed` because the drone did not answer the mission in
+   * time — the drone may be flying it. The order waits (`mission_unknown`, drone and compartment kept)
+   * and is never dispatched again until the outcome is known: the drone's telemetry or events, a late
+   * answer, or a flight's worth of time. Returns whether the order was handled here.
+   */
+  private async missionUnknown(order: Order, cmd: { state: CommandState; detail: string | null } | null, t: DroneTelemetry | null, now: number): Promise<boolean> {
+    const seen = t !== null && t.missionId === order.missionId && t.ts >= order.updatedAt;
+    if (seen && AIRBORNE.has(t.flightState)) {
+      this.o.store.transition(order.id, 'in_flight', now, 'system', `${order.droneId} took off`);
+      this.o.store.updateFlight(order.missionId!, { takeoffAt: t.ts });
+      return true;
+    }
+    if (order.state === 'assigned') {
+      if (!cmd || !isProvisionalFailure(cmd.state, cmd.detail)) return false;
+      this.o.store.transition(order.id, 'mission_unknown', now, 'system', `${order.droneId} did not answer the mission in time (${cmd.detail}); it may be flying it: not re-dispatched until its outcome is known`);
+      return true;
+    }
+    // mission_unknown: settled by a late answer, by telemetry, or by time.
+    if (seen || cmd?.state === 'done' || cmd?.state === 'duplicate') {
+      this.o.store.transition(order.id, 'assigned', now, 'system', seen ? `${order.droneId} reports the mission` : `${order.droneId} answered late: it took the mission`);
+      return true;
+    }
+    if (cmd && !isProvisionalFailure(cmd.state, cmd.detail) && cmd.state !== 'pending') return false; // rejected or failed for real: retried below
+    if (now - order.updatedAt <= FLIGHT_TIMEOUT_MS) return true;
+    const onGround = t !== null && t.ts > order.updatedAt && !AIRBORNE.has(t.flightState) && t.missionId !== order.missionId;
+    if (onGround) {
+      await this.retry(order, `no answer to the mission, and ${order.droneId} was seen on the ground without it ${FLIGHT_TIMEOUT_MS / 60_000} minutes later`);
+    } else {
+      this.o.store.updateFlight(order.missionId!, { result: 'unknown' });
+      await this.releaseResources(order, 'mission outcome unknown');
+      this.o.store.transition(order.id, 'failed', now, 'system', `no answer to the mission and no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`);
+    }
+    return true;
+  }
+
   private async retry(order: Order, why: string): Promise<void> {
     const now = this.o.now();
     if (order.missionId) this.o.store.updateFlight(order.missionId, { result: `not flown: ${why}` });
@@ -300,7 +338,7 @@ export class OrderService {
     if (order.destination.type === 'locker' && order.lockerId && order.compartmentId) {
       await this.command(order.destination.hub, order.lockerId, 'locker.release', { compartment: order.compartmentId }, 600);
     }
-    if (order.droneHub && order.droneId && order.state === 'assigned') {
+    if (order.droneHub && order.droneId && (order.state === 'assigned' || order.state === 'mission_unknown')) {
       await this.command(order.droneHub, order.droneId, 'drone.abort', { reason: why.slice(0, 200) }, 120);
     }
   }
