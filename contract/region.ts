@@ -10,17 +10,33 @@ const LatLon = z.object({ lat: z.number().min(-90).max(90), lon: z.number().min(
 
 export const HubKind = z.enum(['community-hall', 'roadside-station']).describe('公民館 mobility hub, or 道の駅 roadside station');
 
+/**
+ * A drone's figures and flight limits when the region file says nothing — the one place they are
+ * written (dispatch, alarm rules, the simulated weather and the dashboards take them from here).
+ * Wind: the MLIT standard manual (航空局標準マニュアル) forbids flight at ≥ 5 m/s unless the
+ * operator's own manual allows more; gusts count, so the gust limit defaults to the same figure.
+ * Rain 10 mm/h is an aircraft rating (IP43-class delivery drones). Payload 5 kg covers ~95 % of
+ * demand; cruise ~10 m/s; endurance ~18 min (DOMAIN.md).
+ */
+export const DRONE_DEFAULTS = Object.freeze({
+  maxPayloadKg: 5,
+  cruiseMps: 10,
+  enduranceS: 1080,
+  windLimitMps: 5,
+  gustLimitMps: 5,
+  rainLimitMmPerH: 10,
+});
+
 export const DroneSpec = z
   .object({
     id: DeviceId,
     model: z.string().min(1).max(64),
-    maxPayloadKg: z.number().positive().max(50).default(5),
-    cruiseMps: z.number().positive().max(40).default(10),
-    enduranceS: z.number().int().positive().default(1080),
-    // MLIT standard manual: no flight at ≥ 5 m/s unless the operator's own manual allows more.
-    windLimitMps: z.number().positive().max(20).default(5).describe('Operator/aircraft limit: no flight at or above this mean wind'),
-    gustLimitMps: z.number().positive().max(25).default(5).describe('No flight at or above this gust'),
-    rainLimitMmPerH: z.number().min(0).max(100).default(10).describe('No flight at or above this rain rate'),
+    maxPayloadKg: z.number().positive().max(50).default(DRONE_DEFAULTS.maxPayloadKg),
+    cruiseMps: z.number().positive().max(40).default(DRONE_DEFAULTS.cruiseMps),
+    enduranceS: z.number().int().positive().default(DRONE_DEFAULTS.enduranceS),
+    windLimitMps: z.number().positive().max(20).default(DRONE_DEFAULTS.windLimitMps).describe('Operator/aircraft limit: no flight at or above this mean wind'),
+    gustLimitMps: z.number().positive().max(25).default(DRONE_DEFAULTS.gustLimitMps).describe('No flight at or above this gust'),
+    rainLimitMmPerH: z.number().min(0).max(100).default(DRONE_DEFAULTS.rainLimitMmPerH).describe('No flight at or above this rain rate'),
   })
   .strict();
 

@@ -1,4 +1,4 @@
-import { DroneSpec, type Compartment, type DeviceMessage, type DroneEvent, type FlightState, type LockerEvent, type RegionFile } from '../../contract/index.ts';
+import { DRONE_DEFAULTS, type Compartment, type DeviceMessage, type DroneEvent, type FlightState, type LockerEvent, type RegionFile } from '../../contract/index.ts';
 
 /**
  * Alarm rules (issue 4, item 5) — pure: a stored device message, or a hub's link state, plus what the
@@ -293,7 +293,7 @@ export function evaluateHubLink(link: HubLinkView, now: number, p: Pick<AlarmRul
  * MLIT standard manual) when the region has none.
  */
 export function windLimitsByHub(region: RegionFile): { byHub: ReadonlyMap<string, WindLimits>; fallback: WindLimits } {
-  const defaults = { windMps: DroneSpec.shape.windLimitMps.parse(undefined), gustMps: DroneSpec.shape.gustLimitMps.parse(undefined) };
+  const defaults = { windMps: DRONE_DEFAULTS.windLimitMps, gustMps: DRONE_DEFAULTS.gustLimitMps };
   const strictest = (drones: readonly { windLimitMps: number; gustLimitMps: number }[], base: WindLimits): WindLimits =>
     drones.length === 0
       ? base

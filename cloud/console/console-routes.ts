@@ -10,6 +10,7 @@ import type { ZodApp } from '../api/app.ts';
 import { openPlugin } from '../api/http-security.ts';
 import type { ModeService } from '../modes/mode-service.ts';
 import { LiveFeed } from './live-feed.ts';
+import { windLimitsByHub } from '../alarms/alarm-rules.ts';
 
 /**
  * The web consoles (issue 5): the hub staff console and the coordinator console are plain ES modules,
@@ -44,10 +45,14 @@ export interface ConsoleDeps {
 }
 
 export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
+  // The wind limit the console shows per hub is the one the alarm rules apply (strictest drone there,
+  // else the region's, else the contract default): one rule, not a copy in the browser.
+  const windLimits = windLimitsByHub(deps.region);
   const regionBody = {
     id: deps.region.id, name: deps.region.name,
     hubs: deps.region.hubs.map((h) => ({
       id: h.id, kind: h.kind, name: h.name, location: h.location,
+      windLimitMps: (windLimits.byHub.get(h.id) ?? windLimits.fallback).windMps,
       drones: h.drones.map((d) => ({ id: d.id, windLimitMps: d.windLimitMps })),
       lockers: h.lockers.map((l) => ({ id: l.id, compartments: l.compartments })),
       sensors: h.sensors,

@@ -1,4 +1,4 @@
-import type { Compartment, FlightState, Mode } from '../../contract/index.ts';
+import { DRONE_DEFAULTS, type Compartment, type FlightState, type Mode } from '../../contract/index.ts';
 import type { EnergyModelParams } from './energy-model.ts';
 import type { LatLon } from './geo.ts';
 
@@ -31,20 +31,10 @@ export interface DroneLimits {
 }
 
 /**
- * Defaults. Payload, cruise and endurance: DOMAIN.md. Wind and gust 5 m/s: the MLIT standard
- * manual (航空局標準マニュアル) forbids flight at ≥ 5 m/s unless the operator's own manual allows
- * more; gusts count, so the gust limit defaults to the same figure. Rain 10 mm/h is an aircraft
- * rating (IP43-class delivery drones); the standard manual itself says not to fly in rain, so an
- * operator flying under it should lower this to a trace (e.g. 0.5 mm/h).
+ * Defaults: the contract's (DRONE_DEFAULTS, with their sources). The standard manual itself says not
+ * to fly in rain, so an operator flying under it should lower the rain limit to a trace (e.g. 0.5 mm/h).
  */
-export const DEFAULT_DRONE_LIMITS: Readonly<DroneLimits> = Object.freeze({
-  maxPayloadKg: 5,
-  cruiseMps: 10,
-  enduranceS: 1080,
-  windLimitMps: 5,
-  gustLimitMps: 5,
-  rainLimitMmPerH: 10,
-});
+export const DEFAULT_DRONE_LIMITS: Readonly<DroneLimits> = DRONE_DEFAULTS;
 
 export interface DroneInput {
   id: string;

@@ -1,10 +1,11 @@
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
+import { DRONE_DEFAULTS } from '../../contract/index.ts';
 import { baseDashboard, byHub, influxql, inRange, thresholdLine, thresholds } from './influxql.ts';
 
 /** The region's default flight limit for wind and gusts (README "Alarms": wind_over_limit_mission_planned). */
-export const WIND_LIMIT_MPS = 5;
+export const WIND_LIMIT_MPS = DRONE_DEFAULTS.windLimitMps;
 
 const windThresholds = () => thresholds([{ value: null, color: 'green' }, { value: WIND_LIMIT_MPS, color: 'red' }]);
 

@@ -1,4 +1,4 @@
-import type { SensorEvent, SensorTelemetry, Severity } from '../../contract/index.ts';
+import { DRONE_DEFAULTS, type SensorEvent, type SensorTelemetry, type Severity } from '../../contract/index.ts';
 import type { MessageIds } from './message-ids.ts';
 import type { Rng } from './seeded-rng.ts';
 import { forEachSubstep } from './substeps.ts';
@@ -48,7 +48,7 @@ export interface SensorParams {
 }
 
 export const DEFAULT_SENSOR_PARAMS: SensorParams = {
-  windLimitMps: 5,
+  windLimitMps: DRONE_DEFAULTS.windLimitMps,
   windHysteresisMps: 0.5,
   meanWindMps: 3,
   windSdMps: 1.1,

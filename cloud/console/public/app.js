@@ -15,7 +15,6 @@ const SIGNED_IN_KEY = 'chiiki.console.signedIn';
 const SVG_NS = 'http://www.w3.org/2000/svg';
 /** Temperature class limits (DOMAIN: chilled ≤ 10 °C, frozen ≤ −15 °C). */
 const TEMP_LIMITS = { chilled: 10, frozen: -15 };
-const DEFAULT_WIND_LIMIT_MPS = 5;
 
 const state = {
   lang: 'ja',
@@ -507,8 +506,8 @@ function dronesOnPad(detail) {
 function sensors(detail, spec) {
   const list = (detail?.deviceStates ?? []).filter((d) => d.kind === 'sensor');
   if (list.length === 0) return [h('p', { class: 'empty' }, T('common.noData'))];
-  const limits = (spec?.drones ?? []).map((d) => d.windLimitMps).filter((x) => typeof x === 'number');
-  const limit = limits.length ? Math.min(...limits) : DEFAULT_WIND_LIMIT_MPS;
+  // The hub's flight limit as the alarm rules apply it (served with the region).
+  const limit = spec?.windLimitMps;
   return list.map((sd) => {
     const m = sd.telemetry;
     if (!m) return h('p', { class: 'empty' }, T('common.noData'));
