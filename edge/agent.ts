@@ -358,8 +358,20 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     return next;
   };
 
+  /** Hub staff re-send a quarantined message [issue 12]: it goes back into the outbox at its old place. */
+  const resendQuarantined = (seq: number): 'requeued' | 'not_found' | 'invalid' => {
+    const q = outbox.quarantined(seq);
+    if (!q) return 'not_found';
+    const v = validateUplinkMessage(q.topic, q.payload, config.maxPayloadBytes);
+    if (!v.ok) return 'invalid';
+    if (!outbox.requeue(seq, laneOf(v), (v.message as { ts: number }).ts)) return 'not_found';
+    log.warn({ seq, topic: q.topic, device: q.device, id: q.msgId }, 'quarantined message re-sent by hub staff');
+    uplink.requestPump();
+    return 'requeued';
+  };
+
   const api = await buildLocalApi({
-    hubId, region, agent: AGENT_NAME, outbox, uplink, state, metrics, logger: log, latest, switchModeLocally, now,
+    hubId, region, agent: AGENT_NAME, outbox, uplink, state, metrics, logger: log, latest, switchModeLocally, resendQuarantined, now,
     isStaff: (authorization) => staffToken.verifyHeader(authorization),
   });
   await api.listen({ host: config.local.httpBindHost, port: config.local.httpPort });

@@ -19,6 +19,8 @@ export interface LocalApiDeps {
   logger: Logger;
   latest: { lockers: Map<string, LockerTelemetry>; sensors: Map<string, SensorTelemetry> };
   switchModeLocally: (mode: Mode, reason: string) => Promise<ModeState>;
+  /** Puts a quarantined message back into the outbox. */
+  resendQuarantined: (seq: number) => 'requeued' | 'not_found' | 'invalid';
   now: () => number;
   /** Checks an `Authorization` header against the hub-staff token (constant time). */
   isStaff: (authorization: string | undefined) => boolean;
@@ -84,6 +86,15 @@ export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
   });
 
   r.get('/dead-letters', async () => ({ refused: d.state.rejects(100), quarantined: d.outbox.listQuarantine(100) }));
+
+  // Messages the cloud refused (issue 12): listed, and re-sent by hub staff once the cause is fixed.
+  r.get('/quarantine', async () => ({ quarantined: d.outbox.listQuarantine(100) }));
+  r.post('/quarantine/:seq/resend', { schema: { params: z.object({ seq: z.coerce.number().int().min(1) }) } }, async (req, reply) => {
+    const outcome = d.resendQuarantined(req.params.seq);
+    if (outcome === 'not_found') return reply.code(404).send({ error: 'not_found', message: `no quarantined message ${req.params.seq}` });
+    if (outcome === 'invalid') return reply.code(409).send({ error: 'invalid', message: 'the quarantined message no longer passes the contract; it stays in quarantine' });
+    return { seq: req.params.seq, state: 'requeued' };
+  });
 
   r.get('/metrics', open, async (_req, reply) => {
     reply.header('content-type', d.metrics.registry.contentType);

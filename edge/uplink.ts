@@ -14,8 +14,24 @@ import type { Outbox, OutboxEntry } from './outbox/outbox.ts';
  * - Replay is marked: a message accepted while the link was down, or older than `historicalAfterMs`
  *   when sent, carries `"historical": true` and its original timestamp.
  * - Poison isolation: messages in flight when the link drops become suspects and are re-sent one at a
- *   time; one that is alone in flight when the link drops `maxSoloFailures` times is quarantined
- *   (e.g. a packet the cloud refuses by closing the connection), and the rest flows on.
+ *   time. A suspect is quarantined only after `maxSoloFailures` explicit refusals by the cloud
+ *   (issue 12; see `isRefusal`), and the rest flows on. Link drops and cloud restarts never count
+ *   against a message.
+ *
+ * What counts as an explicit refusal. The cloud speaks MQTT 3.1.1 to hubs, which has no negative
+ * PUBACK: the cloud refuses a publish by closing the connection (a packet over its size limit is cut
+ * at its header; a publish its policy denies is closed in authorizePublish), at once. So a close is a
+ * refusal of the suspect only when all of these hold:
+ *  1. the suspect was alone in flight (so the close can only be about it);
+ *  2. the cloud had proven itself up and storing on this connection: it acknowledged the hub status
+ *     published on connect (which goes through its store) before the suspect was sent — suspects
+ *     wait for that proof, so a cloud whose store is stalled, or that is restarting, is never sent one;
+ *  3. the connection ended within `refusalWindowMs` of the suspect being sent (a refusal is
+ *     immediate; a cut link or a stalled cloud ends a connection later, by keep-alive or restart).
+ * Anything else is a link drop: the message stays in the outbox and is sent again.
+ * Accepted risk: a link that breaks within that window after the proof, three times in a row for the
+ * same message, quarantines it; quarantined messages are listed and can be re-sent by hub staff
+ * (`GET /quarantine`, `POST /quarantine/:seq/resend`).
  */
 export interface UplinkOptions {
   url: string;
@@ -34,6 +50,8 @@ export interface UplinkOptions {
   /** Called for every message from the cloud (commands, region mode, acks). */
   onMessage: (topic: string, payload: Buffer) => void;
   maxSoloFailures?: number;
+  /** A close this soon after a lone suspect was sent is the cloud refusing it (see above). Default 1 s. */
+  refusalWindowMs?: number;
   now?: () => number;
 }
 
@@ -48,6 +66,8 @@ export interface UplinkStats {
   ackedHistorical: number;
   inFlight: number;
   quarantined: number;
+  /** Closes by the cloud in answer to a lone suspect (explicit refusals). */
+  refusals: number;
 }
 
 const MARKABLE = /\/(telemetry|event|cmd-ack|mode-ack)$/;
@@ -56,6 +76,10 @@ export class Uplink {
   private client: MqttClient | null = null;
   private readonly inflight = new Map<number, OutboxEntry>();
   private solo: number | null = null;
+  /** When the lone suspect was sent. */
+  private soloSentAt = 0;
+  /** The cloud acknowledged this connection's status publish: it is up and storing. */
+  private proven = false;
   private attempt = 0;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -64,7 +88,7 @@ export class Uplink {
   private removeScheduled = false;
   private readonly now: () => number;
   private readonly log: Logger;
-  private readonly s: UplinkStats = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, ackedHistorical: 0, inFlight: 0, quarantined: 0 };
+  private readonly s: UplinkStats = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, ackedHistorical: 0, inFlight: 0, quarantined: 0, refusals: 0 };
 
   constructor(private readonly o: UplinkOptions) {
     this.now = o.now ?? Date.now;
@@ -110,7 +134,12 @@ export class Uplink {
       client.subscribe(topics.hubSubscriptions(this.o.region, this.o.hubId), { qos: 1 }, (err) => {
         if (err) this.log.error({ err }, 'subscribing to commands and mode failed');
       });
-      this.publishStatus();
+      this.proven = false;
+      client.publish(statusTopic, JSON.stringify(this.status('online')), { qos: 1, retain: true }, (err) => {
+        if (err || this.client !== client) return;
+        this.proven = true;
+        this.pump();
+      });
       this.statusTimer = setInterval(() => this.publishStatus(), this.o.statusIntervalMs);
       this.pump();
     });
@@ -145,16 +174,21 @@ export class Uplink {
     this.flushRemovals();
     const seqs = [...this.inflight.keys()];
     this.inflight.clear();
-    if (this.solo !== null && seqs.length === 1 && seqs[0] === this.solo) {
-      const attempts = this.o.outbox.recordFailedAttempt(this.solo);
+    const refused = this.solo !== null && seqs.length === 1 && seqs[0] === this.solo && this.now() - this.soloSentAt <= (this.o.refusalWindowMs ?? 1000);
+    this.proven = false;
+    if (refused) {
+      const attempts = this.o.outbox.recordFailedAttempt(this.solo!);
+      this.s.refusals++;
       if (attempts > (this.o.maxSoloFailures ?? 3)) {
-        const entry = this.solo;
-        this.o.outbox.quarantine(entry, `the cloud link dropped ${attempts - 1} times while this message was the only one in flight`);
+        const entry = this.solo!;
+        this.o.outbox.quarantine(entry, `the cloud closed the connection in answer to this message ${attempts - 1} times (refused)`);
         this.s.quarantined++;
-        this.log.error({ seq: entry }, 'poison message moved aside (quarantine); the rest of the outbox flows on');
+        this.log.error({ seq: entry }, 'message refused by the cloud moved aside (quarantine); the rest of the outbox flows on');
+      } else {
+        this.log.warn({ seq: this.solo, attempts: attempts - 1 }, 'the cloud closed the connection in answer to a message; it is tried again alone');
       }
     } else if (seqs.length > 0) {
-      this.o.outbox.markSuspect(seqs);
+      this.o.outbox.markSuspect(seqs); // a link drop: sent again, one at a time, never counted against them
     }
     this.solo = null;
   }
@@ -184,9 +218,11 @@ export class Uplink {
     const entries = this.o.outbox.next(room, new Set([...this.inflight.keys(), ...this.ackedSeqs]));
     const suspect = entries.find((e) => e.attempts > 0);
     if (suspect) {
-      // Send a suspect alone, so that if the link drops again we know which message it was.
-      if (this.inflight.size === 0) {
+      // Send a suspect alone, so that if the cloud refuses it we know which message it was — and only
+      // once the cloud has proven itself up on this connection (see the class comment).
+      if (this.inflight.size === 0 && this.proven) {
         this.solo = suspect.seq;
+        this.soloSentAt = this.now();
         this.send(client, suspect);
       }
       return;

@@ -168,5 +168,28 @@ describe('edge agent under faults', () => {
     const dead = (await (await fetch(`${agent.localHttpUrl}/dead-letters`, { headers: { authorization: `Bearer ${staffToken(agent)}` } })).json()) as { quarantined: { msgId: string; reason: string }[] };
     expect(dead.quarantined.map((q) => q.msgId)).toEqual(['poison-1']);
     expect(agent.outbox.stats().dropped.quarantined).toBe(1);
+    expect(agent.uplink.stats().refusals).toBeGreaterThanOrEqual(3);
+
+    // Hub staff list it and, once the cloud takes bigger packets, re-send it [issue 12]. Default deny:
+    // neither route answers without the staff token.
+    const auth = { authorization: `Bearer ${staffToken(agent)}` };
+    expect((await fetch(`${agent.localHttpUrl}/quarantine`)).status).toBe(401);
+    const listed = (await (await fetch(`${agent.localHttpUrl}/quarantine`, { headers: auth })).json()) as { quarantined: { seq: number; msgId: string }[] };
+    expect(listed.quarantined.map((q) => q.msgId)).toEqual(['poison-1']);
+    const seq = listed.quarantined[0]!.seq;
+    expect((await fetch(`${agent.localHttpUrl}/quarantine/${seq}/resend`, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(`${agent.localHttpUrl}/quarantine/${seq}/resend`, { method: 'POST', headers: { authorization: 'Bearer wrong-token-wrong-token-wrong' } })).status).toBe(401);
+    expect((await fetch(`${agent.localHttpUrl}/quarantine/999999/resend`, { method: 'POST', headers: auth })).status).toBe(404);
+    expect(agent.outbox.listQuarantine()).toHaveLength(1);
+    await t.cloud.close();
+    t = await startTestCloud(ports, cloudDir);
+    const resent = await fetch(`${agent.localHttpUrl}/quarantine/${seq}/resend`, { method: 'POST', headers: auth });
+    expect(resent.status).toBe(200);
+    await drained(agent);
+    // It reached the cloud, which now decides on its content itself (its compartments are not in the
+    // region file: kept in the cloud's dead letters, for a coordinator to see).
+    const cloudDead = (await (await t.api(`/api/v1/dead-letters?hub=${HUB}`)).json()) as { deadLetters: { topic: string; reason: string }[] };
+    expect(cloudDead.deadLetters.map((x) => x.topic)).toContain(topics.device(REGION, HUB, 'locker', 'locker-a', 'telemetry'));
+    expect(agent.outbox.listQuarantine()).toEqual([]);
   }, 60_000);
 });

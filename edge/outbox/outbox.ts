@@ -146,6 +146,12 @@ export class Outbox {
       listQuarantine: db.prepare<[number], { seq: number; topic: string; payload: Buffer; msg_id: string; reason: string; quarantined_at: number }>(
         'SELECT * FROM quarantine ORDER BY seq DESC LIMIT ?',
       ),
+      quarantined: db.prepare<[number], { seq: number; topic: string; payload: Buffer; msg_id: string }>('SELECT seq, topic, payload, msg_id FROM quarantine WHERE seq = ?'),
+      // Back at its old place in the queue (its seq); a copy the device re-sent meanwhile wins (msg_id is unique).
+      requeue: db.prepare(
+        'INSERT INTO outbox (seq, lane, topic, payload, msg_id, device, device_ts, accepted_at, offline) SELECT seq, ?, topic, payload, msg_id, ?, ?, ?, 1 FROM quarantine WHERE seq = ? ON CONFLICT DO NOTHING',
+      ),
+      unquarantine: db.prepare('DELETE FROM quarantine WHERE seq = ?'),
       count: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM counters'),
       laneCounts: db.prepare<[], { lane: number; n: number }>('SELECT lane, count(*) AS n FROM outbox GROUP BY lane'),
@@ -319,6 +325,28 @@ export class Outbox {
         this.depthByLane[lane as Lane]--;
         this.count('quarantined', 1);
       }
+    })();
+  }
+
+  /** A quarantined entry (topic and payload), e.g. to re-send it. */
+  quarantined(seq: number): { seq: number; topic: string; payload: Buffer; device: string; msgId: string } | undefined {
+    const q = this.stmt.quarantined.get(seq);
+    return q && { seq: q.seq, topic: q.topic, payload: q.payload, ...fromDedupeKey(q.msg_id) };
+  }
+
+  /**
+   * Puts a quarantined entry back into the outbox (hub staff re-sending it), at its old place, sent
+   * marked historical. False if there is no such entry. Not counted against the bound: it was
+   * acknowledged to its device long ago.
+   */
+  requeue(seq: number, lane: Lane, deviceTs: number): boolean {
+    return this.db.transaction(() => {
+      const q = this.stmt.quarantined.get(seq);
+      if (!q) return false;
+      const stored = this.stmt.requeue.run(lane, fromDedupeKey(q.msg_id).device, deviceTs, this.now(), seq).changes === 1;
+      this.stmt.unquarantine.run(seq);
+      if (stored) this.depthByLane[lane]++;
+      return true;
     })();
   }
 
