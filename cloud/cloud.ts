@@ -159,7 +159,12 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       planned.set(hub, { at: now, value });
       return value;
     });
-    closers.push(() => orders.stop());
+    // Runs after ingest closed (closers run in reverse): the mission events and pickups ingest handed
+    // over are applied on the orders' own chain, which must finish before the database closes (issue 12, defect 8).
+    closers.push(async () => {
+      orders.stop();
+      await orders.settled();
+    });
 
     let storeHealthy = true;
     const ingest = new Ingest({

@@ -31,6 +31,11 @@ export function createMetrics(sources: MetricsSources = {}) {
     deadLettersEvicted: new Counter({
       name: 'ingest_dead_letters_evicted_total', help: 'Oldest dead letters deleted to stay within a hub\'s quota (DEAD_LETTER_MAX_ROWS_PER_HUB, DEAD_LETTER_MAX_BYTES_PER_HUB) or the total bound (DEAD_LETTER_MAX_ROWS, DEAD_LETTER_MAX_BYTES)', registers: [registry],
     }),
+    unacknowledged: new Counter({
+      name: 'ingest_messages_unacknowledged_total',
+      help: 'Messages left unacknowledged (the publisher re-sends them) because recording them failed: dead_letter_failed (the store refused it and the dead-letter write failed), mode_ack_store_failed',
+      labelNames: ['reason'] as const, registers: [registry],
+    }),
     ingestPending: new Gauge({ name: 'ingest_pending_messages', help: 'Messages received but not yet durably written', registers: [registry] }),
     storeWriteSeconds: new Histogram({
       name: 'store_write_duration_seconds', help: 'Telemetry store write (one group commit) latency',

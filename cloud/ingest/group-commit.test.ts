@@ -73,4 +73,54 @@ describe('GroupCommitter', () => {
     expect(calls).toBe(3);
     expect(order).toEqual(Array.from({ length: 250 }, (_, i) => i));
   });
+
+  it('keeps acknowledging later batches when dead-lettering a poisoned item throws, and leaves that item unacknowledged (issue 12, defect 9)', async () => {
+    const deadLetterFailures: number[] = [];
+    let deadLetterThrows = 1;
+    const c = new GroupCommitter<number>({
+      maxBatchWeight: 100, weight: () => 1, concurrency: 2, backoff: { initialMs: 5, maxMs: 20 },
+      write: async (items) => {
+        if (items.includes(13)) throw new Permanent('bad point');
+      },
+      isRetryable: (err) => !(err instanceof Permanent),
+      onPoison: async () => {
+        if (deadLetterThrows-- > 0) throw new Error('SQLITE_FULL: database or disk is full');
+      },
+      onPoisonFailed: (item) => void deadLetterFailures.push(item),
+    });
+    const poisoned = c.submit(13);
+    const sibling = c.submit(12); // same batch, stored
+    await expect(poisoned).rejects.toThrow(/dead letter failed/);
+    await sibling;
+    expect(deadLetterFailures).toEqual([13]);
+    // Later batches are still acknowledged; the re-sent poisoned copy is dead-lettered and acknowledged this time.
+    await Promise.all(Array.from({ length: 20 }, (_, i) => c.submit(100 + i)));
+    await c.submit(13);
+    expect(deadLetterFailures).toEqual([13]);
+  });
+
+  it('applies side effects in arrival order when a later batch finishes writing first (issue 12, defect 8)', async () => {
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((r) => (releaseFirst = r));
+    let calls = 0;
+    const applied: number[] = [];
+    const c = new GroupCommitter<number>({
+      maxBatchWeight: 100, weight: () => 1, concurrency: 2,
+      write: async () => {
+        if (calls++ === 0) await firstHeld;
+      },
+      isRetryable: () => true,
+      onPoison: async () => undefined,
+      onCommitted: (items) => void applied.push(...items),
+    });
+    const first = c.submit(1);
+    await expect.poll(() => calls).toBe(1);
+    const second = c.submit(2);
+    await expect.poll(() => calls).toBe(2); // the second batch's write is under way (and done) while the first is held
+    await new Promise((r) => setImmediate(r));
+    expect(applied).toEqual([]);
+    releaseFirst();
+    await Promise.all([first, second]);
+    expect(applied).toEqual([1, 2]);
+  });
 });

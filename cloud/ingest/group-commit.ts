@@ -8,16 +8,38 @@
  *    back-off, forever, while callers keep waiting — MQTT clients hold their unacknowledged messages,
  *    so back-pressure reaches the devices instead of memory growing here;
  *  - a permanent failure (the store rejects the data) bisects the batch to find the item(s) it
- *    rejects and hands each to `onPoison`, so one bad item never blocks the rest.
+ *    rejects and hands each to `onPoison`, so one bad item never blocks the rest. If `onPoison`
+ *    itself fails (it writes the item to the dead letters, and that store can fail too), the item is
+ *    rejected — never acknowledged, so its publisher re-sends it — and the batches after it go on;
+ *  - `write` may refuse single items (e.g. a side store that could not record them): those callers
+ *    are rejected, the rest of the batch is stored and acknowledged.
+ *
+ * Ordering: batches are taken in arrival order and, with `concurrency` > 1, may finish writing out of
+ * order. What follows a write — `onCommitted` (side effects: live state, hooks) and resolving the
+ * callers — runs strictly in the order the batches were taken, so a `landed` written first is still
+ * applied after the `takeoff` that arrived before it (issue 12, defect 8). No failure of one batch
+ * (a throwing callback included) stops the ones after it (defect 9).
  */
 export interface GroupCommitOptions<T> {
   /** Upper bound on the summed weight of one batch. */
   maxBatchWeight: number;
   weight: (item: T) => number;
-  write: (items: T[]) => Promise<void>;
+  /** Writes a batch; may return the items it refused on their own (not stored, their callers rejected). */
+  write: (items: T[]) => Promise<void | ReadonlyMap<T, Error>>;
   isRetryable: (err: unknown) => boolean;
-  /** Called with an item the store permanently rejects on its own; must not throw. */
+  /**
+   * Called with an item the store permanently rejects on its own (to dead-letter it); the item is
+   * then acknowledged. If it throws, the item is rejected instead and `onPoisonFailed` is told.
+   */
   onPoison: (item: T, err: unknown) => Promise<void>;
+  onPoisonFailed?: (item: T, err: unknown) => void;
+  /**
+   * Side effects of stored items, called once per batch with the items stored (poisoned and refused
+   * ones left out, order kept), in the order the batches were taken, before their callers are
+   * resolved. A throw is caught and reported to `onCallbackError`.
+   */
+  onCommitted?: (items: T[]) => void;
+  onCallbackError?: (err: unknown) => void;
   onWriteError?: (err: unknown, attempt: number, retryInMs: number) => void;
   onWritten?: (items: T[], durationMs: number) => void;
   backoff?: { initialMs: number; maxMs: number };
@@ -115,12 +137,7 @@ export class GroupCommitter<T> {
           const batch = this.takeBatch();
           this.inFlight += batch.length;
           const before = previous;
-          const settled = this.commit(batch).then(async (failure) => {
-            await before;
-            this.inFlight -= batch.length;
-            if (failure) for (const p of batch) p.reject(failure);
-            else await resolveInSlices(batch);
-          });
+          const settled = this.settle(batch, before);
           previous = settled;
           active.add(settled);
           void settled.finally(() => active.delete(settled));
@@ -135,17 +152,58 @@ export class GroupCommitter<T> {
     }
   }
 
-  /** Writes a batch (retrying, isolating poison). Resolves with an error only when shutting down. */
-  private async commit(batch: Pending<T>[]): Promise<Error | null> {
+  /**
+   * Writes a batch, then — once every earlier batch is settled — applies its side effects and
+   * settles its callers. Never rejects: `previous` must stay a chain that always moves on.
+   */
+  private async settle(batch: Pending<T>[], before: Promise<void>): Promise<void> {
+    const failed = new Map<Pending<T>, Error | null>();
+    let failure: Error | null;
+    try {
+      failure = await this.commit(batch, failed);
+    } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err)); // a bug in write/isolate: reject, never hang
+    }
+    await before;
+    this.inFlight -= batch.length;
+    if (failure) {
+      for (const p of batch) p.reject(failure);
+      return;
+    }
+    const stored = failed.size === 0 ? batch : batch.filter((p) => !failed.has(p));
+    if (this.opts.onCommitted && stored.length > 0) {
+      try {
+        this.opts.onCommitted(stored.map((p) => p.item));
+      } catch (err) {
+        this.opts.onCallbackError?.(err);
+      }
+    }
+    if (failed.size === 0) return resolveInSlices(batch);
+    for (const [p, err] of failed) if (err) p.reject(err);
+    await resolveInSlices(batch.filter((p) => !failed.get(p))); // stored or dead-lettered
+  }
+
+  /**
+   * Writes a batch (retrying, isolating poison); items not stored are added to `failed`: with their
+   * error (rejected), or null (dead-lettered: acknowledged, not applied).
+   * Resolves with an error only when shutting down.
+   */
+  private async commit(batch: Pending<T>[], failed: Map<Pending<T>, Error | null>): Promise<Error | null> {
     const { initialMs, maxMs } = this.opts.backoff ?? { initialMs: 100, maxMs: 10_000 };
     for (let attempt = 1; ; attempt++) {
       const started = performance.now();
       try {
-        await this.opts.write(batch.map((p) => p.item));
+        const refused = await this.opts.write(batch.map((p) => p.item));
+        if (refused && refused.size > 0) {
+          for (const p of batch) {
+            const err = refused.get(p.item);
+            if (err) failed.set(p, err);
+          }
+        }
         this.opts.onWritten?.(batch.map((p) => p.item), performance.now() - started);
         return null;
       } catch (err) {
-        if (!this.opts.isRetryable(err)) return this.isolate(batch, err);
+        if (!this.opts.isRetryable(err)) return this.isolate(batch, err, failed);
         if (this.closed) return new Error('ingest shut down before the write succeeded', { cause: err });
         const delay = Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 20)) * (0.5 + Math.random() / 2);
         this.opts.onWriteError?.(err, attempt, delay);
@@ -155,13 +213,22 @@ export class GroupCommitter<T> {
   }
 
   /** Bisects a batch the store rejected permanently until the rejected items stand alone. */
-  private async isolate(batch: Pending<T>[], err: unknown): Promise<Error | null> {
+  private async isolate(batch: Pending<T>[], err: unknown, failed: Map<Pending<T>, Error | null>): Promise<Error | null> {
     if (batch.length === 1) {
-      await this.opts.onPoison(batch[0]!.item, err);
+      const p = batch[0]!;
+      // A poisoned item was not stored, so it is never applied; dead-lettered, it is acknowledged (null).
+      try {
+        await this.opts.onPoison(p.item, err);
+        failed.set(p, null);
+      } catch (deadLetterErr) {
+        // Not dead-lettered: not acknowledged either, so the publisher re-sends it (and it is tried again).
+        this.opts.onPoisonFailed?.(p.item, deadLetterErr);
+        failed.set(p, new Error('the store refused the message and recording it as a dead letter failed', { cause: deadLetterErr }));
+      }
       return null;
     }
     const mid = Math.ceil(batch.length / 2);
-    return (await this.commit(batch.slice(0, mid))) ?? (await this.commit(batch.slice(mid)));
+    return (await this.commit(batch.slice(0, mid), failed)) ?? (await this.commit(batch.slice(mid), failed));
   }
 
   private sleep(ms: number): Promise<void> {

@@ -26,8 +26,8 @@ interface Item {
   type: string;
   points: TelemetryPoint[];
   deadLetter: DeadLetterInput | null;
-  /** Applied to live state after the write succeeded. */
-  apply: (() => void) | null;
+  /** Applied to live state after the write succeeded; may return a hook's work still under way. */
+  apply: (() => unknown) | null;
   /** Dedupe key of a message with side effects; recorded in the same group commit as its write. */
   seen: SeenMessage | null;
   /** A re-sent copy of a message already taken: acknowledged, but not stored or applied again. */
@@ -38,15 +38,19 @@ interface Item {
   urgent?: boolean;
 }
 
-/** Called after the message was stored, once per (hub, device, message id) — re-sent copies are not passed on. */
+/**
+ * Called after the message was stored, once per (hub, device, message id) — re-sent copies are not
+ * passed on — in the order the messages arrived. A hook that continues asynchronously returns its
+ * promise: `Ingest.close` waits for it, so shutdown does not close the stores under it.
+ */
 export interface IngestHooks {
-  onCommandAck?: (ack: CommandAck, region: string, receivedAt: number) => void;
-  onModeAck?: (ack: ModeAck, region: string, receivedAt: number) => void;
+  onCommandAck?: (ack: CommandAck, region: string, receivedAt: number) => void | Promise<unknown>;
+  onModeAck?: (ack: ModeAck, region: string, receivedAt: number) => void | Promise<unknown>;
   /**
    * A device message (telemetry or event, live or historical), after live state took it. Events come once;
    * telemetry has no dedupe memory, so a re-sent copy of telemetry comes again (same id and ts).
    */
-  onDeviceMessage?: (message: DeviceMessage, region: string, receivedAt: number) => void;
+  onDeviceMessage?: (message: DeviceMessage, region: string, receivedAt: number) => void | Promise<unknown>;
   /**
    * A device event as soon as it is validated (and is not a re-sent copy), before it is stored: for
    * alarm rules, so an alarm does not wait for the telemetry store. The event is still stored,
@@ -141,6 +145,13 @@ export class Ingest {
         this.o.deadLetters.addMany([this.deadLetter(it.inbound, 'store_rejected', detail)]);
         this.o.metrics.rejected.inc({ reason: 'store_rejected' });
       },
+      onPoisonFailed: (it, err) => {
+        // Never acknowledged: the hub re-sends it and it is dead-lettered once the store can take it (issue 12, defect 9).
+        this.o.metrics.unacknowledged.inc({ reason: 'dead_letter_failed' });
+        this.log.error({ topic: it.inbound.topic, hub: it.inbound.from?.hubId, err }, 'dead-lettering a message the telemetry store refused failed; left unacknowledged');
+      },
+      onCommitted: (items) => this.applyStored(items),
+      onCallbackError: (err) => this.log.error({ err }, 'applying stored messages failed'),
       onWriteError: (err, attempt, retryInMs) => {
         o.metrics.storeWriteFailures.inc({ store: storeKind });
         const log = attempt === 1 || attempt % 10 === 0 ? this.log.error.bind(this.log) : this.log.warn.bind(this.log);
@@ -243,7 +254,7 @@ export class Ingest {
           inbound, type: message.type, points: pointsForMessage(region, message), deadLetter: null,
           apply: () => {
             this.o.live.applyDeviceMessage(region, topic.kind, message, now);
-            this.o.hooks?.onDeviceMessage?.(message, region, now);
+            return this.o.hooks?.onDeviceMessage?.(message, region, now);
           },
           seen: d?.seen ?? null, duplicate: false, original: null, urgent: topic.channel === 'event',
         };
@@ -309,6 +320,16 @@ export class Ingest {
     // After the store write: a crash in between leaves the message stored but not remembered, so a
     // re-send is written again (idempotent) and applied again — never remembered but lost.
     this.o.seen?.recordMany(seen);
+    this.o.metrics.ingestPending.set(Math.max(0, this.pending - items.length));
+  }
+
+  /**
+   * Side effects of stored messages (live state, hooks), called by the group commit a batch at a
+   * time in arrival order — not in the order the writes finished: with two writes under way a
+   * drone's `landed` may be stored before the `takeoff` that arrived first, and applied first it
+   * would be dropped by mission tracking (issue 12, defect 8).
+   */
+  private applyStored(items: Item[]): void {
     // Counted per batch and type: one counter update per message was a measurable share of ingest.
     const accepted = new Map<string, number>();
     for (const it of items) {
@@ -319,21 +340,40 @@ export class Ingest {
       if (it.deadLetter) this.o.metrics.rejected.inc({ reason: it.deadLetter.reason });
       else accepted.set(it.type, (accepted.get(it.type) ?? 0) + 1);
       try {
-        it.apply?.();
+        this.track(it.apply?.(), it);
       } catch (err) {
         this.log.error({ err, topic: it.inbound.topic }, 'applying a stored message to live state failed');
       }
     }
     for (const [type, n] of accepted) this.o.metrics.accepted.inc({ type }, n);
-    this.o.metrics.ingestPending.set(Math.max(0, this.pending - items.length));
+  }
+
+  /** Hooks' work still under way (e.g. a command acknowledgement being recorded). */
+  private readonly hookWork = new Set<Promise<unknown>>();
+
+  private track(result: unknown, it: Item): void {
+    if (!(result instanceof Promise)) return;
+    const work: Promise<unknown> = result.catch((err: unknown) => this.log.error({ err, topic: it.inbound.topic }, 'a hook on a stored message failed'));
+    this.hookWork.add(work);
+    void work.finally(() => this.hookWork.delete(work));
   }
 
   async idle(): Promise<void> {
     await Promise.all([this.committer.idle(), this.urgent.idle()]);
   }
 
-  async close(timeoutMs?: number): Promise<void> {
+  /**
+   * Stops taking messages, waits (up to `timeoutMs` each) for those taken to be stored and applied,
+   * then for the hooks' work they started — shutdown closes the stores only after that (issue 12, defect 8).
+   */
+  async close(timeoutMs = 10_000): Promise<void> {
     await Promise.all([this.committer.close(timeoutMs), this.urgent.close(timeoutMs)]);
+    const deadline = Date.now() + timeoutMs;
+    while (this.hookWork.size > 0 && Date.now() < deadline) {
+      const timer = new Promise<void>((r) => setTimeout(r, deadline - Date.now()).unref());
+      await Promise.race([Promise.allSettled([...this.hookWork]), timer]);
+    }
+    if (this.hookWork.size > 0) this.log.error({ pending: this.hookWork.size }, 'shutdown went on before every hook on stored messages finished');
   }
 }
 

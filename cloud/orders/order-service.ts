@@ -159,6 +159,14 @@ export class OrderService {
   /** Mission events and pickups are applied one after another, in the order they were stored. */
   private chain: Promise<void> = Promise.resolve();
 
+  /** Resolves once every mission event and pickup handed over so far is applied (shutdown waits for it before closing the store). */
+  async settled(): Promise<void> {
+    for (let c = this.chain; ; c = this.chain) {
+      await c;
+      if (c === this.chain) return;
+    }
+  }
+
   private async missionEvent(missionId: string, event: string, ts: number): Promise<void> {
     const order = this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight']).find((o) => o.missionId === missionId);
     if (!order) return;
