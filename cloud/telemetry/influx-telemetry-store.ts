@@ -1,3 +1,4 @@
+import { backoffDelayMs } from '../../shared/backoff.ts';
 import {
   MESSAGE_MEASUREMENTS,
   TelemetryStoreError,
@@ -435,9 +436,8 @@ class InfluxHttp {
           if (attempt === 0) throw err;
           throw new TelemetryStoreError(`${err.message} (gave up after ${attempt + 1} attempts)`, err.code, { cause: err });
         }
-        const backoff = Math.min(this.retryMaxDelayMs, this.retryBaseDelayMs * 2 ** attempt);
-        // "Equal jitter": half fixed, half random, so many clients coming back after an outage spread out.
-        let delayMs = backoff / 2 + Math.random() * (backoff / 2);
+        // Equal jitter: never at once, and many clients coming back after an outage spread out.
+        let delayMs = backoffDelayMs({ initialMs: this.retryBaseDelayMs, maxMs: this.retryMaxDelayMs, jitter: 'equal' }, attempt);
         const retryAfterMs = retryAfterOf(err);
         if (retryAfterMs !== undefined) delayMs = Math.min(this.retryMaxDelayMs, Math.max(delayMs, retryAfterMs));
         this.log.warn({ url: this.where, what, attempt: attempt + 1, maxRetries: this.maxRetries, delayMs: Math.round(delayMs), err: err.message }, 'InfluxDB request failed; retrying');
