@@ -120,6 +120,7 @@ interface Context {
   reliefRoutes: Map<string, NonNullable<DispatchInput['reliefRoutes']>[number][]>;
   zones: Zone[];
   groundRounds: NonNullable<DispatchInput['groundRounds']>;
+  groundBookings: NonNullable<DispatchInput['groundBookings']>;
   modeOf: (hubId: string) => Mode;
   routeCache: Map<string, Route>;
   /** Trip profiles by route and airspeed (the weather at both ends is fixed per route). */
@@ -197,6 +198,7 @@ function buildContext(input: DispatchInput, now: number): Context {
     reliefRoutes,
     zones,
     groundRounds: input.groundRounds ?? [],
+    groundBookings: input.groundBookings ?? [],
     modeOf: (hubId) => modeOfHub(input.mode, hubId),
     routeCache: new Map(),
     profileCache: new Map(),
@@ -580,7 +582,10 @@ function allocate(ctx: Context, analyses: OrderAnalysis[]): Outcome[] {
     (i) => analyses[i]!.compartments ?? [],
     (c) => c.key,
   );
+  // Keyed by round and departure time (not by the departure's index: a round's segments are listed
+  // separately, and the earlier planning rounds that booked weight saw other indices).
   const groundUsedKg = new Map<string, number>();
+  for (const b of ctx.groundBookings) groundUsedKg.set(departureKey(b.roundId, b.departsAt), (groundUsedKg.get(departureKey(b.roundId, b.departsAt)) ?? 0) + b.weightKg);
   const result: (Outcome | undefined)[] = new Array(analyses.length);
   let priorityWaiting: boolean | undefined;
 
@@ -669,15 +674,17 @@ function couldClear(outcome: Outcome | undefined): boolean {
   return outcome.reasons.some((r) => REASON_CODES[r.code].clearsByWaiting);
 }
 
+const departureKey = (roundId: string, departsAt: number): string => `${roundId}\u0000${departsAt}`;
+
 function groundDeparture(ctx: Context, order: OrderInput, toHub: string, usedKg: Map<string, number>): { roundId: string; departsAt: number } | undefined {
   let best: { roundId: string; departsAt: number; key: string } | undefined;
   for (const round of ctx.groundRounds) {
     if (round.fromHub !== order.originHub || round.toHub !== toHub) continue;
     if (!(round.tempClasses ?? ['ambient']).includes(order.tempClass)) continue;
-    for (const [k, dep] of round.departures.entries()) {
+    for (const dep of round.departures) {
       if (dep.departsAt < ctx.now) continue;
       if (order.deadline !== undefined && dep.departsAt >= order.deadline) continue;
-      const key = `${round.id}\u0000${k}`;
+      const key = departureKey(round.id, dep.departsAt);
       if ((usedKg.get(key) ?? 0) + order.weightKg > dep.capacityKg) continue;
       if (!best || dep.departsAt < best.departsAt) best = { roundId: round.id, departsAt: dep.departsAt, key };
     }

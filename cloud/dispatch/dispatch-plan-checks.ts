@@ -76,6 +76,8 @@ export function checkPlan(input: DispatchInput, plan: DispatchPlan, NOW: number)
   const usedDrones = new Set<string>();
   const usedCompartments = new Set<string>();
   const groundKg = new Map<string, number>();
+  // Weight booked by earlier planning rounds counts against the same capacity (issue 12 (2)).
+  for (const b of input.groundBookings ?? []) groundKg.set(`${b.roundId}@${b.departsAt}`, (groundKg.get(`${b.roundId}@${b.departsAt}`) ?? 0) + b.weightKg);
 
   // Relief/medical orders from emergency hubs left waiting for something that may clear.
   const priorityWaiting = plan.outcomes.some((oc) => {

@@ -127,6 +127,13 @@ export interface GroundRoundInput {
   tempClasses?: readonly TemperatureClass[];
 }
 
+/** Weight booked on one departure of a round (`departsAt` as in `GroundRoundInput.departures`). */
+export interface GroundBooking {
+  roundId: string;
+  departsAt: number;
+  weightKg: number;
+}
+
 // ------------------------------------------------------------------ orders
 
 export type Destination = { type: 'locker'; hub: string } | { type: 'site'; siteId: string };
@@ -175,6 +182,12 @@ export interface DispatchInput {
   noFlyZones?: readonly NoFlyZoneInput[];
   reliefRoutes?: readonly ReliefRouteInput[];
   groundRounds?: readonly GroundRoundInput[];
+  /**
+   * Weight already on a round departure from earlier planning rounds (orders assigned to it and not
+   * yet delivered, failed or back to pending): a departure's capacity is reserved until the round
+   * ends, so later planning only fills what is left (issue 12 (2)).
+   */
+  groundBookings?: readonly GroundBooking[];
   orders: readonly OrderInput[];
   mode: ModeInput;
   options?: DispatchOptions;
