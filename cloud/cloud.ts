@@ -180,6 +180,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
           if (!message.type.endsWith('.event')) alarms.onDeviceMessage(message, messageRegion);
           orders.onDeviceMessage(message);
         },
+        recordModeAcks: (acks) => modes.recordAcks(acks),
         onModeAck: (ack, ackRegion, receivedAt) => {
           live.applyModeAck(ackRegion, ack, receivedAt);
           modes.applyAck(ack, ackRegion, receivedAt);

@@ -36,6 +36,8 @@ interface Item {
   original: Promise<void> | null;
   /** Goes through the urgent lane (events, acknowledgements). */
   urgent?: boolean;
+  /** A mode acknowledgement, recorded by `hooks.recordModeAcks` inside the group commit. */
+  modeAck?: { ack: ModeAck; region: string; receivedAt: number };
 }
 
 /**
@@ -46,6 +48,12 @@ interface Item {
 export interface IngestHooks {
   onCommandAck?: (ack: CommandAck, region: string, receivedAt: number) => void | Promise<unknown>;
   onModeAck?: (ack: ModeAck, region: string, receivedAt: number) => void | Promise<unknown>;
+  /**
+   * Writes mode acknowledgements durably, inside the group commit (before the messages are
+   * acknowledged and their ids remembered); throws when it could not. Those messages are then
+   * neither acknowledged nor remembered, so the hub re-sends them (issue 12, defect 10).
+   */
+  recordModeAcks?: (acks: { ack: ModeAck; region: string; receivedAt: number }[]) => void;
   /**
    * A device message (telemetry or event, live or historical), after live state took it. Events come once;
    * telemetry has no dedupe memory, so a re-sent copy of telemetry comes again (same id and ts).
@@ -284,7 +292,7 @@ export class Ingest {
         }
         return {
           inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onModeAck?.(c.message, region, now),
-          seen: d?.seen ?? null, duplicate: false, original: null, urgent: true,
+          seen: d?.seen ?? null, duplicate: false, original: null, urgent: true, modeAck: { ack: c.message, region, receivedAt: now },
         };
       }
     }
@@ -302,14 +310,14 @@ export class Ingest {
     return { inbound, type: 'rejected', points: [], deadLetter: this.deadLetter(inbound, reason, detail), apply: null, seen: null, duplicate: false, original: null };
   }
 
-  private async write(items: Item[]): Promise<void> {
+  private async write(items: Item[]): Promise<Map<Item, Error> | undefined> {
     const points: TelemetryPoint[] = [];
     const dead: DeadLetterInput[] = [];
-    const seen: SeenMessage[] = [];
+    const modeAcks: Item[] = [];
     for (const it of items) {
       for (const p of it.points) points.push(p);
       if (it.deadLetter) dead.push(it.deadLetter);
-      if (it.seen) seen.push(it.seen);
+      if (it.modeAck) modeAcks.push(it);
     }
     this.o.metrics.ingestPending.set(this.pending);
     if (points.length > 0) await this.o.store.write(points);
@@ -317,10 +325,31 @@ export class Ingest {
       const evicted = this.o.deadLetters.addMany(dead);
       if (evicted > 0) this.o.metrics.deadLettersEvicted.inc(evicted);
     }
+    const refused = this.recordModeAcks(modeAcks);
     // After the store write: a crash in between leaves the message stored but not remembered, so a
-    // re-send is written again (idempotent) and applied again — never remembered but lost.
+    // re-send is written again (idempotent) and applied again — never remembered but lost. A message
+    // refused here is not remembered either: its re-send must be taken, not dropped as a copy.
+    const seen: SeenMessage[] = [];
+    for (const it of items) if (it.seen && !refused?.has(it)) seen.push(it.seen);
     this.o.seen?.recordMany(seen);
     this.o.metrics.ingestPending.set(Math.max(0, this.pending - items.length));
+    return refused;
+  }
+
+  /** Mode acknowledgements whose write failed are refused (not acknowledged, not remembered, not applied). */
+  private recordModeAcks(items: Item[]): Map<Item, Error> | undefined {
+    const record = this.o.hooks?.recordModeAcks;
+    if (!record || items.length === 0) return undefined;
+    try {
+      record(items.map((it) => it.modeAck!));
+      return undefined;
+    } catch (err) {
+      this.o.metrics.unacknowledged.inc({ reason: 'mode_ack_store_failed' }, items.length);
+      this.log.error({ err, acks: items.length, hubs: [...new Set(items.map((it) => it.inbound.from?.hubId))].slice(0, 10) },
+        'storing mode acknowledgements failed; left unacknowledged so the hubs re-send them');
+      const e = new Error('storing the mode acknowledgement failed; not acknowledged, re-send it', { cause: err });
+      return new Map(items.map((it) => [it, e]));
+    }
   }
 
   /**

@@ -103,6 +103,11 @@ export class ModeService {
   private readonly acks = new Map<string, Map<string, HubAck>>();
   /** Acknowledgements kept in `acks` but not yet written to the store (see `applyAck`). */
   private pendingAcks: HubAck[] = [];
+  /**
+   * Acknowledgements `recordAcks` wrote, by hub and message id, until `applyAck` takes them: for a
+   * local switch, its audit entry (null: a re-sent copy, recorded before).
+   */
+  private readonly recorded = new Map<string, { entry: AuditEntry | null }>();
 
   constructor(private readonly o: ModeServiceOptions) {
     this.log = o.logger.child({ component: 'modes' });
@@ -184,6 +189,29 @@ export class ModeService {
   }
 
   /**
+   * Step one of taking `hub.mode-ack`s, inside ingest's group commit — before the messages are
+   * acknowledged and their ids remembered: writes the acknowledgements (one transaction) and the
+   * audit entries of local switches. Throws when the store fails: ingest then leaves these messages
+   * unacknowledged and unremembered, so the hubs re-send them (issue 12, defect 10; before, a failed
+   * write was only logged while dedupe dropped the re-sends, and the hub showed `timed_out` for
+   * ever). Idempotent: the store keeps the newest acknowledgement per hub and one audit entry per
+   * message. `applyAck` follows for each message once the commit succeeded.
+   */
+  recordAcks(acks: readonly { ack: ModeAck; region: string; receivedAt: number }[]): void {
+    const taken = acks.filter(({ ack, region }) => ack.version <= this.issuedVersion(region));
+    if (taken.length === 0) return;
+    this.flushAcks();
+    this.o.store.putAcks(taken.map(({ ack, region, receivedAt }) => toHubAck(ack, region, receivedAt)));
+    const recorded: [string, { entry: AuditEntry | null }][] = [];
+    for (const { ack, region, receivedAt } of taken) {
+      const entry = ack.source === 'local' ? this.o.store.appendAudit(this.localSwitchAudit(ack, region, receivedAt)) : null;
+      recorded.push([recordKey(ack), { entry }]);
+    }
+    if (this.recorded.size > 100_000) this.recorded.clear(); // entries of commits that failed after this step; applyAck copes
+    for (const [k, v] of recorded) this.recorded.set(k, v);
+  }
+
+  /**
    * A hub's `hub.mode-ack` (ingest calls this once per message id, after storing it). The newest
    * state of each hub is kept; a local switch is also written to the audit log — also when it is
    * older than what the hub reported since (a replay after an outage): it happened.
@@ -194,12 +222,12 @@ export class ModeService {
       this.log.warn({ hub: ack.hub, region, version: ack.version, issued: this.issuedVersion(region) }, 'mode acknowledgement for a version never issued ignored');
       return;
     }
-    const record: HubAck = {
-      hub: ack.hub, region, version: ack.version, mode: ack.mode, source: ack.source, reason: ack.reason ?? null, ts: ack.ts, receivedAt,
-      msgId: ack.id, historical: ack.historical === true,
-    };
+    const record = toHubAck(ack, region, receivedAt);
     const newest = this.keepNewest(record);
+    const pre = this.recorded.get(recordKey(ack));
+    this.recorded.delete(recordKey(ack));
     if (ack.source !== 'local') {
+      if (pre) return; // written by recordAcks
       // Every hub of a region acknowledges a switch within moments: ingest applies them a group
       // commit at a time, and they are written together at the end of that synchronous run (a
       // microtask), so a switch of 13,800 hubs costs a handful of synced commits instead of one per
@@ -211,28 +239,37 @@ export class ModeService {
       this.log.debug({ hub: ack.hub, version: ack.version, mode: ack.mode, newest }, 'mode acknowledged');
       return;
     }
-    this.flushAcks();
-    if (newest) this.o.store.putAck(record);
+    let entry: AuditEntry | null;
+    if (pre) entry = pre.entry;
+    else {
+      this.flushAcks();
+      if (newest) this.o.store.putAck(record);
+      entry = this.o.store.appendAudit(this.localSwitchAudit(ack, region, receivedAt));
+    }
+    if (!entry) return; // a re-sent copy: recorded already
     const desired = this.desired(region);
     const want = modeForHub(desired, ack.hub);
     const when = new Date(ack.ts).toISOString();
-    const late = ack.historical === true ? ', reported after its link returned' : '';
-    const verdict = ack.mode === want
-      ? `same as the desired state (version ${desired.version})`
-      : `differs from the desired ${want} (version ${desired.version}); the desired state stays in force until a coordinator switches`;
-    const entry = this.o.store.appendAudit({
-      region, kind: 'local_switch', at: ack.ts, recordedAt: receivedAt, by: `hub staff at ${ack.hub}`, mode: ack.mode, hubs: [ack.hub],
-      reason: ack.reason ?? '', version: ack.version, desiredVersion: desired.version, desiredMode: want, historical: ack.historical === true,
-      msgId: ack.id,
-      summary: `hub ${ack.hub} switched locally to ${ack.mode} at ${when}${ack.reason ? `: ${ack.reason}` : ''} (${verdict}${late})`,
-    });
-    if (!entry) return; // a re-sent copy: recorded already
+    const verdict = verdictOf(ack.mode, want, desired.version);
     this.log.warn({ hub: ack.hub, region, mode: ack.mode, desired: want, desiredVersion: desired.version, at: when, historical: record.historical }, 'hub switched locally');
     const reply: CloudAck = {
       v: 1, type: 'cloud.ack', ts: this.o.now(), hub: ack.hub, ackOf: ack.id,
       detail: `local switch to ${ack.mode} recorded; ${verdict}`.slice(0, 500),
     };
     this.o.bus.acknowledge(region, reply).catch((err: unknown) => this.log.warn({ err, hub: ack.hub }, 'acknowledging a local switch failed'));
+  }
+
+  private localSwitchAudit(ack: ModeAck, region: string, receivedAt: number) {
+    const desired = this.desired(region);
+    const want = modeForHub(desired, ack.hub);
+    const when = new Date(ack.ts).toISOString();
+    const late = ack.historical === true ? ', reported after its link returned' : '';
+    return {
+      region, kind: 'local_switch' as const, at: ack.ts, recordedAt: receivedAt, by: `hub staff at ${ack.hub}`, mode: ack.mode, hubs: [ack.hub],
+      reason: ack.reason ?? '', version: ack.version, desiredVersion: desired.version, desiredMode: want, historical: ack.historical === true,
+      msgId: ack.id,
+      summary: `hub ${ack.hub} switched locally to ${ack.mode} at ${when}${ack.reason ? `: ${ack.reason}` : ''} (${verdictOf(ack.mode, want, desired.version)}${late})`,
+    };
   }
 
   /** Publishes the newest desired state of every switched region again (at start-up: a restarted broker has no retained messages). */
@@ -306,4 +343,19 @@ export class ModeService {
       }
     }
   }
+}
+
+function toHubAck(ack: ModeAck, region: string, receivedAt: number): HubAck {
+  return {
+    hub: ack.hub, region, version: ack.version, mode: ack.mode, source: ack.source, reason: ack.reason ?? null, ts: ack.ts, receivedAt,
+    msgId: ack.id, historical: ack.historical === true,
+  };
+}
+
+const recordKey = (ack: Pick<ModeAck, 'hub' | 'id'>) => `${ack.hub}\u0000${ack.id}`;
+
+function verdictOf(mode: Mode, want: Mode, version: number): string {
+  return mode === want
+    ? `same as the desired state (version ${version})`
+    : `differs from the desired ${want} (version ${version}); the desired state stays in force until a coordinator switches`;
 }

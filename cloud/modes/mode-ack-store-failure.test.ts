@@ -1,0 +1,98 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildTopic } from '../../contract/index.ts';
+import { openOperationalDb, type OperationalDb } from '../db/operational-db.ts';
+import { createDeadLetterStore } from '../ingest/dead-letter-store.ts';
+import { Ingest, type InboundPublish } from '../ingest/ingest.ts';
+import { KnownCompartments } from '../ingest/known-compartments.ts';
+import { createSeenMessageStore } from '../ingest/seen-messages.ts';
+import { loadRegionFile } from '../hubs/region-loader.ts';
+import { LiveState } from '../live/live-state.ts';
+import { createMetrics, type CloudMetrics } from '../metrics.ts';
+import type { TelemetryStore } from '../telemetry/telemetry-store.ts';
+import { ModeService } from './mode-service.ts';
+import { createSqliteModeStore, type ModeStore } from './mode-store.ts';
+
+/**
+ * Issue 12, defect 10 (a): a mode acknowledgement whose write fails is not acknowledged over MQTT
+ * and not remembered by dedupe, so the hub's re-send is taken and the coordinator sees the hub
+ * acknowledge — before, the failure was only logged, the re-sends were dropped as copies, and after
+ * a restart the hub showed `timed_out` for ever.
+ */
+const REGION_FILE = path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json');
+const REGION = 'ishikawa-nomi';
+const HUB = 'nomi-terai';
+const LIMITS = { maxRows: 1000, maxBytes: 1 << 30, maxRowsPerHub: 1000, maxBytesPerHub: 8_388_608 };
+const noStore: TelemetryStore = {
+  kind: 'fake', write: async () => undefined, history: async () => [], messageIds: async () => [], countPoints: async () => 0, close: async () => undefined,
+};
+
+let dir: string;
+let db: OperationalDb;
+let metrics: CloudMetrics;
+let ingest: Ingest;
+let store: ModeStore;
+let modes: ModeService;
+
+function modeService(s: ModeStore): ModeService {
+  const region = loadRegionFile(REGION_FILE);
+  return new ModeService({
+    store: s, regions: new Map([[REGION, region.hubs.map((h) => h.id)]]), now: Date.now, ackTimeoutMs: 60_000, logger: pino({ level: 'silent' }),
+    bus: { publishDesired: async () => undefined, acknowledge: async () => undefined },
+  });
+}
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chiiki-mode-ack-'));
+  db = openOperationalDb(dir, 'normal');
+  metrics = createMetrics();
+  store = createSqliteModeStore(db);
+  modes = modeService(store);
+  const region = loadRegionFile(REGION_FILE);
+  // Wired as in cloud.ts.
+  ingest = new Ingest({
+    store: noStore, deadLetters: createDeadLetterStore(db, LIMITS), live: new LiveState(region), metrics, logger: pino({ level: 'silent' }),
+    seen: createSeenMessageStore(db), maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100, maxFutureSkewMs: 300_000,
+    compartments: new KnownCompartments([region]), issuedModeVersion: (r) => modes.issuedVersion(r),
+    hooks: {
+      recordModeAcks: (acks) => modes.recordAcks(acks),
+      onModeAck: (ack, r, receivedAt) => modes.applyAck(ack, r, receivedAt),
+    },
+  });
+});
+afterEach(async () => {
+  await ingest.close(100);
+  db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function modeAck(version: number): InboundPublish {
+  const payload = { v: 1, type: 'hub.mode-ack', id: 'agent-ack-000001', ts: Date.now(), hub: HUB, version, mode: 'emergency', source: 'cloud' };
+  return {
+    topic: buildTopic({ route: 'mode-ack', region: REGION, hub: HUB }), payload: Buffer.from(JSON.stringify(payload)),
+    from: { hubId: HUB, region: REGION }, clientId: HUB, receivedAt: Date.now(),
+  };
+}
+
+describe('mode acknowledgements when their write fails (issue 12, defect 10a)', () => {
+  it('leaves the message unacknowledged and unremembered, takes the re-send, and the hub shows acknowledged after a restart', async () => {
+    await modes.switchMode(REGION, { mode: 'emergency', reason: 'M6.9 earthquake', by: 'bousai-1' });
+    const putAcks = store.putAcks.bind(store);
+    let failures = 1;
+    store.putAcks = (acks) => {
+      if (failures-- > 0) throw new Error('SQLITE_BUSY: database is locked');
+      return putAcks(acks);
+    };
+    const ack = modeAck(1);
+    await expect(ingest.handle(ack)).rejects.toThrow(/re-send/); // no PUBACK: the broker closes the link, the hub re-sends
+    expect((await metrics.unacknowledged.get()).values).toEqual([expect.objectContaining({ labels: { reason: 'mode_ack_store_failed' }, value: 1 })]);
+
+    await ingest.handle({ ...ack, receivedAt: Date.now() }); // the hub's re-send (same message id)
+    expect((await metrics.duplicates.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
+    // What a coordinator sees, also after the cloud restarted (memory gone, the store is the truth).
+    expect(modeService(store).view(REGION).hubs.find((h) => h.hub === HUB)).toMatchObject({ status: 'acknowledged', acknowledged: { version: 1 } });
+  });
+});
