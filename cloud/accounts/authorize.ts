@@ -62,6 +62,7 @@ export const POLICY: Readonly<Record<string, RoleTable>> = {
   'GET /api/v1/orders/:orderId': READ_SCOPED,
   'POST /api/v1/orders/:orderId/cancel': COORDINATE,
   'POST /api/v1/orders/:orderId/pickup-code': ACT_SCOPED,
+  'POST /api/v1/orders/:orderId/unlock-compartment': ACT_SCOPED, // staff: the locker's hub only (the route checks)
   'GET /api/v1/flight-log': READ_REGION,
 
   'GET /api/v1/accounts': ADMIN,

@@ -10,6 +10,15 @@ describe('order lifecycle', () => {
     expect(path('pending', 'assigned', 'pending', 'assigned')).toBe(true);
   });
 
+  it('a ground-round order goes on board, then delivered or failed; once on board it cannot be cancelled (issue 12 (2))', () => {
+    const path = (...s: OrderState[]) => s.slice(1).every((to, i) => canTransition(s[i]!, to));
+    expect(path('pending', 'assigned', 'on_board', 'delivered')).toBe(true);
+    expect(path('pending', 'assigned', 'on_board', 'failed')).toBe(true);
+    expect(canTransition('on_board', 'cancelled')).toBe(false);
+    expect(canTransition('on_board', 'pending')).toBe(false);
+    expect(canTransition('pending', 'on_board')).toBe(false);
+  });
+
   it('never leaves a final state and never skips the flight', () => {
     for (const f of FINAL_STATES) for (const to of ORDER_STATES) expect(canTransition(f, to)).toBe(false);
     expect(canTransition('pending', 'in_locker')).toBe(false);

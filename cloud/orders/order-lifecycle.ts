@@ -8,19 +8,26 @@
  *   assigned ─→ pending (mission refused or failed before take-off: compartment released, retried)
  *   assigned ─→ mission_unknown (no answer in time from the drone) ─→ assigned | in_flight | pending | failed
  *   any open state ─→ failed | cancelled (with a reason)
+ *
+ *   Ground rounds (貨客混載, issue 12 (2)): the bus has no device of ours, so staff at a hub record its steps.
+ *   pending ─→ assigned ─→ on_board ─→ delivered      (staff: "loaded on the bus", then "delivered" at the destination hub)
+ *                      │            └─→ failed         (staff: "failed"; or the round ended without "delivered")
+ *                      └─→ pending (the round ended and the parcel was never loaded: still at the origin, dispatched again)
  */
-export const ORDER_STATES = ['pending', 'held', 'assigned', 'mission_unknown', 'in_flight', 'in_locker', 'delivered', 'picked_up', 'failed', 'cancelled'] as const;
+export const ORDER_STATES = ['pending', 'held', 'assigned', 'mission_unknown', 'in_flight', 'on_board', 'in_locker', 'delivered', 'picked_up', 'failed', 'cancelled'] as const;
 export type OrderState = (typeof ORDER_STATES)[number];
 
 const ALLOWED: Record<OrderState, readonly OrderState[]> = {
   pending: ['assigned', 'held', 'failed', 'cancelled'],
   held: ['pending', 'assigned', 'failed', 'cancelled'],
-  assigned: ['in_flight', 'pending', 'failed', 'cancelled', 'mission_unknown'],
+  assigned: ['in_flight', 'on_board', 'pending', 'failed', 'cancelled', 'mission_unknown'],
   // Issue 12 (5): the hub agent timed out waiting for the drone's answer to the mission — the drone
   // may be flying it. Not cancellable, never re-dispatched until telemetry, a drone event or a late
   // answer settles it, or a flight's worth of time passes with the drone seen on the ground.
   mission_unknown: ['assigned', 'in_flight', 'pending', 'failed'],
   in_flight: ['in_locker', 'delivered', 'failed'],
+  // On the bus: no longer cancellable (the parcel has left the hub), like a parcel in the air.
+  on_board: ['delivered', 'failed'],
   in_locker: ['picked_up', 'failed'],
   delivered: [],
   picked_up: [],

@@ -4,7 +4,7 @@ import { actorOf, hubScope, requireInScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ApiError } from '../api/api-errors.ts';
 import { ORDER_STATES } from './order-lifecycle.ts';
-import { OrderError, type OrderService } from './order-service.ts';
+import { GROUND_ROUND_STEPS, OrderError, type OrderService } from './order-service.ts';
 import type { Order, OrderStore } from './order-store.ts';
 
 const Destination = z.discriminatedUnion('type', [
@@ -20,7 +20,7 @@ function view(o: Order) {
     id: o.id, region: o.region, originHub: o.originHub, destination: o.destination, weightKg: o.weightKg, tempClass: o.tempClass,
     priority: o.priority, deadline: iso(o.deadline), reference: o.reference, state: o.state, reason: o.reason, waitReasons: o.waitReasons,
     createdAt: iso(o.createdAt), createdBy: o.createdBy, updatedAt: iso(o.updatedAt), carrier: o.carrier, drone: o.droneId ? { hub: o.droneHub, id: o.droneId } : null,
-    groundRound: o.roundId, locker: o.compartmentId ? { device: o.lockerId, compartment: o.compartmentId } : null, missionId: o.missionId,
+    groundRound: o.roundId ? { id: o.roundId, departsAt: iso(o.roundDepartsAt) } : null, locker: o.compartmentId ? { device: o.lockerId, compartment: o.compartmentId } : null, missionId: o.missionId,
     attempts: o.attempts, pickupCodeReady: o.pickupReveal !== null, wrongPickupCodes: o.wrongCodes, compartmentLocked: o.locked,
   };
 }
@@ -104,6 +104,21 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
       try {
         checkScope(req, service.get(req.params.orderId));
         return { orderId: req.params.orderId, pickupCode: service.revealPickupCode(req.params.orderId) };
+      } catch (err) {
+        return rethrow(err);
+      }
+    });
+
+    app.post('/api/v1/orders/:orderId/ground-round', {
+      schema: {
+        summary: 'Record a ground round (貨客混載) step for an order on it: loaded on the bus, delivered at the destination hub, or failed (staff of its hubs, coordinators)',
+        params: z.object({ orderId: z.string().max(64) }),
+        body: z.object({ step: z.enum(GROUND_ROUND_STEPS), reason: z.string().min(1).max(500).optional() }),
+      },
+    }, async (req) => {
+      try {
+        checkScope(req, service.get(req.params.orderId));
+        return view(service.groundRoundStep(req.params.orderId, req.body.step, actorOf(req, undefined), req.body.reason));
       } catch (err) {
         return rethrow(err);
       }

@@ -6,6 +6,7 @@ import {
   planDispatch,
   type DispatchInput,
   type DroneAssignment,
+  type GroundBooking,
   type GroundRoundInput,
   type HubInput,
   type ModeInput,
@@ -17,7 +18,7 @@ import { haversineM as distanceM } from '../dispatch/geo.ts';
 import { hashSecret, verifySecret } from '../hubs/hub-credentials.ts';
 import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
-import { cancellable, type OrderState } from './order-lifecycle.ts';
+import { canTransition, cancellable, type OrderState } from './order-lifecycle.ts';
 import type { Order, OrderStore } from './order-store.ts';
 
 /**
@@ -37,7 +38,22 @@ const ARRIVAL_RADIUS_M = 200;
 const TAKEOFF_TIMEOUT_MS = 5 * 60_000;
 const FLIGHT_TIMEOUT_MS = 45 * 60_000;
 const AIRBORNE = new Set(['armed', 'takeoff', 'mission', 'hover', 'rtl', 'landing']);
-const ACTIVE: readonly OrderState[] = ['assigned', 'mission_unknown', 'in_flight', 'in_locker'];
+const ACTIVE: readonly OrderState[] = ['assigned', 'mission_unknown', 'in_flight', 'on_board', 'in_locker'];
+/**
+ * Issue 12 (2): when a ground round (貨客混載) has ended, counted from the departure an order is on.
+ * The region file gives departure times only; a community bus or truck round in the region takes
+ * under two hours end to end, so three hours is its scheduled end with a margin. Until then the
+ * order's weight is booked on that departure; after it, an order still `assigned` (never loaded: the
+ * parcel is still at the origin hub) is dispatched again, and one still `on_board` (loaded, not
+ * confirmed delivered: where the parcel is needs a person) fails.
+ */
+export const GROUND_ROUND_END_MS = 3 * 3_600_000;
+/** Orders assigned to a round before the departure was recorded: tomorrow's last departure at the latest. */
+const UNRECORDED_DEPARTURE_MS = 48 * 3_600_000;
+
+/** A step of a ground round that staff record for an order on it (the bus has no device of ours). */
+export const GROUND_ROUND_STEPS = ['loaded', 'delivered', 'failed'] as const;
+export type GroundRoundStep = (typeof GROUND_ROUND_STEPS)[number];
 
 export interface NewOrder {
   originHub: string;
@@ -54,7 +70,7 @@ export interface NewOrder {
 export class OrderError extends Error {
   override readonly name = 'OrderError';
   constructor(
-    readonly code: 'order_not_found' | 'unknown_destination' | 'not_cancellable' | 'pickup_code_unavailable',
+    readonly code: 'order_not_found' | 'unknown_destination' | 'not_cancellable' | 'pickup_code_unavailable' | 'round_step_refused',
     message: string,
   ) {
     super(message);
@@ -139,6 +155,24 @@ export class OrderService {
     }
     this.o.store.update(id, this.o.now(), { pickupReveal: null });
     return order.pickupReveal;
+  }
+
+  /**
+   * Issue 12 (2): staff record a ground round's step for an order on it — loaded on the bus at the
+   * origin hub (`on_board`), handed over at the destination hub (`delivered`), or lost, damaged or
+   * refused (`failed`). Each is a transition with the account and reason in the audit log.
+   */
+  groundRoundStep(id: string, step: GroundRoundStep, by: string, reason?: string): Order {
+    const order = this.get(id);
+    const to: OrderState = step === 'loaded' ? 'on_board' : step;
+    if (order.carrier !== 'ground' || !order.roundId) throw new OrderError('round_step_refused', `the order is not on a ground round (${order.state.replace('_', ' ')})`);
+    if (!canTransition(order.state, to) || (step === 'delivered' && order.state !== 'on_board')) {
+      throw new OrderError('round_step_refused', `an order ${order.state.replace('_', ' ')} cannot be marked ${step}`);
+    }
+    const dest = order.destination.type === 'locker' ? order.destination.hub : order.destination.siteId;
+    const why = reason ?? (step === 'loaded' ? `loaded on ground round ${order.roundId}` : step === 'delivered' ? `ground round ${order.roundId} delivered it to ${dest}` : `ground round ${order.roundId}: failed`);
+    this.log.info({ order: id, round: order.roundId, step, by }, 'ground round step recorded');
+    return this.o.store.transition(id, to, this.o.now(), by, why);
   }
 
   /**
@@ -237,6 +271,7 @@ export class OrderService {
       do {
         this.again = false;
         await this.trackMissions();
+        await this.endGroundRounds();
         await this.dispatch();
       } while (this.again);
     } catch (err) {
@@ -293,6 +328,22 @@ export class OrderService {
     }
   }
 
+  /** Issue 12 (2): a ground round's end closes the lifecycle of every order still on it (see GROUND_ROUND_END_MS). */
+  private async endGroundRounds(): Promise<void> {
+    const now = this.o.now();
+    for (const order of this.o.store.inStates(['assigned', 'on_board'])) {
+      if (order.carrier !== 'ground') continue;
+      const endsAt = order.roundDepartsAt !== null ? order.roundDepartsAt + GROUND_ROUND_END_MS : order.updatedAt + UNRECORDED_DEPARTURE_MS + GROUND_ROUND_END_MS;
+      if (now <= endsAt) continue;
+      const departure = order.roundDepartsAt !== null ? ` (departure ${new Date(order.roundDepartsAt).toISOString()})` : '';
+      if (order.state === 'on_board') {
+        this.o.store.transition(order.id, 'failed', now, 'system', `ground round ${order.roundId}${departure} ended without the parcel recorded as delivered: check with the driver and the destination hub`);
+      } else {
+        await this.retry(order, `ground round ${order.roundId}${departure} ended and the parcel was never recorded as loaded`);
+      }
+    }
+  }
+
   /**
    * Issue 12 (5): the hub agent answered `failed` because the drone did not answer the mission in
    * time — the drone may be flying it. The order waits (`mission_unknown`, drone and compartment kept)
@@ -337,7 +388,7 @@ export class OrderService {
       this.o.store.transition(order.id, 'failed', now, 'system', `${why}; gave up after ${MAX_ATTEMPTS} attempts`);
     } else {
       this.o.store.transition(order.id, 'pending', now, 'system', why, {
-        attempts: order.attempts + 1, carrier: null, droneHub: null, droneId: null, lockerId: null, compartmentId: null, missionId: null, missionCommandId: null,
+        attempts: order.attempts + 1, carrier: null, droneHub: null, droneId: null, roundId: null, roundDepartsAt: null, lockerId: null, compartmentId: null, missionId: null, missionCommandId: null,
       });
     }
   }
@@ -402,6 +453,10 @@ export class OrderService {
       }),
     );
 
+    // Issue 12 (2): what earlier planning rounds put on a departure stays booked until the round ends.
+    const groundBookings: GroundBooking[] = active
+      .filter((o) => o.carrier === 'ground' && o.roundId !== null && o.roundDepartsAt !== null && (o.state === 'assigned' || o.state === 'on_board'))
+      .map((o) => ({ roundId: o.roundId!, departsAt: o.roundDepartsAt!, weightKg: o.weightKg }));
     const groundRounds: GroundRoundInput[] = [];
     for (const round of r.groundRounds) {
       const departures = nextDepartures(round.departures, now).map((departsAt) => ({ departsAt, capacityKg: round.capacityKg }));
@@ -412,7 +467,7 @@ export class OrderService {
 
     const mode: ModeInput = { mode: 'normal', hubs: Object.fromEntries(r.hubs.map((h) => [h.id, modeOf(h.id)])) };
     return {
-      drones, hubs, mode, groundRounds,
+      drones, hubs, mode, groundRounds, groundBookings,
       options: this.o.reservePct ? { reservePct: this.o.reservePct } : undefined,
       sites: r.landingSites.map((s) => ({ id: s.id, kind: s.kind, position: s.location })),
       noFlyZones: r.noFlyZones.map((z) => ({ id: z.id, polygon: z.polygon })),
@@ -450,7 +505,7 @@ export class OrderService {
     }
     if (outcome.kind === 'ground') {
       this.o.store.transition(order.id, 'assigned', now, 'system', `no drone can take it: on ground round ${outcome.roundId} departing ${new Date(outcome.departsAt).toISOString()}`, {
-        carrier: 'ground', roundId: outcome.roundId, waitReasons: outcome.reasons,
+        carrier: 'ground', roundId: outcome.roundId, roundDepartsAt: outcome.departsAt, waitReasons: outcome.reasons,
       });
       return;
     }

@@ -73,6 +73,9 @@ const MIGRATIONS = [
      arrived_at      INTEGER,
      result          TEXT
    );`,
+  // Issue 12 (2): which departure of its ground round an order is on — the round's capacity is booked
+  // until the round ends, and the round's end closes the order's lifecycle.
+  `ALTER TABLE orders ADD COLUMN round_departs_at INTEGER;`,
 ];
 
 export interface Order {
@@ -96,6 +99,8 @@ export interface Order {
   droneHub: string | null;
   droneId: string | null;
   roundId: string | null;
+  /** The departure of the ground round the order is on, epoch ms. */
+  roundDepartsAt: number | null;
   lockerId: string | null;
   compartmentId: string | null;
   missionId: string | null;
@@ -146,7 +151,7 @@ function toOrder(r: Row): Order {
     waitReasons: r.wait_reasons ? (JSON.parse(r.wait_reasons as string) as Reason[]) : null,
     createdAt: r.created_at as number, createdBy: r.created_by as string, updatedAt: r.updated_at as number,
     carrier: (r.carrier as Order['carrier']) ?? null, droneHub: (r.drone_hub as string | null) ?? null, droneId: (r.drone_id as string | null) ?? null,
-    roundId: (r.round_id as string | null) ?? null, lockerId: (r.locker_id as string | null) ?? null, compartmentId: (r.compartment_id as string | null) ?? null,
+    roundId: (r.round_id as string | null) ?? null, roundDepartsAt: (r.round_departs_at as number | null) ?? null, lockerId: (r.locker_id as string | null) ?? null, compartmentId: (r.compartment_id as string | null) ?? null,
     missionId: (r.mission_id as string | null) ?? null, missionCommandId: (r.mission_cmd_id as string | null) ?? null, attempts: r.attempts as number,
     pickupHash: (r.pickup_hash as string | null) ?? null, pickupReveal: (r.pickup_reveal as string | null) ?? null,
     wrongCodes: r.wrong_codes as number, locked: r.locked === 1,
@@ -154,7 +159,7 @@ function toOrder(r: Row): Order {
 }
 
 const COLUMN: Partial<Record<keyof Order, string>> = {
-  reason: 'reason', carrier: 'carrier', droneHub: 'drone_hub', droneId: 'drone_id', roundId: 'round_id', lockerId: 'locker_id',
+  reason: 'reason', carrier: 'carrier', droneHub: 'drone_hub', droneId: 'drone_id', roundId: 'round_id', roundDepartsAt: 'round_departs_at', lockerId: 'locker_id',
   compartmentId: 'compartment_id', missionId: 'mission_id', missionCommandId: 'mission_cmd_id', attempts: 'attempts',
   pickupHash: 'pickup_hash', pickupReveal: 'pickup_reveal', wrongCodes: 'wrong_codes', locked: 'locked', flightPlanRef: 'flight_plan_ref',
 };
@@ -181,7 +186,7 @@ export class OrderStore {
     return this.stmt("SELECT 1 FROM orders WHERE state = 'assigned' AND drone_hub = ? LIMIT 1").get(hub) !== undefined;
   }
 
-  create(o: Omit<Order, 'state' | 'reason' | 'waitReasons' | 'updatedAt' | 'carrier' | 'droneHub' | 'droneId' | 'roundId' | 'lockerId' | 'compartmentId' | 'missionId' | 'missionCommandId' | 'attempts' | 'pickupHash' | 'pickupReveal' | 'wrongCodes' | 'locked'>): Order {
+  create(o: Omit<Order, 'state' | 'reason' | 'waitReasons' | 'updatedAt' | 'carrier' | 'droneHub' | 'droneId' | 'roundId' | 'roundDepartsAt' | 'lockerId' | 'compartmentId' | 'missionId' | 'missionCommandId' | 'attempts' | 'pickupHash' | 'pickupReveal' | 'wrongCodes' | 'locked'>): Order {
     this.db.transaction(() => {
       this.stmt(
           `INSERT INTO orders (id, region, origin_hub, dest_type, dest_hub, dest_site, weight_kg, temp_class, priority, deadline, reference, flight_plan_ref,
