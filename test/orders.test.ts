@@ -124,6 +124,9 @@ describe('an order from creation to pickup', () => {
     expect(metrics).toMatch(/pickup_codes_total\{result="rejected"\} 1/);
   });
 
+  let lockedId = '';
+  let lockedAt: { device: string; compartment: string } | null = null;
+
   it('locks the compartment and raises an alarm after repeated wrong codes', async () => {
     const created = await api<OrderBody>('/api/v1/orders', {
       method: 'POST', body: { originHub: ORIGIN, destination: { type: 'locker', hub: DEST }, weightKg: 0.8, tempClass: 'ambient', priority: 'normal', by: 'shop-nomi' },
@@ -142,7 +145,37 @@ describe('an order from creation to pickup', () => {
     await pickup(o.locker!, right, 'after-lock');
     await new Promise((r) => setTimeout(r, 1000));
     expect((await api<OrderBody>(`/api/v1/orders/${id}`)).body.state).toBe('in_locker');
+    lockedId = id;
+    lockedAt = o.locker!;
   }, 120_000);
+
+  // Issue 12 (3): before, nothing could open it: the order stayed in_locker and the compartment left dispatch for good.
+  it('staff at the locker\'s hub open the locked compartment; the new code works, the order ends and the compartment is free again', async () => {
+    expect(lockedId).not.toBe('');
+    const staff = await t.tokenFor('staff-kokufu', 'staff', [DEST]);
+    const res = await fetch(`${t.cloud.urls.http}/api/v1/orders/${lockedId}/unlock-compartment`, {
+      method: 'POST', headers: { authorization: `Bearer ${staff}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'resident identified at the counter' }),
+    });
+    expect(res.status).toBe(200);
+    const unlocked = (await res.json()) as OrderBody & { pickupCode: string; unlockCommandId: string };
+    expect(unlocked).toMatchObject({ state: 'in_locker', compartmentLocked: false, wrongPickupCodes: 0, pickupCode: expect.stringMatching(/^\d{6}$/) });
+    // The locker opened the door (the command went through the edge agent to the simulated locker).
+    await waitFor('locker.unlock done', async () => (await api<{ state: string }>(`/api/v1/commands/${unlocked.unlockCommandId}`)).body.state === 'done', 15_000);
+    // Shown once: the ordinary pickup-code route does not show it again.
+    expect((await api<{ error: { code: string } }>(`/api/v1/orders/${lockedId}/pickup-code`, { method: 'POST' })).status).toBe(409);
+    await pickup(lockedAt!, unlocked.pickupCode, 'after-unlock');
+    const done = await waitFor('picked up', async () => {
+      const o = (await api<OrderBody>(`/api/v1/orders/${lockedId}`)).body;
+      return o.state === 'picked_up' ? o : null;
+    }, 15_000);
+    expect(done.audit!.map((a) => [a.to, a.actor]).slice(-2)).toEqual([['in_locker', 'staff-kokufu'], ['picked_up', `locker:${DEST}/${lockedAt!.device}`]]);
+    // The compartment is released back to dispatch: the locker reports it free.
+    await waitFor('compartment free', async () => {
+      const h = (await api<{ deviceStates: { device: string; telemetry: { compartments?: { id: string; occupied: boolean; reservedFor: string | null }[] } | null }[] }>(`/api/v1/hubs/${DEST}`)).body;
+      const c = h.deviceStates.find((d) => d.device === lockedAt!.device)?.telemetry?.compartments?.find((x) => x.id === lockedAt!.compartment);
+      return c !== undefined && !c.occupied && c.reservedFor === null;
+    }, 20_000);
+  }, 60_000);
 
   it('refuses an order to an unregistered landing site', async () => {
     const res = await api<{ error: { code: string } }>('/api/v1/orders', {

@@ -109,6 +109,24 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
       }
     });
 
+    app.post('/api/v1/orders/:orderId/unlock-compartment', {
+      schema: {
+        summary: 'Open a compartment locked by wrong pickup codes and issue a new pickup code, shown once (staff at the locker\'s hub, coordinators)',
+        params: z.object({ orderId: z.string().max(64) }),
+        body: z.object({ reason: z.string().min(1).max(500).default('checked by staff at the locker') }),
+      },
+    }, async (req) => {
+      try {
+        const o = service.get(req.params.orderId);
+        // The locker's hub: staff of the origin depot do not open lockers elsewhere.
+        requireInScope(req, o.destination.type === 'locker' ? o.destination.hub : null);
+        const r = await service.unlockCompartment(o.id, actorOf(req, undefined), req.body.reason);
+        return { ...view(r.order), pickupCode: r.pickupCode, unlockCommandId: r.commandId };
+      } catch (err) {
+        return rethrow(err);
+      }
+    });
+
     app.post('/api/v1/orders/:orderId/ground-round', {
       schema: {
         summary: 'Record a ground round (貨客混載) step for an order on it: loaded on the bus, delivered at the destination hub, or failed (staff of its hubs, coordinators)',

@@ -70,7 +70,7 @@ export interface NewOrder {
 export class OrderError extends Error {
   override readonly name = 'OrderError';
   constructor(
-    readonly code: 'order_not_found' | 'unknown_destination' | 'not_cancellable' | 'pickup_code_unavailable' | 'round_step_refused',
+    readonly code: 'order_not_found' | 'unknown_destination' | 'not_cancellable' | 'pickup_code_unavailable' | 'compartment_not_locked' | 'round_step_refused',
     message: string,
   ) {
     super(message);
@@ -155,6 +155,34 @@ export class OrderService {
     }
     this.o.store.update(id, this.o.now(), { pickupReveal: null });
     return order.pickupReveal;
+  }
+
+  /**
+   * Issue 12 (3): staff at the locker's hub or a coordinator, having checked the compartment, open a
+   * compartment locked by wrong pickup codes: the locker is told to unlock it (`locker.unlock`), the
+   * wrong-code count is cleared and a new pickup code replaces the old one — returned once, like
+   * `revealPickupCode`; only its hash is kept. The order stays `in_locker` and ends with a pickup,
+   * which releases the compartment back to dispatch.
+   */
+  async unlockCompartment(id: string, by: string, reason: string): Promise<{ order: Order; pickupCode: string; commandId: string | null }> {
+    const check = (o: Order) => {
+      if (o.state !== 'in_locker' || !o.locked || !o.lockerId || !o.compartmentId || o.destination.type !== 'locker') {
+        throw new OrderError('compartment_not_locked', o.state === 'in_locker' ? 'the compartment is not locked' : `the order is ${o.state}, not in a locker`);
+      }
+      return { hub: o.destination.hub, locker: o.lockerId, compartment: o.compartmentId };
+    };
+    check(this.get(id));
+    const code = String(crypto.randomInt(0, 1_000_000)).padStart(6, '0');
+    const hash = await hashSecret(code);
+    const order = this.get(id); // again: it may have changed while the code was hashed
+    const at = check(order);
+    const now = this.o.now();
+    this.o.store.note(id, now, by, `compartment ${at.locker}/${at.compartment} unlocked after ${order.wrongCodes} wrong pickup codes; new pickup code issued (${reason})`, {
+      locked: false, wrongCodes: 0, pickupHash: hash, pickupReveal: null,
+    });
+    this.log.warn({ order: id, hub: at.hub, locker: at.locker, compartment: at.compartment, by }, 'locked compartment opened by staff; pickup code reset');
+    const cmd = await this.command(at.hub, at.locker, 'locker.unlock', { compartment: at.compartment }, 600);
+    return { order: this.get(id), pickupCode: code, commandId: cmd?.id ?? null };
   }
 
   /**
@@ -402,7 +430,7 @@ export class OrderService {
     }
   }
 
-  private async command(hub: string, device: string, command: 'locker.reserve' | 'locker.release' | 'drone.mission' | 'drone.abort', args: Record<string, string | number>, ttlS: number) {
+  private async command(hub: string, device: string, command: 'locker.reserve' | 'locker.release' | 'locker.unlock' | 'drone.mission' | 'drone.abort', args: Record<string, string | number>, ttlS: number) {
     try {
       return await this.o.commands.issue({ hub, device, command, args, ttlS });
     } catch (err) {

@@ -236,7 +236,7 @@ export class OrderStore {
     return this.stmt(
         `SELECT o.priority AS priority, count(*) AS delivered,
                 sum(CASE WHEN o.deadline IS NULL OR a.at <= o.deadline THEN 1 ELSE 0 END) AS onTime
-           FROM orders o JOIN order_audit a ON a.order_id = o.id AND a.to_state IN ('in_locker', 'delivered')
+           FROM orders o JOIN order_audit a ON a.order_id = o.id AND a.to_state IN ('in_locker', 'delivered') AND a.from_state IS NOT a.to_state
           GROUP BY o.priority`,
       )
       .all() as { priority: Priority; delivered: number; onTime: number }[];
@@ -250,6 +250,20 @@ export class OrderStore {
       assertTransition(current.state, to);
       this.update(id, at, { ...fields, reason }, to);
       this.audit(id, at, actor, current.state, to, reason);
+      return this.get(id)!;
+    })();
+  }
+
+  /**
+   * Updates fields without a state change and records why in the audit log (from = to = the current
+   * state): an action on the order that a person took, e.g. unlocking its compartment (issue 12, 3).
+   */
+  note(id: string, at: number, actor: string, reason: string, fields: Partial<Order> = {}): Order {
+    return this.db.transaction(() => {
+      const current = this.get(id);
+      if (!current) throw new Error(`no order ${id}`);
+      this.update(id, at, fields);
+      this.audit(id, at, actor, current.state, current.state, reason);
       return this.get(id)!;
     })();
   }

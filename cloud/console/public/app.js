@@ -210,6 +210,7 @@ async function logout() {
 const isStaff = () => state.account?.role === 'staff';
 const mayRead = (hub) => !isStaff() || state.account.hubs.includes(hub);
 const maySwitchModes = () => ['coordinator', 'admin'].includes(state.account?.role);
+const mayUnlock = (hub) => ['coordinator', 'admin'].includes(state.account?.role) || (isStaff() && state.account.hubs.includes(hub));
 
 async function enter(account) {
   state.account = account;
@@ -468,6 +469,31 @@ function lockerBanks(detail) {
   });
 }
 
+/** Issue 12 (3): a compartment locked by wrong pickup codes — staff open it and get a new code, once. */
+const newPickupCodes = new Map(); // order id → the new code, shown until the page is left
+function lockedCompartment(o, hub) {
+  const code = newPickupCodes.get(o.id);
+  if (code) return h('p', { class: 'new-code', role: 'status' }, T('orders.newPickupCode'), ' ', V(code, 'strong', { class: 'pickup-code' }), ' ', T('orders.shownOnce'));
+  if (!o.compartmentLocked) return null;
+  return h('span', { class: 'locked' },
+    h('span', { class: 'badge sev-critical' }, T('orders.locked', { n: o.wrongPickupCodes })), ' ',
+    mayUnlock(hub) ? h('button', { type: 'button', class: 'danger unlock', 'data-focus': `unlock-${o.id}`, onclick: (e) => void unlockCompartment(o, e.currentTarget) }, T('orders.unlock')) : null);
+}
+
+async function unlockCompartment(order, button) {
+  button.disabled = true;
+  try {
+    const r = await actAs('POST', `/api/v1/orders/${encodeURIComponent(order.id)}/unlock-compartment`, {});
+    newPickupCodes.set(order.id, r.pickupCode);
+    state.orders = state.orders.map((o) => (o.id === order.id ? { ...o, compartmentLocked: false, wrongPickupCodes: 0 } : o));
+    flash('orders.unlocked', {}, 'ok');
+  } catch (err) {
+    button.disabled = false;
+    flash('orders.unlockFailed', { code: err.code ?? '' }, 'error');
+  }
+  renderData();
+}
+
 function hubOrders(hub) {
   const toHub = (o) => o.destination?.type === 'locker' && o.destination.hub === hub;
   const pickups = state.orders.filter((o) => toHub(o) && o.state === 'in_locker');
@@ -479,6 +505,7 @@ function hubOrders(hub) {
       h('span', { class: 'badge' }, T(`orderState.${o.state}`)), ' ',
       h('span', {}, T(`priority.${o.priority}`)), ' ',
       kind === 'pickup' && o.locker ? V(`${o.locker.device} / ${o.locker.compartment}`) : null,
+      kind === 'pickup' ? lockedCompartment(o, hub) : null,
       kind === 'arriving' && o.drone ? V(`${o.drone.hub} / ${o.drone.id}`) : null,
     )));
   return [
