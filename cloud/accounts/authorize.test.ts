@@ -39,6 +39,7 @@ const EXPECTED: Record<string, [staff: string, coordinator: string, operator: st
   'GET /api/v1/orders/:orderId': ['s', 'y', 'y', 'y'],
   'POST /api/v1/orders/:orderId/cancel': ['n', 'y', 'n', 'y'],
   'POST /api/v1/orders/:orderId/pickup-code': ['s', 'y', 'n', 'y'],
+  'POST /api/v1/orders/:orderId/unlock-compartment': ['s', 'y', 'n', 'y'],
   'POST /api/v1/orders/:orderId/ground-round': ['s', 'y', 'n', 'y'],
   'GET /api/v1/flight-log': ['n', 'y', 'y', 'y'],
   'GET /api/v1/accounts': ['n', 'n', 'n', 'y'],
