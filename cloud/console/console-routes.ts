@@ -58,6 +58,8 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       sensors: h.sensors,
     })),
     landingSites: deps.region.landingSites, noFlyZones: deps.region.noFlyZones, reliefRoutes: deps.region.reliefRoutes,
+    // Their names, for the staff console's list of orders on a round (issue 12 (2)).
+    groundRounds: deps.region.groundRounds,
   };
 
   return (app) => {
@@ -112,7 +114,7 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
 
     app.get('/api/v1/region', {
       schema: {
-        summary: 'The region: hubs with positions and devices, landing sites (shelters, isolated settlements), no-fly zones and relief routes',
+        summary: 'The region: hubs with positions and devices, landing sites (shelters, isolated settlements), no-fly zones, relief routes and ground rounds',
         description: 'From the region file; the coordinator console draws its map from it.',
         response: { 200: z.record(z.string(), z.unknown()) },
       },

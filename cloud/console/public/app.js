@@ -511,7 +511,48 @@ function hubOrders(hub) {
   return [
     h('h4', {}, T('orders.pickups')), list(pickups, 'pickup'),
     h('h4', {}, T('orders.arriving')), list(arriving, 'arriving'),
+    h('h4', {}, T('orders.onRound')), groundRoundOrders(hub),
   ];
+}
+
+/**
+ * Issue 12 (2): orders on a ground round (貨客混載). The bus has no device of ours, so staff record
+ * its steps: loaded at the origin hub, delivered at the destination hub, or failed.
+ */
+function groundRoundOrders(hub) {
+  const dest = (o) => (o.destination?.type === 'locker' ? o.destination.hub : null);
+  const orders = state.orders.filter((o) => o.carrier === 'ground' && (o.state === 'assigned' || o.state === 'on_board') && (o.originHub === hub || dest(o) === hub));
+  if (orders.length === 0) return h('p', { class: 'empty' }, T('orders.none'));
+  const step = (o, name, cls) => h('button', { type: 'button', class: cls, 'data-focus': `round-${name}-${o.id}`, onclick: (e) => void recordRoundStep(o, name, e.currentTarget) }, T(`orders.round.${name}`));
+  return h('ul', { class: 'order-list' }, ...orders.map((o) => {
+    const round = (state.region.groundRounds ?? []).find((g) => g.id === o.groundRound?.id);
+    return h('li', { 'data-order-id': o.id, 'data-round-order': '' },
+      V(o.reference ?? o.id, 'strong'), ' ',
+      h('span', { class: 'badge' }, T(`orderState.${o.state}`)), ' ',
+      h('span', {}, T(o.originHub === hub ? 'orders.round.toHub' : 'orders.round.fromHub', { hub: hubName(o.originHub === hub ? dest(o) : o.originHub) })), ' ',
+      h('span', {}, T('orders.round.departs', { round: round ? nameOf(round.name) : o.groundRound?.id ?? '', at: fmtTime(o.groundRound?.departsAt) })), ' ',
+      mayUnlock(hub) && o.state === 'assigned' && o.originHub === hub ? step(o, 'loaded', 'round-step') : null, ' ',
+      mayUnlock(hub) && o.state === 'on_board' && dest(o) === hub ? step(o, 'delivered', 'round-step') : null, ' ',
+      mayUnlock(hub) ? step(o, 'failed', 'danger round-step') : null);
+  }));
+}
+
+const hubName = (id) => {
+  const spec = state.region.hubs.find((x) => x.id === id);
+  return spec ? nameOf(spec.name) : (id ?? '');
+};
+
+async function recordRoundStep(order, step, button) {
+  button.disabled = true;
+  try {
+    const r = await actAs('POST', `/api/v1/orders/${encodeURIComponent(order.id)}/ground-round`, { step });
+    state.orders = state.orders.map((o) => (o.id === order.id ? r : o));
+    flash(`orders.round.recorded.${step}`, {}, 'ok');
+  } catch (err) {
+    button.disabled = false;
+    flash('orders.round.failedToRecord', { code: err.code ?? '' }, 'error');
+  }
+  renderData();
 }
 
 function dronesOnPad(detail) {
