@@ -40,8 +40,11 @@ function threeHubRegion(dir: string): string {
 
 interface ModeView {
   desired: { version: number; mode: string; hubs: Record<string, string>; at: string | null };
-  hubs: { hub: string; desired: string; status: string; acknowledged: { version: number; mode: string; source: string; historical: boolean; at: string; receivedAt: string } | null }[];
-  counts: { total: number; acknowledged: number; pending: number; timedOut: number; diverged: number };
+  hubs: {
+    hub: string; desired: string; status: string; acknowledged: { version: number; mode: string; source: string; historical: boolean; at: string; receivedAt: string } | null;
+    conflict: { winner: string; local: { mode: string; at: string; reason: string; version: number }; coordinator: { version: number; mode: string; at: string; by: string; reason: string } } | null;
+  }[];
+  counts: { total: number; acknowledged: number; pending: number; timedOut: number; diverged: number; conflict: number };
   allAcknowledged: boolean;
   lastAcknowledgedAt: string | null;
 }
@@ -176,6 +179,78 @@ describe('disaster mode with real edge agents', () => {
       ['switch', 'bousai-nomi-1', 'emergency', 1],
     ]);
   }, 90_000);
+
+  it('across a partition, a hub\'s local emergency later than a coordinator\'s switch to normal is kept, and the coordinator sees the conflict (issue 12, defect 10b)', async () => {
+    const dir = tempDir('disaster-conflict');
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const t = await startTestCloud({ REGION_FILE: threeHubRegion(dir) });
+    cleanups.push(() => t.stop());
+    const proxy = await startTcpProxy({ target: { host: '127.0.0.1', port: Number(new URL(t.cloud.urls.mqtt).port) } });
+    cleanups.push(() => proxy.stop());
+    const cutOff = await startTestEdge(testEdgeEnv({ hub: CUT_OFF, cloudUrl: proxy.url('mqtt'), password: t.credentials[CUT_OFF]!.password, dataDir: path.join(dir, CUT_OFF) }));
+    cleanups.push(() => cutOff.close());
+    await waitFor('the hub connected', () => cutOff.uplink.connected);
+    const coordinator = await t.tokenFor('bousai-nomi-1', 'coordinator');
+    const view = async () => (await (await t.api(`/api/v1/regions/${REGION}/mode`, { headers: { authorization: `Bearer ${coordinator}` } })).json()) as ModeView;
+    const hubView = (v: ModeView) => v.hubs.find((h) => h.hub === CUT_OFF)!;
+
+    // The link is cut; the coordinator gives the all clear (version 1, normal) …
+    await proxy.stop();
+    await waitFor('the hub noticed', () => !cutOff.uplink.connected);
+    const res = await t.api(`/api/v1/regions/${REGION}/mode`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${coordinator}` },
+      body: JSON.stringify({ mode: 'normal', reason: 'all clear after the tremor' }),
+    });
+    expect(res.status).toBe(202);
+    const { at: coordinatorAt } = (await res.json()) as { at: string };
+    // … and after it (wall clock), the cut-off hub's staff switch it to emergency on the hub's own endpoint.
+    await waitFor('the hub clock is past the coordinator\'s switch', () => Date.now() > Date.parse(coordinatorAt));
+    const local = await fetch(`${cutOff.localHttpUrl}/mode`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${staffToken(cutOff)}` },
+      body: JSON.stringify({ mode: 'emergency', reason: '土砂崩れ — landslide on the access road' }),
+    });
+    expect(local.status).toBe(200);
+
+    // The link returns. The hub first applies the retained version 1 it missed (the edge applies any newer
+    // version), replays its local switch; the cloud finds the conflict, keeps the later (the hub's) and publishes it.
+    const modesSeen: string[] = [];
+    const sampler = setInterval(() => {
+      const m = cutOff.state.mode();
+      const key = `${m.mode}@${m.version}`;
+      if (modesSeen.at(-1) !== key) modesSeen.push(key);
+    }, 5);
+    cleanups.push(() => clearInterval(sampler));
+    const restoredAt = Date.now();
+    await proxy.start();
+    const settled = await waitFor('the hub back in its emergency and the conflict visible', async () => {
+      const v = await view();
+      const m = cutOff.state.mode();
+      return m.mode === 'emergency' && m.version === 2 && hubView(v).status === 'conflict' ? v : null;
+    }, 20_000, 10);
+    clearInterval(sampler);
+    console.log(`disaster mode conflict: link restored → hub in its emergency again as version 2: ${Date.now() - restoredAt} ms; hub modes seen: ${modesSeen.join(' → ')}`);
+    expect(settled.desired).toMatchObject({ version: 2, mode: 'normal', hubs: { [CUT_OFF]: 'emergency' } });
+    expect(hubView(settled)).toMatchObject({
+      desired: 'emergency', status: 'conflict',
+      conflict: {
+        winner: 'hub', local: { mode: 'emergency', version: 0, reason: '土砂崩れ — landslide on the access road' },
+        coordinator: { version: 1, mode: 'normal', at: coordinatorAt, by: 'bousai-nomi-1', reason: 'all clear after the tremor' },
+      },
+    });
+    expect(settled.counts.conflict).toBe(1);
+    expect(t.cloud.modes.modeOf(CUT_OFF)).toBe('emergency'); // dispatch follows the hub's emergency
+
+    // A coordinator decides (here: back to normal for that hub): the conflict closes, the hub follows.
+    const decide = await t.api(`/api/v1/regions/${REGION}/mode`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${coordinator}` },
+      body: JSON.stringify({ mode: 'normal', hubs: [CUT_OFF], reason: 'road checked: passable' }),
+    });
+    expect(decide.status).toBe(202);
+    await waitFor('the conflict closed and the hub acknowledged', async () => {
+      const h = hubView(await view());
+      return h.status === 'acknowledged' && h.conflict === null && cutOff.state.mode().mode === 'normal';
+    }, 10_000, 10);
+  }, 60_000);
 
   it('the whole demo region: an agent at each of its 13 hubs acknowledges the switch', async () => {
     const dir = tempDir('disaster-region');

@@ -4,7 +4,7 @@ import { API_ERRORS, ApiError } from '../api/api-errors.ts';
 import { actorOf, hubScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ModeError, type ModeService } from './mode-service.ts';
-import { ACK_STATUSES, type DesiredMode, type HubAck } from './mode-state.ts';
+import { ACK_STATUSES, type DesiredMode, type HubAck, type ModeConflict } from './mode-state.ts';
 import type { AuditEntry } from './mode-store.ts';
 
 /**
@@ -39,6 +39,23 @@ const Acknowledged = z
     historical: z.boolean().describe('Reported late, after the hub\'s link returned'),
   })
   .nullable();
+
+const ConflictBody = z.object({
+  winner: z.enum(['hub', 'coordinator']).describe('Whose mode the hub is in now: the later of the two switches in wall-clock time'),
+  local: z.object({
+    mode: Mode, at: z.string().describe('ISO 8601 (hub clock)'), reason: z.string(), version: z.number().int().describe('The version the hub was on'),
+  }).describe('The hub staff\'s local switch, made while cut off'),
+  coordinator: z.object({
+    version: z.number().int(), mode: Mode.describe('The mode it gave the hub'), at: z.string().describe('ISO 8601'), by: z.string(), reason: z.string(),
+  }).describe('The coordinator\'s switch the hub had not seen'),
+  detectedAt: z.string().describe('ISO 8601; when the local switch reached the cloud'),
+}).describe('Open until a coordinator switches this hub or the region');
+const conflictBody = (c: ModeConflict | null) => c && {
+  winner: c.winner,
+  local: { mode: c.local.mode, at: iso(c.local.at)!, reason: c.local.reason, version: c.local.version },
+  coordinator: { ...c.coordinator, at: iso(c.coordinator.at)! },
+  detectedAt: iso(c.detectedAt)!,
+};
 
 const SwitchBody = z.object({
   region: z.string(),
@@ -112,15 +129,18 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
       schema: {
         summary: 'The region\'s desired mode and which hubs acknowledged it',
         description: 'Per hub: `acknowledged` (applied the current version), `pending`, `timed_out` (pending longer than MODE_ACK_TIMEOUT_S), '
-          + '`diverged` (the hub reports a local switch to another mode; the desired state stays authoritative until a coordinator switches).',
+          + '`diverged` (the hub reports a local switch to another mode; the desired state stays authoritative until a coordinator switches), '
+          + '`conflict` (a local switch made while the hub was cut off disagrees with a coordinator\'s switch it had not seen: the later one in '
+          + 'wall-clock time wins, `conflict` shows both sides and the winner until a coordinator switches that hub or the region).',
         params: Params,
         response: {
           200: z.object({
             region: z.string(),
             desired: Desired,
-            hubs: z.array(z.object({ hub: z.string(), desired: Mode, acknowledged: Acknowledged, status: z.enum(ACK_STATUSES) })),
+            hubs: z.array(z.object({ hub: z.string(), desired: Mode, acknowledged: Acknowledged, status: z.enum(ACK_STATUSES), conflict: ConflictBody.nullable() })),
             counts: z.object({
               total: z.number().int(), acknowledged: z.number().int(), pending: z.number().int(), timedOut: z.number().int(), diverged: z.number().int(),
+              conflict: z.number().int(),
             }),
             allAcknowledged: z.boolean(),
             lastAcknowledgedAt: z.string().nullable().describe('ISO 8601; when the most recent hub that confirmed the current version confirmed it'),
@@ -137,10 +157,11 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
       const counts = scope === null ? v.counts : {
         total: hubs.length, acknowledged: hubs.filter((h) => h.status === 'acknowledged').length, pending: hubs.filter((h) => h.status === 'pending').length,
         timedOut: hubs.filter((h) => h.status === 'timed_out').length, diverged: hubs.filter((h) => h.status === 'diverged').length,
+        conflict: hubs.filter((h) => h.status === 'conflict').length,
       };
       return {
         region: req.params.regionId, desired: desiredBody(v.desired),
-        hubs: hubs.map((h) => ({ hub: h.hub, desired: h.desired, acknowledged: ackBody(h.acknowledged), status: h.status })),
+        hubs: hubs.map((h) => ({ hub: h.hub, desired: h.desired, acknowledged: ackBody(h.acknowledged), status: h.status, conflict: conflictBody(h.conflict) })),
         counts, allAcknowledged: v.allAcknowledged, lastAcknowledgedAt: iso(v.lastAcknowledgedAt), ackTimeoutS: modes.ackTimeoutMs / 1000,
       };
     });

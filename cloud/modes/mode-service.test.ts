@@ -99,7 +99,7 @@ describe('ModeService', () => {
     t.advance(119_000);
     v = t.service.view(REGION);
     expect(v.hubs[2]!.status).toBe('timed_out');
-    expect(v.counts).toEqual({ total: 3, acknowledged: 2, pending: 0, timedOut: 1, diverged: 0 });
+    expect(v.counts).toEqual({ total: 3, acknowledged: 2, pending: 0, timedOut: 1, diverged: 0, conflict: 0 });
     t.service.applyAck(modeAck('hub-c', 1, 'emergency', T + 125_000), REGION, T + 125_001);
     v = t.service.view(REGION);
     expect(v.allAcknowledged).toBe(true);
@@ -163,6 +163,45 @@ describe('ModeService', () => {
     const v = t.service.view(REGION);
     expect(v.hubs[0]).toMatchObject({ status: 'acknowledged', acknowledged: { version: 1, source: 'cloud' } });
     expect(t.service.history(REGION, { limit: 1 })[0]!.summary).toContain('hub hub-a switched locally to emergency');
+  });
+
+  it('a local emergency made while cut off, later than the coordinator\'s switch it had not seen, is adopted and shown as a conflict (issue 12, defect 10b)', async () => {
+    const t = setup();
+    // hub-c is cut off (still on version 0, normal). The coordinator gives the all clear at T …
+    await t.service.switchMode(REGION, { mode: 'normal', reason: 'all clear', by: 'bousai-1' });
+    // … and a minute later hub-c's staff, not knowing, switch it to emergency.
+    t.advance(3_600_000);
+    const local = modeAck('hub-c', 0, 'emergency', T + 60_000, { source: 'local', reason: 'landslide on the access road', historical: true });
+    t.service.applyAck(local, REGION, t.at());
+    expect(t.service.modeOf('hub-c')).toBe('emergency'); // the later switch wins: the hub stays in emergency
+    await expect.poll(() => t.published.map((m) => [m.version, m.mode, m.hubs])).toEqual([[1, 'normal', {}], [2, 'normal', { 'hub-c': 'emergency' }]]);
+    expect(t.events.at(-1)).toMatchObject({ version: 2, by: 'hub staff at hub-c', changes: [{ hub: 'hub-c', from: 'normal', to: 'emergency' }] });
+    const hubC = () => t.service.view(REGION).hubs[2]!;
+    expect(hubC()).toMatchObject({
+      status: 'conflict',
+      conflict: {
+        winner: 'hub', local: { mode: 'emergency', at: T + 60_000, reason: 'landslide on the access road', version: 0 },
+        coordinator: { version: 1, mode: 'normal', at: T, by: 'bousai-1', reason: 'all clear' },
+      },
+    });
+    expect(t.service.view(REGION).counts.conflict).toBe(1);
+    // The hub applies version 2; the conflict stays until a coordinator decides …
+    t.service.applyAck(modeAck('hub-c', 2, 'emergency', t.at()), REGION, t.at());
+    expect(hubC().status).toBe('conflict');
+    expect(setup(t.store).service.view(REGION).hubs[2]!.status).toBe('conflict'); // kept across a restart
+    // … by switching that hub (here: keeping the emergency).
+    await t.service.switchMode(REGION, { mode: 'emergency', hubs: ['hub-c'], reason: 'confirmed: landslide', by: 'bousai-1' });
+    expect(hubC()).toMatchObject({ status: 'pending', conflict: null });
+  });
+
+  it('a local switch made while cut off, earlier than the coordinator\'s switch it had not seen, yields but is shown as a conflict', async () => {
+    const t = setup();
+    t.advance(120_000);
+    await t.service.switchMode(REGION, { mode: 'normal', reason: 'all clear', by: 'bousai-1' }); // at T + 120 s
+    t.service.applyAck(modeAck('hub-c', 0, 'emergency', T + 60_000, { source: 'local', reason: 'shaking', historical: true }), REGION, t.at());
+    expect(t.service.modeOf('hub-c')).toBe('normal');
+    expect(t.published.map((m) => m.version)).toEqual([1]);
+    expect(t.service.view(REGION).hubs[2]).toMatchObject({ status: 'conflict', conflict: { winner: 'coordinator', local: { mode: 'emergency' }, coordinator: { version: 1 } } });
   });
 
   it('keeps the desired state when publishing fails, and publishes the newest again at start-up', async () => {

@@ -4,6 +4,7 @@ import {
   applySwitch,
   initialDesired,
   isNewerAck,
+  localSwitchConflict,
   modeChanges,
   modeForHub,
   regionModeView,
@@ -11,6 +12,7 @@ import {
   type DesiredMode,
   type HubAck,
   type HubModeChange,
+  type ModeConflict,
   type RegionModeView,
   type SwitchRequest,
 } from './mode-state.ts';
@@ -24,9 +26,18 @@ import type { AuditEntry, ModeStore } from './mode-store.ts';
  *
  * Reconciliation (README, "Disaster mode"): a hub switched locally by its staff — typically while
  * cut off — reports it as a `hub.mode-ack` with source "local" (replayed when its link returns).
- * The switch is recorded in the audit log and shown; the coordinator's desired state stays
- * authoritative and nothing is published automatically. The coordinator adopts the hub's mode with
- * a new switch, or any later switch (a higher version) brings the hub back in line.
+ * The switch is recorded in the audit log and shown.
+ *  - Made while the hub knew the current desired state (a deliberate local override): the
+ *    coordinator's desired state stays authoritative, the hub shows `diverged`, nothing is
+ *    published; the coordinator adopts the hub's mode with a new switch, or any later switch brings
+ *    the hub back in line.
+ *  - Made without having seen the current version (cut off while a coordinator switched) and
+ *    disagreeing with it: a conflict (issue 12, defect 10). The later of the two in wall-clock time
+ *    wins — a local switch later than the coordinator's is adopted as a new version for that hub
+ *    (published, so the hub, which applies the newer retained version on reconnect, returns to its
+ *    own mode); an earlier one yields. Either way the hub shows `conflict` with both sides until a
+ *    coordinator switches that hub or the region again: a hub's emergency is never cancelled, nor
+ *    kept, without a coordinator seeing it.
  *
  * Other features read the effective mode through `modeOf` / `desired` and follow changes with
  * `onModeChange`; the effective mode of a hub is what the desired state gives it.
@@ -170,7 +181,9 @@ export class ModeService {
       summary: `${req.by} switched ${scope} to ${req.mode} (version ${next.version}): ${req.reason}`,
     });
     this.cache.set(region, next);
-    this.log.info({ region, version: next.version, mode: req.mode, hubs: targets, by: req.by, reason: req.reason, changed: changes.length }, 'mode switched');
+    // A coordinator who switches a hub has seen its conflict (the API shows it): resolved.
+    const resolved = this.o.store.clearConflicts(region, targets);
+    this.log.info({ region, version: next.version, mode: req.mode, hubs: targets, by: req.by, reason: req.reason, changed: changes.length, conflictsResolved: resolved }, 'mode switched');
     if (changes.length > 0) this.emit({ region, version: next.version, at, by: req.by, reason: req.reason, changes });
     const published = await this.publish(region);
     return { region, version: next.version, mode: req.mode, hubs: targets, reason: req.reason, by: req.by, at, desired: next, changes, published };
@@ -179,7 +192,7 @@ export class ModeService {
   /** The desired state with every hub's acknowledgement. */
   view(region: string): RegionModeView {
     const hubIds = this.hubsOf(region);
-    return regionModeView(this.desired(region), hubIds, this.acksOf(region), this.o.now(), this.o.ackTimeoutMs);
+    return regionModeView(this.desired(region), hubIds, this.acksOf(region), this.o.now(), this.o.ackTimeoutMs, this.o.store.conflicts(region));
   }
 
   /** The audit log, newest first. */
@@ -204,7 +217,7 @@ export class ModeService {
     this.o.store.putAcks(taken.map(({ ack, region, receivedAt }) => toHubAck(ack, region, receivedAt)));
     const recorded: [string, { entry: AuditEntry | null }][] = [];
     for (const { ack, region, receivedAt } of taken) {
-      const entry = ack.source === 'local' ? this.o.store.appendAudit(this.localSwitchAudit(ack, region, receivedAt)) : null;
+      const entry = ack.source === 'local' ? this.recordLocalSwitch(ack, region, receivedAt) : null;
       recorded.push([recordKey(ack), { entry }]);
     }
     if (this.recorded.size > 100_000) this.recorded.clear(); // entries of commits that failed after this step; applyAck copes
@@ -244,7 +257,7 @@ export class ModeService {
     else {
       this.flushAcks();
       if (newest) this.o.store.putAck(record);
-      entry = this.o.store.appendAudit(this.localSwitchAudit(ack, region, receivedAt));
+      entry = this.recordLocalSwitch(ack, region, receivedAt);
     }
     if (!entry) return; // a re-sent copy: recorded already
     const desired = this.desired(region);
@@ -257,6 +270,50 @@ export class ModeService {
       detail: `local switch to ${ack.mode} recorded; ${verdict}`.slice(0, 500),
     };
     this.o.bus.acknowledge(region, reply).catch((err: unknown) => this.log.warn({ err, hub: ack.hub }, 'acknowledging a local switch failed'));
+  }
+
+  /**
+   * The audit entry of a local switch (null: a re-sent copy, recorded before), after its
+   * reconciliation: the audit entry comes last, so a write failing half-way is redone in full when
+   * the hub re-sends the message (reconcile is idempotent: an adopted switch no longer conflicts).
+   */
+  private recordLocalSwitch(ack: ModeAck, region: string, receivedAt: number): AuditEntry | null {
+    const audit = this.localSwitchAudit(ack, region, receivedAt);
+    this.reconcile(ack, region, receivedAt);
+    return this.o.store.appendAudit(audit);
+  }
+
+  /**
+   * A local switch that did not see the current desired state and disagrees with it: records the
+   * conflict; when the local switch is the later, adopts it for that hub as a new version (written
+   * here, published right after). Throws when the store fails (the caller leaves the message
+   * unacknowledged; a re-send finds the conflict already adopted, or records it then).
+   */
+  private reconcile(ack: ModeAck, region: string, receivedAt: number): void {
+    const desired = this.desired(region);
+    const conflict: ModeConflict | null = localSwitchConflict(desired, ack, region, receivedAt);
+    if (!conflict) return;
+    const when = (t: number) => new Date(t).toISOString();
+    const sides = `hub ${ack.hub} switched locally to ${ack.mode} at ${when(ack.ts)} (hub clock) without having seen version ${desired.version}, ` +
+      `${desired.by}'s switch to ${conflict.coordinator.mode} at ${when(conflict.coordinator.at)}`;
+    if (conflict.winner === 'hub') {
+      const at = this.o.now();
+      const reason = `conflict: ${sides}; the later (the hub's) is kept until a coordinator decides${ack.reason ? ` — hub staff: ${ack.reason}` : ''}`.slice(0, 500);
+      const next = applySwitch(desired, { mode: ack.mode, hubs: [ack.hub], reason, by: `hub staff at ${ack.hub}` }, at);
+      this.o.store.putConflict(conflict);
+      this.o.store.appendVersion(next, {
+        region, kind: 'switch', at, recordedAt: at, by: `hub staff at ${ack.hub}`, mode: ack.mode, hubs: [ack.hub], reason, version: next.version,
+        desiredVersion: null, desiredMode: null, historical: false, msgId: null,
+        summary: `hub ${ack.hub}'s later local switch to ${ack.mode} adopted as version ${next.version} (${sides}); shown as a conflict until a coordinator switches the hub`,
+      });
+      this.cache.set(region, next);
+      this.log.warn({ region, hub: ack.hub, version: next.version, mode: ack.mode, coordinatorVersion: desired.version }, 'mode conflict: the hub\'s later local switch adopted');
+      this.emit({ region, version: next.version, at, by: `hub staff at ${ack.hub}`, reason, changes: modeChanges(desired, next, this.hubsOf(region)) });
+      void this.publish(region);
+      return;
+    }
+    this.o.store.putConflict(conflict);
+    this.log.warn({ region, hub: ack.hub, mode: ack.mode, coordinatorVersion: desired.version }, 'mode conflict: the coordinator\'s later switch stands over the hub\'s local switch');
   }
 
   private localSwitchAudit(ack: ModeAck, region: string, receivedAt: number) {

@@ -149,7 +149,7 @@ describe('regionModeView', () => {
     ]);
     const v = regionModeView(d, HUBS, acks, T + 2000, TIMEOUT);
     expect(v.hubs.map((h) => h.status)).toEqual(['acknowledged', 'acknowledged', 'diverged', 'pending']);
-    expect(v.counts).toEqual({ total: 4, acknowledged: 2, pending: 1, timedOut: 0, diverged: 1 });
+    expect(v.counts).toEqual({ total: 4, acknowledged: 2, pending: 1, timedOut: 0, diverged: 1, conflict: 0 });
     expect(v.lastAcknowledgedAt).toBe(T + 1200);
     expect(v.allAcknowledged).toBe(false);
 

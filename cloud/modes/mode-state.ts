@@ -113,7 +113,43 @@ export function isNewerAck(candidate: Pick<HubAck, 'version' | 'ts'>, current: P
   return candidate.ts > current.ts;
 }
 
-export const ACK_STATUSES = ['acknowledged', 'pending', 'timed_out', 'diverged'] as const;
+/**
+ * A hub's local switch and a coordinator's switch that did not see each other (the hub was cut off)
+ * and disagree about the hub's mode (issue 12, defect 10). The later one in wall-clock time (hub
+ * clock for the local switch, cloud clock for the coordinator's) wins; the conflict stays visible
+ * to coordinators until one of them switches that hub (or the region) again.
+ */
+export interface ModeConflict {
+  hub: string;
+  region: string;
+  /** Which side's mode the hub is in now. */
+  winner: 'hub' | 'coordinator';
+  /** The hub's local switch (hub clock). */
+  local: { mode: Mode; at: number; reason: string; version: number; msgId: string };
+  /** The coordinator's switch the hub had not seen when it switched (cloud clock). */
+  coordinator: { version: number; mode: Mode; at: number; by: string; reason: string };
+  /** Cloud clock when the cloud found the conflict (the local switch reached it). */
+  detectedAt: number;
+}
+
+/**
+ * Whether a local switch conflicts with the desired state it was not based on, and who wins. Null
+ * when there is no conflict: the hub had seen the current version (a deliberate local override,
+ * `diverged`), or both give the hub the same mode.
+ */
+export function localSwitchConflict(desired: DesiredMode, ack: Pick<ModeAck, 'hub' | 'version' | 'mode' | 'ts' | 'reason' | 'id'>, region: string, detectedAt: number): ModeConflict | null {
+  if (ack.version >= desired.version || desired.at === null || desired.by === null) return null;
+  const want = modeForHub(desired, ack.hub);
+  if (want === ack.mode) return null;
+  return {
+    hub: ack.hub, region, winner: ack.ts > desired.at ? 'hub' : 'coordinator',
+    local: { mode: ack.mode, at: ack.ts, reason: ack.reason ?? '', version: ack.version, msgId: ack.id },
+    coordinator: { version: desired.version, mode: want, at: desired.at, by: desired.by, reason: desired.reason },
+    detectedAt,
+  };
+}
+
+export const ACK_STATUSES = ['acknowledged', 'pending', 'timed_out', 'diverged', 'conflict'] as const;
 export type AckStatus = (typeof ACK_STATUSES)[number];
 
 /**
@@ -142,23 +178,27 @@ export interface HubModeView {
   hub: string;
   desired: Mode;
   acknowledged: HubAck | null;
+  /** `conflict` while `conflict` is set (it takes precedence over the acknowledgement status). */
   status: AckStatus;
+  conflict: ModeConflict | null;
 }
 
 export interface RegionModeView {
   desired: DesiredMode;
   hubs: HubModeView[];
-  counts: { total: number; acknowledged: number; pending: number; timedOut: number; diverged: number };
+  counts: { total: number; acknowledged: number; pending: number; timedOut: number; diverged: number; conflict: number };
   /** Cloud time the most recent of the hubs that confirmed the current version confirmed it; null if none has. */
   lastAcknowledgedAt: number | null;
   allAcknowledged: boolean;
 }
 
 /** Per-hub acknowledgement of the desired state, with counts. */
-export function regionModeView(desired: DesiredMode, hubIds: readonly string[], acks: ReadonlyMap<string, HubAck>, now: number, timeoutMs: number): RegionModeView {
+export function regionModeView(desired: DesiredMode, hubIds: readonly string[], acks: ReadonlyMap<string, HubAck>, now: number, timeoutMs: number,
+  conflicts: ReadonlyMap<string, ModeConflict> = new Map()): RegionModeView {
   const hubs = hubIds.map((hub): HubModeView => {
     const ack = acks.get(hub) ?? null;
-    return { hub, desired: modeForHub(desired, hub), acknowledged: ack, status: ackStatus(desired, hub, ack, now, timeoutMs) };
+    const conflict = conflicts.get(hub) ?? null;
+    return { hub, desired: modeForHub(desired, hub), acknowledged: ack, status: conflict ? 'conflict' : ackStatus(desired, hub, ack, now, timeoutMs), conflict };
   });
   const count = (s: AckStatus) => hubs.filter((h) => h.status === s).length;
   let lastAcknowledgedAt: number | null = null;
@@ -168,7 +208,9 @@ export function regionModeView(desired: DesiredMode, hubIds: readonly string[], 
       lastAcknowledgedAt = Math.max(lastAcknowledgedAt ?? 0, h.acknowledged.receivedAt);
     }
   }
-  const counts = { total: hubs.length, acknowledged: count('acknowledged'), pending: count('pending'), timedOut: count('timed_out'), diverged: count('diverged') };
+  const counts = {
+    total: hubs.length, acknowledged: count('acknowledged'), pending: count('pending'), timedOut: count('timed_out'), diverged: count('diverged'), conflict: count('conflict'),
+  };
   return { desired, hubs, counts, lastAcknowledgedAt, allAcknowledged: counts.acknowledged === counts.total };
 }
 

@@ -107,4 +107,23 @@ describe.each(implementations)('ModeStore (%s)', (_name, create) => {
     expect(acks.get('hub-a')).toEqual(ack('hub-a', 2, T + 10));
     expect(acks.get('hub-b')).toEqual(ack('hub-b', 1, T + 100));
   });
+
+  it('keeps one open conflict per hub, by region, and clears them per hub or for the region', () => {
+    const conflict = (hub: string, region = REGION, winner: 'hub' | 'coordinator' = 'hub') => ({
+      hub, region, winner, detectedAt: T + 5,
+      local: { mode: 'emergency' as const, at: T + 2, reason: 'road cut', version: 0, msgId: `m-${hub}` },
+      coordinator: { version: 1, mode: 'normal' as const, at: T + 1, by: 'c', reason: 'all clear' },
+    });
+    store.putConflict(conflict('hub-a'));
+    store.putConflict(conflict('hub-a', REGION, 'coordinator')); // replaces
+    store.putConflict(conflict('hub-b'));
+    store.putConflict(conflict('hub-x', 'another-region'));
+    expect([...store.conflicts(REGION).values()]).toEqual(expect.arrayContaining([conflict('hub-a', REGION, 'coordinator'), conflict('hub-b')]));
+    expect(store.conflicts(REGION).size).toBe(2);
+    expect(store.clearConflicts(REGION, ['hub-b', 'hub-x'])).toBe(1);
+    expect([...store.conflicts(REGION).keys()]).toEqual(['hub-a']);
+    expect(store.clearConflicts(REGION, null)).toBe(1);
+    expect(store.conflicts(REGION).size).toBe(0);
+    expect(store.conflicts('another-region').size).toBe(1);
+  });
 });

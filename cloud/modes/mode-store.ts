@@ -1,6 +1,6 @@
 import type { Mode } from '../../contract/index.ts';
 import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
-import { isNewerAck, type DesiredMode, type HubAck } from './mode-state.ts';
+import { isNewerAck, type DesiredMode, type HubAck, type ModeConflict } from './mode-state.ts';
 
 /**
  * Where disaster mode keeps its state: every version of each region's desired state (append-only),
@@ -60,6 +60,12 @@ export interface ModeStore {
   putAcks(acks: readonly HubAck[]): boolean[];
   /** Newest acknowledgement of each hub of the region. */
   acks(region: string): Map<string, HubAck>;
+  /** Records a hub's open conflict (issue 12, defect 10), replacing an earlier one of the hub. */
+  putConflict(c: ModeConflict): void;
+  /** Clears the open conflicts of these hubs of the region (null: every hub of it); returns how many. */
+  clearConflicts(region: string, hubs: readonly string[] | null): number;
+  /** Open conflicts of the region's hubs. */
+  conflicts(region: string): Map<string, ModeConflict>;
 }
 
 /** `cloud.db` migrations of this feature; append, never edit. */
@@ -107,6 +113,13 @@ export const MODE_MIGRATIONS = [
      historical  INTEGER NOT NULL
    ) WITHOUT ROWID;
    CREATE INDEX mode_hub_acks_region ON mode_hub_acks (region);`,
+  // Issue 12, defect 10: a local switch and a coordinator's switch that did not see each other.
+  `CREATE TABLE mode_conflicts (
+     hub     TEXT PRIMARY KEY,
+     region  TEXT NOT NULL,
+     body    TEXT NOT NULL               -- JSON: ModeConflict
+   ) WITHOUT ROWID;
+   CREATE INDEX mode_conflicts_region ON mode_conflicts (region);`,
 ] as const;
 
 interface VersionRow { region: string; version: number; mode: Mode; hubs: string; reason: string; by: string; at: number }
@@ -157,6 +170,12 @@ export function createSqliteModeStore(db: OperationalDb): ModeStore {
      WHERE excluded.version > mode_hub_acks.version OR (excluded.version = mode_hub_acks.version AND excluded.ts > mode_hub_acks.ts)`,
   );
   const acksStmt = db.prepare<[string], AckRow>('SELECT * FROM mode_hub_acks WHERE region = ?');
+  const putConflictStmt = db.prepare('INSERT INTO mode_conflicts (hub, region, body) VALUES (?, ?, ?) ON CONFLICT (hub) DO UPDATE SET region = excluded.region, body = excluded.body');
+  const clearRegionConflicts = db.prepare<[string]>('DELETE FROM mode_conflicts WHERE region = ?');
+  const clearHubConflict = db.prepare<[string, string]>('DELETE FROM mode_conflicts WHERE region = ? AND hub = ?');
+  const conflictsStmt = db.prepare<[string], { hub: string; body: string }>('SELECT hub, body FROM mode_conflicts WHERE region = ?');
+  const clearConflicts = db.transaction((region: string, hubs: readonly string[] | null): number =>
+    hubs === null ? clearRegionConflicts.run(region).changes : hubs.reduce((n, h) => n + clearHubConflict.run(region, h).changes, 0));
 
   const audit = (e: NewAuditEntry): AuditEntry | null => {
     const r = insertAudit.run(
@@ -191,6 +210,9 @@ export function createSqliteModeStore(db: OperationalDb): ModeStore {
     putAck: (a) => putAck(a),
     putAcks: (acks) => (acks.length === 0 ? [] : putAcks(acks)),
     acks: (region) => new Map(acksStmt.all(region).map((r) => [r.hub, fromAckRow(r)])),
+    putConflict: (c) => void putConflictStmt.run(c.hub, c.region, JSON.stringify(c)),
+    clearConflicts: (region, hubs) => clearConflicts(region, hubs),
+    conflicts: (region) => new Map(conflictsStmt.all(region).map((r) => [r.hub, JSON.parse(r.body) as ModeConflict])),
   };
 }
 
@@ -199,6 +221,7 @@ export function createMemoryModeStore(): ModeStore {
   const versions = new Map<string, DesiredMode[]>();
   const log: AuditEntry[] = [];
   const ackByHub = new Map<string, HubAck>();
+  const conflictByHub = new Map<string, ModeConflict>();
   const copyD = (d: DesiredMode): DesiredMode => ({ ...d, hubs: { ...d.hubs } });
   const copyE = (e: AuditEntry): AuditEntry => ({ ...e, hubs: e.hubs ? [...e.hubs] : null });
   const putAck = (a: HubAck): boolean => {
@@ -238,5 +261,14 @@ export function createMemoryModeStore(): ModeStore {
     putAck,
     putAcks: (acks) => acks.map(putAck),
     acks: (region) => new Map([...ackByHub.values()].filter((a) => a.region === region).map((a) => [a.hub, { ...a }])),
+    putConflict: (c) => void conflictByHub.set(c.hub, structuredClone(c)),
+    clearConflicts(region, hubs) {
+      let n = 0;
+      for (const [hub, c] of conflictByHub) {
+        if (c.region === region && (hubs === null || hubs.includes(hub))) n += conflictByHub.delete(hub) ? 1 : 0;
+      }
+      return n;
+    },
+    conflicts: (region) => new Map([...conflictByHub.values()].filter((c) => c.region === region).map((c) => [c.hub, structuredClone(c)])),
   };
 }
