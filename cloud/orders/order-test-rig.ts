@@ -104,6 +104,13 @@ export class OrderTestRig {
     }
   }
 
+  /** Weather and lockers report again at `now` (dispatch waits on stale weather). */
+  refreshHubs(): void {
+    for (const h of this.live.hubs.values()) {
+      for (const d of h.devices.values()) if (d.telemetry && d.kind !== 'drone') d.telemetry = { ...d.telemetry, ts: this.now };
+    }
+  }
+
   droneAt(hub: string, drone: string, p: { lat: number; lon: number; flightState: DroneTelemetry['flightState']; missionId: string | null; altM?: number }): void {
     const t: DroneTelemetry = {
       v: 1, type: 'drone.telemetry', id: `dt-${hub}-${drone}-${++this.seq}`, ts: this.now, hub, device: drone, lat: p.lat, lon: p.lon, altM: p.altM ?? 0,
@@ -121,6 +128,23 @@ export class OrderTestRig {
   /** A drone event of a mission, as ingest hands it over once stored. */
   async droneEvent(hub: string, drone: string, missionId: string, event: 'takeoff' | 'landed' | 'mission_complete'): Promise<void> {
     this.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `de-${++this.seq}`, ts: this.now, hub, device: drone, event, severity: 'info', missionId } as never);
+    await settle();
+  }
+
+  /**
+   * One planning round. A round already running (started by `create`, or awaiting a pickup code's
+   * hash) is waited for first, unless it is stuck on a held publish — then this one coalesces into it.
+   */
+  async tick(): Promise<void> {
+    const busy = () => (this.orders as unknown as { ticking: boolean }).ticking;
+    while (busy() && this.held.length === 0) await new Promise((r) => setTimeout(r, 1));
+    await this.orders.tick();
+  }
+
+  /** Waits until the mission events and pickups handed over so far are applied. */
+  async drain(): Promise<void> {
+    await settle();
+    await (this.orders as unknown as { chain: Promise<void> }).chain;
     await settle();
   }
 
