@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import {
   Command,
   DEVICE_KINDS,
@@ -27,6 +27,7 @@ import { EdgeState, type ModeState } from './edge-state.ts';
 import { buildLocalApi } from './local-api.ts';
 import { openStaffToken } from './staff-token.ts';
 import { createEdgeMetrics } from './edge-metrics.ts';
+import { StorageHealth } from './storage-health.ts';
 import { laneOf } from './outbox/lanes.ts';
 import { Outbox, type AppendOutcome } from './outbox/outbox.ts';
 import { Uplink } from './uplink.ts';
@@ -73,7 +74,9 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   fs.mkdirSync(config.dataDir, { recursive: true });
   const outbox = new Outbox(path.join(config.dataDir, 'outbox.db'), { ...config.outbox, now });
   const state = new EdgeState(path.join(config.dataDir, 'state.db'));
-  const metrics = createEdgeMetrics(() => outbox.stats(), () => uplink.stats(), now);
+  const metrics = createEdgeMetrics(() => outbox.stats(), () => uplink.stats(), now, () => storage.status());
+  // Storage errors (a full disk) at every event boundary are reported here, never thrown [issue 12].
+  const storage = new StorageHealth(log, now, (where) => metrics.storageErrors.inc({ where }));
   // Unguessable, so nobody on the LAN can pre-send the ids of the agent's own acks (devices may not
   // use the prefix either, see authorizePublish).
   const bootId = crypto.randomBytes(9).toString('base64url').replace(/[^A-Za-z0-9]/g, '0');
@@ -93,31 +96,56 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   const append = async (v: ValidMessage, topic: string, payload: Buffer): Promise<AppendOutcome> => {
     const msg = v.message as { id?: string; ts: number; device?: string };
     // The outbox deduplicates by (device, id) [issue 11]: one device's ids cannot suppress another's messages.
-    const outcome = await outbox.append({
-      lane: laneOf(v), topic, payload, msgId: msg.id ?? `status-${msg.ts}`, device: msg.device ?? '', deviceTs: msg.ts,
-      offline: !uplink.connected,
-    });
+    let outcome: AppendOutcome;
+    try {
+      outcome = await outbox.append({
+        lane: laneOf(v), topic, payload, msgId: msg.id ?? `status-${msg.ts}`, device: msg.device ?? '', deviceTs: msg.ts,
+        offline: !uplink.connected,
+      });
+    } catch (err) {
+      storage.failed('outbox_append', err);
+      throw err;
+    }
+    storage.succeeded();
     metrics.accepted.inc({ outcome });
     uplink.requestPump();
     return outcome;
   };
 
   /** Messages the agent itself produces (command and mode acks) go through the same checks and outbox. */
-  /** True once the message is in the outbox. Never rejects: callers run it from timers and handlers. */
-  const enqueue = async (topic: string, message: CommandAck | ModeAck): Promise<boolean> => {
+  /**
+   * Puts one of the agent's own messages into the outbox. Never rejects (callers run it from timers
+   * and handlers): while the disk is full it is tried again every second, with the same id, until
+   * stored [issue 12]; then `onStored` runs.
+   */
+  const retries = new Set<NodeJS.Timeout>();
+  let closed = false;
+  const enqueue = async (topic: string, message: CommandAck | ModeAck, onStored?: () => void): Promise<boolean> => {
     const payload = Buffer.from(JSON.stringify(message));
     const v = validateUplinkMessage(topic, payload, config.maxPayloadBytes);
     if (!v.ok) {
       log.error({ topic, reason: v.reason, detail: v.detail }, 'the agent produced an invalid message; not sent');
       return false;
     }
+    let stored = false;
     try {
       const outcome = await append(v, topic, payload);
-      return outcome === 'stored' || outcome === 'duplicate';
-    } catch (err) {
-      log.error({ err, topic, id: message.id }, 'the agent could not store its own message');
-      return false;
+      stored = outcome === 'stored' || outcome === 'duplicate';
+    } catch {
+      /* counted in append */
     }
+    if (stored) {
+      if (onStored) storage.guard('own_message', onStored);
+      return true;
+    }
+    if (!closed) {
+      const t = setTimeout(() => {
+        retries.delete(t);
+        void enqueue(topic, message, onStored);
+      }, 1000);
+      retries.add(t);
+    }
+    return false;
   };
 
   const commandAck = (commandId: string, device: string, result: CommandAck['result'], detail?: string): CommandAck => ({
@@ -152,41 +180,15 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
       loginOf.set(client, username);
       cb(null, true);
     },
+    // A storage error (full disk) refuses the message without a PUBACK: the device keeps it and
+    // re-sends (back-pressure) [issue 12]; it never escapes into aedes.
     authorizePublish: (client, packet, cb) => {
-      if (!client) return cb(null); // our own relays
-      packet.retain = false;
-      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-      const v = validateUplinkMessage(packet.topic, payload, config.maxPayloadBytes);
-      const refuse = (reason: string, detail: string) => {
-        state.addReject(now(), packet.topic, reason, detail, payload);
-        metrics.rejected.inc({ reason });
-        log.debug({ topic: packet.topic, reason, detail }, 'device message refused');
-        cb(null); // acknowledged: re-sending it would not help; it is kept for inspection
-      };
-      if (!v.ok) return refuse(v.reason, v.detail);
-      if (v.topic.region !== region || v.topic.hub !== hubId) return refuse('foreign_hub', `this agent serves ${region}/${hubId}`);
-      if (v.route === 'status' || v.route === 'mode-ack') return refuse('agent_owned', `${v.route} is published by the agent, not by devices`);
-      // A device publishes only as itself: the topic's device (which the contract ties to the
-      // payload's) or, for a command ack, the payload's device must be its login.
-      const login = loginOf.get(client);
-      const claimed = v.route === 'device' ? v.topic.device : v.route === 'cmd-ack' ? v.message.device : undefined;
-      if (login !== null && claimed !== login) return refuse('not_this_device', `login ${String(login)} may not publish as device ${String(claimed)}`);
-      const id = (v.message as { id?: string }).id ?? '';
-      if (id.startsWith(AGENT_ID_PREFIX)) return refuse('agent_id', `message ids starting with "${AGENT_ID_PREFIX}" belong to the agent`);
-      if (v.route === 'cmd-ack') {
-        const known = state.command(v.message.commandId);
-        if (known && known.device !== v.message.device) return refuse('not_this_device', `command ${v.message.commandId} was sent to device ${known.device}`);
-        onDeviceCommandAck(v.message);
+      try {
+        authorizeDevicePublish(client, packet, cb);
+      } catch (err) {
+        storage.failed('device_publish', err);
+        cb(err as Error);
       }
-      if (v.route === 'device' && v.message.type === 'locker.telemetry') latest.lockers.set(v.message.device, v.message);
-      if (v.route === 'device' && v.message.type === 'sensor.telemetry') latest.sensors.set(v.message.device, v.message);
-      append(v, packet.topic, payload).then(
-        (outcome) => (outcome === 'refused_full' ? cb(new Error('outbox full')) : cb(null)),
-        (err: Error) => {
-          log.error({ err }, 'outbox append failed; the device will re-send');
-          cb(err);
-        },
-      );
     },
     // A device subscribes only to its own commands: v1/<region>/<hub>/cmd/<kind or +>/<device>
     // (an anonymous bench client: any command of the hub).
@@ -198,6 +200,42 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
       cb(null, null);
     },
   });
+  function authorizeDevicePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
+    if (!client) return cb(null); // our own relays
+    packet.retain = false;
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const v = validateUplinkMessage(packet.topic, payload, config.maxPayloadBytes);
+    const refuse = (reason: string, detail: string) => {
+      state.addReject(now(), packet.topic, reason, detail, payload);
+      metrics.rejected.inc({ reason });
+      log.debug({ topic: packet.topic, reason, detail }, 'device message refused');
+      cb(null); // acknowledged: re-sending it would not help; it is kept for inspection
+    };
+    if (!v.ok) return refuse(v.reason, v.detail);
+    if (v.topic.region !== region || v.topic.hub !== hubId) return refuse('foreign_hub', `this agent serves ${region}/${hubId}`);
+    if (v.route === 'status' || v.route === 'mode-ack') return refuse('agent_owned', `${v.route} is published by the agent, not by devices`);
+    // A device publishes only as itself: the topic's device (which the contract ties to the
+    // payload's) or, for a command ack, the payload's device must be its login.
+    const login = loginOf.get(client);
+    const claimed = v.route === 'device' ? v.topic.device : v.route === 'cmd-ack' ? v.message.device : undefined;
+    if (login !== null && claimed !== login) return refuse('not_this_device', `login ${String(login)} may not publish as device ${String(claimed)}`);
+    const id = (v.message as { id?: string }).id ?? '';
+    if (id.startsWith(AGENT_ID_PREFIX)) return refuse('agent_id', `message ids starting with "${AGENT_ID_PREFIX}" belong to the agent`);
+    if (v.route === 'cmd-ack') {
+      const known = state.command(v.message.commandId);
+      if (known && known.device !== v.message.device) return refuse('not_this_device', `command ${v.message.commandId} was sent to device ${known.device}`);
+      onDeviceCommandAck(v.message);
+    }
+    if (v.route === 'device' && v.message.type === 'locker.telemetry') latest.lockers.set(v.message.device, v.message);
+    if (v.route === 'device' && v.message.type === 'sensor.telemetry') latest.sensors.set(v.message.device, v.message);
+    append(v, packet.topic, payload).then(
+      (outcome) => (outcome === 'refused_full' ? cb(new Error('outbox full')) : cb(null)),
+      (err: Error) => {
+        log.debug({ err: err.message }, 'outbox append failed; the device will re-send');
+        cb(err);
+      },
+    );
+  }
   // Devices talk to the agent, never to each other [issue 11]. Whatever a device publishes (accepted,
   // refused, or its last will) ends in authorizePublish — in the outbox or the dead letters — and is
   // not delivered on the local broker: a refused message is acknowledged (re-sending would not help),
@@ -256,7 +294,8 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     timers.delete(ack.commandId);
   }
 
-  const onCommand = (topicName: string, payload: Buffer) => {
+  const onCommand = (topicName: string, payload: Buffer) => storage.guard('command', () => relayCommand(topicName, payload));
+  const relayCommand = (topicName: string, payload: Buffer) => {
     let json: unknown;
     try {
       json = JSON.parse(payload.toString('utf8'));
@@ -287,20 +326,23 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     state.addCommand(cmd.id, cmd.device, cmd.command, now(), cmd.expiresAt, 'relayed', null);
     metrics.commands.inc({ result: 'relayed' });
     broker.publish({ cmd: 'publish', topic: topicName, payload, qos: 1, retain: false, dup: false }, () => undefined);
-    timers.set(cmd.id, setTimeout(() => {
+    timers.set(cmd.id, setTimeout(() => storage.guard('command_timeout', () => {
       timers.delete(cmd.id);
       if (state.command(cmd.id)?.state !== 'relayed') return;
       const detail = `the device did not answer within ${config.commandTimeoutMs / 1000} s`;
-      state.setCommand(cmd.id, 'failed', detail);
-      void enqueue(topics.commandAck(region, hubId), commandAck(cmd.id, cmd.device, 'failed', detail));
-    }, config.commandTimeoutMs));
+      // Recorded failed once the result is in the outbox (a full disk: tried again until it is).
+      void enqueue(topics.commandAck(region, hubId), commandAck(cmd.id, cmd.device, 'failed', detail), () => {
+        if (state.command(cmd.id)?.state === 'relayed') state.setCommand(cmd.id, 'failed', detail);
+      });
+    }), config.commandTimeoutMs));
   };
 
   // ------------------------------------------------------------------ mode
   const modeAck = (m: ModeState): ModeAck => ({
     v: 1, type: 'hub.mode-ack', id: nextId(), ts: now(), hub: hubId, version: m.version, mode: m.mode, source: m.source, ...(m.reason ? { reason: m.reason.slice(0, 500) } : {}),
   });
-  const onRegionMode = (payload: Buffer) => {
+  const onRegionMode = (payload: Buffer) => storage.guard('region_mode', () => applyRegionMode(payload));
+  const applyRegionMode = (payload: Buffer) => {
     let parsed;
     try {
       parsed = RegionMode.safeParse(JSON.parse(payload.toString('utf8')));
@@ -322,6 +364,7 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   const uplink = new Uplink({
     url: config.cloud.url, username: config.cloud.username, password: config.cloud.password,
     ca: config.cloud.caFile ? fs.readFileSync(config.cloud.caFile) : undefined,
+    onStorageError: (where, err) => storage.failed(where, err),
     region, hubId, agent: AGENT_NAME, window: config.uplink.window, backoffMaxMs: config.uplink.backoffMaxMs,
     historicalAfterMs: config.uplink.historicalAfterMs, statusIntervalMs: config.uplink.statusIntervalMs, outbox, logger: log, now,
     onMessage: (topicName, payload) => {
@@ -340,14 +383,12 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   // result that could not be stored is tried again at the next start.
   const RESTARTED = 'the hub agent restarted before the device answered';
   for (const c of state.relayedCommands()) {
-    void enqueue(topics.commandAck(region, hubId), commandAck(c.commandId, c.device, 'failed', RESTARTED)).then((stored) => {
-      if (stored) state.setCommand(c.commandId, 'failed', RESTARTED);
-    });
+    void enqueue(topics.commandAck(region, hubId), commandAck(c.commandId, c.device, 'failed', RESTARTED), () => state.setCommand(c.commandId, 'failed', RESTARTED));
   }
 
   const maintenance = setInterval(() => {
-    outbox.maintain();
-    state.pruneCommands(now());
+    storage.guard('outbox_maintenance', () => outbox.maintain());
+    storage.guard('state_maintenance', () => state.pruneCommands(now()));
   }, 10_000);
 
   const switchModeLocally = async (mode: Mode, reason: string): Promise<ModeState> => {
@@ -371,7 +412,7 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   };
 
   const api = await buildLocalApi({
-    hubId, region, agent: AGENT_NAME, outbox, uplink, state, metrics, logger: log, latest, switchModeLocally, resendQuarantined, now,
+    hubId, region, agent: AGENT_NAME, outbox, uplink, state, metrics, logger: log, latest, switchModeLocally, resendQuarantined, storage, now,
     isStaff: (authorization) => staffToken.verifyHeader(authorization),
   });
   await api.listen({ host: config.local.httpBindHost, port: config.local.httpPort });
@@ -392,8 +433,10 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     staffTokenFile: staffToken.file,
     close: () =>
       (closing ??= (async () => {
+        closed = true;
         clearInterval(maintenance);
         for (const t of timers.values()) clearTimeout(t);
+        for (const t of retries) clearTimeout(t);
         mqttServer.close();
         await new Promise<void>((r) => broker.close(() => r()));
         await api.close();

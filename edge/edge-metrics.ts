@@ -1,9 +1,10 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { DROP_REASONS, type OutboxStats } from './outbox/outbox.ts';
+import type { StorageStatus } from './storage-health.ts';
 import type { UplinkStats } from './uplink.ts';
 
 /** The agent's Prometheus metrics (served on its local HTTP endpoint at /metrics). */
-export function createEdgeMetrics(outbox: () => OutboxStats, uplink: () => UplinkStats, now: () => number) {
+export function createEdgeMetrics(outbox: () => OutboxStats, uplink: () => UplinkStats, now: () => number, storage: () => StorageStatus) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const m = {
@@ -17,6 +18,9 @@ export function createEdgeMetrics(outbox: () => OutboxStats, uplink: () => Uplin
     }),
     refusedConnections: new Counter({
       name: 'edge_local_connections_refused_total', help: 'Local MQTT connections closed on arrival: over LOCAL_MAX_CONNECTIONS (total) or LOCAL_MAX_CONNECTIONS_PER_ADDRESS (per_address)', labelNames: ['reason'] as const, registers: [registry],
+    }),
+    storageErrors: new Counter({
+      name: 'edge_storage_errors_total', help: 'Storage (SQLite) errors caught at an event boundary, e.g. a full disk, by where they happened', labelNames: ['where'] as const, registers: [registry],
     }),
     httpUnauthorized: new Counter({ name: 'edge_http_unauthorized_total', help: 'Local HTTP requests refused for a missing or wrong staff token', registers: [registry] }),
   };
@@ -41,6 +45,8 @@ export function createEdgeMetrics(outbox: () => OutboxStats, uplink: () => Uplin
       for (const r of DROP_REASONS) this.set({ reason: r }, d[r]);
     },
   });
+  new Gauge({ name: 'edge_storage_ok', help: '1 while the agent can write to its disk (0 after a storage error until the next successful write)', registers: [registry], collect() { this.set(storage().ok ? 1 : 0); } });
+  new Gauge({ name: 'edge_outbox_bytes', help: 'Payload bytes of the waiting messages (bounded by OUTBOX_MAX_BYTES)', registers: [registry], collect() { this.set(outbox().bytes); } });
   new Gauge({ name: 'edge_outbox_file_bytes', help: 'Outbox database size on disk', registers: [registry], collect() { this.set(outbox().fileBytes); } });
   new Gauge({ name: 'edge_uplink_connected', help: '1 while connected to the cloud', registers: [registry], collect() { this.set(uplink().connected ? 1 : 0); } });
   new Gauge({ name: 'edge_uplink_connects_total', help: 'Successful connections to the cloud', registers: [registry], collect() { this.set(uplink().connects); } });

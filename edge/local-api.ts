@@ -6,6 +6,7 @@ import type { Logger } from '../cloud/logger.ts';
 import type { EdgeMetrics } from './edge-metrics.ts';
 import type { EdgeState, ModeState } from './edge-state.ts';
 import type { Outbox } from './outbox/outbox.ts';
+import type { StorageHealth } from './storage-health.ts';
 import type { Uplink } from './uplink.ts';
 
 export interface LocalApiDeps {
@@ -21,6 +22,7 @@ export interface LocalApiDeps {
   switchModeLocally: (mode: Mode, reason: string) => Promise<ModeState>;
   /** Puts a quarantined message back into the outbox. */
   resendQuarantined: (seq: number) => 'requeued' | 'not_found' | 'invalid';
+  storage: StorageHealth;
   now: () => number;
   /** Checks an `Authorization` header against the hub-staff token (constant time). */
   isStaff: (authorization: string | undefined) => boolean;
@@ -58,6 +60,10 @@ export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
     d.metrics.httpUnauthorized.inc();
     return reply.code(401).header('www-authenticate', 'Bearer realm="hub staff"').send({ error: 'unauthorized', message: 'this route needs the hub-staff token (Authorization: Bearer …)' });
   });
+  // A storage error inside a route (a full disk) is answered 500 by Fastify; it is counted and shown too.
+  app.addHook('onError', async (_req, _reply, err) => {
+    if (typeof (err as { code?: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('SQLITE_')) d.storage.failed('http', err);
+  });
   const r = app.withTypeProvider<ZodTypeProvider>();
   const iso = (ms: number | null) => (ms === null || ms === 0 ? null : new Date(ms).toISOString());
 
@@ -65,13 +71,15 @@ export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
     const o = d.outbox.stats();
     const u = d.uplink.stats();
     const m = d.state.mode();
+    const st = d.storage.status();
     return {
       hub: d.hubId, region: d.region, agent: d.agent,
       uplink: { connected: u.connected, since: iso(u.since), connects: u.connects, lastError: u.lastError, inFlight: u.inFlight, sent: u.sent, acked: u.acked, ackedHistorical: u.ackedHistorical },
       outbox: {
         depth: o.depth, byLane: o.byLane, oldestUnsentAgeS: o.oldestAcceptedAt === null ? 0 : Math.round((d.now() - o.oldestAcceptedAt) / 1000),
-        dropped: o.dropped, fileBytes: o.fileBytes,
+        bytes: o.bytes, dropped: o.dropped, fileBytes: o.fileBytes,
       },
+      storage: { ...st, lastErrorAt: iso(st.lastErrorAt) },
       mode: { ...m, changedAt: iso(m.changedAt) },
       refusedDeviceMessages: d.state.rejectCount(),
     };

@@ -50,6 +50,8 @@ export interface UplinkOptions {
   /** Called for every message from the cloud (commands, region mode, acks). */
   onMessage: (topic: string, payload: Buffer) => void;
   maxSoloFailures?: number;
+  /** A storage (SQLite) error inside one of the uplink's timers or socket handlers: reported, never thrown [issue 12]. */
+  onStorageError?: (where: string, err: unknown) => void;
   /** A close this soon after a lone suspect was sent is the cloud refusing it (see above). Default 1 s. */
   refusalWindowMs?: number;
   now?: () => number;
@@ -95,6 +97,17 @@ export class Uplink {
     this.log = o.logger.child({ component: 'uplink' });
   }
 
+  /** Runs an outbox operation at an event boundary: a storage error is reported, not thrown. */
+  private guard<T>(where: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (err) {
+      if (this.o.onStorageError) this.o.onStorageError(where, err);
+      else this.log.error({ err, where }, 'uplink storage error');
+      return undefined;
+    }
+  }
+
   start(): void {
     this.o.outbox.setInFlightSource(() => new Set([...this.inflight.keys(), ...this.ackedSeqs])); // acked, removal pending: not droppable either
     this.open();
@@ -109,10 +122,11 @@ export class Uplink {
   }
 
   private status(state: 'online' | 'offline'): HubStatus {
-    const st = this.o.outbox.stats();
+    // Reading the age may fail on a broken disk; the depth is kept in memory.
+    const oldest = this.guard('uplink_status', () => this.o.outbox.stats().oldestAcceptedAt) ?? null;
     return {
       v: 1, type: 'hub.status', hub: this.o.hubId, state, ts: this.now(), agent: this.o.agent,
-      outboxDepth: st.depth, oldestUnsentAgeS: st.oldestAcceptedAt === null ? 0 : Math.max(0, Math.round((this.now() - st.oldestAcceptedAt) / 1000)),
+      outboxDepth: this.o.outbox.depth, oldestUnsentAgeS: oldest === null ? 0 : Math.max(0, Math.round((this.now() - oldest) / 1000)),
     };
   }
 
@@ -135,11 +149,7 @@ export class Uplink {
         if (err) this.log.error({ err }, 'subscribing to commands and mode failed');
       });
       this.proven = false;
-      client.publish(statusTopic, JSON.stringify(this.status('online')), { qos: 1, retain: true }, (err) => {
-        if (err || this.client !== client) return;
-        this.proven = true;
-        this.pump();
-      });
+      this.publishStatus();
       this.statusTimer = setInterval(() => this.publishStatus(), this.o.statusIntervalMs);
       this.pump();
     });
@@ -158,12 +168,12 @@ export class Uplink {
       if (this.client !== client) return;
       this.client = null;
       client.end(true);
-      this.onLinkDown();
+      this.guard('uplink_link_down', () => this.onLinkDown());
       if (this.stopped) return;
       const delay = Math.random() * Math.min(this.o.backoffMaxMs, 500 * 2 ** Math.min(this.attempt, 16));
       this.attempt++;
       this.log.info({ retryInMs: Math.round(delay), outboxDepth: this.o.outbox.depth }, 'cloud link down; reconnecting');
-      this.reconnectTimer = setTimeout(() => this.open(), delay);
+      this.reconnectTimer = setTimeout(() => this.guard('uplink_connect', () => this.open()), delay);
     });
   }
 
@@ -171,26 +181,28 @@ export class Uplink {
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
     this.s.since = this.now();
-    this.flushRemovals();
+    // In-memory state first: a storage error below must not leave the uplink believing a message is
+    // still in flight.
     const seqs = [...this.inflight.keys()];
     this.inflight.clear();
-    const refused = this.solo !== null && seqs.length === 1 && seqs[0] === this.solo && this.now() - this.soloSentAt <= (this.o.refusalWindowMs ?? 1000);
+    const solo = this.solo;
+    const refused = solo !== null && seqs.length === 1 && seqs[0] === solo && this.now() - this.soloSentAt <= (this.o.refusalWindowMs ?? 1000);
+    this.solo = null;
     this.proven = false;
+    this.flushRemovals();
     if (refused) {
-      const attempts = this.o.outbox.recordFailedAttempt(this.solo!);
       this.s.refusals++;
+      const attempts = this.o.outbox.recordFailedAttempt(solo);
       if (attempts > (this.o.maxSoloFailures ?? 3)) {
-        const entry = this.solo!;
-        this.o.outbox.quarantine(entry, `the cloud closed the connection in answer to this message ${attempts - 1} times (refused)`);
+        this.o.outbox.quarantine(solo, `the cloud closed the connection in answer to this message ${attempts - 1} times (refused)`);
         this.s.quarantined++;
-        this.log.error({ seq: entry }, 'message refused by the cloud moved aside (quarantine); the rest of the outbox flows on');
+        this.log.error({ seq: solo }, 'message refused by the cloud moved aside (quarantine); the rest of the outbox flows on');
       } else {
-        this.log.warn({ seq: this.solo, attempts: attempts - 1 }, 'the cloud closed the connection in answer to a message; it is tried again alone');
+        this.log.warn({ seq: solo, attempts: attempts - 1 }, 'the cloud closed the connection in answer to a message; it is tried again alone');
       }
     } else if (seqs.length > 0) {
       this.o.outbox.markSuspect(seqs); // a link drop: sent again, one at a time, never counted against them
     }
-    this.solo = null;
   }
 
   /**
@@ -209,6 +221,10 @@ export class Uplink {
 
   /** Sends what the window allows. */
   pump(): void {
+    this.guard('uplink_send', () => this.pumpNow());
+  }
+
+  private pumpNow(): void {
     const client = this.client;
     if (!client?.connected || this.solo !== null) return;
     const room = this.o.window - this.inflight.size;
@@ -240,6 +256,7 @@ export class Uplink {
       if (err || this.client !== client || !this.inflight.has(e.seq)) return; // re-sent after reconnect
       this.inflight.delete(e.seq);
       if (this.solo === e.seq) this.solo = null;
+      this.proven = true; // the cloud acknowledged a message on this connection: it is up and storing
       this.s.acked++;
       if (historical) this.s.ackedHistorical++;
       this.ackedSeqs.push(e.seq);
@@ -253,7 +270,19 @@ export class Uplink {
   private flushRemovals(): void {
     this.removeScheduled = false;
     const seqs = this.ackedSeqs.splice(0);
-    if (seqs.length > 0) this.o.outbox.remove(seqs);
+    if (seqs.length > 0) {
+      try {
+        this.o.outbox.remove(seqs);
+      } catch (err) {
+        // Still acknowledged, still excluded from sending: removed on a later try.
+        this.ackedSeqs.unshift(...seqs);
+        this.o.onStorageError?.('uplink_remove', err);
+        if (!this.removeScheduled && !this.stopped) {
+          this.removeScheduled = true;
+          setTimeout(() => this.flushRemovals(), 1000).unref();
+        }
+      }
+    }
     this.pump();
   }
 
@@ -262,8 +291,20 @@ export class Uplink {
     this.client?.publish(topic, payload, { qos: 1, retain });
   }
 
+  /**
+   * The retained "online" status. Its PUBACK (the cloud stores statuses) is the proof that the cloud
+   * is up and storing on this connection, which a lone suspect waits for (see the class comment);
+   * it is published on connect and every `statusIntervalMs`, so a cloud that was stalled proves
+   * itself again once it recovers.
+   */
   publishStatus(): void {
-    if (this.client?.connected) this.publishNow(topics.status(this.o.region, this.o.hubId), JSON.stringify(this.status('online')), true);
+    const client = this.client;
+    if (!client?.connected) return;
+    client.publish(topics.status(this.o.region, this.o.hubId), JSON.stringify(this.status('online')), { qos: 1, retain: true }, (err) => {
+      if (err || this.client !== client || this.proven) return;
+      this.proven = true;
+      this.pump();
+    });
   }
 
   /** Graceful stop: announces "offline" (retained) and disconnects. Unsent messages stay in the outbox. */

@@ -111,6 +111,32 @@ describe('Outbox', () => {
     expect(box.depth).toBe(110);
   });
 
+  it('at OUTBOX_MAX_BYTES drops the oldest telemetry first, like the count bound; events take 10 % more, then are refused [issue 12]', async () => {
+    const big = (id: string, lane: Lane, deviceTs = 0): NewEntry => ({ ...entry(id, lane, deviceTs), payload: Buffer.from(JSON.stringify({ id, pad: 'x'.repeat(90 - id.length) })) });
+    const size = big('t00', LANE.telemetry).payload.length;
+    const { box } = open({ maxMessages: 1_000_000, thinThreshold: 1_000_000, maxBytes: size * 20 });
+    for (let i = 0; i < 15; i++) await box.append(big(`t${String(i).padStart(2, '0')}`, LANE.telemetry, i));
+    for (let i = 0; i < 5; i++) await box.append(big(`e${i}`, LANE.event));
+    expect(box.stats().bytes).toBe(size * 20);
+    expect(await box.append(big('t-new', LANE.telemetry, 99))).toBe('stored');
+    expect(await box.append(big('a-new', LANE.urgent))).toBe('stored');
+    expect(box.stats()).toMatchObject({ depth: 20, bytes: size * 20, dropped: { overflow_telemetry: 2 } });
+    const ids = box.next(100, new Set()).map((e) => e.msgId);
+    expect(ids).not.toContain('t00');
+    expect(ids).not.toContain('t01');
+    expect(ids).toContain('t02');
+    // Only events left: telemetry is refused, events go 10 % over the byte bound, then are refused.
+    const { box: events } = open({ maxMessages: 1_000_000, thinThreshold: 1_000_000, maxBytes: size * 20 });
+    for (let i = 0; i < 20; i++) await events.append(big(`e${i}`, LANE.event));
+    expect(await events.append(big('t', LANE.telemetry))).toBe('refused_telemetry');
+    expect(await events.append(big('x0', LANE.urgent))).toBe('stored');
+    expect(await events.append(big('x1', LANE.urgent))).toBe('stored');
+    expect(await events.append(big('x2', LANE.urgent))).toBe('refused_full');
+    expect(events.stats().bytes).toBe(size * 22);
+    events.remove(events.next(5, new Set()).map((e) => e.seq));
+    expect(events.stats().bytes).toBe(size * 17);
+  });
+
   it('moves a poison entry aside and keeps the drop counters across a restart', async () => {
     const { box, dir } = open();
     await box.append(entry('bad', LANE.telemetry));

@@ -13,10 +13,11 @@ import { LANE, type Lane } from './lanes.ts';
  *  1. Above `thinThreshold` waiting messages, telemetry is thinned to one reading per device (topic)
  *     per `thinIntervalMs` of device time — the first reading of each interval is kept. Counted
  *     `thinned`.
- *  2. At `maxMessages`, the oldest waiting telemetry is dropped to make room. Counted
+ *  2. At `maxMessages` waiting messages, or when a new one would take the waiting payloads past
+ *     `maxBytes` [issue 12], the oldest waiting telemetry is dropped to make room. Counted
  *     `overflow_telemetry`. If no telemetry is waiting, a new telemetry reading is dropped instead,
  *     counted `refused_telemetry`.
- *  3. Alarms, events and acks are never dropped. They may exceed `maxMessages` by 10 %; past that a
+ *  3. Alarms, events and acks are never dropped. They may exceed either bound by 10 %; past that a
  *     new one is refused (not acknowledged, so the device keeps it and re-sends), counted
  *     `refused_full`.
  */
@@ -46,12 +47,18 @@ export interface OutboxStats {
   depth: number;
   byLane: { urgent: number; event: number; telemetry: number };
   oldestAcceptedAt: number | null;
+  /** Payload bytes of the waiting messages (what OUTBOX_MAX_BYTES bounds). */
+  bytes: number;
   dropped: Record<DropReason, number>;
   fileBytes: number;
 }
 
 export interface OutboxOptions {
   maxMessages: number;
+  /** Bound on the waiting messages' payload bytes (default: none). */
+  maxBytes?: number;
+  /** Tests only: SQLite `max_page_count` of the outbox file, to simulate a full disk. */
+  sqliteMaxPageCount?: number;
   thinThreshold: number;
   thinIntervalMs: number;
   now?: () => number;
@@ -102,6 +109,7 @@ export class Outbox {
   private readonly db: Database.Database;
   private readonly now: () => number;
   private depthByLane: [number, number, number] = [0, 0, 0];
+  private bytes = 0;
   private readonly dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
   private pending: { entry: NewEntry; resolve: (o: AppendOutcome) => void; reject: (e: Error) => void }[] = [];
   private flushScheduled = false;
@@ -118,6 +126,7 @@ export class Outbox {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL'); // a power cut of the hub must not lose an acknowledged message
     this.db.exec(SCHEMA);
+    if (opts.sqliteMaxPageCount !== undefined) this.setSqliteMaxPageCount(opts.sqliteMaxPageCount);
     const db = this.db;
     this.stmt = {
       insert: db.prepare(
@@ -133,8 +142,8 @@ export class Outbox {
       headOfLane: db.prepare<[number, number], number>('SELECT seq FROM outbox WHERE lane = ? ORDER BY seq LIMIT ?').pluck(),
       tailOfLane: db.prepare<[number, number], number>('SELECT seq FROM outbox WHERE lane = ? ORDER BY seq DESC LIMIT ?').pluck(),
       row: db.prepare<[number], Row>('SELECT * FROM outbox WHERE seq = ?'),
-      remove: db.prepare('DELETE FROM outbox WHERE seq = ?'),
-      removeAcked: db.prepare<[number], { lane: number }>('DELETE FROM outbox WHERE seq = ? RETURNING lane'),
+      remove: db.prepare<[number], { size: number }>('DELETE FROM outbox WHERE seq = ? RETURNING length(payload) AS size'),
+      removeAcked: db.prepare<[number], { lane: number; size: number }>('DELETE FROM outbox WHERE seq = ? RETURNING lane, length(payload) AS size'),
       syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
       syncFull: db.prepare('PRAGMA synchronous = FULL'),
       laneOfSeq: db.prepare<[number], { lane: number }>('SELECT lane FROM outbox WHERE seq = ?'),
@@ -154,9 +163,12 @@ export class Outbox {
       unquarantine: db.prepare('DELETE FROM quarantine WHERE seq = ?'),
       count: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value'),
       counters: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM counters'),
-      laneCounts: db.prepare<[], { lane: number; n: number }>('SELECT lane, count(*) AS n FROM outbox GROUP BY lane'),
+      laneCounts: db.prepare<[], { lane: number; n: number; bytes: number }>('SELECT lane, count(*) AS n, sum(length(payload)) AS bytes FROM outbox GROUP BY lane'),
     };
-    for (const r of this.stmt.laneCounts.all()) this.depthByLane[r.lane as Lane] = r.n;
+    for (const r of this.stmt.laneCounts.all()) {
+      this.depthByLane[r.lane as Lane] = r.n;
+      this.bytes += r.bytes;
+    }
     for (const c of this.stmt.counters.all()) if (c.name in this.dropped) this.dropped[c.name as DropReason] = c.value;
   }
 
@@ -190,7 +202,7 @@ export class Outbox {
     if (batch.length === 0) return;
     let outcomes: AppendOutcome[];
     try {
-      outcomes = this.db.transaction(() => batch.map((p) => this.insertOne(p.entry)))();
+      outcomes = this.atomically(() => batch.map((p) => this.insertOne(p.entry)));
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
       return;
@@ -202,26 +214,63 @@ export class Outbox {
   private insertOne(e: NewEntry): AppendOutcome {
     const now = this.now();
     if (this.depth >= this.opts.thinThreshold && now - this.lastThinAt > 5_000) this.thin();
-    if (this.depth >= this.opts.maxMessages) {
-      const want = Math.max(1, this.depth - this.opts.maxMessages + 1);
+    const size = e.payload.length;
+    const maxBytes = this.opts.maxBytes ?? Number.POSITIVE_INFINITY;
+    // Either bound (count, bytes) makes room the same way: the oldest waiting telemetry goes first.
+    const over = () => this.depth >= this.opts.maxMessages || this.bytes + size > maxBytes;
+    if (over()) {
       const busy = this.inFlight();
-      const victims = this.depthByLane[LANE.telemetry] > 0 ? this.stmt.oldestTelemetry.all(want + busy.size).filter((r) => !busy.has(r.seq)).slice(0, want) : [];
-      if (victims.length > 0) {
-        for (const v of victims) this.stmt.remove.run(v.seq);
-        this.depthByLane[LANE.telemetry] -= victims.length;
-        this.count('overflow_telemetry', victims.length);
-      } else if (e.lane === LANE.telemetry) {
-        this.count('refused_telemetry', 1);
-        return 'refused_telemetry';
-      } else if (this.depth >= Math.floor((this.opts.maxMessages * 11) / 10)) {
-        this.count('refused_full', 1);
-        return 'refused_full';
+      let dropped = 0;
+      while (over() && this.depthByLane[LANE.telemetry] > 0) {
+        const victims = this.stmt.oldestTelemetry.all(64 + busy.size).filter((r) => !busy.has(r.seq));
+        if (victims.length === 0) break;
+        for (const v of victims) {
+          if (!over()) break;
+          const gone = this.stmt.remove.get(v.seq);
+          if (!gone) continue;
+          this.depthByLane[LANE.telemetry]--;
+          this.bytes -= gone.size;
+          dropped++;
+        }
+      }
+      if (dropped > 0) this.count('overflow_telemetry', dropped);
+      if (over()) {
+        if (e.lane === LANE.telemetry) {
+          this.count('refused_telemetry', 1);
+          return 'refused_telemetry';
+        }
+        if (this.depth >= Math.floor((this.opts.maxMessages * 11) / 10) || this.bytes + size > (maxBytes * 11) / 10) {
+          this.count('refused_full', 1);
+          return 'refused_full';
+        }
       }
     }
     const r = this.stmt.insert.run(e.lane, e.topic, e.payload, dedupeKey(e.device, e.msgId), e.device, e.deviceTs, now, e.offline ? 1 : 0);
     if (r.changes === 0) return 'duplicate';
     this.depthByLane[e.lane]++;
+    this.bytes += size;
     return 'stored';
+  }
+
+  /**
+   * One transaction whose in-memory counters (depth, bytes, drops) follow the database: if SQLite
+   * throws (a full disk) the rows roll back, and so do the counters [issue 12].
+   */
+  private atomically<T>(fn: () => T): T {
+    const before = { depth: [...this.depthByLane] as [number, number, number], bytes: this.bytes, dropped: { ...this.dropped } };
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      this.depthByLane = before.depth;
+      this.bytes = before.bytes;
+      Object.assign(this.dropped, before.dropped);
+      throw err;
+    }
+  }
+
+  /** Tests only: caps the outbox file at `pages` SQLite pages (a full disk); raise it to give the space back. */
+  setSqliteMaxPageCount(pages: number): void {
+    this.db.pragma(`max_page_count = ${Math.max(1, Math.floor(pages))}`);
   }
 
   /** Policy step 1 (see the class comment). Returns how many readings were dropped. */
@@ -231,7 +280,9 @@ export class Outbox {
     let n = 0;
     for (const { seq } of this.stmt.thinCandidates.all(this.opts.thinIntervalMs)) {
       if (busy.has(seq)) continue; // already on its way: it will be acknowledged, not dropped
-      this.stmt.remove.run(seq);
+      const gone = this.stmt.remove.get(seq);
+      if (!gone) continue;
+      this.bytes -= gone.size;
       n++;
     }
     if (n > 0) {
@@ -243,7 +294,7 @@ export class Outbox {
 
   /** Runs a thinning pass if the outbox is over the threshold (call periodically). */
   maintain(): void {
-    if (this.depth >= this.opts.thinThreshold && this.now() - this.lastThinAt > 5_000) this.db.transaction(() => this.thin())();
+    if (this.depth >= this.opts.thinThreshold && this.now() - this.lastThinAt > 5_000) this.atomically(() => this.thin());
   }
 
   private count(reason: DropReason, n: number): void {
@@ -294,12 +345,14 @@ export class Outbox {
     if (seqs.length === 0) return;
     this.stmt.syncNormal.run();
     try {
-      this.db.transaction(() => {
+      this.atomically(() => {
         for (const seq of seqs) {
-          const lane = this.stmt.removeAcked.get(seq)?.lane;
-          if (lane !== undefined) this.depthByLane[lane as Lane]--;
+          const gone = this.stmt.removeAcked.get(seq);
+          if (!gone) continue;
+          this.depthByLane[gone.lane as Lane]--;
+          this.bytes -= gone.size;
         }
-      })();
+      });
     } finally {
       this.stmt.syncFull.run();
     }
@@ -307,7 +360,7 @@ export class Outbox {
 
   /** Entries that were in flight when the link dropped: from now on sent one at a time. */
   markSuspect(seqs: readonly number[]): void {
-    this.db.transaction(() => seqs.forEach((s) => this.stmt.suspect.run(s)))();
+    this.atomically(() => seqs.forEach((s) => this.stmt.suspect.run(s)));
   }
 
   /** The link dropped while this entry was the only one in flight. Returns its attempt count. */
@@ -317,15 +370,15 @@ export class Outbox {
 
   /** Moves a poison entry aside with its reason; the rest flows on. */
   quarantine(seq: number, reason: string): void {
-    this.db.transaction(() => {
+    this.atomically(() => {
       this.stmt.toQuarantine.run(reason, this.now(), seq);
       const lane = this.stmt.laneOfSeq.get(seq)?.lane;
       if (lane !== undefined) {
-        this.stmt.remove.run(seq);
+        this.bytes -= this.stmt.remove.get(seq)?.size ?? 0;
         this.depthByLane[lane as Lane]--;
         this.count('quarantined', 1);
       }
-    })();
+    });
   }
 
   /** A quarantined entry (topic and payload), e.g. to re-send it. */
@@ -340,14 +393,17 @@ export class Outbox {
    * acknowledged to its device long ago.
    */
   requeue(seq: number, lane: Lane, deviceTs: number): boolean {
-    return this.db.transaction(() => {
+    return this.atomically(() => {
       const q = this.stmt.quarantined.get(seq);
       if (!q) return false;
       const stored = this.stmt.requeue.run(lane, fromDedupeKey(q.msg_id).device, deviceTs, this.now(), seq).changes === 1;
       this.stmt.unquarantine.run(seq);
-      if (stored) this.depthByLane[lane]++;
+      if (stored) {
+        this.depthByLane[lane]++;
+        this.bytes += q.payload.length;
+      }
       return true;
-    })();
+    });
   }
 
   listQuarantine(limit = 100) {
@@ -375,6 +431,7 @@ export class Outbox {
       depth: this.depth,
       byLane: { urgent: this.depthByLane[0], event: this.depthByLane[1], telemetry: this.depthByLane[2] },
       oldestAcceptedAt: oldest,
+      bytes: this.bytes,
       dropped: { ...this.dropped },
       fileBytes,
     };

@@ -4,7 +4,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { pino } from 'pino';
 import { startEdgeAgent, type EdgeAgent } from '../../edge/agent.ts';
-import { EdgeEnv, toEdgeConfig } from '../../edge/config.ts';
+import { EdgeEnv, toEdgeConfig, type EdgeConfig } from '../../edge/config.ts';
 import { DEVICE_LOGINS_FILE, readDeviceLogins, type DeviceLogin } from '../../shared/device-logins.ts';
 import { REGION_FILE, ROOT } from './cloud-harness.ts';
 
@@ -42,8 +42,9 @@ export function staffToken(agent: EdgeAgent): string {
   return fs.readFileSync(agent.staffTokenFile, 'utf8').trim();
 }
 
-export async function startTestEdge(env: Record<string, string>): Promise<EdgeAgent> {
-  return startEdgeAgent(toEdgeConfig(EdgeEnv.parse(env)), pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
+/** An agent in this process; `adjust` may change the parsed configuration (test-only options such as the outbox's page cap). */
+export async function startTestEdge(env: Record<string, string>, adjust: (c: EdgeConfig) => EdgeConfig = (c) => c): Promise<EdgeAgent> {
+  return startEdgeAgent(adjust(toEdgeConfig(EdgeEnv.parse(env))), pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
 }
 
 export interface EdgeProcess {

@@ -1,0 +1,117 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EXAMPLES, topics } from '../contract/index.ts';
+import { startTestCloud, tempDir } from './support/cloud-harness.ts';
+import { expectExactlyOnce } from './support/counting.ts';
+import { deviceLogin, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { waitFor } from './support/ports.ts';
+import { startResendingDevice } from './support/resending-device.ts';
+import { startTcpProxy } from './support/tcp-proxy.ts';
+
+/**
+ * A full disk at the hub [issue 12]: the outbox file is capped with SQLite's max_page_count (the
+ * test-only `sqliteMaxPageCount`), which makes SQLite fail with SQLITE_FULL exactly like a full disk.
+ */
+const REGION = 'ishikawa-nomi';
+const HUB = 'hakusan-chiyono';
+const sensor = EXAMPLES.find((e) => e.name === 'sensor.telemetry')!.payload;
+const sensorTopic = topics.device(REGION, HUB, 'sensor', 'wx', 'telemetry');
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+interface Status { uplink: { connected: boolean }; outbox: { depth: number }; storage: { ok: boolean; errors: number; lastError: string | null } }
+
+describe('edge agent on a full disk', () => {
+  it('does not crash, refuses device messages without PUBACK, reports it in /status, and recovers when space returns, losing nothing it acknowledged', async () => {
+    const t = await startTestCloud();
+    cleanups.push(() => t.stop());
+    const proxy = await startTcpProxy({ target: { host: '127.0.0.1', port: Number(new URL(t.cloud.urls.mqtt).port) } });
+    cleanups.push(() => proxy.stop());
+    const edgeDir = tempDir('disk-edge');
+    cleanups.push(() => fs.rmSync(edgeDir, { recursive: true, force: true }));
+    const agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: proxy.url('mqtt'), password: t.credentials[HUB]!.password, dataDir: edgeDir, extra: { COMMAND_TIMEOUT_S: '1' } }));
+    cleanups.push(() => agent.close());
+    const status = async () => (await (await fetch(`${agent.localHttpUrl}/status`)).json()) as Status;
+    await waitFor('the agent connected', () => agent.uplink.connected);
+
+    // The link goes down, and the disk fills up while the device keeps publishing.
+    await proxy.stop();
+    await waitFor('the link down', () => !agent.uplink.connected);
+    agent.outbox.setSqliteMaxPageCount(1); // no room beyond the pages the file has now
+    const device = startResendingDevice(agent.localMqttUrl, { ...deviceLogin(agent, 'wx'), retryMs: 200 });
+    cleanups.push(() => device.close());
+    let seq = 0;
+    const base = Date.now() - 600_000;
+    const publish = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const id = `s-${seq++}`;
+        device.publish(id, sensorTopic, JSON.stringify({ ...sensor, hub: HUB, id, ts: base + seq }));
+      }
+    };
+    const timer = setInterval(() => publish(20), 20);
+    cleanups.push(() => clearInterval(timer));
+    await waitFor('the agent reports the full disk', async () => !(await status()).storage.ok, 20_000);
+    await waitFor('the device holds messages the agent did not acknowledge', () => device.unacked > 50);
+    clearInterval(timer);
+    // Down to the last bytes: small events one at a time until even one of those finds no room, so
+    // that nothing the size of the agent's own results fits either.
+    const small = startResendingDevice(agent.localMqttUrl, { ...deviceLogin(agent, 'wx', 'small'), retryMs: 200 });
+    cleanups.push(() => small.close());
+    const eventTopic = topics.device(REGION, HUB, 'sensor', 'wx', 'event');
+    for (let i = 0; ; i++) {
+      const id = `e-${i}`;
+      const errors = (await status()).storage.errors;
+      small.publish(id, eventTopic, JSON.stringify({ v: 1, type: 'sensor.event', id, ts: Date.now(), hub: HUB, device: 'wx', event: 'wind_over_limit', severity: 'info', value: 1 }));
+      const outcome = await waitFor(`event ${id} stored or refused`, async () => (small.acked.has(id) ? 'stored' : (await status()).storage.errors > errors ? 'refused' : null));
+      if (outcome === 'refused') break;
+    }
+
+    // With the cloud's store stalled (nothing acknowledged, nothing leaves the outbox), the link
+    // returns and a command arrives that no device answers: its timeout result cannot be stored.
+    const locker = new Database(path.join(t.dataDir, 'telemetry.db'));
+    locker.exec('BEGIN IMMEDIATE');
+    let locked = true;
+    cleanups.push(() => {
+      if (locked) locker.exec('ROLLBACK');
+      locker.close();
+    });
+    await proxy.start();
+    await waitFor('the link back', () => agent.uplink.connected);
+    const res = await t.api(`/api/v1/hubs/${HUB}/commands`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ device: 'locker-a', command: 'locker.unlock', args: { compartment: 'A01' } }),
+    });
+    expect(res.status, await res.clone().text()).toBe(202);
+    const cmd = (await res.json()) as { id: string };
+    const errorsBefore = (await status()).storage.errors;
+    await waitFor('the timeout result failing to be stored', async () => (await status()).storage.errors > errorsBefore + 2, 10_000);
+    const full = await status();
+    expect(full.storage.ok).toBe(false);
+    expect(full.storage.lastError).toMatch(/SQLITE_FULL|full/i);
+    const metrics = await (await fetch(`${agent.localHttpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^edge_storage_ok 0$/m);
+    expect(metrics).toMatch(/^edge_storage_errors_total\{where="outbox_append"\} [1-9]/m);
+
+    // Space returns: everything the device holds is taken, the command result goes out, all drains.
+    agent.outbox.setSqliteMaxPageCount(1_000_000_000);
+    locker.exec('ROLLBACK');
+    locked = false;
+    await waitFor('the device has no unacknowledged message', () => device.unacked === 0, 20_000);
+    await waitFor('the outbox drained', () => agent.outbox.depth === 0, 20_000);
+    expect((await status()).storage.ok).toBe(true);
+    const command = await waitFor('the command answered', async () => {
+      const c = (await (await t.api(`/api/v1/commands/${cmd.id}`)).json()) as { state: string; detail: string | null };
+      return c.state === 'pending' || c.state === 'sent' ? null : c;
+    });
+    expect(command.state).toBe('failed');
+    expect(command.detail).toMatch(/did not answer/);
+    await waitFor('the small events all acknowledged', () => small.unacked === 0);
+    const stored = await expectExactlyOnce(t.cloud.store, HUB, [...device.acked, ...small.acked]);
+    expect(stored).toBe(device.published);
+    console.info(`[edge-disk] ${device.published} readings and ${small.published} small events published, ${full.storage.errors} storage errors while full; all ${stored} stored once after space returned`);
+  }, 90_000);
+});
