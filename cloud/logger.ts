@@ -1,8 +1,2 @@
-import { pino, type Logger } from 'pino';
-
-export type { Logger };
-
-/** The one logger of a process; components take `logger.child({ component })`. */
-export function createLogger(level: string, name: string): Logger {
-  return pino({ name, level, base: { pid: process.pid } });
-}
+// The logger lives in shared/: the edge agent uses it too, and edge/ must not import from cloud/ (issue 12).
+export * from '../shared/logger.ts';

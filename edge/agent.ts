@@ -18,7 +18,7 @@ import {
   type SensorTelemetry,
   type ValidMessage,
 } from '../contract/index.ts';
-import type { Logger } from '../cloud/logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import { CLIENT_ID_SUFFIX } from '../contract/client-id.ts';
 import { limitMqttFrames } from '../shared/mqtt-frame-limiter.ts';
 import type { EdgeConfig } from './config.ts';

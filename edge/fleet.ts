@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { HubId, RegionFile } from '../contract/index.ts';
-import { createLogger } from '../cloud/logger.ts';
+import { createLogger } from '../shared/logger.ts';
 import { startEdgeAgent, type EdgeAgent } from './agent.ts';
 import { EdgeEnv, toEdgeConfig } from './config.ts';
 import { FleetEnv } from './fleet-config.ts';

@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { Mode, type LockerTelemetry, type SensorTelemetry } from '../contract/index.ts';
-import type { Logger } from '../cloud/logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { EdgeMetrics } from './edge-metrics.ts';
 import type { EdgeState, ModeState } from './edge-state.ts';
 import type { Outbox } from './outbox/outbox.ts';

@@ -1,4 +1,4 @@
-import { createLogger } from '../cloud/logger.ts';
+import { createLogger } from '../shared/logger.ts';
 import { startEdgeAgent } from './agent.ts';
 import { EdgeConfigError, loadEdgeConfig } from './config.ts';
 

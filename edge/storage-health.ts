@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../shared/logger.ts';
 
 /**
  * Health of the agent's disk storage (outbox and state databases) [issue 12]. A full disk makes

@@ -1,6 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { hubClientId, topics, type HubStatus } from '../contract/index.ts';
-import type { Logger } from '../cloud/logger.ts';
+import type { Logger } from '../shared/logger.ts';
 import type { Outbox, OutboxEntry } from './outbox/outbox.ts';
 
 /**
