@@ -20,7 +20,7 @@ import { DEST, ORIGIN, OrderTestRig, T0 } from './order-test-rig.ts';
  * `npm test` runs a fixed seed; MODEL_RUNS=2000 (and MODEL_SEED) run longer.
  */
 const RUNS = Number(process.env.MODEL_RUNS ?? 25);
-const SEED = Number(process.env.MODEL_SEED ?? 1204);
+const SEED = Number(process.env.MODEL_SEED ?? 3); // a seed whose 25 runs catch defects 4 and 5 of issue 12 on the old code
 const TIMEOUT = 'the device did not answer within 10 s'; // the hub agent's own failure (edge/agent.ts)
 const HOME = { lat: 36.376, lon: 136.48 };
 const THERE = { lat: 36.4165, lon: 136.487 };
@@ -102,9 +102,13 @@ class World {
     for (const [o, sentThen] of this.cancelledAt) {
       const after = this.rig.sent.slice(sentThen).filter((s) => s.command.command === 'drone.mission' && this.missionOrder(s.command) === o);
       if (after.length > 0) this.violations.push(`cancelled order ${o} got a drone.mission after the cancel`);
-      const flying = [...this.drones.values()].some((d) => d.flying?.startsWith(`m-${o.slice(4)}-`));
-      const aborted = this.rig.sent.slice(sentThen).some((s) => s.command.command === 'drone.abort');
-      if (flying && !aborted) this.violations.push(`cancelled order ${o} is flying and no abort was sent`);
+      // A mission sent before the cancel may be flying: an abort must follow it to that drone.
+      for (const [id, d] of this.drones) {
+        if (!d.flying?.startsWith(`m-${o.slice(4)}-`)) continue;
+        const sent = this.rig.sent.map((x) => x.command);
+        const at = sent.findIndex((c) => c.command === 'drone.mission' && (c.args as { missionId?: string }).missionId === d.flying);
+        if (!sent.slice(at + 1).some((c) => c.command === 'drone.abort' && c.device === id)) this.violations.push(`cancelled order ${o} is flying on ${id} and no abort follows its mission`);
+      }
     }
   }
 }
@@ -113,7 +117,7 @@ type Step = (w: World) => Promise<void>;
 const k = fc.nat(1000);
 
 // Weighted so that runs get far: more orders, rounds and device answers than restarts.
-const WEIGHTS = [3, 4, 1, 1, 1, 6, 1, 1, 3, 2, 2, 1, 2, 1];
+const WEIGHTS = [3, 4, 2, 1, 2, 6, 1, 1, 3, 2, 2, 1, 2, 1];
 const steps: fc.Arbitrary<[string, Step]>[] = [
   fc.constant(['create', async (w: World) => {
     const o = await w.rig.orders.create({ originHub: ORIGIN, destination: { type: 'locker', hub: DEST }, weightKg: 1, tempClass: 'ambient', priority: 'normal', by: 'model' });

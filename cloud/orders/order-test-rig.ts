@@ -37,6 +37,7 @@ export class OrderTestRig {
   hold: (c: Command) => boolean = () => false;
   private readonly held: { command: Command; resolve: () => void }[] = [];
   private seq = 0;
+  private generation = 0;
   live!: LiveState;
   store!: OrderStore;
   commands!: CommandService;
@@ -50,8 +51,11 @@ export class OrderTestRig {
 
   private build(): void {
     const logger = pino({ level: 'silent' });
+    // A restart ends the old objects as a process's death would: their publishes never complete.
+    const generation = ++this.generation;
     const bus: CommandBus = {
       send: (command, to) => {
+        if (generation !== this.generation) return new Promise<void>(() => undefined);
         this.sent.push({ command, to });
         if (!this.hold(command)) return Promise.resolve();
         return new Promise<void>((resolve) => this.held.push({ command, resolve }));
@@ -66,6 +70,7 @@ export class OrderTestRig {
 
   /** New service objects on the same database and live state (a restart of the cloud's services). */
   restart(): void {
+    this.held.length = 0; // publishes the old process was waiting for: never completed
     this.build();
   }
 
