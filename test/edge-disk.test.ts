@@ -74,6 +74,7 @@ describe('edge agent on a full disk', () => {
     // With the cloud's store stalled (nothing acknowledged, nothing leaves the outbox), the link
     // returns and a command arrives that no device answers: its timeout result cannot be stored.
     const locker = new Database(path.join(t.dataDir, 'telemetry.db'));
+    locker.pragma('busy_timeout = 5000');
     locker.exec('BEGIN IMMEDIATE');
     let locked = true;
     cleanups.push(() => {

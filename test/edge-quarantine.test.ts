@@ -38,6 +38,7 @@ describe('edge agent: innocent messages are never quarantined', () => {
     // Stall the cloud's store the way a slow disk would (its write lock held from another
     // connection): the alarm reaches the cloud but is not acknowledged — it stays in flight.
     const locker = new Database(path.join(t.dataDir, 'telemetry.db'));
+    locker.pragma('busy_timeout = 5000');
     locker.exec('BEGIN IMMEDIATE');
     let locked = true;
     cleanups.push(() => {
@@ -81,6 +82,7 @@ describe('edge agent: innocent messages are never quarantined', () => {
     await waitFor('the agent connected', () => agent.uplink.connected);
 
     const locker = new Database(path.join(cloudDir, 'telemetry.db'));
+    locker.pragma('busy_timeout = 5000');
     locker.exec('BEGIN IMMEDIATE');
     let locked = true;
     cleanups.push(() => {
