@@ -497,7 +497,7 @@ async function unlockCompartment(order, button) {
 function hubOrders(hub) {
   const toHub = (o) => o.destination?.type === 'locker' && o.destination.hub === hub;
   const pickups = state.orders.filter((o) => toHub(o) && o.state === 'in_locker');
-  const arriving = state.orders.filter((o) => toHub(o) && (o.state === 'assigned' || o.state === 'in_flight'));
+  const arriving = state.orders.filter((o) => toHub(o) && ['assigned', 'mission_unknown', 'in_flight'].includes(o.state));
   const list = (orders, kind) => orders.length === 0
     ? h('p', { class: 'empty' }, T('orders.none'))
     : h('ul', { class: 'order-list' }, ...orders.map((o) => h('li', { 'data-order-id': o.id },
