@@ -63,6 +63,7 @@ export const POLICY: Readonly<Record<string, RoleTable>> = {
   'POST /api/v1/orders/:orderId/cancel': COORDINATE,
   'POST /api/v1/orders/:orderId/pickup-code': ACT_SCOPED,
   'POST /api/v1/orders/:orderId/unlock-compartment': ACT_SCOPED, // staff: the locker's hub only (the route checks)
+  'POST /api/v1/orders/:orderId/ground-round': ACT_SCOPED, // staff: orders from or to their hubs (the route checks)
   'GET /api/v1/flight-log': READ_REGION,
 
   'GET /api/v1/accounts': ADMIN,

@@ -25,6 +25,7 @@ export const API_ERRORS = {
   not_cancellable: { status: 409, description: 'The order is in the air or finished and can no longer be cancelled' },
   pickup_code_unavailable: { status: 409, description: 'The pickup code was already shown once, or the parcel is not in a locker yet' },
   compartment_not_locked: { status: 409, description: 'The order\'s compartment is not locked (or the parcel is not in a locker), so there is nothing to unlock' },
+  round_step_refused: { status: 409, description: 'The order is not on a ground round, or that round step does not follow from its state (e.g. delivered before loaded, or already final)' },
   not_found: { status: 404, description: 'No such route' },
   too_many_streams: { status: 429, description: 'This session (EVENTS_MAX_STREAMS_PER_SESSION) or the cloud (EVENTS_MAX_STREAMS) already has as many live-feed streams open as allowed; close one or try later' },
   store_unavailable: { status: 503, description: 'The telemetry store did not answer; try again' },
