@@ -355,7 +355,16 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     // A newer desired state from the cloud wins; the same version re-delivered (retained) does not
     // undo a local switch made since. Reconciliation beyond that belongs to the cloud.
     if (rm.version <= current.version) return;
-    const next: ModeState = { mode: rm.hubs[hubId] ?? rm.mode, version: rm.version, source: 'cloud', reason: rm.reason, changedAt: now() };
+    const desired = rm.hubs[hubId] ?? rm.mode;
+    // A switch hub staff made here after the coordinator's (wall clock), while the link was down, is not
+    // undone by it, not even for a moment: the hub keeps its own mode. Its local acknowledgement (in the
+    // outbox) tells the cloud, which shows the two as a conflict and keeps the later; a coordinator
+    // decides with a newer switch [issue 12, defect 10].
+    if (current.source === 'local' && current.changedAt > rm.ts && desired !== current.mode) {
+      log.warn({ mode: current.mode, coordinatorVersion: rm.version, coordinatorMode: desired }, 'region mode older than the local switch; the local switch is kept');
+      return;
+    }
+    const next: ModeState = { mode: desired, version: rm.version, source: 'cloud', reason: rm.reason, changedAt: now() };
     state.setMode(next);
     log.info({ mode: next.mode, version: next.version }, 'region mode applied');
     void enqueue(topics.modeAck(region, hubId), modeAck(next));

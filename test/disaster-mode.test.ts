@@ -220,6 +220,13 @@ describe('disaster mode with real edge agents', () => {
       if (modesSeen.at(-1) !== key) modesSeen.push(key);
     }, 5);
     cleanups.push(() => clearInterval(sampler));
+    // Every mode the hub applies from here on: its own emergency must never give way, even for a moment.
+    const applied: string[] = [];
+    const setMode = cutOff.state.setMode.bind(cutOff.state);
+    cutOff.state.setMode = (m) => {
+      applied.push(`${m.mode}@${m.version}`);
+      setMode(m);
+    };
     const restoredAt = Date.now();
     await proxy.start();
     const settled = await waitFor('the hub back in its emergency and the conflict visible', async () => {
@@ -229,6 +236,7 @@ describe('disaster mode with real edge agents', () => {
     }, 20_000, 10);
     clearInterval(sampler);
     console.log(`disaster mode conflict: link restored → hub in its emergency again as version 2: ${Date.now() - restoredAt} ms; hub modes seen: ${modesSeen.join(' → ')}`);
+    expect(applied.filter((m) => !m.startsWith('emergency@'))).toEqual([]);
     expect(settled.desired).toMatchObject({ version: 2, mode: 'normal', hubs: { [CUT_OFF]: 'emergency' } });
     expect(hubView(settled)).toMatchObject({
       desired: 'emergency', status: 'conflict',
