@@ -1,5 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { hubClientId, topics, type HubStatus } from '../contract/index.ts';
+import { backoffDelayMs } from '../shared/backoff.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { Outbox, OutboxEntry } from './outbox/outbox.ts';
 
@@ -170,7 +171,7 @@ export class Uplink {
       client.end(true);
       this.guard('uplink_link_down', () => this.onLinkDown());
       if (this.stopped) return;
-      const delay = Math.random() * Math.min(this.o.backoffMaxMs, 500 * 2 ** Math.min(this.attempt, 16));
+      const delay = backoffDelayMs({ initialMs: 500, maxMs: this.o.backoffMaxMs, jitter: 'full' }, this.attempt);
       this.attempt++;
       this.log.info({ retryInMs: Math.round(delay), outboxDepth: this.o.outbox.depth }, 'cloud link down; reconnecting');
       this.reconnectTimer = setTimeout(() => this.guard('uplink_connect', () => this.open()), delay);

@@ -1,3 +1,5 @@
+import { backoffDelayMs } from '../../shared/backoff.ts';
+
 /**
  * Group commit: callers submit items and wait; items that arrive while a write is running are
  * collected and written together by the next one. Under load batches grow (fewer, larger writes);
@@ -205,7 +207,7 @@ export class GroupCommitter<T> {
       } catch (err) {
         if (!this.opts.isRetryable(err)) return this.isolate(batch, err, failed);
         if (this.closed) return new Error('ingest shut down before the write succeeded', { cause: err });
-        const delay = Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 20)) * (0.5 + Math.random() / 2);
+        const delay = backoffDelayMs({ initialMs, maxMs, jitter: 'equal' }, attempt - 1);
         this.opts.onWriteError?.(err, attempt, delay);
         await this.sleep(delay);
       }
