@@ -44,7 +44,7 @@ beforeAll(async () => {
     deviceLogins: deviceLoginsOf(agents),
     rates: { droneHz: 2, lockerIntervalS: 1, sensorIntervalS: 1 },
     // calm weather, no missions of the drones' own, no random locker traffic: only what the cloud orders
-    params: { drone: { meanIdleS: 1e12 }, sensor: { meanWindMps: 2, windSdMps: 0.3, windySpellsPerHour: 0, rainEpisodesPerHour: 0 }, locker: { reservationsPerHour: 0 } },
+    params: { drone: { meanIdleS: 1e12 }, sensor: { meanWindMps: 2, windSdMps: 0.3, windySpellsPerHour: 0, rainEpisodesPerHour: 0 }, locker: { reservationsPerHour: 0, leftOpenChance: 0 } },
   });
   await waitFor('drone and locker telemetry in the cloud', async () => {
     const h = (await api<{ deviceStates: { telemetry: unknown }[] }>(`/api/v1/hubs/${DEST}`)).body;
