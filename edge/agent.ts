@@ -286,9 +286,13 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
 
   // ------------------------------------------------------------------ commands (at most once)
   const timers = new Map<string, NodeJS.Timeout>();
+  const noAnswerDetail = `the device did not answer within ${config.commandTimeoutMs / 1000} s`;
   function onDeviceCommandAck(ack: CommandAck): void {
     const known = state.command(ack.commandId);
-    if (known?.state === 'relayed') state.setCommand(ack.commandId, ack.result === 'duplicate' ? 'done' : ack.result === 'expired' ? 'expired' : ack.result, ack.detail ?? null);
+    // The device's own answer settles the command — also after the agent gave up waiting ("failed",
+    // provisional): a late answer says what the device did [issue 12, defect 5]; the cloud keeps both.
+    const settled = known?.state === 'relayed' || (known?.state === 'failed' && known.detail === noAnswerDetail);
+    if (settled) state.setCommand(ack.commandId, ack.result === 'duplicate' ? 'done' : ack.result === 'expired' ? 'expired' : ack.result, ack.detail ?? null);
     const t = timers.get(ack.commandId);
     if (t) clearTimeout(t);
     timers.delete(ack.commandId);
@@ -329,7 +333,7 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     timers.set(cmd.id, setTimeout(() => storage.guard('command_timeout', () => {
       timers.delete(cmd.id);
       if (state.command(cmd.id)?.state !== 'relayed') return;
-      const detail = `the device did not answer within ${config.commandTimeoutMs / 1000} s`;
+      const detail = noAnswerDetail;
       // Recorded failed once the result is in the outbox (a full disk: tried again until it is).
       void enqueue(topics.commandAck(region, hubId), commandAck(cmd.id, cmd.device, 'failed', detail), () => {
         if (state.command(cmd.id)?.state === 'relayed') state.setCommand(cmd.id, 'failed', detail);

@@ -60,5 +60,7 @@ describe('a device that answers after the agent timed out', () => {
       ['failed', expect.stringMatching(/did not answer within 1 s/)],
       ['done', 'opened (late)'],
     ]);
+    // The hub agent's own record says the same (its /status and a re-delivered command's `duplicate` answer read it).
+    expect(agent.state.command(id)).toMatchObject({ state: 'done', detail: 'opened (late)' });
   }, 30_000);
 });
