@@ -123,8 +123,11 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       store: createSqliteCommandStore(db), bus, hubs: live.hubs, now: Date.now, newId: () => `cmd-${randomUUID()}`, logger,
     });
 
+    const modeStore = createSqliteModeStore(db);
+    // The acknowledged mode of every hub survives a restart (the consoles show it from live state).
+    for (const ack of modeStore.acks(region.id).values()) live.restoreMode(region.id, ack, ack.receivedAt);
     const modes = new ModeService({
-      store: createSqliteModeStore(db), regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now,
+      store: modeStore, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now,
       ackTimeoutMs: config.modes.ackTimeoutMs, logger,
       bus: {
         publishDesired: (m) => (broker ? broker.publish(topics.regionMode(m.region), JSON.stringify(m), { qos: 1, retain: true }) : Promise.reject(new Error('the MQTT broker is not running'))),

@@ -181,6 +181,17 @@ export class LiveState {
     }
   }
 
+  /**
+   * At start-up, the mode each hub last acknowledged, from the mode store: live state is otherwise
+   * rebuilt from traffic, and a hub acknowledges only when the mode changes, so without this every
+   * hub showed "mode not reported" after a cloud restart. Not a sign of life (link state untouched).
+   */
+  restoreMode(region: string, ack: Pick<ModeAck, 'hub' | 'mode' | 'version' | 'source' | 'ts'> & { reason: string | null }, receivedAt: number): void {
+    const h = this.hub(ack.hub, region);
+    if (h.mode && h.mode.ts >= ack.ts) return;
+    h.mode = { mode: ack.mode, version: ack.version, source: ack.source, reason: ack.reason, ts: ack.ts, receivedAt };
+  }
+
   applyModeAck(region: string, ack: ModeAck, receivedAt: number): void {
     const h = this.hub(ack.hub, region);
     h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, receivedAt);
