@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXAMPLES, topics } from '../contract/index.ts';
 import { createSqliteTelemetryStore } from '../cloud/telemetry/sqlite-telemetry-store.ts';
 import { readCredentials, spawnCloud, tempDir, testCloudEnv, type CloudProcess } from './support/cloud-harness.ts';
 import { freePort, waitFor } from './support/ports.ts';
 import { startResendingDevice } from './support/resending-device.ts';
+import { stallSqliteStore } from './support/store-stall.ts';
 
 /**
  * Crash safety, counted: a device publishes a stream of QoS 1 messages; the cloud process is killed
@@ -47,13 +47,10 @@ describe('crash safety of ingest', () => {
     // Stall the store the way a slow disk would: hold its write lock from another connection, so the
     // cloud has messages in hand that it cannot write yet. Then kill it. Only unwritten messages are
     // in that state, and none of them may have been acknowledged.
-    const locker = new Database(path.join(dataDir, 'telemetry.db'));
-    locker.pragma('busy_timeout = 5000');
-    locker.exec('BEGIN IMMEDIATE');
+    const stall = stallSqliteStore(dataDir);
     await new Promise((r) => setTimeout(r, 400));
     expect(await proc.kill('SIGKILL')).toBe(null);
-    locker.exec('ROLLBACK');
-    locker.close();
+    stall.close();
     const ackedAtKill = device.acked.size;
     await new Promise((r) => setTimeout(r, 700)); // the device keeps producing while the cloud is down
     proc = await spawnCloud(env);

@@ -1,6 +1,4 @@
 import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EXAMPLES, topics } from '../contract/index.ts';
 import { startTestCloud, tempDir } from './support/cloud-harness.ts';
@@ -9,6 +7,7 @@ import { deviceLogin, startTestEdge, testEdgeEnv } from './support/edge-harness.
 import { waitFor } from './support/ports.ts';
 import { startResendingDevice } from './support/resending-device.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
+import { stallSqliteStore } from './support/store-stall.ts';
 
 /**
  * A full disk at the hub [issue 12]: the outbox file is capped with SQLite's max_page_count (the
@@ -73,14 +72,8 @@ describe('edge agent on a full disk', () => {
 
     // With the cloud's store stalled (nothing acknowledged, nothing leaves the outbox), the link
     // returns and a command arrives that no device answers: its timeout result cannot be stored.
-    const locker = new Database(path.join(t.dataDir, 'telemetry.db'));
-    locker.pragma('busy_timeout = 5000');
-    locker.exec('BEGIN IMMEDIATE');
-    let locked = true;
-    cleanups.push(() => {
-      if (locked) locker.exec('ROLLBACK');
-      locker.close();
-    });
+    const stall = stallSqliteStore(t.dataDir);
+    cleanups.push(() => stall.close());
     await proxy.start();
     await waitFor('the link back', () => agent.uplink.connected);
     const res = await t.api(`/api/v1/hubs/${HUB}/commands`, {
@@ -99,8 +92,7 @@ describe('edge agent on a full disk', () => {
 
     // Space returns: everything the device holds is taken, the command result goes out, all drains.
     agent.outbox.setSqliteMaxPageCount(1_000_000_000);
-    locker.exec('ROLLBACK');
-    locked = false;
+    stall.release();
     await waitFor('the device has no unacknowledged message', () => device.unacked === 0, 20_000);
     await waitFor('the outbox drained', () => agent.outbox.depth === 0, 20_000);
     expect((await status()).storage.ok).toBe(true);

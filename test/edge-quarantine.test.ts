@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EXAMPLES, topics } from '../contract/index.ts';
 import { createSqliteTelemetryStore } from '../cloud/telemetry/sqlite-telemetry-store.ts';
@@ -9,6 +8,7 @@ import { deviceLogin, staffToken, startTestEdge, testEdgeEnv } from './support/e
 import { freePort, waitFor } from './support/ports.ts';
 import { startResendingDevice } from './support/resending-device.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
+import { stallSqliteStore } from './support/store-stall.ts';
 
 /**
  * Quarantine only on an explicit refusal by the cloud [issue 12]: a message that is in flight while
@@ -37,14 +37,8 @@ describe('edge agent: innocent messages are never quarantined', () => {
 
     // Stall the cloud's store the way a slow disk would (its write lock held from another
     // connection): the alarm reaches the cloud but is not acknowledged — it stays in flight.
-    const locker = new Database(path.join(t.dataDir, 'telemetry.db'));
-    locker.pragma('busy_timeout = 5000');
-    locker.exec('BEGIN IMMEDIATE');
-    let locked = true;
-    cleanups.push(() => {
-      if (locked) locker.exec('ROLLBACK');
-      locker.close();
-    });
+    const stall = stallSqliteStore(t.dataDir);
+    cleanups.push(() => stall.close());
     const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
     cleanups.push(() => device.close());
     device.publish('alarm-1', topics.device(REGION, HUB, 'sensor', 'wx', 'event'), JSON.stringify({ ...alarm, hub: HUB, id: 'alarm-1', ts: Date.now() }));
@@ -54,8 +48,7 @@ describe('edge agent: innocent messages are never quarantined', () => {
       proxy.cut();
       await waitFor(`the agent reconnected after cut ${cut}`, () => agent.uplink.stats().connects > connects && agent.uplink.connected, 10_000);
     }
-    locker.exec('ROLLBACK');
-    locked = false;
+    stall.release();
 
     await waitFor('the outbox drained', () => agent.outbox.depth === 0, 20_000);
     const ids = await t.cloud.store.messageIds(HUB, 0, 4_102_444_800_000);
@@ -81,22 +74,8 @@ describe('edge agent: innocent messages are never quarantined', () => {
     cleanups.push(() => agent.close());
     await waitFor('the agent connected', () => agent.uplink.connected);
 
-    const locker = new Database(path.join(cloudDir, 'telemetry.db'));
-    locker.pragma('busy_timeout = 5000');
-    locker.exec('BEGIN IMMEDIATE');
-    let locked = true;
-    cleanups.push(() => {
-      if (locked) locker.exec('ROLLBACK');
-      locker.close();
-    });
-    const relock = () => {
-      locker.exec('BEGIN IMMEDIATE');
-      locked = true;
-    };
-    const unlock = () => {
-      locker.exec('ROLLBACK');
-      locked = false;
-    };
+    const stall = stallSqliteStore(cloudDir);
+    cleanups.push(() => stall.close());
     const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
     cleanups.push(() => device.close());
     device.publish('alarm-2', topics.device(REGION, HUB, 'sensor', 'wx', 'event'), JSON.stringify({ ...alarm, hub: HUB, id: 'alarm-2', ts: Date.now() }));
@@ -105,13 +84,13 @@ describe('edge agent: innocent messages are never quarantined', () => {
       const connects = agent.uplink.stats().connects;
       await proxy.stop();
       expect(await cloud.kill('SIGKILL')).toBe(null);
-      unlock();
+      stall.release();
       cloud = await spawnCloud(env);
-      relock();
+      stall.hold();
       await proxy.start();
       await waitFor(`the agent reconnected after restart ${restart}`, () => agent.uplink.stats().connects > connects && agent.uplink.connected, 15_000);
     }
-    unlock();
+    stall.release();
 
     await waitFor('the outbox drained', () => agent.outbox.depth === 0, 20_000);
     await cloud.kill('SIGTERM');
