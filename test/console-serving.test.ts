@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { CATALOGUE_PARTS } from './support/console-browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCloud, type TestCloud } from './support/cloud-harness.ts';
 
@@ -48,10 +49,25 @@ describe('console serving', () => {
     expect(again).toBe(304);
   });
 
-  it('has the same keys in both catalogues', async () => {
-    const ja = (await (await fetch(`${t.cloud.urls.http}/console/i18n/ja.json`)).json()) as Record<string, string>;
-    const en = (await (await fetch(`${t.cloud.urls.http}/console/i18n/en.json`)).json()) as Record<string, string>;
-    expect(Object.keys(en).sort()).toEqual(Object.keys(ja).sort());
+  it('has the same keys in both catalogues, each key in one part only', async () => {
+    const keys: Record<string, string[]> = { ja: [], en: [] };
+    for (const lang of ['ja', 'en']) {
+      for (const file of [`${lang}.json`, ...CATALOGUE_PARTS.map((p) => `${lang}.${p}.json`)]) {
+        const r = await fetch(`${t.cloud.urls.http}/console/i18n/${file}`);
+        expect(r.status, file).toBe(200);
+        keys[lang]!.push(...Object.keys((await r.json()) as Record<string, string>));
+      }
+    }
+    expect(new Set(keys.ja).size, 'a key in two parts').toBe(keys.ja!.length);
+    expect([...keys.en!].sort()).toEqual([...keys.ja!].sort());
+  });
+
+  it('serves the console modules and morphdom as JavaScript', async () => {
+    for (const file of ['lib/morph.js', 'staff/staff-view.js', 'coordinator/coordinator-view.js', 'map/region-map.js', 'alarms/alarm-list.js', 'vendor/morphdom.js']) {
+      const r = await fetch(`${t.cloud.urls.http}/console/${file}`);
+      expect(r.status, file).toBe(200);
+      expect(r.headers.get('content-type'), file).toContain('javascript');
+    }
   });
 
   it('needs a session for the live feed and the region', async () => {

@@ -1,4 +1,5 @@
 import fastifyStatic from '@fastify/static';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
@@ -27,6 +28,8 @@ import { windLimitsByHub } from '../alarms/alarm-rules.ts';
  */
 
 export const PUBLIC_DIR = path.join(import.meta.dirname, 'public');
+/** morphdom's ES module build: the consoles patch their DOM with it (public/lib/morph.js). */
+const MORPHDOM = createRequire(import.meta.url).resolve('morphdom/dist/morphdom-esm.js');
 
 export interface ConsoleDeps {
   region: RegionFile;
@@ -104,6 +107,8 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
         },
       });
       files.get('/', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
+      // The one third-party module of the consoles, served from the installed package (no copy to drift).
+      files.get('/console/vendor/morphdom.js', { schema: { hide: true } }, (_req, reply) => reply.sendFile(path.basename(MORPHDOM), path.dirname(MORPHDOM)));
       files.get('/console', { schema: { hide: true } }, (_req, reply) => reply.redirect('/'));
       // Paths without an extension are the consoles' own pages (deep links): the app routes them.
       files.get('/console/*', { schema: { hide: true } }, (req, reply) => {

@@ -1,0 +1,218 @@
+// The hub staff console: one tab per hub of the account; the shown hub's header, alarms, lockers,
+// orders (by drone and by bus), drones on the pad and sensors.
+import { alarmList } from '../alarms/alarm-list.js';
+import { actAs } from '../lib/api.js';
+import { h, T, V } from '../lib/dom.js';
+import { flash } from '../lib/flash.js';
+import { fmtNum, fmtTime, t } from '../lib/i18n.js';
+import { hubName, hubSpec, mayUnlock, nameOf, requestRender, state, whileBusy } from '../lib/state.js';
+
+/** Temperature class limits (DOMAIN: chilled ≤ 10 °C, frozen ≤ −15 °C). */
+const TEMP_LIMITS = { chilled: 10, frozen: -15 };
+
+export function staffView() {
+  const id = state.selectedHub;
+  const tabs = h('nav', { class: 'hub-tabs', id: 'hub-tabs', 'aria-label': t('staff.hubs') });
+  for (const hubId of state.account.hubs) {
+    tabs.append(h('button', {
+      type: 'button', class: 'tab', 'data-hub': hubId, 'data-key': `tab-${hubId}`, 'aria-pressed': String(hubId === id),
+      onclick: () => {
+        state.selectedHub = hubId;
+        requestRender();
+      },
+    }, V(hubName(hubId))));
+  }
+  const hub = id ? state.hubs.get(id) ?? state.hubDetail.get(id) : null;
+  const spec = id ? hubSpec(id) : null;
+  const detail = id ? state.hubDetail.get(id) : null;
+  return h('div', { class: 'staff', id: 'staff-console' },
+    h('h2', { class: 'visually-hidden' }, T('staff.title')),
+    tabs,
+    h('section', { id: 'hub-header', class: 'hub-header', 'aria-live': 'polite' }, id ? hubHeader(id, hub, spec) : null),
+    h('div', { class: 'staff-grid' },
+      h('section', { class: 'card alarms-card', 'aria-labelledby': 'alarms-h' }, h('h3', { id: 'alarms-h' }, T('alarms.title')),
+        h('div', { id: 'staff-alarms' }, id ? alarmList([...state.alarms.values()].filter((a) => a.hub === id), false) : null)),
+      h('section', { class: 'card lockers-card', 'aria-labelledby': 'lockers-h' }, h('h3', { id: 'lockers-h' }, T('lockers.title')),
+        h('div', { id: 'staff-lockers' }, lockerBanks(detail)), compartmentLegend()),
+      h('section', { class: 'card', 'aria-labelledby': 'orders-h' }, h('h3', { id: 'orders-h' }, T('orders.hubTitle')),
+        h('div', { id: 'staff-orders' }, id ? hubOrders(id) : null)),
+      h('section', { class: 'card', 'aria-labelledby': 'drones-h' }, h('h3', { id: 'drones-h' }, T('drones.title')),
+        h('div', { id: 'staff-drones' }, dronesOnPad(detail))),
+      h('section', { class: 'card', 'aria-labelledby': 'sensors-h' }, h('h3', { id: 'sensors-h' }, T('sensors.title')),
+        h('div', { id: 'staff-sensors' }, sensors(detail, spec))),
+    ),
+  );
+}
+
+function compartmentLegend() {
+  return h('ul', { class: 'legend' }, ...['free', 'reserved', 'occupied', 'door_open', 'fault'].map((st) =>
+    h('li', {}, h('span', { class: `swatch cell-${st}`, 'aria-hidden': 'true' }), T(`compartment.${st}`))));
+}
+
+function hubHeader(id, hub, spec) {
+  const link = hub?.link;
+  const modeNow = hub?.mode?.mode ?? null;
+  return [
+    h('h2', {}, V(spec ? nameOf(spec.name) : id)),
+    h('p', { class: 'badges' },
+      h('span', { class: ['badge', link?.online ? 'ok' : 'bad'], id: 'link-state' }, T(link?.online ? 'link.online' : 'link.offline')),
+      h('span', { class: 'badge', id: 'backlog' }, T('link.backlog', { n: link?.outboxDepth ?? '–', age: link?.oldestUnsentAgeS === null || link?.oldestUnsentAgeS === undefined ? '–' : Math.round(link.oldestUnsentAgeS) })),
+      h('span', { class: 'badge' }, T('link.lastSeen', { time: fmtTime(link?.lastSeen) })),
+      h('span', { class: ['badge', modeNow === 'emergency' ? 'bad' : 'ok'], id: 'hub-mode' }, T(modeNow ? `mode.${modeNow}` : 'mode.unknown')),
+    ),
+  ];
+}
+
+function compartmentState(c) {
+  if (c.fault && c.fault !== 'none') return 'fault';
+  if (c.door === 'open') return 'door_open';
+  if (c.occupied) return 'occupied';
+  if (c.reservedFor) return 'reserved';
+  return 'free';
+}
+
+function lockerBanks(detail) {
+  const lockers = (detail?.deviceStates ?? []).filter((d) => d.kind === 'locker');
+  if (lockers.length === 0) return [h('p', { class: 'empty' }, T('common.noData'))];
+  return lockers.map((l) => {
+    const comps = l.telemetry?.compartments ?? [];
+    return h('div', { class: 'locker-bank', 'data-key': `bank-${l.device}` },
+      h('h4', {}, T('lockers.bank'), ' ', V(l.device)),
+      comps.length === 0 ? h('p', { class: 'empty' }, T('common.noData')) : h('ul', { class: 'compartments', 'aria-label': t('lockers.grid') }, ...comps.map((c) => {
+        const st = compartmentState(c);
+        const limit = TEMP_LIMITS[c.tempClass];
+        const warm = limit !== undefined && typeof c.tempC === 'number' && c.tempC > limit;
+        return h('li', { class: ['cell', `cell-${st}`, warm && 'too-warm'], 'data-compartment': c.id, 'data-key': `${l.device}/${c.id}`, 'data-state': st },
+          V(c.id, 'span', { class: 'cell-id' }),
+          h('span', { class: 'cell-state' }, T(`compartment.${st}`)),
+          h('span', { class: 'cell-meta' }, T(`tempClass.${c.tempClass}`), ' ', T(`size.${c.size}`)),
+          typeof c.tempC === 'number'
+            ? h('span', { class: 'cell-temp' }, T(limit === undefined ? 'unit.celsius' : 'lockers.tempVsLimit', { v: fmtNum(c.tempC), limit }),
+              warm ? h('strong', { class: 'warn' }, ' ', T('lockers.tooWarm')) : null)
+            : null,
+          c.fault && c.fault !== 'none' ? h('span', { class: 'cell-fault' }, T(`fault.${c.fault}`)) : null,
+        );
+      })),
+    );
+  });
+}
+
+/** Issue 12 (3): a compartment locked by wrong pickup codes — staff open it and get a new code, once. */
+const newPickupCodes = new Map(); // order id → the new code, shown until the page is left
+function lockedCompartment(o, hub) {
+  const code = newPickupCodes.get(o.id);
+  if (code) return h('p', { class: 'new-code', role: 'status' }, T('orders.newPickupCode'), ' ', V(code, 'strong', { class: 'pickup-code' }), ' ', T('orders.shownOnce'));
+  if (!o.compartmentLocked) return null;
+  return h('span', { class: 'locked' },
+    h('span', { class: 'badge sev-critical' }, T('orders.locked', { n: o.wrongPickupCodes })), ' ',
+    mayUnlock(hub) ? h('button', { type: 'button', class: 'danger unlock', disabled: state.busy.has(`unlock-${o.id}`), onclick: () => void unlockCompartment(o.id) }, T('orders.unlock')) : null);
+}
+
+function unlockCompartment(id) {
+  return whileBusy(`unlock-${id}`, async () => {
+    try {
+      const r = await actAs('POST', `/api/v1/orders/${encodeURIComponent(id)}/unlock-compartment`, {});
+      newPickupCodes.set(id, r.pickupCode);
+      state.orders = state.orders.map((o) => (o.id === id ? { ...o, compartmentLocked: false, wrongPickupCodes: 0 } : o));
+      flash('orders.unlocked', {}, 'ok');
+    } catch (err) {
+      flash('orders.unlockFailed', { code: err.code ?? '' }, 'error');
+    }
+  });
+}
+
+function hubOrders(hub) {
+  const toHub = (o) => o.destination?.type === 'locker' && o.destination.hub === hub;
+  const pickups = state.orders.filter((o) => toHub(o) && o.state === 'in_locker');
+  const arriving = state.orders.filter((o) => toHub(o) && ['assigned', 'mission_unknown', 'in_flight'].includes(o.state));
+  const list = (orders, kind) => orders.length === 0
+    ? h('p', { class: 'empty' }, T('orders.none'))
+    : h('ul', { class: 'order-list' }, ...orders.map((o) => h('li', { 'data-order-id': o.id, 'data-key': `${kind}-${o.id}` },
+      V(o.reference ?? o.id, 'strong'), ' ',
+      h('span', { class: 'badge' }, T(`orderState.${o.state}`)), ' ',
+      h('span', {}, T(`priority.${o.priority}`)), ' ',
+      kind === 'pickup' && o.locker ? V(`${o.locker.device} / ${o.locker.compartment}`) : null,
+      kind === 'pickup' ? lockedCompartment(o, hub) : null,
+      kind === 'arriving' && o.drone ? V(`${o.drone.hub} / ${o.drone.id}`) : null,
+    )));
+  return [
+    h('h4', {}, T('orders.pickups')), list(pickups, 'pickup'),
+    h('h4', {}, T('orders.arriving')), list(arriving, 'arriving'),
+    h('h4', {}, T('orders.onRound')), groundRoundOrders(hub),
+  ];
+}
+
+/**
+ * Issue 12 (2): orders on a ground round (貨客混載). The bus has no device of ours, so staff record
+ * its steps: loaded at the origin hub, delivered at the destination hub, or failed.
+ */
+function groundRoundOrders(hub) {
+  const dest = (o) => (o.destination?.type === 'locker' ? o.destination.hub : null);
+  const orders = state.orders.filter((o) => o.carrier === 'ground' && (o.state === 'assigned' || o.state === 'on_board') && (o.originHub === hub || dest(o) === hub));
+  if (orders.length === 0) return h('p', { class: 'empty' }, T('orders.none'));
+  const step = (o, name, cls) => h('button', { type: 'button', class: cls, disabled: state.busy.has(`round-${o.id}`), onclick: () => void recordRoundStep(o.id, name) }, T(`orders.round.${name}`));
+  return h('ul', { class: 'order-list' }, ...orders.map((o) => {
+    const round = (state.region.groundRounds ?? []).find((g) => g.id === o.groundRound?.id);
+    return h('li', { 'data-order-id': o.id, 'data-round-order': '', 'data-key': `round-${o.id}` },
+      V(o.reference ?? o.id, 'strong'), ' ',
+      h('span', { class: 'badge' }, T(`orderState.${o.state}`)), ' ',
+      h('span', {}, T(o.originHub === hub ? 'orders.round.toHub' : 'orders.round.fromHub', { hub: hubName(o.originHub === hub ? dest(o) : o.originHub) })), ' ',
+      h('span', {}, T('orders.round.departs', { round: round ? nameOf(round.name) : o.groundRound?.id ?? '', at: fmtTime(o.groundRound?.departsAt) })), ' ',
+      mayUnlock(hub) && o.state === 'assigned' && o.originHub === hub ? step(o, 'loaded', 'round-step') : null, ' ',
+      mayUnlock(hub) && o.state === 'on_board' && dest(o) === hub ? step(o, 'delivered', 'round-step') : null, ' ',
+      mayUnlock(hub) ? step(o, 'failed', 'danger round-step') : null);
+  }));
+}
+
+function recordRoundStep(id, step) {
+  return whileBusy(`round-${id}`, async () => {
+    try {
+      const r = await actAs('POST', `/api/v1/orders/${encodeURIComponent(id)}/ground-round`, { step });
+      state.orders = state.orders.map((o) => (o.id === id ? r : o));
+      flash(`orders.round.recorded.${step}`, {}, 'ok');
+    } catch (err) {
+      flash('orders.round.failedToRecord', { code: err.code ?? '' }, 'error');
+    }
+  });
+}
+
+function dronesOnPad(detail) {
+  const drones = (detail?.deviceStates ?? []).filter((d) => d.kind === 'drone');
+  if (drones.length === 0) return [h('p', { class: 'empty' }, T('drones.none'))];
+  return [h('table', { class: 'table' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, T('drones.id')), h('th', { scope: 'col' }, T('drones.state')), h('th', { scope: 'col' }, T('drones.battery')))),
+    h('tbody', {}, ...drones.map((d) => {
+      const tm = d.telemetry;
+      return h('tr', { 'data-key': `drone-${d.device}` },
+        h('th', { scope: 'row' }, V(d.device)),
+        h('td', {}, T(tm ? `flightState.${tm.flightState}` : 'common.noData')),
+        h('td', {}, tm ? h('span', { class: tm.batteryPct < 30 ? 'warn' : '' }, T('unit.percent', { v: Math.round(tm.batteryPct) })) : T('common.noData')),
+      );
+    })),
+  )];
+}
+
+function sensors(detail, spec) {
+  const list = (detail?.deviceStates ?? []).filter((d) => d.kind === 'sensor');
+  if (list.length === 0) return [h('p', { class: 'empty' }, T('common.noData'))];
+  // The hub's flight limit as the alarm rules apply it (served with the region).
+  const limit = spec?.windLimitMps;
+  return list.map((sd) => {
+    const m = sd.telemetry;
+    if (!m) return h('p', { class: 'empty', 'data-key': `sensor-${sd.device}` }, T('common.noData'));
+    const over = m.windSpeedMps >= limit || m.windGustMps >= limit;
+    return h('dl', { class: 'sensor', 'data-key': `sensor-${sd.device}` },
+      h('dt', {}, T('sensors.wind')),
+      h('dd', { class: over ? 'warn' : '' },
+        T('sensors.windVsLimit', { v: fmtNum(m.windSpeedMps), gust: fmtNum(m.windGustMps), limit }), ' ',
+        h('meter', { min: 0, max: limit * 2, low: limit * 0.8, high: limit, optimum: 0, value: Math.min(m.windSpeedMps, limit * 2), 'aria-label': t('sensors.wind') }),
+        over ? h('strong', {}, ' ', T('sensors.overLimit')) : null),
+      h('dt', {}, T('sensors.rain')), h('dd', {}, T('unit.mmh', { v: fmtNum(m.rainMmPerH) })),
+      h('dt', {}, T('sensors.airTemp')), h('dd', {}, T('unit.celsius', { v: fmtNum(m.airTempC) })),
+      h('dt', {}, T('sensors.power')), h('dd', { class: m.gridPowerUp ? '' : 'warn' }, T(m.gridPowerUp ? 'sensors.gridUp' : 'sensors.gridDown'), ' ', T('sensors.backup', { v: Math.round(m.backupBatteryPct) })),
+      h('dt', {}, T('sensors.linkQuality')), h('dd', {}, T('unit.percent', { v: Math.round(m.linkQualityPct) })),
+      h('dt', {}, T('sensors.updated')), h('dd', {}, T('common.text', { v: fmtTime(sd.lastReceivedAt) })),
+    );
+  });
+}
+
