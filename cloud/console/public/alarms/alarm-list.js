@@ -1,4 +1,12 @@
-// Alarm lists for both consoles.
+// Alarm lists for both consoles, and the counts other screens show as badges.
+//
+// Exports (other screens import these; signatures are stable):
+//   openAlarmCounts(alarms = state.alarms) → Map<hubId, { open, critical }>
+//       Alarms not yet acknowledged, per hub (`critical`: how many of them are critical). Hubs without
+//       open alarms are absent. `alarms`: a Map or array of alarm bodies (GET /api/v1/alarms).
+//   openAlarmTotals(alarms = state.alarms) → { open, critical }   (all hubs the account may read)
+//   alarmList(alarms, withHub) → element[]   the list (critical first, newest first); withHub: show the hub
+//   acknowledge(id) → Promise                 POST …/ack, updates state, renders
 import { actAs } from '../lib/api.js';
 import { h, T, V } from '../lib/dom.js';
 import { flash } from '../lib/flash.js';
@@ -6,9 +14,9 @@ import { fmtTime } from '../lib/i18n.js';
 import { hubName, requestRender, state, whileBusy } from '../lib/state.js';
 
 /** Open alarms per hub: Map hub → { open, critical }. */
-export function openAlarmCounts() {
+export function openAlarmCounts(alarms = state.alarms) {
   const counts = new Map();
-  for (const a of state.alarms.values()) {
+  for (const a of alarms.values()) {
     if (a.state !== 'open') continue;
     const c = counts.get(a.hub) ?? { open: 0, critical: 0 };
     c.open += 1;
@@ -16,6 +24,16 @@ export function openAlarmCounts() {
     counts.set(a.hub, c);
   }
   return counts;
+}
+
+/** Open alarms over every hub in `alarms`: { open, critical }. */
+export function openAlarmTotals(alarms = state.alarms) {
+  const total = { open: 0, critical: 0 };
+  for (const c of openAlarmCounts(alarms).values()) {
+    total.open += c.open;
+    total.critical += c.critical;
+  }
+  return total;
 }
 
 export function alarmList(alarms, withHub) {
