@@ -147,10 +147,14 @@ function setLive(s) {
 
 // ---------- rendering ----------
 
+/** Renders so far, on #main's `data-renders` (tests use it to know an update landed mid-tap). */
+let renders = 0;
+
 function render() {
   document.title = t('app.title');
   renderChrome();
   const main = document.getElementById('main');
+  main.dataset.renders = String(++renders);
   if (!state.account) return morph(main, loginView());
   morph(main, isStaff() ? staffView() : coordinatorView());
 }
