@@ -8,6 +8,14 @@ import { CompartmentSize, TemperatureClass } from './messages.ts';
  */
 const LatLon = z.object({ lat: z.number().min(-90).max(90), lon: z.number().min(-180).max(180) }).strict();
 
+const Name = z.object({ ja: z.string().min(1).max(100), en: z.string().min(1).max(100) }).strict();
+
+/**
+ * What people read for a device (配送ドローン1号機 / Delivery drone 1): the consoles show it instead of the
+ * id (issue 13, item 5). Optional: a device without one is shown by its id.
+ */
+const DisplayName = Name.describe('Display name of the device in Japanese and English, shown by the consoles instead of its id');
+
 export const HubKind = z.enum(['community-hall', 'roadside-station']).describe('公民館 mobility hub, or 道の駅 roadside station');
 
 /**
@@ -30,6 +38,7 @@ export const DRONE_DEFAULTS = Object.freeze({
 export const DroneSpec = z
   .object({
     id: DeviceId,
+    name: DisplayName.optional(),
     model: z.string().min(1).max(64),
     maxPayloadKg: z.number().positive().max(50).default(DRONE_DEFAULTS.maxPayloadKg),
     cruiseMps: z.number().positive().max(40).default(DRONE_DEFAULTS.cruiseMps),
@@ -43,6 +52,7 @@ export const DroneSpec = z
 export const LockerBankSpec = z
   .object({
     id: DeviceId,
+    name: DisplayName.optional(),
     compartments: z
       .array(
         z
@@ -59,6 +69,9 @@ export const LockerBankSpec = z
   })
   .strict();
 
+/** A sensor set with a display name; the file may also list a sensor by its id alone ("wx"). */
+export const SensorSpec = z.object({ id: DeviceId, name: DisplayName.optional() }).strict();
+
 export const HubSpec = z
   .object({
     id: HubId,
@@ -68,11 +81,25 @@ export const HubSpec = z
     location: LatLon,
     drones: z.array(DroneSpec).default([]),
     lockers: z.array(LockerBankSpec).default([]),
-    sensors: z.array(DeviceId).default([]).describe('Sensor set ids (weather, power, link)'),
+    sensors: z
+      .array(z.union([DeviceId, SensorSpec]))
+      .default([])
+      .describe('Sensor sets (weather, power, link): an id, or an object with the id and a display name'),
+    sensorNames: z
+      .record(DeviceId, DisplayName)
+      .default({})
+      .describe('Display names of the sensors by id: how a parsed region file writes them (a file may give them in `sensors` instead)'),
   })
-  .strict();
+  .strict()
+  // Everything that plays or watches sensors works with their ids, so the parsed hub keeps `sensors` as
+  // ids (files written before display names existed read the same) and puts the names beside them.
+  // A parsed hub is itself valid input, so a region handed on after parsing reads back the same.
+  .transform(({ sensors, sensorNames, ...hub }) => ({
+    ...hub,
+    sensors: sensors.map((s) => (typeof s === 'string' ? s : s.id)),
+    sensorNames: { ...sensorNames, ...Object.fromEntries(sensors.flatMap((s) => (typeof s !== 'string' && s.name ? [[s.id, s.name]] : []))) } as Record<string, z.infer<typeof Name>>,
+  }));
 
-const Name = z.object({ ja: z.string().min(1).max(100), en: z.string().min(1).max(100) }).strict();
 const SiteId = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/);
 
 export const LandingSite = z
@@ -133,6 +160,9 @@ export const RegionFile = z
         if (devices.has(d)) ctx.addIssue({ code: 'custom', path: ['hubs', i], message: `duplicate device id ${d} at hub ${h.id}` });
         devices.add(d);
       }
+      for (const named of Object.keys(h.sensorNames)) {
+        if (!h.sensors.includes(named)) ctx.addIssue({ code: 'custom', path: ['hubs', i, 'sensorNames', named], message: `display name for unknown sensor ${named} at hub ${h.id}` });
+      }
     }
     const sites = new Set(r.landingSites.map((x) => x.id));
     for (const [i, route] of r.reliefRoutes.entries()) {
@@ -148,6 +178,7 @@ export type HubSpec = z.infer<typeof HubSpec>;
 export type RegionFile = z.infer<typeof RegionFile>;
 export type DroneSpec = z.infer<typeof DroneSpec>;
 export type LockerBankSpec = z.infer<typeof LockerBankSpec>;
+export type SensorSpec = z.infer<typeof SensorSpec>;
 export type LandingSite = z.infer<typeof LandingSite>;
 export type NoFlyZone = z.infer<typeof NoFlyZone>;
 export type ReliefRoute = z.infer<typeof ReliefRoute>;

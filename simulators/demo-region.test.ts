@@ -18,6 +18,16 @@ describe('demo region ishikawa-nomi', () => {
     }
   });
 
+  it('gives every drone, locker bank and sensor a display name in Japanese and English (consoles show names, not ids)', () => {
+    for (const h of region.hubs) {
+      for (const d of [...h.drones, ...h.lockers]) {
+        expect(d.name?.ja, `${h.id}/${d.id}`).toBeTruthy();
+        expect(d.name?.en, `${h.id}/${d.id}`).toBeTruthy();
+      }
+      for (const s of h.sensors) expect(h.sensorNames[s], `${h.id}/${s}`).toEqual({ ja: '気象センサー', en: 'Weather sensor' });
+    }
+  });
+
   it('has at least 12 drones, mostly at roadside stations, and at least 10 locker banks of 6–24 mixed compartments', () => {
     const drones = region.hubs.flatMap((h) => h.drones.map(() => h.kind));
     expect(drones.length).toBeGreaterThanOrEqual(12);
