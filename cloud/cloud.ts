@@ -143,7 +143,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       modeOf: (hub) => modes.modeOf(hub),
       raiseAlarm: (a) => {
         try {
-          alarms.raise({ hub: a.hub, device: a.device, compartment: a.compartment, kind: a.kind as never, severity: a.severity, detail: a.detail });
+          alarms.raise({ hub: a.hub, device: a.device, compartment: a.compartment, kind: a.kind as never, severity: a.severity, detail: a.detail, params: a.params });
         } catch (err) {
           logger.error({ err, hub: a.hub, kind: a.kind }, 'raising an alarm failed');
         }
@@ -226,6 +226,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     });
     closers.push(() => opsStats.stop());
 
+    // Who acknowledged an alarm, as people know them (issue 13, item 5).
+    const displayNameOf = (username: string) => accounts.get(username)?.displayName ?? null;
     const app = await buildApp({
       live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }),
       access: accessHooks(accounts),
@@ -235,9 +237,9 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
           accounts, credentials, registry: metrics.registry, hubRegion: (hub) => (live.hubs.has(hub) ? live.hubs.get(hub)!.region : null),
           signIn: config.signIn, cookieSecure: config.http.cookieSecure,
         }),
-        modeRoutes(modes), alarmRoutes(alarms), orderRoutes(orders, orderStore),
+        modeRoutes(modes), alarmRoutes(alarms, { displayNameOf }), orderRoutes(orders, orderStore),
         modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
-        consoleRoutes({ region, alarms, modes, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),
+        consoleRoutes({ region, alarms, modes, displayNameOf, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),
       ],
     });
     await app.listen({ host: config.bindHost, port: config.http.port });

@@ -72,15 +72,23 @@ describe('alarms over the API', () => {
       sourceMsgId: event.id, observedAt: new Date(ts).toISOString(), acknowledgedAt: null, acknowledgedBy: null, clearedAt: null,
     });
     expect(raised.detail).toContain('"扉が180秒開いています <script>"'); // device text kept as plain text
+    // Consoles render the headline from kind + params; the device's own text comes apart, as sent.
+    expect(raised).toMatchObject({ params: {}, deviceDetail: '扉が180秒開いています <script>', acknowledgedByName: null, clearedByName: null });
     expect((await api('GET', `/api/v1/alarms/${raised.id}`)).body).toEqual(raised);
     expect((await api('GET', '/api/v1/alarms?state=open&severity=warning')).body.alarms.map((a: { id: string }) => a.id)).toContain(raised.id);
 
+    t.cloud.accounts.update('test-admin', { displayName: '山田 花子' });
     const acked = await api('POST', `/api/v1/alarms/${raised.id}/ack`, { by: '山田 (寺井公民館)', note: '向かいます' });
     expect(acked.status).toBe(200);
-    // The account is recorded, not the body's `by` (kept only so older clients still validate).
-    expect(acked.body).toMatchObject({ id: raised.id, state: 'acknowledged', acknowledgedBy: 'test-admin', ackNote: '向かいます' });
+    // The account is recorded, not the body's `by` (kept only so older clients still validate);
+    // people read its display name (issue 13, item 5).
+    expect(acked.body).toMatchObject({ id: raised.id, state: 'acknowledged', acknowledgedBy: 'test-admin', acknowledgedByName: '山田 花子', ackNote: '向かいます' });
     expect(Date.parse(acked.body.acknowledgedAt)).toBeGreaterThanOrEqual(Date.parse(raised.raisedAt));
-    expect((await api('GET', `/api/v1/alarms/${raised.id}`)).body).toMatchObject({ state: 'acknowledged', acknowledgedBy: 'test-admin' });
+    expect((await api('GET', `/api/v1/alarms/${raised.id}`)).body).toMatchObject({ state: 'acknowledged', acknowledgedBy: 'test-admin', acknowledgedByName: '山田 花子' });
+    expect((await alarmsOf(hub, 'door_open_too_long'))[0]).toMatchObject({ acknowledgedByName: '山田 花子' });
+    // A renamed account shows its name as it is now.
+    t.cloud.accounts.update('test-admin', { displayName: '山田 花子 (寺井)' });
+    expect((await api('GET', `/api/v1/alarms/${raised.id}`)).body).toMatchObject({ acknowledgedByName: '山田 花子 (寺井)' });
 
     const closed: LockerTelemetry = {
       v: 1, type: 'locker.telemetry', id: 'locker-a-boot1-000502', ts: ts + 1000, hub, device: 'locker-a',
@@ -116,6 +124,11 @@ describe('alarms over the API', () => {
     }, 3000);
     expect(rest).toEqual([]);
     expect(warm).toMatchObject({ compartment: 'A06', state: 'open', detail: 'chilled compartment A06 at 11.4 °C (limit 10 °C)' });
+    // The latest reading, as data: what the consoles say in Japanese or English.
+    expect(warm).toMatchObject({ params: { tempC: 11.4, limitC: 10, tempClass: 'chilled' }, deviceDetail: null });
+    // Someone without an account (a system, a removed account) is shown by the username recorded.
+    t.cloud.alarms.acknowledge(warm.id, 'night-shift', null);
+    expect((await api('GET', `/api/v1/alarms/${warm.id}`)).body).toMatchObject({ acknowledgedBy: 'night-shift', acknowledgedByName: 'night-shift' });
   });
 
   it('answers 404 for an unknown alarm, 409 once cleared (with or without `by`)', async () => {
@@ -140,7 +153,10 @@ describe('alarms over the API', () => {
       return list.length > 0 && list;
     }, 5000);
     expect(Date.now() - wentDown).toBeGreaterThanOrEqual(1000);
-    expect(offline).toMatchObject({ hub, device: null, compartment: null, severity: 'critical', state: 'open', count: 1 });
+    expect(offline).toMatchObject({ hub, device: null, compartment: null, severity: 'critical', state: 'open', count: 1, deviceDetail: null });
+    expect(Date.parse(offline.params.offlineSince)).toBeGreaterThanOrEqual(wentDown - 50);
+    expect(Date.parse(offline.params.offlineSince)).toBeLessThan(Date.now());
+    expect(offline.params.offlineS).toBeGreaterThanOrEqual(1);
 
     await hubClient(hub, 'komatsu-awazu.agent');
     const cleared = await waitFor('hub_offline to clear', async () => {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { API_ERRORS, ApiError } from '../api/api-errors.ts';
 import { actorOf, hubScope, requireInScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
-import { ALARM_KINDS, ALARM_SEVERITIES } from './alarm-rules.ts';
+import { ALARM_KINDS, ALARM_SEVERITIES, AlarmParams } from './alarm-rules.ts';
 import { AlarmError, type AlarmService } from './alarm-service.ts';
 import { ALARM_STATES, type AlarmRecord } from './alarm-store.ts';
 
@@ -10,6 +10,9 @@ import { ALARM_STATES, type AlarmRecord } from './alarm-store.ts';
  * HTTP routes of the alarm feature (registered through `AppDeps.features`). They only call the
  * service; its errors become API errors here. The person acting is the signed-in account; staff see
  * and act on their own hubs' alarms only.
+ *
+ * People are named as people read them: who acknowledged or cleared an alarm is answered with the
+ * account's display name as it is now (`acknowledgedByName`), next to the username that was recorded.
  */
 const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
 
@@ -30,19 +33,37 @@ export const AlarmBody = z.object({
   observedAt: z.string().describe('ISO 8601; when the condition was first observed (device clock; cloud clock for hub_offline)'),
   lastObservedAt: z.string(),
   acknowledgedAt: z.string().nullable(),
-  acknowledgedBy: z.string().nullable(),
+  acknowledgedBy: z.string().nullable().describe('Username of who acknowledged it'),
+  acknowledgedByName: z.string().nullable().describe('Display name of that account now; the username when no such account exists'),
   ackNote: z.string().nullable(),
   clearedAt: z.string().nullable(),
-  clearedBy: z.string().nullable().describe('null when it cleared itself because the condition ended'),
+  clearedBy: z.string().nullable().describe('Username; null when it cleared itself because the condition ended'),
+  clearedByName: z.string().nullable().describe('Display name of that account now; the username when no such account exists'),
   clearNote: z.string().nullable().describe('The note of whoever cleared it, or why the condition ended'),
-  detail: z.string().describe('For people; text from devices is quoted as plain text'),
+  detail: z.string().describe('English summary (kept for older clients); text from devices is quoted as plain text. Render `kind` + `params` for people instead'),
+  params: AlarmParams,
+  deviceDetail: z.string().nullable().describe('The device\'s own free text about it, as sent (show it as plain text); null when it sent none'),
   sourceMsgId: z.string().nullable().describe('Id of the hub message that raised it'),
 });
 
-export function alarmBody(a: AlarmRecord): z.infer<typeof AlarmBody> {
+/** An account's display name; null when there is no such account. */
+export type DisplayNameOf = (username: string) => string | null;
+
+export function alarmBody(a: AlarmRecord, displayNameOf: DisplayNameOf = () => null): z.infer<typeof AlarmBody> {
+  const nameOf = (username: string | null) => (username === null ? null : (displayNameOf(username) ?? username));
   return {
     ...a, raisedAt: iso(a.raisedAt)!, lastSeenAt: iso(a.lastSeenAt)!, observedAt: iso(a.observedAt)!, lastObservedAt: iso(a.lastObservedAt)!,
     acknowledgedAt: iso(a.acknowledgedAt), clearedAt: iso(a.clearedAt),
+    acknowledgedByName: nameOf(a.acknowledgedBy), clearedByName: nameOf(a.clearedBy),
+  };
+}
+
+/** One look-up per username per answer (a list of 500 alarms is mostly acknowledged by a few people). */
+function memoised(displayNameOf: DisplayNameOf): DisplayNameOf {
+  const seen = new Map<string, string | null>();
+  return (u) => {
+    if (!seen.has(u)) seen.set(u, displayNameOf(u));
+    return seen.get(u)!;
   };
 }
 
@@ -51,13 +72,19 @@ const ActionBody = z.object({
   note: z.string().max(1000).optional(),
 });
 
-const AlarmParams = z.object({ alarmId: z.string().min(1).max(64) });
+const AlarmPath = z.object({ alarmId: z.string().min(1).max(64) });
 
 function asApiError(err: unknown): unknown {
   return err instanceof AlarmError ? new ApiError(err.code, err.message) : err;
 }
 
-export function alarmRoutes(alarms: AlarmService): (app: ZodApp) => void {
+export interface AlarmRouteOptions {
+  /** Accounts' display names (the accounts feature); without it, usernames stand in. */
+  displayNameOf?: DisplayNameOf;
+}
+
+export function alarmRoutes(alarms: AlarmService, o: AlarmRouteOptions = {}): (app: ZodApp) => void {
+  const displayNameOf = o.displayNameOf ?? (() => null);
   return (app) => {
     app.get('/api/v1/alarms', {
       schema: {
@@ -72,24 +99,26 @@ export function alarmRoutes(alarms: AlarmService): (app: ZodApp) => void {
         response: { 200: z.object({ alarms: z.array(AlarmBody) }), 400: ErrorBody },
       },
     }, async (req) => {
+      const names = memoised(displayNameOf);
+      const body = (a: AlarmRecord) => alarmBody(a, names);
       const scope = hubScope(req);
-      if (scope === null) return { alarms: alarms.list(req.query).map(alarmBody) };
+      if (scope === null) return { alarms: alarms.list(req.query).map(body) };
       if (req.query.hub !== undefined) {
         requireInScope(req, req.query.hub);
-        return { alarms: alarms.list(req.query).map(alarmBody) };
+        return { alarms: alarms.list(req.query).map(body) };
       }
       const merged = [...scope].flatMap((hub) => alarms.list({ ...req.query, hub }));
       merged.sort((a, b) => b.raisedAt - a.raisedAt);
-      return { alarms: merged.slice(0, req.query.limit).map(alarmBody) };
+      return { alarms: merged.slice(0, req.query.limit).map(body) };
     });
 
     app.get('/api/v1/alarms/:alarmId', {
-      schema: { summary: 'One alarm', params: AlarmParams, response: { 200: AlarmBody, 404: ErrorBody } },
+      schema: { summary: 'One alarm', params: AlarmPath, response: { 200: AlarmBody, 404: ErrorBody } },
     }, async (req) => {
       try {
         const a = alarms.get(req.params.alarmId);
         requireInScope(req, a.hub);
-        return alarmBody(a);
+        return alarmBody(a, displayNameOf);
       } catch (err) {
         throw asApiError(err);
       }
@@ -99,12 +128,12 @@ export function alarmRoutes(alarms: AlarmService): (app: ZodApp) => void {
       schema: {
         summary: 'Acknowledge an alarm',
         description: 'open → acknowledged, recording who and when. Acknowledging again keeps the first acknowledgement; a cleared alarm answers 409.',
-        params: AlarmParams, body: ActionBody, response: { 200: AlarmBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        params: AlarmPath, body: ActionBody, response: { 200: AlarmBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
       },
     }, async (req) => {
       try {
         requireInScope(req, alarms.get(req.params.alarmId).hub);
-        return alarmBody(alarms.acknowledge(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null));
+        return alarmBody(alarms.acknowledge(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null), displayNameOf);
       } catch (err) {
         throw asApiError(err);
       }
@@ -114,12 +143,12 @@ export function alarmRoutes(alarms: AlarmService): (app: ZodApp) => void {
       schema: {
         summary: 'Clear an alarm by hand',
         description: 'open or acknowledged → cleared, recording who and why (e.g. after staff checked a tamper report). Most alarms also clear themselves when their condition ends. A cleared alarm answers 409.',
-        params: AlarmParams, body: ActionBody, response: { 200: AlarmBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        params: AlarmPath, body: ActionBody, response: { 200: AlarmBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
       },
     }, async (req) => {
       try {
         requireInScope(req, alarms.get(req.params.alarmId).hub);
-        return alarmBody(alarms.clear(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null));
+        return alarmBody(alarms.clear(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null), displayNameOf);
       } catch (err) {
         throw asApiError(err);
       }

@@ -2,10 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RegionFile, type DeviceMessage, type FlightState } from '../../contract/index.ts';
 import {
-  compartment, droneEvent, droneTelemetry, HUB, lockerEvent, lockerTelemetry, sensorEvent, sensorTelemetry, T0,
+  compartment, droneEvent, droneTelemetry, everyRaisedAlarm, HUB, lockerEvent, lockerTelemetry, sensorEvent, sensorTelemetry, T0,
 } from './alarm-fixtures.ts';
 import {
   AIRBORNE_STATES,
+  ALARM_KINDS,
+  AlarmParams,
   DEFAULT_ALARM_RULE_PARAMS,
   evaluateDeviceMessage,
   evaluateHubLink,
@@ -34,7 +36,8 @@ describe('door_open_too_long', () => {
     expect(rest).toEqual([]);
     expect(d).toEqual({
       action: 'raise', key: { hub: HUB, device: 'locker-a', compartment: 'A03', kind: 'door_open_too_long' }, region: REGION, severity: 'warning',
-      detail: 'door of compartment A03 open too long; device says: "open for 180 s <b>"', sourceMsgId: msg.id, observedAt: msg.ts,
+      detail: 'door of compartment A03 open too long; device says: "open for 180 s <b>"', params: {}, deviceDetail: 'open for 180 s <b>',
+      sourceMsgId: msg.id, observedAt: msg.ts,
     });
   });
 
@@ -264,5 +267,71 @@ describe('windLimitsByHub', () => {
 
   it('falls back to the MLIT default of 5 m/s when the region has no drones', () => {
     expect(windLimitsByHub(region([{ id: 'a', drones: [] }])).byHub.get('a')).toEqual({ windMps: 5, gustMps: 5 });
+  });
+});
+
+describe('params: every alarm carries its condition as data (issue 13, item 4)', () => {
+  const byHow = new Map(everyRaisedAlarm().map((a) => [a.how, a]));
+  const sample = (how: string) => {
+    const a = byHow.get(how);
+    if (!a) throw new Error(`no sample "${how}"`);
+    return { kind: a.kind, params: a.params, deviceDetail: a.deviceDetail };
+  };
+
+  it('every kind is raised somewhere, and every params object is valid for the API', () => {
+    expect(new Set([...byHow.values()].map((a) => a.kind))).toEqual(new Set(ALARM_KINDS));
+    for (const a of byHow.values()) expect(() => AlarmParams.parse(a.params), a.how).not.toThrow();
+  });
+
+  it('door_open_too_long: the device\'s own text apart, no reading to give', () => {
+    expect(sample('locker event door_open_too_long')).toEqual({ kind: 'door_open_too_long', params: {}, deviceDetail: 'Door open for 180 s' });
+  });
+
+  it('compartment_too_warm: the temperature, the limit of its class, the class', () => {
+    expect(sample('locker telemetry too warm (chilled)')).toEqual({ kind: 'compartment_too_warm', params: { tempC: 12.4, limitC: 10, tempClass: 'chilled' }, deviceDetail: null });
+    expect(sample('locker telemetry too warm (frozen)')).toEqual({ kind: 'compartment_too_warm', params: { tempC: -11, limitC: -15, tempClass: 'frozen' }, deviceDetail: null });
+    expect(sample('locker event temperature_out_of_range with a reading'))
+      .toEqual({ kind: 'compartment_too_warm', params: { tempC: 13.1, limitC: 10, tempClass: 'chilled' }, deviceDetail: 'TEMP HIGH' });
+    expect(sample('locker event temperature_out_of_range without a reading')).toEqual({ kind: 'compartment_too_warm', params: {}, deviceDetail: null });
+  });
+
+  it('drone_battery_low_in_flight: charge, the low limit, flight time left, flight state, mission', () => {
+    expect(sample('drone telemetry battery low in flight')).toEqual({
+      kind: 'drone_battery_low_in_flight', params: { batteryPct: 17, limitPct: 20, flightTimeLeftS: 240, flightState: 'rtl', missionId: 'm-42' }, deviceDetail: null,
+    });
+    expect(sample('drone event battery_low in flight')).toEqual({
+      kind: 'drone_battery_low_in_flight', params: { flightState: 'mission', missionId: 'm-42', limitPct: 20 }, deviceDetail: 'Battery 18%, RTL',
+    });
+  });
+
+  it('drone_failsafe: flight state (and mission when flying one), the device\'s text apart', () => {
+    expect(sample('drone event failsafe')).toEqual({ kind: 'drone_failsafe', params: { flightState: 'hover' }, deviceDetail: 'RC link lost' });
+  });
+
+  it('wind_over_limit_mission_planned: wind and gust with the hub\'s limits (the strictest drone\'s)', () => {
+    expect(sample('sensor telemetry wind over the limit'))
+      .toEqual({ kind: 'wind_over_limit_mission_planned', params: { windMps: 6.2, gustMps: 9.8, windLimitMps: 5, gustLimitMps: 6 }, deviceDetail: null });
+    expect(sample('sensor event wind_over_limit with a reading'))
+      .toEqual({ kind: 'wind_over_limit_mission_planned', params: { windMps: 7.5, windLimitMps: 5 }, deviceDetail: 'Wind over threshold' });
+    expect(sample('sensor event wind_over_limit without a reading')).toEqual({ kind: 'wind_over_limit_mission_planned', params: { windLimitMps: 5 }, deviceDetail: null });
+  });
+
+  it('hub_offline: since when (ISO 8601) and for how long when raised', () => {
+    expect(sample('hub link lost')).toEqual({ kind: 'hub_offline', params: { offlineSince: new Date(T0).toISOString(), offlineS: 75 }, deviceDetail: null });
+  });
+
+  it('repeated_wrong_pickup_codes: how many within how many minutes — never the codes', () => {
+    expect(sample('pickup codes rejected at the locker')).toEqual({ kind: 'repeated_wrong_pickup_codes', params: { wrongCodes: 3, windowMin: 10 }, deviceDetail: null });
+  });
+
+  it('tamper: no reading; the device\'s text apart when it sent one', () => {
+    expect(sample('locker event tamper')).toEqual({ kind: 'tamper', params: {}, deviceDetail: 'Vibration sensor' });
+    expect(sample('locker telemetry tamper fault')).toEqual({ kind: 'tamper', params: {}, deviceDetail: null });
+  });
+
+  it('keeps the English detail for older clients, and bounds the device\'s own text', () => {
+    const [d] = raises(run(lockerEvent('tamper', 'A05', { detail: 'x'.repeat(500) })));
+    expect(d).toMatchObject({ detail: `tamper detected at compartment A05; device says: "${'x'.repeat(500)}"`, deviceDetail: 'x'.repeat(500) });
+    expect(raises(run(lockerEvent('tamper', 'A05', { detail: '   ' })))[0]).toMatchObject({ detail: 'tamper detected at compartment A05', deviceDetail: null });
   });
 });

@@ -1,4 +1,5 @@
-import { DRONE_DEFAULTS, type Compartment, type DeviceMessage, type DroneEvent, type FlightState, type LockerEvent, type RegionFile } from '../../contract/index.ts';
+import { z } from 'zod';
+import { DRONE_DEFAULTS, FlightState as FlightStateSchema, type Compartment, type DeviceMessage, type DroneEvent, type FlightState, type LockerEvent, type RegionFile } from '../../contract/index.ts';
 
 /**
  * Alarm rules (issue 4, item 5) — pure: a stored device message, or a hub's link state, plus what the
@@ -42,6 +43,38 @@ export const ALARM_SEVERITY: Record<AlarmKind, AlarmSeverity> = {
   drone_failsafe: 'critical',
 };
 
+/**
+ * What an alarm is about, as data (issue 13, item 4): the consoles render an alarm's headline from its
+ * kind, its hub/device/compartment and these, through their catalogues (Japanese and English) — never
+ * from `detail`, our English summary. Units are in the names. Which fields are present depends on what
+ * raised the alarm (telemetry measures; an event may carry no reading), and alarms stored before
+ * parameters existed have none, so every field is optional and a reader needs a text for the bare kind.
+ */
+export const AlarmParams = z
+  .object({
+    tempC: z.number().optional().describe('compartment_too_warm: the temperature measured, °C'),
+    limitC: z.number().optional().describe('compartment_too_warm: the highest allowed temperature of its class, °C'),
+    tempClass: z.enum(['chilled', 'frozen']).optional().describe('compartment_too_warm: the compartment\'s temperature class'),
+    batteryPct: z.number().optional().describe('drone_battery_low_in_flight: battery charge, %'),
+    limitPct: z.number().optional().describe('drone_battery_low_in_flight: the charge below which a drone in the air raises it, %'),
+    flightTimeLeftS: z.number().optional().describe('drone_battery_low_in_flight: flight time left by the drone\'s estimate, s'),
+    flightState: FlightStateSchema.optional().describe('Drone alarms: the drone\'s flight state when it was raised'),
+    missionId: z.string().optional().describe('Drone alarms: the mission the drone was flying'),
+    windMps: z.number().optional().describe('wind_over_limit_mission_planned: mean wind speed measured, m/s'),
+    gustMps: z.number().optional().describe('wind_over_limit_mission_planned: gust measured, m/s'),
+    windLimitMps: z.number().optional().describe('wind_over_limit_mission_planned: the hub\'s wind limit (strictest drone there), m/s'),
+    gustLimitMps: z.number().optional().describe('wind_over_limit_mission_planned: the hub\'s gust limit, m/s'),
+    offlineSince: z.string().optional().describe('hub_offline: ISO 8601, when the cloud last heard from the hub'),
+    offlineS: z.number().optional().describe('hub_offline: seconds offline when it was raised'),
+    wrongCodes: z.number().int().optional().describe('repeated_wrong_pickup_codes: wrong codes typed'),
+    windowMin: z.number().optional().describe('repeated_wrong_pickup_codes: within this many minutes (absent when counted per order)'),
+    orderId: z.string().optional().describe('repeated_wrong_pickup_codes: the order whose codes were wrong (when counted per order)'),
+    locked: z.boolean().optional().describe('repeated_wrong_pickup_codes: true when the compartment was locked until staff check it'),
+  })
+  .strict()
+  .describe('What the alarm is about, as data, for rendering it in any language; which fields appear depends on the kind and what raised it');
+export type AlarmParams = z.infer<typeof AlarmParams>;
+
 /** What one alarm is about; at most one alarm that is not cleared exists per key. */
 export interface AlarmKey {
   hub: string;
@@ -56,8 +89,12 @@ export type AlarmDecision =
       key: AlarmKey;
       region: string;
       severity: AlarmSeverity;
-      /** For people; device free text is quoted as text, never interpreted. */
+      /** English summary for logs and older clients; device free text is quoted as text, never interpreted. */
       detail: string;
+      /** The condition as data (consoles render their text from kind + params). */
+      params: AlarmParams;
+      /** The device's own free text, as it sent it (bounded); null when it sent none. */
+      deviceDetail: string | null;
       sourceMsgId: string | null;
       /** When the condition was observed: device timestamp, or cloud time for link checks (epoch ms). */
       observedAt: number;
@@ -136,8 +173,11 @@ export function evaluateDeviceMessage(
 ): AlarmDecision[] {
   const out: AlarmDecision[] = [];
   const key = (kind: AlarmKind, compartment: string | null = null): AlarmKey => ({ hub: msg.hub, device: msg.device, compartment, kind });
-  const raise = (k: AlarmKey, detail: string): void => {
-    out.push({ action: 'raise', key: k, region, severity: ALARM_SEVERITY[k.kind], detail, sourceMsgId: msg.id, observedAt: msg.ts });
+  const raise = (k: AlarmKey, detail: string, params: AlarmParams = {}, deviceText?: string): void => {
+    out.push({
+      action: 'raise', key: k, region, severity: ALARM_SEVERITY[k.kind], detail: withDeviceText(detail, deviceText), params, deviceDetail: deviceDetailOf(deviceText),
+      sourceMsgId: msg.id, observedAt: msg.ts,
+    });
   };
   const clear = (k: AlarmKey, reason: string): void => {
     out.push({ action: 'clear', key: k, reason, observedAt: msg.ts });
@@ -150,17 +190,24 @@ export function evaluateDeviceMessage(
       const k = key('drone_battery_low_in_flight');
       if (AIRBORNE_STATES.has(msg.flightState) && msg.batteryPct < p.batteryLowPct) {
         const mission = msg.missionId ? ` on mission ${msg.missionId}` : '';
-        raise(k, `battery ${msg.batteryPct} % (below ${p.batteryLowPct} %) while ${msg.flightState}${mission}; about ${msg.batteryTimeRemainingS} s of flight left`);
+        raise(k, `battery ${msg.batteryPct} % (below ${p.batteryLowPct} %) while ${msg.flightState}${mission}; about ${msg.batteryTimeRemainingS} s of flight left`, {
+          batteryPct: msg.batteryPct, limitPct: p.batteryLowPct, flightTimeLeftS: msg.batteryTimeRemainingS, flightState: msg.flightState,
+          ...(msg.missionId ? { missionId: msg.missionId } : {}),
+        });
       } else if (GROUND_STATES.has(msg.flightState)) {
         clear(k, `drone on the ground (${msg.flightState}) with battery ${msg.batteryPct} %`);
       }
       break;
     }
     case 'drone.event': {
+      const params: AlarmParams = {
+        ...(ctx.droneFlightState ? { flightState: ctx.droneFlightState } : {}),
+        ...(msg.missionId ? { missionId: msg.missionId } : {}),
+      };
       if (msg.event === 'battery_low' && isAirborne(msg, ctx.droneFlightState)) {
-        raise(key('drone_battery_low_in_flight'), withDeviceText('the drone reports a low battery in flight', msg.detail));
+        raise(key('drone_battery_low_in_flight'), 'the drone reports a low battery in flight', { ...params, limitPct: p.batteryLowPct }, msg.detail);
       } else if (msg.event === 'failsafe') {
-        raise(key('drone_failsafe'), withDeviceText('the drone triggered a failsafe', msg.detail));
+        raise(key('drone_failsafe'), 'the drone triggered a failsafe', params, msg.detail);
       }
       break;
     }
@@ -168,10 +215,10 @@ export function evaluateDeviceMessage(
       if (!live) break;
       for (const c of msg.compartments) {
         if (c.door === 'closed') clear(key('door_open_too_long', c.id), `door of ${c.id} closed`);
-        const limit = c.tempClass === 'ambient' ? null : p.tempLimitC[c.tempClass];
-        if (limit !== null && c.tempC !== null) {
+        if (c.tempClass !== 'ambient' && c.tempC !== null) {
+          const limit = p.tempLimitC[c.tempClass];
           const k = key('compartment_too_warm', c.id);
-          if (c.tempC > limit) raise(k, `${c.tempClass} compartment ${c.id} at ${c.tempC} °C (limit ${limit} °C)`);
+          if (c.tempC > limit) raise(k, `${c.tempClass} compartment ${c.id} at ${c.tempC} °C (limit ${limit} °C)`, { tempC: c.tempC, limitC: limit, tempClass: c.tempClass });
           else if (c.tempC <= limit - p.tempClearHysteresisC) clear(k, `${c.id} back at ${c.tempC} °C (limit ${limit} °C)`);
         }
         if (c.fault === 'tamper') raise(key('tamper', c.id), `compartment ${c.id} reports a tamper fault`);
@@ -193,7 +240,9 @@ export function evaluateDeviceMessage(
       } else if (!ctx.missionPlanned()) {
         clear(k, 'no mission planned at the hub any more');
       } else if (over) {
-        raise(k, `wind ${msg.windSpeedMps} m/s, gust ${msg.windGustMps} m/s (drone limits ${windMps} / ${gustMps} m/s) with a mission planned at the hub`);
+        raise(k, `wind ${msg.windSpeedMps} m/s, gust ${msg.windGustMps} m/s (drone limits ${windMps} / ${gustMps} m/s) with a mission planned at the hub`, {
+          windMps: msg.windSpeedMps, gustMps: msg.windGustMps, windLimitMps: windMps, gustLimitMps: gustMps,
+        });
       }
       break;
     }
@@ -201,7 +250,8 @@ export function evaluateDeviceMessage(
       // The sensor's own threshold may differ from the drones' limits: trust its reading, not its verdict.
       if (msg.event === 'wind_over_limit' && (msg.value === undefined || msg.value >= ctx.windLimits.windMps) && ctx.missionPlanned()) {
         const reading = msg.value === undefined ? '' : ` (${msg.value} m/s, limit ${ctx.windLimits.windMps} m/s)`;
-        raise(key('wind_over_limit_mission_planned'), withDeviceText(`the sensor reports wind over the limit${reading} with a mission planned at the hub`, msg.detail));
+        const params: AlarmParams = msg.value === undefined ? { windLimitMps: ctx.windLimits.windMps } : { windMps: msg.value, windLimitMps: ctx.windLimits.windMps };
+        raise(key('wind_over_limit_mission_planned'), `the sensor reports wind over the limit${reading} with a mission planned at the hub`, params, msg.detail);
       }
       break;
     }
@@ -214,13 +264,13 @@ function evaluateLockerEvent(
   ctx: DeviceRuleContext,
   p: AlarmRuleParams,
   key: (kind: AlarmKind, compartment?: string | null) => AlarmKey,
-  raise: (k: AlarmKey, detail: string) => void,
+  raise: (k: AlarmKey, detail: string, params?: AlarmParams, deviceText?: string) => void,
   clear: (k: AlarmKey, reason: string) => void,
 ): void {
   const c = msg.compartment;
   switch (msg.event) {
     case 'door_open_too_long':
-      raise(key('door_open_too_long', c), withDeviceText(`door of compartment ${c} open too long`, msg.detail));
+      raise(key('door_open_too_long', c), `door of compartment ${c} open too long`, {}, msg.detail);
       break;
     case 'door_closed':
       clear(key('door_open_too_long', c), `door of ${c} closed`);
@@ -231,17 +281,25 @@ function evaluateLockerEvent(
       if (ctx.compartmentClass === 'ambient') break;
       if (limit !== null && msg.tempC !== undefined && msg.tempC <= limit) break;
       const reading = msg.tempC === undefined ? '' : ` at ${msg.tempC} °C${limit === null ? '' : ` (limit ${limit} °C)`}`;
-      raise(key('compartment_too_warm', c), withDeviceText(`compartment ${c} too warm${reading}`, msg.detail));
+      const params: AlarmParams = {
+        ...(msg.tempC === undefined ? {} : { tempC: msg.tempC }),
+        ...(limit === null ? {} : { limitC: limit }),
+        ...(ctx.compartmentClass === 'chilled' || ctx.compartmentClass === 'frozen' ? { tempClass: ctx.compartmentClass } : {}),
+      };
+      raise(key('compartment_too_warm', c), `compartment ${c} too warm${reading}`, params, msg.detail);
       break;
     }
     case 'pickup_code_rejected':
       // The typed code is never copied into the alarm (README: pickup codes are never stored).
       if (ctx.pickupRejections.length >= p.pickupRejectThreshold) {
-        raise(key('repeated_wrong_pickup_codes', c), `${ctx.pickupRejections.length} wrong pickup codes at compartment ${c} within ${Math.round(p.pickupRejectWindowMs / 60_000)} min`);
+        const windowMin = Math.round(p.pickupRejectWindowMs / 60_000);
+        raise(key('repeated_wrong_pickup_codes', c), `${ctx.pickupRejections.length} wrong pickup codes at compartment ${c} within ${windowMin} min`, {
+          wrongCodes: ctx.pickupRejections.length, windowMin,
+        });
       }
       break;
     case 'tamper':
-      raise(key('tamper', c), withDeviceText(`tamper detected at compartment ${c}`, msg.detail));
+      raise(key('tamper', c), `tamper detected at compartment ${c}`, {}, msg.detail);
       break;
     default:
       break;
@@ -280,9 +338,11 @@ export function evaluateHubLink(link: HubLinkView, now: number, p: Pick<AlarmRul
   const key: AlarmKey = { hub: link.hub, device: null, compartment: null, kind: 'hub_offline' };
   if (link.online) return { action: 'clear', key, reason: 'hub online again', observedAt: now };
   if (link.since === null || now - link.since < p.hubOfflineGraceMs) return null;
+  const offlineSince = new Date(link.since).toISOString();
+  const offlineS = Math.round((now - link.since) / 1000);
   return {
     action: 'raise', key, region: link.region, severity: ALARM_SEVERITY.hub_offline,
-    detail: `no link to the hub since ${new Date(link.since).toISOString()} (${Math.round((now - link.since) / 1000)} s)`,
+    detail: `no link to the hub since ${offlineSince} (${offlineS} s)`, params: { offlineSince, offlineS }, deviceDetail: null,
     sourceMsgId: null, observedAt: link.since,
   };
 }
@@ -303,9 +363,17 @@ export function windLimitsByHub(region: RegionFile): { byHub: ReadonlyMap<string
 }
 
 const MAX_DETAIL = 1000;
+/** The contract bounds a device's `detail` to 500 characters; bounded again in case a message skipped it. */
+const MAX_DEVICE_DETAIL = 500;
 
-/** Our description, plus the device's free text quoted (kept as plain text, bounded). */
-function withDeviceText(description: string, deviceText: string | undefined): string {
+/** The device's own text as it sent it, for people to read as text; null when it sent none. */
+function deviceDetailOf(deviceText: string | undefined): string | null {
+  if (deviceText === undefined || deviceText.trim() === '') return null;
+  return deviceText.length > MAX_DEVICE_DETAIL ? `${deviceText.slice(0, MAX_DEVICE_DETAIL - 1)}…` : deviceText;
+}
+
+/** Our description, plus the device's free text quoted (kept as plain text, bounded): the English `detail`. */
+export function withDeviceText(description: string, deviceText: string | undefined): string {
   const text = deviceText === undefined || deviceText.trim() === '' ? description : `${description}; device says: "${deviceText}"`;
   return text.length > MAX_DETAIL ? `${text.slice(0, MAX_DETAIL - 1)}…` : text;
 }

@@ -10,6 +10,7 @@ import {
   type AlarmDecision,
   type AlarmKey,
   type AlarmKind,
+  type AlarmParams,
   type AlarmRuleParams,
   type AlarmSeverity,
   type HubLinkView,
@@ -77,7 +78,12 @@ export interface RaiseRequest {
   kind: AlarmKind;
   /** Default: the kind's severity (`ALARM_SEVERITY`). */
   severity?: AlarmSeverity;
+  /** English summary (for logs and older clients). */
   detail: string;
+  /** The condition as data, for consoles to render in their language; default `{}`. */
+  params?: AlarmParams;
+  /** Text the device sent about it, if any. */
+  deviceDetail?: string | null;
   sourceMsgId?: string | null;
   /** When the condition was observed; default now. */
   observedAt?: number;
@@ -165,7 +171,7 @@ export class AlarmService {
     const key: AlarmKey = { hub: req.hub, device: req.device ?? null, compartment: req.compartment ?? null, kind: req.kind };
     this.applyOne({
       action: 'raise', region: req.region ?? this.o.region.id, key, severity: req.severity ?? ALARM_SEVERITY[req.kind],
-      detail: req.detail, sourceMsgId: req.sourceMsgId ?? null, observedAt: req.observedAt ?? this.o.now(),
+      detail: req.detail, params: req.params ?? {}, deviceDetail: req.deviceDetail ?? null, sourceMsgId: req.sourceMsgId ?? null, observedAt: req.observedAt ?? this.o.now(),
     });
     const active = this.active().get(keyString(key));
     if (!active) throw new Error(`raising a ${req.kind} alarm at ${req.hub} failed`);
@@ -290,7 +296,7 @@ export class AlarmService {
     if (current) {
       // The same observation again (a re-sent message, the next link check) is not a repeat.
       if (d.observedAt <= current.lastObservedAt) return;
-      if (!this.o.store.recordRepeat(current.id, { lastSeenAt: now, lastObservedAt: d.observedAt, detail: d.detail })) {
+      if (!this.o.store.recordRepeat(current.id, { lastSeenAt: now, lastObservedAt: d.observedAt, detail: d.detail, params: d.params, deviceDetail: d.deviceDetail })) {
         this.activeByKey = null; // cleared behind our back (should not happen); reload
         return;
       }
@@ -303,7 +309,7 @@ export class AlarmService {
       id: this.o.newId(), region: d.region, ...d.key, severity: d.severity, state: 'open',
       raisedAt: now, lastSeenAt: now, count: 1, observedAt: d.observedAt, lastObservedAt: d.observedAt,
       acknowledgedAt: null, acknowledgedBy: null, ackNote: null, clearedAt: null, clearedBy: null, clearNote: null,
-      detail: d.detail, sourceMsgId: d.sourceMsgId,
+      detail: d.detail, params: d.params, deviceDetail: d.deviceDetail, sourceMsgId: d.sourceMsgId,
     };
     try {
       this.o.store.insert(alarm);

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { openOperationalDb, type OperationalDb } from '../db/operational-db.ts';
-import { AlarmConflictError, createMemoryAlarmStore, createSqliteAlarmStore, type AlarmRecord, type AlarmStore } from './alarm-store.ts';
+import { migrateFeature, openOperationalDb, type OperationalDb } from '../db/operational-db.ts';
+import { ALARM_MIGRATIONS, AlarmConflictError, createMemoryAlarmStore, createSqliteAlarmStore, type AlarmRecord, type AlarmStore } from './alarm-store.ts';
 
 /** One suite, both implementations: the in-memory store used by unit tests cannot drift from the real one. */
 const T = 1_764_000_000_000;
@@ -31,7 +31,7 @@ const alarm = (id: string, over: Partial<AlarmRecord> = {}): AlarmRecord => ({
   id, region: 'ishikawa-nomi', hub: 'nomi-terai', device: 'locker-a', compartment: 'A03', kind: 'door_open_too_long', severity: 'warning', state: 'open',
   raisedAt: T, lastSeenAt: T, count: 1, observedAt: T - 500, lastObservedAt: T - 500,
   acknowledgedAt: null, acknowledgedBy: null, ackNote: null, clearedAt: null, clearedBy: null, clearNote: null,
-  detail: 'door of compartment A03 open too long; device says: "開いたまま"', sourceMsgId: 'locker-a-x-1',
+  detail: 'door of compartment A03 open too long; device says: "開いたまま"', params: {}, deviceDetail: '開いたまま', sourceMsgId: 'locker-a-x-1',
   ...over,
 });
 
@@ -67,13 +67,28 @@ describe.each(implementations)('AlarmStore (%s)', (_name, create) => {
 
   it('counts a repeat while active, keeping the newest observation and detail', () => {
     store.insert(alarm('a1'));
-    expect(store.recordRepeat('a1', { lastSeenAt: T + 10, lastObservedAt: T + 9, detail: 'still open' })).toBe(true);
-    expect(store.recordRepeat('a1', { lastSeenAt: T + 20, lastObservedAt: T + 5, detail: 'late copy' })).toBe(true);
+    const again = (detail: string) => ({ detail, params: {}, deviceDetail: null });
+    expect(store.recordRepeat('a1', { lastSeenAt: T + 10, lastObservedAt: T + 9, ...again('still open') })).toBe(true);
+    expect(store.recordRepeat('a1', { lastSeenAt: T + 20, lastObservedAt: T + 5, ...again('late copy') })).toBe(true);
     expect(store.get('a1')).toMatchObject({ count: 3, lastSeenAt: T + 20, lastObservedAt: T + 9, observedAt: T - 500, detail: 'late copy', raisedAt: T });
     store.clear('a1', { at: T + 30, by: null, note: null });
-    expect(store.recordRepeat('a1', { lastSeenAt: T + 40, lastObservedAt: T + 40, detail: 'x' })).toBe(false);
+    expect(store.recordRepeat('a1', { lastSeenAt: T + 40, lastObservedAt: T + 40, ...again('x') })).toBe(false);
     expect(store.get('a1')!.count).toBe(3);
-    expect(store.recordRepeat('nope', { lastSeenAt: T, lastObservedAt: T, detail: 'x' })).toBe(false);
+    expect(store.recordRepeat('nope', { lastSeenAt: T, lastObservedAt: T, ...again('x') })).toBe(false);
+  });
+
+  it('keeps the params and the device\'s own text, and a repeat replaces them with the latest', () => {
+    const warm = { tempC: 12.4, limitC: 10, tempClass: 'chilled' as const };
+    store.insert(alarm('w', { kind: 'compartment_too_warm', params: warm, deviceDetail: '庫内 "12.4℃" <高温>' }));
+    store.insert(alarm('o', { device: null, compartment: null, kind: 'hub_offline', params: { offlineSince: '2025-11-24T16:00:00.000Z', offlineS: 61 }, deviceDetail: null }));
+    expect(store.get('w')).toMatchObject({ params: warm, deviceDetail: '庫内 "12.4℃" <高温>' });
+    expect(store.get('o')).toMatchObject({ params: { offlineSince: '2025-11-24T16:00:00.000Z', offlineS: 61 }, deviceDetail: null });
+    // What a caller does to an answer does not change what is stored.
+    store.get('w')!.params.tempC = 99;
+    expect(store.list({ limit: 10 }).find((a) => a.id === 'w')!.params).toEqual(warm);
+    expect(store.recordRepeat('w', { lastSeenAt: T + 10, lastObservedAt: T + 10, detail: 'warmer', params: { ...warm, tempC: 14 }, deviceDetail: null })).toBe(true);
+    expect(store.get('w')).toMatchObject({ params: { ...warm, tempC: 14 }, deviceDetail: null, detail: 'warmer' });
+    expect(store.active().find((a) => a.id === 'w')!.params.tempC).toBe(14);
   });
 
   it('acknowledges only an open alarm and clears only an active one (compare-and-set)', () => {
@@ -131,6 +146,23 @@ describe('AlarmStore (sqlite) on disk', () => {
     dbs.push(again);
     const store = createSqliteAlarmStore(again);
     expect(store.get('a1')).toEqual(alarm('a1'));
-    expect(again.prepare(`SELECT version FROM schema_migrations WHERE feature = 'alarms'`).get()).toEqual({ version: 1 });
+    expect(again.prepare(`SELECT version FROM schema_migrations WHERE feature = 'alarms'`).get()).toEqual({ version: ALARM_MIGRATIONS.length });
+  });
+
+  it('reads alarms stored before params existed: no params, the device\'s text taken out of the English detail', () => {
+    const { db } = sqliteDb();
+    migrateFeature(db, 'alarms', ALARM_MIGRATIONS.slice(0, 1));
+    const v1 = db.prepare(
+      `INSERT INTO alarms (id, region, hub, device, compartment, kind, severity, state, raised_at, last_seen_at, count, observed_at, last_observed_at, detail, source_msg_id)
+       VALUES (?, 'ishikawa-nomi', 'nomi-terai', 'locker-a', 'A03', ?, 'warning', 'open', ${T}, ${T}, 1, ${T}, ${T}, ?, NULL)`,
+    );
+    v1.run('quoted', 'door_open_too_long', 'door of compartment A03 open too long; device says: "扉が "開いた" まま; device says: x"');
+    v1.run('plain', 'compartment_too_warm', 'chilled compartment A03 at 12.4 °C (limit 10 °C)');
+    v1.run('cut', 'tamper', `tamper detected at compartment A03; device says: "${'x'.repeat(950)}…`);
+    const store = createSqliteAlarmStore(db);
+    expect(store.get('quoted')).toMatchObject({ params: {}, deviceDetail: '扉が "開いた" まま; device says: x' });
+    expect(store.get('plain')).toMatchObject({ params: {}, deviceDetail: null, detail: 'chilled compartment A03 at 12.4 °C (limit 10 °C)' });
+    expect(store.get('cut')).toMatchObject({ params: {}, deviceDetail: null });
+    expect(store.active()).toHaveLength(3);
   });
 });

@@ -1,5 +1,5 @@
 import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
-import type { AlarmKey, AlarmKind, AlarmSeverity } from './alarm-rules.ts';
+import type { AlarmKey, AlarmKind, AlarmParams, AlarmSeverity } from './alarm-rules.ts';
 
 /**
  * Where alarms are kept. One port, two implementations — SQLite in `cloud.db` (tables owned by this
@@ -39,8 +39,12 @@ export interface AlarmRecord {
   clearedBy: string | null;
   /** The note of whoever cleared it, or why the condition ended. */
   clearNote: string | null;
-  /** Text for people (latest description of the condition). */
+  /** English summary (latest description of the condition, the device's text quoted); consoles render `kind` + `params` instead. */
   detail: string;
+  /** The condition as data, latest observation (`{}` for alarms stored before parameters existed). */
+  params: AlarmParams;
+  /** The device's own free text, latest observation; null when it sent none. */
+  deviceDetail: string | null;
   /** Id of the hub message that raised it (null for link checks and direct raises). */
   sourceMsgId: string | null;
 }
@@ -58,6 +62,8 @@ export interface AlarmRepeat {
   lastSeenAt: number;
   lastObservedAt: number;
   detail: string;
+  params: AlarmParams;
+  deviceDetail: string | null;
 }
 
 export interface AlarmAction {
@@ -79,7 +85,7 @@ export interface AlarmStore {
   active(): AlarmRecord[];
   /** Newest raised first. */
   list(q: AlarmQuery): AlarmRecord[];
-  /** While active: count + 1, the new times and detail. True when recorded. */
+  /** While active: count + 1, the new times, detail, params and device detail. True when recorded. */
   recordRepeat(id: string, r: AlarmRepeat): boolean;
   /** open → acknowledged (compare-and-set); true when it changed. */
   acknowledge(id: string, a: AlarmAction): boolean;
@@ -127,6 +133,13 @@ export const ALARM_MIGRATIONS: readonly string[] = [
    CREATE INDEX alarms_raised ON alarms (raised_at, id);
    CREATE INDEX alarms_hub ON alarms (hub, raised_at, id);
    CREATE INDEX alarms_active ON alarms (state, raised_at) WHERE state <> 'cleared';`,
+  // Issue 13: the condition as data (JSON) and the device's own text apart from ours. Alarms stored
+  // before keep reading: no params ('{}'), and the device text is taken out of the English detail,
+  // where it was quoted as `…; device says: "<text>"` (a detail cut at 1000 characters is left alone).
+  `ALTER TABLE alarms ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
+   ALTER TABLE alarms ADD COLUMN device_detail TEXT;
+   UPDATE alarms SET device_detail = substr(detail, instr(detail, '; device says: "') + 16, length(detail) - instr(detail, '; device says: "') - 16)
+     WHERE instr(detail, '; device says: "') > 0 AND detail LIKE '%"';`,
 ];
 
 interface Row {
@@ -134,6 +147,17 @@ interface Row {
   raised_at: number; last_seen_at: number; count: number; observed_at: number; last_observed_at: number;
   acknowledged_at: number | null; acknowledged_by: string | null; ack_note: string | null;
   cleared_at: number | null; cleared_by: string | null; clear_note: string | null; detail: string; source_msg_id: string | null;
+  params: string; device_detail: string | null;
+}
+
+/** Params as stored; a row whose JSON cannot be read shows no params rather than failing the whole list. */
+function paramsOf(json: string): AlarmParams {
+  try {
+    const v: unknown = JSON.parse(json);
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as AlarmParams) : {};
+  } catch {
+    return {};
+  }
 }
 
 const fromRow = (r: Row): AlarmRecord => ({
@@ -141,20 +165,22 @@ const fromRow = (r: Row): AlarmRecord => ({
   kind: r.kind as AlarmKind, severity: r.severity as AlarmSeverity, state: r.state as AlarmState,
   raisedAt: r.raised_at, lastSeenAt: r.last_seen_at, count: r.count, observedAt: r.observed_at, lastObservedAt: r.last_observed_at,
   acknowledgedAt: r.acknowledged_at, acknowledgedBy: r.acknowledged_by, ackNote: r.ack_note,
-  clearedAt: r.cleared_at, clearedBy: r.cleared_by, clearNote: r.clear_note, detail: r.detail, sourceMsgId: r.source_msg_id,
+  clearedAt: r.cleared_at, clearedBy: r.cleared_by, clearNote: r.clear_note, detail: r.detail, params: paramsOf(r.params), deviceDetail: r.device_detail,
+  sourceMsgId: r.source_msg_id,
 });
 
 export function createSqliteAlarmStore(db: OperationalDb): AlarmStore {
   migrateFeature(db, 'alarms', ALARM_MIGRATIONS);
   const insertStmt = db.prepare(
     `INSERT INTO alarms (id, region, hub, device, compartment, kind, severity, state, raised_at, last_seen_at, count, observed_at, last_observed_at,
-       acknowledged_at, acknowledged_by, ack_note, cleared_at, cleared_by, clear_note, detail, source_msg_id)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       acknowledged_at, acknowledged_by, ack_note, cleared_at, cleared_by, clear_note, detail, source_msg_id, params, device_detail)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const getStmt = db.prepare<[string], Row>('SELECT * FROM alarms WHERE id = ?');
   const activeStmt = db.prepare<[], Row>(`SELECT * FROM alarms WHERE state <> 'cleared' ORDER BY raised_at, id`);
   const repeatStmt = db.prepare(
-    `UPDATE alarms SET count = count + 1, last_seen_at = ?, last_observed_at = MAX(last_observed_at, ?), detail = ? WHERE id = ? AND state <> 'cleared'`,
+    `UPDATE alarms SET count = count + 1, last_seen_at = ?, last_observed_at = MAX(last_observed_at, ?), detail = ?, params = ?, device_detail = ?
+     WHERE id = ? AND state <> 'cleared'`,
   );
   const ackStmt = db.prepare(`UPDATE alarms SET state = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?, ack_note = ? WHERE id = ? AND state = 'open'`);
   const clearStmt = db.prepare(`UPDATE alarms SET state = 'cleared', cleared_at = ?, cleared_by = ?, clear_note = ? WHERE id = ? AND state <> 'cleared'`);
@@ -165,6 +191,7 @@ export function createSqliteAlarmStore(db: OperationalDb): AlarmStore {
         insertStmt.run(
           a.id, a.region, a.hub, a.device ?? '', a.compartment ?? '', a.kind, a.severity, a.state, a.raisedAt, a.lastSeenAt, a.count, a.observedAt,
           a.lastObservedAt, a.acknowledgedAt, a.acknowledgedBy, a.ackNote, a.clearedAt, a.clearedBy, a.clearNote, a.detail, a.sourceMsgId,
+          JSON.stringify(a.params), a.deviceDetail,
         );
       } catch (err) {
         if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new AlarmConflictError(`alarm ${a.id} conflicts with a stored one: ${(err as Error).message}`);
@@ -202,7 +229,7 @@ export function createSqliteAlarmStore(db: OperationalDb): AlarmStore {
       return (db.prepare(sql).all(...args, q.limit) as Row[]).map(fromRow);
     },
     recordRepeat(id, r) {
-      return repeatStmt.run(r.lastSeenAt, r.lastObservedAt, r.detail, id).changes === 1;
+      return repeatStmt.run(r.lastSeenAt, r.lastObservedAt, r.detail, JSON.stringify(r.params), r.deviceDetail, id).changes === 1;
     },
     acknowledge(id, a) {
       return ackStmt.run(a.at, a.by, a.note, id).changes === 1;
@@ -222,6 +249,8 @@ export function createSqliteAlarmStore(db: OperationalDb): AlarmStore {
 /** In memory, for unit tests of code that uses alarms; passes the same suite as the SQLite store. */
 export function createMemoryAlarmStore(): AlarmStore {
   const rows = new Map<string, AlarmRecord>();
+  // Params are an object: a caller changing the one it got back must not change what is stored (as in SQLite).
+  const copy = (a: AlarmRecord): AlarmRecord => ({ ...a, params: { ...a.params } });
   const isActive = (a: AlarmRecord) => a.state !== 'cleared';
   const sameKey = (a: AlarmRecord, b: AlarmRecord) => a.hub === b.hub && a.device === b.device && a.compartment === b.compartment && a.kind === b.kind;
   const oldestFirst = (a: AlarmRecord, b: AlarmRecord) => a.raisedAt - b.raisedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -235,14 +264,14 @@ export function createMemoryAlarmStore(): AlarmStore {
     insert(a) {
       if (rows.has(a.id)) throw new AlarmConflictError(`alarm ${a.id} exists`);
       if (isActive(a) && [...rows.values()].some((b) => isActive(b) && sameKey(a, b))) throw new AlarmConflictError(`an active alarm with the key of ${a.id} exists`);
-      rows.set(a.id, { ...a });
+      rows.set(a.id, copy(a));
     },
     get(id) {
       const a = rows.get(id);
-      return a ? { ...a } : null;
+      return a ? copy(a) : null;
     },
     active() {
-      return [...rows.values()].filter(isActive).sort(oldestFirst).map((a) => ({ ...a }));
+      return [...rows.values()].filter(isActive).sort(oldestFirst).map(copy);
     },
     list(q) {
       return [...rows.values()]
@@ -250,10 +279,13 @@ export function createMemoryAlarmStore(): AlarmStore {
         .filter((a) => (q.hub === undefined || a.hub === q.hub) && (q.severity === undefined || a.severity === q.severity) && (q.kind === undefined || a.kind === q.kind))
         .sort((a, b) => -oldestFirst(a, b))
         .slice(0, q.limit)
-        .map((a) => ({ ...a }));
+        .map(copy);
     },
     recordRepeat(id, r) {
-      return update(id, isActive, (a) => ({ ...a, count: a.count + 1, lastSeenAt: r.lastSeenAt, lastObservedAt: Math.max(a.lastObservedAt, r.lastObservedAt), detail: r.detail }));
+      return update(id, isActive, (a) => ({
+        ...a, count: a.count + 1, lastSeenAt: r.lastSeenAt, lastObservedAt: Math.max(a.lastObservedAt, r.lastObservedAt), detail: r.detail,
+        params: { ...r.params }, deviceDetail: r.deviceDetail,
+      }));
     },
     acknowledge(id, x) {
       return update(id, (a) => a.state === 'open', (a) => ({ ...a, state: 'acknowledged', acknowledgedAt: x.at, acknowledgedBy: x.by, ackNote: x.note }));

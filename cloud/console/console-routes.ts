@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import type { RegionFile } from '../../contract/index.ts';
-import { alarmBody } from '../alarms/alarm-routes.ts';
+import { alarmBody, type DisplayNameOf } from '../alarms/alarm-routes.ts';
 import type { Account } from '../accounts/authorize.ts';
 import type { AlarmChange, AlarmService } from '../alarms/alarm-service.ts';
 import type { ZodApp } from '../api/app.ts';
@@ -35,6 +35,8 @@ export interface ConsoleDeps {
   region: RegionFile;
   alarms: AlarmService;
   modes: ModeService;
+  /** Accounts' display names, for who acknowledged an alarm (the same as the alarm API answers). */
+  displayNameOf?: DisplayNameOf;
   /** The account a session or API token belongs to now (null: ended); absent when the cloud runs without accounts. */
   sessionOf?: (token: string) => Account | null;
   /** Live-feed caps (EVENTS_MAX_STREAMS_PER_SESSION, EVENTS_MAX_STREAMS_PER_ACCOUNT, EVENTS_MAX_STREAMS); defaults 4, 16 and 200. */
@@ -87,7 +89,7 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       maxBufferedBytes: deps.maxBufferedBytes, pollMs: deps.pollMs, heartbeatMs: deps.heartbeatMs,
       logger: app.log.child({ component: 'live-feed' }),
     });
-    const unsubscribeAlarms = deps.alarms.onChange((c: AlarmChange) => feed.size > 0 && feed.publishAlarm(c.alarm.hub, JSON.stringify({ type: c.type, alarm: alarmBody(c.alarm) })));
+    const unsubscribeAlarms = deps.alarms.onChange((c: AlarmChange) => feed.size > 0 && feed.publishAlarm(c.alarm.hub, JSON.stringify({ type: c.type, alarm: alarmBody(c.alarm, deps.displayNameOf) })));
     const unsubscribeModes = deps.modes.onModeChange(() => feed.refreshSoon());
     // Open streams would keep the server from closing (a hijacked reply is not Fastify's to end).
     app.addHook('preClose', async () => {

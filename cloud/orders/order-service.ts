@@ -87,7 +87,11 @@ export interface OrderServiceOptions {
   /** The mode each hub is in (the disaster-mode feature supplies it). */
   modeOf?: (hubId: string) => Mode;
   /** Raise an alarm (the alarms feature supplies it). */
-  raiseAlarm?: (a: { hub: string; device: string; compartment: string; kind: string; severity: 'warning' | 'critical'; detail: string }) => void;
+  raiseAlarm?: (a: {
+    hub: string; device: string; compartment: string; kind: string; severity: 'warning' | 'critical'; detail: string;
+    /** The condition as data (alarm `params`), for the consoles' own text. */
+    params: { wrongCodes: number; orderId: string; locked: boolean };
+  }) => void;
   onPickupCode?: (result: 'accepted' | 'rejected' | 'locked' | 'no_order') => void;
   /** Battery reserve, percent, in normal and emergency mode (engine defaults 25 / 35). */
   reservePct?: { normal: number; emergency: number };
@@ -284,6 +288,7 @@ export class OrderService {
       this.o.raiseAlarm?.({
         hub, device: locker, compartment, kind: 'repeated_wrong_pickup_codes', severity: 'critical',
         detail: `${wrong} wrong pickup codes for order ${order.id}; compartment ${compartment} locked until staff check it`,
+        params: { wrongCodes: wrong, orderId: order.id, locked: true },
       });
     }
   }
