@@ -4,7 +4,7 @@ import { API_ERRORS, ApiError } from '../api/api-errors.ts';
 import { actorOf, hubScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ModeError, type ModeService } from './mode-service.ts';
-import { ACK_STATUSES, type DesiredMode, type HubAck, type ModeConflict } from './mode-state.ts';
+import { ACK_STATUSES, type DesiredMode, type HubAck, type HubSwitch, type ModeConflict } from './mode-state.ts';
 import type { AuditEntry } from './mode-store.ts';
 
 /**
@@ -56,6 +56,20 @@ const conflictBody = (c: ModeConflict | null) => c && {
   coordinator: { ...c.coordinator, at: iso(c.coordinator.at)! },
   detectedAt: iso(c.detectedAt)!,
 };
+
+const SwitchedBody = z
+  .object({
+    mode: Mode,
+    since: z.string().describe('ISO 8601; when a coordinator\'s switch put the hub in `mode` (later switches to the same mode keep it)'),
+    previous: Mode.describe('The mode before `since`'),
+    reason: z.string().describe('The coordinator\'s reason in the newest switch that named this hub (or the whole region); shown to hub staff'),
+    by: z.string(),
+    version: z.number().int().describe('The version of that newest switch'),
+  })
+  .nullable()
+  .describe('Since when and why the hub is in its desired mode; null when no switch ever named it (normal from the start). '
+    + '`desired.reason` and `desired.at` are the newest switch\'s, which may have been for other hubs.');
+const switchedBody = (s: HubSwitch | undefined) => (s ? { mode: s.mode, since: iso(s.since)!, previous: s.previous, reason: s.reason, by: s.by, version: s.version } : null);
 
 const SwitchBody = z.object({
   region: z.string(),
@@ -137,7 +151,10 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
           200: z.object({
             region: z.string(),
             desired: Desired,
-            hubs: z.array(z.object({ hub: z.string(), desired: Mode, acknowledged: Acknowledged, status: z.enum(ACK_STATUSES), conflict: ConflictBody.nullable() })),
+            hubs: z.array(z.object({
+              hub: z.string(), desired: Mode, acknowledged: Acknowledged, status: z.enum(ACK_STATUSES), conflict: ConflictBody.nullable(),
+              switched: SwitchedBody,
+            })),
             counts: z.object({
               total: z.number().int(), acknowledged: z.number().int(), pending: z.number().int(), timedOut: z.number().int(), diverged: z.number().int(),
               conflict: z.number().int(),
@@ -151,6 +168,7 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
       },
     }, async (req) => {
       const v = api(() => modes.view(req.params.regionId));
+      const switches = modes.hubSwitches(req.params.regionId);
       // Staff see their own hubs only (and counts over those).
       const scope = hubScope(req);
       const hubs = scope === null ? v.hubs : v.hubs.filter((h) => scope.has(h.hub));
@@ -161,7 +179,10 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
       };
       return {
         region: req.params.regionId, desired: desiredBody(v.desired),
-        hubs: hubs.map((h) => ({ hub: h.hub, desired: h.desired, acknowledged: ackBody(h.acknowledged), status: h.status, conflict: conflictBody(h.conflict) })),
+        hubs: hubs.map((h) => ({
+          hub: h.hub, desired: h.desired, acknowledged: ackBody(h.acknowledged), status: h.status, conflict: conflictBody(h.conflict),
+          switched: switchedBody(switches.get(h.hub)),
+        })),
         counts, allAcknowledged: v.allAcknowledged, lastAcknowledgedAt: iso(v.lastAcknowledgedAt), ackTimeoutS: modes.ackTimeoutMs / 1000,
       };
     });

@@ -2,6 +2,7 @@ import type { CloudAck, Mode, ModeAck, RegionMode } from '../../contract/index.t
 import type { Logger } from '../logger.ts';
 import {
   applySwitch,
+  hubSwitches,
   initialDesired,
   isNewerAck,
   localSwitchConflict,
@@ -12,6 +13,7 @@ import {
   type DesiredMode,
   type HubAck,
   type HubModeChange,
+  type HubSwitch,
   type ModeConflict,
   type RegionModeView,
   type SwitchRequest,
@@ -42,6 +44,9 @@ import type { AuditEntry, ModeStore } from './mode-store.ts';
  * Other features read the effective mode through `modeOf` / `desired` and follow changes with
  * `onModeChange`; the effective mode of a hub is what the desired state gives it.
  */
+
+/** How far back `hubSwitches` reads the audit log (switches of years of disasters fit many times over). */
+const SWITCH_HISTORY_READ_MAX = 20_000;
 
 /** The way out to the hubs. */
 export interface ModeBus {
@@ -119,6 +124,8 @@ export class ModeService {
    * local switch, its audit entry (null: a re-sent copy, recorded before).
    */
   private readonly recorded = new Map<string, { entry: AuditEntry | null }>();
+  /** `hubSwitches` per region, for the desired version it was worked out for. */
+  private readonly switchesCache = new Map<string, { version: number; byHub: Map<string, HubSwitch> }>();
 
   constructor(private readonly o: ModeServiceOptions) {
     this.log = o.logger.child({ component: 'modes' });
@@ -193,6 +200,30 @@ export class ModeService {
   view(region: string): RegionModeView {
     const hubIds = this.hubsOf(region);
     return regionModeView(this.desired(region), hubIds, this.acksOf(region), this.o.now(), this.o.ackTimeoutMs, this.o.store.conflicts(region));
+  }
+
+  /**
+   * Since when each hub of the region has been in its desired mode, and the coordinator's reason
+   * (see `hubSwitches`). Worked out from the audit log once per version: the live feed asks every second.
+   */
+  hubSwitches(region: string): Map<string, HubSwitch> {
+    const hubIds = this.hubsOf(region);
+    const version = this.desired(region).version;
+    const cached = this.switchesCache.get(region);
+    if (cached?.version === version) return cached.byHub;
+    const entries: AuditEntry[] = [];
+    let complete = false;
+    while (entries.length < SWITCH_HISTORY_READ_MAX) {
+      const page = this.o.store.history(region, { limit: 500, beforeId: entries.at(-1)?.id });
+      entries.push(...page);
+      if (page.length < 500) {
+        complete = true;
+        break;
+      }
+    }
+    const byHub = hubSwitches(entries, hubIds, complete);
+    this.switchesCache.set(region, { version, byHub });
+    return byHub;
   }
 
   /** The audit log, newest first. */

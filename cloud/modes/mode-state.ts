@@ -217,3 +217,59 @@ export function regionModeView(desired: DesiredMode, hubIds: readonly string[], 
 function sortKeys<T>(o: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
+
+/** A coordinator's switch as the audit log keeps it (the fields `hubSwitches` reads). */
+export interface SwitchRecord {
+  kind: 'switch' | 'local_switch';
+  at: number;
+  by: string;
+  mode: Mode;
+  /** Hubs switched; null = the whole region. */
+  hubs: readonly string[] | null;
+  reason: string;
+  version: number;
+}
+
+/**
+ * Since when a hub has been in the mode the desired state gives it, and why — what its staff read
+ * (issue 13, item 3). The region's `reason` and `at` belong to the newest switch, which may have been
+ * for other hubs; this looks at the switches that named this hub (or the whole region).
+ */
+export interface HubSwitch {
+  mode: Mode;
+  /** When a coordinator's switch put the hub in `mode` (a later switch to the same mode keeps it). */
+  since: number;
+  /** The newest switch that named the hub: its reason, who and which version (a coordinator may restate why). */
+  reason: string;
+  by: string;
+  version: number;
+  /** The mode before `since`. */
+  previous: Mode;
+}
+
+/**
+ * Each hub's `HubSwitch` from the coordinators' switches, newest first (local switches are the hub's
+ * own and show in the acknowledgement). A hub no switch ever named is left out (normal from the start).
+ * `complete` says whether `newestFirst` reaches back to the first switch: when it does not, a hub
+ * whose run of its mode starts before the oldest entry given is left out too (the caller reads more).
+ */
+export function hubSwitches(newestFirst: readonly SwitchRecord[], hubIds: readonly string[], complete = true): Map<string, HubSwitch> {
+  const found = new Map<string, HubSwitch>();
+  const settled = new Set<string>();
+  for (const e of newestFirst) {
+    if (e.kind !== 'switch') continue;
+    for (const hub of e.hubs ?? hubIds) {
+      if (settled.has(hub) || !hubIds.includes(hub)) continue;
+      const seen = found.get(hub);
+      if (!seen) found.set(hub, { mode: e.mode, since: e.at, reason: e.reason, by: e.by, version: e.version, previous: 'normal' });
+      else if (e.mode === seen.mode) seen.since = e.at;
+      else {
+        seen.previous = e.mode;
+        settled.add(hub);
+      }
+    }
+    if (settled.size === hubIds.length) break;
+  }
+  if (!complete) for (const hub of found.keys()) if (!settled.has(hub)) found.delete(hub);
+  return found;
+}
