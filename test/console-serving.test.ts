@@ -70,6 +70,17 @@ describe('console serving', () => {
     }
   });
 
+  it('gives the consoles every device\'s display name from the region file (names, not ids; issue 13, item 5)', async () => {
+    const region = (await (await t.api('/api/v1/region')).json()) as {
+      hubs: { id: string; drones: { id: string; name?: { ja: string; en: string } }[]; lockers: { id: string; name?: { ja: string; en: string } }[]; sensors: { id: string; name?: { ja: string; en: string } }[] }[];
+    };
+    const terai = region.hubs.find((h) => h.id === 'nomi-terai')!;
+    expect(terai.drones).toContainEqual(expect.objectContaining({ id: 'drone-1', name: { ja: '配送ドローン1号機', en: 'Delivery drone 1' } }));
+    expect(terai.lockers).toContainEqual(expect.objectContaining({ id: 'locker-a', name: { ja: '宅配ロッカーA', en: 'Parcel locker A' } }));
+    expect(terai.sensors).toEqual([{ id: 'wx', name: { ja: '気象センサー', en: 'Weather sensor' } }]);
+    for (const h of region.hubs) for (const d of [...h.drones, ...h.lockers, ...h.sensors]) expect(d.name?.ja, `${h.id}/${d.id}`).toBeTruthy();
+  });
+
   it('needs a session for the live feed and the region', async () => {
     for (const path of ['/api/v1/events', '/api/v1/region']) expect((await fetch(`${t.cloud.urls.http}${path}`)).status, path).toBe(401);
     const r = await t.api('/api/v1/events');

@@ -58,9 +58,10 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
     hubs: deps.region.hubs.map((h) => ({
       id: h.id, kind: h.kind, name: h.name, location: h.location,
       windLimitMps: (windLimits.byHub.get(h.id) ?? windLimits.fallback).windMps,
-      drones: h.drones.map((d) => ({ id: d.id, windLimitMps: d.windLimitMps })),
-      lockers: h.lockers.map((l) => ({ id: l.id, compartments: l.compartments })),
-      sensors: h.sensors,
+      // Display names from the region file: the consoles show names, not ids (issue 13, item 5).
+      drones: h.drones.map((d) => ({ id: d.id, name: d.name, windLimitMps: d.windLimitMps })),
+      lockers: h.lockers.map((l) => ({ id: l.id, name: l.name, compartments: l.compartments })),
+      sensors: h.sensors.map((id) => ({ id, name: h.sensorNames[id] })),
     })),
     landingSites: deps.region.landingSites, noFlyZones: deps.region.noFlyZones, reliefRoutes: deps.region.reliefRoutes,
     // Their names, for the staff console's list of orders on a round (issue 12 (2)).
