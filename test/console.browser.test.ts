@@ -135,12 +135,14 @@ describe('hub staff console', () => {
     const detail = `${MARKUP} 扉が開いたまま 180 秒`;
     const started = Date.now();
     await sim.raise('nomi-terai', { kind: 'locker', device: 'locker-a', event: 'door_open_too_long', compartment: 'A01', detail });
-    const item = page.locator('#staff-alarms li.alarm', { hasText: '扉が開いたまま 180 秒' });
+    const item = page.locator('#staff-alarms li.alarm[data-kind="door_open_too_long"]', { has: page.locator('.alarm-compartment', { hasText: 'A01' }) });
     await item.waitFor({ timeout: 10_000 });
     const elapsed = Date.now() - started;
     console.log(`console: simulator raise → alarm visible in the staff console: ${elapsed} ms`);
     expect(elapsed).toBeLessThan(5_000);
-    expect(await item.locator('.alarm-detail').textContent()).toContain(MARKUP);
+    // The headline is the catalogue's; the device's own text is one tap away, literally.
+    await item.locator('.alarm-device-toggle').click();
+    expect(await item.locator('.alarm-device-detail').textContent()).toContain(MARKUP);
     expect(await page.locator('main img').count()).toBe(0);
 
     const id = (await item.getAttribute('data-alarm-id'))!;

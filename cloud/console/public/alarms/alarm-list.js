@@ -5,13 +5,22 @@
 //       Alarms not yet acknowledged, per hub (`critical`: how many of them are critical). Hubs without
 //       open alarms are absent. `alarms`: a Map or array of alarm bodies (GET /api/v1/alarms).
 //   openAlarmTotals(alarms = state.alarms) → { open, critical }   (all hubs the account may read)
-//   alarmList(alarms, withHub) → element[]   the list (critical first, newest first); withHub: show the hub
-//   acknowledge(id) → Promise                 POST …/ack, updates state, renders
+//   alarmCountBadge(counts, attrs?) → element | null   a pill for a tab, header or map label: icon +
+//       number (critical when any open alarm is critical, by shape and text, not colour alone); null
+//       when counts is undefined or counts.open is 0. attrs are added to the element (e.g. data-key).
+//   severityMark(severity) → element   icon + the severity's name ("緊急" / "Critical")
+//   alarmList(alarms, withHub) → element[]   the list: open before acknowledged, critical first, newest
+//       first; withHub: name the hub in each item (coordinator)
+//   acknowledge(id) → Promise   POST …/ack, updates state, renders
+//
+// Every item's headline comes from the alarm's kind and params through the catalogues (alarm-text.js),
+// in the console's language; the device's own text stays one tap away, shown literally.
 import { actAs } from '../lib/api.js';
-import { h, T, V } from '../lib/dom.js';
+import { h, s, T, V } from '../lib/dom.js';
 import { flash } from '../lib/flash.js';
-import { fmtTime } from '../lib/i18n.js';
-import { hubName, requestRender, state, whileBusy } from '../lib/state.js';
+import { fmtTime, t } from '../lib/i18n.js';
+import { deviceName, hubName, requestRender, state, whileBusy } from '../lib/state.js';
+import { alarmHeadline } from './alarm-text.js';
 
 /** Open alarms per hub: Map hub → { open, critical }. */
 export function openAlarmCounts(alarms = state.alarms) {
@@ -36,27 +45,79 @@ export function openAlarmTotals(alarms = state.alarms) {
   return total;
 }
 
+/** The severity's icon: critical an octagon, warning a triangle (shape, not colour alone, tells them apart). */
+function severityIcon(severity) {
+  const shape = severity === 'critical'
+    ? s('polygon', { points: '5,1 11,1 15,5 15,11 11,15 5,15 1,11 1,5', class: 'sev-shape' })
+    : s('polygon', { points: '8,1 15.5,14.5 0.5,14.5', class: 'sev-shape' });
+  return s('svg', { class: 'sev-icon', viewBox: '0 0 16 16', width: 16, height: 16, 'aria-hidden': 'true', focusable: 'false' },
+    shape,
+    s('rect', { x: 7, y: severity === 'critical' ? 4 : 5.5, width: 2, height: severity === 'critical' ? 5 : 4.5, class: 'sev-glyph' }),
+    s('rect', { x: 7, y: severity === 'critical' ? 10.5 : 11, width: 2, height: 2, class: 'sev-glyph' }));
+}
+
+export function severityMark(severity) {
+  return h('span', { class: ['sev-mark', `sev-${severity}`] }, severityIcon(severity), h('span', { class: 'sev-name' }, T(`severity.${severity}`)));
+}
+
+export function alarmCountBadge(counts, attrs = {}) {
+  if (!counts || !counts.open) return null;
+  const severity = counts.critical > 0 ? 'critical' : 'warning';
+  const label = counts.critical > 0 ? `${t('alarm.openCount', { n: counts.open })}, ${t('alarm.criticalCount', { n: counts.critical })}` : t('alarm.openCount', { n: counts.open });
+  return h('span', { ...attrs, class: ['alarm-count', `sev-${severity}`, attrs.class], role: 'img', 'aria-label': label, title: label },
+    severityIcon(severity), V(counts.open, 'span', { class: 'alarm-count-n' }));
+}
+
+/** Alarms whose device message is shown (screen-local: a tap shows it, another hides it). */
+const deviceMessagesShown = new Set();
+
+function toggleDeviceMessage(id) {
+  if (deviceMessagesShown.has(id)) deviceMessagesShown.delete(id);
+  else deviceMessagesShown.add(id);
+  requestRender();
+}
+
+const byUrgency = (a, b) =>
+  (a.state === b.state ? 0 : a.state === 'open' ? -1 : 1)
+  || (a.severity === b.severity ? 0 : a.severity === 'critical' ? -1 : 1)
+  || b.raisedAt.localeCompare(a.raisedAt);
+
 export function alarmList(alarms, withHub) {
   if (alarms.length === 0) return [h('p', { class: 'empty' }, T('alarms.none'))];
-  alarms.sort((a, b) => (a.severity === b.severity ? b.raisedAt.localeCompare(a.raisedAt) : a.severity === 'critical' ? -1 : 1));
-  return [h('ul', { class: 'alarm-list' }, ...alarms.map((a) => {
-    const where = [a.device, a.compartment].filter(Boolean).join(' / ');
-    const busyKey = `ack-${a.id}`;
-    return h('li', { class: ['alarm', `sev-${a.severity}`, `st-${a.state}`], 'data-alarm-id': a.id, 'data-key': `alarm-${a.id}` },
-      h('div', { class: 'alarm-head' },
-        h('span', { class: `badge sev-${a.severity}` }, T(`severity.${a.severity}`)),
-        h('strong', {}, T(`alarmKind.${a.kind}`)),
-        withHub ? V(hubName(a.hub), 'span', { class: 'alarm-hub' }) : null,
-        where ? V(where, 'span', { class: 'alarm-where' }) : null,
-      ),
-      V(a.detail, 'p', { class: 'alarm-detail' }),
-      h('p', { class: 'alarm-meta' }, T('alarms.raisedAt', { time: fmtTime(a.raisedAt) }), ' ',
-        a.count > 1 ? T('alarms.count', { n: a.count }) : null),
-      a.state === 'open'
-        ? h('button', { type: 'button', class: 'primary ack', disabled: state.busy.has(busyKey), onclick: () => void acknowledge(a.id) }, T('alarms.ack'))
-        : h('p', { class: 'acked' }, T('alarms.ackedBy', { time: fmtTime(a.acknowledgedAt) }), ' ', V(a.acknowledgedBy)),
-    );
-  }))];
+  // Alarms that ended are gone from the set: forget whether their message was shown.
+  for (const id of deviceMessagesShown) if (!state.alarms.has(id)) deviceMessagesShown.delete(id);
+  return [h('ul', { class: 'alarm-list' }, ...[...alarms].sort(byUrgency).map((a) => alarmItem(a, withHub)))];
+}
+
+function alarmItem(a, withHub) {
+  const busyKey = `ack-${a.id}`;
+  const shown = deviceMessagesShown.has(a.id);
+  const detailId = `alarm-device-${a.id}`;
+  return h('li', { class: ['alarm', `sev-${a.severity}`, `st-${a.state}`], 'data-alarm-id': a.id, 'data-key': `alarm-${a.id}`, 'data-kind': a.kind },
+    h('div', { class: 'alarm-head' },
+      severityMark(a.severity),
+      h('strong', { class: 'alarm-headline' }, alarmHeadline(a)),
+    ),
+    h('div', { class: 'alarm-where' },
+      withHub ? V(hubName(a.hub), 'span', { class: 'alarm-hub' }) : null,
+      a.device ? V(deviceName(a.hub, a.device), 'span', { class: 'alarm-device' }) : null,
+      a.compartment ? h('span', { class: 'alarm-compartment' }, T('alarm.compartment', { id: a.compartment })) : null,
+    ),
+    h('p', { class: 'alarm-meta' }, T('alarms.raisedAt', { time: fmtTime(a.raisedAt) }), a.count > 1 ? h('span', {}, T('alarms.count', { n: a.count })) : null),
+    a.deviceDetail
+      ? h('div', { class: 'alarm-device-message' },
+        h('button', {
+          type: 'button', class: 'link alarm-device-toggle', 'aria-expanded': shown ? 'true' : 'false', 'aria-controls': shown ? detailId : null,
+          onclick: () => toggleDeviceMessage(a.id),
+        }, T(shown ? 'alarm.deviceMessageHide' : 'alarm.deviceMessage')),
+        shown ? V(a.deviceDetail, 'p', { class: 'alarm-device-detail', id: detailId }) : null)
+      : null,
+    a.state === 'open'
+      ? h('button', { type: 'button', class: 'primary ack', disabled: state.busy.has(busyKey), onclick: () => void acknowledge(a.id) }, T('alarms.ack'))
+      : h('p', { class: 'acked' },
+        h('span', {}, T('alarm.ackedBy', { time: fmtTime(a.acknowledgedAt) })),
+        V(a.acknowledgedByName ?? a.acknowledgedBy, 'span', { class: 'acked-by' })),
+  );
 }
 
 export function acknowledge(id) {
