@@ -2,6 +2,7 @@
 export * from './ids.ts';
 export * from './client-id.ts';
 export * from './messages.ts';
+export * from './commands.ts';
 export * from './topics.ts';
 export { EXAMPLES } from './examples.ts';
 export * from './region.ts';

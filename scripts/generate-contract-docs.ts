@@ -42,6 +42,8 @@ import {
   type ParsedTopic,
   type Route,
 } from '../contract/index.ts';
+import { commandAckDescription, commandPayload, commandsSection } from './contract-docs/command-docs.ts';
+import { angled, fieldTable, markdownText, primitiveTypes, propertiesOf, requiredOf, shellQuote, table, typeOf, type JsonSchema } from './contract-docs/markdown.ts';
 
 export const CONTRACT_DOCS_DIR = 'docs/contract';
 /** Contract v1 is published as document version 1.0.0; bump minor/patch for additive/editorial changes. */
@@ -55,7 +57,7 @@ const MQTT_BINDING = '0.2.0';
 /** Every contract message is published with QoS 1 (at least once); ids make re-delivery harmless. */
 const QOS = 1;
 
-export type JsonSchema = { [key: string]: unknown };
+export type { JsonSchema } from './contract-docs/markdown.ts';
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 // ------------------------------------------------------------------------------------------ routes
@@ -450,7 +452,8 @@ function renderAsyncApi(messages: MessageDoc[], channels: TopicDoc[]): Json {
             summary: m.description,
             contentType: 'application/json',
             ...correlationOf(m),
-            payload: m.jsonSchema as Json,
+            ...(m.type === 'hub.command-ack' ? { description: commandAckDescription() } : {}),
+            payload: (m.type === 'hub.command' ? commandPayload(m.jsonSchema) : m.jsonSchema) as Json,
             examples: [{ name: m.type, summary: `On ${m.example.topic}`, payload: m.example.payload as Json }],
           },
         ]),
@@ -598,94 +601,6 @@ function collectNumericFields(schema: JsonSchema, prefix: string, out: Map<strin
   }
 }
 
-function fieldTable(schema: JsonSchema): string {
-  const rows: string[][] = [];
-  const walk = (s: JsonSchema, prefix: string) => {
-    const required = requiredOf(s);
-    for (const [name, prop] of Object.entries(propertiesOf(s))) {
-      rows.push([`\`${prefix}${name}\``, typeOf(prop), required.includes(name) ? 'yes' : 'no', constraintsOf(prop), typeof prop.description === 'string' ? prop.description : '']);
-      const items = prop.items as JsonSchema | undefined;
-      if (items && typeof items === 'object' && items.properties) walk(items, `${prefix}${name}[].`);
-    }
-  };
-  walk(schema, '');
-  return table(['Field', 'Type', 'Required', 'Constraints', 'Description'], rows);
-}
-
-function typeOf(prop: JsonSchema): string {
-  if (prop.const !== undefined) return `\`${JSON.stringify(prop.const)}\``;
-  if (Array.isArray(prop.enum)) return prop.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ');
-  if (Array.isArray(prop.anyOf)) return (prop.anyOf as JsonSchema[]).map(typeOf).join(' or ');
-  if (prop.type === 'array') return `array of ${typeOf((prop.items ?? {}) as JsonSchema)}`;
-  if (prop.type === 'object' && prop.additionalProperties && typeof prop.additionalProperties === 'object') {
-    return `object: ${typeOf((prop.propertyNames ?? { type: 'string' }) as JsonSchema)} → ${typeOf(prop.additionalProperties as JsonSchema)}`;
-  }
-  return typeof prop.type === 'string' ? prop.type : 'any';
-}
-
-const SAFE_INTEGER = Number.MAX_SAFE_INTEGER;
-
-function constraintsOf(prop: JsonSchema): string {
-  const parts: string[] = [];
-  const num = (k: string, label: string) => {
-    const v = prop[k];
-    if (typeof v === 'number' && Math.abs(v) !== SAFE_INTEGER) parts.push(`${label} ${v}`);
-  };
-  num('minimum', '≥');
-  num('exclusiveMinimum', '>');
-  num('maximum', '≤');
-  num('exclusiveMaximum', '<');
-  num('minLength', 'length ≥');
-  num('maxLength', 'length ≤');
-  num('minItems', 'items ≥');
-  num('maxItems', 'items ≤');
-  if (typeof prop.pattern === 'string') parts.push(`pattern \`${prop.pattern}\``);
-  const items = prop.items as JsonSchema | undefined;
-  if (items && typeof items === 'object' && !items.properties) {
-    const inner = constraintsOf(items);
-    if (inner) parts.push(`each: ${inner}`);
-  }
-  if (Array.isArray(prop.anyOf)) {
-    const inner = (prop.anyOf as JsonSchema[]).map(constraintsOf).filter(Boolean);
-    if (inner.length) parts.push(inner.join('; '));
-  }
-  return parts.join(', ');
-}
-
-function propertiesOf(schema: JsonSchema): Record<string, JsonSchema> {
-  return (schema.properties ?? {}) as Record<string, JsonSchema>;
-}
-function requiredOf(schema: JsonSchema): string[] {
-  return (schema.required ?? []) as string[];
-}
-function primitiveTypes(prop: JsonSchema): string[] {
-  if (typeof prop.type === 'string') return [prop.type];
-  if (Array.isArray(prop.anyOf)) return (prop.anyOf as JsonSchema[]).flatMap(primitiveTypes);
-  return [];
-}
-
-function table(header: string[], rows: string[][]): string {
-  const cell = (s: string) => markdownText(s.replaceAll('\n', ' ')).replace(/(?<!\\)\|/g, '\\|');
-  return [header, header.map(() => '---'), ...rows].map((r) => `| ${r.map(cell).join(' | ')} |`).join('\n');
-}
-
-/** `v1/{region}/{hub}/status` → `v1/<region>/<hub>/status`: AsyncAPI needs braces, prose reads better with angles. */
-function angled(address: string): string {
-  return address.replace(/\{(\w+)\}/g, '<$1>');
-}
-
-/** Escapes `<` and `>` outside code spans, so "<hub>" in a description is not taken for HTML. */
-function markdownText(s: string): string {
-  return s
-    .split('`')
-    .map((part, i) => (i % 2 === 0 ? part.replaceAll('<', '&lt;').replaceAll('>', '&gt;') : part))
-    .join('`');
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
-}
-
 function renderReadme(messages: MessageDoc[], channels: TopicDoc[]): string {
   const l = limits();
   const reasons = rejectionReasons(l);
@@ -755,7 +670,7 @@ function renderReadme(messages: MessageDoc[], channels: TopicDoc[]): string {
     '4. **Backlog.** After a link outage, send the live state first and replay the backlog in the background with `"historical": true`. Historical messages go to history only; they never overwrite live state (a locker that was open an hour ago is not open now).',
     `5. **Size.** Payloads up to ${bytes(l.maxPayloadBytes)} are accepted for ingest (default); anything larger is acknowledged and dead-lettered as \`too_large\`. MQTT packets larger than ${bytes(l.maxPacketBytes)} are refused by the broker, which closes the connection — a hub that retries such a packet will never get through, so never build one.`,
     `6. **Retained.** Only \`hub.status\` is published retained by a hub (its last will \`offline\` must replace the birth \`online\`); the broker clears the retain flag on every other topic. \`region.mode\` is retained by the cloud, so a hub receives the current mode as soon as it subscribes.`,
-    '7. **Commands.** Execute a command `id` at most once and never after `expiresAt`; always answer on `cmd-ack` with `done`, `rejected`, `expired`, `failed` or `duplicate`.',
+    '7. **Commands.** Execute a command `id` at most once and never after `expiresAt`; always answer on `cmd-ack` with `done`, `rejected`, `expired`, `failed` or `duplicate`. What each command asks and what its answer means: [Commands](#commands).',
     '8. **Region mode.** Apply a `region.mode` only when its `version` is higher than the one you applied; a hub listed in `hubs` takes its own mode. Answer on `mode-ack`. If staff switch the mode locally while the hub is cut off, publish a `mode-ack` with `"source": "local"` when the link is back.',
     '',
     '### Checks beyond the JSON Schema',
@@ -800,6 +715,7 @@ function renderReadme(messages: MessageDoc[], channels: TopicDoc[]): string {
     `mosquitto_pub ${auth} -q ${QOS} -t ${shellQuote(sensor.example.topic)} -m ${shellQuote(JSON.stringify(sensor.example.payload))}`,
     '```',
     '',
+    ...commandsSection(),
     '## Messages',
     '',
   ];

@@ -29,8 +29,9 @@ export function failed<E>(detail: string): CommandOutcome<E> {
 }
 
 /**
- * Checks a command's `args` against the schema of its command. The contract types `args` only as
- * a record of scalars; what each command needs is the device's business, so it is checked here.
+ * Checks a command's `args` against the schema of its command. The `hub.command` schema types `args`
+ * only as a record of scalars; each command's arguments are published in contract/commands.ts and
+ * checked by the device that takes it, here.
  */
 export function parseArgs<T>(schema: z.ZodType<T>, args: unknown): { ok: true; args: T } | { ok: false; detail: string } {
   const result = schema.safeParse(args);

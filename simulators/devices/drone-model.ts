@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { HubId, type Command, type DroneEvent, type DroneSpec, type DroneTelemetry, type FlightState, type Severity } from '../../contract/index.ts';
+import { DroneMissionArgs, type Command, type DroneEvent, type DroneSpec, type DroneTelemetry, type FlightState, type Severity } from '../../contract/index.ts';
 import { done, parseArgs, rejected, type CommandOutcome } from './command-outcome.ts';
 import { haversineM as distanceM, initialBearingDeg as bearingDeg, intermediatePoint, type LatLon } from '../../shared/great-circle.ts';
 import type { MessageIds } from './message-ids.ts';
@@ -109,22 +108,6 @@ interface Mission {
   /** Called off by drone.rtl / drone.abort: no return cargo, no mission_complete. */
   recalled?: boolean;
 }
-
-const MissionArgs = z
-  .object({
-    /** Destination hub … */
-    to: HubId.optional(),
-    /** … or a registered landing site (shelter, isolated settlement), by id and position. */
-    site: z.string().min(1).max(40).optional(),
-    siteLat: z.number().min(-90).max(90).optional(),
-    siteLon: z.number().min(-180).max(180).optional(),
-    payloadKg: z.number().min(0).default(0),
-    /** The cloud's mission id, reported in telemetry so the flight can be tracked to its order. */
-    missionId: z.string().min(1).max(64).optional(),
-  })
-  .refine((a) => a.to !== undefined || (a.site !== undefined && a.siteLat !== undefined && a.siteLon !== undefined), {
-    message: 'either `to` (a hub) or `site` with `siteLat` and `siteLon`',
-  });
 
 const EVENT_SEVERITY: Record<DroneEventName, Severity> = {
   armed: 'info',
@@ -365,7 +348,7 @@ export class DroneModel {
   }
 
   private commandMission(now: number, cmd: Command): CommandOutcome<DroneEvent> {
-    const parsed = parseArgs(MissionArgs, cmd.args);
+    const parsed = parseArgs(DroneMissionArgs, cmd.args);
     if (!parsed.ok) return rejected(parsed.detail);
     const { payloadKg, missionId } = parsed.args;
     const home = this.opts.home;

@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { CompartmentId, type Command, type Compartment, type LockerBankSpec, type LockerEvent, type LockerTelemetry, type Severity } from '../../contract/index.ts';
+import { LockerReleaseArgs, LockerReserveArgs, LockerUnlockArgs, type Command, type Compartment, type LockerBankSpec, type LockerEvent, type LockerTelemetry, type Severity } from '../../contract/index.ts';
 import { done, failed, parseArgs, rejected, type CommandOutcome } from './command-outcome.ts';
 import type { MessageIds } from './message-ids.ts';
 import type { Rng } from './seeded-rng.ts';
@@ -105,10 +104,6 @@ const EVENT_SEVERITY: Record<LockerEventName, Severity> = {
 };
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;
-
-const UnlockArgs = z.object({ compartment: CompartmentId });
-const ReserveArgs = z.object({ compartment: CompartmentId, orderId: z.string().min(1).max(64) });
-const ReleaseArgs = z.object({ compartment: CompartmentId });
 
 /** Extra fields a forced event may carry. */
 export interface LockerEventExtras {
@@ -225,7 +220,7 @@ export class LockerModel {
   handle(now: number, cmd: Command): CommandOutcome<LockerEvent> {
     switch (cmd.command) {
       case 'locker.unlock': {
-        const parsed = parseArgs(UnlockArgs, cmd.args);
+        const parsed = parseArgs(LockerUnlockArgs, cmd.args);
         if (!parsed.ok) return rejected(parsed.detail);
         const c = this.compartment(parsed.args.compartment);
         if (!c) return rejected(`locker ${this.device} has no compartment ${parsed.args.compartment}`);
@@ -237,7 +232,7 @@ export class LockerModel {
         return done(`door ${c.id} opened`, [this.event(now, 'door_opened', c, { detail: `remote unlock (command ${cmd.id})` })]);
       }
       case 'locker.reserve': {
-        const parsed = parseArgs(ReserveArgs, cmd.args);
+        const parsed = parseArgs(LockerReserveArgs, cmd.args);
         if (!parsed.ok) return rejected(parsed.detail);
         const { orderId } = parsed.args;
         const c = this.compartment(parsed.args.compartment);
@@ -250,7 +245,7 @@ export class LockerModel {
         return done(`compartment ${c.id} reserved for ${orderId}`, [], true);
       }
       case 'locker.release': {
-        const parsed = parseArgs(ReleaseArgs, cmd.args);
+        const parsed = parseArgs(LockerReleaseArgs, cmd.args);
         if (!parsed.ok) return rejected(parsed.detail);
         const c = this.compartment(parsed.args.compartment);
         if (!c) return rejected(`locker ${this.device} has no compartment ${parsed.args.compartment}`);
