@@ -147,7 +147,7 @@ describe('hub staff console', () => {
 
     const id = (await item.getAttribute('data-alarm-id'))!;
     await page.screenshot({ path: path.join(ARTIFACTS, 'staff-console.png'), fullPage: true });
-    await item.getByRole('button').click();
+    await item.locator('button.ack').click();
     await page.locator(`#staff-alarms li[data-alarm-id="${id}"] .acked`).waitFor({ timeout: 5_000 });
     const alarm = (await (await t.api(`/api/v1/alarms/${id}`)).json()) as { state: string; acknowledgedBy: string };
     expect(alarm).toMatchObject({ state: 'acknowledged', acknowledgedBy: 'staff-terai' });
