@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { z } from 'zod';
 import { HubId } from '../../contract/index.ts';
+import { errorResponses } from '../api/api-docs.ts';
 import { ApiError } from '../api/api-errors.ts';
 import type { ZodApp } from '../api/app.ts';
 import { generatePassword, type HubCredentialStore } from '../hubs/hub-credentials.ts';
@@ -71,13 +72,17 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
         },
       },
       schema: {
+        operationId: 'signIn', tags: ['auth'],
         summary: 'Sign in: sets the `chiiki_session` cookie (HttpOnly, SameSite=Strict, Secure over https, 12 h)',
         description: 'Wrong username or password answers 401 `invalid_credentials`, in about the same time whether or not the user exists. '
           + 'After SIGNIN_FREE_FAILURES_PER_USERNAME failures for a username, or SIGNIN_FREE_FAILURES_PER_ADDRESS from an address, each next '
           + 'attempt must wait (1 s, doubling, up to SIGNIN_MAX_DELAY_S): earlier ones answer 429 `too_many_sign_ins` with Retry-After. '
           + 'The session token also works as `Authorization: Bearer <token>`.',
         body: z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(200) }),
-        response: { 200: z.object({ account: AccountBody, expiresAt: z.string() }) },
+        response: {
+          200: z.object({ account: AccountBody, expiresAt: z.string() }).describe('Signed in; the `chiiki_session` cookie is set'),
+          ...errorResponses('invalid_credentials', 'too_many_sign_ins'),
+        },
       },
     }, async (req, reply) => {
       const address = normalizeIP(req.ip);
@@ -103,14 +108,20 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
       return { account: accountBody(account), expiresAt: iso(s.expiresAt) };
     });
 
-    app.post('/api/v1/auth/logout', { schema: { summary: 'Sign out: ends this session' } }, async (req, reply) => {
+    app.post('/api/v1/auth/logout', {
+      schema: {
+        operationId: 'signOut', tags: ['auth'], summary: 'Sign out: ends this session',
+        description: 'Ends the session or API token the request came with and clears the session cookie.',
+        response: { 204: z.null().describe('Signed out') },
+      },
+    }, async (req, reply) => {
       if (req.sessionToken) accounts.revokeToken(req.sessionToken);
       setSessionCookie(req, reply, cookieSecure, '', 0);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     });
 
     app.get('/api/v1/auth/me', {
-      schema: { summary: 'The signed-in account', response: { 200: z.object({ account: AccountBody, expiresAt: z.string().nullable().describe('null for an API token without expiry') }) } },
+      schema: { operationId: 'getSignedInAccount', tags: ['auth'], summary: 'The signed-in account', response: { 200: z.object({ account: AccountBody, expiresAt: z.string().nullable().describe('null for an API token without expiry') }) } },
     }, async (req) => {
       const s = accounts.resolveToken(req.sessionToken ?? '');
       if (!s) throw new ApiError('unauthenticated', 'the session has expired');
@@ -118,11 +129,12 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
     });
 
     app.get('/api/v1/accounts', {
-      schema: { summary: 'Every account (admin)', response: { 200: z.object({ accounts: z.array(AccountBody) }) } },
+      schema: { operationId: 'listAccounts', tags: ['accounts'], summary: 'Every account (admin)', response: { 200: z.object({ accounts: z.array(AccountBody) }) } },
     }, async () => ({ accounts: accounts.list().map(accountBody) }));
 
     app.post('/api/v1/accounts', {
       schema: {
+        operationId: 'saveAccount', tags: ['accounts'],
         summary: 'Create an account, or change its role, hubs, name or password (admin)',
         description: 'A new account without `password`, or any account with `resetPassword: true`, gets a generated password, returned once '
           + 'in `password`. A new or reset password ends the account\'s sessions. 201 when created, 200 when changed.',
@@ -134,7 +146,10 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
           password: z.string().min(10).max(200).optional(),
           resetPassword: z.boolean().optional(),
         }).strict(),
-        response: { 200: z.object({ account: AccountBody, password: z.string().optional() }), 201: z.object({ account: AccountBody, password: z.string().optional() }) },
+        response: {
+          200: z.object({ account: AccountBody, password: z.string().optional() }).describe('Changed'),
+          201: z.object({ account: AccountBody, password: z.string().optional() }).describe('Created'),
+        },
       },
     }, async (req, reply) => {
       const b = req.body;
@@ -154,11 +169,12 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
 
     app.post('/api/v1/accounts/:username/tokens', {
       schema: {
+        operationId: 'createApiToken', tags: ['accounts'],
         summary: 'A long-lived API token for an integration (admin); shown once',
         description: 'Send it as `Authorization: Bearer <token>`; it acts with the account\'s role. Stored only as a hash.',
         params: z.object({ username: z.string().max(64) }),
         body: z.object({ label: z.string().max(100).optional(), ttlDays: z.number().int().min(1).max(3650).optional() }).default({}),
-        response: { 201: z.object({ token: z.string(), username: z.string(), expiresAt: z.string().nullable() }) },
+        response: { 201: z.object({ token: z.string(), username: z.string(), expiresAt: z.string().nullable() }), ...errorResponses('account_not_found') },
       },
     }, async (req, reply) => {
       if (!accounts.get(req.params.username)) throw new ApiError('account_not_found', `no account "${req.params.username}"`);
@@ -168,10 +184,11 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
 
     app.post('/api/v1/hubs/:hubId/credentials', {
       schema: {
+        operationId: 'createHubCredentials', tags: ['accounts'],
         summary: 'A new MQTT password for a hub (admin); shown once',
         description: 'Replaces the hub\'s password (username = hub id). Connections already open stay open; the next connect needs the new one.',
         params: z.object({ hubId: HubId }),
-        response: { 201: z.object({ hub: z.string(), region: z.string(), username: z.string(), password: z.string() }) },
+        response: { 201: z.object({ hub: z.string(), region: z.string(), username: z.string(), password: z.string() }), ...errorResponses('hub_not_found') },
       },
     }, async (req, reply) => {
       const region = deps.hubRegion(req.params.hubId);
@@ -183,6 +200,7 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
 
     app.get('/api/v1/audit', {
       schema: {
+        operationId: 'listAuditEntries', tags: ['accounts'],
         summary: 'Every mutating API call (admin, coordinator), newest first',
         querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
         response: {

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * Every error code the HTTP API returns, with its HTTP status. Responses look like
  * `{ "error": { "code": "hub_not_found", "message": "…" } }`. Codes are stable; messages are for people.
@@ -6,7 +8,7 @@ export const API_ERRORS = {
   unauthenticated: { status: 401, description: 'No session: sign in (POST /api/v1/auth/login) or send Authorization: Bearer <token>; or the session expired' },
   invalid_credentials: { status: 401, description: 'Wrong username or password' },
   forbidden: { status: 403, description: 'The account\'s role may not do this, or the hub is not one of its hubs' },
-  cross_site_request: { status: 403, description: 'A state-changing request from a page of another origin (Origin not this cloud\'s host nor in ALLOWED_ORIGINS, or Sec-Fetch-Site cross-site/same-site)' },
+  cross_site_request: { status: 403, description: 'A state-changing request from a page of another origin (Origin not this cloud\'s host nor in ALLOWED_ORIGINS, or Sec-Fetch-Site cross-site/same-site), or a read of a closed route by another site\'s page' },
   unsupported_media_type: { status: 415, description: 'A state-changing request\'s body must be application/json' },
   too_many_sign_ins: { status: 429, description: 'Too many sign-in attempts for this username or from this address; wait the Retry-After seconds' },
   account_not_found: { status: 404, description: 'No account with that username' },
@@ -33,6 +35,19 @@ export const API_ERRORS = {
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;
+
+/**
+ * The one shape of every error answer, as the OpenAPI document names it (`#/components/schemas/ApiError`).
+ * Routes list the codes they answer with `errorResponses(…)` (api-docs.ts), which describes each status by its codes.
+ */
+export const ApiErrorBody = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(API_ERRORS) as [ApiErrorCode, ...ApiErrorCode[]]).describe('Stable; see the list in the API description'),
+      message: z.string().describe('For people; may change'),
+    }),
+  })
+  .meta({ id: 'ApiError', description: 'An error answer: a stable code and a message for people' });
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';

@@ -4,7 +4,6 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
-  jsonSchemaTransform,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -21,6 +20,7 @@ import type { CloudMetrics } from '../metrics.ts';
 import { NUMERIC_FIELDS } from '../telemetry/points.ts';
 import { TelemetryStoreError, type Measurement, type TelemetryStore } from '../telemetry/telemetry-store.ts';
 import { hubScope, requireInScope } from '../accounts/access-hooks.ts';
+import { documentObject, documentRoute, errorResponses, SECURITY_SCHEMES, TAGS } from './api-docs.ts';
 import { API_ERRORS, ApiError, type ApiErrorCode } from './api-errors.ts';
 import { openPlugin, registerHttpSecurity } from './http-security.ts';
 
@@ -68,8 +68,6 @@ declare module 'fastify' {
 
 /** The Fastify instance with the zod type provider, as feature route sets receive it. */
 export type ZodApp = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, ZodTypeProvider>;
-
-const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
 
 const Link = z.object({
   online: z.boolean(),
@@ -231,9 +229,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerHttpSecurity(app as unknown as FastifyInstance, { allowedOrigins: deps.http?.allowedOrigins ?? [], registry: deps.metrics.registry });
   deps.access?.(app.withTypeProvider<ZodTypeProvider>() as unknown as ZodApp);
 
+  // OpenAPI 3.1: its schemas are JSON Schema 2020-12, so a nullable union is `anyOf […, {type: 'null'}]`
+  // (3.0's `nullable` without a sibling `type`, which zod's union produced, is invalid for Ajv and Redocly).
   await app.register(swagger, {
     openapi: {
+      openapi: '3.1.0',
+      servers: [{ url: '/', description: 'This cloud (the document is served by the cloud it describes)' }],
+      tags: [...TAGS],
+      components: { securitySchemes: SECURITY_SCHEMES },
       info: {
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         title: 'Regional drone logistics — cloud API',
         version: '1.0.0',
         description: `Live state, history and data health of the hubs of a region; commands to hub devices. Errors: ${Object.entries(API_ERRORS)
@@ -241,7 +246,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           .join('; ')}.`,
       },
     },
-    transform: jsonSchemaTransform,
+    transform: documentRoute,
+    transformObject: documentObject,
   });
   await app.register(openPlugin(async (open) => {
     await open.register(swaggerUi, { routePrefix: '/docs' });
@@ -252,6 +258,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   r.get('/healthz', {
     config: { public: true },
     schema: {
+      operationId: 'getHealth', tags: ['health'],
       summary: 'Liveness and store health',
       response: { 200: z.object({ status: z.literal('ok'), store: z.string(), ingestPending: z.number() }), 503: z.object({ status: z.literal('degraded'), store: z.string(), ingestPending: z.number(), reason: z.string() }) },
     },
@@ -267,7 +274,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   r.get('/api/v1/hubs', {
-    schema: { summary: 'Every hub with kind, location, link state and last-seen', response: { 200: z.object({ hubs: z.array(HubSummary) }) } },
+    schema: {
+      operationId: 'listHubs', tags: ['hubs'],
+      summary: 'Every hub with kind, location, link state and last-seen (staff: their hubs)',
+      response: { 200: z.object({ hubs: z.array(HubSummary) }) },
+    },
   }, async (req) => {
     const scope = hubScope(req);
     return { hubs: [...deps.live.hubs.values()].filter((h) => scope === null || scope.has(h.id)).map(summary) };
@@ -281,9 +292,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   r.get('/api/v1/hubs/:hubId', {
     schema: {
+      operationId: 'getHub', tags: ['hubs'],
       summary: 'Live state of every device at a hub',
       params: z.object({ hubId: z.string().max(64) }),
-      response: { 200: HubSummary.extend({ deviceStates: z.array(DeviceLive) }), 404: ErrorBody },
+      response: { 200: HubSummary.extend({ deviceStates: z.array(DeviceLive) }), ...errorResponses('hub_not_found') },
     },
   }, async (req) => {
     const h = hubOr404(req.params.hubId);
@@ -292,6 +304,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   r.get('/api/v1/hubs/:hubId/history', {
     schema: {
+      operationId: 'getHubHistory', tags: ['hubs'],
       summary: 'Time-bucketed series of one numeric field of a device',
       params: z.object({ hubId: HubId }),
       querystring: z.object({
@@ -308,7 +321,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           hub: z.string(), device: z.string(), field: z.string(), aggregate: z.string(), bucketMs: z.number(),
           from: z.string(), to: z.string(), points: z.array(z.object({ t: z.string(), value: z.number() })),
         }),
-        400: ErrorBody, 404: ErrorBody, 503: ErrorBody,
+        ...errorResponses('unknown_field', 'hub_not_found', 'device_not_found', 'store_unavailable'),
       },
     },
   }, async (req) => {
@@ -335,6 +348,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   r.get('/api/v1/dead-letters', {
     schema: {
+      operationId: 'listDeadLetters', tags: ['data-health'],
       summary: 'Rejected messages kept for inspection, newest first',
       querystring: z.object({
         hub: z.string().max(64).optional(),
@@ -360,6 +374,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   r.post('/api/v1/hubs/:hubId/commands', {
     schema: {
+      operationId: 'sendCommand', tags: ['commands'],
       summary: 'Send a command to a device at a hub',
       description: 'Stores the command and publishes it (QoS 1) on the device\'s command topic; while it is pending and unexpired it is '
         + 'published again whenever the hub re-subscribes to its commands (hubs execute a command id at most once). '
@@ -371,7 +386,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         args: Command.shape.args.default({}),
         ttlS: z.number().int().min(5).max(86_400).default(300).describe('Seconds until the command expires; default 300'),
       }),
-      response: { 202: CommandBody, 400: ErrorBody, 404: ErrorBody },
+      response: { 202: CommandBody, ...errorResponses('wrong_device_kind', 'hub_not_found', 'device_not_found') },
     },
   }, async (req, reply) => {
     const c = await deps.commands.issue({ hub: req.params.hubId, ...req.body });
@@ -380,21 +395,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   r.get('/api/v1/hubs/:hubId/commands', {
     schema: {
+      operationId: 'listHubCommands', tags: ['commands'],
       summary: 'Commands sent to a hub, newest first',
       params: z.object({ hubId: z.string().max(64) }),
       querystring: z.object({
         state: z.enum(COMMAND_STATES).optional().describe('As shown: `expired` includes pending commands past their expiry'),
         limit: z.coerce.number().int().min(1).max(500).default(50),
       }),
-      response: { 200: z.object({ commands: z.array(CommandBody) }), 404: ErrorBody },
+      response: { 200: z.object({ commands: z.array(CommandBody) }), ...errorResponses('hub_not_found') },
     },
   }, async (req) => ({ commands: deps.commands.list(req.params.hubId, req.query).map(commandBody) }));
 
   r.get('/api/v1/commands/:commandId', {
     schema: {
+      operationId: 'getCommand', tags: ['commands'],
       summary: 'One command and its result',
       params: z.object({ commandId: MessageId }),
-      response: { 200: CommandBody, 404: ErrorBody },
+      response: { 200: CommandBody, ...errorResponses('command_not_found') },
     },
   }, async (req) => {
     const c = deps.commands.get(req.params.commandId);

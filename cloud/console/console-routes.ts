@@ -8,6 +8,7 @@ import { alarmBody, type DisplayNameOf } from '../alarms/alarm-routes.ts';
 import type { Account } from '../accounts/authorize.ts';
 import type { AlarmChange, AlarmService } from '../alarms/alarm-service.ts';
 import type { ZodApp } from '../api/app.ts';
+import { errorResponses } from '../api/api-docs.ts';
 import { openPlugin } from '../api/http-security.ts';
 import type { ModeService } from '../modes/mode-service.ts';
 import { LiveFeed } from './live-feed.ts';
@@ -122,6 +123,7 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
 
     app.get('/api/v1/region', {
       schema: {
+        operationId: 'getRegion', tags: ['console'],
         summary: 'The region: hubs with positions and devices, landing sites (shelters, isolated settlements), no-fly zones, relief routes and ground rounds',
         description: 'From the region file; the coordinator console draws its map from it.',
         response: { 200: z.record(z.string(), z.unknown()) },
@@ -130,6 +132,7 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
 
     app.get('/api/v1/events', {
       schema: {
+        operationId: 'openLiveFeed', tags: ['console'],
         summary: 'Live feed for the consoles (text/event-stream)',
         description: 'Server-Sent Events: `alarm` ({type, alarm}) on every alarm change; `hubs` (as GET /api/v1/hubs), `hub` (as GET /api/v1/hubs/:hubId, '
           + 'for each hub named in `hubs`), `orders` (as GET /api/v1/orders), `mode` (as GET /api/v1/regions/:regionId/mode) and `proposals` (open mode '
@@ -137,6 +140,10 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
           + 'every 15 s. Each event shows what the API shows the same session. At most EVENTS_MAX_STREAMS_PER_SESSION streams per session and '
           + 'EVENTS_MAX_STREAMS in all: beyond them 429 `too_many_streams`. A client that stops reading is disconnected.',
         querystring: z.object({ hubs: z.string().max(1000).optional().describe('Comma-separated hub ids to receive `hub` events for') }),
+        response: {
+          200: { description: 'The event stream; it stays open', content: { 'text/event-stream': { schema: z.string().describe('Server-Sent Events') } } },
+          ...errorResponses('unauthenticated', 'too_many_streams'),
+        },
       },
     }, async (req, reply) => {
       // Authenticated by the access hooks; with accounts in use a stream without an account is never served (default deny).

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { HubId } from '../../contract/index.ts';
-import { API_ERRORS, ApiError } from '../api/api-errors.ts';
+import { errorResponses } from '../api/api-docs.ts';
+import { ApiError } from '../api/api-errors.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ModeError } from './mode-service.ts';
 import { PROPOSAL_STATES, type ModeProposal, type ModeProposals } from './mode-proposals.ts';
@@ -13,7 +14,6 @@ import { PROPOSAL_STATES, type ModeProposal, type ModeProposals } from './mode-p
  *
  * A proposal never switches the mode: coordinators decide (POST /api/v1/regions/:regionId/mode).
  */
-const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
 const Params = z.object({ regionId: z.string().max(64) });
 
 const ProposalBody = z.object({
@@ -43,6 +43,7 @@ export function modeProposalRoutes(proposals: ModeProposals): (app: ZodApp) => v
   return (app) => {
     app.post('/api/v1/regions/:regionId/mode-proposals', {
       schema: {
+        operationId: 'proposeRegionMode', tags: ['modes'],
         summary: 'Propose emergency mode to the coordinators (never switches by itself)',
         description: 'Stores the proposal for coordinators to see. It does not change the desired mode: a coordinator decides and switches '
           + 'with POST /api/v1/regions/:regionId/mode. With `evidence.eventId`, a proposal is stored once per (source, eventId): a repeat answers '
@@ -56,7 +57,11 @@ export function modeProposalRoutes(proposals: ModeProposals): (app: ZodApp) => v
           evidence: z.record(z.string(), z.unknown()).optional()
             .refine((e) => e === undefined || JSON.stringify(e).length <= 8192, 'evidence is larger than 8 KiB'),
         }).strict(),
-        response: { 200: ProposalBody, 201: ProposalBody, 400: ErrorBody, 404: ErrorBody },
+        response: {
+          200: ProposalBody.describe('Already proposed (same source and evidence.eventId): the stored proposal'),
+          201: ProposalBody.describe('Stored'),
+          ...errorResponses('hub_not_in_region', 'region_not_found'),
+        },
       },
     }, async (req, reply) => {
       const { proposal, created } = api(() => proposals.propose(req.params.regionId, req.body));
@@ -65,13 +70,14 @@ export function modeProposalRoutes(proposals: ModeProposals): (app: ZodApp) => v
 
     app.get('/api/v1/regions/:regionId/mode-proposals', {
       schema: {
+        operationId: 'listRegionModeProposals', tags: ['modes'],
         summary: 'Mode proposals of the region, newest first',
         params: Params,
         querystring: z.object({
           state: z.enum(PROPOSAL_STATES).optional(),
           limit: z.coerce.number().int().min(1).max(500).default(100),
         }),
-        response: { 200: z.object({ region: z.string(), proposals: z.array(ProposalBody) }), 404: ErrorBody },
+        response: { 200: z.object({ region: z.string(), proposals: z.array(ProposalBody) }), ...errorResponses('region_not_found') },
       },
     }, async (req) => ({
       region: req.params.regionId,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { HubId, Mode, ModeAck } from '../../contract/index.ts';
-import { API_ERRORS, ApiError } from '../api/api-errors.ts';
+import { errorResponses } from '../api/api-docs.ts';
+import { ApiError } from '../api/api-errors.ts';
 import { actorOf, hubScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ModeError, type ModeService } from './mode-service.ts';
@@ -14,7 +15,6 @@ import type { AuditEntry } from './mode-store.ts';
  *   GET  /api/v1/regions/:regionId/mode           desired state + per-hub acknowledgement
  *   GET  /api/v1/regions/:regionId/mode/history   audit log, newest first
  */
-const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const Params = z.object({ regionId: z.string().max(64) });
 
@@ -121,6 +121,7 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
   return (app) => {
     app.post('/api/v1/regions/:regionId/mode', {
       schema: {
+        operationId: 'switchRegionMode', tags: ['modes'],
         summary: 'Switch a region, or some of its hubs, to emergency or normal mode',
         description: 'Stores a new version of the region\'s desired mode (previous + 1) with an audit entry and publishes it retained (QoS 1) on '
           + '`v1/<region>/mode`. Without `hubs` the whole region switches and per-hub overrides are cleared; with `hubs` only those hubs get '
@@ -132,7 +133,7 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
           reason: z.string().trim().min(1).max(500).describe('Why; shown to hub staff'),
           by: z.string().trim().min(1).max(100).optional().describe('Ignored when signed in: the account that switches is recorded (kept so older clients still validate)'),
         }).strict(),
-        response: { 202: SwitchBody, 400: ErrorBody, 404: ErrorBody },
+        response: { 202: SwitchBody, ...errorResponses('hub_not_in_region', 'region_not_found') },
       },
     }, async (req, reply) => {
       const s = await modes.switchMode(req.params.regionId, { ...req.body, by: actorOf(req, req.body.by) }).catch((err: unknown) => Promise.reject(toApiError(err)));
@@ -141,6 +142,7 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
 
     app.get('/api/v1/regions/:regionId/mode', {
       schema: {
+        operationId: 'getRegionMode', tags: ['modes'],
         summary: 'The region\'s desired mode and which hubs acknowledged it',
         description: 'Per hub: `acknowledged` (applied the current version), `pending`, `timed_out` (pending longer than MODE_ACK_TIMEOUT_S), '
           + '`diverged` (the hub reports a local switch to another mode; the desired state stays authoritative until a coordinator switches), '
@@ -163,7 +165,7 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
             lastAcknowledgedAt: z.string().nullable().describe('ISO 8601; when the most recent hub that confirmed the current version confirmed it'),
             ackTimeoutS: z.number(),
           }),
-          404: ErrorBody,
+          ...errorResponses('region_not_found'),
         },
       },
     }, async (req) => {
@@ -189,13 +191,14 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
 
     app.get('/api/v1/regions/:regionId/mode/history', {
       schema: {
+        operationId: 'listRegionModeHistory', tags: ['modes'],
         summary: 'Audit log of the region\'s mode: coordinators\' switches and hubs\' local switches, newest first',
         params: Params,
         querystring: z.object({
           before: z.coerce.number().int().positive().optional().describe('Only entries with an id below this (paging)'),
           limit: z.coerce.number().int().min(1).max(500).default(100),
         }),
-        response: { 200: z.object({ region: z.string(), entries: z.array(AuditBody) }), 404: ErrorBody },
+        response: { 200: z.object({ region: z.string(), entries: z.array(AuditBody) }), ...errorResponses('region_not_found') },
       },
     }, async (req) => ({
       region: req.params.regionId,

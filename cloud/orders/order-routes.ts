@@ -2,7 +2,9 @@ import { z } from 'zod';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, hubScope, requireInScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
+import { errorResponses } from '../api/api-docs.ts';
 import { ApiError } from '../api/api-errors.ts';
+import { REASON_CODES, type ReasonCode } from '../dispatch/dispatch-types.ts';
 import { ORDER_STATES } from './order-lifecycle.ts';
 import { GROUND_ROUND_STEPS, OrderError, type OrderService } from './order-service.ts';
 import type { Order, OrderStore } from './order-store.ts';
@@ -12,14 +14,44 @@ const Destination = z.discriminatedUnion('type', [
   z.object({ type: z.literal('site'), siteId: z.string().min(1).max(64) }),
 ]);
 
+const OrderPath = z.object({ orderId: z.string().max(64) });
+
+/** Response bodies. Loose where the cloud adds details per code, so nothing is stripped on the way out. */
+const OrderBody = z.object({
+  id: z.string(), region: z.string(), originHub: z.string(), destination: Destination, weightKg: z.number(),
+  tempClass: z.enum(['ambient', 'chilled', 'frozen']), priority: z.enum(['normal', 'medical', 'relief']),
+  deadline: z.string().nullable().describe('ISO 8601'), reference: z.string().nullable(), state: z.enum(ORDER_STATES),
+  reason: z.string().nullable().describe('Why it failed, was cancelled or waits, for people'),
+  waitReasons: z.array(z.looseObject({ code: z.enum(Object.keys(REASON_CODES) as [ReasonCode, ...ReasonCode[]]) }).describe('A reason code with the hubs, drones and figures it concerns'))
+    .nullable().describe('Why the last planning round gave it no drone'),
+  createdAt: z.string(), createdBy: z.string(), updatedAt: z.string(),
+  carrier: z.enum(['drone', 'ground']).nullable(),
+  drone: z.object({ hub: z.string().nullable(), id: z.string() }).nullable(),
+  groundRound: z.object({ id: z.string(), departsAt: z.string().nullable() }).nullable().describe('The ground round (貨客混載) it travels on'),
+  locker: z.object({ device: z.string().nullable(), compartment: z.string() }).nullable(),
+  missionId: z.string().nullable(),
+  attempts: z.number().int(),
+  pickupCodeReady: z.boolean().describe('The pickup code can be shown once (POST …/pickup-code)'),
+  wrongPickupCodes: z.number().int(),
+  compartmentLocked: z.boolean().describe('Locked after too many wrong pickup codes: staff unlock it (POST …/unlock-compartment)'),
+});
+
+const FlightBody = z.object({
+  missionId: z.string(), orderId: z.string(), aircraftHub: z.string(), aircraft: z.string(), origin: z.string(), destination: z.string(),
+  route: z.unknown().describe('The planned route as flown (waypoints)'), distanceM: z.number(), payloadKg: z.number(), flightPlanRef: z.string(),
+  plannedAt: z.number().describe('Epoch ms'), takeoffAt: z.number().nullable().describe('Epoch ms'), arrivedAt: z.number().nullable().describe('Epoch ms'),
+  result: z.string().nullable(),
+});
+
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const isoAt = (ms: number) => new Date(ms).toISOString();
 
 /** An order as the API shows it: never the pickup code or its hash. */
 function view(o: Order) {
   return {
     id: o.id, region: o.region, originHub: o.originHub, destination: o.destination, weightKg: o.weightKg, tempClass: o.tempClass,
     priority: o.priority, deadline: iso(o.deadline), reference: o.reference, state: o.state, reason: o.reason, waitReasons: o.waitReasons,
-    createdAt: iso(o.createdAt), createdBy: o.createdBy, updatedAt: iso(o.updatedAt), carrier: o.carrier, drone: o.droneId ? { hub: o.droneHub, id: o.droneId } : null,
+    createdAt: isoAt(o.createdAt), createdBy: o.createdBy, updatedAt: isoAt(o.updatedAt), carrier: o.carrier, drone: o.droneId ? { hub: o.droneHub, id: o.droneId } : null,
     groundRound: o.roundId ? { id: o.roundId, departsAt: iso(o.roundDepartsAt) } : null, locker: o.compartmentId ? { device: o.lockerId, compartment: o.compartmentId } : null, missionId: o.missionId,
     attempts: o.attempts, pickupCodeReady: o.pickupReveal !== null, wrongPickupCodes: o.wrongCodes, compartmentLocked: o.locked,
   };
@@ -40,6 +72,7 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
   return (app: ZodApp) => {
     app.post('/api/v1/orders', {
       schema: {
+        operationId: 'createOrder', tags: ['orders'],
         summary: 'Create an order (a parcel or prescription to a hub locker, or relief to a registered landing site)',
         body: z.object({
           originHub: z.string().min(1).max(64),
@@ -52,6 +85,7 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
           flightPlanRef: z.string().max(100).optional().describe('Flight-plan notification (飛行計画通報, DIPS 2.0) reference for the flight log'),
           by: z.string().min(1).max(100).optional().describe('Ignored when signed in: the account is recorded (kept so older clients still validate)'),
         }),
+        response: { 201: OrderBody.describe('Created; planned in the next dispatch round'), ...errorResponses('unknown_destination') },
       },
     }, async (req, reply) => {
       const b = req.body;
@@ -61,8 +95,10 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
 
     app.get('/api/v1/orders', {
       schema: {
-        summary: 'Orders, newest first',
+        operationId: 'listOrders', tags: ['orders'],
+        summary: 'Orders, newest first (staff: those from or to their hubs)',
         querystring: z.object({ hub: z.string().max(64).optional(), state: z.enum(ORDER_STATES).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }),
+        response: { 200: z.object({ orders: z.array(OrderBody) }) },
       },
     }, async (req) => {
       const scope = hubScope(req);
@@ -76,7 +112,17 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
     });
 
     app.get('/api/v1/orders/:orderId', {
-      schema: { summary: 'An order with its audit log and flights', params: z.object({ orderId: z.string().max(64) }) },
+      schema: {
+        operationId: 'getOrder', tags: ['orders'],
+        summary: 'An order with its audit log and flights', params: OrderPath,
+        response: {
+          200: OrderBody.extend({
+            audit: z.array(z.object({ at: z.string(), actor: z.string(), from: z.enum(ORDER_STATES).nullable(), to: z.enum(ORDER_STATES), reason: z.string() })),
+            flights: z.array(FlightBody),
+          }),
+          ...errorResponses('order_not_found'),
+        },
+      },
     }, async (req) => {
       const order = (() => {
         try {
@@ -89,17 +135,25 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
       })();
       return {
         ...view(order),
-        audit: store.auditOf(order.id).map((a) => ({ at: iso(a.at), actor: a.actor, from: a.from, to: a.to, reason: a.reason })),
+        audit: store.auditOf(order.id).map((a) => ({ at: isoAt(a.at), actor: a.actor, from: a.from, to: a.to, reason: a.reason })),
         flights: store.flights({ orderId: order.id, limit: 20 }),
       };
     });
 
     app.post('/api/v1/orders/:orderId/cancel', {
-      schema: { summary: 'Cancel an order that is not in the air yet', params: z.object({ orderId: z.string().max(64) }), body: z.object({ by: z.string().min(1).max(100).optional(), reason: z.string().min(1).max(500) }) },
+      schema: {
+        operationId: 'cancelOrder', tags: ['orders'],
+        summary: 'Cancel an order that is not in the air yet', params: OrderPath, body: z.object({ by: z.string().min(1).max(100).optional(), reason: z.string().min(1).max(500) }),
+        response: { 200: OrderBody, ...errorResponses('order_not_found', 'not_cancellable') },
+      },
     }, async (req) => view(await service.cancel(req.params.orderId, actorOf(req, req.body.by), req.body.reason).catch(rethrow)));
 
     app.post('/api/v1/orders/:orderId/pickup-code', {
-      schema: { summary: 'Show the pickup code once (then only its hash is kept)', params: z.object({ orderId: z.string().max(64) }) },
+      schema: {
+        operationId: 'revealPickupCode', tags: ['orders'],
+        summary: 'Show the pickup code once (then only its hash is kept)', params: OrderPath,
+        response: { 200: z.object({ orderId: z.string(), pickupCode: z.string() }), ...errorResponses('order_not_found', 'pickup_code_unavailable') },
+      },
     }, async (req) => {
       try {
         checkScope(req, service.get(req.params.orderId));
@@ -111,9 +165,14 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
 
     app.post('/api/v1/orders/:orderId/unlock-compartment', {
       schema: {
+        operationId: 'unlockOrderCompartment', tags: ['orders'],
         summary: 'Open a compartment locked by wrong pickup codes and issue a new pickup code, shown once (staff at the locker\'s hub, coordinators)',
-        params: z.object({ orderId: z.string().max(64) }),
+        params: OrderPath,
         body: z.object({ reason: z.string().min(1).max(500).default('checked by staff at the locker') }),
+        response: {
+          200: OrderBody.extend({ pickupCode: z.string(), unlockCommandId: z.string().nullable().describe('The `locker.unlock` command sent to the locker') }),
+          ...errorResponses('order_not_found', 'compartment_not_locked'),
+        },
       },
     }, async (req) => {
       try {
@@ -129,9 +188,11 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
 
     app.post('/api/v1/orders/:orderId/ground-round', {
       schema: {
+        operationId: 'recordGroundRoundStep', tags: ['orders'],
         summary: 'Record a ground round (貨客混載) step for an order on it: loaded on the bus, delivered at the destination hub, or failed (staff of its hubs, coordinators)',
-        params: z.object({ orderId: z.string().max(64) }),
+        params: OrderPath,
         body: z.object({ step: z.enum(GROUND_ROUND_STEPS), reason: z.string().min(1).max(500).optional() }),
+        response: { 200: OrderBody, ...errorResponses('order_not_found', 'round_step_refused') },
       },
     }, async (req) => {
       try {
@@ -143,7 +204,12 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
     });
 
     app.get('/api/v1/flight-log', {
-      schema: { summary: 'Flight log (飛行日誌): aircraft, route, times, payload, flight-plan reference', querystring: z.object({ orderId: z.string().max(64).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }) },
+      schema: {
+        operationId: 'listFlights', tags: ['orders'],
+        summary: 'Flight log (飛行日誌): aircraft, route, times, payload, flight-plan reference',
+        querystring: z.object({ orderId: z.string().max(64).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+        response: { 200: z.object({ flights: z.array(FlightBody) }) },
+      },
     }, async (req) => ({ flights: store.flights(req.query) }));
   };
 }
