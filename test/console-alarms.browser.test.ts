@@ -99,6 +99,7 @@ describe('alarms in the hub staff console', () => {
         await page.locator('#staff-console').waitFor();
         const list = '#staff-alarms';
         await expect.poll(() => page.locator(`${list} li.alarm`).count(), { timeout: 10_000 }).toBe(5);
+        await expect.poll(() => page.locator(`${list} li.alarm[data-kind="tamper"] .alarm-device-toggle`).count()).toBe(1);
 
         // Every headline is its kind's catalogue text in this language, readings filled in.
         const texts = await headlines(page, list);
@@ -154,6 +155,23 @@ describe('alarms in the hub staff console', () => {
     }
   }
 
+  it('another console sees the new alarm and who acknowledged it, by name, live (no reload)', async () => {
+    const [one, two] = [await newPage(browser, problems, SIZES[1], { hasTouch: true }), await newPage(browser, problems, SIZES[2], { hasTouch: true })];
+    for (const { page } of [one, two]) {
+      await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'en');
+      await page.locator('#staff-console').waitFor();
+    }
+    await publish({ type: 'locker.event', ts: Date.now(), device: 'locker-a', event: 'tamper', severity: 'critical', compartment: 'A09' } as never);
+    const item = (page: Page) => page.locator('#staff-alarms li.alarm[data-kind="tamper"]', { has: page.locator('.alarm-compartment', { hasText: 'A09' }) });
+    await item(two.page).locator('button.ack').waitFor({ timeout: 10_000 });
+    expect(await item(two.page).locator('.alarm-headline').textContent()).toBe(catalogue('en')['alarm.text.tamper']);
+    expect(await item(two.page).locator('.alarm-device-toggle').count()).toBe(0); // the locker sent no text
+    await item(one.page).locator('button.ack').tap();
+    await expect.poll(() => item(two.page).locator('.acked-by').textContent(), { timeout: 10_000 }).toBe(STAFF_NAME);
+    await one.context.close();
+    await two.context.close();
+  });
+
   it('every open alarm at the staff member\'s hub was acknowledged by a tap', async () => {
     const left = (await activeAlarms()).filter((a) => a.hub === HUB);
     expect(left.map((a) => a.state)).toEqual(left.map(() => 'acknowledged'));
@@ -189,7 +207,7 @@ describe('alarm text comes only from the catalogue', () => {
     const { context, page } = await newPage(browser, problems, SIZES[1]);
     await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'keys');
     await page.locator('#staff-console').waitFor();
-    await expect.poll(() => page.locator('#staff-alarms li.alarm').count(), { timeout: 10_000 }).toBe(5);
+    await expect.poll(() => page.locator('#staff-alarms li.alarm').count(), { timeout: 10_000 }).toBe(6); // the five, and the live test's tamper
     await page.locator('#staff-alarms li.alarm[data-kind="tamper"] .alarm-device-toggle').click();
     await page.locator('#staff-alarms .alarm-device-detail').waitFor();
     expect(await textOutsideCatalogue(page)).toEqual([]);
