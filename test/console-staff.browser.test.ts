@@ -190,8 +190,10 @@ describe('staff console: badges, the emergency screen and names', () => {
           expect(await inViewport(page, '#normal-title')).toBe(true);
           expect(await visibleText(page)).not.toMatch(RAW_IDS);
           await page.screenshot({ path: shotPath('staff', `${size.name}-${lang}-3-back-to-normal`), fullPage: true });
+          expect(await page.locator(`#hub-tabs button[data-hub="${FIRST}"] [data-tab-mode="back-to-normal"]`).count()).toBe(1);
           await page.locator('#normal-dismiss').click();
           await expect.poll(() => page.locator('#normal-banner').count()).toBe(0);
+          expect(await page.locator(`#hub-tabs button[data-hub="${FIRST}"] [data-tab-mode]`).count()).toBe(0);
 
           // The second hub's tab shows its alarm list with the critical alarm, names not ids.
           await page.locator(`#hub-tabs button[data-hub="${SECOND}"]`).click();

@@ -88,12 +88,18 @@ export function emergencyBanner(hubId, now) {
   );
 }
 
+/** Whether the hub came back from emergency mode within the last hour and its staff have not dismissed the banner. */
+export function backToNormalShown(hubId, now) {
+  const m = hubModeNow(hubId);
+  if (m.mode !== 'normal' || m.previous !== 'emergency' || !m.since) return false;
+  return !dismissed.has(`${hubId}@${m.since}`) && now - Date.parse(m.since) <= BACK_TO_NORMAL_SHOWN_MS;
+}
+
 /** The "back to normal" banner: for an hour after emergency mode ended, until dismissed. */
 export function backToNormalBanner(hubId, now) {
+  if (!backToNormalShown(hubId, now)) return null;
   const m = hubModeNow(hubId);
-  if (m.mode !== 'normal' || m.previous !== 'emergency' || !m.since) return null;
   const key = `${hubId}@${m.since}`;
-  if (dismissed.has(key) || now - Date.parse(m.since) > BACK_TO_NORMAL_SHOWN_MS) return null;
   return h('section', { class: 'mode-banner normal-banner', id: 'normal-banner', role: 'status', 'aria-labelledby': 'normal-title' },
     h('h3', { id: 'normal-title' }, h('span', { class: 'banner-icon', 'aria-hidden': 'true' }), T('staff.normal.title', { hub: hubName(hubId) })),
     h('p', { class: 'banner-since', id: 'normal-since' }, T('staff.normal.since', { time: fmtTime(m.since), ago: agoText(m.since, now) })),

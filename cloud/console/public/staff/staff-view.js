@@ -8,7 +8,7 @@ import { h, T, V } from '../lib/dom.js';
 import { flash } from '../lib/flash.js';
 import { fmtNum, fmtTime, t } from '../lib/i18n.js';
 import { deviceName, hubName, hubSpec, mayUnlock, nameOf, requestRender, state, whileBusy } from '../lib/state.js';
-import { backToNormalBanner, emergencyBanner, hubModeNow, reliefFlights, reliefStockCard, servedSitesCard } from './emergency-view.js';
+import { backToNormalBanner, backToNormalShown, emergencyBanner, hubModeNow, reliefFlights, reliefStockCard, servedSitesCard } from './emergency-view.js';
 
 /** Temperature class limits (DOMAIN: chilled ≤ 10 °C, frozen ≤ −15 °C). */
 const TEMP_LIMITS = { chilled: 10, frozen: -15 };
@@ -35,7 +35,7 @@ export function staffView() {
   ];
   return h('div', { class: ['staff', emergency && 'staff-emergency'], id: 'staff-console', 'data-mode': emergency ? 'emergency' : 'normal' },
     h('h2', { class: 'visually-hidden' }, T('staff.title')),
-    h('div', { class: 'staff-bar', id: 'staff-bar' }, hubTabs(id, counts), alarmTotal(counts)),
+    h('div', { class: 'staff-bar', id: 'staff-bar' }, hubTabs(id, counts, now), alarmTotal(counts)),
     h('section', { id: 'hub-header', class: 'hub-header', 'aria-live': 'polite' }, id ? hubHeader(id, hub, spec) : null),
     id && emergency ? emergencyBanner(id, now) : null,
     id && !emergency ? backToNormalBanner(id, now) : null,
@@ -49,7 +49,7 @@ export function staffView() {
  * One tab per hub, each with its open alarms (critical ones said in words and marked by shape, not by
  * colour alone) and its mode when in emergency: an alarm or a switch at the hub not shown is never hidden.
  */
-function hubTabs(selected, counts) {
+function hubTabs(selected, counts, now) {
   return h('nav', { class: 'hub-tabs', id: 'hub-tabs', 'aria-label': t('staff.hubs') }, ...state.account.hubs.map((hubId) => {
     const c = counts.get(hubId);
     const emergency = hubModeNow(hubId).mode === 'emergency';
@@ -62,6 +62,7 @@ function hubTabs(selected, counts) {
     },
     V(hubName(hubId), 'span', { class: 'tab-name' }),
     emergency ? h('span', { class: 'tab-mode', 'data-tab-mode': 'emergency' }, T('staff.tab.emergency')) : null,
+    !emergency && backToNormalShown(hubId, now) ? h('span', { class: 'tab-mode tab-back', 'data-tab-mode': 'back-to-normal' }, T('staff.tab.backToNormal')) : null,
     alarmBadge(c, { class: 'tab-alarms', 'data-tab-alarms': hubId }));
   }));
 }
@@ -261,7 +262,8 @@ function sensors(hubId, detail, spec) {
         over ? h('strong', {}, ' ', T('sensors.overLimit')) : null),
       h('dt', {}, T('sensors.rain')), h('dd', {}, T('unit.mmh', { v: fmtNum(m.rainMmPerH) })),
       h('dt', {}, T('sensors.airTemp')), h('dd', {}, T('unit.celsius', { v: fmtNum(m.airTempC) })),
-      h('dt', {}, T('sensors.power')), h('dd', { class: m.gridPowerUp ? '' : 'warn' }, T(m.gridPowerUp ? 'sensors.gridUp' : 'sensors.gridDown'), ' ', T('sensors.backup', { v: Math.round(m.backupBatteryPct) })),
+      h('dt', {}, T('sensors.power')),
+      h('dd', { class: ['meta-items', !m.gridPowerUp && 'warn'] }, h('span', {}, T(m.gridPowerUp ? 'sensors.gridUp' : 'sensors.gridDown')), h('span', {}, T('sensors.backup', { v: Math.round(m.backupBatteryPct) }))),
       h('dt', {}, T('sensors.linkQuality')), h('dd', {}, T('unit.percent', { v: Math.round(m.linkQualityPct) })),
       h('dt', {}, T('sensors.updated')), h('dd', {}, T('common.text', { v: fmtTime(sd.lastReceivedAt) })),
     ));
