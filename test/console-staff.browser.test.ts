@@ -132,7 +132,7 @@ describe('staff console: badges, the emergency screen and names', () => {
           expect(await page.locator(`#hub-tabs button[data-hub="${FIRST}"]`).getAttribute('aria-pressed')).toBe('true');
           const badge = page.locator(`#hub-tabs [data-tab-alarms="${SECOND}"]`);
           await expect.poll(() => badge.getAttribute('data-critical'), { timeout: 10_000 }).toBe('1');
-          expect(await badge.textContent()).toContain(lang === 'ja' ? '重大' : 'critical'); // in words, not by colour alone
+          expect(await badge.textContent()).toContain(lang === 'ja' ? '緊急' : 'critical'); // in words, not by colour alone
           const total = page.locator('#staff-alarm-total');
           expect(Number(await total.getAttribute('data-critical'))).toBeGreaterThanOrEqual(1);
           expect(await total.textContent()).toContain(lang === 'ja' ? '国府地区公民館' : 'Kokufu District Community Hall');
