@@ -215,6 +215,9 @@ describe('coordinator console', () => {
     const view = (await (await t.api(`/api/v1/regions/${REGION}/mode`)).json()) as { desired: { version: number; hubs: Record<string, string> } };
     expect(view.desired).toMatchObject({ version: 1, hubs: { 'nomi-wake': 'emergency', 'hakusan-tsurugi': 'emergency' } });
     await expect.poll(() => page.locator('#map g.hub.emergency').evaluateAll((els) => els.map((e) => e.getAttribute('data-hub')).sort())).toEqual([...SWITCHED].sort());
+    // The mode panel lists the two hubs in emergency mode, and the switch left nothing selected.
+    expect((await page.locator('#emergency-hubs li').evaluateAll((els) => els.map((e) => e.getAttribute('data-hub')))).sort()).toEqual([...SWITCHED].sort());
+    expect(await page.locator('#hub-picker input:checked, #map g.hub.selected').count()).toBe(0);
     expect(await page.locator('#mode-status q').textContent()).toBe(`土砂災害警戒情報 ${MARKUP}`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'coordinator-console.png'), fullPage: true });
     await page.setViewportSize({ width: 1024, height: 768 });
