@@ -1,5 +1,7 @@
+import { STATUS_CODES } from 'node:http';
 import type { RouteOptions } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { ZodType } from 'zod';
 import { isMutating, SESSION_COOKIE } from '../accounts/access-hooks.ts';
 import { accessOf, ROLES } from '../accounts/authorize.ts';
 import { API_ERRORS, ApiErrorBody, type ApiErrorCode } from './api-errors.ts';
@@ -109,6 +111,10 @@ export function documentRoute(doc: Parameters<typeof jsonSchemaTransform>[0] & {
   const open = doc.route.config?.public === true;
   const hasInput = Boolean(schema.params || schema.querystring || schema.body || schema.headers);
   const response: Record<string, unknown> = { ...schema.response };
+  // A success the route does not describe reads as its HTTP name ("Created"), not "Default Response".
+  for (const [status, own] of Object.entries(response)) {
+    if (status.startsWith('2') && own instanceof ZodType && own.description === undefined) response[status] = own.describe(STATUS_CODES[status] ?? 'Success');
+  }
   for (const [status, codes] of Object.entries(errorResponsesByStatus(commonErrorCodes({ method, url: doc.route.url, open, hasInput })))) {
     const own = response[status];
     if (own === undefined) response[status] = errorResponse(codes);
