@@ -226,7 +226,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     });
     closers.push(() => opsStats.stop());
 
-    // Who acknowledged an alarm, as people know them (issue 13, item 5).
+    // Who acknowledged an alarm or switched a mode, as people know them (issue 13, item 5).
     const displayNameOf = (username: string) => accounts.get(username)?.displayName ?? null;
     const app = await buildApp({
       live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }),
@@ -237,7 +237,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
           accounts, credentials, registry: metrics.registry, hubRegion: (hub) => (live.hubs.has(hub) ? live.hubs.get(hub)!.region : null),
           signIn: config.signIn, cookieSecure: config.http.cookieSecure,
         }),
-        modeRoutes(modes), alarmRoutes(alarms, { displayNameOf }), orderRoutes(orders, orderStore),
+        modeRoutes(modes, { displayNameOf }), alarmRoutes(alarms, { displayNameOf }), orderRoutes(orders, orderStore),
         modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
         consoleRoutes({ region, alarms, modes, displayNameOf, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),
       ],

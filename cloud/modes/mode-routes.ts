@@ -24,7 +24,8 @@ const Desired = z.object({
   mode: Mode.describe('Mode of every hub without an override'),
   hubs: z.record(z.string(), Mode).describe('Per-hub overrides (only hubs that differ from `mode`)'),
   reason: z.string(),
-  by: z.string().nullable(),
+  by: z.string().nullable().describe('Username of who switched; null before the first switch'),
+  byName: z.string().nullable().describe('Display name of that account now; the username when no such account exists'),
   at: z.string().nullable().describe('ISO 8601; when the switch that produced this version was made'),
 });
 
@@ -63,13 +64,15 @@ const SwitchedBody = z
     since: z.string().describe('ISO 8601; when a coordinator\'s switch put the hub in `mode` (later switches to the same mode keep it)'),
     previous: Mode.describe('The mode before `since`'),
     reason: z.string().describe('The coordinator\'s reason in the newest switch that named this hub (or the whole region); shown to hub staff'),
-    by: z.string(),
+    by: z.string().describe('Username of who made that switch'),
+    byName: z.string().describe('Display name of that account now; the username when no such account exists'),
     version: z.number().int().describe('The version of that newest switch'),
   })
   .nullable()
   .describe('Since when and why the hub is in its desired mode; null when no switch ever named it (normal from the start). '
     + '`desired.reason` and `desired.at` are the newest switch\'s, which may have been for other hubs.');
-const switchedBody = (s: HubSwitch | undefined) => (s ? { mode: s.mode, since: iso(s.since)!, previous: s.previous, reason: s.reason, by: s.by, version: s.version } : null);
+const switchedBody = (s: HubSwitch | undefined, nameOf: (username: string) => string) =>
+  (s ? { mode: s.mode, since: iso(s.since)!, previous: s.previous, reason: s.reason, by: s.by, byName: nameOf(s.by), version: s.version } : null);
 
 const SwitchBody = z.object({
   region: z.string(),
@@ -100,7 +103,8 @@ const AuditBody = z.object({
   summary: z.string(),
 });
 
-const desiredBody = (d: DesiredMode) => ({ region: d.region, version: d.version, mode: d.mode, hubs: d.hubs, reason: d.reason, by: d.by, at: iso(d.at) });
+const desiredBody = (d: DesiredMode, nameOf: (username: string) => string) =>
+  ({ region: d.region, version: d.version, mode: d.mode, hubs: d.hubs, reason: d.reason, by: d.by, byName: d.by === null ? null : nameOf(d.by), at: iso(d.at) });
 const ackBody = (a: HubAck | null) =>
   a && { version: a.version, mode: a.mode, source: a.source, reason: a.reason, at: iso(a.ts)!, receivedAt: iso(a.receivedAt)!, historical: a.historical };
 const auditBody = ({ msgId: _msgId, ...e }: AuditEntry) => ({ ...e, at: iso(e.at)!, recordedAt: iso(e.recordedAt)! });
@@ -117,7 +121,13 @@ function api<T>(f: () => T): T {
   }
 }
 
-export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
+export interface ModeRouteOptions {
+  /** Accounts' display names (the accounts feature): people read who switched by name (issue 13, item 5); without it, usernames stand in. */
+  displayNameOf?: (username: string) => string | null;
+}
+
+export function modeRoutes(modes: ModeService, opts: ModeRouteOptions = {}): (app: ZodApp) => void {
+  const nameOf = (username: string) => opts.displayNameOf?.(username) ?? username;
   return (app) => {
     app.post('/api/v1/regions/:regionId/mode', {
       schema: {
@@ -137,7 +147,7 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
       },
     }, async (req, reply) => {
       const s = await modes.switchMode(req.params.regionId, { ...req.body, by: actorOf(req, req.body.by) }).catch((err: unknown) => Promise.reject(toApiError(err)));
-      return reply.code(202).send({ ...s, at: iso(s.at)!, desired: desiredBody(s.desired) });
+      return reply.code(202).send({ ...s, at: iso(s.at)!, desired: desiredBody(s.desired, nameOf) });
     });
 
     app.get('/api/v1/regions/:regionId/mode', {
@@ -180,10 +190,10 @@ export function modeRoutes(modes: ModeService): (app: ZodApp) => void {
         conflict: hubs.filter((h) => h.status === 'conflict').length,
       };
       return {
-        region: req.params.regionId, desired: desiredBody(v.desired),
+        region: req.params.regionId, desired: desiredBody(v.desired, nameOf),
         hubs: hubs.map((h) => ({
           hub: h.hub, desired: h.desired, acknowledged: ackBody(h.acknowledged), status: h.status, conflict: conflictBody(h.conflict),
-          switched: switchedBody(switches.get(h.hub)),
+          switched: switchedBody(switches.get(h.hub), nameOf),
         })),
         counts, allAcknowledged: v.allAcknowledged, lastAcknowledgedAt: iso(v.lastAcknowledgedAt), ackTimeoutS: modes.ackTimeoutMs / 1000,
       };
