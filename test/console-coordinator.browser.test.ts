@@ -139,6 +139,8 @@ describe('coordinator console at every size and language', () => {
         await expect.poll(listed, { timeout: 15_000 }).toEqual(pair.map((h) => `${h}=acknowledged`).sort());
         expect((await page.locator('#emergency-hubs .hub-name').allTextContents()).sort()).toEqual(pair.map((h) => hubName(h, lang)).sort());
         expect(await page.locator('#emergency-hubs .badge').first().textContent()).toBe(text['ack.acknowledged']);
+        // Who switched, by display name (not the username "coordinator").
+        expect(await page.locator('#mode-switched-by').textContent()).toBe('能美市 防災担当');
         // Nothing left selected: no ticks in the picker, no rings on the map, the count at 0.
         expect(await page.locator('#hub-picker input:checked').count()).toBe(0);
         expect(await page.locator('#map [data-hub][aria-pressed="true"], #map .hub.selected').count()).toBe(0);

@@ -36,14 +36,17 @@ function modeStatus() {
     h('p', { class: 'mode-summary' },
       h('span', { class: ['badge', m.desired.mode === 'emergency' ? 'bad' : 'ok'] }, T('mode.regionIs', { mode: t(`mode.${m.desired.mode}`) })), ' ',
       h('span', { class: 'mode-version' }, T('mode.version', { version: m.desired.version })),
-      m.desired.at ? h('span', { class: 'mode-since' }, T('mode.since', { time: fmtTime(m.desired.at) })) : null),
+      m.desired.at ? h('span', { class: 'mode-since' }, T('mode.since', { time: fmtTime(m.desired.at) })) : null,
+      // Who switched, by the name people know them by (the API adds it; the username on an older cloud).
+      m.desired.by ? h('span', { class: 'mode-by' }, T('mode.by'), ' ', V(m.desired.byName ?? m.desired.by, 'span', { id: 'mode-switched-by' })) : null),
     m.desired.reason ? h('p', { class: 'mode-reason' }, T('mode.reason'), ' ', V(m.desired.reason, 'q')) : null,
     h('h3', { class: 'emergency-hubs-h', id: 'emergency-hubs-h' }, T('mode.emergencyHubsTitle', { n: inEmergency.length })),
     inEmergency.length === 0
       ? h('p', { class: 'empty', id: 'emergency-hubs-none' }, T('mode.noHubInEmergency'))
       : h('ul', { class: 'emergency-hubs', id: 'emergency-hubs', 'aria-labelledby': 'emergency-hubs-h' },
         ...inEmergency.map((x) => h('li', { 'data-hub': x.hub, 'data-key': `emergency-${x.hub}`, 'data-status': x.status },
-          V(hubName(x.hub), 'span', { class: 'hub-name' }), ' ', h('span', { class: ['badge', 'ack', `ack-${x.status}`] }, T(`ack.${x.status}`))))),
+          V(hubName(x.hub), 'span', { class: 'hub-name' }), ' ', h('span', { class: ['badge', 'ack', `ack-${x.status}`] }, T(`ack.${x.status}`)),
+          x.switched?.since ? h('span', { class: 'hub-since' }, T('mode.since', { time: fmtTime(x.switched.since) })) : null))),
     h('p', { id: 'ack-progress', class: ['progress', m.allAcknowledged ? 'ok' : 'pending'], 'data-acknowledged': m.counts.acknowledged, 'data-total': m.counts.total },
       T('mode.progress', { n: m.counts.acknowledged, total: m.counts.total }), ' ',
       m.counts.timedOut ? T('mode.timedOutCount', { n: m.counts.timedOut }) : null, ' ',
