@@ -175,6 +175,45 @@ describe('coordinator console at every size and language', () => {
     await page.context().close();
   });
 
+  it('"fill in the switch form as proposed" picks the proposal\'s hubs and its reason; nothing is switched until confirmed', { timeout: 30_000 }, async () => {
+    const page = await signIn({ width: 1024, height: 768 }, 'en');
+    const version = async () => ((await (await t.api(`/api/v1/regions/${region.id}/mode`)).json()) as { desired: { version: number } }).desired.version;
+    const before = await version();
+    await page.locator('#proposals .proposal-adopt').first().click();
+    await expect.poll(() => page.locator('#hub-picker input:checked').evaluateAll((els) => els.map((e) => e.getAttribute('value')).sort())).toEqual(['nomi-kokufu', 'nomi-terai']);
+    expect(await page.locator('input[name="scope"][value="hubs"]').isChecked()).toBe(true);
+    expect(await page.locator('input[name="mode"][value="emergency"]').isChecked()).toBe(true);
+    expect(await page.locator('#reason').inputValue()).toBe('震度5強（能美市）');
+    expect(await page.locator('#map [data-hub][aria-pressed="true"]').count()).toBe(2);
+    await page.locator('#clear-selection').click();
+    await expect.poll(() => page.locator('#hub-picker input:checked').count()).toBe(0);
+    expect(await version()).toBe(before);
+    await page.context().close();
+  });
+
+  it('a switch the cloud refuses or cannot take is explained in the console\'s language', { timeout: 30_000 }, async () => {
+    // Its own problem list: the refused requests are logged by the browser on purpose.
+    const { page } = await newPage(browser, [], { width: 1024, height: 768 });
+    await login(page, t.cloud.urls.http, 'coordinator', 'demo-coordinator-pass', 'ja');
+    await page.locator('#coordinator-console').waitFor();
+    const ja = catalogue('ja');
+    const trySwitch = async () => {
+      await page.locator('#reason').fill('通信試験');
+      await page.locator('#switch-button').click();
+      await page.locator('#confirm-ok').click();
+    };
+    await page.route('**/api/v1/regions/*/mode', (route) => (route.request().method() === 'POST' ? route.abort('internetdisconnected') : route.continue()));
+    await trySwitch();
+    await expect.poll(() => page.locator('#switch-error').textContent()).toBe(ja['mode.error.network']);
+    await page.unroute('**/api/v1/regions/*/mode');
+    await page.route('**/api/v1/regions/*/mode', (route) => (route.request().method() === 'POST'
+      ? route.fulfill({ status: 400, contentType: 'application/json', body: JSON.stringify({ error: { code: 'hub_not_in_region', message: 'not hubs of region' } }) })
+      : route.continue()));
+    await trySwitch();
+    await expect.poll(() => page.locator('#switch-error').textContent()).toBe(ja['mode.error.hub_not_in_region']);
+    await page.context().close();
+  });
+
   it('shows only catalogue text, with hubs in emergency, a proposal and the confirmation open (?lang=keys)', { timeout: 30_000 }, async () => {
     expect((await post(`/api/v1/regions/${region.id}/mode`, { mode: 'emergency', hubs: ['nomi-terai'], reason: 'keys check' })).status).toBe(202);
     const page = await signIn({ width: 768, height: 1024 }, 'keys');
