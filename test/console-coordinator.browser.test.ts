@@ -214,6 +214,17 @@ describe('coordinator console at every size and language', () => {
     await page.context().close();
   });
 
+  it('a region-wide emergency lists every hub without pushing the map down on a portrait tablet', { timeout: 30_000 }, async () => {
+    expect((await post(`/api/v1/regions/${region.id}/mode`, { mode: 'emergency', reason: '大雨特別警報' })).status).toBe(202);
+    const page = await signIn({ width: 768, height: 1024 }, 'ja');
+    await expect.poll(() => page.locator('#emergency-hubs li').count(), { timeout: 10_000 }).toBe(region.hubs.length);
+    await page.screenshot({ path: shotPath('coord', '768x1024-ja-region-wide') });
+    const map = await boxOf(page, '#map');
+    expect(map.top, 'the map starts in the upper two thirds of the screen').toBeLessThan(1024 * 2 / 3);
+    await page.context().close();
+    expect((await post(`/api/v1/regions/${region.id}/mode`, { mode: 'normal', reason: 'test reset' })).status).toBe(202);
+  });
+
   it('shows only catalogue text, with hubs in emergency, a proposal and the confirmation open (?lang=keys)', { timeout: 30_000 }, async () => {
     expect((await post(`/api/v1/regions/${region.id}/mode`, { mode: 'emergency', hubs: ['nomi-terai'], reason: 'keys check' })).status).toBe(202);
     const page = await signIn({ width: 768, height: 1024 }, 'keys');

@@ -46,7 +46,8 @@ function modeStatus() {
       : h('ul', { class: 'emergency-hubs', id: 'emergency-hubs', 'aria-labelledby': 'emergency-hubs-h' },
         ...inEmergency.map((x) => h('li', { 'data-hub': x.hub, 'data-key': `emergency-${x.hub}`, 'data-status': x.status },
           V(hubName(x.hub), 'span', { class: 'hub-name' }), ' ', h('span', { class: ['badge', 'ack', `ack-${x.status}`] }, T(`ack.${x.status}`)),
-          x.switched?.since ? h('span', { class: 'hub-since' }, T('mode.since', { time: fmtTime(x.switched.since) })) : null))),
+          // Since when, where it differs from the newest switch's time shown above (a region-wide switch: never).
+          x.switched?.since && x.switched.since !== m.desired.at ? h('span', { class: 'hub-since' }, T('mode.since', { time: fmtTime(x.switched.since) })) : null))),
     h('p', { id: 'ack-progress', class: ['progress', m.allAcknowledged ? 'ok' : 'pending'], 'data-acknowledged': m.counts.acknowledged, 'data-total': m.counts.total },
       T('mode.progress', { n: m.counts.acknowledged, total: m.counts.total }), ' ',
       m.counts.timedOut ? T('mode.timedOutCount', { n: m.counts.timedOut }) : null, ' ',
