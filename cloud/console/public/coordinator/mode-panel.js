@@ -43,7 +43,8 @@ function modeStatus() {
     h('h3', { class: 'emergency-hubs-h', id: 'emergency-hubs-h' }, T('mode.emergencyHubsTitle', { n: inEmergency.length })),
     inEmergency.length === 0
       ? h('p', { class: 'empty', id: 'emergency-hubs-none' }, T('mode.noHubInEmergency'))
-      : h('ul', { class: 'emergency-hubs', id: 'emergency-hubs', 'aria-labelledby': 'emergency-hubs-h' },
+      // tabindex: the list may scroll (a region-wide emergency), and a keyboard must reach all of it.
+      : h('ul', { class: 'emergency-hubs', id: 'emergency-hubs', 'aria-labelledby': 'emergency-hubs-h', tabindex: 0 },
         ...inEmergency.map((x) => h('li', { 'data-hub': x.hub, 'data-key': `emergency-${x.hub}`, 'data-status': x.status },
           V(hubName(x.hub), 'span', { class: 'hub-name' }), ' ', h('span', { class: ['badge', 'ack', `ack-${x.status}`] }, T(`ack.${x.status}`)),
           // Since when, where it differs from the newest switch's time shown above (a region-wide switch: never).
