@@ -2,11 +2,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { CLOUD_NODE_FLAGS, ConfigError, isLoopback, loadCloudConfig, type CloudConfig } from '../cloud/config.ts';
+import { DemoControlError, openDemoControl, type CloudChange, type CloudState, type DemoControl } from './demo-control.ts';
 
 /**
  * `npm start`: the whole system on embedded defaults, as three processes started in order — the
  * cloud; one edge agent per hub of the region (each forwarding to the cloud with its hub's own
  * login); and the simulated devices, each publishing to its hub's agent. Ctrl-C stops all three.
+ *
+ * The cloud can be stopped and started again on its own (`npm run demo -- cloud stop|start`, through
+ * the control channel in demo-control.ts) while the agents and devices keep running: the README's
+ * outage story. It comes back on the same addresses, so the agents reconnect by themselves.
  */
 const env = { ...process.env, DEMO_CREDENTIALS: process.env.DEMO_CREDENTIALS ?? 'true', DEMO_ACCOUNTS: process.env.DEMO_ACCOUNTS ?? 'true' };
 let config: CloudConfig;
@@ -17,13 +22,22 @@ try {
   process.exit(2);
 }
 
-const children: ChildProcess[] = [];
+type CloudUrls = { http: string; mqtt: string; ws: string | null; mqtts: string | null };
 
+const children = new Set<ChildProcess>();
+let control: DemoControl | null = null;
 let stopping = false;
 
-function run(name: string, script: string, extraEnv: Record<string, string>, nodeArgs: readonly string[] = []): ChildProcess {
+function spawnChild(script: string, extraEnv: Record<string, string>, nodeArgs: readonly string[] = []): ChildProcess {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** A child whose end, unless asked for, ends the demo (the edge agents, the simulator). */
+function run(name: string, script: string, extraEnv: Record<string, string>): ChildProcess {
+  const child = spawnChild(script, extraEnv);
   child.on('exit', (code, signal) => {
     if (!stopping) {
       process.stderr.write(`${name} exited (${signal ?? code}); stopping the demo\n`);
@@ -36,27 +50,88 @@ function run(name: string, script: string, extraEnv: Record<string, string>, nod
 function stop(code: number): void {
   if (stopping) return;
   stopping = true;
+  void control?.close();
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
   const timer = setTimeout(() => process.exit(code), 15_000);
   timer.unref();
-  Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r))))).then(() => process.exit(code));
+  Promise.all([...children].map((c) => new Promise((r) => c.once('exit', r)))).then(() => process.exit(code));
 }
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
 
-/** Resolves with the JSON after `marker` on a child's stdout; passes other lines through. */
+/** Passes a child's stdout through; resolves with the JSON after `marker`, rejects if the child ends first. */
 function readyLine<T>(child: ChildProcess, marker: string): Promise<T> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       if (line.startsWith(`${marker} `)) resolve(JSON.parse(line.slice(marker.length + 1)) as T);
       else process.stdout.write(`${line}\n`);
     });
+    child.once('exit', (code, signal) => reject(new Error(`exited (${signal ?? code}) before it was ready`)));
   });
 }
 
+/** The cloud: started, stopped on request, started again on the addresses it had. */
+const cloud = {
+  state: 'stopped' as CloudState,
+  child: null as ChildProcess | null,
+  urls: null as CloudUrls | null,
+
+  async start(): Promise<CloudChange> {
+    if (this.state === 'running') return { cloud: 'running', changed: false };
+    if (this.state !== 'stopped') throw new DemoControlError(`the cloud is ${this.state}; try again in a moment`);
+    this.state = 'starting';
+    // After the first start, the ports it chose (HTTP_PORT=0 etc. pick free ones): the edge agents
+    // keep the cloud's MQTT address, and a console tab keeps its URL.
+    const port = (url: string | null | undefined) => (url ? new URL(url).port : undefined);
+    const samePorts: Record<string, string> = this.urls
+      ? { HTTP_PORT: port(this.urls.http)!, MQTT_PORT: port(this.urls.mqtt)!, MQTT_WS_PORT: port(this.urls.ws) ?? 'off', ...(this.urls.mqtts ? { MQTTS_PORT: port(this.urls.mqtts)! } : {}) }
+      : {};
+    const child = spawnChild('cloud/main.ts', samePorts, CLOUD_NODE_FLAGS);
+    this.child = child;
+    child.on('exit', (code, signal) => {
+      const asked = this.state === 'stopping' || this.state === 'starting';
+      this.child = null;
+      this.state = 'stopped';
+      if (!asked && !stopping) {
+        process.stderr.write(`cloud exited (${signal ?? code}); stopping the demo\n`);
+        stop(1);
+      }
+    });
+    try {
+      this.urls = await readyLine<CloudUrls>(child, 'CLOUD_READY');
+    } catch (err) {
+      throw new DemoControlError(`the cloud did not start: ${(err as Error).message} (its log is in the demo's terminal)`, 500);
+    }
+    this.state = 'running';
+    return { cloud: 'running', changed: true };
+  },
+
+  async stop(): Promise<CloudChange> {
+    if (this.state === 'stopped') return { cloud: 'stopped', changed: false };
+    if (this.state !== 'running' || !this.child) throw new DemoControlError(`the cloud is ${this.state}; try again in a moment`);
+    this.state = 'stopping';
+    const child = this.child;
+    // The cloud shuts down gracefully on SIGTERM (it finishes writing what it acknowledged).
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    const force = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    await exited;
+    clearTimeout(force);
+    return { cloud: 'stopped', changed: true };
+  },
+};
+
 async function main(): Promise<void> {
-  const cloud = run('cloud', 'cloud/main.ts', {}, CLOUD_NODE_FLAGS);
-  const urls = await readyLine<{ http: string; mqtt: string; ws: string | null; mqtts: string | null }>(cloud, 'CLOUD_READY');
+  try {
+    await cloud.start();
+  } catch (err) {
+    if (!stopping) {
+      process.stderr.write(`${(err as Error).message}; stopping the demo\n`);
+      stop(1);
+    }
+    return;
+  }
+  const urls = cloud.urls!;
   const credentials = path.join(config.dataDir, 'credentials.json');
   // One edge agent per hub between the devices and the cloud, as on real hubs.
   const fleet = run('edge agents', 'edge/fleet.ts', { CLOUD_MQTT_URL: urls.mqtt, CREDENTIALS_FILE: credentials, REGION_FILE: config.regionFile, DATA_DIR: config.dataDir });
@@ -68,6 +143,12 @@ async function main(): Promise<void> {
     SIM_LOCAL_BROKERS: JSON.stringify(brokers), SIM_LOCAL_LOGINS: JSON.stringify(logins), CREDENTIALS_FILE: credentials, REGION_FILE: config.regionFile,
   });
   sim.stdout!.pipe(process.stdout);
+  control = await openDemoControl(config.dataDir, {
+    status: () => ({ cloud: cloud.state, cloudHttp: urls.http, hubs: Object.fromEntries(Object.entries(agents).map(([hub, a]) => [hub, { status: `${a.http}/status` }])) }),
+    stopCloud: () => cloud.stop(),
+    startCloud: () => cloud.start(),
+  });
+  if (stopping) void control.close();
   const first = Object.entries(agents)[0];
   process.stdout.write(
     [
@@ -84,6 +165,7 @@ async function main(): Promise<void> {
       isLoopback(config.bindHost)
         ? `  Listening  on ${config.bindHost} only: the demo accounts' passwords are public (set BIND_HOST to open it to the network)`
         : `  WARNING    listening on ${config.bindHost} with demo accounts whose passwords are public: anyone who reaches this machine can sign in`,
+      '  Outage     in another terminal: npm run demo -- cloud stop, npm run demo -- outbox, npm run demo -- cloud start (README "What the demo shows")',
       '  Ctrl-C stops everything.',
       '',
     ].join('\n') + '\n',
