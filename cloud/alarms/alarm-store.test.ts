@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateFeature, openOperationalDb, type OperationalDb } from '../db/operational-db.ts';
+import { AlarmParams } from './alarm-rules.ts';
 import { ALARM_MIGRATIONS, AlarmConflictError, createMemoryAlarmStore, createSqliteAlarmStore, type AlarmRecord, type AlarmStore } from './alarm-store.ts';
 
 /** One suite, both implementations: the in-memory store used by unit tests cannot drift from the real one. */
@@ -164,5 +165,16 @@ describe('AlarmStore (sqlite) on disk', () => {
     expect(store.get('plain')).toMatchObject({ params: {}, deviceDetail: null, detail: 'chilled compartment A03 at 12.4 °C (limit 10 °C)' });
     expect(store.get('cut')).toMatchObject({ params: {}, deviceDetail: null });
     expect(store.active()).toHaveLength(3);
+  });
+
+  it('reads params it does not know (a newer version\'s field, a wrong type) as the fields it does know, so one row cannot fail the whole list', () => {
+    const { db } = sqliteDb();
+    const store = createSqliteAlarmStore(db);
+    store.insert(alarm('newer', { kind: 'compartment_too_warm', params: { tempC: 12.4, limitC: 10 } }));
+    db.prepare('UPDATE alarms SET params = ? WHERE id = ?').run(JSON.stringify({ tempC: 12.4, limitC: '10', tempClass: 'lukewarm', humidityPct: 80, nested: { a: [1] } }), 'newer');
+    // What the API answers must pass its own schema (fastify checks it: a mismatch was a 500 for the whole list).
+    expect(AlarmParams.safeParse(store.get('newer')!.params).success).toBe(true);
+    expect(store.get('newer')!.params).toEqual({ tempC: 12.4 });
+    expect(store.list({ state: 'active', limit: 10 }).map((a) => a.params)).toEqual([{ tempC: 12.4 }]);
   });
 });

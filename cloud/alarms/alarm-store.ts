@@ -1,5 +1,5 @@
 import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
-import type { AlarmKey, AlarmKind, AlarmParams, AlarmSeverity } from './alarm-rules.ts';
+import { AlarmParams, type AlarmKey, type AlarmKind, type AlarmSeverity } from './alarm-rules.ts';
 
 /**
  * Where alarms are kept. One port, two implementations — SQLite in `cloud.db` (tables owned by this
@@ -150,14 +150,28 @@ interface Row {
   params: string; device_detail: string | null;
 }
 
-/** Params as stored; a row whose JSON cannot be read shows no params rather than failing the whole list. */
+/**
+ * Params as stored, keeping only the fields this version knows with the type it expects: a row written
+ * by a newer version (a field added) or edited by hand must not fail the whole list — the API checks
+ * every answer against `AlarmParams` (strict), and one bad row was a 500 for every alarm. A row whose
+ * JSON cannot be read shows no params.
+ */
 function paramsOf(json: string): AlarmParams {
+  let v: unknown;
   try {
-    const v: unknown = JSON.parse(json);
-    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as AlarmParams) : {};
+    v = JSON.parse(json);
   } catch {
     return {};
   }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return {};
+  const whole = AlarmParams.safeParse(v);
+  if (whole.success) return whole.data;
+  const known: Record<string, unknown> = {};
+  for (const [field, schema] of Object.entries(AlarmParams.shape)) {
+    const one = schema.safeParse((v as Record<string, unknown>)[field]);
+    if (one.success && one.data !== undefined) known[field] = one.data;
+  }
+  return known as AlarmParams;
 }
 
 const fromRow = (r: Row): AlarmRecord => ({
