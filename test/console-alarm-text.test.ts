@@ -5,6 +5,8 @@ import { ALARM_KINDS } from '../cloud/alarms/alarm-rules.ts';
 import { ALARM_TEXTS, alarmHeadline, alarmTextKey } from '../cloud/console/public/alarms/alarm-text.js';
 // @ts-expect-error — as above
 import { state } from '../cloud/console/public/lib/state.js';
+// @ts-expect-error — as above
+import { fmtTime } from '../cloud/console/public/lib/i18n.js';
 import { catalogue, LANGS } from './support/console-browser.ts';
 import { REGION_FILE } from './support/cloud-harness.ts';
 import { loadRegionFile } from '../cloud/hubs/region-loader.ts';
@@ -84,5 +86,34 @@ describe('alarm headlines from kind and params', () => {
     expect(alarmHeadline(warm)).toBe('Chilled compartment at 12.4\u00a0°C — above its limit of 10\u00a0°C');
     expect(alarmHeadline({ hub: 'nomi-terai', device: 'wx', compartment: null, kind: 'wind_over_limit_mission_planned', params: { windMps: 6.2, gustMps: 9.8, windLimitMps: 5, gustLimitMps: 6 } }))
       .toBe('Strong wind — 6.2\u00a0m/s, gusts 9.8\u00a0m/s (limits 5\u00a0/\u00a06\u00a0m/s) with a flight planned');
+  });
+});
+
+describe('alarm headlines from params the console cannot use', () => {
+  // The API checks params against its schema, but the live feed and older or newer clouds may still send
+  // a reading as a string, a time that does not parse or a class this console does not know. The headline
+  // then falls back to a text that does not need it — never a dash, an empty gap or a catalogue key in the
+  // middle of a sentence, and never an exception (one throw stopped every later render of the screen).
+  it.each(LANGS)('%s: a wrong type or an unparseable time reads as the text that needs no such param', (lang) => {
+    useLang(lang);
+    const cases = [
+      { kind: 'hub_offline', params: { offlineSince: 'not a date' }, key: 'alarm.text.hub_offline' },
+      { kind: 'compartment_too_warm', params: { tempC: '25', limitC: {}, tempClass: 'lukewarm' }, key: 'alarm.text.compartment_too_warm' },
+      { kind: 'compartment_too_warm', params: { tempC: 12.4, limitC: 10, tempClass: 'lukewarm' }, key: 'alarm.text.compartment_too_warm.reading' },
+      { kind: 'repeated_wrong_pickup_codes', params: { wrongCodes: '3', windowMin: 10 }, key: 'alarm.text.repeated_wrong_pickup_codes' },
+      { kind: 'drone_battery_low_in_flight', params: { batteryPct: 12, limitPct: 20, flightTimeLeftS: [300] }, key: 'alarm.text.drone_battery_low_in_flight.charge' },
+    ];
+    for (const c of cases) {
+      const alarm = { hub: 'nomi-terai', device: 'locker-a', compartment: 'A03', ...c };
+      expect(alarmTextKey(alarm), JSON.stringify(c.params)).toBe(c.key);
+      const text = alarmHeadline(alarm) as string;
+      expect(text, JSON.stringify(c.params)).not.toMatch(/[{}⟦⟧–]|\s{2}/);
+    }
+  });
+
+  it.each(LANGS)('%s: a time that does not parse is shown as a dash, not thrown (every screen formats times while rendering)', (lang) => {
+    useLang(lang);
+    for (const bad of ['not a date', '2026-13-45T99:00:00Z', {}]) expect(fmtTime(bad)).toBe('–');
+    expect(fmtTime(null)).toBe(state.catalogue['common.never']);
   });
 });

@@ -47,12 +47,27 @@ export function fmtReading(n) {
   return new Intl.NumberFormat(state.lang === 'en' ? 'en-GB' : 'ja-JP', { maximumFractionDigits: 1 }).format(n);
 }
 
+/**
+ * Whether a param can be said in a headline: readings are finite numbers, a time parses, a class is one
+ * the catalogue names. One that cannot (a string reading, a newer cloud's class) makes the headline fall
+ * back to a text that does not need it, rather than a dash or a gap in the middle of the sentence.
+ */
+function sayable(name, v) {
+  switch (name) {
+    case 'offlineSince': return typeof v === 'string' && !Number.isNaN(Date.parse(v));
+    case 'tempClass': return v === 'chilled' || v === 'frozen';
+    case 'flightState': return typeof v === 'string' && v !== '';
+    case 'locked': return v === true;
+    default: return typeof v === 'number' && Number.isFinite(v);
+  }
+}
+
 /** The catalogue key for an alarm's headline (exported for tests). */
 export function alarmTextKey(alarm) {
   const params = alarm.params ?? {};
   const texts = ALARM_TEXTS[alarm.kind];
   if (!texts) return 'alarm.text.unknown';
-  const [key] = texts.find(([, needs]) => needs.every((p) => params[p] !== undefined && params[p] !== null && params[p] !== false)) ?? texts[texts.length - 1];
+  const [key] = texts.find(([, needs]) => needs.every((p) => sayable(p, params[p]))) ?? texts[texts.length - 1];
   return key;
 }
 

@@ -45,9 +45,12 @@ const FORMATS = {
 
 export function fmtTime(iso) {
   if (!iso) return t('common.never');
+  const when = new Date(iso);
+  // A time that does not parse is a dash: Intl throws on it, and a throw in a screen stops every later render.
+  if (typeof iso === 'object' || Number.isNaN(when.getTime())) return '–';
   const lang = state.lang === 'en' ? 'en' : 'ja';
   const f = new Intl.DateTimeFormat(lang === 'en' ? 'en-GB' : 'ja-JP', { timeZone: 'Asia/Tokyo', ...FORMATS[lang] });
-  return t('time.jst', { time: f.format(new Date(iso)) });
+  return t('time.jst', { time: f.format(when) });
 }
 
 export const fmtNum = (n, digits = 1) => (typeof n === 'number' ? n.toFixed(digits) : '–');
