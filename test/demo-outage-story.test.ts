@@ -101,6 +101,7 @@ describe('the README outage story, one command per step', () => {
     expect(stopped.stdout).toContain('cloud stopped');
     await expect(fetch(`${apiUrl}/metrics`)).rejects.toThrow();
     expect(demo.exitCode).toBeNull();
+    expect((await runStep(stopCloud)).stdout).toContain('the cloud was already stopped');
 
     // 3. Watch the outboxes grow: every hub's agent answers, its link is down and its devices keep publishing.
     await expect
