@@ -224,6 +224,32 @@ describe('staff console: badges, the emergency screen and names', () => {
     }
   });
 
+  it('announces nothing while nothing changes: no live region holds the readings that update every second', async () => {
+    // A polite live region around the hub header read "last heard …" and the backlog aloud on every
+    // telemetry message (about once a second) to a staff member using a screen reader.
+    const { context, page } = await newPage(browser, problems, SIZES[1]);
+    try {
+      await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'ja');
+      await page.locator('#staff-sensors dl.sensor').waitFor({ timeout: 10_000 });
+      const changes = await page.evaluate<string[]>(`new Promise((resolve) => {
+        const seen = [];
+        const regions = [...document.querySelectorAll('#main [aria-live], #main [role=alert], #main [role=status], #main [role=log]')];
+        const observer = new MutationObserver((records) => {
+          for (const r of records) {
+            const region = regions.find((x) => x.contains(r.target));
+            if (region) seen.push(region.id || region.className);
+          }
+        });
+        for (const region of regions) observer.observe(region, { subtree: true, childList: true, characterData: true });
+        setTimeout(() => { observer.disconnect(); resolve(seen); }, 4000);
+      })`);
+      expect(Number(await page.locator('#main').getAttribute('data-renders'))).toBeGreaterThan(3); // live updates did land meanwhile
+      expect(changes).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('logged no console errors, page errors or dialogs', () => {
     expect(problems).toEqual([]);
   });

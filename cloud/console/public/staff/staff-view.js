@@ -36,7 +36,9 @@ export function staffView() {
   return h('div', { class: ['staff', emergency && 'staff-emergency'], id: 'staff-console', 'data-mode': emergency ? 'emergency' : 'normal' },
     h('h2', { class: 'visually-hidden' }, T('staff.title')),
     h('div', { class: 'staff-bar', id: 'staff-bar' }, hubTabs(id, counts, now), alarmTotal(counts)),
-    h('section', { id: 'hub-header', class: 'hub-header', 'aria-live': 'polite' }, id ? hubHeader(id, hub, spec) : null),
+    // Not a live region: its "last heard" and backlog change with every telemetry message (about once a
+    // second). A switch of mode is announced by the emergency / back-to-normal banner instead.
+    h('section', { id: 'hub-header', class: 'hub-header' }, id ? hubHeader(id, hub, spec) : null),
     id && emergency ? emergencyBanner(id, now) : null,
     id && !emergency ? backToNormalBanner(id, now) : null,
     emergency
