@@ -172,6 +172,24 @@ describe('alarms in the hub staff console', () => {
     await two.context.close();
   });
 
+  it('a keyboard user who acknowledges an alarm keeps their place: focus goes to that alarm, not back to the top of the page', async () => {
+    // The button gives way to who acknowledged, so the focus it held fell back to <body>: the next Tab
+    // started again at the header, above every alarm.
+    const { context, page } = await newPage(browser, problems, SIZES[1]);
+    try {
+      await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'ja');
+      await page.locator('#staff-console').waitFor();
+      await publish({ type: 'locker.event', ts: Date.now(), device: 'locker-a', event: 'tamper', severity: 'critical', compartment: 'A10' } as never);
+      const item = page.locator('#staff-alarms li.alarm[data-kind="tamper"]', { has: page.locator('.alarm-compartment', { hasText: 'A10' }) });
+      await item.locator('button.ack').focus();
+      await page.keyboard.press('Enter');
+      await item.locator('.acked').waitFor({ timeout: 5_000 });
+      await expect.poll(() => item.evaluate((li) => li === document.activeElement || li.contains(document.activeElement))).toBe(true);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('every open alarm at the staff member\'s hub was acknowledged by a tap', async () => {
     const left = (await activeAlarms()).filter((a) => a.hub === HUB);
     expect(left.map((a) => a.state)).toEqual(left.map(() => 'acknowledged'));
@@ -207,7 +225,7 @@ describe('alarm text comes only from the catalogue', () => {
     const { context, page } = await newPage(browser, problems, SIZES[1]);
     await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'keys');
     await page.locator('#staff-console').waitFor();
-    await expect.poll(() => page.locator('#staff-alarms li.alarm').count(), { timeout: 10_000 }).toBe(6); // the five, and the live test's tamper
+    await expect.poll(() => page.locator('#staff-alarms li.alarm').count(), { timeout: 10_000 }).toBe(7); // the five, the live test's tamper and the keyboard test's
     await page.locator('#staff-alarms li.alarm[data-kind="tamper"] .alarm-device-toggle').click();
     await page.locator('#staff-alarms .alarm-device-detail').waitFor();
     expect(await textOutsideCatalogue(page)).toEqual([]);

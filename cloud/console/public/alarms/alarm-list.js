@@ -93,7 +93,8 @@ function alarmItem(a, withHub) {
   const busyKey = `ack-${a.id}`;
   const shown = deviceMessagesShown.has(a.id);
   const detailId = `alarm-device-${a.id}`;
-  return h('li', { class: ['alarm', `sev-${a.severity}`, `st-${a.state}`], 'data-alarm-id': a.id, 'data-key': `alarm-${a.id}`, 'data-kind': a.kind },
+  // tabindex -1: focus can be put on the item (acknowledge() does, when the button it was on goes away).
+  return h('li', { class: ['alarm', `sev-${a.severity}`, `st-${a.state}`], 'data-alarm-id': a.id, 'data-key': `alarm-${a.id}`, 'data-kind': a.kind, tabindex: '-1' },
     h('div', { class: 'alarm-head' },
       severityMark(a.severity),
       h('strong', { class: 'alarm-headline' }, alarmHeadline(a)),
@@ -123,6 +124,13 @@ function alarmItem(a, withHub) {
 }
 
 export function acknowledge(id) {
+  // The acknowledge button gives way to who acknowledged: a keyboard user on it would drop back to the top
+  // of the page. Their place is kept on the alarm's item, once the render that removed the button is done.
+  const focusOnItem = document.activeElement?.closest?.('li.alarm')?.getAttribute('data-alarm-id') === id;
+  const keepPlace = () => setTimeout(() => {
+    if (!focusOnItem || (document.activeElement && document.activeElement !== document.body)) return;
+    document.querySelector(`#main li.alarm[data-alarm-id="${CSS.escape(id)}"]`)?.focus();
+  }, 0);
   return whileBusy(`ack-${id}`, async () => {
     try {
       const updated = await actAs('POST', `/api/v1/alarms/${encodeURIComponent(id)}/ack`, {});
@@ -133,5 +141,5 @@ export function acknowledge(id) {
       flash('alarms.ackFailed', { code: err.code ?? '' }, 'error');
     }
     requestRender();
-  });
+  }).finally(keepPlace);
 }
