@@ -213,6 +213,9 @@ describe('alarms in the coordinator console', () => {
         expect(texts.wind_over_limit_mission_planned).toContain('9.8');
         const hubNames = await page.locator(`${list} .alarm-hub`).allTextContents();
         expect(hubNames).toEqual([lang === 'ja' ? '国府地区公民館' : 'Kokufu District Community Hall', lang === 'ja' ? '国府地区公民館' : 'Kokufu District Community Hall']);
+        // The count's spoken label (and tooltip) is one sentence of the page's language: 「…、…」, not an English comma.
+        expect(await page.locator('[data-key="coord-alarm-count"]').getAttribute('aria-label'))
+          .toBe(lang === 'ja' ? '未確認 2 件、うち緊急 1 件' : '2 not acknowledged, 1 critical');
         await page.screenshot({ path: shotPath('alarms', `coordinator-${size.name}-${lang}`), fullPage: true });
         await context.close();
       });

@@ -63,7 +63,8 @@ export function severityMark(severity) {
 export function alarmCountBadge(counts, attrs = {}) {
   if (!counts || !counts.open) return null;
   const severity = counts.critical > 0 ? 'critical' : 'warning';
-  const label = counts.critical > 0 ? `${t('alarm.openCount', { n: counts.open })}, ${t('alarm.criticalCount', { n: counts.critical })}` : t('alarm.openCount', { n: counts.open });
+  const open = t('alarm.openCount', { n: counts.open });
+  const label = counts.critical > 0 ? t('alarm.countWithCritical', { open, critical: t('alarm.criticalCount', { n: counts.critical }) }) : open;
   return h('span', { ...attrs, class: ['alarm-count', `sev-${severity}`, attrs.class], role: 'img', 'aria-label': label, title: label },
     severityIcon(severity), V(counts.open, 'span', { class: 'alarm-count-n' }));
 }
