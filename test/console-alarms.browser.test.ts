@@ -190,6 +190,41 @@ describe('alarms in the hub staff console', () => {
     }
   });
 
+  it('an acknowledgement that fails says why in a sentence of the page\'s language: no connection, or the alarm already ended', async () => {
+    // Before: 「確認できませんでした（）。」 with no connection, 「確認できませんでした（alarm_cleared）。」 when the alarm
+    // had ended meanwhile — an empty bracket or an English code in the Japanese console.
+    const cat = catalogue('ja');
+    const failedRequests: string[] = []; // the browser logs the refused requests as console errors: expected here
+    const { context, page } = await newPage(browser, failedRequests, SIZES[2], { hasTouch: true });
+    try {
+      await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'ja');
+      await page.locator('#staff-console').waitFor();
+      await publish({ type: 'locker.event', ts: Date.now(), device: 'locker-a', event: 'tamper', severity: 'critical', compartment: 'A11' } as never);
+      const item = page.locator('#staff-alarms li.alarm[data-kind="tamper"]', { has: page.locator('.alarm-compartment', { hasText: 'A11' }) });
+      await item.locator('button.ack').waitFor({ timeout: 10_000 });
+      const id = (await item.getAttribute('data-alarm-id'))!;
+
+      await page.route('**/api/v1/alarms/*/ack', (route) => route.abort('internetdisconnected'));
+      await item.locator('button.ack').tap();
+      await expect.poll(() => page.locator('#flash').textContent()).toBe(cat['alarm.ackFailed.network']);
+      expect(await item.locator('button.ack').count()).toBe(1); // still open: press again once the link is back
+
+      await page.unroute('**/api/v1/alarms/*/ack');
+      await page.route('**/api/v1/alarms/*/ack', (route) => route.fulfill({
+        status: 409, contentType: 'application/json', body: JSON.stringify({ error: { code: 'alarm_cleared', message: `alarm "${id}" was already cleared` } }),
+      }));
+      await item.locator('button.ack').tap();
+      await expect.poll(() => page.locator('#flash').textContent()).toBe(cat['alarm.ackFailed.alarm_cleared']);
+      await expect.poll(() => item.count()).toBe(0); // it ended: gone from the list, as the live feed would have it
+      expect(failedRequests.filter((p) => p.startsWith('page error'))).toEqual([]);
+    } finally {
+      await context.close();
+      // Left acknowledged, like every other alarm at the hub (checked below).
+      const open = (await activeAlarms()).filter((a) => a.hub === HUB && a.state === 'open');
+      for (const a of open) await t.api(`/api/v1/alarms/${a.id}/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    }
+  });
+
   it('every open alarm at the staff member\'s hub was acknowledged by a tap', async () => {
     const left = (await activeAlarms()).filter((a) => a.hub === HUB);
     expect(left.map((a) => a.state)).toEqual(left.map(() => 'acknowledged'));
@@ -228,7 +263,7 @@ describe('alarm text comes only from the catalogue', () => {
     const { context, page } = await newPage(browser, problems, SIZES[1]);
     await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'keys');
     await page.locator('#staff-console').waitFor();
-    await expect.poll(() => page.locator('#staff-alarms li.alarm').count(), { timeout: 10_000 }).toBe(7); // the five, the live test's tamper and the keyboard test's
+    await expect.poll(() => page.locator('#staff-alarms li.alarm').count(), { timeout: 10_000 }).toBe(8); // the five, and the tampers of the live, keyboard and failed-acknowledgement tests
     await page.locator('#staff-alarms li.alarm[data-kind="tamper"] .alarm-device-toggle').click();
     await page.locator('#staff-alarms .alarm-device-detail').waitFor();
     expect(await textOutsideCatalogue(page)).toEqual([]);

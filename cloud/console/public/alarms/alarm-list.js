@@ -15,7 +15,7 @@
 //
 // Every item's headline comes from the alarm's kind and params through the catalogues (alarm-text.js),
 // in the console's language; the device's own text stays one tap away, shown literally.
-import { actAs } from '../lib/api.js';
+import { actAs, ApiError } from '../lib/api.js';
 import { h, s, T, V } from '../lib/dom.js';
 import { flash } from '../lib/flash.js';
 import { fmtTime, t } from '../lib/i18n.js';
@@ -139,8 +139,19 @@ export function acknowledge(id) {
       else state.alarms.set(updated.id, updated);
       flash('alarms.acknowledged', {}, 'ok');
     } catch (err) {
-      flash('alarms.ackFailed', { code: err.code ?? '' }, 'error');
+      const failure = ackFailure(err);
+      // It ended meanwhile (the door was closed, the hub came back): gone from the list, as the live feed will say.
+      if (err instanceof ApiError && (err.code === 'alarm_cleared' || err.code === 'alarm_not_found')) state.alarms.delete(id);
+      flash(failure.key, failure.params, 'error');
     }
     requestRender();
   }).finally(keepPlace);
+}
+
+/** Why an acknowledgement failed, as a sentence of the catalogue (the API's code only when it has none for it). */
+function ackFailure(err) {
+  if (!(err instanceof ApiError)) return { key: 'alarm.ackFailed.network' };
+  if (err.status === 403) return { key: 'alarm.ackFailed.forbidden' };
+  const key = `alarm.ackFailed.${err.code}`;
+  return typeof state.catalogue[key] === 'string' ? { key } : { key: 'alarms.ackFailed', params: { code: err.code } };
 }
