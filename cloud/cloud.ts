@@ -12,6 +12,7 @@ import type { AlarmService } from './alarms/alarm-service.ts';
 import { createAlarms } from './alarms/create-alarms.ts';
 import { buildApp } from './api/app.ts';
 import { consoleRoutes } from './console/console-routes.ts';
+import { loadRegionGeography } from './hubs/region-geography.ts';
 import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
 import { CommandService, type CommandBus } from './commands/command-service.ts';
 import { createSqliteCommandStore } from './commands/command-store.ts';
@@ -239,7 +240,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
         }),
         modeRoutes(modes, { displayNameOf }), alarmRoutes(alarms, { displayNameOf }), orderRoutes(orders, orderStore),
         modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
-        consoleRoutes({ region, alarms, modes, displayNameOf, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),
+        consoleRoutes({ region, geography: loadRegionGeography(config.regionFile), alarms, modes, displayNameOf, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),
       ],
     });
     await app.listen({ host: config.bindHost, port: config.http.port });

@@ -81,6 +81,16 @@ describe('console serving', () => {
     for (const h of region.hubs) for (const d of [...h.drones, ...h.lockers, ...h.sensors]) expect(d.name?.ja, `${h.id}/${d.id}`).toBeTruthy();
   });
 
+  it('serves the region\'s base map to a session, with its credit line, and 401 without one', async () => {
+    expect((await fetch(`${t.cloud.urls.http}/api/v1/region/geography`)).status).toBe(401);
+    const r = await t.api('/api/v1/region/geography');
+    expect(r.status).toBe(200);
+    const geo = (await r.json()) as { region: string; credit: { ja: string; en: string }; coastline: unknown[] };
+    expect(geo.region).toBe('ishikawa-nomi');
+    expect(geo.credit.en).toContain('GSHHG');
+    expect(geo.coastline.length).toBeGreaterThan(0);
+  });
+
   it('needs a session for the live feed and the region', async () => {
     for (const path of ['/api/v1/events', '/api/v1/region']) expect((await fetch(`${t.cloud.urls.http}${path}`)).status, path).toBe(401);
     const r = await t.api('/api/v1/events');

@@ -75,6 +75,7 @@ export const POLICY: Readonly<Record<string, RoleTable>> = {
   // lists, no live state — readable by every role), and the live feed, which re-reads the routes above
   // as the signed-in account and so shows staff only their hubs.
   'GET /api/v1/region': { staff: 'yes', coordinator: 'yes', operator: 'yes', admin: 'yes' },
+  'GET /api/v1/region/geography': { staff: 'yes', coordinator: 'yes', operator: 'yes', admin: 'yes' },
   'GET /api/v1/events': READ_SCOPED,
 };
 

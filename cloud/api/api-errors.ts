@@ -19,6 +19,7 @@ export const API_ERRORS = {
   command_not_found: { status: 404, description: 'No command with that id' },
   wrong_device_kind: { status: 400, description: 'The command is for another kind of device (locker.* → locker, drone.* → drone)' },
   region_not_found: { status: 404, description: 'No region with that id' },
+  geography_not_found: { status: 404, description: 'The region has no base map (no <region>.geography.json next to its region file); the consoles draw the map without one' },
   hub_not_in_region: { status: 400, description: 'A listed hub is not a hub of that region' },
   alarm_not_found: { status: 404, description: 'No alarm with that id' },
   alarm_cleared: { status: 409, description: 'The alarm was already cleared' },

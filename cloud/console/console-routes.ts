@@ -4,6 +4,8 @@ import path from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
 import { z } from 'zod';
 import type { RegionFile } from '../../contract/index.ts';
+import { ApiError } from '../api/api-errors.ts';
+import { RegionGeography } from '../hubs/region-geography.ts';
 import { alarmBody, type DisplayNameOf } from '../alarms/alarm-routes.ts';
 import type { Account } from '../accounts/authorize.ts';
 import type { AlarmChange, AlarmService } from '../alarms/alarm-service.ts';
@@ -34,6 +36,8 @@ const MORPHDOM = createRequire(import.meta.url).resolve('morphdom/dist/morphdom-
 
 export interface ConsoleDeps {
   region: RegionFile;
+  /** The region's base map (`<region>.geography.json`), or null when it has none. */
+  geography?: RegionGeography | null;
   alarms: AlarmService;
   modes: ModeService;
   /** Accounts' display names, for who acknowledged an alarm (the same as the alarm API answers). */
@@ -129,6 +133,21 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
         response: { 200: z.record(z.string(), z.unknown()) },
       },
     }, async () => regionBody);
+
+    app.get('/api/v1/region/geography', {
+      schema: {
+        operationId: 'getRegionGeography', tags: ['console'],
+        summary: 'The region\'s base map: sea, islands, lakes, coastline and rivers, clipped to the region, with its credit line',
+        description: 'Built from a maintained open dataset (GSHHG) by `npm run geography:build` and shipped with the project as `<region>.geography.json` '
+          + 'next to the region file — no tile server, nothing fetched at run time. Coordinates are [lon, lat].',
+        response: { 200: RegionGeography, ...errorResponses('geography_not_found') },
+      },
+    }, async (_req, reply) => {
+      if (!deps.geography) throw new ApiError('geography_not_found', `region ${deps.region.id} has no base map`);
+      // The file does not change while the cloud runs: the tablet may keep it for an hour.
+      reply.header('cache-control', 'private, max-age=3600');
+      return deps.geography;
+    });
 
     app.get('/api/v1/events', {
       schema: {
