@@ -20,8 +20,8 @@ type Pt = [number, number];
 export interface Box { west: number; south: number; east: number; north: number }
 export interface Segment { level: number; points: Pt[] }
 
-/** Margin around the region's own points, in degrees (≈ 9 km north–south, 7 km east–west here). */
-const MARGIN_DEG = 0.08;
+/** Margin around the region's own points, in degrees (≈ 22 km north–south, 18 km east–west): a wide tablet zoomed out still sees real ground. */
+const MARGIN_DEG = 0.2;
 /** Douglas–Peucker tolerance in metres: finer than a map pixel at the consoles' largest zoom. */
 const SIMPLIFY_M = 25;
 

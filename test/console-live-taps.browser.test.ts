@@ -74,7 +74,7 @@ describe('taps during live updates', () => {
         await login(page, t.cloud.urls.http, 'coordinator', 'demo-coordinator-pass', lang);
         await page.locator('#map [data-hub]').first().waitFor();
         // Two pairs the old map confused (寺井/根上, 和気/国府).
-        const hubs = ['rs-megumi-hakusan', 'komatsu-awazu'];
+        const hubs = ['nomi-terai', 'nomi-neagari', 'nomi-wake', 'nomi-kokufu'];
         // A mark on the nodes under the finger: a rebuilt map would lose it.
         await page.locator('#map [data-hub]').evaluateAll((els) => els.forEach((e) => ((e as unknown as { kept: boolean }).kept = true)));
         const picked = () => page.locator('#map [data-hub][aria-pressed="true"]').evaluateAll((els) => els.map((e) => e.getAttribute('data-hub')));

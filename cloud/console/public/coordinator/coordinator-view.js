@@ -8,7 +8,7 @@
 import { alarmCountBadge, alarmList, openAlarmTotals } from '../alarms/alarm-list.js';
 import { h, T, V } from '../lib/dom.js';
 import { nameOf, state } from '../lib/state.js';
-import { mapLegend, regionMap } from '../map/region-map.js';
+import { mapInfoPanel, mapLegend, regionMap } from '../map/region-map.js';
 import { modePanel, switchDialog, switchPanel } from './mode-panel.js';
 import { orderTable } from './order-table.js';
 import { proposalList } from './proposal-list.js';
@@ -21,6 +21,7 @@ export function coordinatorView() {
     h('section', { class: 'card map-card', 'aria-labelledby': 'map-h' },
       h('h2', { id: 'map-h' }, T('map.title'), ' ', V(nameOf(state.region.name), 'span', { class: 'region-name' })),
       h('div', { id: 'map' }, regionMap()),
+      mapInfoPanel(),
       mapLegend(),
     ),
     h('div', { class: 'coord-side' },

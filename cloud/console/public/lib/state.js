@@ -14,6 +14,8 @@ export const state = {
   proposals: [],
   selectedHub: null, // staff: the hub shown
   selectedForSwitch: new Set(), // coordinator: hubs picked on the map or in the form
+  mapView: null, // the map's pan and zoom { cx, cy, k } (null: fitted to the region)
+  mapInfo: null, // the map feature last tapped { type: 'hub' | 'site' | 'zone' | 'route', id }
   /** Keys of actions waiting for the server (e.g. `ack-<alarm id>`): their buttons render disabled, so a second tap cannot repeat them. */
   busy: new Set(),
   live: 'connecting',
