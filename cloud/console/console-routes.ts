@@ -71,6 +71,8 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
     landingSites: deps.region.landingSites, noFlyZones: deps.region.noFlyZones, reliefRoutes: deps.region.reliefRoutes,
     // Their names, for the staff console's list of orders on a round (issue 12 (2)).
     groundRounds: deps.region.groundRounds,
+    // Where the region's base map is, or null when it has none (the consoles then ask for nothing).
+    baseMap: deps.geography ? '/api/v1/region/geography' : null,
   };
 
   return (app) => {

@@ -74,7 +74,8 @@ function view(o) {
 function ensureGeography() {
   if (map.geography !== undefined) return;
   map.geography = null;
-  api('GET', '/api/v1/region/geography').then((g) => {
+  if (!state.region.baseMap) return; // the region has no base map: features on plain land colour
+  api('GET', state.region.baseMap).then((g) => {
     map.geography = g;
     requestRender();
   }, () => {
