@@ -122,7 +122,13 @@ function connectLive() {
     fn(JSON.parse(e.data));
     requestRender();
   });
-  es.onopen = () => setLive('live');
+  // A stream sends hubs, orders and the mode as they are when it opens, but alarms only as they change:
+  // each time it (re)opens — sign-in, a cloud restart, a dropped link — the alarms are read again, or one
+  // raised or acknowledged during the gap would stay hidden or stale until a reload.
+  es.onopen = () => {
+    setLive('live');
+    void reloadAlarms();
+  };
   es.onerror = () => setLive('reconnecting');
   on('hubs', applyHubs);
   on('hub', (d) => state.hubDetail.set(d.id, d));
@@ -131,6 +137,7 @@ function connectLive() {
   on('proposals', (d) => (state.proposals = d.proposals));
   on('alarm', ({ alarm }) => {
     if (!mayRead(alarm.hub)) return;
+    alarmEventsDuringReload?.set(alarm.id, alarm);
     if (alarm.state === 'cleared') state.alarms.delete(alarm.id);
     else state.alarms.set(alarm.id, alarm);
   });
@@ -138,6 +145,29 @@ function connectLive() {
     es.close();
     void logout();
   });
+}
+
+/** Alarm events that arrived while a reload was on its way: they are newer than its answer. */
+let alarmEventsDuringReload = null;
+
+async function reloadAlarms() {
+  const during = new Map();
+  alarmEventsDuringReload = during;
+  try {
+    const body = await api('GET', '/api/v1/alarms?state=active&limit=500');
+    if (alarmEventsDuringReload !== during) return; // a newer reload is on its way
+    state.alarms.clear();
+    for (const a of body.alarms) if (mayRead(a.hub)) state.alarms.set(a.id, a);
+    for (const a of during.values()) {
+      if (a.state === 'cleared') state.alarms.delete(a.id);
+      else state.alarms.set(a.id, a);
+    }
+    requestRender();
+  } catch {
+    // the next (re)open of the stream reads them again
+  } finally {
+    if (alarmEventsDuringReload === during) alarmEventsDuringReload = null;
+  }
 }
 
 function setLive(s) {
