@@ -78,8 +78,17 @@ function toggleDeviceMessage(id) {
   requestRender();
 }
 
+/**
+ * Alarms acknowledged on this screen in the last few seconds keep their place among the open ones (shown
+ * acknowledged): dropping below the next alarm at once slid that alarm's acknowledge button under the
+ * finger, and a second tap on the spot acknowledged an alarm nobody had looked at.
+ */
+const ACKED_HERE_KEEPS_PLACE_MS = 5000;
+const ackedHere = new Map(); // alarm id → when it was acknowledged here (Date.now())
+const placeRank = (a) => (a.state === 'open' || Date.now() - (ackedHere.get(a.id) ?? -Infinity) < ACKED_HERE_KEEPS_PLACE_MS ? 0 : 1);
+
 const byUrgency = (a, b) =>
-  (a.state === b.state ? 0 : a.state === 'open' ? -1 : 1)
+  placeRank(a) - placeRank(b)
   || (a.severity === b.severity ? 0 : a.severity === 'critical' ? -1 : 1)
   || b.raisedAt.localeCompare(a.raisedAt);
 
@@ -87,6 +96,7 @@ export function alarmList(alarms, withHub) {
   if (alarms.length === 0) return [h('p', { class: 'empty' }, T('alarms.none'))];
   // Alarms that ended are gone from the set: forget whether their message was shown.
   for (const id of deviceMessagesShown) if (!state.alarms.has(id)) deviceMessagesShown.delete(id);
+  for (const [id, at] of ackedHere) if (Date.now() - at >= ACKED_HERE_KEEPS_PLACE_MS) ackedHere.delete(id);
   return [h('ul', { class: 'alarm-list' }, ...[...alarms].sort(byUrgency).map((a) => alarmItem(a, withHub)))];
 }
 
@@ -137,6 +147,8 @@ export function acknowledge(id) {
       const updated = await actAs('POST', `/api/v1/alarms/${encodeURIComponent(id)}/ack`, {});
       if (updated.state === 'cleared') state.alarms.delete(updated.id);
       else state.alarms.set(updated.id, updated);
+      ackedHere.set(updated.id, Date.now());
+      setTimeout(requestRender, ACKED_HERE_KEEPS_PLACE_MS); // then it moves below the open ones
       flash('alarms.acknowledged', {}, 'ok');
     } catch (err) {
       const failure = ackFailure(err);
