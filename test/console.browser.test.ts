@@ -243,6 +243,22 @@ describe('coordinator console', () => {
   });
 });
 
+describe('sign-in', () => {
+  it('says why a sign-in failed, in the language shown, and keeps saying it after a switch of language', async () => {
+    const { context, page } = await newPage({ width: 768, height: 1024 });
+    await login(page, 'coordinator', 'not-the-password');
+    const error = page.locator('#login-error');
+    await expect.poll(() => error.textContent()).toBe('ユーザー名またはパスワードが違います。');
+    await page.locator('#lang-toggle').click();
+    await expect.poll(() => error.textContent()).toBe('Wrong user name or password.');
+    await context.close();
+    // The refused sign-in itself is the one console error this page may log (the browser reports the 401).
+    const mine = problems.filter((p) => /401/.test(p));
+    expect(mine.length).toBeLessThanOrEqual(1);
+    for (const p of mine) problems.splice(problems.indexOf(p), 1);
+  });
+});
+
 describe('every page', () => {
   it('logged no console errors, page errors or dialogs', () => {
     expect(problems).toEqual([]);

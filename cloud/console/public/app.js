@@ -53,6 +53,7 @@ async function boot() {
 
 async function login(username, password) {
   const r = await api('POST', '/api/v1/auth/login', { username, password });
+  loginError = null;
   localStorage.setItem(SIGNED_IN_KEY, '1');
   await enter(r.account);
 }
@@ -202,27 +203,30 @@ function renderChrome() {
   live.className = `live live-${state.live}`;
 }
 
+/** The sign-in form's last refusal (a catalogue key): kept here, not typed into the page, so a re-render (a language switch) keeps it. */
+let loginError = null;
+
 function loginView() {
-  const error = h('p', { class: 'error', role: 'alert', id: 'login-error' });
-  const form = h('form', { class: 'card login', id: 'login-form', 'aria-labelledby': 'login-title' },
-    h('h2', { id: 'login-title' }, T('auth.title')),
-    h('label', { for: 'username' }, T('auth.username')),
-    h('input', { id: 'username', name: 'username', autocomplete: 'username', required: true }),
-    h('label', { for: 'password' }, T('auth.password')),
-    h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true }),
-    h('button', { type: 'submit', class: 'primary' }, T('auth.submit')),
-    error,
-  );
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const shown = document.getElementById('login-error');
-    shown.textContent = '';
-    const fd = new FormData(e.currentTarget);
-    login(String(fd.get('username')), String(fd.get('password'))).catch((err) => {
-      shown.textContent = t(err instanceof ApiError && err.status === 401 ? 'auth.invalid' : 'auth.failed');
-    });
-  });
-  return form;
+  return h('form', {
+    class: 'card login', id: 'login-form', 'aria-labelledby': 'login-title',
+    onsubmit: (e) => {
+      e.preventDefault();
+      loginError = null;
+      requestRender();
+      const fd = new FormData(e.currentTarget);
+      login(String(fd.get('username')), String(fd.get('password'))).catch((err) => {
+        loginError = err instanceof ApiError && err.status === 401 ? 'auth.invalid' : 'auth.failed';
+        requestRender();
+      });
+    },
+  },
+  h('h2', { id: 'login-title' }, T('auth.title')),
+  h('label', { for: 'username' }, T('auth.username')),
+  h('input', { id: 'username', name: 'username', autocomplete: 'username', required: true }),
+  h('label', { for: 'password' }, T('auth.password')),
+  h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true }),
+  h('button', { type: 'submit', class: 'primary' }, T('auth.submit')),
+  h('p', { class: 'error', role: 'alert', id: 'login-error' }, loginError ? T(loginError) : null));
 }
 
 void boot();
