@@ -146,10 +146,12 @@ describe('the region map', () => {
     await expect.poll(zoom).toBe(1);
 
     // Two fingers moving apart zoom in (pointer events as a touch screen sends them).
-    await page.locator('#map svg').evaluate((svg) => {
+    // A string, so this Node-side file needs no DOM types.
+    await page.evaluate(`(() => {
+      const svg = document.querySelector('#map svg');
       const r = svg.getBoundingClientRect();
       const [cx, cy] = [r.x + r.width / 2, r.y + r.height / 2];
-      const ev = (type: string, id: number, x: number) => svg.dispatchEvent(new PointerEvent(type, { pointerId: id, pointerType: 'touch', clientX: x, clientY: cy, bubbles: true, isPrimary: id === 1 }));
+      const ev = (type, id, x) => svg.dispatchEvent(new PointerEvent(type, { pointerId: id, pointerType: 'touch', clientX: x, clientY: cy, bubbles: true, isPrimary: id === 1 }));
       ev('pointerdown', 1, cx - 40);
       ev('pointerdown', 2, cx + 40);
       for (let i = 1; i <= 5; i++) {
@@ -158,7 +160,7 @@ describe('the region map', () => {
       }
       ev('pointerup', 1, cx - 120);
       ev('pointerup', 2, cx + 120);
-    });
+    })()`);
     await expect.poll(zoom).toBeGreaterThan(1.8);
     expect(await picked(page)).toEqual([]); // a pinch is not a tap
     await context.close();
