@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { API_ERRORS, ApiError } from '../api/api-errors.ts';
+import { errorResponses } from '../api/api-docs.ts';
+import { ApiError } from '../api/api-errors.ts';
 import { actorOf, hubScope, requireInScope } from '../accounts/access-hooks.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ALARM_KINDS, ALARM_SEVERITIES, AlarmParams } from './alarm-rules.ts';
@@ -14,8 +15,6 @@ import { ALARM_STATES, type AlarmRecord } from './alarm-store.ts';
  * People are named as people read them: who acknowledged or cleared an alarm is answered with the
  * account's display name as it is now (`acknowledgedByName`), next to the username that was recorded.
  */
-const ErrorBody = z.object({ error: z.object({ code: z.enum(Object.keys(API_ERRORS) as [keyof typeof API_ERRORS]), message: z.string() }) });
-
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export const AlarmBody = z.object({
@@ -88,7 +87,8 @@ export function alarmRoutes(alarms: AlarmService, o: AlarmRouteOptions = {}): (a
   return (app) => {
     app.get('/api/v1/alarms', {
       schema: {
-        summary: 'Alarms, newest raised first',
+        operationId: 'listAlarms', tags: ['alarms'],
+        summary: 'Alarms, newest raised first (staff: their hubs\' only)',
         querystring: z.object({
           state: z.enum([...ALARM_STATES, 'active']).optional().describe('`active`: open or acknowledged'),
           hub: z.string().max(64).optional(),
@@ -96,7 +96,7 @@ export function alarmRoutes(alarms: AlarmService, o: AlarmRouteOptions = {}): (a
           kind: z.enum(ALARM_KINDS).optional(),
           limit: z.coerce.number().int().min(1).max(500).default(100),
         }),
-        response: { 200: z.object({ alarms: z.array(AlarmBody) }), 400: ErrorBody },
+        response: { 200: z.object({ alarms: z.array(AlarmBody) }) },
       },
     }, async (req) => {
       const names = memoised(displayNameOf);
@@ -113,7 +113,7 @@ export function alarmRoutes(alarms: AlarmService, o: AlarmRouteOptions = {}): (a
     });
 
     app.get('/api/v1/alarms/:alarmId', {
-      schema: { summary: 'One alarm', params: AlarmPath, response: { 200: AlarmBody, 404: ErrorBody } },
+      schema: { operationId: 'getAlarm', tags: ['alarms'], summary: 'One alarm', params: AlarmPath, response: { 200: AlarmBody, ...errorResponses('alarm_not_found') } },
     }, async (req) => {
       try {
         const a = alarms.get(req.params.alarmId);
@@ -126,9 +126,10 @@ export function alarmRoutes(alarms: AlarmService, o: AlarmRouteOptions = {}): (a
 
     app.post('/api/v1/alarms/:alarmId/ack', {
       schema: {
+        operationId: 'acknowledgeAlarm', tags: ['alarms'],
         summary: 'Acknowledge an alarm',
         description: 'open → acknowledged, recording who and when. Acknowledging again keeps the first acknowledgement; a cleared alarm answers 409.',
-        params: AlarmPath, body: ActionBody, response: { 200: AlarmBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        params: AlarmPath, body: ActionBody, response: { 200: AlarmBody, ...errorResponses('alarm_not_found', 'alarm_cleared') },
       },
     }, async (req) => {
       try {
@@ -141,9 +142,10 @@ export function alarmRoutes(alarms: AlarmService, o: AlarmRouteOptions = {}): (a
 
     app.post('/api/v1/alarms/:alarmId/clear', {
       schema: {
+        operationId: 'clearAlarm', tags: ['alarms'],
         summary: 'Clear an alarm by hand',
         description: 'open or acknowledged → cleared, recording who and why (e.g. after staff checked a tamper report). Most alarms also clear themselves when their condition ends. A cleared alarm answers 409.',
-        params: AlarmPath, body: ActionBody, response: { 200: AlarmBody, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        params: AlarmPath, body: ActionBody, response: { 200: AlarmBody, ...errorResponses('alarm_not_found', 'alarm_cleared') },
       },
     }, async (req) => {
       try {
