@@ -259,6 +259,40 @@ describe('alarms in the coordinator console', () => {
       });
     }
   }
+
+  it('in the narrow alarm column a wrapped line never starts with the 「·」 separator', async () => {
+    // 寺井地区公民館 · 宅配ロッカーA / 「· 区画 A06」: the separator was drawn before each item, so a wrapped item began with it.
+    await publish({ type: 'locker.event', ts: Date.now(), device: 'locker-a', event: 'tamper', severity: 'critical', compartment: 'A06' } as never);
+    for (const lang of LANGS) {
+      const { context, page } = await newPage(browser, problems, SIZES[2], { hasTouch: true });
+      try {
+        await login(page, t.cloud.urls.http, 'coordinator', 'demo-coordinator-pass', lang);
+        const where = page.locator('#coord-alarms li.alarm[data-kind="tamper"] .alarm-where');
+        await where.first().waitFor({ timeout: 10_000 });
+        // Per item that begins a line (other than the first): what is drawn before it, and the text of the line's start.
+        const lineStarts = await page.evaluate<{ before: string; text: string }[]>(`(() => {
+          const out = [];
+          for (const box of document.querySelectorAll('#coord-alarms .alarm-where')) {
+            const items = [...box.children];
+            items.forEach((item, i) => {
+              if (i === 0) return;
+              const top = Math.round(item.getBoundingClientRect().top), prevTop = Math.round(items[i - 1].getBoundingClientRect().top);
+              if (top > prevTop) out.push({ before: getComputedStyle(item, '::before').content, text: item.textContent });
+            });
+          }
+          return out;
+        })()`);
+        if (lang === 'ja') expect(lineStarts.length, 'the hub, locker and compartment wrap in the 768 px column').toBeGreaterThan(0);
+        for (const start of lineStarts) expect(start.before, start.text).toMatch(/^(none|normal)$/);
+        // The separator ends the item before (bound to it by a no-break space).
+        const after = await page.evaluate<string>(`getComputedStyle(document.querySelector('#coord-alarms li.alarm[data-kind="tamper"] .alarm-where > span'), '::after').content`);
+        expect(after).toContain('·');
+        await page.screenshot({ path: shotPath('staff2', `coord-768x1024-${lang}`) });
+      } finally {
+        await context.close();
+      }
+    }
+  });
 });
 
 describe('alarm text comes only from the catalogue', () => {
@@ -266,7 +300,7 @@ describe('alarm text comes only from the catalogue', () => {
     const { context, page } = await newPage(browser, problems, SIZES[1]);
     await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'keys');
     await page.locator('#staff-console').waitFor();
-    await expect.poll(() => page.locator('#staff-alarms li.alarm').count(), { timeout: 10_000 }).toBe(8); // the five, and the tampers of the live, keyboard and failed-acknowledgement tests
+    await expect.poll(() => page.locator('#staff-alarms li.alarm').count(), { timeout: 10_000 }).toBe(9); // the five, and the tampers of the live, keyboard, failed-acknowledgement and separator tests
     await page.locator('#staff-alarms li.alarm[data-kind="tamper"] .alarm-device-toggle').click();
     await page.locator('#staff-alarms .alarm-device-detail').waitFor();
     expect(await textOutsideCatalogue(page)).toEqual([]);

@@ -115,22 +115,22 @@ function alarmItem(a, withHub) {
       a.device ? V(deviceName(a.hub, a.device), 'span', { class: 'alarm-device' }) : null,
       a.compartment ? h('span', { class: 'alarm-compartment' }, T('alarm.compartment', { id: a.compartment })) : null,
     ),
-    a.deviceDetail
-      ? h('div', { class: 'alarm-device-message' },
-        h('button', {
-          type: 'button', class: 'link alarm-device-toggle', 'aria-expanded': shown ? 'true' : 'false', 'aria-controls': shown ? detailId : null,
-          onclick: () => toggleDeviceMessage(a.id),
-        }, T(shown ? 'alarm.deviceMessageHide' : 'alarm.deviceMessage')),
-        shown ? V(a.deviceDetail, 'p', { class: 'alarm-device-detail', id: detailId }) : null)
-      : null,
-    // When, and what to do (or who did it) on one row: more alarms fit above the fold.
+    // When, the device's message (a tap away), and what to do (or who did it) on one row: an alarm is three
+    // rows high, so the first one fits on the first screen under the emergency banner at 1024×768.
     h('div', { class: 'alarm-foot' },
       h('p', { class: 'alarm-meta' }, T('alarms.raisedAt', { time: fmtTime(a.raisedAt) }), a.count > 1 ? h('span', {}, T('alarms.count', { n: a.count })) : null),
+      a.deviceDetail
+        ? h('button', {
+          type: 'button', class: 'link alarm-device-toggle', 'aria-expanded': shown ? 'true' : 'false', 'aria-controls': shown ? detailId : null,
+          onclick: () => toggleDeviceMessage(a.id),
+        }, T(shown ? 'alarm.deviceMessageHide' : 'alarm.deviceMessage'))
+        : null,
       a.state === 'open'
         ? h('button', { type: 'button', class: 'primary ack', disabled: state.busy.has(busyKey), onclick: () => void acknowledge(a.id) }, T('alarms.ack'))
         : h('p', { class: 'acked' },
           h('span', {}, T('alarm.ackedBy', { time: fmtTime(a.acknowledgedAt) })),
           V(a.acknowledgedByName ?? a.acknowledgedBy, 'span', { class: 'acked-by' }))),
+    a.deviceDetail && shown ? V(a.deviceDetail, 'p', { class: 'alarm-device-detail', id: detailId }) : null,
   );
 }
 
