@@ -1,5 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { windLimitsByHub } from '../cloud/alarms/alarm-rules.ts';
 import { loadRegionFile } from '../cloud/hubs/region-loader.ts';
 import { startRegionSimulator, type RegionSimulator } from '../simulators/region-simulator.ts';
 import { authedFetch, REGION_FILE, startTestCloud, type TestCloud } from './support/cloud-harness.ts';
@@ -36,11 +37,13 @@ const orders: Record<'relief' | 'medical' | 'normal', string> = { relief: '', me
 const asCoordinator = (path: string, body: unknown) =>
   authedFetch(t.cloud.urls.http, coordinator, path, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 
-async function switchHub(mode: 'emergency' | 'normal', reason: string): Promise<string> {
-  const r = await asCoordinator(`/api/v1/regions/${REGION}/mode`, { mode, hubs: [FIRST], reason });
+async function switchHub(mode: 'emergency' | 'normal', reason: string, hubs: string[] = [FIRST]): Promise<string> {
+  const r = await asCoordinator(`/api/v1/regions/${REGION}/mode`, { mode, hubs, reason });
   expect(r.status).toBe(202);
   return ((await r.json()) as { at: string }).at;
 }
+
+const hubSpecName = (id: string) => region.hubs.find((h) => h.id === id)!.name;
 
 /** Hours and minutes in Japan time, as both languages show them. */
 const jstHourMinute = (iso: string) => new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Tokyo', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
@@ -133,8 +136,14 @@ describe('staff console: badges, the emergency screen and names', () => {
           const badge = page.locator(`#hub-tabs [data-tab-alarms="${SECOND}"]`);
           await expect.poll(() => badge.getAttribute('data-critical'), { timeout: 10_000 }).toBe('1');
           expect(await badge.textContent()).toContain(lang === 'ja' ? '緊急' : 'critical'); // in words, not by colour alone
+          // One count, the critical ones a part of it: 「緊急 2・未対応 4」 read as six alarms.
+          const open = await badge.getAttribute('data-open');
+          expect(await badge.textContent()).toBe(lang === 'ja' ? `未対応 ${open}（うち緊急 1）` : `${open} open (1 critical)`);
           const total = page.locator('#staff-alarm-total');
           expect(Number(await total.getAttribute('data-critical'))).toBeGreaterThanOrEqual(1);
+          const [totalOpen, totalCritical] = [await total.getAttribute('data-open'), await total.getAttribute('data-critical')];
+          expect(await total.locator('.alarm-total-badge').textContent())
+            .toBe(lang === 'ja' ? `未対応 ${totalOpen}（うち緊急 ${totalCritical}）` : `${totalOpen} open (${totalCritical} critical)`);
           expect(await total.textContent()).toContain(lang === 'ja' ? '国府地区公民館' : 'Kokufu District Community Hall');
           expect(await inViewport(page, '#staff-alarm-total')).toBe(true);
           expect(await inViewport(page, `#hub-tabs button[data-hub="${SECOND}"]`)).toBe(true);
@@ -206,6 +215,130 @@ describe('staff console: badges, the emergency screen and names', () => {
       });
     }
   }
+
+  it('a round step that fails says why in a sentence: no connection, refused by the order\'s state, order gone, not allowed', async () => {
+    // Before: 「記録できませんでした（）。」 with no connection, or an English code in the brackets.
+    const cat = catalogue('ja');
+    const created = await asCoordinator('/api/v1/orders', { originHub: SECOND, destination: { type: 'locker', hub: 'nomi-wake' }, weightKg: 3, reference: 'BUS-FAIL-1' });
+    const order = (await created.json()) as { id: string };
+    const failedRequests: string[] = []; // the browser logs refused requests as console errors: expected here
+    const { context, page } = await newPage(browser, failedRequests, SIZES[2], { hasTouch: true });
+    try {
+      await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'ja');
+      await page.locator('#staff-console').waitFor();
+      await page.locator(`#hub-tabs button[data-hub="${SECOND}"]`).click();
+      const loaded = page.locator(`#staff-orders li[data-round-order][data-order-id="${order.id}"] button`, { hasText: cat['orders.round.loaded']! });
+      await loaded.waitFor({ timeout: 10_000 });
+      const answers: [string, (r: import('playwright-core').Route) => Promise<void>][] = [
+        ['staff.roundFailed.network', (r) => r.abort('internetdisconnected')],
+        ['staff.roundFailed.round_step_refused', (r) => r.fulfill({ status: 409, contentType: 'application/json', body: JSON.stringify({ error: { code: 'round_step_refused', message: 'order is on_board' } }) })],
+        ['staff.roundFailed.order_not_found', (r) => r.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify({ error: { code: 'order_not_found', message: 'no order' } }) })],
+        ['staff.roundFailed.forbidden', (r) => r.fulfill({ status: 403, contentType: 'application/json', body: JSON.stringify({ error: { code: 'forbidden', message: 'not your hub' } }) })],
+      ];
+      for (const [key, answer] of answers) {
+        await page.route('**/api/v1/orders/*/ground-round', answer);
+        await loaded.tap();
+        expect(cat[key], key).toBeTruthy();
+        await expect.poll(() => page.locator('#flash').textContent()).toBe(cat[key]);
+        await page.unroute('**/api/v1/orders/*/ground-round');
+      }
+      // Unlock failures have their sentences too (the same mapping; no locked compartment in this system).
+      for (const lang of LANGS) {
+        for (const cause of ['network', 'order_not_found', 'compartment_not_locked', 'forbidden']) expect(catalogue(lang)[`staff.unlockFailed.${cause}`]).toBeTruthy();
+      }
+      expect(failedRequests.filter((p) => p.startsWith('page error'))).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('compares gusts with the hub\'s gust limit, as the alarm rules do: GET /api/v1/region sends it next to the wind limit', async () => {
+    const limits = windLimitsByHub(region);
+    const body = (await (await authedFetch(t.cloud.urls.http, coordinator, '/api/v1/region')).json()) as { hubs: { id: string; windLimitMps: number; gustLimitMps: number }[] };
+    for (const hub of body.hubs) {
+      const expected = limits.byHub.get(hub.id) ?? limits.fallback;
+      expect({ hub: hub.id, wind: hub.windLimitMps, gust: hub.gustLimitMps }).toEqual({ hub: hub.id, wind: expected.windMps, gust: expected.gustMps });
+    }
+    const { context, page } = await newPage(browser, problems, SIZES[1]);
+    try {
+      await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'en');
+      const reading = page.locator('#staff-sensors .wind-reading').first();
+      await reading.waitFor({ timeout: 10_000 });
+      const gustLimit = (limits.byHub.get(FIRST) ?? limits.fallback).gustMps;
+      expect(await reading.textContent()).toContain(`(limit ${gustLimit} m/s)`);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('the emergency alert says its text once: 「…分前」 changing every minute is outside the alert region', async () => {
+    // The banner was role=alert as a whole, its 「…分前」 text changed every minute, and a screen reader read
+    // the whole banner out again each time.
+    const { context, page } = await newPage(browser, problems, SIZES[1]);
+    try {
+      await page.clock.install();
+      await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'ja');
+      await page.locator('#staff-lockers [data-compartment="A01"]').waitFor({ timeout: 10_000 });
+      await switchHub('emergency', '大雨特別警報');
+      await page.locator('#staff-console[data-mode="emergency"]').waitFor({ timeout: 10_000 });
+      await expect.poll(() => page.locator('#emergency-reason').textContent()).toBe('大雨特別警報');
+      const since = await page.locator('#emergency-since').textContent();
+      const alerts = page.locator('#main [role=alert]');
+      expect(await alerts.count()).toBe(1);
+      const before = await alerts.textContent();
+      expect(before).toContain('大雨特別警報');
+      await page.evaluate(`(() => {
+        window.__alertChanges = [];
+        const region = document.querySelector('#main [role=alert]');
+        new MutationObserver((records) => window.__alertChanges.push(...records.map((r) => r.type)))
+          .observe(region, { subtree: true, childList: true, characterData: true });
+      })()`);
+      await page.clock.fastForward('03:00');
+      // The page did move on three minutes (the time since, outside the alert, says so)…
+      await expect.poll(() => page.locator('#emergency-since').textContent(), { timeout: 10_000 }).not.toBe(since);
+      expect(await page.locator('#emergency-since').textContent()).toContain('3 分前');
+      // …and over that and a few live updates more, the alert's text never changed.
+      const renders = Number(await page.locator('#main').getAttribute('data-renders'));
+      await expect.poll(async () => Number(await page.locator('#main').getAttribute('data-renders')), { timeout: 10_000 }).toBeGreaterThan(renders + 2);
+      expect(await alerts.textContent()).toBe(before);
+      expect(await page.evaluate<string[]>('window.__alertChanges')).toEqual([]);
+    } finally {
+      await context.close();
+      await switchHub('normal', '解除');
+    }
+  });
+
+  it('in emergency mode the hub\'s open alarms are on the first screen, without scrolling, at every size', async () => {
+    // They came after the banner and the three relief cards: ~790 px down at 1024×768 at 国府 (relief cards
+    // all "none"), ~925 px at 寺井; only the tab's badge said they existed.
+    await sim.raise(FIRST, { kind: 'locker', device: 'locker-a', event: 'door_open_too_long', compartment: 'A03', detail: 'door open 300 s' });
+    await switchHub('emergency', '避難指示（緊急）', [FIRST, SECOND]);
+    try {
+      for (const size of SIZES) {
+        for (const lang of LANGS) {
+          const { context, page } = await newPage(browser, problems, size);
+          try {
+            await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', lang);
+            for (const hubId of [FIRST, SECOND]) {
+              await page.locator(`#hub-tabs button[data-hub="${hubId}"]`).click();
+              await expect.poll(() => page.locator('#staff-console').getAttribute('data-mode'), { timeout: 10_000 }).toBe('emergency');
+              await expect.poll(() => page.locator('#hub-header h2').textContent()).toBe(lang === 'ja' ? hubSpecName(hubId).ja : hubSpecName(hubId).en);
+              const first = page.locator('#staff-alarms li.alarm.st-open').first();
+              await first.waitFor({ timeout: 10_000 });
+              await page.locator('#relief-flights').waitFor();
+              expect(await page.evaluate<number>('window.scrollY')).toBe(0);
+              await page.screenshot({ path: shotPath('staff2', `${size.name}-${lang}-emergency-alarms-${hubId}`) });
+              expect(await inViewport(page, '#staff-alarms li.alarm.st-open >> nth=0'), `${size.name} ${lang} ${hubId}: ${JSON.stringify(await first.boundingBox())}`).toBe(true);
+            }
+          } finally {
+            await context.close();
+          }
+        }
+      }
+    } finally {
+      await switchHub('normal', '解除', [FIRST, SECOND]);
+    }
+  });
 
   it('shows only catalogue text on the emergency screen (?lang=keys)', async () => {
     const { context, page } = await newPage(browser, problems, SIZES[1]);

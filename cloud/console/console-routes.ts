@@ -63,6 +63,8 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
     hubs: deps.region.hubs.map((h) => ({
       id: h.id, kind: h.kind, name: h.name, location: h.location,
       windLimitMps: (windLimits.byHub.get(h.id) ?? windLimits.fallback).windMps,
+      // Gusts have their own limit in the alarm rules; the staff console compares each reading with its own.
+      gustLimitMps: (windLimits.byHub.get(h.id) ?? windLimits.fallback).gustMps,
       // Display names from the region file: the consoles show names, not ids (issue 13, item 5).
       drones: h.drones.map((d) => ({ id: d.id, name: d.name, windLimitMps: d.windLimitMps })),
       lockers: h.lockers.map((l) => ({ id: l.id, name: l.name, compartments: l.compartments })),

@@ -75,13 +75,17 @@ export function emergencyBanner(hubId, now) {
     T('staff.emergency.todo.held'),
     T('staff.emergency.todo.alarms', { ack: t('alarms.ack') }),
   ].filter(Boolean);
-  return h('section', { class: 'mode-banner emergency-banner', id: 'emergency-banner', role: 'alert', 'aria-labelledby': 'emergency-title' },
-    h('h3', { id: 'emergency-title' }, h('span', { class: 'banner-icon', 'aria-hidden': 'true' }), T('staff.emergency.title', { hub: hubName(hubId) })),
+  // The alert (what a screen reader says at once) is the title and the reason only: text that stays put. The
+  // time since — 「…分前」, a new text every minute — and the note that waits for the hub sit outside it, or a
+  // screen reader would read the whole banner out again each minute.
+  return h('section', { class: 'mode-banner emergency-banner', id: 'emergency-banner', 'aria-labelledby': 'emergency-title' },
+    h('div', { class: 'banner-top' }, h('div', { class: 'banner-alert', id: 'emergency-alert', role: 'alert' },
+      h('h3', { id: 'emergency-title' }, h('span', { class: 'banner-icon', 'aria-hidden': 'true' }), T('staff.emergency.title', { hub: hubName(hubId) })),
+      h('div', { class: 'banner-reason' },
+        h('span', { class: 'banner-label' }, T(m.local ? 'staff.emergency.reasonLocal' : 'staff.emergency.reason')),
+        m.reason ? V(m.reason, 'q', { id: 'emergency-reason' }) : h('span', { id: 'emergency-reason' }, T('staff.emergency.noReason')))),
     h('p', { class: 'banner-since', id: 'emergency-since' },
-      m.since ? T('staff.emergency.since', { time: fmtTime(m.since), ago: agoText(m.since, now) }) : T('staff.emergency.sinceUnknown')),
-    h('div', { class: 'banner-reason' },
-      h('span', { class: 'banner-label' }, T(m.local ? 'staff.emergency.reasonLocal' : 'staff.emergency.reason')),
-      m.reason ? V(m.reason, 'q', { id: 'emergency-reason' }) : h('span', { id: 'emergency-reason' }, T('staff.emergency.noReason'))),
+      m.since ? T('staff.emergency.since', { time: fmtTime(m.since), ago: agoText(m.since, now) }) : T('staff.emergency.sinceUnknown'))),
     m.status === 'pending' || m.status === 'timed_out' ? h('p', { class: 'banner-note' }, T('staff.emergency.notApplied')) : null,
     h('h4', {}, T('staff.emergency.todoTitle')),
     h('ol', { class: 'todo', id: 'emergency-todo' }, ...todo.map((item, i) => h('li', { 'data-key': `todo-${i}` }, item))),
@@ -100,10 +104,12 @@ export function backToNormalBanner(hubId, now) {
   if (!backToNormalShown(hubId, now)) return null;
   const m = hubModeNow(hubId);
   const key = `${hubId}@${m.since}`;
-  return h('section', { class: 'mode-banner normal-banner', id: 'normal-banner', role: 'status', 'aria-labelledby': 'normal-title' },
-    h('h3', { id: 'normal-title' }, h('span', { class: 'banner-icon', 'aria-hidden': 'true' }), T('staff.normal.title', { hub: hubName(hubId) })),
-    h('p', { class: 'banner-since', id: 'normal-since' }, T('staff.normal.since', { time: fmtTime(m.since), ago: agoText(m.since, now) })),
-    m.reason ? h('div', { class: 'banner-reason' }, h('span', { class: 'banner-label' }, T('staff.emergency.reason')), V(m.reason, 'q', { id: 'normal-reason' })) : null,
+  // As the emergency banner: the live region holds only text that stays put, not the 「…分前」 line.
+  return h('section', { class: 'mode-banner normal-banner', id: 'normal-banner', 'aria-labelledby': 'normal-title' },
+    h('div', { class: 'banner-top' }, h('div', { class: 'banner-alert', id: 'normal-status', role: 'status' },
+      h('h3', { id: 'normal-title' }, h('span', { class: 'banner-icon', 'aria-hidden': 'true' }), T('staff.normal.title', { hub: hubName(hubId) })),
+      m.reason ? h('div', { class: 'banner-reason' }, h('span', { class: 'banner-label' }, T('staff.emergency.reason')), V(m.reason, 'q', { id: 'normal-reason' })) : null),
+    h('p', { class: 'banner-since', id: 'normal-since' }, T('staff.normal.since', { time: fmtTime(m.since), ago: agoText(m.since, now) }))),
     h('p', {}, T('staff.normal.whatNow')),
     h('button', {
       type: 'button', class: 'secondary', id: 'normal-dismiss',

@@ -3,7 +3,7 @@
 // orders by drone and by bus, drones on the pad, sensors) or, in emergency mode, the emergency screen
 // (staff/emergency-view.js) with relief flights, relief stock and served shelters first.
 import { alarmList, openAlarmCounts, openAlarmTotals } from '../alarms/alarm-list.js';
-import { actAs } from '../lib/api.js';
+import { actAs, ApiError } from '../lib/api.js';
 import { h, T, V } from '../lib/dom.js';
 import { flash } from '../lib/flash.js';
 import { fmtNum, fmtTime, t } from '../lib/i18n.js';
@@ -21,9 +21,13 @@ export function staffView() {
   const spec = id ? hubSpec(id) : null;
   const detail = id ? state.hubDetail.get(id) : null;
   const emergency = id ? hubModeNow(id).mode === 'emergency' : false;
+  const alarmsCard = h('section', { class: 'card alarms-card', 'aria-labelledby': 'alarms-h', 'data-key': 'alarms-card' }, h('h3', { id: 'alarms-h' }, T('alarms.title')),
+    h('div', { id: 'staff-alarms' }, id ? alarmList([...state.alarms.values()].filter((a) => a.hub === id), false) : null));
+  // In emergency mode the banner and the relief cards fill the first screen: open alarms at the hub come
+  // right after the banner (they were ~800–900 px down at 1024×768, only the badge said they existed).
+  const alarmsFirst = emergency && (counts.get(id)?.open ?? 0) > 0;
   const everyday = [
-    h('section', { class: 'card alarms-card', 'aria-labelledby': 'alarms-h', 'data-key': 'alarms-card' }, h('h3', { id: 'alarms-h' }, T('alarms.title')),
-      h('div', { id: 'staff-alarms' }, id ? alarmList([...state.alarms.values()].filter((a) => a.hub === id), false) : null)),
+    alarmsFirst ? null : alarmsCard,
     h('section', { class: 'card lockers-card', 'aria-labelledby': 'lockers-h', 'data-key': 'lockers-card' }, h('h3', { id: 'lockers-h' }, T('lockers.title')),
       h('div', { id: 'staff-lockers' }, lockerBanks(id, detail, spec)), compartmentLegend()),
     h('section', { class: 'card', 'aria-labelledby': 'orders-h', 'data-key': 'orders-card' }, h('h3', { id: 'orders-h' }, T(emergency ? 'staff.orders.otherTitle' : 'orders.hubTitle')),
@@ -42,7 +46,7 @@ export function staffView() {
     id && emergency ? emergencyBanner(id, now) : null,
     id && !emergency ? backToNormalBanner(id, now) : null,
     emergency
-      ? h('div', { class: 'staff-grid emergency-grid', id: 'staff-grid' }, reliefFlights(id), reliefStockCard(id, compartmentState), servedSitesCard(id), ...everyday)
+      ? h('div', { class: 'staff-grid emergency-grid', id: 'staff-grid' }, alarmsFirst ? alarmsCard : null, reliefFlights(id), reliefStockCard(id, compartmentState), servedSitesCard(id), ...everyday)
       : h('div', { class: 'staff-grid', id: 'staff-grid' }, ...everyday),
   );
 }
@@ -166,7 +170,8 @@ function unlockCompartment(id) {
       state.orders = state.orders.map((o) => (o.id === id ? { ...o, compartmentLocked: false, wrongPickupCodes: 0 } : o));
       flash('orders.unlocked', {}, 'ok');
     } catch (err) {
-      flash('orders.unlockFailed', { code: err.code ?? '' }, 'error');
+      const failure = actionFailure(err, 'staff.unlockFailed', 'orders.unlockFailed');
+      flash(failure.key, failure.params, 'error');
     }
   });
 }
@@ -225,9 +230,22 @@ function recordRoundStep(id, step) {
       state.orders = state.orders.map((o) => (o.id === id ? r : o));
       flash(`orders.round.recorded.${step}`, {}, 'ok');
     } catch (err) {
-      flash('orders.round.failedToRecord', { code: err.code ?? '' }, 'error');
+      const failure = actionFailure(err, 'staff.roundFailed', 'orders.round.failedToRecord');
+      flash(failure.key, failure.params, 'error');
     }
   });
+}
+
+/**
+ * Why an unlock or a round step failed, as one sentence of the catalogue per cause (no connection, the order
+ * is gone, its state refuses it, not allowed) — an empty 「（）」 or an English code in brackets told staff
+ * nothing. `<prefix>.<code>` for the API's codes the catalogue knows, else `fallback` with the code.
+ */
+function actionFailure(err, prefix, fallback) {
+  if (!(err instanceof ApiError)) return { key: `${prefix}.network` };
+  if (err.status === 403) return { key: `${prefix}.forbidden` };
+  const key = `${prefix}.${err.code}`;
+  return typeof state.catalogue[key] === 'string' ? { key } : { key: fallback, params: { code: err.code } };
 }
 
 function dronesOnPad(hubId, detail) {
@@ -249,17 +267,19 @@ function dronesOnPad(hubId, detail) {
 function sensors(hubId, detail, spec) {
   const list = (detail?.deviceStates ?? []).filter((d) => d.kind === 'sensor');
   if (list.length === 0) return [h('p', { class: 'empty' }, T('common.noData'))];
-  // The hub's flight limit as the alarm rules apply it (served with the region).
+  // The hub's flight limits as the alarm rules apply them (served with the region): wind and gusts each
+  // against their own limit (gusts were compared with the wind limit, flagging 5.5 m/s gusts under a 6 m/s limit).
   const limit = spec?.windLimitMps;
+  const gustLimit = spec?.gustLimitMps ?? limit;
   return list.map((sd) => {
     const m = sd.telemetry;
     const title = list.length > 1 ? V(deviceName(hubId, sd.device), 'h4') : null;
     if (!m) return h('div', { 'data-key': `sensor-${sd.device}` }, title, h('p', { class: 'empty' }, T('common.noData')));
-    const over = m.windSpeedMps >= limit || m.windGustMps >= limit;
+    const over = m.windSpeedMps >= limit || m.windGustMps >= gustLimit;
     return h('div', { 'data-key': `sensor-${sd.device}` }, title, h('dl', { class: 'sensor' },
       h('dt', {}, T('sensors.wind')),
       h('dd', { class: over ? 'warn' : '' },
-        h('span', {}, T('sensors.windVsLimit', { v: fmtNum(m.windSpeedMps), gust: fmtNum(m.windGustMps), limit })), ' ',
+        h('span', { class: 'wind-reading' }, T('staff.sensors.windVsLimits', { v: fmtNum(m.windSpeedMps), gust: fmtNum(m.windGustMps), limit, gustLimit })), ' ',
         h('meter', { min: 0, max: limit * 2, low: limit * 0.8, high: limit, optimum: 0, value: Math.min(m.windSpeedMps, limit * 2), 'aria-label': t('sensors.wind') }),
         over ? h('strong', {}, ' ', T('sensors.overLimit')) : null),
       h('dt', {}, T('sensors.rain')), h('dd', {}, T('unit.mmh', { v: fmtNum(m.rainMmPerH) })),
