@@ -101,7 +101,8 @@ describe('the region map', () => {
         if (zoneLabel) {
           await page.touchscreen.tap(centre(zoneLabel.box).x, centre(zoneLabel.box).y);
           await expect.poll(() => page.locator('#map-info').getAttribute('data-info')).toBe(zoneLabel.key);
-          expect(await page.locator('#map-info').textContent()).toContain(lang === 'en' ? region.noFlyZones[0]!.name.en : region.noFlyZones[0]!.name.ja);
+          const zone = region.noFlyZones.find((z, i) => `zone:${(z as { id?: string }).id ?? `zone-${i}`}` === zoneLabel.key)!;
+          expect(await page.locator('#map-info').textContent()).toContain(lang === 'en' ? zone.name.en : zone.name.ja);
         }
         await page.screenshot({ path: shotPath('map', `${size.name}-${lang}-info`) });
         await context.close();

@@ -32,11 +32,12 @@ function candidates(item) {
       far.push({ x0: bx, y0: by, x1: bx + w, y1: by + h, leader: true, ax, ay });
     }
   }
-  return [...near, ...far];
+  return item.nearOnly ? near : [...near, ...far];
 }
 
 /**
- * items: [{ key, x, y, w, h, r, priority }] — anchor (x, y) with a dot of radius r (0 for none), label w × h;
+ * items: [{ key, x, y, w, h, r, priority, nearOnly }] — anchor (x, y) with a dot of radius r (0 for none), label w × h;
+ * nearOnly: only right beside its anchor, never out on a leader line (left out instead);
  * dots: [{ x, y, r }] every dot on the map (no label may cover one); bounds: { x0, y0, x1, y1 };
  * boxes: [{ x0, y0, x1, y1 }] other areas no label may cover (controls drawn over the map).
  * Returns Map key → { x0, y0, x1, y1, leader, ax, ay } for each label placed; a label left out is absent.

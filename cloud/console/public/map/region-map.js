@@ -160,14 +160,17 @@ function layout(f) {
   // The zoom buttons (top right) and the credit line (bottom right) are not covered either.
   const creditW = map.geography ? textWidth(nameOf(map.geography.credit), 400) + 24 : 0;
   const boxes = [{ x0: f.w - 64, y0: 0, x1: f.w, y1: 146 }, { x0: f.w - creditW, y0: f.hh - 26, x1: f.w, y1: f.hh }];
-  const item = (feature, text, weight, priority) => ({
+  const item = (feature, text, weight, priority, nearOnly) => ({
     key: `${feature.type}:${feature.id}`, feature, text, x: feature.x, y: feature.y, r: feature.r ?? 0,
-    w: textWidth(text, weight) + 2 * LABEL_PAD_X, h: LABEL_H, priority,
+    w: textWidth(text, weight) + 2 * LABEL_PAD_X, h: LABEL_H, priority, nearOnly,
   });
+  // Hubs are what coordinators pick: every hub gets its label, out on a leader line if need be. A
+  // settlement's or zone's label is shown only right beside it (a tap names it otherwise), so crowded
+  // views are not criss-crossed by leader lines.
   const items = [
-    ...f.hubs.map((x) => item(x, nameOf(x.spec.name), 600, 0)),
-    ...f.sites.map((x) => item(x, nameOf(x.spec.name), 400, 1)),
-    ...f.zones.map((x) => item(x, nameOf(x.spec.name), 400, 2)),
+    ...f.hubs.map((x) => item(x, nameOf(x.spec.name), 600, 0, false)),
+    ...f.sites.map((x) => item(x, nameOf(x.spec.name), 400, 1, true)),
+    ...f.zones.map((x) => item(x, nameOf(x.spec.name), 400, 2, true)),
   ];
   const places = placeLabels(items, dots, { x0: 2, y0: 2, x1: f.w - 2, y1: f.hh - 2 }, boxes);
   return items.filter((i) => places.has(i.key)).map((i) => ({ ...i, box: places.get(i.key) }));
