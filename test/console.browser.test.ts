@@ -7,6 +7,7 @@ import type { EdgeAgent } from '../edge/agent.ts';
 import { startRegionSimulator, type RegionSimulator } from '../simulators/region-simulator.ts';
 import { REGION_FILE, ROOT, startTestCloud, tempDir, type TestCloud } from './support/cloud-harness.ts';
 import { deviceLoginsOf, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { textOutsideCatalogue } from './support/console-browser.ts';
 import { waitFor } from './support/ports.ts';
 
 /**
@@ -58,23 +59,6 @@ async function login(page: Page, username: string, password: string) {
   await page.locator('#login-form button[type="submit"]').click();
 }
 
-/** Every visible text node either comes from the catalogue (`⟦key⟧` under ?lang=keys) or is a value marked data-v. */
-async function textOutsideCatalogue(page: Page): Promise<string[]> {
-  // A string, so this Node-side file needs no DOM types.
-  return page.evaluate<string[]>(`(() => {
-    const bad = [];
-    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-      const text = (n.textContent || '').trim();
-      if (!text) continue;
-      const parent = n.parentElement;
-      if (!parent || parent.closest('[data-v], script, style')) continue;
-      if (/^(⟦[^⟧]+⟧\\s*)+$/.test(text)) continue;
-      bad.push(parent.tagName.toLowerCase() + '#' + parent.id + ': ' + text);
-    }
-    return bad;
-  })()`);
-}
 
 beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
