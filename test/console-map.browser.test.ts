@@ -167,6 +167,22 @@ describe('the region map', () => {
     await context.close();
   });
 
+  it('draws the coastline once the base map can be fetched again after a failure (a cloud restart, a dropped link)', async () => {
+    const { context, page } = await newPage(browser, problems, { width: 1024, height: 768 });
+    let refused = 0;
+    await page.route('**/api/v1/region/geography', async (route) => {
+      if (refused++ === 0) return route.abort('connectionreset');
+      return route.continue();
+    });
+    await login(page, t.cloud.urls.http, 'coordinator', 'demo-coordinator-pass', 'ja');
+    await page.locator('#map [data-hub]').first().waitFor();
+    await page.locator('#map .geo .sea').waitFor({ state: 'attached', timeout: 10_000 });
+    expect(refused).toBeGreaterThanOrEqual(2);
+    // The refused request is the one console error this page may log.
+    for (const p of problems.filter((x) => /geography|ERR_CONNECTION_RESET/.test(x))) problems.splice(problems.indexOf(p), 1);
+    await context.close();
+  });
+
   it('shows only catalogue text on the map, its legend and a tapped feature\'s details', async () => {
     const { context, page } = await newPage(browser, problems, { width: 1024, height: 768 }, { hasTouch: true });
     await login(page, t.cloud.urls.http, 'coordinator', 'demo-coordinator-pass', 'keys');

@@ -24,6 +24,7 @@ const LABEL_PAD_X = 4;
 const HIT_PX = 24; // a tap this close to a dot's centre is on it (nearest dot wins)
 const DRAG_PX = 8; // a press that moves further is a pan, not a tap
 const ZOOM_MAX = 12; // × the fitted scale
+const GEOGRAPHY_RETRY_MS = 2_000; // first retry of a base map that could not be fetched; doubles up to a minute
 
 const map = {
   geography: undefined, // undefined: not asked yet; null: the region has none; else GET /api/v1/region/geography
@@ -33,6 +34,7 @@ const map = {
   dragging: false,
   pinch: null, // { dist, k }
   observer: null,
+  retryMs: GEOGRAPHY_RETRY_MS,
   size: { w: 800, h: 500 },
 };
 
@@ -77,9 +79,15 @@ function ensureGeography() {
   if (!state.region.baseMap) return; // the region has no base map: features on plain land colour
   api('GET', state.region.baseMap).then((g) => {
     map.geography = g;
+    map.retryMs = GEOGRAPHY_RETRY_MS;
     requestRender();
   }, () => {
-    map.geography = null; // no base map: the features are drawn on plain land colour
+    // Not reachable now (a cloud restart, a dropped link): draw without it and ask again a little later.
+    setTimeout(() => {
+      map.geography = undefined;
+      requestRender();
+    }, map.retryMs);
+    map.retryMs = Math.min(map.retryMs * 2, 60_000);
   });
 }
 
@@ -481,8 +489,7 @@ function watchSize() {
   if (map.observer?.target !== el) {
     map.observer?.disconnect();
     const observer = new ResizeObserver(() => {
-      const r = el.getBoundingClientRect();
-      const size = { w: Math.max(200, Math.round(r.width)), h: Math.max(200, Math.round(r.height)) };
+      const size = measured(el.getBoundingClientRect());
       if (size.w !== map.size.w || size.h !== map.size.h) {
         map.size = size;
         rerenderMap();
@@ -492,8 +499,11 @@ function watchSize() {
     map.observer = { target: el, disconnect: () => observer.disconnect() };
   }
   const r = el.getBoundingClientRect();
-  if (r.width > 0 && r.height > 0) map.size = { w: Math.round(r.width), h: Math.round(r.height) };
+  if (r.width > 0 && r.height > 0) map.size = measured(r);
 }
+
+/** The map's drawing size from its container's box (one rule for the first render and for the observer). */
+const measured = (r) => ({ w: Math.max(200, Math.round(r.width)), h: Math.max(200, Math.round(r.height)) });
 
 export function mapLegend() {
   const item = (cls, key) => h('li', {}, h('span', { class: `swatch ${cls}`, 'aria-hidden': 'true' }), T(key));
