@@ -5,6 +5,7 @@ import { h, T, V } from '../lib/dom.js';
 import { flash } from '../lib/flash.js';
 import { fmtTime, t } from '../lib/i18n.js';
 import { hubName, maySwitchModes, modeDesiredOf, nameOf, requestRender, state } from '../lib/state.js';
+import { toggleSwitchSelection } from '../map/region-map.js';
 
 /** The region's mode now: which hubs are in emergency mode, each hub's acknowledgement. */
 export function modePanel() {
@@ -105,13 +106,8 @@ function hubPicker() {
   return state.region.hubs.map((hub) => h('label', { class: 'hub-check', 'data-key': `pick-${hub.id}` },
     h('input', {
       type: 'checkbox', name: 'hub', value: hub.id, 'data-controlled': '', checked: state.selectedForSwitch.has(hub.id),
-      onchange: (e) => {
-        if (e.currentTarget.checked) state.selectedForSwitch.add(hub.id);
-        else state.selectedForSwitch.delete(hub.id);
-        const scope = document.querySelector('input[name="scope"][value="hubs"]');
-        if (scope && state.selectedForSwitch.size > 0) scope.checked = true;
-        requestRender();
-      },
+      // The map and this list share one selection and one rule for it.
+      onchange: () => toggleSwitchSelection(hub.id),
     }),
     h('span', {}, V(nameOf(hub.name)),
       // The hub's mode now, so a coordinator sees which hubs a switch back to normal should take.

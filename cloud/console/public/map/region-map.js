@@ -116,10 +116,18 @@ function baseLayer(o) {
 // ---------- measuring text ----------
 
 let measureCtx = null;
+/** Widths by weight and text: measured once, not on every render (a pan renders on every pointer move). */
+const widths = new Map();
 function textWidth(text, weight) {
-  measureCtx ??= document.createElement('canvas').getContext('2d');
-  measureCtx.font = `${weight} ${LABEL_FONT_PX}px ${getComputedStyle(document.body).fontFamily}`;
-  return Math.ceil(measureCtx.measureText(text).width);
+  const key = `${weight} ${text}`;
+  let w = widths.get(key);
+  if (w === undefined) {
+    measureCtx ??= document.createElement('canvas').getContext('2d');
+    measureCtx.font = `${weight} ${LABEL_FONT_PX}px ${getComputedStyle(document.body).fontFamily}`;
+    w = Math.ceil(measureCtx.measureText(text).width);
+    widths.set(key, w);
+  }
+  return w;
 }
 
 // ---------- the map ----------
