@@ -71,6 +71,9 @@ describe('energy model monotonicity (property)', () => {
     fc.assert(
       fc.property(distance, payload, wind, wind, cross, more, (d, kg, hOut, hBack, x, delta) => {
         const base = estimateStraightRoundTrip({ distanceM: d, payloadKg: kg, outboundHeadwindMps: hOut, returnHeadwindMps: hBack, crosswindMps: x });
+        // A 6 m/s headwind with a 6 m/s crosswind leaves exactly the minimum ground speed (√(10²−6²) − 6 = 2):
+        // the model refuses that leg, rightly, and there is no energy to compare. Only flyable bases count.
+        fc.pre(base.ok);
         const e0 = pct(base);
         expect(e0).toBeGreaterThan(0);
         const variants = [
