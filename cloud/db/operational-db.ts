@@ -9,7 +9,7 @@ export type OperationalDb = Database.Database;
  * commands, and later orders and audit logs. Migrations are ordered SQL steps tracked by
  * `PRAGMA user_version`; append, never edit.
  */
-const MIGRATIONS: string[] = [
+export const LEGACY_SQLITE_MIGRATIONS: string[] = [
   `CREATE TABLE hub_credentials (
      hub_id     TEXT PRIMARY KEY,
      region     TEXT NOT NULL,
@@ -67,18 +67,18 @@ export function openOperationalDb(dataDir: string, synchronous: 'full' | 'normal
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
-  migrate(db);
+  migrateLegacy(db);
   return db;
 }
 
-function migrate(db: OperationalDb): void {
+export function migrateLegacy(db: OperationalDb): void {
   const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`cloud.db schema version ${current} is newer than this software (${MIGRATIONS.length}); upgrade the software`);
+  if (current > LEGACY_SQLITE_MIGRATIONS.length) {
+    throw new Error(`cloud.db schema version ${current} is newer than this software (${LEGACY_SQLITE_MIGRATIONS.length}); upgrade the software`);
   }
-  for (let v = current; v < MIGRATIONS.length; v++) {
+  for (let v = current; v < LEGACY_SQLITE_MIGRATIONS.length; v++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
+      db.exec(LEGACY_SQLITE_MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
     })();
   }

@@ -1,0 +1,88 @@
+import pg from 'pg';
+import type { Sql, SqlValue } from './sql.ts';
+
+/** `?` placeholders → `$1…$n`, outside quoted strings and identifiers; remembered per text. */
+const translated = new Map<string, string>();
+export function toPostgresPlaceholders(text: string): string {
+  const hit = translated.get(text);
+  if (hit !== undefined) return hit;
+  let out = '';
+  let n = 0;
+  let quote: string | null = null;
+  for (const ch of text) {
+    if (quote) {
+      if (ch === quote) quote = null;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+    } else if (ch === '?') {
+      out += `$${++n}`;
+      continue;
+    }
+    out += ch;
+  }
+  if (translated.size < 10_000) translated.set(text, out);
+  return out;
+}
+
+/** BIGINT (epoch ms, ids) and COUNT(*) come back as numbers, as on SQLite; every value we keep is below 2^53. */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+export interface PostgresPoolOptions {
+  url: string;
+  /** Connections in the pool (default 10). */
+  max?: number;
+  /** Name in pg_stat_activity. */
+  applicationName?: string;
+}
+
+export function postgresPool(o: PostgresPoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: o.url, max: o.max ?? 10, types, application_name: o.applicationName ?? 'chiiki-cloud',
+    connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000,
+  });
+  // An idle connection the server dropped (restart, failover) must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  return pool;
+}
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+function bound(q: Queryable, inTransaction: boolean): Sql {
+  const query = async <R>(text: string, params?: readonly SqlValue[]): Promise<R[]> =>
+    (await q.query(toPostgresPlaceholders(text), params as unknown[] | undefined)).rows as R[];
+  const self: Sql = {
+    dialect: 'postgres',
+    forUpdate: ' FOR UPDATE',
+    query,
+    one: async (text, params) => (await query(text, params))[0] as never,
+    run: async (text, params) => (await q.query(toPostgresPlaceholders(text), params as unknown[] | undefined)).rowCount ?? 0,
+    exec: async (script) => void (await q.query(script)),
+    transaction: async (fn) => {
+      if (inTransaction) return fn(self);
+      const client = await (q as pg.Pool).connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        try {
+          const result = await fn(bound(client, true));
+          await client.query('COMMIT');
+          return result;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => (broken = true));
+          throw err;
+        }
+      } finally {
+        client.release(broken);
+      }
+    },
+  };
+  return self;
+}
+
+/** `Sql` on a connection pool: every statement outside a transaction takes any free connection. */
+export function postgresSql(pool: pg.Pool): Sql {
+  return bound(pool, false);
+}

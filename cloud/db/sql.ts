@@ -1,0 +1,39 @@
+/**
+ * The one interface every operational store is written against (issue 14): asynchronous SQL with
+ * `?` placeholders, served by SQLite (better-sqlite3, embedded default) or PostgreSQL (`pg`).
+ *
+ * A store is written once in the SQL both databases share (`INSERT … ON CONFLICT … DO UPDATE`,
+ * `RETURNING`, partial indexes, conditional updates) and branches on `dialect` only where they
+ * differ (DDL in migrations, `FOR UPDATE`). Values: numbers (BIGINT comes back as a JS number),
+ * strings, null and Buffers (BLOB/BYTEA); booleans are stored as 0/1 integers on both.
+ */
+export type Dialect = 'sqlite' | 'postgres';
+
+export type SqlValue = string | number | bigint | null | Buffer | boolean;
+
+export interface Sql {
+  readonly dialect: Dialect;
+  /** The rows of a query (or of a statement with `RETURNING`). Placeholders: `?`. */
+  query<R = Record<string, unknown>>(text: string, params?: readonly SqlValue[]): Promise<R[]>;
+  /** The first row, or undefined. */
+  one<R = Record<string, unknown>>(text: string, params?: readonly SqlValue[]): Promise<R | undefined>;
+  /** Runs a statement; resolves to the number of rows it changed. */
+  run(text: string, params?: readonly SqlValue[]): Promise<number>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+  /**
+   * Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. Everything
+   * `fn` does must go through the `tx` it is given (on PostgreSQL that is one pooled connection; on
+   * SQLite other callers wait until the transaction ends). A transaction inside a transaction is
+   * part of the outer one.
+   */
+  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /** ` FOR UPDATE` on PostgreSQL (row lock in a transaction), nothing on SQLite (one writer at a time). */
+  readonly forUpdate: string;
+}
+
+/** Thrown for a unique-key violation on either database. */
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string } | null;
+  return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
