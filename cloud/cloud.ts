@@ -17,7 +17,8 @@ import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
 import { CommandService, type CommandBus } from './commands/command-service.ts';
 import { createSqliteCommandStore } from './commands/command-store.ts';
 import type { CloudConfig } from './config.ts';
-import { openOperationalDb, type OperationalDb } from './db/operational-db.ts';
+import { openDatabase } from './db/database.ts';
+import type { OperationalDb } from './db/operational-db.ts';
 import { createHubCredentialStore, generatePassword, type HubCredentialStore } from './hubs/hub-credentials.ts';
 import { loadRegionFile } from './hubs/region-loader.ts';
 import { createDeadLetterStore, type DeadLetterStore } from './ingest/dead-letter-store.ts';
@@ -72,8 +73,11 @@ export interface Cloud {
 export async function startCloud(config: CloudConfig, logger: Logger): Promise<Cloud> {
   const region = loadRegionFile(config.regionFile);
   fs.mkdirSync(config.dataDir, { recursive: true });
-  const db = openOperationalDb(config.dataDir, config.sqliteSync);
-  const closers: (() => Promise<void> | void)[] = [() => void db.close()];
+  const database = await openDatabase({ url: config.database.url, dataDir: config.dataDir, synchronous: config.sqliteSync, maxConnections: config.database.poolSize });
+  logger.info({ database: database.dialect, target: database.target }, 'operational database ready');
+  // Transitional (issue 14): stores not yet on `database.sql` use the SQLite handle.
+  const db = database.legacySqlite as OperationalDb;
+  const closers: (() => Promise<void> | void)[] = [() => database.close()];
   const closeAll = async () => {
     for (const c of closers.splice(0).reverse()) {
       try {

@@ -82,6 +82,11 @@ export const CloudEnv = z
       .describe('A device timestamp further ahead of the cloud clock is dead-lettered as future_timestamp'),
     DATA_DIR: z.string().default('./data'),
     REGION_FILE: z.string().default('config/regions/ishikawa-nomi.json'),
+    REGIONS_DIR: optionalString.describe('When set, every *.json region file in this folder is served (many regions in one cloud); REGION_FILE is then ignored'),
+    DATABASE_URL: optionalString
+      .pipe(z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional())
+      .describe('When set, operational state (accounts, alarms, modes, orders, commands, …) lives in this PostgreSQL; otherwise in DATA_DIR/cloud.db (SQLite)'),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10).describe('PostgreSQL connections in the pool'),
     INFLUX_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()).describe('When set, telemetry goes to this InfluxDB (v1-compatible API)'),
     INFLUX_DB: z.string().min(1).default('chiiki'),
     INFLUX_RP: optionalString,
@@ -181,6 +186,8 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
     },
     dataDir,
     regionFile: path.resolve(env.REGION_FILE),
+    regionsDir: env.REGIONS_DIR ? path.resolve(env.REGIONS_DIR) : null,
+    database: { url: env.DATABASE_URL ?? null, poolSize: env.DATABASE_POOL_SIZE },
     influx: env.INFLUX_URL
       ? {
           url: env.INFLUX_URL,

@@ -22,6 +22,8 @@ export interface Database {
   /** Brings the feature's tables to the newest step; throws `SchemaTooNewError` if the database is ahead of this code. */
   migrate(feature: string, steps: FeatureMigrations): Promise<void>;
   close(): Promise<void>;
+  /** SQLite only, while stores move to `sql` (issue 14): the better-sqlite3 handle. Do not use in new code. */
+  readonly legacySqlite?: BetterSqlite3.Database;
 }
 
 /** A feature's schema steps, one list per database. Append, never edit. */
@@ -85,7 +87,7 @@ export function openSqliteDatabase(file: string, synchronous: 'full' | 'normal' 
   migrateLegacy(db);
   const sql = sqliteSql(db);
   return {
-    dialect: 'sqlite', sql, target: file,
+    dialect: 'sqlite', sql, target: file, legacySqlite: db,
     migrate: (feature, steps) => runMigrations(sql, file, feature, steps.sqlite),
     close: async () => {
       // Waits for an open transaction to end before closing.
