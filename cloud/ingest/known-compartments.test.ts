@@ -2,6 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXAMPLES, type DeviceMessage } from '../../contract/index.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
+import { createRegions } from '../hubs/regions.ts';
 import { KnownCompartments } from './known-compartments.ts';
 
 const region = loadRegionFile(path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json'));
@@ -35,5 +36,22 @@ describe('KnownCompartments', () => {
   it('has nothing to say about other devices', () => {
     expect(known.unknownIn(example('drone.telemetry'))).toEqual([]);
     expect(known.unknownIn(example('sensor.event'))).toEqual([]);
+  });
+});
+
+describe('KnownCompartments over many regions (issue 14)', () => {
+  const second = loadRegionFile(path.resolve(import.meta.dirname, '../../config/regions/ishikawa-kanazawa.json'));
+  const bank = second.hubs[0]!;
+  const msg = example('locker.telemetry', { hub: bank.id, device: bank.lockers[0]!.id, compartments: bank.lockers[0]!.compartments.map((c) => compartment(c.id)) });
+
+  it('knows the banks of a region added while running, from then on', () => {
+    const regions = createRegions([region]);
+    const k = new KnownCompartments(regions);
+    expect(k.hasBank(bank.id, bank.lockers[0]!.id)).toBe(false);
+    expect(k.unknownIn(msg)).toHaveLength(bank.lockers[0]!.compartments.length);
+    regions.add(second);
+    expect(k.hasBank(bank.id, bank.lockers[0]!.id)).toBe(true);
+    expect(k.unknownIn(msg)).toEqual([]);
+    expect(k.hasBank('nomi-terai', 'locker-a')).toBe(true);
   });
 });

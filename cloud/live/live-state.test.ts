@@ -2,6 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HubStatus, ModeAck } from '../../contract/index.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
+import { createRegions } from '../hubs/regions.ts';
 import { LiveState } from './live-state.ts';
 
 const region = loadRegionFile(path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json'));
@@ -117,5 +118,31 @@ describe('LiveState newest-wins against bad clocks (issue 11)', () => {
     expect(live.hubs.get(HUB)!.mode).toBeNull();
     live.applyModeAck(R, modeAck(T, { mode: 'normal' }), T);
     expect(live.hubs.get(HUB)!.mode).toMatchObject({ mode: 'normal', ts: T });
+  });
+});
+
+describe('LiveState over many regions (issue 14)', () => {
+  const second = loadRegionFile(path.resolve(import.meta.dirname, '../../config/regions/ishikawa-kanazawa.json'));
+
+  it('holds the hubs of every region, each with its region', () => {
+    const live = new LiveState(createRegions([region, second]));
+    expect(live.hubsOf(second.id).map((h) => h.id)).toEqual(second.hubs.map((h) => h.id));
+    expect(live.hubsOf(R).map((h) => h.region)).toEqual(region.hubs.map(() => R));
+    expect(live.hubs.size).toBe(region.hubs.length + second.hubs.length);
+    expect(live.hubsOf('nowhere')).toEqual([]);
+  });
+
+  it('takes in a region added while running, keeping the link of its hub that connected first', () => {
+    const regions = createRegions([region]);
+    const live = new LiveState(regions);
+    live.connectionOpened(HUB, R, T);
+    const early = second.hubs[0]!.id;
+    live.connectionOpened(early, second.id, T); // credentials came before the region file
+    expect(live.hubs.get(early)!.registered).toBe(false);
+    regions.add(second);
+    expect(live.hubsOf(second.id)).toHaveLength(second.hubs.length);
+    expect(live.hubs.get(early)).toMatchObject({ registered: true, region: second.id, name: second.hubs[0]!.name, link: { online: true, connections: 1 } });
+    expect(live.connectedCount()).toBe(2);
+    expect(live.hubs.get(HUB)!.link).toMatchObject({ online: true, connections: 1 });
   });
 });

@@ -1,4 +1,5 @@
 import type { DeviceKind, DeviceMessage, HubStatus, ModeAck, RegionFile } from '../../contract/index.ts';
+import { createRegions, type Regions } from '../hubs/regions.ts';
 
 /**
  * Live state: what every hub and device looks like now. In memory, rebuilt from traffic after a
@@ -85,11 +86,35 @@ export class LiveState {
 
   private readonly maxFutureSkewMs: number;
 
-  constructor(
-    readonly region: RegionFile,
-    opts: { maxFutureSkewMs?: number } = {},
-  ) {
+  /** The regions served; a region added while running gets its hubs here at once. */
+  readonly regions: Regions;
+
+  /**
+   * Every hub of every region of `regions` (a single region file is taken as one region, as tests
+   * and the transition to `Regions` (issue 14) still pass it).
+   */
+  constructor(regions: Regions | RegionFile, opts: { maxFutureSkewMs?: number } = {}) {
+    this.regions = 'hubIds' in regions ? regions : createRegions([regions]);
     this.maxFutureSkewMs = opts.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS;
+    for (const r of this.regions.all()) this.addRegion(r);
+    // Lives as long as the cloud's `Regions` (both are made once at start-up): no unsubscribe needed.
+    this.regions.onAdded((r) => this.addRegion(r));
+  }
+
+  /**
+   * Transitional (issue 14): the first region, for code that still serves one. New code looks up
+   * `regions` or a hub's `region`.
+   */
+  get region(): RegionFile {
+    return this.regions.all()[0]!;
+  }
+
+  /** Hubs of a region, in the order of its file (empty for an unknown region). */
+  hubsOf(region: string): HubState[] {
+    return this.regions.hubIds(region).map((id) => this.hubs.get(id)).filter((h): h is HubState => h !== undefined);
+  }
+
+  private addRegion(region: RegionFile): void {
     for (const h of region.hubs) {
       const devices = new Map<string, DeviceState>();
       const add = (device: string, kind: DeviceKind) =>
@@ -97,10 +122,13 @@ export class LiveState {
       h.drones.forEach((d) => add(d.id, 'drone'));
       h.lockers.forEach((l) => add(l.id, 'locker'));
       h.sensors.forEach((s) => add(s, 'sensor'));
+      // A hub that connected before its region was added (credentials first) keeps its link state.
+      const before = this.hubs.get(h.id);
       this.hubs.set(h.id, {
         id: h.id, region: region.id, kind: h.kind, name: h.name, location: h.location, registered: true,
-        link: newLink(), mode: null, devices,
+        link: before?.link ?? newLink(), mode: before?.mode ?? null, devices,
       });
+      for (const [id, d] of before?.devices ?? []) if (!devices.has(id)) devices.set(id, d);
     }
   }
 
