@@ -1,4 +1,5 @@
-import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
+import type { Database, FeatureMigrations } from '../db/database.ts';
+import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../logger.ts';
 
 /**
@@ -28,8 +29,8 @@ export const HUB_LEVEL_DEVICE = '';
 /** Device part of entries remembered before the key had one: they match any device until pruned. */
 const LEGACY_DEVICE = '*';
 
-/** `cloud.db` migrations of the dedupe memory; append, never edit. */
-export const SEEN_MESSAGE_MIGRATIONS = [
+/** SQLite migrations of the dedupe memory (the table itself comes from the legacy steps); append, never edit. */
+const SQLITE_STEPS = [
   // Issue 11: the device joins the key. Entries remembered under the old key keep their meaning
   // (a re-sent copy of a message taken before the upgrade is still recognised) until pruned.
   `CREATE TABLE seen_messages_v2 (
@@ -45,38 +46,123 @@ export const SEEN_MESSAGE_MIGRATIONS = [
    CREATE INDEX seen_messages_seen_at ON seen_messages (seen_at);`,
 ];
 
+/** The dedupe memory's PostgreSQL schema: the newest SQLite one (the table is created here, not by the legacy steps). */
+const POSTGRES_SCHEMA = `CREATE TABLE seen_messages (
+     hub     TEXT NOT NULL,
+     device  TEXT NOT NULL,
+     msg_id  TEXT NOT NULL,
+     seen_at BIGINT NOT NULL,
+     PRIMARY KEY (hub, msg_id, device)
+   );
+   CREATE INDEX seen_messages_seen_at ON seen_messages (seen_at);`;
+
+export const SEEN_MESSAGE_MIGRATIONS: FeatureMigrations = { sqlite: SQLITE_STEPS, postgres: [POSTGRES_SCHEMA] };
+
 export interface SeenMessageStore {
-  has(hub: string, device: string, msgId: string): boolean;
-  /** Records in one transaction; an entry already present keeps its first time. */
-  recordMany(entries: readonly SeenMessage[]): void;
+  /**
+   * Records the entries — in `tx` when given, so they commit with the batch's side effects — and
+   * tells, per entry, whether it was new (`true`) or a copy of one already remembered (an entry with
+   * the same key earlier in the same call included). A copy keeps the first entry's time. One
+   * statement per 1,000 entries: ingest calls it once per group commit, never per message.
+   */
+  recordNew(entries: readonly SeenMessage[], tx?: Sql): Promise<boolean[]>;
+  has(hub: string, device: string, msgId: string): Promise<boolean>;
   /** Deletes at most `limit` entries seen before `before` (oldest first); returns how many. */
-  prune(before: number, limit: number): number;
-  count(): number;
+  prune(before: number, limit: number): Promise<number>;
+  count(): Promise<number>;
 }
 
-export function createSeenMessageStore(db: OperationalDb): SeenMessageStore {
-  migrateFeature(db, 'seen_messages', SEEN_MESSAGE_MIGRATIONS);
-  const hasStmt = db.prepare<[string, string, string], { one: number }>(
-    `SELECT 1 AS one FROM seen_messages WHERE hub = ? AND msg_id = ? AND device IN (?, '${LEGACY_DEVICE}') LIMIT 1`,
-  );
-  const insert = db.prepare('INSERT OR IGNORE INTO seen_messages (hub, device, msg_id, seen_at) VALUES (?, ?, ?, ?)');
-  const pruneStmt = db.prepare(
-    `DELETE FROM seen_messages WHERE (hub, msg_id, device) IN
-       (SELECT hub, msg_id, device FROM seen_messages WHERE seen_at < ? ORDER BY seen_at LIMIT ?)`,
-  );
-  const countStmt = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM seen_messages');
-  const recordAll = db.transaction((entries: readonly SeenMessage[]) => {
-    for (const e of entries) insert.run(e.hub, e.device, e.msgId, e.seenAt);
-  });
+const CHUNK = 1_000;
+
+export async function openSeenMessageStore(db: Database): Promise<SeenMessageStore> {
+  await db.migrate('seen_messages', SEEN_MESSAGE_MIGRATIONS);
+  const sql = db.sql;
+  // Entries from before the device was in the key (SQLite installations, or copied from one) match any
+  // device. Looked for only while some may exist: they are pruned after the retention period.
+  const anyLegacy = async () => (await sql.one(`SELECT 1 AS one FROM seen_messages WHERE device = '${LEGACY_DEVICE}' LIMIT 1`)) !== undefined;
+  let legacy = await anyLegacy();
+
+  const recordChunk = async (q: Sql, entries: readonly SeenMessage[]): Promise<Set<string>> => {
+    const values = entries.map(() => '(?, ?, ?, ?)').join(', ');
+    const params = entries.flatMap((e) => [e.hub, e.device, e.msgId, e.seenAt]);
+    const rows = await q.query<{ hub: string; device: string; msg_id: string }>(
+      `INSERT INTO seen_messages (hub, device, msg_id, seen_at) VALUES ${values}
+       ON CONFLICT (hub, msg_id, device) DO NOTHING RETURNING hub, device, msg_id`,
+      params,
+    );
+    const fresh = new Set(rows.map((r) => dedupeKeyOf(r.hub, r.device, r.msg_id)));
+    if (legacy && fresh.size > 0) {
+      const candidates = entries.filter((e) => fresh.has(dedupeKeyOf(e.hub, e.device, e.msgId)));
+      const old = await q.query<{ hub: string; msg_id: string }>(
+        `SELECT hub, msg_id FROM seen_messages WHERE device = '${LEGACY_DEVICE}' AND (${candidates.map(() => '(hub = ? AND msg_id = ?)').join(' OR ')})`,
+        candidates.flatMap((e) => [e.hub, e.msgId]),
+      );
+      const before = new Set(old.map((r) => `${r.hub}\u0000${r.msg_id}`));
+      for (const e of candidates) if (before.has(`${e.hub}\u0000${e.msgId}`)) fresh.delete(dedupeKeyOf(e.hub, e.device, e.msgId));
+    }
+    return fresh;
+  };
+
+  const recordAll = async (q: Sql, entries: readonly SeenMessage[]): Promise<boolean[]> => {
+    // One row per key, in key order: two writers on PostgreSQL then take the keys' locks in the same
+    // order and cannot deadlock.
+    const first = new Map<string, SeenMessage>();
+    for (const e of entries) {
+      const k = dedupeKeyOf(e.hub, e.device, e.msgId);
+      if (!first.has(k)) first.set(k, e);
+    }
+    const unique = [...first.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e);
+    const fresh = new Set<string>();
+    for (let i = 0; i < unique.length; i += CHUNK) {
+      for (const k of await recordChunk(q, unique.slice(i, i + CHUNK))) fresh.add(k);
+    }
+    // The first entry of a key is new when its row was; later ones in the call are copies of it.
+    return entries.map((e) => fresh.delete(dedupeKeyOf(e.hub, e.device, e.msgId)));
+  };
+
   return {
-    has: (hub, device, msgId) => hasStmt.get(hub, msgId, device) !== undefined,
-    recordMany: (entries) => {
-      if (entries.length > 0) recordAll(entries);
+    recordNew: async (entries, tx) => {
+      if (entries.length === 0) return [];
+      return tx ? recordAll(tx, entries) : sql.transaction((t) => recordAll(t, entries));
     },
-    prune: (before, limit) => pruneStmt.run(before, limit).changes,
-    count: () => countStmt.get()!.n,
+    has: async (hub, device, msgId) =>
+      (await sql.one(`SELECT 1 AS one FROM seen_messages WHERE hub = ? AND msg_id = ? AND device IN (?, '${LEGACY_DEVICE}') LIMIT 1`, [hub, msgId, device])) !== undefined,
+    prune: async (before, limit) => {
+      const n = await sql.run(
+        `DELETE FROM seen_messages WHERE (hub, msg_id, device) IN
+           (SELECT hub, msg_id, device FROM seen_messages WHERE seen_at < ? ORDER BY seen_at LIMIT ?)`,
+        [before, limit],
+      );
+      if (n > 0 && legacy) legacy = await anyLegacy();
+      return n;
+    },
+    count: async () => Number((await sql.one<{ n: number }>('SELECT count(*) AS n FROM seen_messages'))!.n),
   };
 }
+
+/** In memory, for unit tests of ingest; passes the same suite as the SQL store. */
+export function createMemorySeenMessageStore(): SeenMessageStore {
+  const entries = new Map<string, number>();
+  return {
+    recordNew: async (list) =>
+      list.map((e) => {
+        const k = dedupeKeyOf(e.hub, e.device, e.msgId);
+        if (entries.has(k)) return false;
+        entries.set(k, e.seenAt);
+        return true;
+      }),
+    has: async (hub, device, msgId) => entries.has(dedupeKeyOf(hub, device, msgId)),
+    prune: async (before, limit) => {
+      const old = [...entries].filter(([, at]) => at < before).sort((a, b) => a[1] - b[1]).slice(0, limit);
+      for (const [k] of old) entries.delete(k);
+      return old.length;
+    },
+    count: async () => entries.size,
+  };
+}
+
+/** One string per dedupe key (hub, device, message id). */
+export const dedupeKeyOf = (hub: string, device: string, msgId: string) => `${hub}\u0000${device}\u0000${msgId}`;
 
 export interface SeenMessagePruning {
   /** Runs one pruning pass now (also run by the timer); resolves with the number of entries deleted. */
@@ -106,7 +192,7 @@ export function startSeenMessagePruning(o: {
     const before = o.now() - o.retentionMs;
     let deleted = 0;
     while (deleted < maxPerPass && !stopped) {
-      const n = o.store.prune(before, Math.min(chunk, maxPerPass - deleted));
+      const n = await o.store.prune(before, Math.min(chunk, maxPerPass - deleted));
       deleted += n;
       if (n < chunk) break;
       await new Promise((resolve) => setImmediate(resolve));
