@@ -1,4 +1,5 @@
-import type { OperationalDb } from '../db/operational-db.ts';
+import type { Database, FeatureMigrations } from '../db/database.ts';
+import type { Sql } from '../db/sql.ts';
 import type { RejectionReason } from './classify.ts';
 
 /**
@@ -10,6 +11,11 @@ import type { RejectionReason } from './classify.ts';
  * - in total: at most `maxRows` rows and `maxBytes` stored bytes; beyond either, the oldest rows of
  *   all are deleted (only many hubs together can reach that).
  * Evictions are returned so the caller counts them.
+ *
+ * What each hub's rows take is kept in `dead_letter_usage` (and the sum in `dead_letter_totals`),
+ * updated in the transaction that adds or evicts rows, so every cloud process sharing a PostgreSQL
+ * database sees the same figures (issue 14). Every addition locks the totals row first, then the
+ * hubs' rows in key order: writers take turns and cannot deadlock.
  */
 export const KEPT_PAYLOAD_BYTES = 65_536;
 
@@ -20,10 +26,64 @@ export interface DeadLetterLimits {
   maxBytesPerHub: number;
 }
 
-/** Bytes a row takes for the quota: the kept payload, the detail and the topic (UTF-8). */
-const ROW_BYTES_SQL = `(min(size, ${KEPT_PAYLOAD_BYTES}) + length(CAST(detail AS BLOB)) + length(CAST(topic AS BLOB)))`;
 /** The quota bucket of rows with no hub (a last will after its client left). */
 const NO_HUB = '';
+
+/** Bytes a row takes for the quota: the kept payload, the detail and the topic (UTF-8). */
+const rowBytesSql = (sql: Sql) =>
+  sql.dialect === 'sqlite'
+    ? `(min(size, ${KEPT_PAYLOAD_BYTES}) + length(CAST(detail AS BLOB)) + length(CAST(topic AS BLOB)))`
+    : `(LEAST(size, ${KEPT_PAYLOAD_BYTES}) + octet_length(detail) + octet_length(topic))`;
+const SQLITE_ROW_BYTES = `(min(size, ${KEPT_PAYLOAD_BYTES}) + length(CAST(detail AS BLOB)) + length(CAST(topic AS BLOB)))`;
+
+/** Migrations of the dead letters; append, never edit. On SQLite the table comes from the legacy steps. */
+export const DEAD_LETTER_MIGRATIONS: FeatureMigrations = {
+  sqlite: [
+    // Issue 14: usage per hub and in total kept in tables, so several writers share one account.
+    `CREATE TABLE dead_letter_usage (
+       hub        TEXT PRIMARY KEY,       -- '' for rows with no hub
+       row_count  INTEGER NOT NULL,
+       byte_count INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     INSERT INTO dead_letter_usage (hub, row_count, byte_count)
+       SELECT coalesce(hub, ''), count(*), sum(${SQLITE_ROW_BYTES}) FROM dead_letters GROUP BY 1;
+     CREATE TABLE dead_letter_totals (
+       id         INTEGER PRIMARY KEY CHECK (id = 1),
+       row_count  INTEGER NOT NULL,
+       byte_count INTEGER NOT NULL
+     );
+     INSERT INTO dead_letter_totals (id, row_count, byte_count)
+       SELECT 1, count(*), coalesce(sum(${SQLITE_ROW_BYTES}), 0) FROM dead_letters;`,
+  ],
+  postgres: [
+    `CREATE TABLE dead_letters (
+       id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       received_at BIGINT NOT NULL,
+       region      TEXT,
+       hub         TEXT,
+       client_id   TEXT,
+       topic       TEXT NOT NULL,
+       reason      TEXT NOT NULL,
+       detail      TEXT NOT NULL,
+       size        BIGINT NOT NULL,
+       truncated   INTEGER NOT NULL,
+       payload     BYTEA NOT NULL
+     );
+     CREATE INDEX dead_letters_hub ON dead_letters (hub, id);
+     CREATE INDEX dead_letters_reason ON dead_letters (reason, id);
+     CREATE TABLE dead_letter_usage (
+       hub        TEXT PRIMARY KEY,
+       row_count  BIGINT NOT NULL,
+       byte_count BIGINT NOT NULL
+     );
+     CREATE TABLE dead_letter_totals (
+       id         INTEGER PRIMARY KEY CHECK (id = 1),
+       row_count  BIGINT NOT NULL,
+       byte_count BIGINT NOT NULL
+     );
+     INSERT INTO dead_letter_totals (id, row_count, byte_count) VALUES (1, 0, 0);`,
+  ],
+};
 
 export interface DeadLetterInput {
   receivedAt: number;
@@ -60,15 +120,23 @@ export interface DeadLetterQuery {
   limit: number;
 }
 
+export interface Usage {
+  rows: number;
+  bytes: number;
+}
+
 export interface DeadLetterStore {
-  /** Adds in one transaction; returns how many old rows were evicted to stay within the bounds. */
-  addMany(items: readonly DeadLetterInput[]): number;
-  list(q: DeadLetterQuery): DeadLetter[];
-  count(): number;
+  /**
+   * Adds in one transaction (`tx` when given: the caller's, e.g. ingest's group commit); resolves
+   * with how many old rows were evicted to stay within the bounds.
+   */
+  addMany(items: readonly DeadLetterInput[], tx?: Sql): Promise<number>;
+  list(q: DeadLetterQuery): Promise<DeadLetter[]>;
+  count(): Promise<number>;
   /** What one hub's dead letters take against its quota (null: those with no hub). */
-  usage(hub: string | null): { rows: number; bytes: number };
+  usage(hub: string | null): Promise<Usage>;
   /** What all dead letters take. */
-  totalUsage(): { rows: number; bytes: number };
+  totalUsage(): Promise<Usage>;
 }
 
 interface Row {
@@ -77,129 +145,156 @@ interface Row {
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
+/** Rows per INSERT statement (10 parameters each). */
+const INSERT_CHUNK = 200;
+/** Oldest rows looked at per eviction query. */
+const EVICT_CHUNK = 256;
 
-export function createDeadLetterStore(db: OperationalDb, limits: DeadLetterLimits): DeadLetterStore {
-  const insert = db.prepare<unknown[], { bytes: number }>(
-    `INSERT INTO dead_letters (received_at, region, hub, client_id, topic, reason, detail, size, truncated, payload)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ${ROW_BYTES_SQL} AS bytes`,
-  );
-  const countStmt = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letters');
-  const oldestOfAll = db.prepare<[], { id: number; hub: string | null; bytes: number }>(
-    `SELECT id, hub, ${ROW_BYTES_SQL} AS bytes FROM dead_letters ORDER BY id LIMIT 256`,
-  );
-  // (hub, id) is indexed: the oldest rows of one hub are found without a scan.
-  const oldestOf = db.prepare<[string], { id: number; bytes: number }>(
-    `SELECT id, ${ROW_BYTES_SQL} AS bytes FROM dead_letters WHERE hub = ? ORDER BY id LIMIT 256`,
-  );
-  const oldestWithoutHub = db.prepare<[], { id: number; bytes: number }>(
-    `SELECT id, ${ROW_BYTES_SQL} AS bytes FROM dead_letters WHERE hub IS NULL ORDER BY id LIMIT 256`,
-  );
-  const oldestOfHub = (hub: string) => (hub === NO_HUB ? oldestWithoutHub.all() : oldestOf.all(hub));
-  const deleteOne = db.prepare<[number]>('DELETE FROM dead_letters WHERE id = ?');
-  // Usage per hub and in total, kept in memory (one entry per hub that has dead letters); read from
-  // the table at start, and again should a transaction fail (its changes were rolled back).
-  const perHub = new Map<string, { rows: number; bytes: number }>();
-  const usageStmt = db.prepare<[], { hub: string; rows: number; bytes: number }>(
-    `SELECT coalesce(hub, '${NO_HUB}') AS hub, count(*) AS rows, sum(${ROW_BYTES_SQL}) AS bytes FROM dead_letters GROUP BY 1`,
-  );
-  let rows = 0;
-  let bytes = 0;
-  const readUsage = () => {
-    perHub.clear();
-    rows = 0;
-    bytes = 0;
-    for (const r of usageStmt.all()) {
-      perHub.set(r.hub, { rows: r.rows, bytes: r.bytes });
-      rows += r.rows;
-      bytes += r.bytes;
-    }
-  };
-  readUsage();
-  const usageOf = (hub: string) => {
-    let u = perHub.get(hub);
-    if (!u) perHub.set(hub, (u = { rows: 0, bytes: 0 }));
-    return u;
-  };
-  const evict = (id: number, hub: string, rowBytes: number) => {
-    deleteOne.run(id);
-    const u = usageOf(hub);
-    u.rows--;
-    u.bytes -= rowBytes;
-    rows--;
-    bytes -= rowBytes;
-    if (u.rows <= 0) perHub.delete(hub);
-  };
-  const overQuota = (u: { rows: number; bytes: number }) => u.rows > limits.maxRowsPerHub || u.bytes > limits.maxBytesPerHub;
+export async function openDeadLetterStore(db: Database, limits: DeadLetterLimits): Promise<DeadLetterStore> {
+  await db.migrate('dead_letters', DEAD_LETTER_MIGRATIONS);
+  const sql = db.sql;
+  const rowBytes = rowBytesSql(sql);
+  const overQuota = (u: Usage) => u.rows > limits.maxRowsPerHub || u.bytes > limits.maxBytesPerHub;
+  const overall = (u: Usage) => u.rows > limits.maxRows || u.bytes > limits.maxBytes;
 
-  const addAll = db.transaction((items: readonly DeadLetterInput[]) => {
-    const touched = new Set<string>();
-    for (const d of items) {
+  const addAll = async (tx: Sql, items: readonly DeadLetterInput[]): Promise<number> => {
+    const rows = items.map((d) => {
       const kept = d.payload.subarray(0, KEPT_PAYLOAD_BYTES);
-      const row = insert.get(d.receivedAt, d.region, d.hub, d.clientId, d.topic.slice(0, 512), d.reason, d.detail.slice(0, 2000),
-        d.payload.length, kept.length < d.payload.length ? 1 : 0, kept)!;
-      const hub = d.hub ?? NO_HUB;
-      const u = usageOf(hub);
+      const topic = d.topic.slice(0, 512);
+      const detail = d.detail.slice(0, 2000);
+      return {
+        hub: d.hub ?? NO_HUB, bytes: kept.length + Buffer.byteLength(topic) + Buffer.byteLength(detail),
+        params: [d.receivedAt, d.region, d.hub, d.clientId, topic, d.reason, detail, d.payload.length, kept.length < d.payload.length ? 1 : 0, kept],
+      };
+    });
+    const added = new Map<string, Usage>();
+    for (const r of rows) {
+      const u = added.get(r.hub) ?? { rows: 0, bytes: 0 };
       u.rows++;
-      u.bytes += row.bytes;
-      rows++;
-      bytes += row.bytes;
-      touched.add(hub);
+      u.bytes += r.bytes;
+      added.set(r.hub, u);
     }
+    // Lock order: the totals row, then the hubs' rows in key order.
+    const total = toUsage((await tx.one<{ row_count: number; byte_count: number }>(
+      'UPDATE dead_letter_totals SET row_count = row_count + ?, byte_count = byte_count + ? WHERE id = 1 RETURNING row_count, byte_count',
+      [rows.length, rows.reduce((n, r) => n + r.bytes, 0)],
+    ))!);
+    const perHub = new Map<string, Usage>();
+    for (const hub of [...added.keys()].sort()) {
+      const a = added.get(hub)!;
+      perHub.set(hub, toUsage((await tx.one<{ row_count: number; byte_count: number }>(
+        `INSERT INTO dead_letter_usage (hub, row_count, byte_count) VALUES (?, ?, ?)
+         ON CONFLICT (hub) DO UPDATE SET row_count = dead_letter_usage.row_count + excluded.row_count, byte_count = dead_letter_usage.byte_count + excluded.byte_count
+         RETURNING row_count, byte_count`,
+        [hub, a.rows, a.bytes],
+      ))!));
+    }
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      const chunk = rows.slice(i, i + INSERT_CHUNK);
+      await tx.run(
+        `INSERT INTO dead_letters (received_at, region, hub, client_id, topic, reason, detail, size, truncated, payload)
+         VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        chunk.flatMap((r) => r.params),
+      );
+    }
+
+    // Evicted rows, to be taken off the figures at the end.
+    const evictedOf = new Map<string, Usage>();
     let evicted = 0;
-    // A hub over its quota loses its own oldest rows, never anyone else's.
-    for (const hub of touched) {
-      while (overQuota(usageOf(hub))) {
-        const oldest = oldestOfHub(hub);
-        for (const o of oldest) {
-          if (!overQuota(usageOf(hub))) break;
-          evict(o.id, hub, o.bytes);
-          evicted++;
+    const evict = async (victims: { id: number; hub: string | null; bytes: number }[]) => {
+      await tx.run(`DELETE FROM dead_letters WHERE id IN (${victims.map(() => '?').join(', ')})`, victims.map((v) => v.id));
+      for (const v of victims) {
+        const hub = v.hub ?? NO_HUB;
+        const e = evictedOf.get(hub) ?? { rows: 0, bytes: 0 };
+        e.rows++;
+        e.bytes += Number(v.bytes);
+        evictedOf.set(hub, e);
+        const u = perHub.get(hub);
+        if (u) {
+          u.rows--;
+          u.bytes -= Number(v.bytes);
         }
-        if (oldest.length === 0) break;
-      }
-    }
-    const overall = () => rows > limits.maxRows || bytes > limits.maxBytes;
-    while (overall()) {
-      const oldest = oldestOfAll.all();
-      for (const o of oldest) {
-        if (!overall()) break;
-        evict(o.id, o.hub ?? NO_HUB, o.bytes);
+        total.rows--;
+        total.bytes -= Number(v.bytes);
         evicted++;
       }
+    };
+    // A hub over its quota loses its own oldest rows, never anyone else's.
+    for (const [hub, u] of perHub) {
+      while (overQuota(u)) {
+        const oldest = await tx.query<{ id: number; hub: string | null; bytes: number }>(
+          `SELECT id, hub, ${rowBytes} AS bytes FROM dead_letters WHERE ${hub === NO_HUB ? 'hub IS NULL' : 'hub = ?'} ORDER BY id LIMIT ${EVICT_CHUNK}`,
+          hub === NO_HUB ? [] : [hub],
+        );
+        if (oldest.length === 0) break;
+        const victims: typeof oldest = [];
+        const left = { ...u };
+        for (const o of oldest) {
+          if (!overQuota(left)) break;
+          victims.push(o);
+          left.rows--;
+          left.bytes -= Number(o.bytes);
+        }
+        await evict(victims);
+      }
+    }
+    // Then the bounds of all: the oldest rows of anyone (only many hubs together reach them).
+    while (overall(total)) {
+      const oldest = await tx.query<{ id: number; hub: string | null; bytes: number }>(`SELECT id, hub, ${rowBytes} AS bytes FROM dead_letters ORDER BY id LIMIT ${EVICT_CHUNK}`);
       if (oldest.length === 0) break;
+      const victims: typeof oldest = [];
+      const left = { ...total };
+      for (const o of oldest) {
+        if (!overall(left)) break;
+        victims.push(o);
+        left.rows--;
+        left.bytes -= Number(o.bytes);
+      }
+      await evict(victims);
+    }
+    if (evicted > 0) {
+      let rowsOut = 0;
+      let bytesOut = 0;
+      for (const hub of [...evictedOf.keys()].sort()) {
+        const e = evictedOf.get(hub)!;
+        rowsOut += e.rows;
+        bytesOut += e.bytes;
+        await tx.run('UPDATE dead_letter_usage SET row_count = row_count - ?, byte_count = byte_count - ? WHERE hub = ?', [e.rows, e.bytes, hub]);
+      }
+      await tx.run('DELETE FROM dead_letter_usage WHERE row_count <= 0');
+      await tx.run('UPDATE dead_letter_totals SET row_count = row_count - ?, byte_count = byte_count - ? WHERE id = 1', [rowsOut, bytesOut]);
     }
     return evicted;
-  });
+  };
 
   return {
-    addMany(items) {
+    async addMany(items, tx) {
       if (items.length === 0) return 0;
-      try {
-        return addAll(items);
-      } catch (err) {
-        readUsage(); // the transaction was rolled back: so are the figures
-        throw err;
-      }
+      return tx ? addAll(tx, items) : sql.transaction((t) => addAll(t, items));
     },
-    list(q) {
+    async list(q) {
       const where: string[] = [];
       const args: (string | number)[] = [];
       if (q.hub) { where.push('hub = ?'); args.push(q.hub); }
       if (q.reason) { where.push('reason = ?'); args.push(q.reason); }
       if (q.beforeId) { where.push('id < ?'); args.push(q.beforeId); }
-      const sql = `SELECT * FROM dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-      return (db.prepare(sql).all(...args, q.limit) as Row[]).map(toDeadLetter);
+      const text = `SELECT * FROM dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+      return (await sql.query<Row>(text, [...args, q.limit])).map(toDeadLetter);
     },
-    count() {
-      return countStmt.get()!.n;
+    async count() {
+      return Number((await sql.one<{ n: number }>('SELECT count(*) AS n FROM dead_letters'))!.n);
     },
-    usage(hub) {
-      const u = perHub.get(hub ?? NO_HUB);
-      return u ? { ...u } : { rows: 0, bytes: 0 };
+    async usage(hub) {
+      const r = await sql.one<{ row_count: number; byte_count: number }>('SELECT row_count, byte_count FROM dead_letter_usage WHERE hub = ?', [hub ?? NO_HUB]);
+      return r ? toUsage(r) : { rows: 0, bytes: 0 };
     },
-    totalUsage: () => ({ rows, bytes }),
+    async totalUsage() {
+      return toUsage((await sql.one<{ row_count: number; byte_count: number }>('SELECT row_count, byte_count FROM dead_letter_totals WHERE id = 1'))!);
+    },
   };
 }
+
+const toUsage = (r: { row_count: number; byte_count: number }): Usage => ({ rows: Number(r.row_count), bytes: Number(r.byte_count) });
 
 function toDeadLetter(r: Row): DeadLetter {
   let text: string | null = null;
@@ -209,8 +304,8 @@ function toDeadLetter(r: Row): DeadLetter {
     text = null;
   }
   return {
-    id: r.id, receivedAt: new Date(r.received_at).toISOString(), region: r.region, hub: r.hub, clientId: r.client_id,
-    topic: r.topic, reason: r.reason as RejectionReason, detail: r.detail, size: r.size, truncated: r.truncated === 1,
+    id: Number(r.id), receivedAt: new Date(r.received_at).toISOString(), region: r.region, hub: r.hub, clientId: r.client_id,
+    topic: r.topic, reason: r.reason as RejectionReason, detail: r.detail, size: Number(r.size), truncated: Number(r.truncated) === 1,
     payloadText: text, payloadBase64: text === null ? r.payload.toString('base64') : null,
   };
 }
