@@ -20,7 +20,8 @@ import type { CloudConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import type { OperationalDb } from './db/operational-db.ts';
 import { createHubCredentialStore, generatePassword, type HubCredentialStore } from './hubs/hub-credentials.ts';
-import { loadRegionFile } from './hubs/region-loader.ts';
+import { loadRegions, watchRegionsDir } from './hubs/region-loader.ts';
+import { createRegions } from './hubs/regions.ts';
 import { createDeadLetterStore, type DeadLetterStore } from './ingest/dead-letter-store.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { KnownCompartments } from './ingest/known-compartments.ts';
@@ -71,7 +72,19 @@ export interface Cloud {
  * broker → HTTP. Shutdown runs in reverse, so every message that was acknowledged is stored first.
  */
 export async function startCloud(config: CloudConfig, logger: Logger): Promise<Cloud> {
-  const region = loadRegionFile(config.regionFile);
+  // Every region file of REGIONS_DIR, or REGION_FILE alone (issue 14, item 3).
+  const loadedRegions = loadRegions(config);
+  const regions = createRegions(loadedRegions.map((l) => l.region));
+  // Transitional: services that still serve one region take the first.
+  const region = regions.all()[0]!;
+  const regionFiles = new Map(loadedRegions.map((l) => [l.region.id, l.file]));
+  const geographies = new Map<string, ReturnType<typeof loadRegionGeography>>();
+  const geographyOf = (id: string) => {
+    const file = regionFiles.get(id);
+    if (file === undefined) return null;
+    if (!geographies.has(id)) geographies.set(id, loadRegionGeography(file));
+    return geographies.get(id)!;
+  };
   fs.mkdirSync(config.dataDir, { recursive: true });
   const database = await openDatabase({ url: config.database.url, dataDir: config.dataDir, synchronous: config.sqliteSync, maxConnections: config.database.poolSize });
   logger.info({ database: database.dialect, target: database.target }, 'operational database ready');
@@ -88,10 +101,15 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     }
   };
   try {
-    const live = new LiveState(region, { maxFutureSkewMs: config.ingest.maxFutureSkewMs });
+    const live = new LiveState(regions, { maxFutureSkewMs: config.ingest.maxFutureSkewMs });
     const metrics = createMetrics({ hubLinks: () => live.linkSamples(), hubsConnected: () => live.connectedCount() });
     const credentials = createHubCredentialStore(db);
-    if (config.demoCredentials) await provisionDemoCredentials(config.dataDir, region.id, region.hubs.map((h) => h.id), credentials, logger);
+    if (config.demoCredentials) {
+      for (const r of regions.all()) await provisionDemoCredentials(config.dataDir, r.id, r.hubs.map((h) => h.id), credentials, logger);
+      // A region added while running gets demo credentials too (its hubs can then connect at once).
+      regions.onAdded((r) => void provisionDemoCredentials(config.dataDir, r.id, r.hubs.map((h) => h.id), credentials, logger)
+        .catch((err) => logger.error({ err, region: r.id }, 'demo credentials for an added region failed')));
+    }
     const accounts = new AccountStore(db);
     if (config.demoAccounts) await provisionDemoAccounts(accounts, logger.child({ component: 'accounts' }));
 
@@ -178,7 +196,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     const ingest = new Ingest({
       store: trackHealth(store, (ok) => (storeHealthy = ok)), deadLetters, live, metrics, logger, seen,
       maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
-      maxFutureSkewMs: config.ingest.maxFutureSkewMs, compartments: new KnownCompartments([region]),
+      maxFutureSkewMs: config.ingest.maxFutureSkewMs, compartments: new KnownCompartments(regions),
       issuedModeVersion: (r) => modes.issuedVersion(r),
       hooks: {
         onCommandAck: (ack) => void commands.applyAck(ack),
@@ -244,11 +262,19 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
         }),
         modeRoutes(modes, { displayNameOf }), alarmRoutes(alarms, { displayNameOf }), orderRoutes(orders, orderStore),
         modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
-        consoleRoutes({ region, geography: loadRegionGeography(config.regionFile), alarms, modes, displayNameOf, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),
+        consoleRoutes({ regions, geographyOf, alarms, modes, displayNameOf, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),
       ],
     });
     await app.listen({ host: config.bindHost, port: config.http.port });
     closers.push(() => app.close());
+    if (config.regionsDir !== null) {
+      // New region files in REGIONS_DIR are served without a restart (hubs of other regions stay connected).
+      const watcher = watchRegionsDir({
+        dir: config.regionsDir, regions, loaded: loadedRegions, logger,
+        onLoaded: (l) => regionFiles.set(l.region.id, l.file),
+      });
+      closers.push(() => watcher.close());
+    }
     const httpPort = (app.server.address() as { port: number }).port;
 
     const host = config.bindHost === '0.0.0.0' || config.bindHost === '::' ? '127.0.0.1' : config.bindHost;

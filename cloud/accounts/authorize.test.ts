@@ -46,6 +46,7 @@ const EXPECTED: Record<string, [staff: string, coordinator: string, operator: st
   'POST /api/v1/accounts': ['n', 'n', 'n', 'y'],
   'POST /api/v1/accounts/:username/tokens': ['n', 'n', 'n', 'y'],
   'GET /api/v1/audit': ['n', 'y', 'n', 'y'],
+  'GET /api/v1/regions': ['y', 'y', 'y', 'y'],
   'GET /api/v1/region': ['y', 'y', 'y', 'y'],
   'GET /api/v1/region/geography': ['y', 'y', 'y', 'y'],
   'GET /api/v1/events': ['s', 'y', 'y', 'y'],

@@ -74,6 +74,8 @@ export const POLICY: Readonly<Record<string, RoleTable>> = {
   // The web consoles (cloud/console): the region's map data (the region file: geography and device
   // lists, no live state — readable by every role), and the live feed, which re-reads the routes above
   // as the signed-in account and so shows staff only their hubs.
+  // The regions the account may see (each route scopes itself by the account's regions: `?region=`).
+  'GET /api/v1/regions': { staff: 'yes', coordinator: 'yes', operator: 'yes', admin: 'yes' },
   'GET /api/v1/region': { staff: 'yes', coordinator: 'yes', operator: 'yes', admin: 'yes' },
   'GET /api/v1/region/geography': { staff: 'yes', coordinator: 'yes', operator: 'yes', admin: 'yes' },
   'GET /api/v1/events': READ_SCOPED,

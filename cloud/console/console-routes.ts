@@ -6,8 +6,9 @@ import { z } from 'zod';
 import type { RegionFile } from '../../contract/index.ts';
 import { ApiError } from '../api/api-errors.ts';
 import { RegionGeography } from '../hubs/region-geography.ts';
+import type { Regions } from '../hubs/regions.ts';
 import { alarmBody, type DisplayNameOf } from '../alarms/alarm-routes.ts';
-import type { Account } from '../accounts/authorize.ts';
+import { regionsOf, type Account } from '../accounts/authorize.ts';
 import type { AlarmChange, AlarmService } from '../alarms/alarm-service.ts';
 import type { ZodApp } from '../api/app.ts';
 import { errorResponses } from '../api/api-docs.ts';
@@ -35,15 +36,16 @@ export const PUBLIC_DIR = path.join(import.meta.dirname, 'public');
 const MORPHDOM = createRequire(import.meta.url).resolve('morphdom/dist/morphdom-esm.js');
 
 export interface ConsoleDeps {
-  region: RegionFile;
-  /** The region's base map (`<region>.geography.json`), or null when it has none. */
-  geography?: RegionGeography | null;
+  /** The regions served (issue 14, item 3); one added while running is served at once. */
+  regions: Regions;
+  /** A region's base map (`<region>.geography.json` next to its file), or null when it has none. */
+  geographyOf?: (region: string) => RegionGeography | null;
   alarms: AlarmService;
   modes: ModeService;
   /** Accounts' display names, for who acknowledged an alarm (the same as the alarm API answers). */
   displayNameOf?: DisplayNameOf;
   /** The account a session or API token belongs to now (null: ended); absent when the cloud runs without accounts. */
-  sessionOf?: (token: string) => Account | null;
+  sessionOf?: (token: string) => Promise<Account | null> | Account | null;
   /** Live-feed caps (EVENTS_MAX_STREAMS_PER_SESSION, EVENTS_MAX_STREAMS_PER_ACCOUNT, EVENTS_MAX_STREAMS); defaults 4, 16 and 200. */
   events?: { maxStreamsPerSession: number; maxStreamsPerAccount?: number; maxStreams: number };
   /** Poll period of the live feed; default 1000 ms. */
@@ -54,13 +56,14 @@ export interface ConsoleDeps {
   maxBufferedBytes?: number;
 }
 
-export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
+/** What GET /api/v1/region answers for a region: its file as the consoles draw it. */
+function regionBodyOf(region: RegionFile, hasBaseMap: boolean) {
   // The wind limit the console shows per hub is the one the alarm rules apply (strictest drone there,
   // else the region's, else the contract default): one rule, not a copy in the browser.
-  const windLimits = windLimitsByHub(deps.region);
-  const regionBody = {
-    id: deps.region.id, name: deps.region.name,
-    hubs: deps.region.hubs.map((h) => ({
+  const windLimits = windLimitsByHub(region);
+  return {
+    id: region.id, name: region.name,
+    hubs: region.hubs.map((h) => ({
       id: h.id, kind: h.kind, name: h.name, location: h.location,
       windLimitMps: (windLimits.byHub.get(h.id) ?? windLimits.fallback).windMps,
       // Gusts have their own limit in the alarm rules; the staff console compares each reading with its own.
@@ -70,16 +73,54 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       lockers: h.lockers.map((l) => ({ id: l.id, name: l.name, compartments: l.compartments })),
       sensors: h.sensors.map((id) => ({ id, name: h.sensorNames[id] })),
     })),
-    landingSites: deps.region.landingSites, noFlyZones: deps.region.noFlyZones, reliefRoutes: deps.region.reliefRoutes,
+    landingSites: region.landingSites, noFlyZones: region.noFlyZones, reliefRoutes: region.reliefRoutes,
     // Their names, for the staff console's list of orders on a round (issue 12 (2)).
-    groundRounds: deps.region.groundRounds,
+    groundRounds: region.groundRounds,
     // Where the region's base map is, or null when it has none (the consoles then ask for nothing).
-    baseMap: deps.geography ? '/api/v1/region/geography' : null,
+    baseMap: hasBaseMap ? `/api/v1/region/geography?region=${encodeURIComponent(region.id)}` : null,
+  };
+}
+
+const RegionQuery = z.object({
+  region: z.string().max(64).optional().describe('The region\'s id; default: the only (or first) region the account may see'),
+});
+
+const RegionSummary = z.object({
+  id: z.string(),
+  name: z.object({ ja: z.string(), en: z.string() }),
+  hubCount: z.number().int().describe('Hubs in the region file'),
+});
+
+export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
+  const geographyOf = deps.geographyOf ?? (() => null);
+  // Built once per region (the region files do not change while the cloud runs; a changed file needs a restart).
+  const bodies = new Map<string, ReturnType<typeof regionBodyOf>>();
+  const regionBody = (r: RegionFile) => {
+    let b = bodies.get(r.id);
+    if (!b) bodies.set(r.id, (b = regionBodyOf(r, geographyOf(r.id) !== null)));
+    return b;
+  };
+  const lookup = { regionOfHub: (hub: string) => deps.regions.regionOfHub(hub)?.id };
+  /** The regions the caller may see, in load order (every region without accounts). */
+  const visible = (account: Account | null | undefined): RegionFile[] => {
+    const allowed = regionsOf(account ?? null, lookup);
+    return deps.regions.all().filter((r) => allowed === null || allowed.includes(r.id));
+  };
+  /** The region a console route is asked about: 404 unknown, 403 outside the account's regions. */
+  const chosen = (account: Account | null | undefined, id: string | undefined): RegionFile => {
+    const mine = visible(account);
+    if (id === undefined) {
+      const first = mine[0];
+      if (!first) throw new ApiError('region_not_allowed', 'this account has no region');
+      return first;
+    }
+    const region = deps.regions.get(id);
+    if (!region) throw new ApiError('region_not_found', `no region ${id}`);
+    if (!mine.includes(region)) throw new ApiError('region_not_allowed', `region "${id}" is not one of this account's regions`);
+    return region;
   };
 
   return (app) => {
-    const regionPath = `/api/v1/regions/${encodeURIComponent(deps.region.id)}`;
-    const regionHubs = new Set(deps.region.hubs.map((h) => h.id));
     const feed = new LiveFeed({
       fetch: async (url, headers) => {
         const r = await app.inject({ method: 'GET', url, headers });
@@ -89,8 +130,15 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
         { event: 'hubs', url: '/api/v1/hubs' },
         ...detailHubs.map((h) => ({ event: 'hub', url: `/api/v1/hubs/${encodeURIComponent(h)}`, detailHub: h })),
         { event: 'orders', url: '/api/v1/orders?limit=500' },
-        { event: 'mode', url: `${regionPath}/mode` },
-        { event: 'proposals', url: `${regionPath}/mode-proposals?state=open&limit=50` },
+        // Every region's mode and open proposals (both bodies name their region); a region the audience
+        // may not see answers 403 and is left out. A region added while running is in the next tick.
+        ...deps.regions.all().flatMap((r) => {
+          const regionPath = `/api/v1/regions/${encodeURIComponent(r.id)}`;
+          return [
+            { event: 'mode', url: `${regionPath}/mode` },
+            { event: 'proposals', url: `${regionPath}/mode-proposals?state=open&limit=50` },
+          ];
+        }),
       ],
       sessionOf: deps.sessionOf,
       maxStreams: deps.events?.maxStreams ?? 200,
@@ -129,14 +177,29 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       });
     }));
 
+    app.get('/api/v1/regions', {
+      schema: {
+        operationId: 'listRegions', tags: ['console'],
+        summary: 'The regions the signed-in account may see: ids, names and hub counts',
+        description: 'In the order the cloud loaded them (REGIONS_DIR: by file name). Admin and operator see every region; a coordinator its regions '
+          + '(every region when it has none set); staff the regions of their hubs. A region added while the cloud runs is listed at once. '
+          + 'The coordinator console offers a choice when there is more than one.',
+        response: { 200: z.object({ regions: z.array(RegionSummary) }), ...errorResponses('unauthenticated') },
+      },
+    }, async (req) => ({
+      regions: visible(req.account).map((r) => ({ id: r.id, name: r.name, hubCount: r.hubs.length })),
+    }));
+
     app.get('/api/v1/region', {
       schema: {
         operationId: 'getRegion', tags: ['console'],
-        summary: 'The region: hubs with positions and devices, landing sites (shelters, isolated settlements), no-fly zones, relief routes and ground rounds',
-        description: 'From the region file; the coordinator console draws its map from it.',
-        response: { 200: z.record(z.string(), z.unknown()) },
+        summary: 'A region: hubs with positions and devices, landing sites (shelters, isolated settlements), no-fly zones, relief routes and ground rounds',
+        description: 'From the region file; the coordinator console draws its map from it. `?region=` names the region (default: the account\'s only '
+          + 'or first region, as GET /api/v1/regions lists them).',
+        querystring: RegionQuery,
+        response: { 200: z.record(z.string(), z.unknown()), ...errorResponses('region_not_found', 'region_not_allowed') },
       },
-    }, async () => regionBody);
+    }, async (req) => regionBody(chosen(req.account, req.query.region)));
 
     app.get('/api/v1/region/geography', {
       schema: {
@@ -144,13 +207,16 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
         summary: 'The region\'s base map: sea, islands, lakes, coastline and rivers, clipped to the region, with its credit line',
         description: 'Built from a maintained open dataset (GSHHG) by `npm run geography:build` and shipped with the project as `<region>.geography.json` '
           + 'next to the region file — no tile server, nothing fetched at run time. Coordinates are [lon, lat].',
-        response: { 200: RegionGeography, ...errorResponses('geography_not_found') },
+        querystring: RegionQuery,
+        response: { 200: RegionGeography, ...errorResponses('geography_not_found', 'region_not_found', 'region_not_allowed') },
       },
-    }, async (_req, reply) => {
-      if (!deps.geography) throw new ApiError('geography_not_found', `region ${deps.region.id} has no base map`);
+    }, async (req, reply) => {
+      const region = chosen(req.account, req.query.region);
+      const geography = geographyOf(region.id);
+      if (!geography) throw new ApiError('geography_not_found', `region ${region.id} has no base map`);
       // The file does not change while the cloud runs: the tablet may keep it for an hour.
       reply.header('cache-control', 'private, max-age=3600');
-      return deps.geography;
+      return geography;
     });
 
     app.get('/api/v1/events', {
@@ -159,7 +225,7 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
         summary: 'Live feed for the consoles (text/event-stream)',
         description: 'Server-Sent Events: `alarm` ({type, alarm}) on every alarm change; `hubs` (as GET /api/v1/hubs), `hub` (as GET /api/v1/hubs/:hubId, '
           + 'for each hub named in `hubs`), `orders` (as GET /api/v1/orders), `mode` (as GET /api/v1/regions/:regionId/mode) and `proposals` (open mode '
-          + 'proposals) when they change, checked every second; `session` ({state: "expired"}) before the stream closes when the session ends; a comment '
+          + 'proposals), one of each per region the account may see, when they change, checked every second; `session` ({state: "expired"}) before the stream closes when the session ends; a comment '
           + 'every 15 s. Each event shows what the API shows the same session. At most EVENTS_MAX_STREAMS_PER_SESSION streams per session and '
           + 'EVENTS_MAX_STREAMS in all: beyond them 429 `too_many_streams`. A client that stops reading is disconnected.',
         querystring: z.object({ hubs: z.string().max(1000).optional().describe('Comma-separated hub ids to receive `hub` events for') }),
@@ -183,8 +249,8 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       reply.hijack();
       feed.open({
         sessionKey, token, account, headers,
-        // Only the region's hubs: made-up ids would each cost the shared feed a request per tick.
-        requestedHubs: (req.query.hubs ?? '').split(',').map((h) => h.trim()).filter((h) => regionHubs.has(h)),
+        // Only hubs of a served region: made-up ids would each cost the shared feed a request per tick.
+        requestedHubs: (req.query.hubs ?? '').split(',').map((h) => h.trim()).filter((h) => deps.regions.hub(h) !== undefined),
       }, reply.raw);
     });
   };
