@@ -1,4 +1,7 @@
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createRegions } from '../hubs/regions.ts';
+import { loadRegionFile } from '../hubs/region-loader.ts';
 import { coversCommands, decidePublish, decideSubscribe } from './access-policy.ts';
 
 const hub = { hubId: 'nomi-terai', region: 'ishikawa-nomi' };
@@ -48,6 +51,39 @@ describe('coversCommands', () => {
     }
     for (const f of ['v1/ishikawa-nomi/nomi-terai/ack', 'v1/ishikawa-nomi/mode', 'v1/ishikawa-nomi/nomi-neagari/cmd/#']) {
       expect(coversCommands(hub, f), f).toBe(false);
+    }
+  });
+});
+
+describe('regions (issue 14, item 3)', () => {
+  const dir = path.resolve(import.meta.dirname, '../../config/regions');
+  const served = createRegions([loadRegionFile(path.join(dir, 'ishikawa-nomi.json')), loadRegionFile(path.join(dir, 'ishikawa-kanazawa.json'))]);
+  const kanazawa = { hubId: 'kanazawa-yuwaku', region: 'ishikawa-kanazawa' };
+
+  it('lets a hub of each served region use its own region\'s topics', () => {
+    expect(decidePublish(hub, 'v1/ishikawa-nomi/nomi-terai/status', served)).toEqual({ ok: true, retainAllowed: true });
+    expect(decidePublish(kanazawa, 'v1/ishikawa-kanazawa/kanazawa-yuwaku/drone/drone-1/telemetry', served)).toEqual({ ok: true, retainAllowed: false });
+    expect(decideSubscribe(kanazawa, 'v1/ishikawa-kanazawa/mode', served)).toBe(true);
+    expect(decideSubscribe(kanazawa, 'v1/ishikawa-kanazawa/kanazawa-yuwaku/cmd/#', served)).toBe(true);
+  });
+
+  it('refuses another served region\'s topics, even with its own hub id in them', () => {
+    for (const t of ['v1/ishikawa-nomi/kanazawa-yuwaku/status', 'v1/ishikawa-nomi/nomi-terai/status', 'v1/ishikawa-nomi/mode']) {
+      expect(decidePublish(kanazawa, t, served), t).toMatchObject({ ok: false, reason: 'foreign_prefix' });
+    }
+    for (const f of ['v1/ishikawa-nomi/mode', 'v1/ishikawa-nomi/kanazawa-yuwaku/cmd/#', 'v1/ishikawa-nomi/nomi-terai/cmd/#', 'v1/+/mode', 'v1/+/kanazawa-yuwaku/cmd/#']) {
+      expect(decideSubscribe(kanazawa, f, served), f).toBe(false);
+    }
+    expect(decideSubscribe(hub, 'v1/ishikawa-kanazawa/mode', served)).toBe(false);
+  });
+
+  it('refuses everything to a hub whose credential names a region the cloud does not serve', () => {
+    const stray = { hubId: 'toyama-1', region: 'toyama-west' };
+    expect(decidePublish(stray, 'v1/toyama-west/toyama-1/status', served)).toEqual({ ok: false, reason: 'unknown_region' });
+    expect(decidePublish(stray, 'v1/toyama-west/toyama-1/drone/d/telemetry', served)).toEqual({ ok: false, reason: 'unknown_region' });
+    for (const f of ['v1/toyama-west/mode', 'v1/toyama-west/toyama-1/cmd/#', 'v1/toyama-west/toyama-1/ack']) {
+      expect(decideSubscribe(stray, f, served), f).toBe(false);
+      expect(decideSubscribe(stray, f), `${f} without a region check`).toBe(true);
     }
   });
 });

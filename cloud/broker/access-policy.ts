@@ -9,13 +9,23 @@ import type { HubIdentity } from '../hubs/hub-credentials.ts';
  * prefix that the contract does not know is let through to ingest, which dead-letters it as
  * `unknown_topic` so the vendor can see what they sent.
  * Subscribe: only the hub's own commands and acks, and its region's mode topic.
+ * Region (issue 14, item 3): the region is the one the hub's credentials name, never one taken from
+ * the topic, so a hub cannot reach another region's topics; a credential whose region the cloud does
+ * not serve (`served`: a region file removed, or a typo when the credential was made) may publish and
+ * subscribe nowhere.
  */
 export const MAX_TOPIC_LENGTH = 256;
 export const MAX_TOPIC_LEVELS = 8;
 
-export type PublishDecision = { ok: true; retainAllowed: boolean } | { ok: false; reason: 'foreign_prefix' | 'downlink_topic' | 'topic_limits' | 'reserved' };
+export type PublishDecision = { ok: true; retainAllowed: boolean } | { ok: false; reason: 'foreign_prefix' | 'downlink_topic' | 'topic_limits' | 'reserved' | 'unknown_region' };
 
-export function decidePublish(hub: HubIdentity, topic: string): PublishDecision {
+/** The regions the cloud serves (`Regions` has this). */
+export interface ServedRegions {
+  has(region: string): boolean;
+}
+
+export function decidePublish(hub: HubIdentity, topic: string, served?: ServedRegions): PublishDecision {
+  if (served && !served.has(hub.region)) return { ok: false, reason: 'unknown_region' };
   if (topic.length > MAX_TOPIC_LENGTH || topic.split('/').length > MAX_TOPIC_LEVELS) return { ok: false, reason: 'topic_limits' };
   if (topic.startsWith('$')) return { ok: false, reason: 'reserved' }; // $SYS and friends [MQTT-4.7.2-1]
   if (!topic.startsWith(topics.hubPrefix(hub.region, hub.hubId))) return { ok: false, reason: 'foreign_prefix' };
@@ -25,7 +35,8 @@ export function decidePublish(hub: HubIdentity, topic: string): PublishDecision 
   return { ok: true, retainAllowed: parsed?.route === 'status' };
 }
 
-export function decideSubscribe(hub: HubIdentity, filter: string): boolean {
+export function decideSubscribe(hub: HubIdentity, filter: string, served?: ServedRegions): boolean {
+  if (served && !served.has(hub.region)) return false;
   if (filter.length > MAX_TOPIC_LENGTH || filter.split('/').length > MAX_TOPIC_LEVELS) return false;
   return topics.hubSubscriptions(hub.region, hub.hubId).some((allowed) => filterWithin(filter, allowed));
 }

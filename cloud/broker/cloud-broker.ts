@@ -180,7 +180,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
         from = { hubId: t.hub, region: t.region };
       }
       if (!from) return cb(new Error('not authenticated'));
-      const decision = client ? decidePublish(from, packet.topic) : ({ ok: true, retainAllowed: true } as const);
+      const decision = client ? decidePublish(from, packet.topic, o.live.regions) : ({ ok: true, retainAllowed: true } as const);
       if (!decision.ok) {
         o.metrics.publishDenied.inc({ reason: decision.reason });
         log.warn({ hub: from.hubId, clientId: client?.id, topic: packet.topic.slice(0, 300), reason: decision.reason }, 'publish refused; closing the connection');
@@ -210,7 +210,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     },
     authorizeSubscribe: (client, sub, cb) => {
       const from = identities.get(client);
-      if (from && decideSubscribe(from, sub.topic)) return cb(null, sub);
+      if (from && decideSubscribe(from, sub.topic, o.live.regions)) return cb(null, sub);
       o.metrics.subscribeDenied.inc();
       log.warn({ hub: from?.hubId, clientId: client.id, filter: sub.topic.slice(0, 300) }, 'subscription refused');
       cb(null, null); // SUBACK return code 0x80 [MQTT-3.9.3]
