@@ -1,12 +1,13 @@
 import { ConfigError, loadCloudConfig } from './config.ts';
-import { openOperationalDb } from './db/operational-db.ts';
-import { createHubCredentialStore, generatePassword } from './hubs/hub-credentials.ts';
-import { loadRegionFile } from './hubs/region-loader.ts';
+import { openDatabase } from './db/database.ts';
+import { generatePassword, openHubCredentialStore } from './hubs/hub-credentials.ts';
+import { loadRegions } from './hubs/region-loader.ts';
 
 /**
  * `npm run hub-credentials -- set <hubId>`: creates or replaces a hub's MQTT password and prints it
- * once (only its scrypt hash is stored). `remove <hubId>` revokes it. Uses DATA_DIR and REGION_FILE.
- * Run it while the cloud is running or not: SQLite's WAL lets both open the database.
+ * once (only its scrypt hash is stored). `remove <hubId>` revokes it. Uses DATABASE_URL (or DATA_DIR)
+ * and REGIONS_DIR (or REGION_FILE) to find the hub's region. Run it while the cloud is running or not:
+ * SQLite's WAL lets both open the database, and every login reads the credentials afresh.
  */
 async function main(argv: string[]): Promise<number> {
   const [command, hubId] = argv;
@@ -15,24 +16,25 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const config = loadCloudConfig();
-  const region = loadRegionFile(config.regionFile);
-  const db = openOperationalDb(config.dataDir, config.sqliteSync);
+  const regions = loadRegions(config).map((l) => l.region);
+  const db = await openDatabase({ url: config.database.url, dataDir: config.dataDir, synchronous: config.sqliteSync, maxConnections: 2 });
   try {
-    const store = createHubCredentialStore(db);
+    const store = await openHubCredentialStore(db);
     if (command === 'remove') {
-      store.remove(hubId);
+      await store.remove(hubId);
       process.stdout.write(`credentials of ${hubId} removed; its connections are refused from the next login\n`);
       return 0;
     }
+    const region = regions.find((r) => r.hubs.some((h) => h.id === hubId)) ?? regions[0]!;
     if (!region.hubs.some((h) => h.id === hubId)) {
-      process.stderr.write(`warning: ${hubId} is not in the region file ${config.regionFile}; it will be listed as an unregistered hub\n`);
+      process.stderr.write(`warning: ${hubId} is in no region file (${config.regionsDir ?? config.regionFile}); it is given region ${region.id} and will be listed as an unregistered hub\n`);
     }
     const password = generatePassword();
     await store.set(hubId, region.id, hubId, password);
     process.stdout.write(`${JSON.stringify({ hub: hubId, region: region.id, username: hubId, password })}\n`);
     return 0;
   } finally {
-    db.close();
+    await db.close();
   }
 }
 

@@ -3,7 +3,7 @@ import { ApiError } from '../api/api-errors.ts';
 import type { ZodApp } from '../api/app.ts';
 import type { AccountStore } from './account-store.ts';
 import { AnonymousAuditBudget, type UnrecordedCalls } from './anonymous-audit-budget.ts';
-import { accessOf, authorize, inScope, type Account } from './authorize.ts';
+import { accessOf, authorize, hubsOf, mayUseRegion, type Account, type RegionLookup } from './authorize.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -11,6 +11,10 @@ declare module 'fastify' {
     account: Account | null;
     /** The token the request came with (session cookie or bearer), for logout. */
     sessionToken: string | null;
+    /** When that session or token expires (null: an API token without expiry). */
+    sessionExpiresAt: number | null;
+    /** Where hubs are (region scoping, issue 14); null when the cloud runs without accounts. */
+    regionLookup: RegionLookup | null;
   }
   interface FastifyContextConfig {
     /**
@@ -39,9 +43,9 @@ const isPublic = (req: FastifyRequest) => req.routeOptions.url !== undefined && 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export const isMutating = (method: string) => MUTATING.has(method);
 
-function deny(req: FastifyRequest, reply: FastifyReply, account: Account, reason: string) {
-  req.log.debug({ account: account.username, role: account.role, method: req.method, route: routeOf(req), reason }, 'forbidden');
-  return reply.code(403).send({ error: { code: 'forbidden', message: reason } });
+function deny(req: FastifyRequest, reply: FastifyReply, account: Account, d: { reason: string; code?: 'region_not_allowed' }) {
+  req.log.debug({ account: account.username, role: account.role, method: req.method, route: routeOf(req), reason: d.reason }, 'forbidden');
+  return reply.code(403).send({ error: { code: d.code ?? 'forbidden', message: d.reason } });
 }
 
 /**
@@ -49,11 +53,15 @@ function deny(req: FastifyRequest, reply: FastifyReply, account: Account, reason
  * MATCHED (its pattern and its declared config), never on how the URL was spelled: `/%61pi/v1/…`,
  * `/api/v%31/…` and `/api/v1/…` are one route to the router, so they are one route here (issue 11).
  *   onRequest  — default deny: every route but those declaring `config: { public: true }` needs a
- *                session or API token (401 `unauthenticated`); then the role table (403 `forbidden`),
- *                before the body is read, so a forbidden caller learns nothing from validation errors.
+ *                session or API token (401 `unauthenticated`: one indexed query per request, never
+ *                cached, so a session revoked by any cloud process is refused at once); then the role
+ *                table (403 `forbidden`) and the account's regions (403 `region_not_allowed` for a
+ *                `:regionId` or `:hubId` outside them), before the body is read, so a forbidden caller
+ *                learns nothing from validation errors.
  *                A path no route matches also needs a session (401), so an anonymous caller cannot
  *                even tell which routes exist; with one it gets the 404.
- *   preHandler — the one rule that needs the validated body (staff creating orders);
+ *   preHandler — the rules that need the validated body (staff creating orders; a coordinator scoped to
+ *                regions creating one: its hubs must be in them);
  *   onResponse — append every mutating call (POST/PUT/PATCH/DELETE), whatever its path, to the audit
  *                log with the account, the route pattern and the status. Calls without a valid session
  *                are recorded up to `anonymousAuditPerMinute` a minute; beyond that they are counted and
@@ -64,18 +72,18 @@ export interface AccessHookOptions {
   /** Calls without a session recorded one by one per minute (default 60). */
   anonymousAuditPerMinute?: number;
   now?: () => number;
+  /** Where hubs are: places `:hubId`s and order hubs in regions and lists a scoped coordinator's hubs (`hubScope`). */
+  regions?: RegionLookup;
 }
 
 export function accessHooks(accounts: AccountStore, options: AccessHookOptions = {}): (app: ZodApp) => void {
+  const lookup = options.regions ?? null;
   const now = options.now ?? Date.now;
   return (app) => {
     const budget = new AnonymousAuditBudget(options.anonymousAuditPerMinute ?? 60);
+    // Written after the answer is sent (onResponse), so nothing waits for it; a failure is logged.
     const record = (log: FastifyBaseLogger, e: Parameters<AccountStore['recordAudit']>[0]) => {
-      try {
-        accounts.recordAudit(e);
-      } catch (err) {
-        log.error({ err, method: e.method, path: e.path }, 'writing the API audit log failed');
-      }
+      accounts.recordAudit(e).catch((err: unknown) => log.error({ err, method: e.method, path: e.path }, 'writing the API audit log failed'));
     };
     const summarise = (log: FastifyBaseLogger, u: UnrecordedCalls) => record(log, {
       account: null, role: null, method: '*', route: null, status: 429,
@@ -95,28 +103,45 @@ export function accessHooks(accounts: AccountStore, options: AccessHookOptions =
 
     app.decorateRequest('account', null);
     app.decorateRequest('sessionToken', null);
+    app.decorateRequest('sessionExpiresAt', null);
+    app.decorateRequest('regionLookup', null);
 
     app.addHook('onRequest', async (req, reply) => {
       if (isPublic(req)) return;
       const token = tokenOf(req);
-      const session = token === null ? null : accounts.resolveToken(token);
+      const session = token === null ? null : await accounts.resolveToken(token);
       if (!session) {
         return reply.code(401).send({ error: { code: 'unauthenticated', message: token === null ? 'sign in first (session cookie or Authorization: Bearer token)' : 'the session or token is unknown or has expired' } });
       }
       req.account = session.account;
       req.sessionToken = token;
+      req.sessionExpiresAt = session.expiresAt;
+      req.regionLookup = lookup;
       const route = routeOf(req);
       if (route === undefined) return; // no such route: the 404 handler answers
       if (accessOf(req.method, route)[session.account.role] === 'normal-order') return; // decided in preHandler
-      const d = authorize(session.account, { method: req.method, route, params: req.params as Record<string, string> });
-      if (!d.allow) return deny(req, reply, session.account, d.reason);
+      const d = authorize(session.account, { method: req.method, route, params: req.params as Record<string, string> }, lookup ?? undefined);
+      if (!d.allow) return deny(req, reply, session.account, d);
     });
 
     app.addHook('preHandler', async (req, reply) => {
       const route = routeOf(req);
-      if (!req.account || route === undefined || accessOf(req.method, route)[req.account.role] !== 'normal-order') return;
-      const d = authorize(req.account, { method: req.method, route, params: req.params as Record<string, string>, body: req.body });
-      if (!d.allow) return deny(req, reply, req.account, d.reason);
+      if (!req.account || route === undefined) return;
+      if (accessOf(req.method, route)[req.account.role] === 'normal-order') {
+        const d = authorize(req.account, { method: req.method, route, params: req.params as Record<string, string>, body: req.body }, lookup ?? undefined);
+        if (!d.allow) return deny(req, reply, req.account, d);
+        return;
+      }
+      // A coordinator scoped to regions creates orders between hubs of those regions only.
+      if (req.method === 'POST' && route === '/api/v1/orders' && req.account.role === 'coordinator' && req.account.regions !== null) {
+        const b = (req.body ?? {}) as { originHub?: string; destination?: { type?: string; hub?: string } };
+        const hubs = [b.originHub, b.destination?.type === 'locker' ? b.destination.hub : undefined].filter((h): h is string => typeof h === 'string');
+        const outside = hubs.find((h) => {
+          const region = lookup?.regionOfHub(h);
+          return region !== undefined && !mayUseRegion(req.account, region); // an unknown hub: the route answers unknown_destination
+        });
+        if (outside !== undefined) return deny(req, reply, req.account, { code: 'region_not_allowed', reason: `hub "${outside}" is not in one of this account's regions` });
+      }
     });
 
     app.addHook('onResponse', async (req, reply) => {
@@ -136,14 +161,27 @@ export function accessHooks(accounts: AccountStore, options: AccessHookOptions =
   };
 }
 
-/** 403 unless an object at these hubs is in the signed-in account's scope (staff: their hubs). */
+/**
+ * 403 unless an object at these hubs is in the signed-in account's scope (staff: their hubs; a
+ * coordinator scoped to regions: the hubs of its regions).
+ */
 export function requireInScope(req: FastifyRequest, ...hubs: (string | null | undefined)[]): void {
-  if (!inScope(req.account, ...hubs)) throw new ApiError('forbidden', 'not one of this account\'s hubs');
+  const scope = hubScope(req);
+  if (scope !== null && !hubs.some((h) => typeof h === 'string' && scope.has(h))) {
+    throw new ApiError('forbidden', req.account?.role === 'staff' ? 'not one of this account\'s hubs' : 'not a hub of this account\'s regions');
+  }
 }
 
-/** The hubs a list must be limited to, or null for region-wide accounts (and open use without accounts). */
+const scopes = new WeakMap<FastifyRequest, ReadonlySet<string> | null>();
+/**
+ * The hubs a list must be limited to, or null when the account sees every hub (admin, operator, a
+ * coordinator of every region, and open use without accounts): staff — their hubs; a coordinator
+ * scoped to regions — the hubs of those regions (issue 14). Worked out once per request.
+ */
 export function hubScope(req: FastifyRequest): ReadonlySet<string> | null {
-  return req.account && req.account.role === 'staff' ? new Set(req.account.hubs) : null;
+  if (!req.account) return null;
+  if (!scopes.has(req)) scopes.set(req, hubsOf(req.account, req.regionLookup ?? undefined));
+  return scopes.get(req)!;
 }
 
 /** The actor recorded for a change: the signed-in account; a body `by` only without accounts. */

@@ -8,8 +8,8 @@ import { ApiError } from '../api/api-errors.ts';
 import type { ZodApp } from '../api/app.ts';
 import { generatePassword, type HubCredentialStore } from '../hubs/hub-credentials.ts';
 import { SESSION_COOKIE } from './access-hooks.ts';
-import { SESSION_TTL_MS, type AccountStore } from './account-store.ts';
-import { ROLES, type Account } from './authorize.ts';
+import { AccountExistsError, SESSION_TTL_MS, type AccountStore } from './account-store.ts';
+import { ROLES, regionsOf, type Account, type RegionLookup } from './authorize.ts';
 import { SignInThrottle, type SignInThrottleOptions } from './sign-in-throttle.ts';
 
 /**
@@ -26,9 +26,13 @@ import { SignInThrottle, type SignInThrottleOptions } from './sign-in-throttle.t
  */
 const AccountBody = z.object({
   username: z.string(), displayName: z.string(), role: z.enum(ROLES), hubs: z.array(z.string()),
+  regions: z.array(z.string()).nullable().describe('The regions the account sees and acts in; null: every region (admin, operator, and a coordinator not scoped). Staff: the regions of their hubs'),
 });
+const RegionId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'a region id');
 const Username = z.string().regex(/^[a-z0-9][a-z0-9._-]{1,63}$/, 'lower-case letters, digits, . _ - (2–64)');
-const accountBody = (a: Account) => ({ username: a.username, displayName: a.displayName, role: a.role, hubs: a.role === 'staff' ? a.hubs : [] });
+const accountBody = (a: Account, lookup?: RegionLookup) => ({
+  username: a.username, displayName: a.displayName, role: a.role, hubs: a.role === 'staff' ? a.hubs : [], regions: regionsOf(a, lookup),
+});
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export interface AccountRouteDeps {
@@ -37,6 +41,8 @@ export interface AccountRouteDeps {
   /** Region of each known hub (for new hub credentials). */
   hubRegion: (hubId: string) => string | null;
   registry: Registry;
+  /** Where hubs and regions are (staff's regions follow their hubs; a coordinator's regions must exist). */
+  regions?: RegionLookup & { has(region: string): boolean };
   now?: () => number;
   /** Sign-in limits (SIGNIN_* settings); defaults as documented in README. */
   signIn?: Partial<SignInThrottleOptions> & { maxPerMinute?: number };
@@ -52,6 +58,7 @@ function setSessionCookie(req: FastifyRequest, reply: FastifyReply, setting: 'au
 
 export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
   const { accounts } = deps;
+  const body = (a: Account) => accountBody(a, deps.regions);
   const now = deps.now ?? Date.now;
   const cookieSecure = deps.cookieSecure ?? 'auto';
   const throttle = new SignInThrottle(deps.signIn);
@@ -102,10 +109,10 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
       }
       throttle.succeeded(req.body.username);
       logins.inc({ result: 'ok' });
-      const s = accounts.createSession(account.username);
+      const s = await accounts.createSession(account.username);
       req.account = account;
       setSessionCookie(req, reply, cookieSecure, s.token, Math.round(SESSION_TTL_MS / 1000));
-      return { account: accountBody(account), expiresAt: iso(s.expiresAt) };
+      return { account: body(account), expiresAt: iso(s.expiresAt) };
     });
 
     app.post('/api/v1/auth/logout', {
@@ -115,7 +122,7 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
         response: { 204: z.null().describe('Signed out') },
       },
     }, async (req, reply) => {
-      if (req.sessionToken) accounts.revokeToken(req.sessionToken);
+      if (req.sessionToken) await accounts.revokeToken(req.sessionToken);
       setSessionCookie(req, reply, cookieSecure, '', 0);
       return reply.code(204).send(null);
     });
@@ -123,48 +130,62 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
     app.get('/api/v1/auth/me', {
       schema: { operationId: 'getSignedInAccount', tags: ['auth'], summary: 'The signed-in account', response: { 200: z.object({ account: AccountBody, expiresAt: z.string().nullable().describe('null for an API token without expiry') }) } },
     }, async (req) => {
-      const s = accounts.resolveToken(req.sessionToken ?? '');
-      if (!s) throw new ApiError('unauthenticated', 'the session has expired');
-      return { account: accountBody(s.account), expiresAt: s.expiresAt === null ? null : iso(s.expiresAt) };
+      // The access hook resolved the session for this very request (no second query).
+      if (!req.account) throw new ApiError('unauthenticated', 'the session has expired');
+      return { account: body(req.account), expiresAt: req.sessionExpiresAt === null ? null : iso(req.sessionExpiresAt) };
     });
 
     app.get('/api/v1/accounts', {
       schema: { operationId: 'listAccounts', tags: ['accounts'], summary: 'Every account (admin)', response: { 200: z.object({ accounts: z.array(AccountBody) }) } },
-    }, async () => ({ accounts: accounts.list().map(accountBody) }));
+    }, async () => ({ accounts: (await accounts.list()).map(body) }));
 
     app.post('/api/v1/accounts', {
       schema: {
         operationId: 'saveAccount', tags: ['accounts'],
-        summary: 'Create an account, or change its role, hubs, name or password (admin)',
+        summary: 'Create an account, or change its role, hubs, regions, name or password (admin)',
         description: 'A new account without `password`, or any account with `resetPassword: true`, gets a generated password, returned once '
-          + 'in `password`. A new or reset password ends the account\'s sessions. 201 when created, 200 when changed.',
+          + 'in `password`. A new or reset password ends the account\'s sessions. 201 when created, 200 when changed. '
+          + '`regions` scopes a coordinator to those regions (null: every region, the default); admin and operator always see every region, '
+          + 'staff the regions of their hubs. 409 `account_exists` when another request created the same username at that moment.',
         body: z.object({
           username: Username,
           displayName: z.string().trim().min(1).max(100).optional(),
           role: z.enum(ROLES).optional().describe('Required for a new account'),
           hubs: z.array(HubId).max(100).optional().describe('Staff: the hubs they work at'),
+          regions: z.array(RegionId).min(1).max(1000).nullable().optional().describe('Coordinator: the regions it works in; null: every region'),
           password: z.string().min(10).max(200).optional(),
           resetPassword: z.boolean().optional(),
         }).strict(),
         response: {
           200: z.object({ account: AccountBody, password: z.string().optional() }).describe('Changed'),
           201: z.object({ account: AccountBody, password: z.string().optional() }).describe('Created'),
+          ...errorResponses('account_exists', 'account_not_found'),
         },
       },
     }, async (req, reply) => {
       const b = req.body;
-      const existing = accounts.get(b.username);
+      const unknownRegion = b.regions?.find((r) => deps.regions !== undefined && !deps.regions.has(r));
+      if (unknownRegion !== undefined) throw new ApiError('validation', `body regions: "${unknownRegion}" is not a region of this cloud`);
+      const existing = await accounts.get(b.username);
+      const role = b.role ?? existing?.role;
+      if (b.regions !== undefined && role !== 'coordinator') throw new ApiError('validation', 'body regions: only a coordinator is scoped to regions (admin and operator see every region, staff their hubs\' regions)');
       if (!existing) {
         if (!b.role) throw new ApiError('validation', 'body role: required for a new account');
         if (b.role === 'staff' && !(b.hubs?.length)) throw new ApiError('validation', 'body hubs: a staff account needs at least one hub');
         const password = b.password ?? generatePassword();
-        const account = await accounts.create({ username: b.username, displayName: b.displayName, role: b.role, hubs: b.hubs, password });
-        return reply.code(201).send({ account: accountBody(account), ...(b.password ? {} : { password }) });
+        try {
+          const account = await accounts.create({ username: b.username, displayName: b.displayName, role: b.role, hubs: b.hubs, regions: b.regions, password });
+          return reply.code(201).send({ account: body(account), ...(b.password ? {} : { password }) });
+        } catch (err) {
+          if (err instanceof AccountExistsError) throw new ApiError('account_exists', `account "${b.username}" was just created by another request; send the change again to update it`);
+          throw err;
+        }
       }
-      const account = accounts.update(b.username, { displayName: b.displayName, role: b.role, hubs: b.hubs })!;
+      const account = await accounts.update(b.username, { displayName: b.displayName, role: b.role, hubs: b.hubs, regions: b.regions });
+      if (!account) throw new ApiError('account_not_found', `account "${b.username}" was removed meanwhile`);
       const password = b.resetPassword ? generatePassword() : b.password;
       if (password) await accounts.setPassword(b.username, password);
-      return { account: accountBody(account), ...(b.resetPassword ? { password } : {}) };
+      return { account: body(account), ...(b.resetPassword ? { password } : {}) };
     });
 
     app.post('/api/v1/accounts/:username/tokens', {
@@ -177,8 +198,8 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
         response: { 201: z.object({ token: z.string(), username: z.string(), expiresAt: z.string().nullable() }), ...errorResponses('account_not_found') },
       },
     }, async (req, reply) => {
-      if (!accounts.get(req.params.username)) throw new ApiError('account_not_found', `no account "${req.params.username}"`);
-      const t = accounts.createApiToken(req.params.username, req.body.label ?? null, req.body.ttlDays === undefined ? null : req.body.ttlDays * 86_400_000);
+      if (!(await accounts.get(req.params.username))) throw new ApiError('account_not_found', `no account "${req.params.username}"`);
+      const t = await accounts.createApiToken(req.params.username, req.body.label ?? null, req.body.ttlDays === undefined ? null : req.body.ttlDays * 86_400_000);
       return reply.code(201).send({ token: t.token, username: req.params.username, expiresAt: t.expiresAt === null ? null : iso(t.expiresAt) });
     });
 
@@ -212,6 +233,6 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
           }),
         },
       },
-    }, async (req) => ({ entries: accounts.audit(req.query.limit).map((e) => ({ ...e, at: iso(e.at) })) }));
+    }, async (req) => ({ entries: (await accounts.audit(req.query.limit)).map((e) => ({ ...e, at: iso(e.at) })) }));
   };
 }

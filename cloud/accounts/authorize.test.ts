@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { POLICY, ROLES, authorize, inScope, type Account, type Role } from './authorize.ts';
+import { POLICY, ROLES, authorize, hubsOf, inScope, mayUseRegion, regionsOf, type Account, type RegionLookup, type Role } from './authorize.ts';
 
-const account = (role: Role, hubs: string[] = []): Account => ({ username: role, displayName: role, role, hubs });
+const account = (role: Role, hubs: string[] = [], regions: string[] | null = null): Account => ({ username: role, displayName: role, role, hubs, regions });
 const staff = account('staff', ['nomi-terai', 'nomi-kokufu']);
 const OWN = 'nomi-terai';
 const OTHER = 'rs-komatsu-kibagata';
@@ -113,10 +113,72 @@ describe('authorize (the role table)', () => {
   });
 
   it('inScope: staff see objects at their hubs; other roles and open use see everything', () => {
-    expect(inScope(staff, OTHER, OWN)).toBe(true);
-    expect(inScope(staff, OTHER, null)).toBe(false);
-    expect(inScope(staff)).toBe(false);
-    for (const role of ['coordinator', 'operator', 'admin'] as const) expect(inScope(account(role), OTHER)).toBe(true);
-    expect(inScope(null, OTHER)).toBe(true);
+    expect(inScope(staff, [OTHER, OWN])).toBe(true);
+    expect(inScope(staff, [OTHER, null])).toBe(false);
+    expect(inScope(staff, [])).toBe(false);
+    for (const role of ['coordinator', 'operator', 'admin'] as const) expect(inScope(account(role), [OTHER])).toBe(true);
+    expect(inScope(null, [OTHER])).toBe(true);
+  });
+});
+
+describe('region scoping (issue 14, item 3)', () => {
+  // Two regions: A holds OWN and nomi-kokufu, B holds OTHER.
+  const HUBS: Record<string, string> = { [OWN]: 'region-a', 'nomi-kokufu': 'region-a', [OTHER]: 'region-b' };
+  const lookup: RegionLookup = {
+    regionOfHub: (h) => HUBS[h],
+    hubIds: (r) => Object.keys(HUBS).filter((h) => HUBS[h] === r),
+  };
+  const coordA = account('coordinator', [], ['region-a']);
+  const d = (a: Account, method: string, route: string, params: Record<string, string>) => authorize(a, { method, route, params }, lookup);
+
+  it('regionsOf: admin and operator every region; a coordinator its regions (null: every region); staff the regions of their hubs', () => {
+    expect(regionsOf(account('admin', [], ['region-a']))).toBeNull();
+    expect(regionsOf(account('operator', [], ['region-a']))).toBeNull();
+    expect(regionsOf(account('coordinator'))).toBeNull(); // an existing coordinator keeps every region
+    expect(regionsOf({ username: 'old', displayName: 'old', role: 'coordinator', hubs: [] })).toBeNull(); // regions absent: null
+    expect(regionsOf(coordA)).toEqual(['region-a']);
+    expect(regionsOf(account('staff', [OWN, 'nomi-kokufu']), lookup)).toEqual(['region-a']);
+    expect(regionsOf(account('staff', [OWN, OTHER, 'gone']), lookup)?.sort()).toEqual(['region-a', 'region-b']);
+    expect(regionsOf(account('staff', [OWN]))).toBeNull(); // without a lookup their hubs alone scope them
+    expect(mayUseRegion(coordA, 'region-a')).toBe(true);
+    expect(mayUseRegion(coordA, 'region-b')).toBe(false);
+    expect(mayUseRegion(account('staff', [OWN]), 'region-b', lookup)).toBe(false);
+    expect(mayUseRegion(null, 'region-b')).toBe(true);
+  });
+
+  it('a coordinator of region A is refused region B on every :regionId route, reading or acting, with region_not_allowed', () => {
+    const routes = Object.keys(POLICY).filter((k) => k.includes(':regionId'));
+    expect(routes.length).toBeGreaterThanOrEqual(5);
+    for (const key of routes) {
+      const [method, route] = key.split(' ') as [string, string];
+      expect({ key, d: d(coordA, method, route, { regionId: 'region-a' }) }).toMatchObject({ key, d: { allow: true } });
+      expect({ key, d: d(coordA, method, route, { regionId: 'region-b' }) }).toMatchObject({ key, d: { allow: false, code: 'region_not_allowed' } });
+      // Every region for admin and a coordinator of every region; a staff member only where their hubs are.
+      if (method === 'GET') expect(d(account('admin'), method, route, { regionId: 'region-b' }).allow).toBe(true);
+      expect(d(account('coordinator'), method, route, { regionId: 'region-b' }).allow).toBe(true);
+      if (key === 'GET /api/v1/regions/:regionId/mode') {
+        expect(d(staff, method, route, { regionId: 'region-a' }).allow).toBe(true);
+        expect(d(staff, method, route, { regionId: 'region-b' })).toMatchObject({ allow: false, code: 'region_not_allowed' });
+      }
+    }
+  });
+
+  it('a coordinator of region A is refused the hubs of region B; an unknown hub is left to the route (404)', () => {
+    for (const route of ['/api/v1/hubs/:hubId', '/api/v1/hubs/:hubId/history', '/api/v1/hubs/:hubId/commands']) {
+      expect(d(coordA, 'GET', route, { hubId: OWN }).allow).toBe(true);
+      expect(d(coordA, 'GET', route, { hubId: OTHER })).toMatchObject({ allow: false, code: 'region_not_allowed' });
+      expect(d(coordA, 'GET', route, { hubId: 'no-such-hub' }).allow).toBe(true);
+    }
+    expect(d(coordA, 'POST', '/api/v1/hubs/:hubId/commands', { hubId: OTHER })).toMatchObject({ allow: false, code: 'region_not_allowed' });
+    expect(d(account('operator'), 'GET', '/api/v1/hubs/:hubId', { hubId: OTHER }).allow).toBe(true);
+  });
+
+  it('hubsOf: lists are limited to a scoped coordinator\'s regions\' hubs, to staff\'s hubs, and not at all for the others', () => {
+    expect([...hubsOf(coordA, lookup)!].sort()).toEqual(['nomi-kokufu', OWN].sort());
+    expect([...hubsOf(staff, lookup)!].sort()).toEqual(['nomi-kokufu', OWN].sort());
+    expect(hubsOf(account('coordinator'), lookup)).toBeNull();
+    expect(hubsOf(account('admin'), lookup)).toBeNull();
+    expect(inScope(coordA, [OTHER], lookup)).toBe(false);
+    expect(inScope(coordA, [OTHER, OWN], lookup)).toBe(true);
   });
 });

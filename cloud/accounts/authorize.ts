@@ -2,7 +2,8 @@
  * Who may call which API route — a pure table, so it can be tested route by route and role by role
  * (authorize.test.ts). The HTTP hook (access-hooks.ts) calls `authorize` for every request to a
  * route not declared open, on the route pattern fastify matched; routes whose answer depends on the objects involved (an alarm's hub, an
- * order's hubs) get `scope: 'own-hubs'` and filter or check with `inScope`.
+ * order's hubs) get `scope: 'own-hubs'` and filter or check with `inScope`. Region scoping (issue 14):
+ * `regionsOf`/`mayUseRegion` for an account's regions, `hubsOf` for the hubs a list is limited to.
  */
 export const ROLES = ['staff', 'coordinator', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -13,6 +14,59 @@ export interface Account {
   role: Role;
   /** Hubs a staff account works at; ignored for region-wide roles. */
   hubs: string[];
+  /**
+   * The regions a coordinator works in (issue 14, item 3); null: every region. Admin and operator
+   * always see every region (stored null); staff are scoped by their hubs, whose regions follow
+   * (stored null). A coordinator account from before regions existed is null, so it keeps working
+   * for every region until an admin sets its regions (POST /api/v1/accounts). Absent: null.
+   */
+  regions?: string[] | null;
+}
+
+import type { Regions } from '../hubs/regions.ts';
+
+/** Where hubs are, for region scoping: served by `Regions` (cloud/hubs/regions.ts). */
+export interface RegionLookup {
+  /** The region id of a hub, or undefined for an unknown hub. */
+  regionOfHub(hub: string): string | undefined;
+  /** The hubs of a region (empty for an unknown region). */
+  hubIds(region: string): readonly string[];
+}
+
+/** The lookup on the cloud's regions (a region added while running is known at once). */
+export function regionLookupOf(regions: Regions): RegionLookup & { has(region: string): boolean } {
+  return { regionOfHub: (hub) => regions.regionOfHub(hub)?.id, hubIds: (region) => regions.hubIds(region), has: (region) => regions.has(region) };
+}
+
+/**
+ * The regions an account may see and act in; null: every region. Admin and operator: every region.
+ * Coordinator: its `regions` (null: every region). Staff: the regions of their hubs — known only with
+ * a lookup; without one null, and their hubs alone scope every route (as before regions existed).
+ */
+export function regionsOf(account: Account | null, lookup?: Pick<RegionLookup, 'regionOfHub'>): string[] | null {
+  if (account === null) return null;
+  switch (account.role) {
+    case 'admin':
+    case 'operator':
+      return null;
+    case 'coordinator':
+      return account.regions ?? null;
+    case 'staff': {
+      if (!lookup) return null;
+      const regions = new Set<string>();
+      for (const h of account.hubs) {
+        const r = lookup.regionOfHub(h);
+        if (r !== undefined) regions.add(r);
+      }
+      return [...regions];
+    }
+  }
+}
+
+/** Whether the account may see or act in the region (see `regionsOf`). */
+export function mayUseRegion(account: Account | null, region: string, lookup?: Pick<RegionLookup, 'regionOfHub'>): boolean {
+  const regions = regionsOf(account, lookup);
+  return regions === null || regions.includes(region);
 }
 
 /**
@@ -88,7 +142,10 @@ export const POLICY: Readonly<Record<string, RoleTable>> = {
 const UNLISTED_READ: RoleTable = READ_SCOPED;
 const UNLISTED_WRITE: RoleTable = ADMIN;
 
-export type Decision = { allow: true; scope: 'all' | 'own-hubs' } | { allow: false; reason: string };
+export type Decision =
+  | { allow: true; scope: 'all' | 'own-hubs' }
+  /** `region_not_allowed`: the request names a region (or a hub of a region) outside the account's regions. */
+  | { allow: false; reason: string; code?: 'region_not_allowed' };
 
 export interface RequestFacts {
   method: string;
@@ -106,7 +163,29 @@ export function accessOf(method: string, route: string): RoleTable {
   return POLICY[`${m} ${route}`] ?? (isRead(method) ? UNLISTED_READ : UNLISTED_WRITE);
 }
 
-export function authorize(account: Account, req: RequestFacts): Decision {
+/**
+ * The role table, then region scoping (issue 14, item 3): a request whose path names a region
+ * (`:regionId`) or a hub (`:hubId`) outside the account's regions is refused, whatever the row says.
+ * With `lookup`, hubs are placed in their regions; an unknown hub is left to the route (404).
+ */
+export function authorize(account: Account, req: RequestFacts, lookup?: Pick<RegionLookup, 'regionOfHub'>): Decision {
+  const d = decideByRole(account, req);
+  if (!d.allow) return d;
+  const regions = regionsOf(account, lookup);
+  if (regions === null) return d;
+  const region = req.params?.regionId;
+  if (region !== undefined && !regions.includes(region)) {
+    return { allow: false, code: 'region_not_allowed', reason: `region "${region}" is not one of this account's regions` };
+  }
+  const hub = req.params?.hubId;
+  const hubRegion = hub === undefined ? undefined : lookup?.regionOfHub(hub);
+  if (hubRegion !== undefined && !regions.includes(hubRegion)) {
+    return { allow: false, code: 'region_not_allowed', reason: `hub "${hub}" is in region "${hubRegion}", not one of this account's regions` };
+  }
+  return d;
+}
+
+function decideByRole(account: Account, req: RequestFacts): Decision {
   // The operator role is read-only everywhere, whatever a table row says (logging out is not a change).
   if (account.role === 'operator' && !isRead(req.method) && req.route !== '/api/v1/auth/logout') {
     return { allow: false, reason: 'the operator role is read-only' };
@@ -136,8 +215,20 @@ export function authorize(account: Account, req: RequestFacts): Decision {
   }
 }
 
+/**
+ * The hubs whose objects the account sees, or null for every hub: staff — their hubs; a coordinator
+ * scoped to regions — the hubs of those regions (needs the lookup); everyone else — null.
+ */
+export function hubsOf(account: Account | null, lookup?: RegionLookup): ReadonlySet<string> | null {
+  if (account === null) return null;
+  if (account.role === 'staff') return new Set(account.hubs);
+  const regions = regionsOf(account);
+  if (regions === null) return null;
+  return new Set(lookup ? regions.flatMap((r) => lookup.hubIds(r)) : []);
+}
+
 /** Whether an object at these hubs is visible to the account (any of them is enough). */
-export function inScope(account: Account | null, ...hubs: (string | null | undefined)[]): boolean {
-  if (account === null || account.role !== 'staff') return true;
-  return hubs.some((h) => typeof h === 'string' && account.hubs.includes(h));
+export function inScope(account: Account | null, hubs: readonly (string | null | undefined)[], lookup?: RegionLookup): boolean {
+  const scope = hubsOf(account, lookup);
+  return scope === null || hubs.some((h) => typeof h === 'string' && scope.has(h));
 }

@@ -90,6 +90,8 @@ export function commonErrorCodes(route: { method: string; url: string; open: boo
     // The operator role is read-only everywhere (authorize.ts), whatever the row says.
     const refusesSomeone = ROLES.some((r) => table[r] !== 'yes') || (mutating && route.url !== '/api/v1/auth/logout');
     if (refusesSomeone) codes.push('forbidden');
+    // A coordinator scoped to regions: a region or hub named in the path outside them (authorize.ts).
+    if (/:(regionId|hubId)\b/.test(route.url)) codes.push('region_not_allowed');
   }
   // Cross-site refusal: every state-changing request; reads of closed routes (http-security.ts).
   if (mutating || !route.open) codes.push('cross_site_request');

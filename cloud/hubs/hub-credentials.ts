@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { promisify } from 'node:util';
-import type { OperationalDb } from '../db/operational-db.ts';
+import type { Database, FeatureMigrations } from '../db/database.ts';
+import type { Sql } from '../db/sql.ts';
 
 const scrypt = promisify(crypto.scrypt) as (pw: crypto.BinaryLike, salt: crypto.BinaryLike, keylen: number, opts: crypto.ScryptOptions) => Promise<Buffer>;
 
@@ -23,8 +24,9 @@ export interface HubCredentialStore {
   set(hubId: string, region: string, username: string, password: string): Promise<void>;
   /** Returns the hub for valid credentials, null otherwise. */
   verify(username: string, password: string): Promise<HubIdentity | null>;
-  has(hubId: string): boolean;
-  remove(hubId: string): void;
+  has(hubId: string): Promise<boolean>;
+  /** Revokes a hub's credentials: its next login is refused (on every cloud process: each login reads the row). */
+  remove(hubId: string): Promise<void>;
 }
 
 export function generatePassword(): string {
@@ -47,26 +49,46 @@ export async function verifySecret(password: string, secret: string): Promise<bo
   return actual.length === expected.length && crypto.timingSafeEqual(actual, expected);
 }
 
-export function createHubCredentialStore(db: OperationalDb, now: () => number = Date.now): HubCredentialStore {
-  const upsert = db.prepare(
-    `INSERT INTO hub_credentials (hub_id, region, username, secret, updated_at) VALUES (?, ?, ?, ?, ?)
-     ON CONFLICT (hub_id) DO UPDATE SET region = excluded.region, username = excluded.username, secret = excluded.secret, updated_at = excluded.updated_at`,
-  );
-  const byUsername = db.prepare<[string], { hub_id: string; region: string; secret: string }>(
-    'SELECT hub_id, region, secret FROM hub_credentials WHERE username = ?',
-  );
-  const byHub = db.prepare<[string], { hub_id: string }>('SELECT hub_id FROM hub_credentials WHERE hub_id = ?');
-  const del = db.prepare('DELETE FROM hub_credentials WHERE hub_id = ?');
+/**
+ * The hub_credentials table: on SQLite it was created by the operational database's first legacy step
+ * (LEGACY_SQLITE_MIGRATIONS in cloud/db/operational-db.ts), so existing cloud.db files keep it as it
+ * is; on PostgreSQL this feature's first step creates it (issue 14).
+ */
+export const HUB_CREDENTIAL_MIGRATIONS: FeatureMigrations = {
+  sqlite: [],
+  postgres: [
+    `CREATE TABLE hub_credentials (
+       hub_id     TEXT PRIMARY KEY,
+       region     TEXT NOT NULL,
+       username   TEXT NOT NULL UNIQUE,
+       secret     TEXT NOT NULL,            -- scrypt$N$r$p$salt$hash (base64url)
+       updated_at BIGINT NOT NULL
+     )`,
+  ],
+};
+
+/** Opens the hub credentials on the operational database (SQLite or PostgreSQL), migrating first. */
+export async function openHubCredentialStore(db: Database, now: () => number = Date.now): Promise<HubCredentialStore> {
+  await db.migrate('hub-credentials', HUB_CREDENTIAL_MIGRATIONS);
+  return sqlHubCredentialStore(db.sql, now);
+}
+
+function sqlHubCredentialStore(sql: Sql, now: () => number): HubCredentialStore {
   // key: sha256(username \0 password \0 secret) → expiry. Keyed by the stored secret too, so a password
-  // change invalidates it at once.
+  // change (here or by another cloud process) invalidates it at once: every login reads the row.
   const verified = new Map<string, number>();
 
   return {
     async set(hubId, region, username, password) {
-      upsert.run(hubId, region, username, await hashSecret(password), now());
+      const secret = await hashSecret(password);
+      await sql.run(
+        `INSERT INTO hub_credentials (hub_id, region, username, secret, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (hub_id) DO UPDATE SET region = excluded.region, username = excluded.username, secret = excluded.secret, updated_at = excluded.updated_at`,
+        [hubId, region, username, secret, now()],
+      );
     },
     async verify(username, password) {
-      const row = byUsername.get(username);
+      const row = await sql.one<{ hub_id: string; region: string; secret: string }>('SELECT hub_id, region, secret FROM hub_credentials WHERE username = ?', [username]);
       if (!row) {
         // Spend comparable time on unknown users so the answer time does not reveal which usernames exist.
         await hashSecret(password);
@@ -80,11 +102,11 @@ export function createHubCredentialStore(db: OperationalDb, now: () => number = 
       verified.set(key, now() + CACHE_TTL_MS);
       return { hubId: row.hub_id, region: row.region };
     },
-    has(hubId) {
-      return byHub.get(hubId) !== undefined;
+    async has(hubId) {
+      return (await sql.one('SELECT hub_id FROM hub_credentials WHERE hub_id = ?', [hubId])) !== undefined;
     },
-    remove(hubId) {
-      del.run(hubId);
+    async remove(hubId) {
+      await sql.run('DELETE FROM hub_credentials WHERE hub_id = ?', [hubId]);
     },
   };
 }

@@ -37,8 +37,8 @@ export interface TestCloud {
   token: string;
   /** fetch against the cloud's HTTP server as the admin (`path` starts with /); `init.headers` add to or replace the defaults. */
   api(path: string, init?: RequestInit): Promise<Response>;
-  /** A bearer token for an account (created with the role and hubs when missing). */
-  tokenFor(username: string, role?: Role, hubs?: string[]): Promise<string>;
+  /** A bearer token for an account (created with the role, hubs and — coordinators — regions when missing). */
+  tokenFor(username: string, role?: Role, hubs?: string[], regions?: string[] | null): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -53,9 +53,9 @@ export function authedFetch(baseUrl: string, token: string, path: string, init: 
 export async function startTestCloud(extra: Record<string, string> = {}, dataDir = tempDir('cloud')): Promise<TestCloud> {
   const config = loadCloudConfig(testCloudEnv(dataDir, extra));
   const cloud = await startCloud(config, pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }));
-  const tokenFor = async (username: string, role: Role = 'admin', hubs: string[] = []) => {
-    if (!cloud.accounts.get(username)) await cloud.accounts.create({ username, role, hubs, password: `${username}-test-password` });
-    return cloud.accounts.createApiToken(username, 'tests').token;
+  const tokenFor = async (username: string, role: Role = 'admin', hubs: string[] = [], regions: string[] | null = null) => {
+    if (!(await cloud.accounts.get(username))) await cloud.accounts.create({ username, role, hubs, regions, password: `${username}-test-password` });
+    return (await cloud.accounts.createApiToken(username, 'tests')).token;
   };
   const token = await tokenFor('test-admin');
   return {
