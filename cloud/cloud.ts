@@ -5,8 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import { topics } from '../contract/index.ts';
 import { accessHooks } from './accounts/access-hooks.ts';
 import { accountRoutes } from './accounts/account-routes.ts';
-import { AccountStore } from './accounts/account-store.ts';
+import { openAccountStore, type AccountStore } from './accounts/account-store.ts';
+import { regionLookupOf } from './accounts/authorize.ts';
 import { provisionDemoAccounts } from './accounts/demo-accounts.ts';
+import { startDisplayNames } from './accounts/display-names.ts';
 import { alarmRoutes } from './alarms/alarm-routes.ts';
 import type { AlarmService } from './alarms/alarm-service.ts';
 import { createAlarms } from './alarms/create-alarms.ts';
@@ -18,8 +20,9 @@ import { CommandService, type CommandBus } from './commands/command-service.ts';
 import { createSqliteCommandStore } from './commands/command-store.ts';
 import type { CloudConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
+import { assertSchemaNotNewer } from './db/schema.ts';
 import type { OperationalDb } from './db/operational-db.ts';
-import { createHubCredentialStore, generatePassword, type HubCredentialStore } from './hubs/hub-credentials.ts';
+import { generatePassword, openHubCredentialStore, type HubCredentialStore } from './hubs/hub-credentials.ts';
 import { loadRegions, watchRegionsDir } from './hubs/region-loader.ts';
 import { createRegions } from './hubs/regions.ts';
 import { createDeadLetterStore, type DeadLetterStore } from './ingest/dead-letter-store.ts';
@@ -87,6 +90,11 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
   };
   fs.mkdirSync(config.dataDir, { recursive: true });
   const database = await openDatabase({ url: config.database.url, dataDir: config.dataDir, synchronous: config.sqliteSync, maxConnections: config.database.poolSize });
+  // A database a newer release has migrated is refused before any store touches it (issue 14, item 4).
+  await assertSchemaNotNewer(database).catch(async (err: unknown) => {
+    await database.close();
+    throw err;
+  });
   logger.info({ database: database.dialect, target: database.target }, 'operational database ready');
   // Transitional (issue 14): stores not yet on `database.sql` use the SQLite handle.
   const db = database.legacySqlite as OperationalDb;
@@ -103,15 +111,17 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
   try {
     const live = new LiveState(regions, { maxFutureSkewMs: config.ingest.maxFutureSkewMs });
     const metrics = createMetrics({ hubLinks: () => live.linkSamples(), hubsConnected: () => live.connectedCount() });
-    const credentials = createHubCredentialStore(db);
+    const credentials = await openHubCredentialStore(database);
     if (config.demoCredentials) {
       for (const r of regions.all()) await provisionDemoCredentials(config.dataDir, r.id, r.hubs.map((h) => h.id), credentials, logger);
       // A region added while running gets demo credentials too (its hubs can then connect at once).
       regions.onAdded((r) => void provisionDemoCredentials(config.dataDir, r.id, r.hubs.map((h) => h.id), credentials, logger)
         .catch((err) => logger.error({ err, region: r.id }, 'demo credentials for an added region failed')));
     }
-    const accounts = new AccountStore(db);
+    const accounts = await openAccountStore(database);
     if (config.demoAccounts) await provisionDemoAccounts(accounts, logger.child({ component: 'accounts' }));
+    // Region scoping of accounts (issue 14, item 3): where hubs are, for the access hooks and account routes.
+    const regionLookup = regionLookupOf(regions);
 
     const store: TelemetryStore = config.influx
       ? await createInfluxTelemetryStore({
@@ -250,19 +260,21 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     closers.push(() => opsStats.stop());
 
     // Who acknowledged an alarm or switched a mode, as people know them (issue 13, item 5).
-    const displayNameOf = (username: string) => accounts.get(username)?.displayName ?? null;
+    const displayNames = await startDisplayNames(accounts, { logger: logger.child({ component: 'accounts' }) });
+    closers.push(() => displayNames.close());
+    const displayNameOf = (username: string) => displayNames.of(username);
     const app = await buildApp({
       live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, ingestPending: ingest.pending }),
-      access: accessHooks(accounts),
+      access: accessHooks(accounts, { regions: regionLookup }),
       http: { trustProxy: config.http.trustProxy, allowedOrigins: config.http.allowedOrigins },
       features: [
         accountRoutes({
-          accounts, credentials, registry: metrics.registry, hubRegion: (hub) => (live.hubs.has(hub) ? live.hubs.get(hub)!.region : null),
+          accounts, credentials, registry: metrics.registry, regions: regionLookup, hubRegion: (hub) => regionLookup.regionOfHub(hub) ?? null,
           signIn: config.signIn, cookieSecure: config.http.cookieSecure,
         }),
         modeRoutes(modes, { displayNameOf }), alarmRoutes(alarms, { displayNameOf }), orderRoutes(orders, orderStore),
         modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
-        consoleRoutes({ regions, geographyOf, alarms, modes, displayNameOf, events: config.events, sessionOf: (token) => accounts.resolveToken(token)?.account ?? null }),
+        consoleRoutes({ regions, geographyOf, alarms, modes, displayNameOf, events: config.events, sessionOf: async (token) => (await accounts.resolveToken(token))?.account ?? null }),
       ],
     });
     await app.listen({ host: config.bindHost, port: config.http.port });
@@ -331,7 +343,7 @@ async function provisionDemoCredentials(dataDir: string, region: string, hubIds:
   let changed = false;
   for (const hub of hubIds) {
     const known = existing[hub];
-    if (known && store.has(hub)) continue;
+    if (known && (await store.has(hub))) continue;
     const entry = known ?? { username: hub, password: generatePassword() };
     await store.set(hub, region, entry.username, entry.password);
     existing[hub] = entry;

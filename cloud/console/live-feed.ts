@@ -40,7 +40,7 @@ export interface LiveFeedOptions {
    * The account a session or API token now belongs to (null: unknown, expired, revoked). Absent when
    * the cloud runs without accounts (then every stream sees everything, as the API does).
    */
-  sessionOf?: (token: string) => Account | null;
+  sessionOf?: (token: string) => Promise<Account | null> | Account | null;
   maxStreams: number;
   maxStreamsPerSession: number;
   /**
@@ -90,7 +90,8 @@ interface Audience {
 /** The audience key: everything the API's answers to these routes depend on. */
 function audienceOf(account: Account | null): { key: string; hubs: ReadonlySet<string> | null } {
   if (account === null) return { key: 'open', hubs: null };
-  if (account.role !== 'staff') return { key: `role:${account.role}`, hubs: null };
+  // A coordinator scoped to regions (issue 14) sees only those: its own audience per set of regions.
+  if (account.role !== 'staff') return { key: account.regions ? `role:${account.role}:${JSON.stringify([...account.regions].sort())}` : `role:${account.role}`, hubs: null };
   const hubs = [...new Set(account.hubs)].sort();
   return { key: `staff:${JSON.stringify(hubs)}`, hubs: new Set(hubs) };
 }
@@ -219,7 +220,7 @@ export class LiveFeed {
         const line = `: heartbeat ${new Date().toISOString()}\n\n`;
         for (const s of this.streams) s.write(line);
       }, this.heartbeatMs),
-      setInterval(() => this.checkSessions(), this.sessionCheckMs),
+      setInterval(() => void this.checkSessions(), this.sessionCheckMs),
     ];
   }
 
@@ -303,7 +304,7 @@ export class LiveFeed {
     for (const src of sources) {
       let answer: { statusCode: number; body: string } | null = null;
       for (;;) {
-        const rep = this.representative(a);
+        const rep = await this.representative(a);
         if (!rep) return;
         try {
           answer = await this.o.fetch(src.url, rep.req.headers);
@@ -330,10 +331,17 @@ export class LiveFeed {
    * The member whose credentials read the routes for the audience: its session is checked first, so
    * an expired session or an account whose role or hubs changed never speaks for the others.
    */
-  private representative(a: Audience): FeedStream | null {
-    for (const s of a.members) {
+  private async representative(a: Audience): Promise<FeedStream | null> {
+    for (const s of [...a.members]) {
       if (!this.o.sessionOf || s.req.token === null) return s;
-      const now = this.o.sessionOf(s.req.token);
+      let now: Account | null;
+      try {
+        now = await this.o.sessionOf(s.req.token);
+      } catch (err) {
+        this.o.logger.warn({ err }, 'live feed: checking a session failed; the audience waits for the next tick');
+        return null;
+      }
+      if (s.closed || s.audience !== a) continue; // closed or moved while its session was read
       if (now === null) this.expire(s);
       else if (audienceOf(now).key !== a.key) this.move(s, now);
       else return s;
@@ -352,14 +360,21 @@ export class LiveFeed {
   }
 
   /** Every open stream's session again (once per token): ended → `session` event and close; changed scope → moved. */
-  private checkSessions(): void {
+  private async checkSessions(): Promise<void> {
     const sessionOf = this.o.sessionOf;
     if (!sessionOf) return;
-    const byToken = new Map<string, Account | null>();
+    const tokens = [...new Set([...this.streams].map((s) => s.req.token).filter((t): t is string => t !== null))];
+    let accounts: (Account | null)[];
+    try {
+      accounts = await Promise.all(tokens.map((t) => sessionOf(t)));
+    } catch (err) {
+      this.o.logger.warn({ err }, 'live feed: checking sessions failed; tried again at the next check');
+      return;
+    }
+    const byToken = new Map(tokens.map((t, i) => [t, accounts[i]!]));
     for (const s of [...this.streams]) {
       const token = s.req.token;
-      if (token === null || s.closed) continue;
-      if (!byToken.has(token)) byToken.set(token, sessionOf(token));
+      if (token === null || s.closed || !byToken.has(token)) continue;
       const now = byToken.get(token)!;
       if (now === null) this.expire(s);
       else if (audienceOf(now).key !== s.audience.key) this.move(s, now);
