@@ -1,18 +1,16 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildTopic, EXAMPLES, parseTopic } from '../../contract/index.ts';
-import { openOperationalDb, type OperationalDb } from '../db/operational-db.ts';
+import { openTestDatabase, SQL_DATABASES, type TestDatabase } from '../../test/support/test-database.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
 import { LiveState } from '../live/live-state.ts';
 import { createMetrics, type CloudMetrics } from '../metrics.ts';
 import { TelemetryStoreError, type TelemetryPoint, type TelemetryStore } from '../telemetry/telemetry-store.ts';
-import { createDeadLetterStore, type DeadLetterStore } from './dead-letter-store.ts';
+import { openDeadLetterStore, type DeadLetterStore } from './dead-letter-store.ts';
 import { Ingest, type IngestHooks, type InboundPublish } from './ingest.ts';
 import { KnownCompartments } from './known-compartments.ts';
-import { createSeenMessageStore } from './seen-messages.ts';
+import { openSeenMessageStore, type SeenMessageStore } from './seen-messages.ts';
 
 /**
  * Issue 12, defects 8 and 9: side effects of stored messages come out in arrival order even when two
@@ -47,32 +45,17 @@ function holdableStore() {
   return { store, written, writes: () => writes, holdNextWrite: () => (holdNext = true), releaseHeld: () => held.splice(0).forEach((r) => r()) };
 }
 
-let dir: string;
-let db: OperationalDb;
+let t: TestDatabase;
+let seenStore: SeenMessageStore;
 let metrics: CloudMetrics;
 let fake: ReturnType<typeof holdableStore>;
 let deadLetters: DeadLetterStore;
 let ingest: Ingest | null;
 
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chiiki-ingest-order-'));
-  db = openOperationalDb(dir, 'normal');
-  metrics = createMetrics();
-  fake = holdableStore();
-  deadLetters = createDeadLetterStore(db, LIMITS);
-  ingest = null;
-});
-afterEach(async () => {
-  fake.releaseHeld();
-  await ingest?.close(100);
-  db.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
 function start(hooks: IngestHooks): Ingest {
   const region = loadRegionFile(REGION_FILE);
   ingest = new Ingest({
-    store: fake.store, deadLetters, live: new LiveState(region), metrics, logger: pino({ level: 'silent' }), seen: createSeenMessageStore(db),
+    store: fake.store, sql: t.db.sql, deadLetters, live: new LiveState(region), metrics, logger: pino({ level: 'silent' }), seen: seenStore,
     maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100, maxFutureSkewMs: 300_000,
     compartments: new KnownCompartments([region]), issuedModeVersion: () => 0, hooks,
   });
@@ -88,50 +71,66 @@ function droneEvent(event: string, over: Record<string, unknown> = {}): InboundP
   return { topic, payload: Buffer.from(JSON.stringify(payload)), from: { hubId: 'rs-komatsu-kibagata', region: 'ishikawa-nomi' }, clientId: 'rs-komatsu-kibagata', receivedAt: Date.now() };
 }
 
-describe('Ingest ordering of side effects (issue 12, defect 8)', () => {
-  it('applies a landed after the takeoff that arrived before it, though the landed was stored first', async () => {
-    const seen: string[] = [];
-    const ing = start({ onDeviceMessage: (m) => void (m.type === 'drone.event' && seen.push(m.event)) });
-    fake.holdNextWrite();
-    const takeoff = ing.handle(droneEvent('takeoff'));
-    await expect.poll(() => fake.writes()).toBe(1); // the takeoff's write is under way, held
-    const landed = ing.handle(droneEvent('landed'));
-    await expect.poll(() => fake.written.length).toBe(1); // the landed is stored while the takeoff is not
-    expect(seen).toEqual([]); // nothing applied out of order meanwhile
+describe.each(SQL_DATABASES)('on %s', (kind) => {
+  beforeEach(async () => {
+    t = await openTestDatabase(kind);
+    metrics = createMetrics();
+    fake = holdableStore();
+    deadLetters = await openDeadLetterStore(t.db, LIMITS);
+    seenStore = await openSeenMessageStore(t.db);
+    ingest = null;
+  });
+  afterEach(async () => {
     fake.releaseHeld();
-    await Promise.all([takeoff, landed]);
-    expect(seen).toEqual(['takeoff', 'landed']);
+    await ingest?.close(100);
+    await t.cleanup();
   });
 
-  it('shutdown waits for the work a hook started on a stored message', async () => {
-    let finished = false;
-    // A slow hook, e.g. a mission event applied to the order store on the orders' own chain.
-    const ing = start({ onDeviceMessage: () => new Promise<void>((r) => setTimeout(r, 30)).then(() => void (finished = true)) });
-    await ing.handle(droneEvent('takeoff'));
-    const finishedWhenClosed = await ing.close(5_000).then(() => finished);
-    expect(finishedWhenClosed).toBe(true);
-  });
-});
+  describe('Ingest ordering of side effects (issue 12, defect 8)', () => {
+    it('applies a landed after the takeoff that arrived before it, though the landed was stored first', async () => {
+      const seen: string[] = [];
+      const ing = start({ onDeviceMessage: (m) => void (m.type === 'drone.event' && seen.push(m.event)) });
+      fake.holdNextWrite();
+      const takeoff = ing.handle(droneEvent('takeoff'));
+      await expect.poll(() => fake.writes()).toBe(1); // the takeoff's write is under way, held
+      const landed = ing.handle(droneEvent('landed'));
+      await expect.poll(() => fake.written.length).toBe(1); // the landed is stored while the takeoff is not
+      expect(seen).toEqual([]); // nothing applied out of order meanwhile
+      fake.releaseHeld();
+      await Promise.all([takeoff, landed]);
+      expect(seen).toEqual(['takeoff', 'landed']);
+    });
 
-describe('Ingest poison handling (issue 12, defect 9)', () => {
-  it('keeps acknowledging later messages when the dead-letter write for a refused message throws once', async () => {
-    const ing = start({});
-    const addMany = deadLetters.addMany.bind(deadLetters);
-    let failOnce = true;
-    deadLetters.addMany = (items) => {
-      if (failOnce) {
-        failOnce = false;
-        throw new Error('SQLITE_FULL: database or disk is full');
-      }
-      return addMany(items);
-    };
-    const poisoned = droneEvent('takeoff', { detail: 'poison' });
-    await expect(ing.handle(poisoned)).rejects.toThrow(/dead letter/);
-    // Later messages are stored and acknowledged; the hub's re-sent copy is dead-lettered this time.
-    await Promise.all(Array.from({ length: 10 }, (_, i) => ing.handle(droneEvent(i % 2 ? 'takeoff' : 'landed'))));
-    expect(fake.written).toHaveLength(10);
-    await ing.handle({ ...poisoned, receivedAt: Date.now() });
-    expect(deadLetters.list({ limit: 10 }).map((d) => d.reason)).toEqual(['store_rejected']);
-    expect((await metrics.unacknowledged.get()).values).toEqual([expect.objectContaining({ labels: { reason: 'dead_letter_failed' }, value: 1 })]);
+    it('shutdown waits for the work a hook started on a stored message', async () => {
+      let finished = false;
+      // A slow hook, e.g. a mission event applied to the order store on the orders' own chain.
+      const ing = start({ onDeviceMessage: () => new Promise<void>((r) => setTimeout(r, 30)).then(() => void (finished = true)) });
+      await ing.handle(droneEvent('takeoff'));
+      const finishedWhenClosed = await ing.close(5_000).then(() => finished);
+      expect(finishedWhenClosed).toBe(true);
+    });
+  });
+
+  describe('Ingest poison handling (issue 12, defect 9)', () => {
+    it('keeps acknowledging later messages when the dead-letter write for a refused message throws once', async () => {
+      const ing = start({});
+      const addMany = deadLetters.addMany.bind(deadLetters);
+      let failOnce = true;
+      deadLetters.addMany = async (items, tx) => {
+        if (failOnce) {
+          failOnce = false;
+          throw new Error('SQLITE_FULL: database or disk is full');
+        }
+        return addMany(items, tx);
+      };
+      const poisoned = droneEvent('takeoff', { detail: 'poison' });
+      await expect(ing.handle(poisoned)).rejects.toThrow(/dead letter/);
+      // Later messages are stored and acknowledged; the hub's re-sent copy is dead-lettered this time.
+      await Promise.all(Array.from({ length: 10 }, (_, i) => ing.handle(droneEvent(i % 2 ? 'takeoff' : 'landed'))));
+      expect(fake.written).toHaveLength(10);
+      await ing.handle({ ...poisoned, receivedAt: Date.now() });
+      expect((await deadLetters.list({ limit: 10 })).map((d) => d.reason)).toEqual(['store_rejected']);
+      expect((await metrics.unacknowledged.get()).values).toEqual([expect.objectContaining({ labels: { reason: 'dead_letter_failed' }, value: 1 })]);
+    });
   });
 });

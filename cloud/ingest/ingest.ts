@@ -1,4 +1,5 @@
 import type { CommandAck, DeviceMessage, ModeAck } from '../../contract/index.ts';
+import type { Sql } from '../db/sql.ts';
 import type { HubIdentity } from '../hubs/hub-credentials.ts';
 import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
@@ -9,7 +10,7 @@ import { classifyPublish, type RejectionReason } from './classify.ts';
 import type { DeadLetterInput, DeadLetterStore } from './dead-letter-store.ts';
 import { GroupCommitter } from './group-commit.ts';
 import type { KnownCompartments } from './known-compartments.ts';
-import { HUB_LEVEL_DEVICE, type SeenMessage, type SeenMessageStore } from './seen-messages.ts';
+import { dedupeKeyOf, HUB_LEVEL_DEVICE, type SeenMessage, type SeenMessageStore } from './seen-messages.ts';
 
 /** One PUBLISH as it reached the broker, before any checks. */
 export interface InboundPublish {
@@ -30,7 +31,11 @@ interface Item {
   apply: (() => unknown) | null;
   /** Dedupe key of a message with side effects; recorded in the same group commit as its write. */
   seen: SeenMessage | null;
-  /** A re-sent copy of a message already taken: acknowledged, but not stored or applied again. */
+  /**
+   * A re-sent copy of a message already taken: acknowledged, but not applied again. Known on receipt
+   * for a copy of a message still in flight or recently committed by this process, else found in the
+   * group commit (its dedupe id was already remembered) and set there.
+   */
   duplicate: boolean;
   /** For a copy of a message still being written: the original's outcome (the copy shares it). */
   original: Promise<void> | null;
@@ -49,11 +54,12 @@ export interface IngestHooks {
   onCommandAck?: (ack: CommandAck, region: string, receivedAt: number) => void | Promise<unknown>;
   onModeAck?: (ack: ModeAck, region: string, receivedAt: number) => void | Promise<unknown>;
   /**
-   * Writes mode acknowledgements durably, inside the group commit (before the messages are
-   * acknowledged and their ids remembered); throws when it could not. Those messages are then
-   * neither acknowledged nor remembered, so the hub re-sends them (issue 12, defect 10).
+   * Writes mode acknowledgements durably in the group commit's transaction `tx` (with the batch's
+   * dedupe ids and dead letters, issue 14); rejects when it could not. Those messages are then
+   * neither acknowledged nor remembered, so the hub re-sends them (issue 12, defect 10); the rest of
+   * the batch is committed without them.
    */
-  recordModeAcks?: (acks: { ack: ModeAck; region: string; receivedAt: number }[]) => void;
+  recordModeAcks?: (acks: { ack: ModeAck; region: string; receivedAt: number }[], tx?: Sql) => Promise<void>;
   /**
    * A device message (telemetry or event, live or historical), after live state took it. Events come once;
    * telemetry has no dedupe memory, so a re-sent copy of telemetry comes again (same id and ts).
@@ -71,6 +77,8 @@ export interface IngestHooks {
 
 export interface IngestOptions {
   store: TelemetryStore;
+  /** The operational database (`Database.sql`): each group commit's dead letters, dedupe ids and mode acknowledgements go in one transaction. */
+  sql: Sql;
   deadLetters: DeadLetterStore;
   live: LiveState;
   metrics: CloudMetrics;
@@ -87,6 +95,8 @@ export interface IngestOptions {
   hooks?: IngestHooks;
   /** Dedupe memory for messages with side effects; without it every copy is applied. */
   seen?: SeenMessageStore;
+  /** Dedupe keys this process committed lately, kept in memory to know most copies on receipt (default 50,000). */
+  recentlySeen?: number;
 }
 
 /**
@@ -101,11 +111,16 @@ export interface IngestOptions {
  * acknowledgement for a version never issued (`unknown_mode_version`). Such messages are dead-lettered.
  *
  * Dedupe (issue 3): device events, command and mode acknowledgements have side effects, so a re-sent
- * copy — same hub, device and message id — is acknowledged, counted in `ingest_duplicates_total`, and neither
- * stored nor applied again. A copy is recognised from the dedupe memory (`seen_messages`, written
- * in the group commit of the first copy after its store write succeeded) or, while the first copy
- * is still being written, from `inFlight`; such a copy is acknowledged only when the first copy
- * is, and fails with it. Telemetry needs no memory: its storage keys make a second write a no-op.
+ * copy — same hub, device and message id — is acknowledged, counted in `ingest_duplicates_total`, and
+ * not applied again. The dedupe memory (`seen_messages`) decides, once per group commit and without a
+ * database round trip per message (issue 14): the batch's keys are recorded in the commit's
+ * transaction, and those already remembered are copies. While the first copy is still being written
+ * a copy is recognised from `inFlight` (acknowledged only when the first copy is, and failing with
+ * it), and a copy of one this process committed lately from `recent`, so neither reaches the hooks.
+ * Telemetry needs no memory: its storage keys make a second write a no-op.
+ *
+ * One group commit (issue 14): the telemetry write first (its own store), then ONE transaction in the
+ * operational database with the batch's dedupe ids, mode acknowledgements and dead letters.
  */
 export class Ingest {
   private readonly committer: GroupCommitter<Item>;
@@ -137,6 +152,8 @@ export class Ingest {
   private readonly log: Logger;
   /** Messages with side effects submitted but not yet settled, by dedupe key. */
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** Dedupe keys committed lately, oldest first (insertion order), at most `recentlySeen`. */
+  private readonly recent = new Set<string>();
 
   constructor(private readonly o: IngestOptions) {
     this.log = o.logger.child({ component: 'ingest' });
@@ -150,7 +167,7 @@ export class Ingest {
       onPoison: async (it, err) => {
         const detail = `the telemetry store refused it: ${(err as Error).message}`;
         this.log.error({ topic: it.inbound.topic, hub: it.inbound.from?.hubId, err }, 'telemetry store rejected a message permanently; dead-lettered');
-        this.o.deadLetters.addMany([this.deadLetter(it.inbound, 'store_rejected', detail)]);
+        await this.o.deadLetters.addMany([this.deadLetter(it.inbound, 'store_rejected', detail)]);
         this.o.metrics.rejected.inc({ reason: 'store_rejected' });
       },
       onPoisonFailed: (it, err) => {
@@ -214,13 +231,15 @@ export class Ingest {
 
   /**
    * For a message with side effects: its dedupe key, and a duplicate item to submit instead when the
-   * message was already taken or is being written. Null when there is no dedupe memory.
+   * message is being written or was committed lately by this process (others are found in the group
+   * commit). Null when there is no dedupe memory.
    */
   private dedupe(inbound: InboundPublish, type: string, hub: string, device: string, msgId: string): { seen: SeenMessage; duplicate: Item | null } | null {
     if (!this.o.seen) return null;
     const seen = { hub, device, msgId, seenAt: inbound.receivedAt };
-    const original = this.inFlight.get(dedupeKey(seen)) ?? null;
-    if (!original && !this.o.seen.has(hub, device, msgId)) return { seen, duplicate: null };
+    const key = dedupeKey(seen);
+    const original = this.inFlight.get(key) ?? null;
+    if (!original && !this.recent.has(key)) return { seen, duplicate: null };
     this.log.debug({ hub, device, msgId, type, topic: inbound.topic }, 're-sent message acknowledged without applying it again');
     return { seen, duplicate: { inbound, type, points: [], deadLetter: null, apply: null, seen: null, duplicate: true, original } };
   }
@@ -313,43 +332,74 @@ export class Ingest {
   private async write(items: Item[]): Promise<Map<Item, Error> | undefined> {
     const points: TelemetryPoint[] = [];
     const dead: DeadLetterInput[] = [];
-    const modeAcks: Item[] = [];
+    const remembered: Item[] = [];
     for (const it of items) {
       for (const p of it.points) points.push(p);
       if (it.deadLetter) dead.push(it.deadLetter);
-      if (it.modeAck) modeAcks.push(it);
+      if ((it.seen || it.modeAck) && !it.duplicate) remembered.push(it);
     }
     this.o.metrics.ingestPending.set(this.pending);
     if (points.length > 0) await this.o.store.write(points);
-    if (dead.length > 0) {
-      const evicted = this.o.deadLetters.addMany(dead);
-      if (evicted > 0) this.o.metrics.deadLettersEvicted.inc(evicted);
+    // After the telemetry write: a crash in between leaves the message stored but not remembered, so
+    // a re-send is written again (idempotent) and applied again — never remembered but lost.
+    let refused: Map<Item, Error> | undefined;
+    let copies: Item[] = [];
+    if (dead.length > 0 || remembered.length > 0) {
+      try {
+        copies = await this.commitOperational(remembered, dead, true);
+      } catch (err) {
+        if (!(err instanceof ModeAckRecordError)) throw err;
+        // The mode acknowledgements could not be stored: they are refused (not acknowledged, not
+        // remembered, so their re-send is taken, not dropped as a copy); the rest commits without them.
+        const acks = err.items;
+        this.o.metrics.unacknowledged.inc({ reason: 'mode_ack_store_failed' }, acks.length);
+        this.log.error({ err: err.cause, acks: acks.length, hubs: [...new Set(acks.map((it) => it.inbound.from?.hubId))].slice(0, 10) },
+          'storing mode acknowledgements failed; left unacknowledged so the hubs re-send them');
+        const e = new Error('storing the mode acknowledgement failed; not acknowledged, re-send it', { cause: err.cause });
+        refused = new Map(acks.map((it) => [it, e]));
+        copies = await this.commitOperational(remembered.filter((it) => !refused!.has(it)), dead, false);
+      }
     }
-    const refused = this.recordModeAcks(modeAcks);
-    // After the store write: a crash in between leaves the message stored but not remembered, so a
-    // re-send is written again (idempotent) and applied again — never remembered but lost. A message
-    // refused here is not remembered either: its re-send must be taken, not dropped as a copy.
-    const seen: SeenMessage[] = [];
-    for (const it of items) if (it.seen && !refused?.has(it)) seen.push(it.seen);
-    this.o.seen?.recordMany(seen);
+    for (const it of copies) {
+      it.duplicate = true;
+      this.log.debug({ hub: it.seen!.hub, device: it.seen!.device, msgId: it.seen!.msgId, type: it.type, topic: it.inbound.topic }, 're-sent message acknowledged without applying it again');
+    }
+    for (const it of remembered) if (it.seen && !it.duplicate && !refused?.has(it)) this.remember(dedupeKey(it.seen));
     this.o.metrics.ingestPending.set(Math.max(0, this.pending - items.length));
     return refused;
   }
 
-  /** Mode acknowledgements whose write failed are refused (not acknowledged, not remembered, not applied). */
-  private recordModeAcks(items: Item[]): Map<Item, Error> | undefined {
-    const record = this.o.hooks?.recordModeAcks;
-    if (!record || items.length === 0) return undefined;
-    try {
-      record(items.map((it) => it.modeAck!));
-      return undefined;
-    } catch (err) {
-      this.o.metrics.unacknowledged.inc({ reason: 'mode_ack_store_failed' }, items.length);
-      this.log.error({ err, acks: items.length, hubs: [...new Set(items.map((it) => it.inbound.from?.hubId))].slice(0, 10) },
-        'storing mode acknowledgements failed; left unacknowledged so the hubs re-send them');
-      const e = new Error('storing the mode acknowledgement failed; not acknowledged, re-send it', { cause: err });
-      return new Map(items.map((it) => [it, e]));
-    }
+  /**
+   * The batch's operational writes in one transaction: dedupe ids (telling which messages are copies),
+   * the mode acknowledgements among the new ones, the dead letters. Resolves with the copies.
+   */
+  private async commitOperational(items: Item[], dead: DeadLetterInput[], withModeAcks: boolean): Promise<Item[]> {
+    const { copies, evicted } = await this.o.sql.transaction(async (tx) => {
+      const keyed = items.filter((it) => it.seen);
+      const fresh = keyed.length > 0 && this.o.seen ? await this.o.seen.recordNew(keyed.map((it) => it.seen!), tx) : keyed.map(() => true);
+      const copies = keyed.filter((_, i) => !fresh[i]);
+      const acks = withModeAcks ? items.filter((it) => it.modeAck && !copies.includes(it)) : [];
+      const record = this.o.hooks?.recordModeAcks;
+      if (record && acks.length > 0) {
+        try {
+          await record(acks.map((it) => it.modeAck!), tx);
+        } catch (err) {
+          throw new ModeAckRecordError(acks, err);
+        }
+      }
+      const evicted = dead.length > 0 ? await this.o.deadLetters.addMany(dead, tx) : 0;
+      return { copies, evicted };
+    });
+    if (evicted > 0) this.o.metrics.deadLettersEvicted.inc(evicted);
+    return copies;
+  }
+
+  private remember(key: string): void {
+    const max = this.o.recentlySeen ?? 50_000;
+    if (max <= 0) return;
+    this.recent.delete(key);
+    this.recent.add(key);
+    if (this.recent.size > max) this.recent.delete(this.recent.values().next().value!);
   }
 
   /**
@@ -406,5 +456,13 @@ export class Ingest {
   }
 }
 
-const dedupeKey = (s: Pick<SeenMessage, 'hub' | 'device' | 'msgId'>) => `${s.hub}\u0000${s.device}\u0000${s.msgId}`;
+const dedupeKey = (s: Pick<SeenMessage, 'hub' | 'device' | 'msgId'>) => dedupeKeyOf(s.hub, s.device, s.msgId);
+
+/** Thrown inside the group commit's transaction when `hooks.recordModeAcks` failed: the transaction is rolled back. */
+class ModeAckRecordError extends Error {
+  constructor(readonly items: Item[], cause: unknown) {
+    super('storing mode acknowledgements failed', { cause });
+    this.name = 'ModeAckRecordError';
+  }
+}
 const noop = () => undefined;
