@@ -1,14 +1,21 @@
-import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
+import type { Database, FeatureMigrations } from '../db/database.ts';
+import type { Sql, SqlValue } from '../db/sql.ts';
 import { AlarmParams, type AlarmKey, type AlarmKind, type AlarmSeverity } from './alarm-rules.ts';
 
 /**
- * Where alarms are kept. One port, two implementations — SQLite in `cloud.db` (tables owned by this
- * feature, see `ALARM_MIGRATIONS`) and in memory for unit tests — that pass one shared test suite
- * (`alarm-store.test.ts`).
+ * Where alarms are kept. One port, three implementations — one SQL adapter for SQLite (`cloud.db`)
+ * and PostgreSQL (tables owned by this feature, see `ALARM_MIGRATIONS`), and one in memory for unit
+ * tests — that pass one shared contract suite (`alarm-store.test.ts`).
  *
  * Lifecycle: open → acknowledged → cleared, or open → cleared. An alarm that is not cleared is
- * *active*; at most one active alarm exists per (hub, device, compartment, kind), which the SQLite
- * store enforces with a partial unique index.
+ * *active*; at most one active alarm exists per (hub, device, compartment, kind), which the SQL
+ * adapter enforces with a partial unique index.
+ *
+ * Several cloud processes may write at once (PostgreSQL, issue 14): every change is one conditional
+ * statement, never a read and then a write. `raise` is one `INSERT … ON CONFLICT` on the active key
+ * (two processes raising the same condition give one alarm and a repeat, never two alarms);
+ * `acknowledge` and `clear` update only from the state they leave (compare-and-set), so an
+ * acknowledgement racing a clear ends in one state that agrees with what each of them answered.
  */
 export const ALARM_STATES = ['open', 'acknowledged', 'cleared'] as const;
 export type AlarmState = (typeof ALARM_STATES)[number];
@@ -53,17 +60,13 @@ export interface AlarmQuery {
   /** `active`: open or acknowledged. */
   state?: AlarmState | 'active';
   hub?: string;
+  /** Only alarms at these hubs (a staff account's hubs); empty: none. */
+  hubs?: readonly string[];
+  /** Only alarms of these regions (a coordinator's regions, issue 14); empty: none. */
+  regions?: readonly string[];
   severity?: AlarmSeverity;
   kind?: AlarmKind;
   limit: number;
-}
-
-export interface AlarmRepeat {
-  lastSeenAt: number;
-  lastObservedAt: number;
-  detail: string;
-  params: AlarmParams;
-  deviceDetail: string | null;
 }
 
 export interface AlarmAction {
@@ -73,39 +76,60 @@ export interface AlarmAction {
   note: string | null;
 }
 
+/**
+ * What `raise` did: `raised` a new alarm (the one given), counted a `repeated` observation on the
+ * active alarm with its key, or nothing (`none`: the active alarm already holds this observation or a
+ * newer one — a re-sent message). `alarm` is the active alarm as it is now; null only when there is
+ * none after `none` (cleared in between by someone else).
+ */
+export interface RaiseResult {
+  change: 'raised' | 'repeated' | 'none';
+  alarm: AlarmRecord | null;
+}
+
 export class AlarmConflictError extends Error {
   override readonly name = 'AlarmConflictError';
 }
 
 export interface AlarmStore {
-  /** Throws AlarmConflictError when an active alarm with the same key exists. */
-  insert(a: AlarmRecord): void;
-  get(id: string): AlarmRecord | null;
-  /** Every active alarm (open or acknowledged), oldest first. */
-  active(): AlarmRecord[];
-  /** Newest raised first. */
-  list(q: AlarmQuery): AlarmRecord[];
-  /** While active: count + 1, the new times, detail, params and device detail. True when recorded. */
-  recordRepeat(id: string, r: AlarmRepeat): boolean;
-  /** open → acknowledged (compare-and-set); true when it changed. */
-  acknowledge(id: string, a: AlarmAction): boolean;
-  /** open or acknowledged → cleared (compare-and-set); true when it changed. */
-  clear(id: string, a: AlarmAction): boolean;
-  /** Active alarms by severity. */
-  countActive(): Record<AlarmSeverity, number>;
+  /** Stores an alarm as given (any state). Throws AlarmConflictError when its id or, while active, its key is taken. */
+  insert(a: AlarmRecord): Promise<void>;
   /**
-   * Runs `fn` as one write: in SQLite one transaction (one synced commit for a whole link check that
-   * raises or clears thousands of hub_offline alarms, and all or nothing); in memory just `fn()`.
+   * Raises `a` (state open, count 1) or, when an alarm with its key is active, counts a repeat on that
+   * one — count + 1, `lastSeenAt`, `lastObservedAt`, detail, params and device detail from `a` — but
+   * only for a newer observation (`a.lastObservedAt` later than the stored one). One atomic statement.
    */
-  transaction<T>(fn: () => T): T;
+  raise(a: AlarmRecord): Promise<RaiseResult>;
+  get(id: string): Promise<AlarmRecord | null>;
+  /** Every active alarm (open or acknowledged), oldest first. */
+  active(): Promise<AlarmRecord[]>;
+  /** Newest raised first. */
+  list(q: AlarmQuery): Promise<AlarmRecord[]>;
+  /** open → acknowledged (compare-and-set): the alarm when it changed, else null. */
+  acknowledge(id: string, a: AlarmAction): Promise<AlarmRecord | null>;
+  /** open or acknowledged → cleared (compare-and-set): the alarm when it changed, else null. */
+  clear(id: string, a: AlarmAction): Promise<AlarmRecord | null>;
+  /** Active alarms by severity. */
+  countActive(): Promise<Record<AlarmSeverity, number>>;
+  /**
+   * Runs `fn` as one write, all or nothing, on the store it is given (one synced commit for a link
+   * check that raises or clears thousands of hub_offline alarms). Use only that store inside.
+   */
+  transaction<T>(fn: (store: AlarmStore) => Promise<T>): Promise<T>;
+  /** Holds nothing of its own (the database is closed by whoever opened it). */
+  close(): Promise<void>;
 }
 
 export const alarmKeyOf = (a: Pick<AlarmRecord, 'hub' | 'device' | 'compartment' | 'kind'>): AlarmKey => ({
   hub: a.hub, device: a.device, compartment: a.compartment, kind: a.kind,
 });
 
-/** Append, never edit (see `migrateFeature`). */
-export const ALARM_MIGRATIONS: readonly string[] = [
+/**
+ * Append, never edit (see `Database.migrate`). The SQLite steps are those `cloud.db` files already
+ * carry; PostgreSQL starts at the newest schema in one step. Same tables and columns on both.
+ */
+export const ALARM_MIGRATIONS: FeatureMigrations = {
+  sqlite: [
   `CREATE TABLE alarms (
      id               TEXT PRIMARY KEY,
      region           TEXT NOT NULL,
@@ -140,7 +164,42 @@ export const ALARM_MIGRATIONS: readonly string[] = [
    ALTER TABLE alarms ADD COLUMN device_detail TEXT;
    UPDATE alarms SET device_detail = substr(detail, instr(detail, '; device says: "') + 16, length(detail) - instr(detail, '; device says: "') - 16)
      WHERE instr(detail, '; device says: "') > 0 AND detail LIKE '%"';`,
-];
+  // Issue 14: listing by region (a coordinator's regions).
+  `CREATE INDEX alarms_region ON alarms (region, raised_at, id);`,
+  ],
+  postgres: [
+    `CREATE TABLE alarms (
+       id               TEXT PRIMARY KEY,
+       region           TEXT NOT NULL,
+       hub              TEXT NOT NULL,
+       device           TEXT NOT NULL,       -- '' when the alarm is about the hub (unique indexes treat NULLs as distinct)
+       compartment      TEXT NOT NULL,       -- '' when not about a compartment
+       kind             TEXT NOT NULL,
+       severity         TEXT NOT NULL CHECK (severity IN ('warning', 'critical')),
+       state            TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'cleared')),
+       raised_at        BIGINT NOT NULL,
+       last_seen_at     BIGINT NOT NULL,
+       count            BIGINT NOT NULL,
+       observed_at      BIGINT NOT NULL,
+       last_observed_at BIGINT NOT NULL,
+       acknowledged_at  BIGINT,
+       acknowledged_by  TEXT,
+       ack_note         TEXT,
+       cleared_at       BIGINT,
+       cleared_by       TEXT,
+       clear_note       TEXT,
+       detail           TEXT NOT NULL,
+       source_msg_id    TEXT,
+       params           TEXT NOT NULL DEFAULT '{}',
+       device_detail    TEXT
+     );
+     CREATE UNIQUE INDEX alarms_one_active_per_key ON alarms (hub, device, compartment, kind) WHERE state <> 'cleared';
+     CREATE INDEX alarms_raised ON alarms (raised_at, id);
+     CREATE INDEX alarms_hub ON alarms (hub, raised_at, id);
+     CREATE INDEX alarms_active ON alarms (state, raised_at) WHERE state <> 'cleared';
+     CREATE INDEX alarms_region ON alarms (region, raised_at, id);`,
+  ],
+};
 
 interface Row {
   id: string; region: string; hub: string; device: string; compartment: string; kind: string; severity: string; state: string;
@@ -183,45 +242,72 @@ const fromRow = (r: Row): AlarmRecord => ({
   sourceMsgId: r.source_msg_id,
 });
 
-export function createSqliteAlarmStore(db: OperationalDb): AlarmStore {
-  migrateFeature(db, 'alarms', ALARM_MIGRATIONS);
-  const insertStmt = db.prepare(
-    `INSERT INTO alarms (id, region, hub, device, compartment, kind, severity, state, raised_at, last_seen_at, count, observed_at, last_observed_at,
-       acknowledged_at, acknowledged_by, ack_note, cleared_at, cleared_by, clear_note, detail, source_msg_id, params, device_detail)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const getStmt = db.prepare<[string], Row>('SELECT * FROM alarms WHERE id = ?');
-  const activeStmt = db.prepare<[], Row>(`SELECT * FROM alarms WHERE state <> 'cleared' ORDER BY raised_at, id`);
-  const repeatStmt = db.prepare(
-    `UPDATE alarms SET count = count + 1, last_seen_at = ?, last_observed_at = MAX(last_observed_at, ?), detail = ?, params = ?, device_detail = ?
-     WHERE id = ? AND state <> 'cleared'`,
-  );
-  const ackStmt = db.prepare(`UPDATE alarms SET state = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?, ack_note = ? WHERE id = ? AND state = 'open'`);
-  const clearStmt = db.prepare(`UPDATE alarms SET state = 'cleared', cleared_at = ?, cleared_by = ?, clear_note = ? WHERE id = ? AND state <> 'cleared'`);
-  const countStmt = db.prepare<[], { severity: string; n: number }>(`SELECT severity, COUNT(*) AS n FROM alarms WHERE state <> 'cleared' GROUP BY severity`);
-  return {
-    insert(a) {
+const COLUMNS = `id, region, hub, device, compartment, kind, severity, state, raised_at, last_seen_at, count, observed_at, last_observed_at,
+  acknowledged_at, acknowledged_by, ack_note, cleared_at, cleared_by, clear_note, detail, source_msg_id, params, device_detail`;
+const VALUES = `(${Array(23).fill('?').join(', ')})`;
+const valuesOf = (a: AlarmRecord): SqlValue[] => [
+  a.id, a.region, a.hub, a.device ?? '', a.compartment ?? '', a.kind, a.severity, a.state, a.raisedAt, a.lastSeenAt, a.count, a.observedAt,
+  a.lastObservedAt, a.acknowledgedAt, a.acknowledgedBy, a.ackNote, a.clearedAt, a.clearedBy, a.clearNote, a.detail, a.sourceMsgId,
+  JSON.stringify(a.params), a.deviceDetail,
+];
+
+const INSERT = `INSERT INTO alarms (${COLUMNS}) VALUES ${VALUES}`;
+// The conflict target names the partial index of active alarms; a repeat only for a newer observation,
+// so a re-sent message (same observation) changes nothing and returns no row.
+const RAISE = `INSERT INTO alarms (${COLUMNS}) VALUES ${VALUES}
+  ON CONFLICT (hub, device, compartment, kind) WHERE state <> 'cleared'
+  DO UPDATE SET count = alarms.count + 1, last_seen_at = excluded.last_seen_at, last_observed_at = excluded.last_observed_at,
+    detail = excluded.detail, params = excluded.params, device_detail = excluded.device_detail
+  WHERE excluded.last_observed_at > alarms.last_observed_at
+  RETURNING *`;
+const ACTIVE_OF_KEY = `SELECT * FROM alarms WHERE hub = ? AND device = ? AND compartment = ? AND kind = ? AND state <> 'cleared'`;
+const ACK = `UPDATE alarms SET state = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?, ack_note = ? WHERE id = ? AND state = 'open' RETURNING *`;
+const CLEAR = `UPDATE alarms SET state = 'cleared', cleared_at = ?, cleared_by = ?, clear_note = ? WHERE id = ? AND state <> 'cleared' RETURNING *`;
+
+const isConstraintError = (err: unknown): boolean => {
+  const code = (err as { code?: string } | null)?.code;
+  return code === '23505' || (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT'));
+};
+
+/** The alarm store on the operational database (SQLite or PostgreSQL); migrates the alarm tables. */
+export async function openAlarmStore(db: Database): Promise<AlarmStore> {
+  await db.migrate('alarms', ALARM_MIGRATIONS);
+  return sqlAlarmStore(db.sql);
+}
+
+function sqlAlarmStore(sql: Sql): AlarmStore {
+  const store: AlarmStore = {
+    async insert(a) {
       try {
-        insertStmt.run(
-          a.id, a.region, a.hub, a.device ?? '', a.compartment ?? '', a.kind, a.severity, a.state, a.raisedAt, a.lastSeenAt, a.count, a.observedAt,
-          a.lastObservedAt, a.acknowledgedAt, a.acknowledgedBy, a.ackNote, a.clearedAt, a.clearedBy, a.clearNote, a.detail, a.sourceMsgId,
-          JSON.stringify(a.params), a.deviceDetail,
-        );
+        await sql.run(INSERT, valuesOf(a));
       } catch (err) {
-        if ((err as { code?: string }).code?.startsWith('SQLITE_CONSTRAINT')) throw new AlarmConflictError(`alarm ${a.id} conflicts with a stored one: ${(err as Error).message}`);
+        if (isConstraintError(err)) throw new AlarmConflictError(`alarm ${a.id} conflicts with a stored one: ${(err as Error).message}`);
         throw err;
       }
     },
-    get(id) {
-      const r = getStmt.get(id);
+    async raise(a) {
+      const [row] = await sql.query<Row>(RAISE, valuesOf({ ...a, state: 'open', count: 1 }));
+      if (row) return { change: row.id === a.id ? 'raised' : 'repeated', alarm: fromRow(row) };
+      const current = await sql.one<Row>(ACTIVE_OF_KEY, [a.hub, a.device ?? '', a.compartment ?? '', a.kind]);
+      return { change: 'none', alarm: current ? fromRow(current) : null };
+    },
+    async get(id) {
+      const r = await sql.one<Row>('SELECT * FROM alarms WHERE id = ?', [id]);
       return r ? fromRow(r) : null;
     },
-    active() {
-      return activeStmt.all().map(fromRow);
+    async active() {
+      return (await sql.query<Row>(`SELECT * FROM alarms WHERE state <> 'cleared' ORDER BY raised_at, id`)).map(fromRow);
     },
-    list(q) {
+    async list(q) {
       const where: string[] = [];
-      const args: (string | number)[] = [];
+      const args: SqlValue[] = [];
+      const oneOf = (column: string, values: readonly string[]) => {
+        if (values.length === 0) where.push('1 = 0');
+        else {
+          where.push(`${column} IN (${values.map(() => '?').join(', ')})`);
+          args.push(...values);
+        }
+      };
       if (q.state === 'active') where.push(`state <> 'cleared'`);
       else if (q.state) {
         where.push('state = ?');
@@ -231,6 +317,8 @@ export function createSqliteAlarmStore(db: OperationalDb): AlarmStore {
         where.push('hub = ?');
         args.push(q.hub);
       }
+      if (q.hubs) oneOf('hub', q.hubs);
+      if (q.regions) oneOf('region', q.regions);
       if (q.severity) {
         where.push('severity = ?');
         args.push(q.severity);
@@ -239,79 +327,108 @@ export function createSqliteAlarmStore(db: OperationalDb): AlarmStore {
         where.push('kind = ?');
         args.push(q.kind);
       }
-      const sql = `SELECT * FROM alarms ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY raised_at DESC, id DESC LIMIT ?`;
-      return (db.prepare(sql).all(...args, q.limit) as Row[]).map(fromRow);
+      const text = `SELECT * FROM alarms ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY raised_at DESC, id DESC LIMIT ?`;
+      return (await sql.query<Row>(text, [...args, q.limit])).map(fromRow);
     },
-    recordRepeat(id, r) {
-      return repeatStmt.run(r.lastSeenAt, r.lastObservedAt, r.detail, JSON.stringify(r.params), r.deviceDetail, id).changes === 1;
+    async acknowledge(id, a) {
+      const [row] = await sql.query<Row>(ACK, [a.at, a.by, a.note, id]);
+      return row ? fromRow(row) : null;
     },
-    acknowledge(id, a) {
-      return ackStmt.run(a.at, a.by, a.note, id).changes === 1;
+    async clear(id, a) {
+      const [row] = await sql.query<Row>(CLEAR, [a.at, a.by, a.note, id]);
+      return row ? fromRow(row) : null;
     },
-    clear(id, a) {
-      return clearStmt.run(a.at, a.by, a.note, id).changes === 1;
-    },
-    countActive() {
+    async countActive() {
       const counts: Record<AlarmSeverity, number> = { warning: 0, critical: 0 };
-      for (const r of countStmt.all()) counts[r.severity as AlarmSeverity] = r.n;
+      const rows = await sql.query<{ severity: string; n: number }>(`SELECT severity, COUNT(*) AS n FROM alarms WHERE state <> 'cleared' GROUP BY severity`);
+      for (const r of rows) counts[r.severity as AlarmSeverity] = Number(r.n);
       return counts;
     },
-    transaction: (fn) => db.transaction(fn)(),
+    transaction: (fn) => sql.transaction((tx) => fn(sqlAlarmStore(tx))),
+    close: async () => {},
   };
+  return store;
 }
 
-/** In memory, for unit tests of code that uses alarms; passes the same suite as the SQLite store. */
+/** In memory, for unit tests of code that uses alarms; passes the same suite as the SQL store. */
 export function createMemoryAlarmStore(): AlarmStore {
-  const rows = new Map<string, AlarmRecord>();
-  // Params are an object: a caller changing the one it got back must not change what is stored (as in SQLite).
+  let rows = new Map<string, AlarmRecord>();
+  // Params are an object: a caller changing the one it got back must not change what is stored (as in SQL).
   const copy = (a: AlarmRecord): AlarmRecord => ({ ...a, params: { ...a.params } });
   const isActive = (a: AlarmRecord) => a.state !== 'cleared';
   const sameKey = (a: AlarmRecord, b: AlarmRecord) => a.hub === b.hub && a.device === b.device && a.compartment === b.compartment && a.kind === b.kind;
   const oldestFirst = (a: AlarmRecord, b: AlarmRecord) => a.raisedAt - b.raisedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-  const update = (id: string, when: (a: AlarmRecord) => boolean, change: (a: AlarmRecord) => AlarmRecord): boolean => {
+  const update = (id: string, when: (a: AlarmRecord) => boolean, change: (a: AlarmRecord) => AlarmRecord): AlarmRecord | null => {
     const a = rows.get(id);
-    if (!a || !when(a)) return false;
-    rows.set(id, change(a));
-    return true;
+    if (!a || !when(a)) return null;
+    const changed = change(a);
+    rows.set(id, changed);
+    return copy(changed);
   };
-  return {
-    insert(a) {
+  // Transactions one at a time, undone as a whole when they fail (as the SQL store's rollback).
+  let tail: Promise<unknown> = Promise.resolve();
+  const store: AlarmStore = {
+    async insert(a) {
       if (rows.has(a.id)) throw new AlarmConflictError(`alarm ${a.id} exists`);
       if (isActive(a) && [...rows.values()].some((b) => isActive(b) && sameKey(a, b))) throw new AlarmConflictError(`an active alarm with the key of ${a.id} exists`);
       rows.set(a.id, copy(a));
     },
-    get(id) {
+    async raise(a) {
+      const current = [...rows.values()].find((b) => isActive(b) && sameKey(a, b));
+      if (!current) {
+        const raised: AlarmRecord = { ...copy(a), state: 'open', count: 1 };
+        rows.set(a.id, raised);
+        return { change: 'raised', alarm: copy(raised) };
+      }
+      if (a.lastObservedAt <= current.lastObservedAt) return { change: 'none', alarm: copy(current) };
+      const repeated: AlarmRecord = {
+        ...current, count: current.count + 1, lastSeenAt: a.lastSeenAt, lastObservedAt: a.lastObservedAt, detail: a.detail,
+        params: { ...a.params }, deviceDetail: a.deviceDetail,
+      };
+      rows.set(current.id, repeated);
+      return { change: 'repeated', alarm: copy(repeated) };
+    },
+    async get(id) {
       const a = rows.get(id);
       return a ? copy(a) : null;
     },
-    active() {
+    async active() {
       return [...rows.values()].filter(isActive).sort(oldestFirst).map(copy);
     },
-    list(q) {
+    async list(q) {
       return [...rows.values()]
         .filter((a) => (q.state === 'active' ? isActive(a) : q.state === undefined || a.state === q.state))
         .filter((a) => (q.hub === undefined || a.hub === q.hub) && (q.severity === undefined || a.severity === q.severity) && (q.kind === undefined || a.kind === q.kind))
+        .filter((a) => (q.hubs === undefined || q.hubs.includes(a.hub)) && (q.regions === undefined || q.regions.includes(a.region)))
         .sort((a, b) => -oldestFirst(a, b))
         .slice(0, q.limit)
         .map(copy);
     },
-    recordRepeat(id, r) {
-      return update(id, isActive, (a) => ({
-        ...a, count: a.count + 1, lastSeenAt: r.lastSeenAt, lastObservedAt: Math.max(a.lastObservedAt, r.lastObservedAt), detail: r.detail,
-        params: { ...r.params }, deviceDetail: r.deviceDetail,
-      }));
-    },
-    acknowledge(id, x) {
+    async acknowledge(id, x) {
       return update(id, (a) => a.state === 'open', (a) => ({ ...a, state: 'acknowledged', acknowledgedAt: x.at, acknowledgedBy: x.by, ackNote: x.note }));
     },
-    clear(id, x) {
+    async clear(id, x) {
       return update(id, isActive, (a) => ({ ...a, state: 'cleared', clearedAt: x.at, clearedBy: x.by, clearNote: x.note }));
     },
-    countActive() {
+    async countActive() {
       const counts: Record<AlarmSeverity, number> = { warning: 0, critical: 0 };
       for (const a of rows.values()) if (isActive(a)) counts[a.severity]++;
       return counts;
     },
-    transaction: (fn) => fn(),
+    transaction(fn) {
+      const run = tail.then(async () => {
+        const before = new Map(rows);
+        try {
+          return await fn(store);
+        } catch (err) {
+          rows = before;
+          throw err;
+        }
+      });
+      tail = run.catch(() => {});
+      return run;
+    },
+    close: async () => {},
   };
+  return store;
 }
