@@ -1,8 +1,9 @@
 import { pino } from 'pino';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Command, CommandAck, CommandName, type DeviceKind } from '../../contract/index.ts';
 import { commandKind, CommandService, nextCommandState, type CommandBus } from './command-service.ts';
-import { COMMAND_STATES, createMemoryCommandStore, type CommandStore } from './command-store.ts';
+import { openTestDatabase, type TestDatabase } from '../../test/support/test-database.ts';
+import { COMMAND_STATES, createMemoryCommandStore, openCommandStore, type CommandStore } from './command-store.ts';
 
 const T = 1_764_000_000_000;
 const HUB = 'nomi-terai';
@@ -77,7 +78,7 @@ describe('CommandService', () => {
       v: 1, type: 'hub.command', id: 'cmd-1', ts: T, hub: HUB, device: 'locker-a', command: 'locker.unlock', expiresAt: T + 60_000, args: { compartment: 'A02' },
     });
     expect(t.sent[0]!.to).toEqual({ region: 'ishikawa-nomi', kind: 'locker' });
-    expect(t.service.get('cmd-1')).toEqual(c);
+    expect(await t.service.get('cmd-1')).toEqual(c);
   });
 
   it('refuses an unknown hub or device and a command for another kind of device, storing nothing', async () => {
@@ -87,14 +88,14 @@ describe('CommandService', () => {
     await expect(issue(HUB, 'drone-1', 'locker.unlock')).rejects.toMatchObject({ code: 'wrong_device_kind' });
     await expect(issue(HUB, 'wx', 'drone.rtl')).rejects.toMatchObject({ code: 'wrong_device_kind' });
     expect(t.sent).toEqual([]);
-    expect(t.service.list(HUB, { limit: 10 })).toEqual([]);
-    expect(() => t.service.get('cmd-1')).toThrow(expect.objectContaining({ code: 'command_not_found' }));
+    expect(await t.service.list(HUB, { limit: 10 })).toEqual([]);
+    await expect(t.service.get('cmd-1')).rejects.toMatchObject({ code: 'command_not_found' });
   });
 
   it('keeps a command pending when publishing fails, and sends it when the hub subscribes again', async () => {
     t.failSends(true);
     await t.service.issue({ hub: HUB, device: 'drone-1', command: 'drone.rtl', args: {}, ttlS: 60 });
-    expect(t.service.get('cmd-1').state).toBe('pending');
+    expect((await t.service.get('cmd-1')).state).toBe('pending');
     t.failSends(false);
     expect(await t.service.redeliver(HUB)).toBe(1);
     expect(t.sent.map((s) => s.command.id)).toEqual(['cmd-1']);
@@ -104,9 +105,9 @@ describe('CommandService', () => {
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 5 });
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.reserve', args: {}, ttlS: 60 });
     t.advance(5_000);
-    expect(t.service.get('cmd-1').state).toBe('expired');
-    expect(t.service.list(HUB, { state: 'expired', limit: 10 }).map((c) => c.id)).toEqual(['cmd-1']);
-    expect(t.service.list(HUB, { state: 'pending', limit: 10 }).map((c) => c.id)).toEqual(['cmd-2']);
+    expect((await t.service.get('cmd-1')).state).toBe('expired');
+    expect((await t.service.list(HUB, { state: 'expired', limit: 10 })).map((c) => c.id)).toEqual(['cmd-1']);
+    expect((await t.service.list(HUB, { state: 'pending', limit: 10 })).map((c) => c.id)).toEqual(['cmd-2']);
     t.sent.length = 0;
     expect(await t.service.redeliver(HUB)).toBe(1);
     expect(t.sent.map((s) => s.command.id)).toEqual(['cmd-2']);
@@ -114,30 +115,70 @@ describe('CommandService', () => {
 
   it('records the first result; a later duplicate does not overwrite it, a real result replaces a duplicate', async () => {
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 60 });
-    expect(t.service.applyAck(ack('cmd-1', 'done', { detail: 'opened' }))).toBe('applied');
-    expect(t.service.applyAck(ack('cmd-1', 'duplicate'))).toBe('ignored');
-    expect(t.service.applyAck(ack('cmd-1', 'failed'))).toBe('ignored');
-    expect(t.service.get('cmd-1')).toMatchObject({ state: 'done', detail: 'opened', ackedAt: T + 1000 });
+    expect(await t.service.applyAck(ack('cmd-1', 'done', { detail: 'opened' }))).toBe('applied');
+    expect(await t.service.applyAck(ack('cmd-1', 'duplicate'))).toBe('ignored');
+    expect(await t.service.applyAck(ack('cmd-1', 'failed'))).toBe('ignored');
+    expect(await t.service.get('cmd-1')).toMatchObject({ state: 'done', detail: 'opened', ackedAt: T + 1000 });
 
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 60 });
-    t.service.applyAck(ack('cmd-2', 'duplicate'));
-    expect(t.service.get('cmd-2').state).toBe('duplicate');
-    t.service.applyAck(ack('cmd-2', 'rejected', { detail: 'compartment empty' }));
-    expect(t.service.get('cmd-2')).toMatchObject({ state: 'rejected', detail: 'compartment empty' });
+    await t.service.applyAck(ack('cmd-2', 'duplicate'));
+    expect((await t.service.get('cmd-2')).state).toBe('duplicate');
+    await t.service.applyAck(ack('cmd-2', 'rejected', { detail: 'compartment empty' }));
+    expect(await t.service.get('cmd-2')).toMatchObject({ state: 'rejected', detail: 'compartment empty' });
   });
 
   it('takes a late acknowledgement of a command the hub executed before it expired', async () => {
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 5 });
     t.advance(60_000);
-    expect(t.service.get('cmd-1').state).toBe('expired');
-    t.service.applyAck(ack('cmd-1', 'done'));
-    expect(t.service.get('cmd-1').state).toBe('done');
+    expect((await t.service.get('cmd-1')).state).toBe('expired');
+    await t.service.applyAck(ack('cmd-1', 'done'));
+    expect((await t.service.get('cmd-1')).state).toBe('done');
   });
 
   it('ignores an acknowledgement of an unknown command or from another hub', async () => {
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 60 });
-    expect(t.service.applyAck(ack('cmd-9', 'done'))).toBe('unknown');
-    expect(t.service.applyAck(ack('cmd-1', 'done', { hub: 'nomi-neagari' }))).toBe('unknown');
-    expect(t.service.get('cmd-1').state).toBe('pending');
+    expect(await t.service.applyAck(ack('cmd-9', 'done'))).toBe('unknown');
+    expect(await t.service.applyAck(ack('cmd-1', 'done', { hub: 'nomi-neagari' }))).toBe('unknown');
+    expect((await t.service.get('cmd-1')).state).toBe('pending');
+  });
+});
+
+/**
+ * Issue 14: two cloud processes on one PostgreSQL apply answers to the same commands at once — the
+ * device's late `done`, the agent's provisional failure, a re-sent copy's `duplicate`. Every order
+ * must end in the same final state, with one history entry per state change.
+ */
+describe('CommandService with two cloud processes on PostgreSQL', () => {
+  let db: TestDatabase | null = null;
+  afterEach(async () => {
+    await db?.cleanup();
+    db = null;
+  });
+
+  it('ends every command in one final state, whichever answer lands first', async () => {
+    db = await openTestDatabase('postgres');
+    const devices = new Map<string, { kind: DeviceKind }>([['locker-a', { kind: 'locker' }]]);
+    let seq = 0;
+    const service = async (store: CommandStore) => new CommandService({
+      store, bus: { send: async () => {} }, hubs: new Map([[HUB, { region: 'ishikawa-nomi', devices }]]), now: () => T, newId: () => `cmd-${++seq}`,
+      logger: pino({ level: 'silent' }),
+    });
+    const a = await service(await openCommandStore(db.db));
+    const b = await service(await openCommandStore(await db.reopen()));
+    const ids: string[] = [];
+    for (let i = 0; i < 15; i++) ids.push((await a.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 60 })).id);
+    const timeout = 'the device did not answer within 10 s';
+    await Promise.all(ids.flatMap((id, i) => [
+      (i % 2 ? a : b).applyAck(ack(id, 'failed', { detail: timeout })),
+      (i % 2 ? b : a).applyAck(ack(id, 'done', { detail: 'opened' })),
+      (i % 3 ? a : b).applyAck(ack(id, 'duplicate')),
+    ]));
+    for (const id of ids) {
+      expect(await a.get(id), id).toMatchObject({ state: 'done', detail: 'opened' });
+      const history = await b.history(id);
+      expect(history.at(-1)!.state).toBe('done');
+      // Each entry starts from the state the one before it set: no result was set from a stale state.
+      history.forEach((h, i) => expect(h.from).toBe(i === 0 ? 'pending' : history[i - 1]!.state));
+    }
   });
 });

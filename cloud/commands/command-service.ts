@@ -74,6 +74,9 @@ export type CommandView = CommandRecord;
 
 export type AckOutcome = 'applied' | 'ignored' | 'unknown';
 
+/** Compare-and-set rounds for one acknowledgement (each lost round means the state moved on). */
+const MAX_ACK_ATTEMPTS = 5;
+
 export interface CommandServiceOptions {
   store: CommandStore;
   bus: CommandBus;
@@ -109,47 +112,58 @@ export class CommandService {
     };
     // Checked before it is stored: what is stored can always be sent.
     const message = toMessage(record);
-    this.o.store.insert(record);
+    await this.o.store.insert(record);
     this.log.info({ hub: record.hub, device: record.device, command: record.command, commandId: record.id }, 'command issued');
     await this.deliver(record, message);
     return this.view(record);
   }
 
-  get(id: string): CommandView {
-    const c = this.o.store.get(id);
+  async get(id: string): Promise<CommandView> {
+    const c = await this.o.store.get(id);
     if (!c) throw new CommandError('command_not_found', `no command "${id}"`);
     return this.view(c);
   }
 
   /** Every result the command has had, oldest first (a superseded provisional failure stays here). */
-  history(id: string): CommandResultEntry[] {
+  history(id: string): Promise<CommandResultEntry[]> {
     return this.o.store.history(id);
   }
 
-  list(hub: string, q: { state?: CommandState; limit: number }): CommandView[] {
+  async list(hub: string, q: { state?: CommandState; limit: number }): Promise<CommandView[]> {
     if (!this.o.hubs.get(hub)) throw new CommandError('hub_not_found', `no hub "${hub}"`);
     const now = this.o.now();
-    return this.o.store.list({ hub, state: q.state, limit: q.limit, now }).map((c) => ({ ...c, state: effectiveState(c, now) }));
+    return (await this.o.store.list({ hub, state: q.state, limit: q.limit, now })).map((c) => ({ ...c, state: effectiveState(c, now) }));
   }
 
-  /** Records a hub's acknowledgement (see `nextCommandState`). */
-  applyAck(ack: CommandAck): AckOutcome {
-    const c = this.o.store.get(ack.commandId);
-    if (!c || c.hub !== ack.hub) {
-      this.log.warn({ hub: ack.hub, commandId: ack.commandId, result: ack.result }, 'acknowledgement of an unknown command ignored');
-      return 'unknown';
+  /**
+   * Records a hub's acknowledgement (see `nextCommandState`). Answers to one command may be applied
+   * at once — a late answer, the agent's provisional failure, a re-sent copy's `duplicate`, by two
+   * cloud processes on PostgreSQL: each result is set only from the state it was decided on
+   * (compare-and-set); one that lost the race decides again from the state that won, so every order
+   * ends in the same final state.
+   */
+  async applyAck(ack: CommandAck): Promise<AckOutcome> {
+    for (let attempt = 0; attempt < MAX_ACK_ATTEMPTS; attempt++) {
+      const c = await this.o.store.get(ack.commandId);
+      if (!c || c.hub !== ack.hub) {
+        this.log.warn({ hub: ack.hub, commandId: ack.commandId, result: ack.result }, 'acknowledgement of an unknown command ignored');
+        return 'unknown';
+      }
+      const next = nextCommandState(c.state, ack.result, c.detail);
+      if (next === c.state) return 'ignored';
+      if (!(await this.o.store.setResult(c.id, c.state, { state: next, detail: ack.detail ?? null, ackedAt: ack.ts }))) continue;
+      if (c.state === 'failed') this.log.warn({ hub: c.hub, device: c.device, commandId: c.id, result: next, was: c.detail }, 'late device answer supersedes a provisional failure');
+      else this.log.info({ hub: c.hub, device: c.device, commandId: c.id, result: next, detail: ack.detail }, 'command acknowledged');
+      return 'applied';
     }
-    const next = nextCommandState(c.state, ack.result, c.detail);
-    if (next === c.state) return 'ignored';
-    const set = this.o.store.setResult(c.id, c.state, { state: next, detail: ack.detail ?? null, ackedAt: ack.ts });
-    if (set && c.state === 'failed') this.log.warn({ hub: c.hub, device: c.device, commandId: c.id, result: next, was: c.detail }, 'late device answer supersedes a provisional failure');
-    else if (set) this.log.info({ hub: c.hub, device: c.device, commandId: c.id, result: next, detail: ack.detail }, 'command acknowledged');
-    return set ? 'applied' : 'ignored';
+    // Each lost race means another result was set; the states only move forward, so this is not reached in practice.
+    this.log.warn({ hub: ack.hub, commandId: ack.commandId, result: ack.result }, 'acknowledgement not applied: the command kept changing under it');
+    return 'ignored';
   }
 
   /** Publishes the hub's pending, unexpired commands again; resolves with how many. */
   async redeliver(hub: string): Promise<number> {
-    const pending = this.o.store.pendingFor(hub, this.o.now(), this.o.maxRedelivery ?? 1000);
+    const pending = await this.o.store.pendingFor(hub, this.o.now(), this.o.maxRedelivery ?? 1000);
     for (const c of pending) await this.deliver(c, toMessage(c));
     if (pending.length > 0) this.log.info({ hub, commands: pending.length }, 'pending commands re-delivered');
     return pending.length;

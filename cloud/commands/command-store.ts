@@ -1,9 +1,10 @@
 import type { Command, DeviceKind } from '../../contract/index.ts';
-import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
+import type { Database, FeatureMigrations } from '../db/database.ts';
+import type { Sql } from '../db/sql.ts';
 
 /**
- * Where commands to hub devices and their results are kept. One port, two implementations (SQLite
- * in `cloud.db`, and in memory for unit tests) that pass one shared test suite.
+ * Where commands to hub devices and their results are kept. One port, one SQL implementation for
+ * SQLite and PostgreSQL (issue 14) and one in memory for unit tests, passing one shared test suite.
  *
  * A pending command whose expiry has passed is *shown* as `expired` (see `effectiveState`); the
  * stored state stays `pending`, so a hub's late acknowledgement of a command it did execute in time
@@ -52,30 +53,66 @@ export interface CommandResultEntry extends CommandResult {
 }
 
 export interface CommandStore {
-  insert(c: CommandRecord): void;
-  get(id: string): CommandRecord | null;
+  insert(c: CommandRecord): Promise<void>;
+  get(id: string): Promise<CommandRecord | null>;
   /** Newest first. */
-  list(q: CommandQuery): CommandRecord[];
+  list(q: CommandQuery): Promise<CommandRecord[]>;
   /** Pending commands of the hub that have not expired at `now`, oldest first, at most `limit`. */
-  pendingFor(hub: string, now: number, limit: number): CommandRecord[];
-  /** Sets the result only while the stored state is still `expected` (compare-and-set); true when set. */
-  setResult(id: string, expected: CommandState, result: CommandResult): boolean;
+  pendingFor(hub: string, now: number, limit: number): Promise<CommandRecord[]>;
+  /**
+   * Sets the result only while the stored state is still `expected` (a conditional update, so of
+   * two writers racing — two cloud processes on PostgreSQL — exactly one wins); true when set.
+   */
+  setResult(id: string, expected: CommandState, result: CommandResult): Promise<boolean>;
   /** Every result set, oldest first (append-only: a superseded result is kept). */
-  history(id: string): CommandResultEntry[];
+  history(id: string): Promise<CommandResultEntry[]>;
 }
 
-// Issue 12 (5): a provisional failure may be superseded by the device's late answer; keep both.
-const HISTORY_MIGRATIONS = [
-  `CREATE TABLE command_results (
-     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-     command_id TEXT NOT NULL,
-     from_state TEXT NOT NULL,
-     state      TEXT NOT NULL,
-     detail     TEXT,
-     acked_at   INTEGER NOT NULL
-   );
-   CREATE INDEX command_results_command ON command_results (command_id, seq);`,
-];
+/**
+ * Migrations of the feature `command-results`; append, never edit. On SQLite the `commands` table
+ * comes from the legacy steps; on PostgreSQL the first step creates it with the history.
+ */
+export const COMMAND_MIGRATIONS: FeatureMigrations = {
+  sqlite: [
+    // Issue 12 (5): a provisional failure may be superseded by the device's late answer; keep both.
+    `CREATE TABLE command_results (
+       seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+       command_id TEXT NOT NULL,
+       from_state TEXT NOT NULL,
+       state      TEXT NOT NULL,
+       detail     TEXT,
+       acked_at   INTEGER NOT NULL
+     );
+     CREATE INDEX command_results_command ON command_results (command_id, seq);`,
+  ],
+  postgres: [
+    `CREATE TABLE commands (
+       id         TEXT PRIMARY KEY,
+       hub        TEXT NOT NULL,
+       region     TEXT NOT NULL,
+       device     TEXT NOT NULL,
+       kind       TEXT NOT NULL,
+       command    TEXT NOT NULL,
+       args       TEXT NOT NULL,
+       issued_at  BIGINT NOT NULL,
+       expires_at BIGINT NOT NULL,
+       state      TEXT NOT NULL CHECK (state IN ('pending', 'done', 'rejected', 'expired', 'failed', 'duplicate')),
+       detail     TEXT,
+       acked_at   BIGINT
+     );
+     CREATE INDEX commands_hub ON commands (hub, issued_at);
+     CREATE INDEX commands_pending ON commands (hub, expires_at) WHERE state = 'pending';
+     CREATE TABLE command_results (
+       seq        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       command_id TEXT NOT NULL,
+       from_state TEXT NOT NULL,
+       state      TEXT NOT NULL,
+       detail     TEXT,
+       acked_at   BIGINT NOT NULL
+     );
+     CREATE INDEX command_results_command ON command_results (command_id, seq);`,
+  ],
+};
 
 /** The state a command shows at `now`. */
 export function effectiveState(c: Pick<CommandRecord, 'state' | 'expiresAt'>, now: number): CommandState {
@@ -89,39 +126,31 @@ interface Row {
 
 const fromRow = (r: Row): CommandRecord => ({
   id: r.id, hub: r.hub, region: r.region, device: r.device, kind: r.kind as DeviceKind, command: r.command as CommandName,
-  args: JSON.parse(r.args) as CommandArgs, issuedAt: r.issued_at, expiresAt: r.expires_at, state: r.state as CommandState,
-  detail: r.detail, ackedAt: r.acked_at,
+  args: JSON.parse(r.args) as CommandArgs, issuedAt: Number(r.issued_at), expiresAt: Number(r.expires_at), state: r.state as CommandState,
+  detail: r.detail, ackedAt: r.acked_at === null ? null : Number(r.acked_at),
 });
 
-export function createSqliteCommandStore(db: OperationalDb): CommandStore {
-  const insert = db.prepare(
-    `INSERT INTO commands (id, hub, region, device, kind, command, args, issued_at, expires_at, state, detail, acked_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const getStmt = db.prepare<[string], Row>('SELECT * FROM commands WHERE id = ?');
-  const pendingStmt = db.prepare<[string, number, number], Row>(
-    `SELECT * FROM commands WHERE hub = ? AND state = 'pending' AND expires_at > ? ORDER BY issued_at, id LIMIT ?`,
-  );
-  migrateFeature(db, 'command-results', HISTORY_MIGRATIONS);
-  const setStmt = db.prepare('UPDATE commands SET state = ?, detail = ?, acked_at = ? WHERE id = ? AND state = ?');
-  const addHistory = db.prepare('INSERT INTO command_results (command_id, from_state, state, detail, acked_at) VALUES (?, ?, ?, ?, ?)');
-  const historyStmt = db.prepare<[string], { from_state: string; state: string; detail: string | null; acked_at: number }>(
-    'SELECT from_state, state, detail, acked_at FROM command_results WHERE command_id = ? ORDER BY seq',
-  );
-  const setResult = db.transaction((id: string, expected: CommandState, r: CommandResult): boolean => {
-    if (setStmt.run(r.state, r.detail, r.ackedAt, id, expected).changes !== 1) return false;
-    addHistory.run(id, expected, r.state, r.detail, r.ackedAt);
+export async function openCommandStore(db: Database): Promise<CommandStore> {
+  await db.migrate('command-results', COMMAND_MIGRATIONS);
+  const sql = db.sql;
+  const setResultIn = async (tx: Sql, id: string, expected: CommandState, r: CommandResult): Promise<boolean> => {
+    if ((await tx.run('UPDATE commands SET state = ?, detail = ?, acked_at = ? WHERE id = ? AND state = ?', [r.state, r.detail, r.ackedAt, id, expected])) !== 1) return false;
+    await tx.run('INSERT INTO command_results (command_id, from_state, state, detail, acked_at) VALUES (?, ?, ?, ?, ?)', [id, expected, r.state, r.detail, r.ackedAt]);
     return true;
-  });
+  };
   return {
-    insert(c) {
-      insert.run(c.id, c.hub, c.region, c.device, c.kind, c.command, JSON.stringify(c.args), c.issuedAt, c.expiresAt, c.state, c.detail, c.ackedAt);
+    async insert(c) {
+      await sql.run(
+        `INSERT INTO commands (id, hub, region, device, kind, command, args, issued_at, expires_at, state, detail, acked_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [c.id, c.hub, c.region, c.device, c.kind, c.command, JSON.stringify(c.args), c.issuedAt, c.expiresAt, c.state, c.detail, c.ackedAt],
+      );
     },
-    get(id) {
-      const r = getStmt.get(id);
+    async get(id) {
+      const r = await sql.one<Row>('SELECT * FROM commands WHERE id = ?', [id]);
       return r ? fromRow(r) : null;
     },
-    list(q) {
+    async list(q) {
       const where = ['hub = ?'];
       const args: (string | number)[] = [q.hub];
       if (q.state === 'expired') {
@@ -134,58 +163,62 @@ export function createSqliteCommandStore(db: OperationalDb): CommandStore {
         where.push('state = ?');
         args.push(q.state);
       }
-      const sql = `SELECT * FROM commands WHERE ${where.join(' AND ')} ORDER BY issued_at DESC, id DESC LIMIT ?`;
-      return (db.prepare(sql).all(...args, q.limit) as Row[]).map(fromRow);
+      const text = `SELECT * FROM commands WHERE ${where.join(' AND ')} ORDER BY issued_at DESC, id DESC LIMIT ?`;
+      return (await sql.query<Row>(text, [...args, q.limit])).map(fromRow);
     },
-    pendingFor(hub, now, limit) {
-      return pendingStmt.all(hub, now, limit).map(fromRow);
+    async pendingFor(hub, now, limit) {
+      return (await sql.query<Row>(`SELECT * FROM commands WHERE hub = ? AND state = 'pending' AND expires_at > ? ORDER BY issued_at, id LIMIT ?`, [hub, now, limit])).map(fromRow);
     },
     setResult(id, expected, r) {
-      return setResult(id, expected, r);
+      // The update and its history entry together; the update's condition decides between racing writers.
+      return sql.transaction((tx) => setResultIn(tx, id, expected, r));
     },
-    history(id) {
-      return historyStmt.all(id).map((h) => ({ from: h.from_state as CommandState, state: h.state as CommandState, detail: h.detail, ackedAt: h.acked_at }));
+    async history(id) {
+      const rows = await sql.query<{ from_state: string; state: string; detail: string | null; acked_at: number }>(
+        'SELECT from_state, state, detail, acked_at FROM command_results WHERE command_id = ? ORDER BY seq', [id],
+      );
+      return rows.map((h) => ({ from: h.from_state as CommandState, state: h.state as CommandState, detail: h.detail, ackedAt: Number(h.acked_at) }));
     },
   };
 }
 
-/** In memory, for unit tests of code that uses commands; passes the same suite as the SQLite store. */
+/** In memory, for unit tests of code that uses commands; passes the same suite as the SQL store. */
 export function createMemoryCommandStore(): CommandStore {
   const rows = new Map<string, CommandRecord>();
   const results = new Map<string, CommandResultEntry[]>();
   const copy = (c: CommandRecord): CommandRecord => ({ ...c, args: { ...c.args } });
   const newestFirst = (a: CommandRecord, b: CommandRecord) => b.issuedAt - a.issuedAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
   return {
-    insert(c) {
+    async insert(c) {
       if (rows.has(c.id)) throw new Error(`command ${c.id} exists`);
       rows.set(c.id, copy(c));
     },
-    get(id) {
+    async get(id) {
       const c = rows.get(id);
       return c ? copy(c) : null;
     },
-    list(q) {
+    async list(q) {
       return [...rows.values()]
         .filter((c) => c.hub === q.hub && (q.state === undefined || effectiveState(c, q.now) === q.state))
         .sort(newestFirst)
         .slice(0, q.limit)
         .map(copy);
     },
-    pendingFor(hub, now, limit) {
+    async pendingFor(hub, now, limit) {
       return [...rows.values()]
         .filter((c) => c.hub === hub && effectiveState(c, now) === 'pending')
         .sort((a, b) => -newestFirst(a, b))
         .slice(0, limit)
         .map(copy);
     },
-    setResult(id, expected, r) {
+    async setResult(id, expected, r) {
       const c = rows.get(id);
       if (!c || c.state !== expected) return false;
       rows.set(id, { ...c, state: r.state, detail: r.detail, ackedAt: r.ackedAt });
       results.set(id, [...(results.get(id) ?? []), { from: expected, ...r }]);
       return true;
     },
-    history(id) {
+    async history(id) {
       return (results.get(id) ?? []).map((h) => ({ ...h }));
     },
   };
