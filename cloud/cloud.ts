@@ -20,6 +20,7 @@ import { CommandService, type CommandBus } from './commands/command-service.ts';
 import { createSqliteCommandStore } from './commands/command-store.ts';
 import type { CloudConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
+import { assertSchemaNotNewer } from './db/schema.ts';
 import type { OperationalDb } from './db/operational-db.ts';
 import { generatePassword, openHubCredentialStore, type HubCredentialStore } from './hubs/hub-credentials.ts';
 import { loadRegions, watchRegionsDir } from './hubs/region-loader.ts';
@@ -89,6 +90,11 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
   };
   fs.mkdirSync(config.dataDir, { recursive: true });
   const database = await openDatabase({ url: config.database.url, dataDir: config.dataDir, synchronous: config.sqliteSync, maxConnections: config.database.poolSize });
+  // A database a newer release has migrated is refused before any store touches it (issue 14, item 4).
+  await assertSchemaNotNewer(database).catch(async (err: unknown) => {
+    await database.close();
+    throw err;
+  });
   logger.info({ database: database.dialect, target: database.target }, 'operational database ready');
   // Transitional (issue 14): stores not yet on `database.sql` use the SQLite handle.
   const db = database.legacySqlite as OperationalDb;
