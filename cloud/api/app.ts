@@ -368,8 +368,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       },
     },
   }, async (req) => ({
-    total: deps.deadLetters.count(),
-    deadLetters: deps.deadLetters.list({ hub: req.query.hub, reason: req.query.reason, beforeId: req.query.before, limit: req.query.limit }),
+    total: await deps.deadLetters.count(),
+    deadLetters: await deps.deadLetters.list({ hub: req.query.hub, reason: req.query.reason, beforeId: req.query.before, limit: req.query.limit }),
   }));
 
   r.post('/api/v1/hubs/:hubId/commands', {
@@ -404,7 +404,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       }),
       response: { 200: z.object({ commands: z.array(CommandBody) }), ...errorResponses('hub_not_found') },
     },
-  }, async (req) => ({ commands: deps.commands.list(req.params.hubId, req.query).map(commandBody) }));
+  }, async (req) => ({ commands: (await deps.commands.list(req.params.hubId, req.query)).map(commandBody) }));
 
   r.get('/api/v1/commands/:commandId', {
     schema: {
@@ -414,7 +414,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       response: { 200: CommandBody, ...errorResponses('command_not_found') },
     },
   }, async (req) => {
-    const c = deps.commands.get(req.params.commandId);
+    const c = await deps.commands.get(req.params.commandId);
     requireInScope(req, c.hub);
     return commandBody(c);
   });
