@@ -121,7 +121,8 @@ async function copyTables(source: BetterSqlite3.Database, tx: Sql, o: CopyOption
         'copy into an empty database, or pass --force to replace what it holds',
     );
   }
-  const toEmpty = tables.filter((t) => before.get(t)! > 0);
+  // All of them in one TRUNCATE when any holds rows (a table may only be emptied together with those whose foreign keys point at it).
+  const toEmpty = tables.some((t) => before.get(t)! > 0) ? tables : [];
   if (toEmpty.length > 0) {
     if (occupied.length > 0) log(`--force: replacing ${occupied.map((t) => `${t} (${before.get(t)} rows)`).join(', ')}`);
     // Append-only audit tables refuse TRUNCATE through a trigger: off for this transaction only (the copy replaces the log as a whole).
