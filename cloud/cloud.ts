@@ -17,7 +17,7 @@ import { consoleRoutes } from './console/console-routes.ts';
 import { loadRegionGeography } from './hubs/region-geography.ts';
 import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
 import { CommandService, type CommandBus } from './commands/command-service.ts';
-import { createSqliteCommandStore } from './commands/command-store.ts';
+import { openCommandStore } from './commands/command-store.ts';
 import type { CloudConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { assertSchemaNotNewer } from './db/schema.ts';
@@ -25,10 +25,10 @@ import type { OperationalDb } from './db/operational-db.ts';
 import { generatePassword, openHubCredentialStore, type HubCredentialStore } from './hubs/hub-credentials.ts';
 import { loadRegions, watchRegionsDir } from './hubs/region-loader.ts';
 import { createRegions } from './hubs/regions.ts';
-import { createDeadLetterStore, type DeadLetterStore } from './ingest/dead-letter-store.ts';
+import { openDeadLetterStore, type DeadLetterStore } from './ingest/dead-letter-store.ts';
 import { Ingest } from './ingest/ingest.ts';
 import { KnownCompartments } from './ingest/known-compartments.ts';
-import { createSeenMessageStore, startSeenMessagePruning } from './ingest/seen-messages.ts';
+import { openSeenMessageStore, startSeenMessagePruning } from './ingest/seen-messages.ts';
 import { LiveState } from './live/live-state.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, type CloudMetrics } from './metrics.ts';
@@ -136,8 +136,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     closers.push(() => store.close());
     logger.info({ store: store.kind, target: config.influx ? `${config.influx.url} db=${config.influx.database}` : path.join(config.dataDir, 'telemetry.db') }, 'telemetry store ready');
 
-    const deadLetters = createDeadLetterStore(db, config.deadLetters);
-    const seen = createSeenMessageStore(db);
+    const deadLetters = await openDeadLetterStore(database, config.deadLetters);
+    const seen = await openSeenMessageStore(database);
     const pruning = startSeenMessagePruning({
       store: seen, retentionMs: config.dedupeRetentionMs, intervalMs: 10 * 60_000, now: Date.now, logger: logger.child({ component: 'dedupe' }),
     });
@@ -153,7 +153,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       },
     };
     const commands = new CommandService({
-      store: createSqliteCommandStore(db), bus, hubs: live.hubs, now: Date.now, newId: () => `cmd-${randomUUID()}`, logger,
+      store: await openCommandStore(database), bus, hubs: live.hubs, now: Date.now, newId: () => `cmd-${randomUUID()}`, logger,
     });
 
     const modeStore = createSqliteModeStore(db);
@@ -204,19 +204,19 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
 
     let storeHealthy = true;
     const ingest = new Ingest({
-      store: trackHealth(store, (ok) => (storeHealthy = ok)), deadLetters, live, metrics, logger, seen,
+      store: trackHealth(store, (ok) => (storeHealthy = ok)), sql: database.sql, deadLetters, live, metrics, logger, seen,
       maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
       maxFutureSkewMs: config.ingest.maxFutureSkewMs, compartments: new KnownCompartments(regions),
       issuedModeVersion: (r) => modes.issuedVersion(r),
       hooks: {
-        onCommandAck: (ack) => void commands.applyAck(ack),
+        onCommandAck: (ack) => commands.applyAck(ack),
         // Alarm rules see events on receipt (onEventReceived) and telemetry once stored; orders see both once stored.
         onEventReceived: (message, messageRegion) => alarms.onDeviceMessage(message, messageRegion),
         onDeviceMessage: (message, messageRegion) => {
           if (!message.type.endsWith('.event')) alarms.onDeviceMessage(message, messageRegion);
           orders.onDeviceMessage(message);
         },
-        recordModeAcks: (acks) => modes.recordAcks(acks),
+        recordModeAcks: (acks, tx) => modes.recordAcks(acks, tx),
         onModeAck: (ack, ackRegion, receivedAt) => {
           live.applyModeAck(ackRegion, ack, receivedAt);
           modes.applyAck(ack, ackRegion, receivedAt);
