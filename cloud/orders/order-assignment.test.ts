@@ -1,15 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { SQL_DATABASES } from '../../test/support/test-database.ts';
 import { DEST, ORIGIN, OrderTestRig } from './order-test-rig.ts';
 
 /** Defect 4 of issue 12: a cancel that lands while an assignment is still issuing its commands. */
 let rig: OrderTestRig;
-afterEach(() => rig?.close());
+afterEach(async () => rig?.close());
 
 const newOrder = () => rig.orders.create({ originHub: ORIGIN, destination: { type: 'locker', hub: DEST }, weightKg: 1, tempClass: 'ambient', priority: 'normal', by: 'test' });
 
-describe('cancel during assignment', () => {
+describe.each(SQL_DATABASES)('cancel during assignment (%s)', (kind) => {
   it('a cancel while the locker.reserve publish is held: no drone.mission for the order, the compartment released', async () => {
-    rig = new OrderTestRig();
+    rig = await OrderTestRig.open(kind);
     rig.hold = (c) => c.command === 'locker.reserve';
     const order = await newOrder();
     const tick = rig.orders.tick();
@@ -19,14 +20,14 @@ describe('cancel during assignment', () => {
     await rig.release();
     await tick;
     await rig.orders.tick();
-    expect(rig.store.get(order.id)!.state).toBe('cancelled');
+    expect((await rig.store.get(order.id))!.state).toBe('cancelled');
     expect(rig.missionsFor(order.id)).toEqual([]);
     const releases = rig.sent.filter((s) => s.command.command === 'locker.release').map((s) => s.command.args);
     expect(releases).toContainEqual({ compartment: reserved.compartment });
   });
 
   it('a cancel while another order is being assigned does not break the round for the rest', async () => {
-    rig = new OrderTestRig();
+    rig = await OrderTestRig.open(kind);
     rig.hold = (c) => c.command === 'locker.reserve';
     const first = await newOrder();
     const second = await newOrder();
@@ -38,9 +39,9 @@ describe('cancel during assignment', () => {
     rig.hold = () => false;
     await rig.release();
     await tick;
-    expect(rig.store.get(second.id)!.state).toBe('cancelled');
+    expect((await rig.store.get(second.id))!.state).toBe('cancelled');
     expect(rig.missionsFor(second.id)).toEqual([]);
-    expect(rig.store.get(first.id)!.state).toBe('assigned');
-    expect(rig.store.get(third.id)!.state).toBe('assigned');
+    expect((await rig.store.get(first.id))!.state).toBe('assigned');
+    expect((await rig.store.get(third.id))!.state).toBe('assigned');
   });
 });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { SQL_DATABASES, type SqlDatabaseKind } from '../../test/support/test-database.ts';
 import type { Command } from '../../contract/index.ts';
 import { isProvisionalFailure } from '../commands/command-service.ts';
 import { FINAL_STATES } from './order-lifecycle.ts';
@@ -10,16 +11,18 @@ import { DEST, ORIGIN, OrderTestRig, T0 } from './order-test-rig.ts';
  * of what the world does — orders created and cancelled, planning rounds (some with the locker.reserve
  * publish held), devices that run commands and answer at once, late or never, the hub agent's
  * timeout, drones that fly, land and come home, pickups, time passing, and restarts of the cloud's
- * service objects — against the REAL order and command services and stores (temp SQLite, fake clock
- * and command bus), checking after every step:
+ * service objects — against the REAL order and command services and the order store (temp SQLite and,
+ * issue 14, PostgreSQL; fake clock and command bus), checking after every step:
  *  - no order has two missions in the air;
  *  - no compartment is held by two orders;
  *  - a cancelled order never flies (no mission sent after the cancel, none flying after it);
  * and at the end, once the inputs stop (drones at home, nothing answers), that every order reaches
  * a final state (or waits in a locker for its resident, which only a pickup ends).
- * `npm test` runs a fixed seed; MODEL_RUNS=2000 (and MODEL_SEED) run longer.
+ * `npm test` runs a fixed seed; MODEL_RUNS=2000 (and MODEL_SEED) run longer; MODEL_RUNS_PG sets the
+ * PostgreSQL runs.
  */
 const RUNS = Number(process.env.MODEL_RUNS ?? 25);
+const RUNS_PG = Number(process.env.MODEL_RUNS_PG ?? 25);
 const SEED = Number(process.env.MODEL_SEED ?? 3); // a seed whose 25 runs catch defects 4 and 5 of issue 12 on the old code
 const TIMEOUT = 'the device did not answer within 10 s'; // the hub agent's own failure (edge/agent.ts)
 const HOME = { lat: 36.376, lon: 136.48 };
@@ -28,7 +31,11 @@ const THERE = { lat: 36.4165, lon: 136.487 };
 interface Drone { flying: string | null; at: 'home' | 'there' }
 
 class World {
-  rig = new OrderTestRig();
+  private constructor(readonly rig: OrderTestRig) {}
+  static async open(kind: SqlDatabaseKind): Promise<World> {
+    return new World(await OrderTestRig.open(kind));
+  }
+
   drones = new Map<string, Drone>(['drone-1', 'drone-2', 'drone-3', 'drone-4'].map((d) => [d, { flying: null, at: 'home' }]));
   /** Commands the devices have run (by id), and late answers not yet delivered. */
   ran = new Set<string>();
@@ -80,7 +87,7 @@ class World {
     return 'done';
   }
 
-  check(): void {
+  async check(): Promise<void> {
     const store = this.rig.store;
     // No order has two missions in the air.
     const inAir = new Map<string, number>();
@@ -92,7 +99,7 @@ class World {
     for (const [o, n] of inAir) if (n > 1) this.violations.push(`order ${o} has ${n} missions in the air`);
     // No compartment is held by two orders.
     const held = new Map<string, string>();
-    for (const o of store.inStates(['assigned', 'mission_unknown', 'in_flight', 'in_locker'])) {
+    for (const o of await store.inStates(['assigned', 'mission_unknown', 'in_flight', 'in_locker'])) {
       if (!o.compartmentId) continue;
       const key = `${o.lockerId}/${o.compartmentId}`;
       if (held.has(key)) this.violations.push(`compartment ${key} held by ${held.get(key)} and ${o.id}`);
@@ -142,18 +149,18 @@ const steps: fc.Arbitrary<[string, Step]>[] = [
     const c = w.pick(w.runnable(), i);
     if (!c) return;
     const result = w.run(c);
-    if (answer === 'now' || result === 'expired') w.rig.ack(c.id, result, result === 'rejected' ? 'busy' : undefined);
+    if (answer === 'now' || result === 'expired') await w.rig.ack(c.id, result, result === 'rejected' ? 'busy' : undefined);
     else {
-      w.rig.ack(c.id, 'failed', TIMEOUT);
+      await w.rig.ack(c.id, 'failed', TIMEOUT);
       if (answer === 'late') w.lateAnswers.push(c.id);
     }
   }] as [string, Step]),
   k.map((i) => [`agent timeout #${i}`, async (w: World) => {
     const c = w.pick(w.runnable(), i);
-    if (c && c.expiresAt >= w.rig.now) w.rig.ack(c.id, 'failed', TIMEOUT); // relayed, and the device is silent (so far)
+    if (c && c.expiresAt >= w.rig.now) await w.rig.ack(c.id, 'failed', TIMEOUT); // relayed, and the device is silent (so far)
   }] as [string, Step]),
   fc.constant(['late answers arrive', async (w: World) => {
-    for (const id of w.lateAnswers.splice(0)) w.rig.ack(id, 'done', 'late');
+    for (const id of w.lateAnswers.splice(0)) await w.rig.ack(id, 'done', 'late');
   }] as [string, Step]),
   k.map((i) => [`a drone lands at the destination #${i}`, async (w: World) => {
     const id = w.pick([...w.drones.keys()].filter((d) => w.drones.get(d)!.flying), i);
@@ -173,17 +180,17 @@ const steps: fc.Arbitrary<[string, Step]>[] = [
     w.telemetry(id);
   }] as [string, Step]),
   fc.tuple(k, fc.boolean()).map(([i, right]) => [`pickup #${i} (${right ? 'right' : 'wrong'} code)`, async (w: World) => {
-    const o = w.pick(w.rig.store.inStates(['in_locker']), i);
+    const o = w.pick(await w.rig.store.inStates(['in_locker']), i);
     if (!o) return;
     let code = w.codes.get(o.id);
-    if (!code && o.pickupReveal) code = w.rig.orders.revealPickupCode(o.id);
+    if (!code && o.pickupReveal) code = await w.rig.orders.revealPickupCode(o.id).catch(() => undefined);
     if (code) w.codes.set(o.id, code);
     const typed = right && code ? code : '000000' === code ? '111111' : '000000';
     w.rig.orders.onDeviceMessage({ v: 1, type: 'locker.event', id: `pk-${Math.random()}`, ts: w.rig.now, hub: DEST, device: o.lockerId!, event: 'pickup', severity: 'info', compartment: o.compartmentId!, pickupCode: typed } as never);
     await w.rig.drain();
   }] as [string, Step]),
   k.map((i) => [`staff unlock #${i}`, async (w: World) => {
-    const o = w.pick(w.rig.store.inStates(['in_locker']).filter((x) => x.locked), i);
+    const o = w.pick((await w.rig.store.inStates(['in_locker'])).filter((x) => x.locked), i);
     if (o) w.codes.set(o.id, (await w.rig.orders.unlockCompartment(o.id, 'staff', 'model')).pickupCode);
   }] as [string, Step]),
   fc.constantFrom(10_000, 60_000, 6 * 60_000, 46 * 60_000).map((ms) => [`time +${ms / 1000} s`, async (w: World) => {
@@ -193,61 +200,66 @@ const steps: fc.Arbitrary<[string, Step]>[] = [
   }] as [string, Step]),
   fc.constant(['restart the cloud services', async (w: World) => {
     // The old objects' held publishes never complete (the process died mid-await).
-    w.rig.restart();
+    await w.rig.restart();
   }] as [string, Step]),
 ];
 
 /** What the runs exercised (printed, so a reader sees the model is not vacuous). */
 const stats = new Map<string, number>();
 
-async function runModel(script: [string, Step][]): Promise<void> {
-  const w = new World();
+async function runModel(kind: SqlDatabaseKind, script: [string, Step][]): Promise<void> {
+  const w = await World.open(kind);
   const log: string[] = [];
   try {
     for (const [name, step] of script) {
       log.push(name);
       await step(w);
-      w.check();
+      await w.check();
       if (w.violations.length > 0) throw new Error(`${w.violations.join('; ')}\nafter: ${log.join(' → ')}`);
     }
     // The inputs stop: what was held completes, drones are at home, nothing answers any more.
     w.rig.hold = () => false;
     await w.rig.release();
     for (const d of w.drones.values()) Object.assign(d, { flying: null, at: 'home' });
-    const atRest = () => w.orders.every((id) => { const st = w.rig.store.get(id)!.state; return FINAL_STATES.includes(st) || st === 'in_locker'; });
+    const states = async () => Promise.all(w.orders.map(async (id) => (await w.rig.store.get(id))!));
+    const atRest = async () => (await states()).every((o) => FINAL_STATES.includes(o.state) || o.state === 'in_locker');
     // Each order needs at most MAX_ATTEMPTS unanswered missions (a few ticks each) once a drone is free.
-    for (let i = 0; i < 20 + 6 * w.orders.length && !atRest(); i++) {
+    for (let i = 0; i < 20 + 6 * w.orders.length && !(await atRest()); i++) {
       w.rig.now += 10 * 60_000;
       w.rig.refreshHubs();
       for (const d of w.drones.keys()) w.telemetry(d);
       await w.rig.tick();
       await w.rig.drain();
-      w.check();
+      await w.check();
     }
-    const states = w.orders.map((id) => w.rig.store.get(id)!.state);
-    for (const st of states) stats.set(st, (stats.get(st) ?? 0) + 1);
+    const final = await states();
+    for (const o of final) stats.set(o.state, (stats.get(o.state) ?? 0) + 1);
     stats.set('missions sent', (stats.get('missions sent') ?? 0) + w.rig.sent.filter((s) => s.command.command === 'drone.mission').length);
     stats.set('missions flown', (stats.get('missions flown') ?? 0) + w.flown);
-    stats.set('via mission_unknown', (stats.get('via mission_unknown') ?? 0) + w.orders.filter((id) => w.rig.store.auditOf(id).some((a) => a.to === 'mission_unknown')).length);
-    const stuck = w.orders.map((id) => w.rig.store.get(id)!).filter((o) => !FINAL_STATES.includes(o.state) && o.state !== 'in_locker');
+    const audits = new Map(await Promise.all(w.orders.map(async (id) => [id, await w.rig.store.auditOf(id)] as const)));
+    stats.set('via mission_unknown', (stats.get('via mission_unknown') ?? 0) + w.orders.filter((id) => audits.get(id)!.some((a) => a.to === 'mission_unknown')).length);
+    const stuck = final.filter((o) => !FINAL_STATES.includes(o.state) && o.state !== 'in_locker');
     if (w.violations.length > 0 || stuck.length > 0) {
-      throw new Error(`${w.violations.join('; ')} ${stuck.map((o) => `${o.id} stuck ${o.state} (${o.reason}; attempts ${o.attempts}; ticking ${String((w.rig.orders as unknown as { ticking: boolean }).ticking)}; held ${w.rig.heldCommands().map((c) => c.command).join(",")}; ${w.rig.store.auditOf(o.id).map((a) => `${a.to}@${(a.at - T0) / 60_000}`).join(" ")}; now ${(w.rig.now - T0) / 60_000})`).join('; ')}\nafter: ${log.join(' → ')}`);
+      throw new Error(`${w.violations.join('; ')} ${stuck.map((o) => `${o.id} stuck ${o.state} (${o.reason}; attempts ${o.attempts}; ticking ${String((w.rig.orders as unknown as { ticking: boolean }).ticking)}; held ${w.rig.heldCommands().map((c) => c.command).join(",")}; ${audits.get(o.id)!.map((a) => `${a.to}@${(a.at - T0) / 60_000}`).join(" ")}; now ${(w.rig.now - T0) / 60_000})`).join('; ')}\nafter: ${log.join(' → ')}`);
     }
     // Every provisional failure that a late answer superseded kept its history.
     for (const s of w.rig.sent) {
-      const c = w.rig.commands.get(s.command.id);
-      if (c.state === 'done' && w.rig.commands.history(c.id).some((h) => isProvisionalFailure(h.state, h.detail))) {
-        expect(w.rig.commands.history(c.id).at(-1)!.state).toBe('done');
+      const c = await w.rig.commands.get(s.command.id);
+      const history = await w.rig.commands.history(c.id);
+      if (c.state === 'done' && history.some((h) => isProvisionalFailure(h.state, h.detail))) {
+        expect(history.at(-1)!.state).toBe('done');
       }
     }
   } finally {
-    w.rig.close();
+    await w.rig.close();
   }
 }
 
-describe('order and command lifecycles (model-based)', () => {
-  it(`keep their invariants over random histories (${RUNS} runs, seed ${SEED})`, async () => {
-    await fc.assert(fc.asyncProperty(fc.array(fc.oneof(...steps.map((arbitrary, i) => ({ arbitrary, weight: WEIGHTS[i]! }))), { minLength: 20, maxLength: 80, size: 'max' }), (script) => runModel(script)), { numRuns: RUNS, seed: SEED, endOnFailure: true });
-    console.log(`model runs: ${JSON.stringify(Object.fromEntries(stats))}`);
+describe.each(SQL_DATABASES)('order and command lifecycles (model-based, %s)', (kind) => {
+  const runs = kind === 'sqlite' ? RUNS : RUNS_PG;
+  it(`keep their invariants over random histories (${runs} runs, seed ${SEED})`, async () => {
+    stats.clear();
+    await fc.assert(fc.asyncProperty(fc.array(fc.oneof(...steps.map((arbitrary, i) => ({ arbitrary, weight: WEIGHTS[i]! }))), { minLength: 20, maxLength: 80, size: 'max' }), (script) => runModel(kind, script)), { numRuns: runs, seed: SEED, endOnFailure: true });
+    console.log(`model runs (${kind}): ${JSON.stringify(Object.fromEntries(stats))}`);
   }, 600_000);
 });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { FastifyRequest } from 'fastify';
 import { actorOf, hubScope, requireInScope } from '../accounts/access-hooks.ts';
+import { regionsOf } from '../accounts/authorize.ts';
 import type { ZodApp } from '../api/app.ts';
 import { errorResponses } from '../api/api-docs.ts';
 import { ApiError } from '../api/api-errors.ts';
@@ -64,8 +65,15 @@ function rethrow(err: unknown): never {
   throw err;
 }
 
-function checkScope(req: FastifyRequest, o: Order): void {
-  requireInScope(req, ...hubsOf(o));
+/** The order's hubs are the account's (staff), and its region is one of the account's (coordinators, issue 14). */
+function checkScope(req: FastifyRequest, o: Order, hubs: (string | null)[] = hubsOf(o)): void {
+  requireInScope(req, ...hubs);
+  checkRegion(req, o);
+}
+
+function checkRegion(req: FastifyRequest, o: Order): void {
+  const regions = regionsOf(req.account ?? null);
+  if (regions !== null && !regions.includes(o.region)) throw new ApiError('forbidden', 'not one of this account\'s regions');
 }
 
 export function orderRoutes(service: OrderService, store: OrderStore) {
@@ -102,11 +110,13 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
       },
     }, async (req) => {
       const scope = hubScope(req);
-      if (scope === null) return { orders: store.list(req.query).map(view) };
+      // Coordinators: the orders of their regions (issue 14, item 3); null: every region.
+      const regions = regionsOf(req.account ?? null);
+      if (scope === null) return { orders: (await store.list({ ...req.query, regions })).map(view) };
       // Staff: orders whose origin or destination is one of their hubs.
       if (req.query.hub !== undefined) requireInScope(req, req.query.hub);
       const byId = new Map<string, Order>();
-      for (const hub of req.query.hub !== undefined ? [req.query.hub] : scope) for (const o of store.list({ ...req.query, hub })) byId.set(o.id, o);
+      for (const hub of req.query.hub !== undefined ? [req.query.hub] : scope) for (const o of await store.list({ ...req.query, hub, regions })) byId.set(o.id, o);
       const orders = [...byId.values()].sort((a, b) => b.createdAt - a.createdAt).slice(0, req.query.limit);
       return { orders: orders.map(view) };
     });
@@ -124,19 +134,13 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
         },
       },
     }, async (req) => {
-      const order = (() => {
-        try {
-          const o = service.get(req.params.orderId);
-          requireInScope(req, ...hubsOf(o));
-          return o;
-        } catch (err) {
-          return rethrow(err);
-        }
-      })();
+      const order = await service.get(req.params.orderId).catch(rethrow);
+      checkScope(req, order);
+      const [audit, flights] = await Promise.all([store.auditOf(order.id), store.flights({ orderId: order.id, limit: 20 })]);
       return {
         ...view(order),
-        audit: store.auditOf(order.id).map((a) => ({ at: isoAt(a.at), actor: a.actor, from: a.from, to: a.to, reason: a.reason })),
-        flights: store.flights({ orderId: order.id, limit: 20 }),
+        audit: audit.map((a) => ({ at: isoAt(a.at), actor: a.actor, from: a.from, to: a.to, reason: a.reason })),
+        flights,
       };
     });
 
@@ -146,7 +150,10 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
         summary: 'Cancel an order that is not in the air yet', params: OrderPath, body: z.object({ by: z.string().min(1).max(100).optional(), reason: z.string().min(1).max(500) }),
         response: { 200: OrderBody, ...errorResponses('order_not_found', 'not_cancellable') },
       },
-    }, async (req) => view(await service.cancel(req.params.orderId, actorOf(req, req.body.by), req.body.reason).catch(rethrow)));
+    }, async (req) => {
+      checkRegion(req, await service.get(req.params.orderId).catch(rethrow));
+      return view(await service.cancel(req.params.orderId, actorOf(req, req.body.by), req.body.reason).catch(rethrow));
+    });
 
     app.post('/api/v1/orders/:orderId/pickup-code', {
       schema: {
@@ -156,8 +163,8 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
       },
     }, async (req) => {
       try {
-        checkScope(req, service.get(req.params.orderId));
-        return { orderId: req.params.orderId, pickupCode: service.revealPickupCode(req.params.orderId) };
+        checkScope(req, await service.get(req.params.orderId));
+        return { orderId: req.params.orderId, pickupCode: await service.revealPickupCode(req.params.orderId) };
       } catch (err) {
         return rethrow(err);
       }
@@ -176,9 +183,9 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
       },
     }, async (req) => {
       try {
-        const o = service.get(req.params.orderId);
+        const o = await service.get(req.params.orderId);
         // The locker's hub: staff of the origin depot do not open lockers elsewhere.
-        requireInScope(req, o.destination.type === 'locker' ? o.destination.hub : null);
+        checkScope(req, o, [o.destination.type === 'locker' ? o.destination.hub : null]);
         const r = await service.unlockCompartment(o.id, actorOf(req, undefined), req.body.reason);
         return { ...view(r.order), pickupCode: r.pickupCode, unlockCommandId: r.commandId };
       } catch (err) {
@@ -196,8 +203,8 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
       },
     }, async (req) => {
       try {
-        checkScope(req, service.get(req.params.orderId));
-        return view(service.groundRoundStep(req.params.orderId, req.body.step, actorOf(req, undefined), req.body.reason));
+        checkScope(req, await service.get(req.params.orderId));
+        return view(await service.groundRoundStep(req.params.orderId, req.body.step, actorOf(req, undefined), req.body.reason));
       } catch (err) {
         return rethrow(err);
       }
@@ -210,6 +217,6 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
         querystring: z.object({ orderId: z.string().max(64).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
         response: { 200: z.object({ flights: z.array(FlightBody) }) },
       },
-    }, async (req) => ({ flights: store.flights(req.query) }));
+    }, async (req) => ({ flights: await store.flights(req.query) }));
   };
 }

@@ -16,10 +16,11 @@ import {
 } from '../dispatch/dispatch-engine.ts';
 import { haversineM as distanceM } from '../dispatch/geo.ts';
 import { hashSecret, verifySecret } from '../hubs/hub-credentials.ts';
+import type { Regions } from '../hubs/regions.ts';
 import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
-import { canTransition, cancellable, type OrderState } from './order-lifecycle.ts';
-import type { Order, OrderStore } from './order-store.ts';
+import { canTransition, cancellable, IllegalTransition, type OrderState } from './order-lifecycle.ts';
+import { OrderNotFound, ResourceTaken, type Order, type OrderStore, type TransitionOptions } from './order-store.ts';
 
 /**
  * Orders from creation to pickup. Every `tick` (and soon after each new order):
@@ -31,6 +32,12 @@ import type { Order, OrderStore } from './order-store.ts';
  *     order waits again (failed after MAX_ATTEMPTS).
  * Pickup: the locker reports the code typed by the resident (`locker.event` "pickup"); it is checked
  * against the stored scrypt hash; MAX_WRONG_CODES wrong codes lock the compartment and raise an alarm.
+ *
+ * Issue 14: orders belong to the region of their hubs, and dispatch plans each region on its own (a
+ * drone of one region never takes an order of another). Several cloud processes may run this service
+ * on one database: every state change names the state it was decided from (`from`, checked on the
+ * locked row), so a change another process made first wins and this one is dropped; resources
+ * (commands to release a compartment or abort a drone) follow only a change that was made here.
  */
 export const MAX_ATTEMPTS = 3;
 export const MAX_WRONG_CODES = 3;
@@ -79,7 +86,8 @@ export class OrderError extends Error {
 
 export interface OrderServiceOptions {
   store: OrderStore;
-  region: RegionFile;
+  /** The regions served (issue 14): hubs, drones, lockers, sites and rounds are looked up here when needed. */
+  regions: Regions;
   live: LiveState;
   commands: CommandService;
   logger: Logger;
@@ -102,13 +110,31 @@ export class OrderService {
   private ticking = false;
   private again = false;
   private timer: NodeJS.Timeout | null = null;
+  /** Hubs with a drone on an assigned mission, as of the last planning round (see hasAssignedMissionAt). */
+  private assignedHubs = new Set<string>();
 
   constructor(private readonly o: OrderServiceOptions) {
     this.log = o.logger.child({ component: 'orders' });
   }
 
   start(intervalMs = 2000): void {
-    this.timer = setInterval(() => void this.tick(), intervalMs);
+    this.timer = setInterval(() => void this.tick(), intervalMs); // tick() logs its own failures
+    this.refreshAssigned().catch((err: unknown) => this.log.error({ err }, 'reading assigned missions failed'));
+  }
+
+  /**
+   * Whether a drone of `hub` has an assigned mission — asked by the wind alarm rule for every sensor
+   * reading that is not calm, so it is answered from memory: the set is read again from the store at
+   * the end of every planning round (every 2 s, any process's assignments included) and an assignment
+   * made here shows at once.
+   */
+  hasAssignedMissionAt(hub: string): boolean {
+    return this.assignedHubs.has(hub);
+  }
+
+  private async refreshAssigned(): Promise<void> {
+    const assigned = await this.o.store.inStates(['assigned']);
+    this.assignedHubs = new Set(assigned.filter((o) => o.carrier === 'drone' && o.droneHub).map((o) => o.droneHub!));
   }
 
   stop(): void {
@@ -116,18 +142,19 @@ export class OrderService {
   }
 
   async create(req: NewOrder): Promise<Order> {
-    const r = this.o.region;
-    if (!r.hubs.some((h) => h.id === req.originHub)) throw new OrderError('unknown_destination', `no hub "${req.originHub}" in region ${r.id}`);
+    // The order belongs to the region of its origin hub; its destination must be in the same region.
+    const r = this.o.regions.regionOfHub(req.originHub);
+    if (!r) throw new OrderError('unknown_destination', `no hub "${req.originHub}" in any region`);
     if (req.destination.type === 'locker') {
       const hub = req.destination.hub;
-      if (!r.hubs.some((h) => h.id === hub && h.lockers.length > 0)) throw new OrderError('unknown_destination', `no hub with lockers "${hub}"`);
+      if (!r.hubs.some((h) => h.id === hub && h.lockers.length > 0)) throw new OrderError('unknown_destination', `no hub with lockers "${hub}" in region ${r.id}`);
     } else {
       const siteId = req.destination.siteId;
       // A route cannot be flown until its landing point is known: only registered sites.
       if (!r.landingSites.some((s) => s.id === siteId)) throw new OrderError('unknown_destination', `"${siteId}" is not a registered landing site`);
     }
     const now = this.o.now();
-    const order = this.o.store.create({
+    const order = await this.o.store.create({
       id: `ord-${crypto.randomUUID().slice(0, 13)}`, region: r.id, originHub: req.originHub, destination: req.destination, weightKg: req.weightKg,
       tempClass: req.tempClass, priority: req.priority, deadline: req.deadline ?? null, reference: req.reference ?? null,
       flightPlanRef: req.flightPlanRef ?? null, createdAt: now, createdBy: req.by,
@@ -137,28 +164,34 @@ export class OrderService {
     return order;
   }
 
-  get(id: string): Order {
-    const order = this.o.store.get(id);
+  async get(id: string): Promise<Order> {
+    const order = await this.o.store.get(id);
     if (!order) throw new OrderError('order_not_found', `no order "${id}"`);
     return order;
   }
 
   async cancel(id: string, by: string, reason: string): Promise<Order> {
-    const order = this.get(id);
-    if (!cancellable(order.state)) throw new OrderError('not_cancellable', `an order ${order.state.replace('_', ' ')} cannot be cancelled`);
-    const cancelled = this.o.store.transition(id, 'cancelled', this.o.now(), by, reason);
-    if (order.state === 'assigned') await this.releaseResources(order, 'cancelled');
+    const refuse = (o: Order) => new OrderError('not_cancellable', `an order ${o.state.replace('_', ' ')} cannot be cancelled`);
+    const seen = await this.get(id);
+    if (!cancellable(seen.state)) throw refuse(seen);
+    // Decided on the row as locked: a pickup, take-off or dispatch that got there first wins.
+    let before: Order = seen;
+    const cancelled = await this.o.store
+      .transition(id, 'cancelled', this.o.now(), by, reason, {}, { onLocked: (o) => void (before = o) })
+      .catch((err: unknown) => {
+        if (err instanceof IllegalTransition) throw refuse(before);
+        throw err;
+      });
+    if (before.state === 'assigned') await this.releaseResources(before, 'cancelled');
     return cancelled;
   }
 
   /** Shows the pickup code once (to the requester); afterwards only its hash exists. */
-  revealPickupCode(id: string): string {
-    const order = this.get(id);
-    if (order.state !== 'in_locker' || !order.pickupReveal) {
-      throw new OrderError('pickup_code_unavailable', order.state === 'in_locker' ? 'the pickup code was already shown' : `the order is ${order.state}, not in a locker`);
-    }
-    this.o.store.update(id, this.o.now(), { pickupReveal: null });
-    return order.pickupReveal;
+  async revealPickupCode(id: string): Promise<string> {
+    const taken = await this.o.store.takePickupReveal(id, this.o.now());
+    if (taken) return taken.code;
+    const order = await this.get(id);
+    throw new OrderError('pickup_code_unavailable', order.state === 'in_locker' ? 'the pickup code was already shown' : `the order is ${order.state}, not in a locker`);
   }
 
   /**
@@ -175,18 +208,26 @@ export class OrderService {
       }
       return { hub: o.destination.hub, locker: o.lockerId, compartment: o.compartmentId };
     };
-    check(this.get(id));
+    check(await this.get(id));
     const code = String(crypto.randomInt(0, 1_000_000)).padStart(6, '0');
     const hash = await hashSecret(code);
-    const order = this.get(id); // again: it may have changed while the code was hashed
-    const at = check(order);
     const now = this.o.now();
-    this.o.store.note(id, now, by, `compartment ${at.locker}/${at.compartment} unlocked after ${order.wrongCodes} wrong pickup codes; new pickup code issued (${reason})`, {
-      locked: false, wrongCodes: 0, pickupHash: hash, pickupReveal: null,
+    // Checked again on the locked row: it may have changed while the code was hashed (or two people unlocked at once).
+    let at!: ReturnType<typeof check>;
+    let wrongCodes = 0;
+    const unlocked = await this.o.store.note(id, now, by, '', { locked: false, wrongCodes: 0, pickupHash: hash, pickupReveal: null }, {
+      onLocked: (o) => {
+        at = check(o);
+        wrongCodes = o.wrongCodes;
+      },
+      reason: () => `compartment ${at.locker}/${at.compartment} unlocked after ${wrongCodes} wrong pickup codes; new pickup code issued (${reason})`,
+    }).catch((err: unknown) => {
+      if (err instanceof OrderNotFound) throw new OrderError('order_not_found', `no order "${id}"`);
+      throw err;
     });
     this.log.warn({ order: id, hub: at.hub, locker: at.locker, compartment: at.compartment, by }, 'locked compartment opened by staff; pickup code reset');
     const cmd = await this.command(at.hub, at.locker, 'locker.unlock', { compartment: at.compartment }, 600);
-    return { order: this.get(id), pickupCode: code, commandId: cmd?.id ?? null };
+    return { order: unlocked, pickupCode: code, commandId: cmd?.id ?? null };
   }
 
   /**
@@ -194,17 +235,30 @@ export class OrderService {
    * origin hub (`on_board`), handed over at the destination hub (`delivered`), or lost, damaged or
    * refused (`failed`). Each is a transition with the account and reason in the audit log.
    */
-  groundRoundStep(id: string, step: GroundRoundStep, by: string, reason?: string): Order {
-    const order = this.get(id);
+  async groundRoundStep(id: string, step: GroundRoundStep, by: string, reason?: string): Promise<Order> {
     const to: OrderState = step === 'loaded' ? 'on_board' : step;
-    if (order.carrier !== 'ground' || !order.roundId) throw new OrderError('round_step_refused', `the order is not on a ground round (${order.state.replace('_', ' ')})`);
-    if (!canTransition(order.state, to) || (step === 'delivered' && order.state !== 'on_board')) {
-      throw new OrderError('round_step_refused', `an order ${order.state.replace('_', ' ')} cannot be marked ${step}`);
-    }
-    const dest = order.destination.type === 'locker' ? order.destination.hub : order.destination.siteId;
-    const why = reason ?? (step === 'loaded' ? `loaded on ground round ${order.roundId}` : step === 'delivered' ? `ground round ${order.roundId} delivered it to ${dest}` : `ground round ${order.roundId}: failed`);
-    this.log.info({ order: id, round: order.roundId, step, by }, 'ground round step recorded');
-    return this.o.store.transition(id, to, this.o.now(), by, why);
+    const check = (order: Order) => {
+      if (order.carrier !== 'ground' || !order.roundId) throw new OrderError('round_step_refused', `the order is not on a ground round (${order.state.replace('_', ' ')})`);
+      if (!canTransition(order.state, to) || (step === 'delivered' && order.state !== 'on_board')) {
+        throw new OrderError('round_step_refused', `an order ${order.state.replace('_', ' ')} cannot be marked ${step}`);
+      }
+    };
+    check(await this.get(id));
+    const why = (order: Order) => {
+      const dest = order.destination.type === 'locker' ? order.destination.hub : order.destination.siteId;
+      return reason ?? (step === 'loaded' ? `loaded on ground round ${order.roundId}` : step === 'delivered' ? `ground round ${order.roundId} delivered it to ${dest}` : `ground round ${order.roundId}: failed`);
+    };
+    // Checked again on the locked row: two people at two hubs may record steps at once.
+    let locked!: Order;
+    const moved = await this.o.store.transition(id, to, this.o.now(), by, '', {}, {
+      onLocked: (o) => {
+        check(o);
+        locked = o;
+      },
+      reason: () => why(locked),
+    });
+    this.log.info({ order: id, round: moved.roundId, step, by }, 'ground round step recorded');
+    return moved;
   }
 
   /**
@@ -233,12 +287,28 @@ export class OrderService {
     }
   }
 
+  /**
+   * Moves an order on from the state it was seen in (`order`), with its mission unchanged; null when
+   * it has moved meanwhile (another process, or a request, got there first): the caller then does
+   * nothing more for it — commands follow only a change made here.
+   */
+  private async move(order: Order, to: OrderState, reason: string, fields: Partial<Order> = {}, options: TransitionOptions = {}, actor = 'system'): Promise<Order | null> {
+    try {
+      return await this.o.store.transition(order.id, to, this.o.now(), actor, reason, fields, { from: [order.state], missionId: order.missionId, ...options });
+    } catch (err) {
+      if (err instanceof IllegalTransition || err instanceof OrderNotFound) {
+        this.log.debug({ order: order.id, from: order.state, to }, 'order changed meanwhile: step dropped');
+        return null;
+      }
+      throw err;
+    }
+  }
+
   private async missionEvent(missionId: string, event: string, ts: number): Promise<void> {
-    const order = this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight']).find((o) => o.missionId === missionId);
+    const order = (await this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight'])).find((o) => o.missionId === missionId);
     if (!order) return;
     if ((order.state === 'assigned' || order.state === 'mission_unknown') && (event === 'armed' || event === 'takeoff' || event === 'mission_started')) {
-      this.o.store.transition(order.id, 'in_flight', this.o.now(), 'system', `${order.droneId} took off`);
-      this.o.store.updateFlight(missionId, { takeoffAt: ts });
+      if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(missionId, { takeoffAt: ts });
     } else if (order.state === 'in_flight' && event === 'landed') {
       // The first landing after take-off is at the destination (the way back ends with mission_complete).
       await this.arrive(order, ts);
@@ -246,23 +316,21 @@ export class OrderService {
   }
 
   private async arrive(order: Order, at: number): Promise<void> {
-    const now = this.o.now();
-    this.o.store.updateFlight(order.missionId!, { arrivedAt: at, result: 'delivered' });
+    await this.o.store.updateFlight(order.missionId!, { arrivedAt: at, result: 'delivered' });
     if (order.destination.type === 'site') {
-      this.o.store.transition(order.id, 'delivered', now, 'system', `${order.droneId} landed at ${order.destination.siteId}`);
+      await this.move(order, 'delivered', `${order.droneId} landed at ${order.destination.siteId}`);
       return;
     }
     const code = String(crypto.randomInt(0, 1_000_000)).padStart(6, '0');
     const hash = await hashSecret(code);
-    const current = this.o.store.get(order.id);
-    if (current?.state !== 'in_flight') return; // already advanced meanwhile
-    this.o.store.transition(order.id, 'in_locker', now, 'system', `${order.droneId} delivered to ${order.lockerId}/${order.compartmentId}`, { pickupHash: hash, pickupReveal: code });
+    // Only from in_flight, checked on the locked row: it may have advanced while the code was hashed.
+    await this.move(order, 'in_locker', `${order.droneId} delivered to ${order.lockerId}/${order.compartmentId}`, { pickupHash: hash, pickupReveal: code });
   }
 
   private async pickup(hub: string, locker: string, compartment: string, code: string): Promise<void> {
-    const order = this.o.store
-      .inStates(['in_locker'])
-      .find((o) => o.destination.type === 'locker' && o.destination.hub === hub && o.lockerId === locker && o.compartmentId === compartment);
+    const order = (await this.o.store.inStates(['in_locker'])).find(
+      (o) => o.destination.type === 'locker' && o.destination.hub === hub && o.lockerId === locker && o.compartmentId === compartment,
+    );
     if (!order || !order.pickupHash) {
       this.o.onPickupCode?.('no_order');
       return;
@@ -274,17 +342,29 @@ export class OrderService {
       return;
     }
     if (await verifySecret(code, order.pickupHash)) {
-      this.o.store.transition(order.id, 'picked_up', now, `locker:${hub}/${locker}`, 'picked up with the right code', { pickupReveal: null });
+      // One pickup per parcel: a second one with the same code (another cloud process, a re-sent event) finds it picked up.
+      const notLocked = (o: Order) => {
+        if (o.locked) throw new IllegalTransition(o.state, 'picked_up');
+      };
+      const picked = await this.move(order, 'picked_up', 'picked up with the right code', { pickupReveal: null }, { onLocked: notLocked }, `locker:${hub}/${locker}`);
+      if (!picked) {
+        this.o.onPickupCode?.('no_order');
+        return;
+      }
       this.o.onPickupCode?.('accepted');
       await this.command(hub, locker, 'locker.release', { compartment }, 600);
       return;
     }
-    const wrong = order.wrongCodes + 1;
-    const locked = wrong >= MAX_WRONG_CODES;
-    this.o.store.update(order.id, now, { wrongCodes: wrong, locked });
+    // Counted in place: wrong codes typed at once (or handled by two processes) all count.
+    const counted = await this.o.store.countWrongCode(order.id, now, MAX_WRONG_CODES);
+    if (!counted) {
+      this.o.onPickupCode?.('no_order');
+      return;
+    }
+    const { wrongCodes: wrong, locked } = counted;
     this.o.onPickupCode?.(locked ? 'locked' : 'rejected');
     this.log.warn({ order: order.id, hub, compartment, wrong }, 'wrong pickup code refused');
-    if (locked) {
+    if (locked && wrong === MAX_WRONG_CODES) {
       this.o.raiseAlarm?.({
         hub, device: locker, compartment, kind: 'repeated_wrong_pickup_codes', severity: 'critical',
         detail: `${wrong} wrong pickup codes for order ${order.id}; compartment ${compartment} locked until staff check it`,
@@ -293,24 +373,37 @@ export class OrderService {
     }
   }
 
-  /** One round of mission tracking and dispatch. Re-entrant calls coalesce. */
-  async tick(): Promise<void> {
-    if (this.ticking) {
+  /**
+   * One round of mission tracking and dispatch. Re-entrant calls coalesce: a call while a round runs
+   * asks for one more and resolves with it (the store is asynchronous, so a caller that awaits a tick
+   * must see a round that started after its call).
+   */
+  tick(): Promise<void> {
+    if (this.running) {
       this.again = true;
-      return;
+      return this.running;
     }
     this.ticking = true;
+    this.running = this.rounds().finally(() => {
+      this.ticking = false;
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private running: Promise<void> | null = null;
+
+  private async rounds(): Promise<void> {
     try {
       do {
         this.again = false;
         await this.trackMissions();
         await this.endGroundRounds();
         await this.dispatch();
+        await this.refreshAssigned();
       } while (this.again);
     } catch (err) {
       this.log.error({ err }, 'dispatch round failed');
-    } finally {
-      this.ticking = false;
     }
   }
 
@@ -322,27 +415,31 @@ export class OrderService {
   }
 
   private destinationOf(order: Order): { lat: number; lon: number } | null {
-    if (order.destination.type === 'locker') {
-      const hubId = order.destination.hub;
-      return this.o.region.hubs.find((h) => h.id === hubId)?.location ?? null;
-    }
+    if (order.destination.type === 'locker') return this.o.regions.hub(order.destination.hub)?.location ?? null;
     const siteId = order.destination.siteId;
-    return this.o.region.landingSites.find((s) => s.id === siteId)?.location ?? null;
+    return this.o.regions.get(order.region)?.landingSites.find((s) => s.id === siteId)?.location ?? null;
+  }
+
+  /** A command's state, whether the command service answers at once or with a promise; null if unknown. */
+  private async commandState(id: string | null): Promise<{ state: CommandState; detail: string | null } | null> {
+    if (!id) return null;
+    return Promise.resolve()
+      .then(() => this.o.commands.get(id))
+      .catch(() => null);
   }
 
   private async trackMissions(): Promise<void> {
     const now = this.o.now();
-    for (const order of this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight'])) {
+    for (const order of await this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight'])) {
       if (order.carrier !== 'drone' || !order.droneHub || !order.droneId || !order.missionId) continue;
       const t = this.droneTelemetry(order.droneHub, order.droneId);
       if (order.state === 'mission_unknown' || order.state === 'assigned') {
-        const cmd = order.missionCommandId ? safe(() => this.o.commands.get(order.missionCommandId!)) : null;
+        const cmd = await this.commandState(order.missionCommandId);
         if (await this.missionUnknown(order, cmd, t, now)) continue;
         if (cmd && ['rejected', 'failed', 'expired'].includes(cmd.state)) {
           await this.retry(order, `the drone did not take the mission (${cmd.state}${cmd.detail ? `: ${cmd.detail}` : ''})`);
         } else if (t && t.missionId === order.missionId && AIRBORNE.has(t.flightState)) {
-          this.o.store.transition(order.id, 'in_flight', now, 'system', `${order.droneId} took off`);
-          this.o.store.updateFlight(order.missionId, { takeoffAt: t.ts });
+          if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(order.missionId, { takeoffAt: t.ts });
         } else if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) {
           await this.retry(order, 'the drone did not take off within 5 minutes');
         }
@@ -354,9 +451,10 @@ export class OrderService {
       if (arrived) {
         await this.arrive(order, t.ts);
       } else if (now - order.updatedAt > FLIGHT_TIMEOUT_MS) {
-        this.o.store.updateFlight(order.missionId, { result: 'lost' });
-        this.o.store.transition(order.id, 'failed', now, 'system', 'no arrival within 45 minutes of take-off');
-        await this.releaseResources(order, 'mission failed');
+        if (await this.move(order, 'failed', 'no arrival within 45 minutes of take-off')) {
+          await this.o.store.updateFlight(order.missionId, { result: 'lost' });
+          await this.releaseResources(order, 'mission failed');
+        }
       }
     }
   }
@@ -364,13 +462,13 @@ export class OrderService {
   /** Issue 12 (2): a ground round's end closes the lifecycle of every order still on it (see GROUND_ROUND_END_MS). */
   private async endGroundRounds(): Promise<void> {
     const now = this.o.now();
-    for (const order of this.o.store.inStates(['assigned', 'on_board'])) {
+    for (const order of await this.o.store.inStates(['assigned', 'on_board'])) {
       if (order.carrier !== 'ground') continue;
       const endsAt = order.roundDepartsAt !== null ? order.roundDepartsAt + GROUND_ROUND_END_MS : order.updatedAt + UNRECORDED_DEPARTURE_MS + GROUND_ROUND_END_MS;
       if (now <= endsAt) continue;
       const departure = order.roundDepartsAt !== null ? ` (departure ${new Date(order.roundDepartsAt).toISOString()})` : '';
       if (order.state === 'on_board') {
-        this.o.store.transition(order.id, 'failed', now, 'system', `ground round ${order.roundId}${departure} ended without the parcel recorded as delivered: check with the driver and the destination hub`);
+        await this.move(order, 'failed', `ground round ${order.roundId}${departure} ended without the parcel recorded as delivered: check with the driver and the destination hub`);
       } else {
         await this.retry(order, `ground round ${order.roundId}${departure} ended and the parcel was never recorded as loaded`);
       }
@@ -386,18 +484,17 @@ export class OrderService {
   private async missionUnknown(order: Order, cmd: { state: CommandState; detail: string | null } | null, t: DroneTelemetry | null, now: number): Promise<boolean> {
     const seen = t !== null && t.missionId === order.missionId && t.ts >= order.updatedAt;
     if (seen && AIRBORNE.has(t.flightState)) {
-      this.o.store.transition(order.id, 'in_flight', now, 'system', `${order.droneId} took off`);
-      this.o.store.updateFlight(order.missionId!, { takeoffAt: t.ts });
+      if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(order.missionId!, { takeoffAt: t.ts });
       return true;
     }
     if (order.state === 'assigned') {
       if (!cmd || !isProvisionalFailure(cmd.state, cmd.detail)) return false;
-      this.o.store.transition(order.id, 'mission_unknown', now, 'system', `${order.droneId} did not answer the mission in time (${cmd.detail}); it may be flying it: not re-dispatched until its outcome is known`);
+      await this.move(order, 'mission_unknown', `${order.droneId} did not answer the mission in time (${cmd.detail}); it may be flying it: not re-dispatched until its outcome is known`);
       return true;
     }
     // mission_unknown: settled by a late answer, by telemetry, or by time.
     if (seen || cmd?.state === 'done' || cmd?.state === 'duplicate') {
-      this.o.store.transition(order.id, 'assigned', now, 'system', seen ? `${order.droneId} reports the mission` : `${order.droneId} answered late: it took the mission`);
+      await this.move(order, 'assigned', seen ? `${order.droneId} reports the mission` : `${order.droneId} answered late: it took the mission`);
       return true;
     }
     if (cmd && !isProvisionalFailure(cmd.state, cmd.detail) && cmd.state !== 'pending') return false; // rejected or failed for real: retried below
@@ -405,25 +502,23 @@ export class OrderService {
     const onGround = t !== null && t.ts > order.updatedAt && !AIRBORNE.has(t.flightState) && t.missionId !== order.missionId;
     if (onGround) {
       await this.retry(order, `no answer to the mission, and ${order.droneId} was seen on the ground without it ${FLIGHT_TIMEOUT_MS / 60_000} minutes later`);
-    } else {
-      this.o.store.updateFlight(order.missionId!, { result: 'unknown' });
+    } else if (await this.move(order, 'failed', `no answer to the mission and no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`)) {
+      await this.o.store.updateFlight(order.missionId!, { result: 'unknown' });
       await this.releaseResources(order, 'mission outcome unknown');
-      this.o.store.transition(order.id, 'failed', now, 'system', `no answer to the mission and no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`);
     }
     return true;
   }
 
+  /** Back to pending (or failed after MAX_ATTEMPTS); what the order held is released only if this process made the change. */
   private async retry(order: Order, why: string): Promise<void> {
-    const now = this.o.now();
-    if (order.missionId) this.o.store.updateFlight(order.missionId, { result: `not flown: ${why}` });
-    await this.releaseResources(order, why);
-    if (order.attempts + 1 >= MAX_ATTEMPTS) {
-      this.o.store.transition(order.id, 'failed', now, 'system', `${why}; gave up after ${MAX_ATTEMPTS} attempts`);
-    } else {
-      this.o.store.transition(order.id, 'pending', now, 'system', why, {
+    const moved = order.attempts + 1 >= MAX_ATTEMPTS
+      ? await this.move(order, 'failed', `${why}; gave up after ${MAX_ATTEMPTS} attempts`)
+      : await this.move(order, 'pending', why, {
         attempts: order.attempts + 1, carrier: null, droneHub: null, droneId: null, roundId: null, roundDepartsAt: null, lockerId: null, compartmentId: null, missionId: null, missionCommandId: null,
       });
-    }
+    if (!moved) return;
+    if (order.missionId) await this.o.store.updateFlight(order.missionId, { result: `not flown: ${why}` });
+    await this.releaseResources(order, why);
   }
 
   private async releaseResources(order: Order, why: string): Promise<void> {
@@ -446,10 +541,11 @@ export class OrderService {
 
   // ---------------------------------------------------------------- dispatch
 
-  /** Gathers the engine's input from live state, the region file and the order store. */
-  buildInput(orders: Order[], now: number): DispatchInput {
-    const r = this.o.region;
-    const active = this.o.store.inStates(ACTIVE);
+  /**
+   * Gathers the engine's input for one region from live state, the region's file and the orders
+   * that hold drones, compartments and round capacity (`active`, any region: hub ids are unique).
+   */
+  buildInput(r: RegionFile, orders: Order[], active: Order[], now: number): DispatchInput {
     const busyDrones = new Set(active.filter((o) => o.state !== 'in_locker' && o.droneId).map((o) => `${o.droneHub}/${o.droneId}`));
     const heldCompartments = new Map(active.filter((o) => o.compartmentId).map((o) => [`${(o.destination as { hub?: string }).hub}/${o.lockerId}/${o.compartmentId}`, o.id]));
     const modeOf = this.o.modeOf ?? (() => 'normal' as Mode);
@@ -488,7 +584,7 @@ export class OrderService {
 
     // Issue 12 (2): what earlier planning rounds put on a departure stays booked until the round ends.
     const groundBookings: GroundBooking[] = active
-      .filter((o) => o.carrier === 'ground' && o.roundId !== null && o.roundDepartsAt !== null && (o.state === 'assigned' || o.state === 'on_board'))
+      .filter((o) => o.region === r.id && o.carrier === 'ground' && o.roundId !== null && o.roundDepartsAt !== null && (o.state === 'assigned' || o.state === 'on_board'))
       .map((o) => ({ roundId: o.roundId!, departsAt: o.roundDepartsAt!, weightKg: o.weightKg }));
     const groundRounds: GroundRoundInput[] = [];
     for (const round of r.groundRounds) {
@@ -512,15 +608,21 @@ export class OrderService {
     };
   }
 
+  /** Plans each region on its own: the engine sees one region's drones, lockers, sites and rounds, and that region's orders. */
   private async dispatch(): Promise<void> {
-    const waiting = this.o.store.inStates(['pending', 'held']);
+    const waiting = await this.o.store.inStates(['pending', 'held']);
     if (waiting.length === 0) return;
+    const active = await this.o.store.inStates(ACTIVE);
     const now = this.o.now();
-    const plan = planDispatch(this.buildInput(waiting, now), now);
-    for (const outcome of plan.outcomes) {
-      // Read again: an earlier assignment of this round awaited its commands, and a cancel may have landed meanwhile.
-      const order = this.o.store.get(outcome.orderId);
-      if (order && (order.state === 'pending' || order.state === 'held')) await this.apply(order, outcome, now);
+    for (const region of this.o.regions.all()) {
+      const orders = waiting.filter((o) => o.region === region.id);
+      if (orders.length === 0) continue;
+      const plan = planDispatch(this.buildInput(region, orders, active, now), now);
+      for (const outcome of plan.outcomes) {
+        // Read again: an earlier assignment of this round awaited its commands, and a cancel may have landed meanwhile.
+        const order = await this.o.store.get(outcome.orderId);
+        if (order && (order.state === 'pending' || order.state === 'held')) await this.apply(order, outcome, now);
+      }
     }
   }
 
@@ -528,16 +630,16 @@ export class OrderService {
     if (outcome.kind === 'wait') {
       const held = outcome.reasons.some((r) => r.code === 'held_emergency');
       if (held && order.state === 'pending') {
-        this.o.store.transition(order.id, 'held', now, 'system', 'emergency mode: normal orders wait (kept, resume when the mode ends)', { waitReasons: outcome.reasons });
+        await this.move(order, 'held', 'emergency mode: normal orders wait (kept, resume when the mode ends)', { waitReasons: outcome.reasons });
       } else if (!held && order.state === 'held') {
-        this.o.store.transition(order.id, 'pending', now, 'system', 'emergency mode ended', { waitReasons: outcome.reasons });
+        await this.move(order, 'pending', 'emergency mode ended', { waitReasons: outcome.reasons });
       } else if (JSON.stringify(order.waitReasons) !== JSON.stringify(outcome.reasons)) {
-        this.o.store.update(order.id, now, { waitReasons: outcome.reasons });
+        await this.o.store.update(order.id, now, { waitReasons: outcome.reasons }, [order.state]);
       }
       return;
     }
     if (outcome.kind === 'ground') {
-      this.o.store.transition(order.id, 'assigned', now, 'system', `no drone can take it: on ground round ${outcome.roundId} departing ${new Date(outcome.departsAt).toISOString()}`, {
+      await this.move(order, 'assigned', `no drone can take it: on ground round ${outcome.roundId} departing ${new Date(outcome.departsAt).toISOString()}`, {
         carrier: 'ground', roundId: outcome.roundId, roundDepartsAt: outcome.departsAt, waitReasons: outcome.reasons,
       });
       return;
@@ -550,20 +652,33 @@ export class OrderService {
     const missionId = `m-${order.id.slice(4)}-${order.attempts + 1}`;
     const flightPlanRef = order.flightPlanRef ?? `FP-${missionId}`;
     const destName = order.destination.type === 'locker' ? `${order.destination.hub}/${a.lockerId}/${a.compartmentId}` : order.destination.siteId;
-    this.o.store.transition(order.id, 'assigned', now, 'system', `drone ${order.originHub}/${a.droneId}${a.routeId ? ` on registered route ${a.routeId}` : ''}, ${(a.distanceM / 1000).toFixed(1)} km, needs ${a.energyNeededPct.toFixed(0)} % + ${a.reservePct} % reserve of ${a.batteryPct.toFixed(0)} %`, {
-      carrier: 'drone', droneHub: order.originHub, droneId: a.droneId, lockerId: a.lockerId ?? null, compartmentId: a.compartmentId ?? null, missionId, waitReasons: null,
-    });
-    this.o.store.addFlight({
-      missionId, orderId: order.id, aircraftHub: order.originHub, aircraft: a.droneId, origin: order.originHub, destination: destName,
-      route: a.legs, distanceM: a.distanceM, payloadKg: order.weightKg, flightPlanRef, plannedAt: now,
-    });
+    // The order, its drone and compartment, and its flight log entry in one transaction, from the state
+    // it was planned in. The database refuses a compartment or drone another order holds (ResourceTaken):
+    // another cloud process assigned it first; the order waits for the next round.
+    let assigned: Order | null;
+    try {
+      assigned = await this.move(order, 'assigned', `drone ${order.originHub}/${a.droneId}${a.routeId ? ` on registered route ${a.routeId}` : ''}, ${(a.distanceM / 1000).toFixed(1)} km, needs ${a.energyNeededPct.toFixed(0)} % + ${a.reservePct} % reserve of ${a.batteryPct.toFixed(0)} %`, {
+        carrier: 'drone', droneHub: order.originHub, droneId: a.droneId, lockerId: a.lockerId ?? null, compartmentId: a.compartmentId ?? null, missionId, waitReasons: null,
+      }, {
+        flight: {
+          missionId, orderId: order.id, aircraftHub: order.originHub, aircraft: a.droneId, origin: order.originHub, destination: destName,
+          route: a.legs, distanceM: a.distanceM, payloadKg: order.weightKg, flightPlanRef, plannedAt: now,
+        },
+      });
+    } catch (err) {
+      if (!(err instanceof ResourceTaken)) throw err;
+      this.log.info({ order: order.id, drone: a.droneId, compartment: a.compartmentId }, 'drone or compartment taken by another assignment meanwhile: planned again next round');
+      return;
+    }
+    if (!assigned) return;
+    this.assignedHubs.add(order.originHub);
     if (order.destination.type === 'locker' && a.lockerId && a.compartmentId) {
       await this.command(order.destination.hub, a.lockerId, 'locker.reserve', { compartment: a.compartmentId, orderId: order.id }, 600);
       // Issue 12 (4): a cancel that landed while the reserve was being published has released the
       // compartment (cancel releases what an assigned order holds); the drone must not be sent.
-      const current = this.o.store.get(order.id);
+      const current = await this.o.store.get(order.id);
       if (current?.state !== 'assigned' || current.missionId !== missionId) {
-        this.o.store.updateFlight(missionId, { result: `not flown: the order was ${current?.state ?? 'removed'} during assignment` });
+        await this.o.store.updateFlight(missionId, { result: `not flown: the order was ${current?.state ?? 'removed'} during assignment` });
         this.log.info({ order: order.id, state: current?.state, mission: missionId }, 'assignment stopped: the order changed while its compartment was reserved');
         return;
       }
@@ -573,16 +688,8 @@ export class OrderService {
         ? { to: order.destination.hub }
         : { site: order.destination.siteId, siteLat: a.legs[a.legs.length - 1]!.to.lat, siteLon: a.legs[a.legs.length - 1]!.to.lon };
     const cmd = await this.command(order.originHub, a.droneId, 'drone.mission', { ...to, payloadKg: order.weightKg, missionId }, 120);
-    if (cmd) this.o.store.update(order.id, this.o.now(), { missionCommandId: cmd.id });
+    if (cmd) await this.o.store.update(order.id, this.o.now(), { missionCommandId: cmd.id });
     this.log.info({ order: order.id, drone: a.droneId, mission: missionId, destination: destName }, 'mission dispatched');
-  }
-}
-
-function safe<T>(f: () => T): T | null {
-  try {
-    return f();
-  } catch {
-    return null;
   }
 }
 

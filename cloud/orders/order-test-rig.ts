@@ -1,21 +1,21 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import type { Command, CommandAck, DeviceKind, DroneTelemetry, LockerTelemetry, SensorTelemetry } from '../../contract/index.ts';
+import { openTestDatabase, type SqlDatabaseKind, type TestDatabase } from '../../test/support/test-database.ts';
 import { CommandService, type CommandBus } from '../commands/command-service.ts';
-import { createSqliteCommandStore } from '../commands/command-store.ts';
-import { openOperationalDb, type OperationalDb } from '../db/operational-db.ts';
+import { createMemoryCommandStore, type CommandStore } from '../commands/command-store.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
+import { createRegions } from '../hubs/regions.ts';
 import { LiveState } from '../live/live-state.ts';
 import { OrderService } from './order-service.ts';
-import { OrderStore } from './order-store.ts';
+import { openOrderStore, type OrderStore } from './order-store.ts';
 
 /**
- * For tests of the order and command lifecycles: the REAL order and command services and stores on
- * a temporary SQLite database, with a fake clock, hand-set live telemetry and a command bus whose
- * publishes a test can hold and release. `restart()` drops the service objects and builds new ones
- * on the same database, as a cloud restart does.
+ * For tests of the order and command lifecycles: the REAL order service and store on a temporary
+ * SQLite or PostgreSQL database (issue 14) and the real command service (its store in memory, kept
+ * across restarts — the command store has its own contract suite), with a fake clock, hand-set live
+ * telemetry and a command bus whose publishes a test can hold and release. `restart()` drops the
+ * service objects and builds new ones on the same database, as a cloud restart does.
  */
 export const REGION_FILE = path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json');
 export const ORIGIN = 'rs-komatsu-kibagata';
@@ -29,8 +29,7 @@ export interface Sent {
 
 export class OrderTestRig {
   readonly region = loadRegionFile(REGION_FILE);
-  readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'order-rig-'));
-  readonly db: OperationalDb;
+  readonly regions = createRegions([this.region]);
   now = T0;
   readonly sent: Sent[] = [];
   /** Commands whose publish is held: `send` resolves only when `release` is called. */
@@ -43,13 +42,20 @@ export class OrderTestRig {
   commands!: CommandService;
   orders!: OrderService;
 
-  constructor() {
-    this.db = openOperationalDb(this.dir, 'normal');
-    this.build();
-    this.setTelemetry();
+  private constructor(
+    readonly database: TestDatabase,
+    private readonly commandStore: CommandStore,
+  ) {}
+
+  /** A rig on a fresh database of the kind (SQLite unless said). */
+  static async open(kind: SqlDatabaseKind = 'sqlite'): Promise<OrderTestRig> {
+    const rig = new OrderTestRig(await openTestDatabase(kind), await createMemoryCommandStore());
+    await rig.build();
+    rig.setTelemetry();
+    return rig;
   }
 
-  private build(): void {
+  private async build(): Promise<void> {
     const logger = pino({ level: 'silent' });
     // A restart ends the old objects as a process's death would: their publishes never complete.
     const generation = ++this.generation;
@@ -63,15 +69,22 @@ export class OrderTestRig {
     };
     const live = this.live ?? new LiveState(this.region);
     this.live = live;
-    this.commands = new CommandService({ store: createSqliteCommandStore(this.db), bus, hubs: live.hubs, now: () => this.now, newId: () => `cmd-${++this.seq}-${this.now}`, logger });
-    this.store = new OrderStore(this.db);
-    this.orders = new OrderService({ store: this.store, region: this.region, live, commands: this.commands, logger, now: () => this.now });
+    this.commands = new CommandService({ store: this.commandStore, bus, hubs: live.hubs, now: () => this.now, newId: () => `cmd-${++this.seq}-${this.now}`, logger });
+    this.store = await openOrderStore(this.database.db);
+    this.orders = new OrderService({ store: this.store, regions: this.regions, live, commands: this.commands, logger, now: () => this.now });
   }
 
   /** New service objects on the same database and live state (a restart of the cloud's services). */
-  restart(): void {
+  async restart(): Promise<void> {
     this.held.length = 0; // publishes the old process was waiting for: never completed
-    this.build();
+    await this.build();
+  }
+
+  /** The state of an order (throws if there is none). */
+  async state(orderId: string): Promise<string> {
+    const o = await this.store.get(orderId);
+    if (!o) throw new Error(`no order ${orderId}`);
+    return o.state;
   }
 
   heldCommands(): Command[] {
@@ -125,15 +138,15 @@ export class OrderTestRig {
   }
 
   /** A device's (or the hub agent's) acknowledgement of a command, as ingest hands it over. */
-  ack(commandId: string, result: CommandAck['result'], detail?: string): void {
-    const c = this.commands.get(commandId);
-    this.commands.applyAck({ v: 1, type: 'hub.command-ack', id: `ack-${++this.seq}`, ts: this.now, hub: c.hub, device: c.device, commandId, result, ...(detail ? { detail } : {}) });
+  async ack(commandId: string, result: CommandAck['result'], detail?: string): Promise<void> {
+    const c = await this.commands.get(commandId);
+    await this.commands.applyAck({ v: 1, type: 'hub.command-ack', id: `ack-${++this.seq}`, ts: this.now, hub: c.hub, device: c.device, commandId, result, ...(detail ? { detail } : {}) });
   }
 
   /** A drone event of a mission, as ingest hands it over once stored. */
   async droneEvent(hub: string, drone: string, missionId: string, event: 'takeoff' | 'landed' | 'mission_complete'): Promise<void> {
     this.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `de-${++this.seq}`, ts: this.now, hub, device: drone, event, severity: 'info', missionId } as never);
-    await settle();
+    await this.drain();
   }
 
   /**
@@ -143,6 +156,10 @@ export class OrderTestRig {
   async tick(): Promise<void> {
     const busy = () => (this.orders as unknown as { ticking: boolean }).ticking;
     while (busy() && this.held.length === 0) await new Promise((r) => setTimeout(r, 1));
+    if (busy()) {
+      void this.orders.tick(); // stuck on a held publish: coalesces into it, and runs when it is released
+      return;
+    }
     await this.orders.tick();
   }
 
@@ -158,10 +175,11 @@ export class OrderTestRig {
     return this.sent.map((s) => s.command).filter((c) => c.command === 'drone.mission' && missionOf(c)?.startsWith(`m-${orderId.slice(4)}-`));
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.orders.stop();
-    this.db.close();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    // Events and pickups handed over are applied before the database closes (unless stuck on a held publish).
+    await Promise.race([this.orders.settled(), new Promise((r) => setTimeout(r, 1000))]);
+    await this.database.cleanup();
   }
 }
 
