@@ -77,7 +77,7 @@ describe('alarms over the API', () => {
     expect((await api('GET', `/api/v1/alarms/${raised.id}`)).body).toEqual(raised);
     expect((await api('GET', '/api/v1/alarms?state=open&severity=warning')).body.alarms.map((a: { id: string }) => a.id)).toContain(raised.id);
 
-    t.cloud.accounts.update('test-admin', { displayName: '山田 花子' });
+    await t.cloud.accounts.update('test-admin', { displayName: '山田 花子' });
     const acked = await api('POST', `/api/v1/alarms/${raised.id}/ack`, { by: '山田 (寺井公民館)', note: '向かいます' });
     expect(acked.status).toBe(200);
     // The account is recorded, not the body's `by` (kept only so older clients still validate);
@@ -87,7 +87,7 @@ describe('alarms over the API', () => {
     expect((await api('GET', `/api/v1/alarms/${raised.id}`)).body).toMatchObject({ state: 'acknowledged', acknowledgedBy: 'test-admin', acknowledgedByName: '山田 花子' });
     expect((await alarmsOf(hub, 'door_open_too_long'))[0]).toMatchObject({ acknowledgedByName: '山田 花子' });
     // A renamed account shows its name as it is now.
-    t.cloud.accounts.update('test-admin', { displayName: '山田 花子 (寺井)' });
+    await t.cloud.accounts.update('test-admin', { displayName: '山田 花子 (寺井)' });
     expect((await api('GET', `/api/v1/alarms/${raised.id}`)).body).toMatchObject({ acknowledgedByName: '山田 花子 (寺井)' });
 
     const closed: LockerTelemetry = {

@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { AccountStore } from '../cloud/accounts/account-store.ts';
-import { openOperationalDb } from '../cloud/db/operational-db.ts';
+import path from 'node:path';
+import { openAccountStore } from '../cloud/accounts/account-store.ts';
+import { openSqliteDatabase } from '../cloud/db/database.ts';
 import { spawnCloud, startTestCloud, tempDir, testCloudEnv, type CloudProcess, type TestCloud } from './support/cloud-harness.ts';
 
 /**
@@ -120,7 +121,7 @@ describe('live feed: caps', () => {
     const a = await t.tokenFor('feed-revoked', 'coordinator');
     const s = await openServed(base, a);
     open.push(await openServed(base, a));
-    t.cloud.accounts.revokeToken(a);
+    await t.cloud.accounts.revokeToken(a);
     await s.ended;
     expect(s.text()).toContain('event: session\ndata: {"state":"expired"}');
   });
@@ -193,7 +194,7 @@ describe('live feed: what each account sees', () => {
     const p = await openServed(base, promoted);
     const s = await openServed(base, stays);
     open.push(p, s);
-    t.cloud.accounts.update('feed-staff-a', { role: 'coordinator', hubs: [] });
+    await t.cloud.accounts.update('feed-staff-a', { role: 'coordinator', hubs: [] });
     // The promoted account's stream moves to the coordinators' view (the API would now show it everything)…
     await vi.waitFor(() => expect(p.text()).toContain('event: proposals'), { timeout: 15_000 });
     t.cloud.alarms.raise({ hub: 'nomi-neagari', kind: 'door_open_too_long', device: 'feed-move', detail: 'after promotion' });
@@ -251,14 +252,14 @@ describe('live feed: cost', () => {
   it("the cloud's CPU does not grow with the number of open streams (1 vs 150, over three sessions)", async () => {
     dir = tempDir('feed-cost');
     // Accounts and tokens made before the cloud starts (the cloud process then reads them from its database).
-    const db = openOperationalDb(dir, 'normal');
-    const accounts = new AccountStore(db);
+    const db = openSqliteDatabase(path.join(dir, 'cloud.db'), 'normal');
+    const accounts = await openAccountStore(db);
     const tokens: string[] = [];
     for (const [username, role, hubs] of [['cost-coord', 'coordinator', []], ['cost-admin', 'admin', []], ['cost-staff', 'staff', ['nomi-terai']]] as const) {
       await accounts.create({ username, role, hubs: [...hubs], password: `${username}-password-123` });
-      tokens.push(accounts.createApiToken(username, 'cost test').token);
+      tokens.push((await accounts.createApiToken(username, 'cost test')).token);
     }
-    db.close();
+    await db.close();
     proc = await spawnCloud(testCloudEnv(dir, { MQTT_WS_PORT: 'off', SQLITE_SYNC: 'normal', EVENTS_MAX_STREAMS: '400', EVENTS_MAX_STREAMS_PER_SESSION: '100', EVENTS_MAX_STREAMS_PER_ACCOUNT: '100' }));
     const base = proc.urls.http;
     const pid = proc.child.pid!;

@@ -237,7 +237,7 @@ describe('the document against real answers', () => {
     await probe({ method: 'GET', url: '/api/v1/auth/me', as: 'staff' });
     await probe({ method: 'POST', url: '/api/v1/auth/login', as: 'anonymous', body: { username: 'openapi-coordinator', password: 'wrong' } });
     expect((await probe({ method: 'POST', url: '/api/v1/auth/login', as: 'anonymous', body: { username: 'openapi-coordinator', password: 'wrong again' } })).status).toBe(429);
-    const session = await t.cloud.accounts.createApiToken('openapi-operator', 'sign-out').token;
+    const session = (await t.cloud.accounts.createApiToken('openapi-operator', 'sign-out')).token;
     tokens.leaving = session;
     expect((await probe({ method: 'POST', url: '/api/v1/auth/logout', as: 'leaving' })).status).toBe(204);
     expect((await probe({ method: 'GET', url: '/api/v1/auth/me', as: 'leaving' })).status).toBe(401);

@@ -57,14 +57,15 @@ export function seedHubCredentials(dataDir: string, region: BenchRegion): void {
 
 /** Creates an admin account with an API token in `<dataDir>`'s operational database; returns the bearer token. */
 export async function seedAdminToken(dataDir: string, username = 'bench-admin'): Promise<string> {
-  const { AccountStore } = await import('../../cloud/accounts/account-store.ts');
+  const { openAccountStore } = await import('../../cloud/accounts/account-store.ts');
+  const { openSqliteDatabase } = await import('../../cloud/db/database.ts');
   fs.mkdirSync(dataDir, { recursive: true });
-  const db = openOperationalDb(dataDir, 'normal');
+  const db = openSqliteDatabase(path.join(dataDir, 'cloud.db'), 'normal');
   try {
-    const accounts = new AccountStore(db);
-    if (!accounts.get(username)) await accounts.create({ username, role: 'admin', displayName: username, password: crypto.randomBytes(18).toString('base64url') });
-    return accounts.createApiToken(username, 'benchmark').token;
+    const accounts = await openAccountStore(db);
+    if (!(await accounts.get(username))) await accounts.create({ username, role: 'admin', displayName: username, password: crypto.randomBytes(18).toString('base64url') });
+    return (await accounts.createApiToken(username, 'benchmark')).token;
   } finally {
-    db.close();
+    await db.close();
   }
 }

@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { RegionFile } from '../../contract/index.ts';
-import { AccountStore } from '../../cloud/accounts/account-store.ts';
+import { openAccountStore } from '../../cloud/accounts/account-store.ts';
+import { openSqliteDatabase } from '../../cloud/db/database.ts';
 import { openOperationalDb } from '../../cloud/db/operational-db.ts';
 import { hashSecret } from '../../cloud/hubs/hub-credentials.ts';
 import { rng } from '../../cloud/dispatch/synthetic-dispatch.ts';
@@ -89,10 +90,16 @@ export async function seedCloudData(dataDir: string, region: string, hubs: reado
     db.transaction(() => {
       for (const h of hubs) insert.run(h, region, h, prodSecrets.get(h) ?? shared, now);
     })();
-    const accounts = new AccountStore(db);
-    await accounts.create({ username: 'bench-admin', role: 'admin', password: crypto.randomBytes(12).toString('base64url') });
-    const adminToken = accounts.createApiToken('bench-admin', 'benchmark').token;
-    return { password, productionCost, adminToken };
+    // The accounts store works on the database layer (issue 14): a second handle on the same cloud.db.
+    const database = openSqliteDatabase(path.join(dataDir, 'cloud.db'), 'normal');
+    try {
+      const accounts = await openAccountStore(database);
+      await accounts.create({ username: 'bench-admin', role: 'admin', password: crypto.randomBytes(12).toString('base64url') });
+      const adminToken = (await accounts.createApiToken('bench-admin', 'benchmark')).token;
+      return { password, productionCost, adminToken };
+    } finally {
+      await database.close();
+    }
   } finally {
     db.close();
   }
