@@ -23,6 +23,7 @@ export const API_ERRORS = {
   region_not_found: { status: 404, description: 'No region with that id' },
   geography_not_found: { status: 404, description: 'The region has no base map (no <region>.geography.json next to its region file); the consoles draw the map without one' },
   hub_not_in_region: { status: 400, description: 'A listed hub is not a hub of that region' },
+  mode_version_conflict: { status: 409, description: 'Someone else switched the region\'s mode at the same moment (another cloud process on the same database); nothing was changed: read the mode again and switch again if still needed' },
   alarm_not_found: { status: 404, description: 'No alarm with that id' },
   alarm_cleared: { status: 409, description: 'The alarm was already cleared' },
   order_not_found: { status: 404, description: 'No order with that id' },

@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { regionsOfHubs } from '../../test/support/regions-of-hubs.ts';
 import { ModeService } from './mode-service.ts';
 import { hubSwitches, type SwitchRecord } from './mode-state.ts';
 import { createMemoryModeStore } from './mode-store.ts';
@@ -58,16 +59,16 @@ describe('ModeService.hubSwitches', () => {
   it('answers from the stored audit log, and follows each new switch', async () => {
     let now = T;
     const store = createMemoryModeStore();
-    const service = new ModeService({
-      store, regions: new Map([['r', HUBS]]), now: () => now, ackTimeoutMs: 120_000, logger: pino({ level: 'silent' }),
+    const service = await ModeService.open({
+      store, regions: regionsOfHubs({ r: HUBS }), now: () => now, ackTimeoutMs: 120_000, logger: pino({ level: 'silent' }),
       bus: { publishDesired: async () => {}, acknowledge: async () => {} },
     });
     await service.switchMode('r', { mode: 'emergency', hubs: ['hub-a'], reason: 'landslide', by: 'c' });
     now += 10 * MIN;
     await service.switchMode('r', { mode: 'emergency', hubs: ['hub-b'], reason: 'flood', by: 'c' });
-    expect(service.hubSwitches('r').get('hub-a')).toMatchObject({ since: T, reason: 'landslide' });
+    expect((await service.hubSwitches('r')).get('hub-a')).toMatchObject({ since: T, reason: 'landslide' });
     now += 10 * MIN;
     await service.switchMode('r', { mode: 'normal', hubs: ['hub-a'], reason: 'all clear', by: 'c' });
-    expect(service.hubSwitches('r').get('hub-a')).toMatchObject({ mode: 'normal', since: T + 20 * MIN, previous: 'emergency', reason: 'all clear' });
+    expect((await service.hubSwitches('r')).get('hub-a')).toMatchObject({ mode: 'normal', since: T + 20 * MIN, previous: 'emergency', reason: 'all clear' });
   });
 });

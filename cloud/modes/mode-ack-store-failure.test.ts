@@ -1,20 +1,19 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { buildTopic } from '../../contract/index.ts';
-import { openOperationalDb, type OperationalDb } from '../db/operational-db.ts';
-import { createDeadLetterStore } from '../ingest/dead-letter-store.ts';
+import { openTestDatabase, SQL_DATABASES, type TestDatabase } from '../../test/support/test-database.ts';
+import { createRegions } from '../hubs/regions.ts';
+import { openDeadLetterStore } from '../ingest/dead-letter-store.ts';
 import { Ingest, type InboundPublish } from '../ingest/ingest.ts';
 import { KnownCompartments } from '../ingest/known-compartments.ts';
-import { createSeenMessageStore } from '../ingest/seen-messages.ts';
+import { openSeenMessageStore } from '../ingest/seen-messages.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
 import { LiveState } from '../live/live-state.ts';
 import { createMetrics, type CloudMetrics } from '../metrics.ts';
 import type { TelemetryStore } from '../telemetry/telemetry-store.ts';
 import { ModeService } from './mode-service.ts';
-import { createSqliteModeStore, type ModeStore } from './mode-store.ts';
+import { openModeStore, type ModeStore } from './mode-store.ts';
 
 /**
  * Issue 12, defect 10 (a): a mode acknowledgement whose write fails is not acknowledged over MQTT
@@ -30,43 +29,39 @@ const noStore: TelemetryStore = {
   kind: 'fake', write: async () => undefined, history: async () => [], messageIds: async () => [], countPoints: async () => 0, close: async () => undefined,
 };
 
-let dir: string;
-let db: OperationalDb;
+let t: TestDatabase;
 let metrics: CloudMetrics;
 let ingest: Ingest;
 let store: ModeStore;
 let modes: ModeService;
 
-function modeService(s: ModeStore): ModeService {
-  const region = loadRegionFile(REGION_FILE);
-  return new ModeService({
-    store: s, regions: new Map([[REGION, region.hubs.map((h) => h.id)]]), now: Date.now, ackTimeoutMs: 60_000, logger: pino({ level: 'silent' }),
+function modeService(s: ModeStore): Promise<ModeService> {
+  return ModeService.open({
+    store: s, regions: createRegions([loadRegionFile(REGION_FILE)]), now: Date.now, ackTimeoutMs: 60_000, logger: pino({ level: 'silent' }),
     bus: { publishDesired: async () => undefined, acknowledge: async () => undefined },
   });
 }
 
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chiiki-mode-ack-'));
-  db = openOperationalDb(dir, 'normal');
+async function start(kind: (typeof SQL_DATABASES)[number]): Promise<void> {
+  t = await openTestDatabase(kind);
   metrics = createMetrics();
-  store = createSqliteModeStore(db);
-  modes = modeService(store);
+  store = await openModeStore(t.db);
+  modes = await modeService(store);
   const region = loadRegionFile(REGION_FILE);
   // Wired as in cloud.ts.
   ingest = new Ingest({
-    store: noStore, deadLetters: createDeadLetterStore(db, LIMITS), live: new LiveState(region), metrics, logger: pino({ level: 'silent' }),
-    seen: createSeenMessageStore(db), maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100, maxFutureSkewMs: 300_000,
+    store: noStore, sql: t.db.sql, deadLetters: await openDeadLetterStore(t.db, LIMITS), live: new LiveState(region), metrics, logger: pino({ level: 'silent' }),
+    seen: await openSeenMessageStore(t.db), maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100, maxFutureSkewMs: 300_000,
     compartments: new KnownCompartments([region]), issuedModeVersion: (r) => modes.issuedVersion(r),
     hooks: {
-      recordModeAcks: (acks) => modes.recordAcks(acks),
+      recordModeAcks: (acks, tx) => modes.recordAcks(acks, tx),
       onModeAck: (ack, r, receivedAt) => modes.applyAck(ack, r, receivedAt),
     },
   });
-});
+}
 afterEach(async () => {
-  await ingest.close(100);
-  db.close();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await ingest?.close(100);
+  await t?.cleanup();
 });
 
 function modeAck(version: number): InboundPublish {
@@ -77,14 +72,15 @@ function modeAck(version: number): InboundPublish {
   };
 }
 
-describe('mode acknowledgements when their write fails (issue 12, defect 10a)', () => {
+describe.each(SQL_DATABASES)('mode acknowledgements when their write fails (issue 12, defect 10a), on %s', (kind) => {
   it('leaves the message unacknowledged and unremembered, takes the re-send, and the hub shows acknowledged after a restart', async () => {
+    await start(kind);
     await modes.switchMode(REGION, { mode: 'emergency', reason: 'M6.9 earthquake', by: 'bousai-1' });
     const putAcks = store.putAcks.bind(store);
     let failures = 1;
-    store.putAcks = (acks) => {
+    store.putAcks = async (acks, tx) => {
       if (failures-- > 0) throw new Error('SQLITE_BUSY: database is locked');
-      return putAcks(acks);
+      return putAcks(acks, tx);
     };
     const ack = modeAck(1);
     await expect(ingest.handle(ack)).rejects.toThrow(/re-send/); // no PUBACK: the broker closes the link, the hub re-sends
@@ -93,6 +89,6 @@ describe('mode acknowledgements when their write fails (issue 12, defect 10a)', 
     await ingest.handle({ ...ack, receivedAt: Date.now() }); // the hub's re-send (same message id)
     expect((await metrics.duplicates.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
     // What a coordinator sees, also after the cloud restarted (memory gone, the store is the truth).
-    expect(modeService(store).view(REGION).hubs.find((h) => h.hub === HUB)).toMatchObject({ status: 'acknowledged', acknowledged: { version: 1 } });
+    expect((await modeService(await openModeStore(await t.reopen()))).view(REGION).hubs.find((h) => h.hub === HUB)).toMatchObject({ status: 'acknowledged', acknowledged: { version: 1 } });
   });
 });

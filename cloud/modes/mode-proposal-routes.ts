@@ -31,9 +31,9 @@ const ProposalBody = z.object({
 
 const proposalBody = (p: ModeProposal): z.infer<typeof ProposalBody> => ({ ...p, createdAt: new Date(p.createdAt).toISOString() });
 
-function api<T>(f: () => T): T {
+async function api<T>(f: () => Promise<T>): Promise<T> {
   try {
-    return f();
+    return await f();
   } catch (err) {
     throw err instanceof ModeError ? new ApiError(err.code, err.message) : err;
   }
@@ -64,7 +64,7 @@ export function modeProposalRoutes(proposals: ModeProposals): (app: ZodApp) => v
         },
       },
     }, async (req, reply) => {
-      const { proposal, created } = api(() => proposals.propose(req.params.regionId, req.body));
+      const { proposal, created } = await api(() => proposals.propose(req.params.regionId, req.body));
       return reply.code(created ? 201 : 200).send(proposalBody(proposal));
     });
 
@@ -81,7 +81,7 @@ export function modeProposalRoutes(proposals: ModeProposals): (app: ZodApp) => v
       },
     }, async (req) => ({
       region: req.params.regionId,
-      proposals: api(() => proposals.list(req.params.regionId, req.query)).map(proposalBody),
+      proposals: (await api(() => proposals.list(req.params.regionId, req.query))).map(proposalBody),
     }));
   };
 }

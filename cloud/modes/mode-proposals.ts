@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
+import type { Database, FeatureMigrations } from '../db/database.ts';
+import type { Sql } from '../db/sql.ts';
+import type { Regions } from '../hubs/regions.ts';
 import { ModeError } from './mode-service.ts';
 
 /**
@@ -38,8 +40,8 @@ export interface NewProposal {
   evidence?: Record<string, unknown>;
 }
 
-/** `cloud.db` migrations of this feature; append, never edit. */
-export const MODE_PROPOSAL_MIGRATIONS = [
+/** Migrations of this feature; append, never edit. SQLite: the steps `cloud.db` files already carry. */
+const SQLITE_STEPS = [
   `CREATE TABLE mode_proposals (
      id         TEXT PRIMARY KEY,
      region     TEXT NOT NULL,
@@ -55,7 +57,32 @@ export const MODE_PROPOSAL_MIGRATIONS = [
    );
    CREATE UNIQUE INDEX mode_proposals_event ON mode_proposals (region, source, event_id) WHERE event_id IS NOT NULL;
    CREATE INDEX mode_proposals_region ON mode_proposals (region, state, seq);`,
-] as const;
+];
+
+/**
+ * The PostgreSQL schema: the SQLite one, same columns. `seq` comes from an identity there — SQLite
+ * numbers proposals with max(seq) + 1 under its single writer, which two writers on PostgreSQL would
+ * both take.
+ */
+const POSTGRES_SCHEMA = `CREATE TABLE mode_proposals (
+     id         TEXT PRIMARY KEY,
+     region     TEXT NOT NULL,
+     source     TEXT NOT NULL,
+     mode       TEXT NOT NULL CHECK (mode IN ('emergency')),
+     reason     TEXT NOT NULL,
+     hubs       TEXT,
+     evidence   TEXT NOT NULL,
+     event_id   TEXT,
+     state      TEXT NOT NULL,
+     created_at BIGINT NOT NULL,
+     seq        BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+   );
+   CREATE UNIQUE INDEX mode_proposals_event ON mode_proposals (region, source, event_id) WHERE event_id IS NOT NULL;
+   CREATE INDEX mode_proposals_region ON mode_proposals (region, state, seq);`;
+
+export const MODE_PROPOSAL_MIGRATIONS: FeatureMigrations = { sqlite: SQLITE_STEPS, postgres: [POSTGRES_SCHEMA] };
+
+const COLUMNS = 'id, region, source, mode, reason, hubs, evidence, event_id, state, created_at';
 
 interface Row {
   id: string; region: string; source: string; mode: 'emergency'; reason: string; hubs: string | null; evidence: string; event_id: string | null;
@@ -68,56 +95,64 @@ const fromRow = (r: Row): ModeProposal => ({
 });
 
 export interface ModeProposalsOptions {
-  db: OperationalDb;
-  /** Hubs of each region, to check the region and the listed hubs. */
-  regions: ReadonlyMap<string, readonly string[]>;
+  /** The operational database (SQLite or PostgreSQL). */
+  db: Database;
+  /** The regions served, to check the region and the listed hubs (looked up on every call: a region added while running takes proposals at once). */
+  regions: Regions;
   now: () => number;
 }
 
 export class ModeProposals {
-  private readonly insert;
-  private readonly byEvent;
-  private readonly list_;
-  private readonly nextSeq;
+  private readonly sql: Sql;
 
-  constructor(private readonly o: ModeProposalsOptions) {
-    migrateFeature(o.db, 'mode_proposals', MODE_PROPOSAL_MIGRATIONS);
-    this.insert = o.db.prepare(
-      `INSERT INTO mode_proposals (id, region, source, mode, reason, hubs, evidence, event_id, state, created_at, seq)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?)`,
-    );
-    this.byEvent = o.db.prepare<[string, string, string], Row>('SELECT * FROM mode_proposals WHERE region = ? AND source = ? AND event_id = ?');
-    this.list_ = o.db.prepare<[string, string | null, string | null, number], Row>(
-      'SELECT * FROM mode_proposals WHERE region = ? AND (? IS NULL OR state = ?) ORDER BY seq DESC LIMIT ?',
-    );
-    this.nextSeq = o.db.prepare<[], { seq: number }>('SELECT coalesce(max(seq), 0) + 1 AS seq FROM mode_proposals');
+  private constructor(private readonly o: ModeProposalsOptions) {
+    this.sql = o.db.sql;
   }
 
-  /** Stores a proposal; one already stored for the same (source, eventId) is returned instead (`created: false`). */
-  propose(region: string, p: NewProposal): { proposal: ModeProposal; created: boolean } {
-    const hubIds = this.o.regions.get(region);
-    if (!hubIds) throw new ModeError('region_not_found', `no region "${region}"`);
+  /** Proposals on the operational database: migrates the feature's table. */
+  static async open(o: ModeProposalsOptions): Promise<ModeProposals> {
+    await o.db.migrate('mode_proposals', MODE_PROPOSAL_MIGRATIONS);
+    return new ModeProposals(o);
+  }
+
+  /**
+   * Stores a proposal; one already stored for the same (source, eventId) is returned instead
+   * (`created: false`) — also when two cloud processes take the same bulletin at the same moment:
+   * the insert does nothing on the unique (region, source, event_id) index, and the stored one is read.
+   */
+  async propose(region: string, p: NewProposal): Promise<{ proposal: ModeProposal; created: boolean }> {
+    if (!this.o.regions.has(region)) throw new ModeError('region_not_found', `no region "${region}"`);
+    const hubIds = this.o.regions.hubIds(region);
     const hubs = p.hubs === undefined ? null : [...new Set(p.hubs)];
     const unknown = (hubs ?? []).filter((h) => !hubIds.includes(h));
     if (unknown.length > 0) throw new ModeError('hub_not_in_region', `not hubs of region "${region}": ${unknown.join(', ')}`);
     const evidence = p.evidence ?? {};
     const rawEventId = evidence.eventId;
     const eventId = typeof rawEventId === 'string' || typeof rawEventId === 'number' ? String(rawEventId) : null;
-    return this.o.db.transaction(() => {
-      const existing = eventId === null ? undefined : this.byEvent.get(region, p.source, eventId);
-      if (existing) return { proposal: fromRow(existing), created: false };
-      const proposal: ModeProposal = {
-        id: `prop-${randomUUID()}`, region, source: p.source, mode: p.mode, reason: p.reason, hubs, evidence, eventId, state: 'open', createdAt: this.o.now(),
-      };
-      this.insert.run(proposal.id, region, p.source, p.mode, p.reason, hubs && JSON.stringify(hubs), JSON.stringify(evidence), eventId, proposal.createdAt, this.nextSeq.get()!.seq);
-      return { proposal, created: true };
-    })();
+    const proposal: ModeProposal = {
+      id: `prop-${randomUUID()}`, region, source: p.source, mode: p.mode, reason: p.reason, hubs, evidence, eventId, state: 'open', createdAt: this.o.now(),
+    };
+    const values = [proposal.id, region, p.source, p.mode, p.reason, hubs && JSON.stringify(hubs), JSON.stringify(evidence), eventId, proposal.createdAt];
+    // SQLite numbers the proposal in the statement (one writer at a time); PostgreSQL's identity does.
+    const inserted = await this.sql.run(
+      this.sql.dialect === 'sqlite'
+        ? `INSERT INTO mode_proposals (${COLUMNS}, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, (SELECT coalesce(max(seq), 0) + 1 FROM mode_proposals)) ON CONFLICT DO NOTHING`
+        : `INSERT INTO mode_proposals (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT DO NOTHING`,
+      values,
+    );
+    if (inserted === 1) return { proposal, created: true };
+    const existing = await this.sql.one<Row>(`SELECT ${COLUMNS} FROM mode_proposals WHERE region = ? AND source = ? AND event_id = ?`, [region, p.source, eventId]);
+    if (!existing) throw new Error(`proposal ${proposal.id} was neither stored nor found stored before`);
+    return { proposal: fromRow(existing), created: false };
   }
 
   /** Newest first. */
-  list(region: string, q: { state?: ProposalState; limit: number }): ModeProposal[] {
+  async list(region: string, q: { state?: ProposalState; limit: number }): Promise<ModeProposal[]> {
     if (!this.o.regions.has(region)) throw new ModeError('region_not_found', `no region "${region}"`);
-    const state = q.state ?? null;
-    return this.list_.all(region, state, state, q.limit).map(fromRow);
+    const rows = await this.sql.query<Row>(
+      `SELECT ${COLUMNS} FROM mode_proposals WHERE region = ?${q.state ? ' AND state = ?' : ''} ORDER BY seq DESC LIMIT ?`,
+      q.state ? [region, q.state, q.limit] : [region, q.limit],
+    );
+    return rows.map(fromRow);
   }
 }

@@ -113,9 +113,9 @@ const auditBody = ({ msgId: _msgId, ...e }: AuditEntry) => ({ ...e, at: iso(e.at
 function toApiError(err: unknown): unknown {
   return err instanceof ModeError ? new ApiError(err.code, err.message) : err;
 }
-function api<T>(f: () => T): T {
+async function api<T>(f: () => T | Promise<T>): Promise<T> {
   try {
-    return f();
+    return await f();
   } catch (err) {
     throw toApiError(err);
   }
@@ -135,7 +135,8 @@ export function modeRoutes(modes: ModeService, opts: ModeRouteOptions = {}): (ap
         summary: 'Switch a region, or some of its hubs, to emergency or normal mode',
         description: 'Stores a new version of the region\'s desired mode (previous + 1) with an audit entry and publishes it retained (QoS 1) on '
           + '`v1/<region>/mode`. Without `hubs` the whole region switches and per-hub overrides are cleared; with `hubs` only those hubs get '
-          + 'an override. Hubs acknowledge asynchronously: see GET on the same path.',
+          + 'an override. Hubs acknowledge asynchronously: see GET on the same path. 409 `mode_version_conflict`: someone else switched the '
+          + 'region at the same moment (another cloud process on the same database); nothing was stored — read the mode again and decide.',
         params: Params,
         body: z.object({
           mode: Mode,
@@ -143,10 +144,10 @@ export function modeRoutes(modes: ModeService, opts: ModeRouteOptions = {}): (ap
           reason: z.string().trim().min(1).max(500).describe('Why; shown to hub staff'),
           by: z.string().trim().min(1).max(100).optional().describe('Ignored when signed in: the account that switches is recorded (kept so older clients still validate)'),
         }).strict(),
-        response: { 202: SwitchBody, ...errorResponses('hub_not_in_region', 'region_not_found') },
+        response: { 202: SwitchBody, ...errorResponses('hub_not_in_region', 'region_not_found', 'mode_version_conflict') },
       },
     }, async (req, reply) => {
-      const s = await modes.switchMode(req.params.regionId, { ...req.body, by: actorOf(req, req.body.by) }).catch((err: unknown) => Promise.reject(toApiError(err)));
+      const s = await api(() => modes.switchMode(req.params.regionId, { ...req.body, by: actorOf(req, req.body.by) }));
       return reply.code(202).send({ ...s, at: iso(s.at)!, desired: desiredBody(s.desired, nameOf) });
     });
 
@@ -179,8 +180,8 @@ export function modeRoutes(modes: ModeService, opts: ModeRouteOptions = {}): (ap
         },
       },
     }, async (req) => {
-      const v = api(() => modes.view(req.params.regionId));
-      const switches = modes.hubSwitches(req.params.regionId);
+      const v = await api(() => modes.view(req.params.regionId));
+      const switches = await modes.hubSwitches(req.params.regionId);
       // Staff see their own hubs only (and counts over those).
       const scope = hubScope(req);
       const hubs = scope === null ? v.hubs : v.hubs.filter((h) => scope.has(h.hub));
@@ -212,7 +213,7 @@ export function modeRoutes(modes: ModeService, opts: ModeRouteOptions = {}): (ap
       },
     }, async (req) => ({
       region: req.params.regionId,
-      entries: api(() => modes.history(req.params.regionId, req.query)).map(auditBody),
+      entries: (await api(() => modes.history(req.params.regionId, req.query))).map(auditBody),
     }));
   };
 }

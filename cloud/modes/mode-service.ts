@@ -1,4 +1,6 @@
 import type { CloudAck, Mode, ModeAck, RegionMode } from '../../contract/index.ts';
+import type { Sql } from '../db/sql.ts';
+import type { Regions } from '../hubs/regions.ts';
 import type { Logger } from '../logger.ts';
 import {
   applySwitch,
@@ -18,7 +20,7 @@ import {
   type RegionModeView,
   type SwitchRequest,
 } from './mode-state.ts';
-import type { AuditEntry, ModeStore } from './mode-store.ts';
+import { ModeVersionTakenError, type AuditEntry, type ModeStore, type NewAuditEntry } from './mode-store.ts';
 
 /**
  * Disaster mode (issue 4): a coordinator switches a region, or some of its hubs, between normal
@@ -56,7 +58,7 @@ export interface ModeBus {
   acknowledge(region: string, message: CloudAck): Promise<void>;
 }
 
-export type ModeErrorCode = 'region_not_found' | 'hub_not_in_region';
+export type ModeErrorCode = 'region_not_found' | 'hub_not_in_region' | 'mode_version_conflict';
 
 export class ModeError extends Error {
   override readonly name = 'ModeError';
@@ -99,37 +101,64 @@ export interface ModeChangeEvent {
 export interface ModeServiceOptions {
   store: ModeStore;
   bus: ModeBus;
-  /** Region id → its hubs (from the region file). */
-  regions: ReadonlyMap<string, readonly string[]>;
+  /** The regions served; looked up on every call, so a region added while running is switched without a restart. */
+  regions: Regions;
   now: () => number;
   /** A hub that has not acknowledged the current version this long after the switch shows `timed_out`. */
   ackTimeoutMs: number;
   logger: Logger;
 }
 
+/** What recording a local switch did, applied to the in-memory state once its transaction committed. */
+interface LocalSwitchOutcome {
+  /** Its audit entry; null for a re-sent copy, recorded before (nothing else was done then). */
+  entry: AuditEntry | null;
+  conflict: ModeConflict | null;
+  /** The version that adopted the hub's later local switch (issue 12, defect 10b). */
+  adopted: DesiredMode | null;
+}
+
 export class ModeService {
   private readonly log: Logger;
   private readonly listeners = new Set<(e: ModeChangeEvent) => void>();
-  private readonly regionOfHub = new Map<string, string>();
-  /** Desired state per region, read through from the store. */
+  /** The newest desired state of every region ever switched (loaded by `open`, then kept up to date here). */
   private readonly cache = new Map<string, DesiredMode>();
+  /** Switches of one region run one after another in this process (versions in order, no self-inflicted conflicts). */
+  private readonly switching = new Map<string, Promise<unknown>>();
   /** Publishes run one after another, each sending the newest state, so the retained message is never an older version. */
   private publishing: Promise<unknown> = Promise.resolve();
-  /** Newest acknowledgement per hub, per region (see `acksOf`). */
+  /** Newest acknowledgement per hub, per region (loaded by `open`). */
   private readonly acks = new Map<string, Map<string, HubAck>>();
+  /** Open conflicts per hub, per region (loaded by `open`). */
+  private readonly conflicts = new Map<string, Map<string, ModeConflict>>();
   /** Acknowledgements kept in `acks` but not yet written to the store (see `applyAck`). */
   private pendingAcks: HubAck[] = [];
+  /** The write of `pendingAcks`, queued for the end of the current synchronous run. */
+  private pendingFlush: Promise<void> | null = null;
   /**
    * Acknowledgements `recordAcks` wrote, by hub and message id, until `applyAck` takes them: for a
-   * local switch, its audit entry (null: a re-sent copy, recorded before).
+   * local switch, what recording it did.
    */
-  private readonly recorded = new Map<string, { entry: AuditEntry | null }>();
+  private readonly recorded = new Map<string, LocalSwitchOutcome>();
   /** `hubSwitches` per region, for the desired version it was worked out for. */
   private readonly switchesCache = new Map<string, { version: number; byHub: Map<string, HubSwitch> }>();
 
-  constructor(private readonly o: ModeServiceOptions) {
+  private constructor(private readonly o: ModeServiceOptions) {
     this.log = o.logger.child({ component: 'modes' });
-    for (const [region, hubs] of o.regions) for (const h of hubs) this.regionOfHub.set(h, region);
+  }
+
+  /**
+   * The service with the stored state in memory — desired state of every region, every hub's newest
+   * acknowledgement and the open conflicts — so `modeOf`, `desired`, `issuedVersion` and `view`
+   * (hot paths: dispatch, ingest, the live feed) answer without a database round trip.
+   */
+  static async open(o: ModeServiceOptions): Promise<ModeService> {
+    const service = new ModeService(o);
+    const [latest, acks, conflicts] = await Promise.all([o.store.allLatest(), o.store.allAcks(), o.store.allConflicts()]);
+    for (const d of latest) service.cache.set(d.region, d);
+    for (const a of acks) service.acksOf(a.region).set(a.hub, a);
+    for (const c of conflicts) service.conflictsOf(c.region).set(c.hub, c);
+    return service;
   }
 
   get ackTimeoutMs(): number {
@@ -138,18 +167,13 @@ export class ModeService {
 
   /** The hub's effective mode: what the desired state of its region gives it ('normal' for a hub of no known region). */
   modeOf(hubId: string): Mode {
-    const region = this.regionOfHub.get(hubId);
-    return region ? modeForHub(this.desired(region), hubId) : 'normal';
+    const region = this.o.regions.regionOfHub(hubId);
+    return region ? modeForHub(this.desired(region.id), hubId) : 'normal';
   }
 
   /** The region's current desired state (version 0, all normal, before the first switch). */
   desired(region: string): DesiredMode {
-    let d = this.cache.get(region);
-    if (!d) {
-      d = this.o.store.latest(region) ?? initialDesired(region);
-      this.cache.set(region, d);
-    }
-    return d;
+    return this.cache.get(region) ?? initialDesired(region);
   }
 
   /**
@@ -168,7 +192,13 @@ export class ModeService {
     return () => void this.listeners.delete(fn);
   }
 
-  /** Stores the next version with its audit entry, then publishes it retained. */
+  /**
+   * Stores the next version with its audit entry (and clears the conflicts it resolves) in one
+   * transaction, then publishes it retained. The next version is made on top of the newest stored
+   * one, read in that transaction. Two cloud processes switching the region at the same moment
+   * both try the same version: one makes it, the other gets `mode_version_conflict` and nothing of
+   * its switch is stored — the coordinator looks again and decides.
+   */
   async switchMode(region: string, req: SwitchRequest): Promise<SwitchResult> {
     const hubIds = this.hubsOf(region);
     let targets: string[] | null = null;
@@ -177,21 +207,39 @@ export class ModeService {
       const unknown = targets.filter((h) => !hubIds.includes(h));
       if (unknown.length > 0) throw new ModeError('hub_not_in_region', `not hubs of region "${region}": ${unknown.join(', ')}`);
     }
-    const prev = this.desired(region);
+    return this.oneAtATime(region, () => this.switchNow(region, req, targets));
+  }
+
+  private async switchNow(region: string, req: SwitchRequest, targets: string[] | null): Promise<SwitchResult> {
     const at = this.o.now();
-    const next = applySwitch(prev, { ...req, hubs: targets ?? undefined }, at);
-    const changes = modeChanges(prev, next, hubIds);
     const scope = targets ? `hub${targets.length > 1 ? 's' : ''} ${targets.join(', ')}` : 'the whole region';
-    this.o.store.appendVersion(next, {
-      region, kind: 'switch', at, recordedAt: at, by: req.by, mode: req.mode, hubs: targets, reason: req.reason, version: next.version,
-      desiredVersion: null, desiredMode: null, historical: false, msgId: null,
-      summary: `${req.by} switched ${scope} to ${req.mode} (version ${next.version}): ${req.reason}`,
-    });
-    this.cache.set(region, next);
-    // A coordinator who switches a hub has seen its conflict (the API shows it): resolved.
-    const resolved = this.o.store.clearConflicts(region, targets);
+    let written: { prev: DesiredMode; next: DesiredMode; resolved: number };
+    try {
+      written = await this.o.store.transaction(async (tx) => {
+        const prev = (await this.o.store.latest(region, tx)) ?? initialDesired(region);
+        const next = applySwitch(prev, { ...req, hubs: targets ?? undefined }, at);
+        await this.o.store.appendVersion(next, {
+          region, kind: 'switch', at, recordedAt: at, by: req.by, mode: req.mode, hubs: targets, reason: req.reason, version: next.version,
+          desiredVersion: null, desiredMode: null, historical: false, msgId: null,
+          summary: `${req.by} switched ${scope} to ${req.mode} (version ${next.version}): ${req.reason}`,
+        }, tx);
+        // A coordinator who switches a hub has seen its conflict (the API shows it): resolved.
+        const resolved = await this.o.store.clearConflicts(region, targets, tx);
+        return { prev, next, resolved };
+      });
+    } catch (err) {
+      if (!(err instanceof ModeVersionTakenError)) throw err;
+      this.log.warn({ region, version: err.version, by: req.by }, 'mode switch refused: another switch made that version at the same moment');
+      await this.refresh(region).catch((e: unknown) => this.log.error({ err: e, region }, 'reading the region mode after a conflict failed'));
+      throw new ModeError('mode_version_conflict',
+        `region "${region}" was switched by someone else at the same moment (version ${err.version}); nothing was changed — look at its mode now and switch again if still needed`);
+    }
+    const { prev, next, resolved } = written;
+    const hubIds = this.o.regions.hubIds(region);
+    const changes = modeChanges(prev, next, hubIds);
+    this.clearConflictsInMemory(region, targets);
+    this.adopt(next);
     this.log.info({ region, version: next.version, mode: req.mode, hubs: targets, by: req.by, reason: req.reason, changed: changes.length, conflictsResolved: resolved }, 'mode switched');
-    if (changes.length > 0) this.emit({ region, version: next.version, at, by: req.by, reason: req.reason, changes });
     const published = await this.publish(region);
     return { region, version: next.version, mode: req.mode, hubs: targets, reason: req.reason, by: req.by, at, desired: next, changes, published };
   }
@@ -199,14 +247,14 @@ export class ModeService {
   /** The desired state with every hub's acknowledgement. */
   view(region: string): RegionModeView {
     const hubIds = this.hubsOf(region);
-    return regionModeView(this.desired(region), hubIds, this.acksOf(region), this.o.now(), this.o.ackTimeoutMs, this.o.store.conflicts(region));
+    return regionModeView(this.desired(region), hubIds, this.acksOf(region), this.o.now(), this.o.ackTimeoutMs, this.conflictsOf(region));
   }
 
   /**
    * Since when each hub of the region has been in its desired mode, and the coordinator's reason
    * (see `hubSwitches`). Worked out from the audit log once per version: the live feed asks every second.
    */
-  hubSwitches(region: string): Map<string, HubSwitch> {
+  async hubSwitches(region: string): Promise<Map<string, HubSwitch>> {
     const hubIds = this.hubsOf(region);
     const version = this.desired(region).version;
     const cached = this.switchesCache.get(region);
@@ -214,7 +262,7 @@ export class ModeService {
     const entries: AuditEntry[] = [];
     let complete = false;
     while (entries.length < SWITCH_HISTORY_READ_MAX) {
-      const page = this.o.store.history(region, { limit: 500, beforeId: entries.at(-1)?.id });
+      const page = await this.o.store.history(region, { limit: 500, beforeId: entries.at(-1)?.id });
       entries.push(...page);
       if (page.length < 500) {
         complete = true;
@@ -227,29 +275,29 @@ export class ModeService {
   }
 
   /** The audit log, newest first. */
-  history(region: string, q: { limit: number; before?: number }): AuditEntry[] {
+  async history(region: string, q: { limit: number; before?: number }): Promise<AuditEntry[]> {
     this.hubsOf(region);
     return this.o.store.history(region, { limit: q.limit, beforeId: q.before });
   }
 
   /**
-   * Step one of taking `hub.mode-ack`s, inside ingest's group commit — before the messages are
-   * acknowledged and their ids remembered: writes the acknowledgements (one transaction) and the
-   * audit entries of local switches. Throws when the store fails: ingest then leaves these messages
-   * unacknowledged and unremembered, so the hubs re-send them (issue 12, defect 10; before, a failed
-   * write was only logged while dedupe dropped the re-sends, and the hub showed `timed_out` for
-   * ever). Idempotent: the store keeps the newest acknowledgement per hub and one audit entry per
-   * message. `applyAck` follows for each message once the commit succeeded.
+   * Step one of taking `hub.mode-ack`s, inside ingest's group commit — in its transaction `tx`, before
+   * the messages are acknowledged and their ids remembered: writes the acknowledgements (one
+   * statement per 500 hubs) and what local switches bring (audit entries, conflicts, an adopted
+   * version). Throws when the store fails: ingest then leaves these messages unacknowledged and
+   * unremembered, so the hubs re-send them (issue 12, defect 10; before, a failed write was only
+   * logged while dedupe dropped the re-sends, and the hub showed `timed_out` for ever). Idempotent:
+   * the store keeps the newest acknowledgement per hub and one audit entry per message. `applyAck`
+   * follows for each message once the commit succeeded, and brings the in-memory state up to date.
    */
-  recordAcks(acks: readonly { ack: ModeAck; region: string; receivedAt: number }[]): void {
+  async recordAcks(acks: readonly { ack: ModeAck; region: string; receivedAt: number }[], tx?: Sql): Promise<void> {
     const taken = acks.filter(({ ack, region }) => ack.version <= this.issuedVersion(region));
     if (taken.length === 0) return;
-    this.flushAcks();
-    this.o.store.putAcks(taken.map(({ ack, region, receivedAt }) => toHubAck(ack, region, receivedAt)));
-    const recorded: [string, { entry: AuditEntry | null }][] = [];
+    await this.o.store.putAcks(taken.map(({ ack, region, receivedAt }) => toHubAck(ack, region, receivedAt)), tx);
+    const recorded: [string, LocalSwitchOutcome][] = [];
     for (const { ack, region, receivedAt } of taken) {
-      const entry = ack.source === 'local' ? this.recordLocalSwitch(ack, region, receivedAt) : null;
-      recorded.push([recordKey(ack), { entry }]);
+      const outcome = ack.source === 'local' ? await this.recordLocalSwitch(ack, region, receivedAt, tx) : NOTHING_RECORDED;
+      recorded.push([recordKey(ack), outcome]);
     }
     if (this.recorded.size > 100_000) this.recorded.clear(); // entries of commits that failed after this step; applyAck copes
     for (const [k, v] of recorded) this.recorded.set(k, v);
@@ -257,45 +305,52 @@ export class ModeService {
 
   /**
    * A hub's `hub.mode-ack` (ingest calls this once per message id, after storing it). The newest
-   * state of each hub is kept; a local switch is also written to the audit log — also when it is
-   * older than what the hub reported since (a replay after an outage): it happened.
+   * state of each hub is kept (in memory at once, before this returns a promise); a local switch is
+   * also written to the audit log — also when it is older than what the hub reported since (a replay
+   * after an outage): it happened. Never rejects.
    */
-  applyAck(ack: ModeAck, region: string, receivedAt: number): void {
+  applyAck(ack: ModeAck, region: string, receivedAt: number): Promise<void> {
     if (ack.version > this.issuedVersion(region)) {
       // Ingest refuses these (`unknown_mode_version`); kept here too, as newest it would pin the hub's state.
       this.log.warn({ hub: ack.hub, region, version: ack.version, issued: this.issuedVersion(region) }, 'mode acknowledgement for a version never issued ignored');
-      return;
+      return Promise.resolve();
     }
     const record = toHubAck(ack, region, receivedAt);
     const newest = this.keepNewest(record);
     const pre = this.recorded.get(recordKey(ack));
     this.recorded.delete(recordKey(ack));
     if (ack.source !== 'local') {
-      if (pre) return; // written by recordAcks
+      this.log.debug({ hub: ack.hub, version: ack.version, mode: ack.mode, newest }, 'mode acknowledged');
+      if (pre || !newest) return Promise.resolve(); // written by recordAcks, or older than what is stored
       // Every hub of a region acknowledges a switch within moments: ingest applies them a group
       // commit at a time, and they are written together at the end of that synchronous run (a
-      // microtask), so a switch of 13,800 hubs costs a handful of synced commits instead of one per
-      // hub. The microtask runs before ingest resolves the batch, i.e. before any PUBACK is sent.
-      if (newest) {
-        this.pendingAcks.push(record);
-        if (this.pendingAcks.length === 1) queueMicrotask(() => this.flushAcks());
-      }
-      this.log.debug({ hub: ack.hub, version: ack.version, mode: ack.mode, newest }, 'mode acknowledged');
-      return;
+      // microtask), so a switch of 13,800 hubs costs a handful of writes instead of one per hub.
+      this.pendingAcks.push(record);
+      this.pendingFlush ??= new Promise<void>((resolve) => queueMicrotask(() => resolve(this.flushAcks())));
+      return this.pendingFlush;
     }
-    let entry: AuditEntry | null;
-    if (pre) entry = pre.entry;
-    else {
-      this.flushAcks();
-      if (newest) this.o.store.putAck(record);
-      entry = this.recordLocalSwitch(ack, region, receivedAt);
+    return this.applyLocalSwitch(ack, region, receivedAt, record, pre).catch((err: unknown) =>
+      this.log.error({ err, hub: ack.hub, region, msgId: ack.id }, 'recording a local mode switch failed'));
+  }
+
+  private async applyLocalSwitch(ack: ModeAck, region: string, receivedAt: number, record: HubAck, pre: LocalSwitchOutcome | undefined): Promise<void> {
+    const outcome = pre ?? await this.o.store.transaction(async (tx) => {
+      await this.o.store.putAck(record, tx);
+      return this.recordLocalSwitch(ack, region, receivedAt, tx);
+    });
+    if (!outcome.entry) return; // a re-sent copy: recorded already
+    if (outcome.conflict) this.conflictsOf(region).set(ack.hub, outcome.conflict);
+    if (outcome.adopted) {
+      this.adopt(outcome.adopted);
+      this.log.warn({ region, hub: ack.hub, version: outcome.adopted.version, mode: ack.mode }, 'mode conflict: the hub\'s later local switch adopted');
+      void this.publish(region);
+    } else if (outcome.conflict) {
+      this.log.warn({ region, hub: ack.hub, mode: ack.mode, coordinatorVersion: outcome.conflict.coordinator.version }, 'mode conflict: the coordinator\'s later switch stands over the hub\'s local switch');
     }
-    if (!entry) return; // a re-sent copy: recorded already
     const desired = this.desired(region);
     const want = modeForHub(desired, ack.hub);
-    const when = new Date(ack.ts).toISOString();
     const verdict = verdictOf(ack.mode, want, desired.version);
-    this.log.warn({ hub: ack.hub, region, mode: ack.mode, desired: want, desiredVersion: desired.version, at: when, historical: record.historical }, 'hub switched locally');
+    this.log.warn({ hub: ack.hub, region, mode: ack.mode, desired: want, desiredVersion: desired.version, at: new Date(ack.ts).toISOString(), historical: record.historical }, 'hub switched locally');
     const reply: CloudAck = {
       v: 1, type: 'cloud.ack', ts: this.o.now(), hub: ack.hub, ackOf: ack.id,
       detail: `local switch to ${ack.mode} recorded; ${verdict}`.slice(0, 500),
@@ -304,56 +359,40 @@ export class ModeService {
   }
 
   /**
-   * The audit entry of a local switch (null: a re-sent copy, recorded before), after its
-   * reconciliation: the audit entry comes last, so a write failing half-way is redone in full when
-   * the hub re-sends the message (reconcile is idempotent: an adopted switch no longer conflicts).
+   * Writes a local switch in `tx`: its audit entry first — a re-sent copy (already recorded) does
+   * nothing more —, then its reconciliation against the newest stored desired state (read in the
+   * same transaction, so a version adopted earlier in the same batch, or by another cloud process,
+   * counts). The caller's transaction makes it all or nothing; a re-send redoes it.
    */
-  private recordLocalSwitch(ack: ModeAck, region: string, receivedAt: number): AuditEntry | null {
-    const audit = this.localSwitchAudit(ack, region, receivedAt);
-    this.reconcile(ack, region, receivedAt);
-    return this.o.store.appendAudit(audit);
-  }
-
-  /**
-   * A local switch that did not see the current desired state and disagrees with it: records the
-   * conflict; when the local switch is the later, adopts it for that hub as a new version (written
-   * here, published right after). Throws when the store fails (the caller leaves the message
-   * unacknowledged; a re-send finds the conflict already adopted, or records it then).
-   */
-  private reconcile(ack: ModeAck, region: string, receivedAt: number): void {
-    const desired = this.desired(region);
-    const conflict: ModeConflict | null = localSwitchConflict(desired, ack, region, receivedAt);
-    if (!conflict) return;
+  private async recordLocalSwitch(ack: ModeAck, region: string, receivedAt: number, tx: Sql | undefined): Promise<LocalSwitchOutcome> {
+    const desired = (await this.o.store.latest(region, tx)) ?? initialDesired(region);
+    const entry = await this.o.store.appendAudit(this.localSwitchAudit(ack, region, receivedAt, desired), tx);
+    if (!entry) return NOTHING_RECORDED;
+    const conflict = localSwitchConflict(desired, ack, region, receivedAt);
+    if (!conflict) return { entry, conflict: null, adopted: null };
+    await this.o.store.putConflict(conflict, tx);
+    if (conflict.winner !== 'hub') return { entry, conflict, adopted: null };
+    // The later of the two is the hub's: adopted for that hub as a new version (published once committed).
     const when = (t: number) => new Date(t).toISOString();
     const sides = `hub ${ack.hub} switched locally to ${ack.mode} at ${when(ack.ts)} (hub clock) without having seen version ${desired.version}, ` +
       `${desired.by}'s switch to ${conflict.coordinator.mode} at ${when(conflict.coordinator.at)}`;
-    if (conflict.winner === 'hub') {
-      const at = this.o.now();
-      const reason = `conflict: ${sides}; the later (the hub's) is kept until a coordinator decides${ack.reason ? ` — hub staff: ${ack.reason}` : ''}`.slice(0, 500);
-      const next = applySwitch(desired, { mode: ack.mode, hubs: [ack.hub], reason, by: `hub staff at ${ack.hub}` }, at);
-      this.o.store.putConflict(conflict);
-      this.o.store.appendVersion(next, {
-        region, kind: 'switch', at, recordedAt: at, by: `hub staff at ${ack.hub}`, mode: ack.mode, hubs: [ack.hub], reason, version: next.version,
-        desiredVersion: null, desiredMode: null, historical: false, msgId: null,
-        summary: `hub ${ack.hub}'s later local switch to ${ack.mode} adopted as version ${next.version} (${sides}); shown as a conflict until a coordinator switches the hub`,
-      });
-      this.cache.set(region, next);
-      this.log.warn({ region, hub: ack.hub, version: next.version, mode: ack.mode, coordinatorVersion: desired.version }, 'mode conflict: the hub\'s later local switch adopted');
-      this.emit({ region, version: next.version, at, by: `hub staff at ${ack.hub}`, reason, changes: modeChanges(desired, next, this.hubsOf(region)) });
-      void this.publish(region);
-      return;
-    }
-    this.o.store.putConflict(conflict);
-    this.log.warn({ region, hub: ack.hub, mode: ack.mode, coordinatorVersion: desired.version }, 'mode conflict: the coordinator\'s later switch stands over the hub\'s local switch');
+    const at = this.o.now();
+    const reason = `conflict: ${sides}; the later (the hub's) is kept until a coordinator decides${ack.reason ? ` — hub staff: ${ack.reason}` : ''}`.slice(0, 500);
+    const adopted = applySwitch(desired, { mode: ack.mode, hubs: [ack.hub], reason, by: `hub staff at ${ack.hub}` }, at);
+    await this.o.store.appendVersion(adopted, {
+      region, kind: 'switch', at, recordedAt: at, by: `hub staff at ${ack.hub}`, mode: ack.mode, hubs: [ack.hub], reason, version: adopted.version,
+      desiredVersion: null, desiredMode: null, historical: false, msgId: null,
+      summary: `hub ${ack.hub}'s later local switch to ${ack.mode} adopted as version ${adopted.version} (${sides}); shown as a conflict until a coordinator switches the hub`,
+    }, tx);
+    return { entry, conflict, adopted };
   }
 
-  private localSwitchAudit(ack: ModeAck, region: string, receivedAt: number) {
-    const desired = this.desired(region);
+  private localSwitchAudit(ack: ModeAck, region: string, receivedAt: number, desired: DesiredMode): NewAuditEntry {
     const want = modeForHub(desired, ack.hub);
     const when = new Date(ack.ts).toISOString();
     const late = ack.historical === true ? ', reported after its link returned' : '';
     return {
-      region, kind: 'local_switch' as const, at: ack.ts, recordedAt: receivedAt, by: `hub staff at ${ack.hub}`, mode: ack.mode, hubs: [ack.hub],
+      region, kind: 'local_switch', at: ack.ts, recordedAt: receivedAt, by: `hub staff at ${ack.hub}`, mode: ack.mode, hubs: [ack.hub],
       reason: ack.reason ?? '', version: ack.version, desiredVersion: desired.version, desiredMode: want, historical: ack.historical === true,
       msgId: ack.id,
       summary: `hub ${ack.hub} switched locally to ${ack.mode} at ${when}${ack.reason ? `: ${ack.reason}` : ''} (${verdictOf(ack.mode, want, desired.version)}${late})`,
@@ -362,20 +401,61 @@ export class ModeService {
 
   /** Publishes the newest desired state of every switched region again (at start-up: a restarted broker has no retained messages). */
   async republish(): Promise<void> {
-    for (const d of this.o.store.allLatest()) {
-      this.cache.set(d.region, d);
+    for (const d of await this.o.store.allLatest()) {
+      this.adopt(d);
       await this.publish(d.region);
     }
   }
 
-  /** The newest acknowledgement of each hub of the region (read from the store once, then kept up to date here). */
+  /** Reads the region's newest version from the store (another cloud process may have made it). */
+  private async refresh(region: string): Promise<void> {
+    const d = await this.o.store.latest(region);
+    if (d) this.adopt(d);
+  }
+
+  /** Makes `d` the region's desired state here if it is newer, and tells listeners which hubs it changed. */
+  private adopt(d: DesiredMode): void {
+    const prev = this.desired(d.region);
+    if (d.version <= prev.version) return;
+    this.cache.set(d.region, d);
+    const changes = modeChanges(prev, d, this.o.regions.hubIds(d.region));
+    if (changes.length > 0) this.emit({ region: d.region, version: d.version, at: d.at!, by: d.by!, reason: d.reason, changes });
+  }
+
+  /** Runs `fn` after the region's earlier switches in this process. */
+  private oneAtATime<T>(region: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.switching.get(region) ?? Promise.resolve()).then(fn);
+    const tail = run.catch(() => undefined);
+    this.switching.set(region, tail);
+    void tail.then(() => {
+      if (this.switching.get(region) === tail) this.switching.delete(region);
+    });
+    return run;
+  }
+
+  /** The newest acknowledgement of each hub of the region. */
   private acksOf(region: string): Map<string, HubAck> {
     let acks = this.acks.get(region);
     if (!acks) {
-      acks = this.o.store.acks(region);
+      acks = new Map();
       this.acks.set(region, acks);
     }
     return acks;
+  }
+
+  private conflictsOf(region: string): Map<string, ModeConflict> {
+    let conflicts = this.conflicts.get(region);
+    if (!conflicts) {
+      conflicts = new Map();
+      this.conflicts.set(region, conflicts);
+    }
+    return conflicts;
+  }
+
+  private clearConflictsInMemory(region: string, hubs: readonly string[] | null): void {
+    const conflicts = this.conflictsOf(region);
+    if (hubs === null) conflicts.clear();
+    else for (const h of hubs) conflicts.delete(h);
   }
 
   /** Keeps the acknowledgement in memory if it is the hub's newest (`isNewerAck`); true when kept. */
@@ -388,13 +468,14 @@ export class ModeService {
     return true;
   }
 
-  /** Writes the acknowledgements `applyAck` collected (one transaction). Never throws. */
-  private flushAcks(): void {
+  /** Writes the acknowledgements `applyAck` collected (one call of the store). Never rejects. */
+  private async flushAcks(): Promise<void> {
+    this.pendingFlush = null;
     if (this.pendingAcks.length === 0) return;
     const batch = this.pendingAcks;
     this.pendingAcks = [];
     try {
-      this.o.store.putAcks(batch);
+      await this.o.store.putAcks(batch);
     } catch (err) {
       this.log.error({ err, acks: batch.length, hubs: batch.slice(0, 10).map((a) => a.hub) }, 'storing mode acknowledgements failed');
     }
@@ -417,9 +498,8 @@ export class ModeService {
   }
 
   private hubsOf(region: string): readonly string[] {
-    const hubs = this.o.regions.get(region);
-    if (!hubs) throw new ModeError('region_not_found', `no region "${region}"`);
-    return hubs;
+    if (!this.o.regions.has(region)) throw new ModeError('region_not_found', `no region "${region}"`);
+    return this.o.regions.hubIds(region);
   }
 
   private emit(e: ModeChangeEvent): void {
@@ -432,6 +512,8 @@ export class ModeService {
     }
   }
 }
+
+const NOTHING_RECORDED: LocalSwitchOutcome = Object.freeze({ entry: null, conflict: null, adopted: null });
 
 function toHubAck(ack: ModeAck, region: string, receivedAt: number): HubAck {
   return {

@@ -1,12 +1,18 @@
 import type { Mode } from '../../contract/index.ts';
-import { migrateFeature, type OperationalDb } from '../db/operational-db.ts';
+import type { Database, FeatureMigrations } from '../db/database.ts';
+import type { Sql, SqlValue } from '../db/sql.ts';
 import { isNewerAck, type DesiredMode, type HubAck, type ModeConflict } from './mode-state.ts';
 
 /**
  * Where disaster mode keeps its state: every version of each region's desired state (append-only),
- * the audit log (append-only: coordinators' switches and hubs' local switches), and each hub's
- * newest acknowledgement. One port, two implementations (SQLite in `cloud.db`, and in memory for
- * unit tests) that pass one shared test suite (mode-store.test.ts).
+ * the audit log (append-only: coordinators' switches and hubs' local switches), each hub's newest
+ * acknowledgement, and the hubs' open conflicts. One port, two implementations — SQL (one for
+ * SQLite and PostgreSQL, on the operational database) and in memory for unit tests — that pass one
+ * shared test suite (mode-store.test.ts) on all three.
+ *
+ * Writes take an optional `tx` (a transaction of the same database) so a caller can combine them
+ * with its own writes: ingest records acknowledgements inside its group commit, a switch writes its
+ * version, audit entry and resolved conflicts together. The memory store ignores it.
  */
 
 /** One line of the audit log: who did what, when and why. */
@@ -40,36 +46,62 @@ export interface AuditEntry {
 
 export type NewAuditEntry = Omit<AuditEntry, 'id'>;
 
-export interface ModeStore {
-  /** The newest version of the region's desired state, or null if it was never switched. */
-  latest(region: string): DesiredMode | null;
-  /** The newest version of every region that was ever switched. */
-  allLatest(): DesiredMode[];
-  /** Appends a new version and its audit entry together; throws if that version exists. */
-  appendVersion(d: DesiredMode, audit: NewAuditEntry): AuditEntry;
-  /** Appends an audit entry; a local switch with a (hub, msgId) already recorded is ignored (null). */
-  appendAudit(entry: NewAuditEntry): AuditEntry | null;
-  /** Newest first; entries with an id below `beforeId` only, when given. */
-  history(region: string, q: { limit: number; beforeId?: number }): AuditEntry[];
-  /** Keeps the acknowledgement if it is newer than the stored one (see `isNewerAck`); true when kept. */
-  putAck(ack: HubAck): boolean;
-  /**
-   * `putAck` for each, in order, as one write (one transaction: a region of thousands of hubs
-   * acknowledging a switch must not cost one synced commit per hub). One result per acknowledgement.
-   */
-  putAcks(acks: readonly HubAck[]): boolean[];
-  /** Newest acknowledgement of each hub of the region. */
-  acks(region: string): Map<string, HubAck>;
-  /** Records a hub's open conflict (issue 12, defect 10), replacing an earlier one of the hub. */
-  putConflict(c: ModeConflict): void;
-  /** Clears the open conflicts of these hubs of the region (null: every hub of it); returns how many. */
-  clearConflicts(region: string, hubs: readonly string[] | null): number;
-  /** Open conflicts of the region's hubs. */
-  conflicts(region: string): Map<string, ModeConflict>;
+/**
+ * The version is taken: another switch of the region — by another cloud process on the same
+ * database, or a hub's adopted local switch — got there first. Nothing was written.
+ */
+export class ModeVersionTakenError extends Error {
+  override readonly name = 'ModeVersionTakenError';
+  constructor(
+    readonly region: string,
+    readonly version: number,
+  ) {
+    super(`version ${version} of region ${region} was already made by another switch`);
+  }
 }
 
-/** `cloud.db` migrations of this feature; append, never edit. */
-export const MODE_MIGRATIONS = [
+export interface ModeStore {
+  /** The newest version of the region's desired state, or null if it was never switched. */
+  latest(region: string, tx?: Sql): Promise<DesiredMode | null>;
+  /** The newest version of every region that was ever switched, by region id. */
+  allLatest(): Promise<DesiredMode[]>;
+  /**
+   * Appends a new version and its audit entry in one transaction (`tx`'s, when given). Throws
+   * `ModeVersionTakenError`, writing nothing, if that version of the region exists — also when
+   * another writer made it at the same moment: each version is made exactly once.
+   */
+  appendVersion(d: DesiredMode, audit: NewAuditEntry, tx?: Sql): Promise<AuditEntry>;
+  /** Appends an audit entry; a local switch with a (hub, msgId) already recorded is ignored (null), also between concurrent writers. */
+  appendAudit(entry: NewAuditEntry, tx?: Sql): Promise<AuditEntry | null>;
+  /** Newest first; entries with an id below `beforeId` only, when given. */
+  history(region: string, q: { limit: number; beforeId?: number }): Promise<AuditEntry[]>;
+  /** Keeps the acknowledgement if it is newer than the stored one (see `isNewerAck`); true when kept. */
+  putAck(ack: HubAck, tx?: Sql): Promise<boolean>;
+  /**
+   * `putAck` for each, in order, as one write (one transaction, two statements per 500 hubs: a region
+   * of thousands of hubs acknowledging a switch must not cost a commit or a round trip per hub).
+   * One result per acknowledgement. The stored row is newest-wins whatever the order of concurrent
+   * writers; a result may say "kept" for one a concurrent writer then overtook.
+   */
+  putAcks(acks: readonly HubAck[], tx?: Sql): Promise<boolean[]>;
+  /** Newest acknowledgement of each hub of the region. */
+  acks(region: string): Promise<Map<string, HubAck>>;
+  /** Every hub's newest acknowledgement (start-up). */
+  allAcks(): Promise<HubAck[]>;
+  /** Records a hub's open conflict (issue 12, defect 10), replacing an earlier one of the hub. */
+  putConflict(c: ModeConflict, tx?: Sql): Promise<void>;
+  /** Clears the open conflicts of these hubs of the region (null: every hub of it); returns how many. */
+  clearConflicts(region: string, hubs: readonly string[] | null, tx?: Sql): Promise<number>;
+  /** Open conflicts of the region's hubs. */
+  conflicts(region: string): Promise<Map<string, ModeConflict>>;
+  /** Every open conflict (start-up). */
+  allConflicts(): Promise<ModeConflict[]>;
+  /** Runs `fn` in one transaction of the store's database (the memory store has none: `tx` is undefined). */
+  transaction<T>(fn: (tx: Sql | undefined) => Promise<T>): Promise<T>;
+}
+
+/** Migrations of this feature; append, never edit. SQLite: the steps `cloud.db` files already carry. */
+const SQLITE_STEPS = [
   `CREATE TABLE mode_versions (
      region    TEXT NOT NULL,
      version   INTEGER NOT NULL,
@@ -120,7 +152,60 @@ export const MODE_MIGRATIONS = [
      body    TEXT NOT NULL               -- JSON: ModeConflict
    ) WITHOUT ROWID;
    CREATE INDEX mode_conflicts_region ON mode_conflicts (region);`,
-] as const;
+];
+
+/** The PostgreSQL schema: the newest SQLite one, same tables and columns (a copy moves them column by column). */
+const POSTGRES_SCHEMA = `CREATE TABLE mode_versions (
+     region    TEXT NOT NULL,
+     version   BIGINT NOT NULL,
+     mode      TEXT NOT NULL CHECK (mode IN ('normal', 'emergency')),
+     hubs      TEXT NOT NULL,
+     reason    TEXT NOT NULL,
+     by        TEXT NOT NULL,
+     at        BIGINT NOT NULL,
+     PRIMARY KEY (region, version)
+   );
+   CREATE TABLE mode_audit (
+     id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+     region          TEXT NOT NULL,
+     kind            TEXT NOT NULL CHECK (kind IN ('switch', 'local_switch')),
+     at              BIGINT NOT NULL,
+     recorded_at     BIGINT NOT NULL,
+     by              TEXT NOT NULL,
+     mode            TEXT NOT NULL,
+     hubs            TEXT,
+     reason          TEXT NOT NULL,
+     version         BIGINT NOT NULL,
+     desired_version BIGINT,
+     desired_mode    TEXT,
+     historical      INTEGER NOT NULL,
+     summary         TEXT NOT NULL,
+     hub             TEXT,
+     msg_id          TEXT
+   );
+   CREATE INDEX mode_audit_region ON mode_audit (region, id);
+   CREATE UNIQUE INDEX mode_audit_hub_msg ON mode_audit (hub, msg_id) WHERE msg_id IS NOT NULL;
+   CREATE TABLE mode_hub_acks (
+     hub         TEXT PRIMARY KEY,
+     region      TEXT NOT NULL,
+     version     BIGINT NOT NULL,
+     mode        TEXT NOT NULL,
+     source      TEXT NOT NULL,
+     reason      TEXT,
+     ts          BIGINT NOT NULL,
+     received_at BIGINT NOT NULL,
+     msg_id      TEXT NOT NULL,
+     historical  INTEGER NOT NULL
+   );
+   CREATE INDEX mode_hub_acks_region ON mode_hub_acks (region);
+   CREATE TABLE mode_conflicts (
+     hub     TEXT PRIMARY KEY,
+     region  TEXT NOT NULL,
+     body    TEXT NOT NULL
+   );
+   CREATE INDEX mode_conflicts_region ON mode_conflicts (region);`;
+
+export const MODE_MIGRATIONS: FeatureMigrations = { sqlite: SQLITE_STEPS, postgres: [POSTGRES_SCHEMA] };
 
 interface VersionRow { region: string; version: number; mode: Mode; hubs: string; reason: string; by: string; at: number }
 interface AuditRow {
@@ -149,74 +234,129 @@ const fromAckRow = (r: AckRow): HubAck => ({
 /** The hub a local switch is about (the dedupe key of local switches is hub + message id). */
 const auditHub = (e: NewAuditEntry): string | null => (e.kind === 'local_switch' ? (e.hubs?.[0] ?? null) : null);
 
-export function createSqliteModeStore(db: OperationalDb): ModeStore {
-  migrateFeature(db, 'modes', MODE_MIGRATIONS);
-  const latestStmt = db.prepare<[string], VersionRow>('SELECT * FROM mode_versions WHERE region = ? ORDER BY version DESC LIMIT 1');
-  const allLatestStmt = db.prepare<[], VersionRow>(
-    'SELECT v.* FROM mode_versions v JOIN (SELECT region, max(version) AS version FROM mode_versions GROUP BY region) m USING (region, version) ORDER BY region',
-  );
-  const insertVersion = db.prepare('INSERT INTO mode_versions (region, version, mode, hubs, reason, by, at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-  const insertAudit = db.prepare(
-    `INSERT INTO mode_audit (region, kind, at, recorded_at, by, mode, hubs, reason, version, desired_version, desired_mode, historical, summary, hub, msg_id)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-  );
-  const historyStmt = db.prepare<[string, number, number], AuditRow>('SELECT * FROM mode_audit WHERE region = ? AND id < ? ORDER BY id DESC LIMIT ?');
-  // One statement per acknowledgement: the upsert's WHERE is `isNewerAck` (version first, then hub
-  // time), so `changes` says whether it was kept — no read before the write.
-  const upsertAck = db.prepare(
-    `INSERT INTO mode_hub_acks (hub, region, version, mode, source, reason, ts, received_at, msg_id, historical) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-     ON CONFLICT (hub) DO UPDATE SET region = excluded.region, version = excluded.version, mode = excluded.mode, source = excluded.source,
-       reason = excluded.reason, ts = excluded.ts, received_at = excluded.received_at, msg_id = excluded.msg_id, historical = excluded.historical
-     WHERE excluded.version > mode_hub_acks.version OR (excluded.version = mode_hub_acks.version AND excluded.ts > mode_hub_acks.ts)`,
-  );
-  const acksStmt = db.prepare<[string], AckRow>('SELECT * FROM mode_hub_acks WHERE region = ?');
-  const putConflictStmt = db.prepare('INSERT INTO mode_conflicts (hub, region, body) VALUES (?, ?, ?) ON CONFLICT (hub) DO UPDATE SET region = excluded.region, body = excluded.body');
-  const clearRegionConflicts = db.prepare<[string]>('DELETE FROM mode_conflicts WHERE region = ?');
-  const clearHubConflict = db.prepare<[string, string]>('DELETE FROM mode_conflicts WHERE region = ? AND hub = ?');
-  const conflictsStmt = db.prepare<[string], { hub: string; body: string }>('SELECT hub, body FROM mode_conflicts WHERE region = ?');
-  const clearConflicts = db.transaction((region: string, hubs: readonly string[] | null): number =>
-    hubs === null ? clearRegionConflicts.run(region).changes : hubs.reduce((n, h) => n + clearHubConflict.run(region, h).changes, 0));
+/** Hubs per acknowledgement statement: 10 parameters each, far below both databases' limits. */
+const ACK_CHUNK = 500;
+const VERSION_COLUMNS = 'region, version, mode, hubs, reason, by, at';
+const AUDIT_COLUMNS = 'id, region, kind, at, recorded_at, by, mode, hubs, reason, version, desired_version, desired_mode, historical, summary, hub, msg_id';
+const ACK_COLUMNS = 'hub, region, version, mode, source, reason, ts, received_at, msg_id, historical';
 
-  const audit = (e: NewAuditEntry): AuditEntry | null => {
-    const r = insertAudit.run(
-      e.region, e.kind, e.at, e.recordedAt, e.by, e.mode, e.hubs === null ? null : JSON.stringify(e.hubs), e.reason, e.version,
-      e.desiredVersion, e.desiredMode, e.historical ? 1 : 0, e.summary, auditHub(e), e.msgId,
+/** The store on the operational database (SQLite or PostgreSQL): migrates this feature's tables. */
+export async function openModeStore(db: Database): Promise<ModeStore> {
+  await db.migrate('modes', MODE_MIGRATIONS);
+  const sql = db.sql;
+  const inTx = <T>(tx: Sql | undefined, fn: (q: Sql) => Promise<T>): Promise<T> => (tx ? fn(tx) : sql.transaction(fn));
+
+  const insertAudit = async (q: Sql, e: NewAuditEntry): Promise<AuditEntry | null> => {
+    // A local switch re-sent (or taken by two cloud processes at once) hits the unique (hub, msg_id) index: nothing is written.
+    const row = await q.one<{ id: number }>(
+      `INSERT INTO mode_audit (region, kind, at, recorded_at, by, mode, hubs, reason, version, desired_version, desired_mode, historical, summary, hub, msg_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
+      [
+        e.region, e.kind, e.at, e.recordedAt, e.by, e.mode, e.hubs === null ? null : JSON.stringify(e.hubs), e.reason, e.version,
+        e.desiredVersion, e.desiredMode, e.historical ? 1 : 0, e.summary, auditHub(e), e.msgId,
+      ],
     );
-    return r.changes === 1 ? { ...e, id: Number(r.lastInsertRowid) } : null;
+    return row ? { ...e, hubs: e.hubs ? [...e.hubs] : null, id: row.id } : null;
   };
-  const appendVersion = db.transaction((d: DesiredMode, e: NewAuditEntry): AuditEntry => {
-    insertVersion.run(d.region, d.version, d.mode, JSON.stringify(d.hubs), d.reason, d.by, d.at);
-    const entry = audit(e);
+
+  const appendVersion = async (q: Sql, d: DesiredMode, e: NewAuditEntry): Promise<AuditEntry> => {
+    // A conditional insert, not read-then-write: of two writers making the same version on
+    // PostgreSQL, the second waits for the first's commit and then inserts nothing.
+    const inserted = await q.run(
+      `INSERT INTO mode_versions (${VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (region, version) DO NOTHING`,
+      [d.region, d.version, d.mode, JSON.stringify(d.hubs), d.reason, d.by, d.at],
+    );
+    if (inserted === 0) throw new ModeVersionTakenError(d.region, d.version);
+    const entry = await insertAudit(q, e);
     if (!entry) throw new Error('audit entry of a switch not recorded');
     return entry;
-  });
-  const keepAck = (a: HubAck): boolean =>
-    upsertAck.run(a.hub, a.region, a.version, a.mode, a.source, a.reason, a.ts, a.receivedAt, a.msgId, a.historical ? 1 : 0).changes === 1;
-  const putAck = keepAck;
-  const putAcks = db.transaction((acks: readonly HubAck[]): boolean[] => acks.map(keepAck));
+  };
+
+  /**
+   * Newest-wins per hub, as one read and one upsert per chunk: the stored rows are read first (so
+   * each acknowledgement's result follows `isNewerAck` against what came before it, stored or
+   * earlier in the batch), then each hub's newest is written with the rule in the upsert's WHERE as
+   * well, so a concurrent writer's newer row is never overwritten. Rows go in hub order: two writers
+   * on PostgreSQL take the rows' locks in the same order and cannot deadlock.
+   */
+  const putAcks = async (q: Sql, acks: readonly HubAck[]): Promise<boolean[]> => {
+    const hubs = [...new Set(acks.map((a) => a.hub))].sort();
+    const current = new Map<string, HubAck>();
+    for (let i = 0; i < hubs.length; i += ACK_CHUNK) {
+      const chunk = hubs.slice(i, i + ACK_CHUNK);
+      const rows = await q.query<AckRow>(`SELECT ${ACK_COLUMNS} FROM mode_hub_acks WHERE hub IN (${chunk.map(() => '?').join(', ')})`, chunk);
+      for (const r of rows) current.set(r.hub, fromAckRow(r));
+    }
+    const changed = new Map<string, HubAck>();
+    const kept = acks.map((a) => {
+      if (!isNewerAck(a, current.get(a.hub) ?? null)) return false;
+      current.set(a.hub, a);
+      changed.set(a.hub, a);
+      return true;
+    });
+    const rows = [...changed.values()].sort((a, b) => (a.hub < b.hub ? -1 : a.hub > b.hub ? 1 : 0));
+    for (let i = 0; i < rows.length; i += ACK_CHUNK) {
+      const chunk = rows.slice(i, i + ACK_CHUNK);
+      const params: SqlValue[] = chunk.flatMap((a) => [a.hub, a.region, a.version, a.mode, a.source, a.reason, a.ts, a.receivedAt, a.msgId, a.historical ? 1 : 0]);
+      await q.run(
+        `INSERT INTO mode_hub_acks (${ACK_COLUMNS}) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (hub) DO UPDATE SET region = excluded.region, version = excluded.version, mode = excluded.mode, source = excluded.source,
+           reason = excluded.reason, ts = excluded.ts, received_at = excluded.received_at, msg_id = excluded.msg_id, historical = excluded.historical
+         WHERE excluded.version > mode_hub_acks.version OR (excluded.version = mode_hub_acks.version AND excluded.ts > mode_hub_acks.ts)`,
+        params,
+      );
+    }
+    return kept;
+  };
+
+  const clearConflicts = async (q: Sql, region: string, hubs: readonly string[] | null): Promise<number> => {
+    if (hubs === null) return q.run('DELETE FROM mode_conflicts WHERE region = ?', [region]);
+    if (hubs.length === 0) return 0;
+    return q.run(`DELETE FROM mode_conflicts WHERE region = ? AND hub IN (${hubs.map(() => '?').join(', ')})`, [region, ...hubs]);
+  };
 
   return {
-    latest(region) {
-      const r = latestStmt.get(region);
+    latest: async (region, tx) => {
+      const r = await (tx ?? sql).one<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM mode_versions WHERE region = ? ORDER BY version DESC LIMIT 1`, [region]);
       return r ? fromVersionRow(r) : null;
     },
-    allLatest: () => allLatestStmt.all().map(fromVersionRow),
-    appendVersion: (d, e) => {
+    allLatest: async () =>
+      (await sql.query<VersionRow>(
+        `SELECT v.region, v.version, v.mode, v.hubs, v.reason, v.by, v.at FROM mode_versions v
+         JOIN (SELECT region, max(version) AS version FROM mode_versions GROUP BY region) m ON m.region = v.region AND m.version = v.version
+         ORDER BY v.region`,
+      )).map(fromVersionRow),
+    appendVersion: async (d, e, tx) => {
       if (d.by === null || d.at === null) throw new Error('a stored version needs `by` and `at`');
-      return appendVersion(d, e);
+      return inTx(tx, (q) => appendVersion(q, d, e));
     },
-    appendAudit: (e) => audit(e),
-    history: (region, q) => historyStmt.all(region, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit).map(fromAuditRow),
-    putAck: (a) => putAck(a),
-    putAcks: (acks) => (acks.length === 0 ? [] : putAcks(acks)),
-    acks: (region) => new Map(acksStmt.all(region).map((r) => [r.hub, fromAckRow(r)])),
-    putConflict: (c) => void putConflictStmt.run(c.hub, c.region, JSON.stringify(c)),
-    clearConflicts: (region, hubs) => clearConflicts(region, hubs),
-    conflicts: (region) => new Map(conflictsStmt.all(region).map((r) => [r.hub, JSON.parse(r.body) as ModeConflict])),
+    appendAudit: (e, tx) => insertAudit(tx ?? sql, e),
+    history: async (region, q) =>
+      (await sql.query<AuditRow>(
+        `SELECT ${AUDIT_COLUMNS} FROM mode_audit WHERE region = ? AND id < ? ORDER BY id DESC LIMIT ?`,
+        [region, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit],
+      )).map(fromAuditRow),
+    putAck: async (a, tx) => (await inTx(tx, (q) => putAcks(q, [a])))[0]!,
+    putAcks: async (acks, tx) => (acks.length === 0 ? [] : inTx(tx, (q) => putAcks(q, acks))),
+    acks: async (region) =>
+      new Map((await sql.query<AckRow>(`SELECT ${ACK_COLUMNS} FROM mode_hub_acks WHERE region = ?`, [region])).map((r) => [r.hub, fromAckRow(r)])),
+    allAcks: async () => (await sql.query<AckRow>(`SELECT ${ACK_COLUMNS} FROM mode_hub_acks ORDER BY hub`)).map(fromAckRow),
+    putConflict: async (c, tx) =>
+      void (await (tx ?? sql).run(
+        'INSERT INTO mode_conflicts (hub, region, body) VALUES (?, ?, ?) ON CONFLICT (hub) DO UPDATE SET region = excluded.region, body = excluded.body',
+        [c.hub, c.region, JSON.stringify(c)],
+      )),
+    clearConflicts: (region, hubs, tx) => clearConflicts(tx ?? sql, region, hubs),
+    conflicts: async (region) =>
+      new Map((await sql.query<{ hub: string; body: string }>('SELECT hub, body FROM mode_conflicts WHERE region = ?', [region]))
+        .map((r) => [r.hub, JSON.parse(r.body) as ModeConflict])),
+    allConflicts: async () =>
+      (await sql.query<{ body: string }>('SELECT body FROM mode_conflicts ORDER BY hub')).map((r) => JSON.parse(r.body) as ModeConflict),
+    transaction: (fn) => sql.transaction(fn),
   };
 }
 
-/** In memory, for unit tests of code that uses modes; passes the same suite as the SQLite store. */
+/** In memory, for unit tests of code that uses modes; passes the same suite as the SQL store. */
 export function createMemoryModeStore(): ModeStore {
   const versions = new Map<string, DesiredMode[]>();
   const log: AuditEntry[] = [];
@@ -236,39 +376,43 @@ export function createMemoryModeStore(): ModeStore {
     log.push(entry);
     return copyE(entry);
   };
+  const latest = (region: string): DesiredMode | null => {
+    const list = versions.get(region);
+    return list?.length ? copyD(list.at(-1)!) : null;
+  };
   return {
-    latest(region) {
-      const list = versions.get(region);
-      return list?.length ? copyD(list.at(-1)!) : null;
-    },
-    allLatest: () => [...versions.keys()].sort().map((r) => copyD(versions.get(r)!.at(-1)!)),
-    appendVersion(d, e) {
+    latest: async (region) => latest(region),
+    allLatest: async () => [...versions.keys()].sort().map((r) => latest(r)!),
+    appendVersion: async (d, e) => {
       if (d.by === null || d.at === null) throw new Error('a stored version needs `by` and `at`');
       const list = versions.get(d.region) ?? [];
-      if (list.some((x) => x.version === d.version)) throw new Error(`version ${d.version} of ${d.region} exists`);
+      if (list.some((x) => x.version === d.version)) throw new ModeVersionTakenError(d.region, d.version);
       list.push(copyD(d));
       list.sort((a, b) => a.version - b.version);
       versions.set(d.region, list);
       return audit(e)!;
     },
-    appendAudit: audit,
-    history: (region, q) =>
+    appendAudit: async (e) => audit(e),
+    history: async (region, q) =>
       log
         .filter((e) => e.region === region && e.id < (q.beforeId ?? Number.MAX_SAFE_INTEGER))
         .reverse()
         .slice(0, q.limit)
         .map(copyE),
-    putAck,
-    putAcks: (acks) => acks.map(putAck),
-    acks: (region) => new Map([...ackByHub.values()].filter((a) => a.region === region).map((a) => [a.hub, { ...a }])),
-    putConflict: (c) => void conflictByHub.set(c.hub, structuredClone(c)),
-    clearConflicts(region, hubs) {
+    putAck: async (a) => putAck(a),
+    putAcks: async (acks) => acks.map(putAck),
+    acks: async (region) => new Map([...ackByHub.values()].filter((a) => a.region === region).map((a) => [a.hub, { ...a }])),
+    allAcks: async () => [...ackByHub.values()].sort((a, b) => (a.hub < b.hub ? -1 : 1)).map((a) => ({ ...a })),
+    putConflict: async (c) => void conflictByHub.set(c.hub, structuredClone(c)),
+    clearConflicts: async (region, hubs) => {
       let n = 0;
       for (const [hub, c] of conflictByHub) {
         if (c.region === region && (hubs === null || hubs.includes(hub))) n += conflictByHub.delete(hub) ? 1 : 0;
       }
       return n;
     },
-    conflicts: (region) => new Map([...conflictByHub.values()].filter((c) => c.region === region).map((c) => [c.hub, structuredClone(c)])),
+    conflicts: async (region) => new Map([...conflictByHub.values()].filter((c) => c.region === region).map((c) => [c.hub, structuredClone(c)])),
+    allConflicts: async () => [...conflictByHub.values()].sort((a, b) => (a.hub < b.hub ? -1 : 1)).map((c) => structuredClone(c)),
+    transaction: (fn) => fn(undefined),
   };
 }
