@@ -2,11 +2,11 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildTopic, EXAMPLES, parseTopic } from '../../contract/index.ts';
+import { fakeTelemetryStore } from '../../test/support/fake-telemetry-store.ts';
 import { openTestDatabase, SQL_DATABASES, type TestDatabase } from '../../test/support/test-database.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
 import { LiveState } from '../live/live-state.ts';
 import { createMetrics, type CloudMetrics } from '../metrics.ts';
-import { TelemetryStoreError, type TelemetryPoint, type TelemetryStore } from '../telemetry/telemetry-store.ts';
 import { openDeadLetterStore, type DeadLetterStore } from './dead-letter-store.ts';
 import { Ingest, type IngestHooks, type InboundPublish } from './ingest.ts';
 import { KnownCompartments } from './known-compartments.ts';
@@ -20,35 +20,10 @@ import { openSeenMessageStore, type SeenMessageStore } from './seen-messages.ts'
 const REGION_FILE = path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json');
 const LIMITS = { maxRows: 1000, maxBytes: 1 << 30, maxRowsPerHub: 1000, maxBytesPerHub: 8_388_608 };
 
-/** A telemetry store whose writes can be held one at a time (`hold`), and that refuses points marked `poison`. */
-function holdableStore() {
-  const written: TelemetryPoint[] = [];
-  const held: (() => void)[] = [];
-  let holdNext = false;
-  let writes = 0;
-  const store: TelemetryStore = {
-    kind: 'fake',
-    write: async (points) => {
-      writes++;
-      if (points.some((p) => JSON.stringify(p).includes('poison'))) throw new TelemetryStoreError('field type conflict', 'rejected');
-      if (holdNext) {
-        holdNext = false;
-        await new Promise<void>((r) => held.push(r));
-      }
-      written.push(...points);
-    },
-    history: async () => [],
-    messageIds: async () => [],
-    countPoints: async () => 0,
-    close: async () => undefined,
-  };
-  return { store, written, writes: () => writes, holdNextWrite: () => (holdNext = true), releaseHeld: () => held.splice(0).forEach((r) => r()) };
-}
-
 let t: TestDatabase;
 let seenStore: SeenMessageStore;
 let metrics: CloudMetrics;
-let fake: ReturnType<typeof holdableStore>;
+let fake: ReturnType<typeof fakeTelemetryStore>;
 let deadLetters: DeadLetterStore;
 let ingest: Ingest | null;
 
@@ -75,7 +50,7 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
   beforeEach(async () => {
     t = await openTestDatabase(kind);
     metrics = createMetrics();
-    fake = holdableStore();
+    fake = fakeTelemetryStore();
     deadLetters = await openDeadLetterStore(t.db, LIMITS);
     seenStore = await openSeenMessageStore(t.db);
     ingest = null;

@@ -2,12 +2,12 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EXAMPLES, parseTopic, buildTopic, type CommandAck } from '../../contract/index.ts';
+import { fakeTelemetryStore } from '../../test/support/fake-telemetry-store.ts';
 import { openTestDatabase, SQL_DATABASES, type TestDatabase } from '../../test/support/test-database.ts';
 import type { Database } from '../db/database.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
 import { LiveState } from '../live/live-state.ts';
 import { createMetrics, type CloudMetrics } from '../metrics.ts';
-import type { TelemetryPoint, TelemetryStore } from '../telemetry/telemetry-store.ts';
 import { openDeadLetterStore, type DeadLetterStore } from './dead-letter-store.ts';
 import { Ingest, type InboundPublish } from './ingest.ts';
 import { KnownCompartments } from './known-compartments.ts';
@@ -19,30 +19,13 @@ const example = (name: string) => EXAMPLES.find((e) => e.name === name)!;
 const LIMITS = { maxRows: 1000, maxBytes: 1 << 30, maxRowsPerHub: 1000, maxBytesPerHub: 8_388_608 };
 const CHECKS = { maxFutureSkewMs: 300_000, compartments: new KnownCompartments([loadRegionFile(REGION_FILE)]), issuedModeVersion: () => 0 };
 
-function fakeStore() {
-  const written: TelemetryPoint[] = [];
-  let down = false;
-  const store: TelemetryStore = {
-    kind: 'fake',
-    write: async (points) => {
-      if (down) throw new Error('store unreachable');
-      written.push(...points);
-    },
-    history: async () => [],
-    messageIds: async () => [],
-    countPoints: async () => 0,
-    close: async () => undefined,
-  };
-  return { store, written, setDown: (v: boolean) => (down = v) };
-}
-
 let t: TestDatabase;
 let db: Database;
 let seen: SeenMessageStore;
 let deadLetters: DeadLetterStore;
 let metrics: CloudMetrics;
 let live: LiveState;
-let fake: ReturnType<typeof fakeStore>;
+let fake: ReturnType<typeof fakeTelemetryStore>;
 let acks: CommandAck[];
 let ingest: Ingest;
 
@@ -67,7 +50,7 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
     deadLetters = await openDeadLetterStore(db, LIMITS);
     metrics = createMetrics();
     live = new LiveState(loadRegionFile(REGION_FILE));
-    fake = fakeStore();
+    fake = fakeTelemetryStore();
     acks = [];
     ingest = new Ingest({
       store: fake.store, sql: db.sql, deadLetters, live, metrics, logger: pino({ level: 'silent' }), seen,
@@ -151,14 +134,8 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
 
   /** Makes the fake store's writes that contain `measurement` points hang until the returned function is called. */
   function holdWrites(measurement: string): () => void {
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const write = fake.store.write;
-    fake.store.write = async (points) => {
-      if (points.some((p) => p.measurement === measurement)) await held;
-      return write(points);
-    };
-    return release;
+    fake.holdWritesOf(measurement);
+    return fake.releaseHeld;
   }
 
   describe('Ingest urgent lane', () => {
