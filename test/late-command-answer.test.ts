@@ -56,7 +56,7 @@ describe('a device that answers after the agent timed out', () => {
     // … then the device's late answer wins.
     await expect.poll(get, { timeout: 10_000 }).toMatchObject({ state: 'done', detail: 'opened (late)' });
     expect(answeredAt).toHaveLength(1);
-    expect(t.cloud.commands.history(id).map((h) => [h.state, h.detail])).toEqual([
+    expect((await t.cloud.commands.history(id)).map((h) => [h.state, h.detail])).toEqual([
       ['failed', expect.stringMatching(/did not answer within 1 s/)],
       ['done', 'opened (late)'],
     ]);
