@@ -40,7 +40,7 @@ import { OrderService } from './orders/order-service.ts';
 import { OrderStore } from './orders/order-store.ts';
 import { startOpsStatsWriter } from './ops-stats/ops-stats-writer.ts';
 import { ModeService } from './modes/mode-service.ts';
-import { createSqliteModeStore } from './modes/mode-store.ts';
+import { openModeStore } from './modes/mode-store.ts';
 import { createInfluxTelemetryStore } from './telemetry/influx-telemetry-store.ts';
 import { createSqliteTelemetryStore } from './telemetry/sqlite-telemetry-store.ts';
 import type { TelemetryStore } from './telemetry/telemetry-store.ts';
@@ -156,11 +156,13 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       store: await openCommandStore(database), bus, hubs: live.hubs, now: Date.now, newId: () => `cmd-${randomUUID()}`, logger,
     });
 
-    const modeStore = createSqliteModeStore(db);
+    const modeStore = await openModeStore(database);
     // The acknowledged mode of every hub survives a restart (the consoles show it from live state).
-    for (const ack of modeStore.acks(region.id).values()) live.restoreMode(region.id, ack, ack.receivedAt);
-    const modes = new ModeService({
-      store: modeStore, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now,
+    for (const ack of await modeStore.allAcks()) {
+      if (regions.regionOfHub(ack.hub)?.id === ack.region) live.restoreMode(ack.region, ack, ack.receivedAt);
+    }
+    const modes = await ModeService.open({
+      store: modeStore, regions, now: Date.now,
       ackTimeoutMs: config.modes.ackTimeoutMs, logger,
       bus: {
         publishDesired: (m) => (broker ? broker.publish(topics.regionMode(m.region), JSON.stringify(m), { qos: 1, retain: true }) : Promise.reject(new Error('the MQTT broker is not running'))),
@@ -273,7 +275,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
           signIn: config.signIn, cookieSecure: config.http.cookieSecure,
         }),
         modeRoutes(modes, { displayNameOf }), alarmRoutes(alarms, { displayNameOf }), orderRoutes(orders, orderStore),
-        modeProposalRoutes(new ModeProposals({ db, regions: new Map([[region.id, region.hubs.map((h) => h.id)]]), now: Date.now })),
+        modeProposalRoutes(await ModeProposals.open({ db: database, regions, now: Date.now })),
         consoleRoutes({ regions, geographyOf, alarms, modes, displayNameOf, events: config.events, sessionOf: async (token) => (await accounts.resolveToken(token))?.account ?? null }),
       ],
     });
