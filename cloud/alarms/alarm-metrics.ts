@@ -4,15 +4,25 @@ import type { AlarmMetricsSink } from './alarm-service.ts';
 
 /**
  * The alarm metrics, on the cloud's registry: `alarms_open{severity}` (alarms not yet cleared, read
- * from the store at every scrape) and `alarms_raised_total{kind}`. Labels come from fixed sets.
+ * from the store at every scrape — every cloud process's alarms, as the database holds them) and
+ * `alarms_raised_total{kind}`. Labels come from fixed sets. A count that fails keeps the last values
+ * (the scrape still answers) and is reported to `onError`.
  */
-export function registerAlarmMetrics(registry: Registry, activeCounts: () => Record<AlarmSeverity, number>): AlarmMetricsSink {
+export function registerAlarmMetrics(
+  registry: Registry,
+  activeCounts: () => Promise<Record<AlarmSeverity, number>> | Record<AlarmSeverity, number>,
+  onError: (err: unknown) => void = () => {},
+): AlarmMetricsSink {
   new Gauge({
     name: 'alarms_open', help: 'Alarms not yet cleared (open or acknowledged), by severity',
     labelNames: ['severity'] as const, registers: [registry],
-    collect() {
-      const counts = activeCounts();
-      for (const severity of ALARM_SEVERITIES) this.set({ severity }, counts[severity]);
+    async collect() {
+      try {
+        const counts = await activeCounts();
+        for (const severity of ALARM_SEVERITIES) this.set({ severity }, counts[severity]);
+      } catch (err) {
+        onError(err);
+      }
     },
   });
   const raised = new Counter({

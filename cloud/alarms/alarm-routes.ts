@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { errorResponses } from '../api/api-docs.ts';
 import { ApiError } from '../api/api-errors.ts';
 import { actorOf, hubScope, requireInScope } from '../accounts/access-hooks.ts';
+import { regionsOf } from '../accounts/authorize.ts';
 import type { ZodApp } from '../api/app.ts';
 import { ALARM_KINDS, ALARM_SEVERITIES, AlarmParams } from './alarm-rules.ts';
 import { AlarmError, type AlarmService } from './alarm-service.ts';
@@ -88,35 +89,39 @@ export function alarmRoutes(alarms: AlarmService, o: AlarmRouteOptions = {}): (a
     app.get('/api/v1/alarms', {
       schema: {
         operationId: 'listAlarms', tags: ['alarms'],
-        summary: 'Alarms, newest raised first (staff: their hubs\' only)',
+        summary: 'Alarms, newest raised first (staff: their hubs\' only; a coordinator: its regions\' only)',
         querystring: z.object({
           state: z.enum([...ALARM_STATES, 'active']).optional().describe('`active`: open or acknowledged'),
           hub: z.string().max(64).optional(),
+          region: z.string().max(64).optional().describe('Only alarms of this region (one of the account\'s regions)'),
           severity: z.enum(ALARM_SEVERITIES).optional(),
           kind: z.enum(ALARM_KINDS).optional(),
           limit: z.coerce.number().int().min(1).max(500).default(100),
         }),
-        response: { 200: z.object({ alarms: z.array(AlarmBody) }) },
+        response: { 200: z.object({ alarms: z.array(AlarmBody) }), ...errorResponses('region_not_allowed') },
       },
     }, async (req) => {
       const names = memoised(displayNameOf);
       const body = (a: AlarmRecord) => alarmBody(a, names);
-      const scope = hubScope(req);
-      if (scope === null) return { alarms: alarms.list(req.query).map(body) };
-      if (req.query.hub !== undefined) {
-        requireInScope(req, req.query.hub);
-        return { alarms: alarms.list(req.query).map(body) };
+      const { region, ...q } = req.query;
+      if (q.hub !== undefined) requireInScope(req, q.hub);
+      // Staff: their hubs. A coordinator scoped to regions: those regions (issue 14), by the alarm's region.
+      const hubs = req.account?.role === 'staff' ? hubScope(req) : null;
+      const regions = regionsOf(req.account ?? null);
+      if (region !== undefined && regions !== null && !regions.includes(region)) {
+        throw new ApiError('region_not_allowed', `region "${region}" is not one of this account's regions`);
       }
-      const merged = [...scope].flatMap((hub) => alarms.list({ ...req.query, hub }));
-      merged.sort((a, b) => b.raisedAt - a.raisedAt);
-      return { alarms: merged.slice(0, req.query.limit).map(body) };
+      const list = await alarms.list({
+        ...q, hubs: hubs === null ? undefined : [...hubs], regions: region !== undefined ? [region] : (regions ?? undefined),
+      });
+      return { alarms: list.map(body) };
     });
 
     app.get('/api/v1/alarms/:alarmId', {
       schema: { operationId: 'getAlarm', tags: ['alarms'], summary: 'One alarm', params: AlarmPath, response: { 200: AlarmBody, ...errorResponses('alarm_not_found') } },
     }, async (req) => {
       try {
-        const a = alarms.get(req.params.alarmId);
+        const a = await alarms.get(req.params.alarmId);
         requireInScope(req, a.hub);
         return alarmBody(a, displayNameOf);
       } catch (err) {
@@ -133,8 +138,8 @@ export function alarmRoutes(alarms: AlarmService, o: AlarmRouteOptions = {}): (a
       },
     }, async (req) => {
       try {
-        requireInScope(req, alarms.get(req.params.alarmId).hub);
-        return alarmBody(alarms.acknowledge(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null), displayNameOf);
+        requireInScope(req, (await alarms.get(req.params.alarmId)).hub);
+        return alarmBody(await alarms.acknowledge(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null), displayNameOf);
       } catch (err) {
         throw asApiError(err);
       }
@@ -149,8 +154,8 @@ export function alarmRoutes(alarms: AlarmService, o: AlarmRouteOptions = {}): (a
       },
     }, async (req) => {
       try {
-        requireInScope(req, alarms.get(req.params.alarmId).hub);
-        return alarmBody(alarms.clear(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null), displayNameOf);
+        requireInScope(req, (await alarms.get(req.params.alarmId)).hub);
+        return alarmBody(await alarms.clear(req.params.alarmId, actorOf(req, req.body.by), req.body.note ?? null), displayNameOf);
       } catch (err) {
         throw asApiError(err);
       }

@@ -1,10 +1,12 @@
 import { pino } from 'pino';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RegionFile, type FlightState } from '../../contract/index.ts';
 import { compartment, droneEvent, droneTelemetry, HUB, lockerEvent, lockerTelemetry, sensorTelemetry, T0 } from './alarm-fixtures.ts';
 import type { AlarmKind, HubLinkView } from './alarm-rules.ts';
+import { createRegions } from '../hubs/regions.ts';
 import { AlarmError, AlarmService, type AlarmChange } from './alarm-service.ts';
-import { createMemoryAlarmStore, type AlarmStore } from './alarm-store.ts';
+import { createMemoryAlarmStore, openAlarmStore, type AlarmStore } from './alarm-store.ts';
+import { openTestDatabase, SQL_DATABASES, type TestDatabase } from '../../test/support/test-database.ts';
 
 const REGION = RegionFile.parse({
   id: 'ishikawa-nomi', name: { ja: '能美', en: 'Nomi' },
@@ -29,7 +31,7 @@ let ids: number;
 
 function newService(s: AlarmStore = store): AlarmService {
   const svc = new AlarmService({
-    store: s, region: REGION, now: () => now, newId: () => `alm-${++ids}`, logger: pino({ level: 'silent' }),
+    store: s, regions: createRegions([REGION]), now: () => now, newId: () => `alm-${++ids}`, logger: pino({ level: 'silent' }),
     hubs: { links: () => links, droneFlightState: () => flight },
     metrics: { raised: (kind) => raisedKinds.push(kind) },
     params: { hubOfflineGraceMs: 30_000 },
@@ -54,10 +56,10 @@ const doorClosed = (ts: number) => lockerTelemetry([compartment('A03', { door: '
 const changeLog = () => changes.map((c) => `${c.type} ${c.alarm.kind} ${c.alarm.state} x${c.alarm.count}`);
 
 describe('AlarmService', () => {
-  it('raises an alarm from a device message, tells listeners and counts it', () => {
+  it('raises an alarm from a device message, tells listeners and counts it', async () => {
     const msg = doorOpen();
-    service.onDeviceMessage(msg, 'ishikawa-nomi');
-    const [a, ...rest] = service.list({ limit: 10 });
+    await service.onDeviceMessage(msg, 'ishikawa-nomi');
+    const [a, ...rest] = (await service.list({ limit: 10 }));
     expect(rest).toEqual([]);
     expect(a).toMatchObject({
       id: 'alm-1', region: 'ishikawa-nomi', hub: HUB, device: 'locker-a', compartment: 'A03', kind: 'door_open_too_long', severity: 'warning',
@@ -65,124 +67,124 @@ describe('AlarmService', () => {
     });
     expect(changeLog()).toEqual(['raised door_open_too_long open x1']);
     expect(raisedKinds).toEqual(['door_open_too_long']);
-    expect(service.countActive()).toEqual({ warning: 1, critical: 0 });
+    expect(await service.countActive()).toEqual({ warning: 1, critical: 0 });
   });
 
-  it('counts a repeat instead of raising another; the same observation twice is no repeat', () => {
-    service.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi');
+  it('counts a repeat instead of raising another; the same observation twice is no repeat', async () => {
+    await service.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi');
     now += 5000;
-    service.onDeviceMessage(doorOpen(T0 + 5000), 'ishikawa-nomi');
+    await service.onDeviceMessage(doorOpen(T0 + 5000), 'ishikawa-nomi');
     const warm = lockerTelemetry([compartment('A03', { door: 'open', tempClass: 'chilled', tempC: 11 })], { ts: T0 + 6000 });
-    service.onDeviceMessage(warm, 'ishikawa-nomi');
-    service.onDeviceMessage(warm, 'ishikawa-nomi'); // re-sent telemetry: same id and timestamp
-    expect(service.list({ limit: 10 }).map((a) => [a.kind, a.count])).toEqual([['compartment_too_warm', 1], ['door_open_too_long', 2]]);
-    expect(service.list({ limit: 10, kind: 'door_open_too_long' })[0]).toMatchObject({ raisedAt: T0 + 1000, lastSeenAt: T0 + 6000, lastObservedAt: T0 + 5000 });
+    await service.onDeviceMessage(warm, 'ishikawa-nomi');
+    await service.onDeviceMessage(warm, 'ishikawa-nomi'); // re-sent telemetry: same id and timestamp
+    expect((await service.list({ limit: 10 })).map((a) => [a.kind, a.count])).toEqual([['compartment_too_warm', 1], ['door_open_too_long', 2]]);
+    expect((await service.list({ limit: 10, kind: 'door_open_too_long' }))[0]).toMatchObject({ raisedAt: T0 + 1000, lastSeenAt: T0 + 6000, lastObservedAt: T0 + 5000 });
     expect(raisedKinds).toEqual(['door_open_too_long', 'compartment_too_warm']);
     expect(changeLog()).toEqual(['raised door_open_too_long open x1', 'repeated door_open_too_long open x2', 'raised compartment_too_warm open x1']);
   });
 
-  it('clears automatically when the condition ends — but not on an observation older than the last report', () => {
-    service.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi');
-    service.onDeviceMessage(doorClosed(T0 - 1), 'ishikawa-nomi'); // late telemetry from before the event
-    expect(service.list({ limit: 1 })[0]!.state).toBe('open');
+  it('clears automatically when the condition ends — but not on an observation older than the last report', async () => {
+    await service.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi');
+    await service.onDeviceMessage(doorClosed(T0 - 1), 'ishikawa-nomi'); // late telemetry from before the event
+    expect((await service.list({ limit: 1 }))[0]!.state).toBe('open');
     now += 20_000;
-    service.onDeviceMessage(doorClosed(T0 + 20_000), 'ishikawa-nomi');
-    expect(service.list({ limit: 1 })[0]).toMatchObject({ state: 'cleared', clearedAt: now, clearedBy: null, clearNote: 'door of A03 closed' });
+    await service.onDeviceMessage(doorClosed(T0 + 20_000), 'ishikawa-nomi');
+    expect((await service.list({ limit: 1 }))[0]).toMatchObject({ state: 'cleared', clearedAt: now, clearedBy: null, clearNote: 'door of A03 closed' });
     expect(changeLog()).toEqual(['raised door_open_too_long open x1', 'cleared door_open_too_long cleared x1']);
     // The key is free again: the next opening raises a new alarm.
-    service.onDeviceMessage(doorOpen(T0 + 60_000), 'ishikawa-nomi');
-    expect(service.list({ limit: 10, state: 'active' }).map((a) => a.id)).toEqual(['alm-2']);
+    await service.onDeviceMessage(doorOpen(T0 + 60_000), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10, state: 'active' })).map((a) => a.id)).toEqual(['alm-2']);
   });
 
-  it('keeps an acknowledged alarm until it is cleared, and records who acknowledged', () => {
-    service.onDeviceMessage(doorOpen(), 'ishikawa-nomi');
+  it('keeps an acknowledged alarm until it is cleared, and records who acknowledged', async () => {
+    await service.onDeviceMessage(doorOpen(), 'ishikawa-nomi');
     now += 1000;
-    const acked = service.acknowledge('alm-1', '山田 (寺井)', 'checking');
+    const acked = await service.acknowledge('alm-1', '山田 (寺井)', 'checking');
     expect(acked).toMatchObject({ state: 'acknowledged', acknowledgedAt: now, acknowledgedBy: '山田 (寺井)', ackNote: 'checking' });
     now += 1000;
-    expect(service.acknowledge('alm-1', 'someone else', null)).toMatchObject({ acknowledgedBy: '山田 (寺井)', acknowledgedAt: now - 1000 });
-    service.onDeviceMessage(doorOpen(T0 + 100), 'ishikawa-nomi');
-    expect(service.get('alm-1')).toMatchObject({ state: 'acknowledged', count: 2 });
-    service.onDeviceMessage(doorClosed(T0 + 200), 'ishikawa-nomi');
-    expect(service.get('alm-1')).toMatchObject({ state: 'cleared', acknowledgedBy: '山田 (寺井)', clearedBy: null });
-    expect(() => service.acknowledge('alm-1', 'x', null)).toThrow(expect.objectContaining({ code: 'alarm_cleared' }));
-    expect(() => service.acknowledge('alm-404', 'x', null)).toThrow(AlarmError);
+    expect(await service.acknowledge('alm-1', 'someone else', null)).toMatchObject({ acknowledgedBy: '山田 (寺井)', acknowledgedAt: now - 1000 });
+    await service.onDeviceMessage(doorOpen(T0 + 100), 'ishikawa-nomi');
+    expect(await service.get('alm-1')).toMatchObject({ state: 'acknowledged', count: 2 });
+    await service.onDeviceMessage(doorClosed(T0 + 200), 'ishikawa-nomi');
+    expect(await service.get('alm-1')).toMatchObject({ state: 'cleared', acknowledgedBy: '山田 (寺井)', clearedBy: null });
+    await expect(service.acknowledge('alm-1', 'x', null)).rejects.toThrow(expect.objectContaining({ code: 'alarm_cleared' }));
+    await expect(service.acknowledge('alm-404', 'x', null)).rejects.toThrow(AlarmError);
     expect(changeLog()).toEqual(['raised door_open_too_long open x1', 'acknowledged door_open_too_long acknowledged x1', 'repeated door_open_too_long acknowledged x2', 'cleared door_open_too_long cleared x2']);
   });
 
-  it('clears by hand once; afterwards the condition raises a new alarm', () => {
-    service.onDeviceMessage(lockerEvent('tamper', 'A01'), 'ishikawa-nomi');
-    expect(service.clear('alm-1', 'staff-7', 'lid checked, no damage')).toMatchObject({ state: 'cleared', clearedBy: 'staff-7', clearNote: 'lid checked, no damage' });
-    expect(() => service.clear('alm-1', 'staff-7', null)).toThrow(expect.objectContaining({ code: 'alarm_cleared' }));
-    expect(() => service.get('nope')).toThrow(expect.objectContaining({ code: 'alarm_not_found' }));
-    service.onDeviceMessage(lockerEvent('tamper', 'A01', { ts: T0 + 1 }), 'ishikawa-nomi');
-    expect(service.list({ limit: 10 }).map((a) => `${a.id} ${a.state}`)).toEqual(['alm-2 open', 'alm-1 cleared']);
+  it('clears by hand once; afterwards the condition raises a new alarm', async () => {
+    await service.onDeviceMessage(lockerEvent('tamper', 'A01'), 'ishikawa-nomi');
+    expect(await service.clear('alm-1', 'staff-7', 'lid checked, no damage')).toMatchObject({ state: 'cleared', clearedBy: 'staff-7', clearNote: 'lid checked, no damage' });
+    await expect(service.clear('alm-1', 'staff-7', null)).rejects.toThrow(expect.objectContaining({ code: 'alarm_cleared' }));
+    await expect(service.get('nope')).rejects.toThrow(expect.objectContaining({ code: 'alarm_not_found' }));
+    await service.onDeviceMessage(lockerEvent('tamper', 'A01', { ts: T0 + 1 }), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10 })).map((a) => `${a.id} ${a.state}`)).toEqual(['alm-2 open', 'alm-1 cleared']);
   });
 
-  it('raises repeated_wrong_pickup_codes on the third wrong code at a compartment within 10 minutes', () => {
+  it('raises repeated_wrong_pickup_codes on the third wrong code at a compartment within 10 minutes', async () => {
     for (const [i, ts] of [T0, T0 + 60_000, T0 + 700_000, T0 + 760_000].entries()) {
-      service.onDeviceMessage(lockerEvent('pickup_code_rejected', i === 1 ? 'A01' : 'A03', { ts, pickupCode: '111111' }), 'ishikawa-nomi');
+      await service.onDeviceMessage(lockerEvent('pickup_code_rejected', i === 1 ? 'A01' : 'A03', { ts, pickupCode: '111111' }), 'ishikawa-nomi');
     }
-    expect(service.list({ limit: 10 })).toEqual([]); // A03 at 0, 700 s and 760 s: never three within 10 min
-    service.onDeviceMessage(lockerEvent('pickup_code_rejected', 'A03', { ts: T0 + 800_000, pickupCode: '222222' }), 'ishikawa-nomi');
-    expect(service.list({ limit: 10 })).toMatchObject([{ kind: 'repeated_wrong_pickup_codes', compartment: 'A03', severity: 'critical' }]);
+    expect((await service.list({ limit: 10 }))).toEqual([]); // A03 at 0, 700 s and 760 s: never three within 10 min
+    await service.onDeviceMessage(lockerEvent('pickup_code_rejected', 'A03', { ts: T0 + 800_000, pickupCode: '222222' }), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10 }))).toMatchObject([{ kind: 'repeated_wrong_pickup_codes', compartment: 'A03', severity: 'critical' }]);
   });
 
-  it('starts counting wrong codes afresh after a successful pickup at the compartment', () => {
+  it('starts counting wrong codes afresh after a successful pickup at the compartment', async () => {
     const code = (event: 'pickup' | 'pickup_code_rejected', ts: number) => service.onDeviceMessage(lockerEvent(event, 'A01', { ts, pickupCode: '333333' }), 'ishikawa-nomi');
-    code('pickup_code_rejected', T0);
-    code('pickup_code_rejected', T0 + 1000);
-    code('pickup', T0 + 2000);
-    code('pickup_code_rejected', T0 + 3000);
-    code('pickup_code_rejected', T0 + 4000);
-    expect(service.list({ limit: 10 })).toEqual([]);
-    code('pickup_code_rejected', T0 + 5000);
-    expect(service.list({ limit: 10 })).toMatchObject([{ kind: 'repeated_wrong_pickup_codes', compartment: 'A01' }]);
+    await code('pickup_code_rejected', T0);
+    await code('pickup_code_rejected', T0 + 1000);
+    await code('pickup', T0 + 2000);
+    await code('pickup_code_rejected', T0 + 3000);
+    await code('pickup_code_rejected', T0 + 4000);
+    expect((await service.list({ limit: 10 }))).toEqual([]);
+    await code('pickup_code_rejected', T0 + 5000);
+    expect((await service.list({ limit: 10 }))).toMatchObject([{ kind: 'repeated_wrong_pickup_codes', compartment: 'A01' }]);
   });
 
-  it('uses the drone\'s flight state from live state for battery_low events', () => {
+  it('uses the drone\'s flight state from live state for battery_low events', async () => {
     flight = 'landed';
-    service.onDeviceMessage(droneEvent('battery_low', { missionId: null }), 'ishikawa-nomi');
-    expect(service.list({ limit: 10 })).toEqual([]);
+    await service.onDeviceMessage(droneEvent('battery_low', { missionId: null }), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10 }))).toEqual([]);
     flight = 'rtl';
-    service.onDeviceMessage(droneEvent('battery_low', { missionId: null }), 'ishikawa-nomi');
-    expect(service.list({ limit: 10 })).toMatchObject([{ kind: 'drone_battery_low_in_flight', device: 'drone-1', severity: 'critical' }]);
-    service.onDeviceMessage(droneTelemetry({ ts: T0 + 1, flightState: 'landed', batteryPct: 12 }), 'ishikawa-nomi');
-    expect(service.list({ limit: 10 })[0]!.state).toBe('cleared');
+    await service.onDeviceMessage(droneEvent('battery_low', { missionId: null }), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10 }))).toMatchObject([{ kind: 'drone_battery_low_in_flight', device: 'drone-1', severity: 'critical' }]);
+    await service.onDeviceMessage(droneTelemetry({ ts: T0 + 1, flightState: 'landed', batteryPct: 12 }), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10 }))[0]!.state).toBe('cleared');
   });
 
-  it('raises the wind alarm only where the orders feature says a mission is planned, with the hub\'s drone limits', () => {
-    service.onDeviceMessage(sensorTelemetry(7, 9), 'ishikawa-nomi');
-    expect(service.list({ limit: 10 })).toEqual([]);
+  it('raises the wind alarm only where the orders feature says a mission is planned, with the hub\'s drone limits', async () => {
+    await service.onDeviceMessage(sensorTelemetry(7, 9), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10 }))).toEqual([]);
     let planned = true;
     service.setMissionsPlannedAt((hub) => hub === HUB && planned);
-    service.onDeviceMessage(sensorTelemetry(5.9, 7.9, { ts: T0 + 1 }), 'ishikawa-nomi'); // limits 6 / 8
-    expect(service.list({ limit: 10 })).toEqual([]);
-    service.onDeviceMessage(sensorTelemetry(6, 7, { ts: T0 + 2 }), 'ishikawa-nomi');
-    expect(service.list({ limit: 10 })).toMatchObject([{ kind: 'wind_over_limit_mission_planned', device: 'wx', state: 'open' }]);
+    await service.onDeviceMessage(sensorTelemetry(5.9, 7.9, { ts: T0 + 1 }), 'ishikawa-nomi'); // limits 6 / 8
+    expect((await service.list({ limit: 10 }))).toEqual([]);
+    await service.onDeviceMessage(sensorTelemetry(6, 7, { ts: T0 + 2 }), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10 }))).toMatchObject([{ kind: 'wind_over_limit_mission_planned', device: 'wx', state: 'open' }]);
     planned = false;
-    service.onDeviceMessage(sensorTelemetry(9, 9, { ts: T0 + 3 }), 'ishikawa-nomi');
-    expect(service.list({ limit: 10 })[0]).toMatchObject({ state: 'cleared', clearNote: 'no mission planned at the hub any more' });
+    await service.onDeviceMessage(sensorTelemetry(9, 9, { ts: T0 + 3 }), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10 }))[0]).toMatchObject({ state: 'cleared', clearNote: 'no mission planned at the hub any more' });
   });
 
-  it('raises hub_offline after the grace period once, and clears it when the hub is back', () => {
+  it('raises hub_offline after the grace period once, and clears it when the hub is back', async () => {
     links = [{ hub: HUB, region: 'ishikawa-nomi', online: false, since: now }, { hub: 'nomi-wake', region: 'ishikawa-nomi', online: false, since: null }];
-    service.checkLinks();
+    await service.checkLinks();
     now += 29_999;
-    service.checkLinks();
-    expect(service.list({ limit: 10 })).toEqual([]);
+    await service.checkLinks();
+    expect((await service.list({ limit: 10 }))).toEqual([]);
     now += 1;
-    service.checkLinks();
+    await service.checkLinks();
     now += 5000;
-    service.checkLinks();
-    expect(service.list({ limit: 10 })).toMatchObject([{ kind: 'hub_offline', hub: HUB, device: null, severity: 'critical', count: 1, state: 'open' }]);
+    await service.checkLinks();
+    expect((await service.list({ limit: 10 }))).toMatchObject([{ kind: 'hub_offline', hub: HUB, device: null, severity: 'critical', count: 1, state: 'open' }]);
     links = [{ hub: HUB, region: 'ishikawa-nomi', online: true, since: now }];
     now += 1000;
-    service.checkLinks();
-    expect(service.list({ limit: 10 })[0]).toMatchObject({ state: 'cleared', clearNote: 'hub online again' });
+    await service.checkLinks();
+    expect((await service.list({ limit: 10 }))[0]).toMatchObject({ state: 'cleared', clearNote: 'hub online again' });
   });
 
-  it('raises the hub_offline alarms of one link check in one store transaction and tells listeners after it', () => {
+  it('raises the hub_offline alarms of one link check in one store transaction and tells listeners after it', async () => {
     const hubs = ['hub-1', 'hub-2', 'hub-3'];
     let inTransaction = false;
     const seenInTransaction: boolean[] = [];
@@ -190,11 +192,11 @@ describe('AlarmService', () => {
     const base = createMemoryAlarmStore();
     const counting: AlarmStore = {
       ...base,
-      transaction: (fn) => {
+      transaction: async (fn) => {
         transactions.push(1);
         inTransaction = true;
         try {
-          return base.transaction(fn);
+          return await base.transaction(fn);
         } finally {
           inTransaction = false;
         }
@@ -203,82 +205,196 @@ describe('AlarmService', () => {
     const svc = newService(counting);
     svc.onChange(() => seenInTransaction.push(inTransaction));
     links = hubs.map((hub) => ({ hub, region: 'ishikawa-nomi', online: false, since: now - 60_000 }));
-    svc.checkLinks();
+    await svc.checkLinks();
     expect(transactions).toHaveLength(1);
     expect(seenInTransaction).toEqual([false, false, false]);
-    expect(counting.list({ state: 'active', limit: 10 })).toHaveLength(3);
+    expect((await counting.list({ state: 'active', limit: 10 }))).toHaveLength(3);
     now += 5000;
-    svc.checkLinks(); // nothing new: no transaction
+    await svc.checkLinks(); // nothing new: no transaction
     links = hubs.map((hub) => ({ hub, region: 'ishikawa-nomi', online: true, since: now }));
-    svc.checkLinks();
-    svc.checkLinks(); // online and nothing active: nothing to do
+    await svc.checkLinks();
+    await svc.checkLinks(); // online and nothing active: nothing to do
     expect(transactions).toHaveLength(2);
-    expect(counting.list({ state: 'active', limit: 10 })).toEqual([]);
+    expect((await counting.list({ state: 'active', limit: 10 }))).toEqual([]);
   });
 
-  it('a failed link check tells no one and leaves no ghost alarms behind', () => {
+  it('a failed link check tells no one and leaves no ghost alarms behind', async () => {
     const db = createMemoryAlarmStore();
-    let inserts = 0;
+    let raises = 0;
     const failing: AlarmStore = {
       ...db,
-      insert: (a) => {
-        if (++inserts === 2) throw new Error('disk full');
-        db.insert(a);
+      raise: async (a) => {
+        if (++raises === 2) throw new Error('disk full');
+        return db.raise(a);
       },
-      // A rollback: forget what the failed batch inserted.
-      transaction: (fn) => {
-        const before = new Set(db.list({ limit: 1000 }).map((a) => a.id));
-        try {
-          return fn();
-        } catch (err) {
-          for (const a of db.list({ limit: 1000 })) if (!before.has(a.id)) db.clear(a.id, { at: 0, by: null, note: 'rolled back' });
-          throw err;
-        }
-      },
+      // The memory store's transaction rolls back what the failed batch raised.
+      transaction: (fn) => db.transaction(() => fn(failing)),
     };
     const svc = newService(failing);
     links = ['hub-1', 'hub-2'].map((hub) => ({ hub, region: 'ishikawa-nomi', online: false, since: now - 60_000 }));
-    svc.checkLinks();
+    await svc.checkLinks();
     expect(changes).toEqual([]);
+    expect(await db.list({ limit: 10 })).toEqual([]);
     now += 5000;
-    svc.checkLinks(); // the next check raises both
+    await svc.checkLinks(); // the next check raises both
     expect(changeLog()).toEqual(['raised hub_offline open x1', 'raised hub_offline open x1']);
   });
 
   it('checks links periodically once started', async () => {
     const svc = new AlarmService({
-      store, region: REGION, now: Date.now, newId: () => 'alm-timer', logger: pino({ level: 'silent' }),
+      store, regions: createRegions([REGION]), now: Date.now, newId: () => 'alm-timer', logger: pino({ level: 'silent' }),
       hubs: { links: () => [{ hub: HUB, region: 'ishikawa-nomi', online: false, since: Date.now() - 60_000 }], droneFlightState: () => null },
       params: { hubOfflineGraceMs: 30_000 }, linkCheckIntervalMs: 20,
     });
     svc.start();
     await new Promise((r) => setTimeout(r, 100));
-    svc.close();
-    expect(store.list({ limit: 10 })).toMatchObject([{ id: 'alm-timer', kind: 'hub_offline' }]);
+    await svc.close();
+    expect((await store.list({ limit: 10 }))).toMatchObject([{ id: 'alm-timer', kind: 'hub_offline' }]);
   });
 
-  it('finds the active alarms of an earlier run (restart) and clears them when the condition ends', () => {
-    service.onDeviceMessage(doorOpen(), 'ishikawa-nomi');
+  it('finds the active alarms of an earlier run (restart) and clears them when the condition ends', async () => {
+    await service.onDeviceMessage(doorOpen(), 'ishikawa-nomi');
     const restarted = newService(store);
-    restarted.onDeviceMessage(doorOpen(T0 + 1), 'ishikawa-nomi');
-    expect(store.list({ limit: 10 })).toMatchObject([{ id: 'alm-1', count: 2 }]);
-    restarted.onDeviceMessage(doorClosed(T0 + 2), 'ishikawa-nomi');
-    expect(store.get('alm-1')!.state).toBe('cleared');
+    await restarted.onDeviceMessage(doorOpen(T0 + 1), 'ishikawa-nomi');
+    expect((await store.list({ limit: 10 }))).toMatchObject([{ id: 'alm-1', count: 2 }]);
+    await restarted.onDeviceMessage(doorClosed(T0 + 2), 'ishikawa-nomi');
+    expect((await store.get('alm-1'))!.state).toBe('cleared');
   });
 
-  it('lets other features raise directly, deduplicated like any other', () => {
-    const a = service.raise({ hub: HUB, device: 'locker-a', compartment: 'A03', kind: 'repeated_wrong_pickup_codes', detail: 'compartment locked after 3 wrong codes' });
+  it('lets other features raise directly, deduplicated like any other', async () => {
+    const a = await service.raise({ hub: HUB, device: 'locker-a', compartment: 'A03', kind: 'repeated_wrong_pickup_codes', detail: 'compartment locked after 3 wrong codes' });
     expect(a).toMatchObject({ id: 'alm-1', region: 'ishikawa-nomi', severity: 'critical', state: 'open', observedAt: now, sourceMsgId: null });
     now += 1;
-    expect(service.raise({ hub: HUB, device: 'locker-a', compartment: 'A03', kind: 'repeated_wrong_pickup_codes', detail: 'again' })).toMatchObject({ id: 'alm-1', count: 2, detail: 'again' });
+    expect(await service.raise({ hub: HUB, device: 'locker-a', compartment: 'A03', kind: 'repeated_wrong_pickup_codes', detail: 'again' })).toMatchObject({ id: 'alm-1', count: 2, detail: 'again' });
   });
 
-  it('survives a failing store and a failing listener', () => {
-    const broken: AlarmStore = { ...createMemoryAlarmStore(), insert: () => { throw new Error('disk full'); } };
+  it('survives a failing store and a failing listener', async () => {
+    const memory = createMemoryAlarmStore();
+    const broken: AlarmStore = { ...memory, raise: async () => { throw new Error('disk full'); }, transaction: (fn) => memory.transaction(() => fn(broken)) };
     const svc = newService(broken);
-    expect(() => svc.onDeviceMessage(doorOpen(), 'ishikawa-nomi')).not.toThrow();
+    await expect(svc.onDeviceMessage(doorOpen(), 'ishikawa-nomi')).resolves.toBeUndefined();
     service.onChange(() => { throw new Error('listener bug'); });
-    service.onDeviceMessage(doorOpen(), 'ishikawa-nomi');
-    expect(service.list({ limit: 10 })).toHaveLength(1);
+    await service.onDeviceMessage(doorOpen(), 'ishikawa-nomi');
+    expect((await service.list({ limit: 10 }))).toHaveLength(1);
   });
 });
+
+/** Counts what reaches the store, to show what the hot path costs. */
+function countingStore(base: AlarmStore): AlarmStore & { calls: string[] } {
+  const calls: string[] = [];
+  const counted: AlarmStore & { calls: string[] } = {
+    calls,
+    insert: (a) => (calls.push('insert'), base.insert(a)),
+    raise: (a) => (calls.push('raise'), base.raise(a)),
+    get: (id) => (calls.push('get'), base.get(id)),
+    active: () => (calls.push('active'), base.active()),
+    list: (q) => (calls.push('list'), base.list(q)),
+    acknowledge: (id, x) => (calls.push('acknowledge'), base.acknowledge(id, x)),
+    clear: (id, x) => (calls.push('clear'), base.clear(id, x)),
+    countActive: () => (calls.push('countActive'), base.countActive()),
+    transaction: (fn) => (calls.push('transaction'), base.transaction(() => fn(counted))),
+    close: () => base.close(),
+  };
+  return counted;
+}
+
+describe('AlarmService on the hot path (issue 14: no database round trip per message)', () => {
+  it('asks the store nothing for messages that change nothing: all-is-well telemetry, a re-sent event, an old observation', async () => {
+    const counted = countingStore(store);
+    const svc = newService(counted);
+    await svc.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi'); // loads the active alarms once, raises one
+    expect(counted.calls).toEqual(['active', 'transaction', 'raise']);
+    counted.calls.length = 0;
+    for (let i = 0; i < 1000; i++) {
+      await svc.onDeviceMessage(lockerTelemetry([compartment('A01', { door: 'closed', tempC: 18 })], { ts: T0 + i }), 'ishikawa-nomi');
+    }
+    await svc.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi'); // re-sent event: the same observation
+    await svc.onDeviceMessage(doorClosed(T0 - 1), 'ishikawa-nomi'); // older than the alarm's last report
+    expect(counted.calls).toEqual([]);
+    expect(await counted.list({ limit: 10 })).toMatchObject([{ kind: 'door_open_too_long', count: 1, state: 'open' }]);
+  });
+
+  it('writes what queues up while a write is under way in one transaction, in arrival order', async () => {
+    const counted = countingStore(store);
+    const svc = newService(counted);
+    await svc.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi');
+    counted.calls.length = 0;
+    // Not awaited one by one: they arrive while the first is being written.
+    const all = [
+      svc.onDeviceMessage(lockerEvent('tamper', 'A01', { ts: T0 + 1 }), 'ishikawa-nomi'),
+      svc.onDeviceMessage(doorOpen(T0 + 2), 'ishikawa-nomi'),
+      svc.onDeviceMessage(doorClosed(T0 + 3), 'ishikawa-nomi'), // clears the door alarm queued just before: order kept
+      svc.onDeviceMessage(lockerEvent('tamper', 'A01', { ts: T0 + 4 }), 'ishikawa-nomi'),
+      svc.onDeviceMessage(doorOpen(T0 + 5), 'ishikawa-nomi'), // a new door alarm after the clear
+    ];
+    await Promise.all(all);
+    expect(counted.calls.filter((c) => c === 'transaction').length).toBeLessThanOrEqual(2);
+    expect(changeLog().slice(1)).toEqual([
+      'raised tamper open x1', 'repeated door_open_too_long open x2', 'cleared door_open_too_long cleared x2', 'repeated tamper open x2', 'raised door_open_too_long open x1',
+    ]);
+    expect((await svc.list({ state: 'active', limit: 10 })).map((a) => `${a.kind} x${a.count}`)).toEqual(['door_open_too_long x1', 'tamper x2']);
+  });
+
+  it('judges a region added while running by its own file (compartment classes, drone wind limits)', async () => {
+    const regions = createRegions([REGION]);
+    const svc = new AlarmService({
+      store, regions, now: () => now, newId: () => `alm-${++ids}`, logger: pino({ level: 'silent' }),
+      hubs: { links: () => links, droneFlightState: () => flight }, missionsPlannedAt: () => true,
+    });
+    const other = RegionFile.parse({
+      id: 'ishikawa-hakusan', name: { ja: '白山', en: 'Hakusan' },
+      hubs: [{
+        id: 'hakusan-tsurugi', kind: 'community-hall', name: { ja: '鶴来', en: 'Tsurugi' }, location: { lat: 36.45, lon: 136.63 },
+        drones: [{ id: 'drone-9', model: 'm', windLimitMps: 4, gustLimitMps: 5 }],
+        lockers: [{ id: 'locker-a', compartments: [{ id: 'B01', size: 'S', tempClass: 'frozen' }] }], sensors: ['wx'],
+      }],
+    });
+    regions.add(other);
+    await svc.onDeviceMessage(sensorTelemetry(4.5, 4.5, { hub: 'hakusan-tsurugi', ts: T0 + 1 }), 'ishikawa-hakusan'); // over 4 m/s there, under 6 at 寺井
+    await svc.onDeviceMessage(sensorTelemetry(4.5, 4.5, { ts: T0 + 1 }), 'ishikawa-nomi');
+    expect((await svc.list({ limit: 10 })).map((a) => `${a.region} ${a.hub} ${a.kind}`)).toEqual(['ishikawa-hakusan hakusan-tsurugi wind_over_limit_mission_planned']);
+    expect(await svc.raise({ hub: 'hakusan-tsurugi', kind: 'tamper', device: 'locker-a', compartment: 'B01', detail: 'x' })).toMatchObject({ region: 'ishikawa-hakusan' });
+    expect((await svc.list({ regions: ['ishikawa-nomi'], limit: 10 }))).toEqual([]);
+  });
+});
+
+describe.each(SQL_DATABASES)('AlarmService on %s', (kind) => {
+  let t: TestDatabase | null = null;
+  afterEach(async () => {
+    await t?.cleanup();
+    t = null;
+  });
+
+  it('raises, repeats, acknowledges and clears as with the memory store, and a restart finds the active alarms', async () => {
+    t = await openTestDatabase(kind);
+    const svc = newService(await openAlarmStore(t.db));
+    await svc.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi');
+    await svc.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi'); // re-sent: raised once
+    await svc.onDeviceMessage(doorOpen(T0 + 5), 'ishikawa-nomi');
+    expect(await svc.acknowledge('alm-1', '山田', null)).toMatchObject({ state: 'acknowledged', count: 2 });
+    const restarted = newService(await openAlarmStore(await t.reopen()));
+    await restarted.onDeviceMessage(doorClosed(T0 + 10), 'ishikawa-nomi');
+    expect(await svc.get('alm-1')).toMatchObject({ state: 'cleared', acknowledgedBy: '山田', clearNote: 'door of A03 closed', count: 2 });
+    expect(changeLog()).toEqual(['raised door_open_too_long open x1', 'repeated door_open_too_long open x2', 'acknowledged door_open_too_long acknowledged x2', 'cleared door_open_too_long cleared x2']);
+  });
+});
+
+describe('AlarmService: two cloud processes on one PostgreSQL', () => {
+  let t: TestDatabase;
+  afterEach(async () => t?.cleanup());
+
+  it('the same condition reported to both at once is one alarm with a repeat, the same event to both is one alarm', async () => {
+    t = await openTestDatabase('postgres');
+    const one = newService(await openAlarmStore(t.db));
+    const two = newService(await openAlarmStore(await t.reopen()));
+    await Promise.all([one.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi'), two.onDeviceMessage(doorOpen(T0 + 1), 'ishikawa-nomi')]);
+    const tamper = lockerEvent('tamper', 'A01', { ts: T0 + 2 });
+    await Promise.all([one.onDeviceMessage(tamper, 'ishikawa-nomi'), two.onDeviceMessage(tamper, 'ishikawa-nomi')]);
+    expect((await one.list({ state: 'active', limit: 10 })).map((a) => `${a.kind} x${a.count}`)).toEqual(['tamper x1', 'door_open_too_long x2']);
+    expect(changes.map((c) => c.type).sort()).toEqual(['raised', 'raised', 'repeated']);
+    // Either process clears what the other raised once the condition ends there.
+    await one.onDeviceMessage(doorClosed(T0 + 10), 'ishikawa-nomi');
+    expect((await two.list({ state: 'active', limit: 10 })).map((a) => a.kind)).toEqual(['tamper']);
+  });
+});
+

@@ -1,4 +1,5 @@
 import type { Compartment, DeviceMessage, FlightState, RegionFile } from '../../contract/index.ts';
+import type { Regions } from '../hubs/regions.ts';
 import type { Logger } from '../logger.ts';
 import {
   ALARM_SEVERITY,
@@ -16,7 +17,7 @@ import {
   type HubLinkView,
   type WindLimits,
 } from './alarm-rules.ts';
-import { AlarmConflictError, type AlarmQuery, type AlarmRecord, type AlarmStore } from './alarm-store.ts';
+import type { AlarmQuery, AlarmRecord, AlarmStore } from './alarm-store.ts';
 
 /**
  * Alarms as first-class objects (issue 4, item 5): applies the decisions of the pure rules in
@@ -26,6 +27,13 @@ import { AlarmConflictError, type AlarmQuery, type AlarmRecord, type AlarmStore 
  * Inputs: every stored device message (the ingest hook calls `onDeviceMessage`), a periodic check of
  * the hubs' links (`start`), and direct raises from other features (`raise`, e.g. orders locking a
  * compartment after wrong codes). People acknowledge and clear through the API.
+ *
+ * The rules run on every device message (~15,000/s): deciding "nothing to do" costs no database
+ * round trip — the service keeps the active alarms by key in memory and writes only changes. Writes
+ * go through one queue in arrival order; what queues up while a write is under way goes in the next
+ * one, as one transaction (a group commit), so a burst of changes costs one commit, not one each.
+ * New vs repeat is decided by the store in one statement on the active key, so two cloud processes
+ * raising the same condition give one alarm and a repeat (issue 14).
  */
 
 export type AlarmChange = { type: 'raised' | 'repeated' | 'acknowledged' | 'cleared'; alarm: AlarmRecord };
@@ -56,7 +64,8 @@ export interface AlarmMetricsSink {
 
 export interface AlarmServiceOptions {
   store: AlarmStore;
-  region: RegionFile;
+  /** The regions served: wind limits and compartment classes are looked up here when a message needs them. */
+  regions: Regions;
   hubs: AlarmHubView;
   now: () => number;
   newId: () => string;
@@ -71,7 +80,7 @@ export interface AlarmServiceOptions {
 
 export interface RaiseRequest {
   hub: string;
-  /** Default: the hub's region (region file), else the region of the cloud. */
+  /** Default: the hub's region (region files), else the first region served. */
   region?: string;
   device?: string | null;
   compartment?: string | null;
@@ -91,17 +100,38 @@ export interface RaiseRequest {
 
 const keyString = (k: AlarmKey) => `${k.hub}\u0000${k.device ?? ''}\u0000${k.compartment ?? ''}\u0000${k.kind}`;
 
+interface ActiveEntry {
+  id: string;
+  lastObservedAt: number;
+}
+
+/** Decisions waiting for the next write, and who waits for their results. */
+interface Pending {
+  decisions: readonly AlarmDecision[];
+  resolve: (results: (AlarmRecord | null)[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/** What a region's file tells the rules, worked out once per region (a region added later is seen on its first message). */
+interface RegionRuleView {
+  wind: { byHub: ReadonlyMap<string, WindLimits>; fallback: WindLimits };
+  compartmentClasses: ReadonlyMap<string, Compartment['tempClass']>;
+}
+
+const DONE: Promise<void> = Promise.resolve();
+
 export class AlarmService {
   private readonly log: Logger;
   private readonly params: AlarmRuleParams;
-  private readonly wind: { byHub: ReadonlyMap<string, WindLimits>; fallback: WindLimits };
-  private readonly compartmentClasses = new Map<string, Compartment['tempClass']>();
+  private readonly regionViews = new Map<string, RegionRuleView>();
   private missionsPlannedAt: (hub: string) => boolean;
   private readonly listeners = new Set<(change: AlarmChange) => void>();
-  /** Active alarms by key, so the many "all is well" clears from telemetry cost no query. Loaded on first use. */
-  private activeByKey: Map<string, { id: string; lastObservedAt: number }> | null = null;
-  /** While `apply` runs its transaction: the changes to tell listeners about once it committed. */
-  private deferred: AlarmChange[] | null = null;
+  /** Active alarms by key, so the many "all is well" clears from telemetry cost no query. Loaded by the first write. */
+  private activeByKey: Map<string, ActiveEntry> | null = null;
+  /** Keys with decisions queued or being written: not filtered by `activeByKey`, which does not show them yet. */
+  private readonly pendingKeys = new Map<string, number>();
+  private queue: Pending[] = [];
+  private draining: Promise<void> | null = null;
   /** Device timestamps of recent wrong pickup codes, by compartment key (memory only: lost on restart). */
   private readonly pickupRejections = new Map<string, number[]>();
   private timer: NodeJS.Timeout | null = null;
@@ -109,10 +139,6 @@ export class AlarmService {
   constructor(private readonly o: AlarmServiceOptions) {
     this.log = o.logger.child({ component: 'alarms' });
     this.params = { ...DEFAULT_ALARM_RULE_PARAMS, ...o.params };
-    this.wind = windLimitsByHub(o.region);
-    for (const h of o.region.hubs) {
-      for (const l of h.lockers) for (const c of l.compartments) this.compartmentClasses.set(`${h.id}/${l.id}/${c.id}`, c.tempClass);
-    }
     this.missionsPlannedAt = o.missionsPlannedAt ?? (() => false);
   }
 
@@ -131,28 +157,44 @@ export class AlarmService {
   start(): void {
     if (this.timer) return;
     const interval = this.o.linkCheckIntervalMs ?? Math.max(100, Math.min(5000, Math.floor(this.params.hubOfflineGraceMs / 2)));
-    this.timer = setInterval(() => this.checkLinks(), interval);
+    this.timer = setInterval(() => void this.checkLinks(), interval);
     this.timer.unref();
   }
 
-  close(): void {
+  /** Stops the link checks and waits for the writes under way. */
+  async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.settled();
     this.listeners.clear();
   }
 
-  /** Ingest hook: a device message was stored (events once per hub and message id; re-sent telemetry again). Never throws. */
-  onDeviceMessage(msg: DeviceMessage, region: string): void {
+  /** Resolves once every change queued so far is written (or failed). */
+  async settled(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  /**
+   * Ingest hook: a device message was stored (events once per hub and message id; re-sent telemetry
+   * again). Returns at once when nothing changes; else resolves once the change is written. Never rejects.
+   */
+  onDeviceMessage(msg: DeviceMessage, region: string): Promise<void> {
     try {
-      const decisions = evaluateDeviceMessage(msg, region, this.contextFor(msg), this.params);
-      this.apply(decisions);
+      const decisions = evaluateDeviceMessage(msg, region, this.contextFor(msg, region), this.params);
+      const todo = decisions.filter((d) => this.needsWrite(d));
+      if (todo.length === 0) return DONE;
+      return this.enqueue(todo).then(
+        () => {},
+        (err: unknown) => this.log.error({ err, hub: msg.hub, device: msg.device, msgId: msg.id, type: msg.type }, 'applying the alarms of a message failed'),
+      );
     } catch (err) {
       this.log.error({ err, hub: msg.hub, device: msg.device, msgId: msg.id, type: msg.type }, 'evaluating alarm rules for a message failed');
+      return DONE;
     }
   }
 
-  /** Raises or clears `hub_offline` for every hub. Never throws. */
-  checkLinks(): void {
+  /** Raises or clears `hub_offline` for every hub. Never rejects. */
+  async checkLinks(): Promise<void> {
     const now = this.o.now();
     try {
       const decisions: AlarmDecision[] = [];
@@ -160,88 +202,96 @@ export class AlarmService {
         const d = evaluateHubLink(link, now, this.params);
         if (d) decisions.push(d);
       }
-      this.apply(decisions);
+      await this.apply(decisions);
     } catch (err) {
       this.log.error({ err }, 'checking hub links for alarms failed');
     }
   }
 
   /** Raises an alarm directly (or counts a repeat of the active one with the same key). */
-  raise(req: RaiseRequest): AlarmRecord {
+  async raise(req: RaiseRequest): Promise<AlarmRecord> {
     const key: AlarmKey = { hub: req.hub, device: req.device ?? null, compartment: req.compartment ?? null, kind: req.kind };
-    this.applyOne({
-      action: 'raise', region: req.region ?? this.o.region.id, key, severity: req.severity ?? ALARM_SEVERITY[req.kind],
+    const region = req.region ?? this.o.regions.regionOfHub(req.hub)?.id ?? this.o.regions.all()[0]?.id;
+    if (region === undefined) throw new Error(`raising a ${req.kind} alarm at ${req.hub}: no region served`);
+    const [written] = await this.enqueue([{
+      action: 'raise', region, key, severity: req.severity ?? ALARM_SEVERITY[req.kind],
       detail: req.detail, params: req.params ?? {}, deviceDetail: req.deviceDetail ?? null, sourceMsgId: req.sourceMsgId ?? null, observedAt: req.observedAt ?? this.o.now(),
-    });
-    const active = this.active().get(keyString(key));
+    }]);
+    if (written) return written;
+    // Nothing new (the same observation again): the active alarm as it is.
+    const active = this.activeByKey?.get(keyString(key));
     if (!active) throw new Error(`raising a ${req.kind} alarm at ${req.hub} failed`);
     return this.get(active.id);
   }
 
   /**
-   * Applies rule decisions in order, as one store transaction; listeners hear of the changes once it
-   * committed. (A national link check can raise or clear thousands of hub_offline alarms at once:
-   * one synced commit each kept the event loop busy for seconds.)
+   * Applies rule decisions in order, in one store transaction with whatever else is queued; listeners
+   * hear of the changes once it committed. (A national link check can raise or clear thousands of
+   * hub_offline alarms at once: one synced commit each kept the event loop busy for seconds.)
+   * Rejects when the write failed.
    */
-  apply(decisions: readonly AlarmDecision[]): void {
+  async apply(decisions: readonly AlarmDecision[]): Promise<void> {
     // Most decisions of a link check change nothing (every online hub, every hub still offline).
-    const todo = decisions.filter((d) => this.changesSomething(d));
-    if (todo.length === 0) return;
-    const changes: AlarmChange[] = [];
-    this.deferred = changes;
-    try {
-      this.o.store.transaction(() => {
-        for (const d of todo) this.applyOne(d);
-      });
-    } catch (err) {
-      this.activeByKey = null; // it may hold alarms the rollback removed; read it again
-      throw err;
-    } finally {
-      this.deferred = null;
-    }
-    for (const c of changes) this.emit(c);
+    const todo = decisions.filter((d) => this.needsWrite(d));
+    if (todo.length > 0) await this.enqueue(todo);
   }
 
-  get(id: string): AlarmRecord {
-    const a = this.o.store.get(id);
+  async get(id: string): Promise<AlarmRecord> {
+    const a = await this.o.store.get(id);
     if (!a) throw new AlarmError('alarm_not_found', `no alarm "${id}"`);
     return a;
   }
 
-  list(q: AlarmQuery): AlarmRecord[] {
+  list(q: AlarmQuery): Promise<AlarmRecord[]> {
     return this.o.store.list(q);
   }
 
-  countActive(): Record<AlarmSeverity, number> {
+  countActive(): Promise<Record<AlarmSeverity, number>> {
     return this.o.store.countActive();
   }
 
   /** open → acknowledged. Acknowledging again keeps the first acknowledgement; a cleared alarm is refused. */
-  acknowledge(id: string, by: string, note: string | null): AlarmRecord {
-    const a = this.get(id);
+  async acknowledge(id: string, by: string, note: string | null): Promise<AlarmRecord> {
+    const a = await this.get(id);
     if (a.state === 'cleared') throw new AlarmError('alarm_cleared', `alarm "${id}" was already cleared`);
     if (a.state === 'acknowledged') return a;
-    if (!this.o.store.acknowledge(id, { at: this.o.now(), by, note })) return this.get(id);
-    const acked = this.get(id);
+    const acked = await this.o.store.acknowledge(id, { at: this.o.now(), by, note });
+    if (!acked) {
+      // Someone else acknowledged or cleared it meanwhile (another request, another cloud process).
+      const now = await this.get(id);
+      if (now.state === 'cleared') throw new AlarmError('alarm_cleared', `alarm "${id}" was already cleared`);
+      return now;
+    }
     this.log.info({ alarmId: id, hub: a.hub, kind: a.kind, by }, 'alarm acknowledged');
     this.emit({ type: 'acknowledged', alarm: acked });
     return acked;
   }
 
   /** Clears an active alarm by hand (e.g. after staff checked a tamper report). A cleared alarm is refused. */
-  clear(id: string, by: string, note: string | null): AlarmRecord {
-    const a = this.get(id);
-    if (a.state === 'cleared' || !this.o.store.clear(id, { at: this.o.now(), by, note })) {
-      throw new AlarmError('alarm_cleared', `alarm "${id}" was already cleared`);
-    }
-    this.forget(a);
-    const cleared = this.get(id);
+  async clear(id: string, by: string, note: string | null): Promise<AlarmRecord> {
+    const a = await this.get(id);
+    const cleared = a.state === 'cleared' ? null : await this.o.store.clear(id, { at: this.o.now(), by, note });
+    if (!cleared) throw new AlarmError('alarm_cleared', `alarm "${id}" was already cleared`);
+    this.forget(cleared);
     this.log.info({ alarmId: id, hub: a.hub, kind: a.kind, by }, 'alarm cleared');
     this.emit({ type: 'cleared', alarm: cleared });
     return cleared;
   }
 
-  private contextFor(msg: DeviceMessage) {
+  private regionView(region: RegionFile): RegionRuleView {
+    let v = this.regionViews.get(region.id);
+    if (!v) {
+      const classes = new Map<string, Compartment['tempClass']>();
+      for (const h of region.hubs) {
+        for (const l of h.lockers) for (const c of l.compartments) classes.set(`${h.id}/${l.id}/${c.id}`, c.tempClass);
+      }
+      v = { wind: windLimitsByHub(region), compartmentClasses: classes };
+      this.regionViews.set(region.id, v);
+    }
+    return v;
+  }
+
+  private contextFor(msg: DeviceMessage, regionId: string) {
     const compartment = msg.type === 'locker.event' ? msg.compartment : null;
     let pickupRejections: number[] = [];
     if (msg.type === 'locker.event' && msg.event === 'pickup_code_rejected') {
@@ -251,86 +301,144 @@ export class AlarmService {
     } else if (msg.type === 'locker.event' && msg.event === 'pickup') {
       this.pickupRejections.delete(`${msg.hub}/${msg.device}/${msg.compartment}`); // the right code: start counting afresh
     }
+    const region = this.o.regions.regionOfHub(msg.hub) ?? this.o.regions.get(regionId);
+    const view = region ? this.regionView(region) : NO_REGION;
     return {
-      windLimits: this.wind.byHub.get(msg.hub) ?? this.wind.fallback,
+      windLimits: view.wind.byHub.get(msg.hub) ?? view.wind.fallback,
       missionPlanned: () => this.missionsPlannedAt(msg.hub),
       droneFlightState: msg.type === 'drone.event' ? this.o.hubs.droneFlightState(msg.hub, msg.device) : null,
-      compartmentClass: compartment === null ? null : (this.compartmentClasses.get(`${msg.hub}/${msg.device}/${compartment}`) ?? null),
+      compartmentClass: compartment === null ? null : (view.compartmentClasses.get(`${msg.hub}/${msg.device}/${compartment}`) ?? null),
       pickupRejections,
     };
   }
 
-  private active(): Map<string, { id: string; lastObservedAt: number }> {
-    if (!this.activeByKey) {
-      this.activeByKey = new Map(this.o.store.active().map((a) => [keyString(a), { id: a.id, lastObservedAt: a.lastObservedAt }]));
-    }
-    return this.activeByKey;
-  }
-
   private forget(a: AlarmRecord): void {
     const k = keyString(a);
-    if (this.active().get(k)?.id === a.id) this.active().delete(k);
+    if (this.activeByKey?.get(k)?.id === a.id) this.activeByKey.delete(k);
   }
 
-  /** False for what `applyOne` would ignore: clearing what is not active, an observation not newer than the last. */
-  private changesSomething(d: AlarmDecision): boolean {
-    const current = this.active().get(keyString(d.key));
+  /**
+   * False for what `applyOne` would ignore — clearing what is not active, an observation not newer
+   * than the last — judged in memory. Decisions on keys with writes still queued always go on (the
+   * queue decides in order), as do all of them until the active alarms are loaded.
+   */
+  private needsWrite(d: AlarmDecision): boolean {
+    if (!this.activeByKey) return true;
+    const k = keyString(d.key);
+    if (this.pendingKeys.has(k)) return true;
+    return this.changesSomething(d, this.activeByKey.get(k));
+  }
+
+  private changesSomething(d: AlarmDecision, current: ActiveEntry | undefined): boolean {
     if (d.action === 'clear') return current !== undefined && d.observedAt >= current.lastObservedAt;
     return current === undefined || d.observedAt > current.lastObservedAt;
   }
 
-  private applyOne(d: AlarmDecision): void {
+  private enqueue(decisions: readonly AlarmDecision[]): Promise<(AlarmRecord | null)[]> {
+    for (const d of decisions) {
+      const k = keyString(d.key);
+      this.pendingKeys.set(k, (this.pendingKeys.get(k) ?? 0) + 1);
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ decisions, resolve, reject });
+      this.draining ??= this.drain();
+    });
+  }
+
+  /**
+   * Writes what is queued, one transaction per round, until the queue is empty. Seeing the queue empty
+   * and no longer being `draining` happen in one step: a decision queued by whoever a round just
+   * answered is either seen by the loop or starts the next drain.
+   */
+  private async drain(): Promise<void> {
+    await null; // `draining` is set before the first round starts
+    while (this.queue.length > 0) {
+      const round = this.queue;
+      this.queue = [];
+      try {
+        await this.write(round);
+      } catch {
+        // One bad decision must not lose the others queued with it: each again on its own.
+        if (round.length > 1) for (const p of round) await this.write([p]).catch(() => {});
+      } finally {
+        for (const p of round) {
+          for (const d of p.decisions) {
+            const k = keyString(d.key);
+            const n = (this.pendingKeys.get(k) ?? 1) - 1;
+            if (n <= 0) this.pendingKeys.delete(k);
+            else this.pendingKeys.set(k, n);
+          }
+        }
+      }
+    }
+    this.draining = null;
+  }
+
+  /** One transaction for the decisions of `round`; settles their promises (when alone, also on failure). */
+  private async write(round: readonly Pending[]): Promise<void> {
+    const changes: AlarmChange[] = [];
+    let results: (AlarmRecord | null)[][];
+    try {
+      if (!this.activeByKey) {
+        const active = await this.o.store.active();
+        this.activeByKey = new Map(active.map((a) => [keyString(a), { id: a.id, lastObservedAt: a.lastObservedAt }]));
+      }
+      const active = this.activeByKey;
+      results = await this.o.store.transaction(async (store) => {
+        const out: (AlarmRecord | null)[][] = [];
+        for (const p of round) {
+          const r: (AlarmRecord | null)[] = [];
+          for (const d of p.decisions) r.push(await this.applyOne(store, active, d, changes));
+          out.push(r);
+        }
+        return out;
+      });
+    } catch (err) {
+      this.activeByKey = null; // it may hold alarms the rollback removed; read it again
+      if (round.length === 1) round[0]!.reject(err);
+      throw err;
+    }
+    for (const c of changes) {
+      if (c.type === 'raised') this.o.metrics?.raised(c.alarm.kind);
+      this.emit(c);
+    }
+    round.forEach((p, i) => p.resolve(results[i]!));
+  }
+
+  /** Applies one decision in the transaction; the alarm when it changed, else null. */
+  private async applyOne(store: AlarmStore, active: Map<string, ActiveEntry>, d: AlarmDecision, changes: AlarmChange[]): Promise<AlarmRecord | null> {
     const k = keyString(d.key);
-    const current = this.active().get(k);
+    const current = active.get(k);
+    if (!this.changesSomething(d, current)) return null;
     const now = this.o.now();
     if (d.action === 'clear') {
       // An observation older than the one that raised the alarm (a late or replayed message) says nothing about now.
-      if (!current || d.observedAt < current.lastObservedAt) return;
-      this.active().delete(k);
-      if (!this.o.store.clear(current.id, { at: now, by: null, note: d.reason })) return;
-      const alarm = this.o.store.get(current.id)!;
+      active.delete(k);
+      const alarm = await store.clear(current!.id, { at: now, by: null, note: d.reason });
+      if (!alarm) return null; // cleared elsewhere meanwhile (by hand, another cloud process)
       this.log.info({ alarmId: alarm.id, hub: alarm.hub, device: alarm.device, compartment: alarm.compartment, kind: alarm.kind, reason: d.reason }, 'alarm cleared: condition ended');
-      this.emit({ type: 'cleared', alarm });
-      return;
+      changes.push({ type: 'cleared', alarm });
+      return alarm;
     }
-    if (current) {
-      // The same observation again (a re-sent message, the next link check) is not a repeat.
-      if (d.observedAt <= current.lastObservedAt) return;
-      if (!this.o.store.recordRepeat(current.id, { lastSeenAt: now, lastObservedAt: d.observedAt, detail: d.detail, params: d.params, deviceDetail: d.deviceDetail })) {
-        this.activeByKey = null; // cleared behind our back (should not happen); reload
-        return;
-      }
-      current.lastObservedAt = d.observedAt;
-      this.log.debug({ alarmId: current.id, hub: d.key.hub, kind: d.key.kind }, 'alarm condition reported again');
-      this.emit({ type: 'repeated', alarm: this.o.store.get(current.id)! });
-      return;
-    }
-    const alarm: AlarmRecord = {
+    const { change, alarm } = await store.raise({
       id: this.o.newId(), region: d.region, ...d.key, severity: d.severity, state: 'open',
       raisedAt: now, lastSeenAt: now, count: 1, observedAt: d.observedAt, lastObservedAt: d.observedAt,
       acknowledgedAt: null, acknowledgedBy: null, ackNote: null, clearedAt: null, clearedBy: null, clearNote: null,
       detail: d.detail, params: d.params, deviceDetail: d.deviceDetail, sourceMsgId: d.sourceMsgId,
-    };
-    try {
-      this.o.store.insert(alarm);
-    } catch (err) {
-      if (!(err instanceof AlarmConflictError)) throw err;
-      // The cache missed an active alarm (should not happen: all writes go through here); reload it.
-      this.log.warn({ err, hub: d.key.hub, kind: d.key.kind }, 'alarm already active; reloading the active alarms');
-      this.activeByKey = null;
-      return;
+    });
+    if (alarm) active.set(k, { id: alarm.id, lastObservedAt: alarm.lastObservedAt });
+    else active.delete(k);
+    if (change === 'none' || !alarm) return null; // the same observation again (a re-sent message, the next link check) is not a repeat
+    if (change === 'raised') {
+      this.log.info({ alarmId: alarm.id, hub: alarm.hub, device: alarm.device, compartment: alarm.compartment, kind: alarm.kind, severity: alarm.severity }, 'alarm raised');
+    } else {
+      this.log.debug({ alarmId: alarm.id, hub: d.key.hub, kind: d.key.kind }, 'alarm condition reported again');
     }
-    this.active().set(k, { id: alarm.id, lastObservedAt: alarm.lastObservedAt });
-    this.o.metrics?.raised(alarm.kind);
-    this.log.info({ alarmId: alarm.id, hub: alarm.hub, device: alarm.device, compartment: alarm.compartment, kind: alarm.kind, severity: alarm.severity }, 'alarm raised');
-    this.emit({ type: 'raised', alarm });
+    changes.push({ type: change, alarm });
+    return alarm;
   }
 
   private emit(change: AlarmChange): void {
-    if (this.deferred) {
-      this.deferred.push(change);
-      return;
-    }
     for (const fn of this.listeners) {
       try {
         fn(change);
@@ -340,3 +448,9 @@ export class AlarmService {
     }
   }
 }
+
+/** For a message of a hub no region file knows: the default drone limits, no compartment classes. */
+const NO_REGION: RegionRuleView = {
+  wind: windLimitsByHub({ hubs: [] } as unknown as RegionFile),
+  compartmentClasses: new Map(),
+};

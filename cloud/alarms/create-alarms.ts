@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
-import type { OperationalDb } from '../db/operational-db.ts';
+import type { Database } from '../db/database.ts';
+import type { Regions } from '../hubs/regions.ts';
 import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
 import { registerAlarmMetrics } from './alarm-metrics.ts';
 import { AlarmService, type AlarmHubView } from './alarm-service.ts';
-import { createSqliteAlarmStore } from './alarm-store.ts';
+import { openAlarmStore } from './alarm-store.ts';
 
 export interface CreateAlarmsOptions {
-  db: OperationalDb;
+  /** The operational database (SQLite or PostgreSQL). */
+  database: Database;
+  regions: Regions;
   live: LiveState;
   registry: Registry;
   logger: Logger;
@@ -18,17 +21,17 @@ export interface CreateAlarmsOptions {
 }
 
 /**
- * The alarm feature as the cloud runs it: alarms in `cloud.db`, hubs seen through live state, metrics
- * on the cloud's registry. Call `start()` for the link checks once the broker runs.
+ * The alarm feature as the cloud runs it: alarms in the operational database, hubs seen through live
+ * state, metrics on the cloud's registry. Call `start()` for the link checks once the broker runs.
  */
-export function createAlarms(o: CreateAlarmsOptions): AlarmService {
-  const store = createSqliteAlarmStore(o.db);
-  const service = new AlarmService({
-    store, region: o.live.region, hubs: liveHubView(o.live), now: o.now ?? Date.now, newId: () => `alm-${randomUUID()}`, logger: o.logger,
-    metrics: registerAlarmMetrics(o.registry, () => store.countActive()),
+export async function createAlarms(o: CreateAlarmsOptions): Promise<AlarmService> {
+  const store = await openAlarmStore(o.database);
+  const log = o.logger.child({ component: 'alarms' });
+  return new AlarmService({
+    store, regions: o.regions, hubs: liveHubView(o.live), now: o.now ?? Date.now, newId: () => `alm-${randomUUID()}`, logger: o.logger,
+    metrics: registerAlarmMetrics(o.registry, () => store.countActive(), (err) => log.warn({ err }, 'counting active alarms for the metrics failed')),
     params: { hubOfflineGraceMs: o.hubOfflineGraceMs },
   });
-  return service;
 }
 
 /** Hub links and drone flight states as live state shows them. */
