@@ -1,12 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { pino } from 'pino';
+import { inject } from 'vitest';
 import type { Role } from '../../cloud/accounts/authorize.ts';
 import { startCloud, type Cloud } from '../../cloud/cloud.ts';
 import { CLOUD_NODE_FLAGS, loadCloudConfig } from '../../cloud/config.ts';
+import { postgresBinDir } from './postgres.ts';
 
 export type Credentials = Record<string, { username: string; password: string }>;
 
@@ -21,12 +24,37 @@ export function readCredentials(dataDir: string): Credentials {
   return JSON.parse(fs.readFileSync(path.join(dataDir, 'credentials.json'), 'utf8')) as Credentials;
 }
 
-/** Environment for a test cloud: loopback only, free ports, demo credentials, quiet logs. */
+/** Environment for a test cloud: loopback only, free ports, demo credentials, quiet logs (and its PostgreSQL database when TEST_DATABASE=postgres). */
 export function testCloudEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     BIND_HOST: '127.0.0.1', HTTP_PORT: '0', MQTT_PORT: '0', MQTT_WS_PORT: '0', DATA_DIR: dataDir, REGION_FILE,
-    DEMO_CREDENTIALS: 'true', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...extra,
+    DEMO_CREDENTIALS: 'true', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', ...testDatabaseEnv(dataDir), ...extra,
   };
+}
+
+/**
+ * `TEST_DATABASE=postgres` (`npm run test:postgres`, the system suite's second pass, issue 14): each
+ * test cloud keeps its operational state in a PostgreSQL database of the run's cluster instead of
+ * DATA_DIR/cloud.db — one database per data dir, so a cloud restarted on the same dir finds its state.
+ * Created here with `createdb` (synchronous, like the rest of testCloudEnv).
+ */
+const postgresPerDataDir = new Map<string, string>();
+function testDatabaseEnv(dataDir: string): Record<string, string> {
+  if (process.env.TEST_DATABASE !== 'postgres') return {};
+  let url = postgresPerDataDir.get(dataDir);
+  if (!url) {
+    const admin = new URL(inject('postgresUrl'));
+    const name = `c_${crypto.createHash('sha256').update(dataDir).digest('hex').slice(0, 24)}`;
+    try {
+      execFileSync(path.join(postgresBinDir(), 'createdb'), ['-h', admin.hostname, '-p', admin.port, '-U', admin.username, name], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      // Another worker's cloud on the same dir (a restart test handing the dir over) made it first.
+      if (!String((err as { stderr?: Buffer }).stderr).includes('already exists')) throw err;
+    }
+    url = `postgres://${admin.username}@${admin.host}/${name}`;
+    postgresPerDataDir.set(dataDir, url);
+  }
+  return { DATABASE_URL: url };
 }
 
 export interface TestCloud {

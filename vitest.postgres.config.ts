@@ -1,0 +1,23 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { defineConfig } from 'vitest/config';
+import base from './vitest.config.ts';
+
+/**
+ * `npm run test:postgres` (issue 14, "Done when"): the system tests again, with every test cloud's
+ * operational state in PostgreSQL (TEST_DATABASE=postgres: test/support/cloud-harness.ts gives each
+ * cloud its own database in the run's throw-away cluster). Taken: every test/ file that starts a cloud
+ * through the harness. Left out: the browser tests — what they check is the consoles' rendering,
+ * and the state they render comes through the API the other system tests exercise on PostgreSQL —
+ * and files that start no cloud (nothing in them depends on the database). The unit and contract
+ * suites already run every store on both databases in the first pass.
+ */
+const root = import.meta.dirname;
+const startsACloud = /\b(testCloudEnv|startTestCloud|spawnCloud)\(/;
+const files = fs
+  .readdirSync(path.join(root, 'test'))
+  .filter((f) => f.endsWith('.test.ts') && !f.endsWith('.browser.test.ts'))
+  .filter((f) => startsACloud.test(fs.readFileSync(path.join(root, 'test', f), 'utf8')))
+  .map((f) => `test/${f}`);
+
+export default defineConfig({ ...base, test: { ...base.test, include: files } });
