@@ -2,9 +2,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import path from 'node:path';
 import { openAccountStore } from '../cloud/accounts/account-store.ts';
-import { openSqliteDatabase } from '../cloud/db/database.ts';
+import { openDatabase } from '../cloud/db/database.ts';
 import { spawnCloud, startTestCloud, tempDir, testCloudEnv, type CloudProcess, type TestCloud } from './support/cloud-harness.ts';
 
 /**
@@ -251,8 +250,10 @@ describe('live feed: cost', () => {
 
   it("the cloud's CPU does not grow with the number of open streams (1 vs 150, over three sessions)", async () => {
     dir = tempDir('feed-cost');
-    // Accounts and tokens made before the cloud starts (the cloud process then reads them from its database).
-    const db = openSqliteDatabase(path.join(dir, 'cloud.db'), 'normal');
+    // Accounts and tokens made before the cloud starts (the cloud process then reads them from its
+    // database: DATA_DIR/cloud.db, or its PostgreSQL database under TEST_DATABASE=postgres).
+    const env = testCloudEnv(dir, { MQTT_WS_PORT: 'off', SQLITE_SYNC: 'normal', EVENTS_MAX_STREAMS: '400', EVENTS_MAX_STREAMS_PER_SESSION: '100', EVENTS_MAX_STREAMS_PER_ACCOUNT: '100' });
+    const db = await openDatabase({ url: env.DATABASE_URL ?? null, dataDir: dir, synchronous: 'normal' });
     const accounts = await openAccountStore(db);
     const tokens: string[] = [];
     for (const [username, role, hubs] of [['cost-coord', 'coordinator', []], ['cost-admin', 'admin', []], ['cost-staff', 'staff', ['nomi-terai']]] as const) {
@@ -260,7 +261,7 @@ describe('live feed: cost', () => {
       tokens.push((await accounts.createApiToken(username, 'cost test')).token);
     }
     await db.close();
-    proc = await spawnCloud(testCloudEnv(dir, { MQTT_WS_PORT: 'off', SQLITE_SYNC: 'normal', EVENTS_MAX_STREAMS: '400', EVENTS_MAX_STREAMS_PER_SESSION: '100', EVENTS_MAX_STREAMS_PER_ACCOUNT: '100' }));
+    proc = await spawnCloud(env);
     const base = proc.urls.http;
     const pid = proc.child.pid!;
     const measure = async (ms: number) => {
