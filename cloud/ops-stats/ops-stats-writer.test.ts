@@ -1,5 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import type { RegionFile } from '../../contract/index.ts';
+import { createRegions, type Regions } from '../hubs/regions.ts';
 import { createMetrics } from '../metrics.ts';
 import { NUMERIC_FIELDS } from '../telemetry/points.ts';
 import { OPS_MEASUREMENTS, type TelemetryPoint, type TelemetryStore } from '../telemetry/telemetry-store.ts';
@@ -20,26 +22,29 @@ function recordingStore(): TelemetryStore & { points: TelemetryPoint[] } {
 
 const HUBS = ['hub-a', 'hub-b'];
 const logger = pino({ level: 'silent' });
+/** Only what the writer reads of a region file: its id and its hubs' ids. */
+const region = (id: string, hubs: string[]) => ({ id, hubs: hubs.map((h) => ({ id: h })) }) as unknown as RegionFile;
 
-function setup() {
+function setup(regions: Regions = createRegions([region('r1', HUBS)])) {
   const metrics = createMetrics({ hubLinks: () => [{ hub: 'hub-a', online: true, outboxDepth: null, oldestUnsentAgeS: null }, { hub: 'hub-b', online: false, outboxDepth: null, oldestUnsentAgeS: null }] as never });
+  // Answered later, as a database would.
   const sources: OpsStatsSources = {
     metrics,
-    activeAlarms: () => [{ hub: 'hub-a', severity: 'critical' }, { hub: 'hub-a', severity: 'critical' }, { hub: 'hub-b', severity: 'warning' }],
-    modes: () => [{ hub: 'hub-a', emergency: true, acknowledged: false, version: 3 }, { hub: 'hub-b', emergency: false, acknowledged: true, version: 3 }],
-    orderCounts: () => [{ state: 'pending', priority: 'relief', count: 2 }, { state: 'delivered', priority: 'relief', count: 5 }],
-    deliveries: () => [{ priority: 'relief', delivered: 5, onTime: 4 }],
+    activeAlarms: async () => [{ hub: 'hub-a', severity: 'critical' }, { hub: 'hub-a', severity: 'critical' }, { hub: 'hub-b', severity: 'warning' }],
+    modes: async (r) => (r === 'r1' ? [{ hub: 'hub-a', emergency: true, acknowledged: false, version: 3 }, { hub: 'hub-b', emergency: false, acknowledged: true, version: 3 }] : []),
+    orderCounts: async (r) => (r === 'r1' ? [{ state: 'pending', priority: 'relief', count: 2 }, { state: 'delivered', priority: 'relief', count: 5 }] : []),
+    deliveries: (r) => (r === 'r1' ? [{ priority: 'relief', delivered: 5, onTime: 4 }] : []),
   };
   const store = recordingStore();
   let t = 1_000_000;
-  const writer = startOpsStatsWriter({ store, region: 'r1', hubs: HUBS, sources, intervalMs: 3_600_000, now: () => (t += 10_000), logger });
+  const writer = startOpsStatsWriter({ store, regions, sources, intervalMs: 3_600_000, now: () => (t += 10_000), logger });
   const at = (ts: number) => store.points.filter((p) => p.ts === ts);
   const one = (ts: number, measurement: string, tags: Record<string, string> = {}) => {
     const found = at(ts).filter((p) => p.measurement === measurement && Object.entries(tags).every(([k, v]) => p.tags[k] === v));
     expect(found, `${measurement} ${JSON.stringify(tags)}`).toHaveLength(1);
     return found[0]!;
   };
-  return { metrics, store, writer, one, at };
+  return { metrics, sources, store, writer, one, at };
 }
 
 describe('ops stats writer', () => {
@@ -113,12 +118,60 @@ describe('ops stats writer', () => {
     const store = recordingStore();
     const failing: TelemetryStore = { ...store, write: async (p) => { if (++calls === 1) throw new Error('down'); await store.write(p); } };
     const sources: OpsStatsSources = { metrics, activeAlarms: () => [], modes: () => [], orderCounts: () => [], deliveries: () => [] };
-    const writer = startOpsStatsWriter({ store: failing, region: 'r1', hubs: HUBS, sources, intervalMs: 20, logger });
+    const writer = startOpsStatsWriter({ store: failing, regions: createRegions([region('r1', HUBS)]), sources, intervalMs: 20, logger });
     await expect.poll(() => store.points.length, { timeout: 2_000 }).toBeGreaterThan(0);
     await writer.stop();
     const n = store.points.length;
     await new Promise((r) => setTimeout(r, 60));
     expect(store.points.length).toBe(n);
+  });
+});
+
+describe('ops stats writer with several regions (issue 14)', () => {
+  it('writes each region\'s figures tagged with it, and a region added while running from the next tick on', async () => {
+    const regions = createRegions([region('r1', HUBS)]);
+    const { writer, store, one } = setup(regions);
+    await writer.stop();
+    regions.add(region('r2', ['hub-c']));
+    store.points.length = 0;
+    await writer.writeOnce();
+    const ts = store.points[0]!.ts;
+    expect(new Set(store.points.map((p) => p.tags.region))).toEqual(new Set(['r1', 'r2']));
+    expect(one(ts, 'cloud_stats', { region: 'r1' }).fields).toMatchObject({ hubs_online: 1 });
+    expect(one(ts, 'cloud_stats', { region: 'r2' }).fields).toMatchObject({ hubs_online: 0 });
+    expect(one(ts, 'alarms_open', { region: 'r2', hub: 'hub-c', severity: 'critical' }).fields).toEqual({ count: 0 });
+    expect(store.points.filter((p) => p.measurement === 'alarms_open' && p.tags.region === 'r2').map((p) => p.tags.hub)).toEqual(['hub-c', 'hub-c']);
+    expect(one(ts, 'alarms_open', { region: 'r1', hub: 'hub-a', severity: 'critical' }).fields).toEqual({ count: 2 });
+    expect(one(ts, 'orders', { region: 'r2', state: 'pending', priority: 'relief' }).fields).toEqual({ count: 0 });
+    expect(one(ts, 'orders', { region: 'r1', state: 'pending', priority: 'relief' }).fields).toEqual({ count: 2 });
+    const keys = store.points.map((p) => `${p.tags.hub}|${p.msgId}|${p.measurement}`);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('leaves out a failing source\'s figures for that tick (logged), writes the rest, and keeps going', async () => {
+    const regions = createRegions([region('r1', HUBS), region('r2', ['hub-c'])]);
+    const { writer, store, sources, one } = setup(regions);
+    await writer.stop();
+    const warnings: unknown[] = [];
+    const logged = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
+    const failing: OpsStatsSources = {
+      ...sources,
+      activeAlarms: async () => { throw new Error('database away'); },
+      modes: (r) => { if (r === 'r2') throw new Error('mode view broke'); return sources.modes(r); },
+    };
+    const w = startOpsStatsWriter({ store, regions, sources: failing, intervalMs: 3_600_000, logger: logged });
+    await w.stop();
+    store.points.length = 0;
+    await w.writeOnce();
+    const ts = store.points[0]!.ts;
+    expect(store.points.filter((p) => p.measurement === 'alarms_open')).toEqual([]); // a gap, not a false zero
+    expect(one(ts, 'hub_mode', { region: 'r1', hub: 'hub-a' }).fields).toMatchObject({ emergency: 1 });
+    expect(one(ts, 'cloud_stats', { region: 'r2' })).toBeDefined();
+    expect(one(ts, 'orders', { region: 'r2', state: 'pending', priority: 'relief' })).toBeDefined();
+    expect(warnings).toEqual(expect.arrayContaining([
+      expect.objectContaining({ source: 'alarms', msg: expect.stringContaining('left out of this tick') }),
+      expect.objectContaining({ source: 'modes', region: 'r2' }),
+    ]));
   });
 });
 

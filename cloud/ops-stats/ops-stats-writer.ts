@@ -1,3 +1,4 @@
+import type { Regions } from '../hubs/regions.ts';
 import type { Logger } from '../logger.ts';
 import type { CloudMetrics } from '../metrics.ts';
 import { ALARM_SEVERITIES, type AlarmSeverity } from '../alarms/alarm-rules.ts';
@@ -14,6 +15,13 @@ import type { FieldValue, TelemetryPoint, TelemetryStore } from '../telemetry/te
  * Every figure is written on every tick, zeros included, so a count that drops to zero shows as zero
  * and not as a gap. Tags stay bounded: region, registered hubs, alarm severities, order states and
  * priorities, rejection reasons.
+ *
+ * One cloud serves several regions (issue 14): every tick writes each region's figures tagged with
+ * that region, the regions read from `Regions` at the tick, so a region added while running shows up
+ * on the next one. The dashboards select a region; the cloud's own figures (ingest counters, store
+ * writes), which belong to no region, are written into every region's `cloud_stats` alike, with the
+ * region's own hubs online beside them. A source that fails (a database away) is logged and its
+ * figures left out of that tick — a gap, not a false zero — and the rest is written.
  */
 
 export const PRIORITIES: readonly Priority[] = ['normal', 'medical', 'relief'];
@@ -30,20 +38,22 @@ export interface OpsSnapshot {
   };
   /** Cumulative rejections per reason. */
   rejections: ReadonlyMap<string, number>;
-  /** Active (open or acknowledged) alarms. */
-  alarms: readonly { hub: string; severity: AlarmSeverity }[];
-  modes: readonly { hub: string; emergency: boolean; acknowledged: boolean; version: number }[];
-  orders: readonly { state: OrderState; priority: Priority; count: number }[];
-  deliveries: readonly { priority: Priority; delivered: number; onTime: number }[];
+  /** Active (open or acknowledged) alarms; null when they could not be read this tick (none written). */
+  alarms: readonly { hub: string; severity: AlarmSeverity }[] | null;
+  modes: readonly { hub: string; emergency: boolean; acknowledged: boolean; version: number }[] | null;
+  orders: readonly { state: OrderState; priority: Priority; count: number }[] | null;
+  deliveries: readonly { priority: Priority; delivered: number; onTime: number }[] | null;
 }
 
-/** Pure: the points of one snapshot at time `now` (epoch ms). */
+/** Pure: the points of one region's snapshot at time `now` (epoch ms). */
 export function opsStatsPoints(region: string, hubs: readonly string[], s: OpsSnapshot, now: number): TelemetryPoint[] {
   const points: TelemetryPoint[] = [];
   // Region-level points have no hub or device: empty tags are left out by InfluxDB (an absent tag).
+  // The region is part of the id: the SQLite store's dedupe key (hub, id, measurement) would take a
+  // second region's region-level point for a repeat.
   const add = (measurement: TelemetryPoint['measurement'], hub: string, extra: Record<string, string>, fields: Record<string, FieldValue>): void => {
     const key = [measurement, hub, ...Object.values(extra)].join('-');
-    points.push({ measurement, tags: { region, hub, device: hub === '' ? '' : 'hub', ...extra }, fields, ts: now, msgId: `ops-${now}-${key}` });
+    points.push({ measurement, tags: { region, hub, device: hub === '' ? '' : 'hub', ...extra }, fields, ts: now, msgId: `ops-${now}-${region}-${key}` });
   };
 
   const c = s.cloud;
@@ -61,29 +71,35 @@ export function opsStatsPoints(region: string, hubs: readonly string[], s: OpsSn
 
   for (const [reason, count] of [...s.rejections].sort(([a], [b]) => a.localeCompare(b))) add('ingest_rejections', '', { reason }, { count });
 
-  // Counted once (a filter per hub and severity was hubs × alarms: seconds per tick in a national outage).
-  const open = new Map<string, number>();
-  for (const a of s.alarms) open.set(`${a.hub}\u0000${a.severity}`, (open.get(`${a.hub}\u0000${a.severity}`) ?? 0) + 1);
-  for (const hub of hubs) {
-    for (const severity of ALARM_SEVERITIES) {
-      add('alarms_open', hub, { severity }, { count: open.get(`${hub}\u0000${severity}`) ?? 0 });
+  if (s.alarms) {
+    // Counted once (a filter per hub and severity was hubs × alarms: seconds per tick in a national outage).
+    const open = new Map<string, number>();
+    for (const a of s.alarms) open.set(`${a.hub}\u0000${a.severity}`, (open.get(`${a.hub}\u0000${a.severity}`) ?? 0) + 1);
+    for (const hub of hubs) {
+      for (const severity of ALARM_SEVERITIES) {
+        add('alarms_open', hub, { severity }, { count: open.get(`${hub}\u0000${severity}`) ?? 0 });
+      }
     }
   }
 
-  for (const m of s.modes) {
+  for (const m of s.modes ?? []) {
     add('hub_mode', m.hub, {}, { emergency: m.emergency ? 1 : 0, acknowledged: m.acknowledged ? 1 : 0, version: m.version });
   }
 
-  for (const state of ORDER_STATES) {
-    for (const priority of PRIORITIES) {
-      const count = s.orders.find((o) => o.state === state && o.priority === priority)?.count ?? 0;
-      add('orders', '', { state, priority }, { count });
+  if (s.orders) {
+    for (const state of ORDER_STATES) {
+      for (const priority of PRIORITIES) {
+        const count = s.orders.find((o) => o.state === state && o.priority === priority)?.count ?? 0;
+        add('orders', '', { state, priority }, { count });
+      }
     }
   }
 
-  for (const priority of PRIORITIES) {
-    const d = s.deliveries.find((x) => x.priority === priority);
-    add('deliveries', '', { priority }, { delivered: d?.delivered ?? 0, on_time: d?.onTime ?? 0 });
+  if (s.deliveries) {
+    for (const priority of PRIORITIES) {
+      const d = s.deliveries.find((x) => x.priority === priority);
+      add('deliveries', '', { priority }, { delivered: d?.delivered ?? 0, on_time: d?.onTime ?? 0 });
+    }
   }
   return points;
 }
@@ -118,19 +134,22 @@ export function quantileBetween(before: readonly Bucket[], after: readonly Bucke
   return lowerLe;
 }
 
-/** What the writer reads; the cloud passes its services, a test passes fakes. */
+type Awaitable<T> = T | Promise<T>;
+
+/** What the writer reads; the cloud passes its services, a test passes fakes. Any source may answer later (a database) or fail. */
 export interface OpsStatsSources {
   metrics: Pick<CloudMetrics, 'accepted' | 'rejected' | 'ingestPending' | 'hubOnline' | 'storeWriteSeconds'>;
-  activeAlarms(): readonly { hub: string; severity: AlarmSeverity }[];
-  modes(): OpsSnapshot['modes'];
-  orderCounts(): OpsSnapshot['orders'];
-  deliveries(): OpsSnapshot['deliveries'];
+  /** The active alarms of every region (read once per tick; each region counts its own hubs'). */
+  activeAlarms(): Awaitable<readonly { hub: string; severity: AlarmSeverity }[]>;
+  modes(region: string): Awaitable<NonNullable<OpsSnapshot['modes']>>;
+  orderCounts(region: string): Awaitable<NonNullable<OpsSnapshot['orders']>>;
+  deliveries(region: string): Awaitable<NonNullable<OpsSnapshot['deliveries']>>;
 }
 
 export interface OpsStatsWriterOptions {
   store: TelemetryStore;
-  region: string;
-  hubs: readonly string[];
+  /** The regions served, read at every tick. */
+  regions: Regions;
   sources: OpsStatsSources;
   /** Default 10 s (OPS_STATS_INTERVAL_S). */
   intervalMs?: number;
@@ -153,7 +172,8 @@ export function startOpsStatsWriter(o: OpsStatsWriterOptions): OpsStatsWriter {
   let running: Promise<void> | null = null;
   let stopped = false;
 
-  const snapshot = async (): Promise<OpsSnapshot> => {
+  /** The cloud's own figures (no region's): ingest counters, store writes since the last tick, hubs online. */
+  const cloudFigures = async () => {
     const m = o.sources.metrics;
     const [accepted, rejected, pending, online, writes] = await Promise.all([
       m.accepted.get(), m.rejected.get(), m.ingestPending.get(), m.hubOnline.get(), m.storeWriteSeconds.get(),
@@ -191,23 +211,48 @@ export function startOpsStatsWriter(o: OpsStatsWriterOptions): OpsStatsWriter {
     }
     previousBuckets = current;
     previousSum = writeSum;
+    const onlineHubs = new Set(online.values.filter((v) => v.value === 1).map((v) => String(v.labels.hub)));
     return {
-      cloud: {
-        ingestAcceptedTotal: sum(accepted.values), ingestRejectedTotal: sum(rejected.values), ingestPending: sum(pending.values),
-        hubsOnline: online.values.filter((v) => v.value === 1).length, storeWrites,
-      },
-      rejections,
-      alarms: o.sources.activeAlarms(),
-      modes: o.sources.modes(),
-      orders: o.sources.orderCounts(),
-      deliveries: o.sources.deliveries(),
+      ingestAcceptedTotal: sum(accepted.values), ingestRejectedTotal: sum(rejected.values), ingestPending: sum(pending.values),
+      onlineHubs, storeWrites, rejections,
     };
   };
 
+  /** A source's answer, or null (logged) when it fails: its figures are left out of this tick. */
+  const read = async <T>(source: string, region: string | null, get: () => Awaitable<T>): Promise<T | null> => {
+    try {
+      return await get();
+    } catch (err) {
+      log.warn({ err, source, region }, 'an ops stats source failed; its figures are left out of this tick');
+      return null;
+    }
+  };
+
   const writeOnce = async (): Promise<void> => {
-    const points = opsStatsPoints(o.region, o.hubs, await snapshot(), now());
+    const c = await cloudFigures();
+    const s = o.sources;
+    const alarms = await read('alarms', null, () => s.activeAlarms());
+    const at = now();
+    const regions = o.regions.all();
+    const perRegion = await Promise.all(regions.map(async ({ id: region }) => {
+      const hubs = o.regions.hubIds(region);
+      const [modes, orders, deliveries] = await Promise.all([
+        read('modes', region, () => s.modes(region)),
+        read('orders', region, () => s.orderCounts(region)),
+        read('deliveries', region, () => s.deliveries(region)),
+      ]);
+      const snapshot: OpsSnapshot = {
+        cloud: {
+          ingestAcceptedTotal: c.ingestAcceptedTotal, ingestRejectedTotal: c.ingestRejectedTotal, ingestPending: c.ingestPending,
+          hubsOnline: hubs.filter((h) => c.onlineHubs.has(h)).length, storeWrites: c.storeWrites,
+        },
+        rejections: c.rejections, alarms, modes, orders, deliveries,
+      };
+      return opsStatsPoints(region, hubs, snapshot, at);
+    }));
+    const points = perRegion.flat();
     await o.store.write(points);
-    log.debug({ points: points.length }, 'ops stats written');
+    log.debug({ points: points.length, regions: regions.length }, 'ops stats written');
   };
 
   const tick = (): void => {
