@@ -113,7 +113,7 @@ describe('docker-compose.yml: the full stack', () => {
     return JSON.parse(json) as Resolved;
   };
   /** The secrets `docker-compose.yml` requires (`${VAR:?…}`): nothing starts while one is missing or empty. */
-  const REQUIRED_SECRETS = ['INFLUX_TOKEN', 'INFLUX_ADMIN_PASSWORD', 'GRAFANA_ADMIN_PASSWORD', 'NODE_RED_CREDENTIAL_SECRET', 'NODE_RED_ADMIN_USER', 'NODE_RED_ADMIN_PASSWORD_HASH', 'CLOUD_API_TOKEN'];
+  const REQUIRED_SECRETS = ['POSTGRES_PASSWORD', 'INFLUX_TOKEN', 'INFLUX_ADMIN_PASSWORD', 'GRAFANA_ADMIN_PASSWORD', 'NODE_RED_CREDENTIAL_SECRET', 'NODE_RED_ADMIN_USER', 'NODE_RED_ADMIN_PASSWORD_HASH', 'CLOUD_API_TOKEN'];
   const envDir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-'));
   const emptyEnv = path.join(envDir, 'empty.env');
   fs.writeFileSync(emptyEnv, '');
@@ -162,7 +162,9 @@ describe('docker-compose.yml: the full stack', () => {
 
   it('pins every image to an exact version (ours from a pinned Node base)', () => {
     for (const name of Object.keys(bare.services).filter((n) => !OURS.includes(n))) {
-      expect({ name, image: svc(name).image }).toEqual({ name, image: expect.stringMatching(/^[\w./-]+:\d+\.\d+\.\d+$/) });
+      // PostgreSQL's releases are major.minor (17.9): that is its exact version.
+      const exact = name === 'postgres' ? /^postgres:\d+\.\d+$/ : /^[\w./-]+:\d+\.\d+\.\d+$/;
+      expect({ name, image: svc(name).image }).toEqual({ name, image: expect.stringMatching(exact) });
     }
     const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]!);
@@ -171,7 +173,7 @@ describe('docker-compose.yml: the full stack', () => {
   });
 
   it('is accepted by docker-compose config with .env.example, and takes the secrets from it', () => {
-    expect(Object.keys(bare.services).sort()).toEqual(['cloud', 'edge', 'grafana', 'influxdb', 'node-red', 'simulator']);
+    expect(Object.keys(bare.services).sort()).toEqual(['cloud', 'edge', 'grafana', 'influxdb', 'node-red', 'postgres', 'simulator']);
     const example = Object.fromEntries(
       fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8').split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/^'(.*)'$/, '$1')]),
     );
@@ -182,6 +184,8 @@ describe('docker-compose.yml: the full stack', () => {
     expect(e('influxdb').DOCKER_INFLUXDB_INIT_PASSWORD).toBe(example.INFLUX_ADMIN_PASSWORD);
     expect(e('grafana').GF_SECURITY_ADMIN_PASSWORD).toBe(example.GRAFANA_ADMIN_PASSWORD);
     expect(e('node-red').NODE_RED_CREDENTIAL_SECRET).toBe(example.NODE_RED_CREDENTIAL_SECRET);
+    expect(e('postgres').POSTGRES_PASSWORD).toBe(example.POSTGRES_PASSWORD);
+    expect(new URL(e('cloud').DATABASE_URL!).password).toBe(example.POSTGRES_PASSWORD);
     // Every variable .env.example offers is one the compose file reads.
     expect(Object.keys(example).filter((k) => !composeText.includes(`\${${k}:-`) && !composeText.includes(`\${${k}:?`) && !new RegExp(`^ {6}${k}:\\s*$`, 'm').test(composeText))).toEqual([]);
   });
@@ -197,6 +201,8 @@ describe('docker-compose.yml: the full stack', () => {
   it('names only images the project uses: ours built from the Dockerfile, InfluxDB 2, Grafana of the dashboards SDK major version', () => {
     for (const name of OURS) expect({ name, image: svc(name).image, build: svc(name).build?.context }).toEqual({ name, image: OUR_IMAGE, build: ROOT });
     expect(svc('influxdb').image).toMatch(/^influxdb:2\.7(\.\d+)?$/);
+    // The official image; a major version the tests' PostgreSQL (Debian's 15) is not newer than.
+    expect(Number(/^postgres:(\d+)\./.exec(svc('postgres').image)?.[1])).toBeGreaterThanOrEqual(15);
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string>; dependencies: Record<string, string> };
     const sdk = pkg.devDependencies['@grafana/grafana-foundation-sdk'] ?? pkg.dependencies['@grafana/grafana-foundation-sdk'];
     expect(sdk, 'dashboards are built with @grafana/grafana-foundation-sdk').toBeDefined();
@@ -232,6 +238,22 @@ describe('docker-compose.yml: the full stack', () => {
     expect(forProvisioning.sort()).toEqual(['INFLUX_DB', 'INFLUX_TOKEN', 'INFLUX_URL']);
     expect(env('grafana').INFLUX_DB).toBe(env('cloud').INFLUX_DB);
     expect(env('grafana').INFLUX_URL).toBe(env('cloud').INFLUX_URL);
+  });
+
+  // Issue 14, item 5: the cloud's operational state in the postgres service, its password from .env only.
+  it('gives the cloud the postgres service as its database (DATABASE_URL), with the password from .env and none in the file', () => {
+    const pg = env('postgres');
+    expect(Object.keys(pg).sort()).toEqual(['POSTGRES_DB', 'POSTGRES_PASSWORD', 'POSTGRES_USER']);
+    const url = new URL(env('cloud').DATABASE_URL!);
+    expect({ protocol: url.protocol, host: url.host, user: url.username, password: url.password, db: url.pathname })
+      .toEqual({ protocol: 'postgres:', host: 'postgres:5432', user: pg.POSTGRES_USER, password: pg.POSTGRES_PASSWORD, db: `/${pg.POSTGRES_DB}` });
+    expect(pg.POSTGRES_PASSWORD).toBe('placeholder-postgres_password');
+    const databaseUrlLine = /^ +DATABASE_URL: *(.*)$/m.exec(composeText)![1]!;
+    expect(databaseUrlLine).toContain('${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in .env (see .env.example)}');
+    expect(databaseUrlLine.replace(/\$\{[^}]+\}/g, '')).toBe('postgres://:@postgres:5432/');
+    expect(svc('cloud').depends_on?.postgres).toEqual({ condition: 'service_healthy' });
+    expect(svc('postgres').healthcheck?.test?.slice(0, 2)).toEqual(['CMD', 'pg_isready']);
+    expect(svc('postgres').ports ?? []).toEqual([]);
   });
 
   const datasource = path.join(ROOT, 'dashboards/provisioning/datasources/influxdb.yaml');
@@ -274,6 +296,7 @@ describe('docker-compose.yml: the full stack', () => {
     expect(dataVolumeAt(svc('edge'), env('edge').DATA_DIR!)?.source).toBe('edge-data');
     const userDir = svc('node-red').command![svc('node-red').command!.indexOf('--userDir') + 1]!;
     expect(dataVolumeAt(svc('node-red'), userDir)?.source).toBe('node-red-data');
+    expect(dataVolumeAt(svc('postgres'), '/var/lib/postgresql/data')?.source).toBe('postgres-data');
     expect(dataVolumeAt(svc('influxdb'), '/var/lib/influxdb2')?.source).toBe('influx-data');
     expect(dataVolumeAt(svc('influxdb'), '/etc/influxdb2')?.source).toBe('influx-config');
     expect(dataVolumeAt(svc('grafana'), '/var/lib/grafana')?.source).toBe('grafana-data');
@@ -304,7 +327,7 @@ describe('docker-compose.yml: the full stack', () => {
 
   it('runs every container as a non-root user with a health check, started after the services it needs are healthy', () => {
     for (const name of OURS) expect({ name, user: svc(name).user }).toEqual({ name, user: undefined }); // the Dockerfile's USER node
-    for (const name of ['influxdb', 'grafana']) expect(svc(name).user).toMatch(/^[1-9]\d*(:[0-9]+)?$/);
+    for (const name of ['postgres', 'influxdb', 'grafana']) expect(svc(name).user).toMatch(/^[1-9]\d*(:[0-9]+)?$/);
     for (const [name, s] of Object.entries(bare.services)) {
       if (name === 'simulator') expect(s.healthcheck?.disable === true || s.healthcheck?.test?.[0] === 'NONE').toBe(true); // nothing to probe; the image's /healthz check is the cloud's
       else expect({ name, test: s.healthcheck?.test?.length }).toEqual({ name, test: expect.any(Number) });
@@ -313,7 +336,7 @@ describe('docker-compose.yml: the full stack', () => {
         expect(bare.services[dep]!.healthcheck?.test?.[0]).toMatch(/^CMD/);
       }
     }
-    expect(Object.keys(svc('cloud').depends_on ?? {})).toEqual(['influxdb']);
+    expect(Object.keys(svc('cloud').depends_on ?? {}).sort()).toEqual(['influxdb', 'postgres']);
     expect(Object.keys(svc('edge').depends_on ?? {})).toEqual(['cloud']);
     expect(Object.keys(svc('simulator').depends_on ?? {})).toEqual(['edge']);
   });
