@@ -282,6 +282,21 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
       expect(await duplicates()).toBe(1);
     });
 
+    it('after a restart, knows copies of the newest remembered messages on receipt: the early event hook does not see them again', async () => {
+      await ingest.handle(inbound('locker.event'));
+      const received: string[] = [];
+      const restarted = new Ingest({
+        store: fake.store, sql: db.sql, deadLetters, live, metrics, logger: pino({ level: 'silent' }), seen, seenAtStart: await seen.newest(100),
+        maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100, ...CHECKS,
+        hooks: { onEventReceived: (m) => void received.push(m.id), onDeviceMessage: (m) => void received.push(`stored ${m.id}`) },
+      });
+      await restarted.handle(inbound('locker.event'));
+      await restarted.handle(inbound('locker.event', { id: 'new-one' }));
+      await restarted.close(100);
+      expect(received).toEqual(['new-one', 'stored new-one']);
+      expect(await duplicates()).toBe(1);
+    });
+
     it("commits a batch's dedupe ids, mode acknowledgements and dead letters together: a failed commit leaves none of them", async () => {
       await db.migrate('probe', { sqlite: ['CREATE TABLE probe (id TEXT NOT NULL)'], postgres: ['CREATE TABLE probe (id TEXT NOT NULL)'] });
       let failOnce = true;

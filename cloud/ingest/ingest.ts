@@ -97,6 +97,8 @@ export interface IngestOptions {
   seen?: SeenMessageStore;
   /** Dedupe keys this process committed lately, kept in memory to know most copies on receipt (default 50,000). */
   recentlySeen?: number;
+  /** The newest entries of the dedupe memory at start (`seen.newest`), so copies re-sent right after a restart are known on receipt too. */
+  seenAtStart?: readonly SeenMessage[];
 }
 
 /**
@@ -116,7 +118,9 @@ export interface IngestOptions {
  * database round trip per message (issue 14): the batch's keys are recorded in the commit's
  * transaction, and those already remembered are copies. While the first copy is still being written
  * a copy is recognised from `inFlight` (acknowledged only when the first copy is, and failing with
- * it), and a copy of one this process committed lately from `recent`, so neither reaches the hooks.
+ * it), and a copy of one this process committed lately (or the memory's newest entries at start,
+ * `seenAtStart`) from `recent`, so neither reaches the hooks. A copy only the commit finds (sent to
+ * another cloud process, or older) has passed `onEventReceived`, which is idempotent; it is not applied.
  * Telemetry needs no memory: its storage keys make a second write a no-op.
  *
  * One group commit (issue 14): the telemetry write first (its own store), then ONE transaction in the
@@ -157,6 +161,7 @@ export class Ingest {
 
   constructor(private readonly o: IngestOptions) {
     this.log = o.logger.child({ component: 'ingest' });
+    for (const e of o.seenAtStart ?? []) this.remember(dedupeKey(e));
     const storeKind = o.store.kind;
     const lane = (): GroupCommitter<Item> => new GroupCommitter<Item>({
       maxBatchWeight: o.maxBatchPoints,

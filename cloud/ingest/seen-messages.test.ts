@@ -42,6 +42,13 @@ describe.each(KINDS)('SeenMessageStore on %s', (kind) => {
     expect(await store.count()).toBe(3);
   });
 
+  it('gives the entries seen last, oldest of them first', async () => {
+    await open();
+    await store.recordNew([entry('h1', 'd1', 'c', 30), entry('h1', 'd1', 'a', 10), entry('h2', '', 'b', 20)]);
+    expect(await store.newest(2)).toEqual([entry('h2', '', 'b', 20), entry('h1', 'd1', 'c', 30)]);
+    expect(await store.newest(10)).toHaveLength(3);
+  });
+
   it('keeps the first time of an entry recorded twice', async () => {
     await open();
     await store.recordNew([entry('h1', 'd1', 'm1', 1), entry('h1', 'd1', 'm1', 5)]);

@@ -67,6 +67,8 @@ export interface SeenMessageStore {
    */
   recordNew(entries: readonly SeenMessage[], tx?: Sql): Promise<boolean[]>;
   has(hub: string, device: string, msgId: string): Promise<boolean>;
+  /** The `limit` entries seen last, oldest of them first (ingest's memory of recent copies after a restart). */
+  newest(limit: number): Promise<SeenMessage[]>;
   /** Deletes at most `limit` entries seen before `before` (oldest first); returns how many. */
   prune(before: number, limit: number): Promise<number>;
   count(): Promise<number>;
@@ -127,6 +129,12 @@ export async function openSeenMessageStore(db: Database): Promise<SeenMessageSto
     },
     has: async (hub, device, msgId) =>
       (await sql.one(`SELECT 1 AS one FROM seen_messages WHERE hub = ? AND msg_id = ? AND device IN (?, '${LEGACY_DEVICE}') LIMIT 1`, [hub, msgId, device])) !== undefined,
+    newest: async (limit) => {
+      const rows = await sql.query<{ hub: string; device: string; msg_id: string; seen_at: number }>(
+        'SELECT hub, device, msg_id, seen_at FROM seen_messages ORDER BY seen_at DESC LIMIT ?', [limit],
+      );
+      return rows.reverse().map((r) => ({ hub: r.hub, device: r.device, msgId: r.msg_id, seenAt: Number(r.seen_at) }));
+    },
     prune: async (before, limit) => {
       const n = await sql.run(
         `DELETE FROM seen_messages WHERE (hub, msg_id, device) IN
@@ -152,6 +160,14 @@ export function createMemorySeenMessageStore(): SeenMessageStore {
         return true;
       }),
     has: async (hub, device, msgId) => entries.has(dedupeKeyOf(hub, device, msgId)),
+    newest: async (limit) =>
+      [...entries]
+        .sort((a, b) => a[1] - b[1])
+        .slice(-limit)
+        .map(([k, seenAt]) => {
+          const [hub, device, msgId] = k.split('\u0000') as [string, string, string];
+          return { hub, device, msgId, seenAt };
+        }),
     prune: async (before, limit) => {
       const old = [...entries].filter(([, at]) => at < before).sort((a, b) => a[1] - b[1]).slice(0, limit);
       for (const [k] of old) entries.delete(k);
