@@ -16,11 +16,13 @@ import { api, ApiError } from './lib/api.js';
 import { h, T, V } from './lib/dom.js';
 import { initialLang, loadCatalogue, rememberLang, t } from './lib/i18n.js';
 import { morph } from './lib/morph.js';
-import { isStaff, mayRead, requestRender, setRenderer, state } from './lib/state.js';
+import { inShownRegion, isStaff, mayRead, nameOf, requestRender, setRenderer, state } from './lib/state.js';
 import { staffView } from './staff/staff-view.js';
 
 /** Set while this browser has a session: only then is `/auth/me` asked at start (a 401 would be a console error). */
 const SIGNED_IN_KEY = 'chiiki.console.signedIn';
+/** The region a multi-region account last chose (issue 14, item 3): shown again after a reload or the next sign-in. */
+const REGION_KEY = 'chiiki.console.region';
 
 async function setLang(lang) {
   state.catalogue = await loadCatalogue(lang);
@@ -34,6 +36,8 @@ async function setLang(lang) {
 
 async function boot() {
   state.lang = initialLang();
+  // A language given by the link (?lang=en) is kept, so the pages reached from here and a reload show it too.
+  rememberLang(state.lang);
   state.catalogue = await loadCatalogue(state.lang);
   document.documentElement.lang = state.lang === 'en' ? 'en' : 'ja';
   document.getElementById('lang-toggle').addEventListener('click', () => void setLang(state.lang === 'en' ? 'ja' : 'en'));
@@ -69,6 +73,11 @@ async function logout() {
   state.events = null;
   state.account = null;
   state.hubs.clear();
+  state.allHubs = [];
+  state.allOrders = [];
+  state.regions = [];
+  state.modes.clear();
+  state.proposalsByRegion.clear();
   state.hubDetail.clear();
   state.alarms.clear();
   state.selectedForSwitch.clear();
@@ -79,7 +88,8 @@ async function logout() {
 async function enter(account) {
   state.account = account;
   history.replaceState(null, '', isStaff() ? '/console/staff' : '/console/coordinator');
-  state.region = await api('GET', '/api/v1/region');
+  state.regions = await visibleRegions();
+  state.region = await api('GET', regionUrl(initialRegion()));
   if (isStaff()) state.selectedHub = account.hubs[0] ?? null;
   const [hubs, alarms, orders] = await Promise.all([
     api('GET', '/api/v1/hubs'),
@@ -87,8 +97,8 @@ async function enter(account) {
     api('GET', '/api/v1/orders?limit=500'),
   ]);
   applyHubs(hubs);
-  for (const a of alarms.alarms) if (mayRead(a.hub)) state.alarms.set(a.id, a);
-  state.orders = orders.orders;
+  for (const a of alarms.alarms) if (shows(a)) state.alarms.set(a.id, a);
+  applyOrders(orders);
   if (isStaff()) {
     await Promise.all(account.hubs.map(async (id) => {
       try {
@@ -98,20 +108,83 @@ async function enter(account) {
       }
     }));
   } else {
-    try {
-      state.mode = await api('GET', `/api/v1/regions/${encodeURIComponent(state.region.id)}/mode`);
-      state.proposals = (await api('GET', `/api/v1/regions/${encodeURIComponent(state.region.id)}/mode-proposals?state=open&limit=50`)).proposals;
-    } catch {
-      // the live feed fills these in
-    }
+    await loadModeOf(state.region.id);
   }
   render();
   connectLive();
 }
 
+/** The regions the account may see; [] from a cloud without the route (then the one region it serves is shown). */
+async function visibleRegions() {
+  try {
+    return (await api('GET', '/api/v1/regions')).regions;
+  } catch {
+    return [];
+  }
+}
+
+/** The region chosen last time if the account still sees it, else the first. */
+function initialRegion() {
+  const remembered = localStorage.getItem(REGION_KEY);
+  return state.regions.find((r) => r.id === remembered)?.id ?? state.regions[0]?.id ?? null;
+}
+
+const regionUrl = (id) => (id === null ? '/api/v1/region' : `/api/v1/region?region=${encodeURIComponent(id)}`);
+
+/** A region's mode and open proposals, read once (the live feed keeps them current afterwards). */
+async function loadModeOf(region) {
+  const path = `/api/v1/regions/${encodeURIComponent(region)}`;
+  try {
+    const [mode, proposals] = await Promise.all([api('GET', `${path}/mode`), api('GET', `${path}/mode-proposals?state=open&limit=50`)]);
+    if (!state.modes.has(region)) state.modes.set(region, mode);
+    if (!state.proposalsByRegion.has(region)) state.proposalsByRegion.set(region, proposals.proposals);
+  } catch {
+    // the live feed fills these in
+  }
+  showModeOf(region);
+}
+
+function showModeOf(region) {
+  state.mode = state.modes.get(region) ?? null;
+  state.proposals = state.proposalsByRegion.get(region) ?? [];
+}
+
+/**
+ * The coordinator chose another region (the chooser in the header): map, hubs, mode, orders and
+ * alarms follow it; the choice is remembered in this browser.
+ */
+async function chooseRegion(id) {
+  if (id === state.region?.id) return;
+  localStorage.setItem(REGION_KEY, id);
+  try {
+    state.region = await api('GET', regionUrl(id));
+  } catch {
+    return requestRender(); // the chooser shows the region still shown
+  }
+  state.selectedForSwitch.clear();
+  state.mapView = null;
+  state.mapInfo = null;
+  applyHubs({ hubs: state.allHubs });
+  applyOrders({ orders: state.allOrders });
+  state.alarms.clear();
+  showModeOf(id);
+  render();
+  await Promise.all([reloadAlarms(), state.modes.has(id) ? null : loadModeOf(id)]);
+  requestRender();
+}
+
+/** Whether an alarm belongs on screen: a hub the account reads, in the region shown. */
+const shows = (a) => mayRead(a.hub) && inShownRegion(a.region);
+
 function applyHubs(body) {
+  state.allHubs = body.hubs;
   state.hubs.clear();
-  for (const hub of body.hubs) if (mayRead(hub.id)) state.hubs.set(hub.id, hub);
+  for (const hub of body.hubs) if (mayRead(hub.id) && inShownRegion(hub.region)) state.hubs.set(hub.id, hub);
+}
+
+function applyOrders(body) {
+  state.allOrders = body.orders;
+  state.orders = body.orders.filter((o) => inShownRegion(o.region));
 }
 
 function connectLive() {
@@ -133,11 +206,18 @@ function connectLive() {
   es.onerror = () => setLive('reconnecting');
   on('hubs', applyHubs);
   on('hub', (d) => state.hubDetail.set(d.id, d));
-  on('orders', (d) => (state.orders = d.orders));
-  on('mode', (d) => (state.mode = d));
-  on('proposals', (d) => (state.proposals = d.proposals));
+  on('orders', applyOrders);
+  // One `mode` and one `proposals` event per region the account sees; each names its region.
+  on('mode', (d) => {
+    state.modes.set(d.region, d);
+    if (d.region === state.region?.id) state.mode = d;
+  });
+  on('proposals', (d) => {
+    state.proposalsByRegion.set(d.region, d.proposals);
+    if (d.region === state.region?.id) state.proposals = d.proposals;
+  });
   on('alarm', ({ alarm }) => {
-    if (!mayRead(alarm.hub)) return;
+    if (!shows(alarm)) return;
     alarmEventsDuringReload?.set(alarm.id, alarm);
     if (alarm.state === 'cleared') state.alarms.delete(alarm.id);
     else state.alarms.set(alarm.id, alarm);
@@ -158,7 +238,7 @@ async function reloadAlarms() {
     const body = await api('GET', '/api/v1/alarms?state=active&limit=500');
     if (alarmEventsDuringReload !== during) return; // a newer reload is on its way
     state.alarms.clear();
-    for (const a of body.alarms) if (mayRead(a.hub)) state.alarms.set(a.id, a);
+    for (const a of body.alarms) if (shows(a)) state.alarms.set(a.id, a);
     for (const a of during.values()) {
       if (a.state === 'cleared') state.alarms.delete(a.id);
       else state.alarms.set(a.id, a);
@@ -197,10 +277,24 @@ function renderChrome() {
   const logoutBtn = document.getElementById('logout');
   logoutBtn.textContent = t('auth.logout');
   logoutBtn.hidden = !state.account;
+  morph(document.getElementById('region-choice'), regionChooser());
   morph(document.getElementById('who'), state.account ? [V(state.account.displayName ?? state.account.username), ' ', T(`role.${state.account.role}`)] : []);
   const live = document.getElementById('live-state');
   live.textContent = state.account ? t(`live.${state.live}`) : '';
   live.className = `live live-${state.live}`;
+}
+
+/**
+ * The region chooser in the header: only for an account that sees more than one region, on the
+ * coordinator console (staff work at their hubs, in their hubs' region).
+ */
+function regionChooser() {
+  if (!state.account || isStaff() || state.regions.length < 2) return [];
+  return [h('label', { for: 'region-select', class: 'region-choice-label' }, T('region.choose')),
+    h('select', {
+      id: 'region-select', class: 'region-select',
+      onchange: (e) => void chooseRegion(e.currentTarget.value),
+    }, state.regions.map((r) => V(nameOf(r.name), 'option', { value: r.id, selected: r.id === state.region?.id })))];
 }
 
 /** The sign-in form's last refusal (a catalogue key): kept here, not typed into the page, so a re-render (a language switch) keeps it. */

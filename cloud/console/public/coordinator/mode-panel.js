@@ -149,6 +149,8 @@ function switchFailure(err) {
 
 function confirmSwitch(req) {
   const dialog = document.getElementById('confirm-dialog');
+  // The region shown when the coordinator asked (the dialog is modal: the chooser cannot change it meanwhile).
+  const regionPath = `/api/v1/regions/${encodeURIComponent(state.region.id)}`;
   // Built whole at every opening, so it is in the language the console shows now.
   const cancel = h('button', { type: 'button', id: 'confirm-cancel', class: 'secondary' }, T('common.cancel'));
   const ok = h('button', { type: 'button', id: 'confirm-ok', class: 'danger' }, T('mode.confirm'));
@@ -165,12 +167,16 @@ function confirmSwitch(req) {
     cancel.disabled = true;
     try {
       const body = { mode: req.mode, reason: req.reason, ...(req.hubs ? { hubs: req.hubs } : {}) };
-      await actAs('POST', `/api/v1/regions/${encodeURIComponent(state.region.id)}/mode`, body);
+      await actAs('POST', `${regionPath}/mode`, body);
       // Done with this selection: the next switch starts from nothing picked (no rings left on the map).
       state.selectedForSwitch.clear();
       document.getElementById('reason').value = '';
       flash('mode.switched', {}, 'ok');
-      state.mode = await api('GET', `/api/v1/regions/${encodeURIComponent(state.region.id)}/mode`).catch(() => state.mode);
+      const mode = await api('GET', `${regionPath}/mode`).catch(() => null);
+      if (mode) {
+        state.modes.set(mode.region, mode);
+        if (mode.region === state.region.id) state.mode = mode;
+      }
     } catch (err) {
       switchError = switchFailure(err);
     } finally {

@@ -5,8 +5,13 @@ export const state = {
   lang: 'ja',
   catalogue: {},
   account: null,
-  region: null,
-  hubs: new Map(), // id → summary (GET /api/v1/hubs)
+  region: null, // the region shown (GET /api/v1/region?region=)
+  regions: [], // the regions the account may see (GET /api/v1/regions): a chooser when more than one
+  hubs: new Map(), // id → summary (GET /api/v1/hubs), of the region shown
+  allHubs: [], // every hub the account may see, as last received (the region shown is picked from them)
+  allOrders: [], // every order as last received
+  modes: new Map(), // region id → GET /api/v1/regions/:id/mode
+  proposalsByRegion: new Map(), // region id → open proposals
   hubDetail: new Map(), // id → GET /api/v1/hubs/:id
   alarms: new Map(), // id → alarm (active only)
   orders: [],
@@ -23,6 +28,8 @@ export const state = {
 };
 
 export const isStaff = () => state.account?.role === 'staff';
+/** Whether something of `region` (a hub, alarm, order) belongs on screen: the console shows one region at a time. */
+export const inShownRegion = (region) => !state.region || region === undefined || region === null || region === state.region.id;
 export const mayRead = (hub) => !isStaff() || state.account.hubs.includes(hub);
 export const maySwitchModes = () => ['coordinator', 'admin'].includes(state.account?.role);
 export const mayUnlock = (hub) => ['coordinator', 'admin'].includes(state.account?.role) || (isStaff() && state.account.hubs.includes(hub));

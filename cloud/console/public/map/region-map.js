@@ -28,6 +28,7 @@ const GEOGRAPHY_RETRY_MS = 2_000; // first retry of a base map that could not be
 
 const map = {
   geography: undefined, // undefined: not asked yet; null: the region has none; else GET /api/v1/region/geography
+  geographyOf: null, // the region `geography` belongs to
   baseKey: null, // which geography the cached base layer was built from
   base: null, // [sea d, land d, lakes d, coast d, rivers d] in metres, built once
   pointers: new Map(), // pointerId → { x, y, startX, startY }
@@ -74,16 +75,25 @@ function view(o) {
 // ---------- data ----------
 
 function ensureGeography() {
+  // Another region chosen (issue 14): its own base map, asked for afresh.
+  if (map.geographyOf !== state.region.id) {
+    map.geographyOf = state.region.id;
+    map.geography = undefined;
+    map.retryMs = GEOGRAPHY_RETRY_MS;
+  }
   if (map.geography !== undefined) return;
   map.geography = null;
   if (!state.region.baseMap) return; // the region has no base map: features on plain land colour
+  const asked = state.region.id;
   api('GET', state.region.baseMap).then((g) => {
+    if (map.geographyOf !== asked) return; // the coordinator chose another region meanwhile
     map.geography = g;
     map.retryMs = GEOGRAPHY_RETRY_MS;
     requestRender();
   }, () => {
     // Not reachable now (a cloud restart, a dropped link): draw without it and ask again a little later.
     setTimeout(() => {
+      if (map.geographyOf !== asked) return;
       map.geography = undefined;
       requestRender();
     }, map.retryMs);
