@@ -64,7 +64,7 @@ describe('staff console: a locked compartment', () => {
     const order = (await (await t.api(`/api/v1/orders/${orderId}`)).json()) as { compartmentLocked: boolean; audit: { actor: string; reason: string }[] };
     expect(order.compartmentLocked).toBe(false);
     expect(order.audit.at(-1)).toMatchObject({ actor: 'staff-terai', reason: expect.stringContaining('unlocked after 3 wrong pickup codes') });
-    expect(t.cloud.commands.list(DEST, { limit: 10 }).map((c) => [c.command, c.args])).toContainEqual(['locker.unlock', { compartment: 'A04' }]);
+    expect((await t.cloud.commands.list(DEST, { limit: 10 })).map((c) => [c.command, c.args])).toContainEqual(['locker.unlock', { compartment: 'A04' }]);
     expect(problems).toEqual([]);
     await context.close();
   }, 60_000);

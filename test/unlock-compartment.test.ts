@@ -46,10 +46,10 @@ describe('unlocking a locked compartment: refusals', () => {
   });
 
   it('staff of the locker\'s hub and coordinators get through; a compartment that is not locked answers 409 and nothing is sent', async () => {
-    const before = t.cloud.commands.list(DEST, { limit: 100 }).length;
+    const before = (await t.cloud.commands.list(DEST, { limit: 100 })).length;
     expect(await codeOf(await unlock(await t.tokenFor('unlock-staff-dest', 'staff', [DEST])))).toEqual({ status: 409, code: 'compartment_not_locked' });
     expect(await codeOf(await unlock(await t.tokenFor('unlock-coordinator', 'coordinator')))).toEqual({ status: 409, code: 'compartment_not_locked' });
-    expect(t.cloud.commands.list(DEST, { limit: 100 })).toHaveLength(before);
+    expect(await t.cloud.commands.list(DEST, { limit: 100 })).toHaveLength(before);
   });
 
   it('every call is in the API audit log, refusals included', async () => {

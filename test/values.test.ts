@@ -221,7 +221,7 @@ describe('dead-letter quota per hub', () => {
     const floodMs = performance.now() - started;
 
     expect(await deadLetters(`hub=${B}&reason=malformed_json`)).toHaveLength(1); // B's evidence survived
-    const usage = t.cloud.deadLetters.usage(A);
+    const usage = await t.cloud.deadLetters.usage(A);
     expect(usage.rows).toBeLessThanOrEqual(PER_HUB_ROWS);
     expect(usage.bytes).toBeLessThanOrEqual(PER_HUB_BYTES);
     const kept = await deadLetters(`hub=${A}&limit=500`);
