@@ -170,32 +170,37 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       },
     });
 
-    const alarms = createAlarms({ db, live, registry: metrics.registry, logger, hubOfflineGraceMs: config.alarms.hubOfflineGraceMs });
+    const alarms = await createAlarms({ database, regions, live, registry: metrics.registry, logger, hubOfflineGraceMs: config.alarms.hubOfflineGraceMs });
 
     const orderStore = new OrderStore(db);
     const orders = new OrderService({
       store: orderStore, region, live, commands, logger, now: Date.now,
       modeOf: (hub) => modes.modeOf(hub),
       raiseAlarm: (a) => {
-        try {
-          alarms.raise({ hub: a.hub, device: a.device, compartment: a.compartment, kind: a.kind as never, severity: a.severity, detail: a.detail, params: a.params });
-        } catch (err) {
-          logger.error({ err, hub: a.hub, kind: a.kind }, 'raising an alarm failed');
-        }
+        alarms.raise({ hub: a.hub, device: a.device, compartment: a.compartment, kind: a.kind as never, severity: a.severity, detail: a.detail, params: a.params })
+          .catch((err: unknown) => logger.error({ err, hub: a.hub, kind: a.kind }, 'raising an alarm failed'));
       },
       onPickupCode: (result) => metrics.pickupCodes.inc({ result }),
       reservePct: config.dispatch.reservePct,
     });
-    // Asked for every sensor reading that is not calm; remembered for a second per hub (an order
-    // assignment shows in the wind rule at most a second late).
-    const planned = new Map<string, { at: number; value: boolean }>();
+    // Asked for every sensor reading that is not calm, on the alarm rules' hot path: answered from
+    // memory and asked of the order store again in the background once a second per hub, so an order
+    // assignment shows in the wind rule about a second late (the first reading at a hub after start-up
+    // counts as no mission planned) and no reading waits for the database.
+    const planned = new Map<string, { at: number; value: boolean; asking: boolean }>();
     alarms.setMissionsPlannedAt((hub) => {
       const now = Date.now();
-      const hit = planned.get(hub);
-      if (hit && now - hit.at < 1_000) return hit.value;
-      const value = orderStore.hasAssignedMissionAt(hub);
-      planned.set(hub, { at: now, value });
-      return value;
+      let hit = planned.get(hub);
+      if (!hit) planned.set(hub, (hit = { at: 0, value: false, asking: false }));
+      if (!hit.asking && now - hit.at >= 1_000) {
+        const entry = hit;
+        entry.asking = true;
+        Promise.resolve(orderStore.hasAssignedMissionAt(hub))
+          .then((value) => Object.assign(entry, { value, at: Date.now() }))
+          .catch((err: unknown) => logger.error({ err, hub }, 'asking the orders whether a mission is planned at a hub failed'))
+          .finally(() => (entry.asking = false));
+      }
+      return hit.value;
     });
     // Runs after ingest closed (closers run in reverse): the mission events and pickups ingest handed
     // over are applied on the orders' own chain, which must finish before the database closes (issue 12, defect 8).
@@ -213,9 +218,10 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       hooks: {
         onCommandAck: (ack) => commands.applyAck(ack),
         // Alarm rules see events on receipt (onEventReceived) and telemetry once stored; orders see both once stored.
-        onEventReceived: (message, messageRegion) => alarms.onDeviceMessage(message, messageRegion),
+        // The alarm service writes changes on its own queue (it never rejects): ingest does not wait for it.
+        onEventReceived: (message, messageRegion) => void alarms.onDeviceMessage(message, messageRegion),
         onDeviceMessage: (message, messageRegion) => {
-          if (!message.type.endsWith('.event')) alarms.onDeviceMessage(message, messageRegion);
+          if (!message.type.endsWith('.event')) void alarms.onDeviceMessage(message, messageRegion);
           orders.onDeviceMessage(message);
         },
         recordModeAcks: (acks, tx) => modes.recordAcks(acks, tx),
@@ -248,13 +254,14 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     orders.start();
     // The dashboards' figures (ingest, alarms, modes, orders) go to the telemetry store like hub data.
     const opsStats = startOpsStatsWriter({
-      store, region: region.id, hubs: region.hubs.map((h) => h.id), intervalMs: config.opsStats.intervalMs, logger,
+      store, regions, intervalMs: config.opsStats.intervalMs, logger,
       sources: {
         metrics,
         activeAlarms: () => alarms.list({ state: 'active', limit: 100_000 }),
-        modes: () => modes.view(region.id).hubs.map((h) => ({
-          hub: h.hub, emergency: h.desired === 'emergency', acknowledged: h.status === 'acknowledged', version: modes.desired(region.id).version,
+        modes: (r) => modes.view(r).hubs.map((h) => ({
+          hub: h.hub, emergency: h.desired === 'emergency', acknowledged: h.status === 'acknowledged', version: modes.desired(r).version,
         })),
+        // The order store counts the cloud's orders, not yet a region's: every region shows them all.
         orderCounts: () => orderStore.countsByStateAndPriority(),
         deliveries: () => orderStore.arrivalsByPriority(),
       },
