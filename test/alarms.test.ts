@@ -127,7 +127,7 @@ describe('alarms over the API', () => {
     // The latest reading, as data: what the consoles say in Japanese or English.
     expect(warm).toMatchObject({ params: { tempC: 11.4, limitC: 10, tempClass: 'chilled' }, deviceDetail: null });
     // Someone without an account (a system, a removed account) is shown by the username recorded.
-    t.cloud.alarms.acknowledge(warm.id, 'night-shift', null);
+    await t.cloud.alarms.acknowledge(warm.id, 'night-shift', null);
     expect((await api('GET', `/api/v1/alarms/${warm.id}`)).body).toMatchObject({ acknowledgedBy: 'night-shift', acknowledgedByName: 'night-shift' });
   });
 
