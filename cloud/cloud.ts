@@ -169,6 +169,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
         acknowledge: (r, m) => (broker ? broker.publish(topics.ack(r, m.hub), JSON.stringify(m), { qos: 1 }) : Promise.reject(new Error('the MQTT broker is not running'))),
       },
     });
+    // On PostgreSQL other cloud processes may switch too: their versions and conflicts reach this one within 2 s.
+    if (database.dialect === 'postgres') closers.push(modes.follow(2_000));
 
     const alarms = await createAlarms({ database, regions, live, registry: metrics.registry, logger, hubOfflineGraceMs: config.alarms.hubOfflineGraceMs });
 
