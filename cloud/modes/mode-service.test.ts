@@ -369,4 +369,28 @@ describe('ModeService: two cloud processes on one PostgreSQL database', () => {
     expect(log.filter((e) => e.kind === 'local_switch')).toHaveLength(1);
     expect(log.filter((e) => e.kind === 'switch').map((e) => e.version)).toEqual([2, 1]);
   });
+
+  it('follows the other process\'s switches and conflicts: modeOf (dispatch), issuedVersion (ingest) and the view catch up', async () => {
+    const a = await setupOn(await openModeStore(db.db));
+    const b = await setupOn(await openModeStore(await db.reopen()));
+    const stop = b.service.follow(20);
+    try {
+      await a.service.switchMode(REGION, { mode: 'emergency', hubs: ['hub-a'], reason: 'landslide', by: 'alice' });
+      await expect.poll(() => b.service.modeOf('hub-a')).toBe('emergency');
+      expect(b.service.issuedVersion(REGION)).toBe(1);
+      expect(b.events).toMatchObject([{ version: 1, by: 'alice', changes: [{ hub: 'hub-a', from: 'normal', to: 'emergency' }] }]);
+      // A conflict recorded by a's ingest shows in b's view; a switch of the hub made by b clears it for a.
+      a.advance(60_000);
+      const local = { ack: modeAck('hub-c', 0, 'emergency', T + 30_000, { source: 'local', reason: 'flood' }), region: REGION, receivedAt: a.at() };
+      await a.store.transaction((tx) => a.service.recordAcks([local], tx));
+      await a.service.applyAck(local.ack, local.region, local.receivedAt);
+      await expect.poll(() => b.service.view(REGION).hubs[2]!.status).toBe('conflict');
+      await b.service.switchMode(REGION, { mode: 'normal', hubs: ['hub-c'], reason: 'checked: no flood', by: 'bob' });
+      await a.service.catchUp();
+      expect(a.service.view(REGION).hubs[2]!.conflict).toBeNull();
+      expect(a.service.desired(REGION)).toMatchObject({ version: 3, by: 'bob' }); // 2: hub-c's later local switch, adopted
+    } finally {
+      stop();
+    }
+  });
 });

@@ -131,6 +131,8 @@ export class ModeService {
   private readonly acks = new Map<string, Map<string, HubAck>>();
   /** Open conflicts per hub, per region (loaded by `open`). */
   private readonly conflicts = new Map<string, Map<string, ModeConflict>>();
+  /** Counts changes to `conflicts` made here (see `catchUp`). */
+  private conflictGeneration = 0;
   /** Acknowledgements kept in `acks` but not yet written to the store (see `applyAck`). */
   private pendingAcks: HubAck[] = [];
   /** The write of `pendingAcks`, queued for the end of the current synchronous run. */
@@ -339,7 +341,10 @@ export class ModeService {
       return this.recordLocalSwitch(ack, region, receivedAt, tx);
     });
     if (!outcome.entry) return; // a re-sent copy: recorded already
-    if (outcome.conflict) this.conflictsOf(region).set(ack.hub, outcome.conflict);
+    if (outcome.conflict) {
+      this.conflictsOf(region).set(ack.hub, outcome.conflict);
+      this.conflictGeneration++;
+    }
     if (outcome.adopted) {
       this.adopt(outcome.adopted);
       this.log.warn({ region, hub: ack.hub, version: outcome.adopted.version, mode: ack.mode }, 'mode conflict: the hub\'s later local switch adopted');
@@ -407,6 +412,43 @@ export class ModeService {
     }
   }
 
+  /**
+   * Follows what other cloud processes on the same database do (issue 14: several processes on one
+   * PostgreSQL): every `intervalMs` reads each region's newest version and the open conflicts, so
+   * this process's `modeOf` (dispatch), `issuedVersion` (ingest refuses acknowledgements of versions
+   * it does not know) and `view` catch up within that time; listeners hear of the hubs it changed.
+   * Hubs' acknowledgements are not followed: each process shows those its own ingest took (and all of
+   * them after a restart). Returns a function that stops following.
+   */
+  follow(intervalMs: number): () => void {
+    let stopped = false;
+    let timer: NodeJS.Timeout | null = null;
+    const tick = async () => {
+      try {
+        await this.catchUp();
+      } catch (err) {
+        this.log.warn({ err }, 'reading other cloud processes\' mode switches failed; trying again');
+      }
+      if (!stopped) timer = setTimeout(() => void tick(), intervalMs).unref();
+    };
+    timer = setTimeout(() => void tick(), intervalMs).unref();
+    return () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    };
+  }
+
+  /** One step of `follow`. */
+  async catchUp(): Promise<void> {
+    const generation = this.conflictGeneration;
+    const [latest, conflicts] = await Promise.all([this.o.store.allLatest(), this.o.store.allConflicts()]);
+    for (const d of latest) this.adopt(d);
+    // A conflict set or cleared here while reading is newer than what was read: the next round takes it.
+    if (generation !== this.conflictGeneration) return;
+    this.conflicts.clear();
+    for (const c of conflicts) this.conflictsOf(c.region).set(c.hub, c);
+  }
+
   /** Reads the region's newest version from the store (another cloud process may have made it). */
   private async refresh(region: string): Promise<void> {
     const d = await this.o.store.latest(region);
@@ -453,6 +495,7 @@ export class ModeService {
   }
 
   private clearConflictsInMemory(region: string, hubs: readonly string[] | null): void {
+    this.conflictGeneration++;
     const conflicts = this.conflictsOf(region);
     if (hubs === null) conflicts.clear();
     else for (const h of hubs) conflicts.delete(h);
