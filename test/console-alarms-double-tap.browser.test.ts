@@ -28,8 +28,8 @@ describe('acknowledging twice on the same spot', () => {
   for (const size of SIZES) {
     it(`${size.name}: the second tap does not acknowledge the alarm below`, async () => {
       const compartments = { '1440x900': ['A01', 'A02'], '1024x768': ['A03', 'A04'], '768x1024': ['A05', 'A06'] }[size.name];
-      const tamper = t.cloud.alarms.raise({ hub: 'nomi-terai', device: 'locker-a', compartment: compartments[0], kind: 'tamper', detail: 'tamper' });
-      const door = t.cloud.alarms.raise({ hub: 'nomi-terai', device: 'locker-a', compartment: compartments[1], kind: 'door_open_too_long', detail: 'door' });
+      const tamper = await t.cloud.alarms.raise({ hub: 'nomi-terai', device: 'locker-a', compartment: compartments[0], kind: 'tamper', detail: 'tamper' });
+      const door = await t.cloud.alarms.raise({ hub: 'nomi-terai', device: 'locker-a', compartment: compartments[1], kind: 'door_open_too_long', detail: 'door' });
       const { context, page } = await newPage(browser, problems, size, { hasTouch: true });
       try {
         await login(page, t.cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'ja');
@@ -41,13 +41,13 @@ describe('acknowledging twice on the same spot', () => {
         await page.locator(`#staff-alarms li[data-alarm-id="${tamper.id}"] .acked`).waitFor({ timeout: 5_000 });
         await page.touchscreen.tap(spot.x, spot.y); // again, on the same spot
         await page.waitForTimeout(500);
-        expect(t.cloud.alarms.get(tamper.id).state).toBe('acknowledged');
-        expect(t.cloud.alarms.get(door.id).state).toBe('open');
+        expect((await t.cloud.alarms.get(tamper.id)).state).toBe('acknowledged');
+        expect((await t.cloud.alarms.get(door.id)).state).toBe('open');
         expect(await page.locator(`#staff-alarms li[data-alarm-id="${door.id}"] button.ack`).count()).toBe(1);
       } finally {
         await context.close();
         // Leave no open alarm for the next size's list.
-        for (const a of [tamper, door]) if (t.cloud.alarms.get(a.id).state !== 'cleared') t.cloud.alarms.clear(a.id, 'test', null);
+        for (const a of [tamper, door]) if ((await t.cloud.alarms.get(a.id)).state !== 'cleared') await t.cloud.alarms.clear(a.id, 'test', null);
       }
     });
   }

@@ -40,7 +40,7 @@ describe('alarms after the live feed reconnects', () => {
     try {
       await login(page, cloud.urls.http, 'staff-terai', 'demo-staff-pass', 'ja');
       await page.locator('#staff-console').waitFor();
-      const before = cloud.alarms.raise({ hub: SECOND, device: 'locker-a', compartment: 'A01', kind: 'tamper', detail: 'tamper at A01' });
+      const before = await cloud.alarms.raise({ hub: SECOND, device: 'locker-a', compartment: 'A01', kind: 'tamper', detail: 'tamper at A01' });
       await page.locator(`#hub-tabs button[data-hub="${SECOND}"]`).click();
       const item = (compartment: string) => page.locator('#staff-alarms li.alarm', { has: page.locator('.alarm-compartment', { hasText: compartment }) });
       await item('A01').locator('button.ack').waitFor({ timeout: 10_000 });
@@ -49,8 +49,8 @@ describe('alarms after the live feed reconnects', () => {
       const port = new URL(cloud.urls.http).port;
       await cloud.close();
       cloud = await start(port);
-      cloud.alarms.acknowledge(before.id, 'coordinator', null);
-      cloud.alarms.raise({ hub: SECOND, device: 'locker-a', compartment: 'A02', kind: 'tamper', detail: 'tamper at A02' });
+      await cloud.alarms.acknowledge(before.id, 'coordinator', null);
+      await cloud.alarms.raise({ hub: SECOND, device: 'locker-a', compartment: 'A02', kind: 'tamper', detail: 'tamper at A02' });
 
       await item('A02').locator('button.ack').waitFor({ timeout: 20_000 });
       await expect.poll(() => item('A01').locator('button.ack').count(), { timeout: 5_000 }).toBe(0);

@@ -61,7 +61,7 @@ beforeAll(async () => {
   await publish({ type: 'locker.event', ts: now, device: 'locker-a', event: 'tamper', severity: 'critical', compartment: 'A05', detail: TAMPER_TEXT } as never);
   // The other hub: a wind alarm as the rule raises it from telemetry, and the hub dropping off.
   const wind = everyRaisedAlarm().find((s) => s.how === 'sensor telemetry wind over the limit')!;
-  t.cloud.alarms.raise({ hub: OTHER, device: 'wx', kind: wind.kind, params: wind.params, detail: 'wind 6.2 m/s, gust 9.8 m/s (drone limits 5 / 6 m/s) with a mission planned at the hub' });
+  await t.cloud.alarms.raise({ hub: OTHER, device: 'wx', kind: wind.kind, params: wind.params, detail: 'wind 6.2 m/s, gust 9.8 m/s (drone limits 5 / 6 m/s) with a mission planned at the hub' });
   const other = await connect(t.cloud.urls.mqtt, { username: t.credentials[OTHER]!.username, password: t.credentials[OTHER]!.password, clientId: `${OTHER}.agent` });
   await waitFor(`${OTHER} online`, async () => ((await (await t.api(`/api/v1/hubs/${OTHER}`)).json()) as { link: { online: boolean } }).link.online);
   other.end(true);

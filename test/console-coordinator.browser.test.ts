@@ -42,9 +42,9 @@ beforeAll(async () => {
     startTestEdge(testEdgeEnv({ hub: h.id, cloudUrl: t.cloud.urls.mqtt, password: t.credentials[h.id]!.password, dataDir: path.join(dir, h.id) }))));
   await waitFor('every agent connected', () => agents.every((a) => a.uplink.connected), 15_000);
   // Open alarms at hubs without simulated devices (nothing clears them), one of them critical.
-  t.cloud.alarms.raise({ hub: 'nomi-wake', device: 'locker-a', compartment: 'A01', kind: 'compartment_too_warm', detail: 'A01 too warm' });
-  t.cloud.alarms.raise({ hub: 'hakusan-tsurugi', device: 'drone-1', kind: 'drone_failsafe', detail: 'failsafe' });
-  t.cloud.alarms.raise({ hub: 'nomi-neagari', device: 'locker-a', compartment: 'A02', kind: 'door_open_too_long', detail: 'door open' });
+  await t.cloud.alarms.raise({ hub: 'nomi-wake', device: 'locker-a', compartment: 'A01', kind: 'compartment_too_warm', detail: 'A01 too warm' });
+  await t.cloud.alarms.raise({ hub: 'hakusan-tsurugi', device: 'drone-1', kind: 'drone_failsafe', detail: 'failsafe' });
+  await t.cloud.alarms.raise({ hub: 'nomi-neagari', device: 'locker-a', compartment: 'A02', kind: 'door_open_too_long', detail: 'door open' });
   // Relief orders fill the coordinator's order table (its headers must not break per character).
   for (const site of ['kibagata-park-shelter', 'osugi-settlement']) {
     expect((await post('/api/v1/orders', { originHub: 'rs-komatsu-kibagata', destination: { type: 'site', siteId: site }, weightKg: 2, priority: 'relief', reference: `R-${site}` })).status).toBe(201);

@@ -128,7 +128,7 @@ describe('every dashboard query against a real influxd with simulator data', () 
     }), { qos: 1, retain: true });
     await client.endAsync();
 
-    await waitFor('an open alarm', () => t.cloud.alarms.list({ state: 'active', limit: 10 }).length > 0, 10_000);
+    await waitFor('an open alarm', async () => (await t.cloud.alarms.list({ state: 'active', limit: 10 })).length > 0, 10_000);
     await waitFor('simulator data and a few ops-stats ticks', async () => {
       const r = (await influxAdminQuery(influx.url, `SELECT count("ingest_accepted_total") FROM "${DB}".."cloud_stats"`)) as InfluxResult;
       // 12 ticks of 1 s span two 10 s buckets, so rate (derivative) queries have two points whatever the clock.

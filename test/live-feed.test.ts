@@ -146,7 +146,7 @@ describe('live feed: caps', () => {
     let sent = 0;
     let n = 0;
     while (sent < 24 * 1_048_576) {
-      for (let i = 0; i < 50; i++) t.cloud.alarms.raise({ hub: 'nomi-terai', kind: 'door_open_too_long', device: 'slow-feed-test', detail, observedAt: Date.now() * 1000 + n++ });
+      await Promise.all(Array.from({ length: 50 }, () => t.cloud.alarms.raise({ hub: 'nomi-terai', kind: 'door_open_too_long', device: 'slow-feed-test', detail, observedAt: Date.now() * 1000 + n++ })));
       sent += 50 * detail.length;
       await new Promise((r) => setImmediate(r));
     }
@@ -175,8 +175,8 @@ describe('live feed: what each account sees', () => {
     const s = await openServed(base, staff, '?hubs=nomi-terai,nomi-kokufu', 'hub');
     const c = await openServed(base, coordinator, '?hubs=nomi-kokufu', 'proposals');
     open.push(s, c);
-    t.cloud.alarms.raise({ hub: 'nomi-kokufu', kind: 'door_open_too_long', device: 'feed-scope', detail: 'other hub' });
-    t.cloud.alarms.raise({ hub: 'nomi-terai', kind: 'door_open_too_long', device: 'feed-scope', detail: 'own hub' });
+    await t.cloud.alarms.raise({ hub: 'nomi-kokufu', kind: 'door_open_too_long', device: 'feed-scope', detail: 'other hub' });
+    await t.cloud.alarms.raise({ hub: 'nomi-terai', kind: 'door_open_too_long', device: 'feed-scope', detail: 'own hub' });
     await vi.waitFor(() => expect(s.text()).toContain('"detail":"own hub"'), { timeout: 10_000 });
     await vi.waitFor(() => expect(c.text()).toContain('"detail":"other hub"'), { timeout: 10_000 });
     expect(c.text()).toContain('"id":"nomi-kokufu"');
@@ -196,7 +196,7 @@ describe('live feed: what each account sees', () => {
     await t.cloud.accounts.update('feed-staff-a', { role: 'coordinator', hubs: [] });
     // The promoted account's stream moves to the coordinators' view (the API would now show it everything)…
     await vi.waitFor(() => expect(p.text()).toContain('event: proposals'), { timeout: 15_000 });
-    t.cloud.alarms.raise({ hub: 'nomi-neagari', kind: 'door_open_too_long', device: 'feed-move', detail: 'after promotion' });
+    await t.cloud.alarms.raise({ hub: 'nomi-neagari', kind: 'door_open_too_long', device: 'feed-move', detail: 'after promotion' });
     await vi.waitFor(() => expect(p.text()).toContain('after promotion'), { timeout: 10_000 });
     // …and the staff stream that shared its audience still sees only its own hub.
     await new Promise((r) => setTimeout(r, 1500)); // at least one more tick of the shared feed

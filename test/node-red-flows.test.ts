@@ -107,7 +107,7 @@ describe('Node-RED flows (real runtime)', () => {
   });
 
   it('posts a new alarm to the webhook once', async () => {
-    const alarm = raise('A01');
+    const alarm = await raise('A01');
     const posted = await waitFor('the alarm at the webhook', () => alarmPosts().find((b) => b.id === alarm.id));
     expect(posted).toMatchObject({ type: 'alarm', kind: 'door_open_too_long', hub: 'nomi-terai', severity: 'warning', compartment: 'A01' });
     expect(posted.text).toContain('door_open_too_long at nomi-terai/locker-a/A01');
@@ -117,7 +117,7 @@ describe('Node-RED flows (real runtime)', () => {
 
   it('delivers an alarm raised while the webhook was down, once, after it comes back', async () => {
     hook.state.answer = 503;
-    const alarm = raise('A02');
+    const alarm = await raise('A02');
     await waitFor('retries against the down webhook', () => hook.state.refused >= 3, 15_000);
     expect(alarmPosts().some((b) => b.id === alarm.id)).toBe(false);
     hook.state.answer = 200;
@@ -129,7 +129,7 @@ describe('Node-RED flows (real runtime)', () => {
   it('after a restart of Node-RED, neither repeats delivered alarms nor loses one raised meanwhile', async () => {
     await red!.stop();
     red = null;
-    const alarm = raise('A03');
+    const alarm = await raise('A03');
     const before = alarmPosts().length;
     red = await startNodeRed(userDir, env);
     await waitFor('the alarm raised while Node-RED was down', () => alarmPosts().some((b) => b.id === alarm.id), 10_000);

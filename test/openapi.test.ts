@@ -317,10 +317,10 @@ describe('the document against real answers', () => {
     await probe({ method: 'GET', url: '/healthz', as: 'anonymous' });
 
     // alarms: every way one is raised (each kind with its params), at the staff account's hub and elsewhere
-    const raised = everyRaisedAlarm().map((a, i) => t.cloud.alarms.raise({
+    const raised = await Promise.all(everyRaisedAlarm().map((a, i) => t.cloud.alarms.raise({
       hub: i % 2 === 0 ? HUB : 'rs-komatsu-kibagata', device: a.device ?? undefined, compartment: a.compartment ?? undefined,
       kind: a.kind, params: a.params, deviceDetail: a.deviceDetail ?? undefined, detail: a.how,
-    }));
+    })));
     await probe({ method: 'GET', url: '/api/v1/alarms?state=active&limit=500' });
     await probe({ method: 'GET', url: '/api/v1/alarms', as: 'staff' });
     await probe({ method: 'GET', url: '/api/v1/alarms?hub=rs-komatsu-kibagata', as: 'staff' });
