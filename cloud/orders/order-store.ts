@@ -254,7 +254,7 @@ export interface TransitionOptions {
   /** Refused (IllegalTransition) unless the order still has this mission. */
   missionId?: string | null;
   /** Sees the order as locked, before the change (may throw to refuse it: the transaction rolls back). */
-  onLocked?: (current: Order) => void;
+  onLocked?: (current: Order) => void | Promise<void>;
   /** The audit reason, made after `onLocked` (when it depends on the locked row); replaces `reason`. */
   reason?: () => string;
   /** A flight log entry written in the same transaction (a drone assignment and its flight go together). */
@@ -442,7 +442,7 @@ class SqlOrderStore implements OrderStore {
       const current = await this.lock(tx, id);
       check(current, to, options);
       assertTransition(current.state, to);
-      options.onLocked?.(current);
+      await options.onLocked?.(current);
       const why = options.reason?.() ?? reason;
       await this.write(tx, id, at, { ...fields, reason: why }, to);
       await this.audit(tx, id, at, actor, current.state, to, why);
@@ -455,7 +455,7 @@ class SqlOrderStore implements OrderStore {
     return (outer ?? this.sql).transaction(async (tx) => {
       const current = await this.lock(tx, id);
       check(current, current.state, options);
-      options.onLocked?.(current);
+      await options.onLocked?.(current);
       await this.write(tx, id, at, fields);
       await this.audit(tx, id, at, actor, current.state, current.state, options.reason?.() ?? reason);
       return (await this.get(id, tx))!;
