@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openTestDatabase, type TestDatabase } from '../../test/support/test-database.ts';
 import { applySwitch, initialDesired, type DesiredMode, type HubAck } from './mode-state.ts';
-import { createMemoryModeStore, ModeVersionTakenError, openModeStore, type ModeStore, type NewAuditEntry } from './mode-store.ts';
+import { createMemoryModeStore, MODE_MIGRATIONS, ModeVersionTakenError, openModeStore, type ModeStore, type NewAuditEntry } from './mode-store.ts';
 
 /** One suite, every implementation: the in-memory store used by unit tests cannot drift from the real ones. */
 const T = 1_764_000_000_000;
@@ -210,5 +210,31 @@ describe('ModeStore on PostgreSQL with concurrent writers', () => {
     }
     const acks = await a.acks(REGION);
     expect(new Set([...acks.values()].map((x) => `${x.version}@${x.ts}`))).toEqual(new Set([`5@${T + 2}`]));
+  });
+});
+
+describe('ModeStore on a cloud.db of the previous release', () => {
+  it('reads the versions, acknowledgements and conflicts it kept, and goes on writing', async () => {
+    const t = await openTestDatabase('sqlite');
+    try {
+      // As the synchronous SQLite store of issue 13 left it (its migrateFeature ran the steps and noted the version), rows written by hand.
+      const old = t.db.legacySqlite!;
+      old.exec('CREATE TABLE IF NOT EXISTS schema_migrations (feature TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID');
+      for (const step of MODE_MIGRATIONS.sqlite) old.exec(step);
+      old.prepare('INSERT INTO schema_migrations (feature, version) VALUES (?, ?)').run('modes', MODE_MIGRATIONS.sqlite.length);
+      old.prepare('INSERT INTO mode_versions (region, version, mode, hubs, reason, by, at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(REGION, 1, 'emergency', '{}', 'quake', 'alice', T);
+      old.prepare(`INSERT INTO mode_audit (region, kind, at, recorded_at, by, mode, hubs, reason, version, historical, summary) VALUES (?, 'switch', ?, ?, 'alice', 'emergency', NULL, 'quake', 1, 0, 'switch 1')`).run(REGION, T, T);
+      old.prepare(`INSERT INTO mode_hub_acks (hub, region, version, mode, source, reason, ts, received_at, msg_id, historical) VALUES ('hub-a', ?, 1, 'emergency', 'cloud', NULL, ?, ?, 'm-1', 0)`).run(REGION, T + 1, T + 2);
+      old.prepare('INSERT INTO mode_conflicts (hub, region, body) VALUES (?, ?, ?)').run('hub-b', REGION, JSON.stringify(conflict('hub-b')));
+      const store = await openModeStore(await t.reopen());
+      expect(await store.latest(REGION)).toMatchObject({ version: 1, mode: 'emergency', by: 'alice', at: T });
+      expect(await store.allAcks()).toEqual([ack('hub-a', 1, T + 1, { receivedAt: T + 2, msgId: 'm-1' })]);
+      expect(await store.allConflicts()).toEqual([conflict('hub-b')]);
+      const d2 = applySwitch((await store.latest(REGION))!, { mode: 'normal', reason: 'over', by: 'bob' }, T + 10);
+      await store.appendVersion(d2, switchAudit(2));
+      expect((await store.history(REGION, { limit: 10 })).map((e) => e.version)).toEqual([2, 1]);
+    } finally {
+      await t.cleanup();
+    }
   });
 });
