@@ -67,7 +67,7 @@ export class OrderTestRig {
         return new Promise<void>((resolve) => this.held.push({ command, resolve }));
       },
     };
-    const live = this.live ?? new LiveState(this.region);
+    const live = this.live ?? new LiveState(this.regions);
     this.live = live;
     this.commands = new CommandService({ store: this.commandStore, bus, hubs: live.hubs, now: () => this.now, newId: () => `cmd-${++this.seq}-${this.now}`, logger });
     this.store = await openOrderStore(this.database.db);
@@ -100,9 +100,9 @@ export class OrderTestRig {
     await settle();
   }
 
-  /** Calm weather, charged idle drones at the origin, empty lockers everywhere. */
+  /** Calm weather, charged idle drones at the origin, empty lockers everywhere (every region: see `regions.add`). */
   setTelemetry(): void {
-    for (const h of this.region.hubs) {
+    for (const h of this.regions.all().flatMap((r) => r.hubs)) {
       const hub = this.live.hubs.get(h.id)!;
       for (const d of h.drones) this.droneAt(h.id, d.id, { lat: h.location.lat, lon: h.location.lon, flightState: 'idle', missionId: null });
       for (const bank of h.lockers) {
