@@ -1,8 +1,10 @@
 import { ACCOUNT_MIGRATIONS } from '../accounts/account-store.ts';
 import { ALARM_MIGRATIONS } from '../alarms/alarm-store.ts';
+import { COMMAND_MIGRATIONS } from '../commands/command-store.ts';
 import { HUB_CREDENTIAL_MIGRATIONS } from '../hubs/hub-credentials.ts';
 import { DEAD_LETTER_MIGRATIONS } from '../ingest/dead-letter-store.ts';
 import { SEEN_MESSAGE_MIGRATIONS } from '../ingest/seen-messages.ts';
+import { MODE_PROPOSAL_MIGRATIONS } from '../modes/mode-proposals.ts';
 import { MODE_MIGRATIONS } from '../modes/mode-store.ts';
 import { ORDER_MIGRATIONS } from '../orders/order-store.ts';
 import { schemaVersions, SchemaTooNewError, type Database, type FeatureMigrations } from './database.ts';
@@ -31,6 +33,8 @@ export const SCHEMA: readonly FeatureSchema[] = [
   { feature: 'dead_letters', steps: DEAD_LETTER_MIGRATIONS, tables: ['dead_letters', 'dead_letter_usage', 'dead_letter_totals'], seeded: ['dead_letter_totals'] },
   { feature: 'seen_messages', steps: SEEN_MESSAGE_MIGRATIONS, tables: ['seen_messages'] },
   { feature: 'modes', steps: MODE_MIGRATIONS, tables: ['mode_versions', 'mode_audit', 'mode_hub_acks', 'mode_conflicts'] },
+  { feature: 'mode_proposals', steps: MODE_PROPOSAL_MIGRATIONS, tables: ['mode_proposals'] },
+  { feature: 'command-results', steps: COMMAND_MIGRATIONS, tables: ['commands', 'command_results'] },
   { feature: 'alarms', steps: ALARM_MIGRATIONS, tables: ['alarms'] },
   { feature: 'orders', steps: ORDER_MIGRATIONS, tables: ['orders', 'order_audit', 'flight_log'] },
 ];
