@@ -91,8 +91,8 @@ describe('console serving', () => {
     expect(geo.coastline.length).toBeGreaterThan(0);
   });
 
-  it('needs a session for the live feed and the region', async () => {
-    for (const path of ['/api/v1/events', '/api/v1/region']) expect((await fetch(`${t.cloud.urls.http}${path}`)).status, path).toBe(401);
+  it('needs a session for the live feed and the regions', async () => {
+    for (const path of ['/api/v1/events', '/api/v1/region', '/api/v1/regions']) expect((await fetch(`${t.cloud.urls.http}${path}`)).status, path).toBe(401);
     const r = await t.api('/api/v1/events');
     expect(r.headers.get('content-type')).toContain('text/event-stream');
     const reader = r.body!.getReader();
