@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openTestDatabase, SQL_DATABASES, type SqlDatabaseKind, type TestDatabase } from '../../test/support/test-database.ts';
 import { SchemaTooNewError, type Database } from './database.ts';
@@ -37,6 +39,20 @@ describe('the schema registry', () => {
   it('names each feature once and each table once', () => {
     expect(new Set(SCHEMA.map((f) => f.feature)).size).toBe(SCHEMA.length);
     expect(new Set(SCHEMA_TABLES).size).toBe(SCHEMA_TABLES.length);
+  });
+
+  // A store that migrated a feature the registry does not list would be left out of db:migrate's
+  // report, of the start-up check and of db:copy.
+  it('lists every feature a store migrates, and no other', async () => {
+    const cloudDir = path.resolve(import.meta.dirname, '..');
+    const migrated = new Set<string>();
+    for (const file of fs.readdirSync(cloudDir, { recursive: true }) as string[]) {
+      if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue;
+      for (const m of fs.readFileSync(path.join(cloudDir, file), 'utf8').matchAll(/\.migrate\('([^']+)'/g)) migrated.add(m[1]!);
+    }
+    expect(migrated.size).toBeGreaterThan(5);
+    expect([...migrated].filter((f) => !SCHEMA.some((s) => s.feature === f))).toEqual([]);
+    expect(SCHEMA.map((f) => f.feature).filter((f) => !migrated.has(f))).toEqual([]);
   });
 
   // The copy from SQLite to PostgreSQL moves exactly the registry's tables, column by column: a table
