@@ -107,11 +107,11 @@ describe('moving a SQLite installation to PostgreSQL (npm run db:copy)', () => {
     const b = moved.cloud.urls.http;
     // The old cloud's API token and coordinator token are valid here: token hashes moved with the accounts.
     const apiB = (method: string, p: string, body?: unknown) => call(b, old.token, method, p, body);
-    expect((await apiB('GET', '/api/v1/auth/me')).body).toMatchObject({ username: 'test-admin' });
+    expect((await apiB('GET', '/api/v1/auth/me')).body).toMatchObject({ account: { username: 'test-admin', role: 'admin' } });
 
     const signIn = await login(b, 'tanaka', tanakaPassword);
     expect(signIn.status).toBe(200);
-    expect((await (await fetch(`${b}/api/v1/auth/me`, { headers: { cookie: signIn.headers.get('set-cookie')!.split(';')[0]! } })).json())).toMatchObject({ username: 'tanaka', role: 'staff', hubs: [HUB] });
+    expect((await (await fetch(`${b}/api/v1/auth/me`, { headers: { cookie: signIn.headers.get('set-cookie')!.split(';')[0]! } })).json())).toMatchObject({ account: { username: 'tanaka', role: 'staff', hubs: [HUB], displayName: '田中 (寺井)' } });
     expect((await login(b, 'tanaka', 'not-the-password')).status).toBe(401);
 
     const modeAfter = (await apiB('GET', `/api/v1/regions/${REGION}/mode`)).body;
