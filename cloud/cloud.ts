@@ -37,7 +37,7 @@ import { ModeProposals } from './modes/mode-proposals.ts';
 import { modeRoutes } from './modes/mode-routes.ts';
 import { orderRoutes } from './orders/order-routes.ts';
 import { OrderService } from './orders/order-service.ts';
-import { OrderStore } from './orders/order-store.ts';
+import { openOrderStore } from './orders/order-store.ts';
 import { startOpsStatsWriter } from './ops-stats/ops-stats-writer.ts';
 import { ModeService } from './modes/mode-service.ts';
 import { openModeStore } from './modes/mode-store.ts';
@@ -174,9 +174,9 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
 
     const alarms = await createAlarms({ database, regions, live, registry: metrics.registry, logger, hubOfflineGraceMs: config.alarms.hubOfflineGraceMs });
 
-    const orderStore = new OrderStore(db);
+    const orderStore = await openOrderStore(database);
     const orders = new OrderService({
-      store: orderStore, region, live, commands, logger, now: Date.now,
+      store: orderStore, regions, live, commands, logger, now: Date.now,
       modeOf: (hub) => modes.modeOf(hub),
       raiseAlarm: (a) => {
         alarms.raise({ hub: a.hub, device: a.device, compartment: a.compartment, kind: a.kind as never, severity: a.severity, detail: a.detail, params: a.params })
@@ -185,25 +185,10 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       onPickupCode: (result) => metrics.pickupCodes.inc({ result }),
       reservePct: config.dispatch.reservePct,
     });
-    // Asked for every sensor reading that is not calm, on the alarm rules' hot path: answered from
-    // memory and asked of the order store again in the background once a second per hub, so an order
-    // assignment shows in the wind rule about a second late (the first reading at a hub after start-up
-    // counts as no mission planned) and no reading waits for the database.
-    const planned = new Map<string, { at: number; value: boolean; asking: boolean }>();
-    alarms.setMissionsPlannedAt((hub) => {
-      const now = Date.now();
-      let hit = planned.get(hub);
-      if (!hit) planned.set(hub, (hit = { at: 0, value: false, asking: false }));
-      if (!hit.asking && now - hit.at >= 1_000) {
-        const entry = hit;
-        entry.asking = true;
-        Promise.resolve(orderStore.hasAssignedMissionAt(hub))
-          .then((value) => Object.assign(entry, { value, at: Date.now() }))
-          .catch((err: unknown) => logger.error({ err, hub }, 'asking the orders whether a mission is planned at a hub failed'))
-          .finally(() => (entry.asking = false));
-      }
-      return hit.value;
-    });
+    // Asked for every sensor reading that is not calm, on the alarm rules' hot path: the order service
+    // answers from memory, read again from the order store at the end of every planning round (2 s; any
+    // process's assignments included), its own assignments at once. No reading waits for the database.
+    alarms.setMissionsPlannedAt((hub) => orders.hasAssignedMissionAt(hub));
     // Runs after ingest closed (closers run in reverse): the mission events and pickups ingest handed
     // over are applied on the orders' own chain, which must finish before the database closes (issue 12, defect 8).
     closers.push(async () => {
@@ -263,9 +248,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
         modes: (r) => modes.view(r).hubs.map((h) => ({
           hub: h.hub, emergency: h.desired === 'emergency', acknowledged: h.status === 'acknowledged', version: modes.desired(r).version,
         })),
-        // The order store counts the cloud's orders, not yet a region's: every region shows them all.
-        orderCounts: () => orderStore.countsByStateAndPriority(),
-        deliveries: () => orderStore.arrivalsByPriority(),
+        orderCounts: (r) => orderStore.countsByStateAndPriority(r),
+        deliveries: (r) => orderStore.arrivalsByPriority(r),
       },
     });
     closers.push(() => opsStats.stop());

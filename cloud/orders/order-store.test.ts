@@ -116,6 +116,12 @@ describe.each(SQL_DATABASES)('OrderStore (%s)', (kind) => {
     ]));
     expect(await store.countsByStateAndPriority()).toHaveLength(3);
     expect(await store.arrivalsByPriority()).toEqual([{ priority: 'medical', delivered: 3, onTime: 2 }]);
+    // Per region, for each region's dashboard.
+    await store.create(record('elsewhere', { region: 'kaga', originHub: 'kaga-1' }));
+    expect(await store.countsByStateAndPriority('kaga')).toEqual([{ state: 'pending', priority: 'normal', count: 1 }]);
+    expect(await store.countsByStateAndPriority(REGION)).toHaveLength(3);
+    expect(await store.arrivalsByPriority(REGION)).toEqual([{ priority: 'medical', delivered: 3, onTime: 2 }]);
+    expect(await store.arrivalsByPriority('kaga')).toEqual([]);
   });
 
   it('keeps the flight log: written with the assignment or alone, take-off and arrival kept at their first report', async () => {

@@ -280,13 +280,13 @@ export interface OrderStore {
   list(q: OrderQuery): Promise<Order[]>;
   /** Oldest first. */
   inStates(states: readonly OrderState[], q?: { regions?: readonly string[] | null }): Promise<Order[]>;
-  /** Number of orders per (state, priority) that has any — for the operators' dashboards (cloud/ops-stats). */
-  countsByStateAndPriority(): Promise<{ state: OrderState; priority: Priority; count: number }[]>;
+  /** Number of orders per (state, priority) that has any, of one region or all — for the operators' dashboards (cloud/ops-stats). */
+  countsByStateAndPriority(region?: string): Promise<{ state: OrderState; priority: Priority; count: number }[]>;
   /**
    * Orders that arrived (in a locker or at a landing site), per priority, and how many of them by their
    * deadline (an order without a deadline counts as on time). Arrival is the audit entry of that step.
    */
-  arrivalsByPriority(): Promise<{ priority: Priority; delivered: number; onTime: number }[]>;
+  arrivalsByPriority(region?: string): Promise<{ priority: Priority; delivered: number; onTime: number }[]>;
   /**
    * Changes state (checked against the lifecycle, on the row as locked) and other fields, and appends
    * the audit entry, in one transaction. Throws OrderNotFound, IllegalTransition or ResourceTaken.
@@ -423,16 +423,20 @@ class SqlOrderStore implements OrderStore {
     return rows.map(toOrder);
   }
 
-  async countsByStateAndPriority(): Promise<{ state: OrderState; priority: Priority; count: number }[]> {
-    return this.sql.query('SELECT state, priority, count(*) AS count FROM orders GROUP BY state, priority ORDER BY state, priority');
+  async countsByStateAndPriority(region?: string): Promise<{ state: OrderState; priority: Priority; count: number }[]> {
+    return region === undefined
+      ? this.sql.query('SELECT state, priority, count(*) AS count FROM orders GROUP BY state, priority ORDER BY state, priority')
+      : this.sql.query('SELECT state, priority, count(*) AS count FROM orders WHERE region = ? GROUP BY state, priority ORDER BY state, priority', [region]);
   }
 
-  async arrivalsByPriority(): Promise<{ priority: Priority; delivered: number; onTime: number }[]> {
+  async arrivalsByPriority(region?: string): Promise<{ priority: Priority; delivered: number; onTime: number }[]> {
     const rows = await this.sql.query<{ priority: Priority; delivered: number; on_time: number }>(
       `SELECT o.priority AS priority, count(*) AS delivered,
               sum(CASE WHEN o.deadline IS NULL OR a.at <= o.deadline THEN 1 ELSE 0 END) AS on_time
          FROM orders o JOIN order_audit a ON a.order_id = o.id AND a.to_state IN ('in_locker', 'delivered') AND a.from_state IS DISTINCT FROM a.to_state
+        ${region === undefined ? '' : 'WHERE o.region = ?'}
         GROUP BY o.priority ORDER BY o.priority`,
+      region === undefined ? [] : [region],
     );
     return rows.map((r) => ({ priority: r.priority, delivered: r.delivered, onTime: Number(r.on_time) }));
   }
