@@ -8,7 +8,7 @@ import { catalogue, LANGS, launchChromium, login, newPage, shotPath, SIZES, text
 
 /**
  * Issue 14, item 3: one cloud, two regions (REGIONS_DIR with 能美・小松・白山 and 金沢・野々市・河北).
- * A coordinator of both chooses the region in the header; map, hubs, mode panel and alarms follow the
+ * A coordinator of both chooses the region in the header; map, hubs, mode panel, orders and alarms follow the
  * choice, which this browser remembers. A single-region account sees no chooser. The console API
  * answers per region (`?region=`) and refuses regions outside the account or unknown.
  * Screenshots of both regions at 1024×768 and 768×1024 in ja and en go to /tmp/shots/regions/.
@@ -29,6 +29,10 @@ beforeAll(async () => {
   // One open alarm in each region (no devices run here, so nothing clears them).
   await t.cloud.alarms.raise({ region: kanazawa.id, hub: 'kanazawa-yuwaku', device: 'locker-a', compartment: 'A01', kind: 'compartment_too_warm', detail: 'A01 too warm' });
   await t.cloud.alarms.raise({ region: nomi.id, hub: 'nomi-wake', device: 'locker-a', compartment: 'A02', kind: 'door_open_too_long', detail: 'door open' });
+  // One relief order in each region (the order takes its hubs' region).
+  const post = (url: string, body: unknown) => t.api(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect((await post('/api/v1/orders', { originHub: 'kanazawa-yuwaku', destination: { type: 'site', siteId: 'yuwaku-settlement' }, weightKg: 2, priority: 'relief', reference: 'R-KANAZAWA' })).status).toBe(201);
+  expect((await post('/api/v1/orders', { originHub: 'rs-komatsu-kibagata', destination: { type: 'site', siteId: 'kibagata-park-shelter' }, weightKg: 2, priority: 'relief', reference: 'R-NOMI' })).status).toBe(201);
   browser = await launchChromium();
 }, 60_000);
 
@@ -92,7 +96,9 @@ async function signIn(size: { width: number; height: number }, lang: Lang | 'key
 }
 
 /** What the coordinator console shows now: the region in the map's title, the hubs it can pick, the open alarms' hubs. */
-const shown = (page: Page) => page.evaluate<{ title: string; picks: string[]; alarmHubs: string[]; chosen: string; options: string[] }>(`(() => ({
+const shown = (page: Page) => page.evaluate<{ title: string; picks: string[]; alarmHubs: string[]; chosen: string; options: string[]; orders: string[]; modeTotal: string }>(`(() => ({
+  orders: [...document.querySelectorAll('#relief-orders .ref')].map((e) => e.textContent),
+  modeTotal: document.querySelector('#ack-progress')?.dataset.total ?? '',
   title: document.querySelector('#map-h .region-name')?.textContent ?? '',
   picks: [...document.querySelectorAll('#coordinator-console input[name="hub"]')].map((i) => i.value),
   alarmHubs: [...document.querySelectorAll('#coord-alarms li.alarm')].map((li) => li.textContent),
@@ -104,7 +110,7 @@ describe('the coordinator console with two regions', () => {
   for (const size of TWO_SIZES) {
     for (const lang of LANGS) {
       const text = catalogue(lang);
-      it(`${size.name} ${lang}: the header's chooser switches map, hubs and alarms to the region chosen, and is remembered`, { timeout: 60_000 }, async () => {
+      it(`${size.name} ${lang}: the header's chooser switches map, hubs, mode panel, orders and alarms to the region chosen, and is remembered`, { timeout: 60_000 }, async () => {
         const page = await signIn(size, lang);
         const yuwaku = kanazawa.hubs.find((h) => h.id === 'kanazawa-yuwaku')!.name[lang];
         const wake = nomi.hubs.find((h) => h.id === 'nomi-wake')!.name[lang];
@@ -116,6 +122,8 @@ describe('the coordinator console with two regions', () => {
         expect(s.title).toBe(kanazawa.name[lang]);
         expect(s.picks).toEqual(kanazawa.hubs.map((h) => h.id));
         expect(s.alarmHubs.join(' ')).not.toContain(wake);
+        await expect.poll(async () => (await shown(page)).orders).toEqual(['R-KANAZAWA']);
+        expect((await shown(page)).modeTotal).toBe(String(kanazawa.hubs.length));
         expect(await page.locator('label[for="region-select"]').textContent()).toBe(text['region.choose']);
         await page.screenshot({ path: shotPath('regions', `${size.name}-${lang}-${kanazawa.id}`) });
 
@@ -125,6 +133,8 @@ describe('the coordinator console with two regions', () => {
         s = await shown(page);
         expect(s.picks).toEqual(nomi.hubs.map((h) => h.id));
         expect(s.alarmHubs.join(' ')).not.toContain(yuwaku);
+        expect(s.orders).toEqual(['R-NOMI']);
+        await expect.poll(async () => (await shown(page)).modeTotal).toBe(String(nomi.hubs.length));
         await page.locator('#map svg .geo').waitFor(); // nomi's base map, fetched for the region chosen
         await page.waitForTimeout(300);
         expect.soft(await page.evaluate<number>('document.documentElement.scrollWidth'), 'nothing wider than the screen').toBeLessThanOrEqual(size.width);
