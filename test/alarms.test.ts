@@ -1,7 +1,7 @@
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics, type LockerEvent, type LockerTelemetry } from '../contract/index.ts';
-import { startTestCloud, type TestCloud } from './support/cloud-harness.ts';
+import { authedFetch, startTestCloud, type TestCloud } from './support/cloud-harness.ts';
 import { connect } from './support/mqtt-client.ts';
 
 /**
@@ -166,6 +166,21 @@ describe('alarms over the API', () => {
     expect(cleared).toMatchObject({ clearedBy: null, clearNote: 'hub online again' });
     // Hubs that never connected to this cloud are not judged.
     expect(await alarmsOf('hakusan-chiyono', 'hub_offline')).toEqual([]);
+  });
+
+  it('lists alarms by region, and a coordinator only those of its regions (issue 14)', async () => {
+    const raised = await t.cloud.alarms.raise({ hub: 'nomi-terai', device: 'drone-region-test', kind: 'drone_failsafe', detail: 'failsafe' });
+    const ids = async (token: string, query: string) => {
+      const res = await authedFetch(t.cloud.urls.http, token, `/api/v1/alarms?kind=drone_failsafe${query}`);
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    expect((await ids(t.token, `&region=${REGION}`)).body.alarms.map((a: { id: string }) => a.id)).toEqual([raised.id]);
+    expect((await ids(t.token, '&region=somewhere-else')).body.alarms).toEqual([]);
+    const coordinator = await t.tokenFor('alarms-coordinator-nomi', 'coordinator', [], [REGION]);
+    expect((await ids(coordinator, '')).body.alarms.map((a: { id: string }) => a.id)).toEqual([raised.id]);
+    expect((await ids(coordinator, `&region=${REGION}`)).body.alarms.map((a: { id: string }) => a.id)).toEqual([raised.id]);
+    expect(await ids(coordinator, '&region=somewhere-else')).toMatchObject({ status: 403, body: { error: { code: 'region_not_allowed' } } });
+    await t.cloud.alarms.clear(raised.id, 'test', null);
   });
 
   it('shows alarms in /metrics', async () => {
