@@ -121,14 +121,17 @@ async function copyTables(source: BetterSqlite3.Database, tx: Sql, o: CopyOption
         'copy into an empty database, or pass --force to replace what it holds',
     );
   }
-  // All of them in one TRUNCATE when any holds rows (a table may only be emptied together with those whose foreign keys point at it).
-  const toEmpty = tables.some((t) => before.get(t)! > 0) ? tables : [];
-  if (toEmpty.length > 0) {
-    if (occupied.length > 0) log(`--force: replacing ${occupied.map((t) => `${t} (${before.get(t)} rows)`).join(', ')}`);
-    // Append-only audit tables refuse TRUNCATE through a trigger: off for this transaction only (the copy replaces the log as a whole).
-    for (const t of toEmpty) await tx.exec(`ALTER TABLE ${quote(t)} DISABLE TRIGGER USER`);
-    await tx.exec(`TRUNCATE ${toEmpty.map(quote).join(', ')} RESTART IDENTITY`);
-    for (const t of toEmpty) await tx.exec(`ALTER TABLE ${quote(t)} ENABLE TRIGGER USER`);
+  if (occupied.length > 0) {
+    log(`--force: replacing ${occupied.map((t) => `${t} (${before.get(t)} rows)`).join(', ')}`);
+    // All of them in one TRUNCATE (a table may only be emptied together with those whose foreign keys
+    // point at it). Append-only audit tables refuse TRUNCATE through a trigger: off for this
+    // transaction only — the copy replaces the log as a whole.
+    for (const t of tables) await tx.exec(`ALTER TABLE ${quote(t)} DISABLE TRIGGER USER`);
+    await tx.exec(`TRUNCATE ${tables.map(quote).join(', ')} RESTART IDENTITY`);
+    for (const t of tables) await tx.exec(`ALTER TABLE ${quote(t)} ENABLE TRIGGER USER`);
+  } else {
+    // Rows the migration seeded give way to the source's.
+    for (const t of tables.filter((t) => seeded.has(t) && before.get(t)! > 0)) await tx.run(`DELETE FROM ${quote(t)}`);
   }
 
   const result: TableCopied[] = [];
