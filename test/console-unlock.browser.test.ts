@@ -28,10 +28,10 @@ beforeAll(async () => {
   // Put the order where three wrong codes leave it (the full story runs in orders.test.ts).
   const store = (t.cloud.orders as unknown as { o: { store: OrderStore } }).o.store;
   const now = Date.now();
-  store.transition(orderId, 'assigned', now, 'system', 'test', { carrier: 'drone', droneHub: 'rs-komatsu-kibagata', droneId: 'drone-1', lockerId: 'locker-a', compartmentId: 'A04', missionId: `m-${orderId}` });
-  store.transition(orderId, 'in_flight', now, 'system', 'test');
-  store.transition(orderId, 'in_locker', now, 'system', 'test', { pickupHash: 'x', pickupReveal: null });
-  store.update(orderId, now, { wrongCodes: 3, locked: true });
+  await store.transition(orderId, 'assigned', now, 'system', 'test', { carrier: 'drone', droneHub: 'rs-komatsu-kibagata', droneId: 'drone-1', lockerId: 'locker-a', compartmentId: 'A04', missionId: `m-${orderId}` });
+  await store.transition(orderId, 'in_flight', now, 'system', 'test');
+  await store.transition(orderId, 'in_locker', now, 'system', 'test', { pickupHash: 'x', pickupReveal: null });
+  await store.update(orderId, now, { wrongCodes: 3, locked: true });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
 }, 60_000);
 

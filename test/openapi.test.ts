@@ -291,14 +291,14 @@ describe('the document against real answers', () => {
     const newOrder = async () => (await t.cloud.app.inject({ method: 'POST', url: '/api/v1/orders', headers: { authorization: `Bearer ${tokens.admin}` }, payload: order })).json().id as string;
     const now = Date.now();
     const inLocker = await newOrder();
-    store.transition(inLocker, 'assigned', now, 'system', 'test', { carrier: 'drone', droneHub: 'rs-komatsu-kibagata', droneId: 'drone-1', lockerId: 'locker-a', compartmentId: 'A04', missionId: `m-${inLocker}` });
-    store.transition(inLocker, 'in_flight', now, 'system', 'test');
-    store.transition(inLocker, 'in_locker', now, 'system', 'test', { pickupHash: 'x', pickupReveal: '424242' });
+    await store.transition(inLocker, 'assigned', now, 'system', 'test', { carrier: 'drone', droneHub: 'rs-komatsu-kibagata', droneId: 'drone-1', lockerId: 'locker-a', compartmentId: 'A04', missionId: `m-${inLocker}` });
+    await store.transition(inLocker, 'in_flight', now, 'system', 'test');
+    await store.transition(inLocker, 'in_locker', now, 'system', 'test', { pickupHash: 'x', pickupReveal: '424242' });
     expect((await probe({ method: 'POST', url: `/api/v1/orders/${inLocker}/pickup-code`, as: 'staff' })).status).toBe(200);
-    store.update(inLocker, now, { wrongCodes: 3, locked: true });
+    await store.update(inLocker, now, { wrongCodes: 3, locked: true });
     expect((await probe({ method: 'POST', url: `/api/v1/orders/${inLocker}/unlock-compartment`, as: 'staff', body: { reason: 'checked' } })).status).toBe(200);
     const onRound = await newOrder();
-    store.transition(onRound, 'assigned', now, 'system', 'test', { carrier: 'ground', roundId: 'round-test', roundDepartsAt: now });
+    await store.transition(onRound, 'assigned', now, 'system', 'test', { carrier: 'ground', roundId: 'round-test', roundDepartsAt: now });
     expect((await probe({ method: 'POST', url: `/api/v1/orders/${onRound}/ground-round`, as: 'staff', body: { step: 'loaded' } })).status).toBe(200);
     await probe({ method: 'GET', url: `/api/v1/orders/${onRound}` });
 
