@@ -78,8 +78,6 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
   // Every region file of REGIONS_DIR, or REGION_FILE alone (issue 14, item 3).
   const loadedRegions = loadRegions(config);
   const regions = createRegions(loadedRegions.map((l) => l.region));
-  // Transitional: services that still serve one region take the first.
-  const region = regions.all()[0]!;
   const regionFiles = new Map(loadedRegions.map((l) => [l.region.id, l.file]));
   const geographies = new Map<string, ReturnType<typeof loadRegionGeography>>();
   const geographyOf = (id: string) => {

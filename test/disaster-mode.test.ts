@@ -265,7 +265,7 @@ describe('disaster mode with real edge agents', () => {
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
     const t = await startTestCloud();
     cleanups.push(() => t.stop());
-    const hubs = t.cloud.live.region.hubs.map((h) => h.id);
+    const hubs = t.cloud.live.regions.all()[0]!.hubs.map((h) => h.id);
     const agents = await Promise.all(hubs.map((hub) =>
       startTestEdge(testEdgeEnv({ hub, cloudUrl: t.cloud.urls.mqtt, password: t.credentials[hub]!.password, dataDir: path.join(dir, hub) }))));
     cleanups.push(() => Promise.all(agents.map((a) => a.close())));

@@ -101,14 +101,6 @@ export class LiveState {
     this.regions.onAdded((r) => this.addRegion(r));
   }
 
-  /**
-   * Transitional (issue 14): the first region, for code that still serves one. New code looks up
-   * `regions` or a hub's `region`.
-   */
-  get region(): RegionFile {
-    return this.regions.all()[0]!;
-  }
-
   /** Hubs of a region, in the order of its file (empty for an unknown region). */
   hubsOf(region: string): HubState[] {
     return this.regions.hubIds(region).map((id) => this.hubs.get(id)).filter((h): h is HubState => h !== undefined);
