@@ -171,6 +171,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     if (database.dialect === 'postgres') closers.push(modes.follow(2_000));
 
     const alarms = await createAlarms({ database, regions, live, registry: metrics.registry, logger, hubOfflineGraceMs: config.alarms.hubOfflineGraceMs });
+    // Runs after ingest closed (closers run in reverse): the alarm changes of its last messages are written before the database closes.
+    closers.push(() => alarms.settled());
 
     const orderStore = await openOrderStore(database);
     const orders = new OrderService({
@@ -201,7 +203,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       maxFutureSkewMs: config.ingest.maxFutureSkewMs, compartments: new KnownCompartments(regions),
       issuedModeVersion: (r) => modes.issuedVersion(r),
       hooks: {
-        onCommandAck: (ack) => commands.applyAck(ack),
+        // A command's result is recorded in the group commit's transaction, with the acknowledgement's dedupe id.
+        recordCommandAcks: async (acks, tx) => void (await commands.applyAcks(acks.map((a) => a.ack), tx)),
         // Alarm rules see events on receipt (onEventReceived) and telemetry once stored; orders see both once stored.
         // The alarm service writes changes on its own queue (it never rejects): ingest does not wait for it.
         onEventReceived: (message, messageRegion) => void alarms.onDeviceMessage(message, messageRegion),
