@@ -40,8 +40,8 @@ export class SchemaTooNewError extends Error {
 }
 
 export class DatabaseUnreachableError extends Error {
-  constructor(target: string, cause: Error) {
-    super(`cannot reach the database ${target} (DATABASE_URL): ${cause.message}`, { cause });
+  constructor(target: string, cause: Error, setting: 'DATABASE_URL' | 'DATA_DIR' = 'DATABASE_URL') {
+    super(`cannot reach the database ${target} (${setting}): ${cause.message}`, { cause });
     this.name = 'DatabaseUnreachableError';
   }
 }
@@ -78,8 +78,13 @@ export function redactUrl(url: string): string {
 }
 
 export function openSqliteDatabase(file: string, synchronous: 'full' | 'normal' = 'full'): Database {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new BetterSqlite3(file);
+  let db: BetterSqlite3.Database;
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    db = new BetterSqlite3(file);
+  } catch (err) {
+    throw new DatabaseUnreachableError(file, err as Error, 'DATA_DIR');
+  }
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   db.pragma('busy_timeout = 5000');

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -64,6 +66,15 @@ describe('npm run db:migrate', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`db:migrate: cannot reach the database postgres://chiiki:***@127.0.0.1:${port}/cloud (DATABASE_URL): connect ECONNREFUSED`);
     expect(r.stderr).not.toContain('not-for-logs');
+  });
+
+  it('says which SQLite file it cannot open, exit code 1', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'chiiki-migrate-')), 'not-a-dir');
+    fs.writeFileSync(file, '');
+    const r = await migrate({ DATA_DIR: file });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`db:migrate: cannot reach the database ${file}/cloud.db (DATA_DIR): EEXIST`);
+    fs.rmSync(path.dirname(file), { recursive: true });
   });
 
   it('refuses an unknown argument with its usage, exit code 2', async () => {
