@@ -1,4 +1,5 @@
 import { Command, type CommandAck, type DeviceKind } from '../../contract/index.ts';
+import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../logger.ts';
 import { effectiveState, type CommandArgs, type CommandResultEntry, type CommandName, type CommandRecord, type CommandState, type CommandStore } from './command-store.ts';
 
@@ -142,16 +143,16 @@ export class CommandService {
    * (compare-and-set); one that lost the race decides again from the state that won, so every order
    * ends in the same final state.
    */
-  async applyAck(ack: CommandAck): Promise<AckOutcome> {
+  async applyAck(ack: CommandAck, tx?: Sql): Promise<AckOutcome> {
     for (let attempt = 0; attempt < MAX_ACK_ATTEMPTS; attempt++) {
-      const c = await this.o.store.get(ack.commandId);
+      const c = await this.o.store.get(ack.commandId, tx);
       if (!c || c.hub !== ack.hub) {
         this.log.warn({ hub: ack.hub, commandId: ack.commandId, result: ack.result }, 'acknowledgement of an unknown command ignored');
         return 'unknown';
       }
       const next = nextCommandState(c.state, ack.result, c.detail);
       if (next === c.state) return 'ignored';
-      if (!(await this.o.store.setResult(c.id, c.state, { state: next, detail: ack.detail ?? null, ackedAt: ack.ts }))) continue;
+      if (!(await this.o.store.setResult(c.id, c.state, { state: next, detail: ack.detail ?? null, ackedAt: ack.ts }, tx))) continue;
       if (c.state === 'failed') this.log.warn({ hub: c.hub, device: c.device, commandId: c.id, result: next, was: c.detail }, 'late device answer supersedes a provisional failure');
       else this.log.info({ hub: c.hub, device: c.device, commandId: c.id, result: next, detail: ack.detail }, 'command acknowledged');
       return 'applied';
@@ -159,6 +160,17 @@ export class CommandService {
     // Each lost race means another result was set; the states only move forward, so this is not reached in practice.
     this.log.warn({ hub: ack.hub, commandId: ack.commandId, result: ack.result }, 'acknowledgement not applied: the command kept changing under it');
     return 'ignored';
+  }
+
+  /**
+   * Records acknowledgements of one ingest batch in its transaction `tx` (issue 14: with their dedupe
+   * ids), in command-id order so two cloud processes lock the commands in the same order.
+   */
+  async applyAcks(acks: readonly CommandAck[], tx?: Sql): Promise<AckOutcome[]> {
+    const order = acks.map((ack, i) => ({ ack, i })).sort((a, b) => (a.ack.commandId < b.ack.commandId ? -1 : a.ack.commandId > b.ack.commandId ? 1 : a.i - b.i));
+    const outcomes: AckOutcome[] = new Array(acks.length);
+    for (const { ack, i } of order) outcomes[i] = await this.applyAck(ack, tx);
+    return outcomes;
   }
 
   /** Publishes the hub's pending, unexpired commands again; resolves with how many. */

@@ -82,6 +82,18 @@ describe.each(KINDS)('CommandStore (%s)', (kind) => {
     expect(await store.history('nope')).toEqual([]);
   });
 
+  it.runIf(kind !== 'memory')("set in the caller's transaction that rolls back, a result and its history entry are not kept", async () => {
+    await open();
+    await store.insert(cmd('c1'));
+    await expect(t!.db.sql.transaction(async (tx) => {
+      expect(await store.setResult('c1', 'pending', { state: 'done', detail: 'opened', ackedAt: T + 3 }, tx)).toBe(true);
+      expect((await store.get('c1', tx))!.state).toBe('done');
+      throw new Error('the batch failed');
+    })).rejects.toThrow('the batch failed');
+    expect((await store.get('c1'))!.state).toBe('pending');
+    expect(await store.history('c1')).toEqual([]);
+  });
+
   // Two cloud processes on one PostgreSQL (SQLite has one process, so one writer).
   it.runIf(kind === 'postgres')('of two writers setting a result from the same state at once, exactly one wins', async () => {
     await open();

@@ -54,7 +54,8 @@ export interface CommandResultEntry extends CommandResult {
 
 export interface CommandStore {
   insert(c: CommandRecord): Promise<void>;
-  get(id: string): Promise<CommandRecord | null>;
+  /** `tx`: read in the caller's transaction (e.g. ingest's group commit). */
+  get(id: string, tx?: Sql): Promise<CommandRecord | null>;
   /** Newest first. */
   list(q: CommandQuery): Promise<CommandRecord[]>;
   /** Pending commands of the hub that have not expired at `now`, oldest first, at most `limit`. */
@@ -63,7 +64,7 @@ export interface CommandStore {
    * Sets the result only while the stored state is still `expected` (a conditional update, so of
    * two writers racing — two cloud processes on PostgreSQL — exactly one wins); true when set.
    */
-  setResult(id: string, expected: CommandState, result: CommandResult): Promise<boolean>;
+  setResult(id: string, expected: CommandState, result: CommandResult, tx?: Sql): Promise<boolean>;
   /** Every result set, oldest first (append-only: a superseded result is kept). */
   history(id: string): Promise<CommandResultEntry[]>;
 }
@@ -146,8 +147,8 @@ export async function openCommandStore(db: Database): Promise<CommandStore> {
         [c.id, c.hub, c.region, c.device, c.kind, c.command, JSON.stringify(c.args), c.issuedAt, c.expiresAt, c.state, c.detail, c.ackedAt],
       );
     },
-    async get(id) {
-      const r = await sql.one<Row>('SELECT * FROM commands WHERE id = ?', [id]);
+    async get(id, tx) {
+      const r = await (tx ?? sql).one<Row>('SELECT * FROM commands WHERE id = ?', [id]);
       return r ? fromRow(r) : null;
     },
     async list(q) {
@@ -169,9 +170,10 @@ export async function openCommandStore(db: Database): Promise<CommandStore> {
     async pendingFor(hub, now, limit) {
       return (await sql.query<Row>(`SELECT * FROM commands WHERE hub = ? AND state = 'pending' AND expires_at > ? ORDER BY issued_at, id LIMIT ?`, [hub, now, limit])).map(fromRow);
     },
-    setResult(id, expected, r) {
-      // The update and its history entry together; the update's condition decides between racing writers.
-      return sql.transaction((tx) => setResultIn(tx, id, expected, r));
+    setResult(id, expected, r, tx) {
+      // The update and its history entry together (in the caller's transaction when given); the
+      // update's condition decides between racing writers.
+      return (tx ?? sql).transaction((t) => setResultIn(t, id, expected, r));
     },
     async history(id) {
       const rows = await sql.query<{ from_state: string; state: string; detail: string | null; acked_at: number }>(

@@ -349,6 +349,30 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
       expect(await deadLetters.count()).toBe(1);
     });
 
+    it('applies command acknowledgements in the commit with their dedupe ids: once, and none when refused', async () => {
+      await db.migrate('probe', { sqlite: ['CREATE TABLE probe (id TEXT NOT NULL)'], postgres: ['CREATE TABLE probe (id TEXT NOT NULL)'] });
+      let failing = false;
+      const i = new Ingest({
+        store: fake.store, sql: db.sql, deadLetters, live, metrics, logger: pino({ level: 'silent' }), seen, ...CHECKS,
+        maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100,
+        hooks: {
+          recordCommandAcks: async (list, tx) => {
+            for (const a of list) await tx!.run('INSERT INTO probe (id) VALUES (?)', [a.ack.commandId]);
+            if (failing) throw new Error('commands table unavailable');
+          },
+        },
+      });
+      failing = true;
+      await expect(i.handle(inbound('hub.command-ack', { id: 'refused-ack' }))).rejects.toThrow(/command acknowledgement failed/);
+      expect(await seen.count()).toBe(0);
+      failing = false;
+      await i.handle(inbound('hub.command-ack', { id: 'refused-ack' })); // the hub's re-send is taken
+      await i.handle(inbound('hub.command-ack', { id: 'refused-ack' })); // its copy is not applied again
+      await i.close(100);
+      expect(await db.sql.query('SELECT id FROM probe')).toHaveLength(1);
+      expect((await metrics.unacknowledged.get()).values).toEqual([expect.objectContaining({ labels: { reason: 'command_ack_store_failed' }, value: 1 })]);
+    });
+
     it.runIf(kind === 'postgres')('two cloud processes taking copies of one event at once apply it exactly once', async () => {
       const applied: string[] = [];
       const open = async (sqlDb: Database) => new Ingest({

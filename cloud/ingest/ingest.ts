@@ -43,6 +43,8 @@ interface Item {
   urgent?: boolean;
   /** A mode acknowledgement, recorded by `hooks.recordModeAcks` inside the group commit. */
   modeAck?: { ack: ModeAck; region: string; receivedAt: number };
+  /** A command acknowledgement, applied by `hooks.recordCommandAcks` inside the group commit. */
+  commandAck?: { ack: CommandAck; region: string; receivedAt: number };
 }
 
 /**
@@ -60,6 +62,13 @@ export interface IngestHooks {
    * the batch is committed without them.
    */
   recordModeAcks?: (acks: { ack: ModeAck; region: string; receivedAt: number }[], tx?: Sql) => Promise<void>;
+  /**
+   * Applies command acknowledgements (their results) in the group commit's transaction `tx`, with
+   * their dedupe ids: a result is recorded exactly when its message is remembered, so neither a crash
+   * nor a re-sent copy loses or repeats it (issue 14). Rejects when it could not; those messages are
+   * then refused like mode acknowledgements (not acknowledged, not remembered: the hub re-sends them).
+   */
+  recordCommandAcks?: (acks: { ack: CommandAck; region: string; receivedAt: number }[], tx?: Sql) => Promise<void>;
   /**
    * A device message (telemetry or event, live or historical), after live state took it. Events come once;
    * telemetry has no dedupe memory, so a re-sent copy of telemetry comes again (same id and ts).
@@ -124,7 +133,9 @@ export interface IngestOptions {
  * Telemetry needs no memory: its storage keys make a second write a no-op.
  *
  * One group commit (issue 14): the telemetry write first (its own store), then ONE transaction in the
- * operational database with the batch's dedupe ids, mode acknowledgements and dead letters.
+ * operational database with the batch's dedupe ids, its mode and command acknowledgements
+ * (`hooks.recordModeAcks`, `hooks.recordCommandAcks`) and its dead letters: a side effect is recorded
+ * exactly when its message is remembered.
  */
 export class Ingest {
   private readonly committer: GroupCommitter<Item>;
@@ -301,7 +312,7 @@ export class Ingest {
         if (d?.duplicate) return d.duplicate;
         return {
           inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onCommandAck?.(c.message, region, now),
-          seen: d?.seen ?? null, duplicate: false, original: null, urgent: true,
+          seen: d?.seen ?? null, duplicate: false, original: null, urgent: true, commandAck: { ack: c.message, region, receivedAt: now },
         };
       }
       case 'mode-ack': {
@@ -341,7 +352,7 @@ export class Ingest {
     for (const it of items) {
       for (const p of it.points) points.push(p);
       if (it.deadLetter) dead.push(it.deadLetter);
-      if ((it.seen || it.modeAck) && !it.duplicate) remembered.push(it);
+      if ((it.seen || it.modeAck || it.commandAck) && !it.duplicate) remembered.push(it);
     }
     this.o.metrics.ingestPending.set(this.pending);
     if (points.length > 0) await this.o.store.write(points);
@@ -350,19 +361,24 @@ export class Ingest {
     let refused: Map<Item, Error> | undefined;
     let copies: Item[] = [];
     if (dead.length > 0 || remembered.length > 0) {
-      try {
-        copies = await this.commitOperational(remembered, dead, true);
-      } catch (err) {
-        if (!(err instanceof ModeAckRecordError)) throw err;
-        // The mode acknowledgements could not be stored: they are refused (not acknowledged, not
-        // remembered, so their re-send is taken, not dropped as a copy); the rest commits without them.
-        const acks = err.items;
-        this.o.metrics.unacknowledged.inc({ reason: 'mode_ack_store_failed' }, acks.length);
-        this.log.error({ err: err.cause, acks: acks.length, hubs: [...new Set(acks.map((it) => it.inbound.from?.hubId))].slice(0, 10) },
-          'storing mode acknowledgements failed; left unacknowledged so the hubs re-send them');
-        const e = new Error('storing the mode acknowledgement failed; not acknowledged, re-send it', { cause: err.cause });
-        refused = new Map(acks.map((it) => [it, e]));
-        copies = await this.commitOperational(remembered.filter((it) => !refused!.has(it)), dead, false);
+      const left = new Set<SideEffect>(SIDE_EFFECTS);
+      for (;;) {
+        try {
+          copies = await this.commitOperational(remembered.filter((it) => !refused?.has(it)), dead, left);
+          break;
+        } catch (err) {
+          if (!(err instanceof SideEffectRecordError)) throw err;
+          // Those acknowledgements could not be recorded: they are refused (not acknowledged, not
+          // remembered, so their re-send is taken, not dropped as a copy); the rest commits without them.
+          left.delete(err.kind);
+          const acks = err.items;
+          this.o.metrics.unacknowledged.inc({ reason: `${err.kind}_ack_store_failed` }, acks.length);
+          this.log.error({ err: err.cause, acks: acks.length, hubs: [...new Set(acks.map((it) => it.inbound.from?.hubId))].slice(0, 10) },
+            `storing ${err.kind} acknowledgements failed; left unacknowledged so the hubs re-send them`);
+          const e = new Error(`storing the ${err.kind} acknowledgement failed; not acknowledged, re-send it`, { cause: err.cause });
+          refused ??= new Map();
+          for (const it of acks) refused.set(it, e);
+        }
       }
     }
     for (const it of copies) {
@@ -376,22 +392,26 @@ export class Ingest {
 
   /**
    * The batch's operational writes in one transaction: dedupe ids (telling which messages are copies),
-   * the mode acknowledgements among the new ones, the dead letters. Resolves with the copies.
+   * the mode and command acknowledgements among the new ones (of the kinds in `effects`), the dead
+   * letters. Resolves with the copies; throws `SideEffectRecordError` when a hook failed (rolled back).
    */
-  private async commitOperational(items: Item[], dead: DeadLetterInput[], withModeAcks: boolean): Promise<Item[]> {
+  private async commitOperational(items: Item[], dead: DeadLetterInput[], effects: ReadonlySet<SideEffect>): Promise<Item[]> {
     const { copies, evicted } = await this.o.sql.transaction(async (tx) => {
       const keyed = items.filter((it) => it.seen);
       const fresh = keyed.length > 0 && this.o.seen ? await this.o.seen.recordNew(keyed.map((it) => it.seen!), tx) : keyed.map(() => true);
       const copies = keyed.filter((_, i) => !fresh[i]);
-      const acks = withModeAcks ? items.filter((it) => it.modeAck && !copies.includes(it)) : [];
-      const record = this.o.hooks?.recordModeAcks;
-      if (record && acks.length > 0) {
+      const copy = new Set(copies);
+      const record = async <A>(kind: SideEffect, hook: ((acks: A[], tx?: Sql) => Promise<void>) | undefined, of: (it: Item) => A | undefined) => {
+        const acks = effects.has(kind) && hook ? items.filter((it) => of(it) && !copy.has(it)) : [];
+        if (acks.length === 0) return;
         try {
-          await record(acks.map((it) => it.modeAck!), tx);
+          await hook!(acks.map((it) => of(it)!), tx);
         } catch (err) {
-          throw new ModeAckRecordError(acks, err);
+          throw new SideEffectRecordError(kind, acks, err);
         }
-      }
+      };
+      await record('mode', this.o.hooks?.recordModeAcks, (it) => it.modeAck);
+      await record('command', this.o.hooks?.recordCommandAcks, (it) => it.commandAck);
       const evicted = dead.length > 0 ? await this.o.deadLetters.addMany(dead, tx) : 0;
       return { copies, evicted };
     });
@@ -463,11 +483,15 @@ export class Ingest {
 
 const dedupeKey = (s: Pick<SeenMessage, 'hub' | 'device' | 'msgId'>) => dedupeKeyOf(s.hub, s.device, s.msgId);
 
-/** Thrown inside the group commit's transaction when `hooks.recordModeAcks` failed: the transaction is rolled back. */
-class ModeAckRecordError extends Error {
-  constructor(readonly items: Item[], cause: unknown) {
-    super('storing mode acknowledgements failed', { cause });
-    this.name = 'ModeAckRecordError';
+/** Side effects recorded by hooks in the group commit's transaction. */
+const SIDE_EFFECTS = ['mode', 'command'] as const;
+type SideEffect = (typeof SIDE_EFFECTS)[number];
+
+/** Thrown inside the group commit's transaction when a hook recording acknowledgements failed: the transaction is rolled back. */
+class SideEffectRecordError extends Error {
+  constructor(readonly kind: SideEffect, readonly items: Item[], cause: unknown) {
+    super(`storing ${kind} acknowledgements failed`, { cause });
+    this.name = 'SideEffectRecordError';
   }
 }
 const noop = () => undefined;
