@@ -62,6 +62,11 @@ describe('a region added while running', () => {
     const region = (await (await t.api('/api/v1/region?region=ishikawa-kanazawa')).json()) as { hubs: { id: string }[]; baseMap: string | null };
     expect(region.hubs.map((h) => h.id)).toContain('kanazawa-yuwaku');
     expect(region.baseMap).toBeNull();
+    // Its mode can be switched at once (the mode service looks the region up when asked).
+    const sw = await t.api('/api/v1/regions/ishikawa-kanazawa/mode', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'emergency', hubs: ['kanazawa-yuwaku'], reason: 'added region drill' }) });
+    expect(sw.status).toBe(202);
+    const mode = (await (await t.api('/api/v1/regions/ishikawa-kanazawa/mode')).json()) as { hubs: { hub: string }[] };
+    expect(mode.hubs.map((h) => h.hub)).toEqual(['kanazawa-nonoichi', 'kanazawa-morimoto', 'kanazawa-tsubata', 'kanazawa-uchinada', 'kanazawa-yuwaku']);
 
     // The kanazawa hub is kept to its region's topics.
     expect((await yuwaku.client.subscribeAsync('v1/ishikawa-kanazawa/mode', { qos: 1 })).map((g) => g.qos)).toEqual([1]);
