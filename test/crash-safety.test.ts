@@ -2,8 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXAMPLES, topics } from '../contract/index.ts';
+import { openAccountStore } from '../cloud/accounts/account-store.ts';
+import { openCommandStore } from '../cloud/commands/command-store.ts';
+import { openDatabase } from '../cloud/db/database.ts';
 import { createSqliteTelemetryStore } from '../cloud/telemetry/sqlite-telemetry-store.ts';
-import { readCredentials, spawnCloud, tempDir, testCloudEnv, type CloudProcess } from './support/cloud-harness.ts';
+import { authedFetch, readCredentials, spawnCloud, tempDir, testCloudEnv, type CloudProcess } from './support/cloud-harness.ts';
 import { freePort, waitFor } from './support/ports.ts';
 import { startResendingDevice } from './support/resending-device.ts';
 import { stallSqliteStore } from './support/store-stall.ts';
@@ -76,4 +79,69 @@ describe('crash safety of ingest', () => {
       await store.close();
     }
   }, 90_000);
+
+  // Issue 14: a command's result is recorded in the group commit that remembers its acknowledgement.
+  // Recorded after that commit (as before), a kill in between lost the result for good: the re-sent
+  // acknowledgement was then dropped as a copy.
+  it('records every acknowledged command result exactly once when the cloud is killed with SIGKILL mid-stream', async () => {
+    const CMD_HUB = 'nomi-terai';
+    const N = 1500;
+    const dataDir = tempDir('crash-commands');
+    dirs.push(dataDir);
+    const env = testCloudEnv(dataDir, { HTTP_PORT: String(await freePort()), MQTT_PORT: String(await freePort()), MQTT_WS_PORT: 'off' });
+    const database = async () => openDatabase({ url: env.DATABASE_URL ?? null, dataDir, synchronous: 'normal' });
+    let db = await database();
+    const accounts = await openAccountStore(db);
+    await accounts.create({ username: 'crash-admin', role: 'admin', hubs: [], password: 'crash-admin-password-123' });
+    const { token } = await accounts.createApiToken('crash-admin', 'crash test');
+    await db.close();
+
+    proc = await spawnCloud(env);
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const res = await authedFetch(proc.urls.http, token, `/api/v1/hubs/${CMD_HUB}/commands`, {
+        method: 'POST', body: JSON.stringify({ device: 'locker-a', command: 'locker.unlock', args: { compartment: 'A02' }, ttlS: 3600 }),
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(res.status).toBe(202);
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    const cred = readCredentials(dataDir)[CMD_HUB]!;
+    const device = startResendingDevice(proc.urls.mqtt, { username: cred.username, password: cred.password, clientId: `${CMD_HUB}.crash-agent` });
+    await waitFor('device connected', () => device.connected);
+    const topic = topics.commandAck('ishikawa-nomi', CMD_HUB);
+    let next = 0;
+    const timer = setInterval(() => {
+      for (let i = 0; i < 15 && next < N; i++, next++) {
+        const ack = { v: 1, type: 'hub.command-ack', id: `crash-ack-${next}`, ts: Date.now(), hub: CMD_HUB, device: 'locker-a', commandId: ids[next], result: 'done', detail: 'opened' };
+        device.publish(ack.id, topic, JSON.stringify(ack));
+      }
+    }, 10);
+    await waitFor('first acknowledgements', () => device.acked.size > N / 5);
+    expect(await proc.kill('SIGKILL')).toBe(null);
+    const ackedAtKill = device.acked.size;
+    proc = await spawnCloud(env);
+    await waitFor('every acknowledgement published', () => next === N, 30_000);
+    clearInterval(timer);
+    await waitFor('every acknowledgement taken after the restart', () => device.unacked === 0, 30_000);
+    await device.close();
+    await proc.kill('SIGTERM');
+    proc = null;
+
+    db = await database();
+    try {
+      const commands = await openCommandStore(db);
+      const notDone: string[] = [];
+      const twice: string[] = [];
+      for (const id of ids) {
+        if ((await commands.get(id))!.state !== 'done') notDone.push(id);
+        if ((await commands.history(id)).length !== 1) twice.push(id);
+      }
+      expect(notDone, 'acknowledged commands without their result').toEqual([]);
+      expect(twice, 'results recorded more than once').toEqual([]);
+      expect(ackedAtKill).toBeLessThan(N); // the kill came mid-stream
+    } finally {
+      await db.close();
+    }
+  }, 120_000);
 });
