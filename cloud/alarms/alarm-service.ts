@@ -17,7 +17,7 @@ import {
   type HubLinkView,
   type WindLimits,
 } from './alarm-rules.ts';
-import type { AlarmQuery, AlarmRecord, AlarmStore } from './alarm-store.ts';
+import type { AlarmQuery, AlarmRecord, AlarmStore, RaiseResult } from './alarm-store.ts';
 
 /**
  * Alarms as first-class objects (issue 4, item 5): applies the decisions of the pure rules in
@@ -97,6 +97,9 @@ export interface RaiseRequest {
   /** When the condition was observed; default now. */
   observedAt?: number;
 }
+
+type RaiseDecision = Extract<AlarmDecision, { action: 'raise' }>;
+type ClearDecision = Extract<AlarmDecision, { action: 'clear' }>;
 
 const keyString = (k: AlarmKey) => `${k.hub}\u0000${k.device ?? ''}\u0000${k.compartment ?? ''}\u0000${k.kind}`;
 
@@ -385,12 +388,33 @@ export class AlarmService {
       }
       const active = this.activeByKey;
       results = await this.o.store.transaction(async (store) => {
-        const out: (AlarmRecord | null)[][] = [];
-        for (const p of round) {
-          const r: (AlarmRecord | null)[] = [];
-          for (const d of p.decisions) r.push(await this.applyOne(store, active, d, changes));
-          out.push(r);
+        const out = round.map((p) => p.decisions.map((): AlarmRecord | null => null));
+        // Raises of distinct keys in a row go to the store together (one statement for a link check
+        // that raises thousands); a clear, or a second decision on a key, writes what is gathered first.
+        let raises: { d: RaiseDecision; at: [number, number]; record: AlarmRecord }[] = [];
+        const keys = new Set<string>();
+        const flush = async () => {
+          if (raises.length === 0) return;
+          const gathered = raises;
+          raises = [];
+          keys.clear();
+          const written = await store.raiseMany(gathered.map((g) => g.record));
+          gathered.forEach((g, i) => (out[g.at[0]]![g.at[1]] = this.raised(active, g.d, written[i]!, changes)));
+        };
+        for (const [pi, p] of round.entries()) {
+          for (const [di, d] of p.decisions.entries()) {
+            const k = keyString(d.key);
+            if (d.action === 'clear' || keys.has(k)) await flush();
+            if (!this.changesSomething(d, active.get(k))) continue;
+            if (d.action === 'clear') {
+              out[pi]![di] = await this.cleared(store, active, d, changes);
+              continue;
+            }
+            raises.push({ d, at: [pi, di], record: this.newAlarm(d) });
+            keys.add(k);
+          }
         }
+        await flush();
         return out;
       });
     } catch (err) {
@@ -405,27 +429,31 @@ export class AlarmService {
     round.forEach((p, i) => p.resolve(results[i]!));
   }
 
-  /** Applies one decision in the transaction; the alarm when it changed, else null. */
-  private async applyOne(store: AlarmStore, active: Map<string, ActiveEntry>, d: AlarmDecision, changes: AlarmChange[]): Promise<AlarmRecord | null> {
+  /** Clears the active alarm of `d`'s key (the condition ended); the alarm when it changed, else null. */
+  private async cleared(store: AlarmStore, active: Map<string, ActiveEntry>, d: ClearDecision, changes: AlarmChange[]): Promise<AlarmRecord | null> {
     const k = keyString(d.key);
-    const current = active.get(k);
-    if (!this.changesSomething(d, current)) return null;
+    const current = active.get(k)!;
+    active.delete(k);
+    const alarm = await store.clear(current.id, { at: this.o.now(), by: null, note: d.reason });
+    if (!alarm) return null; // cleared elsewhere meanwhile (by hand, another cloud process)
+    this.log.info({ alarmId: alarm.id, hub: alarm.hub, device: alarm.device, compartment: alarm.compartment, kind: alarm.kind, reason: d.reason }, 'alarm cleared: condition ended');
+    changes.push({ type: 'cleared', alarm });
+    return alarm;
+  }
+
+  private newAlarm(d: RaiseDecision): AlarmRecord {
     const now = this.o.now();
-    if (d.action === 'clear') {
-      // An observation older than the one that raised the alarm (a late or replayed message) says nothing about now.
-      active.delete(k);
-      const alarm = await store.clear(current!.id, { at: now, by: null, note: d.reason });
-      if (!alarm) return null; // cleared elsewhere meanwhile (by hand, another cloud process)
-      this.log.info({ alarmId: alarm.id, hub: alarm.hub, device: alarm.device, compartment: alarm.compartment, kind: alarm.kind, reason: d.reason }, 'alarm cleared: condition ended');
-      changes.push({ type: 'cleared', alarm });
-      return alarm;
-    }
-    const { change, alarm } = await store.raise({
+    return {
       id: this.o.newId(), region: d.region, ...d.key, severity: d.severity, state: 'open',
       raisedAt: now, lastSeenAt: now, count: 1, observedAt: d.observedAt, lastObservedAt: d.observedAt,
       acknowledgedAt: null, acknowledgedBy: null, ackNote: null, clearedAt: null, clearedBy: null, clearNote: null,
       detail: d.detail, params: d.params, deviceDetail: d.deviceDetail, sourceMsgId: d.sourceMsgId,
-    });
+    };
+  }
+
+  /** Takes in what the store did with a raise; the alarm when it changed, else null. */
+  private raised(active: Map<string, ActiveEntry>, d: RaiseDecision, { change, alarm }: RaiseResult, changes: AlarmChange[]): AlarmRecord | null {
+    const k = keyString(d.key);
     if (alarm) active.set(k, { id: alarm.id, lastObservedAt: alarm.lastObservedAt });
     else active.delete(k);
     if (change === 'none' || !alarm) return null; // the same observation again (a re-sent message, the next link check) is not a repeat

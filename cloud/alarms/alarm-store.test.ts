@@ -83,6 +83,20 @@ describe.each(KINDS)('AlarmStore contract (%s)', (kind) => {
     expect((await store.get('a1'))!.count).toBe(3);
   });
 
+  it('raises many at once: new, repeated and unchanged ones answered in the order given, in chunks', async () => {
+    await open();
+    await store.raise(again('door', T, T));
+    await store.raise(alarm('warm', { kind: 'compartment_too_warm', lastObservedAt: T + 50 }));
+    const offline = (i: number) => alarm(`h${i}`, { hub: `hub-${i}`, device: null, compartment: null, kind: 'hub_offline', severity: 'critical' });
+    const results = await store.raiseMany([
+      offline(0), again('x1', T + 5, T + 5), alarm('x2', { kind: 'compartment_too_warm', lastObservedAt: T + 50 }), ...Array.from({ length: 1199 }, (_, i) => offline(i + 1)),
+    ]);
+    expect(results.slice(0, 3).map((r) => `${r.change} ${r.alarm?.id} x${r.alarm?.count}`)).toEqual(['raised h0 x1', 'repeated door x2', 'none warm x1']);
+    expect(results.slice(3).every((r, i) => r.change === 'raised' && r.alarm?.id === `h${i + 1}`)).toBe(true);
+    expect(await store.countActive()).toEqual({ warning: 2, critical: 1200 });
+    await expect(store.raiseMany([offline(5000), { ...offline(5000), id: 'twin' }])).rejects.toThrow(/one key/);
+  });
+
   it('keeps the params and the device\'s own text, and a repeat replaces them with the latest', async () => {
     await open();
     const warm = { tempC: 12.4, limitC: 10, tempClass: 'chilled' as const };

@@ -100,6 +100,11 @@ export interface AlarmStore {
    * only for a newer observation (`a.lastObservedAt` later than the stored one). One atomic statement.
    */
   raise(a: AlarmRecord): Promise<RaiseResult>;
+  /**
+   * `raise` for several alarms of distinct keys in one statement per few hundred (a link check that
+   * raises thousands of hub_offline alarms); results in the order given. Throws when two share a key.
+   */
+  raiseMany(alarms: readonly AlarmRecord[]): Promise<RaiseResult[]>;
   get(id: string): Promise<AlarmRecord | null>;
   /** Every active alarm (open or acknowledged), oldest first. */
   active(): Promise<AlarmRecord[]>;
@@ -254,12 +259,16 @@ const valuesOf = (a: AlarmRecord): SqlValue[] => [
 const INSERT = `INSERT INTO alarms (${COLUMNS}) VALUES ${VALUES}`;
 // The conflict target names the partial index of active alarms; a repeat only for a newer observation,
 // so a re-sent message (same observation) changes nothing and returns no row.
-const RAISE = `INSERT INTO alarms (${COLUMNS}) VALUES ${VALUES}
+const raiseStatement = (rows: number) => `INSERT INTO alarms (${COLUMNS}) VALUES ${Array(rows).fill(VALUES).join(', ')}
   ON CONFLICT (hub, device, compartment, kind) WHERE state <> 'cleared'
   DO UPDATE SET count = alarms.count + 1, last_seen_at = excluded.last_seen_at, last_observed_at = excluded.last_observed_at,
     detail = excluded.detail, params = excluded.params, device_detail = excluded.device_detail
   WHERE excluded.last_observed_at > alarms.last_observed_at
   RETURNING *`;
+/** Rows per raise statement: 23 parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535. */
+const RAISE_CHUNK = 500;
+const storedKey = (a: { hub: string; device: string | null; compartment: string | null; kind: string }) =>
+  `${a.hub}\u0000${a.device ?? ''}\u0000${a.compartment ?? ''}\u0000${a.kind}`;
 const ACTIVE_OF_KEY = `SELECT * FROM alarms WHERE hub = ? AND device = ? AND compartment = ? AND kind = ? AND state <> 'cleared'`;
 const ACK = `UPDATE alarms SET state = 'acknowledged', acknowledged_at = ?, acknowledged_by = ?, ack_note = ? WHERE id = ? AND state = 'open' RETURNING *`;
 const CLEAR = `UPDATE alarms SET state = 'cleared', cleared_at = ?, cleared_by = ?, clear_note = ? WHERE id = ? AND state <> 'cleared' RETURNING *`;
@@ -286,10 +295,27 @@ function sqlAlarmStore(sql: Sql): AlarmStore {
       }
     },
     async raise(a) {
-      const [row] = await sql.query<Row>(RAISE, valuesOf({ ...a, state: 'open', count: 1 }));
-      if (row) return { change: row.id === a.id ? 'raised' : 'repeated', alarm: fromRow(row) };
-      const current = await sql.one<Row>(ACTIVE_OF_KEY, [a.hub, a.device ?? '', a.compartment ?? '', a.kind]);
-      return { change: 'none', alarm: current ? fromRow(current) : null };
+      return (await store.raiseMany([a]))[0]!;
+    },
+    async raiseMany(alarms) {
+      const results: RaiseResult[] = [];
+      for (let i = 0; i < alarms.length; i += RAISE_CHUNK) {
+        const chunk = alarms.slice(i, i + RAISE_CHUNK);
+        if (new Set(chunk.map(storedKey)).size < chunk.length) throw new Error('raiseMany: two alarms with one key');
+        const rows = await sql.query<Row>(raiseStatement(chunk.length), chunk.flatMap((a) => valuesOf({ ...a, state: 'open', count: 1 })));
+        // Rows come back in no particular order, one per alarm raised or repeated; none for an observation not newer.
+        const byKey = new Map(rows.map((r) => [storedKey({ ...r, device: r.device === '' ? null : r.device, compartment: r.compartment === '' ? null : r.compartment }), r]));
+        for (const a of chunk) {
+          const row = byKey.get(storedKey(a));
+          if (row) {
+            results.push({ change: row.id === a.id ? 'raised' : 'repeated', alarm: fromRow(row) });
+            continue;
+          }
+          const current = await sql.one<Row>(ACTIVE_OF_KEY, [a.hub, a.device ?? '', a.compartment ?? '', a.kind]);
+          results.push({ change: 'none', alarm: current ? fromRow(current) : null });
+        }
+      }
+      return results;
     },
     async get(id) {
       const r = await sql.one<Row>('SELECT * FROM alarms WHERE id = ?', [id]);
@@ -387,6 +413,12 @@ export function createMemoryAlarmStore(): AlarmStore {
       };
       rows.set(current.id, repeated);
       return { change: 'repeated', alarm: copy(repeated) };
+    },
+    async raiseMany(alarms) {
+      if (new Set(alarms.map(storedKey)).size < alarms.length) throw new Error('raiseMany: two alarms with one key');
+      const results: RaiseResult[] = [];
+      for (const a of alarms) results.push(await store.raise(a));
+      return results;
     },
     async get(id) {
       const a = rows.get(id);
