@@ -34,6 +34,28 @@ async function call(base: string, token: string, method: string, p: string, body
 const login = (base: string, username: string, password: string) =>
   fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
 
+/** The first event of each kind on the consoles' live feed. */
+async function readFeed(base: string, token: string, kinds: string[]): Promise<Record<string, unknown>> {
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), 10_000);
+  const res = await authedFetch(base, token, '/api/v1/events', { signal: stop.signal });
+  expect(res.status).toBe(200);
+  const seen: Record<string, unknown> = {};
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+      for (const m of text.matchAll(/event: (\w+)\ndata: (.*)\n\n/g)) if (!(m[1]! in seen)) seen[m[1]!] = JSON.parse(m[2]!);
+      if (kinds.every((k) => k in seen)) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    stop.abort();
+  }
+  return seen;
+}
+
 describe('moving a SQLite installation to PostgreSQL (npm run db:copy)', () => {
   it('copies a real cloud\'s state, and a cloud on the copy shows it through the API and carries on from it', async () => {
     const dataDir = tempDir('db-copy');
@@ -127,6 +149,11 @@ describe('moving a SQLite installation to PostgreSQL (npm run db:copy)', () => {
         .toEqual({ id: before.id, state: before.state, reference: before.reference, audit: before.audit, priority: before.priority });
     }
     expect(ordersBefore[1]!.state).toBe('cancelled');
+
+    // What the consoles are fed (GET /api/v1/events, as the coordinator console opens it): the mode and the orders from before the move.
+    const feed = await readFeed(b, coordinatorToken, ['mode', 'orders']);
+    expect(feed.mode).toMatchObject({ region: REGION, desired: modeBefore.desired });
+    expect((feed.orders as Json).orders.map((o: Json) => o.id)).toEqual(expect.arrayContaining(orderIds));
 
     // ---- and it carries on: a new version, a new audit entry, a new order (identity columns past the copied ids)
     const next = await call(b, coordinatorToken, 'POST', `/api/v1/regions/${REGION}/mode`, { mode: 'normal', reason: 'all clear' });
