@@ -25,7 +25,7 @@ async function migrate(env: Record<string, string>, ...args: string[]): Promise<
 describe.each(SQL_DATABASES)('npm run db:migrate on %s', (kind) => {
   let t: TestDatabase;
   afterEach(async () => t?.cleanup());
-  const envOf = (t: TestDatabase) => (kind === 'sqlite' ? { DATA_DIR: t.where } : { DATA_DIR: '/nonexistent', DATABASE_URL: t.where });
+  const envOf = (t: TestDatabase): Record<string, string> => (kind === 'sqlite' ? { DATA_DIR: t.where } : { DATA_DIR: '/nonexistent', DATABASE_URL: t.where });
   const withSteps = SCHEMA.filter((f) => f.steps[kind].length > 0);
 
   it('shows where each feature stands, migrates to the newest, and then has nothing to do', async () => {
