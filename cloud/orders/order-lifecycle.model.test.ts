@@ -41,7 +41,8 @@ class World {
   ran = new Set<string>();
   lateAnswers: string[] = [];
   orders: string[] = [];
-  cancelledAt = new Map<string, number>(); // order → number of commands sent when it was cancelled
+  /** order → number of commands sent when its cancel was asked for and when it had been done. */
+  cancelledAt = new Map<string, { asked: number; done: number }>();
   codes = new Map<string, string>();
   background: Promise<void>[] = [];
   violations: string[] = [];
@@ -106,9 +107,17 @@ class World {
       held.set(key, o.id);
     }
     // A cancelled order never flies.
-    for (const [o, sentThen] of this.cancelledAt) {
-      const after = this.rig.sent.slice(sentThen).filter((s) => s.command.command === 'drone.mission' && this.missionOrder(s.command) === o);
-      if (after.length > 0) this.violations.push(`cancelled order ${o} got a drone.mission after the cancel`);
+    for (const [o, { asked, done }] of this.cancelledAt) {
+      const missions = (from: number, to?: number) => this.rig.sent.slice(from, to).filter((s) => s.command.command === 'drone.mission' && this.missionOrder(s.command) === o);
+      if (missions(done).length > 0) this.violations.push(`cancelled order ${o} got a drone.mission after the cancel`);
+      // The store is asynchronous (issue 14): a planning round may send the mission while the cancel is
+      // on its way (asked, not yet done) — then the cancel's drone.abort must come after it.
+      for (const m of missions(asked, done)) {
+        const at = this.rig.sent.indexOf(m);
+        if (!this.rig.sent.slice(at + 1).some((x) => x.command.command === 'drone.abort' && x.command.device === m.command.device)) {
+          this.violations.push(`cancelled order ${o} got a drone.mission while it was being cancelled, and no abort follows it`);
+        }
+      }
       // A mission sent before the cancel may be flying: an abort must follow it to that drone.
       for (const [id, d] of this.drones) {
         if (!d.flying?.startsWith(`m-${o.slice(4)}-`)) continue;
@@ -143,7 +152,7 @@ const steps: fc.Arbitrary<[string, Step]>[] = [
     if (!o) return;
     const sent = w.rig.sent.length;
     const ok = await w.rig.orders.cancel(o, 'model', 'model cancel').then(() => true, () => false);
-    if (ok) w.cancelledAt.set(o, sent);
+    if (ok) w.cancelledAt.set(o, { asked: sent, done: w.rig.sent.length });
   }] as [string, Step]),
   fc.tuple(k, fc.constantFrom('now', 'late', 'never' as const)).map(([i, answer]) => [`device runs #${i} (${answer})`, async (w: World) => {
     const c = w.pick(w.runnable(), i);

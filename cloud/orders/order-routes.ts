@@ -67,13 +67,13 @@ function rethrow(err: unknown): never {
 
 /** The order's hubs are the account's (staff), and its region is one of the account's (coordinators, issue 14). */
 function checkScope(req: FastifyRequest, o: Order, hubs: (string | null)[] = hubsOf(o)): void {
-  requireInScope(req, ...hubs);
   checkRegion(req, o);
+  requireInScope(req, ...hubs);
 }
 
 function checkRegion(req: FastifyRequest, o: Order): void {
   const regions = regionsOf(req.account ?? null);
-  if (regions !== null && !regions.includes(o.region)) throw new ApiError('forbidden', 'not one of this account\'s regions');
+  if (regions !== null && !regions.includes(o.region)) throw new ApiError('region_not_allowed', `order ${o.id} is in region "${o.region}", not one of this account's regions`);
 }
 
 export function orderRoutes(service: OrderService, store: OrderStore) {
@@ -93,10 +93,14 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
           flightPlanRef: z.string().max(100).optional().describe('Flight-plan notification (飛行計画通報, DIPS 2.0) reference for the flight log'),
           by: z.string().min(1).max(100).optional().describe('Ignored when signed in: the account is recorded (kept so older clients still validate)'),
         }),
-        response: { 201: OrderBody.describe('Created; planned in the next dispatch round'), ...errorResponses('unknown_destination') },
+        response: { 201: OrderBody.describe('Created; planned in the next dispatch round'), ...errorResponses('unknown_destination', 'region_not_allowed') },
       },
     }, async (req, reply) => {
       const b = req.body;
+      // A coordinator orders in its regions only (issue 14, item 3); an unknown hub is the service's 400.
+      const regions = regionsOf(req.account ?? null);
+      const region = service.regionOfHub(b.originHub);
+      if (regions !== null && region !== undefined && !regions.includes(region)) throw new ApiError('region_not_allowed', `hub "${b.originHub}" is in region "${region}", not one of this account's regions`);
       const order = await service.create({ ...b, by: actorOf(req, b.by), deadline: b.deadline ? Date.parse(b.deadline) : undefined }).catch(rethrow);
       return reply.code(201).send(view(order));
     });
@@ -104,7 +108,7 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
     app.get('/api/v1/orders', {
       schema: {
         operationId: 'listOrders', tags: ['orders'],
-        summary: 'Orders, newest first (staff: those from or to their hubs)',
+        summary: 'Orders, newest first (staff: those from or to their hubs; coordinators: those of their regions)',
         querystring: z.object({ hub: z.string().max(64).optional(), state: z.enum(ORDER_STATES).optional(), limit: z.coerce.number().int().min(1).max(500).default(100) }),
         response: { 200: z.object({ orders: z.array(OrderBody) }) },
       },
@@ -130,7 +134,7 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
             audit: z.array(z.object({ at: z.string(), actor: z.string(), from: z.enum(ORDER_STATES).nullable(), to: z.enum(ORDER_STATES), reason: z.string() })),
             flights: z.array(FlightBody),
           }),
-          ...errorResponses('order_not_found'),
+          ...errorResponses('order_not_found', 'region_not_allowed'),
         },
       },
     }, async (req) => {
@@ -148,7 +152,7 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
       schema: {
         operationId: 'cancelOrder', tags: ['orders'],
         summary: 'Cancel an order that is not in the air yet', params: OrderPath, body: z.object({ by: z.string().min(1).max(100).optional(), reason: z.string().min(1).max(500) }),
-        response: { 200: OrderBody, ...errorResponses('order_not_found', 'not_cancellable') },
+        response: { 200: OrderBody, ...errorResponses('order_not_found', 'not_cancellable', 'region_not_allowed') },
       },
     }, async (req) => {
       checkRegion(req, await service.get(req.params.orderId).catch(rethrow));
@@ -159,7 +163,7 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
       schema: {
         operationId: 'revealPickupCode', tags: ['orders'],
         summary: 'Show the pickup code once (then only its hash is kept)', params: OrderPath,
-        response: { 200: z.object({ orderId: z.string(), pickupCode: z.string() }), ...errorResponses('order_not_found', 'pickup_code_unavailable') },
+        response: { 200: z.object({ orderId: z.string(), pickupCode: z.string() }), ...errorResponses('order_not_found', 'pickup_code_unavailable', 'region_not_allowed') },
       },
     }, async (req) => {
       try {
@@ -178,7 +182,7 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
         body: z.object({ reason: z.string().min(1).max(500).default('checked by staff at the locker') }),
         response: {
           200: OrderBody.extend({ pickupCode: z.string(), unlockCommandId: z.string().nullable().describe('The `locker.unlock` command sent to the locker') }),
-          ...errorResponses('order_not_found', 'compartment_not_locked'),
+          ...errorResponses('order_not_found', 'compartment_not_locked', 'region_not_allowed'),
         },
       },
     }, async (req) => {
@@ -199,7 +203,7 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
         summary: 'Record a ground round (貨客混載) step for an order on it: loaded on the bus, delivered at the destination hub, or failed (staff of its hubs, coordinators)',
         params: OrderPath,
         body: z.object({ step: z.enum(GROUND_ROUND_STEPS), reason: z.string().min(1).max(500).optional() }),
-        response: { 200: OrderBody, ...errorResponses('order_not_found', 'round_step_refused') },
+        response: { 200: OrderBody, ...errorResponses('order_not_found', 'round_step_refused', 'region_not_allowed') },
       },
     }, async (req) => {
       try {
@@ -217,6 +221,6 @@ export function orderRoutes(service: OrderService, store: OrderStore) {
         querystring: z.object({ orderId: z.string().max(64).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
         response: { 200: z.object({ flights: z.array(FlightBody) }) },
       },
-    }, async (req) => ({ flights: await store.flights(req.query) }));
+    }, async (req) => ({ flights: await store.flights({ ...req.query, regions: regionsOf(req.account ?? null) }) }));
   };
 }

@@ -164,6 +164,11 @@ export class OrderService {
     return order;
   }
 
+  /** The region an order from this hub belongs to (undefined: no such hub in any region). */
+  regionOfHub(hub: string): string | undefined {
+    return this.o.regions.regionOfHub(hub)?.id;
+  }
+
   async get(id: string): Promise<Order> {
     const order = await this.o.store.get(id);
     if (!order) throw new OrderError('order_not_found', `no order "${id}"`);
@@ -175,16 +180,31 @@ export class OrderService {
     const seen = await this.get(id);
     if (!cancellable(seen.state)) throw refuse(seen);
     // Decided on the row as locked: a pickup, take-off or dispatch that got there first wins.
+    // Waits for this process's dispatch to finish sending the order's mission, if it is (see assignDrone).
     let before: Order = seen;
-    const cancelled = await this.o.store
+    const cancelled = await this.exclusive(id, () => this.o.store
       .transition(id, 'cancelled', this.o.now(), by, reason, {}, { onLocked: (o) => void (before = o) })
       .catch((err: unknown) => {
         if (err instanceof IllegalTransition) throw refuse(before);
         throw err;
-      });
+      }));
     if (before.state === 'assigned') await this.releaseResources(before, 'cancelled');
     return cancelled;
   }
+
+  /** Work on one order that must not interleave with other such work in this process, in call order. */
+  private exclusive<T>(orderId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.perOrder.get(orderId) ?? Promise.resolve();
+    const mine = before.then(fn, fn);
+    const tail = mine.then(() => undefined, () => undefined);
+    this.perOrder.set(orderId, tail);
+    void tail.then(() => {
+      if (this.perOrder.get(orderId) === tail) this.perOrder.delete(orderId);
+    });
+    return mine;
+  }
+
+  private readonly perOrder = new Map<string, Promise<void>>();
 
   /** Shows the pickup code once (to the requester); afterwards only its hash exists. */
   async revealPickupCode(id: string): Promise<string> {
@@ -674,21 +694,30 @@ export class OrderService {
     this.assignedHubs.add(order.originHub);
     if (order.destination.type === 'locker' && a.lockerId && a.compartmentId) {
       await this.command(order.destination.hub, a.lockerId, 'locker.reserve', { compartment: a.compartmentId, orderId: order.id }, 600);
-      // Issue 12 (4): a cancel that landed while the reserve was being published has released the
-      // compartment (cancel releases what an assigned order holds); the drone must not be sent.
+    }
+    // Issue 12 (4): a cancel that landed while the reserve was being published has released the
+    // compartment (cancel releases what an assigned order holds); the drone must not be sent. The check
+    // and the send are one step for this process's cancels (they wait for it), so a cancel here is
+    // either seen by the check or comes after the mission — and its drone.abort follows the mission.
+    const cmd = await this.exclusive(order.id, async () => {
       const current = await this.o.store.get(order.id);
       if (current?.state !== 'assigned' || current.missionId !== missionId) {
         await this.o.store.updateFlight(missionId, { result: `not flown: the order was ${current?.state ?? 'removed'} during assignment` });
         this.log.info({ order: order.id, state: current?.state, mission: missionId }, 'assignment stopped: the order changed while its compartment was reserved');
-        return;
+        return undefined;
       }
-    }
-    const to: Record<string, string | number> =
-      order.destination.type === 'locker'
-        ? { to: order.destination.hub }
-        : { site: order.destination.siteId, siteLat: a.legs[a.legs.length - 1]!.to.lat, siteLon: a.legs[a.legs.length - 1]!.to.lon };
-    const cmd = await this.command(order.originHub, a.droneId, 'drone.mission', { ...to, payloadKg: order.weightKg, missionId }, 120);
+      const to: Record<string, string | number> =
+        order.destination.type === 'locker'
+          ? { to: order.destination.hub }
+          : { site: order.destination.siteId, siteLat: a.legs[a.legs.length - 1]!.to.lat, siteLon: a.legs[a.legs.length - 1]!.to.lon };
+      return this.command(order.originHub, a.droneId, 'drone.mission', { ...to, payloadKg: order.weightKg, missionId }, 120);
+    });
+    if (cmd === undefined) return;
     if (cmd) await this.o.store.update(order.id, this.o.now(), { missionCommandId: cmd.id });
+    // A cancel from another cloud process is not held back by the step above: if one landed while the
+    // mission was being sent, its abort may have gone first — send one after the mission.
+    const after = await this.o.store.get(order.id);
+    if (after?.state === 'cancelled') await this.command(order.originHub, a.droneId, 'drone.abort', { reason: 'cancelled while its mission was sent' }, 120);
     this.log.info({ order: order.id, drone: a.droneId, mission: missionId, destination: destName }, 'mission dispatched');
   }
 }

@@ -137,6 +137,9 @@ describe.each(SQL_DATABASES)('OrderStore (%s)', (kind) => {
     expect(await store.flights({ orderId: 'o1', limit: 10 })).toEqual([{ ...flight, missionId: 'm-2', plannedAt: T + 100, takeoffAt: null, arrivedAt: null, result: null }, expected]);
     expect(await store.flights({ limit: 1 })).toHaveLength(1);
     expect(await store.flights({ orderId: 'other', limit: 10 })).toEqual([]);
+    expect(await store.flights({ regions: [REGION], limit: 10 })).toHaveLength(2);
+    expect(await store.flights({ regions: ['kaga'], limit: 10 })).toEqual([]);
+    expect(await store.flights({ regions: [], limit: 10 })).toEqual([]);
   });
 
   it('refuses a compartment or a drone another order holds (ResourceTaken), with nothing of the refused assignment written; both free again once it ends', async () => {

@@ -307,7 +307,8 @@ export interface OrderStore {
   auditOf(orderId: string): Promise<AuditEntry[]>;
   addFlight(f: Omit<FlightLogEntry, 'takeoffAt' | 'arrivedAt' | 'result'>, tx?: Sql): Promise<void>;
   updateFlight(missionId: string, fields: { takeoffAt?: number; arrivedAt?: number; result?: string }, tx?: Sql): Promise<void>;
-  flights(q: { orderId?: string; limit: number }): Promise<FlightLogEntry[]>;
+  /** Newest first; `regions`: only flights of those regions' orders. */
+  flights(q: { orderId?: string; regions?: readonly string[] | null; limit: number }): Promise<FlightLogEntry[]>;
 }
 
 type Row = Record<string, unknown>;
@@ -533,10 +534,22 @@ class SqlOrderStore implements OrderStore {
     if (fields.result !== undefined) await tx.run('UPDATE flight_log SET result = ? WHERE mission_id = ?', [fields.result, missionId]);
   }
 
-  async flights(q: { orderId?: string; limit: number }): Promise<FlightLogEntry[]> {
-    const rows = q.orderId
-      ? await this.sql.query<Row>('SELECT * FROM flight_log WHERE order_id = ? ORDER BY planned_at DESC, mission_id LIMIT ?', [q.orderId, q.limit])
-      : await this.sql.query<Row>('SELECT * FROM flight_log ORDER BY planned_at DESC, mission_id LIMIT ?', [q.limit]);
+  async flights(q: { orderId?: string; regions?: readonly string[] | null; limit: number }): Promise<FlightLogEntry[]> {
+    if (q.regions?.length === 0) return [];
+    const where: string[] = [];
+    const args: SqlValue[] = [];
+    if (q.orderId) {
+      where.push('f.order_id = ?');
+      args.push(q.orderId);
+    }
+    if (q.regions) {
+      where.push(`f.order_id IN (SELECT id FROM orders WHERE region IN (${inList(q.regions.length)}))`);
+      args.push(...q.regions);
+    }
+    const rows = await this.sql.query<Row>(
+      `SELECT f.* FROM flight_log f ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY f.planned_at DESC, f.mission_id LIMIT ?`,
+      [...args, q.limit],
+    );
     return rows.map((r) => ({
       missionId: r.mission_id as string, orderId: r.order_id as string, aircraftHub: r.aircraft_hub as string, aircraft: r.aircraft as string,
       origin: r.origin as string, destination: r.destination as string, route: JSON.parse(r.route as string), distanceM: r.distance_m as number,
