@@ -299,6 +299,7 @@ function countingStore(base: AlarmStore): AlarmStore & { calls: string[] } {
     list: (q) => (calls.push('list'), base.list(q)),
     acknowledge: (id, x) => (calls.push('acknowledge'), base.acknowledge(id, x)),
     clear: (id, x) => (calls.push('clear'), base.clear(id, x)),
+    clearMany: (c) => (calls.push('clearMany'), base.clearMany(c)),
     countActive: () => (calls.push('countActive'), base.countActive()),
     transaction: (fn) => (calls.push('transaction'), base.transaction(() => fn(counted))),
     close: () => base.close(),

@@ -389,28 +389,34 @@ export class AlarmService {
       const active = this.activeByKey;
       results = await this.o.store.transaction(async (store) => {
         const out = round.map((p) => p.decisions.map((): AlarmRecord | null => null));
-        // Raises of distinct keys in a row go to the store together (one statement for a link check
-        // that raises thousands); a clear, or a second decision on a key, writes what is gathered first.
+        // Decisions of one action on distinct keys in a row go to the store together (one statement for
+        // a link check that raises or clears thousands); the other action, or a second decision on a
+        // key, writes what is gathered first, so the order of decisions is kept.
         let raises: { d: RaiseDecision; at: [number, number]; record: AlarmRecord }[] = [];
+        let clears: { d: ClearDecision; at: [number, number]; id: string }[] = [];
         const keys = new Set<string>();
         const flush = async () => {
-          if (raises.length === 0) return;
-          const gathered = raises;
-          raises = [];
+          const [r, c] = [raises, clears];
+          [raises, clears] = [[], []];
           keys.clear();
-          const written = await store.raiseMany(gathered.map((g) => g.record));
-          gathered.forEach((g, i) => (out[g.at[0]]![g.at[1]] = this.raised(active, g.d, written[i]!, changes)));
+          if (r.length > 0) {
+            const written = await store.raiseMany(r.map((g) => g.record));
+            r.forEach((g, i) => (out[g.at[0]]![g.at[1]] = this.raised(active, g.d, written[i]!, changes)));
+          }
+          if (c.length > 0) {
+            const now = this.o.now();
+            const written = await store.clearMany(c.map((g) => ({ id: g.id, action: { at: now, by: null, note: g.d.reason } })));
+            c.forEach((g, i) => (out[g.at[0]]![g.at[1]] = this.cleared(active, g.d, written[i]!, changes)));
+          }
         };
         for (const [pi, p] of round.entries()) {
           for (const [di, d] of p.decisions.entries()) {
             const k = keyString(d.key);
-            if (d.action === 'clear' || keys.has(k)) await flush();
-            if (!this.changesSomething(d, active.get(k))) continue;
-            if (d.action === 'clear') {
-              out[pi]![di] = await this.cleared(store, active, d, changes);
-              continue;
-            }
-            raises.push({ d, at: [pi, di], record: this.newAlarm(d) });
+            if (keys.has(k) || (d.action === 'raise' ? clears.length > 0 : raises.length > 0)) await flush();
+            const current = active.get(k);
+            if (!this.changesSomething(d, current)) continue;
+            if (d.action === 'clear') clears.push({ d, at: [pi, di], id: current!.id });
+            else raises.push({ d, at: [pi, di], record: this.newAlarm(d) });
             keys.add(k);
           }
         }
@@ -429,12 +435,9 @@ export class AlarmService {
     round.forEach((p, i) => p.resolve(results[i]!));
   }
 
-  /** Clears the active alarm of `d`'s key (the condition ended); the alarm when it changed, else null. */
-  private async cleared(store: AlarmStore, active: Map<string, ActiveEntry>, d: ClearDecision, changes: AlarmChange[]): Promise<AlarmRecord | null> {
-    const k = keyString(d.key);
-    const current = active.get(k)!;
-    active.delete(k);
-    const alarm = await store.clear(current.id, { at: this.o.now(), by: null, note: d.reason });
+  /** Takes in a clear of the active alarm of `d`'s key (the condition ended); the alarm when it changed, else null. */
+  private cleared(active: Map<string, ActiveEntry>, d: ClearDecision, alarm: AlarmRecord | null, changes: AlarmChange[]): AlarmRecord | null {
+    active.delete(keyString(d.key));
     if (!alarm) return null; // cleared elsewhere meanwhile (by hand, another cloud process)
     this.log.info({ alarmId: alarm.id, hub: alarm.hub, device: alarm.device, compartment: alarm.compartment, kind: alarm.kind, reason: d.reason }, 'alarm cleared: condition ended');
     changes.push({ type: 'cleared', alarm });

@@ -97,6 +97,21 @@ describe.each(KINDS)('AlarmStore contract (%s)', (kind) => {
     await expect(store.raiseMany([offline(5000), { ...offline(5000), id: 'twin' }])).rejects.toThrow(/one key/);
   });
 
+  it('clears many at once, each with its own note, answering null for what was not active', async () => {
+    await open();
+    for (let i = 0; i < 700; i++) await store.insert(alarm(`h${i}`, { hub: `hub-${i}`, device: null, compartment: null, kind: 'hub_offline' }));
+    await store.clear('h1', { at: T, by: '山田', note: 'by hand' });
+    const clears: Parameters<AlarmStore['clearMany']>[0][number][] = Array.from({ length: 700 }, (_, i) => ({ id: `h${i}`, action: { at: T + i, by: null, note: `online again ${i}` } }));
+    const results = await store.clearMany([...clears, { id: 'nope', action: { at: T, by: null, note: null } }]);
+    expect(results).toHaveLength(701);
+    expect(results[0]).toMatchObject({ id: 'h0', state: 'cleared', clearedAt: T, clearedBy: null, clearNote: 'online again 0' });
+    expect(results[1]).toBeNull();
+    expect(results[699]).toMatchObject({ id: 'h699', clearedAt: T + 699, clearNote: 'online again 699' });
+    expect(results[700]).toBeNull();
+    expect(await store.get('h1')).toMatchObject({ clearedBy: '山田', clearNote: 'by hand' });
+    expect(await store.countActive()).toEqual({ warning: 0, critical: 0 });
+  });
+
   it('keeps the params and the device\'s own text, and a repeat replaces them with the latest', async () => {
     await open();
     const warm = { tempC: 12.4, limitC: 10, tempClass: 'chilled' as const };

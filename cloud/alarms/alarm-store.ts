@@ -114,6 +114,8 @@ export interface AlarmStore {
   acknowledge(id: string, a: AlarmAction): Promise<AlarmRecord | null>;
   /** open or acknowledged → cleared (compare-and-set): the alarm when it changed, else null. */
   clear(id: string, a: AlarmAction): Promise<AlarmRecord | null>;
+  /** `clear` for several alarms (distinct ids) in one statement per few hundred; results in the order given. */
+  clearMany(clears: readonly { id: string; action: AlarmAction }[]): Promise<(AlarmRecord | null)[]>;
   /** Active alarms by severity. */
   countActive(): Promise<Record<AlarmSeverity, number>>;
   /**
@@ -265,8 +267,12 @@ const raiseStatement = (rows: number) => `INSERT INTO alarms (${COLUMNS}) VALUES
     detail = excluded.detail, params = excluded.params, device_detail = excluded.device_detail
   WHERE excluded.last_observed_at > alarms.last_observed_at
   RETURNING *`;
+// Several clears with one action (a link check: the same time and reason for every hub back online) in one statement.
+const clearStatement = (rows: number) =>
+  `UPDATE alarms SET state = 'cleared', cleared_at = ?, cleared_by = ?, clear_note = ? WHERE id IN (${Array(rows).fill('?').join(', ')}) AND state <> 'cleared' RETURNING *`;
 /** Rows per raise statement: 23 parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535. */
 const RAISE_CHUNK = 500;
+const CLEAR_CHUNK = 5000;
 const storedKey = (a: { hub: string; device: string | null; compartment: string | null; kind: string }) =>
   `${a.hub}\u0000${a.device ?? ''}\u0000${a.compartment ?? ''}\u0000${a.kind}`;
 const ACTIVE_OF_KEY = `SELECT * FROM alarms WHERE hub = ? AND device = ? AND compartment = ? AND kind = ? AND state <> 'cleared'`;
@@ -364,6 +370,25 @@ function sqlAlarmStore(sql: Sql): AlarmStore {
       const [row] = await sql.query<Row>(CLEAR, [a.at, a.by, a.note, id]);
       return row ? fromRow(row) : null;
     },
+    async clearMany(clears) {
+      // Grouped by action: one statement per (time, who, note) and few hundred ids.
+      const groups = new Map<string, { action: AlarmAction; ids: string[] }>();
+      for (const c of clears) {
+        const k = JSON.stringify([c.action.at, c.action.by, c.action.note]);
+        let g = groups.get(k);
+        if (!g) groups.set(k, (g = { action: c.action, ids: [] }));
+        g.ids.push(c.id);
+      }
+      const byId = new Map<string, AlarmRecord>();
+      for (const { action, ids } of groups.values()) {
+        for (let i = 0; i < ids.length; i += CLEAR_CHUNK) {
+          const chunk = ids.slice(i, i + CLEAR_CHUNK);
+          const rows = await sql.query<Row>(clearStatement(chunk.length), [action.at, action.by, action.note, ...chunk]);
+          for (const r of rows) byId.set(r.id, fromRow(r));
+        }
+      }
+      return clears.map((c) => byId.get(c.id) ?? null);
+    },
     async countActive() {
       const counts: Record<AlarmSeverity, number> = { warning: 0, critical: 0 };
       const rows = await sql.query<{ severity: string; n: number }>(`SELECT severity, COUNT(*) AS n FROM alarms WHERE state <> 'cleared' GROUP BY severity`);
@@ -441,6 +466,11 @@ export function createMemoryAlarmStore(): AlarmStore {
     },
     async clear(id, x) {
       return update(id, isActive, (a) => ({ ...a, state: 'cleared', clearedAt: x.at, clearedBy: x.by, clearNote: x.note }));
+    },
+    async clearMany(clears) {
+      const results: (AlarmRecord | null)[] = [];
+      for (const c of clears) results.push(await store.clear(c.id, c.action));
+      return results;
     },
     async countActive() {
       const counts: Record<AlarmSeverity, number> = { warning: 0, critical: 0 };
