@@ -315,12 +315,15 @@ describe('AlarmStore on PostgreSQL with concurrent writers', () => {
 
   it('two acknowledgements or two clears at once: exactly one of each takes effect', async () => {
     const [a, b] = await twoProcesses();
-    await a.insert(alarm('x'));
-    const acks = await Promise.all([a.acknowledge('x', { at: T + 1, by: 'one', note: null }), b.acknowledge('x', { at: T + 2, by: 'two', note: null })]);
-    expect(acks.filter(Boolean)).toHaveLength(1);
-    expect((await a.get('x'))!.acknowledgedBy).toBe(acks.find(Boolean)!.acknowledgedBy);
-    const clears = await Promise.all([a.clear('x', { at: T + 3, by: 'one', note: null }), b.clear('x', { at: T + 4, by: 'two', note: null })]);
-    expect(clears.filter(Boolean)).toHaveLength(1);
-    expect((await a.get('x'))!.clearedBy).toBe(clears.find(Boolean)!.clearedBy);
+    await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const id = `x${i}`;
+      await a.insert(alarm(id, { compartment: `C${i}` }));
+      const acks = await Promise.all([a.acknowledge(id, { at: T + 1, by: 'one', note: null }), b.acknowledge(id, { at: T + 2, by: 'two', note: null })]);
+      expect(acks.filter(Boolean)).toHaveLength(1);
+      expect((await a.get(id))!.acknowledgedBy).toBe(acks.find(Boolean)!.acknowledgedBy);
+      const clears = await Promise.all([a.clear(id, { at: T + 3, by: 'one', note: null }), b.clear(id, { at: T + 4, by: 'two', note: null })]);
+      expect(clears.filter(Boolean)).toHaveLength(1);
+      expect((await a.get(id))!.clearedBy).toBe(clears.find(Boolean)!.clearedBy);
+    }));
   });
 });
