@@ -4,6 +4,7 @@ import { SQL_DATABASES, type SqlDatabaseKind } from '../../test/support/test-dat
 import type { Command } from '../../contract/index.ts';
 import { isProvisionalFailure } from '../commands/command-service.ts';
 import { FINAL_STATES } from './order-lifecycle.ts';
+import type { Order } from './order-store.ts';
 import { DEST, ORIGIN, OrderTestRig, T0 } from './order-test-rig.ts';
 
 /**
@@ -231,7 +232,15 @@ async function runModel(kind: SqlDatabaseKind, script: [string, Step][]): Promis
     await w.rig.release();
     for (const d of w.drones.values()) Object.assign(d, { flying: null, at: 'home' });
     const states = async () => Promise.all(w.orders.map(async (id) => (await w.rig.store.get(id))!));
-    const atRest = async () => (await states()).every((o) => FINAL_STATES.includes(o.state) || o.state === 'in_locker');
+    // Parcels nobody collects fill the destination's lockers: an order waiting for a compartment then waits
+    // for a resident, like the parcels in them (every model order is an ambient parcel to DEST).
+    const ambient = w.rig.region.hubs.find((h) => h.id === DEST)!.lockers.flatMap((l) => l.compartments.filter((c) => c.tempClass === 'ambient').map((c) => `${l.id}/${c.id}`));
+    const lockersFull = (all: Order[]) => ambient.every((c) => all.some((o) => o.state === 'in_locker' && `${o.lockerId}/${o.compartmentId}` === c));
+    const resting = (o: Order, all: Order[]) => FINAL_STATES.includes(o.state) || o.state === 'in_locker' || (o.state === 'pending' && lockersFull(all));
+    const atRest = async () => {
+      const all = await states();
+      return all.every((o) => resting(o, all));
+    };
     // Each order needs at most MAX_ATTEMPTS unanswered missions (a few ticks each) once a drone is free.
     for (let i = 0; i < 20 + 6 * w.orders.length && !(await atRest()); i++) {
       w.rig.now += 10 * 60_000;
@@ -247,9 +256,9 @@ async function runModel(kind: SqlDatabaseKind, script: [string, Step][]): Promis
     stats.set('missions flown', (stats.get('missions flown') ?? 0) + w.flown);
     const audits = new Map(await Promise.all(w.orders.map(async (id) => [id, await w.rig.store.auditOf(id)] as const)));
     stats.set('via mission_unknown', (stats.get('via mission_unknown') ?? 0) + w.orders.filter((id) => audits.get(id)!.some((a) => a.to === 'mission_unknown')).length);
-    const stuck = final.filter((o) => !FINAL_STATES.includes(o.state) && o.state !== 'in_locker');
+    const stuck = final.filter((o) => !resting(o, final));
     if (w.violations.length > 0 || stuck.length > 0) {
-      throw new Error(`${w.violations.join('; ')} ${stuck.map((o) => `${o.id} stuck ${o.state} (${o.reason}; attempts ${o.attempts}; ticking ${String((w.rig.orders as unknown as { ticking: boolean }).ticking)}; held ${w.rig.heldCommands().map((c) => c.command).join(",")}; ${audits.get(o.id)!.map((a) => `${a.to}@${(a.at - T0) / 60_000}`).join(" ")}; now ${(w.rig.now - T0) / 60_000})`).join('; ')}\nafter: ${log.join(' → ')}`);
+      throw new Error(`${w.violations.join('; ')} ${stuck.map((o) => `${o.id} stuck ${o.state} (${o.reason}; waits: ${JSON.stringify(o.waitReasons)}; attempts ${o.attempts}; ticking ${String((w.rig.orders as unknown as { ticking: boolean }).ticking)}; held ${w.rig.heldCommands().map((c) => c.command).join(",")}; ${audits.get(o.id)!.map((a) => `${a.to}@${(a.at - T0) / 60_000}`).join(" ")}; now ${(w.rig.now - T0) / 60_000})`).join('; ')}\nafter: ${log.join(' → ')}`);
     }
     // Every provisional failure that a late answer superseded kept its history.
     for (const s of w.rig.sent) {

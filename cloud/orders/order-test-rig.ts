@@ -56,7 +56,7 @@ export class OrderTestRig {
   }
 
   private async build(): Promise<void> {
-    const logger = pino({ level: 'silent' });
+    const logger = pino({ level: process.env.ORDER_RIG_LOG ?? 'silent' }); // e.g. ORDER_RIG_LOG=error to see what a model run logs
     // A restart ends the old objects as a process's death would: their publishes never complete.
     const generation = ++this.generation;
     const bus: CommandBus = {
