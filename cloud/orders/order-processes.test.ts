@@ -52,6 +52,19 @@ describe('two cloud processes on one PostgreSQL database', () => {
     expect(rig.sent.filter((s) => s.command.command === 'locker.release').length - releasesBefore).toBe(1);
   });
 
+  it('two staff record one order loaded at once, one in each process: one is recorded, the other refused as round_step_refused', async () => {
+    rig = await OrderTestRig.open('postgres');
+    const o = await rig.orders.create({ originHub: 'nomi-kokufu', destination: { type: 'locker', hub: 'nomi-wake' }, weightKg: 2, tempClass: 'ambient', priority: 'normal', by: 'test' });
+    await rig.tick();
+    expect(await rig.state(o.id)).toBe('assigned');
+    const p1 = await process(rig.database.db);
+    const p2 = await process(await rig.database.reopen());
+    const results = await Promise.allSettled([p1.groundRoundStep(o.id, 'loaded', 'staff-a'), p2.groundRoundStep(o.id, 'loaded', 'staff-b')]);
+    const outcomes = results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code?: string }).code));
+    expect(outcomes.sort()).toEqual(['ok', 'round_step_refused']);
+    expect((await rig.store.auditOf(o.id)).filter((a) => a.to === 'on_board')).toHaveLength(1);
+  });
+
   it('two planning rounds at once, one in each process: every order assigned once, no compartment or drone given twice, one mission each', async () => {
     rig = await OrderTestRig.open('postgres');
     const orders = [];

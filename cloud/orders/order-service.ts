@@ -276,6 +276,10 @@ export class OrderService {
         locked = o;
       },
       reason: () => why(locked),
+    }).catch((err: unknown) => {
+      // Another step was recorded first (two people, two hubs): refused as it would have been a moment later.
+      if (err instanceof IllegalTransition) throw new OrderError('round_step_refused', `an order ${err.from.replace('_', ' ')} cannot be marked ${step}`);
+      throw err;
     });
     this.log.info({ order: id, round: moved.roundId, step, by }, 'ground round step recorded');
     return moved;
