@@ -125,3 +125,19 @@ describe.each(SQL_DATABASES)('many regions in one cloud (%s)', (kind) => {
     expect((await rig.store.list({ regions: ['second-region'], limit: 10 })).map((o) => o.id)).toEqual([there.id]);
   });
 });
+
+describe('the wind rule\'s question: a mission assigned at this hub?', () => {
+  it('is answered from memory: at once for an assignment made here, and as the store has it after a planning round', async () => {
+    rig = await OrderTestRig.open('sqlite');
+    expect(rig.orders.hasAssignedMissionAt(ORIGIN)).toBe(false);
+    const order = await newOrder();
+    await rig.tick();
+    const o = (await rig.store.get(order.id))!;
+    expect(o.state).toBe('assigned');
+    expect(rig.orders.hasAssignedMissionAt(ORIGIN)).toBe(true);
+    expect(rig.orders.hasAssignedMissionAt(DEST)).toBe(false);
+    await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
+    await rig.tick();
+    expect(rig.orders.hasAssignedMissionAt(ORIGIN)).toBe(false);
+  });
+});
