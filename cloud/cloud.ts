@@ -21,7 +21,6 @@ import { openCommandStore } from './commands/command-store.ts';
 import type { CloudConfig } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { assertSchemaNotNewer } from './db/schema.ts';
-import type { OperationalDb } from './db/operational-db.ts';
 import { generatePassword, openHubCredentialStore, type HubCredentialStore } from './hubs/hub-credentials.ts';
 import { loadRegions, watchRegionsDir } from './hubs/region-loader.ts';
 import { createRegions } from './hubs/regions.ts';
@@ -94,8 +93,6 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     throw err;
   });
   logger.info({ database: database.dialect, target: database.target }, 'operational database ready');
-  // Transitional (issue 14): stores not yet on `database.sql` use the SQLite handle.
-  const db = database.legacySqlite as OperationalDb;
   const closers: (() => Promise<void> | void)[] = [() => database.close()];
   const closeAll = async () => {
     for (const c of closers.splice(0).reverse()) {

@@ -22,7 +22,7 @@ export interface Database {
   /** Brings the feature's tables to the newest step; throws `SchemaTooNewError` if the database is ahead of this code. */
   migrate(feature: string, steps: FeatureMigrations): Promise<void>;
   close(): Promise<void>;
-  /** SQLite only, while stores move to `sql` (issue 14): the better-sqlite3 handle. Do not use in new code. */
+  /** SQLite only: the better-sqlite3 handle, for tests that write a cloud.db as an older release left it. Stores use `sql`. */
   readonly legacySqlite?: BetterSqlite3.Database;
 }
 
