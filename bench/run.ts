@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { stopBenchPostgres } from './lib/bench-database.ts';
 import { HEADER, loadResults, machineDescription, markdown, rowCells, saveResult, textTable, type Section, type SectionResult } from './lib/report.ts';
 
 /**
@@ -50,6 +51,9 @@ async function main(): Promise<void> {
       log(`${s.id}: FAILED — ${(err as Error).stack ?? err}`);
     }
   }
+
+  // The PostgreSQL cluster the sections shared (started by the first that needed it).
+  await stopBenchPostgres().catch((err: Error) => log(`stopping PostgreSQL failed: ${err.message}`));
 
   const all = loadResults(quick, ORDER);
   const file = path.resolve(import.meta.dirname, '..', quick ? 'BENCHMARKS.quick.md' : 'BENCHMARKS.md');

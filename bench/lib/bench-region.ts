@@ -1,16 +1,15 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { openOperationalDb } from '../../cloud/db/operational-db.ts';
 import type { RegionFile } from '../../contract/index.ts';
 import { BANK_COMPARTMENTS, benchLockerBanks, EVENT_BANKS, EVENT_COMPARTMENTS, eventCompartment } from './bench-devices.ts';
+import type { HubSecret } from './bench-database.ts';
 import { lowCostSecret } from './national-region.ts';
 import { REGION_FILE } from '../../test/support/cloud-harness.ts';
 
 /**
  * A synthetic region for the benchmarks: `hubs` hubs cloned from the first hub of the Nomi region
  * file (one drone, one locker bank, one weather sensor each), on a grid around Nomi, with hub
- * credentials seeded into the cloud's operational database. Each hub also declares the locker banks
+ * credentials seeded into the cloud's operational database (SQLite or PostgreSQL: bench-database.ts). Each hub also declares the locker banks
  * the benchmark publisher reports for, and the first hub the banks its alarm events go to
  * (bench/lib/bench-devices.ts): the cloud refuses compartments a region file does not declare.
  *
@@ -44,28 +43,7 @@ export function writeBenchRegion(dir: string, hubCount: number, id = 'bench-regi
   return { id, file, hubs: hubs.map((h) => ({ id: h.id, username: h.id, password: `pw-${h.id}` })) };
 }
 
-/** Writes the region's hub credentials into `<dataDir>`'s operational database (before the cloud starts). */
-export function seedHubCredentials(dataDir: string, region: BenchRegion): void {
-  fs.mkdirSync(dataDir, { recursive: true });
-  const db = openOperationalDb(dataDir, 'normal');
-  const insert = db.prepare('INSERT OR REPLACE INTO hub_credentials (hub_id, region, username, secret, updated_at) VALUES (?, ?, ?, ?, ?)');
-  db.transaction(() => {
-    for (const h of region.hubs) insert.run(h.id, region.id, h.username, lowCostSecret(h.password), Date.now());
-  })();
-  db.close();
-}
-
-/** Creates an admin account with an API token in `<dataDir>`'s operational database; returns the bearer token. */
-export async function seedAdminToken(dataDir: string, username = 'bench-admin'): Promise<string> {
-  const { openAccountStore } = await import('../../cloud/accounts/account-store.ts');
-  const { openSqliteDatabase } = await import('../../cloud/db/database.ts');
-  fs.mkdirSync(dataDir, { recursive: true });
-  const db = openSqliteDatabase(path.join(dataDir, 'cloud.db'), 'normal');
-  try {
-    const accounts = await openAccountStore(db);
-    if (!(await accounts.get(username))) await accounts.create({ username, role: 'admin', displayName: username, password: crypto.randomBytes(18).toString('base64url') });
-    return (await accounts.createApiToken(username, 'benchmark')).token;
-  } finally {
-    await db.close();
-  }
+/** The region's hub credentials as the cloud stores them (low-cost secrets, see above), for prepareCloudDatabase. */
+export function benchHubSecrets(region: BenchRegion): HubSecret[] {
+  return region.hubs.map((h) => ({ hubId: h.id, username: h.username, secret: lowCostSecret(h.password) }));
 }

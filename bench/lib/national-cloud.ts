@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnCloud, tempDir, testCloudEnv, type CloudProcess } from '../../test/support/cloud-harness.ts';
+import type { BenchDatabaseKind } from './bench-database.ts';
 import { ONE_ADDRESS_FLEET_ENV } from './one-address.ts';
 import { seedCloudData, writeNationalRegion, type NationalRegion, type SeededCloudData } from './national-region.ts';
 
 /**
  * The real cloud process (`cloud/main.ts`, spawned like the system tests do) for a synthetic national
- * region of `hubs` hubs, with pre-seeded hub credentials and an admin API token (see national-region.ts).
+ * region of `hubs` hubs, with pre-seeded hub credentials and an admin API token (see national-region.ts),
+ * on SQLite (the default) or PostgreSQL (`database`).
  */
 export interface NationalCloud {
   cloud: CloudProcess;
@@ -22,13 +24,13 @@ export interface NationalCloud {
 
 export async function startNationalCloud(
   hubs: number,
-  o: { productionCostHubs?: number; nodeArgs?: string[]; env?: Record<string, string> } = {},
+  o: { productionCostHubs?: number; nodeArgs?: string[]; env?: Record<string, string>; database?: BenchDatabaseKind } = {},
 ): Promise<NationalCloud> {
   const dir = tempDir(`bench-national-${hubs}`);
   try {
     const region = writeNationalRegion(dir, hubs);
     const dataDir = path.join(dir, 'data');
-    const seeded = await seedCloudData(dataDir, region.id, region.hubs, region.hubs.slice(0, o.productionCostHubs ?? 0));
+    const seeded = await seedCloudData(dataDir, region.id, region.hubs, region.hubs.slice(0, o.productionCostHubs ?? 0), o.database ?? 'sqlite');
     // spawnCloud takes extra Node flags from CLOUD_NODE_ARGS (e.g. --inspect for the memory section).
     const before = process.env.CLOUD_NODE_ARGS;
     if (o.nodeArgs) process.env.CLOUD_NODE_ARGS = [before ?? '', ...o.nodeArgs].join(' ').trim();
@@ -36,7 +38,7 @@ export async function startNationalCloud(
     let cloud: CloudProcess;
     try {
       cloud = await spawnCloud(testCloudEnv(dataDir, {
-        REGION_FILE: region.file, DEMO_CREDENTIALS: 'false', LOG_LEVEL: 'warn', MQTT_WS_PORT: 'off', ...ONE_ADDRESS_FLEET_ENV, ...o.env,
+        REGION_FILE: region.file, DEMO_CREDENTIALS: 'false', LOG_LEVEL: 'warn', MQTT_WS_PORT: 'off', ...ONE_ADDRESS_FLEET_ENV, ...seeded.env, ...o.env,
       }));
     } finally {
       if (before === undefined) delete process.env.CLOUD_NODE_ARGS;

@@ -2,11 +2,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { RegionFile } from '../../contract/index.ts';
-import { openAccountStore } from '../../cloud/accounts/account-store.ts';
-import { openSqliteDatabase } from '../../cloud/db/database.ts';
-import { openOperationalDb } from '../../cloud/db/operational-db.ts';
 import { hashSecret } from '../../cloud/hubs/hub-credentials.ts';
 import { rng } from '../../cloud/dispatch/synthetic-dispatch.ts';
+import { prepareCloudDatabase, type BenchDatabaseKind } from './bench-database.ts';
 
 /**
  * A synthetic national region for benchmarks: `count` hubs — the first 1,230 roadside stations
@@ -68,39 +66,25 @@ export interface SeededCloudData {
 }
 
 /**
- * Pre-seeds the cloud's operational DB (DATA_DIR/cloud.db) before the cloud starts: hub credentials
- * and an admin account with an API token (what `npm run hub-credentials` and `npm run accounts` do,
- * in bulk). Every hub shares one password and one low-cost secret (scrypt N=2^8: the cloud still
- * runs one scrypt per hub at its first connect, ~0.6 ms instead of ~48 ms); the hubs listed in
- * `productionCostHubs` get their own password hashed at production cost.
+ * Pre-seeds the cloud's operational database before the cloud starts — SQLite (DATA_DIR/cloud.db) or
+ * PostgreSQL (a new database in the invocation's cluster; its DATABASE_URL is in `env`): hub credentials
+ * and an admin account with an API token (what `npm run hub-credentials` and `npm run accounts` do, in
+ * bulk: bench-database.ts). Every hub shares one password and one low-cost secret (scrypt N=2^8: the
+ * cloud still runs one scrypt per hub at its first connect, ~0.6 ms instead of ~48 ms); the hubs listed
+ * in `productionCostHubs` get their own password hashed at production cost.
  */
-export async function seedCloudData(dataDir: string, region: string, hubs: readonly string[], productionCostHubs: readonly string[] = []): Promise<SeededCloudData> {
-  const db = openOperationalDb(dataDir, 'normal');
-  try {
-    const password = crypto.randomBytes(12).toString('base64url');
-    const shared = lowCostSecret(password);
-    const productionCost: Record<string, string> = {};
-    const prodSecrets = new Map<string, string>();
-    for (const h of productionCostHubs) {
-      productionCost[h] = crypto.randomBytes(12).toString('base64url');
-      prodSecrets.set(h, await hashSecret(productionCost[h]));
-    }
-    const insert = db.prepare('INSERT INTO hub_credentials (hub_id, region, username, secret, updated_at) VALUES (?, ?, ?, ?, ?)');
-    const now = Date.now();
-    db.transaction(() => {
-      for (const h of hubs) insert.run(h, region, h, prodSecrets.get(h) ?? shared, now);
-    })();
-    // The accounts store works on the database layer (issue 14): a second handle on the same cloud.db.
-    const database = openSqliteDatabase(path.join(dataDir, 'cloud.db'), 'normal');
-    try {
-      const accounts = await openAccountStore(database);
-      await accounts.create({ username: 'bench-admin', role: 'admin', password: crypto.randomBytes(12).toString('base64url') });
-      const adminToken = (await accounts.createApiToken('bench-admin', 'benchmark')).token;
-      return { password, productionCost, adminToken };
-    } finally {
-      await database.close();
-    }
-  } finally {
-    db.close();
+export async function seedCloudData(
+  dataDir: string, region: string, hubs: readonly string[], productionCostHubs: readonly string[] = [], database: BenchDatabaseKind = 'sqlite',
+): Promise<SeededCloudData & { env: Record<string, string> }> {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const password = crypto.randomBytes(12).toString('base64url');
+  const shared = lowCostSecret(password);
+  const productionCost: Record<string, string> = {};
+  const prodSecrets = new Map<string, string>();
+  for (const h of productionCostHubs) {
+    productionCost[h] = crypto.randomBytes(12).toString('base64url');
+    prodSecrets.set(h, await hashSecret(productionCost[h]));
   }
+  const prepared = await prepareCloudDatabase(database, dataDir, region, hubs.map((h) => ({ hubId: h, username: h, secret: prodSecrets.get(h) ?? shared })));
+  return { password, productionCost, adminToken: prepared.adminToken, env: prepared.env };
 }

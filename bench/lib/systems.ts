@@ -4,7 +4,8 @@ import Database from 'better-sqlite3';
 import { spawnCloud, tempDir, testCloudEnv, type CloudProcess } from '../../test/support/cloud-harness.ts';
 import { ONE_ADDRESS_FLEET_ENV } from './one-address.ts';
 import type { RunPlan } from '../load/publisher.ts';
-import { seedAdminToken, seedHubCredentials, writeBenchRegion, type BenchRegion } from './bench-region.ts';
+import { DATABASE_LABEL, prepareCloudDatabase, type BenchDatabaseKind } from './bench-database.ts';
+import { benchHubSecrets, writeBenchRegion, type BenchRegion } from './bench-region.ts';
 
 /** The systems under test, started the way a deployment runs them (own processes, loopback). */
 
@@ -17,23 +18,33 @@ export interface OurCloud {
   dataDir: string;
   /** Admin bearer token. */
   token: string;
+  /** The operational database it runs on. */
+  database: BenchDatabaseKind;
+  /** "SQLite" / "PostgreSQL". */
+  label: string;
   stop(): Promise<void>;
 }
 
-/** The real cloud process (cloud/main.ts) with a synthetic region of `hubs` hubs; telemetry into influxd when `influx` is given, else SQLite. */
-export async function startOurCloud(o: { hubs: number; influx?: { url: string; database: string }; env?: Record<string, string> }): Promise<OurCloud> {
+/**
+ * The real cloud process (cloud/main.ts) with a synthetic region of `hubs` hubs; telemetry into influxd
+ * when `influx` is given, else the embedded telemetry store. Its operational database (hub credentials,
+ * dedupe ids, alarms, modes…) is `database`: SQLite (DATA_DIR/cloud.db, SQLITE_SYNC=full, the default)
+ * or PostgreSQL (a database of its own in the invocation's durable cluster, bench-database.ts).
+ */
+export async function startOurCloud(o: { hubs: number; database?: BenchDatabaseKind; influx?: { url: string; database: string }; env?: Record<string, string> }): Promise<OurCloud> {
+  const database = o.database ?? 'sqlite';
   const dataDir = tempDir('bench-cloud');
   const region = writeBenchRegion(dataDir, o.hubs);
-  seedHubCredentials(dataDir, region);
-  const token = await seedAdminToken(dataDir);
+  const prepared = await prepareCloudDatabase(database, dataDir, region.id, benchHubSecrets(region));
+  const token = prepared.adminToken;
   const env: Record<string, string> = {
     REGION_FILE: region.file, DEMO_CREDENTIALS: 'false', LOG_LEVEL: 'warn', MQTT_WS_PORT: 'off',
-    INGEST_MAX_DEVICES_PER_HUB: '2000', SQLITE_SYNC: 'full', ...ONE_ADDRESS_FLEET_ENV, ...o.env,
+    INGEST_MAX_DEVICES_PER_HUB: '2000', SQLITE_SYNC: 'full', ...ONE_ADDRESS_FLEET_ENV, ...prepared.env, ...o.env,
   };
   if (o.influx) Object.assign(env, { INFLUX_URL: o.influx.url, INFLUX_DB: o.influx.database, INFLUX_CREATE_DB: 'true' });
   const proc = await spawnCloud(testCloudEnv(dataDir, env));
   return {
-    process: proc, pid: proc.child.pid!, region, dataDir, token,
+    process: proc, pid: proc.child.pid!, region, dataDir, token, database, label: DATABASE_LABEL[database],
     mqttPort: Number(new URL(proc.urls.mqtt).port), httpUrl: proc.urls.http,
     async stop() {
       await proc.kill('SIGTERM');

@@ -1,7 +1,8 @@
 import { startInfluxd } from '../../test/support/influxd.ts';
 import { zeroLossRates } from '../lib/earlier.ts';
 import { startPublisher } from '../lib/publishers.ts';
-import type { Section } from '../lib/report.ts';
+import { DATABASE_LABEL, versusSqlite, type BenchDatabaseKind } from '../lib/bench-database.ts';
+import type { Row, Section } from '../lib/report.ts';
 import { fmt, percentile, summarize } from '../lib/stats.ts';
 import { startOurCloud } from '../lib/systems.ts';
 import { HUBS } from './ingest.ts';
@@ -45,17 +46,17 @@ function openFeed(httpUrl: string, token: string, onAlarm: (alarm: { device: str
   return { ready, close: () => ctrl.abort() };
 }
 
-export const alarm: Section = async ({ quick, log }) => {
-  const events = quick ? 40 : 200;
-  const intervalMs = 40;
-  const runsN = 3;
-  const rates = zeroLossRates(quick, { ours: 12_000, nodeRed: 2_000 });
-  const half = Math.round(rates.ours / 2 / HUBS) * HUBS;
+type Run = { p50: number; p99: number; max: number; missing: number; split: { toRaisedP99: number; raisedToConsoleP99: number }; backgroundRate: number; backgroundAckP99: number | null };
+
+/** One cloud on `database`: a warm-up, an idle run, `runsN` runs with `half` msg/s of background telemetry. */
+async function measure(database: BenchDatabaseKind, o: { events: number; intervalMs: number; runsN: number; half: number; log: (l: string) => void }): Promise<{ idle: Run; loaded: Run[] }> {
+  const { events, intervalMs, runsN, half } = o;
+  const label = DATABASE_LABEL[database];
   const stops: (() => Promise<void>)[] = [];
   try {
     const influx = await startInfluxd();
     stops.unshift(() => influx.stop());
-    const cloud = await startOurCloud({ hubs: HUBS, influx: { url: influx.url, database: 'ours' } });
+    const cloud = await startOurCloud({ hubs: HUBS, database, influx: { url: influx.url, database: 'ours' } });
     stops.unshift(() => cloud.stop());
     const background = startPublisher();
     stops.unshift(() => background.stop());
@@ -74,7 +75,7 @@ export const alarm: Section = async ({ quick, log }) => {
     await feed.ready;
 
     let runNo = 0;
-    const once = async (withLoad: boolean) => {
+    const once = async (withLoad: boolean): Promise<Run> => {
       const runId = `al${Date.now().toString(36)}${runNo++}`;
       const eventSeconds = Math.ceil((events * intervalMs) / 1000);
       const bg = withLoad ? background.run({ rate: half, seconds: eventSeconds + 4, runId: `${runId}bg`, drainSeconds: 10 }) : Promise.resolve(null);
@@ -100,32 +101,55 @@ export const alarm: Section = async ({ quick, log }) => {
 
     await once(false); // warm-up
     const idle = await once(false);
-    log(`idle: p50 ${fmt(idle.p50)} ms, p99 ${fmt(idle.p99)} ms`);
-    const loaded: Awaited<ReturnType<typeof once>>[] = [];
+    o.log(`${label} idle: p50 ${fmt(idle.p50)} ms, p99 ${fmt(idle.p99)} ms`);
+    const loaded: Run[] = [];
     for (let i = 0; i < runsN; i++) {
       const r = await once(true);
-      log(`with ${fmt(half)} msg/s background: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms, missing ${r.missing}; p99 publish → raised ${fmt(r.split.toRaisedP99)} ms, raised → console ${fmt(r.split.raisedToConsoleP99)} ms`);
+      o.log(`${label} with ${fmt(half)} msg/s background: p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms, missing ${r.missing}; p99 publish → raised ${fmt(r.split.toRaisedP99)} ms, raised → console ${fmt(r.split.raisedToConsoleP99)} ms`);
       loaded.push(r);
     }
-    const p99 = summarize(loaded.map((r) => r.p99));
-    return {
-      title: 'Alarm latency: device event → alarm on a console',
-      method:
-        `A console client (the benchmark process) holds the live feed GET /api/v1/events (Server-Sent Events) of the cloud process; a device publisher process sends ${events} 'tamper' locker events, ` +
-        `one every ${intervalMs} ms, each on its own compartment so each raises a new alarm; meanwhile a background publisher sends telemetry at half the zero-loss rate (${fmt(half)} msg/s, from ${rates.from}) ` +
-        `through ${HUBS} hub connections into the cloud → influxd. Latency = arrival of the alarm's SSE event − the moment the event was written to the device's socket. ${runsN} loaded runs after a warm-up; plus one idle run for reference.`,
-      rows: [
-        { metric: 'alarm latency p50, half load', ours: summarize(loaded.map((r) => r.p50)), unit: 'ms', decimals: 1 },
-        { metric: 'alarm latency p99, half load', ours: p99, unit: 'ms', decimals: 1, target: '≤ 20 ms', met: p99.median <= 20 },
-        { metric: 'alarm latency p50 / p99, no background load', ours: `${fmt(idle.p50, 1)} / ${fmt(idle.p99, 1)} ms` },
-      ],
-      notes: [
-        `Alarms that never reached the console: ${loaded.reduce((n, r) => n + r.missing, 0) + idle.missing}.`,
-        'Events and acknowledgements travel in the ingest\'s urgent lane (cloud/ingest/ingest.ts): stored and applied in their own small group commit instead of queueing behind a batch of thousands of telemetry points; PUBACK order is kept.',
-      ],
-      raw: { half, idle, loaded },
-    };
+    return { idle, loaded };
   } finally {
-    for (const stop of stops) await stop().catch((err: Error) => log(`stop failed: ${err.message}`));
+    for (const stop of stops) await stop().catch((err: Error) => o.log(`stop failed: ${err.message}`));
   }
+}
+
+export const alarm: Section = async ({ quick, log }) => {
+  const events = quick ? 40 : 200;
+  const intervalMs = 40;
+  const runsN = 3;
+  const rates = zeroLossRates(quick, { ours: 12_000, nodeRed: 2_000 });
+  // The same background load on both databases: half of the SQLite cloud's zero-loss rate.
+  const half = Math.round(rates.ours / 2 / HUBS) * HUBS;
+  const sqlite = await measure('sqlite', { events, intervalMs, runsN, half, log });
+  const postgres = await measure('postgres', { events, intervalMs, runsN, half, log });
+  const rows: Row[] = [];
+  const sum = { sqlite: { p50: summarize(sqlite.loaded.map((r) => r.p50)), p99: summarize(sqlite.loaded.map((r) => r.p99)) }, postgres: { p50: summarize(postgres.loaded.map((r) => r.p50)), p99: summarize(postgres.loaded.map((r) => r.p99)) } };
+  for (const q of ['p50', 'p99'] as const) {
+    const target = q === 'p99' ? { target: '≤ 20 ms' } : {};
+    rows.push({ metric: `alarm latency ${q}, half load (SQLite)`, ours: sum.sqlite[q], unit: 'ms', decimals: 1, ...target, ...(q === 'p99' ? { met: sum.sqlite[q].median <= 20 } : {}) });
+    rows.push({
+      metric: `alarm latency ${q}, half load (PostgreSQL)`, ours: sum.postgres[q], unit: 'ms', decimals: 1, alternative: { name: 'SQLite, same run', value: sum.sqlite[q] },
+      comparison: versusSqlite(sum.postgres[q].median, sum.sqlite[q].median, false).comparison, ...target, ...(q === 'p99' ? { met: sum.postgres[q].median <= 20 } : {}),
+    });
+  }
+  rows.push({ metric: 'alarm latency p50 / p99, no background load (SQLite)', ours: `${fmt(sqlite.idle.p50, 1)} / ${fmt(sqlite.idle.p99, 1)} ms` });
+  rows.push({ metric: 'alarm latency p50 / p99, no background load (PostgreSQL)', ours: `${fmt(postgres.idle.p50, 1)} / ${fmt(postgres.idle.p99, 1)} ms`, alternative: { name: 'SQLite', value: `${fmt(sqlite.idle.p50, 1)} / ${fmt(sqlite.idle.p99, 1)} ms` } });
+  const missing = (m: { idle: Run; loaded: Run[] }) => m.loaded.reduce((n, r) => n + r.missing, 0) + m.idle.missing;
+  const split = (m: { loaded: Run[] }) => `p99 publish → raised ${fmt(summarize(m.loaded.map((r) => r.split.toRaisedP99)).median, 0)} ms, raised → console ${fmt(summarize(m.loaded.map((r) => r.split.raisedToConsoleP99)).median, 0)} ms`;
+  return {
+    title: 'Alarm latency: device event → alarm on a console',
+    method:
+      `A console client (the benchmark process) holds the live feed GET /api/v1/events (Server-Sent Events) of the cloud process; a device publisher process sends ${events} 'tamper' locker events, ` +
+      `one every ${intervalMs} ms, each on its own compartment so each raises a new alarm; meanwhile a background publisher sends telemetry at half the zero-loss rate (${fmt(half)} msg/s, half of the SQLite cloud's rate from ${rates.from}) ` +
+      `through ${HUBS} hub connections into the cloud → influxd. Latency = arrival of the alarm's SSE event − the moment the event was written to the device's socket. ${runsN} loaded runs after a warm-up; plus one idle run for reference. ` +
+      'Measured twice in the same invocation, one after the other: the cloud on SQLite (SQLITE_SYNC=full) and the cloud on PostgreSQL (DATABASE_URL; a durable PostgreSQL on loopback, fsync and synchronous_commit on), with the same background rate.',
+    rows,
+    notes: [
+      `Alarms that never reached the console: ${missing(sqlite)} (SQLite), ${missing(postgres)} (PostgreSQL).`,
+      `Where the time goes (median of the loaded runs' p99): SQLite ${split(sqlite)}; PostgreSQL ${split(postgres)}.`,
+      'Events and acknowledgements travel in the ingest\'s urgent lane (cloud/ingest/ingest.ts): stored and applied in their own small group commit instead of queueing behind a batch of thousands of telemetry points; PUBACK order is kept.',
+    ],
+    raw: { half, sqlite, postgres },
+  };
 };

@@ -6,6 +6,7 @@ import { epochMs, RawMqtt } from '../lib/mqtt-raw.ts';
 import { startNationalCloud } from '../lib/national-cloud.ts';
 import { BENCH_SCRYPT_N, COMMUNITY_HALLS_AND_STATIONS, ROADSIDE_STATIONS, writeNationalRegion } from '../lib/national-region.ts';
 import { cpuSeconds, rssBytes, startMosquitto, startWorker, type Worker } from '../lib/procs.ts';
+import { DATABASE_LABEL, postgresCpuSeconds, versusSqlite, type BenchDatabaseKind } from '../lib/bench-database.ts';
 import type { Row, Section } from '../lib/report.ts';
 import { fmt, summarize } from '../lib/stats.ts';
 import { tempDir } from '../../test/support/cloud-harness.ts';
@@ -50,11 +51,13 @@ async function connectAll(worker: HubWorker, req: Extract<HubClientsRequest, { o
 
 interface ModeView { desired: { version: number }; allAcknowledged: boolean; lastAcknowledgedAt: string | null; counts: { acknowledged: number } }
 
-async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (l: string) => void) {
-  const nc = await startNationalCloud(hubs, { productionCostHubs: 3 });
+async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (l: string) => void, database: BenchDatabaseKind) {
+  const nc = await startNationalCloud(hubs, { productionCostHubs: 3, database });
+  const label = DATABASE_LABEL[database];
   const samples: SwitchSample[] = [];
+  const dbCpuS: number[] = [];
   try {
-    log(`cloud with ${fmt(hubs, 0)} hubs ready in ${fmt(nc.startupMs, 0)} ms`);
+    log(`cloud on ${label} with ${fmt(hubs, 0)} hubs ready in ${fmt(nc.startupMs, 0)} ms`);
     const { region, seeded } = nc;
     const base = { op: 'connect' as const, port: nc.mqttPort, region: region.id, password: seeded.password };
     // One at a time: a hub's first connect at production scrypt cost, then at the benchmark's cost.
@@ -71,6 +74,7 @@ async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (
         await worker.call({ op: 'arm', version, expect: hubs });
         const waiting = worker.call({ op: 'wait', timeoutMs: 120_000 }, 130_000) as Promise<RoundReply>;
         const cpu0 = cpuSeconds(nc.cloud.child.pid!);
+        const db0 = database === 'postgres' ? await postgresCpuSeconds() : 0;
         const t0 = epochMs();
         const res = await nc.api(`/api/v1/regions/${region.id}/mode`, {
           method: 'POST', body: JSON.stringify({ mode, reason: mode === 'emergency' ? 'benchmark: M7 earthquake drill' : 'benchmark: all clear' }),
@@ -96,6 +100,7 @@ async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (
         }
         const w = await waiting;
         const brokerCpuS = cpuSeconds(nc.cloud.child.pid!) - cpu0;
+        if (database === 'postgres') dbCpuS.push((await postgresCpuSeconds()) - db0);
         if (w.timedOut || polledMs === null) throw new Error(`switch ${version}: only ${w.pubacked} of ${hubs} acknowledgements recorded in time`);
         const s: SwitchSample = {
           hubs, version, mode, warmUp: round === 0, apiResponseMs,
@@ -103,13 +108,13 @@ async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (
           lastRecordedMs: w.lastPubackAt! - t0, polledMs, cloudClockMs, pollResponseMs, brokerCpuS,
         };
         samples.push(s);
-        log(`ours ${fmt(hubs, 0)} v${version} ${mode}${s.warmUp ? ' (warm-up)' : ''}: API ${fmt(apiResponseMs, 0)} ms, last received ${fmt(s.lastReceivedMs, 0)} ms, last ack recorded ${fmt(s.lastRecordedMs, 0)} ms, polled ${fmt(polledMs, 0)} ms, cloud clock ${cloudClockMs ?? '—'} ms, cloud CPU ${fmt(brokerCpuS, 2)} s`);
+        log(`ours on ${label} ${fmt(hubs, 0)} v${version} ${mode}${s.warmUp ? ' (warm-up)' : ''}: API ${fmt(apiResponseMs, 0)} ms, last received ${fmt(s.lastReceivedMs, 0)} ms, last ack recorded ${fmt(s.lastRecordedMs, 0)} ms, polled ${fmt(polledMs, 0)} ms, cloud clock ${cloudClockMs ?? '—'} ms, cloud CPU ${fmt(brokerCpuS, 2)} s`);
         await sleep(500);
       }
     }
     const closed = (await worker.call({ op: 'close' })) as number;
     return {
-      samples, startupMs: nc.startupMs, connect: { prodMs: Object.values(prod.connackMs), lowMs: Object.values(low.connackMs), bulkMs: bulk.ms, bulkHubs: hubs - 6 },
+      samples, dbCpuS, startupMs: nc.startupMs, connect: { prodMs: Object.values(prod.connackMs), lowMs: Object.values(low.connackMs), bulkMs: bulk.ms, bulkHubs: hubs - 6 },
       rssMiB: rssBytes(nc.cloud.child.pid!) / 2 ** 20, closed, warnings: nc.cloud.output.filter((l) => /"level":(40|50|60)/.test(l)).slice(0, 5),
     };
   } finally {
@@ -195,45 +200,63 @@ export const fanout: Section = async ({ quick, log }) => {
   const raw: Record<string, unknown> = {};
   try {
     for (const hubs of sizes) {
-      const ours = await measureOurs(worker, hubs, runs, log);
+      const ours = await measureOurs(worker, hubs, runs, log, 'sqlite');
+      const pg = await measureOurs(worker, hubs, runs, log, 'postgres');
       const mosq = await measureMosquitto(worker, hubs, runs, log);
-      raw[`hubs_${hubs}`] = { ours, mosquitto: mosq };
+      raw[`hubs_${hubs}`] = { ours, postgres: pg, mosquitto: mosq };
       const measured = (s: SwitchSample[]) => s.filter((x) => !x.warmUp);
       const o = measured(ours.samples);
+      const g = measured(pg.samples);
       const a = measured(mosq.samples);
       const recorded = summarize(o.map((s) => s.lastRecordedMs));
+      const pgRecorded = summarize(g.map((s) => s.lastRecordedMs));
       const alt = summarize(a.map((s) => s.lastRecordedMs));
       const targetMs = hubs <= ROADSIDE_STATIONS ? 300 : 1_500;
       const label = `${fmt(hubs, 0)} hubs`;
+      const vs = versusSqlite(pgRecorded.median, recorded.median, false);
       rows.push({
-        metric: `Emergency switch → last hub acknowledgement recorded, ${label}`,
+        metric: `Emergency switch → last hub acknowledgement recorded, ${label} (SQLite)`,
         ours: recorded, unit: 'ms', decimals: 0,
         alternative: { name: 'Mosquitto: retained publish → last ack at a subscriber', value: alt },
         comparison: `${fmt(recorded.median / alt.median, 1)}× Mosquitto's time`,
         target: `≤ ${fmt(targetMs, 0)} ms`, met: recorded.median <= targetMs,
       });
       rows.push({
-        metric: `  same, observed by polling GET …/mode, ${label}`,
-        ours: summarize(o.map((s) => s.polledMs!)), unit: 'ms', decimals: 0,
+        metric: `Emergency switch → last hub acknowledgement recorded, ${label} (PostgreSQL)`,
+        ours: pgRecorded, unit: 'ms', decimals: 0,
+        alternative: { name: 'SQLite, same run', value: recorded },
+        comparison: vs.comparison,
+        target: `${vs.target}; ≤ ${fmt(targetMs, 0)} ms`, met: vs.met && pgRecorded.median <= targetMs,
       });
       rows.push({
-        metric: `  switch → last hub received the mode message, ${label}`,
-        ours: summarize(o.map((s) => s.lastReceivedMs)), unit: 'ms', decimals: 0,
-        alternative: { name: 'Mosquitto', value: summarize(a.map((s) => s.lastReceivedMs)) },
+        metric: `  same, observed by polling GET …/mode, ${label} (SQLite / PostgreSQL)`,
+        ours: summarize(o.map((s) => s.polledMs!)), unit: 'ms', decimals: 0,
+        alternative: { name: 'PostgreSQL', value: summarize(g.map((s) => s.polledMs!)) },
       });
-      const polls = o.flatMap((s) => s.pollResponseMs).sort((x, y) => x - y);
-      notes.push(
-        `${label}: the POST answered in ${fmt(summarize(o.map((s) => s.apiResponseMs!)).median, 0)} ms (median); the load generator sent its last mode-ack at ` +
-          `${fmt(summarize(o.map((s) => s.lastAckSentMs)).median, 0)} ms; polling GET …/mode saw every hub acknowledged at ${fmt(summarize(o.map((s) => s.polledMs!)).median, 0)} ms ` +
-          `(polled every ${pollIntervalMs(hubs)} ms plus the response time, median ${fmt(polls[polls.length >> 1] ?? Number.NaN, 0)} ms — so that figure is late by up to both); ` +
-          `the cloud's own clock (lastAcknowledgedAt − switch time, receive time at the broker) gave ${fmt(summarize(o.map((s) => s.cloudClockMs ?? Number.NaN)).median, 0)} ms. ` +
-          `Cloud CPU per switch ${fmt(summarize(o.map((s) => s.brokerCpuS)).median, 2)} s (Mosquitto ${fmt(summarize(a.map((s) => s.brokerCpuS)).median, 2)} s).`,
-      );
-      notes.push(
-        `${label}: cloud start-up ${fmt(ours.startupMs / 1000, 1)} s; ${fmt(ours.connect.bulkHubs, 0)} hubs connected in ${fmt(ours.connect.bulkMs / 1000, 1)} s ` +
-          `(${fmt(ours.connect.bulkHubs / (ours.connect.bulkMs / 1000), 0)}/s, 200 at a time); cloud RSS with every hub connected after the switches ${fmt(ours.rssMiB, 0)} MiB.` +
-          (ours.warnings.length ? ` Cloud warnings: ${ours.warnings.join(' | ').slice(0, 400)}` : ''),
-      );
+      rows.push({
+        metric: `  switch → last hub received the mode message, ${label} (SQLite / PostgreSQL)`,
+        ours: summarize(o.map((s) => s.lastReceivedMs)), unit: 'ms', decimals: 0,
+        alternative: { name: 'PostgreSQL', value: summarize(g.map((s) => s.lastReceivedMs)) },
+        comparison: `Mosquitto ${fmt(summarize(a.map((s) => s.lastReceivedMs)).median, 0)} ms`,
+      });
+      for (const [side, m, samples] of [['SQLite', ours, o], ['PostgreSQL', pg, g]] as const) {
+        const polls = samples.flatMap((s) => s.pollResponseMs).sort((x, y) => x - y);
+        const measuredDbCpu = m.dbCpuS.filter((_, i) => !m.samples[i]!.warmUp);
+        notes.push(
+          `${label}, ${side}: the POST answered in ${fmt(summarize(samples.map((s) => s.apiResponseMs!)).median, 0)} ms (median); the load generator sent its last mode-ack at ` +
+            `${fmt(summarize(samples.map((s) => s.lastAckSentMs)).median, 0)} ms; polling GET …/mode saw every hub acknowledged at ${fmt(summarize(samples.map((s) => s.polledMs!)).median, 0)} ms ` +
+            `(polled every ${pollIntervalMs(hubs)} ms plus the response time, median ${fmt(polls[polls.length >> 1] ?? Number.NaN, 0)} ms — so that figure is late by up to both); ` +
+            `the cloud's own clock (lastAcknowledgedAt − switch time, receive time at the broker) gave ${fmt(summarize(samples.map((s) => s.cloudClockMs ?? Number.NaN)).median, 0)} ms. ` +
+            `Cloud CPU per switch ${fmt(summarize(samples.map((s) => s.brokerCpuS)).median, 2)} s` +
+            (measuredDbCpu.length ? `, PostgreSQL server ${fmt(summarize(measuredDbCpu).median, 2)} s` : '') +
+            (side === 'SQLite' ? ` (Mosquitto ${fmt(summarize(a.map((s) => s.brokerCpuS)).median, 2)} s).` : '.'),
+        );
+        notes.push(
+          `${label}, ${side}: cloud start-up ${fmt(m.startupMs / 1000, 1)} s; ${fmt(m.connect.bulkHubs, 0)} hubs connected in ${fmt(m.connect.bulkMs / 1000, 1)} s ` +
+            `(${fmt(m.connect.bulkHubs / (m.connect.bulkMs / 1000), 0)}/s, 200 at a time); cloud RSS with every hub connected after the switches ${fmt(m.rssMiB, 0)} MiB.` +
+            (m.warnings.length ? ` Cloud warnings: ${m.warnings.join(' | ').slice(0, 400)}` : ''),
+        );
+      }
       if (hubs === sizes[0]) {
         const prod = summarize(ours.connect.prodMs);
         const low = summarize(ours.connect.lowMs);
@@ -250,8 +273,9 @@ export const fanout: Section = async ({ quick, log }) => {
   return {
     title: 'Emergency-mode fan-out: API call → last hub acknowledgement (1,230 and 13,800 hubs)',
     method:
-      'The real cloud process (cloud/main.ts, SQLite, SQLITE_SYNC=full, default limits) is started with a synthetic national region file of N hubs ' +
-      '(1,230 = roadside stations; 13,800 = with community halls). Hub credentials are pre-seeded in cloud.db: every hub shares one password whose ' +
+      'The real cloud process (cloud/main.ts, default limits) is started with a synthetic national region file of N hubs ' +
+      '(1,230 = roadside stations; 13,800 = with community halls), once on SQLite (SQLITE_SYNC=full) and once on PostgreSQL (DATABASE_URL, pool of 10; a durable PostgreSQL 15 on loopback TCP, ' +
+      'fsync and synchronous_commit on; a database of its own), one after the other in the same invocation. Hub credentials are pre-seeded in the operational database (SQLite: cloud.db; PostgreSQL: batched INSERTs in one transaction): every hub shares one password whose ' +
       `secret is hashed at scrypt N=2^${Math.log2(BENCH_SCRYPT_N)} instead of production's 2^14 (the stored secret carries its parameters and the cloud honours them) — ` +
       'at 2^14 each first connect costs ~48 ms of scrypt, ~11 CPU-minutes for 13,800 hubs; a hub\'s first connect at production cost is measured separately. ' +
       'A load-generator process holds N raw MQTT 3.1.1 connections (mqtt-packet) that behave on the wire like edge agents: clean session, keepalive 30 s, ' +

@@ -1,10 +1,13 @@
 import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { postgresBinDir } from '../../test/support/postgres.ts';
 import { createInfluxDatabase, startInfluxd } from '../../test/support/influxd.ts';
 import type { RunReply } from '../load/publisher.ts';
 import { zeroLossRates } from '../lib/earlier.ts';
 import { startNodeRedPipeline } from '../lib/node-red-pipeline.ts';
 import { cpuSeconds, startMosquitto, startWorker } from '../lib/procs.ts';
 import { startPublisher, type Publisher } from '../lib/publishers.ts';
+import { postgresCpuSeconds, versusSqlite } from '../lib/bench-database.ts';
 import type { Section } from '../lib/report.ts';
 import { fmt, summarize } from '../lib/stats.ts';
 import { influxCounts, startOurCloud, watchSlices, type Counts } from '../lib/systems.ts';
@@ -114,12 +117,21 @@ async function overload(side: Side, rate: number, seconds: number, drainSeconds:
   return r;
 }
 
+function postgresVersion(): string {
+  try {
+    return /\d+(\.\d+)?/.exec(execFileSync(path.join(postgresBinDir(), 'postgres'), ['--version'], { encoding: 'utf8' }))?.[0] ?? '?';
+  } catch {
+    return '?';
+  }
+}
+
 export const ingest: Section = async ({ quick, log }) => {
   // Quick mode: one 2 s run per side, at 90 % of the last quick result (a check, not a search), no
   // separate warm-up — under a minute in all.
   const seconds = quick ? 2 : 12;
   const maxTrials = quick ? 1 : 12;
-  const searches = quick ? 1 : 3;
+  // Two searches per side (three before PostgreSQL joined as a third side), to keep the section near 15 min.
+  const searches = quick ? 1 : 2;
   const refine = quick ? 0 : 2;
   const overloadSeconds = quick ? 2 : 30;
   // Start from the last full run's result (quick mode checks 90 % of it), else defaults.
@@ -127,8 +139,11 @@ export const ingest: Section = async ({ quick, log }) => {
   const influx = await startInfluxd();
   const stops: (() => Promise<void>)[] = [() => influx.stop()];
   try {
-    const cloud = await startOurCloud({ hubs: HUBS, influx: { url: influx.url, database: 'ours' } });
+    const cloud = await startOurCloud({ hubs: HUBS, database: 'sqlite', influx: { url: influx.url, database: 'ours' } });
     stops.unshift(() => cloud.stop());
+    // The same cloud on PostgreSQL (its operational database: dedupe ids, acknowledgements, alarms); same influxd, its own database there.
+    const pgCloud = await startOurCloud({ hubs: HUBS, database: 'postgres', influx: { url: influx.url, database: 'ours_pg' } });
+    stops.unshift(() => pgCloud.stop());
     await createInfluxDatabase(influx.url, 'nodered'); // what the town's installer would do once
     const pipeline = await startNodeRedPipeline({ influxUrl: influx.url, database: 'nodered', log });
     stops.unshift(() => pipeline.stop());
@@ -137,6 +152,9 @@ export const ingest: Section = async ({ quick, log }) => {
     const ours: Side = { name: 'ours', publisher: startPublisher(), count: (f, t) => influxCounts(influx.url, 'ours', f, t), pids: [cloud.pid] };
     stops.unshift(() => ours.publisher.stop());
     await ours.publisher.connect({ port: cloud.mqttPort, region: cloud.region.id, hubs, clientPrefix: 'ours', window: WINDOW });
+    const pgs: Side = { name: 'postgres', publisher: startPublisher(), count: (f, t) => influxCounts(influx.url, 'ours_pg', f, t), pids: [pgCloud.pid] };
+    stops.unshift(() => pgs.publisher.stop());
+    await pgs.publisher.connect({ port: pgCloud.mqttPort, region: pgCloud.region.id, hubs: pgCloud.region.hubs, clientPrefix: 'pg', window: WINDOW });
     const nr: Side = { name: 'node-red', publisher: startPublisher(), count: (f, t) => influxCounts(influx.url, 'nodered', f, t), pids: [pipeline.mosquittoPid, pipeline.nodeRedPid] };
     stops.unshift(() => nr.publisher.stop());
     await nr.publisher.connect({ port: pipeline.mqttPort, region: cloud.region.id, hubs: hubs.map((h) => ({ id: h.id })), clientPrefix: 'nr', window: WINDOW });
@@ -145,11 +163,14 @@ export const ingest: Section = async ({ quick, log }) => {
     if (!quick) {
       log('warm-up');
       await ours.publisher.run({ rate: 5_000, seconds: 3, runId: runId('warm'), drainSeconds: 10 });
+      await pgs.publisher.run({ rate: 5_000, seconds: 3, runId: runId('warm'), drainSeconds: 10 });
       await nr.publisher.run({ rate: 1_000, seconds: 3, runId: runId('warm'), drainSeconds: 10 });
     }
 
-    const trials: { ours: Trial[]; nodeRed: Trial[] } = { ours: [], nodeRed: [] };
+    const trials: { ours: Trial[]; postgres: Trial[]; nodeRed: Trial[] } = { ours: [], postgres: [], nodeRed: [] };
     const oursRates: number[] = [];
+    const pgRates: number[] = [];
+    const pgCpu: { cloud: number[]; server: number[] } = { cloud: [], server: [] };
     const nrRates: number[] = [];
     const cpu: { ours: number[]; nodeRed: number[]; influxdOurs: number[]; publisherOurs: number[] } = { ours: [], nodeRed: [], influxdOurs: [], publisherOurs: [] };
     const influxdPid = Number(execFileSync('pgrep', ['-f', `${influx.dir}/influxd.toml`], { encoding: 'utf8' }).trim().split('\n')[0]);
@@ -162,11 +183,18 @@ export const ingest: Section = async ({ quick, log }) => {
       cpu.ours.push(cpuSeconds(cloud.pid) - c0);
       cpu.influxdOurs.push(cpuSeconds(influxdPid) - i0);
       cpu.publisherOurs.push(cpuSeconds(ours.publisher.pid) - p0);
+      const g0 = cpuSeconds(pgCloud.pid);
+      const s0 = await postgresCpuSeconds();
+      pgRates.push(await search(pgs, pgRates.at(-1) ?? previous.postgres * (quick ? 0.9 : 1), seconds, refine, log, trials.postgres, maxTrials));
+      pgCpu.cloud.push(cpuSeconds(pgCloud.pid) - g0);
+      pgCpu.server.push((await postgresCpuSeconds()) - s0);
       const n0 = nr.pids.reduce((n, p) => n + cpuSeconds(p), 0);
       nrRates.push(await search(nr, nrRates.at(-1) ?? previous.nodeRed * (quick ? 0.9 : 1), seconds, refine, log, trials.nodeRed, maxTrials));
       cpu.nodeRed.push(nr.pids.reduce((n, p) => n + cpuSeconds(p), 0) - n0);
     }
     const oursZ = summarize(oursRates);
+    const pgZ = summarize(pgRates);
+    const pgVs = versusSqlite(pgZ.median, oursZ.median, true);
     const nrZ = summarize(nrRates);
 
     // The ceiling: a raw broker relaying the same publishers' messages to one QoS 1 subscriber.
@@ -202,19 +230,23 @@ export const ingest: Section = async ({ quick, log }) => {
         '(device mix per hub: 45 % drone telemetry, 45 % weather/power sensor sets, 10 % locker banks of 16 compartments — 2.5 stored points per message; ' +
         `payloads from the contract's examples, ~450–1,900 bytes). A hub keeps at most ${WINDOW} messages unacknowledged (the edge agent's default window) and queues the rest, as an edge agent's outbox does. ` +
         `A rate passes when, for every one-second slice of a ${seconds} s run, every message scheduled in it is queryable in influxd (InfluxQL count by measurement) 5 s after the slice ends, ` +
-        `and nothing is left pending. The rate grows by 25 % until a run fails, then is bisected${refine ? ` ${refine} times` : ''}; ${searches} searches, after a warm-up. ` +
-        'Ours: the cloud process (cloud/main.ts) into influxd 1.6.7. Alternative: Mosquitto (default settings) → Node-RED 4.1 (mqtt in → function → influxdb batch node from node-red-contrib-influxdb) → the same influxd. ' +
+        `and nothing is left pending. The rate grows by 25 % until a run fails, then is bisected${refine ? ` ${refine} times` : ''}; ${searches} searches per side, after a warm-up. ` +
+        'Ours: the cloud process (cloud/main.ts) into influxd 1.6.7, measured twice — its operational database (dedupe ids, command and mode acknowledgements, alarms) on SQLite (the default, SQLITE_SYNC=full) and on PostgreSQL (DATABASE_URL), each a cloud process of its own.  Alternative: Mosquitto (default settings) → Node-RED 4.1 (mqtt in → function → influxdb batch node from node-red-contrib-influxdb) → the same influxd. ' +
         `Ceiling: the same publishers flooding Mosquitto with one QoS 1 subscriber to v1/# (1 warm-up + 3 runs). Overload: each system at twice its own zero-loss rate for ${overloadSeconds} s; ` +
         'then the publishers may send what they still hold, and the store is counted.',
       rows: [
         {
-          metric: 'zero-loss ingest into influxd', ours: oursZ, unit: 'msg/s', alternative: { name: 'Mosquitto → Node-RED → influxd', value: nrZ },
+          metric: 'zero-loss ingest into influxd (SQLite)', ours: oursZ, unit: 'msg/s', alternative: { name: 'Mosquitto → Node-RED → influxd', value: nrZ },
           comparison: `${fmt(ratio, 1)}× the Node-RED pipeline; ${fmt((100 * oursZ.median) / ceiling.median, 0)} % of the raw broker ceiling`,
           target: '≥ 20,000 msg/s and ≥ 8× the pipeline', met: oursZ.median >= 20_000 && ratio >= 8,
         },
+        {
+          metric: 'zero-loss ingest into influxd (PostgreSQL)', ours: pgZ, unit: 'msg/s', alternative: { name: 'SQLite, same run', value: oursZ },
+          comparison: pgVs.comparison, target: pgVs.target, met: pgVs.met,
+        },
         { metric: 'raw broker pub→sub ceiling (Mosquitto, QoS 1)', ours: ceiling, unit: 'msg/s' },
         {
-          metric: `lost at 2× the zero-loss rate for ${overloadSeconds} s`,
+          metric: `lost at 2× the zero-loss rate for ${overloadSeconds} s (SQLite)`,
           ours: `${oursOver.lostAfterAck} of ${fmt(oursOver.acknowledged)} acknowledged (back-pressure: ${fmt(oursOver.acceptedPerSecondDuringOverload)} msg/s accepted during the overload, ${fmt(oursOver.offered - oursOver.acceptedPerSecondDuringOverload * overloadSeconds)} waited at the publishers and were delivered after it; ${fmt(oursOver.heldBack)} still waiting at the end)`,
           alternative: { name: 'Node-RED pipeline', value: `${fmt(nrOver.notStored)} of ${fmt(nrOver.offered)} acknowledged (${fmt((100 * nrOver.notStored) / Math.max(1, nrOver.offered), 1)} %)` },
           target: '0 lost', met: oursOver.lostAfterAck === 0 && oursOver.notStored - oursOver.heldBack <= 0,
@@ -226,8 +258,13 @@ export const ingest: Section = async ({ quick, log }) => {
           `${fmt(usPerMsg([...cpu.ours, ...cpu.influxdOurs, ...cpu.publisherOurs], trials.ours), 0)} µs in all, on a machine with 2,000,000 µs of CPU a second. ` +
           `Node-RED pipeline: ${fmt(usPerMsg(cpu.nodeRed, trials.nodeRed), 0)} µs per message (Mosquitto + Node-RED).`,
         `Points per second into influxd at our zero-loss rate: ${fmt(oursZ.median * 2.5)}.`,
+        `PostgreSQL side: the same cloud with DATABASE_URL set (pool of ${10} connections, the default), a database of its own in a PostgreSQL ${postgresVersion()} cluster on loopback TCP with fsync and synchronous_commit on ` +
+          '(durable, as SQLITE_SYNC=full is for SQLite); same influxd, same publisher settings, its searches interleaved with the SQLite ones. Only its zero-loss rate is searched (no overload run: that run\'s ' +
+          '~2 min per side would push the section past ~15 min). ' +
+          `CPU per stored message over its search runs: cloud process ${fmt(usPerMsg(pgCpu.cloud, trials.postgres), 0)} µs, PostgreSQL server ${fmt(usPerMsg(pgCpu.server, trials.postgres), 0)} µs ` +
+          `(SQLite side: cloud process ${fmt(usPerMsg(cpu.ours, trials.ours), 0)} µs, the database inside it).`,
       ],
-      raw: { zeroLoss: { ours: oursRates, nodeRed: nrRates }, ceiling: ceilings, overload: { ours: oursOver, nodeRed: nrOver }, trials },
+      raw: { zeroLoss: { ours: oursRates, postgres: pgRates, nodeRed: nrRates }, ceiling: ceilings, overload: { ours: oursOver, nodeRed: nrOver }, trials, cpu: { ...cpu, postgres: pgCpu } },
     };
   } finally {
     for (const stop of stops) await stop().catch((err: Error) => log(`stop failed: ${err.message}`));
