@@ -31,7 +31,7 @@ describe('sign-in', () => {
     const res = await login('staff-terai', 'demo-staff-pass');
     expect(res.status).toBe(200);
     const body = (await res.json()) as { account: unknown; expiresAt: string };
-    expect(body.account).toEqual({ username: 'staff-terai', displayName: '寺井地区公民館 スタッフ', role: 'staff', hubs: ['nomi-terai', 'nomi-kokufu'] });
+    expect(body.account).toEqual({ username: 'staff-terai', displayName: '寺井地区公民館 スタッフ', role: 'staff', hubs: ['nomi-terai', 'nomi-kokufu'], regions: [REGION] });
     expect(Date.parse(body.expiresAt) - Date.now()).toBeGreaterThan(11.9 * 3_600_000);
     const setCookie = res.headers.get('set-cookie')!;
     expect(setCookie).toMatch(/^chiiki_session=[A-Za-z0-9_-]{40,}; /);
@@ -165,13 +165,14 @@ describe('audit', () => {
   });
 });
 
-describe('first admin', () => {
-  it('`npm run accounts -- create-admin` prints a generated password once, which signs in', async () => {
+describe('first admin, regions and hub credentials from the command line', () => {
+  it('`npm run accounts -- create-admin` prints a generated password once, which signs in; `set-regions` and `npm run hub-credentials` work while the cloud runs', async () => {
     const dir = tempDir('create-admin');
     try {
-      const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cloud/accounts/accounts-cli.ts'), 'create-admin', 'alice'], {
-        cwd: ROOT, env: { ...process.env, ...testCloudEnv(dir, { DEMO_CREDENTIALS: 'false' }) }, encoding: 'utf8',
+      const cli = (...args: string[]) => execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cloud/accounts/accounts-cli.ts'), ...args], {
+        cwd: ROOT, env: { ...process.env, ...testCloudEnv(dir, { DEMO_CREDENTIALS: 'false' }) }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
       });
+      const out = cli('create-admin', 'alice');
       const printed = JSON.parse(out) as { username: string; role: string; password: string };
       expect(printed).toMatchObject({ username: 'alice', role: 'admin' });
       expect(printed.password.length).toBeGreaterThanOrEqual(20);
@@ -180,12 +181,38 @@ describe('first admin', () => {
         const res = await fetch(`${other.cloud.urls.http}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: printed.password }) });
         expect(res.status).toBe(200);
         expect(((await res.json()) as { account: { role: string } }).account.role).toBe('admin');
-        expect(other.cloud.accounts.get('admin')).toBeNull(); // no demo accounts without DEMO_CREDENTIALS
+        expect(await other.cloud.accounts.get('admin')).toBeNull(); // no demo accounts without DEMO_CREDENTIALS
+
+        // `set-regions` scopes a coordinator while the cloud runs; the next request sees it (issue 14, item 3).
+        const alice = authedFetch.bind(null, other.cloud.urls.http, await other.tokenFor('alice'));
+        const made = await alice('/api/v1/accounts', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bousai', role: 'coordinator' }) });
+        expect(made.status).toBe(201);
+        const bousai = await other.tokenFor('bousai');
+        const regionsOf = async () => ((await (await authedFetch(other.cloud.urls.http, bousai, '/api/v1/auth/me')).json()) as { account: { regions: string[] | null } }).account.regions;
+        expect(await regionsOf()).toBeNull();
+        expect(JSON.parse(cli('set-regions', 'bousai', REGION))).toEqual({ username: 'bousai', role: 'coordinator', regions: [REGION] });
+        expect(await regionsOf()).toEqual([REGION]);
+        expect(await codeOf(await authedFetch(other.cloud.urls.http, bousai, '/api/v1/regions/elsewhere/mode'))).toEqual({ status: 403, code: 'region_not_allowed' });
+        expect(() => cli('set-regions', 'bousai', 'no-such-region')).toThrow(/not regions of this cloud: no-such-region/);
+        expect(() => cli('set-regions', 'alice', REGION)).toThrow(/only coordinators are scoped/);
+        JSON.parse(cli('set-regions', 'bousai', 'all'));
+        expect(await regionsOf()).toBeNull();
+
+        // `npm run hub-credentials -- set <hub>` while the cloud runs: the new password is checked at the next login.
+        const cred = JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cloud/hub-credentials-cli.ts'), 'set', 'nomi-terai'], {
+          cwd: ROOT, env: { ...process.env, ...testCloudEnv(dir, { DEMO_CREDENTIALS: 'false' }) }, encoding: 'utf8',
+        })) as { hub: string; region: string; username: string; password: string };
+        expect(cred).toMatchObject({ hub: 'nomi-terai', region: REGION, username: 'nomi-terai' });
+        expect(await other.cloud.credentials.verify('nomi-terai', cred.password)).toEqual({ hubId: 'nomi-terai', region: REGION });
+        execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cloud/hub-credentials-cli.ts'), 'remove', 'nomi-terai'], {
+          cwd: ROOT, env: { ...process.env, ...testCloudEnv(dir, { DEMO_CREDENTIALS: 'false' }) }, encoding: 'utf8',
+        });
+        expect(await other.cloud.credentials.verify('nomi-terai', cred.password)).toBeNull();
       } finally {
         await other.stop();
       }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  }, 30_000);
+  }, 60_000);
 });

@@ -1,9 +1,10 @@
 import http from 'node:http';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICY, ROLES, type Role } from '../cloud/accounts/authorize.ts';
 import type { RegisteredRoute } from '../cloud/api/app.ts';
 import { ConfigError, loadCloudConfig } from '../cloud/config.ts';
-import { startTestCloud, testCloudEnv, type TestCloud } from './support/cloud-harness.ts';
+import { ROOT, startTestCloud, testCloudEnv, type TestCloud } from './support/cloud-harness.ts';
 
 /**
  * Every way into the cloud's HTTP API (issue 11, items 1–2), against real clouds over real sockets.
@@ -165,6 +166,99 @@ describe('default deny on the matched route', () => {
   }, 60_000);
 });
 
+describe('region scoping (issue 14, item 3)', () => {
+  // Its own cloud with two regions: ishikawa-nomi (A) and ishikawa-kanazawa (B).
+  const A = 'ishikawa-nomi';
+  const B = 'ishikawa-kanazawa';
+  const HUB_A = 'nomi-terai';
+  const HUB_B = 'kanazawa-nonoichi';
+  let two: TestCloud;
+  let coordA: Record<string, string>;
+  const as = (headers: Record<string, string>) => ({
+    get: (p: string) => send(two.cloud.urls.http, 'GET', p, headers),
+    post: (p: string, body: unknown = {}) => send(two.cloud.urls.http, 'POST', p, json(headers), JSON.stringify(body)),
+  });
+  beforeAll(async () => {
+    two = await startTestCloud({ MQTT_WS_PORT: 'off', SQLITE_SYNC: 'normal', REGIONS_DIR: path.join(ROOT, 'config/regions') });
+    const created = await send(two.cloud.urls.http, 'POST', '/api/v1/accounts', json({ authorization: `Bearer ${two.token}` }), JSON.stringify({ username: 'bousai-nomi', role: 'coordinator', regions: [A], displayName: '能美市 防災' }));
+    expect(created.status).toBe(201);
+    expect(JSON.parse(created.body).account).toEqual({ username: 'bousai-nomi', displayName: '能美市 防災', role: 'coordinator', hubs: [], regions: [A] });
+    coordA = { authorization: `Bearer ${await two.tokenFor('bousai-nomi')}` };
+  }, 30_000);
+  afterAll(async () => two?.stop());
+
+  it('GET /auth/me names the account\'s regions: a scoped coordinator its own, admin and a coordinator of every region null, staff their hubs\'', async () => {
+    expect(JSON.parse((await as(coordA).get('/api/v1/auth/me')).body).account.regions).toEqual([A]);
+    expect(JSON.parse((await as({ authorization: `Bearer ${two.token}` }).get('/api/v1/auth/me')).body).account.regions).toBeNull();
+    const coordinator = await send(two.cloud.urls.http, 'POST', '/api/v1/auth/login', json(), JSON.stringify({ username: 'coordinator', password: 'demo-coordinator-pass' }));
+    expect(JSON.parse(coordinator.body).account.regions).toBeNull(); // an account from before regions: every region
+    const staff = await send(two.cloud.urls.http, 'POST', '/api/v1/auth/login', json(), JSON.stringify({ username: 'staff-terai', password: 'demo-staff-pass' }));
+    expect(JSON.parse(staff.body).account.regions).toEqual([A]);
+  });
+
+  it('a coordinator of region A cannot read or switch region B, on any route naming a region or a hub of B (403 region_not_allowed)', async () => {
+    const wrong: string[] = [];
+    let checked = 0;
+    for (const [key, table] of Object.entries(POLICY)) {
+      const [method, url] = key.split(' ') as [string, string];
+      if (table.coordinator === 'no' || !/:(regionId|hubId)/.test(url)) continue;
+      for (const [region, hub, allow] of [[A, HUB_A, true], [B, HUB_B, false]] as const) {
+        const p = concrete(url, { regionId: region, hubId: hub });
+        const res = isMutating(method) ? await as(coordA).post(p) : await as(coordA).get(p);
+        checked++;
+        const ok = allow ? res.status !== 401 && res.status !== 403 : res.status === 403 && res.code === 'region_not_allowed';
+        if (!ok) wrong.push(`${method} ${p}: expected ${allow ? 'through' : '403 region_not_allowed'}, got ${res.status} ${res.body.slice(0, 100)}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+    expect(checked).toBeGreaterThanOrEqual(16);
+    // The switch itself, with a valid body: refused for B, done for A.
+    expect((await as(coordA).post(`/api/v1/regions/${B}/mode`, { mode: 'emergency', reason: 'drill' })).code).toBe('region_not_allowed');
+    expect((await as(coordA).post(`/api/v1/regions/${A}/mode`, { mode: 'normal', reason: 'drill' })).status).toBe(202);
+    expect(JSON.parse((await as({ authorization: `Bearer ${two.token}` }).get(`/api/v1/regions/${B}/mode`)).body).desired.mode).toBe('normal');
+  });
+
+  it('lists only region A\'s hubs to its coordinator, refuses B\'s objects, and refuses orders between B\'s hubs', async () => {
+    const hubs = (JSON.parse((await as(coordA).get('/api/v1/hubs')).body) as { hubs: { id: string }[] }).hubs.map((h) => h.id);
+    expect(hubs).toContain(HUB_A);
+    expect(hubs.filter((h) => h.startsWith('kanazawa-'))).toEqual([]);
+    const all = (JSON.parse((await as({ authorization: `Bearer ${two.token}` }).get('/api/v1/hubs')).body) as { hubs: { id: string }[] }).hubs.map((h) => h.id);
+    expect(all).toContain(HUB_B);
+    expect((await as(coordA).get(`/api/v1/alarms?hub=${HUB_B}`)).status).toBe(403);
+    const order = (originHub: string, hub: string) => as(coordA).post('/api/v1/orders', { originHub, destination: { type: 'locker', hub }, weightKg: 1, priority: 'relief' });
+    expect((await order(HUB_B, 'kanazawa-morimoto')).code).toBe('region_not_allowed');
+    expect((await order(HUB_A, HUB_B)).code).toBe('region_not_allowed');
+    const own = await order(HUB_A, 'nomi-kokufu');
+    expect(own.status).toBe(201);
+    // The order is region A's: its coordinator reads it; a coordinator of B alone does not.
+    const id = (JSON.parse(own.body) as { id: string }).id;
+    expect((await as(coordA).get(`/api/v1/orders/${id}`)).status).toBe(200);
+    const coordB = { authorization: `Bearer ${await two.tokenFor('bousai-kanazawa', 'coordinator', [], [B])}` };
+    expect((await as(coordB).get(`/api/v1/orders/${id}`)).status).toBe(403);
+    expect((JSON.parse((await as(coordB).get('/api/v1/orders')).body) as { orders: { id: string }[] }).orders.map((o) => o.id)).not.toContain(id);
+  });
+
+  it('staff of region A\'s hubs are refused region B; an admin\'s change of regions takes effect on the next request', async () => {
+    const staff = { authorization: `Bearer ${await two.tokenFor('staff-a', 'staff', [HUB_A])}` };
+    expect((await as(staff).get(`/api/v1/regions/${A}/mode`)).status).toBe(200);
+    expect((await as(staff).get(`/api/v1/regions/${B}/mode`)).code).toBe('region_not_allowed');
+
+    const admin = as({ authorization: `Bearer ${two.token}` });
+    const scoped = { authorization: `Bearer ${await two.tokenFor('bousai-moves', 'coordinator', [], [A])}` };
+    expect((await as(scoped).get(`/api/v1/regions/${B}/mode`)).code).toBe('region_not_allowed');
+    expect((await admin.post('/api/v1/accounts', { username: 'bousai-moves', regions: [A, B] })).status).toBe(200);
+    expect((await as(scoped).get(`/api/v1/regions/${B}/mode`)).status).toBe(200);
+    expect((await admin.post('/api/v1/accounts', { username: 'bousai-moves', regions: [B] })).status).toBe(200);
+    expect((await as(scoped).get(`/api/v1/regions/${A}/mode`)).code).toBe('region_not_allowed');
+    expect((await admin.post('/api/v1/accounts', { username: 'bousai-moves', regions: null })).status).toBe(200);
+    expect((await as(scoped).get(`/api/v1/regions/${A}/mode`)).status).toBe(200);
+    // Regions that do not exist, and regions for roles that are not scoped by them, are refused.
+    expect((await admin.post('/api/v1/accounts', { username: 'bousai-moves', regions: ['no-such-region'] })).code).toBe('validation');
+    expect((await admin.post('/api/v1/accounts', { username: 'staff-a', regions: [A] })).code).toBe('validation');
+    expect((await admin.post('/api/v1/accounts', { username: 'new-admin', role: 'admin', regions: [A] })).code).toBe('validation');
+  });
+});
+
 describe('audit', () => {
   // Its own cloud: the route-by-route tests above make hundreds of anonymous calls, and those are
   // recorded one by one only up to a budget a minute.
@@ -179,8 +273,8 @@ describe('audit', () => {
     expect(res.status).toBe(201);
     const anonymous = await send(t.cloud.urls.http, 'POST', '/api/v%31/accounts', json(), JSON.stringify({ username: 'intruder', role: 'admin' }));
     expect(anonymous.status).toBe(401);
-    expect(t.cloud.accounts.get('intruder')).toBeNull();
-    await expect.poll(() => t.cloud.accounts.audit(50).map((e) => ({ account: e.account, route: e.route, path: e.path, status: e.status }))).toEqual(expect.arrayContaining([
+    expect(await t.cloud.accounts.get('intruder')).toBeNull();
+    await expect.poll(async () => (await t.cloud.accounts.audit(50)).map((e) => ({ account: e.account, route: e.route, path: e.path, status: e.status }))).toEqual(expect.arrayContaining([
       { account: 'test-admin', route: '/api/v1/accounts', path: '/%61pi/v1/accounts', status: 201 },
       { account: null, route: '/api/v1/accounts', path: '/api/v%31/accounts', status: 401 },
     ]));
@@ -189,13 +283,13 @@ describe('audit', () => {
   // Before: 20,000 anonymous POSTs in 10 s from one client wrote 20,000 rows (+16 MB) into the
   // append-only audit table, and the real entries were buried under them.
   it('records calls without a session only up to a budget a minute, says when it ran out, and still records every signed-in call', async () => {
-    const before = t.cloud.accounts.audit(1000).length;
+    const before = (await t.cloud.accounts.audit(1000)).length;
     const flood = await Promise.all(Array.from({ length: 400 }, (_, i) => send(t.cloud.urls.http, 'POST', `/api/v1/flood-${i}-${'x'.repeat(400)}`, json(), '{}')));
     expect(flood.every((r) => r.status === 401)).toBe(true);
     const res = await send(t.cloud.urls.http, 'POST', '/api/v1/accounts', json({ authorization: `Bearer ${t.token}` }), JSON.stringify({ username: 'after-flood', role: 'operator' }));
     expect(res.status).toBe(201);
-    await expect.poll(() => t.cloud.accounts.audit(1).map((e) => [e.account, e.path])).toEqual([['test-admin', '/api/v1/accounts']]);
-    const added = t.cloud.accounts.audit(1000).slice(0, -before || undefined);
+    await expect.poll(async () => (await t.cloud.accounts.audit(1)).map((e) => [e.account, e.path])).toEqual([['test-admin', '/api/v1/accounts']]);
+    const added = (await t.cloud.accounts.audit(1000)).slice(0, -before || undefined);
     const anonymous = added.filter((e) => e.account === null);
     expect(anonymous.length).toBeLessThanOrEqual(61); // 60 a minute, and the row saying the budget ran out
     expect(anonymous.some((e) => e.path.includes('calls without a session this minute'))).toBe(true);

@@ -81,10 +81,9 @@ export function accessHooks(accounts: AccountStore, options: AccessHookOptions =
   const now = options.now ?? Date.now;
   return (app) => {
     const budget = new AnonymousAuditBudget(options.anonymousAuditPerMinute ?? 60);
-    // Written after the answer is sent (onResponse), so nothing waits for it; a failure is logged.
-    const record = (log: FastifyBaseLogger, e: Parameters<AccountStore['recordAudit']>[0]) => {
+    // A failure to write is logged, never thrown at the request.
+    const record = (log: FastifyBaseLogger, e: Parameters<AccountStore['recordAudit']>[0]): Promise<void> =>
       accounts.recordAudit(e).catch((err: unknown) => log.error({ err, method: e.method, path: e.path }, 'writing the API audit log failed'));
-    };
     const summarise = (log: FastifyBaseLogger, u: UnrecordedCalls) => record(log, {
       account: null, role: null, method: '*', route: null, status: 429,
       path: `(${u.count} more calls without a session not recorded one by one, ${new Date(u.from).toISOString()} – ${new Date(u.to).toISOString()})`,
@@ -92,13 +91,13 @@ export function accessHooks(accounts: AccountStore, options: AccessHookOptions =
     // A flood that stopped is summarised within a minute even if no other anonymous call comes.
     const flushTimer = setInterval(() => {
       const u = budget.flush(now());
-      if (u) summarise(app.log, u);
+      if (u) void summarise(app.log, u);
     }, budget.windowMs);
     flushTimer.unref();
     app.addHook('onClose', async () => {
       clearInterval(flushTimer);
       const u = budget.flush(Number.POSITIVE_INFINITY);
-      if (u) summarise(app.log, u);
+      if (u) await summarise(app.log, u); // before the database closes
     });
 
     app.decorateRequest('account', null);
@@ -150,12 +149,13 @@ export function accessHooks(accounts: AccountStore, options: AccessHookOptions =
         account: req.account?.username ?? null, role: req.account?.role ?? null, method: req.method,
         route: routeOf(req) ?? null, path: req.url.split('?')[0]!.slice(0, 500), status: reply.statusCode,
       };
+      // Awaited after the answer went out: the caller does not wait, and a shutdown lets it finish.
       if (req.account) return record(req.log, entry);
       const { decision, summary } = budget.admit(now());
-      if (summary) summarise(req.log, summary);
-      if (decision === 'record') record(req.log, entry);
+      if (summary) await summarise(req.log, summary);
+      if (decision === 'record') await record(req.log, entry);
       else if (decision === 'limit_reached') {
-        record(req.log, { ...entry, path: `(more than ${budget.perWindow} calls without a session this minute: the rest are counted, then summarised) ${entry.path}`.slice(0, 500) });
+        await record(req.log, { ...entry, path: `(more than ${budget.perWindow} calls without a session this minute: the rest are counted, then summarised) ${entry.path}`.slice(0, 500) });
       }
     });
   };
