@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import pg from 'pg';
 import { openAccountStore } from '../../cloud/accounts/account-store.ts';
 import { openPostgresDatabase, openSqliteDatabase, type Database } from '../../cloud/db/database.ts';
 import { migrateAll } from '../../cloud/db/schema.ts';
@@ -42,7 +43,7 @@ export async function postgresCpuSeconds(): Promise<number> {
   if (!cluster) return 0;
   const { port } = await cluster;
   try {
-    const main = execFileSync('pgrep', ['-f', `-p ${port} -h 127.0.0.1`], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    const main = execFileSync('pgrep', ['-f', '--', `-p ${port} -h 127.0.0.1`], { encoding: 'utf8' }).trim().split('\n').map(Number);
     const children = main.flatMap((p) => {
       try {
         return execFileSync('pgrep', ['-P', String(p)], { encoding: 'utf8' }).trim().split('\n').map(Number);
@@ -53,6 +54,23 @@ export async function postgresCpuSeconds(): Promise<number> {
     return [...main, ...children].reduce((n, p) => n + cpuSeconds(p), 0);
   } catch {
     return 0;
+  }
+}
+
+/**
+ * Transactions committed in a PostgreSQL database so far (pg_stat_database.xact_commit: every commit,
+ * including each statement run outside a transaction) and rows inserted — a count of round trips that
+ * needs no pg_stat_statements. A backend reports its counts at most once a second while busy, and within
+ * 10 s once idle: read the end figure after the cloud has been idle that long.
+ */
+export async function postgresCommits(url: string): Promise<{ commits: number; inserted: number }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const r = await client.query<{ c: string; i: string }>('SELECT xact_commit AS c, tup_inserted AS i FROM pg_stat_database WHERE datname = current_database()');
+    return { commits: Number(r.rows[0]!.c), inserted: Number(r.rows[0]!.i) };
+  } finally {
+    await client.end();
   }
 }
 

@@ -15,6 +15,8 @@ export interface NationalCloud {
   region: NationalRegion;
   seeded: SeededCloudData;
   mqttPort: number;
+  /** PostgreSQL: the cloud's database URL; SQLite: undefined. */
+  databaseUrl?: string;
   /** spawn → CLOUD_READY, ms. */
   startupMs: number;
   /** fetch against the cloud's HTTP API as the admin. */
@@ -48,7 +50,7 @@ export async function startNationalCloud(
     const killOnExit = () => cloud.child.kill('SIGKILL');
     process.once('exit', killOnExit);
     return {
-      cloud, region, seeded, startupMs, mqttPort: Number(new URL(cloud.urls.mqtt).port),
+      cloud, region, seeded, startupMs, databaseUrl: seeded.env.DATABASE_URL, mqttPort: Number(new URL(cloud.urls.mqtt).port),
       api(p, init = {}) {
         const headers = new Headers(init.headers);
         headers.set('authorization', `Bearer ${seeded.adminToken}`);

@@ -22,6 +22,8 @@ export interface OurCloud {
   database: BenchDatabaseKind;
   /** "SQLite" / "PostgreSQL". */
   label: string;
+  /** cloud.db, or the PostgreSQL database's URL. */
+  databaseWhere: string;
   stop(): Promise<void>;
 }
 
@@ -44,7 +46,7 @@ export async function startOurCloud(o: { hubs: number; database?: BenchDatabaseK
   if (o.influx) Object.assign(env, { INFLUX_URL: o.influx.url, INFLUX_DB: o.influx.database, INFLUX_CREATE_DB: 'true' });
   const proc = await spawnCloud(testCloudEnv(dataDir, env));
   return {
-    process: proc, pid: proc.child.pid!, region, dataDir, token, database, label: DATABASE_LABEL[database],
+    process: proc, pid: proc.child.pid!, region, dataDir, token, database, label: DATABASE_LABEL[database], databaseWhere: prepared.where,
     mqttPort: Number(new URL(proc.urls.mqtt).port), httpUrl: proc.urls.http,
     async stop() {
       await proc.kill('SIGTERM');

@@ -6,7 +6,7 @@ import { epochMs, RawMqtt } from '../lib/mqtt-raw.ts';
 import { startNationalCloud } from '../lib/national-cloud.ts';
 import { BENCH_SCRYPT_N, COMMUNITY_HALLS_AND_STATIONS, ROADSIDE_STATIONS, writeNationalRegion } from '../lib/national-region.ts';
 import { cpuSeconds, rssBytes, startMosquitto, startWorker, type Worker } from '../lib/procs.ts';
-import { DATABASE_LABEL, postgresCpuSeconds, versusSqlite, type BenchDatabaseKind } from '../lib/bench-database.ts';
+import { DATABASE_LABEL, postgresCommits, postgresCpuSeconds, versusSqlite, type BenchDatabaseKind } from '../lib/bench-database.ts';
 import type { Row, Section } from '../lib/report.ts';
 import { fmt, summarize } from '../lib/stats.ts';
 import { tempDir } from '../../test/support/cloud-harness.ts';
@@ -67,6 +67,7 @@ async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (
     log(`${fmt(hubs, 0)} hubs connected (${fmt(bulk.ms / 1000, 1)} s for ${fmt(hubs - 6, 0)}); cloud RSS ${fmt(rssBytes(nc.cloud.child.pid!) / 2 ** 20, 0)} MiB`);
     await sleep(2_000);
     const pollInterval = pollIntervalMs(hubs);
+    const commits0 = nc.databaseUrl ? await postgresCommits(nc.databaseUrl) : null;
     let version = 0;
     for (let round = 0; round <= runs; round++) {
       for (const mode of ['emergency', 'normal'] as const) {
@@ -112,9 +113,16 @@ async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (
         await sleep(500);
       }
     }
+    let commits: { perSwitch: number; insertedPerSwitch: number } | null = null;
+    if (commits0 && nc.databaseUrl) {
+      await sleep(11_000); // an idle backend reports its counts within 10 s
+      const c1 = await postgresCommits(nc.databaseUrl);
+      commits = { perSwitch: (c1.commits - commits0.commits) / version, insertedPerSwitch: (c1.inserted - commits0.inserted) / version };
+      log(`ours on ${label} ${fmt(hubs, 0)}: ${fmt(commits.perSwitch, 0)} commits and ${fmt(commits.insertedPerSwitch, 0)} rows inserted per switch (pg_stat_database)`);
+    }
     const closed = (await worker.call({ op: 'close' })) as number;
     return {
-      samples, dbCpuS, startupMs: nc.startupMs, connect: { prodMs: Object.values(prod.connackMs), lowMs: Object.values(low.connackMs), bulkMs: bulk.ms, bulkHubs: hubs - 6 },
+      samples, dbCpuS, commits, startupMs: nc.startupMs, connect: { prodMs: Object.values(prod.connackMs), lowMs: Object.values(low.connackMs), bulkMs: bulk.ms, bulkHubs: hubs - 6 },
       rssMiB: rssBytes(nc.cloud.child.pid!) / 2 ** 20, closed, warnings: nc.cloud.output.filter((l) => /"level":(40|50|60)/.test(l)).slice(0, 5),
     };
   } finally {
@@ -249,6 +257,7 @@ export const fanout: Section = async ({ quick, log }) => {
             `the cloud's own clock (lastAcknowledgedAt − switch time, receive time at the broker) gave ${fmt(summarize(samples.map((s) => s.cloudClockMs ?? Number.NaN)).median, 0)} ms. ` +
             `Cloud CPU per switch ${fmt(summarize(samples.map((s) => s.brokerCpuS)).median, 2)} s` +
             (measuredDbCpu.length ? `, PostgreSQL server ${fmt(summarize(measuredDbCpu).median, 2)} s` : '') +
+            (m.commits ? `; PostgreSQL commits per switch (pg_stat_database, every statement outside a transaction counted, with the polling and the cloud's timers) ${fmt(m.commits.perSwitch, 0)}, rows inserted ${fmt(m.commits.insertedPerSwitch, 0)}` : '') +
             (side === 'SQLite' ? ` (Mosquitto ${fmt(summarize(a.map((s) => s.brokerCpuS)).median, 2)} s).` : '.'),
         );
         notes.push(
