@@ -59,16 +59,19 @@ export async function postgresCpuSeconds(): Promise<number> {
 
 /**
  * Transactions committed in a PostgreSQL database so far (pg_stat_database.xact_commit: every commit,
- * including each statement run outside a transaction) and rows inserted — a count of round trips that
- * needs no pg_stat_statements. A backend reports its counts at most once a second while busy, and within
+ * including each statement run outside a transaction), rows inserted, and the time its sessions spent
+ * executing statements (active) and waiting for the client inside a transaction (idle in transaction:
+ * round trips and the client's own delays) — what needs no pg_stat_statements. A backend reports its counts at most once a second while busy, and within
  * 10 s once idle: read the end figure after the cloud has been idle that long.
  */
-export async function postgresCommits(url: string): Promise<{ commits: number; inserted: number }> {
+export async function postgresCommits(url: string): Promise<{ commits: number; inserted: number; activeMs: number; idleInTransactionMs: number }> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const r = await client.query<{ c: string; i: string }>('SELECT xact_commit AS c, tup_inserted AS i FROM pg_stat_database WHERE datname = current_database()');
-    return { commits: Number(r.rows[0]!.c), inserted: Number(r.rows[0]!.i) };
+    const r = await client.query<{ c: string; i: string; a: number; t: number }>(
+      'SELECT xact_commit AS c, tup_inserted AS i, active_time AS a, idle_in_transaction_time AS t FROM pg_stat_database WHERE datname = current_database()',
+    );
+    return { commits: Number(r.rows[0]!.c), inserted: Number(r.rows[0]!.i), activeMs: Number(r.rows[0]!.a), idleInTransactionMs: Number(r.rows[0]!.t) };
   } finally {
     await client.end();
   }

@@ -113,12 +113,15 @@ async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (
         await sleep(500);
       }
     }
-    let commits: { perSwitch: number; insertedPerSwitch: number } | null = null;
+    let commits: { perSwitch: number; insertedPerSwitch: number; activeMsPerSwitch: number; idleInTransactionMsPerSwitch: number } | null = null;
     if (commits0 && nc.databaseUrl) {
       await sleep(11_000); // an idle backend reports its counts within 10 s
       const c1 = await postgresCommits(nc.databaseUrl);
-      commits = { perSwitch: (c1.commits - commits0.commits) / version, insertedPerSwitch: (c1.inserted - commits0.inserted) / version };
-      log(`ours on ${label} ${fmt(hubs, 0)}: ${fmt(commits.perSwitch, 0)} commits and ${fmt(commits.insertedPerSwitch, 0)} rows inserted per switch (pg_stat_database)`);
+      commits = {
+        perSwitch: (c1.commits - commits0.commits) / version, insertedPerSwitch: (c1.inserted - commits0.inserted) / version,
+        activeMsPerSwitch: (c1.activeMs - commits0.activeMs) / version, idleInTransactionMsPerSwitch: (c1.idleInTransactionMs - commits0.idleInTransactionMs) / version,
+      };
+      log(`ours on ${label} ${fmt(hubs, 0)}: per switch ${fmt(commits.perSwitch, 0)} commits, ${fmt(commits.insertedPerSwitch, 0)} rows inserted, sessions active ${fmt(commits.activeMsPerSwitch, 0)} ms, idle in transaction ${fmt(commits.idleInTransactionMsPerSwitch, 0)} ms (pg_stat_database)`);
     }
     const closed = (await worker.call({ op: 'close' })) as number;
     return {
@@ -257,7 +260,7 @@ export const fanout: Section = async ({ quick, log }) => {
             `the cloud's own clock (lastAcknowledgedAt − switch time, receive time at the broker) gave ${fmt(summarize(samples.map((s) => s.cloudClockMs ?? Number.NaN)).median, 0)} ms. ` +
             `Cloud CPU per switch ${fmt(summarize(samples.map((s) => s.brokerCpuS)).median, 2)} s` +
             (measuredDbCpu.length ? `, PostgreSQL server ${fmt(summarize(measuredDbCpu).median, 2)} s` : '') +
-            (m.commits ? `; PostgreSQL commits per switch (pg_stat_database, every statement outside a transaction counted, with the polling and the cloud's timers) ${fmt(m.commits.perSwitch, 0)}, rows inserted ${fmt(m.commits.insertedPerSwitch, 0)}` : '') +
+            (m.commits ? `; PostgreSQL commits per switch (pg_stat_database, every statement outside a transaction counted, with the polling and the cloud's timers) ${fmt(m.commits.perSwitch, 0)}, rows inserted ${fmt(m.commits.insertedPerSwitch, 0)}, its sessions executing statements ${fmt(m.commits.activeMsPerSwitch, 0)} ms and idle inside a transaction (waiting for the cloud) ${fmt(m.commits.idleInTransactionMsPerSwitch, 0)} ms, summed over the pool's connections` : '') +
             (side === 'SQLite' ? ` (Mosquitto ${fmt(summarize(a.map((s) => s.brokerCpuS)).median, 2)} s).` : '.'),
         );
         notes.push(
