@@ -82,7 +82,7 @@ describe.each(KINDS)('CommandStore (%s)', (kind) => {
     expect(await store.history('nope')).toEqual([]);
   });
 
-  it.runIf(kind !== 'memory')("set in the caller's transaction that rolls back, a result and its history entry are not kept", async () => {
+  if (kind !== 'memory') it("set in the caller's transaction that rolls back, a result and its history entry are not kept", async () => {
     await open();
     await store.insert(cmd('c1'));
     await expect(t!.db.sql.transaction(async (tx) => {
@@ -95,7 +95,7 @@ describe.each(KINDS)('CommandStore (%s)', (kind) => {
   });
 
   // Two cloud processes on one PostgreSQL (SQLite has one process, so one writer).
-  it.runIf(kind === 'postgres')('of two writers setting a result from the same state at once, exactly one wins', async () => {
+  if (kind === 'postgres') it('of two writers setting a result from the same state at once, exactly one wins', async () => {
     await open();
     const other = await openCommandStore(await t!.reopen());
     const ids = Array.from({ length: 20 }, (_, i) => `c${i}`);

@@ -103,7 +103,7 @@ describe.each(SQL_DATABASES)('DeadLetterStore on %s', (kind) => {
   });
 
   // Several cloud processes share one PostgreSQL: the quotas hold across writers (SQLite has one process).
-  it.runIf(kind === 'postgres')('two writers flooding at once still keep every hub within its quotas and the figures true', async () => {
+  if (kind === 'postgres') it('two writers flooding at once still keep every hub within its quotas and the figures true', async () => {
     const limits = { ...LIMITS, maxRows: 40, maxRowsPerHub: 12 };
     const a = await open(limits);
     const b = await openDeadLetterStore(await t!.reopen(), limits);
