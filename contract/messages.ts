@@ -26,6 +26,14 @@ const Historical = z
 const Latitude = z.number().min(-90).max(90).describe('WGS84 latitude, degrees');
 const Longitude = z.number().min(-180).max(180).describe('WGS84 longitude, degrees');
 const Percent = z.number().min(0).max(100);
+/**
+ * Free text from a device or a person (details, reasons, ids a hub echoes): at most `max` characters
+ * and no C0 control characters other than tab, line feed and carriage return. U+0000 in particular:
+ * PostgreSQL refuses it in TEXT, so a message carrying one could be taken by the schema and then never
+ * stored (issue 14); it is refused here, as a `schema` dead letter, on every database alike.
+ */
+export const FreeText = (max: number) =>
+  z.string().max(max).regex(/^[^\u0000-\u0008\u000B\u000C\u000E-\u001F]*$/, 'control characters (U+0000–U+001F other than tab and line breaks) are not allowed');
 const Severity = z.enum(['info', 'warning', 'critical']).describe('info: for the record; warning: someone should look; critical: act now');
 
 function envelope<T extends string>(type: T) {
@@ -66,8 +74,8 @@ export const DroneTelemetry = z
     payloadKg: z.number().min(0).max(50).describe('Payload currently carried, kilograms'),
     remoteIdActive: z.boolean().describe('Remote ID broadcasting (mandatory for drones ≥ 100 g in Japan)'),
     geofence: GeofenceResult.optional(),
-    failsafe: z.array(z.string().max(32)).max(8).optional().describe('Active failsafe flags, e.g. ["battery_low"]'),
-    missionId: z.string().max(64).nullable().optional().describe('Mission the drone is flying, if any'),
+    failsafe: z.array(FreeText(32)).max(8).optional().describe('Active failsafe flags, e.g. ["battery_low"]'),
+    missionId: FreeText(64).nullable().optional().describe('Mission the drone is flying, if any'),
   })
   .strict()
   .describe('Drone telemetry: position (≈1–5 Hz), system status and battery');
@@ -90,8 +98,8 @@ export const DroneEvent = z
     ...envelope('drone.event'),
     event: DroneEventName,
     severity: Severity,
-    missionId: z.string().max(64).nullable().optional(),
-    detail: z.string().max(500).optional().describe('Free text from the device, shown to people as text'),
+    missionId: FreeText(64).nullable().optional(),
+    detail: FreeText(500).optional().describe('Free text from the device, shown to people as text'),
   })
   .strict()
   .describe('Something that happened to a drone');
@@ -111,7 +119,7 @@ export const Compartment = z
     tempClass: TemperatureClass,
     door: z.enum(['open', 'closed']),
     occupied: z.boolean().describe('A parcel is inside'),
-    reservedFor: z.string().max(64).nullable().describe('Order id the compartment is reserved for, or null'),
+    reservedFor: FreeText(64).nullable().describe('Order id the compartment is reserved for, or null'),
     tempC: z.number().min(-50).max(80).nullable().describe('Compartment temperature, °C (null when it has no sensor)'),
     fault: CompartmentFault,
   })
@@ -150,11 +158,11 @@ export const LockerEvent = z
     event: LockerEventName,
     severity: Severity,
     compartment: CompartmentId,
-    orderId: z.string().max(64).nullable().optional(),
+    orderId: FreeText(64).nullable().optional(),
     /** Pickup code typed by the resident, for `pickup` events; the cloud checks it against the stored hash. */
     pickupCode: z.string().regex(/^[0-9]{4,8}$/).optional().describe('Code typed at the locker (pickup events)'),
     tempC: z.number().min(-50).max(80).optional(),
-    detail: z.string().max(500).optional(),
+    detail: FreeText(500).optional(),
   })
   .strict()
   .describe('Something that happened at a locker compartment');
@@ -184,7 +192,7 @@ export const SensorEvent = z
     event: SensorEventName,
     severity: Severity,
     value: z.number().min(-1_000_000).max(1_000_000).optional().describe('The reading that caused the event, in the unit of the related telemetry field'),
-    detail: z.string().max(500).optional(),
+    detail: FreeText(500).optional(),
   })
   .strict()
   .describe('A threshold crossing at a hub sensor');
@@ -198,7 +206,7 @@ export const HubStatus = z
     hub: HubId,
     state: z.enum(['online', 'offline']).describe('"offline" is the MQTT last will, published by the broker when the link dies'),
     ts: Timestamp.describe('When the status was produced (for the last will: when it was registered at connect)'),
-    agent: z.string().max(64).optional().describe('Software and version of the hub gateway'),
+    agent: FreeText(64).optional().describe('Software and version of the hub gateway'),
     // Bounds far beyond any real hub (an outbox holds at most OUTBOX_MAX_MESSAGES, a few hundred
     // thousand; a backlog older than ten years is a clock error), so a status cannot put absurd
     // figures on the dashboards and gauges (issue 11).
@@ -220,7 +228,7 @@ export const Command = z
     device: DeviceId,
     command: CommandName,
     expiresAt: Timestamp.describe('The hub must not execute the command after this time (epoch ms)'),
-    args: z.record(z.string(), z.union([z.string().max(200), z.number(), z.boolean(), z.null()])).describe('Command arguments'),
+    args: z.record(z.string(), z.union([FreeText(200), z.number(), z.boolean(), z.null()])).describe('Command arguments'),
   })
   .strict()
   .describe('A command from the cloud to one device at a hub');
@@ -235,7 +243,7 @@ export const CommandAck = z
     device: DeviceId,
     commandId: MessageId.describe('Id of the command being acknowledged'),
     result: z.enum(['done', 'rejected', 'expired', 'failed', 'duplicate']),
-    detail: z.string().max(500).optional(),
+    detail: FreeText(500).optional(),
     historical: Historical,
   })
   .strict()
@@ -252,7 +260,7 @@ export const RegionMode = z
     ts: Timestamp,
     mode: Mode.describe('Mode for every hub of the region that is not listed in `hubs`'),
     hubs: z.record(HubId, Mode).describe('Per-hub overrides'),
-    reason: z.string().max(500).describe('Why (shown to hub staff as text)'),
+    reason: FreeText(500).describe('Why (shown to hub staff as text)'),
   })
   .strict()
   .describe('Desired operating mode of a region (retained), published by the cloud');
@@ -267,7 +275,7 @@ export const ModeAck = z
     version: z.number().int().min(0).describe('Version of the region mode the hub applied'),
     mode: Mode.describe('Mode the hub is in now'),
     source: z.enum(['cloud', 'local']).describe('"local" when hub staff switched it while cut off'),
-    reason: z.string().max(500).optional(),
+    reason: FreeText(500).optional(),
     historical: Historical,
   })
   .strict()
@@ -280,7 +288,7 @@ export const CloudAck = z
     ts: Timestamp,
     hub: HubId,
     ackOf: MessageId.describe('Id of the hub message being acknowledged'),
-    detail: z.string().max(500).optional(),
+    detail: FreeText(500).optional(),
   })
   .strict()
   .describe('An acknowledgement from the cloud to a hub (e.g. a reconciled local mode switch)');

@@ -24,7 +24,9 @@ export interface InvalidMessage {
   topic: ParsedTopic | null;
 }
 
-const reject = (reason: MessageRejection, detail: string, topic: ParsedTopic | null = null): InvalidMessage => ({ ok: false, reason, detail, topic });
+// The detail may quote what the publisher sent (a JSON parser's message quotes the input, a schema
+// issue names an unknown key): never as raw bytes — it is stored as text, and PostgreSQL refuses U+0000.
+const reject = (reason: MessageRejection, detail: string, topic: ParsedTopic | null = null): InvalidMessage => ({ ok: false, reason, detail: printable(detail), topic });
 
 export function validateUplinkMessage(topicName: string, payload: Buffer, maxPayloadBytes: number): ValidMessage | InvalidMessage {
   const topic = parseTopic(topicName);
@@ -38,7 +40,7 @@ export function validateUplinkMessage(topicName: string, payload: Buffer, maxPay
   try {
     json = JSON.parse(payload.toString('utf8'));
   } catch (err) {
-    return reject('malformed_json', `not JSON: ${(err as Error).message}`, topic);
+    return reject('malformed_json', `not JSON: ${truncate((err as Error).message, 300)}`, topic);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return reject('malformed_json', 'the payload must be a JSON object', topic);
@@ -64,3 +66,13 @@ function describeIssues(error: z.ZodError): string {
 function truncate(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
+
+/**
+ * Text for people and for a TEXT column: C0 control characters (U+0000 included, which PostgreSQL
+ * refuses in TEXT) and DEL written as `\u00XX` escapes; tab, line feed and carriage return as `\t`,
+ * `\n`, `\r`, so a detail stays on one line.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\u0000-\u001F\u007F]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+const ESCAPES: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };

@@ -9,9 +9,10 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { Command, CommandName, DeviceId, HubId, MessageId, Mode, ModeAck } from '../../contract/index.ts';
+import { Command, CommandName, DeviceId, HubId, MessageId, Mode, ModeAck, printable } from '../../contract/index.ts';
 import { CommandError, type CommandService, type CommandView } from '../commands/command-service.ts';
 import { COMMAND_STATES } from '../commands/command-store.ts';
+import { SqlDataError } from '../db/sql.ts';
 import { REJECTION_REASONS } from '../ingest/classify.ts';
 import type { DeadLetterStore } from '../ingest/dead-letter-store.ts';
 import type { DeviceState, HubState, LiveState } from '../live/live-state.ts';
@@ -31,7 +32,8 @@ export interface AppDeps {
   commands: CommandService;
   metrics: CloudMetrics;
   logger: Logger;
-  health: () => { storeHealthy: boolean; ingestPending: number };
+  /** `operationalHealthy`: the group commits' operational transactions succeed (absent: not tracked). */
+  health: () => { storeHealthy: boolean; operationalHealthy?: boolean; ingestPending: number };
   now?: () => number;
   /**
    * Feature route sets (orders, alarms, modes, …), each in its feature's folder, registered after the
@@ -185,6 +187,20 @@ const Instant = z
     return n;
   });
 
+/** Where U+0000 occurs in a parsed request part (`query hub`, `body reason`, …), or null. Keys count too. */
+function nulIn(part: string, value: unknown, path = '', depth = 0): string | null {
+  const at = () => (path ? `${part} ${path}` : part);
+  if (typeof value === 'string') return value.includes('\u0000') ? at() : null;
+  if (value === null || typeof value !== 'object' || depth > 64) return null;
+  for (const [k, v] of Object.entries(value)) {
+    const p = path ? `${path}.${k}` : k;
+    if (k.includes('\u0000')) return `${part} ${printable(p)}`;
+    const found = nulIn(part, v, p, depth + 1);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const now = deps.now ?? Date.now;
   // Per-request logs are off: the console and tests poll, and an access log belongs to the proxy.
@@ -214,6 +230,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const code: ApiErrorCode = err.code;
       return reply.code(API_ERRORS[code].status).send({ error: { code, message: err.message } });
     }
+    if (err instanceof SqlDataError) {
+      // A safety net behind the NUL hook below: a value from the request the database refuses is the caller's to fix.
+      req.log.warn({ err, url: req.url.slice(0, 200) }, 'the database refused a value of the request');
+      return reply.code(400).send({ error: { code: 'validation', message: 'a value of the request cannot be stored (e.g. a control character); the database refused it' } });
+    }
     if (err instanceof TelemetryStoreError) {
       req.log.warn({ err }, 'telemetry store query failed');
       return reply.code(503).send({ error: { code: 'store_unavailable', message: err.message } });
@@ -224,6 +245,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }
     req.log.error({ err, url: req.url }, 'request failed');
     return reply.code(500).send({ error: { code: 'internal', message: `internal error (request ${req.id})` } });
+  });
+  // Before any route and any plugin's hooks: no path parameter, query string or JSON body with U+0000
+  // reaches a handler. PostgreSQL refuses it in TEXT, so it would be a 500 (and an error log anyone can
+  // cause through the open sign-in route) where SQLite answered (issue 14); refused alike on both.
+  app.addHook('preValidation', async (req, reply) => {
+    const where = nulIn('path', req.params) ?? nulIn('query', req.query) ?? nulIn('body', req.body);
+    if (where !== null) {
+      return reply.code(400).send({ error: { code: 'validation', message: `${where} contains the character U+0000 (NUL), which is not allowed` } });
+    }
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
   await registerHttpSecurity(app as unknown as FastifyInstance, { allowedOrigins: deps.http?.allowedOrigins ?? [], registry: deps.metrics.registry });
@@ -260,12 +290,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     schema: {
       operationId: 'getHealth', tags: ['health'],
       summary: 'Liveness and store health',
-      response: { 200: z.object({ status: z.literal('ok'), store: z.string(), ingestPending: z.number() }), 503: z.object({ status: z.literal('degraded'), store: z.string(), ingestPending: z.number(), reason: z.string() }) },
+      description: 'Degraded (503) while telemetry store writes or the operational database\'s group commits (dead letters, dedupe ids, acknowledgements) keep failing: messages are then held unacknowledged.',
+      response: {
+        200: z.object({ status: z.literal('ok'), store: z.string(), operationalHealthy: z.boolean(), ingestPending: z.number() }),
+        503: z.object({ status: z.literal('degraded'), store: z.string(), operationalHealthy: z.boolean(), ingestPending: z.number(), reason: z.string() }),
+      },
     },
   }, async (_req, reply) => {
     const h = deps.health();
-    if (!h.storeHealthy) return reply.code(503).send({ status: 'degraded' as const, store: deps.store.kind, ingestPending: h.ingestPending, reason: 'telemetry store writes are failing; messages are held unacknowledged' });
-    return { status: 'ok' as const, store: deps.store.kind, ingestPending: h.ingestPending };
+    const operationalHealthy = h.operationalHealthy ?? true;
+    const failing = [
+      ...(h.storeHealthy ? [] : ['telemetry store writes are failing']),
+      ...(operationalHealthy ? [] : ['operational database writes (dead letters, dedupe ids, acknowledgements) are failing']),
+    ];
+    if (failing.length > 0) {
+      return reply.code(503).send({ status: 'degraded' as const, store: deps.store.kind, operationalHealthy, ingestPending: h.ingestPending, reason: `${failing.join('; ')}; messages are held unacknowledged` });
+    }
+    return { status: 'ok' as const, store: deps.store.kind, operationalHealthy, ingestPending: h.ingestPending };
   });
 
   r.get('/metrics', { config: { public: true }, schema: { summary: 'Prometheus metrics', hide: true } }, async (_req, reply) => {

@@ -18,6 +18,9 @@ import type { Sql, SqlValue } from './sql.ts';
  * (audit logs included). Identity columns (ids from SQLite's AUTOINCREMENT) keep their values
  * (`OVERRIDING SYSTEM VALUE`) and their sequences are moved past the highest id SQLite ever handed
  * out, so new rows never reuse one. Row counts are compared per table before the commit.
+ *
+ * SQLite keeps U+0000 in TEXT, PostgreSQL refuses it (an old dead letter's detail could hold one): such
+ * characters become U+FFFD, counted per table and column and reported, so one value never aborts the move.
  */
 export interface CopyOptions {
   /** A DATA_DIR (holding `cloud.db`) or the `cloud.db` file. */
@@ -37,6 +40,8 @@ export interface TableCopied {
   rows: number;
   /** Rows the target held before (only with `force`, or rows the migration seeds). */
   replaced: number;
+  /** Per column: text values whose U+0000 characters became U+FFFD (PostgreSQL refuses U+0000 in TEXT); empty when none. */
+  nulReplaced: Record<string, number>;
 }
 
 export class CopyRefusedError extends Error {
@@ -136,11 +141,12 @@ async function copyTables(source: BetterSqlite3.Database, tx: Sql, o: CopyOption
 
   const result: TableCopied[] = [];
   for (const table of tables) {
-    const rows = await copyTable(source, tx, table, o.batchRows ?? 500).catch((err: Error) => {
+    const { rows, nulReplaced } = await copyTable(source, tx, table, o.batchRows ?? 500).catch((err: Error) => {
       throw new Error(`copying ${table}: ${err.message}`, { cause: err });
     });
-    log(`  ${table.padEnd(20)} ${String(rows).padStart(9)} rows`);
-    result.push({ table, rows, replaced: before.get(table)! });
+    const replacedNul = Object.entries(nulReplaced).map(([column, n]) => `${column}: ${n}`).join(', ');
+    log(`  ${table.padEnd(20)} ${String(rows).padStart(9)} rows${replacedNul ? `; U+0000 replaced by U+FFFD in ${replacedNul} values` : ''}`);
+    result.push({ table, rows, replaced: before.get(table)!, nulReplaced });
   }
 
   // Verified inside the transaction: a mismatch rolls everything back.
@@ -158,8 +164,8 @@ async function countRows(tx: Sql, table: string): Promise<number> {
   return (await tx.one<{ n: number }>(`SELECT count(*) AS n FROM ${quote(table)}`))!.n;
 }
 
-/** Copies one table in batches; its row count. */
-async function copyTable(source: BetterSqlite3.Database, tx: Sql, table: string, batchRows: number): Promise<number> {
+/** Copies one table in batches; its row count and, per column, the values whose U+0000 was replaced. */
+async function copyTable(source: BetterSqlite3.Database, tx: Sql, table: string, batchRows: number): Promise<{ rows: number; nulReplaced: Record<string, number> }> {
   const targetColumns = await tx.query<{ name: string; is_identity: string }>(
     `SELECT column_name AS name, is_identity FROM information_schema.columns
      WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position`,
@@ -191,8 +197,16 @@ async function copyTable(source: BetterSqlite3.Database, tx: Sql, table: string,
     batch = [];
     inBatch = 0;
   };
+  const nulReplaced: Record<string, number> = {};
   // Raw rows, values in `names` order.
   for (const row of source.prepare(`SELECT ${columnList} FROM ${quote(table)}`).raw(true).iterate() as IterableIterator<SqlValue[]>) {
+    for (let i = 0; i < row.length; i++) {
+      const v = row[i];
+      if (typeof v === 'string' && v.includes('\u0000')) {
+        row[i] = v.replaceAll('\u0000', '\uFFFD');
+        nulReplaced[names[i]!] = (nulReplaced[names[i]!] ?? 0) + 1;
+      }
+    }
     batch.push(...row);
     if (++inBatch === perStatement) await flush();
   }
@@ -206,5 +220,5 @@ async function copyTable(source: BetterSqlite3.Database, tx: Sql, table: string,
     const next = Math.max(high, seq);
     if (next > 0) await tx.query(`SELECT setval(pg_get_serial_sequence(?, ?), ?)`, [quote(table), column, next]);
   }
-  return copied;
+  return { rows: copied, nulReplaced };
 }

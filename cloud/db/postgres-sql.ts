@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Sql, SqlValue } from './sql.ts';
+import { SqlDataError, type Sql, type SqlValue } from './sql.ts';
 
 /** `?` placeholders → `$1…$n`, outside quoted strings and identifiers; remembered per text. */
 const translated = new Map<string, string>();
@@ -50,16 +50,37 @@ export function postgresPool(o: PostgresPoolOptions): pg.Pool {
 
 type Queryable = pg.Pool | pg.PoolClient;
 
+/**
+ * A data exception (SQLSTATE class 22: U+0000 in TEXT is 22021 "invalid byte sequence for encoding
+ * UTF8: 0x00", a number out of range 22003, …) as a `SqlDataError`, so callers tell a value the
+ * database will never take from a database that is down; other errors as they came.
+ */
+function classified(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('22') && !(err instanceof SqlDataError)) {
+    return new SqlDataError(code, `the database refused a value: ${(err as Error).message} (SQLSTATE ${code})`, { cause: err });
+  }
+  return err;
+}
+
+async function run(q: Queryable, text: string, params?: readonly SqlValue[]): Promise<pg.QueryResult> {
+  try {
+    return await q.query(text, params as unknown[] | undefined);
+  } catch (err) {
+    throw classified(err);
+  }
+}
+
 function bound(q: Queryable, inTransaction: boolean): Sql {
   const query = async <R>(text: string, params?: readonly SqlValue[]): Promise<R[]> =>
-    (await q.query(toPostgresPlaceholders(text), params as unknown[] | undefined)).rows as R[];
+    (await run(q, toPostgresPlaceholders(text), params)).rows as R[];
   const self: Sql = {
     dialect: 'postgres',
     forUpdate: ' FOR UPDATE',
     query,
     one: async (text, params) => (await query(text, params))[0] as never,
-    run: async (text, params) => (await q.query(toPostgresPlaceholders(text), params as unknown[] | undefined)).rowCount ?? 0,
-    exec: async (script) => void (await q.query(script)),
+    run: async (text, params) => (await run(q, toPostgresPlaceholders(text), params)).rowCount ?? 0,
+    exec: async (script) => void (await run(q, script)),
     transaction: async (fn) => {
       if (inTransaction) return fn(self);
       const client = await (q as pg.Pool).connect();

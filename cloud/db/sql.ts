@@ -37,3 +37,23 @@ export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string } | null;
   return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
+
+/**
+ * A value the database refuses (PostgreSQL SQLSTATE class 22, "data exception": U+0000 in TEXT 22021,
+ * a number out of range 22003, a string too long 22001, …; SQLite: SQLITE_TOOBIG, SQLITE_MISMATCH).
+ * Permanent: the same values fail the same way however often they are sent again. `code` is the
+ * database's own (SQLSTATE or SQLite code).
+ */
+export class SqlDataError extends Error {
+  override readonly name = 'SqlDataError';
+  constructor(readonly code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Whether a database error is about the values sent (permanent), not the database's state (worth retrying). */
+export function isDataError(err: unknown): boolean {
+  if (err instanceof SqlDataError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (/^22[0-9A-Z]{3}$/.test(code) || code === 'SQLITE_TOOBIG' || code === 'SQLITE_MISMATCH');
+}

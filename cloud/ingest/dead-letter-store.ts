@@ -1,3 +1,4 @@
+import { printable } from '../../contract/validate-message.ts';
 import type { Database, FeatureMigrations } from '../db/database.ts';
 import type { Sql } from '../db/sql.ts';
 import type { RejectionReason } from './classify.ts';
@@ -160,11 +161,14 @@ export async function openDeadLetterStore(db: Database, limits: DeadLetterLimits
   const addAll = async (tx: Sql, items: readonly DeadLetterInput[]): Promise<number> => {
     const rows = items.map((d) => {
       const kept = d.payload.subarray(0, KEPT_PAYLOAD_BYTES);
-      const topic = d.topic.slice(0, 512);
-      const detail = d.detail.slice(0, 2000);
+      // Text columns get printable text only: what a publisher sent may hold U+0000, which PostgreSQL
+      // refuses in TEXT — one such row would fail the whole group commit (issue 14). The payload keeps its bytes.
+      const topic = printable(d.topic.slice(0, 512));
+      const detail = printable(d.detail.slice(0, 2000));
+      const clientId = d.clientId === null ? null : printable(d.clientId);
       return {
         hub: d.hub ?? NO_HUB, bytes: kept.length + Buffer.byteLength(topic) + Buffer.byteLength(detail),
-        params: [d.receivedAt, d.region, d.hub, d.clientId, topic, d.reason, detail, d.payload.length, kept.length < d.payload.length ? 1 : 0, kept],
+        params: [d.receivedAt, d.region, d.hub, clientId, topic, d.reason, detail, d.payload.length, kept.length < d.payload.length ? 1 : 0, kept],
       };
     });
     const added = new Map<string, Usage>();

@@ -1,5 +1,5 @@
 import type { CommandAck, DeviceMessage, ModeAck } from '../../contract/index.ts';
-import type { Sql } from '../db/sql.ts';
+import { isDataError, type Sql } from '../db/sql.ts';
 import type { HubIdentity } from '../hubs/hub-credentials.ts';
 import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
@@ -174,15 +174,19 @@ export class Ingest {
     this.log = o.logger.child({ component: 'ingest' });
     for (const e of o.seenAtStart ?? []) this.remember(dedupeKey(e));
     const storeKind = o.store.kind;
-    const lane = (): GroupCommitter<Item> => new GroupCommitter<Item>({
+    const lane = (name: Lane): GroupCommitter<Item> => new GroupCommitter<Item>({
       maxBatchWeight: o.maxBatchPoints,
       concurrency: 2,
       weight: (it) => Math.max(1, it.points.length),
-      write: (items) => this.write(items),
-      isRetryable: (err) => !(err instanceof TelemetryStoreError) || err.retryable,
+      write: (items) => this.write(items, name),
+      // Permanent: a value the telemetry store or the operational database refuses (PostgreSQL refuses
+      // U+0000 in TEXT, SQLSTATE class 22): retried, it would block every hub's messages behind it
+      // forever; bisected, it stands alone and is dead-lettered while the rest is committed (issue 14).
+      isRetryable: (err) => (err instanceof TelemetryStoreError ? err.retryable : !isDataError(err)),
       onPoison: async (it, err) => {
-        const detail = `the telemetry store refused it: ${(err as Error).message}`;
-        this.log.error({ topic: it.inbound.topic, hub: it.inbound.from?.hubId, err }, 'telemetry store rejected a message permanently; dead-lettered');
+        const by = err instanceof TelemetryStoreError ? 'the telemetry store' : 'the operational database';
+        const detail = `${by} refused it: ${(err as Error).message}`;
+        this.log.error({ topic: it.inbound.topic, hub: it.inbound.from?.hubId, err }, `${by} rejected a message permanently; dead-lettered`);
         await this.o.deadLetters.addMany([this.deadLetter(it.inbound, 'store_rejected', detail)]);
         this.o.metrics.rejected.inc({ reason: 'store_rejected' });
       },
@@ -196,7 +200,8 @@ export class Ingest {
       onWriteError: (err, attempt, retryInMs) => {
         o.metrics.storeWriteFailures.inc({ store: storeKind });
         const log = attempt === 1 || attempt % 10 === 0 ? this.log.error.bind(this.log) : this.log.warn.bind(this.log);
-        log({ err, attempt, retryInMs: Math.round(retryInMs), store: storeKind }, 'telemetry store write failed; holding acknowledgements and retrying');
+        const what = this.operationalFailing.has(name) ? 'operational database write failed' : 'telemetry store write failed';
+        log({ err, attempt, retryInMs: Math.round(retryInMs), store: storeKind }, `${what}; holding acknowledgements and retrying`);
       },
       onWritten: (items, ms) => {
         const points = items.reduce((n, it) => n + it.points.length, 0);
@@ -206,8 +211,19 @@ export class Ingest {
         }
       },
     });
-    this.committer = lane();
-    this.urgent = lane();
+    this.committer = lane('telemetry');
+    this.urgent = lane('urgent');
+  }
+
+  /**
+   * Lanes whose last group commit failed in the operational database for a reason worth retrying
+   * (unreachable, …): their messages are held unacknowledged until it succeeds (for /healthz).
+   */
+  private readonly operationalFailing = new Set<Lane>();
+
+  /** False while a group commit's operational transaction keeps failing (messages held unacknowledged). */
+  get operationalHealthy(): boolean {
+    return this.operationalFailing.size === 0;
   }
 
   get pending(): number {
@@ -345,7 +361,7 @@ export class Ingest {
     return { inbound, type: 'rejected', points: [], deadLetter: this.deadLetter(inbound, reason, detail), apply: null, seen: null, duplicate: false, original: null };
   }
 
-  private async write(items: Item[]): Promise<Map<Item, Error> | undefined> {
+  private async write(items: Item[], lane: Lane): Promise<Map<Item, Error> | undefined> {
     const points: TelemetryPoint[] = [];
     const dead: DeadLetterInput[] = [];
     const remembered: Item[] = [];
@@ -365,9 +381,17 @@ export class Ingest {
       for (;;) {
         try {
           copies = await this.commitOperational(remembered.filter((it) => !refused?.has(it)), dead, left);
+          this.operationalFailing.delete(lane);
           break;
         } catch (err) {
-          if (!(err instanceof SideEffectRecordError)) throw err;
+          if (!(err instanceof SideEffectRecordError)) {
+            if (!isDataError(err)) this.operationalFailing.add(lane);
+            throw err;
+          }
+          // A value the database refuses (U+0000 in a text): permanent, and only that message's. Thrown
+          // on, the group commit bisects the batch and dead-letters it alone; every other
+          // acknowledgement — other hubs' too — is recorded (issue 14).
+          if (isDataError(err.cause)) throw err.cause;
           // Those acknowledgements could not be recorded: they are refused (not acknowledged, not
           // remembered, so their re-send is taken, not dropped as a copy); the rest commits without them.
           left.delete(err.kind);
@@ -482,6 +506,8 @@ export class Ingest {
 }
 
 const dedupeKey = (s: Pick<SeenMessage, 'hub' | 'device' | 'msgId'>) => dedupeKeyOf(s.hub, s.device, s.msgId);
+
+type Lane = 'telemetry' | 'urgent';
 
 /** Side effects recorded by hooks in the group commit's transaction. */
 const SIDE_EFFECTS = ['mode', 'command'] as const;
