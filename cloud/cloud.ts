@@ -115,8 +115,9 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     }
     const accounts = await openAccountStore(database);
     if (config.demoAccounts) await provisionDemoAccounts(accounts, logger.child({ component: 'accounts' }));
-    // Region scoping of accounts (issue 14, item 3): where hubs are, for the access hooks and account routes.
-    const regionLookup = regionLookupOf(regions);
+    // Region scoping of accounts (issue 14, item 3): where hubs are, for the access hooks and account routes
+    // (a hub in no region file: the region its credential names, as live state holds it).
+    const regionLookup = regionLookupOf(regions, live);
 
     const store: TelemetryStore = config.influx
       ? await createInfluxTelemetryStore({

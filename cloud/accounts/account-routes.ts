@@ -8,7 +8,7 @@ import { ApiError } from '../api/api-errors.ts';
 import type { ZodApp } from '../api/app.ts';
 import { generatePassword, type HubCredentialStore } from '../hubs/hub-credentials.ts';
 import { SESSION_COOKIE } from './access-hooks.ts';
-import { AccountExistsError, SESSION_TTL_MS, type AccountStore } from './account-store.ts';
+import { AccountExistsError, SESSION_TTL_MS, type AccountStore, type AuditRecord } from './account-store.ts';
 import { ROLES, regionsOf, type Account, type RegionLookup } from './authorize.ts';
 import { SignInThrottle, type SignInThrottleOptions } from './sign-in-throttle.ts';
 
@@ -23,6 +23,7 @@ import { SignInThrottle, type SignInThrottleOptions } from './sign-in-throttle.t
  *   POST /api/v1/accounts/:username/tokens  (admin) a long-lived API token for an integration, shown once
  *   POST /api/v1/hubs/:hubId/credentials    (admin) a new MQTT password for a hub, shown once
  *   GET  /api/v1/audit                      (admin, coordinator) every mutating API call, newest first
+ *                                           (a coordinator scoped to regions: its own, and those naming its regions)
  */
 const AccountBody = z.object({
   username: z.string(), displayName: z.string(), role: z.enum(ROLES), hubs: z.array(z.string()),
@@ -34,6 +35,40 @@ const accountBody = (a: Account, lookup?: RegionLookup) => ({
   username: a.username, displayName: a.displayName, role: a.role, hubs: a.role === 'staff' ? a.hubs : [], regions: regionsOf(a, lookup),
 });
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The newest audit entries read to fill one answer for a coordinator scoped to regions. */
+export const AUDIT_SCAN_MAX = 20_000;
+
+/**
+ * Whether an audit entry is shown to a coordinator scoped to `regions` (issue 14 review, F9): its own
+ * calls, and calls whose path names a region (`:regionId`) or a hub (`:hubId`) and every region or
+ * hub it names is one of theirs. Everything else — other accounts' sign-ins, account changes, orders
+ * named by id, anonymous calls, paths that cannot be read against their route — tells of other regions
+ * or other people and is left out. The parameters are read from the recorded path against the
+ * recorded route pattern, segment by segment (the path as the client spelled it, percent-decoded).
+ */
+export function auditEntryVisible(e: AuditRecord, account: Account, regions: readonly string[], lookup?: Pick<RegionLookup, 'regionOfHub'>): boolean {
+  if (e.account === account.username) return true;
+  if (e.route === null) return false;
+  const pattern = e.route.split('/');
+  const path = e.path.split('/');
+  if (pattern.length !== path.length) return false;
+  let named = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!;
+    if (p !== ':regionId' && p !== ':hubId') continue;
+    let value: string;
+    try {
+      value = decodeURIComponent(path[i]!);
+    } catch {
+      return false;
+    }
+    const region = p === ':regionId' ? value : lookup?.regionOfHub(value);
+    if (region === undefined || !regions.includes(region)) return false;
+    named = true;
+  }
+  return named;
+}
 
 export interface AccountRouteDeps {
   accounts: AccountStore;
@@ -223,6 +258,8 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
       schema: {
         operationId: 'listAuditEntries', tags: ['accounts'],
         summary: 'Every mutating API call (admin, coordinator), newest first',
+        description: 'A coordinator scoped to regions sees its own calls and the calls whose path names one of its regions or a hub of them '
+          + `(among the newest ${AUDIT_SCAN_MAX.toLocaleString('en')} entries); never another region's, nor other accounts' sign-ins.`,
         querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
         response: {
           200: z.object({
@@ -233,6 +270,19 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
           }),
         },
       },
-    }, async (req) => ({ entries: (await accounts.audit(req.query.limit)).map((e) => ({ ...e, at: iso(e.at) })) }));
+    }, async (req) => {
+      const account = req.account ?? null;
+      const regions = account ? regionsOf(account, deps.regions) : null;
+      if (account === null || regions === null) return { entries: (await accounts.audit(req.query.limit)).map((e) => ({ ...e, at: iso(e.at) })) };
+      // Scoped: read wider windows of the newest entries until the answer is full (or there are no more).
+      const limit = req.query.limit;
+      let entries: AuditRecord[] = [];
+      for (let n = limit; ; n = Math.min(n * 4, AUDIT_SCAN_MAX)) {
+        const window = await accounts.audit(n);
+        entries = window.filter((e) => auditEntryVisible(e, account, regions, deps.regions));
+        if (entries.length >= limit || window.length < n || n >= AUDIT_SCAN_MAX) break;
+      }
+      return { entries: entries.slice(0, limit).map((e) => ({ ...e, at: iso(e.at) })) };
+    });
   };
 }

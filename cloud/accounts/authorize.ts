@@ -33,9 +33,21 @@ export interface RegionLookup {
   hubIds(region: string): readonly string[];
 }
 
-/** The lookup on the cloud's regions (a region added while running is known at once). */
-export function regionLookupOf(regions: Regions): RegionLookup & { has(region: string): boolean } {
-  return { regionOfHub: (hub) => regions.regionOfHub(hub)?.id, hubIds: (region) => regions.hubIds(region), has: (region) => regions.has(region) };
+/**
+ * The lookup on the cloud's regions (a region added while running is known at once). A hub's region
+ * is its region file's; a hub in no region file that has connected (credentials made for it with
+ * `npm run hub-credentials`) is in the region its credential names — `live` gives that — and is never
+ * "in no region", which a scoped account would otherwise pass (issue 14 review, F4).
+ */
+export function regionLookupOf(
+  regions: Regions,
+  live?: { hubs: ReadonlyMap<string, { region: string }> },
+): RegionLookup & { has(region: string): boolean } {
+  return {
+    regionOfHub: (hub) => regions.regionOfHub(hub)?.id ?? live?.hubs.get(hub)?.region,
+    hubIds: (region) => regions.hubIds(region),
+    has: (region) => regions.has(region),
+  };
 }
 
 /**
@@ -166,7 +178,9 @@ export function accessOf(method: string, route: string): RoleTable {
 /**
  * The role table, then region scoping (issue 14, item 3): a request whose path names a region
  * (`:regionId`) or a hub (`:hubId`) outside the account's regions is refused, whatever the row says.
- * With `lookup`, hubs are placed in their regions; an unknown hub is left to the route (404).
+ * With `lookup`, hubs are placed in their regions; a hub the lookup places in no region is refused to
+ * an account scoped to regions (it cannot be shown to be one of theirs) and left to the route (404)
+ * for everyone else.
  */
 export function authorize(account: Account, req: RequestFacts, lookup?: Pick<RegionLookup, 'regionOfHub'>): Decision {
   const d = decideByRole(account, req);
@@ -178,8 +192,12 @@ export function authorize(account: Account, req: RequestFacts, lookup?: Pick<Reg
     return { allow: false, code: 'region_not_allowed', reason: `region "${region}" is not one of this account's regions` };
   }
   const hub = req.params?.hubId;
-  const hubRegion = hub === undefined ? undefined : lookup?.regionOfHub(hub);
-  if (hubRegion !== undefined && !regions.includes(hubRegion)) {
+  if (hub === undefined || !lookup) return d;
+  const hubRegion = lookup.regionOfHub(hub);
+  if (hubRegion === undefined) {
+    return { allow: false, code: 'region_not_allowed', reason: `hub "${hub}" is in no region this cloud knows, so not in one of this account's regions` };
+  }
+  if (!regions.includes(hubRegion)) {
     return { allow: false, code: 'region_not_allowed', reason: `hub "${hub}" is in region "${hubRegion}", not one of this account's regions` };
   }
   return d;

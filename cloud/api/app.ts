@@ -21,6 +21,7 @@ import type { CloudMetrics } from '../metrics.ts';
 import { NUMERIC_FIELDS } from '../telemetry/points.ts';
 import { TelemetryStoreError, type Measurement, type TelemetryStore } from '../telemetry/telemetry-store.ts';
 import { hubScope, requireInScope } from '../accounts/access-hooks.ts';
+import { regionsOf } from '../accounts/authorize.ts';
 import { documentObject, documentRoute, errorResponses, SECURITY_SCHEMES, TAGS } from './api-docs.ts';
 import { API_ERRORS, ApiError, type ApiErrorCode } from './api-errors.ts';
 import { openPlugin, registerHttpSecurity } from './http-security.ts';
@@ -391,6 +392,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     schema: {
       operationId: 'listDeadLetters', tags: ['data-health'],
       summary: 'Rejected messages kept for inspection, newest first',
+      description: 'A coordinator scoped to regions sees (and `total` counts) the rows of its regions only; `?hub=` of another region: 403 `region_not_allowed`.',
       querystring: z.object({
         hub: z.string().max(64).optional(),
         reason: z.enum(REJECTION_REASONS).optional(),
@@ -406,12 +408,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             payloadText: z.string().nullable(), payloadBase64: z.string().nullable(),
           })),
         }),
+        ...errorResponses('region_not_allowed'),
       },
     },
-  }, async (req) => ({
-    total: await deps.deadLetters.count(),
-    deadLetters: await deps.deadLetters.list({ hub: req.query.hub, reason: req.query.reason, beforeId: req.query.before, limit: req.query.limit }),
-  }));
+  }, async (req) => {
+    // A coordinator scoped to regions sees its regions' rows only, and counts only those (issue 14);
+    // a hub of another region is refused by name (one placed in no region still finds only their rows).
+    const regions = regionsOf(req.account ?? null, req.regionLookup ?? undefined) ?? undefined;
+    const hubRegion = req.query.hub === undefined ? undefined : req.regionLookup?.regionOfHub(req.query.hub);
+    if (regions && hubRegion !== undefined && !regions.includes(hubRegion)) {
+      throw new ApiError('region_not_allowed', `hub "${req.query.hub}" is in region "${hubRegion}", not one of this account's regions`);
+    }
+    return {
+      total: await deps.deadLetters.count({ regions }),
+      deadLetters: await deps.deadLetters.list({ hub: req.query.hub, regions, reason: req.query.reason, beforeId: req.query.before, limit: req.query.limit }),
+    };
+  });
 
   r.post('/api/v1/hubs/:hubId/commands', {
     schema: {

@@ -140,6 +140,7 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
           ];
         }),
       ],
+      regionOfHub: (hub) => deps.regions.regionOfHub(hub)?.id,
       sessionOf: deps.sessionOf,
       maxStreams: deps.events?.maxStreams ?? 200,
       maxStreamsPerSession: deps.events?.maxStreamsPerSession ?? 4,
@@ -147,7 +148,8 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       maxBufferedBytes: deps.maxBufferedBytes, pollMs: deps.pollMs, heartbeatMs: deps.heartbeatMs,
       logger: app.log.child({ component: 'live-feed' }),
     });
-    const unsubscribeAlarms = deps.alarms.onChange((c: AlarmChange) => feed.size > 0 && feed.publishAlarm(c.alarm.hub, JSON.stringify({ type: c.type, alarm: alarmBody(c.alarm, deps.displayNameOf) })));
+    // Each alarm goes to the audiences that may see its hub and its region (issue 14: never another region's).
+    const unsubscribeAlarms = deps.alarms.onChange((c: AlarmChange) => feed.size > 0 && feed.publishAlarm(c.alarm, JSON.stringify({ type: c.type, alarm: alarmBody(c.alarm, deps.displayNameOf) })));
     const unsubscribeModes = deps.modes.onModeChange(() => feed.refreshSoon());
     // Open streams would keep the server from closing (a hijacked reply is not Fastify's to end).
     app.addHook('preClose', async () => {

@@ -151,11 +151,29 @@ describe('LiveFeed', () => {
     const feed = feedOf(w);
     const c = openAs(feed, 'c1', coordinator);
     const s = openAs(feed, 'sa', staffA);
-    feed.publishAlarm('b', '{"hub":"b"}');
-    feed.publishAlarm('a', '{"hub":"a"}');
+    feed.publishAlarm({ hub: 'b', region: 'r' }, '{"hub":"b"}');
+    feed.publishAlarm({ hub: 'a', region: 'r' }, '{"hub":"a"}');
     expect(c.text).toContain('{"hub":"b"}');
     expect(s.text).not.toContain('{"hub":"b"}');
     expect(s.text).toContain('{"hub":"a"}');
+  });
+
+  it('sends an alarm to a coordinator scoped to regions only when it is of one of them (none at all for a region it does not have)', () => {
+    const w = world();
+    const scopedA: Account = { ...coordinator, username: 'ca', regions: ['region-a'] };
+    const ghost: Account = { ...coordinator, username: 'cg', regions: ['no-such-region'] };
+    for (const [token, a] of [['c1', coordinator], ['ca', scopedA], ['cg', ghost]] as const) w.sessions.set(token, a);
+    const feed = feedOf(w);
+    const all = openAs(feed, 'c1', coordinator);
+    const a = openAs(feed, 'ca', scopedA);
+    const g = openAs(feed, 'cg', ghost);
+    feed.publishAlarm({ hub: 'a', region: 'region-a' }, '{"alarm":"of A"}');
+    feed.publishAlarm({ hub: 'b', region: 'region-b' }, '{"alarm":"of B"}');
+    expect(all.text).toContain('of A');
+    expect(all.text).toContain('of B');
+    expect(a.text).toContain('of A');
+    expect(a.text).not.toContain('of B');
+    expect(g.text).not.toContain('event: alarm');
   });
 
   it('counts slots per session and in total, and gives each back exactly once', () => {
@@ -183,7 +201,7 @@ describe('LiveFeed', () => {
     const slow = openAs(feed, 'c1', coordinator);
     const fine = openAs(feed, 'c1', coordinator);
     slow.writableLength = 10_001;
-    feed.publishAlarm('a', '{}');
+    feed.publishAlarm({ hub: 'a', region: 'r' }, '{}');
     expect(slow.destroyed).toBe(true);
     expect(fine.destroyed).toBe(false);
     expect(fine.text).toContain('event: alarm');

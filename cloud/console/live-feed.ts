@@ -10,11 +10,12 @@ import type { Account } from '../accounts/authorize.ts';
  * What a stream shows is still exactly what the API answers its account: the bodies are obtained
  * through the real routes (`fetch`, i.e. `app.inject`), so every filter of the accounts feature applies.
  * But they are fetched once per tick per *audience* — the streams whose accounts the API cannot tell
- * apart (same role, and for staff the same hubs: the only facts `authorize`/`hubScope` look at) —
+ * apart (same role, for a coordinator the same regions, for staff the same hubs: the only facts
+ * `authorize`/`hubScope` look at) —
  * with the credentials of one member whose session is checked first, and then fanned out. A tick
  * costs `audiences × routes` requests however many streams are open; per stream there is only the
  * write of a body that changed. An alarm change is serialised once and written to the audiences that
- * may see its hub.
+ * may see its hub and its region (a coordinator of one region never receives another's, issue 14).
  *
  * Streams are admitted against two caps (per session and in total; refused with 429 before the stream
  * starts) and give their slot back exactly once when they close, however they close (client gone,
@@ -36,6 +37,8 @@ export interface LiveFeedOptions {
   fetch(url: string, headers: IncomingHttpHeaders): Promise<{ statusCode: number; body: string }>;
   /** The sources of a tick, in the order a new stream receives them; `detailHubs` are the hubs some stream asked for. */
   sources(detailHubs: readonly string[]): FeedSource[];
+  /** The region of a hub (region file, else its credential's), to keep a region-scoped audience's detail streams in its regions. */
+  regionOfHub?: (hub: string) => string | undefined;
   /**
    * The account a session or API token now belongs to (null: unknown, expired, revoked). Absent when
    * the cloud runs without accounts (then every stream sees everything, as the API does).
@@ -78,8 +81,10 @@ const MAX_DETAIL_HUBS = 32;
 
 interface Audience {
   key: string;
-  /** null: region-wide; else the staff account's hubs. */
+  /** null: every hub of the audience's regions; else the staff account's hubs. */
   hubs: ReadonlySet<string> | null;
+  /** null: every region; else a coordinator's regions (issue 14) — possibly none, then no region's events. */
+  regions: ReadonlySet<string> | null;
   members: Set<FeedStream>;
   /** Last body sent per route URL. */
   last: Map<string, string>;
@@ -87,13 +92,24 @@ interface Audience {
   read: Set<string>;
 }
 
-/** The audience key: everything the API's answers to these routes depend on. */
-function audienceOf(account: Account | null): { key: string; hubs: ReadonlySet<string> | null } {
-  if (account === null) return { key: 'open', hubs: null };
-  // A coordinator scoped to regions (issue 14) sees only those: its own audience per set of regions.
-  if (account.role !== 'staff') return { key: account.regions ? `role:${account.role}:${JSON.stringify([...account.regions].sort())}` : `role:${account.role}`, hubs: null };
-  const hubs = [...new Set(account.hubs)].sort();
-  return { key: `staff:${JSON.stringify(hubs)}`, hubs: new Set(hubs) };
+type Scope = Pick<Audience, 'key' | 'hubs' | 'regions'>;
+
+/**
+ * The audience key: everything the API's answers to these routes depend on — and the scope of the
+ * events pushed without a route (alarms): staff their hubs, a coordinator scoped to regions (issue 14)
+ * those regions, everyone else everything. `regionsOf` (authorize.ts) is the rule; it is repeated here
+ * only in the shape the feed needs (a set per audience, checked once per alarm per audience).
+ */
+function audienceOf(account: Account | null): Scope {
+  if (account === null) return { key: 'open', hubs: null, regions: null };
+  if (account.role === 'staff') {
+    const hubs = [...new Set(account.hubs)].sort();
+    return { key: `staff:${JSON.stringify(hubs)}`, hubs: new Set(hubs), regions: null };
+  }
+  const regions = account.role === 'coordinator' && Array.isArray(account.regions) ? [...new Set(account.regions)].sort() : null;
+  return regions === null
+    ? { key: `role:${account.role}`, hubs: null, regions: null }
+    : { key: `role:${account.role}:${JSON.stringify(regions)}`, hubs: null, regions: new Set(regions) };
 }
 
 class FeedStream {
@@ -192,10 +208,14 @@ export class LiveFeed {
     this.join(s, req.account);
   }
 
-  /** An alarm changed: serialised once, written to every stream whose account may see the hub. */
-  publishAlarm(hub: string, data: string): void {
+  /**
+   * An alarm changed: serialised once, written to every stream whose account may see it — staff at
+   * its hub, a coordinator scoped to regions in its region (the alarm's own, as the alarm API filters).
+   */
+  publishAlarm(alarm: { hub: string; region: string }, data: string): void {
     for (const a of this.audiences.values()) {
-      if (a.hubs !== null && !a.hubs.has(hub)) continue;
+      if (a.hubs !== null && !a.hubs.has(alarm.hub)) continue;
+      if (a.regions !== null && !a.regions.has(alarm.region)) continue;
       for (const s of a.members) s.send('alarm', data);
     }
   }
@@ -243,14 +263,16 @@ export class LiveFeed {
   /** Puts a stream in its account's audience and primes it from what the audience already has. */
   private join(s: FeedStream, account: Account | null): void {
     s.account = account;
-    const { key, hubs } = audienceOf(account);
+    const { key, hubs, regions } = audienceOf(account);
     let a = this.audiences.get(key);
     if (!a) {
-      a = { key, hubs, members: new Set(), last: new Map(), read: new Set() };
+      a = { key, hubs, regions, members: new Set(), last: new Map(), read: new Set() };
       this.audiences.set(key, a);
     }
     s.audience = a;
-    s.detailHubs = [...new Set(s.req.requestedHubs)].filter((h) => hubs === null || hubs.has(h)).slice(0, MAX_DETAIL_HUBS);
+    // Hubs outside the audience's scope would only be refused (403) by the route every tick.
+    const inRegions = (h: string) => regions === null || (this.o.regionOfHub !== undefined && regions.has(this.o.regionOfHub(h) ?? ''));
+    s.detailHubs = [...new Set(s.req.requestedHubs)].filter((h) => (hubs === null || hubs.has(h)) && inRegions(h)).slice(0, MAX_DETAIL_HUBS);
     s.detailUrls = new Set(this.o.sources(s.detailHubs).filter((src) => src.detailHub !== undefined).map((src) => src.url));
     a.members.add(s);
     s.primed = false;

@@ -115,6 +115,8 @@ export interface DeadLetter {
 
 export interface DeadLetterQuery {
   hub?: string;
+  /** Only rows of these regions (a coordinator's, issue 14); empty: none. */
+  regions?: readonly string[];
   reason?: RejectionReason;
   /** Only ids below this (for paging backwards). */
   beforeId?: number;
@@ -133,7 +135,8 @@ export interface DeadLetterStore {
    */
   addMany(items: readonly DeadLetterInput[], tx?: Sql): Promise<number>;
   list(q: DeadLetterQuery): Promise<DeadLetter[]>;
-  count(): Promise<number>;
+  /** Rows kept (of these regions only, when given; empty: none). */
+  count(q?: { regions?: readonly string[] }): Promise<number>;
   /** What one hub's dead letters take against its quota (null: those with no hub). */
   usage(hub: string | null): Promise<Usage>;
   /** What all dead letters take. */
@@ -280,13 +283,20 @@ export async function openDeadLetterStore(db: Database, limits: DeadLetterLimits
       const where: string[] = [];
       const args: (string | number)[] = [];
       if (q.hub) { where.push('hub = ?'); args.push(q.hub); }
+      if (q.regions) {
+        if (q.regions.length === 0) return [];
+        where.push(`region IN (${q.regions.map(() => '?').join(', ')})`);
+        args.push(...q.regions);
+      }
       if (q.reason) { where.push('reason = ?'); args.push(q.reason); }
       if (q.beforeId) { where.push('id < ?'); args.push(q.beforeId); }
       const text = `SELECT * FROM dead_letters ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
       return (await sql.query<Row>(text, [...args, q.limit])).map(toDeadLetter);
     },
-    async count() {
-      return Number((await sql.one<{ n: number }>('SELECT count(*) AS n FROM dead_letters'))!.n);
+    async count(q) {
+      if (!q?.regions) return Number((await sql.one<{ n: number }>('SELECT count(*) AS n FROM dead_letters'))!.n);
+      if (q.regions.length === 0) return 0;
+      return Number((await sql.one<{ n: number }>(`SELECT count(*) AS n FROM dead_letters WHERE region IN (${q.regions.map(() => '?').join(', ')})`, [...q.regions]))!.n);
     },
     async usage(hub) {
       const r = await sql.one<{ row_count: number; byte_count: number }>('SELECT row_count, byte_count FROM dead_letter_usage WHERE hub = ?', [hub ?? NO_HUB]);
