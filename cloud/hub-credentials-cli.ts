@@ -4,19 +4,41 @@ import { generatePassword, openHubCredentialStore } from './hubs/hub-credentials
 import { loadRegions } from './hubs/region-loader.ts';
 
 /**
- * `npm run hub-credentials -- set <hubId>`: creates or replaces a hub's MQTT password and prints it
- * once (only its scrypt hash is stored). `remove <hubId>` revokes it. Uses DATABASE_URL (or DATA_DIR)
- * and REGIONS_DIR (or REGION_FILE) to find the hub's region. Run it while the cloud is running or not:
- * SQLite's WAL lets both open the database, and every login reads the credentials afresh.
+ * `npm run hub-credentials -- set <hubId> [--region <regionId>]`: creates or replaces a hub's MQTT
+ * password and prints it once (only its scrypt hash is stored). `remove <hubId>` revokes it. Uses
+ * DATABASE_URL (or DATA_DIR) and REGIONS_DIR (or REGION_FILE) to find the hub's region. Run it while
+ * the cloud is running or not: SQLite's WAL lets both open the database, and every login reads the
+ * credentials afresh.
+ *
+ * The credential's region is the region file's. A hub in no served region file is refused unless
+ * `--region` names its region explicitly (issue 14 review, F5: it used to get the first region
+ * silently, and a credential naming the wrong region is refused by the broker as `region_mismatch`
+ * once the hub's region file is added). `--region` for a hub that a region file places elsewhere is refused.
  */
+const USAGE = 'usage: npm run hub-credentials -- set <hubId> [--region <regionId>] | remove <hubId>\n';
+
 async function main(argv: string[]): Promise<number> {
-  const [command, hubId] = argv;
-  if ((command !== 'set' && command !== 'remove') || !hubId) {
-    process.stderr.write('usage: npm run hub-credentials -- set <hubId> | remove <hubId>\n');
+  const [command, hubId, ...rest] = argv;
+  const explicit = rest[0] === '--region' && /^[a-z0-9][a-z0-9-]{0,63}$/.test(rest[1] ?? '') ? rest[1] : undefined;
+  if ((command !== 'set' && command !== 'remove') || !hubId || hubId.startsWith('-') || (rest.length > 0 && (command !== 'set' || explicit === undefined || rest.length !== 2))) {
+    process.stderr.write(USAGE);
     return 2;
   }
   const config = loadCloudConfig();
   const regions = loadRegions(config).map((l) => l.region);
+  const filed = regions.find((r) => r.hubs.some((h) => h.id === hubId));
+  const where = config.regionsDir ?? config.regionFile;
+  if (command === 'set') {
+    if (filed && explicit !== undefined && explicit !== filed.id) {
+      process.stderr.write(`refused: ${hubId} is a hub of region ${filed.id} (its region file in ${where}); a credential naming ${explicit} would be refused by the broker (region_mismatch). Leave out --region.\n`);
+      return 2;
+    }
+    if (!filed && explicit === undefined) {
+      process.stderr.write(`refused: ${hubId} is in no region file (${where}). Add it to its region's file first, or give its region explicitly `
+        + `(--region <regionId>, one of: ${regions.map((r) => r.id).join(', ')}) to admit it as an unregistered hub of that region.\n`);
+      return 2;
+    }
+  }
   const db = await openDatabase({ url: config.database.url, dataDir: config.dataDir, synchronous: config.sqliteSync, maxConnections: 2 });
   try {
     const store = await openHubCredentialStore(db);
@@ -25,13 +47,16 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`credentials of ${hubId} removed; its connections are refused from the next login\n`);
       return 0;
     }
-    const region = regions.find((r) => r.hubs.some((h) => h.id === hubId)) ?? regions[0]!;
-    if (!region.hubs.some((h) => h.id === hubId)) {
-      process.stderr.write(`warning: ${hubId} is in no region file (${config.regionsDir ?? config.regionFile}); it is given region ${region.id} and will be listed as an unregistered hub\n`);
+    const region = filed?.id ?? explicit!;
+    if (!filed) {
+      const served = regions.some((r) => r.id === region);
+      process.stderr.write(served
+        ? `warning: ${hubId} is in no region file (${where}); it is given region ${region} and will be listed as an unregistered hub\n`
+        : `warning: region ${region} is not served (no region file in ${where}); the broker refuses ${hubId} until that region's file is added\n`);
     }
     const password = generatePassword();
-    await store.set(hubId, region.id, hubId, password);
-    process.stdout.write(`${JSON.stringify({ hub: hubId, region: region.id, username: hubId, password })}\n`);
+    await store.set(hubId, region, hubId, password);
+    process.stdout.write(`${JSON.stringify({ hub: hubId, region, username: hubId, password })}\n`);
     return 0;
   } finally {
     await db.close();

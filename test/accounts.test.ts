@@ -215,4 +215,33 @@ describe('first admin, regions and hub credentials from the command line', () =>
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  // Before: a hub in no region file was silently given the first region — so a credential made before
+  // the hub's region file was added named the wrong region (issue 14 review, F5).
+  it('`npm run hub-credentials -- set` takes the region from the region files, refuses a hub in none without an explicit --region, and refuses a --region the files contradict', () => {
+    const dir = tempDir('hub-credentials');
+    try {
+      const env = { ...process.env, ...testCloudEnv(dir, { DEMO_CREDENTIALS: 'false', REGIONS_DIR: path.join(ROOT, 'config/regions') }) };
+      const run = (...args: string[]) => {
+        try {
+          const out = execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cloud/hub-credentials-cli.ts'), ...args], { cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+          return { code: 0, out: JSON.parse(out) as { hub: string; region: string }, err: '' };
+        } catch (e) {
+          const err = e as { status: number; stderr: string };
+          return { code: err.status, out: null, err: err.stderr };
+        }
+      };
+      expect(run('set', 'kanazawa-nonoichi')).toMatchObject({ code: 0, out: { hub: 'kanazawa-nonoichi', region: 'ishikawa-kanazawa' } });
+      const unlisted = run('set', 'ghost-hub');
+      expect(unlisted.code).toBe(2);
+      expect(unlisted.err).toMatch(/ghost-hub is in no region file .*--region <regionId>, one of: ishikawa-kanazawa, ishikawa-nomi/);
+      expect(run('set', 'ghost-hub', '--region', REGION)).toMatchObject({ code: 0, out: { hub: 'ghost-hub', region: REGION } });
+      const contradicted = run('set', 'kanazawa-nonoichi', '--region', REGION);
+      expect(contradicted.code).toBe(2);
+      expect(contradicted.err).toMatch(/kanazawa-nonoichi is a hub of region ishikawa-kanazawa.*region_mismatch/);
+      expect(run('set', 'ghost-hub', '--region').code).toBe(2);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -12,20 +12,36 @@ import type { HubIdentity } from '../hubs/hub-credentials.ts';
  * Region (issue 14, item 3): the region is the one the hub's credentials name, never one taken from
  * the topic, so a hub cannot reach another region's topics; a credential whose region the cloud does
  * not serve (`served`: a region file removed, or a typo when the credential was made) may publish and
- * subscribe nowhere.
+ * subscribe nowhere; nor may a credential whose region is not the one the region files place its hub
+ * in (`region_mismatch`: a credential made before the hub's region file was added, naming another
+ * region) — it would publish into one region's topics data stored under another region's hub, and
+ * follow the wrong region's mode. The fix is a new credential (`npm run hub-credentials -- set <hub>`).
+ * A hub in no region file keeps its credential's region.
  */
 export const MAX_TOPIC_LENGTH = 256;
 export const MAX_TOPIC_LEVELS = 8;
 
-export type PublishDecision = { ok: true; retainAllowed: boolean } | { ok: false; reason: 'foreign_prefix' | 'downlink_topic' | 'topic_limits' | 'reserved' | 'unknown_region' };
+export type PublishDecision =
+  | { ok: true; retainAllowed: boolean }
+  | { ok: false; reason: 'foreign_prefix' | 'downlink_topic' | 'topic_limits' | 'reserved' | 'unknown_region' | 'region_mismatch' };
 
-/** The regions the cloud serves (`Regions` has this). */
+/** The regions the cloud serves, and where their files place hubs (`Regions` has both). */
 export interface ServedRegions {
   has(region: string): boolean;
+  regionOfHub?(hub: string): { id: string } | undefined;
+}
+
+/** Why a credential's region may not be used at all (null: it may), whatever the topic. */
+export function regionRefusal(hub: HubIdentity, served?: ServedRegions): 'unknown_region' | 'region_mismatch' | null {
+  if (!served) return null;
+  if (!served.has(hub.region)) return 'unknown_region';
+  const filed = served.regionOfHub?.(hub.hubId)?.id;
+  return filed !== undefined && filed !== hub.region ? 'region_mismatch' : null;
 }
 
 export function decidePublish(hub: HubIdentity, topic: string, served?: ServedRegions): PublishDecision {
-  if (served && !served.has(hub.region)) return { ok: false, reason: 'unknown_region' };
+  const refusal = regionRefusal(hub, served);
+  if (refusal) return { ok: false, reason: refusal };
   if (topic.length > MAX_TOPIC_LENGTH || topic.split('/').length > MAX_TOPIC_LEVELS) return { ok: false, reason: 'topic_limits' };
   if (topic.startsWith('$')) return { ok: false, reason: 'reserved' }; // $SYS and friends [MQTT-4.7.2-1]
   if (!topic.startsWith(topics.hubPrefix(hub.region, hub.hubId))) return { ok: false, reason: 'foreign_prefix' };
@@ -36,7 +52,7 @@ export function decidePublish(hub: HubIdentity, topic: string, served?: ServedRe
 }
 
 export function decideSubscribe(hub: HubIdentity, filter: string, served?: ServedRegions): boolean {
-  if (served && !served.has(hub.region)) return false;
+  if (regionRefusal(hub, served)) return false;
   if (filter.length > MAX_TOPIC_LENGTH || filter.split('/').length > MAX_TOPIC_LEVELS) return false;
   return topics.hubSubscriptions(hub.region, hub.hubId).some((allowed) => filterWithin(filter, allowed));
 }
