@@ -143,6 +143,29 @@ describe('MQTT: a payload with U+0000', () => {
   });
 });
 
+describe('/healthz', () => {
+  it('is degraded (503, operationalHealthy: false) while the group commits\' operational transactions keep failing', async () => {
+    // Ingest's own tracking is covered in cloud/ingest/ingest-data-errors.test.ts; here: what /healthz makes of it.
+    Object.defineProperty(cloud.ingest, 'operationalHealthy', { get: () => false, configurable: true });
+    try {
+      const res = await fetch(`${cloud.urls.http}/healthz`);
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ status: 'degraded', operationalHealthy: false, reason: expect.stringMatching(/operational database writes .* are failing/) });
+    } finally {
+      delete (cloud.ingest as unknown as Record<string, unknown>).operationalHealthy;
+    }
+    expect((await fetch(`${cloud.urls.http}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('MQTT: a login with U+0000', () => {
+  it('a username with U+0000 is refused as a wrong login, without an error log', async () => {
+    const before = logs.length;
+    await expect(connect(cloud.urls.mqtt, { username: `${HUB}\u0000`, password: 'whatever-password', clientId: `${HUB}.nul-login` })).rejects.toThrow(/bad username or password|Not authorized|Bad username/i);
+    expect(logs.slice(before).filter((l) => l.level >= 50)).toEqual([]);
+  });
+});
+
 describe('HTTP: U+0000 in a path, query string or JSON body', () => {
   const requests: { name: string; path: string; init?: RequestInit; anonymous?: boolean }[] = [
     { name: 'orders ?hub', path: '/api/v1/orders?hub=%00' },

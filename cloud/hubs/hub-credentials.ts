@@ -88,7 +88,10 @@ function sqlHubCredentialStore(sql: Sql, now: () => number): HubCredentialStore 
       );
     },
     async verify(username, password) {
-      const row = await sql.one<{ hub_id: string; region: string; secret: string }>('SELECT hub_id, region, secret FROM hub_credentials WHERE username = ?', [username]);
+      // No username holds U+0000, and PostgreSQL refuses it in a query parameter (issue 14): unknown, not an error.
+      const row = username.includes('\u0000')
+        ? undefined
+        : await sql.one<{ hub_id: string; region: string; secret: string }>('SELECT hub_id, region, secret FROM hub_credentials WHERE username = ?', [username]);
       if (!row) {
         // Spend comparable time on unknown users so the answer time does not reveal which usernames exist.
         await hashSecret(password);
