@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Account } from '../accounts/authorize.ts';
+import { regionsOf, type Account } from '../accounts/authorize.ts';
 
 /**
  * The consoles' live feed (`GET /api/v1/events`, Server-Sent Events) as ONE shared change feed
@@ -97,8 +97,7 @@ type Scope = Pick<Audience, 'key' | 'hubs' | 'regions'>;
 /**
  * The audience key: everything the API's answers to these routes depend on — and the scope of the
  * events pushed without a route (alarms): staff their hubs, a coordinator scoped to regions (issue 14)
- * those regions, everyone else everything. `regionsOf` (authorize.ts) is the rule; it is repeated here
- * only in the shape the feed needs (a set per audience, checked once per alarm per audience).
+ * those regions (`regionsOf`, the rule the API applies), everyone else everything.
  */
 function audienceOf(account: Account | null): Scope {
   if (account === null) return { key: 'open', hubs: null, regions: null };
@@ -106,7 +105,8 @@ function audienceOf(account: Account | null): Scope {
     const hubs = [...new Set(account.hubs)].sort();
     return { key: `staff:${JSON.stringify(hubs)}`, hubs: new Set(hubs), regions: null };
   }
-  const regions = account.role === 'coordinator' && Array.isArray(account.regions) ? [...new Set(account.regions)].sort() : null;
+  const scoped = regionsOf(account);
+  const regions = scoped === null ? null : [...new Set(scoped)].sort();
   return regions === null
     ? { key: `role:${account.role}`, hubs: null, regions: null }
     : { key: `role:${account.role}:${JSON.stringify(regions)}`, hubs: null, regions: new Set(regions) };
