@@ -132,6 +132,12 @@ function connectHub(host: string, port: number, id: string, index: number, clien
     if (!hub.error) hub.error = 'connection closed by the server';
     reject(new Error(`${id}: ${hub.error}`));
   });
+  // Keep-alive: a side may sit idle for minutes while the other systems are measured (the broker closes a connection silent for 1.5 × keepalive).
+  const ping = setInterval(() => {
+    if (!hub.closed) hub.socket.write(mqttPacket.generate({ cmd: 'pingreq' }));
+  }, 30_000);
+  ping.unref();
+  socket.on('close', () => clearInterval(ping));
   socket.write(mqttPacket.generate({
     cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 120,
     ...(username ? { username, password: Buffer.from(password ?? '') } : {}),
