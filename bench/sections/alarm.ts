@@ -169,7 +169,7 @@ export const alarm: Section = async ({ quick, log }) => {
         `The cloud process's event-loop delay while the events were sent (median of the loaded runs): SQLite ${lag(sqlite)}, PostgreSQL ${lag(postgres)}.`,
       'An event raises its alarm on receipt: the alarm service writes it in a transaction of its own (BEGIN, one INSERT … ON CONFLICT … RETURNING, COMMIT) before the console hears of it, while the ingest ' +
         'stores the event\'s dedupe id in its urgent group commit (BEGIN, INSERT, COMMIT). On SQLite each is a synchronous call; on PostgreSQL each statement is a round trip whose answer waits for the cloud\'s ' +
-        'event loop, busy with the background telemetry — so every round trip costs about one event-loop turn under load, and the alarm write waits behind the previous one (one at a time, in order).',
+        'event loop, busy with the background telemetry — so under load each round trip can wait behind other I/O callbacks, and the alarm write waits behind the previous one (one at a time, in order). The event-loop delays above (10 ms resolution) do not separate the two databases, so this is the likely share, not a measured one.',
       'Events and acknowledgements travel in the ingest\'s urgent lane (cloud/ingest/ingest.ts): stored and applied in their own small group commit instead of queueing behind a batch of thousands of telemetry points; PUBACK order is kept.',
     ],
     raw: { half, sqlite, postgres },
