@@ -43,9 +43,12 @@ describe('edge agent over a bad link', () => {
     }, 20);
     cleanups.push(() => clearInterval(timer));
     await waitFor('traffic', () => agent.uplink.stats().acked > 300);
+    // Three cuts, each once the agent is back (a fixed pause let a slower login — the operational
+    // database on PostgreSQL — fold two cuts into one reconnect).
     for (let i = 0; i < 3; i++) {
+      const before = agent.uplink.stats().connects;
       proxy.cut();
-      await new Promise((r) => setTimeout(r, 400));
+      await waitFor('the agent reconnected after a cut', () => agent.uplink.stats().connects > before, 20_000);
     }
     await proxy.stop();
     await new Promise((r) => setTimeout(r, 1500));
