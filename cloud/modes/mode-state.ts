@@ -256,10 +256,12 @@ export interface HubSwitch {
 export function hubSwitches(newestFirst: readonly SwitchRecord[], hubIds: readonly string[], complete = true): Map<string, HubSwitch> {
   const found = new Map<string, HubSwitch>();
   const settled = new Set<string>();
+  // A set: `includes` on the id list made one switch of 13,800 hubs cost ~0.3 s of CPU per entry read.
+  const inRegion = new Set(hubIds);
   for (const e of newestFirst) {
     if (e.kind !== 'switch') continue;
     for (const hub of e.hubs ?? hubIds) {
-      if (settled.has(hub) || !hubIds.includes(hub)) continue;
+      if (settled.has(hub) || !inRegion.has(hub)) continue;
       const seen = found.get(hub);
       if (!seen) found.set(hub, { mode: e.mode, since: e.at, reason: e.reason, by: e.by, version: e.version, previous: 'normal' });
       else if (e.mode === seen.mode) seen.since = e.at;
@@ -268,7 +270,7 @@ export function hubSwitches(newestFirst: readonly SwitchRecord[], hubIds: readon
         settled.add(hub);
       }
     }
-    if (settled.size === hubIds.length) break;
+    if (settled.size === inRegion.size) break;
   }
   if (!complete) for (const hub of found.keys()) if (!settled.has(hub)) found.delete(hub);
   return found;
