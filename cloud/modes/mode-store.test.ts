@@ -120,9 +120,12 @@ describe.each(['sqlite', 'postgres', 'memory'] as const)('ModeStore (%s)', (kind
       ack('hub-a', 2, T + 10),
     ])).toEqual([true, true, false, true]);
     expect(await store.putAcks([ack('hub-b', 0, T + 900, { source: 'local' })])).toEqual([false]);
+    // The stored one lies between the batch's: each is judged against what came before it.
+    expect(await store.putAcks([ack('hub-b', 1, T + 50), ack('hub-b', 1, T + 150), ack('hub-b', 1, T + 120), ack('hub-c', 1, T)])).toEqual([false, true, false, true]);
     const acks = await store.acks(REGION);
     expect(acks.get('hub-a')).toEqual(ack('hub-a', 2, T + 10));
-    expect(acks.get('hub-b')).toEqual(ack('hub-b', 1, T + 100));
+    expect(acks.get('hub-b')).toEqual(ack('hub-b', 1, T + 150));
+    expect(acks.get('hub-c')).toEqual(ack('hub-c', 1, T));
   });
 
   it('takes the acknowledgements of a region of thousands of hubs in one call, inside a caller\'s transaction', async () => {

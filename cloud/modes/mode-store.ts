@@ -273,40 +273,40 @@ export async function openModeStore(db: Database): Promise<ModeStore> {
   };
 
   /**
-   * Newest-wins per hub, as one read and one upsert per chunk: the stored rows are read first (so
-   * each acknowledgement's result follows `isNewerAck` against what came before it, stored or
-   * earlier in the batch), then each hub's newest is written with the rule in the upsert's WHERE as
-   * well, so a concurrent writer's newer row is never overwritten. Rows go in hub order: two writers
-   * on PostgreSQL take the rows' locks in the same order and cannot deadlock.
+   * Newest-wins per hub. Each hub's newest acknowledgement of the batch is upserted with the rule in
+   * the upsert's WHERE, so a concurrent writer's newer row is never overwritten; each acknowledgement's
+   * result follows `isNewerAck` against what was stored before (and what came earlier in the batch).
+   * On PostgreSQL the read of the stored rows and the upsert are ONE statement per 500 hubs (a
+   * data-modifying WITH: both parts see the snapshot from before the write), so a group commit of
+   * acknowledgements is one round trip fewer while its transaction is open (issue 14: fan-out within
+   * 10 % of SQLite). SQLite runs the same two steps as two statements, in process. Rows go in hub
+   * order: two writers on PostgreSQL take the rows' locks in the same order and cannot deadlock.
    */
   const putAcks = async (q: Sql, acks: readonly HubAck[]): Promise<boolean[]> => {
-    const hubs = [...new Set(acks.map((a) => a.hub))].sort();
-    const current = new Map<string, HubAck>();
-    for (let i = 0; i < hubs.length; i += ACK_CHUNK) {
-      const chunk = hubs.slice(i, i + ACK_CHUNK);
-      const rows = await q.query<AckRow>(`SELECT ${ACK_COLUMNS} FROM mode_hub_acks WHERE hub IN (${chunk.map(() => '?').join(', ')})`, chunk);
-      for (const r of rows) current.set(r.hub, fromAckRow(r));
-    }
-    const changed = new Map<string, HubAck>();
-    const kept = acks.map((a) => {
-      if (!isNewerAck(a, current.get(a.hub) ?? null)) return false;
-      current.set(a.hub, a);
-      changed.set(a.hub, a);
-      return true;
-    });
-    const rows = [...changed.values()].sort((a, b) => (a.hub < b.hub ? -1 : a.hub > b.hub ? 1 : 0));
+    const batchNewest = new Map<string, HubAck>();
+    for (const a of acks) if (isNewerAck(a, batchNewest.get(a.hub) ?? null)) batchNewest.set(a.hub, a);
+    const rows = [...batchNewest.values()].sort((a, b) => (a.hub < b.hub ? -1 : a.hub > b.hub ? 1 : 0));
+    const stored = new Map<string, HubAck>();
     for (let i = 0; i < rows.length; i += ACK_CHUNK) {
       const chunk = rows.slice(i, i + ACK_CHUNK);
+      const hubs = chunk.map((a) => a.hub);
       const params: SqlValue[] = chunk.flatMap((a) => [a.hub, a.region, a.version, a.mode, a.source, a.reason, a.ts, a.receivedAt, a.msgId, a.historical ? 1 : 0]);
-      await q.run(
-        `INSERT INTO mode_hub_acks (${ACK_COLUMNS}) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+      const upsert = `INSERT INTO mode_hub_acks (${ACK_COLUMNS}) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
          ON CONFLICT (hub) DO UPDATE SET region = excluded.region, version = excluded.version, mode = excluded.mode, source = excluded.source,
            reason = excluded.reason, ts = excluded.ts, received_at = excluded.received_at, msg_id = excluded.msg_id, historical = excluded.historical
-         WHERE excluded.version > mode_hub_acks.version OR (excluded.version = mode_hub_acks.version AND excluded.ts > mode_hub_acks.ts)`,
-        params,
-      );
+         WHERE excluded.version > mode_hub_acks.version OR (excluded.version = mode_hub_acks.version AND excluded.ts > mode_hub_acks.ts)`;
+      const read = `SELECT ${ACK_COLUMNS} FROM mode_hub_acks WHERE hub IN (${hubs.map(() => '?').join(', ')})`;
+      const before = q.dialect === 'postgres'
+        ? await q.query<AckRow>(`WITH upserted AS (${upsert} RETURNING hub) ${read}`, [...params, ...hubs])
+        : await q.query<AckRow>(read, hubs);
+      if (q.dialect !== 'postgres') await q.run(upsert, params);
+      for (const r of before) stored.set(r.hub, fromAckRow(r));
     }
-    return kept;
+    return acks.map((a) => {
+      if (!isNewerAck(a, stored.get(a.hub) ?? null)) return false;
+      stored.set(a.hub, a);
+      return true;
+    });
   };
 
   const clearConflicts = async (q: Sql, region: string, hubs: readonly string[] | null): Promise<number> => {
