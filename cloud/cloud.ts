@@ -16,6 +16,7 @@ import { buildApp } from './api/app.ts';
 import { consoleRoutes } from './console/console-routes.ts';
 import { loadRegionGeography } from './hubs/region-geography.ts';
 import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
+import { clusterInfo } from './cluster/cluster.ts';
 import { CommandService, type CommandBus } from './commands/command-service.ts';
 import { openCommandStore } from './commands/command-store.ts';
 import type { CloudConfig } from './config.ts';
@@ -86,6 +87,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     return geographies.get(id)!;
   };
   fs.mkdirSync(config.dataDir, { recursive: true });
+  // Cluster mode (issue 15) when REDIS_URL is set; a single process otherwise.
+  const cluster = clusterInfo(config, logger);
   const database = await openDatabase({ url: config.database.url, dataDir: config.dataDir, synchronous: config.sqliteSync, maxConnections: config.database.poolSize });
   // A database a newer release has migrated is refused before any store touches it (issue 14, item 4).
   await assertSchemaNotNewer(database).catch(async (err: unknown) => {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -87,6 +88,13 @@ export const CloudEnv = z
       .pipe(z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional())
       .describe('When set, operational state (accounts, alarms, modes, orders, commands, …) lives in this PostgreSQL; otherwise in DATA_DIR/cloud.db (SQLite)'),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(10).describe('PostgreSQL connections in the pool'),
+    REDIS_URL: optionalString
+      .pipe(z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional())
+      .describe('Cluster mode (with DATABASE_URL): N identical cloud nodes share this Redis (MQTT message bus, sessions, retained messages, wills, live state) and the PostgreSQL'),
+    NODE_ID: optionalString
+      .pipe(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64').optional())
+      .describe('This node\'s name in a cluster (logs, leases, /metrics); default: host name and process id'),
+    LEASE_TTL_S: z.coerce.number().min(1).max(300).default(6).describe('Cluster: a region\'s work (mode-ack timeouts, hub-offline alarms, dispatch, ops stats, dedupe pruning) moves to another node this long after its holder stopped renewing'),
     INFLUX_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()).describe('When set, telemetry goes to this InfluxDB (v1-compatible API)'),
     INFLUX_DB: z.string().min(1).default('chiiki'),
     INFLUX_RP: optionalString,
@@ -125,6 +133,9 @@ export const CloudEnv = z
   .superRefine((env, ctx) => {
     if (Boolean(env.MQTT_TLS_CERT) !== Boolean(env.MQTT_TLS_KEY)) {
       ctx.addIssue({ code: 'custom', path: [env.MQTT_TLS_CERT ? 'MQTT_TLS_KEY' : 'MQTT_TLS_CERT'], message: 'MQTT_TLS_CERT and MQTT_TLS_KEY must be set together' });
+    }
+    if (env.REDIS_URL && !env.DATABASE_URL) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'cluster mode needs DATABASE_URL too (the nodes share PostgreSQL)' });
     }
     if (env.INFLUX_TOKEN && (env.INFLUX_USERNAME || env.INFLUX_PASSWORD)) {
       ctx.addIssue({ code: 'custom', path: ['INFLUX_TOKEN'], message: 'set either INFLUX_TOKEN or INFLUX_USERNAME/INFLUX_PASSWORD, not both' });
@@ -188,6 +199,10 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
     regionFile: path.resolve(env.REGION_FILE),
     regionsDir: env.REGIONS_DIR ? path.resolve(env.REGIONS_DIR) : null,
     database: { url: env.DATABASE_URL ?? null, poolSize: env.DATABASE_POOL_SIZE },
+    /** Cluster mode (issue 15): null on a single process (the embedded default). */
+    cluster: env.REDIS_URL
+      ? { redisUrl: env.REDIS_URL, nodeId: env.NODE_ID ?? `${os.hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 48)}-${process.pid}`, leaseTtlMs: Math.round(env.LEASE_TTL_S * 1000) }
+      : null,
     influx: env.INFLUX_URL
       ? {
           url: env.INFLUX_URL,
