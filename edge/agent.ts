@@ -375,7 +375,7 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   };
 
   const uplink = new Uplink({
-    url: config.cloud.url, username: config.cloud.username, password: config.cloud.password,
+    urls: config.cloud.urls, username: config.cloud.username, password: config.cloud.password,
     ca: config.cloud.caFile ? fs.readFileSync(config.cloud.caFile) : undefined,
     onStorageError: (where, err) => storage.failed(where, err),
     region, hubId, agent: AGENT_NAME, window: config.uplink.window, backoffMaxMs: config.uplink.backoffMaxMs,

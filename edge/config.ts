@@ -16,7 +16,11 @@ const optionalString = z
 export const EdgeEnv = z.object({
   HUB_ID: HubId.describe('This hub'),
   REGION_ID: RegionId.describe('Its region'),
-  CLOUD_MQTT_URL: z.string().regex(/^(mqtts?|wss?):\/\/\S+$/, 'a broker URL such as mqtts://cloud.example.jp:8883').describe('The cloud broker'),
+  CLOUD_MQTT_URL: z
+    .string()
+    .transform((s) => s.split(',').map((u) => u.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^(mqtts?|wss?):\/\/\S+$/, 'a broker URL such as mqtts://cloud.example.jp:8883 (or a comma-separated list of them)')).min(1, 'at least one broker URL'))
+    .describe("The cloud broker, or a comma-separated list of a cluster's nodes (the agent moves to the next one when a connection is lost or refused)"),
   CLOUD_USERNAME: optionalString.describe('Hub login at the cloud (default: HUB_ID)'),
   CLOUD_PASSWORD: z.string().min(1).describe('Hub password at the cloud'),
   CLOUD_CA_FILE: optionalString.describe('PEM CA to trust for mqtts:// (default: the system CAs)'),
@@ -61,7 +65,7 @@ export function toEdgeConfig(e: z.infer<typeof EdgeEnv>) {
   return {
     hubId: e.HUB_ID,
     region: e.REGION_ID,
-    cloud: { url: e.CLOUD_MQTT_URL, username: e.CLOUD_USERNAME ?? e.HUB_ID, password: e.CLOUD_PASSWORD, caFile: e.CLOUD_CA_FILE },
+    cloud: { urls: e.CLOUD_MQTT_URL, username: e.CLOUD_USERNAME ?? e.HUB_ID, password: e.CLOUD_PASSWORD, caFile: e.CLOUD_CA_FILE },
     local: {
       bindHost: e.LOCAL_BIND_HOST, mqttPort: e.LOCAL_MQTT_PORT, httpBindHost: e.LOCAL_HTTP_BIND_HOST, httpPort: e.LOCAL_HTTP_PORT,
       staffToken: e.LOCAL_STAFF_TOKEN, allowAnonymous: e.LOCAL_ALLOW_ANONYMOUS,

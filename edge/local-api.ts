@@ -65,6 +65,8 @@ export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
     if (typeof (err as { code?: unknown }).code === 'string' && String((err as { code: string }).code).startsWith('SQLITE_')) d.storage.failed('http', err);
   });
   const r = app.withTypeProvider<ZodTypeProvider>();
+  // An open route: a URL's user:password part (if someone wrote one into CLOUD_MQTT_URL) is not shown.
+  const withoutUserinfo = (url: string) => url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1');
   const iso = (ms: number | null) => (ms === null || ms === 0 ? null : new Date(ms).toISOString());
 
   r.get('/status', open, async () => {
@@ -74,7 +76,7 @@ export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
     const st = d.storage.status();
     return {
       hub: d.hubId, region: d.region, agent: d.agent,
-      uplink: { connected: u.connected, since: iso(u.since), connects: u.connects, lastError: u.lastError, inFlight: u.inFlight, sent: u.sent, acked: u.acked, ackedHistorical: u.ackedHistorical },
+      uplink: { connected: u.connected, cloud: withoutUserinfo(u.url), since: iso(u.since), connects: u.connects, lastError: u.lastError, inFlight: u.inFlight, sent: u.sent, acked: u.acked, ackedHistorical: u.ackedHistorical },
       outbox: {
         depth: o.depth, byLane: o.byLane, oldestUnsentAgeS: o.oldestAcceptedAt === null ? 0 : Math.round((d.now() - o.oldestAcceptedAt) / 1000),
         bytes: o.bytes, dropped: o.dropped, fileBytes: o.fileBytes,

@@ -56,7 +56,7 @@ describe('Uplink', () => {
     })));
 
     const uplink = new Uplink({
-      url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`, username: 'h', password: 'p', region: 'r', hubId: 'h', agent: 'test',
+      urls: [`mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`], username: 'h', password: 'p', region: 'r', hubId: 'h', agent: 'test',
       window: 200, backoffMaxMs: 1_000, historicalAfterMs: 30_000, statusIntervalMs: 60_000, outbox, logger: pino({ level: 'silent' }), onMessage: () => undefined,
     });
     closers.push(() => uplink.close());

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { hubClientId, topics, type HubStatus } from '../contract/index.ts';
 import { backoffDelayMs } from '../shared/backoff.ts';
@@ -10,6 +11,13 @@ import type { Outbox, OutboxEntry } from './outbox/outbox.ts';
  *
  * - Reconnects with jittered exponential back-off ("full jitter": a random delay up to
  *   min(ceiling, 0.5 s × 2^attempt)), so a region of hubs returning after an outage spreads out.
+ * - Several cloud URLs (a cluster's nodes, issue 15): each connection lost or refused moves the next
+ *   attempt to the next URL, round the list, with the same back-off (reset by a successful connect).
+ *   Each hub starts at its own place in the list (a hash of the hub id), so the hubs of a region are
+ *   spread over the nodes instead of all landing on the first. mqtt.js's own `servers` rotation is
+ *   not used: it rotates only inside mqtt.js's reconnect loop, which has a fixed period and no
+ *   jitter (this uplink runs its own, shared/backoff.ts), and it takes host/port/protocol only — no
+ *   WebSocket path — where a URL here is used exactly as a single CLOUD_MQTT_URL is.
  * - Birth and death: a retained `hub.status` "online" (with outbox depth and oldest unsent age) on
  *   connect and every `statusIntervalMs`; a retained "offline" last will.
  * - Replay is marked: a message accepted while the link was down, or older than `historicalAfterMs`
@@ -35,7 +43,8 @@ import type { Outbox, OutboxEntry } from './outbox/outbox.ts';
  * (`GET /quarantine`, `POST /quarantine/:seq/resend`).
  */
 export interface UplinkOptions {
-  url: string;
+  /** The cloud broker's URL, or several (a cluster's nodes): see the class comment. */
+  urls: readonly string[];
   username: string;
   password: string;
   ca?: Buffer;
@@ -60,6 +69,8 @@ export interface UplinkOptions {
 
 export interface UplinkStats {
   connected: boolean;
+  /** The cloud URL of the current connection, or of the attempt under way or next. */
+  url: string;
   since: number | null;
   connects: number;
   lastError: string | null;
@@ -84,6 +95,8 @@ export class Uplink {
   /** The cloud acknowledged this connection's status publish: it is up and storing. */
   private proven = false;
   private attempt = 0;
+  /** Index into `urls` of the current (or next) connection. */
+  private urlIndex: number;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
@@ -91,9 +104,11 @@ export class Uplink {
   private removeScheduled = false;
   private readonly now: () => number;
   private readonly log: Logger;
-  private readonly s: UplinkStats = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, ackedHistorical: 0, inFlight: 0, quarantined: 0, refusals: 0 };
+  private readonly s: Omit<UplinkStats, 'url'> = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, ackedHistorical: 0, inFlight: 0, quarantined: 0, refusals: 0 };
 
   constructor(private readonly o: UplinkOptions) {
+    if (o.urls.length === 0) throw new Error('Uplink needs at least one cloud URL');
+    this.urlIndex = firstCloudUrlIndex(o.hubId, o.urls.length);
     this.now = o.now ?? Date.now;
     this.log = o.logger.child({ component: 'uplink' });
   }
@@ -119,7 +134,11 @@ export class Uplink {
   }
 
   stats(): UplinkStats {
-    return { ...this.s, connected: this.connected, inFlight: this.inflight.size };
+    return { ...this.s, connected: this.connected, url: this.url, inFlight: this.inflight.size };
+  }
+
+  private get url(): string {
+    return this.o.urls[this.urlIndex]!;
   }
 
   private status(state: 'online' | 'offline'): HubStatus {
@@ -134,7 +153,8 @@ export class Uplink {
   private open(): void {
     if (this.stopped) return;
     const statusTopic = topics.status(this.o.region, this.o.hubId);
-    const client = mqtt.connect(this.o.url, {
+    const url = this.url;
+    const client = mqtt.connect(url, {
       username: this.o.username, password: this.o.password, ca: this.o.ca, clientId: hubClientId(this.o.hubId, 'edge'),
       protocolVersion: 4, clean: true, keepalive: 30, connectTimeout: 10_000, reconnectPeriod: 0,
       will: { topic: statusTopic, payload: Buffer.from(JSON.stringify(this.status('offline'))), qos: 1, retain: true },
@@ -145,7 +165,7 @@ export class Uplink {
       this.s.connects++;
       this.s.since = this.now();
       this.s.lastError = null;
-      this.log.info({ url: this.o.url, outboxDepth: this.o.outbox.depth }, 'connected to the cloud');
+      this.log.info({ url, outboxDepth: this.o.outbox.depth }, 'connected to the cloud');
       client.subscribe(topics.hubSubscriptions(this.o.region, this.o.hubId), { qos: 1 }, (err) => {
         if (err) this.log.error({ err }, 'subscribing to commands and mode failed');
       });
@@ -171,9 +191,12 @@ export class Uplink {
       client.end(true);
       this.guard('uplink_link_down', () => this.onLinkDown());
       if (this.stopped) return;
+      // Lost or refused: the next attempt goes to the next node (a node that is down, or restarting,
+      // is not tried again before the others).
+      this.urlIndex = (this.urlIndex + 1) % this.o.urls.length;
       const delay = backoffDelayMs({ initialMs: 500, maxMs: this.o.backoffMaxMs, jitter: 'full' }, this.attempt);
       this.attempt++;
-      this.log.info({ retryInMs: Math.round(delay), outboxDepth: this.o.outbox.depth }, 'cloud link down; reconnecting');
+      this.log.info({ lost: url, next: this.url, retryInMs: Math.round(delay), outboxDepth: this.o.outbox.depth }, 'cloud link down; reconnecting');
       this.reconnectTimer = setTimeout(() => this.guard('uplink_connect', () => this.open()), delay);
     });
   }
@@ -323,6 +346,15 @@ export class Uplink {
       client?.end(true);
     }
   }
+}
+
+/**
+ * Where in a list of `count` cloud URLs a hub starts: a hash of its id (stable across restarts, spread
+ * evenly over the list), so the hubs of a region do not all connect to the first node.
+ */
+export function firstCloudUrlIndex(hubId: string, count: number): number {
+  if (count <= 1) return 0;
+  return crypto.createHash('sha256').update(hubId).digest().readUInt32BE(0) % count;
 }
 
 const CLOSE_BRACE = 0x7d;

@@ -1,0 +1,128 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createSqliteTelemetryStore } from '../cloud/telemetry/sqlite-telemetry-store.ts';
+import { EXAMPLES, topics } from '../contract/index.ts';
+import { firstCloudUrlIndex } from '../edge/uplink.ts';
+import { startTestCloud, tempDir, type TestCloud } from './support/cloud-harness.ts';
+import { deviceLogin, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { freePort, waitFor } from './support/ports.ts';
+import { startResendingDevice } from './support/resending-device.ts';
+
+/**
+ * The edge agent's own list of cloud URLs (issue 15: hubs reach a cluster through a load balancer or
+ * through this list). The clouds here are single processes that share nothing — each test counts
+ * by message id across them; a cluster's nodes would also share the dedupe, which this does not need.
+ */
+const REGION = 'ishikawa-nomi';
+const sensor = EXAMPLES.find((e) => e.name === 'sensor.telemetry')!.payload;
+const ALL_TIME = [0, 4_102_444_800_000] as const;
+
+const cleanups: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function reading(hub: string, id: string, ts: number): [string, string, string] {
+  return [id, topics.device(REGION, hub, 'sensor', 'wx', 'telemetry'), JSON.stringify({ ...sensor, hub, device: 'wx', id, ts })];
+}
+
+/** `urls` placed so that the hub's starting point (a hash of its id) is `urls[0]`, the next `urls[1]`, … */
+function inHubOrder(hub: string, urls: string[]): string {
+  const start = firstCloudUrlIndex(hub, urls.length);
+  const list: string[] = new Array<string>(urls.length);
+  urls.forEach((u, i) => (list[(start + i) % urls.length] = u));
+  return list.join(',');
+}
+
+async function startEdgeFor(t: TestCloud, hub: string, cloudUrl: string, extra: Record<string, string> = {}) {
+  const dir = tempDir('edge-urls');
+  const agent = await startTestEdge(testEdgeEnv({ hub, cloudUrl, password: t.credentials[hub]!.password, dataDir: dir, extra }));
+  cleanups.push(() => agent.close(), () => fs.rmSync(dir, { recursive: true, force: true }));
+  return agent;
+}
+
+/** Ids of `hub`'s sensor readings in a store, and whether any is stored twice (one point per reading). */
+async function readings(store: Awaited<ReturnType<typeof createSqliteTelemetryStore>>, hub: string): Promise<{ ids: Set<string>; points: number }> {
+  const ids = new Set((await store.messageIds(hub, ...ALL_TIME)).filter((id) => id.startsWith('s-')));
+  return { ids, points: await store.countPoints('sensor', hub, ...ALL_TIME) };
+}
+
+describe('edge agent with a list of cloud URLs', () => {
+  it('skips a dead node (closed port) and connects to the next, over TLS or WebSocket as with a single URL', async () => {
+    const certDir = tempDir('tls');
+    cleanups.push(() => fs.rmSync(certDir, { recursive: true, force: true }));
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout', path.join(certDir, 'key.pem'), '-out', path.join(certDir, 'cert.pem'),
+    ], { stdio: 'ignore' });
+    const t = await startTestCloud({ MQTTS_PORT: String(await freePort()), MQTT_TLS_CERT: path.join(certDir, 'cert.pem'), MQTT_TLS_KEY: path.join(certDir, 'key.pem') });
+    cleanups.push(() => t.stop());
+    const dead = `mqtt://127.0.0.1:${await freePort()}`; // nothing listens there: refused
+
+    const cases: { hub: string; live: string; extra: Record<string, string> }[] = [
+      { hub: 'nomi-terai', live: t.cloud.urls.mqtts!, extra: { CLOUD_CA_FILE: path.join(certDir, 'cert.pem') } },
+      { hub: 'nomi-wake', live: t.cloud.urls.ws!, extra: {} },
+    ];
+    for (const c of cases) {
+      const agent = await startEdgeFor(t, c.hub, inHubOrder(c.hub, [dead, c.live]), c.extra);
+      await waitFor(`${c.hub} connected to ${c.live}`, () => agent.uplink.stats().connected);
+      expect(agent.uplink.stats()).toMatchObject({ url: c.live, connects: 1 });
+      const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
+      for (let i = 0; i < 50; i++) device.publish(...reading(c.hub, `s-${i}`, Date.now() - 60_000 + i));
+      await waitFor('device done', () => device.unacked === 0);
+      await waitFor('outbox drained', () => agent.outbox.depth === 0);
+      await device.close();
+      const ids = new Set(await t.cloud.store.messageIds(c.hub, ...ALL_TIME));
+      expect([...device.acked].filter((id) => !ids.has(id))).toEqual([]);
+    }
+  }, 60_000);
+
+  it('moves to the other cloud when the one it is connected to stops, and keeps forwarding: every acknowledged reading arrives', async () => {
+    const hub = 'komatsu-awazu';
+    const clouds = [await startTestCloud(), await startTestCloud()];
+    for (const c of clouds) cleanups.push(() => c.stop());
+    // Same hub login on both (as on a cluster's nodes, which share it in PostgreSQL).
+    await clouds[1]!.cloud.credentials.set(hub, REGION, hub, clouds[0]!.credentials[hub]!.password);
+    clouds[1]!.credentials[hub] = clouds[0]!.credentials[hub]!;
+
+    const agent = await startEdgeFor(clouds[0]!, hub, clouds.map((c) => c.cloud.urls.mqtt).join(','));
+    const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
+    let seq = 0;
+    const base = Date.now() - 600_000;
+    const timer = setInterval(() => {
+      for (let i = 0; i < 20; i++) device.publish(...reading(hub, `s-${seq}`, base + seq++));
+    }, 20);
+    cleanups.push(() => clearInterval(timer));
+    await waitFor('traffic', () => agent.uplink.stats().acked > 300);
+
+    const first = clouds.findIndex((c) => c.cloud.urls.mqtt === agent.uplink.stats().url);
+    expect(first).toBeGreaterThanOrEqual(0);
+    const [gone, other] = [clouds[first]!, clouds[1 - first]!];
+    const ackedBefore = agent.uplink.stats().acked;
+    await gone.cloud.close(); // its data dir stays: counted below
+    await waitFor('the agent moved to the other cloud', () => agent.uplink.stats().connected && agent.uplink.stats().url === other.cloud.urls.mqtt, 20_000);
+    await waitFor('forwarding goes on', () => agent.uplink.stats().acked > ackedBefore + 300, 20_000);
+    clearInterval(timer);
+    await waitFor('device done', () => device.unacked === 0);
+    await waitFor('outbox drained', () => agent.outbox.depth === 0, 30_000);
+    await device.close();
+
+    const goneStore = await createSqliteTelemetryStore({ path: path.join(gone.dataDir, 'telemetry.db') });
+    const a = await readings(goneStore, hub);
+    await goneStore.close();
+    const b = await readings(other.cloud.store, hub);
+    // Each cloud stored each reading once; together they hold every reading the device had acknowledged.
+    expect(a.points, 'a reading stored twice by the stopped cloud').toBe(a.ids.size);
+    expect(b.points, 'a reading stored twice by the other cloud').toBe(b.ids.size);
+    expect([...device.acked].filter((id) => !a.ids.has(id) && !b.ids.has(id)), 'acknowledged readings in neither cloud').toEqual([]);
+    expect(device.acked.size).toBe(device.published);
+    expect(b.ids.size).toBeGreaterThan(300);
+    // Shared-nothing clouds: only a reading in flight when the first stopped can be in both.
+    const both = [...a.ids].filter((id) => b.ids.has(id)).length;
+    expect(both).toBeLessThanOrEqual(200); // UPLINK_WINDOW
+    console.info(`[edge-cloud-urls] ${device.published} readings: ${a.ids.size} to the stopped cloud, ${b.ids.size} to the other, ${both} in both (in flight at the stop)`);
+  }, 90_000);
+});
