@@ -1,0 +1,348 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Database, FeatureMigrations } from '../db/database.ts';
+import type { Sql } from '../db/sql.ts';
+import type { Logger } from '../logger.ts';
+
+/**
+ * Leases with fencing tokens (issue 15): work that must happen once per deployment — dispatch rounds,
+ * hub-offline link checks, ops stats, dedupe pruning — runs on the one node that holds its lease.
+ * Leases are rows of the operational PostgreSQL; time is the database's clock (`clock_timestamp()`),
+ * never a node's, so nodes with skewed clocks still agree on who holds what.
+ *
+ *  - **Acquire and renew are one statement**: an upsert that takes the lease when it is free, expired,
+ *    or already ours, and bumps its token only when the holder changes. The token of a lease name only
+ *    ever grows: it is the fencing token (Kleppmann, "How to do distributed locking", 2016).
+ *  - **A node stops acting on its own clock first**: it renews every ttl/3, and it holds a lease only
+ *    while less than ttl − margin of *local monotonic* time has passed since it sent its last successful
+ *    renewal. A process paused (SIGSTOP, a GC or VM stall) that wakes up therefore sees itself as not
+ *    holding until it has renewed — and it cannot renew while another node holds the lease.
+ *  - **The database has the last word (fencing)**: a side effect of leased work is written in a
+ *    transaction that ends with `fence`: the lease row is read `FOR SHARE` and must still carry this
+ *    node's token and be unexpired by the database clock, else the transaction rolls back
+ *    (`StaleLeaseError`). The row lock orders it against a takeover: a takeover either committed before
+ *    (the fence sees the new token) or waits for this transaction to end (the new holder reads state
+ *    after its acquisition, so it sees what was written under the old token).
+ *
+ * A node that stops cleanly gives its leases up (expires them now): another takes over at its next
+ * renewal. One that dies is taken over once the lease expired: within ttl + ttl/3 of its last renewal.
+ *
+ * A single process (no `REDIS_URL`) uses `localLeases`: it holds every lease, token 1, and fencing
+ * costs nothing — the embedded default behaves as before.
+ */
+
+/** Lease of a region's once-only work (dispatch, hub-offline checks, its ops stats). */
+export const regionLease = (region: string): string => `region:${region}`;
+/** Lease of work of the whole deployment (dedupe pruning). */
+export const GLOBAL_LEASE = 'global';
+
+export class StaleLeaseError extends Error {
+  override readonly name = 'StaleLeaseError';
+  readonly code = 'stale_lease';
+  constructor(readonly lease: string, readonly token: number, detail: string) {
+    super(`lease ${lease}: token ${token} is stale (${detail}); the work was not applied`);
+  }
+}
+
+/** The right to do a lease's work, as taken at the start of that work. */
+export interface LeaseGrant {
+  readonly name: string;
+  readonly token: number;
+  /** Whether this node still holds the lease with this token by its own clock (no database round trip). */
+  valid(): boolean;
+  /**
+   * Runs `fn` in one transaction that ends with this grant's fence: committed only if the lease still
+   * carries this token and is unexpired by the database clock, else rolled back with `StaleLeaseError`.
+   * `tx` is undefined for the local (single-process) leases: the stores then write as they always did.
+   */
+  fenced<T>(fn: (tx: Sql | undefined) => Promise<T>): Promise<T>;
+}
+
+export interface Leases {
+  /** False for the single process's local leases. */
+  readonly clustered: boolean;
+  /** This process as the leases table names it (node id and a per-process suffix). */
+  readonly holder: string;
+  /** The grant to act under now, or null when this node does not hold the lease (or cannot be sure it still does). */
+  grant(name: string): LeaseGrant | null;
+  /** Whether this node may do the lease's work now. */
+  holds(name: string): boolean;
+  /** Called after this node acquired a lease (new token): load what the work needs from the database. */
+  onAcquired(fn: (name: string, token: number) => void): () => void;
+  /** Names of the leases this node holds now. */
+  held(): string[];
+  /** Gives every held lease up and stops renewing. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The single process: holds every lease with token 1; fencing is a no-op. */
+export function localLeases(): Leases {
+  const grants = new Map<string, LeaseGrant>();
+  const grant = (name: string): LeaseGrant => {
+    let g = grants.get(name);
+    if (!g) grants.set(name, (g = { name, token: 1, valid: () => true, fenced: (fn) => fn(undefined) }));
+    return g;
+  };
+  return {
+    clustered: false, holder: 'single', grant, holds: () => true, onAcquired: () => () => {}, held: () => [...grants.keys()], close: async () => {},
+  };
+}
+
+export const LEASE_MIGRATIONS: FeatureMigrations = {
+  // SQLite serves one process, which uses the local leases; the table exists for the same schema on both.
+  sqlite: [
+    `CREATE TABLE leases (
+       name        TEXT PRIMARY KEY,
+       holder      TEXT NOT NULL,
+       token       INTEGER NOT NULL,
+       acquired_at INTEGER NOT NULL,
+       expires_at  INTEGER NOT NULL
+     ) WITHOUT ROWID;`,
+  ],
+  postgres: [
+    `CREATE TABLE leases (
+       name        TEXT PRIMARY KEY,
+       holder      TEXT NOT NULL,
+       token       BIGINT NOT NULL,
+       acquired_at TIMESTAMPTZ NOT NULL,
+       expires_at  TIMESTAMPTZ NOT NULL
+     );`,
+  ],
+};
+
+// Takes every named lease that is free, expired or already ours, in one statement; the token grows
+// only when the holder changes. Returns the leases this holder has after it (with their tokens).
+const ACQUIRE = `
+  INSERT INTO leases (name, holder, token, acquired_at, expires_at)
+  SELECT n, ?, 1, clock_timestamp(), clock_timestamp() + make_interval(secs => ?)
+    FROM json_array_elements_text(?::json) AS n
+  ON CONFLICT (name) DO UPDATE SET
+    token = CASE WHEN leases.holder = excluded.holder THEN leases.token ELSE leases.token + 1 END,
+    acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at ELSE excluded.acquired_at END,
+    holder = excluded.holder,
+    expires_at = excluded.expires_at
+  WHERE leases.holder = excluded.holder OR leases.expires_at <= clock_timestamp()
+  RETURNING name, token`;
+const FENCE = `SELECT token FROM leases WHERE name = ? AND holder = ? AND token = ? AND expires_at > clock_timestamp() FOR SHARE`;
+const RELEASE = `UPDATE leases SET expires_at = clock_timestamp() WHERE holder = ? AND expires_at > clock_timestamp()`;
+
+/** One acquire-or-renew statement (PostgreSQL): the leases of `names` that `holder` has afterwards, with their tokens. */
+export async function acquireLeases(sql: Sql, holder: string, names: readonly string[], ttlMs: number): Promise<Map<string, number>> {
+  const rows = await sql.query<{ name: string; token: number }>(ACQUIRE, [holder, ttlMs / 1000, JSON.stringify(names)]);
+  return new Map(rows.map((r) => [r.name, Number(r.token)]));
+}
+
+/**
+ * Inside the transaction `tx` of a leased side effect (PostgreSQL): true when the lease still carries
+ * `holder`'s `token` and is unexpired by the database clock; the row is then locked `FOR SHARE` until
+ * the transaction ends, so no takeover can commit in between.
+ */
+export async function fenceHolds(tx: Sql, name: string, holder: string, token: number): Promise<boolean> {
+  return (await tx.one(FENCE, [name, holder, token])) !== undefined;
+}
+
+export interface PostgresLeasesOptions {
+  database: Database;
+  /** This node (logs, the `holder` column gets a per-process suffix so a restarted node gets a new token). */
+  nodeId: string;
+  ttlMs: number;
+  /** The lease names to compete for, read at every renewal (a region added while running joins). */
+  names: () => readonly string[];
+  logger: Logger;
+  registry?: Registry;
+  /** Default ttl/3. */
+  renewEveryMs?: number;
+  /** Local safety margin: a lease counts as held for ttl − margin after the renewal was sent. Default ttl/4. */
+  marginMs?: number;
+  /** Local monotonic clock (ms). */
+  monotonic?: () => number;
+}
+
+export interface LeaseMetrics {
+  held: Gauge<'lease'>;
+  events: Counter<'lease' | 'event'>;
+  refused: Counter<'lease'>;
+}
+
+/** `cloud_leases_held{lease}`, `cloud_lease_events_total{lease,event}`, `cloud_lease_fence_refused_total{lease}` on the registry. */
+export function registerLeaseMetrics(registry: Registry, leases: () => Leases | null): LeaseMetrics {
+  const existing = registry.getSingleMetric('cloud_leases_held');
+  if (existing) {
+    return {
+      held: existing as Gauge<'lease'>,
+      events: registry.getSingleMetric('cloud_lease_events_total') as Counter<'lease' | 'event'>,
+      refused: registry.getSingleMetric('cloud_lease_fence_refused_total') as Counter<'lease'>,
+    };
+  }
+  return {
+    held: new Gauge({
+      name: 'cloud_leases_held', help: 'Leases of once-only work (region:<id>, global) this node holds now: 1 per lease held', labelNames: ['lease'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const name of leases()?.held() ?? []) this.set({ lease: name }, 1);
+      },
+    }),
+    events: new Counter({
+      name: 'cloud_lease_events_total', help: 'Leases this node acquired or lost (event: acquired, lost)', labelNames: ['lease', 'event'] as const, registers: [registry],
+    }),
+    refused: new Counter({
+      name: 'cloud_lease_fence_refused_total',
+      help: 'Writes of leased work refused because this node\'s lease token was stale (another node took the lease over): rolled back, never applied',
+      labelNames: ['lease'] as const, registers: [registry],
+    }),
+  };
+}
+
+interface Holding {
+  token: number;
+  /** Local monotonic time until which this node may act. */
+  until: number;
+  grant: LeaseGrant;
+}
+
+/**
+ * Cluster leases on PostgreSQL. Starts competing at once (first round before it resolves), so a lone
+ * node holds everything as soon as it is up.
+ */
+export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leases> {
+  if (o.database.dialect !== 'postgres') throw new Error('cluster leases need PostgreSQL (DATABASE_URL)');
+  await o.database.migrate('leases', LEASE_MIGRATIONS);
+  const sql = o.database.sql;
+  const log = o.logger.child({ component: 'leases' });
+  const holder = `${o.nodeId}/${randomUUID().slice(0, 8)}`;
+  const renewEvery = o.renewEveryMs ?? Math.max(50, Math.floor(o.ttlMs / 3));
+  const margin = o.marginMs ?? Math.floor(o.ttlMs / 4);
+  const mono = o.monotonic ?? (() => performance.now());
+  const holdings = new Map<string, Holding>();
+  const acquiredListeners = new Set<(name: string, token: number) => void>();
+  let metrics: LeaseMetrics | null = null;
+  let closed = false;
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<void> | null = null;
+
+  const fence = async (tx: Sql, name: string, token: number): Promise<void> => {
+    if (await fenceHolds(tx, name, holder, token)) return;
+    metrics?.refused.inc({ lease: name });
+    const now = await tx.one<{ holder: string; token: number; expired: boolean }>(
+      'SELECT holder, token, expires_at <= clock_timestamp() AS expired FROM leases WHERE name = ?', [name],
+    ).catch(() => undefined);
+    const detail = now ? `the lease is at token ${now.token}, held by ${now.holder}${now.expired ? ', expired' : ''}` : 'no such lease';
+    log.warn({ lease: name, token, holder, current: now ?? null }, 'stale lease token: the leased work\'s write was refused and rolled back');
+    throw new StaleLeaseError(name, token, detail);
+  };
+
+  const makeGrant = (name: string, token: number): LeaseGrant => {
+    const grant: LeaseGrant = {
+      name, token,
+      valid: () => {
+        const h = holdings.get(name);
+        return !closed && h !== undefined && h.token === token && mono() < h.until;
+      },
+      fenced: (fn) => sql.transaction(async (tx) => {
+        if (!grant.valid()) {
+          metrics?.refused.inc({ lease: name });
+          throw new StaleLeaseError(name, token, 'this node no longer holds it by its own clock');
+        }
+        const result = await fn(tx);
+        await fence(tx, name, token); // last: the row lock is held only from here to the commit
+        return result;
+      }),
+    };
+    return grant;
+  };
+
+  const lose = (name: string, why: string): void => {
+    const h = holdings.get(name);
+    if (!h) return;
+    holdings.delete(name);
+    metrics?.events.inc({ lease: name, event: 'lost' });
+    log.warn({ lease: name, token: h.token, holder, why }, 'lease lost: this node stops its work');
+  };
+
+  const round = async (): Promise<void> => {
+    const names = [...new Set(o.names())];
+    const sentAt = mono();
+    let got: Map<string, number>;
+    try {
+      got = await acquireLeases(sql, holder, names, o.ttlMs);
+    } catch (err) {
+      // Unreachable database: what is held stays held until its local deadline (grant() checks it), then is dropped.
+      log.warn({ err }, 'renewing leases failed; held leases lapse at their local deadline');
+      for (const [name, h] of holdings) if (mono() >= h.until) lose(name, 'not renewed in time');
+      return;
+    }
+    if (closed) return;
+    for (const [name] of holdings) if (!got.has(name)) lose(name, 'another node holds it');
+    for (const [name, token] of got) {
+      const h = holdings.get(name);
+      if (h && h.token === token) {
+        h.until = sentAt + o.ttlMs - margin;
+        continue;
+      }
+      if (h) lose(name, `token moved from ${h.token} to ${token}`);
+      holdings.set(name, { token, until: sentAt + o.ttlMs - margin, grant: makeGrant(name, token) });
+      metrics?.events.inc({ lease: name, event: 'acquired' });
+      log.info({ lease: name, token, holder }, 'lease acquired');
+      for (const fn of acquiredListeners) {
+        try {
+          fn(name, token);
+        } catch (err) {
+          log.error({ err, lease: name }, 'a lease listener failed');
+        }
+      }
+    }
+  };
+
+  const loop = () => {
+    if (closed) return;
+    running = round().finally(() => {
+      running = null;
+      if (!closed) timer = setTimeout(loop, renewEvery);
+    });
+  };
+
+  const leases: Leases = {
+    clustered: true, holder,
+    grant: (name) => {
+      const h = holdings.get(name);
+      return h && h.grant.valid() ? h.grant : null;
+    },
+    holds: (name) => leases.grant(name) !== null,
+    onAcquired: (fn) => {
+      acquiredListeners.add(fn);
+      return () => void acquiredListeners.delete(fn);
+    },
+    held: () => [...holdings.keys()].filter((n) => leases.holds(n)),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      if (timer) clearTimeout(timer);
+      await running;
+      const names = [...holdings.keys()];
+      holdings.clear();
+      // Given up now, so another node takes over at its next renewal instead of after the ttl.
+      await sql.run(RELEASE, [holder]).catch((err: unknown) => log.warn({ err }, 'giving leases up failed; they expire after the ttl'));
+      if (names.length > 0) log.info({ leases: names, holder }, 'leases given up');
+    },
+  };
+  if (o.registry) metrics = registerLeaseMetrics(o.registry, () => leases);
+  await round();
+  if (!closed) timer = setTimeout(loop, renewEvery);
+  return leases;
+}
+
+/**
+ * The cloud's leases: PostgreSQL leases in cluster mode, the local ones on a single process (whose
+ * `/metrics` then show every lease held).
+ */
+export async function openLeases(o: Omit<PostgresLeasesOptions, 'ttlMs'> & { clustered: boolean; ttlMs: number }): Promise<Leases> {
+  if (!o.clustered) {
+    const local = localLeases();
+    for (const n of o.names()) local.grant(n);
+    if (o.registry) registerLeaseMetrics(o.registry, () => local);
+    return local;
+  }
+  return openPostgresLeases(o);
+}
