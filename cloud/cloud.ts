@@ -17,6 +17,8 @@ import { consoleRoutes } from './console/console-routes.ts';
 import { loadRegionGeography } from './hubs/region-geography.ts';
 import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
 import { clusterInfo } from './cluster/cluster.ts';
+import { ClusterBus } from './cluster/cluster-bus.ts';
+import { startClusterMetrics, type ClusterMetrics } from './cluster/cluster-bus-metrics.ts';
 import { CommandService, type CommandBus } from './commands/command-service.ts';
 import { openCommandStore } from './commands/command-store.ts';
 import type { CloudConfig } from './config.ts';
@@ -175,6 +177,35 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     // Runs after ingest closed (closers run in reverse): the alarm changes of its last messages are written before the database closes.
     closers.push(() => alarms.settled());
 
+    // Cluster mode (issue 15): every node shows the whole deployment — the other nodes' live-state
+    // changes (readings, statuses, links, mode acknowledgements), their alarm changes in the live feed,
+    // and their figures in /metrics — through Redis (cloud/cluster/cluster-bus.ts). A node is dead
+    // (its hubs offline everywhere) once its heartbeat is LEASE_TTL_S old.
+    let clusterBus: ClusterBus | null = null;
+    let clusterMetrics: ClusterMetrics | null = null;
+    if (cluster.clustered && cluster.redisUrl !== null) {
+      const restoreAcks = async () => {
+        for (const a of await modeStore.allAcks()) {
+          if (regions.regionOfHub(a.hub)?.id !== a.region) continue;
+          live.restoreMode(a.region, a, a.receivedAt);
+          modes.applyRemoteAck({ v: 1, type: 'hub.mode-ack', id: a.msgId, ts: a.ts, hub: a.hub, version: a.version, mode: a.mode, source: a.source, reason: a.reason ?? undefined, historical: a.historical }, a.region, a.receivedAt);
+        }
+      };
+      const bus = await ClusterBus.start({
+        redisUrl: cluster.redisUrl, nodeId: cluster.nodeId, live, registry: metrics.registry, logger, heartbeatTtlMs: cluster.leaseTtlMs,
+        onRemoteChange: (_node, c) => {
+          if (c.t === 'mode') modes.applyRemoteAck(c.ack, c.region, c.at);
+        },
+        onResync: restoreAcks,
+      });
+      clusterBus = bus;
+      closers.push(() => bus.close());
+      alarms.onChange((c) => bus.publishAlarm(c));
+      const shared = startClusterMetrics({ redis: bus.redis, prefix: bus.prefix, nodeId: cluster.nodeId, registry: metrics.registry, nodes: () => bus.nodes(), logger });
+      clusterMetrics = shared;
+      closers.push(() => shared.stop());
+    }
+
     const orderStore = await openOrderStore(database);
     const orders = new OrderService({
       store: orderStore, regions, live, commands, logger, now: Date.now,
@@ -261,7 +292,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     closers.push(() => displayNames.close());
     const displayNameOf = (username: string) => displayNames.of(username);
     const app = await buildApp({
-      live, store, deadLetters, commands, metrics, logger, health: () => ({ storeHealthy, operationalHealthy: ingest.operationalHealthy, ingestPending: ingest.pending }),
+      live, store, deadLetters, commands, metrics, logger, metricsText: clusterMetrics ? () => clusterMetrics!.text() : undefined, health: () => ({ storeHealthy, operationalHealthy: ingest.operationalHealthy, ingestPending: ingest.pending }),
       access: accessHooks(accounts, { regions: regionLookup }),
       http: { trustProxy: config.http.trustProxy, allowedOrigins: config.http.allowedOrigins },
       features: [
@@ -271,7 +302,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
         }),
         modeRoutes(modes, { displayNameOf }), alarmRoutes(alarms, { displayNameOf }), orderRoutes(orders, orderStore),
         modeProposalRoutes(await ModeProposals.open({ db: database, regions, now: Date.now })),
-        consoleRoutes({ regions, geographyOf, alarms, modes, displayNameOf, events: config.events, sessionOf: async (token) => (await accounts.resolveToken(token))?.account ?? null }),
+        consoleRoutes({ regions, geographyOf, alarms, remoteAlarms: clusterBus ? (fn) => clusterBus!.onAlarm(fn) : undefined, modes, displayNameOf, events: config.events, sessionOf: async (token) => (await accounts.resolveToken(token))?.account ?? null }),
       ],
     });
     await app.listen({ host: config.bindHost, port: config.http.port });

@@ -32,6 +32,8 @@ export interface AppDeps {
   deadLetters: DeadLetterStore;
   commands: CommandService;
   metrics: CloudMetrics;
+  /** Cluster mode: the whole deployment's figures for /metrics (issue 15); absent: this process's registry. */
+  metricsText?: () => Promise<string>;
   logger: Logger;
   /** `operationalHealthy`: the group commits' operational transactions succeed (absent: not tracked). */
   health: () => { storeHealthy: boolean; operationalHealthy?: boolean; ingestPending: number };
@@ -312,7 +314,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   r.get('/metrics', { config: { public: true }, schema: { summary: 'Prometheus metrics', hide: true } }, async (_req, reply) => {
     reply.header('content-type', deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
+    return deps.metricsText ? deps.metricsText() : deps.metrics.registry.metrics();
   });
 
   r.get('/api/v1/hubs', {

@@ -41,6 +41,8 @@ export interface ConsoleDeps {
   /** A region's base map (`<region>.geography.json` next to its file), or null when it has none. */
   geographyOf?: (region: string) => RegionGeography | null;
   alarms: AlarmService;
+  /** Cluster mode: alarm changes made on other nodes (issue 15, cluster bus), pushed like this node's own. */
+  remoteAlarms?: (fn: (change: AlarmChange) => void) => () => void;
   modes: ModeService;
   /** Accounts' display names, for who acknowledged an alarm (the same as the alarm API answers). */
   displayNameOf?: DisplayNameOf;
@@ -149,7 +151,13 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
       logger: app.log.child({ component: 'live-feed' }),
     });
     // Each alarm goes to the audiences that may see its hub and its region (issue 14: never another region's).
-    const unsubscribeAlarms = deps.alarms.onChange((c: AlarmChange) => feed.size > 0 && feed.publishAlarm(c.alarm, JSON.stringify({ type: c.type, alarm: alarmBody(c.alarm, deps.displayNameOf) })));
+    const pushAlarm = (c: AlarmChange) => feed.size > 0 && feed.publishAlarm(c.alarm, JSON.stringify({ type: c.type, alarm: alarmBody(c.alarm, deps.displayNameOf) }));
+    const unsubscribeLocalAlarms = deps.alarms.onChange(pushAlarm);
+    const unsubscribeRemoteAlarms = deps.remoteAlarms?.(pushAlarm) ?? (() => {});
+    const unsubscribeAlarms = () => {
+      unsubscribeLocalAlarms();
+      unsubscribeRemoteAlarms();
+    };
     const unsubscribeModes = deps.modes.onModeChange(() => feed.refreshSoon());
     // Open streams would keep the server from closing (a hijacked reply is not Fastify's to end).
     app.addHook('preClose', async () => {

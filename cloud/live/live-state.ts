@@ -79,12 +79,28 @@ export interface HubLinkSample {
 
 const newLink = (): HubLink => ({ online: false, connections: 0, lastSeen: null, since: null, status: null, outbox: null });
 
+/**
+ * A change this process applied from its own ingest or its own hub connections — what another cluster
+ * node needs to show the same (issue 15; `cloud/cluster/cluster-bus.ts` carries it). `link` carries
+ * the absolute number of this node's connections of the hub, so applying it twice changes nothing.
+ */
+export type LiveChange =
+  | { t: 'device'; region: string; kind: DeviceKind; msg: DeviceMessage; at: number }
+  | { t: 'status'; region: string; status: HubStatus; at: number }
+  | { t: 'mode'; region: string; ack: ModeAck; at: number }
+  | { t: 'link'; hub: string; region: string; connections: number; at: number };
+
 export class LiveState {
   readonly hubs = new Map<string, HubState>();
   /** Hubs with at least one connection, kept as connections open and close (the broker asks at every connect). */
   private connectedHubs = 0;
 
   private readonly maxFutureSkewMs: number;
+  /** This process's own connections per hub (`link.connections` adds the other nodes' ones). */
+  private readonly localConnections = new Map<string, number>();
+  /** Cluster mode: other nodes' connections per hub, by node (issue 15). */
+  private readonly remoteConnections = new Map<string, Map<string, number>>();
+  private readonly changeListeners = new Set<(c: LiveChange) => void>();
 
   /** The regions served; a region added while running gets its hubs here at once. */
   readonly regions: Regions;
@@ -144,6 +160,11 @@ export class LiveState {
   }
 
   applyDeviceMessage(region: string, kind: DeviceKind, msg: DeviceMessage, receivedAt: number): void {
+    if (this.deviceMessage(region, kind, msg, receivedAt) && this.changeListeners.size > 0) this.emit({ t: 'device', region, kind, msg, at: receivedAt });
+  }
+
+  /** True when the message is now the one shown (newest by device timestamp). */
+  private deviceMessage(region: string, kind: DeviceKind, msg: DeviceMessage, receivedAt: number): boolean {
     const h = this.hub(msg.hub, region);
     let d = h.devices.get(msg.device);
     if (!d) {
@@ -154,9 +175,10 @@ export class LiveState {
     h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, receivedAt);
     const isEvent = msg.type.endsWith('.event');
     const current = isEvent ? d.lastEvent : d.telemetry;
-    if (!this.supersedes(msg.ts, current?.ts, receivedAt)) return; // older than what we show: history only
+    if (!this.supersedes(msg.ts, current?.ts, receivedAt)) return false; // older than what we show: history only
     if (isEvent) d.lastEvent = msg;
     else d.telemetry = msg;
+    return true;
   }
 
   /**
@@ -165,9 +187,13 @@ export class LiveState {
    * (timestamped at its connect) then arrives after the new birth "online" and must not win.
    */
   applyStatus(region: string, status: HubStatus, receivedAt: number): void {
+    if (this.status(region, status, receivedAt) && this.changeListeners.size > 0) this.emit({ t: 'status', region, status, at: receivedAt });
+  }
+
+  private status(region: string, status: HubStatus, receivedAt: number): boolean {
     const h = this.hub(status.hub, region);
     h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, receivedAt);
-    if (!this.supersedes(status.ts, h.link.status?.ts, receivedAt)) return;
+    if (!this.supersedes(status.ts, h.link.status?.ts, receivedAt)) return false;
     h.link.status = status;
     if (status.outboxDepth !== undefined) {
       h.link.outbox = { depth: status.outboxDepth, oldestUnsentAgeS: status.oldestUnsentAgeS ?? null, reportedAt: status.ts };
@@ -177,28 +203,114 @@ export class LiveState {
       h.link.online = online;
       h.link.since = receivedAt;
     }
+    return true;
   }
 
   /** A new connection is a sign of life even when the newest status still says "offline". */
   connectionOpened(hubId: string, region: string, at: number): void {
     const h = this.hub(hubId, region);
-    if (h.link.connections++ === 0) this.connectedHubs++;
+    const mine = (this.localConnections.get(hubId) ?? 0) + 1;
+    this.localConnections.set(hubId, mine);
+    if (mine === 1) this.connectedHubs++;
+    h.link.connections++;
     h.link.lastSeen = at;
     if (!h.link.online) {
       h.link.online = true;
       h.link.since = at;
     }
+    if (this.changeListeners.size > 0) this.emit({ t: 'link', hub: hubId, region, connections: mine, at });
   }
 
   connectionClosed(hubId: string, region: string, at: number): void {
     const h = this.hub(hubId, region);
-    if (h.link.connections === 1) this.connectedHubs--;
-    h.link.connections = Math.max(0, h.link.connections - 1);
+    const before = this.localConnections.get(hubId) ?? 0;
+    if (before === 1) this.connectedHubs--;
+    const mine = Math.max(0, before - 1);
+    if (mine === 0) this.localConnections.delete(hubId);
+    else this.localConnections.set(hubId, mine);
+    h.link.connections = Math.max(0, h.link.connections - (before > 0 ? 1 : 0));
     h.link.lastSeen = at;
     if (h.link.connections === 0 && h.link.online) {
       h.link.online = false;
       h.link.since = at;
     }
+    if (this.changeListeners.size > 0) this.emit({ t: 'link', hub: hubId, region, connections: mine, at });
+  }
+
+  /** This process's own connections of every hub that has any (a cluster node's part of the link view). */
+  localLinks(): Iterable<[hub: string, region: string, connections: number]> {
+    const out: [string, string, number][] = [];
+    for (const [hub, n] of this.localConnections) out.push([hub, this.hubs.get(hub)?.region ?? '', n]);
+    return out;
+  }
+
+  /**
+   * Cluster mode (issue 15): another node now holds `connections` connections of the hub (absolute,
+   * so a repeat or a snapshot changes nothing). The hub is online while any node holds one — each
+   * node's count is kept apart, so a hub moving from node A to node B stays online whatever order
+   * A's close and B's open arrive in. `at` is when that node saw it.
+   */
+  setRemoteConnections(node: string, hubId: string, region: string, connections: number, at: number): void {
+    const h = this.hub(hubId, region);
+    let byNode = this.remoteConnections.get(hubId);
+    const before = byNode?.get(node) ?? 0;
+    h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, at);
+    if (connections === before) return;
+    if (connections > 0) {
+      if (!byNode) this.remoteConnections.set(hubId, (byNode = new Map()));
+      byNode.set(node, connections);
+    } else if (byNode) {
+      byNode.delete(node);
+      if (byNode.size === 0) this.remoteConnections.delete(hubId);
+    }
+    h.link.connections = Math.max(0, h.link.connections + connections - before);
+    if (connections > before && !h.link.online) {
+      h.link.online = true; // a new connection is a sign of life, as for one of this node's
+      h.link.since = at;
+    } else if (h.link.connections === 0 && h.link.online) {
+      h.link.online = false;
+      h.link.since = at;
+    }
+  }
+
+  /** The hubs another node holds connections of, with their counts (`setRemoteConnections`). */
+  remoteLinksOf(node: string): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [hub, byNode] of this.remoteConnections) {
+      const n = byNode.get(node);
+      if (n !== undefined) out.set(hub, n);
+    }
+    return out;
+  }
+
+  /**
+   * A change another cluster node applied (issue 15): shown here as there, never passed on again
+   * (the change listeners hear only this node's own changes). Newest-wins rules apply as for local ones.
+   */
+  applyRemote(node: string, c: LiveChange): void {
+    switch (c.t) {
+      case 'device':
+        this.deviceMessage(c.region, c.kind, c.msg, c.at);
+        return;
+      case 'status':
+        this.status(c.region, c.status, c.at);
+        return;
+      case 'mode':
+        this.modeAck(c.region, c.ack, c.at);
+        return;
+      case 'link':
+        this.setRemoteConnections(node, c.hub, c.region, c.connections, c.at);
+    }
+  }
+
+  /** Hears every change this process applies from its own ingest and connections (not remote ones); returns the unsubscribe. */
+  onChange(fn: (c: LiveChange) => void): () => void {
+    this.changeListeners.add(fn);
+    return () => void this.changeListeners.delete(fn);
+  }
+
+  private emit(c: LiveChange): void {
+    for (const fn of this.changeListeners) fn(c);
   }
 
   /**
@@ -213,10 +325,15 @@ export class LiveState {
   }
 
   applyModeAck(region: string, ack: ModeAck, receivedAt: number): void {
+    if (this.modeAck(region, ack, receivedAt) && this.changeListeners.size > 0) this.emit({ t: 'mode', region, ack, at: receivedAt });
+  }
+
+  private modeAck(region: string, ack: ModeAck, receivedAt: number): boolean {
     const h = this.hub(ack.hub, region);
     h.link.lastSeen = Math.max(h.link.lastSeen ?? 0, receivedAt);
-    if (!this.supersedes(ack.ts, h.mode?.ts, receivedAt)) return; // an older (replayed) acknowledgement: history only
+    if (!this.supersedes(ack.ts, h.mode?.ts, receivedAt)) return false; // an older (replayed) acknowledgement: history only
     h.mode = { mode: ack.mode, version: ack.version, source: ack.source, reason: ack.reason ?? null, ts: ack.ts, receivedAt };
+    return true;
   }
 
   /**

@@ -335,6 +335,16 @@ export class ModeService {
       this.log.error({ err, hub: ack.hub, region, msgId: ack.id }, 'recording a local mode switch failed'));
   }
 
+  /**
+   * Cluster mode (issue 15, cluster bus): a hub's acknowledgement another node took and stored. Kept
+   * in memory only (that node wrote it and its audit entry), so this node's view shows it within the
+   * bus's latency instead of at its next start. Its version may be one this node has not followed yet
+   * (`follow`): the other node's ingest checked it.
+   */
+  applyRemoteAck(ack: ModeAck, region: string, receivedAt: number): void {
+    this.keepNewest(toHubAck(ack, region, receivedAt));
+  }
+
   private async applyLocalSwitch(ack: ModeAck, region: string, receivedAt: number, record: HubAck, pre: LocalSwitchOutcome | undefined): Promise<void> {
     const outcome = pre ?? await this.o.store.transaction(async (tx) => {
       await this.o.store.putAck(record, tx);
