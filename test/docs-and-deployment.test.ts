@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -92,6 +92,9 @@ describe('docker-compose.yml: the full stack', () => {
   const region = JSON.parse(fs.readFileSync(path.join(ROOT, 'config/regions/ishikawa-nomi.json'), 'utf8')) as { id: string; hubs: { id: string }[] };
   const OUR_IMAGE = 'chiiki-drone-logistics:latest';
   const OURS = ['cloud', 'node-red', 'edge', 'simulator'];
+  /** Profile `cluster` (issue 15): three nodes of our image, Redis, HAProxy. */
+  const NODES = ['cloud-1', 'cloud-2', 'cloud-3'];
+  const CLUSTER_ONLY = [...NODES, 'haproxy', 'redis'];
 
   type Service = {
     image: string;
@@ -103,6 +106,7 @@ describe('docker-compose.yml: the full stack', () => {
     volumes?: (string | { type: string; source: string; target: string })[];
     healthcheck?: { test?: string[]; disable?: boolean };
     depends_on?: Record<string, { condition: string }>;
+    profiles?: string[];
   };
   type Resolved = { services: Record<string, Service>; volumes: Record<string, unknown> };
 
@@ -161,7 +165,7 @@ describe('docker-compose.yml: the full stack', () => {
   });
 
   it('pins every image to an exact version (ours from a pinned Node base)', () => {
-    for (const name of Object.keys(bare.services).filter((n) => !OURS.includes(n))) {
+    for (const name of Object.keys(bare.services).filter((n) => !OURS.includes(n) && !NODES.includes(n))) {
       // PostgreSQL's releases are major.minor (17.9): that is its exact version.
       const exact = name === 'postgres' ? /^postgres:\d+\.\d+$/ : /^[\w./-]+:\d+\.\d+\.\d+$/;
       expect({ name, image: svc(name).image }).toEqual({ name, image: expect.stringMatching(exact) });
@@ -173,7 +177,11 @@ describe('docker-compose.yml: the full stack', () => {
   });
 
   it('is accepted by docker-compose config with .env.example, and takes the secrets from it', () => {
-    expect(Object.keys(bare.services).sort()).toEqual(['cloud', 'edge', 'grafana', 'influxdb', 'node-red', 'postgres', 'simulator']);
+    // Debian's docker-compose 1.29 lists every service in `config`, whatever the profiles; the default
+    // profile (`docker compose up`) is those without any.
+    const byDefault = Object.entries(bare.services).filter(([, s]) => !s.profiles).map(([n]) => n);
+    expect(byDefault.sort()).toEqual(['cloud', 'edge', 'grafana', 'influxdb', 'node-red', 'postgres', 'simulator']);
+    expect(Object.entries(bare.services).filter(([, s]) => s.profiles).map(([n, s]) => [n, s.profiles])).toEqual(CLUSTER_ONLY.map((n) => [n, ['cluster']]));
     const example = Object.fromEntries(
       fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8').split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/^'(.*)'$/, '$1')]),
     );
@@ -199,7 +207,7 @@ describe('docker-compose.yml: the full stack', () => {
   });
 
   it('names only images the project uses: ours built from the Dockerfile, InfluxDB 2, Grafana of the dashboards SDK major version', () => {
-    for (const name of OURS) expect({ name, image: svc(name).image, build: svc(name).build?.context }).toEqual({ name, image: OUR_IMAGE, build: ROOT });
+    for (const name of [...OURS, ...NODES]) expect({ name, image: svc(name).image, build: svc(name).build?.context }).toEqual({ name, image: OUR_IMAGE, build: ROOT });
     expect(svc('influxdb').image).toMatch(/^influxdb:2\.7(\.\d+)?$/);
     // The official image; a major version the tests' PostgreSQL (Debian's 15) is not newer than.
     expect(Number(/^postgres:(\d+)\./.exec(svc('postgres').image)?.[1])).toBeGreaterThanOrEqual(15);
@@ -215,6 +223,7 @@ describe('docker-compose.yml: the full stack', () => {
   it('sets on our services only variables their config schemas read', () => {
     const unknown = (name: string, keys: readonly string[]) => Object.keys(env(name)).filter((k) => !keys.includes(k));
     expect(unknown('cloud', cloudKeys)).toEqual([]);
+    for (const n of NODES) expect({ n, unknown: unknown(n, cloudKeys) }).toEqual({ n, unknown: [] });
     expect(unknown('simulator', SIMULATOR_ENV_KEYS)).toEqual([]);
     expect(unknown('edge', FLEET_ENV_KEYS)).toEqual([]);
     // The fleet's required settings are all set.
@@ -308,7 +317,7 @@ describe('docker-compose.yml: the full stack', () => {
 
   it('bind-mounts only paths that exist in the repository (the dashboards helper builds them)', () => {
     const binds = Object.values(bare.services).flatMap((s) => mounts(s).filter((m) => !m.named));
-    expect(binds.map((b) => path.relative(ROOT, b.source)).sort()).toEqual(['dashboards/generated', 'dashboards/provisioning']);
+    expect(binds.map((b) => path.relative(ROOT, b.source)).sort()).toEqual(['dashboards/generated', 'dashboards/provisioning', 'deploy/haproxy']);
     const grafanaBinds = mounts(svc('grafana')).filter((m) => !m.named);
     expect(grafanaBinds.map((b) => `${path.relative(ROOT, b.source)}→${b.target}`).sort()).toEqual([
       'dashboards/generated→/var/lib/grafana/dashboards',
@@ -317,7 +326,7 @@ describe('docker-compose.yml: the full stack', () => {
   });
 
   it('bind-mounts folders that exist', () => {
-    for (const dir of ['dashboards/generated', 'dashboards/provisioning']) expect(fs.statSync(path.join(ROOT, dir)).isDirectory()).toBe(true);
+    for (const dir of ['dashboards/generated', 'dashboards/provisioning', 'deploy/haproxy']) expect(fs.statSync(path.join(ROOT, dir)).isDirectory()).toBe(true);
   });
 
   const provider = path.join(ROOT, 'dashboards/provisioning/dashboards/dashboards.yaml');
@@ -326,8 +335,9 @@ describe('docker-compose.yml: the full stack', () => {
   });
 
   it('runs every container as a non-root user with a health check, started after the services it needs are healthy', () => {
-    for (const name of OURS) expect({ name, user: svc(name).user }).toEqual({ name, user: undefined }); // the Dockerfile's USER node
-    for (const name of ['postgres', 'influxdb', 'grafana']) expect(svc(name).user).toMatch(/^[1-9]\d*(:[0-9]+)?$/);
+    for (const name of [...OURS, ...NODES]) expect({ name, user: svc(name).user }).toEqual({ name, user: undefined }); // the Dockerfile's USER node
+    for (const name of ['postgres', 'influxdb', 'grafana', 'redis']) expect(svc(name).user).toMatch(/^[1-9]\d*(:[0-9]+)?$/);
+    expect(svc('haproxy').user).toBeUndefined(); // the official image's USER haproxy
     for (const [name, s] of Object.entries(bare.services)) {
       if (name === 'simulator') expect(s.healthcheck?.disable === true || s.healthcheck?.test?.[0] === 'NONE').toBe(true); // nothing to probe; the image's /healthz check is the cloud's
       else expect({ name, test: s.healthcheck?.test?.length }).toEqual({ name, test: expect.any(Number) });
@@ -355,5 +365,100 @@ describe('docker-compose.yml: the full stack', () => {
     for (const s of ['cp .env.example .env', 'docker compose up -d', 'docker-compose config', 'dashboards/README.md', 'MQTTS']) expect(deploying).toContain(s);
     for (const name of Object.keys(bare.services)) expect(deploying).toContain(`\`${name}\``);
     for (const p of [8080, 1883, 8883, 8083, 3000, 8086, 1880, 18081]) expect(deploying).toContain(String(p));
+  });
+  // Issue 15, item 3: profile `cluster` — three nodes, HAProxy, PostgreSQL, Redis, with health checks.
+  describe('profile cluster', () => {
+    const haproxyCfg = path.join(ROOT, 'deploy/haproxy/haproxy.cfg');
+    const cfgText = fs.readFileSync(haproxyCfg, 'utf8');
+    const haproxyBin = fs.existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : 'haproxy';
+    /** `server <name> <host>:<port> …` lines of a backend. */
+    const servers = (backend: string) => {
+      const body = cfgText.slice(cfgText.indexOf(`\nbackend ${backend}\n`) + 1).split(/\n(?=\S)/)[0]!;
+      return [...body.matchAll(/^\s+server (\S+) ([\w.-]+):(\d+)(.*)$/gm)].map((m) => ({ name: m[1]!, host: m[2]!, port: Number(m[3]), options: m[4]!.trim() }));
+    };
+    const backendOf = (frontend: string) => /^\s+default_backend (\S+)$/m.exec(cfgText.slice(cfgText.indexOf(`\nfrontend ${frontend}\n`) + 1).split(/\n(?=\S)/)[0]!)?.[1];
+
+    it('is accepted by docker-compose config with --profile cluster', () => {
+      const yaml = execFileSync('docker-compose', ['-f', composeFile, '--env-file', path.join(ROOT, '.env.example'), '--profile', 'cluster', 'config'], { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+      for (const n of CLUSTER_ONLY) expect(yaml).toContain(`\n  ${n}:\n`);
+    });
+
+    it('runs three nodes of our image that share the postgres service (DATABASE_URL) and the redis service (REDIS_URL), each with its own NODE_ID', () => {
+      const cloud = env('cloud');
+      expect(new Set(NODES.map((n) => env(n).DATABASE_URL))).toEqual(new Set([cloud.DATABASE_URL]));
+      expect(new Set(NODES.map((n) => env(n).REDIS_URL))).toEqual(new Set(['redis://redis:6379']));
+      expect(NODES.map((n) => env(n).NODE_ID)).toEqual(NODES);
+      // The single cloud's settings, plus only what cluster mode needs: the nodes cannot drift from it.
+      const clusterOnly = ['REDIS_URL', 'NODE_ID', 'LEASE_TTL_S', 'TRUST_PROXY', 'MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS', 'MQTT_LOGIN_MAX_QUEUED_PER_ADDRESS', 'MQTT_LOGIN_MAX_FAILURES_PER_ADDRESS'];
+      for (const n of NODES) {
+        const e = env(n);
+        expect({ n, keys: Object.keys(e).sort() }).toEqual({ n, keys: [...Object.keys(cloud), ...clusterOnly].sort() });
+        // One node creates the demo hub credentials (one generated password per hub), as the single cloud would.
+        const expected: Record<string, string | null | undefined> = { ...cloud, DEMO_CREDENTIALS: n === 'cloud-1' ? cloud.DEMO_CREDENTIALS : 'false' };
+        for (const k of Object.keys(cloud)) expect({ n, k, v: e[k] }).toEqual({ n, k, v: expected[k] });
+        expect(svc(n).ports ?? []).toEqual([]); // reached through haproxy only
+        expect(dataVolumeAt(svc(n), e.DATA_DIR!)?.source).toBe(`${n}-data`);
+        expect(JSON.stringify(svc(n).healthcheck?.test)).toContain(`127.0.0.1:${e.HTTP_PORT}/healthz`);
+        expect(svc(n).depends_on).toEqual({ influxdb: { condition: 'service_healthy' }, postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
+      }
+      expect(svc('redis').image).toMatch(/^redis:7\.\d+\.\d+$/);
+      expect(svc('redis').healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+      expect(svc('redis').ports ?? []).toEqual([]);
+      expect(dataVolumeAt(svc('redis'), '/data')?.source).toBe('redis-data');
+    });
+
+    it('puts HAProxy (official image, config from deploy/haproxy) on the single cloud\'s ports, with every node behind each port and checked on /healthz', () => {
+      expect(svc('haproxy').image).toMatch(/^haproxy:\d+\.\d+\.\d+$/);
+      expect(mounts(svc('haproxy')).map((m) => `${path.relative(ROOT, m.source)}→${m.target}`)).toEqual(['deploy/haproxy→/usr/local/etc/haproxy']);
+      expect(containerPorts(svc('haproxy')).sort()).toEqual(containerPorts(svc('cloud')).sort());
+      expect(svc('haproxy').healthcheck?.test?.[0]).toBe('CMD');
+      const node = env('cloud-1');
+      const frontends = { mqtt: node.MQTT_PORT, mqtts: node.MQTTS_PORT, mqtt_ws: node.MQTT_WS_PORT, http: node.HTTP_PORT };
+      for (const [frontend, port] of Object.entries(frontends)) {
+        expect(cfgText).toMatch(new RegExp(`\\nfrontend ${frontend}\\n\\s+bind :${port}\\n`));
+        const list = servers(backendOf(frontend)!);
+        // Every node, at its own port, with `check`; the health check is each node's /healthz on its HTTP port.
+        expect(list.map((s) => `${s.name} ${s.host}:${s.port}`)).toEqual(NODES.map((n) => `${n} ${n}:${port}`));
+        for (const s of list) expect(s.options).toMatch(port === node.HTTP_PORT ? /^check$/ : new RegExp(`^check port ${node.HTTP_PORT}$`));
+      }
+      for (const b of ['mqtt_nodes', 'mqtts_nodes', 'mqtt_ws_nodes', 'http_nodes']) {
+        const body = cfgText.slice(cfgText.indexOf(`\nbackend ${b}\n`) + 1).split(/\n(?=\S)/)[0]!;
+        expect(body).toMatch(/^\s+option httpchk$/m);
+        expect(body).toMatch(/^\s+http-check send meth GET uri \/healthz$/m);
+        expect(body).toMatch(/^\s+http-check expect status 200$/m);
+      }
+    });
+
+    it('haproxy.cfg is valid for Debian\'s haproxy (haproxy -c) offline, where the node names do not resolve', () => {
+      const check = (file: string) => {
+        try {
+          return { code: 0, out: execFileSync(haproxyBin, ['-c', '-f', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
+        } catch (err) {
+          const e = err as { status: number; stdout: string; stderr: string };
+          return { code: e.status, out: `${e.stdout}${e.stderr}` };
+        }
+      };
+      // As committed: valid; the only warnings are the node names (resolved on the compose network by
+      // Docker's DNS at run time; `init-addr last,libc,none` lets HAProxy start without them).
+      const asIs = spawnSync(haproxyBin, ['-c', '-f', haproxyCfg], { encoding: 'utf8' });
+      expect(asIs.status, asIs.stderr).toBe(0);
+      const warnings = asIs.stderr.split('\n').filter((l) => l.includes('[WARNING]'));
+      expect(warnings.filter((l) => !/could not resolve address 'cloud-[123]'/.test(l))).toEqual([]);
+      // With the nodes on loopback: valid without a single warning.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'haproxy-'));
+      try {
+        const local = path.join(dir, 'haproxy.cfg');
+        fs.writeFileSync(local, cfgText.replace(/ cloud-[123]:(\d+)/g, ' 127.0.0.1:$1'));
+        const r = spawnSync(haproxyBin, ['-c', '-f', local], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stderr.split('\n').filter((l) => l.includes('[WARNING]') || l.includes('[ALERT]'))).toEqual([]);
+        // Without init-addr and resolvers (either lets HAProxy start with a name that does not resolve yet),
+        // the committed file would be refused offline — and by a HAProxy started before the nodes.
+        fs.writeFileSync(local, cfgText.replace(/init-addr \S+ resolvers docker /, ''));
+        expect(check(local).code).not.toBe(0);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }, 60_000);
   });
 });
