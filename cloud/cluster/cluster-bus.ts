@@ -132,12 +132,15 @@ export class ClusterBus {
   private graceUntil = 0;
   private closed = false;
   private readonly m;
+  /** How every message of this node starts (`{"n":<id>,"i":<incarnation>`). */
+  private readonly ownHead: Buffer;
 
   private constructor(o: ClusterBusOptions) {
     this.o = { ...DEFAULTS, prefix: 'cloud', now: Date.now, ...o };
     this.nodeId = o.nodeId;
     this.log = o.logger.child({ component: 'cluster-bus', nodeId: o.nodeId });
     this.channel = `${this.o.prefix}:live`;
+    this.ownHead = Buffer.from(`{"n":${JSON.stringify(o.nodeId)},"i":"${this.incarnation}"`);
     this.cmd = openRedis(o.redisUrl, `${o.nodeId}:live`, this.log);
     this.sub = openRedis(o.redisUrl, `${o.nodeId}:live-sub`, this.log);
     const registers = [o.registry];
@@ -237,7 +240,7 @@ export class ClusterBus {
       if (this.cmd.status === 'ready') {
         // A graceful stop: the other nodes need not wait for the heartbeat to expire.
         await this.cmd.multi().del(this.key('node', this.nodeId), this.key('links', this.nodeId)).srem(this.key('nodes'), this.nodeId)
-          .publish(this.channel, JSON.stringify({ n: this.nodeId, i: this.incarnation, s: ++this.seq, h: 1 } satisfies WireMessage)).exec();
+          .publish(this.channel, JSON.stringify({ n: this.nodeId, i: this.incarnation, s: ++this.seq, h: 1 } satisfies WireMessage)).exec(); // (key order: n, i first)
       }
     } catch (err) {
       this.log.warn({ err }, 'cluster bus: removing this node\'s records at shutdown failed; they expire');
@@ -381,6 +384,8 @@ export class ClusterBus {
       this.m.dropped.inc({ reason: 'too_large' });
       return;
     }
+    // This node's own messages come back on the channel: recognised by their first bytes, never parsed.
+    if (data.subarray(0, this.ownHead.length).equals(this.ownHead)) return;
     let m: WireMessage;
     try {
       m = JSON.parse(data.toString('utf8')) as WireMessage;
@@ -477,10 +482,17 @@ export class ClusterBus {
       const alive = res[0]![1] as string | null;
       const record = res[1]![1] as Record<string, string>;
       if (alive === null) {
-        this.dropNode(node);
+        if (this.o.now() >= this.graceUntil) this.dropNode(node);
+        else if (this.peers.get(node) === peer) this.peers.delete(node); // just reconnected: its heartbeat may not be back yet
         return;
       }
-      const incarnation = record._inc ?? alive;
+      if (record._inc !== alive) {
+        // Alive, but its record is not (yet) of this incarnation (Redis came back empty, the node is
+        // rewriting it): what is shown stays until its hello or the next check reads it again.
+        if (this.peers.get(node) === peer) this.peers.delete(node);
+        return;
+      }
+      const incarnation = alive;
       const seq = Number(record._seq ?? 0);
       const now = this.o.now();
       const shown = this.o.live.remoteLinksOf(node);
@@ -531,6 +543,7 @@ export class ClusterBus {
     const beats = ids.length > 0 ? await this.cmd.mget(...ids.map((n) => this.key('node', n))) : [];
     const alive = new Set([this.nodeId]);
     const now = this.o.now();
+    const reads: Promise<void>[] = [];
     ids.forEach((node, i) => {
       const incarnation = beats[i] ?? null;
       const peer = this.peers.get(node);
@@ -539,9 +552,10 @@ export class ClusterBus {
         return;
       }
       alive.add(node);
-      if (!peer || (!peer.loading && peer.incarnation !== incarnation)) void this.resync(node);
+      if (!peer || (!peer.loading && peer.incarnation !== incarnation)) reads.push(this.resync(node));
     });
     this.liveNodes = alive;
     this.m.nodes.set(alive.size);
+    await Promise.all(reads); // at start: the node shows every live node's hubs before it serves
   }
 }

@@ -1,9 +1,10 @@
 import path from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { HubStatus, ModeAck } from '../../contract/index.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
 import { createRegions } from '../hubs/regions.ts';
-import { LiveState } from './live-state.ts';
+import { LiveState, type LiveChange } from './live-state.ts';
 
 const region = loadRegionFile(path.resolve(import.meta.dirname, '../../config/regions/ishikawa-nomi.json'));
 const R = region.id;
@@ -144,5 +145,63 @@ describe('LiveState over many regions (issue 14)', () => {
     expect(live.hubs.get(early)).toMatchObject({ registered: true, region: second.id, name: second.hubs[0]!.name, link: { online: true, connections: 1 } });
     expect(live.connectedCount()).toBe(2);
     expect(live.hubs.get(HUB)!.link).toMatchObject({ online: true, connections: 1 });
+  });
+});
+
+describe('LiveState across cluster nodes (issue 15)', () => {
+  it('a hub moving from node A to node B stays online in every order the two nodes\' changes can arrive in', () => {
+    // Each node's changes arrive in the order it made them (one Redis connection); across nodes any order.
+    const a = [{ node: 'a', n: 1 }, { node: 'a', n: 0 }];
+    const b = [{ node: 'b', n: 1 }];
+    const orders = [[...a, ...b], [a[0]!, b[0]!, a[1]!], [b[0]!, ...a]];
+    for (const order of orders) {
+      const live = new LiveState(region);
+      order.forEach((e, i) => live.setRemoteConnections(e.node, HUB, R, e.n, T + i));
+      expect(live.hubs.get(HUB)!.link, JSON.stringify(order)).toMatchObject({ online: true, connections: 1 });
+    }
+  });
+
+  it('shows a hub online exactly while some node holds a connection of it, for any interleaving of the nodes\' changes', () => {
+    const nodeChanges = fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 8 });
+    fc.assert(fc.property(fc.tuple(nodeChanges, nodeChanges, nodeChanges), fc.array(fc.nat(2), { maxLength: 40 }), (perNode, picks) => {
+      const live = new LiveState(region);
+      const next = [0, 0, 0];
+      let t = T;
+      const step = (i: number) => live.setRemoteConnections(`n${i}`, HUB, R, perNode[i]![next[i]!++]!, t++);
+      for (const p of picks) if (next[p]! < perNode[p]!.length) step(p);
+      for (let i = 0; i < 3; i++) while (next[i]! < perNode[i]!.length) step(i);
+      const total = perNode.reduce((sum, changes) => sum + (changes.at(-1) ?? 0), 0);
+      expect(live.hubs.get(HUB)!.link).toMatchObject({ online: total > 0, connections: total });
+    }));
+  });
+
+  it('adds other nodes\' connections to its own; its own count alone is what it reports as connected here', () => {
+    const live = new LiveState(region);
+    live.connectionOpened(HUB, R, T);
+    live.setRemoteConnections('b', HUB, R, 1, T + 1);
+    live.connectionClosed(HUB, R, T + 2);
+    expect(live.hubs.get(HUB)!.link).toMatchObject({ online: true, connections: 1 });
+    expect(live.connectedCount()).toBe(0);
+    expect([...live.localLinks()]).toEqual([]);
+    live.setRemoteConnections('b', HUB, R, 0, T + 3);
+    expect(live.hubs.get(HUB)!.link).toMatchObject({ online: false, connections: 0, since: T + 3 });
+  });
+
+  it('tells listeners its own changes only, and applies another node\'s changes by the same newest-wins rules', () => {
+    const a = new LiveState(region);
+    const b = new LiveState(region);
+    const heard: LiveChange[] = [];
+    a.onChange((c) => heard.push(c));
+    b.onChange(() => expect.fail('a remote change must not be passed on'));
+    a.connectionOpened(HUB, R, T);
+    a.applyStatus(R, status('online', T + 1), T + 1);
+    a.applyStatus(R, status('offline', T), T + 2); // older: not shown, not sent
+    a.applyModeAck(R, modeAck(T + 3), T + 3);
+    for (const c of heard) b.applyRemote('a', c);
+    expect(heard.map((c) => c.t)).toEqual(['link', 'status', 'mode']);
+    expect(b.hubs.get(HUB)!.link).toMatchObject({ online: true, connections: 1, status: { state: 'online' } });
+    expect(b.hubs.get(HUB)!.mode).toMatchObject({ mode: 'emergency', ts: T + 3 });
+    b.applyRemote('a', { t: 'status', region: R, status: status('offline', T), at: T + 4 }); // a late, older status: history only
+    expect(b.hubs.get(HUB)!.link.status?.state).toBe('online');
   });
 });
