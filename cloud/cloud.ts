@@ -17,6 +17,7 @@ import { consoleRoutes } from './console/console-routes.ts';
 import { loadRegionGeography } from './hubs/region-geography.ts';
 import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
 import { clusterInfo } from './cluster/cluster.ts';
+import { GLOBAL_LEASE, openLeases, regionLease } from './cluster/leases.ts';
 import { ClusterBus } from './cluster/cluster-bus.ts';
 import { startClusterMetrics, type ClusterMetrics } from './cluster/cluster-bus-metrics.ts';
 import { CommandService, type CommandBus } from './commands/command-service.ts';
@@ -111,6 +112,14 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
   try {
     const live = new LiveState(regions, { maxFutureSkewMs: config.ingest.maxFutureSkewMs });
     const metrics = createMetrics({ hubLinks: () => live.linkSamples(), hubsConnected: () => live.connectedCount() });
+    // Work that must happen once (dispatch rounds, hub-offline checks, ops stats per region; dedupe
+    // pruning) runs under leases (issue 15): in a cluster, leases with fencing tokens in PostgreSQL;
+    // a single process holds them all. Given up last at shutdown, after the work stopped.
+    const leases = await openLeases({
+      clustered: cluster.clustered, database, nodeId: cluster.nodeId, ttlMs: cluster.leaseTtlMs, logger, registry: metrics.registry,
+      names: () => [GLOBAL_LEASE, ...regions.all().map((r) => regionLease(r.id))],
+    });
+    closers.push(() => leases.close());
     const credentials = await openHubCredentialStore(database);
     if (config.demoCredentials) {
       for (const r of regions.all()) await provisionDemoCredentials(config.dataDir, r.id, r.hubs.map((h) => h.id), credentials, logger);
@@ -141,6 +150,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     const seen = await openSeenMessageStore(database);
     const pruning = startSeenMessagePruning({
       store: seen, retentionMs: config.dedupeRetentionMs, intervalMs: 10 * 60_000, now: Date.now, logger: logger.child({ component: 'dedupe' }),
+      mayRun: () => leases.holds(GLOBAL_LEASE),
     });
     closers.push(() => pruning.stop());
     void pruning.runOnce();
@@ -173,7 +183,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     // On PostgreSQL other cloud processes may switch too: their versions and conflicts reach this one within 2 s.
     if (database.dialect === 'postgres') closers.push(modes.follow(2_000));
 
-    const alarms = await createAlarms({ database, regions, live, registry: metrics.registry, logger, hubOfflineGraceMs: config.alarms.hubOfflineGraceMs });
+    const alarms = await createAlarms({ database, regions, live, registry: metrics.registry, logger, hubOfflineGraceMs: config.alarms.hubOfflineGraceMs, leases });
     // Runs after ingest closed (closers run in reverse): the alarm changes of its last messages are written before the database closes.
     closers.push(() => alarms.settled());
 
@@ -215,7 +225,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
           .catch((err: unknown) => logger.error({ err, hub: a.hub, kind: a.kind }, 'raising an alarm failed'));
       },
       onPickupCode: (result) => metrics.pickupCodes.inc({ result }),
-      reservePct: config.dispatch.reservePct,
+      reservePct: config.dispatch.reservePct, leases,
     });
     // Asked for every sensor reading that is not calm, on the alarm rules' hot path: the order service
     // answers from memory, read again from the order store at the end of every planning round (2 s; any
@@ -272,9 +282,13 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     closers.push(() => alarms.close());
     await modes.republish(); // retained messages live in the broker's memory: give a restarted broker the desired modes
     orders.start();
+    // A region taken over from another node is planned at once (its orders are read from the database every round).
+    leases.onAcquired((name) => {
+      if (name.startsWith('region:')) void orders.tick();
+    });
     // The dashboards' figures (ingest, alarms, modes, orders) go to the telemetry store like hub data.
     const opsStats = startOpsStatsWriter({
-      store, regions, intervalMs: config.opsStats.intervalMs, logger,
+      store, regions, intervalMs: config.opsStats.intervalMs, logger, leases,
       sources: {
         metrics,
         activeAlarms: () => alarms.list({ state: 'active', limit: 100_000 }),

@@ -1,4 +1,5 @@
 import type { Compartment, DeviceMessage, FlightState, RegionFile } from '../../contract/index.ts';
+import { localLeases, regionLease, StaleLeaseError, type LeaseGrant, type Leases } from '../cluster/leases.ts';
 import type { Regions } from '../hubs/regions.ts';
 import type { Logger } from '../logger.ts';
 import {
@@ -76,6 +77,12 @@ export interface AlarmServiceOptions {
   params?: Partial<AlarmRuleParams>;
   /** How often `start` checks the hubs' links; default min(5 s, half the offline grace period). */
   linkCheckIntervalMs?: number;
+  /**
+   * Issue 15: a region's hubs' links are checked (hub_offline raised and cleared) only on the node
+   * holding the region's lease, and those writes are fenced with its token. Default: the single
+   * process's local leases (every region held).
+   */
+  leases?: Leases;
 }
 
 export interface RaiseRequest {
@@ -111,6 +118,8 @@ interface ActiveEntry {
 /** Decisions waiting for the next write, and who waits for their results. */
 interface Pending {
   decisions: readonly AlarmDecision[];
+  /** Leases the write must still hold (fenced in its transaction): those of a link check's regions. */
+  grants: readonly LeaseGrant[];
   resolve: (results: (AlarmRecord | null)[]) => void;
   reject: (err: unknown) => void;
 }
@@ -138,11 +147,19 @@ export class AlarmService {
   /** Device timestamps of recent wrong pickup codes, by compartment key (memory only: lost on restart). */
   private readonly pickupRejections = new Map<string, number[]>();
   private timer: NodeJS.Timeout | null = null;
+  private readonly leases: Leases;
+  private readonly unsubscribeLeases: () => void;
 
   constructor(private readonly o: AlarmServiceOptions) {
     this.log = o.logger.child({ component: 'alarms' });
     this.params = { ...DEFAULT_ALARM_RULE_PARAMS, ...o.params };
     this.missionsPlannedAt = o.missionsPlannedAt ?? (() => false);
+    this.leases = o.leases ?? localLeases();
+    // A node taking a region over reads the active alarms again: it clears the hub_offline alarms
+    // the previous holder raised, which it never saw (its memory knew only its own).
+    this.unsubscribeLeases = this.leases.onAcquired((name) => {
+      if (name.startsWith('region:')) this.activeByKey = null;
+    });
   }
 
   /** The orders feature tells the wind rule where missions are planned. */
@@ -168,6 +185,7 @@ export class AlarmService {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.unsubscribeLeases();
     await this.settled();
     this.listeners.clear();
   }
@@ -196,18 +214,29 @@ export class AlarmService {
     }
   }
 
-  /** Raises or clears `hub_offline` for every hub. Never rejects. */
+  /** Raises or clears `hub_offline` for every hub of the regions whose lease this node holds. Never rejects. */
   async checkLinks(): Promise<void> {
     const now = this.o.now();
     try {
-      const decisions: AlarmDecision[] = [];
+      const grants = new Map<string, LeaseGrant | null>();
+      const grantOf = (region: string) => {
+        if (!grants.has(region)) grants.set(region, this.leases.grant(regionLease(region)));
+        return grants.get(region)!;
+      };
+      const todo: AlarmDecision[] = [];
+      const used = new Set<LeaseGrant>();
       for (const link of this.o.hubs.links()) {
+        const g = grantOf(link.region);
+        if (!g) continue; // another node checks this region
         const d = evaluateHubLink(link, now, this.params);
-        if (d) decisions.push(d);
+        if (!d || !this.needsWrite(d)) continue;
+        todo.push(d);
+        used.add(g);
       }
-      await this.apply(decisions);
+      if (todo.length > 0) await this.enqueue(todo, [...used]);
     } catch (err) {
-      this.log.error({ err }, 'checking hub links for alarms failed');
+      if (err instanceof StaleLeaseError) this.log.warn({ lease: err.lease, token: err.token }, 'hub link check not applied: another node took the region\'s lease over');
+      else this.log.error({ err }, 'checking hub links for alarms failed');
     }
   }
 
@@ -337,13 +366,13 @@ export class AlarmService {
     return current === undefined || d.observedAt > current.lastObservedAt;
   }
 
-  private enqueue(decisions: readonly AlarmDecision[]): Promise<(AlarmRecord | null)[]> {
+  private enqueue(decisions: readonly AlarmDecision[], grants: readonly LeaseGrant[] = []): Promise<(AlarmRecord | null)[]> {
     for (const d of decisions) {
       const k = keyString(d.key);
       this.pendingKeys.set(k, (this.pendingKeys.get(k) ?? 0) + 1);
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ decisions, resolve, reject });
+      this.queue.push({ decisions, grants, resolve, reject });
       this.draining ??= this.drain();
     });
   }
@@ -421,6 +450,10 @@ export class AlarmService {
           }
         }
         await flush();
+        // Leased decisions (a link check) commit only while this node holds their regions' leases:
+        // the fence is the transaction's last statement (a refusal rolls the round back; `drain` then
+        // writes every other decision of it on its own).
+        for (const g of new Set(round.flatMap((p) => p.grants))) await g.fence(store.sql);
         return out;
       });
     } catch (err) {

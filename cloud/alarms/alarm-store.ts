@@ -125,6 +125,8 @@ export interface AlarmStore {
   transaction<T>(fn: (store: AlarmStore) => Promise<T>): Promise<T>;
   /** Holds nothing of its own (the database is closed by whoever opened it). */
   close(): Promise<void>;
+  /** The SQL it writes through (inside `transaction`: that transaction), for a lease fence in the same transaction (issue 15); none in memory. */
+  readonly sql?: Sql;
 }
 
 export const alarmKeyOf = (a: Pick<AlarmRecord, 'hub' | 'device' | 'compartment' | 'kind'>): AlarmKey => ({
@@ -397,6 +399,7 @@ function sqlAlarmStore(sql: Sql): AlarmStore {
     },
     transaction: (fn) => sql.transaction((tx) => fn(sqlAlarmStore(tx))),
     close: async () => {},
+    sql,
   };
   return store;
 }

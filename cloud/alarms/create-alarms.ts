@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
+import type { Leases } from '../cluster/leases.ts';
 import type { Database } from '../db/database.ts';
 import type { Regions } from '../hubs/regions.ts';
 import type { LiveState } from '../live/live-state.ts';
@@ -18,6 +19,8 @@ export interface CreateAlarmsOptions {
   /** A hub offline this long raises `hub_offline` (ALARM_HUB_OFFLINE_GRACE_S). */
   hubOfflineGraceMs: number;
   now?: () => number;
+  /** Cluster (issue 15): link checks only for the regions whose lease this node holds, fenced. Default: every region. */
+  leases?: Leases;
 }
 
 /**
@@ -30,7 +33,7 @@ export async function createAlarms(o: CreateAlarmsOptions): Promise<AlarmService
   return new AlarmService({
     store, regions: o.regions, hubs: liveHubView(o.live), now: o.now ?? Date.now, newId: () => `alm-${randomUUID()}`, logger: o.logger,
     metrics: registerAlarmMetrics(o.registry, () => store.countActive(), (err) => log.warn({ err }, 'counting active alarms for the metrics failed')),
-    params: { hubOfflineGraceMs: o.hubOfflineGraceMs },
+    params: { hubOfflineGraceMs: o.hubOfflineGraceMs }, leases: o.leases,
   });
 }
 

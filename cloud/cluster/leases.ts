@@ -57,6 +57,12 @@ export interface LeaseGrant {
    * `tx` is undefined for the local (single-process) leases: the stores then write as they always did.
    */
   fenced<T>(fn: (tx: Sql | undefined) => Promise<T>): Promise<T>;
+  /**
+   * The fence alone, for work that has its own transaction `tx`: call it last in that transaction.
+   * Throws `StaleLeaseError` (the caller's transaction then rolls back). Without `tx` (a store with no
+   * SQL, in tests) only this node's own clock is checked.
+   */
+  fence(tx: Sql | undefined): Promise<void>;
 }
 
 export interface Leases {
@@ -81,7 +87,7 @@ export function localLeases(): Leases {
   const grants = new Map<string, LeaseGrant>();
   const grant = (name: string): LeaseGrant => {
     let g = grants.get(name);
-    if (!g) grants.set(name, (g = { name, token: 1, valid: () => true, fenced: (fn) => fn(undefined) }));
+    if (!g) grants.set(name, (g = { name, token: 1, valid: () => true, fenced: (fn) => fn(undefined), fence: async () => {} }));
     return g;
   };
   return {
@@ -241,14 +247,20 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
         return !closed && h !== undefined && h.token === token && mono() < h.until;
       },
       fenced: (fn) => sql.transaction(async (tx) => {
-        if (!grant.valid()) {
-          metrics?.refused.inc({ lease: name });
-          throw new StaleLeaseError(name, token, 'this node no longer holds it by its own clock');
-        }
+        notLapsed();
         const result = await fn(tx);
         await fence(tx, name, token); // last: the row lock is held only from here to the commit
         return result;
       }),
+      fence: async (tx) => {
+        notLapsed();
+        if (tx) await fence(tx, name, token);
+      },
+    };
+    const notLapsed = () => {
+      if (grant.valid()) return;
+      metrics?.refused.inc({ lease: name });
+      throw new StaleLeaseError(name, token, 'this node no longer holds it by its own clock');
     };
     return grant;
   };

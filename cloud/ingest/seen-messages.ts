@@ -199,15 +199,22 @@ export function startSeenMessagePruning(o: {
   logger: Logger;
   chunk?: number;
   maxPerPass?: number;
+  /**
+   * Issue 15: in a cluster only the node holding the global lease prunes (the others' passes do
+   * nothing). Deleting entries older than the retention is idempotent — two passes at once delete
+   * each row once — so it is not fenced. Default: always (a single process).
+   */
+  mayRun?: () => boolean;
 }): SeenMessagePruning {
   const chunk = o.chunk ?? 5_000;
   const maxPerPass = o.maxPerPass ?? 100_000;
   let running: Promise<number> | null = null;
   let stopped = false;
   const pass = async (): Promise<number> => {
+    if (o.mayRun && !o.mayRun()) return 0;
     const before = o.now() - o.retentionMs;
     let deleted = 0;
-    while (deleted < maxPerPass && !stopped) {
+    while (deleted < maxPerPass && !stopped && (o.mayRun?.() ?? true)) {
       const n = await o.store.prune(before, Math.min(chunk, maxPerPass - deleted));
       deleted += n;
       if (n < chunk) break;

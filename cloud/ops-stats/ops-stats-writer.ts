@@ -1,3 +1,4 @@
+import { regionLease, type Leases } from '../cluster/leases.ts';
 import type { Regions } from '../hubs/regions.ts';
 import type { Logger } from '../logger.ts';
 import type { CloudMetrics } from '../metrics.ts';
@@ -155,6 +156,14 @@ export interface OpsStatsWriterOptions {
   intervalMs?: number;
   now?: () => number;
   logger: Logger;
+  /**
+   * Issue 15: in a cluster each region's figures are written by the node holding its lease only (one
+   * series per region, not one per node). Not fenced: the points go to the telemetry store, not the
+   * operational database — a node that lost the lease during a tick may write that tick's points; they
+   * are true figures read from the database at a distinct time, a gauge sample more, never a count
+   * added twice. Default: every region (a single process).
+   */
+  leases?: Pick<Leases, 'holds'>;
 }
 
 export interface OpsStatsWriter {
@@ -231,9 +240,10 @@ export function startOpsStatsWriter(o: OpsStatsWriterOptions): OpsStatsWriter {
   const writeOnce = async (): Promise<void> => {
     const c = await cloudFigures();
     const s = o.sources;
+    const regions = o.regions.all().filter((r) => o.leases?.holds(regionLease(r.id)) ?? true);
+    if (regions.length === 0) return;
     const alarms = await read('alarms', null, () => s.activeAlarms());
     const at = now();
-    const regions = o.regions.all();
     const perRegion = await Promise.all(regions.map(async ({ id: region }) => {
       const hubs = o.regions.hubIds(region);
       const [modes, orders, deliveries] = await Promise.all([

@@ -18,6 +18,8 @@ import { haversineM as distanceM } from '../dispatch/geo.ts';
 import { hashSecret, verifySecret } from '../hubs/hub-credentials.ts';
 import type { Regions } from '../hubs/regions.ts';
 import type { LiveState } from '../live/live-state.ts';
+import { localLeases, regionLease, StaleLeaseError, type LeaseGrant, type Leases } from '../cluster/leases.ts';
+import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../logger.ts';
 import { canTransition, cancellable, IllegalTransition, type OrderState } from './order-lifecycle.ts';
 import { OrderNotFound, ResourceTaken, type Order, type OrderStore, type TransitionOptions } from './order-store.ts';
@@ -103,6 +105,12 @@ export interface OrderServiceOptions {
   onPickupCode?: (result: 'accepted' | 'rejected' | 'locked' | 'no_order') => void;
   /** Battery reserve, percent, in normal and emergency mode (engine defaults 25 / 35). */
   reservePct?: { normal: number; emergency: number };
+  /**
+   * Issue 15: a region's mission tracking and dispatch run only on the node holding its lease
+   * (`region:<id>`), and every state change they make is fenced with its token. Default: the single
+   * process's local leases (every region held, nothing fenced).
+   */
+  leases?: Leases;
 }
 
 export class OrderService {
@@ -115,6 +123,7 @@ export class OrderService {
 
   constructor(private readonly o: OrderServiceOptions) {
     this.log = o.logger.child({ component: 'orders' });
+    this.leases = o.leases ?? localLeases();
   }
 
   start(intervalMs = 2000): void {
@@ -316,9 +325,11 @@ export class OrderService {
    * it has moved meanwhile (another process, or a request, got there first): the caller then does
    * nothing more for it — commands follow only a change made here.
    */
-  private async move(order: Order, to: OrderState, reason: string, fields: Partial<Order> = {}, options: TransitionOptions = {}, actor = 'system'): Promise<Order | null> {
+  private async move(order: Order, to: OrderState, reason: string, fields: Partial<Order> = {}, options: TransitionOptions = {}, actor = 'system', g?: LeaseGrant): Promise<Order | null> {
+    const change = (tx?: Sql) => this.o.store.transition(order.id, to, this.o.now(), actor, reason, fields, { from: [order.state], missionId: order.missionId, ...options }, tx);
     try {
-      return await this.o.store.transition(order.id, to, this.o.now(), actor, reason, fields, { from: [order.state], missionId: order.missionId, ...options });
+      // Leased work (a planning round): the change commits only if this node still holds the region's lease with the round's token.
+      return await (g ? g.fenced((tx) => change(tx)) : change());
     } catch (err) {
       if (err instanceof IllegalTransition || err instanceof OrderNotFound) {
         this.log.debug({ order: order.id, from: order.state, to }, 'order changed meanwhile: step dropped');
@@ -339,16 +350,16 @@ export class OrderService {
     }
   }
 
-  private async arrive(order: Order, at: number): Promise<void> {
+  private async arrive(order: Order, at: number, g?: LeaseGrant): Promise<void> {
     await this.o.store.updateFlight(order.missionId!, { arrivedAt: at, result: 'delivered' });
     if (order.destination.type === 'site') {
-      await this.move(order, 'delivered', `${order.droneId} landed at ${order.destination.siteId}`);
+      await this.move(order, 'delivered', `${order.droneId} landed at ${order.destination.siteId}`, {}, {}, 'system', g);
       return;
     }
     const code = String(crypto.randomInt(0, 1_000_000)).padStart(6, '0');
     const hash = await hashSecret(code);
     // Only from in_flight, checked on the locked row: it may have advanced while the code was hashed.
-    await this.move(order, 'in_locker', `${order.droneId} delivered to ${order.lockerId}/${order.compartmentId}`, { pickupHash: hash, pickupReveal: code });
+    await this.move(order, 'in_locker', `${order.droneId} delivered to ${order.lockerId}/${order.compartmentId}`, { pickupHash: hash, pickupReveal: code }, {}, 'system', g);
   }
 
   private async pickup(hub: string, locker: string, compartment: string, code: string): Promise<void> {
@@ -417,17 +428,37 @@ export class OrderService {
 
   private running: Promise<void> | null = null;
 
+  private readonly leases: Leases;
+
+  private heldRegions(): Map<string, LeaseGrant> {
+    const grants = new Map<string, LeaseGrant>();
+    for (const r of this.o.regions.all()) {
+      const g = this.leases.grant(regionLease(r.id));
+      if (g) grants.set(r.id, g);
+    }
+    return grants;
+  }
+
   private async rounds(): Promise<void> {
     try {
       do {
         this.again = false;
-        await this.trackMissions();
-        await this.endGroundRounds();
-        await this.dispatch();
+        // The regions whose lease this node holds, with the token each round's changes are fenced with (issue 15).
+        const grants = this.heldRegions();
+        if (grants.size > 0) {
+          await this.trackMissions(grants);
+          await this.endGroundRounds(grants);
+          await this.dispatch(grants);
+        }
+        // Every node: the wind alarm rule asks on any node that takes sensor readings.
         await this.refreshAssigned();
       } while (this.again);
     } catch (err) {
-      this.log.error({ err }, 'dispatch round failed');
+      if (err instanceof StaleLeaseError) {
+        this.log.warn({ lease: err.lease, token: err.token }, 'planning round stopped: this node no longer holds the region\'s lease (another node took over); nothing of it was applied after that');
+      } else {
+        this.log.error({ err }, 'dispatch round failed');
+      }
     }
   }
 
@@ -452,20 +483,21 @@ export class OrderService {
       .catch(() => null);
   }
 
-  private async trackMissions(): Promise<void> {
+  private async trackMissions(grants: ReadonlyMap<string, LeaseGrant>): Promise<void> {
     const now = this.o.now();
-    for (const order of await this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight'])) {
+    for (const order of await this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight'], { regions: [...grants.keys()] })) {
       if (order.carrier !== 'drone' || !order.droneHub || !order.droneId || !order.missionId) continue;
+      const g = grants.get(order.region)!;
       const t = this.droneTelemetry(order.droneHub, order.droneId);
       if (order.state === 'mission_unknown' || order.state === 'assigned') {
         const cmd = await this.commandState(order.missionCommandId);
-        if (await this.missionUnknown(order, cmd, t, now)) continue;
+        if (await this.missionUnknown(order, cmd, t, now, g)) continue;
         if (cmd && ['rejected', 'failed', 'expired'].includes(cmd.state)) {
-          await this.retry(order, `the drone did not take the mission (${cmd.state}${cmd.detail ? `: ${cmd.detail}` : ''})`);
+          await this.retry(order, `the drone did not take the mission (${cmd.state}${cmd.detail ? `: ${cmd.detail}` : ''})`, g);
         } else if (t && t.missionId === order.missionId && AIRBORNE.has(t.flightState)) {
-          if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(order.missionId, { takeoffAt: t.ts });
+          if (await this.move(order, 'in_flight', `${order.droneId} took off`, {}, {}, 'system', g)) await this.o.store.updateFlight(order.missionId, { takeoffAt: t.ts });
         } else if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) {
-          await this.retry(order, 'the drone did not take off within 5 minutes');
+          await this.retry(order, 'the drone did not take off within 5 minutes', g);
         }
         continue;
       }
@@ -473,9 +505,9 @@ export class OrderService {
       const dest = this.destinationOf(order);
       const arrived = t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M && (t.altM < 3 || !AIRBORNE.has(t.flightState));
       if (arrived) {
-        await this.arrive(order, t.ts);
+        await this.arrive(order, t.ts, g);
       } else if (now - order.updatedAt > FLIGHT_TIMEOUT_MS) {
-        if (await this.move(order, 'failed', 'no arrival within 45 minutes of take-off')) {
+        if (await this.move(order, 'failed', 'no arrival within 45 minutes of take-off', {}, {}, 'system', g)) {
           await this.o.store.updateFlight(order.missionId, { result: 'lost' });
           await this.releaseResources(order, 'mission failed');
         }
@@ -484,17 +516,18 @@ export class OrderService {
   }
 
   /** Issue 12 (2): a ground round's end closes the lifecycle of every order still on it (see GROUND_ROUND_END_MS). */
-  private async endGroundRounds(): Promise<void> {
+  private async endGroundRounds(grants: ReadonlyMap<string, LeaseGrant>): Promise<void> {
     const now = this.o.now();
-    for (const order of await this.o.store.inStates(['assigned', 'on_board'])) {
+    for (const order of await this.o.store.inStates(['assigned', 'on_board'], { regions: [...grants.keys()] })) {
       if (order.carrier !== 'ground') continue;
+      const g = grants.get(order.region)!;
       const endsAt = order.roundDepartsAt !== null ? order.roundDepartsAt + GROUND_ROUND_END_MS : order.updatedAt + UNRECORDED_DEPARTURE_MS + GROUND_ROUND_END_MS;
       if (now <= endsAt) continue;
       const departure = order.roundDepartsAt !== null ? ` (departure ${new Date(order.roundDepartsAt).toISOString()})` : '';
       if (order.state === 'on_board') {
-        await this.move(order, 'failed', `ground round ${order.roundId}${departure} ended without the parcel recorded as delivered: check with the driver and the destination hub`);
+        await this.move(order, 'failed', `ground round ${order.roundId}${departure} ended without the parcel recorded as delivered: check with the driver and the destination hub`, {}, {}, 'system', g);
       } else {
-        await this.retry(order, `ground round ${order.roundId}${departure} ended and the parcel was never recorded as loaded`);
+        await this.retry(order, `ground round ${order.roundId}${departure} ended and the parcel was never recorded as loaded`, g);
       }
     }
   }
@@ -505,28 +538,28 @@ export class OrderService {
    * and is never dispatched again until the outcome is known: the drone's telemetry or events, a late
    * answer, or a flight's worth of time. Returns whether the order was handled here.
    */
-  private async missionUnknown(order: Order, cmd: { state: CommandState; detail: string | null } | null, t: DroneTelemetry | null, now: number): Promise<boolean> {
+  private async missionUnknown(order: Order, cmd: { state: CommandState; detail: string | null } | null, t: DroneTelemetry | null, now: number, g: LeaseGrant): Promise<boolean> {
     const seen = t !== null && t.missionId === order.missionId && t.ts >= order.updatedAt;
     if (seen && AIRBORNE.has(t.flightState)) {
-      if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(order.missionId!, { takeoffAt: t.ts });
+      if (await this.move(order, 'in_flight', `${order.droneId} took off`, {}, {}, 'system', g)) await this.o.store.updateFlight(order.missionId!, { takeoffAt: t.ts });
       return true;
     }
     if (order.state === 'assigned') {
       if (!cmd || !isProvisionalFailure(cmd.state, cmd.detail)) return false;
-      await this.move(order, 'mission_unknown', `${order.droneId} did not answer the mission in time (${cmd.detail}); it may be flying it: not re-dispatched until its outcome is known`);
+      await this.move(order, 'mission_unknown', `${order.droneId} did not answer the mission in time (${cmd.detail}); it may be flying it: not re-dispatched until its outcome is known`, {}, {}, 'system', g);
       return true;
     }
     // mission_unknown: settled by a late answer, by telemetry, or by time.
     if (seen || cmd?.state === 'done' || cmd?.state === 'duplicate') {
-      await this.move(order, 'assigned', seen ? `${order.droneId} reports the mission` : `${order.droneId} answered late: it took the mission`);
+      await this.move(order, 'assigned', seen ? `${order.droneId} reports the mission` : `${order.droneId} answered late: it took the mission`, {}, {}, 'system', g);
       return true;
     }
     if (cmd && !isProvisionalFailure(cmd.state, cmd.detail) && cmd.state !== 'pending') return false; // rejected or failed for real: retried below
     if (now - order.updatedAt <= FLIGHT_TIMEOUT_MS) return true;
     const onGround = t !== null && t.ts > order.updatedAt && !AIRBORNE.has(t.flightState) && t.missionId !== order.missionId;
     if (onGround) {
-      await this.retry(order, `no answer to the mission, and ${order.droneId} was seen on the ground without it ${FLIGHT_TIMEOUT_MS / 60_000} minutes later`);
-    } else if (await this.move(order, 'failed', `no answer to the mission and no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`)) {
+      await this.retry(order, `no answer to the mission, and ${order.droneId} was seen on the ground without it ${FLIGHT_TIMEOUT_MS / 60_000} minutes later`, g);
+    } else if (await this.move(order, 'failed', `no answer to the mission and no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`, {}, {}, 'system', g)) {
       await this.o.store.updateFlight(order.missionId!, { result: 'unknown' });
       await this.releaseResources(order, 'mission outcome unknown');
     }
@@ -534,12 +567,12 @@ export class OrderService {
   }
 
   /** Back to pending (or failed after MAX_ATTEMPTS); what the order held is released only if this process made the change. */
-  private async retry(order: Order, why: string): Promise<void> {
+  private async retry(order: Order, why: string, g: LeaseGrant): Promise<void> {
     const moved = order.attempts + 1 >= MAX_ATTEMPTS
-      ? await this.move(order, 'failed', `${why}; gave up after ${MAX_ATTEMPTS} attempts`)
+      ? await this.move(order, 'failed', `${why}; gave up after ${MAX_ATTEMPTS} attempts`, {}, {}, 'system', g)
       : await this.move(order, 'pending', why, {
         attempts: order.attempts + 1, carrier: null, droneHub: null, droneId: null, roundId: null, roundDepartsAt: null, lockerId: null, compartmentId: null, missionId: null, missionCommandId: null,
-      });
+      }, {}, 'system', g);
     if (!moved) return;
     if (order.missionId) await this.o.store.updateFlight(order.missionId, { result: `not flown: ${why}` });
     await this.releaseResources(order, why);
@@ -633,45 +666,47 @@ export class OrderService {
   }
 
   /** Plans each region on its own: the engine sees one region's drones, lockers, sites and rounds, and that region's orders. */
-  private async dispatch(): Promise<void> {
-    const waiting = await this.o.store.inStates(['pending', 'held']);
+  private async dispatch(grants: ReadonlyMap<string, LeaseGrant>): Promise<void> {
+    const waiting = await this.o.store.inStates(['pending', 'held'], { regions: [...grants.keys()] });
     if (waiting.length === 0) return;
     const active = await this.o.store.inStates(ACTIVE);
     const now = this.o.now();
     for (const region of this.o.regions.all()) {
+      const g = grants.get(region.id);
+      if (!g) continue;
       const orders = waiting.filter((o) => o.region === region.id);
       if (orders.length === 0) continue;
       const plan = planDispatch(this.buildInput(region, orders, active, now), now);
       for (const outcome of plan.outcomes) {
         // Read again: an earlier assignment of this round awaited its commands, and a cancel may have landed meanwhile.
         const order = await this.o.store.get(outcome.orderId);
-        if (order && (order.state === 'pending' || order.state === 'held')) await this.apply(order, outcome, now);
+        if (order && (order.state === 'pending' || order.state === 'held')) await this.apply(order, outcome, now, g);
       }
     }
   }
 
-  private async apply(order: Order, outcome: Outcome, now: number): Promise<void> {
+  private async apply(order: Order, outcome: Outcome, now: number, g: LeaseGrant): Promise<void> {
     if (outcome.kind === 'wait') {
       const held = outcome.reasons.some((r) => r.code === 'held_emergency');
       if (held && order.state === 'pending') {
-        await this.move(order, 'held', 'emergency mode: normal orders wait (kept, resume when the mode ends)', { waitReasons: outcome.reasons });
+        await this.move(order, 'held', 'emergency mode: normal orders wait (kept, resume when the mode ends)', { waitReasons: outcome.reasons }, {}, 'system', g);
       } else if (!held && order.state === 'held') {
-        await this.move(order, 'pending', 'emergency mode ended', { waitReasons: outcome.reasons });
+        await this.move(order, 'pending', 'emergency mode ended', { waitReasons: outcome.reasons }, {}, 'system', g);
       } else if (JSON.stringify(order.waitReasons) !== JSON.stringify(outcome.reasons)) {
-        await this.o.store.update(order.id, now, { waitReasons: outcome.reasons }, [order.state]);
+        await g.fenced((tx) => this.o.store.update(order.id, now, { waitReasons: outcome.reasons }, [order.state], tx));
       }
       return;
     }
     if (outcome.kind === 'ground') {
       await this.move(order, 'assigned', `no drone can take it: on ground round ${outcome.roundId} departing ${new Date(outcome.departsAt).toISOString()}`, {
         carrier: 'ground', roundId: outcome.roundId, roundDepartsAt: outcome.departsAt, waitReasons: outcome.reasons,
-      });
+      }, {}, 'system', g);
       return;
     }
-    await this.assignDrone(order, outcome, now);
+    await this.assignDrone(order, outcome, now, g);
   }
 
-  private async assignDrone(order: Order, assignment: DroneAssignment, now: number): Promise<void> {
+  private async assignDrone(order: Order, assignment: DroneAssignment, now: number, g: LeaseGrant): Promise<void> {
     const a = { ...assignment, droneId: assignment.droneId.slice(assignment.droneId.indexOf('/') + 1) };
     const missionId = `m-${order.id.slice(4)}-${order.attempts + 1}`;
     const flightPlanRef = order.flightPlanRef ?? `FP-${missionId}`;
@@ -688,7 +723,7 @@ export class OrderService {
           missionId, orderId: order.id, aircraftHub: order.originHub, aircraft: a.droneId, origin: order.originHub, destination: destName,
           route: a.legs, distanceM: a.distanceM, payloadKg: order.weightKg, flightPlanRef, plannedAt: now,
         },
-      });
+      }, 'system', g);
     } catch (err) {
       if (!(err instanceof ResourceTaken)) throw err;
       this.log.info({ order: order.id, drone: a.droneId, compartment: a.compartmentId }, 'drone or compartment taken by another assignment meanwhile: planned again next round');
