@@ -84,7 +84,7 @@ describe('test/support/haproxy.ts', () => {
     cleanups.push(() => h.stop());
     await h.waitForStatus('a', 'UP');
     await h.waitForStatus('b', 'UP');
-    const conns = [];
+    const conns: Awaited<ReturnType<typeof connect>>[] = [];
     for (let i = 0; i < 4; i++) conns.push(await connect(h));
     cleanups.push(async () => conns.forEach((c) => c.socket.destroy()));
     expect(conns.filter((c) => c.greeting === 'a')).toHaveLength(2); // leastconn
