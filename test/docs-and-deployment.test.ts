@@ -107,6 +107,7 @@ describe('docker-compose.yml: the full stack', () => {
     healthcheck?: { test?: string[]; disable?: boolean };
     depends_on?: Record<string, { condition: string }>;
     profiles?: string[];
+    ulimits?: { nofile?: { soft: number; hard: number } };
   };
   type Resolved = { services: Record<string, Service>; volumes: Record<string, unknown> };
 
@@ -412,6 +413,13 @@ describe('docker-compose.yml: the full stack', () => {
       expect(mounts(svc('haproxy')).map((m) => `${path.relative(ROOT, m.source)}→${m.target}`)).toEqual(['deploy/haproxy→/usr/local/etc/haproxy']);
       expect(containerPorts(svc('haproxy')).sort()).toEqual(containerPorts(svc('cloud')).sort());
       expect(svc('haproxy').healthcheck?.test?.[0]).toBe('CMD');
+      // Two descriptors per proxied connection: the open-file limit must hold a frontend's maxconn.
+      const block = (head: string) => cfgText.split(/\n(?=\S)/).find((b) => b.startsWith(`${head}\n`)) ?? '';
+      const maxconn = Number(/^\s+maxconn (\d+)$/m.exec(block('defaults'))?.[1]);
+      expect(maxconn).toBeGreaterThan(10_000);
+      expect(svc('haproxy').ulimits?.nofile?.soft).toBeGreaterThanOrEqual(2 * maxconn);
+      expect(block('global')).toMatch(/^\s+log /m);
+      expect(block('global')).not.toMatch(/^\s+maxconn /m); // derived from the open-file limit
       const node = env('cloud-1');
       const frontends = { mqtt: node.MQTT_PORT, mqtts: node.MQTTS_PORT, mqtt_ws: node.MQTT_WS_PORT, http: node.HTTP_PORT };
       for (const [frontend, port] of Object.entries(frontends)) {
