@@ -5,7 +5,11 @@ import { loadRegions } from './hubs/region-loader.ts';
 
 /**
  * `npm run hub-credentials -- set <hubId> [--region <regionId>]`: creates or replaces a hub's MQTT
- * password and prints it once (only its scrypt hash is stored). `remove <hubId>` revokes it. Uses
+ * password (24 random characters) and prints it once; only its keyed hash is stored (HMAC-SHA-256,
+ * hubs/hub-credentials.ts). `remove <hubId>` revokes it. `status [--list]` counts the stored secrets
+ * by form — those still kept as scrypt hashes (stored before issue 17) are re-stored in the fast form
+ * at each hub's next successful login; `--list` names them, and `set` on one issues a new secret
+ * (then the hub needs it). Uses
  * DATABASE_URL (or DATA_DIR) and REGIONS_DIR (or REGION_FILE) to find the hub's region. Run it while
  * the cloud is running or not: SQLite's WAL lets both open the database, and every login reads the
  * credentials afresh.
@@ -15,10 +19,17 @@ import { loadRegions } from './hubs/region-loader.ts';
  * silently, and a credential naming the wrong region is refused by the broker as `region_mismatch`
  * once the hub's region file is added). `--region` for a hub that a region file places elsewhere is refused.
  */
-const USAGE = 'usage: npm run hub-credentials -- set <hubId> [--region <regionId>] | remove <hubId>\n';
+const USAGE = 'usage: npm run hub-credentials -- set <hubId> [--region <regionId>] | remove <hubId> | status [--list]\n';
 
 async function main(argv: string[]): Promise<number> {
   const [command, hubId, ...rest] = argv;
+  if (command === 'status') {
+    if (argv.length > 2 || (hubId !== undefined && hubId !== '--list')) {
+      process.stderr.write(USAGE);
+      return 2;
+    }
+    return status(hubId === '--list');
+  }
   const explicit = rest[0] === '--region' && /^[a-z0-9][a-z0-9-]{0,63}$/.test(rest[1] ?? '') ? rest[1] : undefined;
   if ((command !== 'set' && command !== 'remove') || !hubId || hubId.startsWith('-') || (rest.length > 0 && (command !== 'set' || explicit === undefined || rest.length !== 2))) {
     process.stderr.write(USAGE);
@@ -57,6 +68,28 @@ async function main(argv: string[]): Promise<number> {
     const password = generatePassword();
     await store.set(hubId, region, hubId, password);
     process.stdout.write(`${JSON.stringify({ hub: hubId, region, username: hubId, password })}\n`);
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+/**
+ * Prints `{"hubs","fast","scrypt","unreadable"}` (and `legacyHubs` with --list) on stdout; on stderr,
+ * what an operator can do about the scrypt ones. A hub with an unreadable secret cannot log in.
+ */
+async function status(list: boolean): Promise<number> {
+  const config = loadCloudConfig();
+  const db = await openDatabase({ url: config.database.url, dataDir: config.dataDir, synchronous: config.sqliteSync, maxConnections: 2 });
+  try {
+    const store = await openHubCredentialStore(db);
+    const forms = await store.forms();
+    process.stdout.write(`${JSON.stringify(list ? { ...forms, legacyHubs: await store.legacyHubs() } : forms)}\n`);
+    if (forms.scrypt > 0) {
+      process.stderr.write(`${forms.scrypt} of ${forms.hubs} hub secrets are still scrypt hashes (stored before issue 17): each costs ~48 ms of CPU per login until `
+        + 'the hub\'s next successful login stores it in the fast form. To move one now, `set <hubId>` issues a new secret (the hub must be given it).\n');
+    }
+    if (forms.unreadable > 0) process.stderr.write(`${forms.unreadable} hub secrets are in no known form: those hubs cannot log in until \`set <hubId>\` gives them a new one.\n`);
     return 0;
   } finally {
     await db.close();

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openTestDatabase, SQL_DATABASES, type TestDatabase } from '../../test/support/test-database.ts';
 import { ACCOUNT_MIGRATIONS, AccountExistsError, openAccountStore, SESSION_TTL_MS } from './account-store.ts';
+import { hashPassword, isCurrentPasswordHash, LEGACY_SCRYPT } from './password-hash.ts';
 
 /** The accounts port's contract (issue 14): the same tests on SQLite and PostgreSQL. */
 describe.each(SQL_DATABASES)('AccountStore on %s', (kind) => {
@@ -15,11 +16,34 @@ describe.each(SQL_DATABASES)('AccountStore on %s', (kind) => {
     const store = await open();
     await store.create({ username: 'hanako', role: 'staff', hubs: ['nomi-terai'], password: 'correct horse battery' });
     const row = await t.db.sql.one<{ secret: string }>('SELECT secret FROM accounts WHERE username = ?', ['hanako']);
-    expect(row!.secret).toMatch(/^scrypt\$/);
+    expect(row!.secret).toMatch(/^scrypt\$16384\$8\$5\$/);
     expect(row!.secret).not.toContain('correct');
     expect(await store.verifyPassword('hanako', 'correct horse battery')).toMatchObject({ username: 'hanako', role: 'staff', hubs: ['nomi-terai'], regions: null });
     expect(await store.verifyPassword('hanako', 'wrong')).toBeNull();
     expect(await store.verifyPassword('nobody', 'correct horse battery')).toBeNull();
+  });
+
+  it('a password hashed at the old parameters signs in and is hashed again at today\'s; its sessions and tokens stay; a wrong one changes nothing', async () => {
+    const store = await open();
+    await store.create({ username: 'sato', role: 'operator', password: 'placeholder-password' });
+    const old = await hashPassword('an old password', LEGACY_SCRYPT);
+    await t.db.sql.run('UPDATE accounts SET secret = ?, updated_at = 1 WHERE username = ?', [old, 'sato']);
+    const session = await store.createSession('sato');
+    const secret = async () => (await t.db.sql.one<{ secret: string; updated_at: number }>('SELECT secret, updated_at FROM accounts WHERE username = ?', ['sato']))!;
+
+    expect(await store.verifyPassword('sato', 'an old passworD')).toBeNull();
+    expect((await secret()).secret).toBe(old);
+    expect(await store.verifyPassword('sato', 'an old password')).toMatchObject({ username: 'sato' });
+    const now = await secret();
+    expect(now.secret).toMatch(/^scrypt\$16384\$8\$5\$/);
+    expect(isCurrentPasswordHash(now.secret)).toBe(true);
+    expect(now.updated_at).toBe(1); // the password did not change, only how it is kept
+    expect(await store.resolveToken(session.token)).not.toBeNull();
+    expect(await store.verifyPassword('sato', 'an old password')).toMatchObject({ username: 'sato' });
+    expect((await secret()).secret).toBe(now.secret); // current: not hashed again
+    // Another process reads the new hash.
+    const other = await openAccountStore(await t.reopen());
+    expect(await other.verifyPassword('sato', 'an old password')).toMatchObject({ username: 'sato' });
   });
 
   it('ends a session after 12 hours (clock injected), stores only its hash, and ends sessions on a password change', async () => {

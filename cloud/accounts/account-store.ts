@@ -1,13 +1,14 @@
 import crypto from 'node:crypto';
 import type { Database, FeatureMigrations } from '../db/database.ts';
 import { isUniqueViolation, type Sql } from '../db/sql.ts';
-import { hashSecret, verifySecret } from '../hubs/hub-credentials.ts';
+import { checkPassword, hashPassword, isCurrentPasswordHash } from './password-hash.ts';
 import { ROLES, type Account, type Role } from './authorize.ts';
 
 /**
  * Console and API accounts, their sessions and API tokens, and the append-only API audit log, in the
- * operational database (SQLite or PostgreSQL, issue 14). Passwords are scrypt hashes (the hub
- * credential scheme: memory-hard, Node built-in). Session and API tokens are 32 random bytes; only
+ * operational database (SQLite or PostgreSQL, issue 14). Passwords are scrypt hashes (password-hash.ts:
+ * memory-hard, Node built-in; a hash made at older parameters is replaced at the next successful
+ * sign-in, issue 17). Session and API tokens are 32 random bytes; only
  * their sha256 is stored — they carry enough entropy that a slow hash adds nothing, and every request
  * checks one: `resolveToken` is one indexed query (token_hash is the primary key) and nothing is
  * cached, so a session revoked by one cloud process is refused by every other at its next request.
@@ -209,7 +210,7 @@ class SqlAccountStore implements AccountStore {
 
   async create(a: AccountInput): Promise<Account> {
     if (!ROLES.includes(a.role)) throw new Error(`unknown role "${a.role}"`);
-    const secret = await hashSecret(a.password);
+    const secret = await hashPassword(a.password);
     const at = this.now();
     // A plain INSERT: of two processes creating one username at once, the primary key lets one win
     // and the other gets AccountExistsError (never a silent overwrite of the first one's password).
@@ -261,7 +262,7 @@ class SqlAccountStore implements AccountStore {
   }
 
   async setPassword(username: string, password: string): Promise<void> {
-    const secret = await hashSecret(password);
+    const secret = await hashPassword(password);
     await this.sql.transaction(async (tx) => {
       await tx.run('UPDATE accounts SET secret = ?, updated_at = ? WHERE username = ?', [secret, this.now(), username]);
       await tx.run("DELETE FROM account_tokens WHERE username = ? AND kind = 'session'", [username]);
@@ -275,18 +276,28 @@ class SqlAccountStore implements AccountStore {
    * showed unknown usernames answering up to 3 ms sooner than any known one could; a few tries told
    * them apart). A correct password answers at once. The sign-in throttle caps how many attempts
    * anyone gets to compare timings at all.
+   *
+   * A correct password whose hash was made at older parameters (before issue 17: N=2^14, p=1) is
+   * hashed again at today's and stored — only if the row still holds the hash just checked, so a
+   * password changed meanwhile (here or by another process) is never overwritten; the sessions stay.
+   * That sign-in takes one more hash (~180 ms), once.
    */
   async verifyPassword(username: string, password: string): Promise<Account | null> {
     const started = performance.now();
     const r = await this.row(username);
-    await (this.calibration ??= this.timed(() => hashSecret(newToken())));
+    await (this.calibration ??= this.timed(() => hashPassword(newToken())));
     let ok = false;
     if (r) {
       await this.timed(async () => {
-        ok = await verifySecret(password, r.secret);
+        ok = await checkPassword(password, r.secret);
       });
     }
-    if (ok) return toAccount(r!);
+    if (ok) {
+      if (!isCurrentPasswordHash(r!.secret)) {
+        await this.sql.run('UPDATE accounts SET secret = ? WHERE username = ? AND secret = ?', [await hashPassword(password), username, r!.secret]);
+      }
+      return toAccount(r!);
+    }
     const wait = started + REFUSAL_DELAY_FACTOR * this.verifyMs - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     return null;
