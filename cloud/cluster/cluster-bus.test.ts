@@ -191,8 +191,8 @@ describe('cluster bus', () => {
     await expect.poll(() => b.link().online, { timeout: 5_000, interval: 50 }).toBe(true);
   });
 
-  it('sends the newest reading of a device once per flush, and counts what it published', async () => {
-    const a = await node('a', { flushMs: 200 });
+  it('sends the newest reading of a device once per window, and counts what it published', async () => {
+    const a = await node('a', { deviceFlushMs: 200 });
     const b = await node('b');
     const t = Date.now();
     for (let i = 0; i < 100; i++) {

@@ -34,8 +34,11 @@ import type { Logger } from '../logger.ts';
  *  - alarm pushes: the alarm list the consoles read from the API (PostgreSQL) is complete; only the
  *    push of that change is missed.
  *
- * Bounds: changes queue up to `maxQueuedChanges` between flushes (newest reading per device kept,
- * older ones replaced); a message is at most `maxMessageBytes`; a receiver applies at most
+ * Sending: link, status, mode and alarm changes go out every `flushMs` (50 ms), device readings
+ * every `deviceFlushMs` (500 ms), only the newest per device — one PUBLISH per flush, in one MULTI
+ * with the link record's update.
+ *
+ * Bounds: changes queue up to `maxQueuedChanges` (and as many devices) between flushes; a message is at most `maxMessageBytes`; a receiver applies at most
  * `maxChangesPerSecondPerNode` of one node's changes a second and drops the rest (counted, then
  * re-reads that node's link record). Redis itself drops a subscriber that falls 32 MiB behind
  * (its default `client-output-buffer-limit pubsub`); the reconnect then resynchronises.
@@ -51,8 +54,14 @@ export interface ClusterBusOptions {
   heartbeatTtlMs: number;
   /** How often every node checks the others' heartbeats (default 1000 ms). */
   checkIntervalMs?: number;
-  /** How long changes are collected before one PUBLISH (default 50 ms). */
+  /** How long link, status, mode and alarm changes are collected before one PUBLISH (default 50 ms). */
   flushMs?: number;
+  /**
+   * How long device readings are collected (default 500 ms): only a device's newest reading of that
+   * window goes out, so a device reporting faster (a burst, a benchmark) costs the other nodes one
+   * reading per window. Another node shows a reading at most this much later than the ingesting one.
+   */
+  deviceFlushMs?: number;
   maxMessageBytes?: number;
   maxQueuedChanges?: number;
   maxChangesPerSecondPerNode?: number;
@@ -88,7 +97,7 @@ interface Peer {
   refilledAt: number;
 }
 
-const DEFAULTS = { checkIntervalMs: 1000, flushMs: 50, maxMessageBytes: 256 * 1024, maxQueuedChanges: 50_000, maxChangesPerSecondPerNode: 100_000 };
+const DEFAULTS = { checkIntervalMs: 1000, flushMs: 50, deviceFlushMs: 500, maxMessageBytes: 256 * 1024, maxQueuedChanges: 50_000, maxChangesPerSecondPerNode: 100_000 };
 const MAX_WAITING = 1000;
 
 /** One ioredis connection as every part of the cluster uses it: endless reconnects, no offline queue growing without bound. */
@@ -117,8 +126,10 @@ export class ClusterBus {
   private readonly peers = new Map<string, Peer>();
   private readonly alarmListeners = new Set<(c: AlarmChange) => void>();
   /** Changes waiting for the next flush; device readings coalesced per device (newest kept). */
-  private queue: (LiveChange | null)[] = [];
-  private readonly deviceSlot = new Map<string, number>();
+  private queue: LiveChange[] = [];
+  /** Device readings by device (and event/telemetry): the newest of the window. */
+  private deviceQueue = new Map<string, LiveChange>();
+  private flushDueAt = Infinity;
   private alarmQueue: AlarmChange[] = [];
   private seq = 0;
   /** The link record in Redis may be stale (start, a failed write, expired heartbeat): rewrite it whole with the next flush. */
@@ -259,32 +270,38 @@ export class ClusterBus {
     if (this.closed) return;
     if (c.t === 'device') {
       const k = `${c.msg.hub}\u0000${c.msg.device}\u0000${c.msg.type.endsWith('.event') ? 'e' : 't'}`;
-      const at = this.deviceSlot.get(k);
-      if (at !== undefined) {
-        this.queue[at] = c; // only the newest reading of a device within one flush goes out
-        return;
-      }
-      if (this.queue.length >= this.o.maxQueuedChanges) {
+      if (!this.deviceQueue.has(k) && this.deviceQueue.size >= this.o.maxQueuedChanges) {
         this.m.dropped.inc({ reason: 'queue_full' });
         return;
       }
-      this.deviceSlot.set(k, this.queue.length);
-    } else if (this.queue.length >= this.o.maxQueuedChanges) {
+      this.deviceQueue.set(k, c); // only the newest reading of a device within one window goes out
+      this.scheduleFlush(this.o.deviceFlushMs);
+      return;
+    }
+    if (this.queue.length >= this.o.maxQueuedChanges) {
       // A status or a mode acknowledgement is lost (their next one, or onResync, recovers it); links come from the rewritten record.
       this.m.dropped.inc({ reason: 'queue_full' });
       this.rewrite = true;
       return;
     }
     this.queue.push(c);
-    this.scheduleFlush();
+    this.scheduleFlush(this.o.flushMs);
   }
 
-  private scheduleFlush(): void {
-    if (this.flushTimer || this.closed) return;
+  /** A flush within `delayMs` (an earlier one already scheduled stands). */
+  private scheduleFlush(delayMs: number = this.o.flushMs): void {
+    if (this.closed) return;
+    const due = this.o.now() + delayMs;
+    if (this.flushTimer) {
+      if (due >= this.flushDueAt) return;
+      clearTimeout(this.flushTimer);
+    }
+    this.flushDueAt = due;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
+      this.flushDueAt = Infinity;
       void this.flush();
-    }, this.o.flushMs);
+    }, delayMs);
   }
 
   private flush(): Promise<void> {
@@ -292,6 +309,7 @@ export class ClusterBus {
       // One flush at a time (messages of one node must go out in order); what queued meanwhile goes next.
       return this.flushing.then(() => {
         if (this.queue.length > 0 || this.alarmQueue.length > 0 || this.rewrite) return this.flush();
+        if (this.deviceQueue.size > 0) this.scheduleFlush(this.o.deviceFlushMs);
       });
     }
     this.flushing = this.flushNow().finally(() => (this.flushing = null));
@@ -299,10 +317,10 @@ export class ClusterBus {
   }
 
   private async flushNow(): Promise<void> {
-    const changes = this.queue.filter((c): c is LiveChange => c !== null);
+    const changes = [...this.queue, ...this.deviceQueue.values()];
     const alarms = this.alarmQueue;
     this.queue = [];
-    this.deviceSlot.clear();
+    this.deviceQueue = new Map();
     this.alarmQueue = [];
     const rewrite = this.rewrite;
     this.rewrite = false;
