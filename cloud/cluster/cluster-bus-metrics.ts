@@ -50,7 +50,10 @@ export function startClusterMetrics(o: ClusterMetricsOptions): ClusterMetrics {
   const log = o.logger.child({ component: 'cluster-metrics' });
   const own = async () => (await o.registry.getMetricsAsJSON());
   const publish = async () => {
-    const json = JSON.stringify((await own()).filter((m) => !CLUSTER_WIDE_VIEW.has(m.name)));
+    // Metric by metric (what getMetricsAsJSON does, without default labels, which no registry here has), so
+    // the per-hub gauges' collect() over every hub is not run just to be left out.
+    const shared = await Promise.all(o.registry.getMetricsAsArray().filter((m) => !CLUSTER_WIDE_VIEW.has(m.name)).map((m) => (m as unknown as { get(): Promise<unknown> }).get()));
+    const json = JSON.stringify(shared);
     if (json.length > maxBytes) {
       log.warn({ bytes: json.length, maxBytes }, 'this node\'s figures are too large to share; /metrics of other nodes leave them out');
       return;

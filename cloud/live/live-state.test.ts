@@ -204,4 +204,25 @@ describe('LiveState across cluster nodes (issue 15)', () => {
     b.applyRemote('a', { t: 'status', region: R, status: status('offline', T), at: T + 4 }); // a late, older status: history only
     expect(b.hubs.get(HUB)!.link.status?.state).toBe('online');
   });
+
+  it('a dead node\'s hub is offline whether its last will (via another node\'s ingest) or the node\'s death arrives first, online again once it reconnects', () => {
+    const will = status('offline', T); // the will is stamped at the old connection's connect
+    for (const willFirst of [true, false]) {
+      const live = new LiveState(region);
+      live.setRemoteConnections('a', HUB, R, 1, T);
+      live.applyRemote('c', { t: 'status', region: R, status: status('online', T + 1), at: T + 1 });
+      const death = () => live.setRemoteConnections('a', HUB, R, 0, T + 10);
+      const willArrives = () => live.applyRemote('c', { t: 'status', region: R, status: { ...will, ts: T + 5 }, at: T + 11 });
+      if (willFirst) {
+        willArrives();
+        death();
+      } else {
+        death();
+        willArrives();
+      }
+      expect(live.hubs.get(HUB)!.link.online, `will first: ${willFirst}`).toBe(false);
+      live.setRemoteConnections('b', HUB, R, 1, T + 12); // reconnected to node B
+      expect(live.hubs.get(HUB)!.link.online).toBe(true);
+    }
+  });
 });
