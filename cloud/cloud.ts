@@ -116,7 +116,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     // pruning) runs under leases (issue 15): in a cluster, leases with fencing tokens in PostgreSQL;
     // a single process holds them all. Given up last at shutdown, after the work stopped.
     const leases = await openLeases({
-      clustered: cluster.clustered, database, nodeId: cluster.nodeId, ttlMs: cluster.leaseTtlMs, logger, registry: metrics.registry,
+      clustered: cluster.clustered, database, renewalUrl: config.database.url ?? undefined, nodeId: cluster.nodeId, ttlMs: cluster.leaseTtlMs, logger, registry: metrics.registry,
       names: () => [GLOBAL_LEASE, ...regions.all().map((r) => regionLease(r.id))],
     });
     closers.push(() => leases.close());
@@ -215,6 +215,9 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       clusterMetrics = shared;
       closers.push(() => shared.stop());
     }
+    // Other nodes' alarm changes keep this node's memory of active alarms current (issue 15): a condition
+    // that ends here clears an alarm another node raised.
+    clusterBus?.onAlarm((c) => alarms.applyRemoteChange(c));
 
     const orderStore = await openOrderStore(database);
     const orders = new OrderService({

@@ -7,6 +7,7 @@ import { createRegions } from '../hubs/regions.ts';
 import { AlarmError, AlarmService, type AlarmChange } from './alarm-service.ts';
 import { createMemoryAlarmStore, openAlarmStore, type AlarmStore } from './alarm-store.ts';
 import { openTestDatabase, SQL_DATABASES, type TestDatabase } from '../../test/support/test-database.ts';
+import { StaleLeaseError, type LeaseGrant, type Leases } from '../cluster/leases.ts';
 
 const REGION = RegionFile.parse({
   id: 'ishikawa-nomi', name: { ja: '能美', en: 'Nomi' },
@@ -29,9 +30,9 @@ let changes: AlarmChange[];
 let service: AlarmService;
 let ids: number;
 
-function newService(s: AlarmStore = store): AlarmService {
+function newService(s: AlarmStore = store, leases?: Leases): AlarmService {
   const svc = new AlarmService({
-    store: s, regions: createRegions([REGION]), now: () => now, newId: () => `alm-${++ids}`, logger: pino({ level: 'silent' }),
+    store: s, regions: createRegions([REGION]), now: () => now, newId: () => `alm-${++ids}`, logger: pino({ level: 'silent' }), leases,
     hubs: { links: () => links, droneFlightState: () => flight },
     metrics: { raised: (kind) => raisedKinds.push(kind) },
     params: { hubOfflineGraceMs: 30_000 },
@@ -415,3 +416,79 @@ describe('AlarmService: two cloud processes on one PostgreSQL', () => {
   });
 });
 
+
+/** Leases a test hands out and takes back (issue 15); `stale` makes a lease's fence refuse. */
+function testLeases(held: string[] = []) {
+  const holding = new Set(held);
+  const stale = new Set<string>();
+  const listeners = new Set<(name: string, token: number) => void>();
+  let token = 1;
+  const grant = (name: string): LeaseGrant | null => holding.has(name) ? {
+    name, token, valid: () => true, fenced: (fn) => fn(undefined),
+    fence: async () => {
+      if (stale.has(name)) throw new StaleLeaseError(name, token, 'taken over (test)');
+    },
+  } : null;
+  const leases: Leases & { acquire(name: string): void; stale: Set<string> } = {
+    clustered: true, holder: 'test', grant, holds: (n) => holding.has(n), held: () => [...holding], close: async () => {},
+    onAcquired: (fn) => {
+      listeners.add(fn);
+      return () => void listeners.delete(fn);
+    },
+    acquire(name) {
+      holding.add(name);
+      token++;
+      for (const fn of listeners) fn(name, token);
+    },
+    stale,
+  };
+  return leases;
+}
+
+describe('AlarmService in a cluster (issue 15)', () => {
+  const offline = () => [{ hub: HUB, region: 'ishikawa-nomi', online: false, since: now }];
+
+  it('checks links only for regions whose lease it holds; a node taking a region over clears the hub_offline alarm the previous holder raised', async () => {
+    const holderLeases = testLeases(['region:ishikawa-nomi']);
+    const otherLeases = testLeases();
+    const holder = newService(store, holderLeases);
+    const other = newService(store, otherLeases);
+    // The other node's memory of active alarms is loaded before the holder raises anything.
+    await other.onDeviceMessage(doorOpen(), 'ishikawa-nomi');
+    links = offline();
+    now += 31_000;
+    await other.checkLinks();
+    expect((await store.active()).map((a) => a.kind)).toEqual(['door_open_too_long']);
+    await holder.checkLinks();
+    expect((await store.active()).map((a) => a.kind)).toEqual(['door_open_too_long', 'hub_offline']);
+    // The holder goes away; the other node takes the region over, and the hub is back.
+    otherLeases.acquire('region:ishikawa-nomi');
+    links = [{ hub: HUB, region: 'ishikawa-nomi', online: true, since: now }];
+    now += 1000;
+    await other.checkLinks();
+    expect((await store.active()).map((a) => a.kind)).toEqual(['door_open_too_long']);
+  });
+
+  it('a link check whose lease was taken over meanwhile is not applied; device alarms written with it are', async () => {
+    const leases = testLeases(['region:ishikawa-nomi']);
+    const svc = newService(store, leases);
+    links = offline();
+    now += 31_000;
+    leases.stale.add('region:ishikawa-nomi');
+    await Promise.all([svc.checkLinks(), svc.onDeviceMessage(doorOpen(), 'ishikawa-nomi')]);
+    expect((await store.active()).map((a) => a.kind)).toEqual(['door_open_too_long']);
+    expect(changeLog()).toEqual(['raised door_open_too_long open x1']);
+  });
+
+  it('an alarm another node raised (told by the cluster bus) is cleared here when the condition ends here', async () => {
+    const here = newService(store, testLeases());
+    const there = newService(store, testLeases());
+    await here.onDeviceMessage(lockerEvent('tamper', 'A01', { ts: T0 }), 'ishikawa-nomi'); // loads here's memory
+    const remote: AlarmChange[] = [];
+    there.onChange((c) => remote.push(c));
+    await there.onDeviceMessage(doorOpen(), 'ishikawa-nomi');
+    for (const c of remote) here.applyRemoteChange(c);
+    await here.onDeviceMessage(doorClosed(T0 + 10), 'ishikawa-nomi');
+    expect((await store.active()).map((a) => a.kind)).toEqual(['tamper']);
+  });
+});

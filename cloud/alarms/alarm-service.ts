@@ -214,6 +214,26 @@ export class AlarmService {
     }
   }
 
+  /**
+   * Cluster (issue 15): an alarm change another node made (from the cluster bus). Only this node's
+   * memory of active alarms takes it — nothing is written or told to listeners — so a condition that
+   * ends here clears an alarm another node raised (before, a process cleared only the alarms it knew
+   * of). Best effort: a change the bus lost is read at the next takeover or restart, and a clear for
+   * an alarm unknown here is then not written until that.
+   */
+  applyRemoteChange(change: AlarmChange): void {
+    const active = this.activeByKey;
+    if (!active) return; // read in full by the next write
+    const a = change.alarm;
+    const k = keyString(a);
+    const current = active.get(k);
+    if (change.type === 'cleared' || a.state === 'cleared') {
+      if (current?.id === a.id) active.delete(k);
+    } else if (change.type === 'raised' || change.type === 'repeated') {
+      if (!current || current.id !== a.id || current.lastObservedAt < a.lastObservedAt) active.set(k, { id: a.id, lastObservedAt: a.lastObservedAt });
+    }
+  }
+
   /** Raises or clears `hub_offline` for every hub of the regions whose lease this node holds. Never rejects. */
   async checkLinks(): Promise<void> {
     const now = this.o.now();

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Database, FeatureMigrations } from '../db/database.ts';
+import { openPostgresDatabase, type Database, type FeatureMigrations } from '../db/database.ts';
 import type { Sql } from '../db/sql.ts';
 import type { Logger } from '../logger.ts';
 
@@ -163,6 +163,11 @@ export interface PostgresLeasesOptions {
   marginMs?: number;
   /** Local monotonic clock (ms). */
   monotonic?: () => number;
+  /**
+   * Renewals on a pool of their own (2 connections to this URL), so they never queue behind a busy
+   * pool (a full ingest's group commits) and lapse for that. Default: `database`'s pool.
+   */
+  renewalUrl?: string;
 }
 
 export interface LeaseMetrics {
@@ -216,6 +221,8 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
   if (o.database.dialect !== 'postgres') throw new Error('cluster leases need PostgreSQL (DATABASE_URL)');
   await o.database.migrate('leases', LEASE_MIGRATIONS);
   const sql = o.database.sql;
+  const renewals = o.renewalUrl ? await openPostgresDatabase(o.renewalUrl, { max: 2, applicationName: 'chiiki-cloud-leases' }) : null;
+  const renewSql = renewals?.sql ?? sql;
   const log = o.logger.child({ component: 'leases' });
   const holder = `${o.nodeId}/${randomUUID().slice(0, 8)}`;
   const renewEvery = o.renewEveryMs ?? Math.max(50, Math.floor(o.ttlMs / 3));
@@ -278,7 +285,7 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
     const sentAt = mono();
     let got: Map<string, number>;
     try {
-      got = await acquireLeases(sql, holder, names, o.ttlMs);
+      got = await acquireLeases(renewSql, holder, names, o.ttlMs);
     } catch (err) {
       // Unreachable database: what is held stays held until its local deadline (grant() checks it), then is dropped.
       log.warn({ err }, 'renewing leases failed; held leases lapse at their local deadline');
@@ -335,7 +342,8 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
       const names = [...holdings.keys()];
       holdings.clear();
       // Given up now, so another node takes over at its next renewal instead of after the ttl.
-      await sql.run(RELEASE, [holder]).catch((err: unknown) => log.warn({ err }, 'giving leases up failed; they expire after the ttl'));
+      await renewSql.run(RELEASE, [holder]).catch((err: unknown) => log.warn({ err }, 'giving leases up failed; they expire after the ttl'));
+      await renewals?.close();
       if (names.length > 0) log.info({ leases: names, holder }, 'leases given up');
     },
   };
