@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSqliteTelemetryStore } from '../cloud/telemetry/sqlite-telemetry-store.ts';
 import { EXAMPLES, topics } from '../contract/index.ts';
 import { firstCloudUrlIndex } from '../edge/uplink.ts';
-import { startTestCloud, tempDir, type TestCloud } from './support/cloud-harness.ts';
+import { spawnCloud, startTestCloud, tempDir, testCloudEnv, type CloudProcess, type TestCloud } from './support/cloud-harness.ts';
 import { deviceLogin, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
 import { freePort, waitFor } from './support/ports.ts';
 import { startResendingDevice } from './support/resending-device.ts';
@@ -125,4 +125,58 @@ describe('edge agent with a list of cloud URLs', () => {
     expect(both).toBeLessThanOrEqual(200); // UPLINK_WINDOW
     console.info(`[edge-cloud-urls] ${device.published} readings: ${a.ids.size} to the stopped cloud, ${b.ids.size} to the other, ${both} in both (in flight at the stop)`);
   }, 90_000);
+  it('moves to the other cloud when the one it is connected to is killed (kill -9): every acknowledged reading arrives', async () => {
+    const hub = 'rs-megumi-hakusan';
+    // Two cloud processes with the same hub login: each data dir is prepared by an in-process cloud
+    // (its database and the login), then served by the real entry point, which can be killed.
+    const prepared: TestCloud[] = [];
+    for (let i = 0; i < 2; i++) {
+      const t = await startTestCloud();
+      if (i > 0) await t.cloud.credentials.set(hub, REGION, hub, prepared[0]!.credentials[hub]!.password);
+      await t.cloud.close();
+      prepared.push(t);
+      cleanups.push(() => fs.rmSync(t.dataDir, { recursive: true, force: true }));
+    }
+    const procs: CloudProcess[] = [];
+    for (const t of prepared) {
+      const p = await spawnCloud(testCloudEnv(t.dataDir));
+      procs.push(p);
+      cleanups.push(() => p.kill('SIGKILL'));
+    }
+    const agent = await startEdgeFor(prepared[0]!, hub, procs.map((p) => p.urls.mqtt).join(','));
+    const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
+    let seq = 0;
+    const base = Date.now() - 600_000;
+    const timer = setInterval(() => {
+      for (let i = 0; i < 20; i++) device.publish(...reading(hub, `s-${seq}`, base + seq++));
+    }, 20);
+    cleanups.push(() => clearInterval(timer));
+    await waitFor('traffic', () => agent.uplink.stats().acked > 300, 20_000);
+
+    const first = procs.findIndex((p) => p.urls.mqtt === agent.uplink.stats().url);
+    expect(first).toBeGreaterThanOrEqual(0);
+    const ackedBefore = agent.uplink.stats().acked;
+    const killedAt = Date.now();
+    await procs[first]!.kill('SIGKILL');
+    await waitFor('the agent moved to the other cloud', () => agent.uplink.stats().connected && agent.uplink.stats().url === procs[1 - first]!.urls.mqtt, 20_000);
+    const movedMs = Date.now() - killedAt;
+    await waitFor('forwarding goes on', () => agent.uplink.stats().acked > ackedBefore + 300, 20_000);
+    clearInterval(timer);
+    await waitFor('device done', () => device.unacked === 0);
+    await waitFor('outbox drained', () => agent.outbox.depth === 0, 30_000);
+    await device.close();
+    await agent.close();
+    await procs[1 - first]!.kill('SIGTERM');
+
+    const counted: Awaited<ReturnType<typeof readings>>[] = [];
+    for (const t of prepared) {
+      const store = await createSqliteTelemetryStore({ path: path.join(t.dataDir, 'telemetry.db') });
+      counted.push(await readings(store, hub));
+      await store.close();
+    }
+    for (const [i, c] of counted.entries()) expect(c.points, `a reading stored twice by cloud ${i}`).toBe(c.ids.size);
+    expect([...device.acked].filter((id) => !counted.some((c) => c.ids.has(id))), 'acknowledged readings in neither cloud').toEqual([]);
+    expect(device.acked.size).toBe(device.published);
+    console.info(`[edge-cloud-urls] kill -9: ${device.published} readings, ${counted[first]!.ids.size} to the killed cloud, ${counted[1 - first]!.ids.size} to the other; connected to the other ${movedMs} ms after the kill`);
+  }, 120_000);
 });
