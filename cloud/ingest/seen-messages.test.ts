@@ -92,6 +92,22 @@ describe.each(KINDS)('SeenMessageStore on %s', (kind) => {
     }
   });
 
+  it('prunes only while this node holds the global lease (issue 15: one node prunes for the cluster)', async () => {
+    await open();
+    const now = 1000 * HOUR;
+    await store.recordNew(Array.from({ length: 3 }, (_, i) => entry('h1', 'd1', `old-${i}`, now - 200 * HOUR)));
+    let holds = false;
+    const pruning = startSeenMessagePruning({ store, retentionMs: 168 * HOUR, intervalMs: 60_000, now: () => now, logger: pino({ level: 'silent' }), mayRun: () => holds });
+    try {
+      expect(await pruning.runOnce()).toBe(0);
+      expect(await store.count()).toBe(3);
+      holds = true;
+      expect(await pruning.runOnce()).toBe(3);
+    } finally {
+      pruning.stop();
+    }
+  });
+
   if (kind === 'memory') return;
 
   it('survives a restart (it lives in the operational database)', async () => {

@@ -175,6 +175,25 @@ describe('ops stats writer with several regions (issue 14)', () => {
   });
 });
 
+describe('ops stats writer in a cluster (issue 15)', () => {
+  it('writes the figures of the regions whose lease this node holds, only', async () => {
+    const { sources } = setup();
+    const store = recordingStore();
+    const held = new Set(['region:r2']);
+    const w = startOpsStatsWriter({
+      store, regions: createRegions([region('r1', HUBS), region('r2', ['hub-c'])]), sources, intervalMs: 3_600_000, logger, leases: { holds: (n) => held.has(n) },
+    });
+    await w.stop();
+    store.points.length = 0;
+    await w.writeOnce();
+    expect(new Set(store.points.map((p) => p.tags.region))).toEqual(new Set(['r2']));
+    held.clear();
+    store.points.length = 0;
+    await w.writeOnce();
+    expect(store.points).toEqual([]);
+  });
+});
+
 describe('quantileBetween', () => {
   const b = (counts: number[]) => [0.01, 0.1, Infinity].map((le, i) => ({ le, count: counts[i]! }));
   it('interpolates inside the bucket of the rank', () => {
