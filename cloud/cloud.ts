@@ -309,7 +309,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     closers.push(() => displayNames.close());
     const displayNameOf = (username: string) => displayNames.of(username);
     const app = await buildApp({
-      live, store, deadLetters, commands, metrics, logger, metricsText: clusterMetrics ? () => clusterMetrics!.text() : undefined, health: () => ({ storeHealthy, operationalHealthy: ingest.operationalHealthy, ingestPending: ingest.pending }),
+      live, store, deadLetters, commands, metrics, logger, metricsText: clusterMetrics ? () => clusterMetrics!.text() : undefined, health: () => ({ storeHealthy, operationalHealthy: ingest.operationalHealthy, ingestPending: ingest.pending, cluster: clusterBus?.health() }),
       access: accessHooks(accounts, { regions: regionLookup }),
       http: { trustProxy: config.http.trustProxy, allowedOrigins: config.http.allowedOrigins },
       features: [

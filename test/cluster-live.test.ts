@@ -1,14 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../contract/index.ts';
 import { authedFetch, readCredentials, spawnCloud, startTestCloud, tempDir, testCloudEnv, type CloudProcess, type TestCloud } from './support/cloud-harness.ts';
 import { connect } from './support/mqtt-client.ts';
-import { freePort, waitFor } from './support/ports.ts';
+import { startRedis, type RedisServer } from './support/redis.ts';
 import { freshPostgresUrl } from './support/test-database.ts';
 
 /**
@@ -20,27 +18,6 @@ import { freshPostgresUrl } from './support/test-database.ts';
 const REGION = 'ishikawa-nomi';
 const HUB = 'nomi-terai';
 const HUB2 = 'nomi-neagari';
-
-/** A throw-away redis-server on a free loopback port (until test/support/redis.ts exists). */
-async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const dir = tempDir('redis');
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitFor('redis-server answering', () => new Promise<boolean>((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => (s.end(), resolve(true)));
-    s.once('error', () => resolve(false));
-  }), 10_000);
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async stop() {
-      child.kill('SIGKILL');
-      await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 interface Hub {
   client: MqttClient;
@@ -92,7 +69,7 @@ async function metricValue(base: string, line: RegExp): Promise<number> {
   return m ? Number(m.split(' ').at(-1)) : 0;
 }
 
-let redis: Awaited<ReturnType<typeof startRedis>>;
+let redis: RedisServer;
 beforeAll(async () => {
   redis = await startRedis();
 });
@@ -195,7 +172,7 @@ describe('two in-process nodes', () => {
     expect(Date.now() - t0).toBeLessThan(2_500); // B follows A's version within 2 s (mode-service follow) and takes the ack from the bus
   });
 
-  it('/metrics on node B counts node A\'s ingest and both nodes', async () => {
+  it('/metrics on node B counts node A\'s ingest and both nodes; /healthz names the node and its view of the cluster', async () => {
     const accepted = /^ingest_messages_accepted_total\{type="sensor.telemetry"\} /;
     expect(await metricValue(a.cloud.urls.http, /^cloud_cluster_nodes /)).toBeGreaterThanOrEqual(1);
     const hub = await hubOn(a.cloud.urls.mqtt, a.credentials[HUB]!, 'metrics');
@@ -206,6 +183,9 @@ describe('two in-process nodes', () => {
     expect(await metricValue(b.cloud.urls.http, /^cloud_cluster_nodes /)).toBe(2);
     expect(await metricValue(b.cloud.urls.http, /^cloud_cluster_node_up\{node="node-a"\} /)).toBe(1);
     expect(await metricValue(b.cloud.urls.http, new RegExp(`^hub_online\\{hub="${HUB}"\\} `))).toBe(1); // B's own (cluster-wide) view, not a sum
+    const health = await fetch(`${b.cloud.urls.http}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', cluster: { nodeId: 'node-b', redisConnected: true, liveNodes: 2 } });
   });
 });
 

@@ -26,6 +26,17 @@ import { documentObject, documentRoute, errorResponses, SECURITY_SCHEMES, TAGS }
 import { API_ERRORS, ApiError, type ApiErrorCode } from './api-errors.ts';
 import { openPlugin, registerHttpSecurity } from './http-security.ts';
 
+/** Cluster mode (issue 15): this node's id, whether its Redis connections are up, the nodes it sees alive. */
+export interface ClusterHealth {
+  nodeId: string;
+  redisConnected: boolean;
+  liveNodes: number;
+}
+
+const ClusterHealthBody = z.object({ nodeId: z.string(), redisConnected: z.boolean(), liveNodes: z.number().int() })
+  .describe('Cluster mode only. A node that lost Redis stays 200: it still stores what its hubs send (PostgreSQL, telemetry store) and serves them; '
+    + 'every node loses Redis together in the usual outage, and taking all of them out of the load balancer would disconnect every hub');
+
 export interface AppDeps {
   live: LiveState;
   store: TelemetryStore;
@@ -36,7 +47,7 @@ export interface AppDeps {
   metricsText?: () => Promise<string>;
   logger: Logger;
   /** `operationalHealthy`: the group commits' operational transactions succeed (absent: not tracked). */
-  health: () => { storeHealthy: boolean; operationalHealthy?: boolean; ingestPending: number };
+  health: () => { storeHealthy: boolean; operationalHealthy?: boolean; ingestPending: number; cluster?: ClusterHealth };
   now?: () => number;
   /**
    * Feature route sets (orders, alarms, modes, …), each in its feature's folder, registered after the
@@ -295,8 +306,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       summary: 'Liveness and store health',
       description: 'Degraded (503) while telemetry store writes or the operational database\'s group commits (dead letters, dedupe ids, acknowledgements) keep failing: messages are then held unacknowledged.',
       response: {
-        200: z.object({ status: z.literal('ok'), store: z.string(), operationalHealthy: z.boolean(), ingestPending: z.number() }),
-        503: z.object({ status: z.literal('degraded'), store: z.string(), operationalHealthy: z.boolean(), ingestPending: z.number(), reason: z.string() }),
+        200: z.object({ status: z.literal('ok'), store: z.string(), operationalHealthy: z.boolean(), ingestPending: z.number(), cluster: ClusterHealthBody.optional() }),
+        503: z.object({ status: z.literal('degraded'), store: z.string(), operationalHealthy: z.boolean(), ingestPending: z.number(), reason: z.string(), cluster: ClusterHealthBody.optional() }),
       },
     },
   }, async (_req, reply) => {
@@ -307,9 +318,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       ...(operationalHealthy ? [] : ['operational database writes (dead letters, dedupe ids, acknowledgements) are failing']),
     ];
     if (failing.length > 0) {
-      return reply.code(503).send({ status: 'degraded' as const, store: deps.store.kind, operationalHealthy, ingestPending: h.ingestPending, reason: `${failing.join('; ')}; messages are held unacknowledged` });
+      return reply.code(503).send({ status: 'degraded' as const, store: deps.store.kind, operationalHealthy, ingestPending: h.ingestPending, reason: `${failing.join('; ')}; messages are held unacknowledged`, ...(h.cluster ? { cluster: h.cluster } : {}) });
     }
-    return { status: 'ok' as const, store: deps.store.kind, operationalHealthy, ingestPending: h.ingestPending };
+    return { status: 'ok' as const, store: deps.store.kind, operationalHealthy, ingestPending: h.ingestPending, ...(h.cluster ? { cluster: h.cluster } : {}) };
   });
 
   r.get('/metrics', { config: { public: true }, schema: { summary: 'Prometheus metrics', hide: true } }, async (_req, reply) => {

@@ -1,13 +1,9 @@
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { freePort, waitFor } from '../../test/support/ports.ts';
+import { startRedis, type RedisServer } from '../../test/support/redis.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
 import { LiveState } from '../live/live-state.ts';
 import { ClusterBus, type ClusterBusOptions } from './cluster-bus.ts';
@@ -22,41 +18,7 @@ const R = region.id;
 const HUB = 'nomi-terai';
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
-/** A throw-away redis-server on a free loopback port; `restart` keeps the port (no persistence: Redis comes back empty). */
-async function startRedis() {
-  const port = await freePort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chiiki-redis-'));
-  let exited: Promise<void> = Promise.resolve();
-  let child: ReturnType<typeof spawn> | null = null;
-  const up = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-    const c = child;
-    exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-    await waitFor('redis-server answering', () => new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.end(), resolve(true)));
-      s.once('error', () => resolve(false));
-    }), 10_000);
-  };
-  const down = async () => {
-    child?.kill('SIGKILL');
-    await exited;
-  };
-  await up();
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    restart: async () => {
-      await down();
-      await up();
-    },
-    stop: async () => {
-      await down();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-let redis: Awaited<ReturnType<typeof startRedis>>;
+let redis: RedisServer;
 let admin: Redis;
 const buses: ClusterBus[] = [];
 let prefixN = 0;

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AlarmChange } from '../alarms/alarm-service.ts';
 import type { LiveChange, LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
+import { openRedisConnection } from './redis.ts';
 
 /**
  * Live state shared between cluster nodes (issue 15: "live state, the consoles' live feed and
@@ -100,18 +101,6 @@ interface Peer {
 const DEFAULTS = { checkIntervalMs: 1000, flushMs: 50, deviceFlushMs: 500, maxMessageBytes: 256 * 1024, maxQueuedChanges: 50_000, maxChangesPerSecondPerNode: 100_000 };
 const MAX_WAITING = 1000;
 
-/** One ioredis connection as every part of the cluster uses it: endless reconnects, no offline queue growing without bound. */
-export function openRedis(url: string, name: string, logger: Logger): Redis {
-  const r = new Redis(url, {
-    connectionName: name,
-    maxRetriesPerRequest: 2,
-    enableOfflineQueue: true,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
-  });
-  r.on('error', (err) => logger.debug({ err, connection: name }, 'redis connection error'));
-  return r;
-}
-
 // Deletes a dead node's link record only while its heartbeat is still missing (it may have come back).
 const DROP_DEAD = `if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]); redis.call('SREM', KEYS[3], ARGV[1]); return 1 end; return 0`;
 
@@ -152,8 +141,9 @@ export class ClusterBus {
     this.log = o.logger.child({ component: 'cluster-bus', nodeId: o.nodeId });
     this.channel = `${this.o.prefix}:live`;
     this.ownHead = Buffer.from(`{"n":${JSON.stringify(o.nodeId)},"i":"${this.incarnation}"`);
-    this.cmd = openRedis(o.redisUrl, `${o.nodeId}:live`, this.log);
-    this.sub = openRedis(o.redisUrl, `${o.nodeId}:live-sub`, this.log);
+    // Commands fail after ~2 reconnect attempts (a flush then counts its changes lost and rewrites the record later).
+    this.cmd = openRedisConnection(o.redisUrl, `${o.nodeId}:live`, this.log);
+    this.sub = openRedisConnection(o.redisUrl, `${o.nodeId}:live-sub`, this.log);
     const registers = [o.registry];
     this.m = {
       published: new Counter({ name: 'cloud_cluster_bus_messages_published_total', help: 'Messages this node published on the cluster bus (live-state changes to the other nodes)', registers }),
@@ -206,6 +196,11 @@ export class ClusterBus {
     const every = (ms: number, fn: () => Promise<void>) => this.timers.push(setInterval(() => void fn().catch((err: unknown) => this.log.warn({ err }, 'cluster bus: periodic step failed')), ms).unref());
     every(Math.max(100, Math.floor(this.o.heartbeatTtlMs / 3)), () => this.heartbeat());
     every(this.o.checkIntervalMs, () => this.checkNodes());
+  }
+
+  /** For /healthz: whether both Redis connections are up, and the nodes seen alive. */
+  health(): { nodeId: string; redisConnected: boolean; liveNodes: number } {
+    return { nodeId: this.nodeId, redisConnected: this.cmd.status === 'ready' && this.sub.status === 'ready', liveNodes: this.liveNodes.size };
   }
 
   /** Nodes with a live heartbeat (this one included), as last checked. */
