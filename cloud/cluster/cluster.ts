@@ -24,8 +24,13 @@ export interface ClusterInfo {
   readonly leaseTtlMs: number;
 }
 
-export function clusterInfo(config: { cluster: { redisUrl: string; nodeId: string; leaseTtlMs: number } | null }, logger: Logger): ClusterInfo {
+export function clusterInfo(config: { cluster: { redisUrl: string; nodeId: string; leaseTtlMs: number } | null; influx?: unknown }, logger: Logger): ClusterInfo {
   if (!config.cluster) return { nodeId: 'single', clustered: false, redisUrl: null, leaseTtlMs: 0 };
+  if (!config.influx) {
+    // Each node would keep the telemetry its own hubs sent in its own DATA_DIR/telemetry.db: a hub that
+    // moved between nodes has its history split, and a node's API shows only its share.
+    logger.warn({ nodeId: config.cluster.nodeId }, 'cluster mode without INFLUX_URL: telemetry stays in this node\'s own telemetry.db; set INFLUX_URL so every node writes to and reads from one store');
+  }
   logger.info({ nodeId: config.cluster.nodeId, leaseTtlMs: config.cluster.leaseTtlMs }, 'cluster mode: sharing PostgreSQL and Redis with other nodes');
   return { nodeId: config.cluster.nodeId, clustered: true, redisUrl: config.cluster.redisUrl, leaseTtlMs: config.cluster.leaseTtlMs };
 }
