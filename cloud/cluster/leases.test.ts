@@ -30,7 +30,7 @@ describe('local leases (a single process: SQLite, or PostgreSQL without REDIS_UR
     const registry = new Registry();
     const leases = await openLeases({ clustered: false, nodeId: 'single', ttlMs: 0, names: () => ['region:a', 'global'], logger, registry, database: null as never });
     expect(leases.holds('region:a')).toBe(true);
-    expect(await registry.getSingleMetricAsString('cloud_leases_held')).toContain('cloud_leases_held{lease="region:a"} 1');
+    expect(await registry.getSingleMetricAsString('cloud_leases_held')).toContain('cloud_leases_held{lease="region:a",node="single"} 1');
   });
 });
 
@@ -50,10 +50,13 @@ describe('cluster leases on PostgreSQL', () => {
 
   it('two nodes compete: exactly one holds each lease; a stopped holder is taken over within ttl + renew interval, with a higher token', async () => {
     await fresh();
-    const a = await open({ nodeId: 'a' });
+    const registry = new Registry();
+    const a = await open({ nodeId: 'a', registry });
     const b = await open({ nodeId: 'b' });
     expect(a.holds('region:a')).toBe(true);
     expect(b.holds('region:a')).toBe(false);
+    expect(await registry.getSingleMetricAsString('cloud_leases_held')).toContain('cloud_leases_held{lease="region:a",node="a"} 1');
+    expect(await registry.getSingleMetricAsString('cloud_lease_events_total')).toContain('cloud_lease_events_total{lease="region:a",event="acquired"} 1');
     const before = a.grant('region:a')!.token;
     // Several renewals later, still a.
     await new Promise((r) => setTimeout(r, 700));

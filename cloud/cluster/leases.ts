@@ -171,28 +171,31 @@ export interface PostgresLeasesOptions {
 }
 
 export interface LeaseMetrics {
-  held: Gauge<'lease'>;
+  held: Gauge<'lease' | 'node'>;
   events: Counter<'lease' | 'event'>;
   refused: Counter<'lease'>;
 }
 
-/** `cloud_leases_held{lease}`, `cloud_lease_events_total{lease,event}`, `cloud_lease_fence_refused_total{lease}` on the registry. */
-export function registerLeaseMetrics(registry: Registry, leases: () => Leases | null): LeaseMetrics {
+/**
+ * `cloud_leases_held{lease,node}`, `cloud_lease_events_total{lease,event}`, `cloud_lease_fence_refused_total{lease}` on
+ * the registry (`node`: this node's NODE_ID, so a cluster's merged /metrics shows who holds what).
+ */
+export function registerLeaseMetrics(registry: Registry, leases: () => Leases | null, nodeId = 'single'): LeaseMetrics {
   const existing = registry.getSingleMetric('cloud_leases_held');
   if (existing) {
     return {
-      held: existing as Gauge<'lease'>,
+      held: existing as Gauge<'lease' | 'node'>,
       events: registry.getSingleMetric('cloud_lease_events_total') as Counter<'lease' | 'event'>,
       refused: registry.getSingleMetric('cloud_lease_fence_refused_total') as Counter<'lease'>,
     };
   }
   return {
     held: new Gauge({
-      name: 'cloud_leases_held', help: 'Leases of once-only work (region:<id>, global) this node holds now: 1 per lease held', labelNames: ['lease'] as const,
+      name: 'cloud_leases_held', help: 'Leases of once-only work (region:<id>, global) this node holds now: 1 per lease held', labelNames: ['lease', 'node'] as const,
       registers: [registry],
       collect() {
         this.reset();
-        for (const name of leases()?.held() ?? []) this.set({ lease: name }, 1);
+        for (const name of leases()?.held() ?? []) this.set({ lease: name, node: nodeId }, 1);
       },
     }),
     events: new Counter({
@@ -347,7 +350,7 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
       if (names.length > 0) log.info({ leases: names, holder }, 'leases given up');
     },
   };
-  if (o.registry) metrics = registerLeaseMetrics(o.registry, () => leases);
+  if (o.registry) metrics = registerLeaseMetrics(o.registry, () => leases, o.nodeId);
   await round();
   if (!closed) timer = setTimeout(loop, renewEvery);
   return leases;
@@ -361,7 +364,7 @@ export async function openLeases(o: Omit<PostgresLeasesOptions, 'ttlMs'> & { clu
   if (!o.clustered) {
     const local = localLeases();
     for (const n of o.names()) local.grant(n);
-    if (o.registry) registerLeaseMetrics(o.registry, () => local);
+    if (o.registry) registerLeaseMetrics(o.registry, () => local, o.nodeId);
     return local;
   }
   return openPostgresLeases(o);
