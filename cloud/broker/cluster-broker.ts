@@ -1,0 +1,285 @@
+import { createRequire } from 'node:module';
+import type { Aedes, AedesPublishPacket } from 'aedes';
+import type { Redis } from 'ioredis';
+import MQEmitterRedis from 'mqemitter-redis';
+import { parseTopic } from '../../contract/index.ts';
+import { openRedisConnection } from '../cluster/redis.ts';
+import type { Logger } from '../logger.ts';
+import { indexRetainedMessages, type RetainedIndex } from './retained-index.ts';
+
+/**
+ * The cloud broker in cluster mode (issue 15): aedes the way it is designed to be clustered —
+ * `mqemitter-redis` as the message bus between nodes and `aedes-persistence-redis` for sessions
+ * (subscriptions, queued QoS 1 messages) and last wills — with three changes, each for a measured or
+ * read reason:
+ *
+ * 1. **Only what another node can deliver crosses Redis.** aedes hands every PUBLISH to its emitter;
+ *    with mqemitter-redis that is a Redis PUBLISH for every hub reading, and Redis matches each
+ *    PUBLISH against every pattern subscription in the cluster (each hub's `cmd/#` is one). Hubs may
+ *    subscribe only to their commands, their acks and their region's mode (access-policy.ts), and
+ *    ingest runs in-process, so readings, events, statuses and acknowledgements from hubs are
+ *    emitted locally only; commands, acks, region modes and aedes' `$SYS` traffic (heartbeats,
+ *    client take-over, subscription broadcast) go through Redis.
+ *
+ * 2. **Retained messages: an in-memory RetainedIndex on every node, mirrored through Redis.**
+ *    aedes-persistence-redis answers a SUBSCRIBE with a wildcard filter by HSCAN over the whole
+ *    `retained` hash (10 entries per round trip): with one retained status per hub that is ~1,400
+ *    round trips per `cmd/#` subscription at 13,800 hubs (figures in the issue-15 report). Here each
+ *    node answers SUBSCRIBEs from its own index; a retained message stored on one node is written to
+ *    the Redis hash (the durable copy a starting node loads) and announced to the other nodes on
+ *    `$SYS/<node>/retained`. The hash is read again after every Redis reconnect (an announcement lost
+ *    in the gap is then recovered); writes that failed while Redis was down are kept (newest per
+ *    topic) and written when it is back. A hub's own publish therefore never waits for Redis.
+ *
+ * 3. **Last wills of a dead node, published once.** aedes (1.2) publishes the wills of a broker whose
+ *    heartbeat is missing for 3 × heartbeatInterval, checked every 4 × heartbeatInterval, on every
+ *    surviving node: two survivors could both publish the same will. `streamWill` here claims each
+ *    will (`SET NX PX`) before aedes publishes it, reads the whole will list (aedes-persistence-redis
+ *    reads only its first 10,001 entries — fewer than a national fleet's hubs), and a node that
+ *    starts publishes the wills its previous run (same NODE_ID) left behind: its heartbeat is back
+ *    before the others would consider it dead, so nobody else would.
+ *    With heartbeatInterval 2 s a dead node's wills go out 6–14 s after its death (≤ 15 s target).
+ *
+ * Guarantees and their limits (Redis pub/sub is at-most-once between nodes):
+ *  - a command published on node A for a hub on node B is lost if Redis drops the message (a Redis
+ *    restart or a broken connection at that moment). The command is stored in PostgreSQL first;
+ *    it is re-sent when the hub subscribes again (every reconnect) and when its ack does not come
+ *    within the command service's timeout — so it arrives after the hub's next reconnect or the ack
+ *    timeout, whichever comes first;
+ *  - a region mode message lost between nodes: the retained copy in every node's index is re-read
+ *    from Redis after the reconnect (seconds), and a hub gets it on its next SUBSCRIBE; the mode
+ *    service re-publishes to hubs that have not acknowledged (its ack timeout);
+ *  - a client take-over message (`$SYS/<node>/new/clients`) lost: the old connection of the hub on
+ *    the other node stays open until its keepalive expires (1.5 × the hub's keepalive);
+ *  - a heartbeat lost: harmless unless three in a row (6 s) are, then the node is taken for dead and
+ *    its hubs' wills are published while they are still connected (live state keeps the newer
+ *    status by its timestamp, so the hub is not shown offline).
+ *  - While Redis is down, connected hubs keep publishing (PUBACK after the durable write, nothing
+ *    of it touches Redis); CONNECT and SUBSCRIBE need Redis (sessions, wills, subscriptions) and
+ *    fail after two reconnect attempts: the hub is refused and reconnects with its back-off.
+ */
+
+export interface BrokerClusterOptions {
+  nodeId: string;
+  redisUrl: string;
+  logger: Logger;
+  /** aedes' emitter concurrency (as the single process). */
+  concurrency: number;
+}
+
+/** aedes broker heartbeat in cluster mode; see the comment above (single process: 60 s, unchanged). */
+export const CLUSTER_HEARTBEAT_INTERVAL_MS = 2_000;
+/** How long a node's claim on a dead node's will holds (it publishes within; else another node may). */
+const WILL_CLAIM_MS = 60_000;
+const WILLS = 'will';
+const RETAINED = 'retained';
+const WILL_PAGE = 1_000;
+
+const requireFromPersistence = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-redis'));
+/** The async class aedes 1.x expects (the package's main export wraps it in the callback API of aedes 0.x). */
+const AsyncRedisPersistence = requireFromPersistence('./asyncPersistence.js') as new (opts: { conn: Redis; maxSessionDelivery?: number }) => ClusterPersistence;
+const msgpack = requireFromPersistence('msgpack-lite') as { encode(v: unknown): Buffer; decode(b: Buffer): unknown };
+
+interface StoredWill extends AedesPublishPacket {
+  clientId: string;
+  brokerId: string;
+}
+
+interface ClusterPersistence {
+  setup(broker: Aedes): Promise<void>;
+  storeRetained(packet: AedesPublishPacket): Promise<void>;
+  delWill(client: { id: string; brokerId: string }): Promise<unknown>;
+  streamWill(brokers: Record<string, number>): AsyncIterable<StoredWill>;
+  destroy(): Promise<void>;
+}
+
+export interface BrokerCluster {
+  /** aedes options: `id`, `mq`, `persistence`, `heartbeatInterval`. */
+  readonly aedesOptions: { id: string; mq: unknown; persistence: unknown; heartbeatInterval: number };
+  /** After Aedes.createBroker, before any listener: retained mirror, leftover wills of this node. */
+  attach(aedes: Aedes, authorizePublish: (packet: AedesPublishPacket) => Promise<void>): Promise<void>;
+  /** The retained index (for tests). */
+  readonly retained: () => RetainedIndex<unknown> | null;
+  /** Closes the Redis connections (after aedes.close(), which closes the emitter). */
+  close(): Promise<void>;
+}
+
+/** Whether a topic can have a subscriber on another node: the routes hubs may subscribe to, and aedes' $SYS traffic. */
+export function crossesNodes(topic: string): boolean {
+  if (topic.startsWith('$SYS/')) return true;
+  const route = parseTopic(topic)?.route;
+  return route === 'command' || route === 'ack' || route === 'region-mode';
+}
+
+const willKeyParts = (key: string) => {
+  // will:<brokerId>:<encodeURIComponent(clientId)> — the client id part has no ':'.
+  const last = key.lastIndexOf(':');
+  return { brokerId: key.slice(WILLS.length + 1, last), clientId: decodeURIComponent(key.slice(last + 1)) };
+};
+
+export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
+  if (o.nodeId.includes(':')) throw new Error(`NODE_ID must not contain ':' (it is part of Redis keys): ${o.nodeId}`);
+  const log = o.logger.child({ component: 'broker-cluster', nodeId: o.nodeId });
+  const pub = openRedisConnection(o.redisUrl, `${o.nodeId}:mq-pub`, log);
+  const sub = openRedisConnection(o.redisUrl, `${o.nodeId}:mq-sub`, log);
+  const db = openRedisConnection(o.redisUrl, `${o.nodeId}:sessions`, log);
+  const mq = MQEmitterRedis({ pubConn: pub, subConn: sub, concurrency: o.concurrency, matchEmptyLevels: true } as never) as unknown as MqRedis;
+  // mqemitter-redis reports connection errors on `state`; unheard, an 'error' event would end the process.
+  mq.state.on('error', (err: Error) => log.debug({ err: err.message }, 'mqemitter-redis error'));
+  const emitThroughRedis = mq.emit.bind(mq);
+  mq.emit = (msg, done) => (crossesNodes(msg.topic) ? emitThroughRedis(msg, done) : mq._emit(msg, done));
+
+  const persistence = new AsyncRedisPersistence({ conn: db });
+  const inner = {
+    delWill: persistence.delWill.bind(persistence),
+  };
+  const claim = async (key: string) => (await db.set(`will-claim:${key}`, o.nodeId, 'PX', WILL_CLAIM_MS, 'NX')) === 'OK';
+  const readWill = async (key: string): Promise<StoredWill | null> => {
+    const buf = await db.getBuffer(key);
+    return buf ? (msgpack.decode(buf) as StoredWill) : null;
+  };
+  /** Every will key in the list, a page at a time. */
+  async function* willKeys(): AsyncGenerator<string> {
+    for (let start = 0; ; start += WILL_PAGE) {
+      const page = await db.lrange(WILLS, start, start + WILL_PAGE - 1);
+      yield* page;
+      if (page.length < WILL_PAGE) return;
+    }
+  }
+  /**
+   * Brokers heard from (birth or heartbeat) within 3 heartbeats. aedes counts heartbeats only: a node
+   * that started less than one heartbeat ago is unknown to it, and its hubs' wills would be taken
+   * for a dead node's (seen in the kill -9 test: wills published 2 s after a fresh node's clients
+   * connected... and would be for a live one too).
+   */
+  const lastHeard = new Map<string, number>();
+  const alive = (brokerId: string) => (lastHeard.get(brokerId) ?? -Infinity) + 3 * CLUSTER_HEARTBEAT_INTERVAL_MS >= Date.now();
+  const heard = (msg: { payload?: Buffer | string }, done: () => void) => {
+    if (msg.payload !== undefined) lastHeard.set(msg.payload.toString(), Date.now());
+    done();
+  };
+  mq.on('$SYS/+/birth', heard);
+  mq.on('$SYS/+/heartbeat', heard);
+  persistence.streamWill = async function* (brokers) {
+    const seen = new Set<string>();
+    for await (const key of willKeys()) {
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const { brokerId } = willKeyParts(key);
+      if (brokers[brokerId] !== undefined || alive(brokerId)) continue; // its broker is alive
+      if (!(await claim(key))) continue; // another node publishes it
+      const will = await readWill(key);
+      if (will) yield will;
+      else await db.lrem(WILLS, 0, key);
+    }
+  };
+
+  let index: RetainedIndex<unknown> | null = null;
+  /** Retained changes not yet written to Redis (newest per topic). */
+  const unwritten = new Map<string, AedesPublishPacket>();
+  const retainedTopic = `$SYS/${o.nodeId}/retained`;
+  let flushing: Promise<void> | null = null;
+  const flush = () => {
+    flushing ??= (async () => {
+      try {
+        for (const [topic, packet] of unwritten) {
+          if (packet.payload.length === 0) await db.hdel(RETAINED, topic);
+          else await db.hset(RETAINED, topic, msgpack.encode(packet));
+          if (unwritten.get(topic) === packet) unwritten.delete(topic);
+        }
+      } catch (err) {
+        log.debug({ err: (err as Error).message, unwritten: unwritten.size }, 'retained messages not written to Redis yet; written when it is back');
+      } finally {
+        flushing = null;
+      }
+    })();
+    return flushing;
+  };
+  /** The Redis hash into the index, with this node's unwritten changes on top. */
+  const load = async () => {
+    if (!index) return;
+    const all = await db.hgetallBuffer(RETAINED);
+    const fresh = new Map<string, unknown>();
+    for (const [topic, buf] of Object.entries(all)) fresh.set(topic, msgpack.decode(buf));
+    for (const [topic, packet] of unwritten) {
+      if (packet.payload.length === 0) fresh.delete(topic);
+      else fresh.set(topic, packet);
+    }
+    const current = [...index.match('#'), ...index.match('$SYS/#')] as AedesPublishPacket[];
+    for (const p of current) if (!fresh.has(p.topic)) index.delete(p.topic);
+    for (const [topic, packet] of fresh) index.set(topic, packet);
+    log.debug({ retained: index.size }, 'retained messages loaded from Redis');
+  };
+  let loaded = false;
+  const resync = () => {
+    if (!loaded) return;
+    void flush()
+      .then(load)
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reloading retained messages from Redis failed; next reconnect retries'));
+  };
+  // After a reconnect of either side an announcement may have been lost: the hash is the truth.
+  db.on('ready', resync);
+  sub.on('ready', resync);
+
+  return {
+    aedesOptions: { id: o.nodeId, mq, persistence, heartbeatInterval: CLUSTER_HEARTBEAT_INTERVAL_MS },
+    retained: () => index,
+    async attach(aedes, authorizePublish) {
+      index = indexRetainedMessages(aedes);
+      const local = persistence.storeRetained.bind(persistence); // the index's, installed just now
+      const idx = index;
+      persistence.storeRetained = async (packet) => {
+        await local(packet);
+        unwritten.set(packet.topic, { ...packet });
+        void flush();
+        const copy = { ...packet, cmd: 'publish' as const };
+        mq.emit({ topic: retainedTopic, packet: copy } as never, (err?: Error) => {
+          if (err) log.debug({ err: err.message, topic: packet.topic }, 'retained message not announced to the other nodes; they read it after the reconnect');
+        });
+      };
+      mq.on('$SYS/+/retained', (msg: { topic: string; packet?: AedesPublishPacket }, done: () => void) => {
+        const p = msg.packet;
+        if (p && msg.topic !== retainedTopic && typeof p.topic === 'string') {
+          const payload = Buffer.isBuffer(p.payload) ? p.payload : Buffer.from(p.payload ?? '');
+          if (payload.length === 0) idx.delete(p.topic);
+          else idx.set(p.topic, { ...p, payload });
+        }
+        done();
+      });
+      await load();
+      loaded = true;
+      // Wills this node's previous run (same NODE_ID) left: its connections are gone.
+      let published = 0;
+      for await (const key of willKeys()) {
+        const { brokerId, clientId } = willKeyParts(key);
+        if (brokerId !== o.nodeId || !(await claim(key))) continue;
+        const will = await readWill(key);
+        if (will) {
+          try {
+            await authorizePublish(will);
+            await new Promise<void>((resolve, reject) => aedes.publish(will, (err?: Error) => (err ? reject(err) : resolve())));
+            published++;
+          } catch (err) {
+            log.warn({ err: (err as Error).message, clientId }, 'publishing a last will left by this node\'s previous run failed');
+          }
+        }
+        await inner.delWill({ id: clientId, brokerId });
+      }
+      if (published > 0) log.info({ published }, 'published the last wills of this node\'s previous run');
+    },
+    async close() {
+      await flush().catch(() => undefined);
+      // aedes.close() closed the emitter (quit on pub/sub) and the persistence is not destroyed by
+      // aedes: disconnect what is left.
+      await persistence.destroy().catch(() => undefined);
+      for (const r of [pub, sub, db]) r.disconnect();
+    },
+  };
+}
+
+interface MqRedis {
+  state: NodeJS.EventEmitter;
+  emit(msg: { topic: string }, done?: (err?: Error) => void): void;
+  _emit(msg: { topic: string }, done?: (err?: Error) => void): void;
+  on(topic: string, listener: (msg: never, done: () => void) => void, done?: () => void): unknown;
+}
