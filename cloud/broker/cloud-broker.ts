@@ -15,6 +15,7 @@ import { coversCommands, decidePublish, decideSubscribe, MAX_TOPIC_LEVELS } from
 import { limitMqttFrames, type FrameViolation } from './frame-limiter.ts';
 import { HubConnections } from './hub-connections.ts';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleLimits } from './login-throttle.ts';
+import { createBrokerCluster, type BrokerCluster } from './cluster-broker.ts';
 import { indexRetainedMessages } from './retained-index.ts';
 import { SessionExpiry } from './session-expiry.ts';
 
@@ -50,6 +51,12 @@ export interface CloudBrokerOptions {
   maxIdleSessionsPerHub?: number;
   /** Bounds on MQTT password checks (login-throttle.ts); defaults fit a national fleet. */
   loginThrottle?: LoginThrottleLimits;
+  /**
+   * Cluster mode (issue 15): the broker shares sessions, wills, retained messages and the message
+   * bus with the other nodes through Redis (cluster-broker.ts); aedes' broker id is the node id.
+   * Absent or null: the single process, everything in memory.
+   */
+  cluster?: { nodeId: string; redisUrl: string } | null;
 }
 
 export interface CloudBroker {
@@ -103,15 +110,18 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     },
   });
 
+  const concurrency = 1000;
+  const cluster: BrokerCluster | null = o.cluster ? createBrokerCluster({ ...o.cluster, logger: o.logger, concurrency }) : null;
   const aedes = await Aedes.createBroker({
-    concurrency: 1000,
+    ...(cluster?.aedesOptions as object | undefined),
+    concurrency,
     queueLimit: 100,
     maxInflightInbound: o.maxInflightPerClient,
     maxClientsIdLength: 128,
     maxTopicLevels: MAX_TOPIC_LEVELS + 2,
     connectTimeout: 10_000,
     drainTimeout: 30_000,
-    heartbeatInterval: 60_000,
+    heartbeatInterval: cluster?.aedesOptions.heartbeatInterval ?? 60_000,
     keepaliveLimit: 1200,
     preConnect: (client, packet, cb) => {
       if (!packet.clientId) emptyClientIds.add(client);
@@ -217,8 +227,15 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     },
   });
   // Every hub's status is retained: find retained messages for a SUBSCRIBE by topic level, not by
-  // testing all of them (see retained-index.ts).
-  indexRetainedMessages(aedes);
+  // testing all of them (see retained-index.ts). In cluster mode the index is mirrored through Redis.
+  if (cluster) {
+    // aedes reports a failed round of dead nodes' wills (Redis down) as 'error': logged, not fatal.
+    (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.warn({ err: err.message }, 'broker error (cluster)'));
+    const authorize = (aedes as unknown as { authorizePublish: (c: null, p: unknown, cb: (err?: Error | null) => void) => void }).authorizePublish;
+    await cluster.attach(aedes, (will) => new Promise((resolve, reject) => authorize(null, will, (err) => (err ? reject(err) : resolve()))));
+  } else {
+    indexRetainedMessages(aedes);
+  }
 
   const clientsById = () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
   const updateGauges = () => {
@@ -376,6 +393,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       for (const s of servers) s.close();
       wss?.close();
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await cluster?.close();
     },
   };
 }
