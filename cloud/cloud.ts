@@ -273,6 +273,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       packetTimeoutMs: config.mqtt.packetTimeoutMs, sessionExpiryMs: config.mqtt.sessionExpiryMs,
       maxIdleSessionsPerHub: config.mqtt.maxIdleSessionsPerHub, maxUnauthenticatedPerAddress: config.mqtt.maxUnauthenticatedPerAddress,
       loginThrottle: config.mqtt.loginThrottle,
+      cluster: cluster.clustered && cluster.redisUrl !== null ? { nodeId: cluster.nodeId, redisUrl: cluster.redisUrl } : null,
       credentials, ingest, live, metrics, logger,
       onCommandSubscriber: (hub) => {
         commands.redeliver(hub.hubId).catch((err: unknown) => logger.error({ err, hub: hub.hubId }, 're-delivering pending commands failed'));
