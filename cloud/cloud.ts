@@ -320,7 +320,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
         }),
         modeRoutes(modes, { displayNameOf }), alarmRoutes(alarms, { displayNameOf }), orderRoutes(orders, orderStore),
         modeProposalRoutes(await ModeProposals.open({ db: database, regions, now: Date.now })),
-        consoleRoutes({ regions, geographyOf, alarms, remoteAlarms: clusterBus ? (fn) => clusterBus!.onAlarm(fn) : undefined, modes, displayNameOf, events: config.events, sessionOf: async (token) => (await accounts.resolveToken(token))?.account ?? null }),
+        consoleRoutes({ regions, geographyOf, alarms, remoteAlarms: clusterBus ? (fn) => clusterBus!.onAlarm(fn) : undefined, alarmLoss: clusterBus ? (fn) => clusterBus!.onPossibleLoss(fn) : undefined, modes, displayNameOf, events: config.events, sessionOf: async (token) => (await accounts.resolveToken(token))?.account ?? null }),
       ],
     });
     await app.listen({ host: config.bindHost, port: config.http.port });

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { MqttClient } from 'mqtt';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../contract/index.ts';
 import { authedFetch, readCredentials, spawnCloud, startTestCloud, tempDir, testCloudEnv, type CloudProcess, type TestCloud } from './support/cloud-harness.ts';
@@ -45,14 +46,16 @@ async function linkOf(base: string, token: string, hub: string): Promise<{ onlin
 }
 
 /** The live feed as a console reads it: every chunk received so far. */
-function openFeed(base: string, token: string): { text(): string; close(): void } {
+function openFeed(base: string, token: string): { text(): string; ended(): boolean; close(): void } {
   let text = '';
+  let ended = false;
   const req = http.get(`${base}/api/v1/events`, { agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
     res.setEncoding('utf8');
     res.on('data', (c: string) => (text += c));
+    res.on('end', () => (ended = true));
   });
   req.on('error', () => {});
-  return { text: () => text, close: () => req.destroy() };
+  return { text: () => text, ended: () => ended, close: () => req.destroy() };
 }
 
 /** The newest `hubs` event of a feed, parsed. */
@@ -148,6 +151,27 @@ describe('two in-process nodes', () => {
       await a.cloud.alarms.raise({ hub: HUB, kind: 'hub_offline', detail: 'raised on node A for the cluster test' });
       await expect.poll(() => feed.text(), { timeout: 5_000, interval: 50 }).toContain('raised on node A for the cluster test');
       expect(feed.text()).toContain('event: alarm');
+    } finally {
+      feed.close();
+    }
+  });
+
+  it('an alarm push lost between the nodes (Redis dropped the subscribers) makes node B\'s consoles read the alarms again', async () => {
+    const feed = openFeed(b.cloud.urls.http, bToken);
+    try {
+      await expect.poll(() => feed.text(), { timeout: 5_000 }).toContain('event: hubs');
+      const admin = new Redis(redis.url);
+      try {
+        await admin.client('KILL', 'TYPE', 'pubsub'); // every node's subscriber: what is published until they are back is lost
+      } finally {
+        admin.disconnect();
+      }
+      await a.cloud.alarms.raise({ hub: HUB2, kind: 'hub_offline', detail: 'raised on node A while the subscribers were away' });
+      // The stream ends (the console's EventSource reconnects after `retry: 2000` and reads GET /api/v1/alarms again) …
+      await expect.poll(() => feed.ended(), { timeout: 5_000, interval: 50 }).toBe(true);
+      // … where the alarm is, whether or not its push made it.
+      const body = (await (await b.api('/api/v1/alarms?state=active&limit=500')).json()) as { alarms: { detail: string }[] };
+      expect(body.alarms.map((x) => x.detail)).toContain('raised on node A while the subscribers were away');
     } finally {
       feed.close();
     }

@@ -30,10 +30,13 @@ import { openRedisConnection } from './redis.ts';
  *  - links: every message carries the node's incarnation and a sequence number; a gap, a new
  *    incarnation, a `hello` or a (re)subscription makes the receiver read that node's link record
  *    again (one HGETALL); the liveness check every second also reads any live node it does not know;
- *  - mode acknowledgements: `onResync` (the cloud reads the stored acknowledgements again);
- *  - device readings and hub statuses: the next one (telemetry every few seconds), as after a restart;
- *  - alarm pushes: the alarm list the consoles read from the API (PostgreSQL) is complete; only the
- *    push of that change is missed.
+ *  - mode acknowledgements: `onResync` (the cloud reads the stored acknowledgements again) when a
+ *    loss is detected (a gap in a known sequence, a resubscription, a rate-limited drop), at most
+ *    once per `lossNoticeMs`;
+ *  - alarm pushes: on the same notice the live feed ends its streams; consoles reconnect (the feed's
+ *    `retry: 2000`) and read the alarm list again, as they do at every (re)connect;
+ *  - device readings and hub statuses: the next one (telemetry every few seconds, status every 10 s),
+ *    as after a restart.
  *
  * Sending: link, status, mode and alarm changes go out every `flushMs` (50 ms), device readings
  * every `deviceFlushMs` (500 ms), only the newest per device — one PUBLISH per flush, in one MULTI
@@ -70,6 +73,8 @@ export interface ClusterBusOptions {
   onRemoteChange?: (node: string, c: LiveChange) => void;
   /** Messages may have been lost (a gap, a Redis reconnect): read again what the shared database holds. */
   onResync?: () => Promise<void>;
+  /** At most one `onResync` and loss notice per this interval (default 10 s). */
+  lossNoticeMs?: number;
   /** Key and channel prefix (default `cloud`). */
   prefix?: string;
   now?: () => number;
@@ -98,7 +103,7 @@ interface Peer {
   refilledAt: number;
 }
 
-const DEFAULTS = { checkIntervalMs: 1000, flushMs: 50, deviceFlushMs: 500, maxMessageBytes: 256 * 1024, maxQueuedChanges: 50_000, maxChangesPerSecondPerNode: 100_000 };
+const DEFAULTS = { lossNoticeMs: 10_000, checkIntervalMs: 1000, flushMs: 50, deviceFlushMs: 500, maxMessageBytes: 256 * 1024, maxQueuedChanges: 50_000, maxChangesPerSecondPerNode: 100_000 };
 const MAX_WAITING = 1000;
 
 // Deletes a dead node's link record only while its heartbeat is still missing (it may have come back).
@@ -114,6 +119,9 @@ export class ClusterBus {
   private readonly channel: string;
   private readonly peers = new Map<string, Peer>();
   private readonly alarmListeners = new Set<(c: AlarmChange) => void>();
+  private readonly lossListeners = new Set<() => void>();
+  private lossNoticeAt = -Infinity;
+  private lossTimer: NodeJS.Timeout | null = null;
   /** Changes waiting for the next flush; device readings coalesced per device (newest kept). */
   private queue: LiveChange[] = [];
   /** Device readings by device (and event/telemetry): the newest of the window. */
@@ -241,6 +249,7 @@ export class ClusterBus {
     this.unsubscribeLive();
     for (const t of this.timers) clearInterval(t);
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.lossTimer) clearTimeout(this.lossTimer);
     await this.flushing?.catch(() => undefined);
     try {
       if (this.cmd.status === 'ready') {
@@ -423,6 +432,7 @@ export class ClusterBus {
       // One node's flood cannot take this one's CPU: its excess is dropped and its link record read again.
       this.m.dropped.inc({ reason: 'rate_limited' }, cost);
       void this.resync(m.n);
+      this.possibleLoss('rate_limited');
       return;
     }
     peer.tokens -= cost;
@@ -435,6 +445,8 @@ export class ClusterBus {
       return;
     }
     if (m.h === 1 || m.i !== peer.incarnation || m.s !== peer.seq + 1) {
+      // A gap in a known incarnation's sequence: messages were lost (not a start, a hello or a restart).
+      if (m.h !== 1 && m.i === peer.incarnation && peer.seq > 0) this.possibleLoss('gap');
       peer.waiting.push(m);
       void this.resync(m.n);
       return;
@@ -472,7 +484,41 @@ export class ClusterBus {
   private resyncAll(): void {
     for (const node of this.peers.keys()) void this.resync(node, true);
     void this.checkNodes().catch(() => undefined);
+    this.possibleLoss('resubscribed');
+  }
+
+  /** Changes that do not come back by themselves may have been lost (alarm pushes, mode acknowledgements): hear of it. */
+  onPossibleLoss(fn: () => void): () => void {
+    this.lossListeners.add(fn);
+    return () => void this.lossListeners.delete(fn);
+  }
+
+  /**
+   * Messages of another node may be lost: the stored state is read again (`onResync`) and listeners
+   * hear of it (the live feed makes consoles read the alarms again) — at most once per
+   * `lossNoticeMs`, the last notice of a burst kept for the end of the interval.
+   */
+  private possibleLoss(why: string): void {
+    if (this.closed) return;
+    const now = this.o.now();
+    if (now < this.lossNoticeAt + this.o.lossNoticeMs) {
+      this.lossTimer ??= setTimeout(() => {
+        this.lossTimer = null;
+        this.possibleLoss(why);
+      }, this.lossNoticeAt + this.o.lossNoticeMs - now);
+      this.lossTimer.unref();
+      return;
+    }
+    this.lossNoticeAt = now;
+    this.log.warn({ why }, 'cluster bus: messages from another node may have been lost; reading the stored state again');
     void this.o.onResync?.().catch((err: unknown) => this.log.warn({ err }, 'cluster bus: reading the stored state again failed'));
+    for (const fn of this.lossListeners) {
+      try {
+        fn();
+      } catch (err) {
+        this.log.warn({ err }, 'cluster bus: a loss listener failed');
+      }
+    }
   }
 
   /**

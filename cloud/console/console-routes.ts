@@ -43,6 +43,8 @@ export interface ConsoleDeps {
   alarms: AlarmService;
   /** Cluster mode: alarm changes made on other nodes (issue 15, cluster bus), pushed like this node's own. */
   remoteAlarms?: (fn: (change: AlarmChange) => void) => () => void;
+  /** Cluster mode: another node's alarm pushes may have been lost; the feed's streams restart (consoles read the alarms again). */
+  alarmLoss?: (fn: () => void) => () => void;
   modes: ModeService;
   /** Accounts' display names, for who acknowledged an alarm (the same as the alarm API answers). */
   displayNameOf?: DisplayNameOf;
@@ -154,9 +156,11 @@ export function consoleRoutes(deps: ConsoleDeps): (app: ZodApp) => void {
     const pushAlarm = (c: AlarmChange) => feed.size > 0 && feed.publishAlarm(c.alarm, JSON.stringify({ type: c.type, alarm: alarmBody(c.alarm, deps.displayNameOf) }));
     const unsubscribeLocalAlarms = deps.alarms.onChange(pushAlarm);
     const unsubscribeRemoteAlarms = deps.remoteAlarms?.(pushAlarm) ?? (() => {});
+    const unsubscribeAlarmLoss = deps.alarmLoss?.(() => feed.restartStreams('cluster: alarm pushes may have been lost')) ?? (() => {});
     const unsubscribeAlarms = () => {
       unsubscribeLocalAlarms();
       unsubscribeRemoteAlarms();
+      unsubscribeAlarmLoss();
     };
     const unsubscribeModes = deps.modes.onModeChange(() => feed.refreshSoon());
     // Open streams would keep the server from closing (a hijacked reply is not Fastify's to end).

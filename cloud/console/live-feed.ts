@@ -225,6 +225,15 @@ export class LiveFeed {
     if (this.streams.size > 0) void this.refresh();
   }
 
+  /**
+   * Ends every stream now (not a shutdown: new streams are welcome). Cluster mode: alarm pushes from
+   * another node may have been lost; each console reconnects after the stream's `retry` and reads the
+   * alarm list again, as it does at every (re)connect.
+   */
+  restartStreams(why: string): void {
+    for (const s of [...this.streams]) s.close(why);
+  }
+
   /** Closes every stream (server shutdown) and stops the timers. */
   close(): void {
     this.closed = true;
