@@ -208,8 +208,9 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
         },
         onResync: restoreAcks,
       });
-      clusterBus = bus;
       closers.push(() => bus.close());
+      await restoreAcks(); // what other nodes recorded between the read above and the subscription
+      clusterBus = bus;
       alarms.onChange((c) => bus.publishAlarm(c));
       const shared = startClusterMetrics({ redis: bus.redis, prefix: bus.prefix, nodeId: cluster.nodeId, registry: metrics.registry, nodes: () => bus.nodes(), logger });
       clusterMetrics = shared;
