@@ -32,6 +32,7 @@ const LEASE = `region:${REGION}`;
 const ORIGIN = 'rs-komatsu-kibagata';
 const SITE = 'kibagata-park-shelter';
 const TTL_S = 2;
+const TAKEOVER_BOUND_MS = TTL_S * 1000 + (TTL_S * 1000) / 3 + 2000;
 const region = loadRegionFile(REGION_FILE);
 const origin = region.hubs.find((h) => h.id === ORIGIN)!;
 
@@ -199,12 +200,13 @@ describe('region leases across real cloud processes (LEASE_TTL_S=2)', () => {
     const takeoverMs = Date.now() - stoppedAt;
     const after = (await leaseRow())!;
     expect(after.token).toBeGreaterThan(before.token);
-    // The lease expires ttl after a's last renewal (≤ renew interval before the stop); b tries every ttl/3.
-    expect(takeoverMs).toBeLessThanOrEqual(TTL_S * 1000 + (TTL_S * 1000) / 3 + 1000);
+    // The lease expires ttl after a's last renewal (≤ renew interval before the stop); b tries every ttl/3
+    // (+ 2 s for timers and the poll on a loaded machine: two test workers share two cores).
+    expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
 
-    // The test lets go: a's (stopped) session gets the row and waits for a; b's round waits behind a's transaction.
+    // The test lets go: a's (stopped) session gets the row and waits for a; b's round waits behind a's
+    // transaction, on the order's row (or starts after a's rollback: either way the same outcome).
     await block.release();
-    await new Promise((r) => setTimeout(r, 300)); // let b's round queue up behind a's transaction (either order is correct)
     a.child.kill('SIGCONT');
     stopped.delete(a);
 
@@ -215,7 +217,7 @@ describe('region leases across real cloud processes (LEASE_TTL_S=2)', () => {
     await expect.poll(async () => (await dispatchesOf(order)).state, { timeout: 10_000 }).toBe('assigned');
     await expect.poll(async () => (await dispatchesOf(order)).missions, { timeout: 5_000 }).toBe(1);
     expect(await dispatchesOf(order)).toEqual({ state: 'assigned', assigned: 1, flights: 1, missions: 1 });
-    expect(logLines(b, 'mission dispatched').length).toBe(1);
+    await expect.poll(() => logLines(b, 'mission dispatched').length, { timeout: 5_000 }).toBe(1);
     expect(logLines(a, 'mission dispatched').length).toBe(0);
     const metrics = await (await fetch(`${a.urls.http}/metrics`)).text();
     expect(metrics).toMatch(/cloud_lease_fence_refused_total\{lease="region:ishikawa-nomi"[^}]*\} [1-9]/);
@@ -240,10 +242,10 @@ describe('region leases across real cloud processes (LEASE_TTL_S=2)', () => {
       return h !== null && !h.holder.startsWith('node-b/');
     }, { timeout: 10_000, interval: 25 }).toBe(true);
     const takeoverMs = Date.now() - killedAt;
-    expect(takeoverMs).toBeLessThanOrEqual(TTL_S * 1000 + (TTL_S * 1000) / 3 + 1000);
+    expect(takeoverMs).toBeLessThanOrEqual(TAKEOVER_BOUND_MS);
     await expect.poll(async () => (await dispatchesOf(order)).missions, { timeout: 10_000 }).toBe(1);
     expect(await dispatchesOf(order)).toEqual({ state: 'assigned', assigned: 1, flights: 1, missions: 1 });
-    expect(logLines(a, 'mission dispatched').length + logLines(c, 'mission dispatched').length).toBe(1);
+    await expect.poll(() => logLines(a, 'mission dispatched').length + logLines(c, 'mission dispatched').length, { timeout: 5_000 }).toBe(1);
     console.info(`lease takeover after kill -9 of the holder: ${takeoverMs} ms (LEASE_TTL_S=${TTL_S})`);
   }, 60_000);
 });
