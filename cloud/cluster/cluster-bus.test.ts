@@ -139,7 +139,7 @@ describe('cluster bus', () => {
 
   it('one node\'s flood is bounded at the receiver: the excess is dropped and counted, the link view stays true', async () => {
     const a = await node('a');
-    const b = await node('b', { maxChangesPerSecondPerNode: 200 });
+    const b = await node('b', { maxBytesPerSecondPerNode: 20_000 });
     a.live.connectionOpened(HUB, R, Date.now());
     const t = Date.now();
     for (let i = 0; i < 5_000; i++) {

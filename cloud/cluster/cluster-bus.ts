@@ -42,9 +42,10 @@ import { openRedisConnection } from './redis.ts';
  * every `deviceFlushMs` (500 ms), only the newest per device — one PUBLISH per flush, in one MULTI
  * with the link record's update.
  *
- * Bounds: changes queue up to `maxQueuedChanges` (and as many devices) between flushes; a message is at most `maxMessageBytes`; a receiver applies at most
- * `maxChangesPerSecondPerNode` of one node's changes a second and drops the rest (counted, then
- * re-reads that node's link record). Redis itself drops a subscriber that falls 32 MiB behind
+ * Bounds: changes queue up to `maxQueuedChanges` (and as many devices) between flushes; a message is at most `maxMessageBytes`; a receiver takes at most
+ * `maxBytesPerSecondPerNode` of one node's messages a second (checked before parsing, the node read
+ * from the message's first bytes) and drops the rest unparsed (counted, then re-reads that node's
+ * link record and notices a possible loss). Redis itself drops a subscriber that falls 32 MiB behind
  * (its default `client-output-buffer-limit pubsub`); the reconnect then resynchronises.
  */
 
@@ -68,7 +69,8 @@ export interface ClusterBusOptions {
   deviceFlushMs?: number;
   maxMessageBytes?: number;
   maxQueuedChanges?: number;
-  maxChangesPerSecondPerNode?: number;
+  /** Bytes of one node's messages taken per second (default 8 MiB: ~25,000 readings, over 3× a node's ingest ceiling). */
+  maxBytesPerSecondPerNode?: number;
   /** A change another node applied, after live state took it (e.g. a mode acknowledgement for the mode service). */
   onRemoteChange?: (node: string, c: LiveChange) => void;
   /** Messages may have been lost (a gap, a Redis reconnect): read again what the shared database holds. */
@@ -99,12 +101,19 @@ interface Peer {
   /** A snapshot read is under way: link changes wait here (bounded) to be applied after it. */
   loading: boolean;
   waiting: WireMessage[];
-  tokens: number;
-  refilledAt: number;
 }
 
-const DEFAULTS = { lossNoticeMs: 10_000, checkIntervalMs: 1000, flushMs: 50, deviceFlushMs: 500, maxMessageBytes: 256 * 1024, maxQueuedChanges: 50_000, maxChangesPerSecondPerNode: 100_000 };
+const DEFAULTS = { lossNoticeMs: 10_000, checkIntervalMs: 1000, flushMs: 50, deviceFlushMs: 500, maxMessageBytes: 256 * 1024, maxQueuedChanges: 50_000, maxBytesPerSecondPerNode: 8 * 1024 * 1024 };
+const MAX_BUDGETS = 1000;
 const MAX_WAITING = 1000;
+
+/** The sender of a message from its first bytes (`{"n":"<id>",`), without parsing it; null if it does not start so. */
+function senderOf(data: Buffer): string | null {
+  const head = data.subarray(0, 200).toString('utf8');
+  if (!head.startsWith('{"n":"')) return null;
+  const end = head.indexOf('","i":"', 6);
+  return end > 6 ? head.slice(6, end) : null;
+}
 
 // Deletes a dead node's link record only while its heartbeat is still missing (it may have come back).
 const DROP_DEAD = `if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]); redis.call('SREM', KEYS[3], ARGV[1]); return 1 end; return 0`;
@@ -120,6 +129,7 @@ export class ClusterBus {
   private readonly peers = new Map<string, Peer>();
   private readonly alarmListeners = new Set<(c: AlarmChange) => void>();
   private readonly lossListeners = new Set<() => void>();
+  private readonly budgets = new Map<string, { tokens: number; at: number }>();
   private lossNoticeAt = -Infinity;
   private lossTimer: NodeJS.Timeout | null = null;
   /** Changes waiting for the next flush; device readings coalesced per device (newest kept). */
@@ -159,7 +169,7 @@ export class ClusterBus {
       publishedChanges: new Counter({ name: 'cloud_cluster_bus_changes_published_total', help: 'Live-state and alarm changes this node published on the cluster bus', registers }),
       received: new Counter({ name: 'cloud_cluster_bus_changes_received_total', help: 'Changes from other nodes applied here', registers }),
       dropped: new Counter({
-        name: 'cloud_cluster_bus_dropped_total', help: 'Changes not sent or not applied: queue_full, too_large, publish_failed (sender), rate_limited, malformed (receiver)',
+        name: 'cloud_cluster_bus_dropped_total', help: 'Changes not sent or not applied: queue_full, too_large, publish_failed (sender), malformed (receiver); rate_limited counts whole messages dropped unparsed (receiver)',
         labelNames: ['reason'] as const, registers,
       }),
       resyncs: new Counter({ name: 'cloud_cluster_bus_resyncs_total', help: 'Times another node\'s link record was read again (start, gap, reconnect, a node back)', registers }),
@@ -408,6 +418,14 @@ export class ClusterBus {
     }
     // This node's own messages come back on the channel: recognised by their first bytes, never parsed.
     if (data.subarray(0, this.ownHead.length).equals(this.ownHead)) return;
+    // One node's flood cannot take this one's CPU: over its byte budget, a message is dropped unparsed.
+    const sender = senderOf(data);
+    if (sender !== null && !this.withinBudget(sender, data.length)) {
+      this.m.dropped.inc({ reason: 'rate_limited' });
+      if (this.peers.has(sender)) void this.resync(sender);
+      this.possibleLoss('rate_limited');
+      return;
+    }
     let m: WireMessage;
     try {
       m = JSON.parse(data.toString('utf8')) as WireMessage;
@@ -421,21 +439,10 @@ export class ClusterBus {
     const now = this.o.now();
     let peer = this.peers.get(m.n);
     if (!peer) {
-      peer = { incarnation: m.i, seq: 0, loading: false, waiting: [], tokens: this.o.maxChangesPerSecondPerNode, refilledAt: now };
+      peer = { incarnation: m.i, seq: 0, loading: false, waiting: [] };
       this.peers.set(m.n, peer);
       void this.resync(m.n);
     }
-    const cost = (m.c?.length ?? 0) + (m.a?.length ?? 0);
-    peer.tokens = Math.min(this.o.maxChangesPerSecondPerNode, peer.tokens + ((now - peer.refilledAt) * this.o.maxChangesPerSecondPerNode) / 1000);
-    peer.refilledAt = now;
-    if (cost > peer.tokens) {
-      // One node's flood cannot take this one's CPU: its excess is dropped and its link record read again.
-      this.m.dropped.inc({ reason: 'rate_limited' }, cost);
-      void this.resync(m.n);
-      this.possibleLoss('rate_limited');
-      return;
-    }
-    peer.tokens -= cost;
     // Readings, statuses, acknowledgements and alarms are newest-wins or idempotent: applied at once, whatever the order.
     for (const c of m.c ?? []) if (c.t !== 'link') this.applyChange(m.n, c);
     for (const a of m.a ?? []) this.emitAlarm(a);
@@ -453,6 +460,22 @@ export class ClusterBus {
     }
     this.applyLinks(m.n, m);
     peer.seq = m.s;
+  }
+
+  /** Token bucket in bytes per sending node (the map bounded: ids come from messages). */
+  private withinBudget(node: string, bytes: number): boolean {
+    const now = this.o.now();
+    const rate = this.o.maxBytesPerSecondPerNode;
+    let b = this.budgets.get(node);
+    if (!b) {
+      if (this.budgets.size >= MAX_BUDGETS) this.budgets.clear();
+      this.budgets.set(node, (b = { tokens: rate, at: now }));
+    }
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) * rate) / 1000);
+    b.at = now;
+    if (bytes > b.tokens) return false;
+    b.tokens -= bytes;
+    return true;
   }
 
   private applyLinks(node: string, m: WireMessage): void {
@@ -529,7 +552,7 @@ export class ClusterBus {
   private async resync(node: string, force = false): Promise<void> {
     let peer = this.peers.get(node);
     if (!peer) {
-      peer = { incarnation: '', seq: 0, loading: false, waiting: [], tokens: this.o.maxChangesPerSecondPerNode, refilledAt: this.o.now() };
+      peer = { incarnation: '', seq: 0, loading: false, waiting: [] };
       this.peers.set(node, peer);
     }
     if (peer.loading && !force) return;
