@@ -80,7 +80,7 @@ export async function postgresCommits(url: string): Promise<{ commits: number; i
 export interface HubSecret {
   hubId: string;
   username: string;
-  /** The stored secret (scrypt$N$r$p$salt$hash). */
+  /** The stored secret, as cloud/hubs/hub-credentials.ts keeps it (`hmac-sha256$key$digest`, or a legacy `scrypt$N$r$p$salt$hash`). */
   secret: string;
 }
 

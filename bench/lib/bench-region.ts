@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { RegionFile } from '../../contract/index.ts';
 import { BANK_COMPARTMENTS, benchLockerBanks, EVENT_BANKS, EVENT_COMPARTMENTS, eventCompartment } from './bench-devices.ts';
 import type { HubSecret } from './bench-database.ts';
-import { lowCostSecret } from './national-region.ts';
+import { hashHubSecret } from '../../cloud/hubs/hub-credentials.ts';
 import { REGION_FILE } from '../../test/support/cloud-harness.ts';
 
 /**
@@ -13,9 +13,9 @@ import { REGION_FILE } from '../../test/support/cloud-harness.ts';
  * the benchmark publisher reports for, and the first hub the banks its alarm events go to
  * (bench/lib/bench-devices.ts): the cloud refuses compartments a region file does not declare.
  *
- * The seeded secrets use scrypt N=2^8 (BENCH_SCRYPT_N, shared with national-region.ts) instead of the production 2^14: with 2^14 every first connect
- * costs 30–60 ms of CPU, so connecting hundreds or thousands of benchmark hubs would measure scrypt,
- * not the broker. A real region pays that once per hub per 10 minutes (the cache in hub-credentials.ts).
+ * The seeded secrets are in the production form (issue 17: HMAC-SHA-256, a key per row; ~3 µs a
+ * check). Until issue 17 they were scrypt at N=2^8 instead of production's 2^14, because at 2^14 every
+ * first connect cost 30–60 ms of CPU and connecting the benchmark's hubs would have measured scrypt.
  */
 export interface BenchRegion {
   id: string;
@@ -40,10 +40,10 @@ export function writeBenchRegion(dir: string, hubCount: number, id = 'bench-regi
   const region = { id, name: { ja: 'ベンチマーク地域', en: 'Benchmark region' }, hubs, landingSites: [], noFlyZones: [], reliefRoutes: [], groundRounds: [] };
   const file = path.join(dir, 'bench-region.json');
   fs.writeFileSync(file, JSON.stringify(region));
-  return { id, file, hubs: hubs.map((h) => ({ id: h.id, username: h.id, password: `pw-${h.id}` })) };
+  return { id, file, hubs: hubs.map((h) => ({ id: h.id, username: h.id, password: `bench-secret-of-${h.id}` })) };
 }
 
-/** The region's hub credentials as the cloud stores them (low-cost secrets, see above), for prepareCloudDatabase. */
+/** The region's hub credentials as the cloud stores them (production form, see above), for prepareCloudDatabase. */
 export function benchHubSecrets(region: BenchRegion): HubSecret[] {
-  return region.hubs.map((h) => ({ hubId: h.id, username: h.username, secret: lowCostSecret(h.password) }));
+  return region.hubs.map((h) => ({ hubId: h.id, username: h.username, secret: hashHubSecret(h.password) }));
 }

@@ -1,8 +1,8 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { RegionFile } from '../../contract/index.ts';
-import { hashSecret } from '../../cloud/hubs/hub-credentials.ts';
+import { hashPassword, LEGACY_SCRYPT } from '../../cloud/accounts/password-hash.ts';
+import { generatePassword, hashHubSecret } from '../../cloud/hubs/hub-credentials.ts';
 import { rng } from '../../cloud/dispatch/synthetic-dispatch.ts';
 import { prepareCloudDatabase, type BenchDatabaseKind } from './bench-database.ts';
 
@@ -46,21 +46,11 @@ export function writeNationalRegion(dir: string, count: number, id = 'japan-nati
   return { file, id, hubs: hubs.map((h) => h.id) };
 }
 
-/** scrypt N of the benchmark's hub secrets (production: 2^14). */
-export const BENCH_SCRYPT_N = 1 << 8;
-
-/** The stored secret format of cloud/hubs/hub-credentials.ts (`scrypt$N$r$p$salt$hash`), at a chosen cost. */
-export function lowCostSecret(password: string, N = BENCH_SCRYPT_N): string {
-  const salt = crypto.randomBytes(16);
-  const hash = crypto.scryptSync(password, salt, 32, { N, r: 8, p: 1, maxmem: 64 * 1024 * 1024 });
-  return ['scrypt', N, 8, 1, salt.toString('base64url'), hash.toString('base64url')].join('$');
-}
-
 export interface SeededCloudData {
-  /** Password of every hub not in `productionCost`. */
+  /** Password of every hub not in `legacyScrypt` (a generated secret; each hub's row holds its own HMAC of it). */
   password: string;
-  /** Hubs whose secret is hashed at production cost (N=2^14), with their own passwords. */
-  productionCost: Record<string, string>;
+  /** Hubs whose secret is stored as an older cloud stored it (scrypt N=2^14, r=8, p=1), with their own passwords. */
+  legacyScrypt: Record<string, string>;
   /** Bearer token of an admin account. */
   adminToken: string;
 }
@@ -69,22 +59,24 @@ export interface SeededCloudData {
  * Pre-seeds the cloud's operational database before the cloud starts — SQLite (DATA_DIR/cloud.db) or
  * PostgreSQL (a new database in the invocation's cluster; its DATABASE_URL is in `env`): hub credentials
  * and an admin account with an API token (what `npm run hub-credentials` and `npm run accounts` do, in
- * bulk: bench-database.ts). Every hub shares one password and one low-cost secret (scrypt N=2^8: the
- * cloud still runs one scrypt per hub at its first connect, ~0.6 ms instead of ~48 ms); the hubs listed
- * in `productionCostHubs` get their own password hashed at production cost.
+ * bulk: bench-database.ts). Hub secrets are in the production form (issue 17: HMAC-SHA-256 with a key
+ * of each row's own, hubs/hub-credentials.ts), so every connect costs what it costs in production; every
+ * hub shares one generated secret, which changes nothing in that cost (each row is its own HMAC of it,
+ * checked after its own row is read). The hubs listed in `legacyScryptHubs` get their own password
+ * stored as a scrypt N=2^14 hash instead — what a cloud before issue 17 stored, re-stored in the fast
+ * form at their first login.
  */
 export async function seedCloudData(
-  dataDir: string, region: string, hubs: readonly string[], productionCostHubs: readonly string[] = [], database: BenchDatabaseKind = 'sqlite',
+  dataDir: string, region: string, hubs: readonly string[], legacyScryptHubs: readonly string[] = [], database: BenchDatabaseKind = 'sqlite',
 ): Promise<SeededCloudData & { env: Record<string, string> }> {
   fs.mkdirSync(dataDir, { recursive: true });
-  const password = crypto.randomBytes(12).toString('base64url');
-  const shared = lowCostSecret(password);
-  const productionCost: Record<string, string> = {};
-  const prodSecrets = new Map<string, string>();
-  for (const h of productionCostHubs) {
-    productionCost[h] = crypto.randomBytes(12).toString('base64url');
-    prodSecrets.set(h, await hashSecret(productionCost[h]));
+  const password = generatePassword();
+  const legacyScrypt: Record<string, string> = {};
+  const legacySecrets = new Map<string, string>();
+  for (const h of legacyScryptHubs) {
+    legacyScrypt[h] = generatePassword();
+    legacySecrets.set(h, await hashPassword(legacyScrypt[h], LEGACY_SCRYPT));
   }
-  const prepared = await prepareCloudDatabase(database, dataDir, region, hubs.map((h) => ({ hubId: h, username: h, secret: prodSecrets.get(h) ?? shared })));
-  return { password, productionCost, adminToken: prepared.adminToken, env: prepared.env };
+  const prepared = await prepareCloudDatabase(database, dataDir, region, hubs.map((h) => ({ hubId: h, username: h, secret: legacySecrets.get(h) ?? hashHubSecret(password) })));
+  return { password, legacyScrypt, adminToken: prepared.adminToken, env: prepared.env };
 }

@@ -4,7 +4,7 @@ import type { BareAedesRequest } from '../load/bare-aedes.ts';
 import type { ConnectReply, HubClientsRequest } from '../load/hub-clients.ts';
 import { connectInspector, inspectorUrl, type Inspector } from '../lib/inspector.ts';
 import { startNationalCloud } from '../lib/national-cloud.ts';
-import { BENCH_SCRYPT_N, COMMUNITY_HALLS_AND_STATIONS, writeNationalRegion } from '../lib/national-region.ts';
+import { COMMUNITY_HALLS_AND_STATIONS, writeNationalRegion } from '../lib/national-region.ts';
 import { rssBytes, startMosquitto, startWorker, type Worker } from '../lib/procs.ts';
 import type { Row, Section } from '../lib/report.ts';
 import { fmt, summarize } from '../lib/stats.ts';
@@ -227,7 +227,7 @@ export const memory: Section = async ({ quick, log }) => {
       'load-generator process that behaves like an edge agent when it connects: clean session, keepalive 30 s (pinged), retained last will, ' +
       'three QoS 1 subscriptions (its cmd/#, its ack topic, the region mode topic) and a retained birth status — so each broker also keeps one ' +
       'retained message and one will per hub. Ours is the whole cloud process (cloud/main.ts, SQLite, a synthetic national region file of ' +
-      `${fmt(max + WARM_UP, 0)} hubs loaded from the start, hub credentials pre-seeded at scrypt N=2^${Math.log2(BENCH_SCRYPT_N)}, OPS_STATS_INTERVAL_S=2 so that ` +
+      `${fmt(max + WARM_UP, 0)} hubs loaded from the start, hub credentials pre-seeded in the production form (HMAC-SHA-256, issue 17), OPS_STATS_INTERVAL_S=2 so that ` +
       'the memory its ops-stats ticks need for the whole region is in the baseline); Mosquitto 2 with a default configuration; ' +
       'bare aedes is `Aedes.createBroker()` with a net server in its own Node process. Before each reading the Node brokers run a full GC ' +
       '(HeapProfiler.collectGarbage through the inspector protocol: ours started with --inspect on loopback, bare aedes from an inspector session ' +
