@@ -561,6 +561,8 @@ export class ClusterBus {
     try {
       const res = await this.cmd.multi().get(this.key('node', node)).hgetall(this.key('links', node)).exec();
       if (!res || res.some(([err]) => err)) throw res?.find(([err]) => err)?.[0] ?? new Error('transaction discarded');
+      // Dropped or replaced while reading (e.g. its heartbeat found missing meanwhile): that decision is newer.
+      if (this.peers.get(node) !== peer) return;
       const alive = res[0]![1] as string | null;
       const record = res[1]![1] as Record<string, string>;
       if (alive === null) {
@@ -587,8 +589,6 @@ export class ClusterBus {
         this.o.live.setRemoteConnections(node, hub, region ?? '', connections, Number(at) || now);
       }
       for (const hub of shown.keys()) this.o.live.setRemoteConnections(node, hub, this.o.live.hubs.get(hub)?.region ?? '', 0, now);
-      const current = this.peers.get(node);
-      if (current !== peer) return;
       peer.incarnation = incarnation;
       peer.seq = seq;
       const waiting = peer.waiting.splice(0);
