@@ -3,7 +3,9 @@ import { createRegions, type Regions } from '../hubs/regions.ts';
 
 /**
  * Live state: what every hub and device looks like now. In memory, rebuilt from traffic after a
- * restart (telemetry arrives every few seconds). Newest device timestamp wins, so a replayed
+ * restart (telemetry arrives every few seconds). In cluster mode (issue 15) each node's copy also
+ * takes the other nodes' changes (`applyRemote`, `setRemoteConnections`; cloud/cluster/cluster-bus.ts)
+ * and tells the bus its own (`onChange`), so every node shows the whole deployment. Newest device timestamp wins, so a replayed
  * (historical) or late message never overwrites a newer reading.
  *
  * One bad clock must not freeze that (issue 11): a timestamp more than `maxFutureSkewMs` ahead of
