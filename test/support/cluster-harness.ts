@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { openAccountStore } from '../../cloud/accounts/account-store.ts';
@@ -10,9 +8,11 @@ import { loadRegionFile } from '../../cloud/hubs/region-loader.ts';
 import { DEVICE_LOGINS_FILE, readDeviceLogins, type DeviceLogin } from '../../shared/device-logins.ts';
 import { authedFetch, REGION_FILE, spawnCloud, tempDir, testCloudEnv, type CloudProcess } from './cloud-harness.ts';
 import { spawnEdge, testEdgeEnv, type EdgeProcess } from './edge-harness.ts';
+import { startHaproxy, type Haproxy, type HaproxyServerStat } from './haproxy.ts';
 import { createInfluxDatabase, startInfluxd, type Influxd } from './influxd.ts';
 import { startPostgresCluster, type PostgresCluster } from './postgres.ts';
 import { freePort, waitFor } from './ports.ts';
+import { startRedis, type RedisServer } from './redis.ts';
 
 /**
  * A cloud cluster of real processes on loopback for the fault tests of issue 15 (item 2): one durable
@@ -20,6 +20,10 @@ import { freePort, waitFor } from './ports.ts';
  * a short LEASE_TTL_S), HAProxy in front of the nodes' MQTT ports, and one edge agent process per hub
  * connected through HAProxy. Devices are the test's business (they connect to the agents' local
  * brokers: `agents.get(hub).urls.mqtt`, logins from `deviceLogins(hub)`).
+ *
+ * Redis (append-only, so a restart keeps sessions and retained messages) and HAProxy (leastconn, each
+ * node checked on GET /healthz, sessions cut when a node is marked down) come from test/support/redis.ts
+ * and test/support/haproxy.ts.
  *
  * Hub credentials and the admin API token are put into the database before any node starts, so the
  * nodes agree on them without DEMO_CREDENTIALS racing between three processes.
@@ -59,13 +63,6 @@ export interface ClusterAgent {
   readonly hub: string;
   readonly dir: string;
   proc: EdgeProcess;
-}
-
-export interface HaproxyServerStat {
-  name: string;
-  status: string;
-  /** Current sessions (hub connections) on that node. */
-  sessions: number;
 }
 
 export interface AgentStatus {
@@ -138,7 +135,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
   };
   try {
-    const [pgc, redis, influx] = await Promise.all([startPostgresCluster({ durable: true }), startRedis(), startInfluxd()]);
+    const [pgc, redis, influx] = await Promise.all([startPostgresCluster({ durable: true }), startRedis({ appendonly: true }), startInfluxd()]);
     stops.push(() => pgc.destroy(), () => redis.stop(), () => influx.stop());
     await createInfluxDatabase(influx.url, INFLUX_DB);
     const databaseUrl = await pgc.createDatabase('cluster');
@@ -208,7 +205,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
 
     const haproxy = await startHaproxy(nodes.map((nd) => ({ name: nd.id, port: nd.mqttPort, checkPort: nd.httpPort })));
     stops.push(() => haproxy.stop());
-    await waitFor('HAProxy to see every node up', async () => (await haproxy.servers()).every((s) => s.status === 'UP'), 20_000, 100);
+    for (const nd of nodes) await haproxy.waitForStatus(nd.id, 'UP');
 
     const tAgents = Date.now();
     const agents = new Map<string, ClusterAgent>();
@@ -299,7 +296,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         const nd = nodes[i]!;
         if (nd.state !== 'down') await cluster.killNode(i, 'SIGTERM');
         await startNode(nd);
-        await waitFor(`HAProxy to see ${nd.id} up`, async () => (await haproxy.servers()).find((s) => s.name === nd.id)?.status === 'UP', 20_000, 100);
+        await haproxy.waitForStatus(nd.id, 'UP');
       },
       async restartPostgres(r = {}) {
         const down = Date.now();
@@ -356,147 +353,4 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
 async function sleepRest(from: number, ms = 0): Promise<void> {
   const left = ms - (Date.now() - from);
   if (left > 0) await new Promise((r) => setTimeout(r, left));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Redis and HAProxy. Minimal starters until test/support/redis.ts and test/support/haproxy.ts
-// (H2) are committed; then these go and the harness uses those.
-
-export interface RedisServer {
-  readonly url: string;
-  readonly port: number;
-  /** Stops redis-server (SIGTERM: it writes its append-only file; `crash`: SIGKILL); `keepData` for a restart. */
-  stop(o?: { keepData?: boolean; crash?: boolean }): Promise<void>;
-  /** Starts it again on the same port and data. */
-  start(): Promise<void>;
-}
-
-async function startRedis(): Promise<RedisServer> {
-  const dir = tempDir('redis');
-  const port = await freePort();
-  let child: ChildProcess | null = null;
-  let log = '';
-  const start = async () => {
-    const proc = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--daemonize', 'no',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    proc.stdout!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
-    proc.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
-    await waitFor('redis-server to answer', () => redisPing(port), 10_000, 50).catch((err: Error) => {
-      throw new Error(`${err.message}\n${log}`);
-    });
-  };
-  await start();
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    async stop(o = {}) {
-      const proc = child;
-      child = null;
-      if (proc && proc.exitCode === null && proc.signalCode === null) {
-        const gone = new Promise((r) => proc.once('exit', r));
-        proc.kill(o.crash ? 'SIGKILL' : 'SIGTERM');
-        await gone;
-      }
-      if (!o.keepData) fs.rmSync(dir, { recursive: true, force: true });
-    },
-    start,
-  };
-}
-
-function redisPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.setTimeout(1000, () => s.destroy());
-    s.once('error', () => resolve(false));
-    s.once('close', () => resolve(false));
-    s.once('connect', () => s.write('PING\r\n'));
-    s.once('data', (b) => {
-      resolve(b.toString().startsWith('+PONG'));
-      s.destroy();
-    });
-  });
-}
-
-export interface Haproxy {
-  /** mqtt://127.0.0.1:<port> — the hubs' cloud URL. */
-  readonly url: string;
-  servers(): Promise<HaproxyServerStat[]>;
-  stop(): Promise<void>;
-}
-
-/**
- * HAProxy in TCP mode in front of the nodes' MQTT ports. A node is checked over HTTP (/healthz on its
- * HTTP port), not by a TCP connect: a SIGSTOPped process still completes TCP handshakes (the kernel
- * queues them), so only an answer shows the node is alive. A node marked down has its hub connections
- * closed (on-marked-down shutdown-sessions), so its hubs reconnect to the others at once instead of
- * waiting for their MQTT keepalive.
- */
-async function startHaproxy(servers: { name: string; port: number; checkPort: number }[]): Promise<Haproxy> {
-  const dir = tempDir('haproxy');
-  const port = await freePort();
-  const socket = path.join(dir, 'admin.sock');
-  const cfg = `global
-  maxconn 4000
-  stats socket ${socket} mode 600 level admin
-defaults
-  mode tcp
-  timeout connect 1s
-  timeout client 1h
-  timeout server 1h
-  timeout check 1s
-frontend mqtt
-  bind 127.0.0.1:${port}
-  default_backend nodes
-backend nodes
-  balance leastconn
-  option httpchk GET /healthz
-  default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
-${servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check port ${s.checkPort}`).join('\n')}
-`;
-  fs.writeFileSync(path.join(dir, 'haproxy.cfg'), cfg);
-  const child = spawn('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
-  child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
-  const command = (cmd: string) =>
-    new Promise<string>((resolve, reject) => {
-      const s = net.connect(socket);
-      let out = '';
-      s.once('error', reject);
-      s.on('data', (b) => (out += b.toString()));
-      s.once('close', () => resolve(out));
-      s.once('connect', () => s.end(`${cmd}\n`));
-    });
-  const stat = async (): Promise<HaproxyServerStat[]> => {
-    const csv = await command('show stat');
-    const lines = csv.split('\n').filter(Boolean);
-    const header = lines[0]!.replace(/^# /, '').split(',');
-    const col = (name: string) => header.indexOf(name);
-    return lines
-      .slice(1)
-      .map((l) => l.split(','))
-      .filter((f) => f[col('pxname')] === 'nodes' && f[col('svname')] !== 'BACKEND')
-      .map((f) => ({ name: f[col('svname')]!, status: f[col('status')]!.split(' ')[0]!, sessions: Number(f[col('scur')]) }));
-  };
-  await waitFor('HAProxy to start', async () => {
-    if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}`);
-    return (await stat()).length === servers.length;
-  }, 10_000, 50).catch((err: Error) => {
-    child.kill('SIGKILL');
-    throw new Error(`${err.message}\n${log}`);
-  });
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    servers: stat,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await gone;
-      }
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
