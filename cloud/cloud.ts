@@ -211,6 +211,30 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       closers.push(() => bus.close());
       await restoreAcks(); // what other nodes recorded between the read above and the subscription
       clusterBus = bus;
+      // A switch made here reaches the other nodes' mode services at once (not at their next 2 s follow):
+      // their hubs get the retained region mode through the broker within milliseconds and acknowledge
+      // it there, and ingest refuses an acknowledgement of a version its node does not know yet.
+      modes.onModeChange(() => bus.publishNotice('modes'));
+      let catchingUp: Promise<void> | null = null;
+      let catchUpAgain = false;
+      const catchUp = (): void => {
+        if (catchingUp) {
+          catchUpAgain = true;
+          return;
+        }
+        catchingUp = modes.catchUp()
+          .catch((err: unknown) => logger.warn({ err }, 'reading another node\'s mode switch failed; the 2 s follow catches up'))
+          .finally(() => {
+            catchingUp = null;
+            if (catchUpAgain) {
+              catchUpAgain = false;
+              catchUp();
+            }
+          });
+      };
+      bus.onNotice((kind) => {
+        if (kind === 'modes') catchUp();
+      });
       alarms.onChange((c) => bus.publishAlarm(c));
       const shared = startClusterMetrics({ redis: bus.redis, prefix: bus.prefix, nodeId: cluster.nodeId, registry: metrics.registry, nodes: () => bus.nodes(), logger });
       clusterMetrics = shared;

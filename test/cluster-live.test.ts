@@ -213,6 +213,48 @@ describe('two in-process nodes', () => {
   });
 });
 
+describe('a mode switch made on another node', () => {
+  let a: TestCloud;
+  let b: TestCloud;
+  const clients: MqttClient[] = [];
+  afterAll(async () => {
+    for (const c of clients) c.end(true);
+    await b?.stop();
+    await a?.stop();
+  });
+
+  it('is acknowledged by hubs connected to node B the moment the broker brings it: no acknowledgement refused as a version B does not know', async () => {
+    const db = await freshPostgresUrl();
+    a = await startTestCloud({ DATABASE_URL: db, REDIS_URL: redis.url, NODE_ID: 'node-a' });
+    b = await nodeB(db, a.dataDir);
+    const hubIds = b.cloud.live.hubsOf(REGION).map((h) => h.id);
+    // Each hub acknowledges every region mode it receives at once (the fastest an agent can).
+    for (const hub of hubIds) {
+      const c = await connect(b.cloud.urls.mqtt, { ...a.credentials[hub]!, clientId: `${hub}.modes` });
+      c.on('message', (_topic, payload) => {
+        const m = JSON.parse(payload.toString()) as { version: number; mode: string };
+        if (m.version > 0) void c.publishAsync(topics.modeAck(REGION, hub), JSON.stringify({ v: 1, type: 'hub.mode-ack', id: `ack-${hub}-${m.version}`, ts: Date.now(), hub, version: m.version, mode: m.mode, source: 'cloud' }), { qos: 1 });
+      });
+      await c.subscribeAsync(topics.regionMode(REGION), { qos: 1 });
+      clients.push(c);
+    }
+    let version = 0;
+    for (const mode of ['emergency', 'normal', 'emergency']) {
+      const r = await a.api(`/api/v1/regions/${REGION}/mode`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode, reason: 'switch on node A' }) });
+      expect(r.status).toBe(202);
+      version = ((await r.json()) as { version: number }).version;
+    }
+    const statuses = async (node: TestCloud) => {
+      const body = (await (await node.api(`/api/v1/regions/${REGION}/mode`)).json()) as { hubs: { hub: string; status: string; acknowledged: { version: number } | null }[] };
+      return body.hubs.filter((h) => h.status === 'acknowledged' && h.acknowledged?.version === version).length;
+    };
+    await expect.poll(() => statuses(b), { timeout: 10_000, interval: 100 }).toBe(hubIds.length);
+    await expect.poll(() => statuses(a), { timeout: 10_000, interval: 100 }).toBe(hubIds.length);
+    const dead = (await (await b.api('/api/v1/dead-letters?limit=100')).json()) as { total: number; deadLetters: { reason: string }[] };
+    expect(dead.deadLetters.map((d) => d.reason)).toEqual([]);
+  });
+});
+
 describe('a node killed with SIGKILL', () => {
   let a: CloudProcess | null = null;
   let b: TestCloud;

@@ -93,6 +93,8 @@ interface WireMessage {
   a?: AlarmChange[];
   /** The sender rewrote its link record: read it again. */
   h?: 1;
+  /** Notices: something changed in the shared database that the others should read now (e.g. `modes`). */
+  x?: string[];
 }
 
 interface Peer {
@@ -138,6 +140,8 @@ export class ClusterBus {
   private deviceQueue = new Map<string, LiveChange>();
   private flushDueAt = Infinity;
   private alarmQueue: AlarmChange[] = [];
+  private noticeQueue = new Set<string>();
+  private readonly noticeListeners = new Set<(kind: string) => void>();
   private seq = 0;
   /** The link record in Redis may be stale (start, a failed write, expired heartbeat): rewrite it whole with the next flush. */
   private rewrite = true;
@@ -246,6 +250,23 @@ export class ClusterBus {
     this.scheduleFlush();
   }
 
+  /**
+   * Tells the other nodes at once (no batching window) that something they cache from the shared
+   * database changed, e.g. `modes` after a switch: the PUBLISH leaves before anything this node sends
+   * afterwards on its other connections (the broker's retained region mode).
+   */
+  publishNotice(kind: string): void {
+    if (this.closed || kind.length > 64 || this.noticeQueue.size >= 16) return;
+    this.noticeQueue.add(kind);
+    void this.flush();
+  }
+
+  /** Notices from other nodes (`publishNotice`). */
+  onNotice(fn: (kind: string) => void): () => void {
+    this.noticeListeners.add(fn);
+    return () => void this.noticeListeners.delete(fn);
+  }
+
   /** Alarm changes made on other nodes. */
   onAlarm(fn: (c: AlarmChange) => void): () => void {
     this.alarmListeners.add(fn);
@@ -322,7 +343,7 @@ export class ClusterBus {
     if (this.flushing) {
       // One flush at a time (messages of one node must go out in order); what queued meanwhile goes next.
       return this.flushing.then(() => {
-        if (this.queue.length > 0 || this.alarmQueue.length > 0 || this.rewrite) return this.flush();
+        if (this.queue.length > 0 || this.alarmQueue.length > 0 || this.noticeQueue.size > 0 || this.rewrite) return this.flush();
         if (this.deviceQueue.size > 0) this.scheduleFlush(this.o.deviceFlushMs);
       });
     }
@@ -333,9 +354,11 @@ export class ClusterBus {
   private async flushNow(): Promise<void> {
     const changes = [...this.queue, ...this.deviceQueue.values()];
     const alarms = this.alarmQueue;
+    const notices = [...this.noticeQueue];
     this.queue = [];
     this.deviceQueue = new Map();
     this.alarmQueue = [];
+    this.noticeQueue = new Set();
     const rewrite = this.rewrite;
     this.rewrite = false;
     // Chunks of at most maxMessageBytes, each one PUBLISH with its own sequence number.
@@ -358,14 +381,15 @@ export class ClusterBus {
     for (const c of changes) add(JSON.stringify(c), 'parts', c.t === 'link' ? c : null);
     for (const a of alarms) add(JSON.stringify(a), 'alarms', null);
     if (chunk.parts.length > 0 || chunk.alarms.length > 0 || chunks.length === 0) chunks.push(chunk);
-    if (chunks.length === 1 && chunk.parts.length === 0 && chunk.alarms.length === 0 && !rewrite) return;
+    if (chunks.length === 1 && chunk.parts.length === 0 && chunk.alarms.length === 0 && notices.length === 0 && !rewrite) return;
 
     const linksKey = this.key('links', this.nodeId);
     for (let i = 0; i < chunks.length; i++) {
       const ch = chunks[i]!;
       const s = ++this.seq;
       const hello = rewrite && i === 0;
-      const body = `{"n":${JSON.stringify(this.nodeId)},"i":"${this.incarnation}","s":${s}${ch.parts.length ? `,"c":[${ch.parts.join(',')}]` : ''}${ch.alarms.length ? `,"a":[${ch.alarms.join(',')}]` : ''}${hello ? ',"h":1' : ''}}`;
+      const notice = i === 0 && notices.length > 0 ? `,"x":${JSON.stringify(notices)}` : '';
+      const body = `{"n":${JSON.stringify(this.nodeId)},"i":"${this.incarnation}","s":${s}${ch.parts.length ? `,"c":[${ch.parts.join(',')}]` : ''}${ch.alarms.length ? `,"a":[${ch.alarms.join(',')}]` : ''}${hello ? ',"h":1' : ''}${notice}}`;
       const tx = this.cmd.multi();
       if (hello) {
         tx.del(linksKey);
@@ -446,6 +470,15 @@ export class ClusterBus {
     // Readings, statuses, acknowledgements and alarms are newest-wins or idempotent: applied at once, whatever the order.
     for (const c of m.c ?? []) if (c.t !== 'link') this.applyChange(m.n, c);
     for (const a of m.a ?? []) this.emitAlarm(a);
+    for (const kind of Array.isArray(m.x) ? m.x.slice(0, 16) : []) {
+      for (const fn of this.noticeListeners) {
+        try {
+          fn(String(kind));
+        } catch (err) {
+          this.log.warn({ err }, 'cluster bus: a notice listener failed');
+        }
+      }
+    }
     if (peer.loading) {
       if (peer.waiting.length < MAX_WAITING) peer.waiting.push(m);
       else void this.resync(m.n, true);
