@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../contract/index.ts';
 import type { TestCloud } from './support/cloud-harness.ts';
@@ -109,6 +109,58 @@ describe('clustered broker: two in-process nodes on one Redis and one PostgreSQL
     const r = await b.api(`/api/v1/hubs/${h}`);
     const states = ((await r.json()) as { deviceStates: { device: string; telemetry: { windSpeedMps?: number } | null }[] }).deviceStates;
     expect(states.find((d) => d.device === 'wx')?.telemetry?.windSpeedMps).toBe(3.5);
+  });
+});
+
+describe('clustered broker: Redis restarted (no persistence: it comes back empty)', () => {
+  it('no node crashes; connected hubs keep publishing with PUBACKs; new logins wait or are refused; afterwards commands and the retained mode cross nodes again', { timeout: 60_000 }, async () => {
+    const h = hubIds()[8]!;
+    const onB = await hub(b, h, 'redis-down');
+    const got = inbox(onB);
+    await onB.subscribeAsync(topics.hubSubscriptions(REGION, h), { qos: 1 });
+    await a.cloud.broker.publish(topics.regionMode(REGION), '{"mode":"before-redis-restart"}', { qos: 1, retain: true });
+    await expect.poll(() => got.get(topics.regionMode(REGION))?.at(-1), { timeout: 5_000, interval: 20 }).toBe('{"mode":"before-redis-restart"}');
+
+    await redis.stop({ keepData: true });
+    // A QoS 1 reading to B while Redis is down: acknowledged (ingest is in-process; nothing waits for Redis).
+    const id = `redis-down-${Date.now()}`;
+    await onB.publishAsync(topics.device(REGION, h, 'sensor', 'wx', 'telemetry'), JSON.stringify({
+      v: 1, type: 'sensor.telemetry', id, ts: Date.now(), hub: h, device: 'wx',
+      windSpeedMps: 9.5, windGustMps: 10, windDirDeg: 90, rainMmPerH: 0, airTempC: 12, gridPowerUp: true, backupBatteryPct: 90, linkQualityPct: 80,
+    }), { qos: 1 });
+    // A new login while Redis is down needs the shared session store.
+    const creds = a.credentials[hubIds()[9]!]!;
+    const login = await new Promise<string>((resolve) => {
+      const c = mqtt.connect(a.cloud.urls.mqtt, { username: creds.username, password: creds.password, clientId: `${hubIds()[9]}.during`, reconnectPeriod: 0, connectTimeout: 5_000, protocolVersion: 4 });
+      clients.push(c);
+      const started = Date.now();
+      c.once('connect', () => resolve(`connected after ${Date.now() - started} ms`));
+      c.once('error', (err) => resolve(`refused after ${Date.now() - started} ms: ${err.message}`));
+      c.once('close', () => resolve(`closed by the broker after ${Date.now() - started} ms`));
+    });
+    expect(login).not.toMatch(/^connected/);
+    console.log(`a login during the Redis outage: ${login}`);
+
+    await redis.start();
+    // Back: a command from A reaches the hub on B (subscriptions re-made by ioredis), and a hub that
+    // subscribes now gets the retained mode (written back to the empty Redis by the nodes).
+    const cmd = topics.command(REGION, h, 'locker', 'locker-after');
+    await expect.poll(async () => {
+      await a.cloud.broker.publish(cmd, '{"after":"restart"}', { qos: 1 }).catch(() => undefined);
+      return got.get(cmd)?.length ?? 0;
+    }, { timeout: 20_000, interval: 500 }).toBeGreaterThan(0);
+    const later = await hub(a, hubIds()[10]!, 'after');
+    const laterGot = inbox(later);
+    await later.subscribeAsync(topics.hubSubscriptions(REGION, hubIds()[10]!), { qos: 1 });
+    await expect.poll(() => laterGot.get(topics.regionMode(REGION))?.at(-1), { timeout: 5_000, interval: 20 }).toBe('{"mode":"before-redis-restart"}');
+    await expect.poll(async () => (await import('ioredis').then(async ({ Redis }) => {
+      const r = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      try {
+        return await r.hexists('retained', topics.regionMode(REGION));
+      } finally {
+        r.disconnect();
+      }
+    })), { timeout: 10_000, interval: 200 }).toBe(1);
   });
 });
 

@@ -29,7 +29,8 @@ import { indexRetainedMessages, type RetainedIndex } from './retained-index.ts';
  *    the Redis hash (the durable copy a starting node loads) and announced to the other nodes on
  *    `$SYS/<node>/retained`. The hash is read again after every Redis reconnect (an announcement lost
  *    in the gap is then recovered); writes that failed while Redis was down are kept (newest per
- *    topic) and written when it is back. A hub's own publish therefore never waits for Redis.
+ *    topic) and written when it is back, and what a node holds that Redis lacks (Redis restarted
+ *    empty) is written back. A hub's own publish therefore never waits for Redis.
  *
  * 3. **Last wills of a dead node, published once.** aedes (1.2) publishes the wills of a broker whose
  *    heartbeat is missing for 3 × heartbeatInterval, checked every 4 × heartbeatInterval, on every
@@ -129,6 +130,17 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   const emitThroughRedis = mq.emit.bind(mq);
   mq.emit = (msg, done) => (crossesNodes(msg.topic) ? emitThroughRedis(msg, done) : mq._emit(msg, done));
 
+  // aedes-persistence-redis issues some commands without awaiting them (putWill's and delWill's
+  // LREM/RPUSH, the LREM of a vanished key): while Redis is down they reject unobserved, and an
+  // unhandled rejection ends a Node process. Marked handled here; callers that await still see it.
+  for (const name of ['lrem', 'rpush'] as const) {
+    const original = db[name].bind(db) as (...args: unknown[]) => Promise<unknown>;
+    (db as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => {
+      const p = original(...args);
+      p.catch((err: Error) => log.debug({ err: err.message, command: name }, 'redis command failed'));
+      return p;
+    };
+  }
   const persistence = new AsyncRedisPersistence({ conn: db });
   const inner = {
     delWill: persistence.delWill.bind(persistence),
@@ -179,21 +191,37 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   const unwritten = new Map<string, AedesPublishPacket>();
   const retainedTopic = `$SYS/${o.nodeId}/retained`;
   let flushing: Promise<void> | null = null;
-  const flush = () => {
-    flushing ??= (async () => {
+  let again = false;
+  const writeUnwritten = async () => {
+    for (const [topic, packet] of unwritten) {
+      if (packet.payload.length === 0) await db.hdel(RETAINED, topic);
+      else await db.hset(RETAINED, topic, msgpack.encode(packet));
+      if (unwritten.get(topic) === packet) unwritten.delete(topic);
+    }
+  };
+  /** Writes the unwritten changes; one writer at a time, a call during a run makes it run once more. */
+  const flush = (): Promise<void> => {
+    if (flushing) {
+      again = true;
+      return flushing;
+    }
+    const run = (async () => {
       try {
-        for (const [topic, packet] of unwritten) {
-          if (packet.payload.length === 0) await db.hdel(RETAINED, topic);
-          else await db.hset(RETAINED, topic, msgpack.encode(packet));
-          if (unwritten.get(topic) === packet) unwritten.delete(topic);
-        }
+        do {
+          again = false;
+          await writeUnwritten();
+        } while (again && unwritten.size > 0);
       } catch (err) {
         log.debug({ err: (err as Error).message, unwritten: unwritten.size }, 'retained messages not written to Redis yet; written when it is back');
-      } finally {
-        flushing = null;
       }
     })();
-    return flushing;
+    flushing = run;
+    void run.finally(() => {
+      if (flushing !== run) return;
+      flushing = null;
+      if (again && unwritten.size > 0) void flush(); // a call that came after the last pass
+    });
+    return run;
   };
   /** The Redis hash into the index, with this node's unwritten changes on top. */
   const load = async () => {
@@ -205,9 +233,23 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       if (packet.payload.length === 0) fresh.delete(topic);
       else fresh.set(topic, packet);
     }
+    for (const [topic, packet] of unwritten) if (packet.payload.length === 0) index.delete(topic);
+    // What Redis holds wins; what only this node holds is written back (a Redis that restarted
+    // without its data, or a store that never got through). So a deletion (empty retained payload)
+    // announced by another node while this one was cut off is undone here — rare: hub statuses and
+    // region modes are replaced, never deleted.
     const current = [...index.match('#'), ...index.match('$SYS/#')] as AedesPublishPacket[];
-    for (const p of current) if (!fresh.has(p.topic)) index.delete(p.topic);
+    let restored = 0;
+    for (const p of current) {
+      if (fresh.has(p.topic) || unwritten.has(p.topic)) continue;
+      unwritten.set(p.topic, p);
+      restored++;
+    }
     for (const [topic, packet] of fresh) index.set(topic, packet);
+    if (restored > 0) {
+      log.warn({ restored }, 'Redis lacked retained messages this node holds (restarted without its data?): writing them back');
+      void flush();
+    }
     log.debug({ retained: index.size }, 'retained messages loaded from Redis');
   };
   let loaded = false;
