@@ -272,6 +272,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
       maxFutureSkewMs: config.ingest.maxFutureSkewMs, compartments: new KnownCompartments(regions),
       issuedModeVersion: (r) => modes.issuedVersion(r),
+      // Other processes on the same PostgreSQL (a cluster's nodes) switch too: a version this one has not seen yet is read before it is refused.
+      refreshIssuedModeVersion: database.dialect === 'postgres' ? (r, receivedAt) => modes.refreshIssued(r, receivedAt) : undefined,
       hooks: {
         // A command's result is recorded in the group commit's transaction, with the acknowledgement's dedupe id.
         recordCommandAcks: async (acks, tx) => void (await commands.applyAcks(acks.map((a) => a.ack), tx)),

@@ -252,6 +252,39 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
       await i.close(100);
     });
 
+    it('reads the issued versions again before refusing a mode acknowledgement of a higher one (cluster: another node switched), and refuses it only if still unknown', async () => {
+      let issued = 3;
+      let stored = 4; // another process switched the region to version 4; this one has not read it yet
+      const reads: number[] = [];
+      const modeAcks: string[] = [];
+      const i = new Ingest({
+        store: fake.store, sql: db.sql, deadLetters, live, metrics, logger: pino({ level: 'silent' }), seen, ...CHECKS, issuedModeVersion: () => issued,
+        refreshIssuedModeVersion: async (_region, receivedAt) => {
+          reads.push(receivedAt);
+          issued = stored;
+          return issued;
+        },
+        maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100, hooks: { onModeAck: (a) => void modeAcks.push(a.id) },
+      });
+      await i.handle(inbound('hub.mode-ack', { id: 'other-node-switch', version: 4 }));
+      await i.handle(inbound('hub.mode-ack', { id: 'known-now', version: 4 }));
+      await i.handle(inbound('hub.mode-ack', { id: 'made-up', version: 1e15 }));
+      expect(modeAcks).toEqual(['other-node-switch', 'known-now']);
+      expect(reads).toHaveLength(2); // none for the version known by then
+      expect(await rejected()).toEqual({ unknown_mode_version: 1 });
+      // The read fails (database down): the message is not acknowledged, so the hub sends it again.
+      stored = Number.NaN;
+      const failing = new Ingest({
+        store: fake.store, sql: db.sql, deadLetters, live, metrics, logger: pino({ level: 'silent' }), seen, ...CHECKS, issuedModeVersion: () => 4,
+        refreshIssuedModeVersion: () => Promise.reject(new Error('database unreachable')),
+        maxPayloadBytes: 65_536, maxBatchPoints: 1000, maxDevicesPerHub: 100,
+      });
+      await expect(failing.handle(inbound('hub.mode-ack', { id: 'during-outage', version: 5 }))).rejects.toThrow(/unreachable/);
+      expect(await rejected()).toEqual({ unknown_mode_version: 1 });
+      await i.close(100);
+      await failing.close(100);
+    });
+
     it('dead-letters locker messages about compartments the region file does not have, before any alarm hook sees them', async () => {
       const events: string[] = [];
       const i = new Ingest({

@@ -24,6 +24,8 @@ export interface InboundPublish {
 
 interface Item {
   inbound: InboundPublish;
+  /** A mode acknowledgement of a version not issued as far as this process knows: refused only after the region's versions were read again (cluster). */
+  recheckModeVersionOf?: string;
   type: string;
   points: TelemetryPoint[];
   deadLetter: DeadLetterInput | null;
@@ -101,6 +103,14 @@ export interface IngestOptions {
   compartments: KnownCompartments;
   /** The newest mode version the cloud issued for a region (0 before the first switch); a higher acknowledged one is refused. */
   issuedModeVersion: (region: string) => number;
+  /**
+   * Cluster mode (issue 15): reads the region's newest issued version again before an acknowledgement
+   * of a higher one is refused. Another node's switch reaches this node's hubs through the shared broker
+   * within milliseconds, before this node learns of the version; refused, those acknowledgements were
+   * dead-lettered and PUBACKed, and the hubs stayed "pending" for good. One read serves every message
+   * received before it started. Its failure leaves the message unacknowledged (the hub re-sends it).
+   */
+  refreshIssuedModeVersion?: (region: string, receivedAt: number) => Promise<number>;
   hooks?: IngestHooks;
   /** Dedupe memory for messages with side effects; without it every copy is applied. */
   seen?: SeenMessageStore;
@@ -232,6 +242,14 @@ export class Ingest {
 
   handle(inbound: InboundPublish): Promise<void> {
     const item = this.prepare(inbound);
+    if (item.recheckModeVersionOf !== undefined && this.o.refreshIssuedModeVersion) {
+      return this.o.refreshIssuedModeVersion(item.recheckModeVersionOf, inbound.receivedAt).then(() => this.submit(this.prepare(inbound, true)));
+    }
+    return this.submit(item);
+  }
+
+  private submit(item: Item): Promise<void> {
+    const inbound = item.inbound;
     // ingest_pending_messages is set once per group commit (see write), not per message: at 20,000
     // messages/s two gauge updates per message cost more than the figure is worth between scrapes.
     const order = this.orderOf(inbound.clientId ?? '');
@@ -276,7 +294,8 @@ export class Ingest {
     return { seen, duplicate: { inbound, type, points: [], deadLetter: null, apply: null, seen: null, duplicate: true, original } };
   }
 
-  private prepare(inbound: InboundPublish): Item {
+  /** `rechecked`: the issued mode versions were read again for this message (no second read). */
+  private prepare(inbound: InboundPublish, rechecked = false): Item {
     const c = classifyPublish(inbound.topic, inbound.payload, this.o.maxPayloadBytes);
     if (!c.ok) return this.rejectItem(inbound, c.reason, c.detail);
     const region = c.topic.region;
@@ -338,8 +357,10 @@ export class Ingest {
         // version. A higher one was never issued: applied, it would count as newest forever.
         const issued = this.o.issuedModeVersion(region);
         if (c.message.version > issued) {
-          return this.rejectItem(inbound, 'unknown_mode_version',
+          const rejected = this.rejectItem(inbound, 'unknown_mode_version',
             `version ${c.message.version} was never issued for region ${region} (newest issued: ${issued})`);
+          if (!rechecked) rejected.recheckModeVersionOf = region;
+          return rejected;
         }
         return {
           inbound, type: c.message.type, points: [], deadLetter: null, apply: () => this.o.hooks?.onModeAck?.(c.message, region, now),

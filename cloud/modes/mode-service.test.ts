@@ -69,6 +69,27 @@ describe.each(['memory', 'sqlite', 'postgres'] as const)('ModeService (%s store)
     expect(t.service.modeOf('not-a-hub')).toBe('normal');
   });
 
+  it('reads the issued version again for an acknowledgement of one it has not seen (another process switched), one read for every message received before it', async () => {
+    const t = await setup();
+    const other = await setupOn(t.store); // a second process on the same store
+    await other.service.switchMode(REGION, { mode: 'emergency', reason: 'quake', by: 'c' });
+    expect(t.service.issuedVersion(REGION)).toBe(0);
+    let reads = 0;
+    const latest = t.store.latest.bind(t.store);
+    t.store.latest = async (region, tx) => {
+      reads++;
+      return latest(region, tx);
+    };
+    const received = t.at();
+    t.advance(1);
+    const answers = await Promise.all([t.service.refreshIssued(REGION, received), t.service.refreshIssued(REGION, received), t.service.refreshIssued(REGION, received)]);
+    expect(answers).toEqual([1, 1, 1]);
+    expect(reads).toBe(1);
+    expect(t.service.issuedVersion(REGION)).toBe(1);
+    expect(t.service.modeOf(HUBS[0]!)).toBe('emergency');
+    expect(await t.service.refreshIssued('not-a-region', received)).toBe(0);
+  });
+
   it('tells which version it issued last (ingest refuses acknowledgements of higher ones), also after a restart', async () => {
     const t = await setup();
     expect(t.service.issuedVersion(REGION)).toBe(0);

@@ -121,6 +121,8 @@ interface LocalSwitchOutcome {
 export class ModeService {
   private readonly log: Logger;
   private readonly listeners = new Set<(e: ModeChangeEvent) => void>();
+  /** Cluster: the newest version another node said it issued, per region (`noteIssuedElsewhere`). */
+  private readonly issuedElsewhere = new Map<string, number>();
   /** The newest desired state of every region ever switched (loaded by `open`, then kept up to date here). */
   private readonly cache = new Map<string, DesiredMode>();
   /** Switches of one region run one after another in this process (versions in order, no self-inflicted conflicts). */
@@ -185,7 +187,17 @@ export class ModeService {
    * A local switch keeps the hub's current version, so it is never higher.
    */
   issuedVersion(region: string): number {
-    return this.o.regions.has(region) ? this.desired(region).version : 0;
+    return this.o.regions.has(region) ? Math.max(this.desired(region).version, this.issuedElsewhere.get(region) ?? 0) : 0;
+  }
+
+  /**
+   * Cluster mode (issue 15, cluster bus): another node is publishing `version` of the region. Its
+   * notice arrives before that node's retained region mode can reach a hub here and come back as an
+   * acknowledgement, so ingest takes such acknowledgements (`issuedVersion`) instead of refusing a
+   * version this node has not read yet; the version itself is read from the store (`catchUp`).
+   */
+  noteIssuedElsewhere(region: string, version: number): void {
+    if (this.o.regions.has(region) && version > (this.issuedElsewhere.get(region) ?? 0)) this.issuedElsewhere.set(region, version);
   }
 
   /** Calls `fn` after every switch that changes the mode of at least one hub; returns an unsubscribe function. */
@@ -460,6 +472,33 @@ export class ModeService {
   }
 
   /** Reads the region's newest version from the store (another cloud process may have made it). */
+  /**
+   * The region's newest issued version after reading the store again (issue 15): for an acknowledgement
+   * of a version this process has not seen — in a cluster another node's switch reaches this node's hubs
+   * through the shared broker before `follow` brings it here. A read serves every caller whose message
+   * was received before it started; at most one more waits behind it, so a hub sending made-up versions
+   * costs one read at a time per region, not one per message.
+   */
+  refreshIssued(region: string, receivedAt: number): Promise<number> {
+    if (!this.o.regions.has(region)) return Promise.resolve(0);
+    const current = this.issuedReads.get(region);
+    if (!current) return this.readIssued(region);
+    if (current.startedAt >= receivedAt) return current.running;
+    return (current.queued ??= current.running.catch(() => 0).then(() => this.readIssued(region)));
+  }
+
+  private readonly issuedReads = new Map<string, { startedAt: number; running: Promise<number>; queued: Promise<number> | null }>();
+
+  private readIssued(region: string): Promise<number> {
+    const state = { startedAt: this.o.now(), running: this.refresh(region).then(() => this.issuedVersion(region)), queued: null as Promise<number> | null };
+    this.issuedReads.set(region, state);
+    const done = () => {
+      if (this.issuedReads.get(region) === state && state.queued === null) this.issuedReads.delete(region);
+    };
+    state.running.then(done, done);
+    return state.running;
+  }
+
   private async refresh(region: string): Promise<void> {
     const d = await this.o.store.latest(region);
     if (d) this.adopt(d);
