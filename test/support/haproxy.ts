@@ -77,7 +77,8 @@ export const HAPROXY_BACKEND = 'nodes';
  *    answer shows it alive; without a check port, TCP checks;
  *  - `on-marked-down shutdown-sessions`: a node marked down has its hub connections cut, so its hubs
  *    reconnect (to the others) at once instead of waiting for their MQTT keepalive;
- *  - short checks (default inter 1 s, fall 2, rise 1): a dead node is out within ~2 s.
+ *  - short checks (default inter 1 s, fall 2, rise 1): a dead node is out within ~2 s; until then a
+ *    refused connect is retried on another node (`retries 2`, `option redispatch 1`).
  * Client/server timeouts are long (1 h): MQTT keepalive, not HAProxy, decides when an idle link is dead.
  */
 export async function startHaproxy(servers: HaproxyBackendServer[], o: HaproxyOptions = {}): Promise<Haproxy> {
@@ -95,6 +96,9 @@ export async function startHaproxy(servers: HaproxyBackendServer[], o: HaproxyOp
     '  timeout client 1h',
     '  timeout server 1h',
     '  timeout check 1s',
+    // A connect refused by a dead node that is not marked down yet goes to another node.
+    '  retries 2',
+    '  option redispatch 1',
     'frontend mqtt',
     `  bind 127.0.0.1:${port}`,
     `  default_backend ${HAPROXY_BACKEND}`,
