@@ -6,6 +6,7 @@ import { topics } from '../contract/index.ts';
 import type { TestCloud } from './support/cloud-harness.ts';
 import { spawnCloud, startTestCloud, tempDir, testCloudEnv, type CloudProcess } from './support/cloud-harness.ts';
 import { closed, connect } from './support/mqtt-client.ts';
+import { startHaproxy } from './support/haproxy.ts';
 import { startRedis, type RedisServer } from './support/redis.ts';
 import { freshPostgresUrl } from './support/test-database.ts';
 
@@ -201,5 +202,60 @@ describe('clustered broker: a node killed with kill -9', () => {
     await new Promise((r) => setTimeout(r, 17_000));
     expect((await statusAccepted(a)) + (await statusAccepted(b)) - before).toBe(ours.length);
     console.log(`wills of ${ours.length} hubs published ${tookMs} ms after kill -9 of their node`);
+  });
+});
+
+describe('clustered broker behind HAProxy', () => {
+  let d: CloudProcess | null = null;
+  afterAll(async () => {
+    await d?.kill('SIGKILL');
+  });
+
+  it('a hub connected through HAProxy to a node killed with kill -9 is cut and reconnects to a surviving node, where commands from the other node reach it', { timeout: 60_000 }, async () => {
+    const dir = tempDir('node-d');
+    fs.copyFileSync(path.join(a.dataDir, 'credentials.json'), path.join(dir, 'credentials.json'));
+    d = await spawnCloud(testCloudEnv(dir, { DATABASE_URL: db, REDIS_URL: redis.url, NODE_ID: 'node-d' }));
+    const port = (u: string) => Number(new URL(u).port);
+    const lb = await startHaproxy([
+      { name: 'node-a', port: port(a.cloud.urls.mqtt), checkPort: port(a.cloud.urls.http) },
+      { name: 'node-d', port: port(d.urls.mqtt), checkPort: port(d.urls.http) },
+    ]);
+    try {
+      await lb.waitForStatus('node-a', 'UP');
+      await lb.waitForStatus('node-d', 'UP');
+      // New connections to node D only, so the hub lands there.
+      await lb.setServerState('node-a', 'drain');
+      const h = hubIds()[11]!;
+      const creds = a.credentials[h]!;
+      const client = mqtt.connect(lb.url, { username: creds.username, password: creds.password, clientId: `${h}.lb`, reconnectPeriod: 200, connectTimeout: 5_000, protocolVersion: 4 });
+      clients.push(client);
+      client.on('error', () => undefined);
+      const got = inbox(client);
+      let connects = 0;
+      client.on('connect', () => {
+        connects++;
+        void client.subscribeAsync(topics.hubSubscriptions(REGION, h), { qos: 1 }).catch(() => undefined);
+      });
+      await expect.poll(() => connects, { timeout: 10_000 }).toBe(1);
+      expect((await lb.servers()).find((s) => s.name === 'node-d')?.sessions).toBe(1);
+      await lb.setServerState('node-a', 'ready');
+
+      const killedAt = Date.now();
+      await d.kill('SIGKILL');
+      await expect.poll(() => connects, { timeout: 20_000, interval: 50 }).toBe(2);
+      const reconnectMs = Date.now() - killedAt;
+      await lb.waitForStatus('node-d', 'DOWN', 10_000);
+      expect((await lb.servers()).find((s) => s.name === 'node-a')?.sessions).toBe(1);
+      // On node A now; a command published on node B reaches it.
+      const cmd = topics.command(REGION, h, 'locker', 'locker-lb');
+      await expect.poll(async () => {
+        await b.cloud.broker.publish(cmd, '{"via":"haproxy"}', { qos: 1 });
+        return got.get(cmd)?.length ?? 0;
+      }, { timeout: 10_000, interval: 300 }).toBeGreaterThan(0);
+      console.log(`through HAProxy: the hub reconnected ${reconnectMs} ms after kill -9 of its node`);
+      client.end(true);
+    } finally {
+      await lb.stop();
+    }
   });
 });
