@@ -103,6 +103,11 @@ async function ackedNow(): Promise<Map<string, number>> {
   return new Map(await Promise.all(F.hubs.map(async (h) => [h, (await c.agentStatus(h)).uplink.acked] as const)));
 }
 
+/** Messages the agents have sent and not seen acknowledged (in flight) now. */
+async function inFlightNow(): Promise<number> {
+  return (await Promise.all(F.hubs.map(async (h) => (await c.agentStatus(h)).uplink.inFlight))).reduce((a, b) => a + b, 0);
+}
+
 /** Ms from `since` until every agent's cloud acknowledgements grew past `before` (every hub publishing again). */
 async function everyHubPublishingAgain(before: Map<string, number>, since: number, timeoutMs = 30_000): Promise<number> {
   const at = new Map<string, number>();
@@ -214,6 +219,12 @@ async function expectGuarantees(label: string): Promise<void> {
     const mismatched = assignedTwice.filter((r) => r.assignments !== r.flights);
     expect.soft(mismatched.length, `${label}: orders whose assignments and flights disagree: ${JSON.stringify(mismatched)}`).toBe(0);
 
+    // Alarms run once and on the truth: no hub with an agent was offline for ALARM_HUB_OFFLINE_GRACE_S (20 s), so
+    // none may have had a hub_offline alarm (one would come from a node with a wrong view of the hub's link).
+    const offline = await c.sql<{ hub: string; n: string; raised: string }>(
+      "SELECT hub, count(*) AS n, min(to_timestamp(raised_at / 1000.0))::text AS raised FROM alarms WHERE kind = 'hub_offline' AND hub = ANY($1) GROUP BY hub", [[...F.hubs]]);
+    expect.soft(offline.length, `${label}: hub_offline alarms for hubs that were never offline that long: ${JSON.stringify(offline)}`).toBe(0);
+
     // Every hub acknowledges the current mode, and shows its true link state, on every node that is up.
     for (const nd of c.upNodes()) {
       const notAcked = await eventually(async () => {
@@ -316,11 +327,14 @@ describe.sequential('a cluster of 3 cloud nodes under faults (issue 15)', () => 
     for (let r = 0; r < F.repeats; r++) {
       const lease = await c.leaseHolderIndex(REGION);
       const victim = await busiestNode(lease);
+      const victimSessions = (await c.haproxyServers()).find((x) => x.name === c.nodes[victim]!.id)?.sessions ?? 0;
       const t = Date.now();
       await c.killNode(victim, 'SIGKILL');
       const before = await ackedNow(); // after the kill: a count that grows now comes from a new connection
+      const inFlight = await inFlightNow();
       const failoverMs = await everyHubPublishingAgain(before, t);
-      note(`kill -9 ${c.nodes[victim]!.id} during full ingest: every hub publishing again after ${failoverMs} ms`);
+      note(`kill -9 ${c.nodes[victim]!.id} (${victimSessions} hub connections) during full ingest: ${inFlight} messages in flight (all agents) right after the kill, every hub publishing again after ${failoverMs} ms`);
+      expect(victimSessions, 'hub connections on the killed node (the kill came mid-stream for them)').toBeGreaterThan(0);
       await commandEveryHub();
       await expectGuarantees(`kill -9 ${c.nodes[victim]!.id} (ingest)`);
       await c.restartNode(victim);
