@@ -172,11 +172,17 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     for (const ack of await modeStore.allAcks()) {
       if (regions.regionOfHub(ack.hub)?.id === ack.region) live.restoreMode(ack.region, ack, ack.receivedAt);
     }
+    // Cluster mode: the bus to the other nodes (started below, once the mode service exists).
+    let clusterBus: ClusterBus | null = null;
     const modes = await ModeService.open({
       store: modeStore, regions, now: Date.now,
       ackTimeoutMs: config.modes.ackTimeoutMs, logger,
       bus: {
-        publishDesired: (m) => (broker ? broker.publish(topics.regionMode(m.region), JSON.stringify(m), { qos: 1, retain: true }) : Promise.reject(new Error('the MQTT broker is not running'))),
+        publishDesired: (m) => {
+          // Cluster: the other nodes hear of the version before the retained message leaves (see the 'modes' notice below).
+          clusterBus?.publishNotice(`mode:${m.version}:${m.region}`);
+          return broker ? broker.publish(topics.regionMode(m.region), JSON.stringify(m), { qos: 1, retain: true }) : Promise.reject(new Error('the MQTT broker is not running'));
+        },
         acknowledge: (r, m) => (broker ? broker.publish(topics.ack(r, m.hub), JSON.stringify(m), { qos: 1 }) : Promise.reject(new Error('the MQTT broker is not running'))),
       },
     });
@@ -191,7 +197,6 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     // changes (readings, statuses, links, mode acknowledgements), their alarm changes in the live feed,
     // and their figures in /metrics — through Redis (cloud/cluster/cluster-bus.ts). A node is dead
     // (its hubs offline everywhere) once its heartbeat is LEASE_TTL_S old.
-    let clusterBus: ClusterBus | null = null;
     let clusterMetrics: ClusterMetrics | null = null;
     if (cluster.clustered && cluster.redisUrl !== null) {
       const restoreAcks = async () => {
@@ -211,10 +216,12 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       closers.push(() => bus.close());
       await restoreAcks(); // what other nodes recorded between the read above and the subscription
       clusterBus = bus;
-      // A switch made here reaches the other nodes' mode services at once (not at their next 2 s follow):
-      // their hubs get the retained region mode through the broker within milliseconds and acknowledge
-      // it there, and ingest refuses an acknowledgement of a version its node does not know yet.
-      modes.onModeChange(() => bus.publishNotice('modes'));
+      // A version published here (a switch, an adopted local switch, a re-issue) reaches the other nodes'
+      // mode services at once (not at their next 2 s follow): publishDesired sends a `mode:<version>:<region>`
+      // notice just before the retained region mode, whose copies reach their hubs through the broker
+      // within milliseconds, and come back here as acknowledgements. The notice raises the version ingest
+      // takes at once (ingest would otherwise read the region's versions from the database before taking
+      // such an acknowledgement, refreshIssuedModeVersion); catchUp then reads the version itself.
       let catchingUp: Promise<void> | null = null;
       let catchUpAgain = false;
       const catchUp = (): void => {
@@ -232,8 +239,12 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
             }
           });
       };
-      bus.onNotice((kind) => {
-        if (kind === 'modes') catchUp();
+      bus.onNotice((notice) => {
+        const [kind, version, ...rest] = notice.split(':');
+        const region = rest.join(':');
+        if (kind !== 'mode' || region === '') return;
+        modes.noteIssuedElsewhere(region, Number(version) || 0);
+        catchUp();
       });
       alarms.onChange((c) => bus.publishAlarm(c));
       const shared = startClusterMetrics({ redis: bus.redis, prefix: bus.prefix, nodeId: cluster.nodeId, registry: metrics.registry, nodes: () => bus.nodes(), logger });

@@ -87,6 +87,16 @@ function nodeB(databaseUrl: string, fromDir: string, extra: Record<string, strin
   return startTestCloud({ DATABASE_URL: databaseUrl, REDIS_URL: redis.url, NODE_ID: 'node-b', ...extra }, dir);
 }
 
+/** A cluster of the tests before may have left retained messages (region modes of another database) in Redis: start empty. */
+async function emptyRedis(): Promise<void> {
+  const admin = new Redis(redis.url);
+  try {
+    await admin.flushall();
+  } finally {
+    admin.disconnect();
+  }
+}
+
 describe('two in-process nodes', () => {
   let a: TestCloud;
   let b: TestCloud;
@@ -224,6 +234,7 @@ describe('a mode switch made on another node', () => {
   });
 
   it('is acknowledged by hubs connected to node B the moment the broker brings it: no acknowledgement refused as a version B does not know', async () => {
+    await emptyRedis();
     const db = await freshPostgresUrl();
     a = await startTestCloud({ DATABASE_URL: db, REDIS_URL: redis.url, NODE_ID: 'node-a' });
     b = await nodeB(db, a.dataDir);
@@ -266,6 +277,7 @@ describe('a node killed with SIGKILL', () => {
   });
 
   it('its hubs are shown offline on the surviving node within LEASE_TTL_S + 1 s; a hub reconnected to the survivor stays online', async () => {
+    await emptyRedis();
     const db = await freshPostgresUrl();
     const dirA = tempDir('node-a');
     a = await spawnCloud(testCloudEnv(dirA, { DATABASE_URL: db, REDIS_URL: redis.url, NODE_ID: 'node-a', LEASE_TTL_S: '2' }));
