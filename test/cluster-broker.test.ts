@@ -90,6 +90,22 @@ describe('clustered broker: two in-process nodes on one Redis and one PostgreSQL
     }
   });
 
+  it('hub subscriptions add no Redis pattern subscriptions (one per node for every hub topic)', async () => {
+    const { Redis } = await import('ioredis');
+    const r = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    try {
+      const before = Number(await r.pubsub('NUMPAT'));
+      for (const [i, h] of hubIds().slice(12, 16).entries()) {
+        const c = await hub(i % 2 ? a : b, h, 'numpat');
+        await c.subscribeAsync(topics.hubSubscriptions(REGION, h), { qos: 1 });
+      }
+      expect(Number(await r.pubsub('NUMPAT'))).toBe(before);
+      expect(Number(await r.pubsub('NUMSUB', topics.ack(REGION, hubIds()[12]!)).then((x) => x[1]))).toBe(0);
+    } finally {
+      r.disconnect();
+    }
+  });
+
   it('a client id taken over on the other node closes the old connection', async () => {
     const h = hubIds()[2]!;
     const first = await hub(a, h, 'same');
