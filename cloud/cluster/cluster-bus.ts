@@ -402,7 +402,10 @@ export class ClusterBus {
           else tx.hdel(linksKey, l.hub);
         }
       }
-      tx.hset(linksKey, '_inc', this.incarnation, '_seq', String(s));
+      // `_inc` only with a whole record: after Redis lost its data, a change written before this node noticed
+      // (its next heartbeat) leaves a partial record without it, which readers do not take for the node's links.
+      if (hello) tx.hset(linksKey, '_inc', this.incarnation, '_seq', String(s));
+      else tx.hset(linksKey, '_seq', String(s));
       tx.publish(this.channel, body);
       try {
         const res = await tx.exec();
