@@ -87,7 +87,7 @@ export interface ReconnectPolicy {
 
 /** What the hubs did since the last `resetReconnects`; times are epoch ms, one entry per hub that lost its link. */
 export interface ReconnectReply {
-  /** Hubs that lost their link. */
+  /** Links lost (a hub that lost its link again after being back counts twice). */
   lost: number;
   /** The hub of each entry below. */
   hubs: string[];
@@ -104,7 +104,17 @@ export interface ReconnectReply {
   tries: number[];
   /** Failed tries, by what ended them (ECONNREFUSED, no CONNACK in time, CONNACK with a refusal code, …). */
   failures: Record<string, number>;
+  /** Mode-acks sent again after a reconnect because their link ended before the PUBACK. */
+  ackResends: number;
   timedOut: boolean;
+}
+
+interface PendingAck {
+  topic: string;
+  payload: string;
+  version: number;
+  /** The connection it was last sent on. */
+  sentOn?: RawMqtt;
 }
 
 interface Hub {
@@ -123,6 +133,9 @@ interface Hub {
   stopped: boolean;
   /** Current outage: when it began and the tries so far. */
   outage: { lostAt: number; tries: number } | null;
+  /** A mode-ack not acknowledged yet (sent again after a reconnect), and the last version counted. */
+  pendingAck: PendingAck | null;
+  countedVersion: number;
 }
 
 const AGENT = 'chiiki-edge/0.1.0';
@@ -157,13 +170,26 @@ function onRegionMode(h: Hub, region: string, p: IPublishPacket): void {
     round.firstReceivedAt ??= at;
     round.lastReceivedAt = at;
   }
-  const sent = h.client.publish(topics.modeAck(region, h.id), JSON.stringify(ack), { qos: 1 });
-  if (!counted) return;
-  round.acked++;
-  round.lastAckSentAt = epochMs();
+  const pending = { topic: topics.modeAck(region, h.id), payload: JSON.stringify(ack), version: rm.version };
+  if (counted) {
+    round.acked++;
+    round.lastAckSentAt = epochMs();
+  }
+  sendAck(h, pending);
+}
+
+/**
+ * Publishes a mode-ack (QoS 1) and keeps it until its PUBACK — the agent's outbox: a link lost before
+ * the PUBACK sends it again on the next connection (see `retry`). Counted once per hub and round.
+ */
+function sendAck(h: Hub, ack: PendingAck): void {
+  h.pendingAck = ack;
+  ack.sentOn = h.client;
   const r = round;
-  void sent.then(() => {
-    if (r !== round) return;
+  void h.client.publish(ack.topic, ack.payload, { qos: 1 }).then(() => {
+    if (h.pendingAck === ack) h.pendingAck = null;
+    if (r !== round || ack.version !== r.version || h.countedVersion === ack.version) return;
+    h.countedVersion = ack.version;
     r.pubacked++;
     r.lastPubackAt = epochMs();
     if (r.pubacked >= r.expect) roundDone?.();
@@ -193,7 +219,7 @@ async function connectOne(ports: number[], region: string, hub: string, password
   const portIndex = firstCloudUrlIndex(hub, ports.length);
   const client = await dial(ports[portIndex]!, region, hub, password, 60_000);
   const connackMs = epochMs() - t0;
-  const h: Hub = { id: hub, region, ports, portIndex, password, client, version: 0, seq: 0, reconnect, attempt: 0, stopped: false, outage: null };
+  const h: Hub = { id: hub, region, ports, portIndex, password, client, version: 0, seq: 0, reconnect, attempt: 0, stopped: false, outage: null, pendingAck: null, countedVersion: 0 };
   await announce(h, client);
   if (reconnect) watch(h);
   return { hub: h, connackMs };
@@ -202,9 +228,12 @@ async function connectOne(ports: number[], region: string, hub: string, password
 // ------------------------------------------------------------------ reconnects (edge/uplink.ts)
 let record: ReconnectReply = emptyRecord();
 let reconnectWaiter: { lost: number; done: () => void } | null = null;
+/** Hubs with a reconnect policy that are between a loss and being back. */
+let openOutages = 0;
+const allBack = (lost: number) => record.reconnected >= lost && openOutages === 0;
 
 function emptyRecord(): ReconnectReply {
-  return { lost: 0, reconnected: 0, hubs: [], lostAt: [], tryAt: [], connackAt: [], readyAt: [], tries: [], failures: {}, timedOut: false };
+  return { lost: 0, reconnected: 0, hubs: [], lostAt: [], tryAt: [], connackAt: [], readyAt: [], tries: [], failures: {}, ackResends: 0, timedOut: false };
 }
 
 const failureKind = (err: Error): string => {
@@ -220,8 +249,11 @@ const failureKind = (err: Error): string => {
 function watch(h: Hub): void {
   h.client.onClose = () => {
     if (h.stopped) return;
-    h.outage ??= { lostAt: epochMs(), tries: 0 };
-    if (h.outage.tries === 0) record.lost++;
+    if (!h.outage) {
+      h.outage = { lostAt: epochMs(), tries: 0 };
+      openOutages++;
+      record.lost++;
+    }
     schedule(h);
   };
 }
@@ -255,8 +287,13 @@ async function retry(h: Hub): Promise<void> {
   } catch {
     return; // the link ended while announcing: its close handler schedules the next try
   }
+  if (h.pendingAck && h.pendingAck.sentOn !== client) {
+    record.ackResends++;
+    sendAck(h, h.pendingAck);
+  }
   if (h.outage !== outage || !client.connected) return;
   h.outage = null;
+  openOutages--;
   record.reconnected++;
   record.hubs.push(h.id);
   record.lostAt.push(outage.lostAt);
@@ -264,7 +301,7 @@ async function retry(h: Hub): Promise<void> {
   record.connackAt.push(connackAt);
   record.readyAt.push(epochMs());
   record.tries.push(outage.tries);
-  if (reconnectWaiter && record.reconnected >= reconnectWaiter.lost) reconnectWaiter.done();
+  if (reconnectWaiter && allBack(reconnectWaiter.lost)) reconnectWaiter.done();
 }
 
 async function connectMany(req: Extract<HubClientsRequest, { op: 'connect' }>): Promise<ConnectReply> {
@@ -332,7 +369,7 @@ serveWorker<HubClientsRequest, unknown>(async (req) => {
       for (const h of hubs) if (h.reconnect) h.reconnect = req.reconnect;
       return null;
     case 'waitReconnected': {
-      if (record.reconnected < req.lost) {
+      if (!allBack(req.lost)) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             record.timedOut = true;
@@ -353,6 +390,7 @@ serveWorker<HubClientsRequest, unknown>(async (req) => {
     case 'close': {
       const all = hubs.splice(0);
       for (const h of all) h.stopped = true;
+      openOutages = 0;
       await Promise.all(all.map((h) => new Promise<void>((resolve) => {
         if (!h.client.connected) return resolve();
         h.client.socket.once('close', () => resolve());
