@@ -93,7 +93,7 @@ export interface Cluster {
   readonly agents: Map<string, ClusterAgent>;
   /** Admin API token (valid on every node: they share the database). */
   readonly token: string;
-  /** Figures measured while starting: ms for the infrastructure, the nodes, the agents (connected). */
+  /** Figures measured while starting: ms for the infrastructure, the nodes (agents starting meanwhile), the agents connected after HAProxy opened. */
   readonly startup: { infraMs: number; nodesMs: number; agentsMs: number; totalMs: number };
   /** fetch as the admin on node `i` (default: the first node that is up). */
   api(p: string, init?: RequestInit, i?: number): Promise<Response>;
@@ -200,14 +200,9 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         await nd.proc?.kill('SIGKILL');
       }
     });
-    await Promise.all(nodes.map((nd) => startNode(nd)));
-    const nodesMs = Date.now() - tNodes;
-
-    const haproxy = await startHaproxy(nodes.map((nd) => ({ name: nd.id, port: nd.mqttPort, checkPort: nd.httpPort })));
-    stops.push(() => haproxy.stop());
-    for (const nd of nodes) await haproxy.waitForStatus(nd.id, 'UP');
-
-    const tAgents = Date.now();
+    // The agents start (a few seconds of tsx each) while the nodes do; they point at HAProxy's port, which
+    // opens once every node is ready, so leastconn spreads them over all three (their back-off is 1 s).
+    const haproxyPort = await freePort();
     const agents = new Map<string, ClusterAgent>();
     stops.push(async () => {
       for (const a of agents.values()) {
@@ -215,11 +210,25 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         fs.rmSync(a.dir, { recursive: true, force: true });
       }
     });
-    await Promise.all(o.hubs.map(async (hub) => {
+    const agentsStarted = Promise.allSettled(o.hubs.map(async (hub) => {
       const dir = tempDir(`cluster-edge-${hub}`);
-      const proc = await spawnEdge(testEdgeEnv({ hub, cloudUrl: haproxy.url, password: passwords.get(hub)!, dataDir: dir, extra: o.edgeEnv }));
-      agents.set(hub, { hub, dir, proc });
+      try {
+        const proc = await spawnEdge(testEdgeEnv({ hub, cloudUrl: `mqtt://127.0.0.1:${haproxyPort}`, password: passwords.get(hub)!, dataDir: dir, extra: o.edgeEnv }));
+        agents.set(hub, { hub, dir, proc });
+      } catch (err) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw err;
+      }
     }));
+    const nodesStarted = await Promise.allSettled(nodes.map((nd) => startNode(nd)));
+    const nodesMs = Date.now() - tNodes;
+    const failed = [...nodesStarted, ...(await agentsStarted)].find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+
+    const haproxy = await startHaproxy(nodes.map((nd) => ({ name: nd.id, port: nd.mqttPort, checkPort: nd.httpPort })), { port: haproxyPort });
+    stops.push(() => haproxy.stop());
+    for (const nd of nodes) await haproxy.waitForStatus(nd.id, 'UP');
+    const tAgents = Date.now();
     const agentStatus = async (hub: string): Promise<AgentStatus> => {
       const res = await fetch(`${agents.get(hub)!.proc.urls.http}/status`, { signal: AbortSignal.timeout(5_000) });
       return (await res.json()) as AgentStatus;
