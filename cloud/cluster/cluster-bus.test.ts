@@ -99,6 +99,18 @@ describe('cluster bus', () => {
     expect(await b.metric('cloud_cluster_bus_resyncs_total')).toBeGreaterThan(before);
   });
 
+  it('a lost last message before a silence (no gap to see) is recovered by the periodic reconcile', async () => {
+    const a = await node('a');
+    const b = await node('b', { reconcileMs: 500 });
+    a.live.connectionOpened(HUB, R, Date.now());
+    await expect.poll(() => b.link().online, { interval: 20 }).toBe(true);
+    // A's close is recorded but its message never reaches B, and A stays silent.
+    const sender = a.bus as unknown as { seq: number };
+    sender.seq++;
+    await admin.multi().hdel(`${prefix}:links:a`, HUB).hset(`${prefix}:links:a`, '_seq', String(sender.seq)).exec();
+    await expect.poll(() => b.link().online, { timeout: 3_000, interval: 20 }).toBe(false);
+  });
+
   it('a node without heartbeat is dead: its hubs go offline elsewhere within TTL + check; back (after a pause), they return', async () => {
     const a = await node('a');
     const b = await node('b');

@@ -29,7 +29,8 @@ import { openRedisConnection } from './redis.ts';
  * Redis pub/sub is at-most-once. What recovers a lost message:
  *  - links: every message carries the node's incarnation and a sequence number; a gap, a new
  *    incarnation, a `hello` or a (re)subscription makes the receiver read that node's link record
- *    again (one HGETALL); the liveness check every second also reads any live node it does not know;
+ *    again (one HGETALL); the liveness check every second also reads any live node it does not know,
+ *    and every node's record every `reconcileMs` (30 s: a lost last message before a silence);
  *  - mode acknowledgements: `onResync` (the cloud reads the stored acknowledgements again) when a
  *    loss is detected (a gap in a known sequence, a resubscription, a rate-limited drop), at most
  *    once per `lossNoticeMs`;
@@ -75,6 +76,8 @@ export interface ClusterBusOptions {
   onRemoteChange?: (node: string, c: LiveChange) => void;
   /** Messages may have been lost (a gap, a Redis reconnect): read again what the shared database holds. */
   onResync?: () => Promise<void>;
+  /** Every live node's link record is read again this often (default 30 s): a lost message followed by silence shows no gap. */
+  reconcileMs?: number;
   /** At most one `onResync` and loss notice per this interval (default 10 s). */
   lossNoticeMs?: number;
   /** Key and channel prefix (default `cloud`). */
@@ -103,9 +106,11 @@ interface Peer {
   /** A snapshot read is under way: link changes wait here (bounded) to be applied after it. */
   loading: boolean;
   waiting: WireMessage[];
+  /** When its link record was last read (the periodic reconcile reads it again after `reconcileMs`). */
+  readAt: number;
 }
 
-const DEFAULTS = { lossNoticeMs: 10_000, checkIntervalMs: 1000, flushMs: 50, deviceFlushMs: 500, maxMessageBytes: 256 * 1024, maxQueuedChanges: 50_000, maxBytesPerSecondPerNode: 8 * 1024 * 1024 };
+const DEFAULTS = { reconcileMs: 30_000, lossNoticeMs: 10_000, checkIntervalMs: 1000, flushMs: 50, deviceFlushMs: 500, maxMessageBytes: 256 * 1024, maxQueuedChanges: 50_000, maxBytesPerSecondPerNode: 8 * 1024 * 1024 };
 const MAX_BUDGETS = 1000;
 const MAX_WAITING = 1000;
 
@@ -195,22 +200,23 @@ export class ClusterBus {
 
   private async begin(): Promise<void> {
     this.sub.on('messageBuffer', (_channel: Buffer, data: Buffer) => this.receive(data));
-    let subscribedOnce = false;
+    // The first 'ready' of each connection is the start; later ones are reconnects.
+    let subReady = this.sub.status === 'ready';
+    let cmdReady = this.cmd.status === 'ready';
     this.sub.on('ready', () => {
-      if (!subscribedOnce) return;
+      if (!subReady) return void (subReady = true);
       // Resubscribed after a lost connection: whatever was published meanwhile is lost.
       this.log.warn('cluster bus: subscription restored; reading every node\'s link record again');
       this.graceUntil = this.o.now() + this.o.heartbeatTtlMs;
       this.resyncAll();
     });
     this.cmd.on('ready', () => {
-      if (!subscribedOnce) return;
+      if (!cmdReady) return void (cmdReady = true);
       this.graceUntil = this.o.now() + this.o.heartbeatTtlMs;
       this.rewrite = true;
       void this.heartbeat();
     });
     await this.sub.subscribe(this.channel);
-    subscribedOnce = true;
     await this.heartbeat();
     this.unsubscribeLive = this.o.live.onChange((c) => this.enqueue(c));
     await this.flush(); // the link record (empty at start) and a hello
@@ -466,7 +472,7 @@ export class ClusterBus {
     const now = this.o.now();
     let peer = this.peers.get(m.n);
     if (!peer) {
-      peer = { incarnation: m.i, seq: 0, loading: false, waiting: [] };
+      peer = { incarnation: m.i, seq: 0, loading: false, waiting: [], readAt: 0 };
       this.peers.set(m.n, peer);
       void this.resync(m.n);
     }
@@ -588,7 +594,7 @@ export class ClusterBus {
   private async resync(node: string, force = false): Promise<void> {
     let peer = this.peers.get(node);
     if (!peer) {
-      peer = { incarnation: '', seq: 0, loading: false, waiting: [] };
+      peer = { incarnation: '', seq: 0, loading: false, waiting: [], readAt: 0 };
       this.peers.set(node, peer);
     }
     if (peer.loading && !force) return;
@@ -627,6 +633,7 @@ export class ClusterBus {
       for (const hub of shown.keys()) this.o.live.setRemoteConnections(node, hub, this.o.live.hubs.get(hub)?.region ?? '', 0, now);
       peer.incarnation = incarnation;
       peer.seq = seq;
+      peer.readAt = this.o.now();
       const waiting = peer.waiting.splice(0);
       peer.loading = false;
       for (const m of waiting) {
@@ -670,7 +677,8 @@ export class ClusterBus {
         return;
       }
       alive.add(node);
-      if (!peer || (!peer.loading && peer.incarnation !== incarnation)) reads.push(this.resync(node));
+      // Unknown, another incarnation, or not read for `reconcileMs`: a lost last message of a quiet node shows no gap.
+      if (!peer || (!peer.loading && (peer.incarnation !== incarnation || now - peer.readAt >= this.o.reconcileMs))) reads.push(this.resync(node));
     });
     this.liveNodes = alive;
     this.m.nodes.set(alive.size);
