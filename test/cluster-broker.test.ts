@@ -181,6 +181,23 @@ describe('clustered broker: Redis restarted (no persistence: it comes back empty
   });
 });
 
+describe('clustered broker: a command and a mode issued on node A while Redis is down', () => {
+  it('reach the hub on node B once Redis is back (pending command re-delivered, mode delivered again)', { timeout: 60_000 }, async () => {
+    const h = 'nomi-kokufu'; // has a locker (config/regions/ishikawa-nomi.json)
+    const onB = await hub(b, h, 'gap');
+    const got = inbox(onB);
+    await onB.subscribeAsync(topics.hubSubscriptions(REGION, h), { qos: 1 });
+    await redis.stop({ keepData: true });
+    const issued = await a.cloud.commands.issue({ hub: h, device: 'locker-a', command: 'locker.unlock', args: { compartment: 'A01' }, ttlS: 300 } as never).catch((err: Error) => err);
+    const modePublish = await a.cloud.broker.publish(topics.regionMode(REGION), '{"mode":"during-outage"}', { qos: 1, retain: true }).then(() => 'published', (err: Error) => `failed: ${err.message}`);
+    console.log(`during the outage: command ${issued instanceof Error ? `refused: ${issued.message}` : 'stored'}, mode publish ${modePublish}`);
+    await redis.start();
+    await expect.poll(() => got.get(topics.regionMode(REGION))?.at(-1), { timeout: 15_000, interval: 50 }).toBe('{"mode":"during-outage"}');
+    expect(issued).not.toBeInstanceOf(Error);
+    await expect.poll(() => got.get(topics.command(REGION, h, 'locker', 'locker-a'))?.length ?? 0, { timeout: 15_000, interval: 50 }).toBeGreaterThan(0);
+  });
+});
+
 describe('clustered broker: a node killed with kill -9', () => {
   let c: CloudProcess | null = null;
   afterAll(async () => {

@@ -233,6 +233,17 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.warn({ err: err.message }, 'broker error (cluster)'));
     const authorize = (aedes as unknown as { authorizePublish: (c: null, p: unknown, cb: (err?: Error | null) => void) => void }).authorizePublish;
     await cluster.attach(aedes, (will) => new Promise((resolve, reject) => authorize(null, will, (err) => (err ? reject(err) : resolve()))));
+    // A command from another node may have been lost while this node's Redis link was down: every
+    // connected hub gets its pending commands again (cluster-broker.ts, guarantees).
+    cluster.onReconnect(() => {
+      const hubs = new Map<string, HubIdentity>();
+      for (const client of Object.values(clientsById())) {
+        const id = client && connections.isOpen(client) ? identities.get(client) : undefined;
+        if (id) hubs.set(id.hubId, id);
+      }
+      log.info({ hubs: hubs.size }, 'Redis link back: re-delivering pending commands to the hubs on this node');
+      for (const id of hubs.values()) commandSubscriber(id);
+    });
   } else {
     indexRetainedMessages(aedes);
   }

@@ -42,14 +42,16 @@ import { indexRetainedMessages, type RetainedIndex } from './retained-index.ts';
  *    With heartbeatInterval 2 s a dead node's wills go out 6–14 s after its death (≤ 15 s target).
  *
  * Guarantees and their limits (Redis pub/sub is at-most-once between nodes):
- *  - a command published on node A for a hub on node B is lost if Redis drops the message (a Redis
- *    restart or a broken connection at that moment). The command is stored in PostgreSQL first;
- *    it is re-sent when the hub subscribes again (every reconnect) and when its ack does not come
- *    within the command service's timeout — so it arrives after the hub's next reconnect or the ack
- *    timeout, whichever comes first;
- *  - a region mode message lost between nodes: the retained copy in every node's index is re-read
- *    from Redis after the reconnect (seconds), and a hub gets it on its next SUBSCRIBE; the mode
- *    service re-publishes to hubs that have not acknowledged (its ack timeout);
+ *  - a command published on node A for a hub on node B is lost if Redis drops the message (B's
+ *    subscriber connection broken at that moment, or Redis restarting). If A's PUBLISH fails, the
+ *    command service keeps the command pending. Either way it is stored in PostgreSQL first and is
+ *    re-sent when the hub subscribes again (every reconnect) and — here — to every hub connected to
+ *    a node as soon as that node's Redis connection is back (onReconnect → the cloud's pending
+ *    commands of each connected hub): within the reconnect back-off (≤ 2 s) after Redis answers;
+ *  - a region mode message lost between nodes: after the reconnect each node re-reads the retained
+ *    hash into its index and delivers the region modes it holds to its own hubs again (a hub
+ *    ignores a version it has); a hub that connects later gets it on SUBSCRIBE. If the publishing
+ *    node could not write it to Redis at all, it is written when Redis is back (unwritten above);
  *  - a client take-over message (`$SYS/<node>/new/clients`) lost: the old connection of the hub on
  *    the other node stays open until its keepalive expires (1.5 × the hub's keepalive);
  *  - a heartbeat lost: harmless unless three in a row (6 s) are, then the node is taken for dead and
@@ -99,6 +101,11 @@ export interface BrokerCluster {
   readonly aedesOptions: { id: string; mq: unknown; persistence: unknown; heartbeatInterval: number };
   /** After Aedes.createBroker, before any listener: retained mirror, leftover wills of this node. */
   attach(aedes: Aedes, authorizePublish: (packet: AedesPublishPacket) => Promise<void>): Promise<void>;
+  /**
+   * Called after a Redis connection of this node is back (and the retained index re-read): messages
+   * from other nodes may have been lost meanwhile (Redis pub/sub is at-most-once).
+   */
+  onReconnect(listener: () => void): void;
   /** The retained index (for tests). */
   readonly retained: () => RetainedIndex<unknown> | null;
   /** Closes the Redis connections (after aedes.close(), which closes the emitter). */
@@ -267,10 +274,47 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     log.debug({ retained: index.size }, 'retained messages loaded from Redis');
   };
   let loaded = false;
+  const gapListeners: (() => void)[] = [];
+  /** After a reconnect: the region modes this node holds, to its own hubs again (one may have been lost). */
+  const redeliverModes = () => {
+    if (!index) return;
+    let n = 0;
+    for (const p of [...index.match(`${TOPIC_ROOT}/+/+`)] as AedesPublishPacket[]) {
+      if (parseTopic(p.topic)?.route !== 'region-mode') continue;
+      mq._emit({ ...p, retain: false } as never);
+      n++;
+    }
+    if (n > 0) log.info({ modes: n }, 'region modes delivered again to this node\'s hubs after a Redis reconnect');
+  };
+  /** Retained messages stored here whose announcement failed (Redis down): their publish reached no hub either. */
+  const unannounced = new Set<string>();
+  const announce = (packet: AedesPublishPacket) => {
+    mq.emit({ topic: retainedTopic, packet: { ...packet, cmd: 'publish' } } as never, (err?: Error) => {
+      if (!err) return;
+      unannounced.add(packet.topic);
+      log.debug({ err: err.message, topic: packet.topic }, 'retained message not announced to the other nodes; announced and delivered again after the reconnect');
+    });
+  };
+  /** After a reconnect: announce what could not be, and deliver region modes whose publish failed to every node's hubs. */
+  const reannounce = () => {
+    if (!index) return;
+    for (const topic of [...unannounced]) {
+      unannounced.delete(topic);
+      const packet = [...index.match(topic)][0] as AedesPublishPacket | undefined;
+      if (!packet) continue;
+      announce(packet);
+      if (parseTopic(topic)?.route === 'region-mode') emitThroughRedis({ ...packet, retain: false } as never, () => undefined);
+    }
+  };
   const resync = () => {
     if (!loaded) return;
     void flush()
       .then(load)
+      .then(() => {
+        redeliverModes();
+        reannounce();
+        for (const l of gapListeners) l();
+      })
       .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reloading retained messages from Redis failed; next reconnect retries'));
   };
   // After a reconnect of either side an announcement may have been lost: the hash is the truth.
@@ -280,6 +324,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   return {
     aedesOptions: { id: o.nodeId, mq, persistence, heartbeatInterval: CLUSTER_HEARTBEAT_INTERVAL_MS },
     retained: () => index,
+    onReconnect: (listener) => gapListeners.push(listener),
     async attach(aedes, authorizePublish) {
       // Subscribed before any hub connects; ioredis subscribes it again after every reconnect.
       await sub.psubscribe(`${TOPIC_ROOT}/*`);
@@ -290,10 +335,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
         await local(packet);
         unwritten.set(packet.topic, { ...packet });
         void flush();
-        const copy = { ...packet, cmd: 'publish' as const };
-        mq.emit({ topic: retainedTopic, packet: copy } as never, (err?: Error) => {
-          if (err) log.debug({ err: err.message, topic: packet.topic }, 'retained message not announced to the other nodes; they read it after the reconnect');
-        });
+        announce(packet);
       };
       mq.on('$SYS/+/retained', (msg: { topic: string; packet?: AedesPublishPacket }, done: () => void) => {
         const p = msg.packet;
