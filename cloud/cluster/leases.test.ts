@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openTestDatabase, type TestDatabase } from '../../test/support/test-database.ts';
 import {
-  acquireLeases, fenceHolds, LEASE_MIGRATIONS, localLeases, openLeases, openPostgresLeases, StaleLeaseError, type Leases, type PostgresLeasesOptions,
+  acquireLeases, ClusterActiveError, fenceHolds, LEASE_MIGRATIONS, localLeases, openLeases, openPostgresLeases, StaleLeaseError, type Leases, type PostgresLeasesOptions,
 } from './leases.ts';
 
 const logger = pino({ level: 'silent' });
@@ -47,6 +47,17 @@ describe('cluster leases on PostgreSQL', () => {
     await tdb.db.migrate('leases', LEASE_MIGRATIONS);
     await tdb.db.sql.exec('CREATE TABLE side_effects (id SERIAL PRIMARY KEY, by TEXT NOT NULL, token BIGINT NOT NULL)');
   };
+
+  it('a single process (no REDIS_URL) refuses to start on a database whose leases a node holds, and starts once the nodes gave them up', async () => {
+    await fresh();
+    const node = await open({ nodeId: 'cloud-1' });
+    expect(node.holds('region:a')).toBe(true);
+    const single = () => tdb.reopen().then((database) => openLeases({ clustered: false, nodeId: 'single', ttlMs: 0, names: () => ['region:a'], logger, database }));
+    await expect(single()).rejects.toThrow(ClusterActiveError);
+    await expect(single()).rejects.toThrow(/region:a held by cloud-1\/.*set REDIS_URL and NODE_ID/);
+    await node.close();
+    expect((await single()).holds('region:a')).toBe(true);
+  });
 
   it('two nodes compete: exactly one holds each lease; a stopped holder is taken over within ttl + renew interval, with a higher token', async () => {
     await fresh();

@@ -45,6 +45,18 @@ export class StaleLeaseError extends Error {
   }
 }
 
+/** A single process (no REDIS_URL) was started on a database whose leases cluster nodes hold. */
+export class ClusterActiveError extends Error {
+  override readonly name = 'ClusterActiveError';
+  constructor(readonly held: readonly { name: string; holder: string }[]) {
+    super(
+      `cluster nodes use this database (lease ${held.map((h) => `${h.name} held by ${h.holder}`).join(', ')}): ` +
+        'a process without REDIS_URL would do their once-only work (dispatch, hub-offline alarms) alongside them. ' +
+        'Start it as a cluster node (set REDIS_URL and NODE_ID), or stop the nodes first (their leases end when they stop, or within LEASE_TTL_S).',
+    );
+  }
+}
+
 /** The right to do a lease's work, as taken at the start of that work. */
 export interface LeaseGrant {
   readonly name: string;
@@ -362,6 +374,13 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
  */
 export async function openLeases(o: Omit<PostgresLeasesOptions, 'ttlMs'> & { clustered: boolean; ttlMs: number }): Promise<Leases> {
   if (!o.clustered) {
+    // A single process on a PostgreSQL that cluster nodes use would do their once-only work alongside
+    // the lease holder (dispatching an order twice): refused while any node holds a lease there.
+    if (o.database?.dialect === 'postgres') {
+      await o.database.migrate('leases', LEASE_MIGRATIONS);
+      const held = await o.database.sql.query<{ name: string; holder: string }>('SELECT name, holder FROM leases WHERE expires_at > clock_timestamp() ORDER BY name LIMIT 3');
+      if (held.length > 0) throw new ClusterActiveError(held);
+    }
     const local = localLeases();
     for (const n of o.names()) local.grant(n);
     if (o.registry) registerLeaseMetrics(o.registry, () => local, o.nodeId);

@@ -1,5 +1,6 @@
 import { ACCOUNT_MIGRATIONS } from '../accounts/account-store.ts';
 import { ALARM_MIGRATIONS } from '../alarms/alarm-store.ts';
+import { LEASE_MIGRATIONS } from '../cluster/leases.ts';
 import { COMMAND_MIGRATIONS } from '../commands/command-store.ts';
 import { HUB_CREDENTIAL_MIGRATIONS } from '../hubs/hub-credentials.ts';
 import { DEAD_LETTER_MIGRATIONS } from '../ingest/dead-letter-store.ts';
@@ -37,6 +38,9 @@ export const SCHEMA: readonly FeatureSchema[] = [
   { feature: 'command-results', steps: COMMAND_MIGRATIONS, tables: ['commands', 'command_results'] },
   { feature: 'alarms', steps: ALARM_MIGRATIONS, tables: ['alarms'] },
   { feature: 'orders', steps: ORDER_MIGRATIONS, tables: ['orders', 'order_audit', 'flight_log'] },
+  // Cluster mode (issue 15): who holds which region's once-only work. Never copied in practice (a single
+  // SQLite process holds its leases in memory, so its table stays empty).
+  { feature: 'leases', steps: LEASE_MIGRATIONS, tables: ['leases'] },
 ];
 
 /** Every table of the registry, in copy order. */
