@@ -5,6 +5,7 @@ import MQEmitterRedis from 'mqemitter-redis';
 import { parseTopic, TOPIC_ROOT } from '../../contract/index.ts';
 import { openRedisConnection } from '../cluster/redis.ts';
 import type { Logger } from '../logger.ts';
+import { storedWillRefusal } from './access-policy.ts';
 import { indexRetainedMessages, type RetainedIndex } from './retained-index.ts';
 
 /**
@@ -68,6 +69,8 @@ export interface BrokerClusterOptions {
   logger: Logger;
   /** aedes' emitter concurrency (as the single process). */
   concurrency: number;
+  /** A stored will skipped because it may not speak for the hub its topic names (storedWillRefusal): counted. */
+  onWillRefused?: (reason: 'not_status' | 'foreign_client_id') => void;
 }
 
 /** aedes broker heartbeat in cluster mode; see the comment above (single process: 60 s, unchanged). */
@@ -77,6 +80,8 @@ const WILL_CLAIM_MS = 60_000;
 const WILLS = 'will';
 const RETAINED = 'retained';
 const WILL_PAGE = 1_000;
+/** Periodic re-read of the retained hash (see reload below). 13,800 entries: one HGETALL of ~2 MB. */
+const RETAINED_RELOAD_MS = 5 * 60_000;
 
 const requireFromPersistence = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-redis'));
 /** The async class aedes 1.x expects (the package's main export wraps it in the callback API of aedes 0.x). */
@@ -193,6 +198,22 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   };
   mq.on('$SYS/+/birth', heard);
   mq.on('$SYS/+/heartbeat', heard);
+  /**
+   * A will about to be published without its connection speaks for the hub its topic names: one whose
+   * client id is not that hub's (stored by a version that did not check wills at login, or written into
+   * Redis) is skipped, counted and deleted — handed to aedes it would either forge that hub's status or,
+   * refused by authorizePublish, fail aedes' whole round of dead nodes' wills again every round.
+   */
+  const refused = async (key: string, will: StoredWill, clientId: string, brokerId: string): Promise<boolean> => {
+    // The packet's client id is what aedes looks the client up by; the key's is what the will is stored under.
+    const reason = storedWillRefusal({ topic: will.topic, clientId: will.clientId }) ?? (will.clientId === clientId ? null : 'foreign_client_id');
+    if (!reason) return false;
+    o.onWillRefused?.(reason);
+    log.warn({ clientId: clientId.slice(0, 128), brokerId, topic: String(will.topic).slice(0, 300), reason }, 'stored last will not published: it does not belong to the hub its topic names; deleted');
+    await db.del(key);
+    await db.lrem(WILLS, 0, key);
+    return true;
+  };
   persistence.streamWill = async function* (brokers) {
     const seen = new Set<string>();
     for await (const key of willKeys()) {
@@ -202,8 +223,8 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       if (brokers[brokerId] !== undefined || alive(brokerId)) continue; // its broker is alive
       if (!(await claim(key))) continue; // another node publishes it
       const will = await readWill(key);
-      if (will) yield will;
-      else await db.lrem(WILLS, 0, key);
+      if (!will) await db.lrem(WILLS, 0, key);
+      else if (!(await refused(key, will, willKeyParts(key).clientId, brokerId))) yield will;
     }
   };
 
@@ -320,6 +341,12 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   // After a reconnect of either side an announcement may have been lost: the hash is the truth.
   db.on('ready', resync);
   sub.on('ready', resync);
+  // Two nodes storing the same retained topic at once can leave a third with the older copy (the
+  // announcements carry no version): a periodic re-read bounds that to RETAINED_RELOAD_MS.
+  const reload = setInterval(() => {
+    if (loaded && db.status === 'ready') void flush().then(load).catch((err: unknown) => log.debug({ err: (err as Error).message }, 'periodic retained reload failed'));
+  }, RETAINED_RELOAD_MS);
+  reload.unref();
 
   return {
     aedesOptions: { id: o.nodeId, mq, persistence, heartbeatInterval: CLUSTER_HEARTBEAT_INTERVAL_MS },
@@ -354,6 +381,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
         const { brokerId, clientId } = willKeyParts(key);
         if (brokerId !== o.nodeId || !(await claim(key))) continue;
         const will = await readWill(key);
+        if (will && (await refused(key, will, clientId, brokerId))) continue;
         if (will) {
           try {
             await authorizePublish(will);
@@ -368,6 +396,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       if (published > 0) log.info({ published }, 'published the last wills of this node\'s previous run');
     },
     async close() {
+      clearInterval(reload);
       await flush().catch(() => undefined);
       // aedes.close() closed the emitter (quit on pub/sub) and the persistence is not destroyed by
       // aedes: disconnect what is left.
