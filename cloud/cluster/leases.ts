@@ -376,8 +376,9 @@ export async function openLeases(o: Omit<PostgresLeasesOptions, 'ttlMs'> & { clu
   if (!o.clustered) {
     // A single process on a PostgreSQL that cluster nodes use would do their once-only work alongside
     // the lease holder (dispatching an order twice): refused while any node holds a lease there.
+    // Migrated on SQLite too (an empty table), so every database carries the whole schema (db:copy checks it).
+    if (o.database) await o.database.migrate('leases', LEASE_MIGRATIONS);
     if (o.database?.dialect === 'postgres') {
-      await o.database.migrate('leases', LEASE_MIGRATIONS);
       const held = await o.database.sql.query<{ name: string; holder: string }>('SELECT name, holder FROM leases WHERE expires_at > clock_timestamp() ORDER BY name LIMIT 3');
       if (held.length > 0) throw new ClusterActiveError(held);
     }
