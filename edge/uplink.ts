@@ -194,7 +194,7 @@ export class Uplink {
       // Lost or refused: the next attempt goes to the next node (a node that is down, or restarting,
       // is not tried again before the others).
       this.urlIndex = (this.urlIndex + 1) % this.o.urls.length;
-      const delay = backoffDelayMs({ initialMs: 500, maxMs: this.o.backoffMaxMs, jitter: 'full' }, this.attempt);
+      const delay = backoffDelayMs({ ...UPLINK_BACKOFF, maxMs: this.o.backoffMaxMs }, this.attempt);
       this.attempt++;
       this.log.info({ lost: url, next: this.url, retryInMs: Math.round(delay), outboxDepth: this.o.outbox.depth }, 'cloud link down; reconnecting');
       this.reconnectTimer = setTimeout(() => this.guard('uplink_connect', () => this.open()), delay);
@@ -352,6 +352,17 @@ export class Uplink {
  * Where in a list of `count` cloud URLs a hub starts: a hash of its id (stable across restarts, spread
  * evenly over the list), so the hubs of a region do not all connect to the first node.
  */
+/**
+ * The uplink's reconnect back-off (the ceiling is UPLINK_BACKOFF_MAX_S): 0.5 s doubling, "equal jitter"
+ * — a delay uniform in [d/2, d). Issue 17 (reconnect storm): with "full jitter" ([0, d)) a hub whose
+ * tries are refused at once while the cloud restarts can draw near-zero delays, burn through attempts
+ * and climb to the 30 s ceiling within a second, so after a 1 s outage the last of 13,800 hubs came
+ * back ~16 s later (simulated, no cloud cost); with equal jitter a hub's attempt count follows the time
+ * it has been cut off (attempt k not before 0.25 s · (2^k − 1)), and the last one is back ~4 s later,
+ * still spread over half of each window.
+ */
+export const UPLINK_BACKOFF = { initialMs: 500, jitter: 'equal' } as const;
+
 export function firstCloudUrlIndex(hubId: string, count: number): number {
   if (count <= 1) return 0;
   return crypto.createHash('sha256').update(hubId).digest().readUInt32BE(0) % count;

@@ -4,6 +4,7 @@ import { backoffDelayMs, type Backoff } from '../../shared/backoff.ts';
 import { checkPassword, hashPassword, LEGACY_SCRYPT } from '../../cloud/accounts/password-hash.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import { generatePassword, hashHubSecret, verifyHubSecret } from '../../cloud/hubs/hub-credentials.ts';
+import { UPLINK_BACKOFF } from '../../edge/uplink.ts';
 import type { ConnectReply, HubClientsRequest, ReconnectPolicy, ReconnectReply, RoundReply } from '../load/hub-clients.ts';
 import { DATABASE_LABEL, type BenchDatabaseKind } from '../lib/bench-database.ts';
 import { epochMs } from '../lib/mqtt-raw.ts';
@@ -22,13 +23,13 @@ type HubWorker = Worker<HubClientsRequest, unknown>;
 
 /**
  * The edge agent's reconnect, as it is by default: edge/uplink.ts computes
- * `backoffDelayMs({ initialMs: 500, maxMs: UPLINK_BACKOFF_MAX_S × 1000, jitter: 'full' }, attempt)`
- * (shared/backoff.ts: a delay uniform in [0, min(30 s, 0.5 s · 2^attempt)) — "full jitter"),
+ * `backoffDelayMs({ ...UPLINK_BACKOFF, maxMs: UPLINK_BACKOFF_MAX_S × 1000 }, attempt)` (edge/uplink.ts;
+ * shared/backoff.ts: a delay uniform in [d/2, d) for d = min(30 s, 0.5 s · 2^attempt) — "equal jitter"),
  * UPLINK_BACKOFF_MAX_S defaults to 30 (edge/config.ts), and mqtt.js gives a try up after its
  * connectTimeout of 10 s. The attempt counter grows with every failed try and is reset at CONNACK.
  */
 export const EDGE_DEFAULT_RECONNECT: ReconnectPolicy = {
-  backoff: { initialMs: 500, maxMs: 30_000, jitter: 'full' } satisfies Backoff,
+  backoff: { ...UPLINK_BACKOFF, maxMs: 30_000 } satisfies Backoff,
   connectTimeoutMs: 10_000,
 };
 
