@@ -232,7 +232,8 @@ describe('sign-in', () => {
     const { context, page } = await newPage({ width: 768, height: 1024 });
     await login(page, 'coordinator', 'not-the-password');
     const error = page.locator('#login-error');
-    await expect.poll(() => error.textContent()).toBe('ユーザー名またはパスワードが違います。');
+    // A refused sign-in takes a password check at OWASP's scrypt cost (~180 ms quiet; seconds on a loaded machine).
+    await expect.poll(() => error.textContent(), { timeout: 15_000 }).toBe('ユーザー名またはパスワードが違います。');
     await page.locator('#lang-toggle').click();
     await expect.poll(() => error.textContent()).toBe('Wrong user name or password.');
     await context.close();
