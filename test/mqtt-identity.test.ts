@@ -175,6 +175,40 @@ describe('client ids belong to the hub whose login is used', () => {
       c.end(true);
     }
   });
+
+  it("refuses a login whose last will is not on the hub's own status topic (code 5, counted): a hub cannot plant another hub's status", async () => {
+    const [victim, attacker] = ['nomi-tatsunokuchi', 'kawakita-chuo'];
+    const status = (hub: string, state: 'online' | 'offline', ts = Date.now()) => Buffer.from(JSON.stringify({ v: 1, type: 'hub.status', hub, state, ts }));
+    const v = await hubClient(victim, hubClientId(victim, 'edge'));
+    await v.publishAsync(topics.status(REGION, victim), status(victim, 'online'), { qos: 1, retain: true });
+    await expect.poll(() => link(victim).status?.state).toBe('online');
+    const withWill = (topic: string, payload: Buffer) =>
+      connect(t.cloud.urls.mqtt, { ...login(attacker), clientId: hubClientId(attacker, 'edge'), will: { topic, payload, qos: 1, retain: true } });
+    const refusals: [string, string][] = [
+      [topics.status(REGION, victim), 'will_foreign_prefix'],
+      [topics.status('ishikawa-kanazawa', attacker), 'will_foreign_prefix'],
+      [topics.device(REGION, attacker, 'sensor', 'sensor-1', 'event'), 'will_not_status'],
+      [topics.ack(REGION, attacker), 'will_downlink_topic'],
+    ];
+    for (const [topic, reason] of refusals) {
+      const before = await metric(`mqtt_auth_failures_total{reason="${reason}"}`);
+      const code = await withWill(topic, status(victim, 'offline', Date.now() + 60_000)).then(
+        (c) => (clients.push(c), 0),
+        (err: { code?: number }) => err.code ?? -1,
+      );
+      expect(code, topic).toBe(5);
+      expect(await metric(`mqtt_auth_failures_total{reason="${reason}"}`), topic).toBe(before + 1);
+    }
+    // The contract's will (its own status, "offline") is accepted, and when the link dies it is published for that hub only.
+    const own = await withWill(topics.status(REGION, attacker), status(attacker, 'offline'));
+    clients.push(own);
+    await expect.poll(() => link(attacker).connections).toBe(1);
+    own.stream.destroy();
+    await expect.poll(() => link(attacker).status?.state).toBe('offline');
+    expect(link(victim).status?.state).toBe('online');
+    expect(await hubView(victim)).toMatchObject({ online: true, connections: 1 });
+    await v.endAsync();
+  });
 });
 
 describe('connection counts follow the real client lifecycle', () => {

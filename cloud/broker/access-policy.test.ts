@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createRegions } from '../hubs/regions.ts';
 import { loadRegionFile } from '../hubs/region-loader.ts';
-import { coversCommands, decidePublish, decideSubscribe } from './access-policy.ts';
+import { coversCommands, decidePublish, decideSubscribe, decideWill, storedWillRefusal } from './access-policy.ts';
 
 const hub = { hubId: 'nomi-terai', region: 'ishikawa-nomi' };
 
@@ -85,5 +85,34 @@ describe('regions (issue 14, item 3)', () => {
       expect(decideSubscribe(stray, f, served), f).toBe(false);
       expect(decideSubscribe(stray, f), `${f} without a region check`).toBe(true);
     }
+  });
+});
+
+describe('decideWill', () => {
+  it('allows the hub its own status topic only', () => {
+    expect(decideWill(hub, 'v1/ishikawa-nomi/nomi-terai/status')).toEqual({ ok: true });
+    expect(decideWill(hub, 'v1/ishikawa-nomi/nomi-terai/drone/drone-1/event')).toEqual({ ok: false, reason: 'not_status' });
+    expect(decideWill(hub, 'v1/ishikawa-nomi/nomi-terai/whatever')).toEqual({ ok: false, reason: 'not_status' });
+  });
+
+  it("refuses another hub's or region's status, down-link and reserved topics, as a publish would", () => {
+    expect(decideWill(hub, 'v1/ishikawa-nomi/nomi-neagari/status')).toEqual({ ok: false, reason: 'foreign_prefix' });
+    expect(decideWill(hub, 'v1/ishikawa-kanazawa/nomi-terai/status')).toEqual({ ok: false, reason: 'foreign_prefix' });
+    expect(decideWill(hub, 'v1/ishikawa-nomi/nomi-terai/ack')).toEqual({ ok: false, reason: 'downlink_topic' });
+    expect(decideWill(hub, '$SYS/x/heartbeat')).toEqual({ ok: false, reason: 'reserved' });
+    expect(decideWill(hub, 'v1/ishikawa-nomi/nomi-terai/status', { has: () => false })).toEqual({ ok: false, reason: 'unknown_region' });
+  });
+});
+
+describe('storedWillRefusal', () => {
+  it("lets a status will through only with a client id of the hub its topic names", () => {
+    expect(storedWillRefusal({ topic: 'v1/ishikawa-nomi/nomi-terai/status', clientId: 'nomi-terai' })).toBeNull();
+    expect(storedWillRefusal({ topic: 'v1/ishikawa-nomi/nomi-terai/status', clientId: 'nomi-terai.agent' })).toBeNull();
+    expect(storedWillRefusal({ topic: 'v1/ishikawa-nomi/nomi-terai/status', clientId: 'nomi-neagari.agent' })).toBe('foreign_client_id');
+    expect(storedWillRefusal({ topic: 'v1/ishikawa-nomi/nomi-terai/status', clientId: 'nomi-terai-x' })).toBe('foreign_client_id');
+    expect(storedWillRefusal({ topic: 'v1/ishikawa-nomi/nomi-terai/status' })).toBe('foreign_client_id');
+    expect(storedWillRefusal({ topic: 'v1/ishikawa-nomi/nomi-terai/status', clientId: 42 })).toBe('foreign_client_id');
+    expect(storedWillRefusal({ topic: 'v1/ishikawa-nomi/nomi-terai/cmd-ack', clientId: 'nomi-terai' })).toBe('not_status');
+    expect(storedWillRefusal({ topic: '$SYS/x/heartbeat', clientId: 'nomi-terai' })).toBe('not_status');
   });
 });

@@ -1,4 +1,4 @@
-import { filterWithin, parseTopic, ROUTE_DIRECTION, topics } from '../../contract/index.ts';
+import { checkHubClientId, filterWithin, parseTopic, ROUTE_DIRECTION, topics } from '../../contract/index.ts';
 import type { HubIdentity } from '../hubs/hub-credentials.ts';
 
 /**
@@ -49,6 +49,36 @@ export function decidePublish(hub: HubIdentity, topic: string, served?: ServedRe
   if (parsed && ROUTE_DIRECTION[parsed.route] === 'down') return { ok: false, reason: 'downlink_topic' };
   // Only the hub status is retained (its last will "offline" must replace the birth "online").
   return { ok: true, retainAllowed: parsed?.route === 'status' };
+}
+
+/**
+ * A CONNECT last will (MQTT-3.1.2-8: the broker stores it and publishes it when the link dies, long
+ * after the login, possibly on another node of a cluster): checked at login against the identity of
+ * the credential, like a publish by that hub, and allowed only on the hub's own status topic (the
+ * contract's will: `hub.status` "offline"). A will that fails is refused with the connection
+ * (CONNACK 5, not authorized): MQTT 3.1.1 has no way to accept a connection without its will, and
+ * a will silently dropped would leave the vendor believing the broker announces a dead link.
+ */
+export type WillDecision = { ok: true } | { ok: false; reason: Exclude<PublishDecision, { ok: true }>['reason'] | 'not_status' };
+
+export function decideWill(hub: HubIdentity, topic: string, served?: ServedRegions): WillDecision {
+  const decision = decidePublish(hub, topic, served);
+  if (!decision.ok) return decision;
+  return parseTopic(topic)?.route === 'status' ? { ok: true } : { ok: false, reason: 'not_status' };
+}
+
+/**
+ * A stored will about to be published without its connection (its node died, or this node's previous
+ * run left it): the identity is then only what the will itself carries. Null when it may be
+ * published for the hub its topic names: a status will whose client id belongs to that hub (client
+ * ids are tied to the credential's hub at login, contract/client-id.ts). Wills are checked at login
+ * (decideWill); this is the second line, for wills stored by an older version or written into Redis.
+ */
+export function storedWillRefusal(will: { topic: string; clientId?: unknown }): 'not_status' | 'foreign_client_id' | null {
+  const t = parseTopic(will.topic);
+  if (t?.route !== 'status') return 'not_status';
+  if (typeof will.clientId !== 'string' || checkHubClientId(t.hub, will.clientId) !== null) return 'foreign_client_id';
+  return null;
 }
 
 export function decideSubscribe(hub: HubIdentity, filter: string, served?: ServedRegions): boolean {

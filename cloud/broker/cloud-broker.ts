@@ -11,7 +11,7 @@ import type { Ingest } from '../ingest/ingest.ts';
 import type { LiveState } from '../live/live-state.ts';
 import type { Logger } from '../logger.ts';
 import type { CloudMetrics } from '../metrics.ts';
-import { coversCommands, decidePublish, decideSubscribe, MAX_TOPIC_LEVELS } from './access-policy.ts';
+import { coversCommands, decidePublish, decideSubscribe, decideWill, MAX_TOPIC_LEVELS, storedWillRefusal } from './access-policy.ts';
 import { limitMqttFrames, type FrameViolation } from './frame-limiter.ts';
 import { HubConnections } from './hub-connections.ts';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleLimits } from './login-throttle.ts';
@@ -91,6 +91,8 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   const inflight = new WeakMap<Client, number>();
   /** Clients that sent an empty client id (aedes has replaced it with a generated one by `authenticate`). */
   const emptyClientIds = new WeakSet<Client>();
+  /** The topic of each connecting client's CONNECT last will, checked once its identity is known (decideWill). */
+  const willTopics = new WeakMap<Client, string>();
   /** Clients whose transport has closed (emitted 'close'): nothing may be counted for them any more. */
   const transportClosed = new WeakSet<Client>();
   const sessions = new SessionExpiry(o.sessionExpiryMs, o.maxIdleSessionsPerHub ?? DEFAULT_MAX_IDLE_SESSIONS_PER_HUB);
@@ -111,7 +113,9 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   });
 
   const concurrency = 1000;
-  const cluster: BrokerCluster | null = o.cluster ? createBrokerCluster({ ...o.cluster, logger: o.logger, concurrency }) : null;
+  const cluster: BrokerCluster | null = o.cluster
+    ? createBrokerCluster({ ...o.cluster, logger: o.logger, concurrency, onWillRefused: (reason) => o.metrics.publishDenied.inc({ reason: `will_${reason}` }) })
+    : null;
   const aedes = await Aedes.createBroker({
     ...(cluster?.aedesOptions as object | undefined),
     concurrency,
@@ -125,6 +129,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     keepaliveLimit: 1200,
     preConnect: (client, packet, cb) => {
       if (!packet.clientId) emptyClientIds.add(client);
+      if (packet.will) willTopics.set(client, packet.will.topic);
       cb(null, connections.total < o.maxConnections);
     },
     authenticate: (client, username, password, cb) => {
@@ -159,6 +164,16 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
             log.warn({ hub: identity.hubId, clientId: client.id.slice(0, 128), reason: refusal }, 'MQTT login refused: client id does not belong to the hub');
             return cb(authError(`client id must be "${identity.hubId}" or "${identity.hubId}.<suffix>"`, 2), null);
           }
+          // The last will is published when the link dies — by another node if this one dies — as a
+          // message from this hub: it must be one this hub may publish, on its own status topic
+          // (access-policy.ts decideWill). Refused with the connection, 0x05 not authorized.
+          const willTopic = willTopics.get(client);
+          const will = willTopic === undefined ? null : decideWill(identity, willTopic, o.live.regions);
+          if (will && !will.ok) {
+            o.metrics.authFailures.inc({ reason: `will_${will.reason}` });
+            log.warn({ hub: identity.hubId, clientId: client.id.slice(0, 128), willTopic: willTopic!.slice(0, 300), reason: will.reason }, 'MQTT login refused: its last will is not on the hub\'s own status topic');
+            return cb(authError('last will refused: it must be on the hub\'s own status topic', 5), null);
+          }
           // A reconnect with the hub's own client id replaces that connection: it needs no second slot
           // (a hub at its limit whose old link is half-open must still get back in).
           const replaced = clientsById()[client.id];
@@ -184,13 +199,21 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     authorizePublish: (client, packet, cb) => {
       let from = client ? (identities.get(client) ?? null) : null;
       if (!client) {
-        // A stored last will published after its client is long gone: it was checked when set.
-        const t = parseTopic(packet.topic);
-        if (t?.route !== 'status') return cb(new Error('orphan will refused'));
-        from = { hubId: t.hub, region: t.region };
+        // A stored last will published after its client is long gone (its node died, or this node's
+        // previous run left it). It was checked at login (decideWill); its identity is now only what
+        // it carries: the client id, which the login tied to the credential's hub, must be that of the
+        // hub its topic names (cluster-broker.ts skips such wills before they get here).
+        const refusal = storedWillRefusal(packet as { topic: string; clientId?: unknown });
+        if (refusal) {
+          o.metrics.publishDenied.inc({ reason: `will_${refusal}` });
+          log.warn({ clientId: String((packet as { clientId?: unknown }).clientId).slice(0, 128), topic: packet.topic.slice(0, 300), reason: refusal }, 'stored last will refused');
+          return cb(new Error(`stored last will refused: ${refusal}`));
+        }
+        const t = parseTopic(packet.topic)!;
+        if (t.route === 'status') from = { hubId: t.hub, region: t.region };
       }
       if (!from) return cb(new Error('not authenticated'));
-      const decision = client ? decidePublish(from, packet.topic, o.live.regions) : ({ ok: true, retainAllowed: true } as const);
+      const decision = decidePublish(from, packet.topic, o.live.regions);
       if (!decision.ok) {
         o.metrics.publishDenied.inc({ reason: decision.reason });
         log.warn({ hub: from.hubId, clientId: client?.id, topic: packet.topic.slice(0, 300), reason: decision.reason }, 'publish refused; closing the connection');

@@ -6,7 +6,7 @@ import {
   topics,
 } from '../../contract/index.ts';
 import { commandAckDescription, commandPayload } from './command-docs.ts';
-import { CONTRACT_DOC_VERSION, DOCUMENT_ID, MQTT_BINDING, QOS, type Json, PLACEHOLDER, type TopicDoc, type MessageDoc, type ParameterName, PARAMETER_SOURCES, parameterObject, limits, bytes, offlineStatus, clientIdRule, capitalise, lowerFirst } from './contract-model.ts';
+import { CONTRACT_DOC_VERSION, DOCUMENT_ID, MQTT_BINDING, QOS, type Json, PLACEHOLDER, type TopicDoc, type MessageDoc, type ParameterName, PARAMETER_SOURCES, parameterObject, limits, bytes, offlineStatus, clientIdRule, WILL_RULE, capitalise, lowerFirst } from './contract-model.ts';
 import { propertiesOf } from './markdown.ts';
 import { topicTable } from './readme.ts';
 
@@ -126,7 +126,7 @@ function asyncApiDescription(channels: TopicDoc[], l: ReturnType<typeof limits>)
     '',
     '**Units.** Timestamps (`ts`, `expiresAt`) are Unix epoch milliseconds, UTC. Other units are in the field names and descriptions (`altM` metres, `groundSpeedMps` metres per second, `batteryPct` percent, `tempC` °C, …).',
     '',
-    `**Retained.** Only ${retainedTypes(channels)} are retained. The hub publishes \`{"state":"online"}\` after connecting and registers \`{"state":"offline"}\` on its status topic as retained QoS ${QOS} last will.`,
+    `**Retained.** Only ${retainedTypes(channels)} are retained. The hub publishes \`{"state":"online"}\` after connecting and registers \`{"state":"offline"}\` on its status topic as retained QoS ${QOS} last will. ${WILL_RULE}`,
     '',
     `**Limits and rejections.** Payloads up to ${bytes(l.maxPayloadBytes)} are accepted (default); larger ones, and any payload that is not valid for its topic, are acknowledged and kept in a dead-letter store with a reason (${REJECTION_REASONS.map((r) => `\`${r}\``).join(', ')}). MQTT packets over ${bytes(l.maxPacketBytes)}, and a packet not complete ${l.packetTimeoutS} s after its first byte, make the broker close the connection.`,
     '',

@@ -311,6 +311,10 @@ export function offlineStatus(): { topic: string; payload: Record<string, unknow
   return { topic: buildTopic(status.topic), payload };
 }
 
+/** Which last wills the broker accepts (cloud/broker/access-policy.ts decideWill). */
+export const WILL_RULE =
+  'The will must be on your own status topic: a will on any other topic (another hub\'s or another region\'s status, or another of your topics) is refused with the connection, CONNACK return code 5 (not authorized), because the broker would publish it as a message from your hub.';
+
 /** The client-id rule (contract/client-id.ts) with examples and what the broker keeps for a persistent session. */
 export function clientIdRule(l: ReturnType<typeof limits>): string {
   const hub = 'nomi-terai';

@@ -12,7 +12,7 @@ import {
   topics,
 } from '../../contract/index.ts';
 import { commandsSection } from './command-docs.ts';
-import { CONTRACT_DOC_VERSION, QOS, PLACEHOLDER, ROUTES, type TopicDoc, type MessageDoc, ROUTE_ORDER, patternHint, limits, rejectionReasons, bytes, offlineStatus, clientIdRule } from './contract-model.ts';
+import { CONTRACT_DOC_VERSION, QOS, PLACEHOLDER, ROUTES, type TopicDoc, type MessageDoc, ROUTE_ORDER, patternHint, limits, rejectionReasons, bytes, offlineStatus, clientIdRule, WILL_RULE } from './contract-model.ts';
 import { angled, fieldTable, markdownText, primitiveTypes, propertiesOf, requiredOf, shellQuote, table, typeOf, type JsonSchema } from './markdown.ts';
 
 export function topicTable(channels: TopicDoc[], withSchema: boolean): string {
@@ -128,7 +128,7 @@ export function renderReadme(messages: MessageDoc[], channels: TopicDoc[]): stri
     '- Authenticate with the user name and password the operator issued for your hub. They decide your `<region>` and `<hub>` and so which topics you may use (see [Access rules](#access-rules)).',
     `- **Client id.** ${clientIdRule(l)}`,
     `- Send every MQTT packet whole: one that is not complete ${l.packetTimeoutS} s (default) after its first byte closes the connection. Between packets, keep-alive (at most 1200 s) governs.`,
-    `- Register a last will on \`${topics.status('<region>', '<hub>')}\`: a \`hub.status\` with \`"state":"offline"\` and the connect time in \`ts\`, for example \`${JSON.stringify(will.payload)}\`, QoS ${QOS}, retained. Right after connecting, publish the same with \`"state":"online"\`, retained.`,
+    `- Register a last will on \`${topics.status('<region>', '<hub>')}\`: a \`hub.status\` with \`"state":"offline"\` and the connect time in \`ts\`, for example \`${JSON.stringify(will.payload)}\`, QoS ${QOS}, retained. ${WILL_RULE} Right after connecting, publish the same with \`"state":"online"\`, retained.`,
     `- Subscribe with QoS ${QOS} to ${topics.hubSubscriptions('<region>', '<hub>').map((f) => `\`${f}\``).join(', ')}.`,
     '',
     '## Topics',
