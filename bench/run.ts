@@ -19,6 +19,7 @@ const SECTIONS: { id: string; load: () => Promise<Section> }[] = [
   { id: 'fanout', load: async () => (await import('./sections/fanout.ts')).fanout },
   { id: 'memory', load: async () => (await import('./sections/memory.ts')).memory },
   { id: 'reconnect', load: async () => (await import('./sections/reconnect.ts')).reconnect },
+  { id: 'cluster', load: async () => (await import('./sections/cluster.ts')).cluster },
   { id: 'catchup', load: async () => (await import('./sections/catchup.ts')).catchup },
   { id: 'dispatch', load: async () => (await import('./sections/dispatch.ts')).dispatch },
 ];

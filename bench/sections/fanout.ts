@@ -51,7 +51,7 @@ async function connectAll(worker: HubWorker, req: Extract<HubClientsRequest, { o
 
 interface ModeView { desired: { version: number }; allAcknowledged: boolean; lastAcknowledgedAt: string | null; counts: { acknowledged: number } }
 
-async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (l: string) => void, database: BenchDatabaseKind) {
+export async function measureOurs(worker: HubWorker, hubs: number, runs: number, log: (l: string) => void, database: BenchDatabaseKind) {
   const nc = await startNationalCloud(hubs, { legacyScryptHubs: 3, database });
   const label = DATABASE_LABEL[database];
   const samples: SwitchSample[] = [];

@@ -1,0 +1,258 @@
+import path from 'node:path';
+import type { ConnectReply, HubClientsRequest, ReconnectReply, RoundReply } from '../load/hub-clients.ts';
+import { firstCloudUrlIndex } from '../../edge/uplink.ts';
+import { EDGE_DEFAULT_RECONNECT } from './reconnect.ts';
+import { epochMs } from '../lib/mqtt-raw.ts';
+import { postgresCpuSeconds } from '../lib/bench-database.ts';
+import { startNationalCluster, type NationalCluster } from '../lib/national-cluster.ts';
+import { COMMUNITY_HALLS_AND_STATIONS, ROADSIDE_STATIONS } from '../lib/national-region.ts';
+import { cpuSeconds, startWorker, type Worker } from '../lib/procs.ts';
+import { startPublisher } from '../lib/publishers.ts';
+import type { Row, Section } from '../lib/report.ts';
+import { fmt, summarize } from '../lib/stats.ts';
+import { startOurCloud } from '../lib/systems.ts';
+import { createInfluxDatabase, startInfluxd } from '../../test/support/influxd.ts';
+import { measureOurs } from './fanout.ts';
+
+/**
+ * Cluster mode (issue 15, item 4): three cloud nodes sharing PostgreSQL and Redis against the single
+ * process on PostgreSQL, in the same run — the emergency fan-out, the failover after `kill -9` of a node,
+ * the lease takeover, a node killed during the fan-out, and ingest per CPU-second.
+ */
+type HubWorker = Worker<HubClientsRequest, unknown>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function connectAll(worker: HubWorker, req: Extract<HubClientsRequest, { op: 'connect' }>): Promise<ConnectReply> {
+  const r = (await worker.call(req, 600_000)) as ConnectReply;
+  if (r.failed > 0) throw new Error(`${r.failed} of ${req.hubs.length} hub connections failed: ${r.errors.join('; ')}`);
+  return r;
+}
+
+interface ModeView { desired: { version: number }; allAcknowledged: boolean; counts: { acknowledged: number; total: number } }
+
+/** One switch through node `apiNode`'s API: POST → the last hub's PUBACK of its mode-ack (ms), and the cloud's own view. */
+async function switchOnce(c: NationalCluster, worker: HubWorker, version: number, mode: 'emergency' | 'normal', o: { duringSwitch?: () => Promise<void>; timeoutMs?: number; apiNode?: number } = {}) {
+  const hubs = c.region.hubs.length;
+  await worker.call({ op: 'arm', version, expect: hubs });
+  const waiting = worker.call({ op: 'wait', timeoutMs: o.timeoutMs ?? 60_000 }, (o.timeoutMs ?? 60_000) + 10_000) as Promise<RoundReply>;
+  const cpu0 = c.nodeCpuSeconds();
+  const t0 = epochMs();
+  const res = await c.api(`/api/v1/regions/${c.region.id}/mode`, {
+    method: 'POST', body: JSON.stringify({ mode, reason: mode === 'emergency' ? 'benchmark: M7 earthquake drill' : 'benchmark: all clear' }),
+  }, o.apiNode);
+  const body = (await res.json()) as { version: number };
+  if (res.status !== 202 || body.version !== version) throw new Error(`switch answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
+  await o.duringSwitch?.();
+  const w = await waiting;
+  const cpu = c.nodeCpuSeconds() - cpu0;
+  // The cloud's own view (any node): every hub acknowledged the version.
+  let view: ModeView | null = null;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    view = (await (await c.api(`/api/v1/regions/${c.region.id}/mode`, {}, o.apiNode)).json()) as ModeView;
+    if (view.desired.version === version && view.allAcknowledged) break;
+    await sleep(200);
+  }
+  return { lastRecordedMs: w.lastPubackAt === null ? Number.NaN : w.lastPubackAt - t0, lastReceivedMs: w.lastReceivedAt === null ? Number.NaN : w.lastReceivedAt - t0, pubacked: w.pubacked, timedOut: w.timedOut, cpuS: cpu, cloudAllAcknowledged: view?.allAcknowledged === true && view.desired.version === version, acknowledged: view?.counts.acknowledged ?? 0 };
+}
+
+async function measureCluster(worker: HubWorker, hubs: number, runs: number, log: (l: string) => void) {
+  const c = await startNationalCluster(hubs);
+  const ports = c.nodes.map((n) => n.mqttPort);
+  try {
+    log(`cluster of ${c.nodes.length} nodes with ${fmt(hubs, 0)} hubs ready in ${fmt(c.startupMs, 0)} ms`);
+    const connect = await connectAll(worker, {
+      op: 'connect', port: ports[0]!, ports, region: c.region.id, hubs: c.region.hubs, password: c.seeded.password, concurrency: 200, reconnect: EDGE_DEFAULT_RECONNECT,
+    });
+    log(`${fmt(hubs, 0)} hubs connected over ${c.nodes.length} nodes in ${fmt(connect.ms / 1000, 1)} s`);
+    await sleep(2_000);
+
+    // 1. Fan-out over the nodes.
+    const fanout: number[] = [];
+    const fanoutCpu: number[] = [];
+    let version = 0;
+    for (let round = 0; round <= runs; round++) {
+      for (const mode of ['emergency', 'normal'] as const) {
+        version++;
+        const s = await switchOnce(c, worker, version, mode);
+        if (s.timedOut || !s.cloudAllAcknowledged) throw new Error(`cluster switch ${version}: ${s.pubacked} of ${hubs} acknowledgements recorded, cloud shows ${s.acknowledged}`);
+        log(`cluster ${fmt(hubs, 0)} v${version} ${mode}${round === 0 ? ' (warm-up)' : ''}: last received ${fmt(s.lastReceivedMs, 0)} ms, last ack recorded ${fmt(s.lastRecordedMs, 0)} ms, nodes' CPU ${fmt(s.cpuS, 2)} s`);
+        if (round > 0) {
+          fanout.push(s.lastRecordedMs);
+          fanoutCpu.push(s.cpuS);
+        }
+        await sleep(500);
+      }
+    }
+
+    // 2. Failover: kill -9 of node-2; every hub that was on it publishes again (on another node).
+    const victim = 1;
+    const onVictim = c.region.hubs.filter((h) => firstCloudUrlIndex(h, ports.length) === victim).length;
+    await worker.call({ op: 'resetReconnects' });
+    const killedAt = epochMs();
+    await c.kill(victim);
+    const rec = (await worker.call({ op: 'waitReconnected', lost: onVictim, timeoutMs: 90_000 }, 100_000)) as ReconnectReply;
+    const failoverMs = rec.readyAt.map((t) => t - killedAt);
+    log(`failover: ${rec.reconnected} of ${rec.lost} hubs of the killed node back (expected ${onVictim}); p50 ${fmt(summarize(failoverMs).median, 0)} ms, max ${fmt(Math.max(...failoverMs), 0)} ms; failures ${JSON.stringify(rec.failures)}`);
+    await c.start(victim);
+    await c.haproxy.waitForStatus(c.nodes[victim]!.id, 'UP', 30_000);
+
+    // 3. Lease takeover: kill -9 of the region's lease holder; another node holds it.
+    const lease = `region:${c.region.id}`;
+    let holder: { holder: string; token: number } | null = null;
+    for (let i = 0; i < 100 && !holder; i++) {
+      holder = await c.leaseHolder(lease);
+      if (!holder) await sleep(100);
+    }
+    if (!holder) throw new Error('no node holds the region lease');
+    const held: { holder: string; token: number } = holder;
+    const holderIndex = c.nodes.findIndex((n) => held.holder.startsWith(`${n.id}/`));
+    const leaseKilledAt = epochMs();
+    await c.kill(holderIndex);
+    let takeoverMs = Number.NaN;
+    let next: { holder: string; token: number } | null = null;
+    while (epochMs() - leaseKilledAt < 60_000) {
+      next = await c.leaseHolder(lease);
+      if (next && next.holder !== held.holder) {
+        takeoverMs = epochMs() - leaseKilledAt;
+        break;
+      }
+      await sleep(50);
+    }
+    log(`lease takeover: ${held.holder} (token ${held.token}) killed, ${next?.holder ?? '—'} (token ${next?.token ?? '—'}) after ${fmt(takeoverMs, 0)} ms`);
+    await c.start(holderIndex);
+    await c.haproxy.waitForStatus(c.nodes[holderIndex]!.id, 'UP', 30_000);
+    await sleep(2_000);
+
+    // 4. A node killed during the fan-out (not the one answering the API): every hub acknowledged, also those that reconnect.
+    version++;
+    const killedDuring = 2;
+    const during = await switchOnce(c, worker, version, 'emergency', { apiNode: 0, timeoutMs: 60_000, duringSwitch: () => c.kill(killedDuring) });
+    log(`node killed during the fan-out: ${during.pubacked} of ${hubs} acknowledgements recorded at the hubs, last at ${fmt(during.lastRecordedMs, 0)} ms; cloud shows ${during.acknowledged} acknowledged`);
+    await c.start(killedDuring);
+
+    const redisCpu = await c.redisCpuSeconds();
+    await worker.call({ op: 'close' });
+    return { startupMs: c.startupMs, connectMs: connect.ms, fanout, fanoutCpu, failoverMs, failover: rec, onVictim, takeoverMs, during, redisCpuS: redisCpu, nodes: c.nodes.length };
+  } finally {
+    await worker.call({ op: 'close' }).catch(() => undefined);
+    await c.stop();
+  }
+}
+
+/** Ingest per CPU-second: the same publisher load through HAProxy into the cluster and into one process (both on PostgreSQL, same influxd). */
+async function measureIngest(log: (l: string) => void, quick: boolean) {
+  const hubs = 100;
+  const rate = quick ? 1_500 : 3_000;
+  const seconds = quick ? 4 : 15;
+  const influx = await startInfluxd();
+  const stops: (() => Promise<void>)[] = [() => influx.stop()];
+  try {
+    await createInfluxDatabase(influx.url, 'cluster');
+    const single = await startOurCloud({ hubs, database: 'postgres', influx: { url: influx.url, database: 'single' } });
+    stops.unshift(() => single.stop());
+    const c = await startNationalCluster(hubs, { benchRegion: true, env: { INFLUX_URL: influx.url, INFLUX_DB: 'cluster', INFLUX_CREATE_DB: 'true', SQLITE_SYNC: 'full' } });
+    stops.unshift(() => c.stop());
+    const results: Record<string, { acked: number; generated: number; cpuS: number; redisCpuS: number; pgCpuS: number; perCpuSecond: number; ackP99: number }> = {};
+    for (const side of ['single', 'cluster'] as const) {
+      const pub = startPublisher();
+      try {
+        const port = side === 'single' ? single.mqttPort : c.haproxy.port;
+        await pub.connect({ port, region: c.benchRegion!.id, hubs: side === 'single' ? single.region.hubs : c.benchRegion!.hubs, clientPrefix: side, window: 200 });
+        await pub.run({ rate, seconds: 2, runId: `warm-${side}-${Date.now()}`, drainSeconds: 10 });
+        const cpu = () => (side === 'single' ? cpuSeconds(single.pid) : c.nodeCpuSeconds());
+        const cpu0 = cpu();
+        const redis0 = await c.redisCpuSeconds();
+        const pg0 = await postgresCpuSeconds();
+        const r = await pub.run({ rate, seconds, runId: `${side}-${Date.now()}`, drainSeconds: 15 });
+        const cpuS = cpu() - cpu0;
+        const redisCpuS = side === 'cluster' ? (await c.redisCpuSeconds()) - redis0 : 0;
+        const pgCpuS = (await postgresCpuSeconds()) - pg0;
+        results[side] = { acked: r.acked, generated: r.generated, cpuS, redisCpuS, pgCpuS, perCpuSecond: r.acked / cpuS, ackP99: r.ackMs.p99 };
+        log(`ingest ${side}: ${fmt(r.acked, 0)} of ${fmt(r.generated, 0)} acknowledged at ${fmt(rate, 0)}/s; cloud CPU ${fmt(cpuS, 2)} s → ${fmt(r.acked / cpuS, 0)} msg per CPU-second; Redis ${fmt(redisCpuS, 2)} s, PostgreSQL ${fmt(pgCpuS, 2)} s; ack p99 ${fmt(r.ackMs.p99, 0)} ms`);
+      } finally {
+        await pub.stop();
+      }
+    }
+    return { rate, seconds, hubs, ...results } as { rate: number; seconds: number; hubs: number; single: (typeof results)[string]; cluster: (typeof results)[string] };
+  } finally {
+    for (const s of stops) await s().catch(() => undefined);
+  }
+}
+
+export const cluster: Section = async ({ quick, log }) => {
+  const hubs = quick ? ROADSIDE_STATIONS : COMMUNITY_HALLS_AND_STATIONS;
+  const runs = quick ? 1 : 2;
+  const worker: HubWorker = startWorker(path.join(import.meta.dirname, '../load/hub-clients.ts'));
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  let raw: Record<string, unknown> = {};
+  try {
+    const single = await measureOurs(worker, hubs, runs, log, 'postgres');
+    const singleFanout = summarize(single.samples.filter((s) => !s.warmUp).map((s) => s.lastRecordedMs));
+    const cl = await measureCluster(worker, hubs, runs, log);
+    const ingest = await measureIngest(log, quick);
+    raw = { single: single.samples, cluster: cl, ingest };
+    const label = `${fmt(hubs, 0)} hubs`;
+    const fan = summarize(cl.fanout);
+    rows.push({
+      metric: `Emergency switch → last hub acknowledgement, ${label} over ${cl.nodes} nodes`, ours: fan, unit: 'ms', decimals: 0,
+      alternative: { name: 'single process on PostgreSQL, same run', value: singleFanout },
+      comparison: `${fmt(fan.median / singleFanout.median, 2)}× the single process's time`, target: '≤ 2,000 ms', met: fan.median <= 2_000,
+    });
+    const fo = summarize(cl.failoverMs);
+    const foMax = cl.failoverMs.length ? Math.max(...cl.failoverMs) : Number.NaN;
+    rows.push({
+      metric: `Failover: kill -9 of a node → every one of its hubs publishing again on another (${fmt(cl.onVictim, 0)} hubs; p50 / p99 / max)`,
+      ours: `${fmt(fo.median, 0)} / ${fmt(percentile(cl.failoverMs, 0.99), 0)} / ${fmt(foMax, 0)} ms`,
+      comparison: `${cl.failover.reconnected} of ${cl.onVictim} back`, target: 'max ≤ 15 s', met: cl.failover.reconnected >= cl.onVictim && foMax <= 15_000,
+    });
+    rows.push({ metric: 'Lease takeover: kill -9 of the region\'s lease holder → another node holds it', ours: `${fmt(cl.takeoverMs, 0)} ms`, target: '≤ 10 s', met: cl.takeoverMs <= 10_000 });
+    rows.push({
+      metric: `A node killed during the fan-out → every hub acknowledged (surviving and reconnected), ${label}`,
+      ours: `${fmt(cl.during.lastRecordedMs, 0)} ms`, comparison: `${fmt(cl.during.pubacked, 0)} of ${fmt(hubs, 0)} hubs; cloud shows ${fmt(cl.during.acknowledged, 0)} acknowledged`,
+      target: '≤ 20 s, every hub', met: !cl.during.timedOut && cl.during.cloudAllAcknowledged && cl.during.lastRecordedMs <= 20_000,
+    });
+    const ratio = ingest.cluster.perCpuSecond / ingest.single.perCpuSecond;
+    rows.push({
+      metric: `Ingest per CPU-second of the cloud processes (${fmt(ingest.rate, 0)} msg/s for ${ingest.seconds} s, ${ingest.hubs} hubs)`,
+      ours: `${fmt(ingest.cluster.perCpuSecond, 0)} msg/CPU-s (3 nodes)`, alternative: { name: 'single process on PostgreSQL', value: `${fmt(ingest.single.perCpuSecond, 0)} msg/CPU-s` },
+      comparison: `${fmt(ratio * 100, 0)} % of the single process`, target: '≥ 80 %', met: ratio >= 0.8,
+    });
+    rows.push({
+      metric: '  Redis and PostgreSQL CPU per stored message (cluster / single process)',
+      ours: `Redis ${fmt((ingest.cluster.redisCpuS / ingest.cluster.acked) * 1e6, 1)} µs, PostgreSQL ${fmt((ingest.cluster.pgCpuS / ingest.cluster.acked) * 1e6, 1)} µs`,
+      alternative: { name: 'single process', value: `PostgreSQL ${fmt((ingest.single.pgCpuS / ingest.single.acked) * 1e6, 1)} µs` },
+    });
+    notes.push(
+      `Cluster start-up (3 nodes one after the other, then HAProxy marking each UP) ${fmt(cl.startupMs / 1000, 1)} s; ${fmt(hubs, 0)} hubs connected over the nodes in ${fmt(cl.connectMs / 1000, 1)} s. ` +
+        `Nodes' CPU per switch ${fmt(summarize(cl.fanoutCpu).median, 2)} s in all (single process: ${fmt(summarize(single.samples.filter((s) => !s.warmUp).map((s) => s.brokerCpuS)).median, 2)} s). Redis CPU over the whole cluster run ${fmt(cl.redisCpuS, 1)} s.`,
+      `Failover tries per hub: median ${fmt(summarize(cl.failover.tries).median, 0)}, max ${fmt(Math.max(0, ...cl.failover.tries), 0)}; failed tries by cause ${JSON.stringify(cl.failover.failures)}.`,
+      'On this 2-core machine three nodes, PostgreSQL, Redis and the load generators share two cores: the cluster cannot show linear scaling in absolute figures, so ingest is compared per CPU-second of the cloud processes.',
+    );
+  } finally {
+    await worker.stop();
+  }
+  return {
+    title: `Cluster: 3 nodes on PostgreSQL and Redis against one process (${fmt(hubs, 0)} hubs)`,
+    method:
+      'Three cloud nodes (cloud/main.ts, real processes, NODE_ID node-1…3, default LEASE_TTL_S=6) share a database in a durable PostgreSQL 15 on loopback (fsync on) and one redis-server 7 ' +
+      '(the MQTT message bus and sessions, retained messages, wills, live state between nodes); HAProxy 2.6 in TCP mode fronts their MQTT ports with HTTP health checks on /healthz (inter 1 s, fall 2) and cuts a dead node\'s sessions. ' +
+      'The hubs of the fan-out and failover runs connect straight to the nodes the way the edge agent does with a list of cloud URLs (each hub starts at a hash of its id and moves to the next URL on a lost or refused connection, after the agent\'s jittered back-off) — ' +
+      'HAProxy cannot carry 13,800 connections on this machine (two descriptors per connection, hard limit 20,000); the ingest run goes through HAProxy. ' +
+      'The hub load generator is the fan-out section\'s (raw MQTT connections that behave like edge agents: clean session, retained will and birth status, mode acknowledgements). ' +
+      'The single process is the same cloud on PostgreSQL alone, measured first in the same invocation with the same hubs. ' +
+      'Failover: kill -9 of node-2; the figure per hub is kill → its SUBACK and birth-status PUBACK on another node. Lease takeover: kill -9 of the node named in the leases table for the region, polled every 50 ms until another holds it. ' +
+      'Ingest: the ingest section\'s publisher (100 hubs, the device mix, QoS 1, window 200) at a fixed rate into each side (both writing telemetry to one influxd), CPU of the cloud processes from /proc, Redis\'s own INFO cpu, PostgreSQL\'s processes.',
+    rows, notes, raw,
+  };
+};
+
+function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+}
+
+
