@@ -57,7 +57,8 @@ import { indexRetainedMessages, type RetainedIndex } from './retained-index.ts';
  *    the other node stays open until its keepalive expires (1.5 × the hub's keepalive);
  *  - a heartbeat lost: harmless unless three in a row (6 s) are, then the node is taken for dead and
  *    its hubs' wills are published while they are still connected (live state keeps the newer
- *    status by its timestamp, so the hub is not shown offline).
+ *    status by its timestamp, so the hub is not shown offline); the node stores those wills again
+ *    once it runs or its Redis link is back (restoreWills in attach).
  *  - While Redis is down, connected hubs keep publishing (PUBACK after the durable write, nothing
  *    of it touches Redis); CONNECT and SUBSCRIBE need Redis (sessions, wills, subscriptions) and
  *    fail after two reconnect attempts: the hub is refused and reconnects with its back-off.
@@ -95,6 +96,7 @@ interface StoredWill extends AedesPublishPacket {
 
 interface ClusterPersistence {
   setup(broker: Aedes): Promise<void>;
+  putWill(client: { id: string }, packet: AedesPublishPacket): Promise<void>;
   storeRetained(packet: AedesPublishPacket): Promise<void>;
   delWill(client: { id: string; brokerId: string }): Promise<unknown>;
   streamWill(brokers: Record<string, number>): AsyncIterable<StoredWill>;
@@ -296,6 +298,9 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   };
   let loaded = false;
   const gapListeners: (() => void)[] = [];
+  /** The pause watch of attach() (restoreWills), and whether close() has begun. */
+  let willWatch: ReturnType<typeof setInterval> | undefined;
+  let closing = false;
   /** After a reconnect: the region modes this node holds, to its own hubs again (one may have been lost). */
   const redeliverModes = () => {
     if (!index) return;
@@ -394,8 +399,54 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
         await inner.delWill({ id: clientId, brokerId });
       }
       if (published > 0) log.info({ published }, 'published the last wills of this node\'s previous run');
+
+      // A node that did not run (SIGSTOP, a VM or GC pause) or could not reach Redis for 3 heartbeats
+      // is taken for dead: another node publishes and deletes its hubs' wills while the hubs stay
+      // connected here. Once it runs again (a gap in a 1 s timer) or its Redis link is back, the wills
+      // of its connected clients that are gone from Redis are stored again, and the claim on them
+      // dropped, so its next death announces them; once more 2 heartbeats later, in case the other
+      // node's delete of a will it was publishing came after the first pass. Their retained status
+      // meanwhile reads "offline" until the hub's next status (the reference agent: every 10 s); live
+      // state keeps the newer "online" by its timestamp.
+      const restoreWills = async () => {
+        const clients = Object.values((aedes as unknown as { clients: Record<string, WillClient | undefined> }).clients)
+          .filter((c): c is WillClient => !!c && !!c.will && c.connected && !c.closed);
+        if (clients.length === 0) return;
+        const key = (c: WillClient) => `${WILLS}:${o.nodeId}:${encodeURIComponent(c.id)}`;
+        const exists = await db.pipeline(clients.map((c) => ['exists', key(c)])).exec();
+        let restored = 0;
+        for (const [i, c] of clients.entries()) {
+          if (exists?.[i]?.[1] === 1 || !c.will || c.closed) continue;
+          await persistence.putWill(c, c.will);
+          await db.del(`will-claim:${key(c)}`);
+          restored++;
+        }
+        if (restored > 0) log.warn({ restored }, 'last wills of connected hubs were gone from Redis (this node was taken for dead): stored again');
+      };
+      let restoring = false;
+      const restore = (why: string) => {
+        if (restoring || closing) return;
+        restoring = true;
+        log.info({ why }, 'checking that the last wills of this node\'s hubs are still stored');
+        void restoreWills()
+          .then(() => new Promise((r) => setTimeout(r, 2 * CLUSTER_HEARTBEAT_INTERVAL_MS).unref()))
+          .then(restoreWills)
+          .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'storing the last wills again failed; next pause or reconnect retries'))
+          .finally(() => (restoring = false));
+      };
+      let tick = performance.now();
+      willWatch = setInterval(() => {
+        const now = performance.now();
+        const gapMs = now - tick;
+        tick = now;
+        if (gapMs >= 2 * CLUSTER_HEARTBEAT_INTERVAL_MS) restore(`this node did not run for ${Math.round(gapMs)} ms`);
+      }, 1_000);
+      willWatch.unref();
+      gapListeners.push(() => restore('Redis link back'));
     },
     async close() {
+      closing = true;
+      clearInterval(willWatch);
       clearInterval(reload);
       await flush().catch(() => undefined);
       // aedes.close() closed the emitter (quit on pub/sub) and the persistence is not destroyed by
@@ -404,6 +455,14 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       for (const r of [pub, sub, db]) r.disconnect();
     },
   };
+}
+
+/** The part of an aedes client that storing its will again needs. */
+interface WillClient {
+  id: string;
+  will: AedesPublishPacket | null;
+  connected: boolean;
+  closed: boolean;
 }
 
 interface MqRedis {
