@@ -116,6 +116,8 @@ export interface Cluster {
   leaseHolderIndex(region?: string): Promise<number | null>;
   /** Points per message id of one measurement of a hub in influxd. */
   influxPoints(measurement: string, hub: string): Promise<Map<string, number>>;
+  /** The sum of the numbers an InfluxQL count query answers (every series). */
+  influxCount(q: string): Promise<number>;
   /** Every message id of a hub in influxd (all measurements). */
   influxIds(hub: string): Promise<Set<string>>;
   /** A query on the operational database (a fresh connection each time: survives PostgreSQL restarts). */
@@ -334,6 +336,13 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
         const counts = new Map<string, number>();
         for (const s of result.series ?? []) for (const row of s.values) counts.set(String(row[1]), (counts.get(String(row[1])) ?? 0) + 1);
         return counts;
+      },
+      async influxCount(q) {
+        const result = await influxQuery(q);
+        if (result.error) throw new Error(result.error);
+        let n = 0;
+        for (const s of result.series ?? []) for (const row of s.values) for (const v of row.slice(1)) if (typeof v === 'number') n += v;
+        return n;
       },
       async influxIds(hub) {
         const measurements = await influxQuery('SHOW MEASUREMENTS');
