@@ -13,11 +13,16 @@ import { startResendingDevice, type ResendingDevice } from './support/resending-
  * Issue 15, item 2: the cluster under faults, with real processes — 3 cloud nodes (PostgreSQL, Redis,
  * influxd, HAProxy in front), one edge agent process per hub connected through HAProxy, simulated
  * devices behind the agents. After each fault, counted by message id:
- *  - 0 acknowledged messages lost: every id an agent acknowledged to a device is in influxd;
- *  - 0 side effects applied twice (command results, event-raised alarm counts; sensor points once);
- *  - no order dispatched twice (one drone.mission command per mission, one assignment per attempt);
+ *  - 0 acknowledged messages lost: every id an agent acknowledged to a device (a counted sensor stream,
+ *    tamper events, everything the simulated devices sent) is in influxd, or kept as a dead letter;
+ *  - 0 side effects applied twice: each reading one point; each command's result recorded once (and every
+ *    command sent through the API done); each tamper event counted exactly once on its alarm; no
+ *    hub_offline alarm for hubs that were never offline that long;
+ *  - no order dispatched twice: one drone.mission command per mission, as many assignments as flights;
+ *    every order planned by the new lease holder after the old one died;
  *  - every hub acknowledges the current mode, and every hub shows its true link state, on the API of
- *    every surviving node.
+ *    every node that is up.
+ * Failover figures: from the fault until every agent gets PUBACKs again (HAProxy's view picks the victim).
  *
  * Short form (in `npm test`): one cluster for the file, the faults one after another, SIGSTOP 8 s
  * (> LEASE_TTL_S 2). Long form: CLUSTER_FAULTS_LONG=1 — more hubs and load, SIGSTOP 30 s, each fault
@@ -34,8 +39,9 @@ const DEPOT = 'rs-komatsu-kibagata';
 /** Order routes within the drones' range (depot 4.5 km to nomi-kokufu, 5.2 km to nomi-wake; nomi-terai 4.3 km to nomi-kokufu). */
 const ROUTES: [string, string][] = [[DEPOT, 'nomi-kokufu'], [DEPOT, 'nomi-wake'], ['nomi-terai', 'nomi-kokufu']];
 const LEASE_TTL_S = 2;
+/** `<order>: pending [reasons]` where every reason is a resource that is busy or used up: a planning round ran and decided to wait. */
+const RESOURCES_ONLY = /^[^[]*\[(\{"code":"(drone_busy|no_compartment|insufficient_battery)"[^}]*\},?)+\]$/;
 const region = loadRegionFile(REGION_FILE);
-const allHubs = region.hubs.map((h) => h.id);
 const sensor = EXAMPLES.find((e) => e.name === 'sensor.telemetry')!.payload;
 // A compartment every hub's locker bank has (the region file declares A01–A06 at least).
 const TAMPER_COMPARTMENT = 'A06';
@@ -195,7 +201,8 @@ async function expectGuarantees(label: string): Promise<void> {
       const missing = notStored.filter((id) => deadOf(id) === undefined);
       if (notStored.length > missing.length) note(`${label}: ${notStored.length - missing.length} acknowledged messages of ${hub} dead-lettered (${[...new Set(notStored.map(deadOf).filter(Boolean))].join(', ')})`);
       // Evidence for a failure: the id anywhere in influxd (any measurement, any tags).
-      const anywhere = await Promise.all(missing.slice(0, 5).map(async (id) => `${id}: ${await c.influxCount(`SELECT count("msg_id") FROM /.*/ WHERE "msg_id" = '${id}'`)} points in any measurement`));
+      // (The simulator's ids repeat across hubs — one id sequence per hub — so only this hub's points count.)
+      const anywhere = await Promise.all(missing.slice(0, 5).map(async (id) => `${id}: ${await c.influxCount(`SELECT count("msg_id") FROM /.*/ WHERE "msg_id" = '${id}' AND "hub" = '${hub}'`)} points of ${hub} in any measurement`));
       expect.soft(missing.length, `${label}: ${missing.length} of ${expected.length} acknowledged messages of ${hub} neither in influxd nor dead-lettered: ${missing.slice(0, 20).join(', ')} (${anywhere.join('; ')}; agent outbox now: ${JSON.stringify((await c.agentStatus(hub)).outbox)})`).toBe(0);
       // Each reading once (a second point for one id would be a second write with another time).
       const points = await c.influxPoints('sensor', hub);
@@ -375,20 +382,22 @@ describe.sequential('a cluster of 3 cloud nodes under faults (issue 15)', () => 
       const other = c.nodes.find((nd) => nd.state === 'up' && nd.index !== victim)!.index;
       const ids: string[] = [];
       let failover: ReturnType<typeof everyHubPublishingAgain> | null = null;
-      // Orders arrive one after another on another node; the holder's rounds assign them; it dies after its first assignment.
+      // Orders arrive one after another on another node; the holder's rounds assign them; it dies right after its first
+      // assignment — in later repeats (long form) the lockers may be full and the drones away: then right after the round
+      // that planned the first order (waiting for a drone, a charge or a compartment). Sizes alternate S and M (1 / 3 kg).
       let t = 0;
       for (let i = 0; i < F.orders; i++) {
         const [from, to] = ROUTES[i % ROUTES.length]!;
-        const res = await c.postJson<{ id: string }>('/api/v1/orders', { originHub: from, destination: { type: 'locker', hub: to }, weightKg: 1, priority: 'normal' }, other);
+        const res = await c.postJson<{ id: string }>('/api/v1/orders', { originHub: from, destination: { type: 'locker', hub: to }, weightKg: r % 2 === 0 ? 1 : 3, priority: 'normal' }, other);
         expect(res.status, JSON.stringify(res.body)).toBe(201);
         ids.push(res.body.id);
         if (i === 0) {
           let last = '';
-          await waitFor('the first order assigned', async () => {
+          await waitFor(r === 0 ? 'the first order assigned' : 'the first order assigned or planned', async () => {
             const o = await c.getJson<{ state: string; waitReasons: unknown }>(`/api/v1/orders/${ids[0]}`, other);
             last = JSON.stringify(o);
-            return o.state !== 'pending';
-          }, r === 0 ? 15_000 : 120_000, 20).catch((err: Error) => { // later repeats: the drones fly the earlier orders first
+            return o.state !== 'pending' || (r > 0 && RESOURCES_ONLY.test(`${ids[0]}: pending ${JSON.stringify(o.waitReasons)}`));
+          }, 30_000, 20).catch((err: Error) => {
             throw new Error(`${err.message}; the order: ${last}`);
           });
           t = Date.now();
@@ -402,7 +411,7 @@ describe.sequential('a cluster of 3 cloud nodes under faults (issue 15)', () => 
         () => Promise.all(ids.map(async (id) => { const o = await c.getJson<{ state: string; waitReasons: unknown }>(`/api/v1/orders/${id}`); return `${id}: ${o.state}${o.state === 'pending' ? ` ${JSON.stringify(o.waitReasons)}` : ''}`; })),
         (v) => v.every((x) => !x.includes(': pending')), 20_000);
       // Pending only for want of a drone, a charged battery or a compartment means a round ran on the new holder and planned it.
-      const stuck = states.filter((x) => x.includes(': pending') && !/^[^[]*\[(\{"code":"(drone_busy|no_compartment|insufficient_battery)"[^}]*\},?)+\]$/.test(x));
+      const stuck = states.filter((x) => x.includes(': pending') && !RESOURCES_ONLY.test(x));
       expect.soft(stuck.length, `orders never dispatched after the lease holder died:\n  ${stuck.join('\n  ')}\n`).toBe(0);
       note(`  every hub publishing again after ${await failover!}`);
       await expectGuarantees(`kill -9 lease holder ${c.nodes[victim]!.id} (dispatch)`);
