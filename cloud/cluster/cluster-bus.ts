@@ -463,6 +463,10 @@ export class ClusterBus {
     try {
       m = JSON.parse(data.toString('utf8')) as WireMessage;
       if (typeof m.n !== 'string' || typeof m.i !== 'string' || typeof m.s !== 'number') throw new Error('not a bus message');
+      // Every list the loops below walk, checked here: one malformed message (a bug, a mixed-version
+      // rolling upgrade) once threw out of this handler and ended every node at once (red-team H7).
+      if (m.c !== undefined && !(Array.isArray(m.c) && m.c.every(isChange))) throw new Error('changes (c) are not a list of changes');
+      if (m.a !== undefined && !(Array.isArray(m.a) && m.a.every(isObject))) throw new Error('alarms (a) are not a list of objects');
     } catch (err) {
       this.m.dropped.inc({ reason: 'malformed' });
       this.log.warn({ err }, 'cluster bus: a malformed message ignored');
@@ -684,4 +688,12 @@ export class ClusterBus {
     this.m.nodes.set(alive.size);
     await Promise.all(reads); // at start: the node shows every live node's hubs before it serves
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isChange(v: unknown): boolean {
+  return isObject(v) && typeof v.t === 'string';
 }
