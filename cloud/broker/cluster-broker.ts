@@ -141,6 +141,28 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   const mq = MQEmitterRedis({ pubConn: pub, subConn: sub, concurrency: o.concurrency, matchEmptyLevels: true } as never) as unknown as MqRedis;
   // mqemitter-redis reports connection errors on `state`; unheard, an 'error' event would end the process.
   mq.state.on('error', (err: Error) => log.debug({ err: err.message }, 'mqemitter-redis error'));
+  // mqemitter-redis decodes every message on its subscriber unguarded: one malformed PUBLISH on a
+  // channel the nodes share (`PUBLISH '$SYS/x/heartbeat' hello` → assert, '' → BUFFER_SHORTAGE) threw
+  // out of the Redis handler and ended every node at once (found by F1 after the red-team review).
+  // Its listeners are wrapped: such a message is logged (at most once per 10 s, with the count) and dropped.
+  let undecodable = 0;
+  let undecodableLoggedAt = 0;
+  for (const event of ['messageBuffer', 'pmessageBuffer'] as const) {
+    for (const listener of sub.listeners(event) as ((...args: unknown[]) => void)[]) {
+      sub.off(event, listener);
+      sub.on(event, (...args: unknown[]) => {
+        try {
+          listener(...args);
+        } catch (err) {
+          undecodable++;
+          if (Date.now() - undecodableLoggedAt > 10_000) {
+            undecodableLoggedAt = Date.now();
+            log.warn({ err: (err as Error).message, channel: String(args[event === 'messageBuffer' ? 0 : 1]).slice(0, 200), undecodable }, 'a message on the MQTT bus in Redis could not be decoded; dropped');
+          }
+        }
+      });
+    }
+  }
   const emitThroughRedis = mq.emit.bind(mq);
   mq.emit = (msg, done) => (crossesNodes(msg.topic) ? emitThroughRedis(msg, done) : mq._emit(msg, done));
   // One Redis pattern per node for every hub topic, not one per SUBSCRIBE filter: mqemitter-redis
