@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['contract/**/*.test.ts', 'shared/**/*.test.ts', 'cloud/**/*.test.ts', 'edge/**/*.test.ts', 'simulators/**/*.test.ts', 'scripts/**/*.test.ts', 'bench/lib/**/*.test.ts', 'test/**/*.test.ts'],
+    include: ['contract/**/*.test.ts', 'shared/**/*.test.ts', 'cloud/**/*.test.ts', 'edge/**/*.test.ts', 'simulators/**/*.test.ts', 'planning/**/*.test.ts', 'scripts/**/*.test.ts', 'bench/lib/**/*.test.ts', 'test/**/*.test.ts'],
     // One throw-away PostgreSQL cluster for the run (issue 14); tests make their own databases in it.
     globalSetup: ['./test/support/postgres-global-setup.ts'],
     testTimeout: 30_000,

@@ -6,4 +6,5 @@ export * from './commands.ts';
 export * from './topics.ts';
 export { EXAMPLES } from './examples.ts';
 export * from './region.ts';
+export * from './scenario.ts';
 export * from './validate-message.ts';
