@@ -22,6 +22,7 @@ const SECTIONS: { id: string; load: () => Promise<Section> }[] = [
   { id: 'cluster', load: async () => (await import('./sections/cluster.ts')).cluster },
   { id: 'catchup', load: async () => (await import('./sections/catchup.ts')).catchup },
   { id: 'dispatch', load: async () => (await import('./sections/dispatch.ts')).dispatch },
+  { id: 'scenario', load: async () => (await import('./sections/scenario.ts')).scenario },
 ];
 const ORDER = SECTIONS.map((s) => s.id);
 
