@@ -78,8 +78,14 @@ export const ScenarioEvent = z.discriminatedUnion('type', [
       deadlineMin: z.number().int().positive().max(7 * 24 * 60).optional().describe('On time if delivered within this many minutes of the request'),
     })
     .strict()
-    .refine((d) => (d.kind === 'normal' ? d.sites === undefined : d.sites !== undefined && d.hubs === undefined), {
-      message: 'normal demand names origin hubs (hubs); relief and medical demand names the asking sites (sites)',
+    // Each problem on the key that is wrong, so the message names it (`events[3].hubs`).
+    .superRefine((d, ctx) => {
+      if (d.kind === 'normal') {
+        if (d.sites !== undefined) ctx.addIssue({ code: 'custom', path: ['sites'], message: 'normal demand starts at hubs: name them in "hubs" (or "all"), not "sites"' });
+        return;
+      }
+      if (d.hubs !== undefined) ctx.addIssue({ code: 'custom', path: ['hubs'], message: `${d.kind} demand comes from shelters and settlements: name their landing sites in "sites", not hubs` });
+      if (d.sites === undefined) ctx.addIssue({ code: 'custom', path: ['sites'], message: `${d.kind} demand needs "sites": the landing sites (shelters, settlements) asking` });
     }),
   z.object({ type: z.literal('coordinator'), at: Offset, action: z.enum(['emergency', 'normal']), hubs: Hubs.default('all'), reason: z.string().min(1).max(200).default('scenario') }).strict().describe('A coordinator switches mode'),
   z
