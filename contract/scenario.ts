@@ -15,7 +15,8 @@ import { z } from 'zod';
 export const Offset = z
   .union([
     z.number().int().min(0).max(30 * 86_400),
-    z.string().regex(/^(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?$/, 'an offset such as "36h", "1h30m", "90m" or "45s"').refine((s) => s !== '', 'an offset such as "36h", "1h30m", "90m" or "45s"'),
+    // The lookahead refuses "" in the generated JSON Schema too (a refine would not be carried there).
+    z.string().regex(/^(?=\d)(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?$/, 'an offset such as "36h", "1h30m", "90m" or "45s"'),
   ])
   .describe('Offset from the scenario start: "36h", "1h30m", "90m", "45s", or seconds');
 
@@ -129,6 +130,20 @@ export const ScenarioFile = z
     events: z.array(ScenarioEvent).max(10_000),
   })
   .strict();
+
+/**
+ * The JSON Schema of a scenario file (draft-07, input side: defaults optional), for editors: shipped as
+ * scenarios/scenario.schema.json (`$schema` in each scenario points to it) and kept current by a test.
+ */
+export function scenarioJsonSchema(): Record<string, unknown> {
+  const { $schema, ...rest } = z.toJSONSchema(ScenarioFile, { target: 'draft-07', io: 'input' }) as Record<string, unknown>;
+  return {
+    $schema,
+    title: 'Scenario file (issue 16)',
+    description: 'A region, a duration and a timeline of events for planning mode (npm run scenario) and drill mode (npm run drill). Generated from contract/scenario.ts; do not edit.',
+    ...rest,
+  };
+}
 
 export type ScenarioFile = z.infer<typeof ScenarioFile>;
 export type ScenarioEvent = z.infer<typeof ScenarioEvent>;

@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { loadRegionFile } from '../cloud/hubs/region-loader.ts';
 import type { RegionFile } from '../contract/index.ts';
-import { offsetS, ScenarioFile } from '../contract/scenario.ts';
+import { fileURLToPath } from 'node:url';
+import { offsetS, ScenarioFile, scenarioJsonSchema } from '../contract/scenario.ts';
 
 /**
  * Reading a scenario file (issue 16): the JSON, its schema (contract/scenario.ts), its region file and
@@ -129,6 +130,7 @@ export function checkScenarioAgainstRegion(s: ScenarioFile, region: RegionFile):
 
   // Link cuts and power losses are states per hub: replayed in time order to find a restoration
   // of something that was never cut, or a cut of what is already cut.
+  const weatherSpans = new Map<string, { from: number; until: number; where: string }[]>();
   const transitions: { kind: 'link' | 'power'; hub: string; t: number; on: boolean; where: string }[] = [];
 
   for (const [i, e] of s.events.entries()) {
@@ -136,6 +138,13 @@ export function checkScenarioAgainstRegion(s: ScenarioFile, region: RegionFile):
     switch (e.type) {
       case 'weather': {
         checkHubs(`${at}.hubs`, e.hubs);
+        // One profile per hub at a time: two that overlap would leave the wind at a hub ambiguous.
+        const span = { from: offsetS(e.profile[0]!.at), until: offsetS(e.profile[e.profile.length - 1]!.at) };
+        for (const hub of hubsOf(e.hubs)) {
+          const other = (weatherSpans.get(hub) ?? []).find((w) => w.from <= span.until && span.from <= w.until);
+          if (other) problems.push(`${at}.hubs: hub ${hub} already has weather from ${other.where} over the same time (${other.from} s–${other.until} s); give each hub one profile at a time`);
+          else weatherSpans.set(hub, [...(weatherSpans.get(hub) ?? []), { ...span, where: at }]);
+        }
         let previous = -1;
         e.profile.forEach((p, j) => {
           const t = checkAt(`${at}.profile[${j}].at`, p.at);
@@ -263,6 +272,7 @@ function describeIssue(issue: Issue, json: unknown, prefix: Path = []): string[]
         const got = value === undefined ? 'is missing' : `is ${shown(value)}`;
         return [`${where}: ${got} — expected one of ${options ? options.map((o) => JSON.stringify(o)).join(', ') : 'the listed values'}`];
       }
+      if (value === undefined) return [`${where}: missing${expected}`];
       // Report the branch meant for this kind of value (a string offset, not the number branch).
       const meant = issue.errors.filter((branch) => !branch.some((b) => b.path.length === 0 && (b.code === 'invalid_type' || b.code === 'invalid_value') && !sameKind(b, value)));
       if (meant.length === 1) return meant[0]!.flatMap((b) => describeIssue(b, json, p));
@@ -364,4 +374,19 @@ function jsonErrorWhere(text: string, err: Error): string {
   const column = pos - before.lastIndexOf('\n');
   const lineText = text.split('\n')[line - 1] ?? '';
   return `${err.message.replace(/ in JSON at position \d+.*/, '')} at line ${line}, column ${column}: ${lineText.trim().slice(0, 80)}`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The JSON Schema shipped for editors
+
+/** scenarios/scenario.schema.json: where the shipped scenarios' `$schema` points. */
+export const SCENARIO_SCHEMA_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../scenarios/scenario.schema.json');
+
+/** The schema file's content, generated from contract/scenario.ts. */
+export const scenarioJsonSchemaText = (): string => `${JSON.stringify(scenarioJsonSchema(), null, 2)}\n`;
+
+// `npx tsx planning/scenario-file.ts --write-schema` regenerates the file after a schema change.
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv.includes('--write-schema')) {
+  fs.writeFileSync(SCENARIO_SCHEMA_FILE, scenarioJsonSchemaText());
+  console.log(`wrote ${SCENARIO_SCHEMA_FILE}`);
 }
