@@ -18,6 +18,7 @@ import { loadRegionGeography } from './hubs/region-geography.ts';
 import { startCloudBroker, type CloudBroker } from './broker/cloud-broker.ts';
 import { clusterInfo } from './cluster/cluster.ts';
 import { GLOBAL_LEASE, openLeases, regionLease } from './cluster/leases.ts';
+import { claimNodeId } from './cluster/node-owner.ts';
 import { ClusterBus } from './cluster/cluster-bus.ts';
 import { startClusterMetrics, type ClusterMetrics } from './cluster/cluster-bus-metrics.ts';
 import { CommandService, type CommandBus } from './commands/command-service.ts';
@@ -110,6 +111,23 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     }
   };
   try {
+    if (cluster.clustered && cluster.redisUrl !== null) {
+      // One process per NODE_ID (cloud/cluster/node-owner.ts): claimed before the broker and the cluster
+      // bus touch anything in Redis named by it; refused while another live process holds it; released
+      // last at shutdown (closers run in reverse).
+      const owner = await claimNodeId({
+        redisUrl: cluster.redisUrl, nodeId: cluster.nodeId, ttlMs: cluster.leaseTtlMs, logger,
+        onLost: ({ nodeId, holder }) => {
+          // Split brain: another process runs as this node. Ended at once, as kill -9 would (no
+          // acknowledged message is lost: PUBACK only after the durable write), not by close(): a
+          // graceful shutdown would delete what Redis holds under this NODE_ID — now the other
+          // process's heartbeat, link record and hubs' wills — and go on serving while it drains.
+          logger.error({ nodeId, holder }, `NODE_ID "${nodeId}" is now held by another process (instance ${holder}): this one was paused or cut off from Redis longer than LEASE_TTL_S and a process with the same NODE_ID started meanwhile; exiting with status 1 to stop serving as a duplicate`);
+          process.exit(1);
+        },
+      });
+      closers.push(() => owner.release());
+    }
     const live = new LiveState(regions, { maxFutureSkewMs: config.ingest.maxFutureSkewMs });
     const metrics = createMetrics({ hubLinks: () => live.linkSamples(), hubsConnected: () => live.connectedCount() });
     // Work that must happen once (dispatch rounds, hub-offline checks, ops stats per region; dedupe
