@@ -1,0 +1,343 @@
+import type { TopLevelSpec } from 'vega-lite';
+import type { ScenarioReport, ScenarioResult } from '../scenario-result.ts';
+import { alarmKindLabel, modeLabel, priorityLabel, reasonLabel, t, type Lang } from './labels.ts';
+import { formatClockJst, formatDuration, formatOffset } from './format.ts';
+
+/**
+ * The report's charts as Vega-Lite specs, one builder per chart, each in one language. A builder
+ * returns null when its data is empty: the report then says so in words instead of drawing an empty
+ * frame. Data values are names and codes from the run; Vega escapes them when it writes the SVG.
+ */
+export type ChartId =
+  | 'relief-time' | 'deliveries' | 'waiting' | 'utilisation' | 'landing-battery' | 'refusals'
+  | 'alarms-by-kind' | 'alarms-active' | 'link-state' | 'backlog' | 'mode-acks' | 'sweep-time' | 'sweep-share';
+
+type Builder = (report: ScenarioReport, lang: Lang) => TopLevelSpec | null;
+
+const COLOURS = {
+  good: '#2e7d32', late: '#f0a202', bad: '#c62828', grey: '#9e9e9e', open: '#64b5f6', main: '#4c78a8', second: '#f58518',
+};
+
+const hours = (s: number) => Math.round((s / 3600) * 1000) / 1000;
+const durationH = (r: ScenarioResult) => hours(r.scenario.durationS);
+
+/** The x axis of every chart over time: hours from the start, with the start's clock time in the title. */
+function timeAxis(r: ScenarioResult, lang: Lang) {
+  const title = `${t('hoursFromStart', lang)} — 0 = ${formatClockJst(r.scenario.startIso, 0)} JST`;
+  return {
+    field: 'h', type: 'quantitative' as const, title,
+    scale: { domain: [0, durationH(r)], nice: false },
+    axis: { tickMinStep: 1, values: hourTicks(durationH(r)) },
+  };
+}
+
+function hourTicks(totalH: number): number[] {
+  const step = totalH <= 12 ? 1 : totalH <= 30 ? 3 : totalH <= 72 ? 6 : 24;
+  const out: number[] = [];
+  for (let h = 0; h <= totalH + 1e-9; h += step) out.push(h);
+  return out;
+}
+
+/** Minutes up to three hours, hours beyond: the unit of a chart of durations. */
+function durationUnit(maxS: number, lang: Lang): { div: number; title: string } {
+  return maxS > 3 * 3600 ? { div: 3600, title: lang === 'ja' ? '時間' : 'hours' } : { div: 60, title: t('minutes', lang) };
+}
+
+const reliefTime: Builder = ({ result: r }, lang) => {
+  const asked = r.relief.filter((s) => s.firstRequestAtS !== null);
+  if (asked.length === 0) return null;
+  const rows = asked.map((s) => {
+    const received = s.timeToFirstReliefS !== null;
+    const waitedS = received ? s.timeToFirstReliefS! : Math.max(0, r.scenario.durationS - s.firstRequestAtS!);
+    return {
+      site: s.name[lang], waitedS,
+      status: received ? t('reliefReceived', lang) : t('reliefStillWaiting', lang),
+      label: received ? formatDuration(waitedS, lang) : `${t('notReceived', lang)} (≥ ${formatDuration(waitedS, lang)})`,
+    };
+  });
+  const unit = durationUnit(Math.max(...rows.map((x) => x.waitedS)), lang);
+  const values = rows.map((x) => ({ ...x, v: Math.round((x.waitedS / unit.div) * 100) / 100 })).sort((a, b) => b.v - a.v);
+  const maxV = values[0]!.v;
+  return {
+    title: t('reliefChart', lang),
+    data: { values },
+    height: { step: 26 },
+    encoding: {
+      // Longest wait on top; room on the right for the label of the longest bar.
+      y: { field: 'site', type: 'nominal', title: null, sort: values.map((x) => x.site) },
+      x: { field: 'v', type: 'quantitative', title: unit.title, scale: { domainMax: maxV * 1.35, nice: true } },
+    },
+    layer: [
+      {
+        mark: { type: 'bar', height: { band: 0.7 } },
+        encoding: {
+          color: { field: 'status', type: 'nominal', title: null, scale: { domain: [t('reliefReceived', lang), t('reliefStillWaiting', lang)], range: [COLOURS.main, COLOURS.bad] } },
+        },
+      },
+      { mark: { type: 'text', align: 'left', dx: 4, fontSize: 10 }, encoding: { text: { field: 'label' } } },
+    ],
+  } as TopLevelSpec;
+};
+
+const OUTCOMES = ['onTime', 'late', 'failed', 'cancelled', 'open'] as const;
+const OUTCOME_COLOURS = [COLOURS.good, COLOURS.late, COLOURS.bad, COLOURS.grey, COLOURS.open];
+
+const deliveries: Builder = ({ result: r }, lang) => {
+  if (r.deliveries.every((d) => d.requested === 0)) return null;
+  const values = r.deliveries.flatMap((d) => {
+    const n = { onTime: d.onTime, late: d.delivered - d.onTime, failed: d.failed, cancelled: d.cancelled, open: d.open };
+    return OUTCOMES.map((o, i) => ({ priority: priorityLabel(d.priority, lang), outcome: t(o, lang), order: i, n: n[o] }));
+  });
+  return {
+    title: t('deliveriesChart', lang),
+    data: { values },
+    height: { step: 34 },
+    mark: { type: 'bar', height: { band: 0.7 } },
+    encoding: {
+      y: { field: 'priority', type: 'nominal', title: null, sort: r.deliveries.map((d) => priorityLabel(d.priority, lang)) },
+      x: { field: 'n', type: 'quantitative', stack: 'zero', title: t('orders', lang) },
+      color: { field: 'outcome', type: 'nominal', title: t('outcome', lang), scale: { domain: OUTCOMES.map((o) => t(o, lang)), range: OUTCOME_COLOURS } },
+      order: { field: 'order' },
+    },
+  } as TopLevelSpec;
+};
+
+const waiting: Builder = ({ result: r }, lang) => {
+  const reasons = [...new Set(r.waiting.flatMap((w) => Object.keys(w.byReason)))];
+  if (reasons.length === 0 || r.waiting.every((w) => Object.values(w.byReason).every((n) => n === 0))) return null;
+  // Every reason at every sample (0 where absent), or the stacked areas would jump across gaps.
+  const values = r.waiting.flatMap((w) => reasons.map((code) => ({ h: hours(w.atS), reason: reasonLabel(code, lang), n: w.byReason[code] ?? 0 })));
+  return {
+    title: t('waitingChart', lang),
+    data: { values },
+    height: 220,
+    mark: { type: 'area', interpolate: 'step-after', opacity: 0.9 },
+    encoding: {
+      x: timeAxis(r, lang),
+      y: { field: 'n', type: 'quantitative', stack: 'zero', title: t('orders', lang) },
+      color: { field: 'reason', type: 'nominal', title: t('reason', lang), scale: { scheme: 'tableau10' } },
+    },
+  } as TopLevelSpec;
+};
+
+const utilisation: Builder = ({ result: r }, lang) => {
+  if (r.drones.length === 0) return null;
+  const values = r.drones.map((d) => ({ drone: `${d.hub} / ${d.drone}`, pct: Math.round(d.utilisation * 1000) / 10, flights: d.flights }));
+  return {
+    title: t('utilChart', lang),
+    data: { values },
+    height: { step: values.length > 24 ? 14 : 20 },
+    mark: { type: 'bar', color: COLOURS.main, height: { band: 0.75 } },
+    encoding: {
+      y: { field: 'drone', type: 'nominal', title: null, sort: null },
+      x: { field: 'pct', type: 'quantitative', title: t('utilisation', lang), scale: { domain: [0, 100] } },
+    },
+  } as TopLevelSpec;
+};
+
+const landingBattery: Builder = ({ result: r }, lang) => {
+  const values = r.drones.flatMap((d) => d.landingBatteryPct.map((pct) => ({ hub: d.hub, pct })));
+  if (values.length === 0) return null;
+  return {
+    title: t('batteryChart', lang),
+    data: { values },
+    height: { step: 24 },
+    mark: { type: 'tick', thickness: 2, opacity: 0.6, color: COLOURS.main },
+    encoding: {
+      y: { field: 'hub', type: 'nominal', title: t('hub', lang) },
+      x: { field: 'pct', type: 'quantitative', title: t('batteryPct', lang), scale: { domain: [0, 100] } },
+    },
+  } as TopLevelSpec;
+};
+
+const refusals: Builder = ({ result: r }, lang) => {
+  const rows = r.refusals.filter((x) => x.count > 0);
+  if (rows.length === 0) return null;
+  const values = rows.map((x) => ({ reason: reasonLabel(x.reason, lang), n: x.count }));
+  return {
+    title: t('refusalsChart', lang),
+    data: { values },
+    height: { step: 24 },
+    encoding: {
+      y: { field: 'reason', type: 'nominal', title: null, sort: '-x' },
+      x: { field: 'n', type: 'quantitative', title: t('count', lang) },
+    },
+    layer: [
+      { mark: { type: 'bar', color: COLOURS.second, height: { band: 0.7 } } },
+      { mark: { type: 'text', align: 'left', dx: 4, fontSize: 10 }, encoding: { text: { field: 'n' } } },
+    ],
+  } as TopLevelSpec;
+};
+
+const alarmsByKind: Builder = ({ result: r }, lang) => {
+  const rows = r.alarms.byKind.filter((k) => k.raised > 0 || k.cleared > 0);
+  if (rows.length === 0) return null;
+  const values = rows.flatMap((k) => [
+    { kind: alarmKindLabel(k.kind, lang), measure: t('raised', lang), n: k.raised },
+    { kind: alarmKindLabel(k.kind, lang), measure: t('cleared', lang), n: k.cleared },
+  ]);
+  return {
+    title: t('alarmsChart', lang),
+    data: { values },
+    height: { step: 34 },
+    mark: { type: 'bar' },
+    encoding: {
+      y: { field: 'kind', type: 'nominal', title: null },
+      yOffset: { field: 'measure', sort: [t('raised', lang), t('cleared', lang)] },
+      x: { field: 'n', type: 'quantitative', title: t('count', lang) },
+      color: { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('raised', lang), t('cleared', lang)], range: [COLOURS.bad, COLOURS.good] } },
+    },
+  } as TopLevelSpec;
+};
+
+const alarmsActive: Builder = ({ result: r }, lang) => {
+  if (r.alarms.active.length === 0 || r.alarms.active.every((a) => a.count === 0)) return null;
+  const values = r.alarms.active.map((a) => ({ h: hours(a.atS), n: a.count }));
+  return {
+    title: t('alarmsActiveChart', lang),
+    data: { values },
+    height: 160,
+    mark: { type: 'line', interpolate: 'step-after', color: COLOURS.bad, strokeWidth: 2 },
+    encoding: { x: timeAxis(r, lang), y: { field: 'n', type: 'quantitative', title: t('active', lang), axis: { tickMinStep: 1 } } },
+  } as TopLevelSpec;
+};
+
+/** Each hub's samples merged into runs of one state: [from, to) in hours. */
+function linkRuns(r: ScenarioResult): { hub: string; h0: number; h1: number; up: boolean }[] {
+  const byHub = new Map<string, { atS: number; up: boolean }[]>();
+  for (const s of r.links) (byHub.get(s.hub) ?? byHub.set(s.hub, []).get(s.hub)!).push(s);
+  const runs: { hub: string; h0: number; h1: number; up: boolean }[] = [];
+  for (const [hub, samples] of byHub) {
+    samples.sort((a, b) => a.atS - b.atS);
+    for (let i = 0; i < samples.length; i++) {
+      const from = samples[i]!;
+      let j = i;
+      while (j + 1 < samples.length && samples[j + 1]!.up === from.up) j++;
+      const end = j + 1 < samples.length ? samples[j + 1]!.atS : r.scenario.durationS;
+      runs.push({ hub, h0: hours(from.atS), h1: hours(end), up: from.up });
+      i = j;
+    }
+  }
+  return runs;
+}
+
+const linkState: Builder = ({ result: r }, lang) => {
+  if (r.links.length === 0) return null;
+  const values = linkRuns(r).map((x) => ({ ...x, state: x.up ? t('linkUp', lang) : t('linkDown', lang) }));
+  return {
+    title: t('linkStateChart', lang),
+    data: { values },
+    height: { step: 18 },
+    mark: { type: 'rect', height: { band: 0.8 } },
+    encoding: {
+      y: { field: 'hub', type: 'nominal', title: null },
+      x: { ...timeAxis(r, lang), field: 'h0' },
+      x2: { field: 'h1' },
+      color: { field: 'state', type: 'nominal', title: null, scale: { domain: [t('linkUp', lang), t('linkDown', lang)], range: ['#a5d6a7', COLOURS.bad] } },
+    },
+  } as TopLevelSpec;
+};
+
+const backlog: Builder = ({ result: r }, lang) => {
+  const withBacklog = new Set(r.links.filter((s) => s.backlog > 0).map((s) => s.hub));
+  if (withBacklog.size === 0) return null;
+  const values = r.links.filter((s) => withBacklog.has(s.hub)).map((s) => ({ h: hours(s.atS), hub: s.hub, n: s.backlog }));
+  return {
+    title: t('backlogChart', lang),
+    data: { values },
+    height: 200,
+    mark: { type: 'line', interpolate: 'step-after', strokeWidth: 2 },
+    encoding: {
+      x: timeAxis(r, lang),
+      y: { field: 'n', type: 'quantitative', title: t('backlog', lang) },
+      color: { field: 'hub', type: 'nominal', title: t('hub', lang), scale: { scheme: 'tableau10' } },
+    },
+  } as TopLevelSpec;
+};
+
+export function modeSwitchLabel(i: number, atS: number, mode: string, lang: Lang): string {
+  return `#${i + 1} ${formatOffset(atS)} ${modeLabel(mode, lang)}`;
+}
+
+const modeAcks: Builder = ({ result: r }, lang) => {
+  const values = r.modes.flatMap((m, i) => {
+    const label = modeSwitchLabel(i, m.atS, m.mode, lang);
+    return [
+      { sw: label, measure: t('ackP50', lang), s: m.ackS.p50 },
+      { sw: label, measure: t('ackMax', lang), s: m.ackS.max },
+    ].filter((x) => x.s !== null);
+  });
+  if (values.length === 0) return null;
+  return {
+    title: t('modesChart', lang),
+    data: { values },
+    height: { step: 36 },
+    encoding: {
+      y: { field: 'sw', type: 'nominal', title: null, sort: null },
+      yOffset: { field: 'measure', sort: [t('ackP50', lang), t('ackMax', lang)] },
+      x: { field: 's', type: 'quantitative', title: lang === 'ja' ? '秒' : 'seconds' },
+    },
+    layer: [
+      {
+        mark: { type: 'bar' },
+        encoding: { color: { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('ackP50', lang), t('ackMax', lang)], range: [COLOURS.main, COLOURS.second] } } },
+      },
+      { mark: { type: 'text', align: 'left', dx: 3, fontSize: 10 }, encoding: { text: { field: 's', format: '.1f' } } },
+    ],
+  } as TopLevelSpec;
+};
+
+const sweepTime: Builder = ({ sweep }, lang) => {
+  if (!sweep || sweep.rows.length === 0) return null;
+  const values = sweep.rows.flatMap((row) => [
+    { n: row.dronesPerHub, measure: t('ttfrMedian', lang), min: row.timeToFirstReliefS.median },
+    { n: row.dronesPerHub, measure: t('ttfrMax', lang), min: row.timeToFirstReliefS.max },
+  ]).filter((x) => x.min !== null).map((x) => ({ ...x, min: Math.round((x.min! / 60) * 10) / 10 }));
+  if (values.length === 0) return null;
+  return {
+    title: t('sweepTimeChart', lang),
+    data: { values },
+    height: 200,
+    mark: { type: 'line', point: { size: 60 }, strokeWidth: 2 },
+    encoding: {
+      x: { field: 'n', type: 'ordinal', title: t('dronesPerHub', lang), axis: { labelAngle: 0 } },
+      y: { field: 'min', type: 'quantitative', title: t('minutes', lang), scale: { zero: true } },
+      color: { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('ttfrMedian', lang), t('ttfrMax', lang)], range: [COLOURS.main, COLOURS.bad] } },
+    },
+  } as TopLevelSpec;
+};
+
+const sweepShare: Builder = ({ sweep }, lang) => {
+  if (!sweep || sweep.rows.length === 0) return null;
+  const values = sweep.rows.flatMap((row) => [
+    { n: row.dronesPerHub, measure: t('reliefOnTime', lang), pct: Math.round(row.reliefOnTimeShare * 1000) / 10 },
+    { n: row.dronesPerHub, measure: t('overallOnTime', lang), pct: Math.round(row.onTimeShare * 1000) / 10 },
+  ]);
+  return {
+    title: t('sweepShareChart', lang),
+    data: { values },
+    height: 200,
+    mark: { type: 'line', point: { size: 60 }, strokeWidth: 2 },
+    encoding: {
+      x: { field: 'n', type: 'ordinal', title: t('dronesPerHub', lang), axis: { labelAngle: 0 } },
+      y: { field: 'pct', type: 'quantitative', title: t('share', lang), scale: { domain: [0, 100] } },
+      color: { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('reliefOnTime', lang), t('overallOnTime', lang)], range: [COLOURS.good, COLOURS.main] } },
+    },
+  } as TopLevelSpec;
+};
+
+export const CHARTS: Record<ChartId, Builder> = {
+  'relief-time': reliefTime,
+  deliveries,
+  waiting,
+  utilisation,
+  'landing-battery': landingBattery,
+  refusals,
+  'alarms-by-kind': alarmsByKind,
+  'alarms-active': alarmsActive,
+  'link-state': linkState,
+  backlog,
+  'mode-acks': modeAcks,
+  'sweep-time': sweepTime,
+  'sweep-share': sweepShare,
+};
