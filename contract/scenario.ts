@@ -112,13 +112,13 @@ export const CoordinatorPolicy = z
 export const ScenarioFile = z
   .object({
     $schema: z.string().optional(),
-    id: Id,
-    name: z.object({ ja: z.string().min(1).max(100), en: z.string().min(1).max(100) }).strict(),
-    description: z.object({ ja: z.string().max(2000), en: z.string().max(2000) }).strict().optional(),
+    id: Id.describe('Scenario id, e.g. "typhoon-day" (lower-case letters, digits, -)'),
+    name: z.object({ ja: z.string().min(1).max(100), en: z.string().min(1).max(100) }).strict().describe('Name in Japanese and English, shown in the report'),
+    description: z.object({ ja: z.string().max(2000), en: z.string().max(2000) }).strict().optional().describe('What happens, in Japanese and English'),
     region: z.string().min(1).describe('Region file, relative to the scenario file'),
     start: z.iso.datetime({ offset: true }).describe('Scenario start (wall time, with offset, e.g. 2026-09-01T06:00:00+09:00)'),
     duration: Offset,
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(1),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(1).describe('Random seed of demand arrivals and weights (--seed wins): same seed, same run'),
     fleet: z
       .object({
         dronesPerHub: z.number().int().min(0).max(20).optional().describe('Override: this many drones at each drone hub (--drones-per-hub wins)'),
@@ -127,7 +127,7 @@ export const ScenarioFile = z
       .strict()
       .default({}),
     coordinator: CoordinatorPolicy.default({ acceptProposalsAfterMin: 10, normalWhenClearAfterMin: null }),
-    events: z.array(ScenarioEvent).max(10_000),
+    events: z.array(ScenarioEvent).max(10_000).describe('The timeline, in any order: weather, earthquake, link, power, isolation, demand, coordinator and fleet events'),
   })
   .strict();
 

@@ -79,7 +79,7 @@ describe('loadScenarioFile: what a person writing a scenario reads when it is wr
     const bad = { ...noDuration, colour: 'red', events: [{ type: 'demand', kind: 'normal', from: '0h', until: '1h', hubs: 'all', perHour: '2' }] };
     const problems = problemsOf(bad);
     expect(problems).toHaveLength(3);
-    expect(problems.join('\n')).toContain('duration: missing — expected: Offset from the scenario start: "36h", "1h30m", "90m", "45s", or seconds');
+    expect(problems.join('\n')).toContain('duration: missing — Offset from the scenario start: "36h", "1h30m", "90m", "45s", or seconds');
     expect(problems.join('\n')).toContain('events[0].perHour: expected number, got string "2"');
     expect(problems.join('\n')).toMatch(/colour: unknown key "colour" — allowed here: \$schema, id, name, .*events/);
   });
@@ -162,6 +162,23 @@ describe('loadScenarioFile: what a person writing a scenario reads when it is wr
     expect(problems).toEqual([
       expect.stringContaining(`region: the region file ${path.join(dir, 'regions/nowhere.json')} does not exist (the path is relative to the scenario file)`),
       expect.stringContaining(`events[0].bulletin: the bulletin ${path.join(dir, 'bulletins/quake.xml')} does not exist (expected a JMA XML bulletin, path relative to the scenario file)`),
+    ]);
+  });
+
+  it('a bulletin that is not XML, or not a JMA report', () => {
+    fs.writeFileSync(path.join(dir, 'not-xml.xml'), '{"quake": true}');
+    fs.writeFileSync(path.join(dir, 'not-jma.xml'), '<?xml version="1.0"?><rss><channel/></rss>');
+    const problems = problemsOf({ ...valid(), events: [{ type: 'earthquake', at: '1h', bulletin: 'not-xml.xml', areaCodes: ['390'] }, { type: 'earthquake', at: '2h', bulletin: 'not-jma.xml', areaCodes: ['390'] }] });
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toContain(`events[0].bulletin: ${path.join(dir, 'not-xml.xml')} cannot be read as the flow reads it: the bulletin is not well-formed XML`);
+    expect(problems[1]).toContain(`events[1].bulletin: ${path.join(dir, 'not-jma.xml')} is not a JMA report (no <Report> element`);
+  });
+
+  it('a value outside a fixed list names the values allowed', () => {
+    const problems = problemsOf({ ...valid(), events: [{ type: 'link', at: '1h', hubs: 'every', state: 'broken' }] });
+    expect(problems).toEqual([
+      expect.stringContaining('events[0].hubs: got "every", expected "all" — Hub ids, or "all"'),
+      expect.stringContaining('events[0].state: got "broken", expected one of "cut", "restored"'),
     ]);
   });
 

@@ -5,6 +5,7 @@ import { loadRegionFile } from '../cloud/hubs/region-loader.ts';
 import type { RegionFile } from '../contract/index.ts';
 import { fileURLToPath } from 'node:url';
 import { offsetS, ScenarioFile, scenarioJsonSchema } from '../contract/scenario.ts';
+import { proposalFromBulletin } from './jma-proposal.ts';
 
 /**
  * Reading a scenario file (issue 16): the JSON, its schema (contract/scenario.ts), its region file and
@@ -69,7 +70,10 @@ export function loadScenarioFile(file: string): LoadedScenario {
     if (e.type !== 'earthquake' || bulletins.has(e.bulletin)) continue;
     const bulletinFile = path.resolve(dir, e.bulletin);
     try {
-      bulletins.set(e.bulletin, fs.readFileSync(bulletinFile, 'utf8'));
+      const xml = fs.readFileSync(bulletinFile, 'utf8');
+      const wrong = bulletinProblem(xml, e.areaCodes, e.minIntensity);
+      if (wrong) problems.push(`${file}: events[${i}].bulletin: ${bulletinFile} ${wrong}`);
+      else bulletins.set(e.bulletin, xml);
     } catch (err) {
       const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`;
       problems.push(`${file}: events[${i}].bulletin: the bulletin ${bulletinFile} ${why} (expected a JMA XML bulletin, path relative to the scenario file)`);
@@ -79,6 +83,17 @@ export function loadScenarioFile(file: string): LoadedScenario {
   if (region) problems.push(...checkScenarioAgainstRegion(scenario, region).map((p) => `${file}: ${p}`));
   if (problems.length > 0) throw new ScenarioFileError(file, problems);
   return { scenario, file, region: region!, regionFile, bulletins };
+}
+
+/** Why a bulletin cannot be played (not XML, not a JMA report), or null; below its threshold is fine. */
+function bulletinProblem(xml: string, areaCodes: string[], minIntensity: string): string | null {
+  try {
+    proposalFromBulletin(xml, { areaCodes, minIntensity, regionId: 'check' });
+  } catch (err) {
+    return `cannot be read as the flow reads it: ${(err as Error).message} (expected a JMA XML bulletin)`;
+  }
+  if (!/<Report[\s>]/.test(xml)) return 'is not a JMA report (no <Report> element; expected a JMA XML bulletin such as VXSE43, VXSE51, VXSE53)';
+  return null;
 }
 
 /** Validates parsed JSON against the scenario schema; throws `ScenarioFileError` with every issue. */
@@ -259,7 +274,7 @@ function describeIssue(issue: Issue, json: unknown, prefix: Path = []): string[]
   const where = jsonPath(p);
   const value = valueAt(json, p);
   const hint = describedAt(p, json);
-  const expected = hint ? ` — expected: ${hint}` : '';
+  const expected = hint ? ` — ${hint}` : '';
   switch (issue.code) {
     case 'unrecognized_keys': {
       const allowed = keysAt(p, json);
@@ -277,6 +292,11 @@ function describeIssue(issue: Issue, json: unknown, prefix: Path = []): string[]
       const meant = issue.errors.filter((branch) => !branch.some((b) => b.path.length === 0 && (b.code === 'invalid_type' || b.code === 'invalid_value') && !sameKind(b, value)));
       if (meant.length === 1) return meant[0]!.flatMap((b) => describeIssue(b, json, p));
       return [`${where}: ${shown(value)} is not valid${expected || ''}`];
+    }
+    case 'invalid_value': {
+      const values = issue.values.map((v) => JSON.stringify(v));
+      const one = values.length > 1 ? `one of ${values.join(', ')}` : values[0];
+      return [`${where}: ${value === undefined ? 'missing' : `got ${shown(value)}`}, expected ${one}${expected}`];
     }
     case 'invalid_type':
       if (value === undefined) return [`${where}: missing${expected || ` (a ${issue.expected})`}`];
