@@ -106,6 +106,12 @@ export interface OrderServiceOptions {
   /** Battery reserve, percent, in normal and emergency mode (engine defaults 25 / 35). */
   reservePct?: { normal: number; emergency: number };
   /**
+   * How pickup codes are hashed and checked (default: scrypt, `hashSecret` / `verifySecret`). Planning
+   * mode (issue 16) passes a cheap hash: a simulated run delivers thousands of parcels, and scrypt's
+   * ~50 ms per code is by design far too slow for a 48-hour scenario in seconds.
+   */
+  pickupCodes?: { hash(code: string): Promise<string>; verify(code: string, hash: string): Promise<boolean> };
+  /**
    * Issue 15: a region's mission tracking and dispatch run only on the node holding its lease
    * (`region:<id>`), and every state change they make is fenced with its token. Default: the single
    * process's local leases (every region held, nothing fenced).
@@ -124,7 +130,10 @@ export class OrderService {
   constructor(private readonly o: OrderServiceOptions) {
     this.log = o.logger.child({ component: 'orders' });
     this.leases = o.leases ?? localLeases();
+    this.pickupCodes = o.pickupCodes ?? { hash: hashSecret, verify: verifySecret };
   }
+
+  private readonly pickupCodes: NonNullable<OrderServiceOptions['pickupCodes']>;
 
   start(intervalMs = 2000): void {
     this.timer = setInterval(() => void this.tick(), intervalMs); // tick() logs its own failures
@@ -239,7 +248,7 @@ export class OrderService {
     };
     check(await this.get(id));
     const code = String(crypto.randomInt(0, 1_000_000)).padStart(6, '0');
-    const hash = await hashSecret(code);
+    const hash = await this.pickupCodes.hash(code);
     const now = this.o.now();
     // Checked again on the locked row: it may have changed while the code was hashed (or two people unlocked at once).
     let at!: ReturnType<typeof check>;
@@ -357,7 +366,7 @@ export class OrderService {
       return;
     }
     const code = String(crypto.randomInt(0, 1_000_000)).padStart(6, '0');
-    const hash = await hashSecret(code);
+    const hash = await this.pickupCodes.hash(code);
     // Only from in_flight, checked on the locked row: it may have advanced while the code was hashed.
     await this.move(order, 'in_locker', `${order.droneId} delivered to ${order.lockerId}/${order.compartmentId}`, { pickupHash: hash, pickupReveal: code }, {}, 'system', g);
   }
@@ -376,7 +385,7 @@ export class OrderService {
       this.log.warn({ order: order.id, hub, compartment }, 'pickup attempt on a locked compartment refused');
       return;
     }
-    if (await verifySecret(code, order.pickupHash)) {
+    if (await this.pickupCodes.verify(code, order.pickupHash)) {
       // One pickup per parcel: a second one with the same code (another cloud process, a re-sent event) finds it picked up.
       const notLocked = (o: Order) => {
         if (o.locked) throw new IllegalTransition(o.state, 'picked_up');
