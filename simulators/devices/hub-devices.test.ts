@@ -125,4 +125,20 @@ describe('HubDevices commands', () => {
     expect(no.ack).toMatchObject({ result: 'rejected', detail: expect.stringMatching(/^battery 55\.7 % is too low/) });
     expect(no.outputs).toEqual([]);
   });
+  it('never stamps two reports of one locker with the same millisecond (InfluxDB keeps one point per series and time)', () => {
+    const hub = region.hubs.find((h) => h.id === 'nomi-kokufu')!;
+    const devices = new HubDevices({ region, hub, seed: 1, ids: new MessageIds('boot1'), startMs: T0 });
+    const free = hub.lockers[0]!.compartments.map((c) => c.id);
+    // Back-to-back reserves of one planning round, handled in one millisecond, then the periodic report at that same time.
+    const replies = free
+      .map((c, i) => devices.command(T0 + 5_000, makeCommand(hub.id, 'locker-a', 'locker.reserve', { compartment: c, orderId: `order-${i}` })))
+      .filter((r) => r.ack.result === 'done') // a compartment may start with a parcel in it
+      .slice(0, 3);
+    const stamps = [...replies.flatMap((r) => r.outputs), ...devices.tick(T0 + 20_000, 1), ...devices.tick(T0 + 20_000, 0)]
+      .filter((o) => o.kind === 'locker' && o.channel === 'telemetry')
+      .map((o) => o.message.ts);
+    expect(stamps.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(stamps).size).toBe(stamps.length);
+    expect(stamps.slice(0, 3).map((t) => t - T0)).toEqual([5_000, 5_001, 5_002]);
+  });
 });

@@ -92,6 +92,7 @@ export class HubDevices {
   private readonly drones: Scheduled<DroneModel>[];
   private readonly lockers: Scheduled<LockerModel>[];
   private readonly sensors: Scheduled<SensorModel>[];
+  private readonly lastLockerReport = new Map<string, number>();
 
   constructor(opts: HubDevicesOptions) {
     const { hub, region, seed, ids, startMs } = opts;
@@ -140,7 +141,7 @@ export class HubDevices {
       // A locker reports on its interval and right after anything changed (contract: "every 10 s and on change").
       if (due(s, now) || events.length > 0) {
         s.nextMs = Math.max(s.nextMs, now + s.periodMs);
-        out.push({ kind: 'locker', device: s.model.device, channel: 'telemetry', message: s.model.telemetry(now) });
+        out.push({ kind: 'locker', device: s.model.device, channel: 'telemetry', message: s.model.telemetry(this.lockerStamp(s.model.device, now)) });
       }
     }
     for (const s of this.sensors) {
@@ -200,7 +201,7 @@ export class HubDevices {
     if (outcome.changed) {
       // Lockers report on change (contract: "every 10 s and on change").
       s.nextMs = Math.max(s.nextMs, now + s.periodMs);
-      outputs.push({ kind, device: cmd.device, channel: 'telemetry', message: s.model.telemetry(now) });
+      outputs.push({ kind, device: cmd.device, channel: 'telemetry', message: s.model.telemetry(this.lockerStamp(cmd.device, now)) });
     }
     return reply(outcome, outputs);
   }
@@ -220,9 +221,26 @@ export class HubDevices {
     };
   }
 
+  /**
+   * The time a locker's telemetry carries: `now`, or 1 ms after its previous report when that is not
+   * earlier. A locker reports on change, so two commands handled in one millisecond (back-to-back
+   * reserves of one planning round) would otherwise give two reports with the same device, tags and
+   * time — one point in InfluxDB, where the second replaces the first and its message id vanishes.
+   */
+  private lockerStamp(device: string, now: number): number {
+    const t = Math.max(Math.round(now), (this.lastLockerReport.get(device) ?? -Infinity) + 1);
+    this.lastLockerReport.set(device, t);
+    return t;
+  }
+
   /** The drone models (read-only use: tests and dispatch simulations). */
   get droneModels(): readonly DroneModel[] {
     return this.drones.map((s) => s.model);
+  }
+
+  /** The sensor models (drills and planning set their weather and power: see SensorModel). */
+  get sensorModels(): readonly SensorModel[] {
+    return this.sensors.map((s) => s.model);
   }
 
   private unknownDevice(device: string, kind: DeviceKind): string {
