@@ -23,17 +23,28 @@ import { NOW } from './dispatch-fixtures.ts';
 export const weight = (o: OrderInput): number => (o.priority === 'normal' ? 1 : 5);
 
 export interface GroundOption {
+  /** Round and departure time — how the engine keys a departure (and `groundBookings` name one). */
   key: string;
   departsAt: number;
   capacityKg: number;
+  /** Weight already booked on it by earlier planning rounds (`groundBookings`). */
+  bookedKg: number;
 }
 
-export function groundOptions(input: DispatchInput, a: OrderAnalysis): GroundOption[] {
+export const groundKey = (roundId: string, departsAt: number): string => `${roundId}@${departsAt}`;
+
+/** The ground departures the engine may offer the order: its origin and destination hub, a class the round carries, at or after `now`, before the deadline. */
+export function groundOptions(input: DispatchInput, a: OrderAnalysis, now: number = NOW): GroundOption[] {
   if (a.destinationHub === undefined) return [];
   const o = a.order;
+  const booked = new Map<string, number>();
+  for (const b of input.groundBookings ?? []) booked.set(groundKey(b.roundId, b.departsAt), (booked.get(groundKey(b.roundId, b.departsAt)) ?? 0) + b.weightKg);
   return (input.groundRounds ?? []).flatMap((r) =>
     r.fromHub === o.originHub && r.toHub === a.destinationHub && (r.tempClasses ?? ['ambient']).includes(o.tempClass)
-      ? r.departures.flatMap((d, k) => (d.departsAt >= NOW && (o.deadline === undefined || d.departsAt < o.deadline) ? [{ key: `${r.id}#${k}`, departsAt: d.departsAt, capacityKg: d.capacityKg }] : []))
+      ? r.departures.flatMap((d) => {
+          const key = groundKey(r.id, d.departsAt);
+          return d.departsAt >= now && (o.deadline === undefined || d.departsAt < o.deadline) ? [{ key, departsAt: d.departsAt, capacityKg: d.capacityKg, bookedKg: booked.get(key) ?? 0 }] : [];
+        })
       : [],
   );
 }
@@ -42,18 +53,32 @@ export function groundOptions(input: DispatchInput, a: OrderAnalysis): GroundOpt
 export const servable = (a: OrderAnalysis): boolean => a.blocking.length === 0 && a.emergencyHub === undefined;
 export const droneOk = (a: OrderAnalysis): boolean => servable(a) && a.shared.length === 0;
 
-/** The largest priority-weighted number of orders served, over every assignment of drones, compartments and ground departures. */
-export function exhaustiveOptimum(input: DispatchInput, analyses: OrderAnalysis[]): number {
-  const ground = analyses.map((a) => (servable(a) ? groundOptions(input, a) : []));
+/** How a plan is scored (dispatch-milp.ts: `SERVED`, `timeValued`); by default orders served, 5 : 1, a bus seat like a flight. */
+export interface OutcomeValues {
+  drone: (a: OrderAnalysis) => number;
+  ground: (a: OrderAnalysis, g: GroundOption) => number;
+  wait: (a: OrderAnalysis) => number;
+}
+
+const SERVED_VALUES: OutcomeValues = { drone: (a) => weight(a.order), ground: (a) => weight(a.order), wait: () => 0 };
+
+/**
+ * The best score over every assignment of drones, compartments and ground departures — by default
+ * the largest priority-weighted number of orders served. Only servable orders count (a held or
+ * refused order scores nothing either way).
+ */
+export function exhaustiveOptimum(input: DispatchInput, analyses: OrderAnalysis[], values: OutcomeValues = SERVED_VALUES, now: number = NOW): number {
+  const ground = analyses.map((a) => (servable(a) ? groundOptions(input, a, now) : []));
   const usedD = new Set<string>();
   const usedC = new Set<string>();
   const usedKg = new Map<string, number>();
   const go = (i: number): number => {
     if (i === analyses.length) return 0;
     const a = analyses[i]!;
-    const w = weight(a.order);
-    let best = go(i + 1);
+    if (!servable(a)) return go(i + 1);
+    let best = values.wait(a) + go(i + 1);
     if (droneOk(a)) {
+      const w = values.drone(a);
       for (const d of a.drones) {
         if (usedD.has(d.drone.id)) continue;
         usedD.add(d.drone.id);
@@ -69,10 +94,10 @@ export function exhaustiveOptimum(input: DispatchInput, analyses: OrderAnalysis[
       }
     }
     for (const g of ground[i]!) {
-      const kg = usedKg.get(g.key) ?? 0;
+      const kg = usedKg.get(g.key) ?? g.bookedKg;
       if (kg + a.order.weightKg > g.capacityKg) continue;
       usedKg.set(g.key, kg + a.order.weightKg);
-      best = Math.max(best, w + go(i + 1));
+      best = Math.max(best, values.ground(a, g) + go(i + 1));
       usedKg.set(g.key, kg);
     }
     return best;
@@ -100,9 +125,9 @@ export function plainGreedy(input: DispatchInput, analyses: OrderAnalysis[]): nu
     }
     const g = groundOptions(input, a)
       .sort((p, q) => p.departsAt - q.departsAt)
-      .find((x) => (usedKg.get(x.key) ?? 0) + a.order.weightKg <= x.capacityKg);
+      .find((x) => (usedKg.get(x.key) ?? x.bookedKg) + a.order.weightKg <= x.capacityKg);
     if (g) {
-      usedKg.set(g.key, (usedKg.get(g.key) ?? 0) + a.order.weightKg);
+      usedKg.set(g.key, (usedKg.get(g.key) ?? g.bookedKg) + a.order.weightKg);
       value += weight(a.order);
     }
   }

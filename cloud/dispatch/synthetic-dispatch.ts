@@ -32,6 +32,16 @@ export interface SyntheticSize {
   mode?: DispatchInput['mode'];
   /** Put every drone and every order at the first hub (stresses the per-hub allocation). */
   oneHub?: boolean;
+  /** Bus rounds between random hubs (default 20), each with departures 1, 3 and 5 h from now. */
+  busRounds?: number;
+  /** Seat capacity of each departure, kg (default 30). */
+  busCapacityKg?: number;
+  /** Share of medical/relief orders (default 0.15). */
+  priorityShare?: number;
+  /** Drones' state of charge, uniform in [lo, hi] percent (default [30, 100]). */
+  batteryPct?: readonly [number, number];
+  /** Share of windy hubs (default 0.1). */
+  windyShare?: number;
 }
 
 /** mulberry32: small, fast, seeded (also used by the benchmarks' synthetic regions). */
@@ -61,7 +71,7 @@ export function syntheticDispatch(size: SyntheticSize, now: number): DispatchInp
 
   const hubs: HubInput[] = Array.from({ length: size.hubs }, (_, i) => {
     // 10 % of hubs windy (at or over the 5 m/s limit now and then); the crowded hub of `oneHub` is calm.
-    const windy = r() < 0.1 && !(size.oneHub && i === 0);
+    const windy = r() < (size.windyShare ?? 0.1) && !(size.oneHub && i === 0);
     const wind = windy ? 4 + r() * 6 : r() * 4;
     const compartments: CompartmentInput[] = Array.from({ length: size.compartmentsPerHub ?? 20 }, (_, k) => ({
       lockerId: `locker-${String.fromCharCode(97 + Math.floor(k / 16))}`,
@@ -85,7 +95,7 @@ export function syntheticDispatch(size: SyntheticSize, now: number): DispatchInp
     return {
       id: `drone-${i}`,
       hubId: home.id,
-      state: { position: home.position, flightState: state, batteryPct: 30 + r() * 70, missionId: state === 'idle' || state === 'charging' ? null : `m-${i}`, observedAt: now - 1000 },
+      state: { position: home.position, flightState: state, batteryPct: (size.batteryPct?.[0] ?? 30) + r() * ((size.batteryPct?.[1] ?? 100) - (size.batteryPct?.[0] ?? 30)), missionId: state === 'idle' || state === 'charging' ? null : `m-${i}`, observedAt: now - 1000 },
     };
   });
 
@@ -103,11 +113,11 @@ export function syntheticDispatch(size: SyntheticSize, now: number): DispatchInp
     return { id: `nfz-${i}`, polygon: Array.from({ length: 6 }, (_, k) => at(c.e + rad * Math.sin((k * Math.PI) / 3), c.n + rad * Math.cos((k * Math.PI) / 3))) };
   });
 
-  const groundRounds: GroundRoundInput[] = Array.from({ length: 20 }, (_, i) => ({
+  const groundRounds: GroundRoundInput[] = Array.from({ length: size.busRounds ?? 20 }, (_, i) => ({
     id: `bus-${i}`,
     fromHub: pick(hubs).id,
     toHub: pick(hubs).id,
-    departures: [1, 3, 5].map((h) => ({ departsAt: now + h * 3_600_000, capacityKg: 30 })),
+    departures: [1, 3, 5].map((h) => ({ departsAt: now + h * 3_600_000, capacityKg: size.busCapacityKg ?? 30 })),
   }));
 
   // Destinations: mostly a hub within ~3 km of the origin (what a planner would offer to drones).
@@ -117,7 +127,7 @@ export function syntheticDispatch(size: SyntheticSize, now: number): DispatchInp
     const u = r();
     const destination: OrderInput['destination'] =
       u < 0.1 ? { type: 'site', siteId: pick(sites).id } : { type: 'locker', hub: (u < 0.85 && near.get(origin.id)!.length > 0 ? pick(near.get(origin.id)!) : pick(hubs)).id };
-    const priority = r() < 0.15 ? pick(['medical', 'relief'] as const) : 'normal';
+    const priority = r() < (size.priorityShare ?? 0.15) ? pick(['medical', 'relief'] as const) : 'normal';
     return {
       id: `order-${i}`,
       originHub: origin.id,
@@ -131,4 +141,54 @@ export function syntheticDispatch(size: SyntheticSize, now: number): DispatchInp
   });
 
   return { hubs, drones, sites, reliefRoutes, noFlyZones, groundRounds, orders, mode: size.mode ?? 'normal' };
+}
+
+/**
+ * Medium instance families for the MILP yardstick (dispatch-milp.ts): a town of 6 hubs over
+ * 4 × 4 km (neighbours within drone range), 20–60 pending orders, 5–20 drones charged 60–100 %,
+ * 4–12 locker compartments a hub (60 % free), 4 landing sites, 2 no-fly zones, 5 % of hubs windy —
+ * drones and compartments are what orders compete for; bus rounds or none; normal mode,
+ * emergency mode (60 % of the orders medical/relief; normal ones held) or everything at one hub.
+ * Each instance draws its sizes from its own seed, so a family is a spread of instances.
+ */
+export interface DispatchFamily {
+  name: string;
+  busRounds: number;
+  mode?: DispatchInput['mode'];
+  oneHub?: boolean;
+  priorityShare?: number;
+  /** Bus seat capacity per departure, kg. */
+  busCapacityKg?: number;
+}
+
+export const MEDIUM_FAMILIES: readonly DispatchFamily[] = [
+  { name: 'drones + compartments, no bus rounds', busRounds: 0 },
+  { name: 'drones, compartments + bus rounds', busRounds: 12, busCapacityKg: 12 },
+  { name: 'emergency mode + bus rounds', busRounds: 12, busCapacityKg: 12, mode: 'emergency', priorityShare: 0.6 },
+  { name: 'all at one hub + bus rounds', busRounds: 12, busCapacityKg: 12, oneHub: true },
+];
+
+export function mediumInstance(family: DispatchFamily, seed: number, now: number): DispatchInput {
+  const r = rng(0x5eed + seed * 7919);
+  const between = (lo: number, hi: number): number => lo + Math.floor(r() * (hi - lo + 1));
+  return syntheticDispatch(
+    {
+      hubs: 6,
+      drones: between(5, 20),
+      orders: between(20, 60),
+      compartmentsPerHub: between(4, 12),
+      sites: 4,
+      zones: 2,
+      sideM: 4_000,
+      batteryPct: [60, 100],
+      windyShare: 0.05,
+      seed,
+      busRounds: family.busRounds,
+      ...(family.busCapacityKg === undefined ? {} : { busCapacityKg: family.busCapacityKg }),
+      ...(family.mode === undefined ? {} : { mode: family.mode }),
+      ...(family.oneHub ? { oneHub: true } : {}),
+      ...(family.priorityShare === undefined ? {} : { priorityShare: family.priorityShare }),
+    },
+    now,
+  );
 }
