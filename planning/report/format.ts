@@ -14,6 +14,7 @@ export function formatDuration(seconds: number | null, lang: Lang): string {
   if (totalMin < 60) return lang === 'ja' ? `${totalMin} 分` : `${totalMin} min`;
   const h = Math.floor(totalMin / 60);
   const m = totalMin % 60;
+  if (h < 48 && m === 0) return lang === 'ja' ? `${h} 時間` : `${h} h`;
   if (h < 48) return lang === 'ja' ? `${h} 時間 ${String(m).padStart(2, '0')} 分` : `${h} h ${String(m).padStart(2, '0')} min`;
   const d = Math.floor(h / 24);
   const rh = h % 24;
@@ -43,6 +44,12 @@ export function formatAt(startIso: string, atS: number | null, lang: Lang): stri
   if (atS === null) return '—';
   const clock = formatClockJst(startIso, atS);
   return lang === 'ja' ? `${formatOffset(atS)}（${clock}）` : `${formatOffset(atS)} (${clock} JST)`;
+}
+
+/** For table cells: the offset, and the clock time in Japan on a second, smaller line. */
+export function formatAtCell(startIso: string, atS: number | null): string {
+  if (atS === null) return '—';
+  return `${formatOffset(atS)}<br><span class="clock">${formatClockJst(startIso, atS)}</span>`;
 }
 
 /** The start as "2026-09-01 06:00 JST". */

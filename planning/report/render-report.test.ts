@@ -49,8 +49,8 @@ describe('renderReport', () => {
 
   it('shows times from the start and as clock time in Japan', () => {
     // Ōsugi asked 1 h after a 16:10 JST start and first received relief at +2:25.
-    expect(article(html, 'ja')).toContain('+2:25（01/01 18:35）');
-    expect(article(html, 'en')).toContain('+2:25 (01/01 18:35 JST)');
+    expect(article(html, 'ja')).toContain('+2:25<br><span class="clock">01/01 18:35</span>');
+    expect(article(html, 'en')).toContain('+2:25<br><span class="clock">01/01 18:35</span>');
     expect(article(html, 'en')).toContain('2027-01-01 16:10 JST');
   });
 

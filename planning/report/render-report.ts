@@ -1,6 +1,6 @@
 import type { ScenarioReport, ScenarioResult } from '../scenario-result.ts';
-import { CHARTS, modeSwitchLabel, type ChartId } from './report-charts.ts';
-import { escapeHtml as h, formatAt, formatDuration, formatInt, formatPct, formatStartJst } from './format.ts';
+import { byPriority, CHARTS, modeSwitchLabel, type ChartId } from './report-charts.ts';
+import { escapeHtml as h, formatAtCell, formatDuration, formatInt, formatPct, formatStartJst } from './format.ts';
 import { alarmKindLabel, LANGS, modeLabel, priorityLabel, siteKindLabel, t, type Lang, type TextKey } from './labels.ts';
 import { CHART_FONT, renderChart } from './render-chart.ts';
 import { sweepRowOf, uniformDronesPerHub } from './sweep-row.ts';
@@ -141,9 +141,9 @@ async function reliefSection(r: ScenarioResult, lang: Lang, chart: Chart): Promi
   const rows = r.relief.map((s) => [
     h(s.name[lang]),
     siteKindLabel(s.kind, lang),
-    formatAt(start, s.isolatedAtS, lang),
-    s.firstRequestAtS === null ? t('noRequest', lang) : formatAt(start, s.firstRequestAtS, lang),
-    s.firstRequestAtS === null ? '—' : s.firstReliefAtS === null ? `<strong class="bad">${t('notReceived', lang)}</strong>` : formatAt(start, s.firstReliefAtS, lang),
+    formatAtCell(start, s.isolatedAtS),
+    s.firstRequestAtS === null ? t('noRequest', lang) : formatAtCell(start, s.firstRequestAtS),
+    s.firstRequestAtS === null ? '—' : s.firstReliefAtS === null ? `<strong class="bad">${t('notReceived', lang)}</strong>` : formatAtCell(start, s.firstReliefAtS),
     formatDuration(s.timeToFirstReliefS, lang),
     formatInt(s.requests, lang),
     formatInt(s.delivered, lang),
@@ -153,7 +153,7 @@ ${table([t('site', lang), t('kind', lang), t('isolatedAt', lang), t('firstReques
 }
 
 async function deliveriesSection(r: ScenarioResult, lang: Lang, chart: Chart): Promise<string> {
-  const rows = r.deliveries.map((d) => [
+  const rows = byPriority(r.deliveries).map((d) => [
     priorityLabel(d.priority, lang),
     formatInt(d.requested, lang), formatInt(d.delivered, lang), formatInt(d.onTime, lang),
     d.requested === 0 ? '—' : formatPct(d.onTime / d.requested), formatInt(d.byGround, lang),
@@ -210,7 +210,7 @@ async function modesSection(r: ScenarioResult, lang: Lang, chart: Chart): Promis
   if (r.modes.length === 0) return `<p class="none" data-empty="mode-acks">${t('none', lang)} — ${t('modesNone', lang)}</p>`;
   const s = (v: number | null) => (v === null ? '—' : `${v.toFixed(1)} ${t('seconds', lang)}`);
   const rows = r.modes.map((m, i) => [
-    h(modeSwitchLabel(i, m.atS, m.mode, lang).split(' ')[0]!), formatAt(r.scenario.startIso, m.atS, lang), modeLabel(m.mode, lang), h(m.by), h(m.cause),
+    h(modeSwitchLabel(i, m.atS, m.mode, lang).split(' ')[0]!), formatAtCell(r.scenario.startIso, m.atS), modeLabel(m.mode, lang), h(m.by), h(m.cause),
     `${formatInt(m.acknowledged, lang)} / ${formatInt(m.hubs, lang)}`, s(m.ackS.p50), s(m.ackS.max),
   ]);
   return `${table(['#', t('at', lang), t('mode', lang), t('by', lang), t('cause', lang), t('hubsAcked', lang), t('ackP50', lang), t('ackMax', lang)], rows, { numeric: [5, 6, 7], wrap: [4] })}
@@ -219,7 +219,7 @@ ${await chart('mode-acks', 'modesNone')}`;
 
 function actionsSection(r: ScenarioResult, lang: Lang): string {
   if (r.coordinatorActions.length === 0) return `<p class="none" data-empty="actions">${t('none', lang)} — ${t('actionsNone', lang)}</p>`;
-  const rows = r.coordinatorActions.map((a) => [formatAt(r.scenario.startIso, a.atS, lang), h(a.action), h(a.by), h(a.detail)]);
+  const rows = r.coordinatorActions.map((a) => [formatAtCell(r.scenario.startIso, a.atS), h(a.action), h(a.by), h(a.detail)]);
   return table([t('at', lang), t('action', lang), t('by', lang), t('detail', lang)], rows, { wrap: [3] });
 }
 
@@ -288,14 +288,16 @@ figure.chart svg { display: block; max-width: 100%; height: auto; }
 table { border-collapse: collapse; font-size: 13px; min-width: 50%; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
 td.wrap { white-space: normal; min-width: 12em; }
-th { background: #f2f2f2; font-weight: bold; }
+th { background: #f2f2f2; font-weight: bold; white-space: normal; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.key-figures td:first-child { min-width: 18em; }
 tr.main-run td { font-weight: bold; background: #fff8e1; }
 .none { padding: 10px 12px; background: #f6f6f6; border-left: 4px solid #9e9e9e; color: #333; }
 .bad { color: #c62828; }
 code { font-size: 12px; color: #555; }
-@media (max-width: 800px) { body { font-size: 14px; padding: 8px 10px 32px; } nav.toc ol { columns: 1; } }
+.clock { font-size: 12px; color: #555; }
+th.time-note { font-weight: normal; }
+@media (max-width: 800px) { body { font-size: 14px; padding: 8px 10px 32px; } nav.toc ol { columns: 1; } table { font-size: 12px; } th, td { padding: 3px 5px; } }
 @media print {
   body { max-width: none; padding: 0; font-size: 11pt; }
   .lang-switch, nav.toc { display: none; }

@@ -18,6 +18,9 @@ const COLOURS = {
   good: '#2e7d32', late: '#f0a202', bad: '#c62828', grey: '#9e9e9e', open: '#64b5f6', main: '#4c78a8', second: '#f58518',
 };
 
+/** Axes of counts: whole numbers only. */
+const COUNT_AXIS = { tickMinStep: 1, format: 'd' } as const;
+
 const hours = (s: number) => Math.round((s / 3600) * 1000) / 1000;
 const durationH = (r: ScenarioResult) => hours(r.scenario.durationS);
 
@@ -71,7 +74,10 @@ const reliefTime: Builder = ({ result: r }, lang) => {
       {
         mark: { type: 'bar', height: { band: 0.7 } },
         encoding: {
-          color: { field: 'status', type: 'nominal', title: null, scale: { domain: [t('reliefReceived', lang), t('reliefStillWaiting', lang)], range: [COLOURS.main, COLOURS.bad] } },
+          color: {
+            field: 'status', type: 'nominal', title: null,
+            scale: { domain: [t('reliefReceived', lang), t('reliefStillWaiting', lang)].filter((s) => values.some((x) => x.status === s)), range: values.every((x) => x.status !== t('reliefReceived', lang)) ? [COLOURS.bad] : [COLOURS.main, COLOURS.bad] },
+          },
         },
       },
       { mark: { type: 'text', align: 'left', dx: 4, fontSize: 10 }, encoding: { text: { field: 'label' } } },
@@ -79,12 +85,18 @@ const reliefTime: Builder = ({ result: r }, lang) => {
   } as TopLevelSpec;
 };
 
+/** Medical first, then relief, then normal orders, whatever order a run lists them in. */
+export function byPriority<T extends { priority: string }>(rows: readonly T[]): T[] {
+  const rank = (p: string) => ['medical', 'relief', 'normal'].indexOf(p) >>> 0;
+  return [...rows].sort((a, b) => rank(a.priority) - rank(b.priority));
+}
+
 const OUTCOMES = ['onTime', 'late', 'failed', 'cancelled', 'open'] as const;
 const OUTCOME_COLOURS = [COLOURS.good, COLOURS.late, COLOURS.bad, COLOURS.grey, COLOURS.open];
 
 const deliveries: Builder = ({ result: r }, lang) => {
   if (r.deliveries.every((d) => d.requested === 0)) return null;
-  const values = r.deliveries.flatMap((d) => {
+  const values = byPriority(r.deliveries).flatMap((d) => {
     const n = { onTime: d.onTime, late: d.delivered - d.onTime, failed: d.failed, cancelled: d.cancelled, open: d.open };
     return OUTCOMES.map((o, i) => ({ priority: priorityLabel(d.priority, lang), outcome: t(o, lang), order: i, n: n[o] }));
   });
@@ -94,8 +106,8 @@ const deliveries: Builder = ({ result: r }, lang) => {
     height: { step: 34 },
     mark: { type: 'bar', height: { band: 0.7 } },
     encoding: {
-      y: { field: 'priority', type: 'nominal', title: null, sort: r.deliveries.map((d) => priorityLabel(d.priority, lang)) },
-      x: { field: 'n', type: 'quantitative', stack: 'zero', title: t('orders', lang) },
+      y: { field: 'priority', type: 'nominal', title: null, sort: byPriority(r.deliveries).map((d) => priorityLabel(d.priority, lang)) },
+      x: { field: 'n', type: 'quantitative', stack: 'zero', title: t('orders', lang), axis: COUNT_AXIS },
       color: { field: 'outcome', type: 'nominal', title: t('outcome', lang), scale: { domain: OUTCOMES.map((o) => t(o, lang)), range: OUTCOME_COLOURS } },
       order: { field: 'order' },
     },
@@ -114,7 +126,7 @@ const waiting: Builder = ({ result: r }, lang) => {
     mark: { type: 'area', interpolate: 'step-after', opacity: 0.9 },
     encoding: {
       x: timeAxis(r, lang),
-      y: { field: 'n', type: 'quantitative', stack: 'zero', title: t('orders', lang) },
+      y: { field: 'n', type: 'quantitative', stack: 'zero', title: t('orders', lang), axis: COUNT_AXIS },
       color: { field: 'reason', type: 'nominal', title: t('reason', lang), scale: { scheme: 'tableau10' } },
     },
   } as TopLevelSpec;
@@ -160,7 +172,7 @@ const refusals: Builder = ({ result: r }, lang) => {
     height: { step: 24 },
     encoding: {
       y: { field: 'reason', type: 'nominal', title: null, sort: '-x' },
-      x: { field: 'n', type: 'quantitative', title: t('count', lang) },
+      x: { field: 'n', type: 'quantitative', title: t('count', lang), axis: COUNT_AXIS },
     },
     layer: [
       { mark: { type: 'bar', color: COLOURS.second, height: { band: 0.7 } } },
@@ -179,12 +191,12 @@ const alarmsByKind: Builder = ({ result: r }, lang) => {
   return {
     title: t('alarmsChart', lang),
     data: { values },
-    height: { step: 34 },
+    height: { step: 13 }, // per bar: with yOffset the step is the inner band
     mark: { type: 'bar' },
     encoding: {
       y: { field: 'kind', type: 'nominal', title: null },
       yOffset: { field: 'measure', sort: [t('raised', lang), t('cleared', lang)] },
-      x: { field: 'n', type: 'quantitative', title: t('count', lang) },
+      x: { field: 'n', type: 'quantitative', title: t('count', lang), axis: COUNT_AXIS },
       color: { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('raised', lang), t('cleared', lang)], range: [COLOURS.bad, COLOURS.good] } },
     },
   } as TopLevelSpec;
@@ -198,7 +210,7 @@ const alarmsActive: Builder = ({ result: r }, lang) => {
     data: { values },
     height: 160,
     mark: { type: 'line', interpolate: 'step-after', color: COLOURS.bad, strokeWidth: 2 },
-    encoding: { x: timeAxis(r, lang), y: { field: 'n', type: 'quantitative', title: t('active', lang), axis: { tickMinStep: 1 } } },
+    encoding: { x: timeAxis(r, lang), y: { field: 'n', type: 'quantitative', title: t('active', lang), axis: COUNT_AXIS } },
   } as TopLevelSpec;
 };
 
@@ -249,7 +261,7 @@ const backlog: Builder = ({ result: r }, lang) => {
     mark: { type: 'line', interpolate: 'step-after', strokeWidth: 2 },
     encoding: {
       x: timeAxis(r, lang),
-      y: { field: 'n', type: 'quantitative', title: t('backlog', lang) },
+      y: { field: 'n', type: 'quantitative', title: t('backlog', lang), axis: COUNT_AXIS },
       color: { field: 'hub', type: 'nominal', title: t('hub', lang), scale: { scheme: 'tableau10' } },
     },
   } as TopLevelSpec;
@@ -271,7 +283,7 @@ const modeAcks: Builder = ({ result: r }, lang) => {
   return {
     title: t('modesChart', lang),
     data: { values },
-    height: { step: 36 },
+    height: { step: 16 }, // per bar: with yOffset the step is the inner band
     encoding: {
       y: { field: 'sw', type: 'nominal', title: null, sort: null },
       yOffset: { field: 'measure', sort: [t('ackP50', lang), t('ackMax', lang)] },
