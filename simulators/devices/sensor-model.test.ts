@@ -105,3 +105,32 @@ describe('SensorModel', () => {
     expect(run(makeSensor(12), 0.5).telemetry).not.toEqual(run(makeSensor(11), 0.5).telemetry);
   });
 });
+
+describe('SensorModel overrides (drill mode)', () => {
+  it('reads the imposed weather, fires wind_over_limit once, and calms down when released', () => {
+    const sensor = makeSensor(3);
+    sensor.overrideWeather({ windMps: 12, gustMps: 17, rainMmPerH: 20 });
+    const during = run(sensor, 0.5);
+    expect(during.telemetry.every((t) => t.windSpeedMps === 12 && t.windGustMps === 17 && t.rainMmPerH === 20)).toBe(true);
+    expect(during.events.filter((e) => e.event === 'wind_over_limit')).toHaveLength(1);
+    expect(sensor.overrides.weather).toEqual({ windMps: 12, gustMps: 17, rainMmPerH: 20 });
+    sensor.overrideWeather(null);
+    const after = run(sensor, 1, T0 + 3_600_000);
+    expect(after.events.some((e) => e.event === 'wind_normal')).toBe(true);
+    expect(after.telemetry.at(-1)!.windSpeedMps).toBeLessThan(5);
+  });
+
+  it('keeps the grid down with the backup draining at the imposed rate until released', () => {
+    const sensor = makeSensor(4, { gridOutagesPerDay: 0 });
+    sensor.overridePower({ backupDrainPctPerH: 30 });
+    const during = run(sensor, 2);
+    expect(during.events.filter((e) => e.event === 'grid_down')).toHaveLength(1);
+    expect(during.telemetry.every((t) => !t.gridPowerUp)).toBe(true);
+    expect(during.telemetry.at(-1)!.backupBatteryPct).toBeCloseTo(40, 0);
+    expect(during.events.some((e) => e.event === 'backup_low')).toBe(false);
+    sensor.overridePower(null);
+    const after = run(sensor, 0.1, T0 + 3 * 3_600_000);
+    expect(after.events.filter((e) => e.event === 'grid_restored')).toHaveLength(1);
+    expect(after.telemetry.every((t) => t.gridPowerUp)).toBe(true);
+  });
+});

@@ -77,6 +77,25 @@ export const DEFAULT_SENSOR_PARAMS: SensorParams = {
   linkDegradedPct: 30,
 };
 
+/**
+ * Weather imposed on the sensor (drill mode, issue 16): while set, the wind, gust and rain read these
+ * values instead of the random weather; events still fire on the thresholds (wind_over_limit …).
+ */
+export interface WeatherOverride {
+  windMps: number;
+  /** Default 1.4 × wind. */
+  gustMps?: number;
+  rainMmPerH?: number;
+}
+
+/**
+ * Grid power imposed on the sensor (drill mode): while set, the grid is down (grid_down once) and the
+ * backup battery drains at this rate; no random outage ends it. Cleared: the grid is back (grid_restored).
+ */
+export interface PowerOverride {
+  backupDrainPctPerH: number;
+}
+
 export interface SensorModelOptions {
   hubId: string;
   device: string;
@@ -123,6 +142,10 @@ export class SensorModel {
   private linkDipS = 0;
   private linkDipTarget = 0;
   private linkDegraded = false;
+  private weatherOverride: WeatherOverride | null = null;
+  private powerOverride: PowerOverride | null = null;
+  /** The grid went down because of `powerOverride` (restored when it is cleared). */
+  private powerForced = false;
 
   constructor(private readonly opts: SensorModelOptions) {
     this.device = opts.device;
@@ -206,6 +229,21 @@ export class SensorModel {
     }
   }
 
+  /** Imposes the weather (null: back to the random weather, starting from the imposed values). */
+  overrideWeather(w: WeatherOverride | null): void {
+    this.weatherOverride = w && { ...w };
+  }
+
+  /** Imposes a grid outage with this backup drain (null: the grid is back). Events follow at the next step. */
+  overridePower(p: PowerOverride | null): void {
+    this.powerOverride = p && { ...p };
+  }
+
+  /** What is imposed now (drill mode), for status answers. */
+  get overrides(): { weather: WeatherOverride | null; power: PowerOverride | null } {
+    return { weather: this.weatherOverride && { ...this.weatherOverride }, power: this.powerOverride && { ...this.powerOverride } };
+  }
+
   private advance(h: number, now: number, events: SensorEvent[]): void {
     this.advanceWind(h, now, events);
     this.advanceRain(h);
@@ -218,6 +256,15 @@ export class SensorModel {
   private advanceWind(h: number, now: number, events: SensorEvent[]): void {
     const p = this.params;
     const { rng } = this.opts;
+    const imposed = this.weatherOverride;
+    if (imposed) {
+      this.windMps = clamp(imposed.windMps, 0, 80);
+      this.gustMps = Math.max(this.windMps, imposed.gustMps ?? this.windMps * 1.4);
+      this.windySpellS = 0;
+      this.windDirDeg = (this.windDirDeg + rng.normal(0, 2 * Math.sqrt(h)) + 360) % 360;
+      this.windEvents(now, events);
+      return;
+    }
     if (this.windySpellS <= 0 && rng.happens(p.windySpellsPerHour / 3600, h)) {
       this.windySpellS = rng.uniform(p.windySpellMinS, p.windySpellMaxS);
       this.windySpellMeanMps = rng.uniform(p.windySpellMinMps, p.windySpellMaxMps);
@@ -234,7 +281,11 @@ export class SensorModel {
     // Gust: the 3-second maximum, typically 1.3–1.7 × the mean wind.
     this.gustMps = this.windMps * rng.uniform(1.3, 1.7) + Math.abs(rng.normal(0, 0.3));
     this.windDirDeg = (this.windDirDeg + rng.normal(0, 2 * Math.sqrt(h)) + 360) % 360;
+    this.windEvents(now, events);
+  }
 
+  private windEvents(now: number, events: SensorEvent[]): void {
+    const p = this.params;
     if (!this.overLimit && this.windMps >= p.windLimitMps) {
       this.overLimit = true;
       events.push(this.event(now, 'wind_over_limit', round1(this.windMps), `gust ${round1(this.gustMps)} m/s`));
@@ -247,6 +298,11 @@ export class SensorModel {
   private advanceRain(h: number): void {
     const p = this.params;
     const { rng } = this.opts;
+    if (this.weatherOverride) {
+      this.rainS = 0;
+      this.rainMmPerH = clamp(this.weatherOverride.rainMmPerH ?? 0, 0, 500);
+      return;
+    }
     if (this.rainS <= 0 && rng.happens(p.rainEpisodesPerHour / 3600, h)) {
       this.rainTotalS = rng.uniform(p.rainMinS, p.rainMaxS);
       this.rainS = this.rainTotalS;
@@ -264,7 +320,22 @@ export class SensorModel {
   private advancePower(h: number, now: number, events: SensorEvent[]): void {
     const p = this.params;
     const { rng } = this.opts;
-    if (this.gridUp && rng.happens(p.gridOutagesPerDay / 86_400, h)) {
+    const imposed = this.powerOverride;
+    if (imposed) {
+      if (this.gridUp) {
+        this.gridUp = false;
+        events.push(this.event(now, 'grid_down', undefined, 'mains power lost; running on backup battery'));
+      }
+      this.powerForced = true;
+      this.outageS = Number.POSITIVE_INFINITY;
+    } else if (this.powerForced) {
+      this.powerForced = false;
+      this.outageS = 0;
+      if (!this.gridUp) {
+        this.gridUp = true;
+        events.push(this.event(now, 'grid_restored', round1(this.backupPct)));
+      }
+    } else if (this.gridUp && rng.happens(p.gridOutagesPerDay / 86_400, h)) {
       this.gridUp = false;
       this.outageS = rng.uniform(p.gridOutageMinS, p.gridOutageMaxS);
       events.push(this.event(now, 'grid_down', undefined, 'mains power lost; running on backup battery'));
@@ -277,7 +348,7 @@ export class SensorModel {
     }
     this.backupPct = this.gridUp
       ? Math.min(100, this.backupPct + p.backupChargePctPerS * h)
-      : Math.max(0, this.backupPct - p.backupDrainPctPerS * h);
+      : Math.max(0, this.backupPct - (imposed ? imposed.backupDrainPctPerH / 3600 : p.backupDrainPctPerS) * h);
     if (!this.backupLowReported && this.backupPct < p.backupLowPct) {
       this.backupLowReported = true;
       events.push(this.event(now, 'backup_low', round1(this.backupPct)));
