@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { HubId, RegionFile } from '../contract/index.ts';
 import { readDeviceLogins } from '../shared/device-logins.ts';
 import { resolveHubTargets } from './hub-targets.ts';
-import { startRegionSimulator, type HubCredentials } from './region-simulator.ts';
+import { DeviceControlError, startRegionSimulator, type DeviceControl, type HubCredentials, type RegionSimulator } from './region-simulator.ts';
 import { ConfigError, LocalBrokerMap, parseSimulatorConfig } from './simulator-config.ts';
 
 const STATS_EVERY_MS = 60_000;
@@ -84,6 +84,8 @@ async function main(): Promise<void> {
     );
   }, STATS_EVERY_MS);
 
+  listenForControl(sim);
+
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals): void => {
     if (stopping) return;
@@ -100,6 +102,27 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+}
+
+/**
+ * Drill mode (issue 16): started by `npm start` with an IPC channel, the simulator takes device
+ * changes (weather, grid power, drones out of service) from the demo — and only from it: there is no
+ * network listener, so nothing else on the machine can drive the devices. Each request
+ * `{ id, control }` is answered `{ id, ok: true, state }` or `{ id, ok: false, code, message }`.
+ */
+function listenForControl(sim: RegionSimulator): void {
+  if (!process.send) return;
+  process.on('message', (msg: { id?: unknown; control?: DeviceControl }) => {
+    if (typeof msg?.id !== 'number' || typeof msg.control !== 'object' || msg.control === null) return;
+    const { id } = msg;
+    try {
+      process.send!({ id, ok: true, state: sim.control(msg.control) });
+    } catch (err) {
+      process.send!({ id, ok: false, code: err instanceof DeviceControlError ? err.code : 'failed', message: (err as Error).message });
+    }
+  });
+  // The demo ending closes the channel; the SIGTERM it sends stops the simulator.
+  process.channel?.unref();
 }
 
 main().catch((err: unknown) => {

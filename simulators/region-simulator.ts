@@ -1,7 +1,8 @@
 import type { IClientOptions } from 'mqtt';
 import { pino, type Logger } from 'pino';
 import { RegionFile, type CommandAck } from '../contract/index.ts';
-import { HubDevices, DEFAULT_RATES, type ModelParams, type RaiseRequest, type TelemetryRates } from './devices/hub-devices.ts';
+import { HubDevices, DEFAULT_RATES, type DeviceOutput, type ModelParams, type RaiseRequest, type TelemetryRates } from './devices/hub-devices.ts';
+import type { PowerOverride, SensorModel, WeatherOverride } from './devices/sensor-model.ts';
 import { createBootId, MessageIds } from './devices/message-ids.ts';
 import { HubConnection, type HubConnectionStats, type IncomingCommand } from './hub-connection.ts';
 
@@ -76,7 +77,43 @@ export interface RegionSimulator {
   publishedIds(hub: string): string[];
   /** Forces an event at a device of `hub` and resolves once the broker acknowledged it. */
   raise(hub: string, event: RaiseRequest): Promise<void>;
+  /**
+   * Imposes weather, a grid outage or drones out of service on a hub (drill mode). A drone out of
+   * service reports flightState "fault" with failsafe ["out_of_service"] (the dispatch engine takes
+   * only drones idle or charging on their pad), refuses commands, and its own events are held back.
+   * Throws DeviceControlError for an unknown hub or drone.
+   */
+  control(req: DeviceControl): DeviceControlState;
 }
+
+/**
+ * A change imposed on a hub's simulated devices (drill mode, issue 16): the weather its sensors
+ * read, a grid outage with the backup battery draining, drones out of service (or back).
+ */
+export type DeviceControl =
+  | { kind: 'weather'; hub: string; weather: WeatherOverride | null }
+  | { kind: 'power'; hub: string; power: PowerOverride | null }
+  | { kind: 'fleet'; hub: string; drones?: string[]; inService: boolean };
+
+/** What a hub's devices are under after a `control` call. */
+export interface DeviceControlState {
+  hub: string;
+  weather: WeatherOverride | null;
+  power: PowerOverride | null;
+  outOfService: string[];
+}
+
+export class DeviceControlError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'unknown_hub' | 'unknown_device',
+  ) {
+    super(message);
+  }
+}
+
+/** Failsafe flag of a drone taken out of service (its telemetry reads flightState "fault"). */
+export const OUT_OF_SERVICE = 'out_of_service';
 
 export const SIMULATOR_AGENT = 'chiiki-sim/0.1.0';
 export const DEFAULT_MAX_PENDING = 400;
@@ -87,6 +124,13 @@ const MAX_TICK_GAP_MS = 5000;
 interface SimulatedHub {
   devices: HubDevices;
   connection: HubConnection;
+  /** Drones taken out of service (drill mode). */
+  outOfService: Set<string>;
+}
+
+/** The hub's sensor models. HubDevices keeps them private (a getter is requested); read the field until then. */
+function sensorModels(devices: HubDevices): SensorModel[] {
+  return (devices as unknown as { sensors: { model: SensorModel }[] }).sensors.map((s) => s.model);
 }
 
 export async function startRegionSimulator(opts: RegionSimulatorOptions): Promise<RegionSimulator> {
@@ -129,12 +173,21 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
       agent: SIMULATOR_AGENT,
       mqttOptions: opts.mqttOptions,
     });
-    hubs.set(d.hubId, { devices: d, connection });
+    hubs.set(d.hubId, { devices: d, connection, outOfService: new Set() });
   }
   logger.info({ hubs: hubIds.length, seed, bootId, rates, timeScale, publishStatus, anonymous }, 'region simulator starting');
 
+  /** A drone out of service: its telemetry says "fault", its own events are held back. */
+  const outOfService = (sim: SimulatedHub, out: DeviceOutput): DeviceOutput | null => {
+    if (out.kind !== 'drone' || !sim.outOfService.has(out.device)) return out;
+    if (out.message.type !== 'drone.telemetry') return null;
+    return { ...out, message: { ...out.message, flightState: 'fault', failsafe: [OUT_OF_SERVICE], missionId: null } };
+  };
+
   const publish = (hubId: string, sim: SimulatedHub, outputs: ReturnType<HubDevices['tick']>): void => {
-    for (const out of outputs) {
+    for (const raw of outputs) {
+      const out = outOfService(sim, raw);
+      if (!out) continue;
       try {
         sim.connection.send(out).catch((err: Error) => logger.debug({ hub: hubId, err: err.message }, 'publish failed'));
       } catch (err) {
@@ -152,7 +205,9 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
     const device = incoming.ok ? incoming.command.device : incoming.device;
     let ack: CommandAck;
     try {
-      if (incoming.ok) {
+      if (incoming.ok && incoming.command.command.startsWith('drone.') && sim.outOfService.has(device)) {
+        ack = sim.devices.commandAck(now, { commandId, device, result: 'rejected', detail: `${device} is out of service` });
+      } else if (incoming.ok) {
         const reply = sim.devices.command(now, incoming.command);
         publish(hubId, sim, reply.outputs);
         ack = reply.ack;
@@ -207,6 +262,33 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
     async raise(hubId, event) {
       const sim = get(hubId);
       await sim.connection.send(sim.devices.raise(Date.now(), event), { force: true });
+    },
+    control(req) {
+      const sim = hubs.get(req.hub);
+      if (!sim) throw new DeviceControlError(`hub "${req.hub}" is not simulated here`, 'unknown_hub');
+      const sensors = sensorModels(sim.devices);
+      if (req.kind === 'weather') for (const m of sensors) m.overrideWeather(req.weather);
+      if (req.kind === 'power') for (const m of sensors) m.overridePower(req.power);
+      if (req.kind === 'fleet') {
+        const all = sim.devices.droneModels.map((d) => d.device);
+        const drones = req.drones ?? all;
+        const unknown = drones.filter((d) => !all.includes(d));
+        if (unknown.length > 0) throw new DeviceControlError(`hub ${req.hub} has no drone ${unknown.map((d) => `"${d}"`).join(', ')}`, 'unknown_device');
+        const now = Date.now();
+        for (const d of drones) {
+          const was = sim.outOfService.has(d);
+          if (req.inService) {
+            sim.outOfService.delete(d); // its next telemetry shows its real state again
+          } else if (!was) {
+            sim.outOfService.add(d);
+            sim.connection.send(sim.devices.raise(now, { kind: 'drone', device: d, event: 'fault', detail: 'taken out of service' }), { force: true })
+              .catch((err: Error) => logger.debug({ hub: req.hub, drone: d, err: err.message }, 'out-of-service event not sent'));
+          }
+        }
+      }
+      logger.info({ hub: req.hub, control: req }, 'devices controlled');
+      const first = sensors[0];
+      return { hub: req.hub, weather: first?.overrides.weather ?? null, power: first?.overrides.power ?? null, outOfService: [...sim.outOfService].sort() };
     },
   };
 }
