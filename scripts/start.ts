@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { CLOUD_NODE_FLAGS, ConfigError, isLoopback, loadCloudConfig, type CloudConfig } from '../cloud/config.ts';
-import { DemoControlError, openDemoControl, type CloudChange, type CloudState, type DemoControl } from './demo-control.ts';
+import { DemoControlError, openDemoControl, type CloudChange, type CloudState, type DemoControl, type HubChange } from './demo-control.ts';
 
 /**
  * `npm start`: the whole system on embedded defaults, as three processes started in order — the
@@ -28,8 +28,12 @@ const children = new Set<ChildProcess>();
 let control: DemoControl | null = null;
 let stopping = false;
 
-function spawnChild(script: string, extraEnv: Record<string, string>, nodeArgs: readonly string[] = []): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'inherit'] });
+function spawnChild(script: string, extraEnv: Record<string, string>, nodeArgs: readonly string[] = [], ipc = false): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+    env: { ...env, ...extraEnv },
+    // The edge agents and the simulator take drill-mode changes over a private IPC channel (no listener).
+    stdio: ipc ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'pipe', 'inherit'],
+  });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -37,7 +41,7 @@ function spawnChild(script: string, extraEnv: Record<string, string>, nodeArgs: 
 
 /** A child whose end, unless asked for, ends the demo (the edge agents, the simulator). */
 function run(name: string, script: string, extraEnv: Record<string, string>): ChildProcess {
-  const child = spawnChild(script, extraEnv);
+  const child = spawnChild(script, extraEnv, [], true);
   child.on('exit', (code, signal) => {
     if (!stopping) {
       process.stderr.write(`${name} exited (${signal ?? code}); stopping the demo\n`);
@@ -68,6 +72,63 @@ function readyLine<T>(child: ChildProcess, marker: string): Promise<T> {
     });
     child.once('exit', (code, signal) => reject(new Error(`exited (${signal ?? code}) before it was ready`)));
   });
+}
+
+/** Requests over a child's IPC channel, answered `{ id, ok, … }` (edge/fleet.ts, simulators/main.ts). */
+const pendingCalls = new Map<number, { resolve(v: Record<string, unknown>): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+let callId = 0;
+const listening = new WeakSet<ChildProcess>();
+function call(child: ChildProcess, request: Record<string, unknown>): Promise<Record<string, unknown>> {
+  if (!listening.has(child)) {
+    listening.add(child);
+    child.on('message', (m: { id?: unknown }) => {
+      const p = typeof m?.id === 'number' ? pendingCalls.get(m.id) : undefined;
+      if (!p) return;
+      pendingCalls.delete(m.id as number);
+      clearTimeout(p.timer);
+      p.resolve(m as Record<string, unknown>);
+    });
+  }
+  return new Promise((resolve, reject) => {
+    const id = ++callId;
+    const timer = setTimeout(() => {
+      pendingCalls.delete(id);
+      reject(new DemoControlError('the demo process did not answer within 10 s', 504));
+    }, 10_000);
+    pendingCalls.set(id, { resolve, reject, timer });
+    child.send({ id, ...request }, (err) => {
+      if (!err) return;
+      pendingCalls.delete(id);
+      clearTimeout(timer);
+      reject(new DemoControlError(`the demo process is gone: ${err.message}`, 503));
+    });
+  });
+}
+
+const STATUS_OF_CODE: Record<string, number> = { unknown_hub: 404, unknown_device: 404, bad_request: 400, unavailable: 409 };
+
+/** A drill-mode change (demo-control.ts): devices → the simulator, the link → the edge agents. */
+async function changeHub(fleet: ChildProcess, sim: ChildProcess, hub: string, change: HubChange): Promise<unknown> {
+  let answer: Record<string, unknown>;
+  switch (change.kind) {
+    case 'link':
+      answer = await call(fleet, { link: { hub, state: change.body.state } });
+      break;
+    case 'weather':
+      answer = await call(sim, { control: { kind: 'weather', hub, weather: 'clear' in change.body ? null : change.body } });
+      break;
+    case 'power':
+      answer = await call(sim, { control: { kind: 'power', hub, power: change.body.state === 'lost' ? { backupDrainPctPerH: change.body.backupDrainPctPerH } : null } });
+      break;
+    case 'fleet':
+      answer = await call(sim, { control: { kind: 'fleet', hub, inService: change.body.state === 'in_service', ...(change.body.drones ? { drones: change.body.drones } : {}) } });
+      break;
+  }
+  if (answer.ok !== true) {
+    throw new DemoControlError(String(answer.message ?? 'refused'), STATUS_OF_CODE[String(answer.code)] ?? 500);
+  }
+  const { id: _id, ok: _ok, ...rest } = answer;
+  return { hub, change: change.kind, ...rest };
 }
 
 /** The cloud: started, stopped on request, started again on the addresses it had. */
@@ -144,9 +205,13 @@ async function main(): Promise<void> {
   });
   sim.stdout!.pipe(process.stdout);
   control = await openDemoControl(config.dataDir, {
-    status: () => ({ cloud: cloud.state, cloudHttp: urls.http, hubs: Object.fromEntries(Object.entries(agents).map(([hub, a]) => [hub, { status: `${a.http}/status` }])) }),
+    status: () => ({
+      cloud: cloud.state, cloudHttp: urls.http, hubs: Object.fromEntries(Object.entries(agents).map(([hub, a]) => [hub, { status: `${a.http}/status` }])),
+      simTimeScale: Number(process.env.SIM_TIME_SCALE ?? 1),
+    }),
     stopCloud: () => cloud.stop(),
     startCloud: () => cloud.start(),
+    hubs: { ids: () => Object.keys(agents), change: (hub, change) => changeHub(fleet, sim, hub, change) },
   });
   if (stopping) void control.close();
   const first = Object.entries(agents)[0];
@@ -166,6 +231,7 @@ async function main(): Promise<void> {
         ? `  Listening  on ${config.bindHost} only: the demo accounts' passwords are public (set BIND_HOST to open it to the network)`
         : `  WARNING    listening on ${config.bindHost} with demo accounts whose passwords are public: anyone who reaches this machine can sign in`,
       '  Outage     in another terminal: npm run demo -- cloud stop, npm run demo -- outbox, npm run demo -- cloud start (README "What the demo shows")',
+      '  Drill      in another terminal: npm run drill -- <scenario file> --time-scale 60 (plays its weather, link cuts, orders and bulletins here)',
       '  Ctrl-C stops everything.',
       '',
     ].join('\n') + '\n',
