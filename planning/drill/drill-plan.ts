@@ -1,0 +1,124 @@
+import { offsetS, type ScenarioEvent } from '../../contract/scenario.ts';
+import type { LoadedScenario } from '../scenario-file.ts';
+import { proposalFromBulletin, type ModeProposal } from '../jma-proposal.ts';
+import { arrivalsOf, type Arrival } from '../sim/demand.ts';
+
+/**
+ * Drill mode (issue 16, item 4): a scenario's timeline as the steps the drill plays against a running
+ * system, in scenario seconds. Pure — no clock, no network — so it can be checked by itself.
+ *
+ * - weather: the profile's values at each of its points, and interpolated in between every
+ *   `weatherStepS` (the sensors hold a value until the next step);
+ * - power, link, fleet: one step each (device changes through the demo's control channel);
+ * - earthquake: the proposal the Node-RED flow would post for the bulletin (planning/jma-proposal.ts:
+ *   the flow's own mapping), or a note when the flow would propose nothing;
+ * - demand: the same Poisson arrivals as planning mode (planning/sim/demand.ts, same seed);
+ * - isolation: recorded for the figures; coordinator: a prompt to the people (played only when asked).
+ */
+export type HubsSpec = 'all' | string[];
+
+export type DrillStep =
+  | { atS: number; kind: 'weather'; hub: string; windMps: number; gustMps?: number; rainMmPerH: number }
+  | { atS: number; kind: 'power'; hub: string; state: 'lost'; backupDrainPctPerH: number }
+  | { atS: number; kind: 'power'; hub: string; state: 'restored' }
+  | { atS: number; kind: 'link'; hub: string; state: 'cut' | 'restored' }
+  | { atS: number; kind: 'fleet'; hub: string; drones?: string[]; state: 'out_of_service' | 'in_service' }
+  | { atS: number; kind: 'isolation'; sites: string[]; state: 'isolated' | 'reachable' }
+  | { atS: number; kind: 'proposal'; bulletin: string; proposal: ModeProposal | null }
+  | { atS: number; kind: 'order'; arrival: Arrival }
+  | { atS: number; kind: 'coordinator'; action: 'emergency' | 'normal'; hubs: HubsSpec; reason: string };
+
+/** Steps that change the simulated devices or links (need the demo's control channel). */
+export const DEVICE_STEPS: ReadonlySet<DrillStep['kind']> = new Set(['weather', 'power', 'link', 'fleet']);
+
+export interface DrillPlanOptions {
+  /** Scenario seconds between weather updates inside a profile segment. Default 300 (5 min). */
+  weatherStepS?: number;
+}
+
+export function planDrill(loaded: Pick<LoadedScenario, 'scenario' | 'region' | 'bulletins'>, opts: DrillPlanOptions = {}): DrillStep[] {
+  const { scenario, region } = loaded;
+  const stepS = opts.weatherStepS ?? 300;
+  const durationS = offsetS(scenario.duration);
+  const hubsOf = (h: HubsSpec): string[] => (h === 'all' ? region.hubs.map((x) => x.id) : h);
+  const steps: DrillStep[] = [];
+  for (const e of scenario.events) steps.push(...stepsOf(e));
+  for (const a of arrivalsOf(scenario.events, region, scenario.seed, (o) => offsetS(o) * 1000)) {
+    steps.push({ atS: a.at / 1000, kind: 'order', arrival: a });
+  }
+  // Stable by time; at one instant, device changes before orders and prompts (as they happened first).
+  const rank = (s: DrillStep) => (DEVICE_STEPS.has(s.kind) ? 0 : s.kind === 'order' ? 2 : 1);
+  return steps.filter((s) => s.atS <= durationS).map((s, i) => ({ s, i })).sort((a, b) => a.s.atS - b.s.atS || rank(a.s) - rank(b.s) || a.i - b.i).map((x) => x.s);
+
+  function stepsOf(e: ScenarioEvent): DrillStep[] {
+    switch (e.type) {
+      case 'weather': {
+        const points = [...e.profile].map((p) => ({ ...p, atS: offsetS(p.at) })).sort((a, b) => a.atS - b.atS);
+        const out: DrillStep[] = [];
+        const lerp = (a: number, b: number, f: number) => Math.round((a + (b - a) * f) * 10) / 10;
+        for (const [i, p] of points.entries()) {
+          const next = points[i + 1];
+          const times = [p.atS];
+          if (next) for (let t = p.atS + stepS; t < next.atS; t += stepS) times.push(t);
+          for (const t of times) {
+            const f = next ? (t - p.atS) / (next.atS - p.atS) : 0;
+            const gust = p.gustMps === undefined || (next && next.gustMps === undefined) ? undefined : lerp(p.gustMps, next ? next.gustMps! : p.gustMps, f);
+            for (const hub of hubsOf(e.hubs)) {
+              out.push({
+                atS: t, kind: 'weather', hub,
+                windMps: lerp(p.windMps, next ? next.windMps : p.windMps, f),
+                ...(gust === undefined ? {} : { gustMps: gust }),
+                rainMmPerH: lerp(p.rainMmPerH, next ? next.rainMmPerH : p.rainMmPerH, f),
+              });
+            }
+          }
+        }
+        return out;
+      }
+      case 'power':
+        return hubsOf(e.hubs).map((hub): DrillStep => (e.state === 'lost'
+          ? { atS: offsetS(e.at), kind: 'power', hub, state: 'lost', backupDrainPctPerH: e.backupDrainPctPerH }
+          : { atS: offsetS(e.at), kind: 'power', hub, state: 'restored' }));
+      case 'link':
+        return hubsOf(e.hubs).map((hub) => ({ atS: offsetS(e.at), kind: 'link', hub, state: e.state }));
+      case 'fleet':
+        return [{ atS: offsetS(e.at), kind: 'fleet', hub: e.hub, ...(e.drones ? { drones: e.drones } : {}), state: e.state }];
+      case 'isolation':
+        return [{ atS: offsetS(e.at), kind: 'isolation', sites: e.sites, state: e.state }];
+      case 'earthquake': {
+        const xml = loaded.bulletins.get(e.bulletin);
+        const proposal = xml === undefined ? null : proposalFromBulletin(xml, { areaCodes: e.areaCodes, minIntensity: e.minIntensity, regionId: region.id });
+        return [{ atS: offsetS(e.at), kind: 'proposal', bulletin: e.bulletin, proposal }];
+      }
+      case 'coordinator':
+        return [{ atS: offsetS(e.at), kind: 'coordinator', action: e.action, hubs: e.hubs, reason: e.reason }];
+      case 'demand':
+        return []; // arrivals below
+    }
+  }
+}
+
+/** What a step does, in one line (printed as the drill plays it). */
+export function describeStep(s: DrillStep): string {
+  switch (s.kind) {
+    case 'weather':
+      return `weather at ${s.hub}: wind ${s.windMps} m/s${s.gustMps === undefined ? '' : `, gust ${s.gustMps} m/s`}, rain ${s.rainMmPerH} mm/h`;
+    case 'power':
+      return s.state === 'lost' ? `grid power lost at ${s.hub} (backup drains ${s.backupDrainPctPerH} %/h)` : `grid power back at ${s.hub}`;
+    case 'link':
+      return `cloud link ${s.state === 'cut' ? 'cut' : 'restored'} at ${s.hub}`;
+    case 'fleet':
+      return `${s.drones ? s.drones.join(', ') : 'every drone'} at ${s.hub} ${s.state === 'out_of_service' ? 'out of service' : 'back in service'}`;
+    case 'isolation':
+      return `${s.sites.join(', ')} ${s.state === 'isolated' ? 'cut off (isolated)' : 'reachable again'}`;
+    case 'proposal':
+      return s.proposal ? `earthquake bulletin ${s.bulletin}: emergency mode proposed — ${s.proposal.reason}` : `earthquake bulletin ${s.bulletin}: below the threshold or not in the region's areas; the flow proposes nothing`;
+    case 'order': {
+      const a = s.arrival;
+      const to = a.destination.type === 'locker' ? `locker at ${a.destination.hub}` : `site ${a.destination.siteId}`;
+      return `${a.priority} order from ${a.originHub} to ${to}, ${a.weightKg} kg ${a.tempClass}`;
+    }
+    case 'coordinator':
+      return `scenario expects: switch ${s.hubs === 'all' ? 'the region' : s.hubs.join(', ')} to ${s.action} now (${s.reason})`;
+  }
+}

@@ -1,0 +1,202 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DEVICE_STEPS, planDrill } from '../planning/drill/drill-plan.ts';
+import type { ScenarioReport } from '../planning/scenario-result.ts';
+import { loadScenarioFile } from '../planning/scenario-file.ts';
+import { openDemoControl, type DemoControl, type HubChange } from '../scripts/demo-control.ts';
+import { ROOT, tempDir } from './support/cloud-harness.ts';
+import { freePorts } from './support/ports.ts';
+
+/**
+ * Drill mode (issue 16, item 4) against the real processes: `npm start` (cloud, edge agents, simulated
+ * devices), `npm run drill` on a 20-minute scenario at ×60, and this test in the coordinator's seat —
+ * it signs in as the demo's coordinator and switches to emergency once the drill's earthquake proposal
+ * shows. Also: the demo control channel's new routes refuse what they must.
+ */
+const SCENARIO = path.join(ROOT, 'planning/drill/fixtures/drill-short.json');
+
+describe('the drill plan of a scenario file', () => {
+  it('has the device changes, the proposal, the prompt and the same orders for the same seed', () => {
+    const loaded = loadScenarioFile(SCENARIO);
+    const steps = planDrill(loaded);
+    expect(steps.filter((s) => s.kind === 'link').map((s) => [s.atS, s.kind === 'link' && s.hub, s.kind === 'link' && s.state])).toEqual([[180, 'kawakita-chuo', 'cut'], [720, 'kawakita-chuo', 'restored']]);
+    const weather = steps.filter((s) => s.kind === 'weather');
+    expect(weather[0]).toMatchObject({ atS: 60, hub: 'nomi-terai', windMps: 11.5, gustMps: 16, rainMmPerH: 12 });
+    expect(weather.at(-1)).toMatchObject({ atS: 1200, windMps: 12.5 });
+    const proposal = steps.find((s) => s.kind === 'proposal');
+    expect(proposal?.kind === 'proposal' && proposal.proposal?.reason).toContain('震度5弱');
+    expect(steps.find((s) => s.kind === 'coordinator')).toMatchObject({ atS: 360, action: 'emergency', hubs: 'all' });
+    const orders = steps.filter((s) => s.kind === 'order');
+    expect(orders.filter((s) => s.kind === 'order' && s.arrival.priority === 'relief').length).toBeGreaterThan(1);
+    expect(orders.filter((s) => s.kind === 'order' && s.arrival.priority === 'normal').length).toBeGreaterThan(1);
+    expect(planDrill(loaded)).toEqual(steps);
+    const other = planDrill({ ...loaded, scenario: { ...loaded.scenario, seed: 8 } }).filter((s) => s.kind === 'order');
+    expect(other).not.toEqual(orders);
+    // Times never go backwards, and at one instant device changes come first.
+    expect(steps.every((s, i) => i === 0 || steps[i - 1]!.atS <= s.atS)).toBe(true);
+    expect(steps.filter((s) => s.atS === 120).map((s) => DEVICE_STEPS.has(s.kind))).toEqual([true, true, false]);
+  });
+});
+
+describe('the demo control channel\'s hub routes (default deny)', () => {
+  let control: DemoControl | null = null;
+  const dir = tempDir('drill-control');
+  afterAll(async () => {
+    await control?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses without the token, for an unknown hub, a bad or oversized body; passes a checked change on', async () => {
+    const calls: [string, HubChange][] = [];
+    control = await openDemoControl(dir, {
+      status: () => ({ cloud: 'running', cloudHttp: 'http://127.0.0.1:1', hubs: {} }),
+      stopCloud: async () => ({ cloud: 'stopped', changed: true }),
+      startCloud: async () => ({ cloud: 'running', changed: true }),
+      hubs: { ids: () => ['nomi-terai'], change: async (hub, change) => (calls.push([hub, change]), { hub, ok: true }) },
+    });
+    const { url, token } = JSON.parse(fs.readFileSync(control.file, 'utf8')) as { url: string; token: string };
+    const post = (route: string, body: string, auth: string | null = `Bearer ${token}`) =>
+      fetch(`${url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth === null ? {} : { authorization: auth }) }, body });
+    const weather = JSON.stringify({ windMps: 12 });
+
+    expect((await post('/hubs/nomi-terai/weather', weather, null)).status).toBe(401);
+    expect((await post('/hubs/nomi-terai/weather', weather, 'Bearer guessed')).status).toBe(401);
+    expect((await post('/hubs/nomi-terai/link', '{"state":"cut"}', `Bearer ${token}x`)).status).toBe(401);
+    expect((await post('/hubs/elsewhere/weather', weather)).status).toBe(404);
+    expect((await post('/hubs/nomi-terai/volcano', weather)).status).toBe(404);
+    expect((await fetch(`${url}/hubs/nomi-terai/weather`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
+    const bad = await post('/hubs/nomi-terai/weather', JSON.stringify({ windMps: 'strong' }));
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toContain('windMps');
+    expect((await post('/hubs/nomi-terai/weather', 'not json')).status).toBe(400);
+    expect((await post('/hubs/nomi-terai/weather', JSON.stringify({ windMps: 12, by: 'someone' }))).status).toBe(400);
+    expect((await post('/hubs/nomi-terai/power', JSON.stringify({ state: 'lost' }))).status).toBe(400);
+    expect((await post('/hubs/nomi-terai/link', JSON.stringify({ state: 'down' }))).status).toBe(400);
+    expect((await post('/hubs/nomi-terai/fleet', JSON.stringify({ state: 'out_of_service', drones: ['Drone 1!'] }))).status).toBe(400);
+    expect((await post('/hubs/nomi-terai/weather', JSON.stringify({ windMps: 12, pad: 'x'.repeat(20_000) }))).status).toBe(413);
+    expect(calls).toEqual([]);
+
+    expect((await post('/hubs/nomi-terai/weather', JSON.stringify({ windMps: 12, rainMmPerH: 5 }))).status).toBe(200);
+    expect((await post('/hubs/nomi-terai/link', JSON.stringify({ state: 'cut' }))).status).toBe(200);
+    expect(calls).toEqual([['nomi-terai', { kind: 'weather', body: { windMps: 12, rainMmPerH: 5 } }], ['nomi-terai', { kind: 'link', body: { state: 'cut' } }]]);
+  });
+});
+
+describe('a drill against `npm start`', () => {
+  const dataDir = tempDir('drill-demo');
+  let demo: ChildProcess | null = null;
+  let drill: ChildProcess | null = null;
+  afterAll(async () => {
+    for (const p of [drill, demo]) {
+      if (p && p.exitCode === null && p.signalCode === null) {
+        const exited = new Promise((r) => p.once('exit', r));
+        process.kill(-p.pid!, 'SIGKILL');
+        await exited;
+      }
+    }
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('plays wind, a link cut, orders and a bulletin; records the coordinator\'s switch and its acknowledgements', async () => {
+    const [httpPort, mqttPort] = await freePorts(2);
+    const env: NodeJS.ProcessEnv = {
+      ...process.env, DATA_DIR: dataDir, BIND_HOST: '', HTTP_PORT: String(httpPort), MQTT_PORT: String(mqttPort), MQTT_WS_PORT: 'off',
+      EDGE_BASE_MQTT_PORT: '0', EDGE_BASE_HTTP_PORT: '0', UPLINK_BACKOFF_MAX_S: '2', ALARM_HUB_OFFLINE_GRACE_S: '2', SIM_TIME_SCALE: '60',
+      LOG_LEVEL: 'warn', INFLUX_URL: '',
+    };
+    const output: string[] = [];
+    demo = spawn('npm', ['start'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    demo.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
+    demo.stderr!.on('data', (d: Buffer) => output.push(d.toString()));
+    await expect.poll(() => output.join(''), { timeout: 40_000, interval: 100 }).toContain('demo is running');
+    const api = `http://127.0.0.1:${httpPort}`;
+
+    // The coordinator's seat: the console's API, signed in as the demo's coordinator.
+    const login = await fetch(`${api}/api/v1/auth/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'coordinator', password: 'demo-coordinator-pass' }),
+    });
+    expect(login.status).toBe(200);
+    const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    const get = async <T>(p: string): Promise<T> => {
+      const res = await fetch(`${api}${p}`, { headers: { cookie } });
+      expect(res.status, p).toBe(200);
+      return (await res.json()) as T;
+    };
+    type Hub = { deviceStates: { device: string; kind: string; telemetry: Record<string, unknown> | null }[] };
+    const telemetry = async (hub: string, device: string) => (await get<Hub>(`/api/v1/hubs/${hub}`)).deviceStates.find((d) => d.device === device)?.telemetry ?? null;
+
+    const out = path.join(dataDir, 'report', 'drill');
+    const drillOut: string[] = [];
+    drill = spawn('npm', ['run', 'drill', '--', SCENARIO, '--time-scale', '60', '--poll', '1', '--out', out], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    drill.stdout!.on('data', (d: Buffer) => drillOut.push(d.toString()));
+    drill.stderr!.on('data', (d: Buffer) => drillOut.push(d.toString()));
+    const drillExit = new Promise<number | null>((r) => drill!.once('exit', (code) => r(code)));
+
+    // The drill's devices, seen through the cloud: wind above the limit at nomi-terai, a drone out of service.
+    await expect.poll(async () => Number((await telemetry('nomi-terai', 'wx'))?.windSpeedMps ?? 0), { timeout: 15_000, interval: 500 }).toBeGreaterThanOrEqual(11.5);
+    expect((await telemetry('nomi-terai', 'wx'))?.windGustMps).toBeGreaterThanOrEqual(16);
+    await expect.poll(async () => (await telemetry('rs-megumi-hakusan', 'drone-2'))?.flightState, { timeout: 15_000, interval: 500 }).toBe('fault');
+    await expect.poll(async () => (await telemetry('rs-shirayamasan', 'wx'))?.gridPowerUp, { timeout: 15_000, interval: 500 }).toBe(false);
+
+    // The earthquake proposal shows on the coordinator's console; the coordinator decides and switches.
+    type Proposals = { proposals: { source: string; reason: string; state: string }[] };
+    await expect.poll(async () => (await get<Proposals>('/api/v1/regions/ishikawa-nomi/mode-proposals')).proposals.filter((p) => p.reason.includes('DRILL')).length, { timeout: 15_000, interval: 250 }).toBe(1);
+    const switched = await fetch(`${api}/api/v1/regions/ishikawa-nomi/mode`, {
+      method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'emergency', reason: '訓練: 緊急地震速報を受けて' }),
+    });
+    expect(switched.status).toBe(202);
+
+    // The link of kawakita-chuo goes down (hub_offline raised) and comes back (cleared).
+    type Alarms = { alarms: { hub: string; kind: string; state: string }[] };
+    const offline = async () => (await get<Alarms>('/api/v1/alarms?kind=hub_offline&hub=kawakita-chuo')).alarms;
+    await expect.poll(async () => (await offline()).length, { timeout: 20_000, interval: 500 }).toBeGreaterThan(0);
+    await expect.poll(async () => (await offline()).every((a) => a.state === 'cleared'), { timeout: 25_000, interval: 500 }).toBe(true);
+
+    expect(await drillExit, drillOut.join('')).toBe(0);
+    const printed = drillOut.join('');
+    expect(printed).toContain('scenario expects: switch the region to emergency now');
+    expect(printed).not.toContain('not playable');
+
+    // Orders exist in the cloud, made by the drill's account.
+    type Orders = { orders: { priority: string; reference: string | null; createdBy: string }[] };
+    const orders = (await get<Orders>('/api/v1/orders?limit=500')).orders.filter((o) => o.reference?.startsWith('drill drill-short'));
+    const planned = planDrill(loadScenarioFile(SCENARIO)).filter((s) => s.kind === 'order');
+    expect(orders.length).toBe(planned.length);
+    expect(orders.filter((o) => o.priority === 'relief').length).toBeGreaterThan(0);
+    expect(orders.filter((o) => o.priority === 'normal').length).toBeGreaterThan(0);
+    expect(new Set(orders.map((o) => o.createdBy))).toEqual(new Set(['admin']));
+
+    // The report: the coordinator's switch with the right user and acknowledgements; the link's cut and return; the HTML.
+    const report = JSON.parse(fs.readFileSync(`${out}.json`, 'utf8')) as ScenarioReport;
+    const r = report.result;
+    expect(r.kind).toBe('drill');
+    expect(r.run.timeScale).toBe(60);
+    expect(r.coordinatorActions).toContainEqual(expect.objectContaining({ action: 'switch to emergency', by: 'coordinator' }));
+    expect(r.coordinatorActions).toContainEqual(expect.objectContaining({ action: 'expected: switch to emergency', by: 'scenario' }));
+    expect(r.modes).toHaveLength(1);
+    expect(r.modes[0]).toMatchObject({ mode: 'emergency', by: 'coordinator', hubs: 13 });
+    expect(r.modes[0]!.acknowledged).toBeGreaterThan(0);
+    expect(r.modes[0]!.cause).toContain('proposal');
+    const kawakita = r.links.filter((l) => l.hub === 'kawakita-chuo');
+    const down = kawakita.findIndex((l) => !l.up);
+    expect(down).toBeGreaterThan(-1);
+    expect(kawakita.slice(down).some((l) => l.up)).toBe(true);
+    expect(r.alarms.byKind.find((k) => k.kind === 'hub_offline')?.raised).toBeGreaterThan(0);
+    expect(r.deliveries.reduce((n, d) => n + d.requested, 0)).toBe(planned.length);
+    expect(r.relief.find((s) => s.site === 'osugi-settlement')?.isolatedAtS).toBe(120);
+    const html = fs.readFileSync(`${out}.html`, 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).toContain('A short drill (test)');
+
+    // The drill put the demo back: the wind at nomi-terai is the simulator's own again.
+    await expect.poll(async () => Number((await telemetry('nomi-terai', 'wx'))?.windSpeedMps ?? 99), { timeout: 15_000, interval: 500 }).toBeLessThan(11.5);
+    console.info(`drill: ${planned.length} orders, switch acknowledged by ${r.modes[0]!.acknowledged}/13 hubs (p50 ${r.modes[0]!.ackS.p50} s), ` +
+      `${kawakita.length} link samples at kawakita-chuo, report ${fs.statSync(`${out}.html`).size} bytes`);
+
+    const group = -demo.pid!;
+    process.kill(group, 'SIGINT');
+    await new Promise((resolve) => demo!.once('exit', resolve));
+  }, 110_000);
+});
