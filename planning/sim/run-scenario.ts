@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import type { Command, DroneSpec, RegionFile, RegionMode } from '../../contract/index.ts';
+import type { Command, DroneSpec, DroneTelemetry, LockerTelemetry, RegionFile, RegionMode } from '../../contract/index.ts';
 import { offsetS, type ScenarioEvent } from '../../contract/scenario.ts';
 import { haversineM } from '../../cloud/dispatch/geo.ts';
 import { createRegions } from '../../cloud/hubs/regions.ts';
@@ -28,8 +28,14 @@ export interface RunOptions {
  * hand. Production intervals where the run stays fast; coarser ones are marked.
  */
 export const PLANNING_TIMING = Object.freeze({
-  /** One planning round (mission tracking, ground rounds, dispatch) every 10 s while orders are open (production: 2 s; coarser for speed), and at once after each new order as in production. */
-  orderTickMs: 10_000,
+  /**
+   * Planning rounds (mission tracking, ground rounds, dispatch): production runs one every 2 s. Here a
+   * round runs at the next 2 s mark after something it reads changed — a new order (at once, as in
+   * production), a drone back on its pad, a locker compartment freed or taken, a mode switch, a hub
+   * reconnecting — and otherwise every 30 s while orders are open (weather, charging, timeouts).
+   */
+  orderTickMs: 2_000,
+  orderTickIdleMs: 30_000,
   /** Link checks (hub_offline) every 15 s (production: min(5 s, grace / 2) = 5 s; coarser for speed). */
   linkCheckMs: 15_000,
   /** Devices advance every 2 s while a drone is away from its pad or a command is under way, else every 30 s (their models integrate in 1 s substeps either way). */
@@ -106,6 +112,7 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
       toCloud: (u) => {
         figures.deviceMessages++;
         cloud.deliver(region.id, u.kind, u.message);
+        if (changesDispatch(u.message)) wakeOrders();
         if (u.message.type === 'hub.mode-ack') figures.onModeAck(u.message.hub, u.message.version, q.now);
       },
       observe: (out, h) => figures.onDeviceOutput(out, q.now, () => h.devices.droneModels.find((d) => d.device === out.device)?.telemetry(q.now).batteryPct ?? 0),
@@ -123,7 +130,8 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
       cloud.live.connectionOpened(hub.id, region.id, q.now);
       cloud.live.applyStatus(region.id, { v: 1, type: 'hub.status', hub: hub.id, state: 'online', ts: q.now }, q.now);
       hub.drainBacklog(q.now);
-      void cloud.commands.redeliver(hub.id);
+      wakeOrders();
+      cloud.track(cloud.commands.redeliver(hub.id));
       q.after(T.modeAckDelayMs, 'mode', () => void (retained && hub.applyMode(q.now, retained)));
     } else {
       cloud.live.connectionClosed(hub.id, region.id, q.now);
@@ -175,6 +183,7 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
   const switchMode = async (mode: 'normal' | 'emergency', hubIds: string[] | null, by: string, cause: string, reason: string) => {
     const r = await cloud.modes.switchMode(region.id, { mode, hubs: hubIds ?? undefined, reason, by });
     figures.onSwitch(q.now, { mode, by, cause, version: r.version, hubs: hubIds ?? region.hubs.map((h) => h.id) });
+    wakeOrders();
   };
   const isolated = new Set<string>();
   let clearSince: number | null = startMs;
@@ -317,11 +326,44 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
     };
     q.at(first, label, run);
   };
-  every(T.orderTickMs, 'orders', async () => {
+  // Planning rounds: at the next 2 s mark after a change (wakeOrders), else every 30 s while orders are open.
+  let nextOrderRound = startMs + T.orderTickIdleMs;
+  function wakeOrders(): void {
+    const t = Math.ceil((q.now + 1) / T.orderTickMs) * T.orderTickMs;
+    if (t >= nextOrderRound) return;
+    nextOrderRound = t;
+    q.at(t, 'orders', orderRound);
+  }
+  async function orderRound(): Promise<void> {
+    if (q.now !== nextOrderRound) return; // superseded by an earlier wake-up
+    nextOrderRound = q.now + T.orderTickIdleMs;
+    q.at(nextOrderRound, 'orders', orderRound);
     if (figures.openOrders === 0) return;
     figures.decisionRounds++;
     await cloud.orders.tick();
-  });
+  }
+  q.at(nextOrderRound, 'orders', orderRound);
+  const padState = new Map<string, boolean>();
+  const lockerState = new Map<string, string>();
+  function changesDispatch(m: { type: string; hub: string }): boolean {
+    if (m.type === 'drone.telemetry') {
+      const t = m as DroneTelemetry;
+      const onPad = t.flightState === 'idle' || t.flightState === 'charging';
+      const key = `${t.hub}/${t.device}`;
+      const was = padState.get(key);
+      padState.set(key, onPad);
+      return onPad && was === false;
+    }
+    if (m.type === 'locker.telemetry') {
+      const t = m as LockerTelemetry;
+      const sig = t.compartments.map((c) => `${c.occupied ? 1 : 0}${c.reservedFor ?? ''}${c.fault}`).join(',');
+      const key = `${t.hub}/${t.device}`;
+      const was = lockerState.get(key);
+      lockerState.set(key, sig);
+      return was !== undefined && was !== sig;
+    }
+    return false;
+  }
   every(T.linkCheckMs, 'links', () => cloud.alarms.checkLinks());
   every(T.sampleMs, 'sample', async () => {
     figures.sampleWaiting(q.now, await cloud.orderStore.inStates(['pending', 'held']));
@@ -344,9 +386,15 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
       await cloud.settle();
     }
     q.now = endMs;
-    figures.sampleWaiting(endMs, await cloud.orderStore.inStates(['pending', 'held']));
-    for (const hub of hubs.values()) linkSample(hub);
-    figures.sampleAlarms(endMs);
+    if (figures.waiting.at(-1)?.atS !== durationS) {
+      figures.sampleWaiting(endMs, await cloud.orderStore.inStates(['pending', 'held']));
+      for (const hub of hubs.values()) linkSample(hub);
+      figures.sampleAlarms(endMs);
+    }
+    logger.child({ component: 'planning' }).info({
+      scenario: sc.id, seed, virtualS: durationS, wallMs: Math.round(performance.now() - wallStart),
+      hubs: Object.fromEntries([...hubs.values()].map((h) => [h.id, { sent: h.sent, delivered: h.delivered, fromBacklog: h.deliveredFromBacklog, backlog: h.backlog.length, droppedDark: h.dropped }])),
+    }, 'planning run ended');
   } finally {
     await cloud.close();
   }

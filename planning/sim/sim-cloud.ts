@@ -48,6 +48,8 @@ export interface SimCloud {
   orderStore: OrderStore;
   /** A message from a hub reaches the cloud (as ingest hands it over once stored). */
   deliver(region: string, kind: DeviceKind | 'hub', msg: DeviceMessage | CommandAck | ModeAck): void;
+  /** Work started outside the services' own chains that `settle` must wait for. */
+  track(p: Promise<unknown>): void;
   /** Waits until every promise chain of the services has settled (no real time passes). */
   settle(): Promise<void>;
   close(): Promise<void>;
@@ -135,7 +137,7 @@ export async function openSimCloud(o: SimCloudOptions): Promise<SimCloud> {
   };
 
   return {
-    database, live, commands, modes, proposals, alarms, orders, orderStore, deliver, settle,
+    database, live, commands, modes, proposals, alarms, orders, orderStore, deliver, settle, track,
     close: async () => {
       await settle();
       await database.close();

@@ -68,7 +68,9 @@ export class SimHub {
   readonly outOfService = new Set<string>();
   /** The newest region mode the hub has applied (its version), and what it holds retained. */
   appliedVersion = 0;
+  /** Messages the hub sent (to the cloud, or into its backlog while cut), delivered to the cloud, and lost while dark. */
   sent = 0;
+  delivered = 0;
   deliveredFromBacklog = 0;
   dropped = 0;
   private lastDroneReport = new Map<string, { at: number; state: string }>();
@@ -156,6 +158,7 @@ export class SimHub {
       const historical = now - u.madeAt > HISTORICAL_AFTER_MS;
       const message = historical && u.message.type !== 'hub.command-ack' ? { ...u.message, historical: true } : u.message;
       this.deliveredFromBacklog++;
+      this.delivered++;
       this.o.toCloud({ ...u, message: message as Uplink['message'] });
     }
     return n;
@@ -193,8 +196,12 @@ export class SimHub {
       return;
     }
     this.sent++;
-    if (this.cut) this.backlog.push(u);
-    else this.o.toCloud(u);
+    if (this.cut) {
+      this.backlog.push(u);
+    } else {
+      this.delivered++;
+      this.o.toCloud(u);
+    }
   }
 }
 
