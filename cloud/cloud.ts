@@ -328,7 +328,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       maxConnectionsPerHub: config.mqtt.maxConnectionsPerHub, maxInflightPerClient: config.mqtt.maxInflightPerClient,
       packetTimeoutMs: config.mqtt.packetTimeoutMs, sessionExpiryMs: config.mqtt.sessionExpiryMs,
       maxIdleSessionsPerHub: config.mqtt.maxIdleSessionsPerHub, maxUnauthenticatedPerAddress: config.mqtt.maxUnauthenticatedPerAddress,
-      loginThrottle: config.mqtt.loginThrottle,
+      loginThrottle: config.mqtt.loginThrottle, proxyProtocol: config.mqtt.proxyProtocol,
       cluster: cluster.clustered && cluster.redisUrl !== null ? { nodeId: cluster.nodeId, redisUrl: cluster.redisUrl } : null,
       credentials, ingest, live, metrics, logger,
       onCommandSubscriber: (hub) => {

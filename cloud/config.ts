@@ -2,6 +2,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { isTrustedProxyEntry } from './broker/proxy-protocol.ts';
 
 /**
  * Cloud configuration, parsed once from the environment at start-up. Nothing else reads process.env.
@@ -72,6 +73,17 @@ export const CloudEnv = z
     MQTT_LOGIN_MAX_CHECKS: z.coerce.number().int().min(1).default(8).describe('MQTT password checks (scrypt) running at once; the rest wait, served address by address in turn'),
     MQTT_LOGIN_MAX_QUEUED_PER_ADDRESS: z.coerce.number().int().min(1).default(256).describe('Password checks one address may have waiting; beyond this its logins are refused at once (CONNACK 3)'),
     MQTT_LOGIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).default(20).describe('Wrong MQTT logins from one address within a minute before its logins are refused at once (CONNACK 3) until the minute has passed'),
+    MQTT_PROXY_PROTOCOL: z
+      .enum(['off', 'required'])
+      .default('off')
+      .describe('required: every MQTT connection (TCP, WebSocket, TLS) must come from MQTT_TRUSTED_PROXIES and start with a PROXY protocol v1/v2 header, whose client address then counts for the per-address limits and logs; others are closed'),
+    MQTT_TRUSTED_PROXIES: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((e) => e.trim()).filter(Boolean))
+      .refine((list) => list.every(isTrustedProxyEntry), 'comma-separated addresses, CIDRs (10.0.0.0/8, fd00::/8) or host names of the load balancers')
+      .describe('With MQTT_PROXY_PROTOCOL=required: the load balancers allowed to connect and send the header (host names are resolved again when an unknown address connects, at most once a second)'),
+    MQTT_PROXY_HEADER_TIMEOUT_S: z.coerce.number().min(0.05).max(60).default(5).describe('With MQTT_PROXY_PROTOCOL=required: a connection whose PROXY header is not complete within this many seconds is closed'),
     INGEST_MAX_PAYLOAD_BYTES: z.coerce.number().int().min(256).default(65_536).describe('Larger payloads are dead-lettered as too_large'),
     INGEST_MAX_BATCH: z.coerce.number().int().min(1).default(5_000).describe('Points per store write (group commit)'),
     INGEST_MAX_DEVICES_PER_HUB: z.coerce.number().int().min(1).default(500),
@@ -134,6 +146,12 @@ export const CloudEnv = z
     if (Boolean(env.MQTT_TLS_CERT) !== Boolean(env.MQTT_TLS_KEY)) {
       ctx.addIssue({ code: 'custom', path: [env.MQTT_TLS_CERT ? 'MQTT_TLS_KEY' : 'MQTT_TLS_CERT'], message: 'MQTT_TLS_CERT and MQTT_TLS_KEY must be set together' });
     }
+    if (env.MQTT_PROXY_PROTOCOL === 'required' && env.MQTT_TRUSTED_PROXIES.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['MQTT_TRUSTED_PROXIES'], message: 'MQTT_PROXY_PROTOCOL=required needs the load balancers\' addresses, CIDRs or host names (comma-separated)' });
+    }
+    if (env.MQTT_PROXY_PROTOCOL === 'off' && env.MQTT_TRUSTED_PROXIES.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['MQTT_TRUSTED_PROXIES'], message: 'set only with MQTT_PROXY_PROTOCOL=required (it is off, so no header is read and every address connects directly)' });
+    }
     if (env.REDIS_URL && !env.DATABASE_URL) {
       ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'cluster mode needs DATABASE_URL too (the nodes share PostgreSQL)' });
     }
@@ -188,6 +206,8 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
         maxFailuresPerAddress: env.MQTT_LOGIN_MAX_FAILURES_PER_ADDRESS,
         failureWindowMs: 60_000,
       },
+      /** PROXY protocol on the MQTT listeners (cloud/broker/proxy-protocol.ts); null: off. */
+      proxyProtocol: env.MQTT_PROXY_PROTOCOL === 'required' ? { trustedProxies: env.MQTT_TRUSTED_PROXIES, headerTimeoutMs: Math.round(env.MQTT_PROXY_HEADER_TIMEOUT_S * 1000) } : null,
     },
     ingest: {
       maxPayloadBytes: env.INGEST_MAX_PAYLOAD_BYTES,

@@ -13,6 +13,7 @@ import type { Logger } from '../logger.ts';
 import type { CloudMetrics } from '../metrics.ts';
 import { coversCommands, decidePublish, decideSubscribe, decideWill, MAX_TOPIC_LEVELS, storedWillRefusal } from './access-policy.ts';
 import { limitMqttFrames, type FrameViolation } from './frame-limiter.ts';
+import { peerKey, proxiedListener, TrustedProxies, type ProxyRefusal } from './proxy-protocol.ts';
 import { HubConnections } from './hub-connections.ts';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleLimits } from './login-throttle.ts';
 import { createBrokerCluster, type BrokerCluster } from './cluster-broker.ts';
@@ -57,6 +58,13 @@ export interface CloudBrokerOptions {
    * Absent or null: the single process, everything in memory.
    */
   cluster?: { nodeId: string; redisUrl: string } | null;
+  /**
+   * PROXY protocol v1/v2 on every MQTT listener (TCP, WebSocket, TLS; proxy-protocol.ts): each connection
+   * must come from one of `trustedProxies` (addresses, CIDRs, host names) and start with a header within
+   * `headerTimeoutMs`, else it is closed; the header's client address then counts for every per-address
+   * limit and in the logs. Absent or null: off (clients connect directly).
+   */
+  proxyProtocol?: { trustedProxies: readonly string[]; headerTimeoutMs: number } | null;
 }
 
 export interface CloudBroker {
@@ -103,7 +111,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     onOpen: (client, hubId) => {
       const id = identities.get(client)!;
       o.live.connectionOpened(hubId, id.region, Date.now());
-      log.info({ hub: hubId, clientId: client.id }, 'hub connected');
+      log.info({ hub: hubId, clientId: client.id, address: addresses.get(client) }, 'hub connected');
     },
     onClose: (client, hubId) => {
       const id = identities.get(client)!;
@@ -152,7 +160,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
           const identity = scheduled.value;
           if (!identity) {
             o.metrics.authFailures.inc({ reason: 'bad_credentials' });
-            log.warn({ username: username.slice(0, 128), clientId: client.id.slice(0, 128) }, 'MQTT login refused: wrong username or password');
+            log.warn({ username: username.slice(0, 128), clientId: client.id.slice(0, 128), address }, 'MQTT login refused: wrong username or password');
             return cb(authError('bad username or password', 4), null);
           }
           // The client id must be the hub's own (contract/client-id.ts): the broker keeps one session per
@@ -339,9 +347,18 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     if (n > 0) unauthenticated.set(address, n);
     else unauthenticated.delete(address);
   };
-  const handle = (stream: Duplex, req?: http.IncomingMessage) => {
+  /** PROXY protocol: the client address of each proxied connection, by its proxy-side peer address and port. */
+  const proxy = o.proxyProtocol ? { trusted: new TrustedProxies(o.proxyProtocol.trustedProxies), timeoutMs: o.proxyProtocol.headerTimeoutMs } : null;
+  const proxiedAddresses = new Map<string, string>();
+  const proxyRefused = (reason: ProxyRefusal, peer: string, detail: string) => {
+    o.metrics.authFailures.inc({ reason: `proxy_${reason}` });
+    log.warn({ peer, reason, detail }, 'MQTT connection refused: no valid PROXY protocol header from a trusted proxy (MQTT_PROXY_PROTOCOL=required)');
+  };
+  /** `rest`: bytes after a PROXY header, fed through the frame limiter like any received bytes. */
+  const handle = (stream: Duplex, req?: http.IncomingMessage, rest?: Buffer) => {
     stream.on('error', ignore); // aedes reports errors itself while it has the client; this covers the moments around that
-    const address = addressKey(req?.socket.remoteAddress ?? (stream as net.Socket).remoteAddress);
+    const peer = req?.socket ?? (stream as net.Socket);
+    const address = addressKey((proxy ? proxiedAddresses.get(peerKey(peer)) : undefined) ?? peer.remoteAddress);
     const waiting = unauthenticated.get(address) ?? 0;
     if (waiting >= maxUnauthenticated) {
       o.metrics.authFailures.inc({ reason: 'address_connections' });
@@ -350,6 +367,9 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       return;
     }
     limitMqttFrames(stream, o.maxPacketBytes, frameViolation, o.packetTimeoutMs);
+    // The socket's buffer is empty here (the header was read in flowing mode, handed over in the same
+    // tick): pushed bytes come first, as received.
+    if (rest && rest.length > 0) stream.push(rest);
     const client = aedes.handle(stream, req);
     addresses.set(client, address);
     unauthenticated.set(address, waiting + 1);
@@ -384,7 +404,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   sweep.unref();
 
   const servers: (net.Server | http.Server)[] = [];
-  const tcp = net.createServer((socket) => handle(socket));
+  const tcp = proxy ? proxiedListener(proxy, proxiedAddresses, 'mqtt', (socket, rest) => handle(socket, undefined, rest), proxyRefused) : net.createServer((socket) => handle(socket));
   const mqttPort = await listen(tcp, o.bindHost, o.port);
   servers.push(tcp);
 
@@ -400,16 +420,19 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       stream.on('error', () => undefined);
       handle(stream, req);
     });
-    wsPort = await listen(httpServer, o.bindHost, o.wsPort);
-    servers.push(httpServer);
+    // Behind a PROXY protocol balancer the HTTP server gets its connections from a front listener that read the header.
+    const front = proxy ? proxiedListener(proxy, proxiedAddresses, 'http', (socket) => httpServer.emit('connection', socket), proxyRefused) : httpServer;
+    wsPort = await listen(front, o.bindHost, o.wsPort);
+    servers.push(front);
   }
 
   let mqttsPort: number | null = null;
   if (o.tls) {
     const secure = tls.createServer({ cert: fs.readFileSync(o.tls.certFile), key: fs.readFileSync(o.tls.keyFile), minVersion: 'TLSv1.2' }, (socket) => handle(socket));
     secure.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
-    mqttsPort = await listen(secure, o.bindHost, o.tls.port);
-    servers.push(secure);
+    const front = proxy ? proxiedListener(proxy, proxiedAddresses, 'tls', (socket) => secure.emit('connection', socket), proxyRefused) : secure;
+    mqttsPort = await listen(front, o.bindHost, o.tls.port);
+    servers.push(front);
   }
 
   return {
