@@ -125,6 +125,8 @@ interface Context {
   routeCache: Map<string, Route>;
   /** Trip profiles by route and airspeed (the weather at both ends is fixed per route). */
   profileCache: Map<string, TripProfile>;
+  /** Every compartment of a hub with its key, by hub id (filled on first use). */
+  compartmentRefs: Map<string, CompartmentRef[]>;
 }
 
 /** A drone with what does not depend on the order worked out once. */
@@ -202,6 +204,7 @@ function buildContext(input: DispatchInput, now: number): Context {
     modeOf: (hubId) => modeOfHub(input.mode, hubId),
     routeCache: new Map(),
     profileCache: new Map(),
+    compartmentRefs: new Map(),
   };
 }
 
@@ -368,20 +371,20 @@ function analyzeOrder(ctx: Context, order: OrderInput): OrderAnalysis {
 function usableCompartments(ctx: Context, order: OrderInput, hub: HubInput): CompartmentRef[] {
   const need = SIZE_RANK[sizeNeeded(order)];
   const reliefOk = order.priority === 'relief' && ctx.modeOf(hub.id) === 'emergency';
+  // A hub's compartments with their keys, made once per plan (not once per order).
+  let all = ctx.compartmentRefs.get(hub.id);
+  if (!all) ctx.compartmentRefs.set(hub.id, (all = (hub.compartments ?? []).map((c) => ({ key: `${hub.id}\u0000${c.lockerId ?? ''}\u0000${c.id}`, c }))));
   const out: CompartmentRef[] = [];
-  for (const c of hub.compartments ?? []) {
+  for (const ref of all) {
+    const c = ref.c;
     const free = c.status === 'free' || (c.status === 'reserved' && c.reservedFor === order.id);
     if (!free || c.tempClass !== order.tempClass || SIZE_RANK[c.size] < need) continue;
     if (c.reliefStock && !reliefOk) continue;
-    out.push({ key: `${hub.id}\u0000${c.lockerId ?? ''}\u0000${c.id}`, c });
+    out.push(ref);
   }
   // Already reserved for this order first, then the smallest that fits, ordinary before relief stock.
-  const rank = (r: CompartmentRef): number[] => [r.c.status === 'reserved' ? 0 : 1, SIZE_RANK[r.c.size], r.c.reliefStock ? 1 : 0];
-  return out.sort((p, q) => {
-    const [x, y] = [rank(p), rank(q)];
-    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-    return p.key < q.key ? -1 : p.key > q.key ? 1 : 0;
-  });
+  const rank = (r: CompartmentRef): number => (r.c.status === 'reserved' ? 0 : 100) + 10 * SIZE_RANK[r.c.size] + (r.c.reliefStock ? 1 : 0);
+  return out.sort((p, q) => rank(p) - rank(q) || (p.key < q.key ? -1 : p.key > q.key ? 1 : 0));
 }
 
 /** Reasons from several drones, merged by code (and place), with every drone named. */
@@ -389,13 +392,13 @@ class ReasonCollector {
   private readonly byKey = new Map<string, Reason>();
 
   add(r: Reason): void {
-    const key = `${r.code}\u0000${'placeId' in r ? r.placeId : ''}`;
+    const key = 'placeId' in r ? `${r.code}\u0000${r.placeId}` : r.code;
     const prev = this.byKey.get(key);
     if (!prev) {
       this.byKey.set(key, r); // callers pass a fresh object
       return;
     }
-    if ('droneIds' in prev && 'droneIds' in r) prev.droneIds.push(...r.droneIds);
+    if ('droneIds' in prev && 'droneIds' in r) for (const id of r.droneIds) prev.droneIds.push(id);
     // Keep the figure that is most favourable to flying, so the reason holds for every drone named.
     if (prev.code === 'over_payload' && r.code === 'over_payload') prev.maxPayloadKg = Math.max(prev.maxPayloadKg, r.maxPayloadKg);
     if (prev.code === 'wind_over_limit' && r.code === 'wind_over_limit') prev.limitMps = Math.max(prev.limitMps, r.limitMps);
@@ -412,6 +415,65 @@ class ReasonCollector {
     }
   }
 
+  /*
+   * The reasons most drones give (busy, stale, battery, range), added without building a reason
+   * object per drone: a crowded hub asks them of every drone for every order (issue 17: "all at
+   * one hub" spent ~30 % of its time here). Same result as `add`.
+   */
+
+  addDrone(code: 'drone_busy' | 'drone_state_stale', droneId: string): void {
+    const prev = this.byKey.get(code) as { droneIds: string[] } | undefined;
+    if (prev) prev.droneIds.push(droneId);
+    else this.byKey.set(code, { code, droneIds: [droneId] });
+  }
+
+  addOutOfRange(neededPct: number, usablePct: number, droneId: string): void {
+    const prev = this.byKey.get('out_of_range') as Extract<Reason, { code: 'out_of_range' }> | undefined;
+    if (!prev) {
+      this.byKey.set('out_of_range', { code: 'out_of_range', neededPct, usablePct, droneIds: [droneId] });
+      return;
+    }
+    prev.droneIds.push(droneId);
+    prev.neededPct = Math.min(prev.neededPct, neededPct);
+    prev.usablePct = Math.max(prev.usablePct, usablePct);
+  }
+
+  addInsufficientBattery(neededPct: number, availablePct: number, reservePct: number, droneId: string): void {
+    const prev = this.byKey.get('insufficient_battery') as Extract<Reason, { code: 'insufficient_battery' }> | undefined;
+    if (!prev) {
+      this.byKey.set('insufficient_battery', { code: 'insufficient_battery', neededPct, availablePct, reservePct, droneIds: [droneId] });
+      return;
+    }
+    prev.droneIds.push(droneId);
+    prev.neededPct = Math.min(prev.neededPct, neededPct);
+    prev.availablePct = Math.max(prev.availablePct, availablePct);
+  }
+
+  addWeather(code: 'wind_over_limit' | 'gust_over_limit' | 'rain_over_limit', placeId: string, value: number, limit: number, droneId: string): void {
+    // One key per place and code, made once per collector (i.e. per order), not per drone.
+    const keys = (this.placeKeys[code] ??= new Map());
+    let key = keys.get(placeId);
+    if (key === undefined) keys.set(placeId, (key = `${code}\u0000${placeId}`));
+    const prev = this.byKey.get(key) as { droneIds: string[]; limitMps?: number; limitMmPerH?: number } | undefined;
+    if (prev) {
+      prev.droneIds.push(droneId);
+      if (code === 'rain_over_limit') prev.limitMmPerH = Math.max(prev.limitMmPerH!, limit);
+      else prev.limitMps = Math.max(prev.limitMps!, limit);
+      return;
+    }
+    const droneIds = [droneId];
+    this.byKey.set(
+      key,
+      code === 'wind_over_limit'
+        ? { code, placeId, windMps: value, limitMps: limit, droneIds }
+        : code === 'gust_over_limit'
+          ? { code, placeId, gustMps: value, limitMps: limit, droneIds }
+          : { code, placeId, rainMmPerH: value, limitMmPerH: limit, droneIds },
+    );
+  }
+
+  private readonly placeKeys: Partial<Record<string, Map<string, string>>> = {};
+
   list(): Reason[] {
     return [...this.byKey.values()];
   }
@@ -427,15 +489,22 @@ function evaluateDrones(ctx: Context, a: OrderAnalysis, origin: HubInput, places
   const reservePct = ctx.opts.reservePct[ctx.modeOf(origin.id)];
   const reasons = new ReasonCollector();
   const order = a.order;
+  const last: { cruiseMps: number; profile: TripProfile | undefined; enduranceS: number; maxPayloadKg: number; energyPct: number } = {
+    cruiseMps: Number.NaN,
+    profile: undefined,
+    enduranceS: Number.NaN,
+    maxPayloadKg: Number.NaN,
+    energyPct: Number.NaN,
+  };
 
   for (const { drone: d, lim, onPad, stale } of fleet) {
     let ok = true;
     if (!onPad) {
-      reasons.add({ code: 'drone_busy', droneIds: [d.id] });
+      reasons.addDrone('drone_busy', d.id);
       ok = false;
     }
     if (stale) {
-      reasons.add({ code: 'drone_state_stale', droneIds: [d.id] });
+      reasons.addDrone('drone_state_stale', d.id);
       ok = false;
     }
     if (order.weightKg > lim.maxPayloadKg) {
@@ -444,29 +513,41 @@ function evaluateDrones(ctx: Context, a: OrderAnalysis, origin: HubInput, places
     }
     for (const { placeId, w } of places) {
       if (w.windMps >= lim.windLimitMps) {
-        reasons.add({ code: 'wind_over_limit', placeId, windMps: w.windMps, limitMps: lim.windLimitMps, droneIds: [d.id] });
+        reasons.addWeather('wind_over_limit', placeId, w.windMps, lim.windLimitMps, d.id);
         ok = false;
       }
       if (w.gustMps >= lim.gustLimitMps) {
-        reasons.add({ code: 'gust_over_limit', placeId, gustMps: w.gustMps, limitMps: lim.gustLimitMps, droneIds: [d.id] });
+        reasons.addWeather('gust_over_limit', placeId, w.gustMps, lim.gustLimitMps, d.id);
         ok = false;
       }
       if (w.rainMmPerH >= lim.rainLimitMmPerH) {
-        reasons.add({ code: 'rain_over_limit', placeId, rainMmPerH: w.rainMmPerH, limitMmPerH: lim.rainLimitMmPerH, droneIds: [d.id] });
+        reasons.addWeather('rain_over_limit', placeId, w.rainMmPerH, lim.rainLimitMmPerH, d.id);
         ok = false;
       }
     }
-    const profile = profileFor(ctx, route, places, lim.cruiseMps);
+    // Drones of one hub mostly share an aircraft type: the profile and the energy are worked out
+    // once per cruise speed (and endurance, payload limit) for this order, not per drone.
+    if (lim.cruiseMps !== last.cruiseMps) {
+      last.cruiseMps = lim.cruiseMps;
+      last.profile = profileFor(ctx, route, places, lim.cruiseMps);
+      last.enduranceS = Number.NaN;
+    }
+    const profile = last.profile!;
     if (!profile.ok) {
       reasons.add({ code: 'headwind_too_strong', groundSpeedMps: r1(profile.groundSpeedMps), minGroundSpeedMps: profile.minGroundSpeedMps, droneIds: [d.id] });
       continue;
     }
-    const energyPct = profileEnergyPct(profile, lim, order.weightKg, ctx.opts.energy);
+    if (lim.enduranceS !== last.enduranceS || lim.maxPayloadKg !== last.maxPayloadKg) {
+      last.enduranceS = lim.enduranceS;
+      last.maxPayloadKg = lim.maxPayloadKg;
+      last.energyPct = profileEnergyPct(profile, lim, order.weightKg, ctx.opts.energy);
+    }
+    const energyPct = last.energyPct;
     if (energyPct > 100 - reservePct) {
-      reasons.add({ code: 'out_of_range', neededPct: r1(energyPct), usablePct: 100 - reservePct, droneIds: [d.id] });
+      reasons.addOutOfRange(r1(energyPct), 100 - reservePct, d.id);
     } else if (energyPct > d.state.batteryPct - reservePct) {
       // Only worth saying for a drone that could otherwise go; a flying drone's charge says nothing.
-      if (ok) reasons.add({ code: 'insufficient_battery', neededPct: r1(energyPct), availablePct: r1(d.state.batteryPct - reservePct), reservePct, droneIds: [d.id] });
+      if (ok) reasons.addInsufficientBattery(r1(energyPct), r1(d.state.batteryPct - reservePct), reservePct, d.id);
     } else if (ok) {
       a.drones.push({
         drone: d,
