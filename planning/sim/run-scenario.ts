@@ -184,6 +184,11 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
     const r = await cloud.modes.switchMode(region.id, { mode, hubs: hubIds ?? undefined, reason, by });
     figures.onSwitch(q.now, { mode, by, cause, version: r.version, hubs: hubIds ?? region.hubs.map((h) => h.id) });
     wakeOrders();
+    // The policy's "clear for N minutes" counts from the switch to emergency at the earliest.
+    if (mode === 'emergency' && clearSince !== null) {
+      clearSince = null;
+      policyCheck();
+    }
   };
   const isolated = new Set<string>();
   let clearSince: number | null = startMs;
