@@ -5,7 +5,7 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** A duration: "45 秒" / "45 s", "12 分" / "12 min", "5 時間 07 分" / "5 h 07 min", "2 日 3 時間" / "2 d 3 h". */
+/** A duration: "45 秒" / "45 s", "12 分" / "12 min", "5 時間 07 分" / "5 h 07 min", "48 時間" / "48 h" (hours up to 72), "4 日 3 時間" / "4 d 3 h". */
 export function formatDuration(seconds: number | null, lang: Lang): string {
   if (seconds === null || !Number.isFinite(seconds)) return '—';
   const s = Math.round(seconds);
@@ -14,8 +14,8 @@ export function formatDuration(seconds: number | null, lang: Lang): string {
   if (totalMin < 60) return lang === 'ja' ? `${totalMin} 分` : `${totalMin} min`;
   const h = Math.floor(totalMin / 60);
   const m = totalMin % 60;
-  if (h < 48 && m === 0) return lang === 'ja' ? `${h} 時間` : `${h} h`;
-  if (h < 48) return lang === 'ja' ? `${h} 時間 ${String(m).padStart(2, '0')} 分` : `${h} h ${String(m).padStart(2, '0')} min`;
+  if (h <= 72 && m === 0) return lang === 'ja' ? `${h} 時間` : `${h} h`;
+  if (h <= 72) return lang === 'ja' ? `${h} 時間 ${String(m).padStart(2, '0')} 分` : `${h} h ${String(m).padStart(2, '0')} min`;
   const d = Math.floor(h / 24);
   const rh = h % 24;
   return lang === 'ja' ? `${d} 日 ${rh} 時間` : `${d} d ${rh} h`;

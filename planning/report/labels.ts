@@ -210,8 +210,13 @@ export const T = {
 
   sweep: { ja: '機数の検討（拠点あたりのドローン数）', en: 'Capacity planning (drones per hub)' },
   sweepIntro: {
-    ja: '同じシナリオを拠点あたりのドローン数を変えて実行した結果です。太字の行がこのレポートの本体の実行です。',
-    en: 'The same scenario run with each number of drones per hub. The row in bold is the run this report details.',
+    ja: '同じシナリオ・同じ乱数シードを、拠点あたりのドローン数を変えて実行した結果です。',
+    en: 'The same scenario and seed, run with each number of drones per hub.',
+  },
+  sweepMainRow: { ja: '太字の行がこのレポートの本体の実行です。', en: 'The row in bold is the run this report details.' },
+  sweepMainOwn: {
+    ja: 'このレポートの本体は、シナリオと地域ファイルどおりの配備での実行です（表にはありません）。',
+    en: "The run this report details used the scenario's own fleet (not a row of the table).",
   },
   sweepNone: {
     ja: '機数の比較は実行されていません（--sweep drones-per-hub=1..4 で実行できます）。',
@@ -221,6 +226,10 @@ export const T = {
   ttfrMedian: { ja: '最初の救援まで 中央値', en: 'Time to first relief, median' },
   ttfrMax: { ja: '最初の救援まで 最長', en: 'Time to first relief, worst' },
   sitesWithout: { ja: '未着の地点', en: 'Sites without relief' },
+  median: { ja: '中央値', en: 'Median' },
+  worst: { ja: '最長', en: 'Worst' },
+  reliefAndMedical: { ja: '救援・医療', en: 'Relief and medical' },
+  allOrders: { ja: '全注文', en: 'All orders' },
   reliefOnTime: { ja: '救援・医療の期限内割合', en: 'Relief on time' },
   overallOnTime: { ja: '全体の期限内割合', en: 'All orders on time' },
   sweepTimeChart: { ja: '最初の救援までの時間（分）と機数', en: 'Time to first relief (min) vs drones per hub' },

@@ -86,13 +86,16 @@ async function renderLanguage(report: ScenarioReport, lang: Lang): Promise<strin
 <div><dt>${t('seed', lang)}</dt><dd>${s.seed}</dd></div>
 <div><dt>${t('runFacts', lang)}</dt><dd>${t(r.kind, lang)} — ${run}</dd></div>
 </dl>
-<p class="note">${t('timeNote', lang)} ${t('generated', lang)}</p>
+<p class="note">${t('timeNote', lang)}${gap(lang)}${t('generated', lang)}</p>
 <nav class="toc" aria-label="${t('contents', lang)}"><ol>${sections.map((x) => `<li><a href="#${lang}-${x.id}">${t(x.title, lang)}</a></li>`).join('')}</ol></nav>
 ${sections.map((x) => `<section id="${lang}-${x.id}" data-section="${x.id}">\n<h3>${t(x.title, lang)}</h3>\n${x.body}\n</section>`).join('\n')}
 </article>`;
 }
 
 type Chart = (id: ChartId, emptyKey: TextKey) => Promise<string>;
+
+/** Between two sentences: nothing after 。, a space in English. */
+const gap = (lang: Lang) => (lang === 'ja' ? '' : ' ');
 
 /** A table; cells stay on one line (the table scrolls sideways on a narrow screen) except the `wrap` columns (names, causes). */
 function table(head: string[], rows: string[][], opts: { numeric?: number[]; wrap?: number[]; className?: string; rowClass?: (i: number) => string } = {}): string {
@@ -116,7 +119,7 @@ function summaryTable(report: ScenarioReport, lang: Lang): string {
   const reliefRequested = r.deliveries.filter((d) => d.priority !== 'normal').reduce((a, d) => a + d.requested, 0);
   const landings = r.drones.flatMap((d) => d.landingBatteryPct);
   const utilMean = r.drones.length === 0 ? null : r.drones.reduce((a, d) => a + d.utilisation, 0) / r.drones.length;
-  const ttfr = (v: number | null) => (asked.length === 0 ? t('noRequest', lang) : v === null ? `— (${t('sitesWithout', lang)}: ${row.timeToFirstReliefS.sitesWithout})` : formatDuration(v, lang));
+  const ttfr = (v: number | null) => (asked.length === 0 ? t('noRequest', lang) : v === null ? (lang === 'ja' ? `—（未着 ${row.timeToFirstReliefS.sitesWithout} 地点）` : `— (${row.timeToFirstReliefS.sitesWithout} without relief)`) : formatDuration(v, lang));
   const rows: [TextKey, string][] = [
     ['sumSitesAsked', formatInt(asked.length, lang)],
     ['sumSitesReceived', asked.length === 0 ? '—' : `${formatInt(received.length, lang)} / ${formatInt(asked.length, lang)}`],
@@ -232,10 +235,15 @@ async function sweepSection(report: ScenarioReport, lang: Lang, chart: Chart): P
     String(x.dronesPerHub), ttfr(x.timeToFirstReliefS.median), ttfr(x.timeToFirstReliefS.max), formatInt(x.timeToFirstReliefS.sitesWithout, lang),
     formatPct(x.reliefOnTimeShare), formatPct(x.onTimeShare), `${formatInt(x.delivered, lang)} / ${formatInt(x.requested, lang)}`,
   ]);
-  return `<p>${t('sweepIntro', lang)}</p>
-${table([t('dronesPerHub', lang), t('ttfrMedian', lang), t('ttfrMax', lang), t('sitesWithout', lang), t('reliefOnTime', lang), t('overallOnTime', lang), t('sumDelivered', lang)], rows, {
-    numeric: [0, 1, 2, 3, 4, 5, 6], className: 'sweep', rowClass: (i) => (sweep.rows[i]!.dronesPerHub === main ? 'main-run' : ''),
-  })}
+  const mainInTable = sweep.rows.some((x) => x.dronesPerHub === main);
+  // Two header rows (grouped columns) keep the table within a portrait tablet's width.
+  const num = (v: string) => `<td class="num">${v}</td>`;
+  return `<p>${t('sweepIntro', lang)}${gap(lang)}${t(mainInTable ? 'sweepMainRow' : 'sweepMainOwn', lang)}</p>
+<div class="table-wrap"><table class="sweep">
+<thead><tr><th rowspan="2">${t('dronesPerHub', lang)}</th><th colspan="3">${t('ttfr', lang)}</th><th colspan="2">${t('onTimeShare', lang)}</th><th rowspan="2" class="num">${t('sumDelivered', lang)}</th></tr>
+<tr><th class="num">${t('median', lang)}</th><th class="num">${t('worst', lang)}</th><th class="num">${t('sitesWithout', lang)}</th><th class="num">${t('reliefAndMedical', lang)}</th><th class="num">${t('allOrders', lang)}</th></tr></thead>
+<tbody>${rows.map((row, i) => `<tr${sweep.rows[i]!.dronesPerHub === main ? ' class="main-run"' : ''}>${row.map(num).join('')}</tr>`).join('\n')}</tbody>
+</table></div>
 <p class="note">${t('neverNote', lang)}</p>
 <div class="chart-pair">${await chart('sweep-time', 'sweepNone')}${await chart('sweep-share', 'sweepNone')}</div>`;
 }
@@ -272,7 +280,7 @@ header.top h1 .sep { color: #999; }
 .lang-switch a { display: inline-block; padding: 6px 14px; border: 1px solid #1a1a1a; border-radius: 4px; color: #1a1a1a; text-decoration: none; font-size: 14px; min-height: 36px; }
 .lang-switch a[aria-current="true"] { background: #1a1a1a; color: #fff; }
 html[data-show="ja"] article#en, html[data-show="en"] article#ja { display: none; }
-article.report-lang + article.report-lang { border-top: 3px double #1a1a1a; margin-top: 32px; padding-top: 8px; }
+html:not([data-show]) article.report-lang + article.report-lang { border-top: 3px double #1a1a1a; margin-top: 32px; padding-top: 8px; }
 h2.scenario-name { font-size: 20px; margin: 8px 0; }
 h3 { font-size: 18px; margin: 28px 0 8px; padding-bottom: 4px; border-bottom: 1px solid #ccc; }
 dl.facts { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 4px 24px; margin: 0 0 8px; }
@@ -303,7 +311,7 @@ th.time-note { font-weight: normal; }
   .lang-switch, nav.toc { display: none; }
   h3 { break-after: avoid; }
   figure.chart, table, .none { break-inside: avoid; }
-  article.report-lang + article.report-lang { break-before: page; border-top: none; }
+  html:not([data-show]) article.report-lang + article.report-lang { break-before: page; border-top: none; }
   a { color: inherit; text-decoration: none; }
 }
 `;

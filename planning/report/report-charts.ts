@@ -55,7 +55,7 @@ const reliefTime: Builder = ({ result: r }, lang) => {
     return {
       site: s.name[lang], waitedS,
       status: received ? t('reliefReceived', lang) : t('reliefStillWaiting', lang),
-      label: received ? formatDuration(waitedS, lang) : `${t('notReceived', lang)} (≥ ${formatDuration(waitedS, lang)})`,
+      label: received ? formatDuration(waitedS, lang) : lang === 'ja' ? `未着（${formatDuration(waitedS, lang)}以上）` : `not received (≥ ${formatDuration(waitedS, lang)})`,
     };
   });
   const unit = durationUnit(Math.max(...rows.map((x) => x.waitedS)), lang);
