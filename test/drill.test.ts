@@ -2,11 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runDrill } from '../planning/drill/drill.ts';
 import { DEVICE_STEPS, planDrill } from '../planning/drill/drill-plan.ts';
 import type { ScenarioReport } from '../planning/scenario-result.ts';
 import { loadScenarioFile } from '../planning/scenario-file.ts';
 import { openDemoControl, type DemoControl, type HubChange } from '../scripts/demo-control.ts';
-import { ROOT, tempDir } from './support/cloud-harness.ts';
+import { ROOT, startTestCloud, tempDir, type TestCloud } from './support/cloud-harness.ts';
 import { freePorts } from './support/ports.ts';
 
 /**
@@ -37,6 +38,20 @@ describe('the drill plan of a scenario file', () => {
     // Times never go backwards, and at one instant device changes come first.
     expect(steps.every((s, i) => i === 0 || steps[i - 1]!.atS <= s.atS)).toBe(true);
     expect(steps.filter((s) => s.atS === 120).map((s) => DEVICE_STEPS.has(s.kind))).toEqual([true, true, false]);
+  });
+
+  it('takes a hub dark when its backup battery runs out, and back with the grid', () => {
+    const loaded = loadScenarioFile(SCENARIO);
+    const power = (at: string, state: 'lost' | 'restored', drain = 8) => ({ type: 'power' as const, at, hubs: ['nomi-wake'], state, backupDrainPctPerH: drain });
+    const links = (events: typeof loaded.scenario.events) =>
+      planDrill({ ...loaded, scenario: { ...loaded.scenario, duration: '6h', events } }).filter((s) => s.kind === 'link').map((s) => s.kind === 'link' && [s.atS, s.state, s.dark ?? false]);
+    // 50 %/h for 30 min → 75 %; 30 min of grid recharges 18 % (planning's 36 %/h) → 93 %; then empty 93/50 h later.
+    expect(links([power('0m', 'lost', 50), power('30m', 'restored'), power('60m', 'lost', 50), power('5h', 'restored')]))
+      .toEqual([[3600 + Math.round((93 / 50) * 3600), 'cut', true], [5 * 3600, 'restored', true]]);
+    // A scenario restoration while dark is dropped; the grid's return restores only if the scenario has not cut the link.
+    expect(links([{ type: 'link', at: '10m', hubs: ['nomi-wake'], state: 'cut' }, power('0m', 'lost', 100), { type: 'link', at: '2h', hubs: ['nomi-wake'], state: 'restored' }, power('3h', 'restored')]))
+      .toEqual([[600, 'cut', false], [3600, 'cut', true], [3 * 3600, 'restored', true]]);
+    expect(links([power('0m', 'lost', 10), power('2h', 'restored')])).toEqual([]);
   });
 });
 
@@ -82,6 +97,45 @@ describe('the demo control channel\'s hub routes (default deny)', () => {
     expect((await post('/hubs/nomi-terai/link', JSON.stringify({ state: 'cut' }))).status).toBe(200);
     expect(calls).toEqual([['nomi-terai', { kind: 'weather', body: { windMps: 12, rainMmPerH: 5 } }], ['nomi-terai', { kind: 'link', body: { state: 'cut' } }]]);
   });
+});
+
+describe('a drill against a system without the demo\'s control channel, ended by Ctrl-C', () => {
+  let tc: TestCloud | null = null;
+  const dir = tempDir('drill-nodemo');
+  afterAll(async () => {
+    await tc?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('skips the device and link steps saying so, posts what the API takes, and still writes the report', async () => {
+    tc = await startTestCloud();
+    const lines: string[] = [];
+    const controller = new AbortController();
+    const out = path.join(dir, 'early');
+    const outcome = await runDrill({
+      scenarioFile: SCENARIO, timeScale: 60, cloud: tc.cloud.urls.http, credential: { token: tc.token }, dataDir: dir, out, pollS: 1,
+      signal: controller.signal,
+      log: (line) => {
+        lines.push(line);
+        // Ctrl-C once the bulletin's proposal went out (+4 min of 20).
+        if (line.includes('emergency mode proposed') && !line.includes('FAILED')) controller.abort();
+      },
+    });
+    const printed = lines.join('\n');
+    expect(printed).toContain('weather, power, link and fleet events are not playable here and will be skipped');
+    expect(outcome.endedEarly).toBe(true);
+    expect(outcome.failed).toEqual([]);
+    expect(outcome.skipped.some((l) => l.includes('cloud link cut at kawakita-chuo'))).toBe(true);
+    expect(outcome.skipped.some((l) => l.includes('weather at nomi-terai'))).toBe(true);
+    expect(outcome.skipped.every((l) => lines.some((x) => x.startsWith(l) && x.endsWith('not playable here (no demo control), skipped')))).toBe(true);
+    const proposals = (await (await tc.api('/api/v1/regions/ishikawa-nomi/mode-proposals')).json()) as { proposals: { reason: string }[] };
+    expect(proposals.proposals.filter((p) => p.reason.startsWith('【訓練 DRILL】'))).toHaveLength(1);
+    const played = lines.filter((l) => / order from /.test(l) && !l.includes('FAILED')).length;
+    expect(played).toBeGreaterThan(0);
+    expect(outcome.result.deliveries.reduce((n, d) => n + d.requested, 0)).toBe(played);
+    expect(JSON.parse(fs.readFileSync(`${out}.json`, 'utf8')).result.kind).toBe('drill');
+    expect(fs.readFileSync(`${out}.html`, 'utf8')).toContain('<svg');
+  }, 40_000);
 });
 
 describe('a drill against `npm start`', () => {

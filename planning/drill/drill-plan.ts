@@ -9,7 +9,10 @@ import { arrivalsOf, type Arrival } from '../sim/demand.ts';
  *
  * - weather: the profile's values at each of its points, and interpolated in between every
  *   `weatherStepS` (the sensors hold a value until the next step);
- * - power, link, fleet: one step each (device changes through the demo's control channel);
+ * - power, link, fleet: one step each (device changes through the demo's control channel); a hub whose
+ *   backup battery runs out (100 % at the start, draining while the grid is down, recharging at
+ *   BACKUP_CHARGE_PCT_PER_H while it is up) goes dark — its link is cut then, and restored when the grid
+ *   returns (unless the scenario keeps the link cut);
  * - earthquake: the proposal the Node-RED flow would post for the bulletin (planning/jma-proposal.ts:
  *   the flow's own mapping), or a note when the flow would propose nothing;
  * - demand: the same Poisson arrivals as planning mode (planning/sim/demand.ts, same seed);
@@ -21,7 +24,7 @@ export type DrillStep =
   | { atS: number; kind: 'weather'; hub: string; windMps: number; gustMps?: number; rainMmPerH: number }
   | { atS: number; kind: 'power'; hub: string; state: 'lost'; backupDrainPctPerH: number }
   | { atS: number; kind: 'power'; hub: string; state: 'restored' }
-  | { atS: number; kind: 'link'; hub: string; state: 'cut' | 'restored' }
+  | { atS: number; kind: 'link'; hub: string; state: 'cut' | 'restored'; /** The backup battery ran out (cut) / the grid came back to a dark hub (restored). */ dark?: boolean }
   | { atS: number; kind: 'fleet'; hub: string; drones?: string[]; state: 'out_of_service' | 'in_service' }
   | { atS: number; kind: 'isolation'; sites: string[]; state: 'isolated' | 'reachable' }
   | { atS: number; kind: 'proposal'; bulletin: string; proposal: ModeProposal | null }
@@ -43,6 +46,7 @@ export function planDrill(loaded: Pick<LoadedScenario, 'scenario' | 'region' | '
   const hubsOf = (h: HubsSpec): string[] => (h === 'all' ? region.hubs.map((x) => x.id) : h);
   const steps: DrillStep[] = [];
   for (const e of scenario.events) steps.push(...stepsOf(e));
+  steps.push(...darkness(steps, durationS));
   for (const a of arrivalsOf(scenario.events, region, scenario.seed, (o) => offsetS(o) * 1000)) {
     steps.push({ atS: a.at / 1000, kind: 'order', arrival: a });
   }
@@ -98,6 +102,57 @@ export function planDrill(loaded: Pick<LoadedScenario, 'scenario' | 'region' | '
   }
 }
 
+/** Backup recharge while the grid is up, % per hour — planning mode's figure (planning/sim/sim-hub.ts). */
+export const BACKUP_CHARGE_PCT_PER_H = 36;
+
+/**
+ * Link cuts of hubs whose backup battery runs out, and their return with the grid; a scenario link
+ * restoration that falls while the hub is dark is dropped (the hub has no power to reconnect).
+ */
+function darkness(steps: DrillStep[], durationS: number): DrillStep[] {
+  const out: DrillStep[] = [];
+  const byHub = new Map<string, DrillStep[]>();
+  for (const s of steps) if (s.kind === 'power' || s.kind === 'link') byHub.set(s.hub, [...(byHub.get(s.hub) ?? []), s]);
+  for (const [hub, list] of byHub) {
+    const ordered = [...list].sort((a, b) => a.atS - b.atS);
+    let pct = 100;
+    let t = 0;
+    let drain: number | null = null; // %/h while the grid is down
+    let dark = false;
+    let scenarioCut = false;
+    const advance = (to: number) => {
+      if (drain === null) {
+        pct = Math.min(100, pct + (BACKUP_CHARGE_PCT_PER_H * (to - t)) / 3600);
+      } else if (!dark && drain > 0) {
+        const emptyAt = t + (pct / drain) * 3600;
+        if (emptyAt <= to && emptyAt <= durationS) {
+          dark = true;
+          out.push({ atS: Math.round(emptyAt), kind: 'link', hub, state: 'cut', dark: true });
+        }
+        pct = Math.max(0, pct - (drain * (to - t)) / 3600);
+      }
+      t = to;
+    };
+    for (const s of ordered) {
+      advance(s.atS);
+      if (s.kind === 'power') {
+        if (s.state === 'lost') {
+          drain ??= s.backupDrainPctPerH;
+        } else {
+          drain = null;
+          if (dark && !scenarioCut) out.push({ atS: s.atS, kind: 'link', hub, state: 'restored', dark: true });
+          dark = false;
+        }
+      } else if (s.kind === 'link') {
+        scenarioCut = s.state === 'cut';
+        if (dark && s.state === 'restored') steps.splice(steps.indexOf(s), 1);
+      }
+    }
+    advance(durationS);
+  }
+  return out;
+}
+
 /** What a step does, in one line (printed as the drill plays it). */
 export function describeStep(s: DrillStep): string {
   switch (s.kind) {
@@ -106,6 +161,7 @@ export function describeStep(s: DrillStep): string {
     case 'power':
       return s.state === 'lost' ? `grid power lost at ${s.hub} (backup drains ${s.backupDrainPctPerH} %/h)` : `grid power back at ${s.hub}`;
     case 'link':
+      if (s.dark) return s.state === 'cut' ? `${s.hub}'s backup battery is empty: the hub goes dark (link cut)` : `grid back at ${s.hub}: the dark hub comes back (link restored)`;
       return `cloud link ${s.state === 'cut' ? 'cut' : 'restored'} at ${s.hub}`;
     case 'fleet':
       return `${s.drones ? s.drones.join(', ') : 'every drone'} at ${s.hub} ${s.state === 'out_of_service' ? 'out of service' : 'back in service'}`;
