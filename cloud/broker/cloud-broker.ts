@@ -350,9 +350,19 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   /** PROXY protocol: the client address of each proxied connection, by its proxy-side peer address and port. */
   const proxy = o.proxyProtocol ? { trusted: new TrustedProxies(o.proxyProtocol.trustedProxies), timeoutMs: o.proxyProtocol.headerTimeoutMs } : null;
   const proxiedAddresses = new Map<string, string>();
+  // Logged at most once a second (a flood of direct connections would otherwise flood the log); every one is counted.
+  let proxyLoggedAt = 0;
+  let proxyUnlogged = 0;
   const proxyRefused = (reason: ProxyRefusal, peer: string, detail: string) => {
     o.metrics.authFailures.inc({ reason: `proxy_${reason}` });
-    log.warn({ peer, reason, detail }, 'MQTT connection refused: no valid PROXY protocol header from a trusted proxy (MQTT_PROXY_PROTOCOL=required)');
+    const now = Date.now();
+    if (now - proxyLoggedAt < 1_000) {
+      proxyUnlogged++;
+      return;
+    }
+    log.warn({ peer, reason, detail, notLoggedSince: proxyUnlogged }, 'MQTT connection refused: no valid PROXY protocol header from a trusted proxy (MQTT_PROXY_PROTOCOL=required)');
+    proxyLoggedAt = now;
+    proxyUnlogged = 0;
   };
   /** `rest`: bytes after a PROXY header, fed through the frame limiter like any received bytes. */
   const handle = (stream: Duplex, req?: http.IncomingMessage, rest?: Buffer) => {

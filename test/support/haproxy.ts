@@ -32,6 +32,12 @@ export interface HaproxyOptions {
    * limit is 20,000).
    */
   maxconn?: number;
+  /**
+   * PROXY protocol to the servers (`send-proxy-v2` / `send-proxy`, as deploy/haproxy/haproxy.cfg does with
+   * v2): each connection to a node starts with a header naming the hub's address. The nodes must then run
+   * with MQTT_PROXY_PROTOCOL=required and MQTT_TRUSTED_PROXIES=127.0.0.1. Default: none (the nodes see HAProxy's address).
+   */
+  sendProxy?: 'v1' | 'v2';
 }
 
 export interface HaproxyServerStat {
@@ -106,7 +112,7 @@ export async function startHaproxy(servers: HaproxyBackendServer[], o: HaproxyOp
     '  balance leastconn',
     ...(httpCheck ? ['  option httpchk GET /healthz', '  http-check expect status 200'] : []),
     `  default-server inter ${o.interMs ?? 1000}ms fall ${o.fall ?? 2} rise ${o.rise ?? 1} on-marked-down shutdown-sessions`,
-    ...servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check${s.checkPort !== undefined ? ` port ${s.checkPort}` : ''}`),
+    ...servers.map((s) => `  server ${s.name} 127.0.0.1:${s.port} check${s.checkPort !== undefined ? ` port ${s.checkPort}` : ''}${o.sendProxy ? ` ${o.sendProxy === 'v2' ? 'send-proxy-v2' : 'send-proxy'}` : ''}`),
     '',
   ].join('\n');
   const cfgFile = path.join(dir, 'haproxy.cfg');
