@@ -5,6 +5,7 @@ import { generate } from 'mqtt-packet';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hubClientId } from '../contract/index.ts';
+import { connect as mqttConnect } from './support/mqtt-client.ts';
 import { startCloud, type Cloud } from '../cloud/cloud.ts';
 import { loadCloudConfig } from '../cloud/config.ts';
 import { encodeV2 } from '../cloud/broker/proxy-protocol.ts';
@@ -28,6 +29,8 @@ let cloud: Cloud;
 let dataDir: string;
 let credentials: Credentials;
 let haproxy: Haproxy;
+/** A second HAProxy in front of the node's MQTT-over-WebSocket port (the helper makes one frontend each). */
+let haproxyWs: Haproxy;
 let nodePort: number;
 const logLines: Record<string, unknown>[] = [];
 const sockets: net.Socket[] = [];
@@ -35,7 +38,7 @@ const sockets: net.Socket[] = [];
 beforeAll(async () => {
   dataDir = tempDir('proxy-protocol');
   const config = loadCloudConfig(testCloudEnv(dataDir, {
-    MQTT_WS_PORT: 'off', MQTT_PROXY_PROTOCOL: 'required', MQTT_TRUSTED_PROXIES: '127.0.0.1', MQTT_PROXY_HEADER_TIMEOUT_S: '2',
+    MQTT_WS_PORT: '0', MQTT_PROXY_PROTOCOL: 'required', MQTT_TRUSTED_PROXIES: '127.0.0.1', MQTT_PROXY_HEADER_TIMEOUT_S: '2',
     MQTT_LOGIN_MAX_FAILURES_PER_ADDRESS: String(MAX_FAILURES), MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS: String(MAX_UNAUTHENTICATED),
   }));
   // The broker's log lines, to see which address it names.
@@ -50,11 +53,14 @@ beforeAll(async () => {
   nodePort = Number(new URL(cloud.urls.mqtt).port);
   haproxy = await startHaproxy([{ name: 'node-1', port: nodePort, checkPort: Number(new URL(cloud.urls.http).port) }], { sendProxy: 'v2' });
   await haproxy.waitForStatus('node-1', 'UP');
+  haproxyWs = await startHaproxy([{ name: 'node-1', port: Number(new URL(cloud.urls.ws!).port), checkPort: Number(new URL(cloud.urls.http).port) }], { sendProxy: 'v2' });
+  await haproxyWs.waitForStatus('node-1', 'UP');
 }, 40_000);
 
 afterAll(async () => {
   for (const s of sockets) s.destroy();
   await haproxy?.stop();
+  await haproxyWs?.stop();
   await cloud?.close();
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
@@ -125,6 +131,17 @@ describe('behind HAProxy with send-proxy-v2', () => {
     expect(ok.code).toBe(0);
     ok.socket.destroy();
     for (const s of idle) s.destroy();
+  });
+  it('MQTT over WebSocket through HAProxy logs in under the client\'s address too', async () => {
+    const client = await mqttConnect(`ws://127.0.0.1:${haproxyWs.port}/mqtt`, {
+      clientId: hubClientId(HUB, 'pp-ws'), username: credentials[HUB]!.username, password: credentials[HUB]!.password,
+      wsOptions: { localAddress: '127.0.0.5' },
+    });
+    try {
+      await expect.poll(() => logLines.filter((l) => l.msg === 'hub connected' && l.clientId === hubClientId(HUB, 'pp-ws')).map((l) => l.address)).toEqual(['127.0.0.5']);
+    } finally {
+      await client.endAsync();
+    }
   });
 });
 
