@@ -117,6 +117,7 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
       },
       observe: (out, h) => figures.onDeviceOutput(out, q.now, () => h.devices.droneModels.find((d) => d.device === out.device)?.telemetry(q.now).batteryPct ?? 0),
       weatherAt: weather,
+      onDark: (h) => setLink(h, !h.cut),
     });
     hubs.set(spec.id, hub);
     for (const d of spec.drones) figures.addDrone(spec.id, d.id);
@@ -253,13 +254,7 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
             if (wx) hub.raise(q.now, hub.devices.raise(q.now, { kind: 'sensor', device: wx, event: up ? 'grid_restored' : 'grid_down' }));
             setLink(hub, was);
             const dark = hub.darkAt(q.now);
-            if (dark !== null) {
-              q.at(dark, 'dark', () => {
-                const before = hub.linkUp;
-                hub.tick(q.now);
-                if (hub.updateBackup(q.now) || hub.dark) setLink(hub, before);
-              });
-            }
+            if (dark !== null) q.at(dark, 'dark', () => hub.tick(q.now)); // the battery runs out: onDark
           }
           policyCheck();
         });

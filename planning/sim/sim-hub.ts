@@ -51,6 +51,8 @@ export interface SimHubOptions {
   /** Every output of the devices, whether or not it can be sent (for the figures). */
   observe: (o: DeviceOutput, hub: SimHub) => void;
   weatherAt: (hub: string, now: number) => Weather | null;
+  /** The backup battery ran out: the hub has just gone dark. */
+  onDark: (hub: SimHub) => void;
 }
 
 export class SimHub {
@@ -132,14 +134,16 @@ export class SimHub {
     if (up) this.dark = false;
   }
 
-  /** Battery now; the hub goes dark when it is empty. Returns whether it just went dark. */
+  /** Battery now; the hub goes dark (`onDark`) when it is empty. Returns whether it just went dark. */
   updateBackup(now: number): boolean {
     const h = (now - this.powerChangedAt) / 3_600_000;
     this.powerChangedAt = now;
     if (h <= 0) return false;
     this.backupPct = this.gridUp ? Math.min(100, this.backupPct + BACKUP_CHARGE_PCT_PER_H * h) : Math.max(0, this.backupPct - this.drainPctPerH * h);
-    if (!this.gridUp && this.backupPct <= 0 && !this.dark) {
+    if (!this.gridUp && this.backupPct <= 1e-6 && !this.dark) {
+      this.backupPct = 0;
       this.dark = true;
+      this.o.onDark(this);
       return true;
     }
     return false;
