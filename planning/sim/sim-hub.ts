@@ -29,7 +29,7 @@ const DRONE_AWAY_REPORT_MS = 10_000;
 /** The edge agent marks a message historical when it is sent this long after it was made (edge HISTORICAL_AFTER_S). */
 const HISTORICAL_AFTER_MS = 30_000;
 /** Backup battery recharge once the grid is back, percent per hour (the sensor model's 0.01 %/s). */
-const BACKUP_CHARGE_PCT_PER_H = 36;
+export const BACKUP_CHARGE_PCT_PER_H = 36;
 
 export interface Weather {
   windMps: number;
