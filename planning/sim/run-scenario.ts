@@ -45,7 +45,7 @@ export const PLANNING_TIMING = Object.freeze({
   downlinkMs: 500,
   /** The hub agent acknowledges a new region mode this long after it arrives. */
   modeAckDelayMs: 2_000,
-  /** Orders waiting, links and active alarms are sampled every 15 min (links and alarms also at each change). */
+  /** Orders waiting (for dispatch, or for a ground round's departure), links and active alarms are sampled every 15 min (links and alarms also at each change). */
   sampleMs: 15 * 60_000,
   /** A resident collects a parcel from a locker after an exponential time with this mean (then the compartment is released). */
   meanPickupMs: 2 * 3_600_000,
@@ -366,7 +366,7 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
   }
   every(T.linkCheckMs, 'links', () => cloud.alarms.checkLinks());
   every(T.sampleMs, 'sample', async () => {
-    figures.sampleWaiting(q.now, await cloud.orderStore.inStates(['pending', 'held']));
+    figures.sampleWaiting(q.now, await cloud.orderStore.inStates(['pending', 'held', 'assigned']));
     for (const hub of hubs.values()) linkSample(hub);
     figures.sampleAlarms(q.now);
   }, startMs);
@@ -387,7 +387,7 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
     }
     q.now = endMs;
     if (figures.waiting.at(-1)?.atS !== durationS) {
-      figures.sampleWaiting(endMs, await cloud.orderStore.inStates(['pending', 'held']));
+      figures.sampleWaiting(endMs, await cloud.orderStore.inStates(['pending', 'held', 'assigned']));
       for (const hub of hubs.values()) linkSample(hub);
       figures.sampleAlarms(endMs);
     }

@@ -82,9 +82,19 @@ export class ScenarioFigures {
     }
   }
 
-  sampleWaiting(at: number, waiting: Order[]): void {
+  /**
+   * Orders waiting at `at`, by why: pending and held orders by the dispatch engine's reasons stored on
+   * them (an order counts under each of its reasons), and orders on a ground round not yet loaded as
+   * `waiting_ground_round`. Pass the orders in those states (others are ignored).
+   */
+  sampleWaiting(at: number, orders: Order[]): void {
     const byReason: Record<string, number> = {};
-    for (const o of waiting) {
+    for (const o of orders) {
+      if (o.state === 'assigned' && o.carrier === 'ground') {
+        byReason.waiting_ground_round = (byReason.waiting_ground_round ?? 0) + 1;
+        continue;
+      }
+      if (o.state !== 'pending' && o.state !== 'held') continue;
       const codes = new Set<string>((o.waitReasons ?? []).map((r) => r.code));
       if (codes.size === 0) codes.add(o.state === 'held' ? 'held_emergency' : 'not_planned_yet');
       for (const c of codes) byReason[c] = (byReason[c] ?? 0) + 1;

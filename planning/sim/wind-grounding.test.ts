@@ -32,6 +32,10 @@ describe('planning mode: wind above the limit', () => {
     // Parcels went by bus: loaded at a departure and handed over at hub-b.
     expect(normal.delivered).toBeGreaterThan(0);
     expect(normal.byGround).toBe(normal.delivered);
+    // Before the 09:00 departure the parcels wait for the bus, and the samples say so.
+    const beforeBus = r.waiting.find((w) => w.atS === 6300)!; // 08:45
+    expect(beforeBus.byReason.waiting_ground_round).toBeGreaterThan(0);
+    expect(r.waiting.find((w) => w.atS === 7200 + 900)!.byReason.waiting_ground_round ?? 0).toBeLessThan(beforeBus.byReason.waiting_ground_round!);
     // Relief to the settlement cannot go by bus: it waits for the wind, and the samples say why.
     expect(relief.delivered).toBe(0);
     expect(relief.open).toBe(relief.requested);
