@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { generate } from 'mqtt-packet';
 import { pino } from 'pino';
@@ -11,6 +13,7 @@ import { loadCloudConfig } from '../cloud/config.ts';
 import { encodeV2 } from '../cloud/broker/proxy-protocol.ts';
 import { readCredentials, tempDir, testCloudEnv, type Credentials } from './support/cloud-harness.ts';
 import { startHaproxy, type Haproxy } from './support/haproxy.ts';
+import { freePort } from './support/ports.ts';
 
 /**
  * Issue 15: the PROXY protocol behind HAProxy. A cloud node with MQTT_PROXY_PROTOCOL=required behind
@@ -29,16 +32,24 @@ let cloud: Cloud;
 let dataDir: string;
 let credentials: Credentials;
 let haproxy: Haproxy;
-/** A second HAProxy in front of the node's MQTT-over-WebSocket port (the helper makes one frontend each). */
+/** More HAProxies in front of the node's MQTT-over-WebSocket and MQTTS ports (the helper makes one frontend each). */
 let haproxyWs: Haproxy;
+let haproxyTls: Haproxy;
+let certDir: string;
 let nodePort: number;
 const logLines: Record<string, unknown>[] = [];
 const sockets: net.Socket[] = [];
 
 beforeAll(async () => {
   dataDir = tempDir('proxy-protocol');
+  certDir = tempDir('proxy-protocol-tls');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost', '-keyout', path.join(certDir, 'key.pem'), '-out', path.join(certDir, 'cert.pem'),
+  ], { stdio: 'ignore' });
   const config = loadCloudConfig(testCloudEnv(dataDir, {
-    MQTT_WS_PORT: '0', MQTT_PROXY_PROTOCOL: 'required', MQTT_TRUSTED_PROXIES: '127.0.0.1', MQTT_PROXY_HEADER_TIMEOUT_S: '2',
+    MQTT_WS_PORT: '0', MQTTS_PORT: String(await freePort()), MQTT_TLS_CERT: path.join(certDir, 'cert.pem'), MQTT_TLS_KEY: path.join(certDir, 'key.pem'),
+    MQTT_PROXY_PROTOCOL: 'required', MQTT_TRUSTED_PROXIES: '127.0.0.1', MQTT_PROXY_HEADER_TIMEOUT_S: '2',
     MQTT_LOGIN_MAX_FAILURES_PER_ADDRESS: String(MAX_FAILURES), MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS: String(MAX_UNAUTHENTICATED),
   }));
   // The broker's log lines, to see which address it names.
@@ -55,14 +66,17 @@ beforeAll(async () => {
   await haproxy.waitForStatus('node-1', 'UP');
   haproxyWs = await startHaproxy([{ name: 'node-1', port: Number(new URL(cloud.urls.ws!).port), checkPort: Number(new URL(cloud.urls.http).port) }], { sendProxy: 'v2' });
   await haproxyWs.waitForStatus('node-1', 'UP');
+  haproxyTls = await startHaproxy([{ name: 'node-1', port: Number(new URL(cloud.urls.mqtts!).port), checkPort: Number(new URL(cloud.urls.http).port) }], { sendProxy: 'v2' });
+  await haproxyTls.waitForStatus('node-1', 'UP');
 }, 40_000);
 
 afterAll(async () => {
   for (const s of sockets) s.destroy();
   await haproxy?.stop();
   await haproxyWs?.stop();
+  await haproxyTls?.stop();
   await cloud?.close();
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  for (const d of [dataDir, certDir]) if (d) fs.rmSync(d, { recursive: true, force: true });
 });
 
 const [HUB, OTHER] = ['nomi-terai', 'nomi-wake'];
@@ -139,6 +153,18 @@ describe('behind HAProxy with send-proxy-v2', () => {
     });
     try {
       await expect.poll(() => logLines.filter((l) => l.msg === 'hub connected' && l.clientId === hubClientId(HUB, 'pp-ws')).map((l) => l.address)).toEqual(['127.0.0.5']);
+    } finally {
+      await client.endAsync();
+    }
+  });
+
+  it('MQTT over TLS (passed through HAProxy) logs in under the client\'s address too', async () => {
+    const client = await mqttConnect(`mqtts://localhost:${haproxyTls.port}`, {
+      clientId: hubClientId(HUB, 'pp-tls'), username: credentials[HUB]!.username, password: credentials[HUB]!.password,
+      ca: fs.readFileSync(path.join(certDir, 'cert.pem')), host: '127.0.0.1', servername: 'localhost', localAddress: '127.0.0.6',
+    } as Parameters<typeof mqttConnect>[1]);
+    try {
+      await expect.poll(() => logLines.filter((l) => l.msg === 'hub connected' && l.clientId === hubClientId(HUB, 'pp-tls')).map((l) => l.address)).toEqual(['127.0.0.6']);
     } finally {
       await client.endAsync();
     }
