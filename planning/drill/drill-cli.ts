@@ -59,13 +59,21 @@ async function main(): Promise<number> {
   const out = v.out ?? `drill-${path.basename(file, '.json')}`;
 
   const controller = new AbortController();
-  let interrupts = 0;
+  // One Ctrl-C in a terminal reaches npm, tsx and this process, and tsx relays it once more: signals
+  // within 2 s of the first count as that one. A later one quits at once, without a report.
+  let firstInterrupt: number | null = null;
   process.on('SIGINT', () => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130);
+    const t = Date.now();
+    if (firstInterrupt !== null) {
+      if (t - firstInterrupt > 2000) process.exit(130);
+      return;
+    }
+    firstInterrupt = t;
     process.stderr.write('\nending the drill (Ctrl-C again to quit without a report)…\n');
     controller.abort();
   });
+  // npm ends when the terminal's Ctrl-C reaches it; the drill finishes its report on its own.
+  process.on('SIGHUP', () => controller.abort());
   try {
     const r = await runDrill({
       scenarioFile: file, timeScale, out, pollS, signal: controller.signal, playCoordinator: v['play-coordinator'] === true,

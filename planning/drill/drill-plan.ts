@@ -52,7 +52,16 @@ export function planDrill(loaded: Pick<LoadedScenario, 'scenario' | 'region' | '
   }
   // Stable by time; at one instant, device changes before orders and prompts (as they happened first).
   const rank = (s: DrillStep) => (DEVICE_STEPS.has(s.kind) ? 0 : s.kind === 'order' ? 2 : 1);
-  return steps.filter((s) => s.atS <= durationS).map((s, i) => ({ s, i })).sort((a, b) => a.s.atS - b.s.atS || rank(a.s) - rank(b.s) || a.i - b.i).map((x) => x.s);
+  const sorted = steps.filter((s) => s.atS <= durationS).map((s, i) => ({ s, i })).sort((a, b) => a.s.atS - b.s.atS || rank(a.s) - rank(b.s) || a.i - b.i).map((x) => x.s);
+  // Weather a hub already has is not sent again.
+  const lastWeather = new Map<string, string>();
+  return sorted.filter((s) => {
+    if (s.kind !== 'weather') return true;
+    const key = weatherKey(s);
+    if (lastWeather.get(s.hub) === key) return false;
+    lastWeather.set(s.hub, key);
+    return true;
+  });
 
   function stepsOf(e: ScenarioEvent): DrillStep[] {
     switch (e.type) {
@@ -153,11 +162,16 @@ function darkness(steps: DrillStep[], durationS: number): DrillStep[] {
   return out;
 }
 
+/** The weather a step sets, without the hub and time (steps with equal keys set the same weather). */
+export function weatherKey(s: Extract<DrillStep, { kind: 'weather' }>): string {
+  return `${s.windMps}/${s.gustMps ?? '-'}/${s.rainMmPerH}`;
+}
+
 /** What a step does, in one line (printed as the drill plays it). */
-export function describeStep(s: DrillStep): string {
+export function describeStep(s: DrillStep, hubs?: string): string {
   switch (s.kind) {
     case 'weather':
-      return `weather at ${s.hub}: wind ${s.windMps} m/s${s.gustMps === undefined ? '' : `, gust ${s.gustMps} m/s`}, rain ${s.rainMmPerH} mm/h`;
+      return `weather at ${hubs ?? s.hub}: wind ${s.windMps} m/s${s.gustMps === undefined ? '' : `, gust ${s.gustMps} m/s`}, rain ${s.rainMmPerH} mm/h`;
     case 'power':
       return s.state === 'lost' ? `grid power lost at ${s.hub} (backup drains ${s.backupDrainPctPerH} %/h)` : `grid power back at ${s.hub}`;
     case 'link':

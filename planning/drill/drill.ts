@@ -6,7 +6,7 @@ import { renderReport, reportFigures } from '../report/render-report.ts';
 import type { ScenarioResult } from '../scenario-result.ts';
 import { loadScenarioFile } from '../scenario-file.ts';
 import { connectCloud, type CloudApi, type Credential } from './cloud-api.ts';
-import { DEVICE_STEPS, describeStep, planDrill, type DrillStep } from './drill-plan.ts';
+import { DEVICE_STEPS, describeStep, planDrill, weatherKey, type DrillStep } from './drill-plan.ts';
 import { DrillRecorder } from './recorder.ts';
 
 /**
@@ -110,9 +110,11 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const runId = new Date(t0).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const stamp = (atS: number) => `[${formatScenario(atS)}]`;
 
-  const play = async (s: DrillStep): Promise<void> => {
-    const line = `${stamp(s.atS)} ${describeStep(s)}`;
+  /** Plays one step; `hubs` names every hub of a group of equal weather steps (printed once). */
+  const play = async (s: DrillStep, hubs?: string, quiet = false): Promise<void> => {
+    const line = `${stamp(s.atS)} ${describeStep(s, hubs)}`;
     if (DEVICE_STEPS.has(s.kind) && !demo) {
+      if (quiet) return;
       skipped.push(line);
       log(`${line} — not playable here (no demo control), skipped`);
       return;
@@ -174,7 +176,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
           break;
         }
       }
-      log(line);
+      if (!quiet) log(line);
     } catch (err) {
       failed.push(`${line}: ${(err as Error).message}`);
       log(`${line} — FAILED: ${(err as Error).message}`);
@@ -202,10 +204,19 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
     }
   })();
   const realOf = (atS: number) => t0 + (atS / o.timeScale) * 1000;
-  for (const s of steps) {
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i]!;
     await wait(realOf(s.atS) - now());
     if (aborted()) break;
-    await play(s);
+    if (s.kind !== 'weather') {
+      await play(s);
+      continue;
+    }
+    // The same weather at several hubs at once: set together, printed once.
+    const group = [s];
+    while (steps[i + 1]?.kind === 'weather' && steps[i + 1]!.atS === s.atS && weatherKey(steps[i + 1] as typeof s) === weatherKey(s)) group.push(steps[++i] as typeof s);
+    const hubs = group.map((g) => g.hub).join(', ');
+    await Promise.all(group.map((g, k) => play(g, hubs, k > 0)));
   }
   await wait(realOf(durationS) - now());
   const endedEarly = aborted();
@@ -224,7 +235,10 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
     for (const [hub, kind, body] of restore) {
       await demo.request('POST', `/hubs/${hub}/${kind}`, body).catch((err: Error) => log(`could not put back ${kind} at ${hub}: ${err.message}`));
     }
-    if (restore.length > 0) log(`put back: ${restore.map(([h, k]) => `${k} at ${h}`).join(', ')}`);
+    if (restore.length > 0) {
+      const kinds = [...new Set(restore.map(([, k]) => k))];
+      log(`put back: ${kinds.map((k) => `${k} at ${restore.filter(([, x]) => x === k).map(([h]) => h).join(', ')}`).join('; ')}`);
+    }
   }
 
   await recorder.finish();
