@@ -1,7 +1,7 @@
 import * as highsModule from 'highs';
 import type { Highs } from 'highs';
-import { analyzeDispatch, type DispatchInput, type DispatchPlan, type OrderAnalysis } from './dispatch-engine.ts';
-import { droneOk, groundKey, groundOptions, servable, weight, type GroundOption } from './dispatch-optimum.ts';
+import { analyzeDispatch, planDispatch, type DispatchInput, type DispatchPlan, type OrderAnalysis } from './dispatch-engine.ts';
+import { droneOk, groundKey, groundOptions, plainGreedy, servable, weight, type GroundOption } from './dispatch-optimum.ts';
 
 /**
  * The dispatch problem of one planning round as a mixed-integer linear program, solved to
@@ -301,4 +301,95 @@ export function planChoices(input: DispatchInput, plan: DispatchPlan): Map<strin
     else out.set(o.orderId, { kind: 'wait' });
   }
   return out;
+}
+
+export interface FamilyTally {
+  instances: number;
+  /** Speed-blind score (orders served, 5 : 1): engine, plain greedy, MILP optimum; instances where the engine reaches it. */
+  engine: number;
+  greedy: number;
+  optimum: number;
+  engineOptimal: number;
+  /** Lowest engine / optimum of one instance (1 when every optimum is 0). */
+  worst: number;
+  /** Time-valued score: engine, optimum, and the same with every order left waiting (the baseline). */
+  engineTime: number;
+  optimumTime: number;
+  allWaitTime: number;
+  /** Orders flown / sent by bus by the engine. */
+  flown: number;
+  bussed: number;
+  /** Where the gap comes from: weight the optimum serves by bus that the engine flies, … */
+  optimumBusesEngineFlies: number;
+  /** … departure delay of those bus seats, hours (one value per order), … */
+  swapBusDelaysH: number[];
+  /** … and the engine's own missions, minutes from now until the drone is back (one per flight). */
+  engineMissionsMin: number[];
+  /** Best bus packing for the orders the engine does not fly, minus the engine's bus weight (0: its bus seats are optimal given its flights). */
+  packingGap: number;
+  /** HiGHS solve time per instance (speed-blind), ms, and the largest model. */
+  solveMs: number[];
+  maxColumns: number;
+}
+
+/**
+ * The engine against the MILP optimum over `instances` seeded instances of a family, both scores,
+ * with what the bench reports about where the gap comes from. Shared by bench/sections/dispatch.ts.
+ */
+export async function measureFamily(make: (seed: number) => DispatchInput, instances: number, now: number): Promise<FamilyTally> {
+  const t: FamilyTally = {
+    instances,
+    engine: 0,
+    greedy: 0,
+    optimum: 0,
+    engineOptimal: 0,
+    worst: 1,
+    engineTime: 0,
+    optimumTime: 0,
+    allWaitTime: 0,
+    flown: 0,
+    bussed: 0,
+    optimumBusesEngineFlies: 0,
+    swapBusDelaysH: [],
+    engineMissionsMin: [],
+    packingGap: 0,
+    solveMs: [],
+    maxColumns: 0,
+  };
+  for (let seed = 1; seed <= instances; seed++) {
+    const input = make(seed);
+    const p = planDispatch(input, now);
+    const choices = planChoices(input, p);
+    const engine = checkChoices(input, now, choices, SERVED);
+    const m = await solveDispatchMilp(input, now, SERVED);
+    if (engine > m.value + 1e-9) throw new Error(`MILP optimum ${m.value} below the engine's ${engine}: the model is wrong`);
+    t.engine += engine;
+    t.optimum += m.value;
+    if (Math.abs(engine - m.value) < 1e-9) t.engineOptimal++;
+    if (m.value > 0) t.worst = Math.min(t.worst, engine / m.value);
+    t.greedy += plainGreedy(input, analyzeDispatch(input, now), now);
+    t.solveMs.push(m.ms);
+    t.maxColumns = Math.max(t.maxColumns, m.columns);
+    const tv = timeValued(input, now);
+    t.engineTime += checkChoices(input, now, choices, tv);
+    t.optimumTime += (await solveDispatchMilp(input, now, tv)).value;
+    t.allWaitTime += checkChoices(input, now, new Map(), tv);
+    const byId = new Map(input.orders.map((o) => [o.id, o]));
+    for (const o of p.outcomes) {
+      if (o.kind === 'drone') {
+        t.flown++;
+        t.engineMissionsMin.push((o.returnMs - now) / 60_000);
+        const c = m.choices.get(o.orderId);
+        if (c?.kind === 'ground') {
+          t.optimumBusesEngineFlies += weight(byId.get(o.orderId)!);
+          t.swapBusDelaysH.push((c.departsAt - now) / 3_600_000);
+        }
+      } else if (o.kind === 'ground') t.bussed++;
+    }
+    // Bus packing alone: the orders the engine does not fly, no drones, best use of the buses.
+    const notFlown = new Set(p.outcomes.filter((o) => o.kind !== 'drone').map((o) => o.orderId));
+    const rest = await solveDispatchMilp({ ...input, drones: [], orders: input.orders.filter((o) => notFlown.has(o.id)) }, now, SERVED);
+    t.packingGap += rest.value - scorePlan(input, now, p, SERVED).groundWeight;
+  }
+  return t;
 }

@@ -106,7 +106,7 @@ export function exhaustiveOptimum(input: DispatchInput, analyses: OrderAnalysis[
 }
 
 /** First free drone and compartment in priority order, no re-assignment; else the first ground departure with room. */
-export function plainGreedy(input: DispatchInput, analyses: OrderAnalysis[]): number {
+export function plainGreedy(input: DispatchInput, analyses: OrderAnalysis[], now: number = NOW): number {
   const usedD = new Set<string>();
   const usedC = new Set<string>();
   const usedKg = new Map<string, number>();
@@ -123,7 +123,7 @@ export function plainGreedy(input: DispatchInput, analyses: OrderAnalysis[]): nu
         continue;
       }
     }
-    const g = groundOptions(input, a)
+    const g = groundOptions(input, a, now)
       .sort((p, q) => p.departsAt - q.departsAt)
       .find((x) => (usedKg.get(x.key) ?? x.bookedKg) + a.order.weightKg <= x.capacityKg);
     if (g) {
