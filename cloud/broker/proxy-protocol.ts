@@ -131,7 +131,8 @@ function parseV2(buf: Buffer): ParseResult {
 /** 16 bytes → the canonical text form (zeros compressed), as Node reports `remoteAddress`. */
 function ipv6(b: Buffer): string {
   const groups = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i).toString(16)).join(':');
-  // Let the URL parser canonicalise (longest zero run as "::", IPv4-mapped kept as hex like Node does not; see below).
+  // The URL parser writes the canonical form (RFC 5952: lower case, longest zero run as "::"), but an
+  // IPv4-mapped address in hex (::ffff:c000:207).
   const canonical = new URL(`http://[${groups}]/`).hostname.slice(1, -1);
   // Node reports an IPv4-mapped peer as ::ffff:a.b.c.d; do the same so addressKey() folds it to IPv4.
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
