@@ -84,8 +84,11 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
   let retained: RegionMode | null = null;
   const hubs = new Map<string, SimHub>();
   let deviceWake: (inMs: number) => void = () => undefined;
+  // The services log every command and order step at info: in a run of thousands that is noise, so they
+  // log warnings and errors only, unless the caller asks for debug.
+  const serviceLogger = logger.isLevelEnabled('debug') ? logger : logger.child({}, { level: 'warn' });
   const cloud: SimCloud = await openSimCloud({
-    regions, now, logger,
+    regions, now, logger: serviceLogger,
     toHubs: {
       command: (c: Command) => {
         const hub = hubs.get(c.hub);
