@@ -232,7 +232,7 @@ export const T = {
   allOrders: { ja: '全注文', en: 'All orders' },
   reliefOnTime: { ja: '救援・医療の期限内割合', en: 'Relief on time' },
   overallOnTime: { ja: '全体の期限内割合', en: 'All orders on time' },
-  sweepTimeChart: { ja: '最初の救援までの時間（分）と機数', en: 'Time to first relief (min) vs drones per hub' },
+  sweepTimeChart: { ja: '最初の救援までの時間と機数', en: 'Time to first relief vs drones per hub' },
   sweepShareChart: { ja: '期限内配送の割合（%）と機数', en: 'Delivered on time (%) vs drones per hub' },
   share: { ja: '割合（%）', en: 'Share (%)' },
   measure: { ja: '指標', en: 'Measure' },

@@ -244,7 +244,7 @@ async function sweepSection(report: ScenarioReport, lang: Lang, chart: Chart): P
 <tr><th class="num">${t('median', lang)}</th><th class="num">${t('worst', lang)}</th><th class="num">${t('sitesWithout', lang)}</th><th class="num">${t('reliefAndMedical', lang)}</th><th class="num">${t('allOrders', lang)}</th></tr></thead>
 <tbody>${rows.map((row, i) => `<tr${sweep.rows[i]!.dronesPerHub === main ? ' class="main-run"' : ''}>${row.map(num).join('')}</tr>`).join('\n')}</tbody>
 </table></div>
-<p class="note">${t('neverNote', lang)}</p>
+${sweep.rows.some((x) => x.timeToFirstReliefS.median === null || x.timeToFirstReliefS.max === null) ? `<p class="note">${t('neverNote', lang)}</p>` : ''}
 <div class="chart-pair">${await chart('sweep-time', 'sweepNone')}${await chart('sweep-share', 'sweepNone')}</div>`;
 }
 

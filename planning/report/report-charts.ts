@@ -304,18 +304,25 @@ const sweepTime: Builder = ({ sweep }, lang) => {
   const values = sweep.rows.flatMap((row) => [
     { n: row.dronesPerHub, measure: t('ttfrMedian', lang), min: row.timeToFirstReliefS.median },
     { n: row.dronesPerHub, measure: t('ttfrMax', lang), min: row.timeToFirstReliefS.max },
-  ]).filter((x) => x.min !== null).map((x) => ({ ...x, min: Math.round((x.min! / 60) * 10) / 10 }));
+  ]).filter((x) => x.min !== null);
   if (values.length === 0) return null;
+  const unit = durationUnit(Math.max(...values.map((x) => x.min!)), lang);
+  const scaled = values.map((x) => ({ ...x, v: Math.round((x.min! / unit.div) * 10) / 10, label: formatDuration(x.min, lang) }));
+  const colour = { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('ttfrMedian', lang), t('ttfrMax', lang)], range: [COLOURS.main, COLOURS.bad] } };
   return {
-    title: t('sweepTimeChart', lang),
-    data: { values },
+    title: lang === 'ja' ? `${t('sweepTimeChart', lang)}（${unit.title}）` : `${t('sweepTimeChart', lang)} (${unit.title})`,
+    data: { values: scaled },
     height: 200,
-    mark: { type: 'line', point: { size: 60 }, strokeWidth: 2 },
     encoding: {
       x: { field: 'n', type: 'ordinal', title: t('dronesPerHub', lang), axis: { labelAngle: 0 } },
-      y: { field: 'min', type: 'quantitative', title: t('minutes', lang), scale: { zero: true } },
-      color: { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('ttfrMedian', lang), t('ttfrMax', lang)], range: [COLOURS.main, COLOURS.bad] } },
+      y: { field: 'v', type: 'quantitative', title: unit.title, scale: { zero: true } },
+      color: colour,
     },
+    layer: [
+      { mark: { type: 'line', point: { size: 60 }, strokeWidth: 2 } },
+      // Each point's duration in words: a median of minutes is unreadable on an axis of hours.
+      { mark: { type: 'text', dy: -10, fontSize: 10 }, encoding: { text: { field: 'label' } } },
+    ],
   } as TopLevelSpec;
 };
 
@@ -329,12 +336,17 @@ const sweepShare: Builder = ({ sweep }, lang) => {
     title: t('sweepShareChart', lang),
     data: { values },
     height: 200,
-    mark: { type: 'line', point: { size: 60 }, strokeWidth: 2 },
     encoding: {
       x: { field: 'n', type: 'ordinal', title: t('dronesPerHub', lang), axis: { labelAngle: 0 } },
       y: { field: 'pct', type: 'quantitative', title: t('share', lang), scale: { domain: [0, 100] } },
       color: { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('reliefOnTime', lang), t('overallOnTime', lang)], range: [COLOURS.good, COLOURS.main] } },
     },
+    layer: [
+      { mark: { type: 'line', point: { size: 60 }, strokeWidth: 2 } },
+      // Relief labels above their points, all-order labels (usually the lower line) below, so close lines keep both readable.
+      { transform: [{ filter: { field: 'measure', equal: t('reliefOnTime', lang) } }], mark: { type: 'text', dy: -10, fontSize: 10 }, encoding: { text: { field: 'pct', format: '.0f' } } },
+      { transform: [{ filter: { field: 'measure', equal: t('overallOnTime', lang) } }], mark: { type: 'text', dy: 14, fontSize: 10 }, encoding: { text: { field: 'pct', format: '.0f' } } },
+    ],
   } as TopLevelSpec;
 };
 
