@@ -161,6 +161,20 @@ describe('TrustedProxies', () => {
     expect(lookups).toBe(2);
   });
 
+  it('keeps a host\'s last addresses while its lookup fails (DNS down)', async () => {
+    let now = 0;
+    let fail = false;
+    const t = new TrustedProxies(['haproxy'], async () => {
+      if (fail) throw new Error('EAI_AGAIN');
+      return ['172.20.0.5'];
+    }, () => now);
+    expect(await t.trusts('172.20.0.5')).toBe(true);
+    fail = true;
+    now = 5_000;
+    expect(await t.trusts('172.20.0.77')).toBe(false); // an unknown peer makes it look again, which fails
+    expect(await t.trusts('172.20.0.5')).toBe(true);
+  });
+
   it('the config check accepts addresses, CIDRs and host names only', () => {
     for (const e of ['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8', 'haproxy', 'lb-1.example.jp']) expect({ e, ok: isTrustedProxyEntry(e) }).toEqual({ e, ok: true });
     for (const e of ['10.0.0.0/33', 'fd00::/129', '1.2.3.4/8/1', 'ha proxy', '-x', 'a/8', '*']) expect({ e, ok: isTrustedProxyEntry(e) }).toEqual({ e, ok: false });

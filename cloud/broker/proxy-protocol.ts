@@ -187,6 +187,7 @@ export class TrustedProxies {
   private readonly list = new net.BlockList();
   private readonly hosts: string[] = [];
   private resolved = new Set<string>();
+  private readonly perHost = new Map<string, string[]>();
   private resolvedAt = Number.NEGATIVE_INFINITY;
   private resolving: Promise<void> | null = null;
 
@@ -230,7 +231,10 @@ export class TrustedProxies {
     this.resolving ??= (async () => {
       const next = new Set<string>();
       for (const h of this.hosts) {
-        for (const a of await this.lookup(h).catch(() => [] as string[])) next.add(normalise(a));
+        // A failed lookup (DNS down) keeps the host's last addresses rather than locking the balancer out.
+        const found = await this.lookup(h).then((list) => list.map(normalise), () => this.perHost.get(h) ?? []);
+        this.perHost.set(h, found);
+        for (const a of found) next.add(a);
       }
       this.resolved = next;
       this.resolvedAt = this.now();
