@@ -73,6 +73,11 @@ export const ScenarioEvent = z.discriminatedUnion('type', [
       /** Normal orders: origin hubs; relief/medical: the sites (shelters, settlements) asking. */
       hubs: Hubs.optional(),
       sites: z.array(Id).min(1).optional(),
+      destinations: z
+        .array(Id)
+        .min(1)
+        .optional()
+        .describe('Normal orders: the hubs whose lockers they go to, drawn uniformly (default: every other hub with lockers) — a depot serves the halls it can reach'),
       perHour: z.number().min(0).max(1000).describe('Mean requests per hour per hub (normal) or per site (relief, medical); arrivals are Poisson'),
       weightKg: z.tuple([z.number().positive().max(50), z.number().positive().max(50)]).default([0.5, 3]).describe('Uniform weight range'),
       tempClass: z.enum(['ambient', 'chilled', 'frozen']).default('ambient'),
@@ -84,6 +89,9 @@ export const ScenarioEvent = z.discriminatedUnion('type', [
       if (d.kind === 'normal') {
         if (d.sites !== undefined) ctx.addIssue({ code: 'custom', path: ['sites'], message: 'normal demand starts at hubs: name them in "hubs" (or "all"), not "sites"' });
         return;
+      }
+      if (d.destinations !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['destinations'], message: `${d.kind} demand goes to the asking sites: "destinations" is for normal orders only` });
       }
       if (d.hubs !== undefined) ctx.addIssue({ code: 'custom', path: ['hubs'], message: `${d.kind} demand comes from shelters and settlements: name their landing sites in "sites", not hubs` });
       if (d.sites === undefined) ctx.addIssue({ code: 'custom', path: ['sites'], message: `${d.kind} demand needs "sites": the landing sites (shelters, settlements) asking` });

@@ -108,6 +108,14 @@ describe('loadScenarioFile: what a person writing a scenario reads when it is wr
     expect(problems.join('\n')).toContain('events[0].sites: relief demand needs "sites"');
   });
 
+  it('normal demand\'s destinations: an unknown hub is named; relief demand takes none', () => {
+    const unknown = problemsOf(withEvent({ type: 'demand', kind: 'normal', from: '0h', until: '2h', hubs: ['nomi-terai'], destinations: ['nomi-neagari', 'nomi-negari'], perHour: 1 }));
+    expect(unknown).toHaveLength(1);
+    expect(unknown[0]).toMatch(/events\[0\]\.destinations\[1\]: unknown hub "nomi-negari" — region ishikawa-nomi has: /);
+    const relief = problemsOf(withEvent({ type: 'demand', kind: 'relief', from: '0h', until: '2h', sites: ['osugi-settlement'], destinations: ['nomi-terai'], perHour: 1 }));
+    expect(relief.join('\n')).toContain('events[0].destinations: relief demand goes to the asking sites: "destinations" is for normal orders only');
+  });
+
   it('an unknown hub, landing site or drone is named with what the region has', () => {
     const problems = problemsOf({
       ...valid(),

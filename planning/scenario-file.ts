@@ -198,6 +198,10 @@ export function checkScenarioAgainstRegion(s: ScenarioFile, region: RegionFile):
         if (until <= from) problems.push(`${at}.until: ${JSON.stringify(e.until)} is not after from (${JSON.stringify(e.from)}); demand runs from "from" until a later "until"`);
         if (e.weightKg[1] < e.weightKg[0]) problems.push(`${at}.weightKg: [${e.weightKg.join(', ')}] — expected [lightest, heaviest]`);
         checkHubs(`${at}.hubs`, e.hubs);
+        if (e.destinations) checkHubs(`${at}.destinations`, e.destinations);
+        e.destinations?.forEach((id, j) => {
+          if (hubs.get(id)?.lockers.length === 0) problems.push(`${at}.destinations[${j}]: hub ${id} has no lockers to deliver to`);
+        });
         e.sites?.forEach((id, j) => {
           if (!sites.has(id)) problems.push(`${at}.sites[${j}]: unknown landing site "${id}" — ${e.kind} demand comes from the region's shelters and settlements: ${list(sites.keys())}`);
         });

@@ -7,7 +7,8 @@ import { createRng, seedFor } from '../../simulators/devices/seeded-rng.ts';
  * Requests of a scenario's demand events (issue 16): Poisson arrivals from the seeded generator
  * (simulators/devices/seeded-rng.ts), one stream per event and asker, so adding an event does not
  * change the others' arrivals.
- *  - normal: from each listed hub to a locker of another hub of the region, drawn uniformly;
+ *  - normal: from each listed hub to a locker of another hub, drawn uniformly from the event's
+ *    `destinations` (default: every other hub with lockers);
  *  - relief and medical: to the asking site, from a hub with a registered relief route to it (the
  *    first listed in the region file), else from the nearest hub that stations drones.
  */
@@ -39,7 +40,7 @@ export function arrivalsOf(events: readonly ScenarioEvent[], region: RegionFile,
         let originHub: string;
         let destination: Arrival['destination'];
         if (e.kind === 'normal') {
-          const others = lockerHubs.filter((h) => h !== asker);
+          const others = (e.destinations ?? lockerHubs).filter((h) => h !== asker);
           if (others.length === 0) continue;
           originHub = asker;
           destination = { type: 'locker', hub: rng.pick(others) };
