@@ -26,6 +26,8 @@ export type Credential = { user: string; password: string } | { token: string };
 
 export async function connectCloud(baseUrl: string, credential: Credential): Promise<CloudApi> {
   const base = baseUrl.replace(/\/+$/, '');
+  const reach = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(10_000) }).catch((err: Error) => err);
+  if (reach instanceof Error) throw new CloudApiError(`cannot reach the cloud at ${base} (${(reach.cause as Error | undefined)?.message ?? reach.message})`, 0, null);
   let token: string;
   let signedIn = false;
   if ('token' in credential) {

@@ -238,18 +238,23 @@ export class DrillRecorder {
     }));
   }
 
-  /** The last reads: each order's audit, for the time it was delivered. */
+  /**
+   * The last reads: every order of the drill again (the list shows the newest 500 only), with its
+   * audit for the time it was delivered.
+   */
   async finish(): Promise<void> {
     await this.poll();
-    const ids = [...this.orders.values()].filter((o) => DELIVERED.has(o.state)).map((o) => o.id);
+    const ids = [...new Set([...this.orders.keys(), ...this.drillOrders.keys()])];
     for (let i = 0; i < ids.length; i += 8) {
       await Promise.all(ids.slice(i, i + 8).map(async (id) => {
         try {
-          const o = await this.o.api.get<{ audit: { at: string; to: string }[] }>(`/api/v1/orders/${id}`);
-          const first = o.audit.find((a) => DELIVERED.has(a.to));
+          const o = await this.o.api.get<OrderView & { audit: { at: string; to: string }[] }>(`/api/v1/orders/${id}`);
+          const { audit, ...order } = o;
+          this.orders.set(id, order);
+          const first = audit.find((a) => DELIVERED.has(a.to));
           if (first) this.deliveredAt.set(id, Date.parse(first.at));
         } catch {
-          // Read at the last poll instead.
+          // As read at the last poll.
         }
       }));
     }
