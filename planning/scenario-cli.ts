@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { formatDuration, formatPct } from './report/format.ts';
+import { offsetS } from '../contract/scenario.ts';
+import { formatDuration, formatOffset, formatPct } from './report/format.ts';
 import type { Lang } from './report/labels.ts';
 import { renderReport, reportFigures } from './report/render-report.ts';
 import { sweepRowOf, uniformDronesPerHub } from './report/sweep-row.ts';
@@ -167,15 +168,21 @@ export async function main(argv: string[]): Promise<number> {
 
   let outcome;
   try {
-    const run = jobs > 1 ? childProcessRunner(opts.file, opts.seed) : inProcessRunner(opts.file, opts.seed);
+    // On a terminal, a single-process run shows how far the virtual clock has got (the engine reports every virtual hour).
+    const durationS = offsetS(sc.duration);
+    const progress = process.stderr.isTTY
+      ? (v: number | undefined, virtualS: number) => process.stderr.write(`\r\x1b[K  ${v === undefined ? '' : `${v} ${en ? 'per hub' : '機/拠点'}: `}${formatOffset(virtualS)} / ${formatOffset(durationS)}`)
+      : undefined;
+    const run = jobs > 1 ? childProcessRunner(opts.file, opts.seed) : inProcessRunner(opts.file, opts.seed, progress);
     outcome = await runMainAndSweep(run, {
       mainDronesPerHub, sweep: opts.sweep, jobs,
-      onRunDone: runs > 1 ? (v, ms) => process.stderr.write(`  ${v === undefined ? (en ? "scenario's fleet" : 'シナリオの配備') : `${v} ${en ? 'per hub' : '機/拠点'}`}: ${(ms / 1000).toFixed(1)} s\n`) : undefined,
+      onRunDone: runs > 1 ? (v, ms) => process.stderr.write(`${progress ? '\r\x1b[K' : ''}  ${v === undefined ? (en ? "scenario's fleet" : 'シナリオの配備') : `${v} ${en ? 'per hub' : '機/拠点'}`}: ${(ms / 1000).toFixed(1)} s\n`) : undefined,
     });
   } catch (err) {
     process.stderr.write(`scenario: the run failed: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
   }
+  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
   const report: ScenarioReport = { result: outcome.main as ScenarioResult };
   if (opts.sweep) report.sweep = { parameter: 'drones-per-hub', rows: outcome.rows };
 
