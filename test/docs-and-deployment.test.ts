@@ -390,7 +390,7 @@ describe('docker-compose.yml: the full stack', () => {
       expect(new Set(NODES.map((n) => env(n).REDIS_URL))).toEqual(new Set(['redis://redis:6379']));
       expect(NODES.map((n) => env(n).NODE_ID)).toEqual(NODES);
       // The single cloud's settings, plus only what cluster mode needs: the nodes cannot drift from it.
-      const clusterOnly = ['REDIS_URL', 'NODE_ID', 'LEASE_TTL_S', 'TRUST_PROXY', 'MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS', 'MQTT_LOGIN_MAX_QUEUED_PER_ADDRESS', 'MQTT_LOGIN_MAX_FAILURES_PER_ADDRESS'];
+      const clusterOnly = ['REDIS_URL', 'NODE_ID', 'LEASE_TTL_S', 'TRUST_PROXY', 'MQTT_PROXY_PROTOCOL', 'MQTT_TRUSTED_PROXIES'];
       for (const n of NODES) {
         const e = env(n);
         expect({ n, keys: Object.keys(e).sort() }).toEqual({ n, keys: [...Object.keys(cloud), ...clusterOnly].sort() });
@@ -398,6 +398,8 @@ describe('docker-compose.yml: the full stack', () => {
         const expected: Record<string, string | null | undefined> = { ...cloud, DEMO_CREDENTIALS: n === 'cloud-1' ? cloud.DEMO_CREDENTIALS : 'false' };
         for (const k of Object.keys(cloud)) expect({ n, k, v: e[k] }).toEqual({ n, k, v: expected[k] });
         expect(svc(n).ports ?? []).toEqual([]); // reached through haproxy only
+        // Behind HAProxy's send-proxy-v2: the per-address limits count each hub's address, and only haproxy may connect.
+        expect([e.MQTT_PROXY_PROTOCOL, e.MQTT_TRUSTED_PROXIES]).toEqual(['required', 'haproxy']);
         expect(dataVolumeAt(svc(n), e.DATA_DIR!)?.source).toBe(`${n}-data`);
         expect(JSON.stringify(svc(n).healthcheck?.test)).toContain(`127.0.0.1:${e.HTTP_PORT}/healthz`);
         expect(svc(n).depends_on).toEqual({ influxdb: { condition: 'service_healthy' }, postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
@@ -427,7 +429,8 @@ describe('docker-compose.yml: the full stack', () => {
         const list = servers(backendOf(frontend)!);
         // Every node, at its own port, with `check`; the health check is each node's /healthz on its HTTP port.
         expect(list.map((s) => `${s.name} ${s.host}:${s.port}`)).toEqual(NODES.map((n) => `${n} ${n}:${port}`));
-        for (const s of list) expect(s.options).toMatch(port === node.HTTP_PORT ? /^check$/ : new RegExp(`^check port ${node.HTTP_PORT}$`));
+        // MQTT, MQTTS and WebSocket carry the PROXY protocol (the nodes require it); HTTP carries X-Forwarded-For.
+        for (const s of list) expect(s.options).toMatch(port === node.HTTP_PORT ? /^check$/ : new RegExp(`^check port ${node.HTTP_PORT} send-proxy-v2$`));
       }
       for (const b of ['mqtt_nodes', 'mqtts_nodes', 'mqtt_ws_nodes', 'http_nodes']) {
         const body = cfgText.slice(cfgText.indexOf(`\nbackend ${b}\n`) + 1).split(/\n(?=\S)/)[0]!;

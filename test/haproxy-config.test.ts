@@ -78,8 +78,10 @@ const monitor = async (port: number) => (await fetch(`http://127.0.0.1:${port}/h
 
 describe('deploy/haproxy/haproxy.cfg in front of cloud nodes', () => {
   it('routes a hub past a dead node, moves it to another node when its node stops (nothing lost), and reports itself down when no node is left', async () => {
-    const a = await startTestCloud();
-    const b = await startTestCloud();
+    // The committed configuration sends the PROXY protocol (send-proxy-v2) to the MQTT ports, as the compose nodes require it.
+    const behindHaproxy = { MQTT_PROXY_PROTOCOL: 'required', MQTT_TRUSTED_PROXIES: '127.0.0.1' };
+    const a = await startTestCloud(behindHaproxy);
+    const b = await startTestCloud(behindHaproxy);
     for (const t of [a, b]) cleanups.push(() => t.stop());
     await b.cloud.credentials.set(HUB, REGION, HUB, a.credentials[HUB]!.password);
     // cloud-3 is down from the start.
