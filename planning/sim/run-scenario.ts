@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import type { Command, DroneSpec, DroneTelemetry, LockerTelemetry, RegionFile, RegionMode } from '../../contract/index.ts';
+import type { Command, DroneSpec, DroneTelemetry, LockerTelemetry, RegionFile, RegionMode, SensorTelemetry } from '../../contract/index.ts';
 import { offsetS, type ScenarioEvent } from '../../contract/scenario.ts';
 import { haversineM } from '../../cloud/dispatch/geo.ts';
 import { createRegions } from '../../cloud/hubs/regions.ts';
@@ -31,11 +31,12 @@ export const PLANNING_TIMING = Object.freeze({
   /**
    * Planning rounds (mission tracking, ground rounds, dispatch): production runs one every 2 s. Here a
    * round runs at the next 2 s mark after something it reads changed — a new order (at once, as in
-   * production), a drone back on its pad, a locker compartment freed or taken, a mode switch, a hub
-   * reconnecting — and otherwise every 30 s while orders are open (weather, charging, timeouts).
+   * production), a drone back on its pad, a locker compartment freed or taken, a weather reading
+   * crossing a drone's wind, gust or rain limit, a mode switch, a hub reconnecting — and otherwise every
+   * 60 s while orders are open (charging, timeouts; the devices report every 60 s on the pad).
    */
   orderTickMs: 2_000,
-  orderTickIdleMs: 30_000,
+  orderTickIdleMs: 60_000,
   /** Link checks (hub_offline) every 15 s (production: min(5 s, grace / 2) = 5 s; coarser for speed). */
   linkCheckMs: 15_000,
   /** Devices advance every 2 s while a drone is away from its pad or a command is under way, else every 30 s (their models integrate in 1 s substeps either way). */
@@ -329,7 +330,7 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
     };
     q.at(first, label, run);
   };
-  // Planning rounds: at the next 2 s mark after a change (wakeOrders), else every 30 s while orders are open.
+  // Planning rounds: at the next 2 s mark after a change (wakeOrders), else every 60 s while orders are open.
   let nextOrderRound = startMs + T.orderTickIdleMs;
   function wakeOrders(): void {
     const t = Math.ceil((q.now + 1) / T.orderTickMs) * T.orderTickMs;
@@ -348,7 +349,20 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
   q.at(nextOrderRound, 'orders', orderRound);
   const padState = new Map<string, boolean>();
   const lockerState = new Map<string, string>();
+  const limits = region.hubs.flatMap((h) => h.drones);
+  const windLimits = [...new Set(limits.map((d) => d.windLimitMps))];
+  const gustLimits = [...new Set(limits.map((d) => d.gustLimitMps))];
+  const rainLimits = [...new Set(limits.map((d) => d.rainLimitMmPerH))];
+  const weatherState = new Map<string, string>();
   function changesDispatch(m: { type: string; hub: string }): boolean {
+    if (m.type === 'sensor.telemetry') {
+      const t = m as SensorTelemetry;
+      const side = (v: number, ls: number[]) => ls.map((l) => (v >= l ? 1 : 0)).join('');
+      const sig = `${side(t.windSpeedMps, windLimits)}/${side(t.windGustMps, gustLimits)}/${side(t.rainMmPerH, rainLimits)}`;
+      const was = weatherState.get(t.hub);
+      weatherState.set(t.hub, sig);
+      return was !== undefined && was !== sig;
+    }
     if (m.type === 'drone.telemetry') {
       const t = m as DroneTelemetry;
       const onPad = t.flightState === 'idle' || t.flightState === 'charging';
