@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Command, CommandAck, HubStatus, LockerEvent, parseTopic, schemaForTopic, topics, type DeviceKind } from '../contract/index.ts';
 import { loadDemoRegion, makeCommand } from './devices/test-region.ts';
-import { startRegionSimulator, type HubCredentials, type RegionSimulator } from './region-simulator.ts';
+import { DeviceControlError, startRegionSimulator, type HubCredentials, type RegionSimulator } from './region-simulator.ts';
 
 const region = loadDemoRegion();
 const HUBS = ['nomi-terai', 'rs-komatsu-kibagata', 'rs-megumi-hakusan'];
@@ -370,5 +370,39 @@ describe('startRegionSimulator against an in-process MQTT broker', () => {
 
     await sim.stop();
     for (const b of [local, cloud]) expect(b.received.filter((r) => r.topic.endsWith('/status'))).toEqual([]);
+  });
+
+  it('plays the drill\'s device changes: imposed weather and grid outage, drones out of service and back', async () => {
+    const { broker, sim } = await setUp();
+    const hub = 'rs-komatsu-kibagata';
+    await waitForAcks(sim, [hub], 5);
+    const latest = (type: string, device: string) => broker.received.filter((r) => r.hub === hub && r.payload.type === type && r.payload.device === device).at(-1)?.payload;
+
+    expect(sim.control({ kind: 'weather', hub, weather: { windMps: 14, gustMps: 19, rainMmPerH: 30 } })).toMatchObject({ weather: { windMps: 14, gustMps: 19, rainMmPerH: 30 } });
+    sim.control({ kind: 'power', hub, power: { backupDrainPctPerH: 50 } });
+    await vi.waitFor(() => expect(latest('sensor.telemetry', 'wx')).toMatchObject({ windSpeedMps: 14, windGustMps: 19, rainMmPerH: 30, gridPowerUp: false }), { timeout: 10_000, interval: 100 });
+    expect(broker.received.some((r) => r.hub === hub && r.payload.event === 'wind_over_limit')).toBe(true);
+    expect(broker.received.some((r) => r.hub === hub && r.payload.event === 'grid_down')).toBe(true);
+
+    expect(sim.control({ kind: 'fleet', hub, drones: ['drone-2'], inService: false }).outOfService).toEqual(['drone-2']);
+    await vi.waitFor(() => expect(latest('drone.telemetry', 'drone-2')).toMatchObject({ flightState: 'fault', failsafe: ['out_of_service'] }), { timeout: 10_000, interval: 100 });
+    expect(broker.received.some((r) => r.hub === hub && r.payload.device === 'drone-2' && r.payload.event === 'fault')).toBe(true);
+    await waitForCommandSubscription(broker, hub);
+    const mission = makeCommand(hub, 'drone-2', 'drone.mission', { to: 'nomi-terai', payloadKg: 1 }, { ts: Date.now(), expiresAt: Date.now() + 60_000 });
+    await broker.sendCommand(hub, 'drone', 'drone-2', mission);
+    expect(await waitForAck(broker, hub, mission.id)).toMatchObject({ result: 'rejected', detail: 'drone-2 is out of service' });
+
+    expect(sim.control({ kind: 'fleet', hub, inService: true }).outOfService).toEqual([]);
+    const since = broker.received.length;
+    await vi.waitFor(() => {
+      const t = broker.received.slice(since).filter((r) => r.payload.type === 'drone.telemetry' && r.payload.device === 'drone-2').at(-1)?.payload;
+      expect(t?.flightState).not.toBe('fault');
+    }, { timeout: 10_000, interval: 100 });
+    sim.control({ kind: 'weather', hub, weather: null });
+    sim.control({ kind: 'power', hub, power: null });
+    await vi.waitFor(() => expect(broker.received.some((r) => r.hub === hub && r.payload.event === 'grid_restored')).toBe(true), { timeout: 10_000, interval: 100 });
+
+    expect(() => sim.control({ kind: 'weather', hub: 'nomi-wake', weather: null })).toThrow(DeviceControlError);
+    expect(() => sim.control({ kind: 'fleet', hub, drones: ['drone-9'], inService: false })).toThrow(/no drone "drone-9"/);
   });
 });

@@ -230,8 +230,28 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
     const now = Date.now();
     const dtS = (Math.min(now - last, MAX_TICK_GAP_MS) / 1000) * timeScale;
     last = now;
-    for (const [hubId, sim] of hubs) publish(hubId, sim, sim.devices.tick(now, dtS));
+    for (const [hubId, sim] of hubs) {
+      publish(hubId, sim, sim.devices.tick(now, dtS));
+      if (sim.outOfService.size > 0) grounded(sim, now);
+    }
   }, tickMs);
+
+  /**
+   * A drone out of service stays home: whenever its model has started one of its own missions (or was
+   * flying when it was taken out), it is called home — its events and acknowledgement stay inside.
+   */
+  let recallSeq = 0;
+  function grounded(sim: SimulatedHub, now: number): void {
+    for (const model of sim.devices.droneModels) {
+      if (!sim.outOfService.has(model.device)) continue;
+      const state = model.flightState();
+      if (state === 'idle' || state === 'charging' || state === 'rtl') continue;
+      sim.devices.command(now, {
+        v: 1, type: 'hub.command', id: `out-of-service-${bootId}-${++recallSeq}`, ts: now, hub: sim.devices.hubId, device: model.device,
+        command: 'drone.rtl', expiresAt: now + 60_000, args: {},
+      });
+    }
+  }
 
   // Give every hub one connection attempt before returning (mqtt.js keeps retrying afterwards).
   await Promise.all([...hubs.values()].map((h) => h.connection.firstAttempt));
