@@ -393,3 +393,97 @@ export async function measureFamily(make: (seed: number) => DispatchInput, insta
   }
   return t;
 }
+
+export interface RoundsResult {
+  /** Priority-weighted mean delay until an order gets going (flight or bus departure), minutes; orders never started count the whole horizon. */
+  weightedMeanDelayMin: number;
+  /** Priority-weighted share started within the horizon. */
+  startedShare: number;
+  flown: number;
+  bussed: number;
+}
+
+/**
+ * Plays one instance forward over `horizonMs` in planning rounds every `stepMs`, each round decided
+ * by `decide` (the engine, or a MILP optimum), to see what a one-round score does to delivery times:
+ * a flown order's drone is away until its return, then charges on its pad at `chargePctPerMin`; a
+ * flown order's compartment is taken until `pickupMs` after the landing (compartments that were
+ * occupied at the start stay so); a bus seat is booked (`groundBookings`) and the order
+ * counts as started at the departure; weather and telemetry are kept fresh; drones away at the
+ * start are back after `awayAtStartMs`. Orders are the instance's backlog (no new arrivals).
+ */
+export async function playRounds(
+  input0: DispatchInput,
+  now0: number,
+  decide: (input: DispatchInput, now: number) => Promise<Map<string, Choice>>,
+  o: { horizonMs: number; stepMs: number; chargePctPerMin: number; awayAtStartMs: number; pickupMs: number } = { horizonMs: 6 * 3_600_000, stepMs: 5 * 60_000, chargePctPerMin: 1, awayAtStartMs: 15 * 60_000, pickupMs: 2 * 3_600_000 },
+): Promise<RoundsResult> {
+  type DroneState = DispatchInput['drones'][number];
+  let drones: DroneState[] = input0.drones.map((d) => ({ ...d, state: { ...d.state } }));
+  const backAt = new Map<string, number>();
+  // Drones away at the start (flying, landing…) are back on their pad after `awayAtStartMs`.
+  for (const d of drones) if (d.state.flightState !== 'idle' && d.state.flightState !== 'charging') backAt.set(d.id, now0 + o.awayAtStartMs);
+  const taken = new Map<string, number>(); // compartment key → when the parcel is picked up
+  const bookings = [...(input0.groundBookings ?? [])];
+  let orders = [...input0.orders];
+  const analyses0 = new Map(analyzeDispatch(input0, now0).map((a) => [a.order.id, a]));
+  const started = new Map<string, number>();
+  let flown = 0;
+  let bussed = 0;
+  for (let now = now0; now < now0 + o.horizonMs; now += o.stepMs) {
+    // Drones back from their missions charge on their pad.
+    drones = drones.map((d) => {
+      const back = backAt.get(d.id);
+      if (back !== undefined && back > now) return { ...d, state: { ...d.state, observedAt: now } };
+      const wasAway = back !== undefined;
+      if (wasAway) backAt.delete(d.id);
+      const onPad = wasAway || d.state.flightState === 'idle' || d.state.flightState === 'charging';
+      const elapsedMin = wasAway ? (now - back) / 60_000 : now === now0 ? 0 : o.stepMs / 60_000;
+      return {
+        ...d,
+        state: {
+          ...d.state,
+          ...(onPad ? { flightState: 'charging' as const, missionId: null, batteryPct: Math.min(100, d.state.batteryPct + o.chargePctPerMin * elapsedMin) } : {}),
+          observedAt: now,
+        },
+      };
+    });
+    const hubs = input0.hubs.map((h) => ({
+      ...h,
+      ...(h.weather ? { weather: { ...h.weather, observedAt: now } } : {}),
+      compartments: (h.compartments ?? []).map((c) => ((taken.get(`${h.id}\u0000${c.lockerId ?? ''}\u0000${c.id}`) ?? -Infinity) > now ? { ...c, status: 'occupied' as const } : c)),
+    }));
+    const input: DispatchInput = { ...input0, hubs, drones, orders, groundBookings: bookings };
+    if (orders.length === 0) break;
+    const choices = await decide(input, now);
+    const analyses = new Map(analyzeDispatch(input, now).map((a) => [a.order.id, a]));
+    for (const [id, c] of choices) {
+      const a = analyses.get(id)!;
+      if (c.kind === 'drone') {
+        const cand = a.drones.find((d) => d.drone.id === c.droneId)!;
+        drones = drones.map((d) => (d.id === c.droneId ? { ...d, state: { ...d.state, flightState: 'mission', missionId: `m-${id}`, batteryPct: d.state.batteryPct - cand.energyNeededPct } } : d));
+        backAt.set(c.droneId, now + cand.missionS * 1000);
+        if (c.compartmentKey !== undefined) taken.set(c.compartmentKey, now + cand.outboundArrivalS * 1000 + o.pickupMs);
+        started.set(id, now);
+        flown++;
+      } else if (c.kind === 'ground') {
+        bookings.push({ roundId: c.key.slice(0, c.key.lastIndexOf('@')), departsAt: c.departsAt, weightKg: a.order.weightKg });
+        started.set(id, c.departsAt);
+        bussed++;
+      }
+    }
+    orders = orders.filter((x) => !started.has(x.id));
+  }
+  let delay = 0;
+  let w = 0;
+  let startedW = 0;
+  for (const [id, a] of analyses0) {
+    if (!servable(a)) continue;
+    const s = started.get(id);
+    const d = s === undefined ? o.horizonMs : Math.min(o.horizonMs, s - now0);
+    delay += weight(a.order) * d;
+    w += weight(a.order);
+    if (s !== undefined && s - now0 < o.horizonMs) startedW += weight(a.order);
+  }
+  return { weightedMeanDelayMin: w === 0 ? 0 : delay / w / 60_000, startedShare: w === 0 ? 1 : startedW / w, flown, bussed };
+}
