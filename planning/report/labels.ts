@@ -1,3 +1,5 @@
+import type { AlarmKind } from '../../cloud/alarms/alarm-rules.ts';
+import type { ReasonCode } from '../../cloud/dispatch/dispatch-types.ts';
 import type { Bilingual, Priority } from '../scenario-result.ts';
 
 /**
@@ -8,8 +10,11 @@ import type { Bilingual, Priority } from '../scenario-result.ts';
 export type Lang = 'ja' | 'en';
 export const LANGS: readonly Lang[] = ['ja', 'en'];
 
-/** The dispatch engine's reason codes (cloud/dispatch/dispatch-engine.ts), plus the simulation's own. */
-const REASONS: Record<string, Bilingual> = {
+/**
+ * The dispatch engine's reason codes (cloud/dispatch/dispatch-types.ts REASON_CODES: the type makes a new
+ * code fail the type check until it has a name here), plus planning mode's own (scenario-figures.ts).
+ */
+const REASONS: Record<ReasonCode | 'waiting_ground_round', Bilingual> & Record<string, Bilingual> = {
   drone_busy: { ja: 'ドローンが使用中', en: 'Drones busy' },
   drone_state_stale: { ja: 'ドローンの状態が古い', en: 'Drone state stale' },
   over_payload: { ja: '積載量超過', en: 'Over payload' },
@@ -32,8 +37,8 @@ const REASONS: Record<string, Bilingual> = {
   link_cut: { ja: '回線断', en: 'Link cut' },
 };
 
-/** cloud/alarms/alarm-rules.ts ALARM_KINDS. */
-const ALARM_KINDS: Record<string, Bilingual> = {
+/** cloud/alarms/alarm-rules.ts ALARM_KINDS (the type makes a new kind fail the type check until it has a name here). */
+const ALARM_KINDS: Record<AlarmKind, Bilingual> & Record<string, Bilingual> = {
   door_open_too_long: { ja: '扉の開放が長い', en: 'Door open too long' },
   compartment_too_warm: { ja: '保冷温度の超過', en: 'Compartment too warm' },
   drone_battery_low_in_flight: { ja: '飛行中のバッテリー低下', en: 'Battery low in flight' },

@@ -21,6 +21,9 @@ const COLOURS = {
 /** Axes of counts: whole numbers only. */
 const COUNT_AXIS = { tickMinStep: 1, format: 'd' } as const;
 
+/** Ten distinct colours while they suffice; past ten, twenty (else two series would share a colour). */
+const scheme = (n: number) => (n <= 10 ? 'tableau10' : 'tableau20');
+
 const hours = (s: number) => Math.round((s / 3600) * 1000) / 1000;
 const durationH = (r: ScenarioResult) => hours(r.scenario.durationS);
 
@@ -127,7 +130,7 @@ const waiting: Builder = ({ result: r }, lang) => {
     encoding: {
       x: timeAxis(r, lang),
       y: { field: 'n', type: 'quantitative', stack: 'zero', title: t('orders', lang), axis: COUNT_AXIS },
-      color: { field: 'reason', type: 'nominal', title: t('reason', lang), scale: { scheme: 'tableau10' } },
+      color: { field: 'reason', type: 'nominal', title: t('reason', lang), scale: { scheme: scheme(reasons.length) } },
     },
   } as TopLevelSpec;
 };
@@ -262,7 +265,7 @@ const backlog: Builder = ({ result: r }, lang) => {
     encoding: {
       x: timeAxis(r, lang),
       y: { field: 'n', type: 'quantitative', title: t('backlog', lang), axis: COUNT_AXIS },
-      color: { field: 'hub', type: 'nominal', title: t('hub', lang), scale: { scheme: 'tableau10' } },
+      color: { field: 'hub', type: 'nominal', title: t('hub', lang), scale: { scheme: scheme(withBacklog.size) } },
     },
   } as TopLevelSpec;
 };
