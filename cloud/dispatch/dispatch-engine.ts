@@ -744,9 +744,21 @@ function allocate(ctx: Context, analyses: OrderAnalysis[]): Outcome[] {
 
 /** One `drone_busy` reason naming every busy drone. */
 function mergeBusy(reasons: Reason[]): Reason[] {
-  const busy = reasons.flatMap((r) => (r.code === 'drone_busy' ? r.droneIds : []));
-  const rest = reasons.filter((r) => r.code !== 'drone_busy');
-  return busy.length === 0 ? rest : [...rest, { code: 'drone_busy', droneIds: [...new Set(busy)].sort() }];
+  let busy: string[] | undefined;
+  const rest: Reason[] = [];
+  for (const r of reasons) {
+    if (r.code !== 'drone_busy') rest.push(r);
+    else if (busy) for (const id of r.droneIds) busy.push(id);
+    else busy = [...r.droneIds];
+  }
+  if (!busy || busy.length === 0) return rest;
+  // Sorted, each drone once (sort, then drop repeats in place: no Set per waiting order).
+  busy.sort();
+  let k = 0;
+  for (let i = 0; i < busy.length; i++) if (k === 0 || busy[i] !== busy[k - 1]) busy[k++] = busy[i]!;
+  busy.length = k;
+  rest.push({ code: 'drone_busy', droneIds: busy });
+  return rest;
 }
 
 /** A waiting priority order "could clear" unless every reason it has is one waiting cannot fix. */
