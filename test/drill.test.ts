@@ -57,14 +57,15 @@ describe('the drill plan of a scenario file', () => {
 
 describe('the demo control channel\'s hub routes (default deny)', () => {
   let control: DemoControl | null = null;
-  const dir = tempDir('drill-control');
+  let dir: string | null = null;
   afterAll(async () => {
     await control?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('refuses without the token, for an unknown hub, a bad or oversized body; passes a checked change on', async () => {
     const calls: [string, HubChange][] = [];
+    dir = tempDir('drill-control');
     control = await openDemoControl(dir, {
       status: () => ({ cloud: 'running', cloudHttp: 'http://127.0.0.1:1', hubs: {} }),
       stopCloud: async () => ({ cloud: 'stopped', changed: true }),
@@ -101,14 +102,15 @@ describe('the demo control channel\'s hub routes (default deny)', () => {
 
 describe('a drill against a system without the demo\'s control channel, ended by Ctrl-C', () => {
   let tc: TestCloud | null = null;
-  const dir = tempDir('drill-nodemo');
+  let dir: string | null = null;
   afterAll(async () => {
     await tc?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('skips the device and link steps saying so, posts what the API takes, and still writes the report', async () => {
     tc = await startTestCloud();
+    dir = tempDir('drill-nodemo');
     const lines: string[] = [];
     const controller = new AbortController();
     const out = path.join(dir, 'early');
@@ -139,7 +141,7 @@ describe('a drill against a system without the demo\'s control channel, ended by
 });
 
 describe('a drill against `npm start`', () => {
-  const dataDir = tempDir('drill-demo');
+  let dataDir: string | null = null;
   let demo: ChildProcess | null = null;
   let drill: ChildProcess | null = null;
   afterAll(async () => {
@@ -150,11 +152,12 @@ describe('a drill against `npm start`', () => {
         await exited;
       }
     }
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('plays wind, a link cut, orders and a bulletin; records the coordinator\'s switch and its acknowledgements', async () => {
     const [httpPort, mqttPort] = await freePorts(2);
+    dataDir = tempDir('drill-demo');
     const env: NodeJS.ProcessEnv = {
       ...process.env, DATA_DIR: dataDir, BIND_HOST: '', HTTP_PORT: String(httpPort), MQTT_PORT: String(mqttPort), MQTT_WS_PORT: 'off',
       EDGE_BASE_MQTT_PORT: '0', EDGE_BASE_HTTP_PORT: '0', UPLINK_BACKOFF_MAX_S: '2', ALARM_HUB_OFFLINE_GRACE_S: '2', SIM_TIME_SCALE: '60',
