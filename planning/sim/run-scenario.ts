@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import type { Command, DroneSpec, DroneTelemetry, LockerTelemetry, RegionFile, RegionMode, SensorTelemetry } from '../../contract/index.ts';
+import type { Command, DroneTelemetry, LockerTelemetry, RegionMode, SensorTelemetry } from '../../contract/index.ts';
 import { offsetS, type ScenarioEvent } from '../../contract/scenario.ts';
 import { haversineM } from '../../cloud/dispatch/geo.ts';
 import { createRegions } from '../../cloud/hubs/regions.ts';
@@ -14,7 +14,9 @@ import { arrivalsOf, type Arrival } from './demand.ts';
 import { EventQueue } from './event-queue.ts';
 import { ScenarioFigures } from './scenario-figures.ts';
 import { openSimCloud, type SimCloud } from './sim-cloud.ts';
-import { SimHub, type Weather } from './sim-hub.ts';
+import { SimHub } from './sim-hub.ts';
+import { weatherProfiles } from './weather-profiles.ts';
+import { withFleet } from './with-fleet.ts';
 
 export interface RunOptions {
   seed?: number;
@@ -433,57 +435,5 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
     links: figures.links,
     modes: figures.modes(),
     coordinatorActions: [],
-  };
-}
-
-/**
- * The region with `dronesPerHub` drones (drone-1 … drone-N, the region's first drone spec) at each
- * drone hub: `droneHubs`, else the hubs that have drones in the region file. Unchanged without a count.
- */
-export function withFleet(region: RegionFile, dronesPerHub: number | undefined, droneHubs: string[] | undefined): RegionFile {
-  if (dronesPerHub === undefined) return region;
-  const stationing = new Set(droneHubs ?? region.hubs.filter((h) => h.drones.length > 0).map((h) => h.id));
-  const template: DroneSpec | undefined = region.hubs.flatMap((h) => h.drones)[0];
-  if (!template) throw new Error(`region ${region.id} has no drone to copy for --drones-per-hub`);
-  return {
-    ...region,
-    hubs: region.hubs.map((h) => {
-      if (!stationing.has(h.id)) return h;
-      const spec = h.drones[0] ?? template;
-      return {
-        ...h,
-        drones: Array.from({ length: dronesPerHub }, (_, i) => ({
-          ...spec, id: `drone-${i + 1}`, name: { ja: `配送ドローン${i + 1}号機`, en: `Delivery drone ${i + 1}` },
-        })),
-      };
-    }),
-  };
-}
-
-/** Each hub's weather at a time: the last weather event naming the hub whose profile has begun, interpolated linearly. */
-function weatherProfiles(events: readonly ScenarioEvent[], region: RegionFile, at: (o: string | number) => number): (hub: string, now: number) => Weather | null {
-  const byHub = new Map<string, { at: number; w: Weather }[][]>();
-  for (const e of events) {
-    if (e.type !== 'weather') continue;
-    const points = e.profile
-      .map((p) => ({ at: at(p.at), w: { windMps: p.windMps, gustMps: p.gustMps ?? p.windMps * 1.4, rainMmPerH: p.rainMmPerH } }))
-      .sort((a, b) => a.at - b.at);
-    for (const id of e.hubs === 'all' ? region.hubs.map((h) => h.id) : e.hubs) byHub.set(id, [...(byHub.get(id) ?? []), points]);
-  }
-  return (hub, now) => {
-    const profiles = byHub.get(hub);
-    if (!profiles) return null;
-    for (let i = profiles.length - 1; i >= 0; i--) {
-      const p = profiles[i]!;
-      if (p[0]!.at > now) continue;
-      const j = p.findIndex((x) => x.at > now);
-      if (j === -1) return p.at(-1)!.w;
-      const a = p[j - 1]!;
-      const b = p[j]!;
-      const f = (now - a.at) / (b.at - a.at);
-      const lerp = (x: number, y: number) => x + (y - x) * f;
-      return { windMps: lerp(a.w.windMps, b.w.windMps), gustMps: lerp(a.w.gustMps, b.w.gustMps), rainMmPerH: lerp(a.w.rainMmPerH, b.w.rainMmPerH) };
-    }
-    return null;
   };
 }
