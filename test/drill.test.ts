@@ -111,6 +111,15 @@ describe('a drill against a system without the demo\'s control channel, ended by
   it('skips the device and link steps saying so, posts what the API takes, and still writes the report', async () => {
     tc = await startTestCloud();
     dir = tempDir('drill-nodemo');
+    // A scenario of a region the system does not serve is refused before anything is played.
+    const elsewhere = path.join(dir, 'elsewhere.json');
+    fs.writeFileSync(elsewhere, JSON.stringify({
+      id: 'elsewhere', name: { ja: '別の地域', en: 'Elsewhere' }, region: path.join(ROOT, 'config/regions/ishikawa-kanazawa.json'),
+      start: '2026-12-05T09:00:00+09:00', duration: '10m', events: [],
+    }));
+    await expect(runDrill({ scenarioFile: elsewhere, timeScale: 60, cloud: tc.cloud.urls.http, credential: { token: tc.token }, dataDir: dir, out: path.join(dir, 'x'), log: () => {} }))
+      .rejects.toThrow(/does not serve region ishikawa-kanazawa/);
+    expect(fs.existsSync(path.join(dir, 'x.json'))).toBe(false);
     const lines: string[] = [];
     const controller = new AbortController();
     const out = path.join(dir, 'early');

@@ -90,6 +90,11 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   }
   const credential: Credential = o.credential ?? DEMO_DRILL_ACCOUNT;
   const api = await connectCloud(cloudUrl, credential);
+  const served = await api.get<{ regions: { id: string }[] }>('/api/v1/regions');
+  if (!served.regions.some((r) => r.id === region.id)) {
+    await api.close();
+    throw new Error(`${cloudUrl} does not serve region ${region.id} to ${api.username} (it serves ${served.regions.map((r) => r.id).join(', ') || 'none'}): the scenario's region file must be the system's`);
+  }
   log(`drill "${scenario.name.en}" (${scenario.id}): ${formatScenario(durationS).slice(1)} of scenario at ×${o.timeScale} = ${formatReal(durationS / o.timeScale)}, ${steps.length} steps, against ${cloudUrl} as ${api.username}`);
   if (steps.some((s) => s.kind === 'coordinator')) {
     log(o.playCoordinator ? 'coordinator events are played by the drill (--play-coordinator)' : 'coordinator events are prompts only: the people on the console decide and the drill records what they do');
