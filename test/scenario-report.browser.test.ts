@@ -84,7 +84,13 @@ async function chartsIn(page: Page, lang: 'ja' | 'en'): Promise<ChartSeen[]> {
   return page.locator(`article#${lang} figure.chart`).evaluateAll((figs) => figs.map((f) => {
     const svg = f.querySelector('svg')!;
     const box = svg.getBoundingClientRect();
-    const marks = [...svg.querySelectorAll('g.role-mark > *')].filter((m) => !(m.closest('[class*="role-axis"], [class*="role-legend"], [class*="role-title"]')) && m.tagName !== 'text');
+    // Data marks (bars, areas, lines, ticks, points) that take up room on screen: a bar that its scale cannot
+    // show (from 0 on a log axis) is still a <path>, but 0 px wide. A flat line may be 0 px high.
+    const marks = [...svg.querySelectorAll('g.role-mark > *')].filter((m) => !(m.closest('[class*="role-axis"], [class*="role-legend"], [class*="role-title"]')) && m.tagName !== 'text')
+      .filter((m) => {
+        const b = m.getBoundingClientRect();
+        return m.parentElement!.classList.contains('mark-rect') ? b.width > 0.5 && b.height > 0.5 : b.width + b.height > 2;
+      });
     return {
       id: f.getAttribute('data-chart')!, width: box.width, height: box.height, right: box.right,
       marks: marks.length, texts: svg.querySelectorAll('text').length,

@@ -196,7 +196,8 @@ export const T = {
   maxBacklog: { ja: '最大未送信', en: 'Largest backlog' },
 
   modes: { ja: 'モード切替と拠点の応答時間', en: 'Mode switches and acknowledgement times' },
-  modesChart: { ja: '切替から拠点の応答まで（秒）', en: 'Switch → hub acknowledgement (s)' },
+  modesChart: { ja: '切替から拠点の応答までの時間', en: 'Switch → hub acknowledgement' },
+  ackAxis: { ja: '応答までの時間（対数目盛）', en: 'Time to acknowledge (log scale)' },
   modesNone: { ja: 'モード切替はありませんでした。', en: 'The mode was not switched.' },
   at: { ja: '時刻', en: 'At' },
   mode: { ja: 'モード', en: 'Mode' },

@@ -1,5 +1,5 @@
 import type { ScenarioReport, ScenarioResult } from '../scenario-result.ts';
-import { byPriority, CHARTS, modeSwitchLabel, type ChartId } from './report-charts.ts';
+import { byPriority, CHARTS, formatAck, modeSwitchLabel, type ChartId } from './report-charts.ts';
 import { escapeHtml as h, formatAtCell, formatDuration, formatInt, formatPct, formatStartJst } from './format.ts';
 import { alarmKindLabel, LANGS, modeLabel, priorityLabel, siteKindLabel, t, type Lang, type TextKey } from './labels.ts';
 import { CHART_FONT, renderChart } from './render-chart.ts';
@@ -211,7 +211,7 @@ ${rows.length === 0 ? '' : table([t('cutHubs', lang), t('linkDown', lang), t('ma
 
 async function modesSection(r: ScenarioResult, lang: Lang, chart: Chart): Promise<string> {
   if (r.modes.length === 0) return `<p class="none" data-empty="mode-acks">${t('none', lang)} — ${t('modesNone', lang)}</p>`;
-  const s = (v: number | null) => (v === null ? '—' : `${v.toFixed(1)} ${t('seconds', lang)}`);
+  const s = (v: number | null) => formatAck(v, lang);
   const rows = r.modes.map((m, i) => [
     h(modeSwitchLabel(i, m.atS, m.mode, lang).split(' ')[0]!), formatAtCell(r.scenario.startIso, m.atS), modeLabel(m.mode, lang), h(m.by), h(m.cause),
     `${formatInt(m.acknowledged, lang)} / ${formatInt(m.hubs, lang)}`, s(m.ackS.p50), s(m.ackS.max),

@@ -274,15 +274,22 @@ export function modeSwitchLabel(i: number, atS: number, mode: string, lang: Lang
   return `#${i + 1} ${formatOffset(atS)} ${modeLabel(mode, lang)}`;
 }
 
+/**
+ * Acknowledgement times span seconds (a hub on line) to days (a hub whose link was cut acknowledges when
+ * it is back), so the axis is logarithmic, ticked at round durations, and each bar is labelled in words.
+ */
 const modeAcks: Builder = ({ result: r }, lang) => {
   const values = r.modes.flatMap((m, i) => {
     const label = modeSwitchLabel(i, m.atS, m.mode, lang);
     return [
       { sw: label, measure: t('ackP50', lang), s: m.ackS.p50 },
       { sw: label, measure: t('ackMax', lang), s: m.ackS.max },
-    ].filter((x) => x.s !== null);
+    ].filter((x) => x.s !== null).map((x) => ({ ...x, v: Math.max(x.s!, ACK_FLOOR_S), v0: ACK_FLOOR_S, label: formatAck(x.s, lang) }));
   });
   if (values.length === 0) return null;
+  const top = Math.max(...values.map((x) => x.v)) * 4; // room for the longest bar's label
+  const ticks = ACK_TICKS_S.filter((x) => x <= top);
+  const labelExpr = ticks.map((x) => `datum.value == ${x} ? '${formatDuration(x, lang)}' : `).join('') + "''";
   return {
     title: t('modesChart', lang),
     data: { values },
@@ -290,17 +297,34 @@ const modeAcks: Builder = ({ result: r }, lang) => {
     encoding: {
       y: { field: 'sw', type: 'nominal', title: null, sort: null },
       yOffset: { field: 'measure', sort: [t('ackP50', lang), t('ackMax', lang)] },
-      x: { field: 's', type: 'quantitative', title: lang === 'ja' ? '秒' : 'seconds' },
+      x: {
+        field: 'v', type: 'quantitative', title: t('ackAxis', lang),
+        scale: { type: 'log', domain: [ACK_FLOOR_S, top], nice: false },
+        axis: { values: ticks, labelExpr },
+      },
     },
     layer: [
       {
         mark: { type: 'bar' },
-        encoding: { color: { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('ackP50', lang), t('ackMax', lang)], range: [COLOURS.main, COLOURS.second] } } },
+        encoding: {
+          x2: { field: 'v0' }, // a log axis has no zero: bars start at the floor
+          color: { field: 'measure', type: 'nominal', title: null, scale: { domain: [t('ackP50', lang), t('ackMax', lang)], range: [COLOURS.main, COLOURS.second] } },
+        },
       },
-      { mark: { type: 'text', align: 'left', dx: 3, fontSize: 10 }, encoding: { text: { field: 's', format: '.1f' } } },
+      { mark: { type: 'text', align: 'left', dx: 3, fontSize: 10 }, encoding: { text: { field: 'label' } } },
     ],
   } as TopLevelSpec;
 };
+
+/** Bars of the acknowledgement chart start here (a log axis has no zero); labels still give the true value. */
+const ACK_FLOOR_S = 0.5;
+const ACK_TICKS_S = [1, 10, 60, 600, 3_600, 6 * 3_600, 24 * 3_600, 7 * 86_400];
+
+/** An acknowledgement time: tenths of a second below a minute ("2.0 秒"), else as any duration ("38 時間 50 分"). */
+export function formatAck(seconds: number | null, lang: Lang): string {
+  if (seconds === null) return '—';
+  return seconds < 60 ? `${seconds.toFixed(1)} ${lang === 'ja' ? '秒' : 's'}` : formatDuration(seconds, lang);
+}
 
 const sweepTime: Builder = ({ sweep }, lang) => {
   if (!sweep || sweep.rows.length === 0) return null;
