@@ -132,24 +132,7 @@ export const dispatch: Section = async ({ quick, log }) => {
         `ground rounds only when no drone can) — without ground rounds the same allocation reaches ${pct(q.tally.engine, q.tally.optimum)}, so the rule, not the search, is the likely source of most of the gap; ` +
         `${worstNote(g)}. Plain greedy, with the same rule, reaches ${pct(g.tally.greedy, g.tally.optimum)}. The test (dispatch-quality.test.ts) draws 8,000 samples (~190 cases) and asserts ≥ 93 %.`,
     );
-    const medium = milp.medium;
-    const bus = MEDIUM_FAMILIES.filter((f) => f.busRounds > 0).map((f) => medium[f.name]!);
-    const noBus = medium[MEDIUM_FAMILIES[0]!.name]!;
-    const delays = bus.flatMap((t) => t.swapBusDelaysH);
-    const missions = [...noBus.engineMissionsMin, ...bus.flatMap((t) => t.engineMissionsMin)];
-    const solve = Object.values(medium).flatMap((t) => t.solveMs);
-    notes.push(
-      `Against the MILP optimum (HiGHS, proven optimal; cloud/dispatch/dispatch-milp.ts — equal to the exhaustive optimum on every small case in dispatch-milp.test.ts): ` +
-        `without bus rounds the engine reaches ${pct(noBus.engine, noBus.optimum)} of the optimum (optimal in ${fmt(noBus.engineOptimal, 0)} of ${fmt(noBus.instances, 0)} instances) — the drone and compartment search is not where quality is lost. ` +
-        `With bus rounds the speed-blind gap is ${bus.map((t) => pct(t.optimum - t.engine, t.optimum, 1)).join(' / ')} and none of it is bus packing (best packing of the orders the engine does not fly, minus the engine's: ${bus.map((t) => fmt(t.packingGap, 0)).join(' / ')} weight): ` +
-        `it is the rule. To serve more, the optimum moves orders the engine flies now onto a bus (${fmt(delays.length, 0)} orders, departing a median ${fmt(median(delays), 1)} h from now) to free a drone for orders that in the engine's plan wait for the next drone — ` +
-        `the engine's missions are back a median ${fmt(median(missions), 1)} min after they leave. A score that counts a bus seat hours later like a flight now rewards that trade; ` +
-        `the time-valued score (priority weight × (1 − delay / ${fmt(DEFAULT_TIME_VALUE.horizonMs / 3_600_000, 0)} h): a flight now 1, a bus seat by its departure, an order a drone could fly that waits one drone cycle of ${fmt(DEFAULT_TIME_VALUE.droneCycleMs / 60_000, 0)} min (mission and recharge), an order no drone can fly 0 while waiting) does not, and there the engine is within ${bus.map((t) => pct(t.optimumTime - t.engineTime, t.optimumTime, 1)).join(' / ')} of the optimum. ` +
-        `Played forward over 6 h of 5-min planning rounds (drones away until back, charging 1 %/min; compartments taken until 2 h after landing; bus seats booked), the speed-blind optimum chosen every round ` +
-        `gets orders going later than the engine (priority-weighted mean delay ${MEDIUM_FAMILIES.filter((f) => f.busRounds > 0).map((f) => `${fmt(milp.rounds[f.name]!['speed-blind optimum']!.delayMin, 0)} vs ${fmt(milp.rounds[f.name]!.engine!.delayMin, 0)}`).join(' / ')} min) ` +
-        `and the time-valued optimum every round matches it (${MEDIUM_FAMILIES.filter((f) => f.busRounds > 0).map((f) => fmt(milp.rounds[f.name]!['time-valued optimum']!.delayMin, 0)).join(' / ')} min): the optimum should value time, and then it agrees with the engine. ` +
-        `What it still loses there is the opposite trade: a drone-busy order put on a bus hours out where the score expects the next drone cycle — the score knows no queue, and at a crowded hub (one hub: 20–60 orders for 5–20 drones) the next drone is several cycles away, so that share is an upper bound on the loss. HiGHS: median ${fmt(median(solve), 1)} ms a model (max ${fmt(Math.max(...solve), 0)} ms, up to ${fmt(Math.max(...Object.values(medium).map((t) => t.maxColumns)), 0)} binaries).`,
-    );
+    notes.push(...milp.notes);
     notes.push(
       `Synthetic regions are one fixed seed, so the spread is run-to-run noise on one instance, not the variation between instances. ` +
         `Input building (${fmt(main?.buildMs ?? Number.NaN, 1)} ms for 1,000 × 200) is not timed; a service would also read its state from the store first.`,
@@ -193,6 +176,7 @@ const pct = (x: number, of: number, d = 2): string => `${fmt((100 * x) / of, d)}
  */
 export async function milpQuality(o: { groundCases: number; mediumInstances: number; roundsInstances: number; log: (s: string) => void }): Promise<{
   rows: Row[];
+  notes: string[];
   medium: Record<string, FamilyTally & { ms: number }>;
   rounds: Record<string, Record<string, { delayMin: number; startedShare: number; flown: number; bussed: number }>>;
   tinyGroundTimeValued: { cases: number; engine: number; optimum: number; optimalCases: number };
@@ -277,5 +261,22 @@ export async function milpQuality(o: { groundCases: number; mediumInstances: num
     target: 'within 3 % of optimum',
     met: tinyEngine / tinyOptimum >= TARGET_RATIO,
   });
-  return { rows, medium, rounds, tinyGroundTimeValued: { cases: tinyGround.length, engine: tinyEngine, optimum: tinyOptimum, optimalCases: tinyEqual } };
+  const bus = MEDIUM_FAMILIES.filter((f) => f.busRounds > 0).map((f) => medium[f.name]!);
+  const noBus = medium[MEDIUM_FAMILIES[0]!.name]!;
+  const delays = bus.flatMap((t) => t.swapBusDelaysH);
+  const missions = [...noBus.engineMissionsMin, ...bus.flatMap((t) => t.engineMissionsMin)];
+  const solve = Object.values(medium).flatMap((t) => t.solveMs);
+  const notes = [
+    `Against the MILP optimum (HiGHS, proven optimal; cloud/dispatch/dispatch-milp.ts — equal to the exhaustive optimum on every small case in dispatch-milp.test.ts): ` +
+      `without bus rounds the engine reaches ${pct(noBus.engine, noBus.optimum)} of the optimum (optimal in ${fmt(noBus.engineOptimal, 0)} of ${fmt(noBus.instances, 0)} instances) — the drone and compartment search is not where quality is lost. ` +
+      `With bus rounds the speed-blind gap is ${bus.map((t) => pct(t.optimum - t.engine, t.optimum, 1)).join(' / ')} and none of it is bus packing (best packing of the orders the engine does not fly, minus the engine's: ${bus.map((t) => fmt(t.packingGap, 0)).join(' / ')} weight): ` +
+      `it is the rule. To serve more, the optimum moves orders the engine flies now onto a bus (${fmt(delays.length, 0)} orders, departing a median ${fmt(median(delays), 1)} h from now) to free a drone for orders that in the engine's plan wait for the next drone — ` +
+      `the engine's missions are back a median ${fmt(median(missions), 1)} min after they leave. A score that counts a bus seat hours later like a flight now rewards that trade; ` +
+      `the time-valued score (priority weight × (1 − delay / ${fmt(DEFAULT_TIME_VALUE.horizonMs / 3_600_000, 0)} h): a flight now 1, a bus seat by its departure, an order a drone could fly that waits one drone cycle of ${fmt(DEFAULT_TIME_VALUE.droneCycleMs / 60_000, 0)} min (mission and recharge), an order no drone can fly 0 while waiting) does not, and there the engine is within ${bus.map((t) => pct(t.optimumTime - t.engineTime, t.optimumTime, 1)).join(' / ')} of the optimum. ` +
+      `Played forward over 6 h of 5-min planning rounds (drones away until back, charging 1 %/min; compartments taken until 2 h after landing; bus seats booked), the speed-blind optimum chosen every round ` +
+      `gets orders going later than the engine (priority-weighted mean delay ${MEDIUM_FAMILIES.filter((f) => f.busRounds > 0).map((f) => `${fmt(rounds[f.name]!['speed-blind optimum']!.delayMin, 0)} vs ${fmt(rounds[f.name]!.engine!.delayMin, 0)}`).join(' / ')} min) ` +
+      `and the time-valued optimum every round matches it (${MEDIUM_FAMILIES.filter((f) => f.busRounds > 0).map((f) => fmt(rounds[f.name]!['time-valued optimum']!.delayMin, 0)).join(' / ')} min): the optimum should value time, and then it agrees with the engine. ` +
+      `What it still loses there is the opposite trade: a drone-busy order put on a bus hours out where the score expects the next drone cycle — the score knows no queue, and at a crowded hub (one hub: 20–60 orders for 5–20 drones) the next drone is several cycles away, so that share is an upper bound on the loss. HiGHS: median ${fmt(median(solve), 1)} ms a model (max ${fmt(Math.max(...solve), 0)} ms, up to ${fmt(Math.max(...Object.values(medium).map((t) => t.maxColumns)), 0)} binaries).`,
+  ];
+  return { rows, notes, medium, rounds, tinyGroundTimeValued: { cases: tinyGround.length, engine: tinyEngine, optimum: tinyOptimum, optimalCases: tinyEqual } };
 }
