@@ -23,6 +23,8 @@ export interface ScenarioResult {
     seed: number;
     /** Drones stationed per hub in this run (after --drones-per-hub). */
     fleet: Record<string, number>;
+    /** The region's hubs and their names, for labels (the report falls back to the id). */
+    hubs?: { id: string; name: Bilingual }[];
   };
   /** How the run went: wall time, virtual seconds, messages simulated (planning) or time scale (drill). */
   run: { wallMs: number; timeScale: number | null; deviceMessages: number; decisionRounds: number };

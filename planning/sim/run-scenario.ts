@@ -424,6 +424,7 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
     scenario: {
       id: sc.id, name: sc.name, region: { id: region.id, name: region.name }, startIso: sc.start, durationS, seed,
       fleet: Object.fromEntries(region.hubs.filter((h) => h.drones.length > 0).map((h) => [h.id, h.drones.length])),
+      hubs: region.hubs.map((h) => ({ id: h.id, name: h.name })),
     },
     run: { wallMs: Math.round(performance.now() - wallStart), timeScale: null, deviceMessages: figures.deviceMessages, decisionRounds: figures.decisionRounds },
     relief: figures.relief(region, askingSites),
