@@ -97,6 +97,18 @@ describe('renderReport', () => {
     expect(out).toContain('<html lang="en" data-default-lang="en">');
   });
 
+  it('a drill report lists what the coordinators did, with its time scale', async () => {
+    const r = sample();
+    r.result.kind = 'drill';
+    r.result.run.timeScale = 60;
+    r.result.coordinatorActions = [{ atS: 1500, action: 'switch_emergency', by: 'coord-<b>nomi</b>', detail: 'all hubs' }];
+    const en = article(await renderReport(r), 'en');
+    expect(empties(en)).toEqual([]);
+    expect(en).toContain('Drill mode (live system)');
+    expect(en).toContain('time scale ×60');
+    expect(en).toContain('<td>+0:25<br><span class="clock">01/01 16:35</span></td><td>switch_emergency</td><td>coord-&lt;b&gt;nomi&lt;/b&gt;</td>');
+  });
+
   it('reportFigures is the report itself, as pretty-printed JSON', () => {
     const r = sample();
     const json = reportFigures(r);
