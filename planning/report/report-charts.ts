@@ -137,16 +137,22 @@ const waiting: Builder = ({ result: r }, lang) => {
 
 const utilisation: Builder = ({ result: r }, lang) => {
   if (r.drones.length === 0) return null;
-  const values = r.drones.map((d) => ({ drone: `${d.hub} / ${d.drone}`, pct: Math.round(d.utilisation * 1000) / 10, flights: d.flights }));
+  const values = r.drones.map((d) => ({
+    drone: `${d.hub} / ${d.drone}`, pct: Math.round(d.utilisation * 1000) / 10,
+    label: `${(d.utilisation * 100).toFixed(0)} %・${d.flights} ${lang === 'ja' ? '回' : d.flights === 1 ? 'flight' : 'flights'}`,
+  }));
   return {
     title: t('utilChart', lang),
     data: { values },
     height: { step: values.length > 24 ? 14 : 20 },
-    mark: { type: 'bar', color: COLOURS.main, height: { band: 0.75 } },
     encoding: {
       y: { field: 'drone', type: 'nominal', title: null, sort: null },
       x: { field: 'pct', type: 'quantitative', title: t('utilisation', lang), scale: { domain: [0, 100] } },
     },
+    layer: [
+      { mark: { type: 'bar', color: COLOURS.main, height: { band: 0.75 } } },
+      { mark: { type: 'text', align: 'left', dx: 4, fontSize: 10, color: '#333' }, encoding: { text: { field: 'label' } } },
+    ],
   } as TopLevelSpec;
 };
 
