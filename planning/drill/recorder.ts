@@ -149,14 +149,21 @@ export class DrillRecorder {
         for (const order of o.orders) {
           if (order.region !== r || Date.parse(order.createdAt) < this.o.t0) continue;
           this.orders.set(order.id, order);
-          if (CLOSED.has(order.state)) continue;
-          const reasons = order.waitReasons?.map((w) => w.code) ?? [];
-          for (const code of reasons.length > 0 ? reasons : [order.state]) open[code] = (open[code] ?? 0) + 1;
+          // As planning mode samples them (planning/sim/scenario-figures.ts): pending and held orders by the
+          // dispatch engine's reasons, orders assigned to a ground round as waiting for it.
+          if (order.state === 'assigned' && order.carrier === 'ground') {
+            open.waiting_ground_round = (open.waiting_ground_round ?? 0) + 1;
+            continue;
+          }
+          if (order.state !== 'pending' && order.state !== 'held') continue;
+          const reasons = new Set((order.waitReasons ?? []).map((w) => w.code));
           for (const code of reasons) {
             const seen = this.refusalsSeen.get(code) ?? new Set<string>();
             seen.add(order.id);
             this.refusalsSeen.set(code, seen);
           }
+          if (reasons.size === 0) reasons.add(order.state === 'held' ? 'held_emergency' : 'not_planned_yet');
+          for (const code of reasons) open[code] = (open[code] ?? 0) + 1;
         }
         this.waiting.push({ atS, byReason: open });
       }),
