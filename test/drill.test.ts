@@ -53,6 +53,18 @@ describe('the drill plan of a scenario file', () => {
       .toEqual([[600, 'cut', false], [3600, 'cut', true], [3 * 3600, 'restored', true]]);
     expect(links([power('0m', 'lost', 10), power('2h', 'restored')])).toEqual([]);
   });
+
+  it('sends a hub\'s weather only when it changes', () => {
+    const loaded = loadScenarioFile(SCENARIO);
+    const steady = planDrill({ ...loaded, scenario: { ...loaded.scenario, duration: '2h', events: [
+      { type: 'weather', hubs: ['nomi-wake', 'nomi-kokufu'], profile: [{ at: '0m', windMps: 3, rainMmPerH: 0 }, { at: '1h', windMps: 3, rainMmPerH: 0 }, { at: '90m', windMps: 6, rainMmPerH: 0 }] },
+    ] } });
+    expect(steady.map((s) => s.kind === 'weather' && [s.atS, s.hub, s.windMps])).toEqual([
+      [0, 'nomi-wake', 3], [0, 'nomi-kokufu', 3], [3900, 'nomi-wake', 3.5], [3900, 'nomi-kokufu', 3.5], [4200, 'nomi-wake', 4], [4200, 'nomi-kokufu', 4],
+      [4500, 'nomi-wake', 4.5], [4500, 'nomi-kokufu', 4.5], [4800, 'nomi-wake', 5], [4800, 'nomi-kokufu', 5], [5100, 'nomi-wake', 5.5], [5100, 'nomi-kokufu', 5.5],
+      [5400, 'nomi-wake', 6], [5400, 'nomi-kokufu', 6],
+    ]);
+  });
 });
 
 describe('the demo control channel\'s hub routes (default deny)', () => {
