@@ -2,7 +2,7 @@ import type { IClientOptions } from 'mqtt';
 import { pino, type Logger } from 'pino';
 import { RegionFile, type CommandAck } from '../contract/index.ts';
 import { HubDevices, DEFAULT_RATES, type DeviceOutput, type ModelParams, type RaiseRequest, type TelemetryRates } from './devices/hub-devices.ts';
-import type { PowerOverride, SensorModel, WeatherOverride } from './devices/sensor-model.ts';
+import type { PowerOverride, WeatherOverride } from './devices/sensor-model.ts';
 import { createBootId, MessageIds } from './devices/message-ids.ts';
 import { HubConnection, type HubConnectionStats, type IncomingCommand } from './hub-connection.ts';
 
@@ -128,10 +128,6 @@ interface SimulatedHub {
   outOfService: Set<string>;
 }
 
-/** The hub's sensor models. HubDevices keeps them private (a getter is requested); read the field until then. */
-function sensorModels(devices: HubDevices): SensorModel[] {
-  return (devices as unknown as { sensors: { model: SensorModel }[] }).sensors.map((s) => s.model);
-}
 
 export async function startRegionSimulator(opts: RegionSimulatorOptions): Promise<RegionSimulator> {
   const region = RegionFile.parse(opts.region);
@@ -286,7 +282,7 @@ export async function startRegionSimulator(opts: RegionSimulatorOptions): Promis
     control(req) {
       const sim = hubs.get(req.hub);
       if (!sim) throw new DeviceControlError(`hub "${req.hub}" is not simulated here`, 'unknown_hub');
-      const sensors = sensorModels(sim.devices);
+      const sensors = sim.devices.sensorModels;
       if (req.kind === 'weather') for (const m of sensors) m.overrideWeather(req.weather);
       if (req.kind === 'power') for (const m of sensors) m.overridePower(req.power);
       if (req.kind === 'fleet') {

@@ -2,6 +2,7 @@ import { offsetS, type ScenarioEvent } from '../../contract/scenario.ts';
 import type { LoadedScenario } from '../scenario-file.ts';
 import { proposalFromBulletin, type ModeProposal } from '../jma-proposal.ts';
 import { arrivalsOf, type Arrival } from '../sim/demand.ts';
+import { BACKUP_CHARGE_PCT_PER_H } from '../sim/sim-hub.ts';
 
 /**
  * Drill mode (issue 16, item 4): a scenario's timeline as the steps the drill plays against a running
@@ -110,9 +111,6 @@ export function planDrill(loaded: Pick<LoadedScenario, 'scenario' | 'region' | '
     }
   }
 }
-
-/** Backup recharge while the grid is up, % per hour — planning mode's figure (planning/sim/sim-hub.ts). */
-export const BACKUP_CHARGE_PCT_PER_H = 36;
 
 /**
  * Link cuts of hubs whose backup battery runs out, and their return with the grid; a scenario link
