@@ -67,6 +67,7 @@ describe('renderReport', () => {
     r.result.scenario.region.name.en = `${evil}Region`;
     r.result.relief[0]!.name = { ja: `${evil}避難所`, en: `${evil}Shelter` };
     r.result.drones[0]!.hub = `${evil}hub`;
+    r.result.scenario.hubs![1]!.name.en = `${evil}Hall`;
     r.result.modes[0]!.cause = `${evil}cause`;
     const out = await renderReport(r);
     expect(out.match(/<script\b[^>]*>/g)).toEqual(['<script>']);
@@ -95,6 +96,17 @@ describe('renderReport', () => {
     // English first when asked for.
     expect(out.indexOf('<article id="en"')).toBeLessThan(out.indexOf('<article id="ja"'));
     expect(out).toContain('<html lang="en" data-default-lang="en">');
+  });
+
+  it("labels hubs by the region's names, and by id when the run names none", async () => {
+    const withNames = article(html, 'en');
+    expect(withNames).toContain('<td class="wrap">Roadside Station Komatsu Kibagata</td><td>drone-1</td>');
+    expect(withNames).toMatch(/<text[^>]*>Roadside Station Komatsu Kibagata<\/text>/); // the link-state chart's axis
+    const r = sample();
+    delete r.result.scenario.hubs;
+    const withIds = article(await renderReport(r), 'en');
+    expect(withIds).toContain('<td class="wrap">rs-komatsu-kibagata</td><td>drone-1</td>');
+    expect(withIds).not.toContain('Roadside Station Komatsu Kibagata');
   });
 
   it('a drill report lists what the coordinators did, with its time scale', async () => {

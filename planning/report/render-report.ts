@@ -1,5 +1,5 @@
 import type { ScenarioReport, ScenarioResult } from '../scenario-result.ts';
-import { byPriority, CHARTS, formatAck, modeSwitchLabel, type ChartId } from './report-charts.ts';
+import { byPriority, CHARTS, formatAck, hubLabel, modeSwitchLabel, type ChartId } from './report-charts.ts';
 import { escapeHtml as h, formatAtCell, formatDuration, formatInt, formatPct, formatStartJst } from './format.ts';
 import { alarmKindLabel, LANGS, modeLabel, priorityLabel, siteKindLabel, t, type Lang, type TextKey } from './labels.ts';
 import { CHART_FONT, renderChart } from './render-chart.ts';
@@ -171,12 +171,12 @@ ${r.deliveries.length === 0 ? '' : table(head.map((k) => t(k, lang)), rows, { nu
 async function dronesSection(r: ScenarioResult, lang: Lang, chart: Chart): Promise<string> {
   if (r.drones.length === 0) return `<p class="none" data-empty="utilisation">${t('none', lang)} — ${t('dronesNone', lang)}</p>`;
   const rows = r.drones.map((d) => [
-    h(d.hub), h(d.drone), formatInt(d.flights, lang), formatDuration(d.flightS, lang), formatPct(d.utilisation, 1),
+    h(hubLabel(r, d.hub, lang)), h(d.drone), formatInt(d.flights, lang), formatDuration(d.flightS, lang), formatPct(d.utilisation, 1),
     d.minLandingBatteryPct === null ? '—' : `${d.minLandingBatteryPct.toFixed(0)} %`,
   ]);
   return `${await chart('utilisation', 'dronesNone')}
 ${await chart('landing-battery', 'landingsNone')}
-${table([t('hub', lang), t('drone', lang), t('flights', lang), t('flightTime', lang), t('utilisation', lang), t('minBattery', lang)], rows, { numeric: [2, 3, 4, 5] })}`;
+${table([t('hub', lang), t('drone', lang), t('flights', lang), t('flightTime', lang), t('utilisation', lang), t('minBattery', lang)], rows, { numeric: [2, 3, 4, 5], wrap: [0] })}`;
 }
 
 async function alarmsSection(r: ScenarioResult, lang: Lang, chart: Chart): Promise<string> {
@@ -202,11 +202,11 @@ async function linksSection(r: ScenarioResult, lang: Lang, chart: Chart): Promis
   }
   for (const [hub, prev] of last) if (!prev.up) byHub.get(hub)!.downS += Math.max(0, r.scenario.durationS - prev.atS);
   const rows = [...byHub].filter(([, v]) => v.downS > 0 || v.maxBacklog > 0)
-    .map(([hub, v]) => [h(hub), formatDuration(v.downS, lang), formatInt(v.maxBacklog, lang)]);
+    .map(([hub, v]) => [h(hubLabel(r, hub, lang)), formatDuration(v.downS, lang), formatInt(v.maxBacklog, lang)]);
   const backlogChart = await chart('backlog', 'linksNone');
   return `${await chart('link-state', 'linksNone')}
 ${backlogChart.startsWith('<p') ? '' : backlogChart}
-${rows.length === 0 ? '' : table([t('cutHubs', lang), t('linkDown', lang), t('maxBacklog', lang)], rows, { numeric: [1, 2] })}`;
+${rows.length === 0 ? '' : table([t('cutHubs', lang), t('linkDown', lang), t('maxBacklog', lang)], rows, { numeric: [1, 2], wrap: [0] })}`;
 }
 
 async function modesSection(r: ScenarioResult, lang: Lang, chart: Chart): Promise<string> {

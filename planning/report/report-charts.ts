@@ -19,10 +19,23 @@ const COLOURS = {
 };
 
 /** Axes of counts: whole numbers only. */
-const COUNT_AXIS = { tickMinStep: 1, format: 'd' } as const;
+const COUNT_AXIS = { tickMinStep: 1, format: ',d' } as const;
 
 /** Ten distinct colours while they suffice; past ten, twenty (else two series would share a colour). */
 const scheme = (n: number) => (n <= 10 ? 'tableau10' : 'tableau20');
+
+/** A hub as people know it: its name from the region (scenario.hubs), else its id. */
+export function hubLabel(r: ScenarioResult, id: string, lang: Lang): string {
+  return r.scenario.hubs?.find((x) => x.id === id)?.name[lang] ?? id;
+}
+
+/** Labels of the given hubs in the region file's order (ids alphabetically when the run names no hubs). */
+function hubOrder(r: ScenarioResult, ids: Iterable<string>, lang: Lang): string[] {
+  const present = new Set(ids);
+  const order = r.scenario.hubs?.map((x) => x.id).filter((id) => present.has(id)) ?? [];
+  const rest = [...present].filter((id) => !order.includes(id)).sort();
+  return [...order, ...rest].map((id) => hubLabel(r, id, lang));
+}
 
 const hours = (s: number) => Math.round((s / 3600) * 1000) / 1000;
 const durationH = (r: ScenarioResult) => hours(r.scenario.durationS);
@@ -138,7 +151,7 @@ const waiting: Builder = ({ result: r }, lang) => {
 const utilisation: Builder = ({ result: r }, lang) => {
   if (r.drones.length === 0) return null;
   const values = r.drones.map((d) => ({
-    drone: `${d.hub} / ${d.drone}`, pct: Math.round(d.utilisation * 1000) / 10,
+    drone: `${hubLabel(r, d.hub, lang)} / ${d.drone}`, pct: Math.round(d.utilisation * 1000) / 10,
     label: `${(d.utilisation * 100).toFixed(0)} %・${d.flights} ${lang === 'ja' ? '回' : d.flights === 1 ? 'flight' : 'flights'}`,
   }));
   return {
@@ -146,7 +159,8 @@ const utilisation: Builder = ({ result: r }, lang) => {
     data: { values },
     height: { step: values.length > 24 ? 14 : 20 },
     encoding: {
-      y: { field: 'drone', type: 'nominal', title: null, sort: null },
+      // Room for a hub's full English name and the drone id (the id is what tells two rows of a hub apart).
+      y: { field: 'drone', type: 'nominal', title: null, sort: null, axis: { labelLimit: 330 } },
       x: { field: 'pct', type: 'quantitative', title: t('utilisation', lang), scale: { domain: [0, 100] } },
     },
     layer: [
@@ -157,7 +171,7 @@ const utilisation: Builder = ({ result: r }, lang) => {
 };
 
 const landingBattery: Builder = ({ result: r }, lang) => {
-  const values = r.drones.flatMap((d) => d.landingBatteryPct.map((pct) => ({ hub: d.hub, pct })));
+  const values = r.drones.flatMap((d) => d.landingBatteryPct.map((pct) => ({ hub: hubLabel(r, d.hub, lang), pct })));
   if (values.length === 0) return null;
   return {
     title: t('batteryChart', lang),
@@ -165,7 +179,7 @@ const landingBattery: Builder = ({ result: r }, lang) => {
     height: { step: 24 },
     mark: { type: 'tick', thickness: 2, opacity: 0.6, color: COLOURS.main },
     encoding: {
-      y: { field: 'hub', type: 'nominal', title: t('hub', lang) },
+      y: { field: 'hub', type: 'nominal', title: null, sort: hubOrder(r, r.drones.filter((d) => d.landingBatteryPct.length > 0).map((d) => d.hub), lang) },
       x: { field: 'pct', type: 'quantitative', title: t('batteryPct', lang), scale: { domain: [0, 100] } },
     },
   } as TopLevelSpec;
@@ -244,14 +258,14 @@ function linkRuns(r: ScenarioResult): { hub: string; h0: number; h1: number; up:
 
 const linkState: Builder = ({ result: r }, lang) => {
   if (r.links.length === 0) return null;
-  const values = linkRuns(r).map((x) => ({ ...x, state: x.up ? t('linkUp', lang) : t('linkDown', lang) }));
+  const values = linkRuns(r).map((x) => ({ ...x, hub: hubLabel(r, x.hub, lang), state: x.up ? t('linkUp', lang) : t('linkDown', lang) }));
   return {
     title: t('linkStateChart', lang),
     data: { values },
     height: { step: 18 },
     mark: { type: 'rect', height: { band: 0.8 } },
     encoding: {
-      y: { field: 'hub', type: 'nominal', title: null },
+      y: { field: 'hub', type: 'nominal', title: null, sort: hubOrder(r, r.links.map((x) => x.hub), lang) },
       x: { ...timeAxis(r, lang), field: 'h0' },
       x2: { field: 'h1' },
       color: { field: 'state', type: 'nominal', title: null, scale: { domain: [t('linkUp', lang), t('linkDown', lang)], range: ['#a5d6a7', COLOURS.bad] } },
@@ -262,7 +276,7 @@ const linkState: Builder = ({ result: r }, lang) => {
 const backlog: Builder = ({ result: r }, lang) => {
   const withBacklog = new Set(r.links.filter((s) => s.backlog > 0).map((s) => s.hub));
   if (withBacklog.size === 0) return null;
-  const values = r.links.filter((s) => withBacklog.has(s.hub)).map((s) => ({ h: hours(s.atS), hub: s.hub, n: s.backlog }));
+  const values = r.links.filter((s) => withBacklog.has(s.hub)).map((s) => ({ h: hours(s.atS), hub: hubLabel(r, s.hub, lang), n: s.backlog }));
   return {
     title: t('backlogChart', lang),
     data: { values },
