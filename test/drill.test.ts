@@ -15,6 +15,9 @@ import { freePorts } from './support/ports.ts';
  * devices), `npm run drill` on a 20-minute scenario at ×60, and this test in the coordinator's seat —
  * it signs in as the demo's coordinator and switches to emergency once the drill's earthquake proposal
  * shows. Also: the demo control channel's new routes refuse what they must.
+ *
+ * test:postgres — not repeated: the demo runs on its own SQLite and the drill drives the cloud through its
+ * API only, so the PostgreSQL pass would run the same thing again.
  */
 const SCENARIO = path.join(ROOT, 'planning/drill/fixtures/drill-short.json');
 
