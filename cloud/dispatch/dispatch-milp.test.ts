@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { analyzeDispatch, planDispatch, type DispatchInput, type OrderAnalysis } from './dispatch-engine.ts';
+import { analyzeDispatch, planDispatch, type DispatchInput } from './dispatch-engine.ts';
 import { checkChoices, planChoices, playRounds, scorePlan, SERVED, solveDispatchMilp, timeValued, type Valuation } from './dispatch-milp.ts';
-import { competingDroneCases, competingGroundCases, droneOk, exhaustiveOptimum, groundOptions, servable, weight } from './dispatch-optimum.ts';
+import { competingDroneCases, competingGroundCases, exhaustiveOptimum, plainGreedy } from './dispatch-optimum.ts';
 import { drone, hub, NOW, offset, CENTRE, order, scenario } from './dispatch-fixtures.ts';
 import { MEDIUM_FAMILIES, mediumInstance, rng } from './synthetic-dispatch.ts';
 
@@ -71,35 +71,6 @@ describe('the MILP equals the exhaustive optimum on the small seeded cases', () 
   });
 });
 
-/** Control: first fitting drone and compartment from the wrong end (most battery to spare, largest compartment), no re-assignment. */
-function worstFitGreedy(input: DispatchInput, analyses: OrderAnalysis[]): number {
-  const usedD = new Set<string>();
-  const usedC = new Set<string>();
-  const usedKg = new Map<string, number>();
-  let value = 0;
-  for (const a of analyses) {
-    if (!servable(a)) continue;
-    if (droneOk(a)) {
-      const d = [...a.drones].reverse().find((x) => !usedD.has(x.drone.id));
-      const c = a.compartments === null ? null : [...a.compartments].reverse().find((x) => !usedC.has(x.key));
-      if (d && c !== undefined) {
-        usedD.add(d.drone.id);
-        if (c) usedC.add(c.key);
-        value += weight(a.order);
-        continue;
-      }
-    }
-    const g = groundOptions(input, a, NOW)
-      .sort((p, q) => p.departsAt - q.departsAt)
-      .find((x) => (usedKg.get(x.key) ?? x.bookedKg) + a.order.weightKg <= x.capacityKg);
-    if (g) {
-      usedKg.set(g.key, (usedKg.get(g.key) ?? g.bookedKg) + a.order.weightKg);
-      value += weight(a.order);
-    }
-  }
-  return value;
-}
-
 const INSTANCES = 12;
 /** Measured engine share of the MILP optimum (speed-blind, time-valued), 12 seeded instances a family, rounded down. */
 const FLOORS: Record<string, { served: number; time: number }> = {
@@ -129,7 +100,7 @@ describe('medium instances (20–60 orders, 5–20 drones): the engine against t
         sum.engineT += scored(tv);
         sum.optimumT += milpT.value;
         sum.flown += plan.stats.drone;
-        sum.worstFit += worstFitGreedy(input, analyzeDispatch(input, NOW));
+        sum.worstFit += plainGreedy(input, analyzeDispatch(input, NOW), NOW, 'worst');
       }
       const served = sum.engine / sum.optimum;
       const time = sum.engineT / sum.optimumT;

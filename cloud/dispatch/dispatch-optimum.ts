@@ -105,8 +105,13 @@ export function exhaustiveOptimum(input: DispatchInput, analyses: OrderAnalysis[
   return go(0);
 }
 
-/** First free drone and compartment in priority order, no re-assignment; else the first ground departure with room. */
-export function plainGreedy(input: DispatchInput, analyses: OrderAnalysis[], now: number = NOW): number {
+/**
+ * First free drone and compartment in priority order, no re-assignment; else the first ground departure with room.
+ * `pick: 'worst'` takes them from the wrong end (most battery to spare, largest compartment): a control that a
+ * quality test's floor must reject.
+ */
+export function plainGreedy(input: DispatchInput, analyses: OrderAnalysis[], now: number = NOW, pick: 'first' | 'worst' = 'first'): number {
+  const order = <T>(list: readonly T[]): readonly T[] => (pick === 'first' ? list : [...list].reverse());
   const usedD = new Set<string>();
   const usedC = new Set<string>();
   const usedKg = new Map<string, number>();
@@ -114,8 +119,8 @@ export function plainGreedy(input: DispatchInput, analyses: OrderAnalysis[], now
   for (const a of analyses) {
     if (!servable(a)) continue;
     if (droneOk(a)) {
-      const d = a.drones.find((x) => !usedD.has(x.drone.id));
-      const c = a.compartments === null ? null : a.compartments.find((x) => !usedC.has(x.key));
+      const d = order(a.drones).find((x) => !usedD.has(x.drone.id));
+      const c = a.compartments === null ? null : order(a.compartments).find((x) => !usedC.has(x.key));
       if (d && c !== undefined) {
         usedD.add(d.drone.id);
         if (c) usedC.add(c.key);
