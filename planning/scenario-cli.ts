@@ -158,6 +158,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   const sc = loaded.scenario;
   const out = path.resolve(opts.out ?? path.join('reports', sc.id));
+  // Never write the report over an input (red-team: `--out scenarios/x` replaced scenarios/x.json).
+  const inputs = new Set([path.resolve(opts.file), loaded.regionFile]);
+  const clash = [`${out}.html`, `${out}.json`].find((f) => inputs.has(f));
+  if (clash) {
+    process.stderr.write(`--out ${opts.out}: the report would overwrite ${clash}; choose another prefix\n`);
+    return 2;
+  }
   const mainDronesPerHub = opts.dronesPerHub ?? sc.fleet.dronesPerHub;
   const runs = new Set([mainDronesPerHub, ...(opts.sweep?.values ?? [])]).size;
   const jobs = Math.min(opts.jobs, runs);

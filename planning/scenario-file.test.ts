@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -163,6 +164,24 @@ describe('loadScenarioFile: what a person writing a scenario reads when it is wr
     expect(problems).toHaveLength(2);
     expect(problems[0]).toContain('fleet.droneHubs[1]: hub "nomi-wake" has no drones in the region file — set fleet.dronesPerHub to station drones there, or pick a hub with drones: nomi-terai, nomi-tatsunokuchi');
     expect(problems[1]).toContain('events[1].hubs: hub rs-shirayamasan already has weather from events[0] over the same time');
+  });
+
+  it('loads a file at the schema\'s limit of 10,000 events (red-team: the overlap check was quadratic and never finished)', () => {
+    const events: Record<string, unknown>[] = Array.from({ length: 10_000 }, (_, i) => ({ type: 'weather', hubs: 'all', profile: [{ at: i * 17, windMps: i % 20 }] }));
+    expect(load({ ...valid(), duration: '48h', events }).scenario.events).toHaveLength(10_000);
+    // …and still finds an overlap among them, naming both events.
+    events.push({ type: 'weather', hubs: ['nomi-terai'], profile: [{ at: 100, windMps: 3 }, { at: 200, windMps: 4 }] });
+    const problems = problemsOf({ ...valid(), duration: '48h', events: events.slice(-10_000) });
+    expect(problems.join('\n')).toMatch(/events\[\d+\]\.hubs: hub nomi-terai already has weather from events\[\d+\] over the same time/);
+  }, 60_000);
+
+  it('a FIFO as region or bulletin is refused, not read (red-team: the loader hung on it)', () => {
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const problems = problemsOf({ ...valid(), region: fifo, events: [{ type: 'earthquake', at: '1h', bulletin: fifo, areaCodes: ['390'] }] });
+    expect(problems.join('\n')).toContain(`region: ${fifo} is not a regular file`);
+    expect(problems.join('\n')).toContain(`events[0].bulletin: ${fifo} is not a regular file`);
+    fs.rmSync(fifo);
   });
 
   it('a missing bulletin and a missing region file, with the paths resolved against the scenario file', () => {

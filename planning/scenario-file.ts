@@ -35,9 +35,26 @@ export class ScenarioFileError extends Error {
   }
 }
 
+/** Scenario, region and bulletin files are small; anything larger is not one of them. */
+const MAX_FILE_BYTES = 32 << 20;
+
+/**
+ * Why `file` cannot be one of ours, or null: a FIFO or a device would block or never end a read
+ * (red-team finding: a FIFO as region or bulletin hung the loader).
+ */
+function notARegularFile(file: string): string | null {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (!st) return null; // reported by the read that follows, with its error code
+  if (!st.isFile()) return `${file} is not a regular file`;
+  if (st.size > MAX_FILE_BYTES) return `${file} is ${st.size} bytes, more than any scenario, region or bulletin file (${MAX_FILE_BYTES} bytes)`;
+  return null;
+}
+
 /** Reads, validates and resolves a scenario file; throws `ScenarioFileError` naming every problem. */
 export function loadScenarioFile(file: string): LoadedScenario {
   let text: string;
+  const irregular = notARegularFile(file);
+  if (irregular) throw new ScenarioFileError(file, [`${file}: cannot read the file (${irregular})`]);
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
@@ -57,6 +74,8 @@ export function loadScenarioFile(file: string): LoadedScenario {
   let region: RegionFile | null = null;
   if (!fs.existsSync(regionFile)) {
     problems.push(`${file}: region: the region file ${regionFile} does not exist (the path is relative to the scenario file)`);
+  } else if (notARegularFile(regionFile)) {
+    problems.push(`${file}: region: ${notARegularFile(regionFile)}`);
   } else {
     try {
       region = loadRegionFile(regionFile, `region of scenario ${file}`);
@@ -69,6 +88,11 @@ export function loadScenarioFile(file: string): LoadedScenario {
   for (const [i, e] of scenario.events.entries()) {
     if (e.type !== 'earthquake' || bulletins.has(e.bulletin)) continue;
     const bulletinFile = path.resolve(dir, e.bulletin);
+    const irregularBulletin = notARegularFile(bulletinFile);
+    if (irregularBulletin) {
+      problems.push(`${file}: events[${i}].bulletin: ${irregularBulletin}`);
+      continue;
+    }
     try {
       const xml = fs.readFileSync(bulletinFile, 'utf8');
       const wrong = bulletinProblem(xml, e.areaCodes, e.minIntensity);
@@ -153,12 +177,12 @@ export function checkScenarioAgainstRegion(s: ScenarioFile, region: RegionFile):
     switch (e.type) {
       case 'weather': {
         checkHubs(`${at}.hubs`, e.hubs);
-        // One profile per hub at a time: two that overlap would leave the wind at a hub ambiguous.
-        const span = { from: offsetS(e.profile[0]!.at), until: offsetS(e.profile[e.profile.length - 1]!.at) };
+        // One profile per hub at a time (checked after the loop): two that overlap would leave the wind at a hub ambiguous.
+        const span = { from: offsetS(e.profile[0]!.at), until: offsetS(e.profile[e.profile.length - 1]!.at), where: at };
         for (const hub of hubsOf(e.hubs)) {
-          const other = (weatherSpans.get(hub) ?? []).find((w) => w.from <= span.until && span.from <= w.until);
-          if (other) problems.push(`${at}.hubs: hub ${hub} already has weather from ${other.where} over the same time (${other.from} s–${other.until} s); give each hub one profile at a time`);
-          else weatherSpans.set(hub, [...(weatherSpans.get(hub) ?? []), { ...span, where: at }]);
+          const spans = weatherSpans.get(hub);
+          if (spans) spans.push(span);
+          else weatherSpans.set(hub, [span]);
         }
         let previous = -1;
         e.profile.forEach((p, j) => {
@@ -229,6 +253,18 @@ export function checkScenarioAgainstRegion(s: ScenarioFile, region: RegionFile):
         }
         break;
       }
+    }
+  }
+
+  // Overlapping weather per hub: in order of start, a profile that begins before the latest end so far overlaps
+  // the profile that ends there (n log n: a scenario may hold 10,000 events).
+  for (const [hub, spans] of weatherSpans) {
+    let latest: { from: number; until: number; where: string } | null = null;
+    for (const span of spans.sort((a, b) => a.from - b.from)) {
+      if (latest && span.from <= latest.until) {
+        problems.push(`${span.where}.hubs: hub ${hub} already has weather from ${latest.where} over the same time (${latest.from} s–${latest.until} s); give each hub one profile at a time`);
+      }
+      if (!latest || span.until > latest.until) latest = span;
     }
   }
 

@@ -134,7 +134,15 @@ export async function openDemoControl(dataDir: string, handlers: DemoControlHand
       send(404, { error: 'not_found', message: `no control route ${req.method} ${req.url}` });
       return;
     }
-    const hub = decodeURIComponent(hubRoute[1]!);
+    let hub: string;
+    try {
+      hub = decodeURIComponent(hubRoute[1]!);
+    } catch {
+      // A malformed escape (%E0%A4%A) throws URIError: inside this listener that would end the whole demo.
+      req.resume();
+      send(404, { error: 'unknown_hub', message: 'the hub id in the path is not valid percent-encoding' });
+      return;
+    }
     const kind = hubRoute[2] as HubChangeKind;
     if (!handlers.hubs.ids().includes(hub)) {
       req.resume();

@@ -65,6 +65,20 @@ describe('npm run scenario', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
+  it('refuses an --out that would write the report over the scenario file (red-team finding)', () => {
+    const copy = JSON.parse(fs.readFileSync(SHORT, 'utf8')) as { region: string };
+    copy.region = path.join(ROOT, 'config/regions/ishikawa-nomi.json');
+    const file = path.join(dir, 'mine.json');
+    const text = JSON.stringify(copy);
+    fs.writeFileSync(file, text);
+    const r = scenario(file, '--out', path.join(dir, 'mine'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`the report would overwrite ${file}`);
+    expect(fs.readFileSync(file, 'utf8')).toBe(text);
+    expect(fs.existsSync(path.join(dir, 'mine.html'))).toBe(false);
+    fs.rmSync(file);
+  });
+
   it('exits 2 naming every problem of a bad scenario file, one a line', () => {
     const bad = JSON.parse(fs.readFileSync(SHORT, 'utf8')) as { region: string; events: unknown[] };
     bad.region = path.join(ROOT, 'config/regions/ishikawa-nomi.json');
