@@ -239,6 +239,10 @@ describe('a drill against `npm start`', () => {
     const printed = drillOut.join('');
     expect(printed).toContain('scenario expects: switch the region to emergency now');
     expect(printed).not.toContain('not playable');
+    // The demo's devices and the drill run at the same pace (×60): no clock warning; the demo found on
+    // DATA_DIR is followed (its control file is ours and 0600) and its own account used without credentials.
+    expect(printed).not.toContain('WARNING');
+    expect(printed).not.toContain('not following');
 
     // Orders exist in the cloud, made by the drill's account.
     type Orders = { orders: { priority: string; reference: string | null; createdBy: string }[] };

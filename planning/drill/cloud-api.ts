@@ -24,6 +24,20 @@ export interface CloudApi {
 
 export type Credential = { user: string; password: string } | { token: string };
 
+/**
+ * The server's reason from an error body. The API answers `{ error: { code, message } }`
+ * (cloud/accounts/access-hooks.ts); older or other servers `{ error: 'code', message }`.
+ */
+export function serverReason(body: unknown): { code: string | null; message: string | null } {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as { error?: unknown; message?: unknown };
+  const inner = (typeof b.error === 'object' && b.error !== null ? b.error : {}) as { code?: unknown; message?: unknown };
+  const str = (x: unknown) => (typeof x === 'string' && x !== '' ? x : null);
+  return { code: str(inner.code) ?? str(b.error), message: str(inner.message) ?? str(b.message) };
+}
+
+const statusLine = (status: number, r: { code: string | null; message: string | null }) =>
+  [String(status), r.code, r.message].filter((x) => x !== null).join(' ');
+
 export async function connectCloud(baseUrl: string, credential: Credential): Promise<CloudApi> {
   const base = baseUrl.replace(/\/+$/, '');
   const reach = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(10_000) }).catch((err: Error) => err);
@@ -37,8 +51,8 @@ export async function connectCloud(baseUrl: string, credential: Credential): Pro
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: credential.user, password: credential.password }),
     });
     if (!res.ok) {
-      const body = (await res.json().catch(() => ({}))) as { message?: string; error?: string };
-      throw new CloudApiError(`sign-in as ${credential.user} at ${base} refused: ${body.message ?? res.status}`, res.status, body.error ?? null);
+      const reason = serverReason(await res.json().catch(() => ({})));
+      throw new CloudApiError(`sign-in as ${credential.user} at ${base} refused: ${statusLine(res.status, reason)}`, res.status, reason.code);
     }
     const cookie = res.headers.getSetCookie().find((c) => c.startsWith('chiiki_session='));
     if (!cookie) throw new CloudApiError('sign-in answered without a session', 500, null);
@@ -53,9 +67,17 @@ export async function connectCloud(baseUrl: string, credential: Credential): Pro
       signal: AbortSignal.timeout(15_000),
     });
     const text = await res.text();
-    const json = text ? (JSON.parse(text) as T & { message?: string; error?: string }) : ({} as T & { message?: string; error?: string });
-    if (!res.ok) throw new CloudApiError(`${method} ${path}: ${res.status} ${json.message ?? ''}`.trim(), res.status, json.error ?? null);
-    return json;
+    let json: unknown = {};
+    try {
+      if (text) json = JSON.parse(text);
+    } catch {
+      if (res.ok) throw new CloudApiError(`${method} ${path}: ${res.status} answered with something that is not JSON`, res.status, null);
+    }
+    if (!res.ok) {
+      const reason = serverReason(json);
+      throw new CloudApiError(`${method} ${path}: ${statusLine(res.status, reason)}`, res.status, reason.code);
+    }
+    return json as T;
   };
   const me = await call<{ account: { username: string } }>('GET', '/api/v1/auth/me');
   const username = me.account.username;

@@ -2,21 +2,27 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ScenarioFileError } from '../scenario-file.ts';
 import { CloudApiError, type Credential } from './cloud-api.ts';
-import { runDrill } from './drill.ts';
+import { DrillSetupError, runDrill } from './drill.ts';
+import { readPasswordFile } from './password-file.ts';
 
 /**
- * `npm run drill -- <scenario file> [--time-scale N] [--cloud http://…] [--user U --password P]
+ * `npm run drill -- <scenario file> [--time-scale N] [--cloud http://…] [--user U [--password-file F]]
  *   [--out prefix] [--play-coordinator] [--poll S]`
  *
  * Plays the scenario against the running system (by default the `npm start` demo on DATA_DIR) and
- * writes <out>.json and <out>.html. Credentials: --user/--password, or DRILL_API_TOKEN (an API token
- * of a coordinator or admin account, as the Node-RED flow's CLOUD_API_TOKEN); the demo default is its
- * admin account. Ctrl-C ends the drill early and still writes the report.
+ * writes <out>.json and <out>.html. Credentials: --user with the password in DRILL_PASSWORD or in
+ * --password-file (never on the command line: every local user reads that in ps), or DRILL_API_TOKEN
+ * (an API token of a coordinator or admin account, as the Node-RED flow's CLOUD_API_TOKEN). Without
+ * them, only the demo found on DATA_DIR is driven, as its admin account. Ctrl-C ends the drill early and
+ * still writes the report.
  */
-const USAGE = `usage: npm run drill -- <scenario file> [--time-scale N] [--cloud http://host:port] [--user U --password P] [--out prefix] [--play-coordinator] [--poll seconds]
+const USAGE = `usage: npm run drill -- <scenario file> [--time-scale N] [--cloud http://host:port] [--user U [--password-file F]] [--out prefix] [--play-coordinator] [--poll seconds]
   --time-scale N       scenario seconds per real second (default 1: real time)
   --cloud URL          the system's API (default: the demo running on DATA_DIR)
-  --user/--password    the account the drill acts as (or DRILL_API_TOKEN); demo default: admin
+  --user U             the account the drill acts as; its password from DRILL_PASSWORD or --password-file
+  --password-file F    a file holding the password (first line; keep it chmod 600)
+                       or, instead of --user: DRILL_API_TOKEN (an API token of a coordinator or admin account)
+                       none of these: only the demo running on DATA_DIR, as its admin account
   --out prefix         writes <prefix>.json and <prefix>.html (default: drill-<scenario id>)
   --play-coordinator   also play the scenario's coordinator events (default: prompts; people decide)`;
 
@@ -26,12 +32,15 @@ async function main(): Promise<number> {
     args = parseArgs({
       allowPositionals: true,
       options: {
-        'time-scale': { type: 'string' }, cloud: { type: 'string' }, user: { type: 'string' }, password: { type: 'string' },
+        'time-scale': { type: 'string' }, cloud: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' },
         out: { type: 'string' }, 'play-coordinator': { type: 'boolean' }, poll: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    const onArgv = process.argv.some((a) => a === '--password' || a.startsWith('--password='));
+    process.stderr.write(onArgv
+      ? `--password is not taken on the command line (every user of this machine can read it in ps): set DRILL_PASSWORD, or use --password-file\n${USAGE}\n`
+      : `${(err as Error).message}\n${USAGE}\n`);
     return 2;
   }
   const { values: v, positionals } = args;
@@ -49,12 +58,28 @@ async function main(): Promise<number> {
     process.stderr.write(`--time-scale must be in (0, 3600] and --poll in [0.2, 60] seconds\n${USAGE}\n`);
     return 2;
   }
-  if ((v.user === undefined) !== (v.password === undefined)) {
-    process.stderr.write(`--user and --password go together\n${USAGE}\n`);
+  let password: string | undefined;
+  if (v['password-file'] !== undefined) {
+    const read = readPasswordFile(v['password-file']);
+    if ('error' in read) {
+      process.stderr.write(`${read.error}\n`);
+      return 2;
+    }
+    if (read.warning) process.stderr.write(`${read.warning}\n`);
+    password = read.password;
+  } else if (process.env.DRILL_PASSWORD) {
+    password = process.env.DRILL_PASSWORD;
+  }
+  if (v.user === undefined && v['password-file'] !== undefined) {
+    process.stderr.write(`--password-file goes with --user\n${USAGE}\n`);
+    return 2;
+  }
+  if (v.user !== undefined && password === undefined) {
+    process.stderr.write(`--user ${v.user} needs its password: set DRILL_PASSWORD, or use --password-file\n${USAGE}\n`);
     return 2;
   }
   const token = process.env.DRILL_API_TOKEN?.trim();
-  const credential: Credential | undefined = v.user !== undefined ? { user: v.user, password: v.password! } : token ? { token } : undefined;
+  const credential: Credential | undefined = v.user !== undefined ? { user: v.user, password: password! } : token ? { token } : undefined;
   const file = positionals[0]!;
   const out = v.out ?? `drill-${path.basename(file, '.json')}`;
 
@@ -91,7 +116,7 @@ async function main(): Promise<number> {
     ].filter((l, i, all) => l !== '' || i === 0 || i === all.length - 1).join('\n'));
     return r.failed.length > 0 ? 1 : 0;
   } catch (err) {
-    if (err instanceof ScenarioFileError || err instanceof CloudApiError) {
+    if (err instanceof ScenarioFileError || err instanceof CloudApiError || err instanceof DrillSetupError) {
       process.stderr.write(`${err.message}\n`);
       return 2;
     }

@@ -27,7 +27,10 @@ export interface DrillOptions {
   timeScale: number;
   /** The cloud's base URL; default: the running demo's. */
   cloud?: string;
-  /** Default: the demo's admin account (its password is public), so people's actions stand apart from the drill's. */
+  /**
+   * Required unless the cloud is the running demo's (found on `dataDir`, on loopback): then the demo's admin
+   * account (its password is public), so people's actions stand apart from the drill's.
+   */
   credential?: Credential;
   /** Output prefix: writes `<out>.json` and `<out>.html`. */
   out: string;
@@ -66,28 +69,45 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const steps = planDrill(loaded);
   const durationS = offsetS(scenario.duration);
 
-  // The demo, if one runs on this data directory: its control channel and its edge agents.
+  // The demo, if one runs on this data directory: its control channel and its edge agents. Only a control
+  // file as the demo writes it is followed (ours, 0600, every address on loopback): whoever else can write
+  // the data directory must not be able to point the drill, and its credentials, at another address.
   const dataDir = o.dataDir ?? process.env.DATA_DIR ?? './data';
   let demo: Demo | null = null;
   let status: DemoStatus | null = null;
-  try {
-    demo = findRunningDemo(dataDir);
-    status = await demo.request<DemoStatus>('GET', '/status');
-  } catch (err) {
-    if (!(err instanceof DemoControlError)) throw err;
-    demo = null;
+  const untrusted = untrustedControlFile(path.join(dataDir, DEMO_CONTROL_FILE));
+  if (untrusted) log(`not following ${path.join(dataDir, DEMO_CONTROL_FILE)}: ${untrusted}`);
+  else {
+    try {
+      demo = findRunningDemo(dataDir);
+      status = await demo.request<DemoStatus>('GET', '/status');
+    } catch (err) {
+      if (!(err instanceof DemoControlError)) throw err;
+      demo = null;
+    }
+    if (status && !isLoopbackUrl(status.cloudHttp)) {
+      log(`not following the demo on ${dataDir}: it names a cloud that is not on this machine (${status.cloudHttp})`);
+      demo = null;
+      status = null;
+    }
   }
   const cloudUrl = (o.cloud ?? status?.cloudHttp)?.replace(/\/+$/, '');
-  if (!cloudUrl) throw new Error(`no running demo on ${dataDir} (${path.join(dataDir, DEMO_CONTROL_FILE)}) and no --cloud given: start the demo with \`npm start\`, or name the system with --cloud http://…`);
+  if (!cloudUrl) throw new DrillSetupError(`no running demo on ${dataDir} (${path.join(dataDir, DEMO_CONTROL_FILE)}) and no --cloud given: start the demo with \`npm start\`, or name the system with --cloud http://…`);
   if (demo && status && status.cloudHttp.replace(/\/+$/, '') !== cloudUrl) {
     log(`the demo on ${dataDir} runs a different cloud (${status.cloudHttp}); its devices are not ${cloudUrl}'s`);
     demo = null;
     status = null;
   }
-  if (!demo) log(`no demo control channel for ${cloudUrl}: weather, power, link and fleet events are not playable here and will be skipped`);
-  if (status?.simTimeScale !== undefined && status.simTimeScale !== o.timeScale) {
-    log(`note: the demo's devices run at time scale ${status.simTimeScale} (SIM_TIME_SCALE), the drill at ${o.timeScale}: drones fly and batteries drain at the devices' pace`);
+  // The demo's public account only for the demo itself: never sent to any other address.
+  const demoCloud = demo !== null && status !== null && isLoopbackUrl(cloudUrl);
+  if (!o.credential && !demoCloud) {
+    throw new DrillSetupError(`no credentials for ${cloudUrl}: give --user with DRILL_PASSWORD (or --password-file), or DRILL_API_TOKEN (an API token of a coordinator or admin account); the demo's own account is used only for the demo running on ${dataDir}`);
   }
+  if (!demo) log(`no demo control channel for ${cloudUrl}: weather, power, link and fleet events are not playable here and will be skipped`);
+  const scaleMismatch = status?.simTimeScale !== undefined && status.simTimeScale !== o.timeScale
+    ? `WARNING: the demo's devices run at time scale ×${status.simTimeScale} (SIM_TIME_SCALE), the drill at ×${o.timeScale}: drones fly and batteries drain at the devices' pace, so flight times, utilisation and lead times in the report mix the two clocks (start the demo with SIM_TIME_SCALE=${o.timeScale}, or run the drill with --time-scale ${status.simTimeScale})`
+    : null;
+  if (scaleMismatch) log(scaleMismatch);
   const credential: Credential = o.credential ?? DEMO_DRILL_ACCOUNT;
   const api = await connectCloud(cloudUrl, credential);
   const served = await api.get<{ regions: { id: string }[] }>('/api/v1/regions');
@@ -256,7 +276,47 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const html = `${o.out}.html`;
   fs.writeFileSync(html, await renderReport(report));
   log(`report: ${html} (figures: ${json})`);
+  if (scaleMismatch) log(scaleMismatch);
   return { result, json, html, skipped, failed, endedEarly };
+}
+
+/** The drill cannot start as asked (no system, no credentials): nothing was sent. */
+export class DrillSetupError extends Error {}
+
+/** Whether `url` names this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return false;
+  }
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Why the demo control file may not be followed, or null when it may (or does not exist: then there is
+ * no demo). As the demo writes it: a regular file of the current user, readable by nobody else, whose
+ * control channel is on loopback — as ssh treats its keys.
+ */
+export function untrustedControlFile(file: string): string | null {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch {
+    return null;
+  }
+  if (!st.isFile()) return 'it is not a regular file';
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) return `it belongs to another user (uid ${st.uid}), not to you (uid ${uid})`;
+  if ((st.mode & 0o077) !== 0) return `others may read or write it (mode ${(st.mode & 0o777).toString(8)}; the demo writes it 600)`;
+  try {
+    const url = (JSON.parse(fs.readFileSync(file, 'utf8')) as { url?: unknown }).url;
+    if (typeof url === 'string' && !isLoopbackUrl(url)) return `its control channel is not on this machine (${url})`;
+  } catch {
+    return null; // unreadable or not JSON: findRunningDemo says there is no demo
+  }
+  return null;
 }
 
 /** Scenario seconds as "+1d 02:03:04". */

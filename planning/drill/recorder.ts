@@ -47,6 +47,8 @@ const DELIVERED = new Set(['delivered', 'in_locker', 'picked_up']);
 const CLOSED = new Set([...DELIVERED, 'failed', 'cancelled']);
 const FLYING = new Set(['armed', 'takeoff', 'mission', 'hover', 'rtl', 'landing']);
 const PRIORITIES: Priority[] = ['normal', 'relief', 'medical'];
+/** The audit entries read per poll (the API's maximum). */
+const AUDIT_LIMIT = 1000;
 const iso = (s: string | null) => (s === null ? null : Date.parse(s));
 
 export class DrillRecorder {
@@ -74,6 +76,10 @@ export class DrillRecorder {
   private readonly ackedNow = new Map<string, number>();
   private readonly drones = new Map<string, { hub: string; drone: string; flying: boolean; flights: number; flightS: number; landing: number[]; lastBattery: number | null }>();
   private readonly actions: ScenarioResult['coordinatorActions'] = [];
+  /** People's API calls not yet placed in or out of the region. */
+  private pendingPeople: { e: ApiAudit; tries: number }[] = [];
+  private readonly regionById = new Map<string, string | null>();
+  private readonly matchedOrders = new Set<string>();
   private readonly isolated = new Map<string, number>();
   private readonly proposals: { atS: number; source: string }[] = [];
   private lastPoll: number | null = null;
@@ -175,18 +181,22 @@ export class DrillRecorder {
         }
         this.activeAlarms.push({ atS, count: active });
       }),
-      this.pollPeople(),
       this.pollLinks(atS),
       this.pollDrones(dtS),
     ];
-    const results = await Promise.allSettled(jobs);
+    // People's actions after the orders and alarms of this poll are known (they place an action in the region).
+    const results = [...(await Promise.allSettled(jobs)), ...(await Promise.allSettled([this.pollPeople()]))];
     const failed = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
-    if (failed.length > 0) this.o.log?.(`recording: ${failed.length} of ${jobs.length} reads failed (${(failed[0]!.reason as Error).message})`);
+    if (failed.length > 0) this.o.log?.(`recording: ${failed.length} of ${results.length} reads failed (${(failed[0]!.reason as Error).message})`);
   }
 
   private async pollPeople(): Promise<void> {
     if (!Number.isFinite(this.apiAuditBaseline)) return;
-    const audit = await this.o.api.get<{ entries: ApiAudit[] }>('/api/v1/audit?limit=200');
+    const audit = await this.o.api.get<{ entries: ApiAudit[] }>(`/api/v1/audit?limit=${AUDIT_LIMIT}`);
+    const oldest = audit.entries.at(-1);
+    if (audit.entries.length >= AUDIT_LIMIT && oldest && oldest.id > this.apiAuditBaseline + 1) {
+      this.o.log?.(`recording: more than ${AUDIT_LIMIT} API calls since the last read; people's actions in between are not recorded`);
+    }
     for (const e of [...audit.entries].reverse()) {
       if (e.id <= this.apiAuditBaseline) continue;
       this.apiAuditBaseline = e.id;
@@ -194,8 +204,65 @@ export class DrillRecorder {
       // Mode switches come with their reason from the mode audit log; sign-ins are not actions.
       if (e.route === '/api/v1/regions/:regionId/mode' || e.route?.startsWith('/api/v1/auth/')) continue;
       if (e.status >= 400) continue;
-      this.actions.push({ atS: this.atS(Date.parse(e.at)), action: `${e.method} ${e.route ?? e.path}`, by: e.account, detail: e.path });
+      this.pendingPeople.push({ e, tries: 0 });
     }
+    // Only the scenario's region: the drill's account may see a whole deployment's calls.
+    const still: typeof this.pendingPeople = [];
+    for (const p of this.pendingPeople) {
+      const inRegion = await this.inRegion(p.e);
+      if (inRegion === true) this.actions.push({ atS: this.atS(Date.parse(p.e.at)), action: `${p.e.method} ${p.e.route ?? p.e.path}`, by: p.e.account!, detail: p.e.path });
+      else if (inRegion === null && ++p.tries < 3) still.push(p);
+    }
+    this.pendingPeople = still;
+  }
+
+  /**
+   * Whether an API call concerns the scenario's region: its path names the region or one of its hubs (as the
+   * cloud scopes a coordinator's audit, cloud/accounts/account-routes.ts auditEntryVisible), an order or an
+   * alarm of the region, or it created an order of the region (matched by account and time). null: not known
+   * yet (an order the orders list has not shown yet), asked again at the next poll.
+   */
+  private async inRegion(e: ApiAudit): Promise<boolean | null> {
+    if (e.route === null) return false;
+    const pattern = e.route.split('/');
+    const parts = e.path.split('?')[0]!.split('/');
+    if (pattern.length !== parts.length) return false;
+    let named = false;
+    for (let i = 0; i < pattern.length; i++) {
+      const p = pattern[i]!;
+      if (p !== ':regionId' && p !== ':hubId' && p !== ':orderId' && p !== ':alarmId') continue;
+      let value: string;
+      try {
+        value = decodeURIComponent(parts[i]!);
+      } catch {
+        return false;
+      }
+      const region = p === ':regionId' ? value
+        : p === ':hubId' ? (this.o.region.hubs.some((h) => h.id === value) ? this.region : null)
+          : await this.regionOf(p === ':orderId' ? 'orders' : 'alarms', value);
+      if (region !== this.region) return false;
+      named = true;
+    }
+    if (named) return true;
+    if (e.method === 'POST' && e.route === '/api/v1/orders') {
+      const at = Date.parse(e.at);
+      const made = [...this.orders.values()].find((o) => o.createdBy === e.account && !this.matchedOrders.has(o.id) && Math.abs(Date.parse(o.createdAt) - at) <= 5000);
+      if (!made) return null;
+      this.matchedOrders.add(made.id);
+      return true;
+    }
+    return false;
+  }
+
+  /** The region of an order or alarm, read once; null when the drill's account cannot read it. */
+  private async regionOf(kind: 'orders' | 'alarms', id: string): Promise<string | null> {
+    const key = `${kind}/${id}`;
+    if (!this.regionById.has(key)) {
+      const known = kind === 'orders' ? this.orders.get(id)?.region : this.alarms.get(id)?.region;
+      const region = known ?? (await this.o.api.get<{ region: string }>(`/api/v1/${kind}/${encodeURIComponent(id)}`).then((x) => x.region, () => null));
+      this.regionById.set(key, region);
+    }
+    return this.regionById.get(key) ?? null;
   }
 
   private async pollLinks(atS: number): Promise<void> {
