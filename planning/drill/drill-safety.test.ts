@@ -201,6 +201,24 @@ describe('the demo control file (L18)', () => {
   });
 });
 
+describe('the report\'s --out (L15)', () => {
+  it('never replaces the scenario or its region file', async () => {
+    const dir = tmp();
+    const scenario = path.join(dir, 'mine.json');
+    const region = path.join(dir, 'region.json');
+    fs.copyFileSync(path.join(ROOT, 'config/regions/ishikawa-nomi.json'), region);
+    const text = JSON.stringify({ id: 'mine', name: { ja: '私の', en: 'Mine' }, region: 'region.json', start: '2026-12-05T09:00:00+09:00', duration: '10m', events: [] });
+    fs.writeFileSync(scenario, text);
+    const cloud = await fakeServer((_req, _body, res) => void res.end('{}'));
+    await expect(runDrill({ scenarioFile: scenario, timeScale: 3600, cloud: cloud.url, credential: { token: 'x' }, dataDir: dir, out: path.join(dir, 'mine'), log: () => {} }))
+      .rejects.toThrow(/would overwrite the scenario file/);
+    await expect(runDrill({ scenarioFile: scenario, timeScale: 3600, cloud: cloud.url, credential: { token: 'x' }, dataDir: dir, out: path.join(dir, 'region'), log: () => {} }))
+      .rejects.toThrow(/would overwrite the region file/);
+    expect(fs.readFileSync(scenario, 'utf8')).toBe(text);
+    expect(cloud.requests).toEqual([]);
+  });
+});
+
 describe('the server\'s reason (L5)', () => {
   it('is kept in the drill\'s error: code and message', async () => {
     expect(serverReason({ error: { code: 'invalid_credentials', message: 'wrong user or password' } })).toEqual({ code: 'invalid_credentials', message: 'wrong user or password' });

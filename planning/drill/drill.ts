@@ -64,7 +64,11 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
   const log = o.log ?? ((line: string) => process.stdout.write(`${line}\n`));
   const now = o.now ?? Date.now;
   if (!(Number.isFinite(o.timeScale) && o.timeScale > 0)) throw new Error(`--time-scale must be a positive number, got ${o.timeScale}`);
+  // The report must not replace the scenario (or its region) file: `--out x` next to x.json did.
+  const overwrites = (input: string) => [`${o.out}.json`, `${o.out}.html`].some((f) => path.resolve(f) === path.resolve(input));
+  if (overwrites(o.scenarioFile)) throw new DrillSetupError(`--out ${o.out} would overwrite the scenario file ${o.scenarioFile}: choose another prefix`);
   const loaded = loadScenarioFile(o.scenarioFile);
+  if (overwrites(loaded.regionFile)) throw new DrillSetupError(`--out ${o.out} would overwrite the region file ${loaded.regionFile}: choose another prefix`);
   const { scenario, region } = loaded;
   const steps = planDrill(loaded);
   const durationS = offsetS(scenario.duration);
@@ -147,21 +151,21 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
     try {
       switch (s.kind) {
         case 'weather':
-          await demo!.request('POST', `/hubs/${s.hub}/weather`, { windMps: s.windMps, ...(s.gustMps === undefined ? {} : { gustMps: s.gustMps }), rainMmPerH: s.rainMmPerH });
+          await demo!.request('POST', `/hubs/${encodeURIComponent(s.hub)}/weather`, { windMps: s.windMps, ...(s.gustMps === undefined ? {} : { gustMps: s.gustMps }), rainMmPerH: s.rainMmPerH });
           changed.weather.add(s.hub);
           break;
         case 'power':
-          await demo!.request('POST', `/hubs/${s.hub}/power`, s.state === 'lost' ? { state: 'lost', backupDrainPctPerH: s.backupDrainPctPerH } : { state: 'restored' });
+          await demo!.request('POST', `/hubs/${encodeURIComponent(s.hub)}/power`, s.state === 'lost' ? { state: 'lost', backupDrainPctPerH: s.backupDrainPctPerH } : { state: 'restored' });
           if (s.state === 'lost') changed.power.add(s.hub);
           else changed.power.delete(s.hub);
           break;
         case 'link':
-          await demo!.request('POST', `/hubs/${s.hub}/link`, { state: s.state });
+          await demo!.request('POST', `/hubs/${encodeURIComponent(s.hub)}/link`, { state: s.state });
           if (s.state === 'cut') changed.link.add(s.hub);
           else changed.link.delete(s.hub);
           break;
         case 'fleet':
-          await demo!.request('POST', `/hubs/${s.hub}/fleet`, { state: s.state, ...(s.drones ? { drones: s.drones } : {}) });
+          await demo!.request('POST', `/hubs/${encodeURIComponent(s.hub)}/fleet`, { state: s.state, ...(s.drones ? { drones: s.drones } : {}) });
           if (s.state === 'out_of_service') changed.fleet.add(s.hub);
           break;
         case 'isolation':
@@ -258,7 +262,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillOutcome> {
       ...[...changed.fleet].map((h): [string, string, unknown] => [h, 'fleet', { state: 'in_service' }]),
     ];
     for (const [hub, kind, body] of restore) {
-      await demo.request('POST', `/hubs/${hub}/${kind}`, body).catch((err: Error) => log(`could not put back ${kind} at ${hub}: ${err.message}`));
+      await demo.request('POST', `/hubs/${encodeURIComponent(hub)}/${kind}`, body).catch((err: Error) => log(`could not put back ${kind} at ${hub}: ${err.message}`));
     }
     if (restore.length > 0) {
       const kinds = [...new Set(restore.map(([, k]) => k))];
