@@ -65,13 +65,14 @@ export const dispatch: Section = async ({ quick, log }) => {
           unit: 'ms',
           decimals: 1,
           comparison: isTarget ? `${fmt((100 * r.summary.median) / TARGET_MS, 0)} % of the budget` : outcome(r),
-          ...(isTarget ? { target: `≤ ${TARGET_MS} ms`, met: r.summary.median <= TARGET_MS } : {}),
+          // Issue 17 item 6: every decision shape within the budget, not only the reference one.
+          target: `≤ ${TARGET_MS} ms`, met: r.summary.median <= TARGET_MS,
         });
       }
     const emergency = await plan('1000 orders × 200 drones, emergency mode', { hubs: HUBS, drones: 200, orders: 1000, seed: SEED, mode: 'emergency' });
-    rows.push({ metric: 'dispatch decision, 1,000 × 200, emergency mode', ours: emergency.summary, unit: 'ms', decimals: 1, comparison: outcome(emergency) });
+    rows.push({ metric: 'dispatch decision, 1,000 × 200, emergency mode', ours: emergency.summary, unit: 'ms', decimals: 1, comparison: outcome(emergency), target: `≤ ${TARGET_MS} ms`, met: emergency.summary.median <= TARGET_MS });
     const oneHub = await plan('1000 orders × 200 drones, all at one hub', { hubs: HUBS, drones: 200, orders: 1000, seed: SEED, oneHub: true });
-    rows.push({ metric: 'dispatch decision, 1,000 × 200, all at one hub (worst case)', ours: oneHub.summary, unit: 'ms', decimals: 1, comparison: outcome(oneHub) });
+    rows.push({ metric: 'dispatch decision, 1,000 × 200, all at one hub (worst case)', ours: oneHub.summary, unit: 'ms', decimals: 1, comparison: outcome(oneHub), target: `≤ ${TARGET_MS} ms`, met: oneHub.summary.median <= TARGET_MS });
 
     // Quality against the exhaustive optimum.
     const pct = (x: number, of: number, d = 2): string => `${fmt((100 * x) / of, d)} %`;
