@@ -13,6 +13,9 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
+/** Default of HISTORICAL_AFTER_S (planning mode's simulated agents mark messages the same way). */
+export const HISTORICAL_AFTER_S_DEFAULT = 30;
+
 export const EdgeEnv = z.object({
   HUB_ID: HubId.describe('This hub'),
   REGION_ID: RegionId.describe('Its region'),
@@ -53,7 +56,7 @@ export const EdgeEnv = z.object({
   MAX_PAYLOAD_BYTES: int(65_536, 256).describe('Larger device payloads are refused locally'),
   UPLINK_WINDOW: int(200).describe('Messages in flight to the cloud at once'),
   UPLINK_BACKOFF_MAX_S: int(30).describe('Reconnect back-off ceiling (jittered exponential)'),
-  HISTORICAL_AFTER_S: int(30).describe('Messages older than this when sent are marked historical'),
+  HISTORICAL_AFTER_S: int(HISTORICAL_AFTER_S_DEFAULT).describe('Messages older than this when sent are marked historical'),
   STATUS_INTERVAL_S: int(10).describe('How often the hub status (outbox depth, oldest unsent age) is published'),
   COMMAND_TIMEOUT_S: int(10).describe('How long a device has to answer a command'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -211,7 +211,17 @@ function buildContext(input: DispatchInput, now: number): Context {
 // ------------------------------------------------------------------ priority
 
 const PRIORITY_CLASS = { medical: 0, relief: 0, normal: 1 } as const;
-const PAD_STATES = new Set(['idle', 'charging']);
+/** Flight states in which a drone on its pad can take a mission (planning mode reads it too). */
+export const PAD_STATES: ReadonlySet<string> = new Set(['idle', 'charging']);
+
+/**
+ * Which of a drone's weather limits a reading is at or above — at the limit is forbidden (MLIT standard
+ * manual: no flight at ≥ 5 m/s). The one statement of the rule: dispatch refuses by it, and planning
+ * mode plans a round when a hub's reading crosses it.
+ */
+export function weatherOverLimits(w: Pick<Weather, 'windMps' | 'gustMps' | 'rainMmPerH'>, lim: Pick<DroneLimits, 'windLimitMps' | 'gustLimitMps' | 'rainLimitMmPerH'>): { wind: boolean; gust: boolean; rain: boolean } {
+  return { wind: w.windMps >= lim.windLimitMps, gust: w.gustMps >= lim.gustLimitMps, rain: w.rainMmPerH >= lim.rainLimitMmPerH };
+}
 
 /** Medical and relief first; then earliest deadline (none last); then oldest; then id. */
 export function comparePriority(a: OrderInput, b: OrderInput): number {
@@ -512,15 +522,16 @@ function evaluateDrones(ctx: Context, a: OrderAnalysis, origin: HubInput, places
       ok = false;
     }
     for (const { placeId, w } of places) {
-      if (w.windMps >= lim.windLimitMps) {
+      const over = weatherOverLimits(w, lim);
+      if (over.wind) {
         reasons.addWeather('wind_over_limit', placeId, w.windMps, lim.windLimitMps, d.id);
         ok = false;
       }
-      if (w.gustMps >= lim.gustLimitMps) {
+      if (over.gust) {
         reasons.addWeather('gust_over_limit', placeId, w.gustMps, lim.gustLimitMps, d.id);
         ok = false;
       }
-      if (w.rainMmPerH >= lim.rainLimitMmPerH) {
+      if (over.rain) {
         reasons.addWeather('rain_over_limit', placeId, w.rainMmPerH, lim.rainLimitMmPerH, d.id);
         ok = false;
       }

@@ -1,3 +1,4 @@
+import { PAD_STATES, weatherOverLimits } from '../../cloud/dispatch/dispatch-engine.ts';
 import { pino } from 'pino';
 import type { Command, DroneTelemetry, LockerTelemetry, RegionMode, SensorTelemetry } from '../../contract/index.ts';
 import { offsetS, type ScenarioEvent } from '../../contract/scenario.ts';
@@ -351,23 +352,21 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
   q.at(nextOrderRound, 'orders', orderRound);
   const padState = new Map<string, boolean>();
   const lockerState = new Map<string, string>();
-  const limits = region.hubs.flatMap((h) => h.drones);
-  const windLimits = [...new Set(limits.map((d) => d.windLimitMps))];
-  const gustLimits = [...new Set(limits.map((d) => d.gustLimitMps))];
-  const rainLimits = [...new Set(limits.map((d) => d.rainLimitMmPerH))];
+  // The region's distinct weather limits: a reading that crosses one (by the dispatch engine's own rule) may change a plan.
+  const limitSets = [...new Map(region.hubs.flatMap((h) => h.drones).map((d) => [`${d.windLimitMps}/${d.gustLimitMps}/${d.rainLimitMmPerH}`, d])).values()];
   const weatherState = new Map<string, string>();
   function changesDispatch(m: { type: string; hub: string }): boolean {
     if (m.type === 'sensor.telemetry') {
       const t = m as SensorTelemetry;
-      const side = (v: number, ls: number[]) => ls.map((l) => (v >= l ? 1 : 0)).join('');
-      const sig = `${side(t.windSpeedMps, windLimits)}/${side(t.windGustMps, gustLimits)}/${side(t.rainMmPerH, rainLimits)}`;
+      const w = { windMps: t.windSpeedMps, gustMps: t.windGustMps, rainMmPerH: t.rainMmPerH };
+      const sig = limitSets.map((lim) => Object.values(weatherOverLimits(w, lim)).map(Number).join('')).join('/');
       const was = weatherState.get(t.hub);
       weatherState.set(t.hub, sig);
       return was !== undefined && was !== sig;
     }
     if (m.type === 'drone.telemetry') {
       const t = m as DroneTelemetry;
-      const onPad = t.flightState === 'idle' || t.flightState === 'charging';
+      const onPad = PAD_STATES.has(t.flightState);
       const key = `${t.hub}/${t.device}`;
       const was = padState.get(key);
       padState.set(key, onPad);

@@ -1,3 +1,5 @@
+import { PAD_STATES } from '../../cloud/dispatch/dispatch-engine.ts';
+import { HISTORICAL_AFTER_S_DEFAULT as EDGE_HISTORICAL_AFTER_S_DEFAULT } from '../../edge/config.ts';
 import type { Command, CommandAck, DeviceKind, DeviceMessage, HubSpec, ModeAck, RegionFile, RegionMode, SensorTelemetry } from '../../contract/index.ts';
 import { HubDevices, type DeviceOutput, type ModelParams } from '../../simulators/devices/hub-devices.ts';
 import type { MessageIds } from '../../simulators/devices/message-ids.ts';
@@ -26,8 +28,8 @@ export const PLANNING_MODEL_PARAMS: ModelParams = {
 };
 const DRONE_PAD_REPORT_MS = 60_000;
 const DRONE_AWAY_REPORT_MS = 10_000;
-/** The edge agent marks a message historical when it is sent this long after it was made (edge HISTORICAL_AFTER_S). */
-const HISTORICAL_AFTER_MS = 30_000;
+/** The edge agent marks a message historical when it is sent this long after it was made (its default HISTORICAL_AFTER_S). */
+const HISTORICAL_AFTER_MS = EDGE_HISTORICAL_AFTER_S_DEFAULT * 1000;
 /** Backup battery recharge once the grid is back, percent per hour (the sensor model's 0.01 %/s). */
 export const BACKUP_CHARGE_PCT_PER_H = 36;
 
@@ -94,7 +96,7 @@ export class SimHub {
 
   /** Whether any drone of the hub is away from its pad (armed, flying, landed elsewhere). */
   get busy(): boolean {
-    return this.devices.droneModels.some((d) => d.flightState() !== 'idle' && d.flightState() !== 'charging');
+    return this.devices.droneModels.some((d) => !PAD_STATES.has(d.flightState()));
   }
 
   /** Advances the devices to `now` and sends what is due. */
@@ -177,7 +179,7 @@ export class SimHub {
         gridPowerUp: this.gridUp, backupBatteryPct: round1(this.backupPct),
       } satisfies SensorTelemetry;
     } else if (message.type === 'drone.telemetry') {
-      const onPad = message.flightState === 'idle' || message.flightState === 'charging';
+      const onPad = PAD_STATES.has(message.flightState);
       // A drone out of service reports `fault` on its pad: the dispatch engine takes only idle or charging drones.
       if (onPad && this.outOfService.has(message.device)) message = { ...message, flightState: 'fault' };
       const last = this.lastDroneReport.get(message.device);
