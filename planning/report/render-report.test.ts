@@ -121,6 +121,18 @@ describe('renderReport', () => {
     expect(en).toContain('<td>+0:25<br><span class="clock">01/01 16:35</span></td><td>switch_emergency</td><td>coord-&lt;b&gt;nomi&lt;/b&gt;</td>');
   });
 
+  it('draws the link chart of a prefecture-sized run (1,600 hubs: a custom sort overflowed Vega\'s expression compiler)', async () => {
+    const big = sample();
+    const hubs = Array.from({ length: 1_600 }, (_, i) => `hub-${String(i).padStart(4, '0')}`);
+    big.result.links = hubs.flatMap((hub) => [{ atS: 0, hub, up: true, backlog: 0 }, { atS: 3600, hub, up: false, backlog: 5 }]);
+    big.result.scenario.hubs = hubs.map((id) => ({ id, name: { ja: id, en: id } }));
+    const part = article(await renderReport(big), 'en');
+    expect(charts(part)).toContain('link-state');
+    const link = /<figure class="chart" data-chart="link-state">([\s\S]*?)<\/figure>/.exec(part)![1]!;
+    expect(link).toContain('hub-0000');
+    expect(link).toContain('hub-1599');
+  }, 60_000);
+
   it('reportFigures is the report itself, as pretty-printed JSON', () => {
     const r = sample();
     const json = reportFigures(r);

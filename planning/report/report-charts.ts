@@ -37,6 +37,15 @@ function hubOrder(r: ScenarioResult, ids: Iterable<string>, lang: Lang): string[
   return [...order, ...rest].map((id) => hubLabel(r, id, lang));
 }
 
+/**
+ * A nominal axis in this order. The order goes into the scale's domain with `sort: null`: a custom sort
+ * array is compiled by Vega-Lite into one nested expression, which overflowed Vega's expression compiler
+ * from ~1,000 hubs (red-team L17) and lost the whole report.
+ */
+function inOrder(values: string[]): { sort: null; scale: { domain: string[] } } {
+  return { sort: null, scale: { domain: [...new Set(values)] } };
+}
+
 const hours = (s: number) => Math.round((s / 3600) * 1000) / 1000;
 const durationH = (r: ScenarioResult) => hours(r.scenario.durationS);
 
@@ -83,7 +92,7 @@ const reliefTime: Builder = ({ result: r }, lang) => {
     height: { step: 26 },
     encoding: {
       // Longest wait on top; room on the right for the label of the longest bar.
-      y: { field: 'site', type: 'nominal', title: null, sort: values.map((x) => x.site) },
+      y: { field: 'site', type: 'nominal', title: null, ...inOrder(values.map((x) => x.site)) },
       x: { field: 'v', type: 'quantitative', title: unit.title, scale: { domainMax: maxV * 1.35, nice: true } },
     },
     layer: [
@@ -179,7 +188,7 @@ const landingBattery: Builder = ({ result: r }, lang) => {
     height: { step: 24 },
     mark: { type: 'tick', thickness: 2, opacity: 0.6, color: COLOURS.main },
     encoding: {
-      y: { field: 'hub', type: 'nominal', title: null, sort: hubOrder(r, r.drones.filter((d) => d.landingBatteryPct.length > 0).map((d) => d.hub), lang) },
+      y: { field: 'hub', type: 'nominal', title: null, ...inOrder(hubOrder(r, r.drones.filter((d) => d.landingBatteryPct.length > 0).map((d) => d.hub), lang)) },
       x: { field: 'pct', type: 'quantitative', title: t('batteryPct', lang), scale: { domain: [0, 100] } },
     },
   } as TopLevelSpec;
@@ -265,7 +274,7 @@ const linkState: Builder = ({ result: r }, lang) => {
     height: { step: 18 },
     mark: { type: 'rect', height: { band: 0.8 } },
     encoding: {
-      y: { field: 'hub', type: 'nominal', title: null, sort: hubOrder(r, r.links.map((x) => x.hub), lang) },
+      y: { field: 'hub', type: 'nominal', title: null, ...inOrder(hubOrder(r, r.links.map((x) => x.hub), lang)) },
       x: { ...timeAxis(r, lang), field: 'h0' },
       x2: { field: 'h1' },
       color: { field: 'state', type: 'nominal', title: null, scale: { domain: [t('linkUp', lang), t('linkDown', lang)], range: ['#a5d6a7', COLOURS.bad] } },
@@ -309,7 +318,7 @@ const modeAcks: Builder = ({ result: r }, lang) => {
   if (values.length === 0) return null;
   const top = Math.max(...values.map((x) => x.v)) * 4; // room for the longest bar's label
   const ticks = ACK_TICKS_S.filter((x) => x <= top);
-  const labelExpr = ticks.map((x) => `datum.value == ${x} ? '${formatDuration(x, lang)}' : `).join('') + "''";
+  const labelExpr = ticks.map((x) => `datum.value == ${x} ? ${JSON.stringify(formatDuration(x, lang))} : `).join('') + "''";
   return {
     title: t('modesChart', lang),
     data: { values },
