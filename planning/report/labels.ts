@@ -113,7 +113,7 @@ export const T = {
   sumOnTime: { ja: '期限内配送の割合（全体）', en: 'Delivered on time (all orders)' },
   sumReliefOnTime: { ja: '期限内配送の割合（救援・医療）', en: 'Delivered on time (relief and medical)' },
   sumByGround: { ja: '地上便で配送', en: 'Delivered by ground round' },
-  sumRefusals: { ja: '規則により見送った飛行', en: 'Flights refused by a rule' },
+  sumRefusals: { ja: '規則により見送った飛行（注文 × 規則）', en: 'Flights refused by a rule (order × rule)' },
   sumAlarms: { ja: '発報したアラーム', en: 'Alarms raised' },
   sumModes: { ja: 'モード切替', en: 'Mode switches' },
   sumMinBattery: { ja: '着陸時バッテリーの最低値', en: 'Lowest battery at landing' },
@@ -172,7 +172,7 @@ export const T = {
   minBattery: { ja: '最低残量', en: 'Lowest at landing' },
 
   refusals: { ja: '規則により見送った飛行', en: 'Flights refused, by rule' },
-  refusalsChart: { ja: '規則別の見送り回数', en: 'Refusals by rule' },
+  refusalsChart: { ja: '規則別の見送り（1件の注文は規則ごとに1回）', en: 'Refusals by rule (an order counts once per rule)' },
   refusalsNone: { ja: '規則による見送りはありませんでした。', en: 'No flight was refused.' },
   count: { ja: '回数', en: 'Count' },
 
