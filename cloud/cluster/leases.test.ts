@@ -137,6 +137,89 @@ describe('cluster leases on PostgreSQL', () => {
     expect(await tdb.db.sql.query('SELECT * FROM side_effects')).toEqual([]);
   });
 
+  it('spread: 3 nodes, 6 region leases — 2 each; a dead node\'s 2 are taken over within ttl + ttl/3 + grace; a node that comes back gets its share with no lease unheld longer than a renewal interval; never two holders, tokens only grow', async () => {
+    await fresh();
+    const TTL = 600, RENEW = 200; // grace: the default, one renewal interval
+    const regions = ['r1', 'r2', 'r3', 'r4', 'r5', 'r6'].map((r) => `region:${r}`);
+    const names = () => [...regions, 'global'];
+    const nodes = new Map<string, Leases>();
+    const start = async (id: string, database?: Awaited<ReturnType<TestDatabase['reopen']>>) => {
+      const l = await open({ nodeId: id, ttlMs: TTL, renewEveryMs: RENEW, names, ...(database ? { database } : {}) });
+      nodes.set(id, l);
+      return l;
+    };
+    // Watch, every few ms: no lease held by two nodes by their own clocks, tokens only grow, how long a lease is unheld in the database.
+    const violations: string[] = [];
+    const lastToken = new Map<string, number>();
+    const freeSince = new Map<string, number>();
+    let maxUnheldMs = 0;
+    let measuring = false;
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        for (const name of regions) {
+          const holding = [...nodes].filter(([, l]) => l.holds(name)).map(([id]) => id);
+          if (holding.length > 1) violations.push(`${name} held by ${holding.join(' and ')}`);
+        }
+        const rows = await tdb.db.sql.query<{ name: string; token: string; live: boolean }>(
+          "SELECT name, token, expires_at > clock_timestamp() AS live FROM leases WHERE name LIKE 'region:%'",
+        );
+        const now = performance.now();
+        for (const r of rows) {
+          const token = Number(r.token);
+          if (token < (lastToken.get(r.name) ?? 0)) violations.push(`${r.name}: token went from ${lastToken.get(r.name)} to ${token}`);
+          lastToken.set(r.name, token);
+          if (!r.live && !freeSince.has(r.name)) freeSince.set(r.name, now);
+          if (r.live && freeSince.has(r.name)) {
+            if (measuring) maxUnheldMs = Math.max(maxUnheldMs, now - freeSince.get(r.name)!);
+            freeSince.delete(r.name);
+          }
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    cleanups.push(async () => { watching = false; await watch; });
+    const counts = () => [...nodes.values()].map((l) => l.held().filter((n) => n.startsWith('region:')).length);
+
+    const doomedDb = await tdb.reopen();
+    await start('a');
+    await start('b');
+    await start('c', doomedDb);
+    await expect.poll(counts, { timeout: 5000, interval: 20 }).toEqual([2, 2, 2]);
+    // A few renewals later, still 2 each (no flapping).
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, RENEW));
+      expect(counts()).toEqual([2, 2, 2]);
+    }
+    expect([...nodes.values()].filter((l) => l.holds('global'))).toHaveLength(1);
+
+    // c dies: its database connections are gone, it renews nothing more (and does not give its leases up).
+    const cHeld = nodes.get('c')!.held().filter((n) => n.startsWith('region:'));
+    const killedAt = performance.now();
+    await doomedDb.close();
+    const survivors = () => [nodes.get('a')!, nodes.get('b')!];
+    await expect.poll(() => cHeld.every((n) => survivors().some((l) => l.holds(n))), { timeout: 5000, interval: 10 }).toBe(true);
+    const takeoverMs = performance.now() - killedAt;
+    expect(takeoverMs).toBeLessThan(TTL + TTL / 3 + RENEW + 300); // ttl + ttl/3 + grace (+ scheduling on a busy 2-core machine: 1,090 ms seen)
+    nodes.delete('c');
+    await expect.poll(counts, { timeout: 5000, interval: 20 }).toEqual([3, 3]);
+
+    // A node (re)joins: a and b give one each back between rounds; it takes them within a renewal interval.
+    measuring = true;
+    freeSince.clear();
+    await start('c2');
+    await expect.poll(counts, { timeout: 5000, interval: 20 }).toEqual([2, 2, 2]);
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, RENEW));
+      expect(counts()).toEqual([2, 2, 2]);
+    }
+    watching = false;
+    await watch;
+    expect(maxUnheldMs).toBeLessThan(RENEW + 150); // one renewal interval (+ a round's queries): 32 ms quiet, 172 ms busy
+    expect(violations).toEqual([]);
+    console.info(`spread: takeover of a dead node's 2 leases ${takeoverMs.toFixed(0)} ms (ttl ${TTL}, renew ${RENEW}); longest unheld while rebalancing ${maxUnheldMs.toFixed(0)} ms`);
+  });
+
   it('model: acquire, renew, expire and fence in any order — at most one node passes the fence at any database time, tokens only grow', async () => {
     await fresh();
     const sql = tdb.db.sql;

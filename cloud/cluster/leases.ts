@@ -28,6 +28,21 @@ import type { Logger } from '../logger.ts';
  * A node that stops cleanly gives its leases up (expires them now): another takes over at its next
  * renewal. One that dies is taken over once the lease expired: within ttl + ttl/3 of its last renewal.
  *
+ * **Spread** (region leases only; `global` and any other name are competed for as before): every node
+ * also renews a presence row `node:<holder>` in the same statement as its leases, so the live nodes are
+ * the unexpired presence rows — by the database clock, expiring together with a dead node's leases (the
+ * cluster bus also knows the nodes, but by Redis heartbeats on another clock and schedule: a node could
+ * count as dead there while its leases are still valid, or the reverse). Each node holds its fair share,
+ * ceil(region leases / live nodes): it takes a free (expired or never held) region lease at once while
+ * under its share, and beyond it only a lease free for longer than `graceMs` (default one renewal
+ * interval — a fallback; a dead node's presence expires with its leases, so the others' shares grow at
+ * that moment and they take its leases over within ttl + ttl/3 as before). A node above its share while
+ * another live node is below gives the surplus back (never more than the others lack, so no lease is
+ * given back that nobody wants: no flapping): it stops granting new work under it at once, renews it
+ * once more so the work under way finishes, and expires it at its next renewal; a node below its share
+ * takes it at its own next renewal (unheld for at most one renewal interval). It does not take a lease
+ * it gave back within the last two graces unless nobody else did.
+ *
  * A single process (no `REDIS_URL`) uses `localLeases`: it holds every lease, token 1, and fencing
  * costs nothing — the embedded default behaves as before.
  */
@@ -144,6 +159,71 @@ const ACQUIRE = `
   RETURNING name, token`;
 const FENCE = `SELECT token FROM leases WHERE name = ? AND holder = ? AND token = ? AND expires_at > clock_timestamp() FOR SHARE`;
 const RELEASE = `UPDATE leases SET expires_at = clock_timestamp() WHERE holder = ? AND expires_at > clock_timestamp()`;
+const GIVE_BACK = `UPDATE leases SET expires_at = clock_timestamp() WHERE name = ? AND holder = ? AND token = ? AND expires_at > clock_timestamp()`;
+/** Prefix of the presence rows (one per live node process); never a lease of work. */
+export const PRESENCE_PREFIX = 'node:';
+// The rows a spreading node decides by: the named leases and every node's presence, with how long a free one has been free.
+const STATE = `
+  SELECT name, holder, expires_at > clock_timestamp() AS live,
+         GREATEST(0, extract(epoch FROM clock_timestamp() - expires_at) * 1000)::float8 AS free_ms
+    FROM leases WHERE name IN (SELECT json_array_elements_text(?::json)) OR name LIKE '${PRESENCE_PREFIX}%'`;
+// Presence rows of processes gone for long (every restart is a new holder) are deleted.
+const PRUNE_PRESENCE = `DELETE FROM leases WHERE name LIKE '${PRESENCE_PREFIX}%' AND expires_at < clock_timestamp() - interval '10 minutes'`;
+
+/** Whether a lease name is spread over the nodes (fair share) rather than competed for. */
+const spread = (name: string): boolean => name.startsWith('region:');
+
+export interface LeaseRow {
+  name: string;
+  holder: string;
+  live: boolean;
+  /** How long the lease has been expired (0 while live). */
+  freeMs: number;
+}
+
+/**
+ * Which of `names` `holder` asks for in its next acquire (pure; the acquire itself stays the only
+ * judge of who gets what): `keep` (held, renewed), `giveBack` (held, surplus: stop new work now,
+ * expire next renewal), `take` (free, asked for). Non-spread names are always asked for.
+ */
+export function planLeases(p: {
+  holder: string;
+  names: readonly string[];
+  rows: readonly LeaseRow[];
+  graceMs: number;
+  /** Spread leases this node is giving back already (not counted as its own). */
+  givingBack: ReadonlySet<string>;
+  /** Leases this node gave back recently: not taken again before they were free for two graces. */
+  recentlyGivenBack: ReadonlySet<string>;
+}): { ask: string[]; giveBack: string[]; share: number; live: number } {
+  const byName = new Map(p.rows.map((r) => [r.name, r]));
+  const liveNodes = new Set(p.rows.filter((r) => r.live && r.name.startsWith(PRESENCE_PREFIX)).map((r) => r.holder));
+  liveNodes.add(p.holder);
+  const regions = p.names.filter(spread);
+  const share = Math.ceil(regions.length / liveNodes.size);
+  const counts = new Map<string, number>();
+  for (const n of regions) {
+    const r = byName.get(n);
+    if (r?.live && r.holder !== p.holder) counts.set(r.holder, (counts.get(r.holder) ?? 0) + 1);
+  }
+  const mine = regions.filter((n) => { const r = byName.get(n); return r?.live && r.holder === p.holder && !p.givingBack.has(n); });
+  let deficit = 0;
+  for (const node of liveNodes) if (node !== p.holder) deficit += Math.max(0, share - (counts.get(node) ?? 0));
+  const drop = Math.min(Math.max(0, mine.length - share), deficit);
+  const giveBack = mine.slice(mine.length - drop);
+  const keep = mine.slice(0, mine.length - drop);
+  const free = regions
+    .filter((n) => { const r = byName.get(n); return !r || !r.live; })
+    .map((n) => ({ n, freeMs: byName.get(n)?.freeMs ?? Number.POSITIVE_INFINITY }))
+    .sort((a, b) => b.freeMs - a.freeMs);
+  const take: string[] = [];
+  for (const f of free) {
+    const under = keep.length + take.length < share;
+    const graced = f.freeMs > (p.recentlyGivenBack.has(f.n) ? 2 * p.graceMs : p.graceMs);
+    if (under || graced) take.push(f.n);
+  }
+  return { ask: [...p.names.filter((n) => !spread(n)), ...keep, ...giveBack, ...take], giveBack, share, live: liveNodes.size };
+}
 
 /** One acquire-or-renew statement (PostgreSQL): the leases of `names` that `holder` has afterwards, with their tokens. */
 export async function acquireLeases(sql: Sql, holder: string, names: readonly string[], ttlMs: number): Promise<Map<string, number>> {
@@ -175,6 +255,11 @@ export interface PostgresLeasesOptions {
   marginMs?: number;
   /** Local monotonic clock (ms). */
   monotonic?: () => number;
+  /**
+   * A region lease free (expired or never held) for longer than this is taken even by a node that holds
+   * its fair share already. Default: the renewal interval.
+   */
+  graceMs?: number;
   /**
    * Renewals on a pool of their own (2 connections to this URL), so they never queue behind a busy
    * pool (a full ingest's group commits) and lapse for that. Default: `database`'s pool.
@@ -223,6 +308,8 @@ export function registerLeaseMetrics(registry: Registry, leases: () => Leases | 
 
 interface Holding {
   token: number;
+  /** Given back: no new work under it; expired at the next renewal. */
+  givingBack?: boolean;
   /** Local monotonic time until which this node may act. */
   until: number;
   grant: LeaseGrant;
@@ -240,7 +327,12 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
   const renewSql = renewals?.sql ?? sql;
   const log = o.logger.child({ component: 'leases' });
   const holder = `${o.nodeId}/${randomUUID().slice(0, 8)}`;
+  const presence = `${PRESENCE_PREFIX}${holder}`;
   const renewEvery = o.renewEveryMs ?? Math.max(50, Math.floor(o.ttlMs / 3));
+  const graceMs = o.graceMs ?? renewEvery;
+  /** Leases given back, with the local time they were expired. */
+  const givenBack = new Map<string, number>();
+  let rounds = 0;
   const margin = o.marginMs ?? Math.floor(o.ttlMs / 4);
   const mono = o.monotonic ?? (() => performance.now());
   const holdings = new Map<string, Holding>();
@@ -297,10 +389,32 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
 
   const round = async (): Promise<void> => {
     const names = [...new Set(o.names())];
-    const sentAt = mono();
     let got: Map<string, number>;
+    let sentAt: number;
+    let giveBack: string[] = [];
     try {
-      got = await acquireLeases(renewSql, holder, names, o.ttlMs);
+      // Surplus marked in the previous round: its work under way had a renewal interval to finish.
+      for (const [name, h] of holdings) {
+        if (!h.givingBack) continue;
+        holdings.delete(name);
+        givenBack.set(name, mono());
+        await renewSql.run(GIVE_BACK, [name, holder, h.token]);
+        metrics?.events.inc({ lease: name, event: 'given_back' });
+        log.info({ lease: name, token: h.token, holder }, 'lease given back (this node held more than its share)');
+      }
+      for (const [name, at] of givenBack) if (mono() - at > 4 * graceMs) givenBack.delete(name);
+      if (rounds++ % 100 === 0) await renewSql.run(PRUNE_PRESENCE);
+      const rows = await renewSql.query<{ name: string; holder: string; live: boolean; free_ms: number }>(STATE, [JSON.stringify(names)]);
+      const plan = planLeases({
+        holder, names, graceMs,
+        rows: rows.map((r) => ({ name: r.name, holder: r.holder, live: r.live, freeMs: Number(r.free_ms) })),
+        givingBack: new Set([...holdings].filter(([, h]) => h.givingBack).map(([n]) => n)),
+        recentlyGivenBack: new Set(givenBack.keys()),
+      });
+      giveBack = plan.giveBack;
+      sentAt = mono();
+      got = await acquireLeases(renewSql, holder, [presence, ...plan.ask], o.ttlMs);
+      got.delete(presence);
     } catch (err) {
       // Unreachable database: what is held stays held until its local deadline (grant() checks it), then is dropped.
       log.warn({ err }, 'renewing leases failed; held leases lapse at their local deadline');
@@ -313,6 +427,10 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
       const h = holdings.get(name);
       if (h && h.token === token) {
         h.until = sentAt + o.ttlMs - margin;
+        if (giveBack.includes(name) && !h.givingBack) {
+          h.givingBack = true;
+          log.info({ lease: name, token, holder }, 'giving a lease back at the next renewal: no new work under it');
+        }
         continue;
       }
       if (h) lose(name, `token moved from ${h.token} to ${token}`);
@@ -341,7 +459,7 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
     clustered: true, holder,
     grant: (name) => {
       const h = holdings.get(name);
-      return h && h.grant.valid() ? h.grant : null;
+      return h && !h.givingBack && h.grant.valid() ? h.grant : null;
     },
     holds: (name) => leases.grant(name) !== null,
     onAcquired: (fn) => {
@@ -357,7 +475,7 @@ export async function openPostgresLeases(o: PostgresLeasesOptions): Promise<Leas
       const names = [...holdings.keys()];
       holdings.clear();
       // Given up now, so another node takes over at its next renewal instead of after the ttl.
-      await renewSql.run(RELEASE, [holder]).catch((err: unknown) => log.warn({ err }, 'giving leases up failed; they expire after the ttl'));
+      await renewSql.run(RELEASE, [holder]).then(() => renewSql.run('DELETE FROM leases WHERE name = ?', [presence])).catch((err: unknown) => log.warn({ err }, 'giving leases up failed; they expire after the ttl'));
       await renewals?.close();
       if (names.length > 0) log.info({ leases: names, holder }, 'leases given up');
     },
