@@ -153,10 +153,12 @@ describe('audit', () => {
     const res = await t.api('/api/v1/orders', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ originHub: 'nomi-terai', destination: { type: 'site', siteId: 'nope' }, weightKg: 1, by: 'spoofed' }) });
     expect(res.status).toBe(400);
     await fetch(`${base}/api/v1/orders`, { method: 'POST' }); // no session
-    await new Promise((r) => setTimeout(r, 50)); // onResponse runs after the answer is sent
     const coordinator = await t.tokenFor('audit-reader', 'coordinator');
-    const { entries } = (await (await authedFetch(base, coordinator, '/api/v1/audit?limit=500')).json()) as { entries: { account: string | null; role: string | null; method: string; route: string | null; path: string; status: number }[] };
-    expect(entries[0]).toMatchObject({ account: null, method: 'POST', path: '/api/v1/orders', status: 401 });
+    type Entry = { account: string | null; role: string | null; method: string; route: string | null; path: string; status: number };
+    const read = async () => ((await (await authedFetch(base, coordinator, '/api/v1/audit?limit=500')).json()) as { entries: Entry[] }).entries;
+    // The entry is written in onResponse, after the answer is sent (on PostgreSQL at load, later still): poll for it.
+    await expect.poll(async () => (await read())[0], { timeout: 10_000, interval: 50 }).toMatchObject({ account: null, method: 'POST', path: '/api/v1/orders', status: 401 });
+    const entries = await read();
     expect(entries[1]).toMatchObject({ account: 'test-admin', role: 'admin', method: 'POST', route: '/api/v1/orders', path: '/api/v1/orders', status: 400 });
     expect(entries.some((e) => e.account === 'staff-terai' && e.route === '/api/v1/regions/:regionId/mode' && e.status === 403)).toBe(true);
     expect(entries.some((e) => e.account === 'coordinator' && e.route === '/api/v1/regions/:regionId/mode' && e.status === 202)).toBe(true);
