@@ -1,3 +1,4 @@
+import { loadCloudConfig } from '../../cloud/config.ts';
 import { createHash } from 'node:crypto';
 import type { Command, CommandAck, DeviceKind, DeviceMessage, ModeAck, RegionMode } from '../../contract/index.ts';
 import { liveHubView } from '../../cloud/alarms/create-alarms.ts';
@@ -14,6 +15,9 @@ import { ModeService } from '../../cloud/modes/mode-service.ts';
 import { openModeStore } from '../../cloud/modes/mode-store.ts';
 import { OrderService } from '../../cloud/orders/order-service.ts';
 import { openOrderStore, type Order, type OrderStore } from '../../cloud/orders/order-store.ts';
+
+/** The cloud's own defaults (MODE_ACK_TIMEOUT_S, ALARM_HUB_OFFLINE_GRACE_S …), parsed from an empty environment: one source for both. */
+const CLOUD_DEFAULTS = loadCloudConfig({});
 
 /**
  * The cloud of planning mode (issue 16): the PRODUCTION services — orders (dispatch engine, energy
@@ -77,14 +81,14 @@ export async function openSimCloud(o: SimCloudOptions): Promise<SimCloud> {
     hubs: live.hubs, now, newId: () => `cmd-${(++cmdSeq).toString(36)}`, logger,
   });
   const modes = await ModeService.open({
-    store: await openModeStore(database), regions, now, ackTimeoutMs: o.modeAckTimeoutMs ?? 120_000, logger,
+    store: await openModeStore(database), regions, now, ackTimeoutMs: o.modeAckTimeoutMs ?? CLOUD_DEFAULTS.modes.ackTimeoutMs, logger,
     bus: { publishDesired: async (m) => o.toHubs.regionMode(m), acknowledge: async () => undefined },
   });
   const proposals = await ModeProposals.open({ db: database, regions, now });
   let alarmSeq = 0;
   const alarms = new AlarmService({
     store: await openAlarmStore(database), regions, hubs: liveHubView(live), now, newId: () => `alm-${(++alarmSeq).toString(36)}`, logger,
-    params: { hubOfflineGraceMs: o.hubOfflineGraceMs ?? 60_000 },
+    params: { hubOfflineGraceMs: o.hubOfflineGraceMs ?? CLOUD_DEFAULTS.alarms.hubOfflineGraceMs },
   });
   const orderStore = observedOrderStore(await openOrderStore(database), o.onOrder);
   const orders = new OrderService({
