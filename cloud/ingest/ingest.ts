@@ -61,7 +61,9 @@ export interface IngestHooks {
    * Writes mode acknowledgements durably in the group commit's transaction `tx` (with the batch's
    * dedupe ids and dead letters, issue 14); rejects when it could not. Those messages are then
    * neither acknowledged nor remembered, so the hub re-sends them (issue 12, defect 10); the rest of
-   * the batch is committed without them.
+   * the batch is committed without them. Must be idempotent: it is called with the dedupe ids'
+   * write, before they tell which messages are copies, so a copy may be among them (never twice the
+   * same message id in one call).
    */
   recordModeAcks?: (acks: { ack: ModeAck; region: string; receivedAt: number }[], tx?: Sql) => Promise<void>;
   /**
@@ -442,11 +444,7 @@ export class Ingest {
    */
   private async commitOperational(items: Item[], dead: DeadLetterInput[], effects: ReadonlySet<SideEffect>): Promise<Item[]> {
     const { copies, evicted } = await this.o.sql.transaction(async (tx) => {
-      const keyed = items.filter((it) => it.seen);
-      const fresh = keyed.length > 0 && this.o.seen ? await this.o.seen.recordNew(keyed.map((it) => it.seen!), tx) : keyed.map(() => true);
-      const copies = keyed.filter((_, i) => !fresh[i]);
-      const copy = new Set(copies);
-      const record = async <A>(kind: SideEffect, hook: ((acks: A[], tx?: Sql) => Promise<void>) | undefined, of: (it: Item) => A | undefined) => {
+      const record = async <A>(kind: SideEffect, hook: ((acks: A[], tx?: Sql) => Promise<void>) | undefined, of: (it: Item) => A | undefined, copy: ReadonlySet<Item>) => {
         const acks = effects.has(kind) && hook ? items.filter((it) => of(it) && !copy.has(it)) : [];
         if (acks.length === 0) return;
         try {
@@ -455,8 +453,24 @@ export class Ingest {
           throw new SideEffectRecordError(kind, acks, err);
         }
       };
-      await record('mode', this.o.hooks?.recordModeAcks, (it) => it.modeAck);
-      await record('command', this.o.hooks?.recordCommandAcks, (it) => it.commandAck);
+      const keyed = items.filter((it) => it.seen);
+      // The mode acknowledgements are written together with the dedupe ids, not after them: pipelined
+      // on PostgreSQL that is one round trip instead of two per group commit, and an emergency switch
+      // is thousands of acknowledgements (issue 14, fan-out). Recording one that the dedupe ids then
+      // tell is a copy (taken before by another cloud node, or before a restart) changes nothing: the
+      // newest acknowledgement per hub wins, a local switch is written once per message id, and within
+      // one group commit every message id appears once (`inFlight`). Command acknowledgements apply
+      // results and wait for the dedupe ids. Both settle before the transaction ends (a statement of
+      // one must never run after the other's failure ended it).
+      const [seen, modes] = await Promise.allSettled([
+        keyed.length > 0 && this.o.seen ? this.o.seen.recordNew(keyed.map((it) => it.seen!), tx) : keyed.map(() => true),
+        record('mode', this.o.hooks?.recordModeAcks, (it) => it.modeAck, NO_ITEMS),
+      ]);
+      if (seen.status === 'rejected') throw seen.reason;
+      if (modes.status === 'rejected') throw modes.reason;
+      const fresh = seen.value;
+      const copies = keyed.filter((_, i) => !fresh[i]);
+      await record('command', this.o.hooks?.recordCommandAcks, (it) => it.commandAck, new Set(copies));
       const evicted = dead.length > 0 ? await this.o.deadLetters.addMany(dead, tx) : 0;
       return { copies, evicted };
     });
@@ -529,6 +543,8 @@ export class Ingest {
 const dedupeKey = (s: Pick<SeenMessage, 'hub' | 'device' | 'msgId'>) => dedupeKeyOf(s.hub, s.device, s.msgId);
 
 type Lane = 'telemetry' | 'urgent';
+
+const NO_ITEMS: ReadonlySet<Item> = new Set();
 
 /** Side effects recorded by hooks in the group commit's transaction. */
 const SIDE_EFFECTS = ['mode', 'command'] as const;

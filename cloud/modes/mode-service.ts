@@ -49,6 +49,8 @@ import { ModeVersionTakenError, type AuditEntry, type ModeStore, type NewAuditEn
 
 /** How far back `hubSwitches` reads the audit log (switches of years of disasters fit many times over). */
 const SWITCH_HISTORY_READ_MAX = 20_000;
+/** Entries of `ModeService.recorded` kept at most (a group commit holds far fewer acknowledgements). */
+const RECORDED_MAX = 100_000;
 
 /** The way out to the hubs. */
 export interface ModeBus {
@@ -313,8 +315,16 @@ export class ModeService {
       const outcome = ack.source === 'local' ? await this.recordLocalSwitch(ack, region, receivedAt, tx) : NOTHING_RECORDED;
       recorded.push([recordKey(ack), outcome]);
     }
-    if (this.recorded.size > 100_000) this.recorded.clear(); // entries of commits that failed after this step; applyAck copes
-    for (const [k, v] of recorded) this.recorded.set(k, v);
+    for (const [k, v] of recorded) {
+      this.recorded.delete(k);
+      this.recorded.set(k, v);
+    }
+    // What `applyAck` never takes — commits that failed after this step, copies the dedupe ids told
+    // (ingest records with them, see `Ingest.commitOperational`) — goes oldest first; applyAck copes.
+    for (const k of this.recorded.keys()) {
+      if (this.recorded.size <= RECORDED_MAX) break;
+      this.recorded.delete(k);
+    }
   }
 
   /**
