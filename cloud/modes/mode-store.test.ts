@@ -112,16 +112,16 @@ describe.each(['sqlite', 'postgres', 'memory'] as const)('ModeStore (%s)', (kind
   });
 
   it('takes a batch of acknowledgements in order, with the same rule as one by one', async () => {
-    expect(await store.putAcks([])).toEqual([]);
-    expect(await store.putAcks([
+    await store.putAcks([]);
+    await store.putAcks([
       ack('hub-a', 1, T + 100),
       ack('hub-b', 1, T + 100),
       ack('hub-a', 1, T + 50), // older than the one before it in the same batch
       ack('hub-a', 2, T + 10),
-    ])).toEqual([true, true, false, true]);
-    expect(await store.putAcks([ack('hub-b', 0, T + 900, { source: 'local' })])).toEqual([false]);
-    // The stored one lies between the batch's: each is judged against what came before it.
-    expect(await store.putAcks([ack('hub-b', 1, T + 50), ack('hub-b', 1, T + 150), ack('hub-b', 1, T + 120), ack('hub-c', 1, T)])).toEqual([false, true, false, true]);
+    ]);
+    await store.putAcks([ack('hub-b', 0, T + 900, { source: 'local' })]); // older version: not kept
+    // The stored one lies between the batch's: the newest of all is kept.
+    await store.putAcks([ack('hub-b', 1, T + 50), ack('hub-b', 1, T + 150), ack('hub-b', 1, T + 120), ack('hub-c', 1, T)]);
     const acks = await store.acks(REGION);
     expect(acks.get('hub-a')).toEqual(ack('hub-a', 2, T + 10));
     expect(acks.get('hub-b')).toEqual(ack('hub-b', 1, T + 150));
@@ -131,9 +131,9 @@ describe.each(['sqlite', 'postgres', 'memory'] as const)('ModeStore (%s)', (kind
   it('takes the acknowledgements of a region of thousands of hubs in one call, inside a caller\'s transaction', async () => {
     const hubs = Array.from({ length: 1_234 }, (_, i) => `hub-${String(i).padStart(5, '0')}`);
     await store.putAcks(hubs.filter((_, i) => i % 2 === 0).map((h) => ack(h, 2, T))); // every other hub is already ahead
-    const kept = await store.transaction((tx) => store.putAcks(hubs.map((h) => ack(h, 1, T + 1)), tx));
-    expect(kept.filter(Boolean)).toHaveLength(617);
+    await store.transaction((tx) => store.putAcks(hubs.map((h) => ack(h, 1, T + 1)), tx));
     const acks = await store.acks(REGION);
+    expect([...acks.values()].filter((a) => a.version === 1)).toHaveLength(617);
     expect(acks.size).toBe(1_234);
     expect(acks.get('hub-00000')?.version).toBe(2);
     expect(acks.get('hub-00001')?.version).toBe(1);

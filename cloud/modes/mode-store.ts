@@ -78,12 +78,11 @@ export interface ModeStore {
   /** Keeps the acknowledgement if it is newer than the stored one (see `isNewerAck`); true when kept. */
   putAck(ack: HubAck, tx?: Sql): Promise<boolean>;
   /**
-   * `putAck` for each, in order, as one write (one transaction, two statements per 500 hubs: a region
-   * of thousands of hubs acknowledging a switch must not cost a commit or a round trip per hub).
-   * One result per acknowledgement. The stored row is newest-wins whatever the order of concurrent
-   * writers; a result may say "kept" for one a concurrent writer then overtook.
+   * `putAck` for each, in order, as one write (one transaction, one statement per 500 hubs: a region
+   * of thousands of hubs acknowledging a switch must not cost a commit or a round trip per hub). The
+   * stored row is newest-wins whatever the order of concurrent writers.
    */
-  putAcks(acks: readonly HubAck[], tx?: Sql): Promise<boolean[]>;
+  putAcks(acks: readonly HubAck[], tx?: Sql): Promise<void>;
   /** Newest acknowledgement of each hub of the region. */
   acks(region: string): Promise<Map<string, HubAck>>;
   /** Every hub's newest acknowledgement (start-up). */
@@ -273,40 +272,33 @@ export async function openModeStore(db: Database): Promise<ModeStore> {
   };
 
   /**
-   * Newest-wins per hub. Each hub's newest acknowledgement of the batch is upserted with the rule in
-   * the upsert's WHERE, so a concurrent writer's newer row is never overwritten; each acknowledgement's
-   * result follows `isNewerAck` against what was stored before (and what came earlier in the batch).
-   * On PostgreSQL the read of the stored rows and the upsert are ONE statement per 500 hubs (a
-   * data-modifying WITH: both parts see the snapshot from before the write), so a group commit of
-   * acknowledgements is one round trip fewer while its transaction is open (issue 14: fan-out within
-   * 10 % of SQLite). SQLite runs the same two steps as two statements, in process. Rows go in hub
-   * order: two writers on PostgreSQL take the rows' locks in the same order and cannot deadlock.
+   * Newest-wins per hub: each hub's newest acknowledgement of the batch is upserted with the rule in
+   * the upsert's WHERE, so a concurrent writer's newer row is never overwritten. One statement per
+   * 500 hubs and nothing read back: an emergency switch is one acknowledgement per hub of the region,
+   * and reading every stored row back (10 columns a hub, parsed on the cloud's main thread) was the
+   * largest cost PostgreSQL added to the fan-out (issue 14). `RETURNING hub` names the hubs whose row
+   * was written, for `putAck`'s answer. Rows go in hub order: two writers on PostgreSQL take the rows'
+   * locks in the same order and cannot deadlock.
    */
-  const putAcks = async (q: Sql, acks: readonly HubAck[]): Promise<boolean[]> => {
+  const putAcks = async (q: Sql, acks: readonly HubAck[], returning: boolean): Promise<Set<string>> => {
     const batchNewest = new Map<string, HubAck>();
     for (const a of acks) if (isNewerAck(a, batchNewest.get(a.hub) ?? null)) batchNewest.set(a.hub, a);
     const rows = [...batchNewest.values()].sort((a, b) => (a.hub < b.hub ? -1 : a.hub > b.hub ? 1 : 0));
-    const stored = new Map<string, HubAck>();
+    const written = new Set<string>();
     for (let i = 0; i < rows.length; i += ACK_CHUNK) {
       const chunk = rows.slice(i, i + ACK_CHUNK);
-      const hubs = chunk.map((a) => a.hub);
       const params: SqlValue[] = chunk.flatMap((a) => [a.hub, a.region, a.version, a.mode, a.source, a.reason, a.ts, a.receivedAt, a.msgId, a.historical ? 1 : 0]);
       const upsert = `INSERT INTO mode_hub_acks (${ACK_COLUMNS}) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
          ON CONFLICT (hub) DO UPDATE SET region = excluded.region, version = excluded.version, mode = excluded.mode, source = excluded.source,
            reason = excluded.reason, ts = excluded.ts, received_at = excluded.received_at, msg_id = excluded.msg_id, historical = excluded.historical
          WHERE excluded.version > mode_hub_acks.version OR (excluded.version = mode_hub_acks.version AND excluded.ts > mode_hub_acks.ts)`;
-      const read = `SELECT ${ACK_COLUMNS} FROM mode_hub_acks WHERE hub IN (${hubs.map(() => '?').join(', ')})`;
-      const before = q.dialect === 'postgres'
-        ? await q.query<AckRow>(`WITH upserted AS (${upsert} RETURNING hub) ${read}`, [...params, ...hubs])
-        : await q.query<AckRow>(read, hubs);
-      if (q.dialect !== 'postgres') await q.run(upsert, params);
-      for (const r of before) stored.set(r.hub, fromAckRow(r));
+      if (!returning) {
+        await q.run(upsert, params);
+        continue;
+      }
+      for (const r of await q.query<{ hub: string }>(`${upsert} RETURNING hub`, params)) written.add(r.hub);
     }
-    return acks.map((a) => {
-      if (!isNewerAck(a, stored.get(a.hub) ?? null)) return false;
-      stored.set(a.hub, a);
-      return true;
-    });
+    return written;
   };
 
   const clearConflicts = async (q: Sql, region: string, hubs: readonly string[] | null): Promise<number> => {
@@ -336,8 +328,8 @@ export async function openModeStore(db: Database): Promise<ModeStore> {
         `SELECT ${AUDIT_COLUMNS} FROM mode_audit WHERE region = ? AND id < ? ORDER BY id DESC LIMIT ?`,
         [region, q.beforeId ?? Number.MAX_SAFE_INTEGER, q.limit],
       )).map(fromAuditRow),
-    putAck: async (a, tx) => (await inTx(tx, (q) => putAcks(q, [a])))[0]!,
-    putAcks: async (acks, tx) => (acks.length === 0 ? [] : inTx(tx, (q) => putAcks(q, acks))),
+    putAck: async (a, tx) => (await putAcks(tx ?? sql, [a], true)).has(a.hub),
+    putAcks: async (acks, tx) => void (acks.length > 0 && (await inTx(tx, (q) => putAcks(q, acks, false)))),
     acks: async (region) =>
       new Map((await sql.query<AckRow>(`SELECT ${ACK_COLUMNS} FROM mode_hub_acks WHERE region = ?`, [region])).map((r) => [r.hub, fromAckRow(r)])),
     allAcks: async () => (await sql.query<AckRow>(`SELECT ${ACK_COLUMNS} FROM mode_hub_acks ORDER BY hub`)).map(fromAckRow),
@@ -400,7 +392,7 @@ export function createMemoryModeStore(): ModeStore {
         .slice(0, q.limit)
         .map(copyE),
     putAck: async (a) => putAck(a),
-    putAcks: async (acks) => acks.map(putAck),
+    putAcks: async (acks) => void acks.forEach(putAck),
     acks: async (region) => new Map([...ackByHub.values()].filter((a) => a.region === region).map((a) => [a.hub, { ...a }])),
     allAcks: async () => [...ackByHub.values()].sort((a, b) => (a.hub < b.hub ? -1 : 1)).map((a) => ({ ...a })),
     putConflict: async (c) => void conflictByHub.set(c.hub, structuredClone(c)),
