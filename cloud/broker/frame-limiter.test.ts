@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { PassThrough, Duplex } from 'node:stream';
 import { generate } from 'mqtt-packet';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FrameScanner, limitMqttFrames } from './frame-limiter.ts';
 
 function pair() {
@@ -121,6 +121,31 @@ describe('limitMqttFrames packet timeout', () => {
     expect(violations).toEqual([]);
     expect(socket.destroyed).toBe(false);
     socket.destroy();
+  });
+});
+
+describe('limitMqttFrames packet timeout, on a clock of its own', () => {
+  afterEach(() => void vi.useRealTimers());
+
+  it('reports nothing for a connection that closed mid-packet when its packet clock runs out', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { incoming, socket } = pair();
+    const violations: string[] = [];
+    limitMqttFrames(socket, 10_000, (r) => violations.push(r), 100);
+    const arrived = new Promise((r) => socket.once('data', r));
+    incoming.write(publish(500).subarray(0, 10));
+    await arrived;
+    const closed = new Promise((r) => socket.once('close', r));
+    socket.destroy();
+    await closed;
+    vi.advanceTimersByTime(1_000);
+    expect(violations).toEqual([]);
+  });
+
+  it('refuses to limit a stream twice', () => {
+    const { socket } = pair();
+    limitMqttFrames(socket, 1000, () => undefined);
+    expect(() => limitMqttFrames(socket, 1000, () => undefined)).toThrow(/already/);
   });
 });
 
