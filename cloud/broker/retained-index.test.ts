@@ -68,6 +68,31 @@ describe('RetainedIndex', () => {
       expect(sorted(i.match(f)), f).toEqual(sorted([...all].filter((t) => matches(f, t))));
     }
   });
+
+  it('agrees with plain matching while topics come and go (levels of none, one and many children)', () => {
+    let seed = 11;
+    const rand = (n: number) => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n);
+    const words = ['a', 'b', 'c', '', '$s'];
+    const topicOf = () => Array.from({ length: 1 + rand(4) }, () => words[rand(words.length)]!).join('/');
+    const i = new RetainedIndex<string>();
+    const all = new Set<string>();
+    const filters = ['#', '+/#', 'a/#', '+/+', 'a/+/c', 'b/#', '$s/#', '+/b/+/#'];
+    for (let k = 0; k < 2_000; k++) {
+      const t = topicOf();
+      if (rand(2) === 0) {
+        all.add(t);
+        i.set(t, t);
+      } else {
+        all.delete(t);
+        i.delete(t);
+      }
+      expect(i.size).toBe(all.size);
+      if (k % 50 === 0) for (const f of filters) expect(sorted(i.match(f)), f).toEqual(sorted([...all].filter((x) => matches(f, x))));
+    }
+    for (const t of [...all]) i.delete(t);
+    expect(i.size).toBe(0);
+    expect([...i.match('#')]).toEqual([]);
+  });
 });
 
 describe('indexRetainedMessages on an aedes broker', () => {

@@ -15,15 +15,8 @@ import type { Aedes } from 'aedes';
  * is the parent level and everything below it; a filter starting with a wildcard does not match
  * topics starting with `$` [MQTT-4.7.2-1].
  */
-interface Node<T> {
-  children: Map<string, Node<T>>;
-  value: T | undefined;
-}
-
-const newNode = <T>(): Node<T> => ({ children: new Map(), value: undefined });
-
 export class RetainedIndex<T> {
-  private readonly root: Node<T> = newNode();
+  private readonly root = new Level<T>();
   private count = 0;
 
   get size(): number {
@@ -32,11 +25,11 @@ export class RetainedIndex<T> {
 
   set(topic: string, value: T): void {
     let node = this.root;
-    for (const level of topic.split('/')) {
-      let next = node.children.get(level);
+    for (const name of topic.split('/')) {
+      let next = node.child(name);
       if (!next) {
-        next = newNode();
-        node.children.set(level, next);
+        next = new Level<T>();
+        node.addChild(name, next);
       }
       node = next;
     }
@@ -45,10 +38,10 @@ export class RetainedIndex<T> {
   }
 
   delete(topic: string): void {
-    const levels = topic.split('/');
-    const path: Node<T>[] = [this.root];
-    for (const level of levels) {
-      const next = path.at(-1)!.children.get(level);
+    const names = topic.split('/');
+    const path: Level<T>[] = [this.root];
+    for (const name of names) {
+      const next = path.at(-1)!.child(name);
       if (!next) return;
       path.push(next);
     }
@@ -57,10 +50,10 @@ export class RetainedIndex<T> {
     leaf.value = undefined;
     this.count--;
     // Prune nodes left without value or children, so the trie does not keep every topic ever retained.
-    for (let i = levels.length; i > 0; i--) {
+    for (let i = names.length; i > 0; i--) {
       const node = path[i]!;
-      if (node.value !== undefined || node.children.size > 0) break;
-      path[i - 1]!.children.delete(levels[i - 1]!);
+      if (node.value !== undefined || node.hasChildren) break;
+      path[i - 1]!.removeChild(names[i - 1]!);
     }
   }
 
@@ -69,7 +62,7 @@ export class RetainedIndex<T> {
     yield* this.walk(this.root, filter.split('/'), 0);
   }
 
-  private *walk(node: Node<T>, levels: readonly string[], i: number): Generator<T> {
+  private *walk(node: Level<T>, levels: readonly string[], i: number): Generator<T> {
     if (i === levels.length) {
       if (node.value !== undefined) yield node.value;
       return;
@@ -80,23 +73,79 @@ export class RetainedIndex<T> {
       return;
     }
     if (level === '+') {
-      for (const [name, child] of node.children) {
+      for (const [name, child] of node.children()) {
         if (i === 0 && name.startsWith('$')) continue;
         yield* this.walk(child, levels, i + 1);
       }
       return;
     }
-    const child = node.children.get(level);
+    const child = node.child(level);
     if (child) yield* this.walk(child, levels, i + 1);
   }
 
   /** The node's own value (the parent level of `#`) and everything below it. */
-  private *all(node: Node<T>, atRoot: boolean): Generator<T> {
+  private *all(node: Level<T>, atRoot: boolean): Generator<T> {
     if (node.value !== undefined && !atRoot) yield node.value;
-    for (const [name, child] of node.children) {
+    for (const [name, child] of node.children()) {
       if (atRoot && name.startsWith('$')) continue;
       yield* this.all(child, false);
     }
+  }
+}
+
+/**
+ * One topic level. Its children are kept as compactly as most levels need: none (the last level of a
+ * topic, such as every hub's `status`), a single one in two fields (a hub that has only its status),
+ * a Map only from two on. A Map costs ~200 bytes even with one entry, and a region has a level per
+ * hub: an empty Map per leaf and a one-entry Map per hub had cost ~450 bytes per connected hub over a
+ * plain map of topics (issue 17).
+ */
+class Level<T> {
+  value: T | undefined = undefined;
+  private onlyName: string | undefined = undefined;
+  private only: Level<T> | undefined = undefined;
+  private many: Map<string, Level<T>> | undefined = undefined;
+
+  get hasChildren(): boolean {
+    return this.only !== undefined || this.many !== undefined;
+  }
+
+  child(name: string): Level<T> | undefined {
+    if (this.many) return this.many.get(name);
+    return this.onlyName === name ? this.only : undefined;
+  }
+
+  /** Adds a child the level does not have yet. */
+  addChild(name: string, node: Level<T>): void {
+    if (this.many) {
+      this.many.set(name, node);
+    } else if (this.only) {
+      this.many = new Map([[this.onlyName!, this.only], [name, node]]);
+      this.onlyName = undefined;
+      this.only = undefined;
+    } else {
+      this.onlyName = name;
+      this.only = node;
+    }
+  }
+
+  removeChild(name: string): void {
+    if (this.many) {
+      this.many.delete(name);
+      if (this.many.size > 1) return;
+      // Back to the compact form (a hub whose other topics were cleared).
+      const rest = this.many.entries().next();
+      this.many = undefined;
+      if (!rest.done) [this.onlyName, this.only] = rest.value;
+    } else if (this.onlyName === name) {
+      this.onlyName = undefined;
+      this.only = undefined;
+    }
+  }
+
+  *children(): Generator<[string, Level<T>]> {
+    if (this.many) yield* this.many;
+    else if (this.only) yield [this.onlyName!, this.only];
   }
 }
 
