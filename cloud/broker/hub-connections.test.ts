@@ -61,11 +61,27 @@ describe('HubConnections', () => {
       fc.property(fc.array(event, { maxLength: 80 }), fc.array(fc.constantFrom('a', 'b'), { minLength: 8, maxLength: 8 }), (events, hubOf) => {
         const { log, ledger } = record();
         const conns = Array.from({ length: 8 }, (_, n) => ({ n }));
+        // The slots as a plain model: a connection holds one from its first admit until its end.
+        const seen = new Set<number>();
+        const holding = new Set<number>();
         for (const e of events) {
           const c = conns[e.conn]!;
-          if (e.kind === 'admit') ledger.admit(c, hubOf[e.conn]!);
-          else if (e.kind === 'ready') ledger.ready(c);
-          else ledger.end(c);
+          if (e.kind === 'admit') {
+            ledger.admit(c, hubOf[e.conn]!);
+            if (!seen.has(c.n)) holding.add(c.n);
+            seen.add(c.n);
+          } else if (e.kind === 'ready') ledger.ready(c);
+          else {
+            ledger.end(c);
+            holding.delete(c.n);
+          }
+          for (const other of conns) {
+            const hub = hubOf[other.n]!;
+            const ofHub = [...holding].filter((n) => hubOf[n] === hub).length;
+            expect(ledger.holds(other, hub)).toBe(holding.has(other.n));
+            expect(ledger.count(hub, other)).toBe(ofHub - (holding.has(other.n) ? 1 : 0));
+          }
+          expect(ledger.total).toBe(holding.size);
           // Live per hub = opened and not closed, never negative; slots cover the live ones.
           for (const hub of ['a', 'b']) {
             const opens = log.filter((l) => l.startsWith('open') && l.endsWith(` ${hub}`)).length;

@@ -12,7 +12,7 @@
  * ends before it is ready never opens. Each transition happens at most once per connection, whatever
  * the order the events arrive in.
  *
- * Keyed by an opaque connection object (the aedes client); no I/O, no clock.
+ * Keyed by an opaque connection object (the aedes client; never a Set); no I/O, no clock.
  */
 export interface HubConnectionEvents<C> {
   onOpen(conn: C, hub: string): void;
@@ -23,7 +23,11 @@ type State = 'pending' | 'open' | 'ended';
 
 export class HubConnections<C extends object> {
   private readonly state = new WeakMap<C, { hub: string; state: State }>();
-  private readonly perHub = new Map<string, Set<C>>();
+  /**
+   * Each hub's connections holding a slot: the connection itself while it is the only one (nearly every
+   * hub), a Set from the second on — a Set costs ~150 bytes even with one entry (issue 17).
+   */
+  private readonly perHub = new Map<string, C | Set<C>>();
   private held = 0;
 
   constructor(private readonly events: HubConnectionEvents<C>) {}
@@ -35,14 +39,16 @@ export class HubConnections<C extends object> {
 
   /** Connections of the hub holding a slot, optionally not counting one (a connection about to be replaced). */
   count(hub: string, except?: C): number {
-    const set = this.perHub.get(hub);
-    if (!set) return 0;
-    return except !== undefined && set.has(except) ? set.size - 1 : set.size;
+    const held = this.perHub.get(hub);
+    if (held === undefined) return 0;
+    if (!(held instanceof Set)) return held === except ? 0 : 1;
+    return except !== undefined && held.has(except) ? held.size - 1 : held.size;
   }
 
   /** Whether the connection holds a slot of this hub. */
   holds(conn: C, hub: string): boolean {
-    return this.perHub.get(hub)?.has(conn) ?? false;
+    const held = this.perHub.get(hub);
+    return held instanceof Set ? held.has(conn) : held === conn;
   }
 
   /** Whether the connection is live (ready and not ended). */
@@ -54,9 +60,10 @@ export class HubConnections<C extends object> {
   admit(conn: C, hub: string): boolean {
     if (this.state.has(conn)) return false;
     this.state.set(conn, { hub, state: 'pending' });
-    let set = this.perHub.get(hub);
-    if (!set) this.perHub.set(hub, (set = new Set()));
-    set.add(conn);
+    const held = this.perHub.get(hub);
+    if (held === undefined) this.perHub.set(hub, conn);
+    else if (held instanceof Set) held.add(conn);
+    else this.perHub.set(hub, new Set([held, conn]));
     this.held++;
     return true;
   }
@@ -76,9 +83,14 @@ export class HubConnections<C extends object> {
     if (!s || s.state === 'ended') return false;
     const wasOpen = s.state === 'open';
     s.state = 'ended';
-    const set = this.perHub.get(s.hub)!;
-    set.delete(conn);
-    if (set.size === 0) this.perHub.delete(s.hub);
+    const held = this.perHub.get(s.hub)!;
+    if (!(held instanceof Set)) {
+      this.perHub.delete(s.hub);
+    } else {
+      held.delete(conn);
+      // Back to the single form when one is left.
+      if (held.size === 1) this.perHub.set(s.hub, held.values().next().value!);
+    }
     this.held--;
     if (wasOpen) this.events.onClose(conn, s.hub);
     return true;
