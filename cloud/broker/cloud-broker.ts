@@ -97,6 +97,12 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   const log = o.logger.child({ component: 'broker' });
   const identities = new WeakMap<Client, HubIdentity>();
   const inflight = new WeakMap<Client, number>();
+  /** A message of the client was answered; a client with none in flight has no entry (~30 bytes per idle hub, issue 17). */
+  const answered = (client: Client) => {
+    const n = (inflight.get(client) ?? 1) - 1;
+    if (n > 0) inflight.set(client, n);
+    else inflight.delete(client);
+  };
   /** Clients that sent an empty client id (aedes has replaced it with a generated one by `authenticate`). */
   const emptyClientIds = new WeakSet<Client>();
   /** The topic of each connecting client's CONNECT last will, checked once its identity is known (decideWill). */
@@ -176,6 +182,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
           // message from this hub: it must be one this hub may publish, on its own status topic
           // (access-policy.ts decideWill). Refused with the connection, 0x05 not authorized.
           const willTopic = willTopics.get(client);
+          willTopics.delete(client); // needed only here
           const will = willTopic === undefined ? null : decideWill(identity, willTopic, o.live.regions);
           if (will && !will.ok) {
             o.metrics.authFailures.inc({ reason: `will_${will.reason}` });
@@ -240,11 +247,11 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       o.ingest.handle({ topic: packet.topic, payload, from, clientId: client?.id ?? null, receivedAt: Date.now() }).then(
         () => {
-          if (client) inflight.set(client, (inflight.get(client) ?? 1) - 1);
+          if (client) answered(client);
           cb(null);
         },
         (err: Error) => {
-          if (client) inflight.set(client, (inflight.get(client) ?? 1) - 1);
+          if (client) answered(client);
           cb(err);
         },
       );
@@ -306,6 +313,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     updateGauges();
   };
   aedes.on('clientReady', (client) => {
+    releaseConnectPacket(client);
     const id = identities.get(client);
     // CONNACK went out; a client that closed meanwhile is ended by its own events, not opened.
     if (!id || client.closed || transportClosed.has(client) || !connections.ready(client)) return;
@@ -366,13 +374,13 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   };
   /** `rest`: bytes after a PROXY header, fed through the frame limiter like any received bytes. */
   const handle = (stream: Duplex, req?: http.IncomingMessage, rest?: Buffer) => {
-    stream.on('error', ignore); // aedes reports errors itself while it has the client; this covers the moments around that
     const peer = req?.socket ?? (stream as net.Socket);
     const address = addressKey((proxy ? proxiedAddresses.get(peerKey(peer)) : undefined) ?? peer.remoteAddress);
     const waiting = unauthenticated.get(address) ?? 0;
     if (waiting >= maxUnauthenticated) {
       o.metrics.authFailures.inc({ reason: 'address_connections' });
       log.warn({ address, limit: maxUnauthenticated }, 'MQTT connection refused: too many connections from this address have not logged in');
+      stream.on('error', ignore);
       stream.destroy();
       return;
     }
@@ -380,16 +388,26 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     // The socket's buffer is empty here (the header was read in flowing mode, handed over in the same
     // tick): pushed bytes come first, as received.
     if (rest && rest.length > 0) stream.push(rest);
+    // From here aedes keeps an 'error' listener on the stream for its whole life (a no-op one once the
+    // client is closed): no listener of ours, whose third entry would grow the listener array ~150 bytes
+    // per connection (issue 17).
     const client = aedes.handle(stream, req);
     addresses.set(client, address);
     unauthenticated.set(address, waiting + 1);
     counted.add(client);
-    // Every path ends here, including those that never emit clientDisconnect.
-    stream.once('close', () => {
-      transportClosed.add(client);
-      leftWaiting(client);
-      ended(client);
-    });
+    (stream as ClientStream)[clientOf] = client;
+    stream.on('close', streamClosed);
+  };
+  /**
+   * Every path ends here, including those that never emit clientDisconnect. One listener for all
+   * streams, which carry their client: a closure and a `once` wrapper per connection cost ~250 bytes
+   * (issue 17). A stream emits 'close' once.
+   */
+  const streamClosed = function (this: ClientStream) {
+    const client = this[clientOf];
+    transportClosed.add(client);
+    leftWaiting(client);
+    ended(client);
   };
 
   // Persistent sessions of clients that stay away expire with their queued messages.
@@ -464,6 +482,27 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     },
   };
 }
+
+/**
+ * mqtt-packet's parser keeps a connection's CONNECT packet — password, will payload and all — as its
+ * `settings` for the connection's life, and reads only `protocolVersion` and `bridgeMode` of it later
+ * (mqtt-packet 9, parser.js). Once CONNACK is out it gets a shared object with just those two: the
+ * password no longer stays in memory, and each connection keeps ~250 bytes less (issue 17).
+ */
+function releaseConnectPacket(client: Client): void {
+  const parser = (client as unknown as { _parser?: { settings?: { cmd?: string; protocolVersion?: number; bridgeMode?: boolean } } })._parser;
+  const connect = parser?.settings;
+  if (connect?.cmd !== 'connect' || typeof connect.protocolVersion !== 'number') return;
+  const key = `${connect.protocolVersion}/${connect.bridgeMode === true}`;
+  let settings = parserSettings.get(key);
+  if (!settings) parserSettings.set(key, (settings = Object.freeze({ protocolVersion: connect.protocolVersion, bridgeMode: connect.bridgeMode === true })));
+  parser!.settings = settings;
+}
+/** At most one per protocol version the parser accepts (3, 4, 5) and bridge flag. */
+const parserSettings = new Map<string, { protocolVersion: number; bridgeMode: boolean }>();
+
+const clientOf = Symbol('aedesClient');
+type ClientStream = Duplex & { [clientOf]: Client };
 
 /** The part of aedes' persistence (aedes-persistence 11) that removing a session needs. */
 interface SessionPersistence {
