@@ -298,7 +298,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     let storeHealthy = true;
     const ingest = new Ingest({
       store: trackHealth(store, (ok) => (storeHealthy = ok)), sql: database.sql, deadLetters, live, metrics, logger, seen, seenAtStart: await seen.newest(50_000),
-      maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
+      maxPayloadBytes: config.ingest.maxPayloadBytes, maxBatchPoints: config.ingest.maxBatch, lingerMs: config.ingest.lingerMs, maxDevicesPerHub: config.ingest.maxDevicesPerHub,
       maxFutureSkewMs: config.ingest.maxFutureSkewMs, compartments: new KnownCompartments(regions),
       issuedModeVersion: (r) => modes.issuedVersion(r),
       // Other processes on the same PostgreSQL (a cluster's nodes) switch too: a version this one has not seen yet is read before it is refused.

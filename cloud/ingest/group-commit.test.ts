@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GroupCommitter } from './group-commit.ts';
 
 class Permanent extends Error {}
@@ -122,5 +122,44 @@ describe('GroupCommitter', () => {
     releaseFirst();
     await Promise.all([first, second]);
     expect(applied).toEqual([1, 2]);
+  });
+
+  describe('linger (issue 17: fewer, larger telemetry writes)', () => {
+    afterEach(() => void vi.useRealTimers());
+    const lingering = (batches: number[][]) => new GroupCommitter<number>({
+      maxBatchWeight: 100, weight: () => 1, write: async (items) => void batches.push(items), isRetryable: () => true,
+      onPoison: async () => undefined, concurrency: 2, linger: { maxDelayMs: 50, minWeight: 10 },
+    });
+
+    it('holds a light batch until its oldest item is maxDelayMs old, and writes everything that came meanwhile together', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] });
+      const batches: number[][] = [];
+      const c = lingering(batches);
+      const done = [c.submit(1)];
+      await vi.advanceTimersByTimeAsync(30);
+      done.push(c.submit(2), c.submit(3));
+      await vi.advanceTimersByTimeAsync(19);
+      expect(batches).toEqual([]);
+      await vi.advanceTimersByTimeAsync(2);
+      expect(batches).toEqual([[1, 2, 3]]);
+      await Promise.all(done);
+    });
+
+    it('writes at once when the queue reaches minWeight, and when shutting down', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] });
+      const batches: number[][] = [];
+      const c = lingering(batches);
+      const full = Array.from({ length: 10 }, (_, i) => c.submit(i));
+      await vi.advanceTimersByTimeAsync(1);
+      expect(batches).toEqual([Array.from({ length: 10 }, (_, i) => i)]);
+      await Promise.all(full);
+      const last = c.submit(99);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(batches).toHaveLength(1);
+      const closed = c.close(1_000);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(batches.at(-1)).toEqual([99]);
+      await Promise.all([last, closed]);
+    });
   });
 });

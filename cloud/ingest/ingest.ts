@@ -98,6 +98,11 @@ export interface IngestOptions {
   logger: Logger;
   maxPayloadBytes: number;
   maxBatchPoints: number;
+  /**
+   * Telemetry lane only: a store write of fewer than `LINGER_MIN_POINTS` points waits up to this
+   * long for more (`GroupCommitOptions.linger`; INGEST_LINGER_MS). Absent or 0: written at once.
+   */
+  lingerMs?: number;
   maxDevicesPerHub: number;
   /** A device timestamp further than this ahead of the cloud's clock is refused (`future_timestamp`). */
   maxFutureSkewMs: number;
@@ -188,7 +193,12 @@ export class Ingest {
     const storeKind = o.store.kind;
     const lane = (name: Lane): GroupCommitter<Item> => new GroupCommitter<Item>({
       maxBatchWeight: o.maxBatchPoints,
-      concurrency: 2,
+      // Group commits under way at once. On PostgreSQL a commit waits for round trips, each a turn of
+      // the (busy) event loop: two more in flight on the urgent lane let a mode switch's thousands of
+      // acknowledgements flow while earlier commits wait (issue 14, fan-out). Four of the pool's
+      // connections at most; SQLite commits in the calling thread, where more would change nothing.
+      concurrency: name === 'urgent' && o.sql.dialect === 'postgres' ? 4 : 2,
+      linger: name === 'telemetry' && o.lingerMs ? { maxDelayMs: o.lingerMs, minWeight: LINGER_MIN_POINTS } : undefined,
       weight: (it) => Math.max(1, it.points.length),
       write: (items) => this.write(items, name),
       // Permanent: a value the telemetry store or the operational database refuses (PostgreSQL refuses
@@ -545,6 +555,9 @@ const dedupeKey = (s: Pick<SeenMessage, 'hub' | 'device' | 'msgId'>) => dedupeKe
 type Lane = 'telemetry' | 'urgent';
 
 const NO_ITEMS: ReadonlySet<Item> = new Set();
+
+/** A telemetry write of this many points goes at once, without lingering (see `IngestOptions.lingerMs`). */
+const LINGER_MIN_POINTS = 500;
 
 /** Side effects recorded by hooks in the group commit's transaction. */
 const SIDE_EFFECTS = ['mode', 'command'] as const;
