@@ -176,7 +176,8 @@ export class Ingest {
         // Connections come and go; forget the quiet ones (their tails are long settled).
         for (const [id, e] of this.order) if (e.urgentOutstanding === 0) this.order.delete(id);
       }
-      o = { telemetryTail: Promise.resolve(), urgentTail: Promise.resolve(), urgentOutstanding: 0 };
+      // One shared settled promise, not two new ones per connection (issue 17: memory per hub).
+      o = { telemetryTail: SETTLED, urgentTail: SETTLED, urgentOutstanding: 0 };
       this.order.set(clientId, o);
     }
     return o;
@@ -272,12 +273,25 @@ export class Ingest {
       done = Promise.all([own, after]).then(() => undefined);
       order.urgentOutstanding++;
       order.urgentTail = done;
-      const settle = () => void order.urgentOutstanding--;
+      const clientId = inbound.clientId ?? '';
+      const settle = () => {
+        // A connection whose messages are all settled keeps no entry: nothing is left to order
+        // behind (~190 bytes per idle hub, issue 17).
+        if (--order.urgentOutstanding === 0 && order.telemetryTail === SETTLED && this.order.get(clientId) === order) this.order.delete(clientId);
+      };
       done.then(settle, settle);
     } else {
       const own = this.committer.submit(item);
       done = order.urgentOutstanding > 0 ? Promise.all([own, order.urgentTail.catch(noop)]).then(() => undefined) : own;
       order.telemetryTail = done;
+      const tail = done;
+      const clientId = inbound.clientId ?? '';
+      const settled = (): void => {
+        if (order.telemetryTail !== tail) return;
+        order.telemetryTail = SETTLED;
+        if (order.urgentOutstanding === 0 && this.order.get(clientId) === order) this.order.delete(clientId);
+      };
+      tail.then(settled, settled);
     }
     if (item.original) return Promise.all([done, item.original]).then(() => undefined);
     if (item.seen && !item.duplicate) {
@@ -555,6 +569,7 @@ const dedupeKey = (s: Pick<SeenMessage, 'hub' | 'device' | 'msgId'>) => dedupeKe
 type Lane = 'telemetry' | 'urgent';
 
 const NO_ITEMS: ReadonlySet<Item> = new Set();
+const SETTLED: Promise<void> = Promise.resolve();
 
 /** A telemetry write of this many points goes at once, without lingering (see `IngestOptions.lingerMs`). */
 const LINGER_MIN_POINTS = 500;
