@@ -9,7 +9,9 @@
  */
 export type Dialect = 'sqlite' | 'postgres';
 
-export type SqlValue = string | number | bigint | null | Buffer | boolean;
+export type SqlValue = string | number | bigint | null | Buffer | boolean | SqlArray;
+/** PostgreSQL only: an array parameter (e.g. for `unnest(?::text[])`, one short statement for many rows); SQLite refuses it. */
+export type SqlArray = readonly (string | number | null)[];
 
 export interface Sql {
   readonly dialect: Dialect;

@@ -85,10 +85,15 @@ export async function openSeenMessageStore(db: Database): Promise<SeenMessageSto
   let legacy = await anyLegacy();
 
   const recordChunk = async (q: Sql, entries: readonly SeenMessage[]): Promise<Set<string>> => {
-    const values = entries.map(() => '(?, ?, ?, ?)').join(', ');
-    const params = entries.flatMap((e) => [e.hub, e.device, e.msgId, e.seenAt]);
+    // PostgreSQL: four arrays and one short statement text (not a VALUES list of 4,000 parameters the
+    // server parses and plans every group commit; issue 14, fan-out). unnest keeps the entries' order.
+    const pg = q.dialect === 'postgres';
+    const rowsSql = pg ? 'SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[])' : `VALUES ${entries.map(() => '(?, ?, ?, ?)').join(', ')}`;
+    const params = pg
+      ? [entries.map((e) => e.hub), entries.map((e) => e.device), entries.map((e) => e.msgId), entries.map((e) => e.seenAt)]
+      : entries.flatMap((e) => [e.hub, e.device, e.msgId, e.seenAt]);
     const rows = await q.query<{ hub: string; device: string; msg_id: string }>(
-      `INSERT INTO seen_messages (hub, device, msg_id, seen_at) VALUES ${values}
+      `INSERT INTO seen_messages (hub, device, msg_id, seen_at) ${rowsSql}
        ON CONFLICT (hub, msg_id, device) DO NOTHING RETURNING hub, device, msg_id`,
       params,
     );

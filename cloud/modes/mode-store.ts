@@ -238,6 +238,10 @@ const ACK_CHUNK = 500;
 const VERSION_COLUMNS = 'region, version, mode, hubs, reason, by, at';
 const AUDIT_COLUMNS = 'id, region, kind, at, recorded_at, by, mode, hubs, reason, version, desired_version, desired_mode, historical, summary, hub, msg_id';
 const ACK_COLUMNS = 'hub, region, version, mode, source, reason, ts, received_at, msg_id, historical';
+/** The values of `ACK_COLUMNS`, in that order. */
+const ACK_FIELDS: readonly ((a: HubAck) => SqlValue)[] = [
+  (a) => a.hub, (a) => a.region, (a) => a.version, (a) => a.mode, (a) => a.source, (a) => a.reason, (a) => a.ts, (a) => a.receivedAt, (a) => a.msgId, (a) => (a.historical ? 1 : 0),
+];
 
 /** The store on the operational database (SQLite or PostgreSQL): migrates this feature's tables. */
 export async function openModeStore(db: Database): Promise<ModeStore> {
@@ -287,8 +291,17 @@ export async function openModeStore(db: Database): Promise<ModeStore> {
     const written = new Set<string>();
     for (let i = 0; i < rows.length; i += ACK_CHUNK) {
       const chunk = rows.slice(i, i + ACK_CHUNK);
-      const params: SqlValue[] = chunk.flatMap((a) => [a.hub, a.region, a.version, a.mode, a.source, a.reason, a.ts, a.receivedAt, a.msgId, a.historical ? 1 : 0]);
-      const upsert = `INSERT INTO mode_hub_acks (${ACK_COLUMNS}) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}
+      // PostgreSQL: ten arrays and one short statement text, whatever the number of rows — a VALUES list
+      // of 500 rows was 5,000 parameters and ~30 KB of SQL that the server parsed and planned every
+      // group commit (issue 14: most of its CPU in a fan-out, and bytes written over loopback).
+      const pg = q.dialect === 'postgres';
+      const params: SqlValue[] = pg
+        ? ACK_FIELDS.map((f) => chunk.map(f) as (string | number | null)[])
+        : chunk.flatMap((a) => ACK_FIELDS.map((f) => f(a)));
+      const rowsSql = pg
+        ? 'SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::int[])'
+        : `VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`;
+      const upsert = `INSERT INTO mode_hub_acks (${ACK_COLUMNS}) ${rowsSql}
          ON CONFLICT (hub) DO UPDATE SET region = excluded.region, version = excluded.version, mode = excluded.mode, source = excluded.source,
            reason = excluded.reason, ts = excluded.ts, received_at = excluded.received_at, msg_id = excluded.msg_id, historical = excluded.historical
          WHERE excluded.version > mode_hub_acks.version OR (excluded.version = mode_hub_acks.version AND excluded.ts > mode_hub_acks.ts)`;
