@@ -106,7 +106,9 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
       storage.failed('outbox_append', err);
       throw err;
     }
-    storage.succeeded();
+    // Only a row written proves the disk takes writes again: a duplicate (a device's resend of a
+    // message already held) or a refusal wrote nothing, and reading "ok" after it misled (issue 12).
+    if (outcome === 'stored') storage.succeeded();
     metrics.accepted.inc({ outcome });
     uplink.requestPump();
     return outcome;
