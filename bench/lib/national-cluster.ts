@@ -133,7 +133,8 @@ export async function startNationalCluster(
     nodeCpuSeconds: () => live().reduce((s, n) => s + cpuSeconds(n.proc!.child.pid!), 0),
     async redisCpuSeconds() {
       const info = await redisInfo.info('cpu');
-      const field = (k: string) => Number(/^${k}:([\d.]+)/m.exec(info)?.[1] ?? 0);
+      // A regex literal does not interpolate `${k}`: the old /^${k}:…/m read 0 for every field.
+      const field = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
       return field('used_cpu_sys') + field('used_cpu_user');
     },
     async stop() {
