@@ -183,6 +183,9 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
     };
     const commands = new CommandService({
       store: await openCommandStore(database), bus, hubs: live.hubs, now: Date.now, newId: () => `cmd-${randomUUID()}`, logger,
+      // Hubs (re)subscribing within 10 ms share one pending-command query: a reconnect storm's
+      // thousands of subscribes cost a few hundred queries instead of one each.
+      redeliveryWindowMs: 10,
     });
 
     const modeStore = await openModeStore(database);

@@ -101,6 +101,40 @@ describe('CommandService', () => {
     expect(t.sent.map((s) => s.command.id)).toEqual(['cmd-1']);
   });
 
+  it('re-delivers to 1,200 hubs subscribing at once (a reconnect storm, in store queries of 500 hubs): each gets its own pending commands, once', async () => {
+    const store = createMemoryCommandStore();
+    const queries: number[] = [];
+    const counting: CommandStore = { ...store, pendingFor: (hubs, now, limit) => (queries.push(hubs.length), store.pendingFor(hubs, now, limit)) };
+    const sent: Command[] = [];
+    const hubs = Array.from({ length: 1_200 }, (_, i) => `hub-${i}`);
+    const devices = new Map([['locker-a', { kind: 'locker' as const }]]);
+    const service = new CommandService({
+      store: counting, bus: { send: async (c) => void sent.push(c) }, hubs: new Map(hubs.map((h) => [h, { region: 'r', devices }])),
+      now: () => T, newId: () => 'unused', logger: pino({ level: 'silent' }),
+    });
+    // Every third hub has one pending command, hub-0 two.
+    for (const [i, hub] of hubs.entries()) {
+      if (i % 3 !== 0) continue;
+      await store.insert({ id: `c-${hub}`, hub, region: 'r', device: 'locker-a', kind: 'locker', command: 'locker.unlock', args: {}, issuedAt: T - 10, expiresAt: T + 60_000, state: 'pending', detail: null, ackedAt: null });
+    }
+    await store.insert({ id: 'c-hub-0-b', hub: 'hub-0', region: 'r', device: 'locker-a', kind: 'locker', command: 'locker.reserve', args: {}, issuedAt: T - 5, expiresAt: T + 60_000, state: 'pending', detail: null, ackedAt: null });
+    // hub-3 subscribes twice in the same turn (two connections): both calls answered, its command sent once.
+    const counts = await Promise.all([...hubs.map((h) => service.redeliver(h)), service.redeliver('hub-3')]);
+    expect(queries).toEqual([500, 500, 200]);
+    expect(counts.slice(0, 4)).toEqual([2, 0, 0, 1]);
+    expect(counts.at(-1)).toBe(1);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(400 + 1 + 1);
+    expect(sent.map((c) => c.id).sort()).toEqual([...hubs.filter((_, i) => i % 3 === 0).map((h) => `c-${h}`), 'c-hub-0-b'].sort());
+    expect(sent.every((c) => c.id.startsWith(`c-${c.hub}`))).toBe(true);
+    // A failing store query fails only the hubs of that query; the next turn asks again.
+    let fail = true;
+    const flaky: CommandStore = { ...store, pendingFor: (h, n, l) => (fail ? Promise.reject(new Error('database gone')) : store.pendingFor(h, n, l)) };
+    const again = new CommandService({ store: flaky, bus: { send: async () => undefined }, hubs: new Map(), now: () => T, newId: () => 'x', logger: pino({ level: 'silent' }) });
+    await expect(again.redeliver('hub-0')).rejects.toThrow('database gone');
+    fail = false;
+    expect(await again.redeliver('hub-0')).toBe(2);
+  });
+
   it('shows a pending command as expired after its expiry, and re-delivers only unexpired ones', async () => {
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 5 });
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.reserve', args: {}, ttlS: 60 });

@@ -56,8 +56,30 @@ describe.each(KINDS)('CommandStore (%s)', (kind) => {
     await store.insert(cmd('gone', { issuedAt: T, expiresAt: T + 5 }));
     await store.insert(cmd('done', { state: 'done' }));
     await store.insert(cmd('other-hub', { hub: 'nomi-neagari' }));
-    expect((await store.pendingFor('nomi-terai', T + 5, 10)).map((c) => c.id)).toEqual(['a', 'b']);
-    expect((await store.pendingFor('nomi-terai', T + 5, 1)).map((c) => c.id)).toEqual(['a']);
+    expect((await store.pendingFor(['nomi-terai'], T + 5, 10)).map((c) => c.id)).toEqual(['a', 'b']);
+    expect((await store.pendingFor(['nomi-terai'], T + 5, 1)).map((c) => c.id)).toEqual(['a']);
+    expect(await store.pendingFor([], T + 5, 10)).toEqual([]);
+  });
+
+  it('gives the pending commands of many hubs in one call: each hub oldest first, at most the limit per hub', async () => {
+    await open();
+    await store.insert(cmd('t2', { issuedAt: T + 2 }));
+    await store.insert(cmd('t1', { issuedAt: T + 1 }));
+    await store.insert(cmd('t3', { issuedAt: T + 3 }));
+    await store.insert(cmd('n1', { hub: 'nomi-neagari', issuedAt: T + 1 }));
+    await store.insert(cmd('n-done', { hub: 'nomi-neagari', state: 'done' }));
+    await store.insert(cmd('x1', { hub: 'nomi-other' }));
+    const byHub = (cs: CommandRecord[]) => {
+      const m: Record<string, string[]> = {};
+      for (const c of cs) (m[c.hub] ??= []).push(c.id);
+      return m;
+    };
+    const got = await store.pendingFor(['nomi-terai', 'nomi-neagari', 'nomi-nowhere'], T + 5, 2);
+    expect(byHub(got)).toEqual({ 'nomi-terai': ['t1', 't2'], 'nomi-neagari': ['n1'] });
+    // Each hub's commands come together.
+    expect(got.map((c) => c.hub).filter((h, i, a) => i === 0 || a[i - 1] !== h)).toHaveLength(2);
+    // Hub ids are data, not SQL: quotes, brackets and JSON in them match nothing and break nothing.
+    expect(await store.pendingFor(["x' OR 1=1 --", '"]', 'nomi-terai"'], T + 5, 10)).toEqual([]);
   });
 
   it('sets a result only while the state is still the expected one', async () => {

@@ -58,8 +58,11 @@ export interface CommandStore {
   get(id: string, tx?: Sql): Promise<CommandRecord | null>;
   /** Newest first. */
   list(q: CommandQuery): Promise<CommandRecord[]>;
-  /** Pending commands of the hub that have not expired at `now`, oldest first, at most `limit`. */
-  pendingFor(hub: string, now: number, limit: number): Promise<CommandRecord[]>;
+  /**
+   * Pending commands of these hubs that have not expired at `now`: each hub's together, oldest first
+   * (the order of the hubs is the database's), at most `limitPerHub` per hub. One query for many hubs: a reconnect storm asks for thousands.
+   */
+  pendingFor(hubs: readonly string[], now: number, limitPerHub: number): Promise<CommandRecord[]>;
   /**
    * Sets the result only while the stored state is still `expected` (a conditional update, so of
    * two writers racing — two cloud processes on PostgreSQL — exactly one wins); true when set.
@@ -167,8 +170,20 @@ export async function openCommandStore(db: Database): Promise<CommandStore> {
       const text = `SELECT * FROM commands WHERE ${where.join(' AND ')} ORDER BY issued_at DESC, id DESC LIMIT ?`;
       return (await sql.query<Row>(text, [...args, q.limit])).map(fromRow);
     },
-    async pendingFor(hub, now, limit) {
-      return (await sql.query<Row>(`SELECT * FROM commands WHERE hub = ? AND state = 'pending' AND expires_at > ? ORDER BY issued_at, id LIMIT ?`, [hub, now, limit])).map(fromRow);
+    async pendingFor(hubs, now, limitPerHub) {
+      if (hubs.length === 0) return [];
+      // The hubs as one parameter (a JSON text on SQLite, an array on PostgreSQL): one statement text
+      // for any number of hubs, and the partial index commands_pending serves each hub.
+      const pg = sql.dialect === 'postgres';
+      const inHubs = pg ? 'hub = ANY(?::text[])' : 'hub IN (SELECT value FROM json_each(?))';
+      const rows = await sql.query<Row>(
+        `SELECT * FROM (
+           SELECT *, ROW_NUMBER() OVER (PARTITION BY hub ORDER BY issued_at, id) AS nth FROM commands
+           WHERE ${inHubs} AND state = 'pending' AND expires_at > ?
+         ) AS p WHERE nth <= ? ORDER BY hub, issued_at, id`,
+        [pg ? [...hubs] : JSON.stringify(hubs), now, limitPerHub],
+      );
+      return rows.map(fromRow);
     },
     setResult(id, expected, r, tx) {
       // The update and its history entry together (in the caller's transaction when given); the
@@ -206,12 +221,13 @@ export function createMemoryCommandStore(): CommandStore {
         .slice(0, q.limit)
         .map(copy);
     },
-    async pendingFor(hub, now, limit) {
-      return [...rows.values()]
-        .filter((c) => c.hub === hub && effectiveState(c, now) === 'pending')
-        .sort((a, b) => -newestFirst(a, b))
-        .slice(0, limit)
-        .map(copy);
+    async pendingFor(hubs, now, limitPerHub) {
+      return [...new Set(hubs)].flatMap((hub) =>
+        [...rows.values()]
+          .filter((c) => c.hub === hub && effectiveState(c, now) === 'pending')
+          .sort((a, b) => -newestFirst(a, b))
+          .slice(0, limitPerHub)
+          .map(copy));
     },
     async setResult(id, expected, r) {
       const c = rows.get(id);
