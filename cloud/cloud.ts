@@ -129,7 +129,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       closers.push(() => owner.release());
     }
     const live = new LiveState(regions, { maxFutureSkewMs: config.ingest.maxFutureSkewMs });
-    const metrics = createMetrics({ hubLinks: () => live.linkSamples(), hubsConnected: () => live.connectedCount() });
+    const metrics = createMetrics({ hubLinks: () => live.linkSamples(), hubsConnected: () => live.connectedCount(), eventLoopResolutionMs: config.eventLoopResolutionMs });
     // Work that must happen once (dispatch rounds, hub-offline checks, ops stats per region; dedupe
     // pruning) runs under leases (issue 15): in a cluster, leases with fencing tokens in PostgreSQL;
     // a single process holds them all. Given up last at shutdown, after the work stopped.

@@ -136,6 +136,7 @@ export const CloudEnv = z
     EVENTS_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(200).describe('Live-feed streams the cloud serves in all; more get 429'),
     ALARM_HUB_OFFLINE_GRACE_S: z.coerce.number().min(1).max(86_400).default(60).describe('A hub offline this long raises a hub_offline alarm'),
     OPS_STATS_INTERVAL_S: z.coerce.number().min(0.1).max(3_600).default(10).describe('How often the cloud writes its own figures (ingest, alarms, modes, orders) to the telemetry store for the dashboards'),
+    EVENT_LOOP_RESOLUTION_MS: z.coerce.number().int().min(1).max(1_000).default(10).describe("Resolution of the event-loop delay figures in /metrics (nodejs_eventloop_lag_*), ms: 1 resolves the few-ms stalls an alarm's latency is made of, at ~1,000 timer wake-ups a second"),
     DEMO_CREDENTIALS: bool(false).describe('Create missing hub credentials (generated secrets) and write DATA_DIR/credentials.json'),
     DEMO_ACCOUNTS: z
       .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -247,6 +248,7 @@ function toConfig(env: z.infer<typeof CloudEnv>) {
     events: { maxStreamsPerSession: env.EVENTS_MAX_STREAMS_PER_SESSION, maxStreamsPerAccount: env.EVENTS_MAX_STREAMS_PER_ACCOUNT, maxStreams: env.EVENTS_MAX_STREAMS },
     alarms: { hubOfflineGraceMs: Math.round(env.ALARM_HUB_OFFLINE_GRACE_S * 1000) },
     opsStats: { intervalMs: Math.round(env.OPS_STATS_INTERVAL_S * 1000) },
+    eventLoopResolutionMs: env.EVENT_LOOP_RESOLUTION_MS,
     demoCredentials: env.DEMO_CREDENTIALS,
     demoAccounts,
     logLevel: env.LOG_LEVEL,

@@ -7,13 +7,15 @@ export interface MetricsSources {
   hubLinks?: () => Iterable<HubLinkSample>;
   /** Hubs with at least one MQTT connection, read at every scrape. */
   hubsConnected?: () => number;
+  /** Resolution of the event-loop delay histogram (prom-client's monitorEventLoopDelay), ms; default 10. */
+  eventLoopResolutionMs?: number;
 }
 
 /** Every Prometheus metric of the cloud, on one registry per cloud instance (tests run several). */
 export function createMetrics(sources: MetricsSources = {}) {
   const hubLinks = sources.hubLinks ?? (() => []);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: sources.eventLoopResolutionMs ?? 10 });
   const m = {
     registry,
     accepted: new Counter({

@@ -48,7 +48,7 @@ function openFeed(httpUrl: string, token: string, onAlarm: (alarm: { device: str
 
 type Run = {
   p50: number; p99: number; max: number; missing: number; split: { toRaisedP99: number; raisedToConsoleP99: number }; backgroundRate: number; backgroundAckP99: number | null;
-  /** The cloud process's event-loop delay over the run (prom-client's monitorEventLoopDelay, 10 ms resolution), ms. */
+  /** The cloud process's event-loop delay over the run (prom-client's perf_hooks.monitorEventLoopDelay, 1 ms resolution: EVENT_LOOP_RESOLUTION_MS=1), ms. */
   loopLag: { p50: number; p99: number; max: number } | null;
 };
 
@@ -71,7 +71,8 @@ async function measure(database: BenchDatabaseKind, o: { events: number; interva
   try {
     const influx = await startInfluxd();
     stops.unshift(() => influx.stop());
-    const cloud = await startOurCloud({ hubs: HUBS, database, influx: { url: influx.url, database: 'ours' } });
+    // Event-loop delay at 1 ms resolution (the default 10 ms cannot resolve stalls of the size of the target).
+    const cloud = await startOurCloud({ hubs: HUBS, database, influx: { url: influx.url, database: 'ours' }, env: { EVENT_LOOP_RESOLUTION_MS: '1' } });
     stops.unshift(() => cloud.stop());
     const background = startPublisher();
     stops.unshift(() => background.stop());
@@ -143,18 +144,25 @@ export const alarm: Section = async ({ quick, log }) => {
   const rows: Row[] = [];
   const sum = { sqlite: { p50: summarize(sqlite.loaded.map((r) => r.p50)), p99: summarize(sqlite.loaded.map((r) => r.p99)) }, postgres: { p50: summarize(postgres.loaded.map((r) => r.p50)), p99: summarize(postgres.loaded.map((r) => r.p99)) } };
   for (const q of ['p50', 'p99'] as const) {
-    const target = q === 'p99' ? { target: '≤ 20 ms' } : {};
-    rows.push({ metric: `alarm latency ${q}, half load (SQLite)`, ours: sum.sqlite[q], unit: 'ms', decimals: 1, ...target, ...(q === 'p99' ? { met: sum.sqlite[q].median <= 20 } : {}) });
+    // Issue 17, item 4: p99 ≤ 10 ms at half load, with the event-loop delay beside it.
+    const target = q === 'p99' ? { target: '≤ 10 ms' } : {};
+    rows.push({ metric: `alarm latency ${q}, half load (SQLite)`, ours: sum.sqlite[q], unit: 'ms', decimals: 1, ...target, ...(q === 'p99' ? { met: sum.sqlite[q].median <= 10 } : {}) });
     rows.push({
       metric: `alarm latency ${q}, half load (PostgreSQL)`, ours: sum.postgres[q], unit: 'ms', decimals: 1, alternative: { name: 'SQLite, same run', value: sum.sqlite[q] },
-      comparison: versusSqlite(sum.postgres[q].median, sum.sqlite[q].median, false).comparison, ...target, ...(q === 'p99' ? { met: sum.postgres[q].median <= 20 } : {}),
+      comparison: versusSqlite(sum.postgres[q].median, sum.sqlite[q].median, false).comparison, ...target, ...(q === 'p99' ? { met: sum.postgres[q].median <= 10 } : {}),
+    });
+  }
+  for (const [label, m] of [['SQLite', sqlite], ['PostgreSQL', postgres]] as const) {
+    rows.push({
+      metric: `  cloud event-loop delay p99 while the events were sent, half load (${label})`, ours: summarize(m.loaded.map((r) => r.loopLag?.p99 ?? Number.NaN)), unit: 'ms', decimals: 1,
+      alternative: { name: 'alarm latency p99, same runs', value: summarize(m.loaded.map((r) => r.p99)) },
     });
   }
   rows.push({ metric: 'alarm latency p50 / p99, no background load (SQLite)', ours: `${fmt(sqlite.idle.p50, 1)} / ${fmt(sqlite.idle.p99, 1)} ms` });
   rows.push({ metric: 'alarm latency p50 / p99, no background load (PostgreSQL)', ours: `${fmt(postgres.idle.p50, 1)} / ${fmt(postgres.idle.p99, 1)} ms`, alternative: { name: 'SQLite', value: `${fmt(sqlite.idle.p50, 1)} / ${fmt(sqlite.idle.p99, 1)} ms` } });
   const missing = (m: { idle: Run; loaded: Run[] }) => m.loaded.reduce((n, r) => n + r.missing, 0) + m.idle.missing;
   const split = (m: { loaded: Run[] }) => `p99 publish → raised ${fmt(summarize(m.loaded.map((r) => r.split.toRaisedP99)).median, 0)} ms, raised → console ${fmt(summarize(m.loaded.map((r) => r.split.raisedToConsoleP99)).median, 0)} ms`;
-  const lag = (m: { loaded: Run[] }) => `p50 ${fmt(summarize(m.loaded.map((r) => r.loopLag?.p50 ?? Number.NaN)).median, 0)} ms / p99 ${fmt(summarize(m.loaded.map((r) => r.loopLag?.p99 ?? Number.NaN)).median, 0)} ms`;
+  const lag = (m: { loaded: Run[] }) => `p50 ${fmt(summarize(m.loaded.map((r) => r.loopLag?.p50 ?? Number.NaN)).median, 1)} ms / p99 ${fmt(summarize(m.loaded.map((r) => r.loopLag?.p99 ?? Number.NaN)).median, 1)} ms / max ${fmt(summarize(m.loaded.map((r) => r.loopLag?.max ?? Number.NaN)).median, 1)} ms`;
   return {
     title: 'Alarm latency: device event → alarm on a console',
     method:
@@ -169,7 +177,7 @@ export const alarm: Section = async ({ quick, log }) => {
         `The cloud process's event-loop delay while the events were sent (median of the loaded runs): SQLite ${lag(sqlite)}, PostgreSQL ${lag(postgres)}.`,
       'An event raises its alarm on receipt: the alarm service writes it in a transaction of its own (BEGIN, one INSERT … ON CONFLICT … RETURNING, COMMIT) before the console hears of it, while the ingest ' +
         'stores the event\'s dedupe id in its urgent group commit (BEGIN, INSERT, COMMIT). On SQLite each is a synchronous call; on PostgreSQL each statement is a round trip whose answer waits for the cloud\'s ' +
-        'event loop, busy with the background telemetry — so under load each round trip can wait behind other I/O callbacks, and the alarm write waits behind the previous one (one at a time, in order). The event-loop delays above (10 ms resolution) do not separate the two databases, so this is the likely share, not a measured one.',
+        'event loop, busy with the background telemetry — so under load each round trip can wait behind other I/O callbacks, and the alarm write waits behind the previous one (one at a time, in order). The event-loop delays above are the whole process\'s (1 ms resolution); they do not separate the two databases\' share.',
       'Events and acknowledgements travel in the ingest\'s urgent lane (cloud/ingest/ingest.ts): stored and applied in their own small group commit instead of queueing behind a batch of thousands of telemetry points; PUBACK order is kept.',
     ],
     raw: { half, sqlite, postgres },

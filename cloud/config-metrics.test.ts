@@ -1,0 +1,14 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadCloudConfig } from './config.ts';
+
+describe('EVENT_LOOP_RESOLUTION_MS', () => {
+  it('defaults to 10 ms, takes 1 ms, and refuses what is not a whole number of ms from 1 to 1,000, naming the variable', () => {
+    expect(loadCloudConfig({}).eventLoopResolutionMs).toBe(10);
+    expect(loadCloudConfig({ EVENT_LOOP_RESOLUTION_MS: '1' }).eventLoopResolutionMs).toBe(1);
+    for (const bad of ['0', '-1', '1.5', '1001', 'fast']) {
+      expect(() => loadCloudConfig({ EVENT_LOOP_RESOLUTION_MS: bad }), bad).toThrow(ConfigError);
+      expect(() => loadCloudConfig({ EVENT_LOOP_RESOLUTION_MS: bad }), bad).toThrow(/EVENT_LOOP_RESOLUTION_MS/);
+    }
+  });
+
+});
