@@ -76,7 +76,7 @@ export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
     const st = d.storage.status();
     return {
       hub: d.hubId, region: d.region, agent: d.agent,
-      uplink: { connected: u.connected, cloud: withoutUserinfo(u.url), since: iso(u.since), connects: u.connects, lastError: u.lastError, inFlight: u.inFlight, sent: u.sent, acked: u.acked, ackedHistorical: u.ackedHistorical },
+      uplink: { connected: u.connected, cloud: withoutUserinfo(u.url), since: iso(u.since), connects: u.connects, lastError: u.lastError, inFlight: u.inFlight, sent: u.sent, acked: u.acked, ackedHistorical: u.ackedHistorical, ackedReplayed: u.ackedReplayed },
       outbox: {
         depth: o.depth, byLane: o.byLane, oldestUnsentAgeS: o.oldestAcceptedAt === null ? 0 : Math.round((d.now() - o.oldestAcceptedAt) / 1000),
         bytes: o.bytes, dropped: o.dropped, fileBytes: o.fileBytes,

@@ -78,3 +78,45 @@ describe('Uplink', () => {
     expect(uplink.stats()).toMatchObject({ sent: n, acked: n, ackedHistorical: n });
   }, 40_000);
 });
+
+describe('Uplink replay count', () => {
+  it('counts as replayed a message that was in flight when the link went down and was acknowledged after it came back, though it is not marked historical', async () => {
+    // A broker that holds telemetry without PUBACK while `stall` is set.
+    const broker = await Aedes.createBroker();
+    let stall = true;
+    const held: string[] = [];
+    broker.authorizePublish = (_client, packet, cb) => {
+      if (stall && packet.topic.endsWith('/telemetry')) {
+        held.push(packet.payload.toString());
+        return; // never answered: no PUBACK
+      }
+      cb(null);
+    };
+    const server = net.createServer(broker.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise<void>((r) => broker.close(() => server.close(() => r()))));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uplink-'));
+    closers.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const outbox = new Outbox(path.join(dir, 'outbox.db'), { maxMessages: 1_000, thinThreshold: 1_000, thinIntervalMs: 60_000 });
+    closers.push(() => outbox.close());
+    const uplink = new Uplink({
+      urls: [`mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`], username: 'h', password: 'p', region: 'r', hubId: 'h', agent: 'test',
+      window: 10, backoffMaxMs: 200, historicalAfterMs: 60_000, statusIntervalMs: 60_000, outbox, logger: pino({ level: 'silent' }), onMessage: () => undefined,
+    });
+    closers.push(() => uplink.close());
+    uplink.start();
+    await expect.poll(() => uplink.connected).toBe(true);
+    // Accepted while the link is up (not offline), sent, never acknowledged: the link then drops.
+    await outbox.append({ lane: LANE.telemetry, topic: 'v1/r/h/sensor/wx/telemetry', payload: Buffer.from('{"id":"m-1","ts":1}'), msgId: 'm-1', device: 'wx', deviceTs: 1, offline: false });
+    uplink.requestPump();
+    await expect.poll(() => held.length).toBe(1);
+    stall = false;
+    for (const c of Object.values((broker as unknown as { clients: Record<string, { conn: net.Socket }> }).clients)) c.conn.destroy();
+    await expect.poll(() => outbox.depth, { timeout: 10_000 }).toBe(0);
+    // A message accepted and acknowledged on the new connection is live, not replayed.
+    await outbox.append({ lane: LANE.telemetry, topic: 'v1/r/h/sensor/wx/telemetry', payload: Buffer.from('{"id":"m-2","ts":2}'), msgId: 'm-2', device: 'wx', deviceTs: 2, offline: false });
+    uplink.requestPump();
+    await expect.poll(() => uplink.stats().acked).toBe(2);
+    expect(uplink.stats()).toMatchObject({ acked: 2, ackedReplayed: 1, ackedHistorical: 0 });
+  });
+});

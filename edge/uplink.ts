@@ -78,6 +78,11 @@ export interface UplinkStats {
   acked: number;
   /** Of `acked`: sent marked `"historical": true` (accepted while the link was down, or old when sent). */
   ackedHistorical: number;
+  /**
+   * Of `acked`: kept through an outage — accepted while the link was down, or waiting in the outbox
+   * (unsent or unacknowledged) when it went down — and acknowledged on a later connection.
+   */
+  ackedReplayed: number;
   inFlight: number;
   quarantined: number;
   /** Closes by the cloud in answer to a lone suspect (explicit refusals). */
@@ -100,11 +105,13 @@ export class Uplink {
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
+  /** When the link last went down (at start: the link is down until the first connection). */
+  private linkLostAt: number | null = null;
   private ackedSeqs: number[] = [];
   private removeScheduled = false;
   private readonly now: () => number;
   private readonly log: Logger;
-  private readonly s: Omit<UplinkStats, 'url'> = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, ackedHistorical: 0, inFlight: 0, quarantined: 0, refusals: 0 };
+  private readonly s: Omit<UplinkStats, 'url'> = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, ackedHistorical: 0, ackedReplayed: 0, inFlight: 0, quarantined: 0, refusals: 0 };
 
   constructor(private readonly o: UplinkOptions) {
     if (o.urls.length === 0) throw new Error('Uplink needs at least one cloud URL');
@@ -125,6 +132,9 @@ export class Uplink {
   }
 
   start(): void {
+    // The link is down until the first connection: what the outbox holds now (an earlier run's
+    // unacknowledged messages) was kept through that outage too.
+    this.linkLostAt = this.now();
     this.o.outbox.setInFlightSource(() => new Set([...this.inflight.keys(), ...this.ackedSeqs])); // acked, removal pending: not droppable either
     this.open();
   }
@@ -205,6 +215,7 @@ export class Uplink {
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
     this.s.since = this.now();
+    this.linkLostAt = this.s.since;
     // In-memory state first: a storage error below must not leave the uplink believing a message is
     // still in flight.
     const seqs = [...this.inflight.keys()];
@@ -275,6 +286,8 @@ export class Uplink {
     this.s.sent++;
     let payload = e.payload;
     const historical = (e.offline || this.now() - e.acceptedAt > this.o.historicalAfterMs) && MARKABLE.test(e.topic);
+    // Still in the outbox after the link last went down: it was there (accepted, not yet acknowledged) then.
+    const replayed = e.offline || (this.linkLostAt !== null && e.acceptedAt <= this.linkLostAt);
     if (historical) payload = markHistorical(e.payload);
     client.publish(e.topic, payload, { qos: 1 }, (err) => {
       if (err || this.client !== client || !this.inflight.has(e.seq)) return; // re-sent after reconnect
@@ -283,6 +296,7 @@ export class Uplink {
       this.proven = true; // the cloud acknowledged a message on this connection: it is up and storing
       this.s.acked++;
       if (historical) this.s.ackedHistorical++;
+      if (replayed) this.s.ackedReplayed++;
       this.ackedSeqs.push(e.seq);
       if (!this.removeScheduled) {
         this.removeScheduled = true;

@@ -12,7 +12,7 @@ const USAGE = 'usage: npm run demo -- cloud stop | cloud start | outbox';
 
 /** The part of an edge agent's GET /status this command shows. */
 interface AgentStatus {
-  uplink: { connected: boolean; ackedHistorical: number };
+  uplink: { connected: boolean; ackedReplayed: number };
   outbox: { depth: number; dropped: Record<string, number> };
 }
 
@@ -21,7 +21,7 @@ async function outbox(status: DemoStatus): Promise<string[]> {
     Object.entries(status.hubs).map(async ([hub, { status: url }]) => {
       try {
         const s = (await (await fetch(url)).json()) as AgentStatus;
-        return { hub, link: s.uplink.connected ? 'up' : 'down', waiting: s.outbox.depth, replayed: s.uplink.ackedHistorical, lost: Object.values(s.outbox.dropped).reduce((a, b) => a + b, 0) };
+        return { hub, link: s.uplink.connected ? 'up' : 'down', waiting: s.outbox.depth, replayed: s.uplink.ackedReplayed, lost: Object.values(s.outbox.dropped).reduce((a, b) => a + b, 0) };
       } catch {
         return { hub, link: '?', waiting: 0, replayed: 0, lost: 0 };
       }
