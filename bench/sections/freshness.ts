@@ -142,7 +142,12 @@ export const freshness: Section = async ({ quick, log }) => {
         `That is an upper bound (up to one poll interval plus the query time too high). ${o.runs} runs of ${o.seconds} s${o.warmUp ? ' after a 2 s warm-up' : ' (quick: no warm-up)'}; p50 and p99 are per run, then the median over runs with the spread.`,
       rows: [
         { metric: 'freshness p50, into influxd', ours: s(ours, 'p50'), unit: 'ms', alternative: { name: 'Node-RED pipeline', value: s(nr, 'p50') } },
-        { metric: 'freshness p99, into influxd', ours: s(ours, 'p99'), unit: 'ms', alternative: { name: 'Node-RED pipeline', value: s(nr, 'p99') }, target: '≤ 1,500 ms', met: s(ours, 'p99').median <= 1_500 },
+        // Issue 17, item 4: no worse than the Node-RED pipeline's p99 in the same run (and within the older ≤ 1,500 ms).
+        {
+          metric: 'freshness p99, into influxd', ours: s(ours, 'p99'), unit: 'ms', alternative: { name: 'Node-RED pipeline', value: s(nr, 'p99') },
+          comparison: `${fmt(s(ours, 'p99').median / s(nr, 'p99').median, 1)}× the Node-RED pipeline's p99`,
+          target: "≤ the Node-RED pipeline's p99, same run", met: s(ours, 'p99').median <= s(nr, 'p99').median && s(ours, 'p99').median <= 1_500,
+        },
         { metric: 'freshness p50, into the embedded store (SQLite)', ours: s(sq, 'p50'), unit: 'ms' },
         { metric: 'freshness p99, into the embedded store (SQLite)', ours: s(sq, 'p99'), unit: 'ms', target: '≤ 200 ms', met: s(sq, 'p99').median <= 200 },
       ],
