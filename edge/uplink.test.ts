@@ -14,6 +14,18 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
+/** The broker's loopback URL and an outbox in a temp dir, both closed after the test. */
+async function brokerAndOutbox(broker: Aedes, maxMessages: number): Promise<{ url: string; outbox: Outbox }> {
+  const server = net.createServer(broker.handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise<void>((r) => broker.close(() => server.close(() => r()))));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uplink-'));
+  closers.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const outbox = new Outbox(path.join(dir, 'outbox.db'), { maxMessages, thinThreshold: maxMessages, thinIntervalMs: 60_000 });
+  closers.push(() => outbox.close());
+  return { url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`, outbox };
+}
+
 describe('markHistorical', () => {
   const parsed = (b: Buffer) => JSON.parse(b.toString('utf8')) as Record<string, unknown>;
 
@@ -41,14 +53,7 @@ describe('Uplink', () => {
       const id = (JSON.parse(packet.payload.toString()) as { id: string }).id;
       copies.set(id, (copies.get(id) ?? 0) + 1);
     });
-    const server = net.createServer(broker.handle);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise<void>((r) => broker.close(() => server.close(() => r()))));
-
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uplink-'));
-    closers.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const outbox = new Outbox(path.join(dir, 'outbox.db'), { maxMessages: 100_000, thinThreshold: 100_000, thinIntervalMs: 60_000 });
-    closers.push(() => outbox.close());
+    const { url, outbox } = await brokerAndOutbox(broker, 100_000);
     const n = 3_000;
     await Promise.all(Array.from({ length: n }, (_, i) => outbox.append({
       lane: LANE.telemetry, topic: 'v1/r/h/sensor/wx/telemetry', payload: Buffer.from(JSON.stringify({ id: `m-${i}`, ts: i })),
@@ -56,7 +61,7 @@ describe('Uplink', () => {
     })));
 
     const uplink = new Uplink({
-      urls: [`mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`], username: 'h', password: 'p', region: 'r', hubId: 'h', agent: 'test',
+      urls: [url], username: 'h', password: 'p', region: 'r', hubId: 'h', agent: 'test',
       window: 200, backoffMaxMs: 1_000, historicalAfterMs: 30_000, statusIntervalMs: 60_000, outbox, logger: pino({ level: 'silent' }), onMessage: () => undefined,
     });
     closers.push(() => uplink.close());
@@ -92,15 +97,9 @@ describe('Uplink replay count', () => {
       }
       cb(null);
     };
-    const server = net.createServer(broker.handle);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => new Promise<void>((r) => broker.close(() => server.close(() => r()))));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uplink-'));
-    closers.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const outbox = new Outbox(path.join(dir, 'outbox.db'), { maxMessages: 1_000, thinThreshold: 1_000, thinIntervalMs: 60_000 });
-    closers.push(() => outbox.close());
+    const { url, outbox } = await brokerAndOutbox(broker, 1_000);
     const uplink = new Uplink({
-      urls: [`mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`], username: 'h', password: 'p', region: 'r', hubId: 'h', agent: 'test',
+      urls: [url], username: 'h', password: 'p', region: 'r', hubId: 'h', agent: 'test',
       window: 10, backoffMaxMs: 200, historicalAfterMs: 60_000, statusIntervalMs: 60_000, outbox, logger: pino({ level: 'silent' }), onMessage: () => undefined,
     });
     closers.push(() => uplink.close());
