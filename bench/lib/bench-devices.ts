@@ -1,3 +1,5 @@
+import { EXAMPLES } from '../../contract/index.ts';
+
 /**
  * The devices the benchmark publisher plays at each hub of the synthetic bench region, shared by
  * the publisher (bench/load/publisher.ts) and the region file it publishes for
@@ -12,6 +14,25 @@ export const DEVICE_PATTERN = 'dsdsdsdsdlsdsdsdsdsl';
 export const MAX_BENCH_DEVICES_PER_HUB = 600;
 /** Compartments of every telemetry locker bank. */
 export const BANK_COMPARTMENTS = Array.from({ length: 16 }, (_, i) => `A${String(i + 1).padStart(2, '0')}`);
+
+/** Locker bank state the publisher reports for each of BANK_COMPARTMENTS. */
+const BANK_COMPARTMENT_STATES = BANK_COMPARTMENTS.map((id, i) => ({
+  id, size: (['S', 'M', 'L'] as const)[i % 3], tempClass: (['ambient', 'chilled', 'frozen'] as const)[i % 3],
+  door: 'closed', occupied: i % 2 === 0, reservedFor: null, tempC: [18, 5, -18][i % 3], fault: 'none',
+}));
+
+/** The contract's example payload of `name`. */
+export const examplePayload = (name: string) => EXAMPLES.find((e) => e.name === name)!.payload as Record<string, unknown>;
+
+/**
+ * The telemetry message a bench device of kind `k` (DEVICE_PATTERN's letter) at `hub` sends, without
+ * its id, device and ts: the publisher fills those per message, and so does the store-ceiling writer.
+ */
+export function benchTelemetry(k: 'd' | 's' | 'l', hub: string): Record<string, unknown> {
+  if (k === 'd') return { ...examplePayload('drone.telemetry'), hub };
+  if (k === 's') return { ...examplePayload('sensor.telemetry'), hub };
+  return { ...examplePayload('locker.telemetry'), hub, compartments: BANK_COMPARTMENT_STATES };
+}
 
 /** The device id of slot `j` at a hub. */
 export function benchDeviceId(j: number): string {

@@ -1,10 +1,10 @@
 import http from 'node:http';
-import { EXAMPLES, topics } from '../../contract/index.ts';
+import { topics } from '../../contract/index.ts';
 import { validateUplinkMessage } from '../../contract/validate-message.ts';
 import type { DeviceMessage } from '../../contract/index.ts';
 import { lineProtocol } from '../../cloud/telemetry/influx-telemetry-store.ts';
 import { pointsForMessage } from '../../cloud/telemetry/points.ts';
-import { BANK_COMPARTMENTS, benchDeviceId, DEVICE_PATTERN } from '../lib/bench-devices.ts';
+import { benchDeviceId, benchTelemetry, DEVICE_PATTERN } from '../lib/bench-devices.ts';
 import { serveWorker } from '../lib/procs.ts';
 
 /**
@@ -41,20 +41,13 @@ export interface WriterReply {
 const ID_TOKEN = 'QQQQQQQQQQQQ';
 /** A valid timestamp for the template; every line's is replaced. */
 const TS_TOKEN = 1_700_000_000_000;
-const example = (name: string) => EXAMPLES.find((e) => e.name === name)!.payload as Record<string, unknown>;
-const COMPARTMENTS = BANK_COMPARTMENTS.map((id, i) => ({
-  id, size: (['S', 'M', 'L'] as const)[i % 3], tempClass: (['ambient', 'chilled', 'frozen'] as const)[i % 3],
-  door: 'closed', occupied: i % 2 === 0, reservedFor: null, tempC: [18, 5, -18][i % 3], fault: 'none',
-}));
-
 /** One device's lines: each a list of parts to join with the message id, then " <ts>". */
 function deviceLines(region: string, hub: string, j: number): string[][] {
   const k = DEVICE_PATTERN[j % DEVICE_PATTERN.length] as 'd' | 's' | 'l';
   const kind = k === 'd' ? 'drone' : k === 's' ? 'sensor' : 'locker';
   const device = benchDeviceId(j);
-  const base = k === 'd' ? example('drone.telemetry') : k === 's' ? example('sensor.telemetry') : { ...example('locker.telemetry'), compartments: COMPARTMENTS };
   const topic = topics.device(region, hub, kind, device, 'telemetry');
-  const v = validateUplinkMessage(topic, Buffer.from(JSON.stringify({ ...base, hub, device, id: ID_TOKEN, ts: TS_TOKEN })), 1 << 20);
+  const v = validateUplinkMessage(topic, Buffer.from(JSON.stringify({ ...benchTelemetry(k, hub), device, id: ID_TOKEN, ts: TS_TOKEN })), 1 << 20);
   if (!v.ok) throw new Error(`bench message refused: ${v.reason} ${v.detail}`);
   return pointsForMessage(region, v.message as DeviceMessage).map((p) => {
     const line = lineProtocol(p);

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import { EXAMPLES, hubClientId, topics } from '../../contract/index.ts';
-import { BANK_COMPARTMENTS, benchDeviceId, DEVICE_PATTERN as PATTERN, eventTarget, MAX_BENCH_DEVICES_PER_HUB } from '../lib/bench-devices.ts';
+import { benchDeviceId, benchTelemetry, examplePayload as example, DEVICE_PATTERN as PATTERN, eventTarget, MAX_BENCH_DEVICES_PER_HUB } from '../lib/bench-devices.ts';
 import { serveWorker } from '../lib/procs.ts';
 
 /**
@@ -62,12 +62,6 @@ export interface EventsReply {
   /** Per event: alarm-raising locker event id, compartment, epoch ms (fractional) when written to the socket. */
   sent: { id: string; hub: string; device: string; compartment: string; at: number }[];
 }
-
-const example = (name: string) => EXAMPLES.find((e) => e.name === name)!.payload as Record<string, unknown>;
-const COMPARTMENTS = BANK_COMPARTMENTS.map((id, i) => ({
-  id, size: (['S', 'M', 'L'] as const)[i % 3], tempClass: (['ambient', 'chilled', 'frozen'] as const)[i % 3],
-  door: 'closed', occupied: i % 2 === 0, reservedFor: null, tempC: [18, 5, -18][i % 3], fault: 'none',
-}));
 
 /** A payload template: JSON with three holes (id, device, ts), filled by string concatenation. */
 function template(obj: Record<string, unknown>): (id: string, device: string, ts: number) => Buffer {
@@ -167,9 +161,9 @@ function pump(hub: Hub, now: number, onSent: (delay: number) => void): void {
 function deviceTable(hub: Hub, devicesPerHub: number) {
   if (devicesPerHub > MAX_BENCH_DEVICES_PER_HUB) throw new Error(`${devicesPerHub} devices per hub: the bench region declares locker banks for ${MAX_BENCH_DEVICES_PER_HUB} (bench/lib/bench-devices.ts)`);
   const makers = {
-    d: template({ ...example('drone.telemetry'), hub: hub.id }),
-    s: template({ ...example('sensor.telemetry'), hub: hub.id }),
-    l: template({ ...example('locker.telemetry'), hub: hub.id, compartments: COMPARTMENTS }),
+    d: template(benchTelemetry('d', hub.id)),
+    s: template(benchTelemetry('s', hub.id)),
+    l: template(benchTelemetry('l', hub.id)),
   };
   return Array.from({ length: devicesPerHub }, (_, j) => {
     const k = PATTERN[j % PATTERN.length] as 'd' | 's' | 'l';

@@ -60,7 +60,8 @@ export interface CommandStore {
   list(q: CommandQuery): Promise<CommandRecord[]>;
   /**
    * Pending commands of these hubs that have not expired at `now`: each hub's together, oldest first
-   * (the order of the hubs is the database's), at most `limitPerHub` per hub. One query for many hubs: a reconnect storm asks for thousands.
+   * (the order of the hubs is the database's), at most `limitPerHub` per hub. One query for many
+   * hubs: a reconnect storm asks for thousands.
    */
   pendingFor(hubs: readonly string[], now: number, limitPerHub: number): Promise<CommandRecord[]>;
   /**
