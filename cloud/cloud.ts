@@ -329,7 +329,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       bindHost: config.bindHost, port: config.mqtt.port, wsPort: config.mqtt.wsPort, tls: config.mqtt.tls,
       maxPacketBytes: config.mqtt.maxPacketBytes, maxConnections: config.mqtt.maxConnections,
       maxConnectionsPerHub: config.mqtt.maxConnectionsPerHub, maxInflightPerClient: config.mqtt.maxInflightPerClient,
-      packetTimeoutMs: config.mqtt.packetTimeoutMs, sessionExpiryMs: config.mqtt.sessionExpiryMs,
+      packetTimeoutMs: config.mqtt.packetTimeoutMs, listenBacklog: config.mqtt.listenBacklog, sessionExpiryMs: config.mqtt.sessionExpiryMs,
       maxIdleSessionsPerHub: config.mqtt.maxIdleSessionsPerHub, maxUnauthenticatedPerAddress: config.mqtt.maxUnauthenticatedPerAddress,
       loginThrottle: config.mqtt.loginThrottle, proxyProtocol: config.mqtt.proxyProtocol,
       cluster: cluster.clustered && cluster.redisUrl !== null ? { nodeId: cluster.nodeId, redisUrl: cluster.redisUrl } : null,

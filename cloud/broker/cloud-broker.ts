@@ -32,6 +32,14 @@ export interface CloudBrokerOptions {
   maxInflightPerClient: number;
   /** A packet must arrive whole within this time of its first byte (MQTT_PACKET_TIMEOUT_S). */
   packetTimeoutMs: number;
+  /**
+   * The MQTT listeners' accept queue (listen(2) backlog; Node's default 511). When a node dies its
+   * hubs come back at the survivors within the first back-off window (0.25–0.5 s): 2,300 CONNECTs per
+   * survivor at once with 3 nodes and 13,800 hubs. Beyond the backlog the kernel drops the handshake
+   * (ListenOverflows) and the hub's TCP retries it 1, 3, 7 s later — into mqtt.js's 10 s CONNACK
+   * timeout, then the agent's back-off (issue 15: a node killed during the fan-out).
+   */
+  listenBacklog: number;
   /** A persistent session without a connection this long is removed with its queued messages (MQTT_SESSION_EXPIRY_S). */
   sessionExpiryMs: number;
   credentials: HubCredentialStore;
@@ -433,7 +441,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
 
   const servers: (net.Server | http.Server)[] = [];
   const tcp = proxy ? proxiedListener(proxy, proxiedAddresses, 'mqtt', (socket, rest) => handle(socket, undefined, rest), proxyRefused) : net.createServer((socket) => handle(socket));
-  const mqttPort = await listen(tcp, o.bindHost, o.port);
+  const mqttPort = await listen(tcp, o.bindHost, o.port, o.listenBacklog);
   servers.push(tcp);
 
   let wsPort: number | null = null;
@@ -450,7 +458,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     });
     // Behind a PROXY protocol balancer the HTTP server gets its connections from a front listener that read the header.
     const front = proxy ? proxiedListener(proxy, proxiedAddresses, 'http', (socket) => httpServer.emit('connection', socket), proxyRefused) : httpServer;
-    wsPort = await listen(front, o.bindHost, o.wsPort);
+    wsPort = await listen(front, o.bindHost, o.wsPort, o.listenBacklog);
     servers.push(front);
   }
 
@@ -459,7 +467,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     const secure = tls.createServer({ cert: fs.readFileSync(o.tls.certFile), key: fs.readFileSync(o.tls.keyFile), minVersion: 'TLSv1.2' }, (socket) => handle(socket));
     secure.on('tlsClientError', (err) => log.debug({ err: err.message }, 'TLS handshake failed'));
     const front = proxy ? proxiedListener(proxy, proxiedAddresses, 'tls', (socket) => secure.emit('connection', socket), proxyRefused) : secure;
-    mqttsPort = await listen(front, o.bindHost, o.tls.port);
+    mqttsPort = await listen(front, o.bindHost, o.tls.port, o.listenBacklog);
     servers.push(front);
   }
 
@@ -528,10 +536,10 @@ export function addressKey(remote: string | undefined): string {
   return `${full.slice(0, 4).map((h) => h.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
-function listen(server: net.Server, host: string, port: number): Promise<number> {
+function listen(server: net.Server, host: string, port: number, backlog: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog }, () => {
       server.off('error', reject);
       resolve((server.address() as net.AddressInfo).port);
     });
