@@ -81,6 +81,8 @@ const WILL_CLAIM_MS = 60_000;
 const WILLS = 'will';
 const RETAINED = 'retained';
 const WILL_PAGE = 1_000;
+/** Leftover wills of this node's previous run published at once at start-up (see attach). */
+const LEFTOVER_WILLS_IN_FLIGHT = 64;
 /** Periodic re-read of the retained hash (see reload below). 13,800 entries: one HGETALL of ~2 MB. */
 const RETAINED_RELOAD_MS = 5 * 60_000;
 
@@ -402,13 +404,16 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       });
       await load();
       loaded = true;
-      // Wills this node's previous run (same NODE_ID) left: its connections are gone.
+      // Wills this node's previous run (same NODE_ID) left: its connections are gone. Published
+      // LEFTOVER_WILLS_IN_FLIGHT at a time, so ingest takes them in group commits: one after the other
+      // (each waiting for its commit) a node restarted within seconds of a kill -9 — before the others
+      // publish its wills — spent > 30 s on 4,591 wills before it listened (cluster benchmark).
       let published = 0;
-      for await (const key of willKeys()) {
+      const publishLeftover = async (key: string) => {
         const { brokerId, clientId } = willKeyParts(key);
-        if (brokerId !== o.nodeId || !(await claim(key))) continue;
+        if (brokerId !== o.nodeId || !(await claim(key))) return;
         const will = await readWill(key);
-        if (will && (await refused(key, will, clientId, brokerId))) continue;
+        if (will && (await refused(key, will, clientId, brokerId))) return;
         if (will) {
           try {
             await authorizePublish(will);
@@ -419,7 +424,17 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
           }
         }
         await inner.delWill({ id: clientId, brokerId });
+      };
+      const inFlight = new Set<Promise<void>>();
+      let failure: unknown = null; // a Redis error ends start-up, as it did one will at a time
+      for await (const key of willKeys()) {
+        if (failure !== null) break;
+        const p: Promise<void> = publishLeftover(key).catch((err: unknown) => void (failure ??= err)).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (inFlight.size >= LEFTOVER_WILLS_IN_FLIGHT) await Promise.race(inFlight);
       }
+      await Promise.all(inFlight);
+      if (failure !== null) throw failure;
       if (published > 0) log.info({ published }, 'published the last wills of this node\'s previous run');
 
       // A node that did not run (SIGSTOP, a VM or GC pause) or could not reach Redis for 3 heartbeats
