@@ -53,6 +53,8 @@ export type HubClientsRequest =
   /** Resolves when every expected hub got the PUBACK of its mode-ack for the armed version (or at the timeout). */
   | { op: 'wait'; timeoutMs: number }
   | { op: 'count' }
+  /** Connected hubs per cloud node port (several nodes: where the hubs are now). */
+  | { op: 'placement' }
   /** DISCONNECT every connection (wills discarded) and forget them. */
   | { op: 'close' };
 
@@ -362,6 +364,11 @@ serveWorker<HubClientsRequest, unknown>(async (req) => {
     }
     case 'count':
       return hubs.filter((h) => h.client.connected).length;
+    case 'placement': {
+      const at: Record<number, number> = {};
+      for (const h of hubs) if (h.client.connected) at[h.ports[h.portIndex]!] = (at[h.ports[h.portIndex]!] ?? 0) + 1;
+      return at;
+    }
     case 'resetReconnects':
       record = emptyRecord();
       return null;

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { Aedes, AedesPublishPacket } from 'aedes';
 import type { Redis } from 'ioredis';
 import MQEmitterRedis from 'mqemitter-redis';
+import { pMapIterable, pMapSkip } from 'p-map';
 import { parseTopic, TOPIC_ROOT } from '../../contract/index.ts';
 import { openRedisConnection } from '../cluster/redis.ts';
 import type { Logger } from '../logger.ts';
@@ -81,8 +82,8 @@ const WILL_CLAIM_MS = 60_000;
 const WILLS = 'will';
 const RETAINED = 'retained';
 const WILL_PAGE = 1_000;
-/** Leftover wills of this node's previous run published at once at start-up (see attach). */
-const LEFTOVER_WILLS_IN_FLIGHT = 64;
+/** Wills claimed (a dead node's) or published (this node's previous run's, at start-up) at once; see streamWill and attach. */
+const WILLS_IN_FLIGHT = 64;
 /** Periodic re-read of the retained hash (see reload below). 13,800 entries: one HGETALL of ~2 MB. */
 const RETAINED_RELOAD_MS = 5 * 60_000;
 
@@ -240,18 +241,30 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     await db.lrem(WILLS, 0, key);
     return true;
   };
+  /** The will under a key this node has claimed, to be published (null: it is gone, or refused and deleted). */
+  const claimedWill = async (key: string): Promise<StoredWill | null> => {
+    const { brokerId, clientId } = willKeyParts(key);
+    const will = await readWill(key);
+    if (!will) await db.lrem(WILLS, 0, key);
+    return will && !(await refused(key, will, clientId, brokerId)) ? will : null;
+  };
+  /**
+   * Claimed WILLS_IN_FLIGHT at a time (p-map's pMapIterable): aedes publishes what this yields in
+   * batches, but one claim and one read after the other — each a turn of an event loop busy with the
+   * dead node's reconnecting hubs — held its 4,600 wills back.
+   */
   persistence.streamWill = async function* (brokers) {
     const seen = new Set<string>();
-    for await (const key of willKeys()) {
-      if (seen.has(key)) continue;
-      seen.add(key);
-      const { brokerId } = willKeyParts(key);
-      if (brokers[brokerId] !== undefined || alive(brokerId)) continue; // its broker is alive
-      if (!(await claim(key))) continue; // another node publishes it
-      const will = await readWill(key);
-      if (!will) await db.lrem(WILLS, 0, key);
-      else if (!(await refused(key, will, willKeyParts(key).clientId, brokerId))) yield will;
+    async function* deadNodesKeys() {
+      for await (const key of willKeys()) {
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const { brokerId } = willKeyParts(key);
+        if (brokers[brokerId] === undefined && !alive(brokerId)) yield key; // else its broker is alive
+      }
     }
+    const claimed = pMapIterable(deadNodesKeys(), async (key) => ((await claim(key)) && (await claimedWill(key))) || pMapSkip, { concurrency: WILLS_IN_FLIGHT });
+    for await (const will of claimed) yield will;
   };
 
   let index: RetainedIndex<unknown> | null = null;
@@ -405,7 +418,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       await load();
       loaded = true;
       // Wills this node's previous run (same NODE_ID) left: its connections are gone. Published
-      // LEFTOVER_WILLS_IN_FLIGHT at a time, so ingest takes them in group commits: one after the other
+      // WILLS_IN_FLIGHT at a time, so ingest takes them in group commits: one after the other
       // (each waiting for its commit) a node restarted within seconds of a kill -9 — before the others
       // publish its wills — spent > 30 s on 4,591 wills before it listened (cluster benchmark).
       let published = 0;
@@ -425,16 +438,8 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
         }
         await inner.delWill({ id: clientId, brokerId });
       };
-      const inFlight = new Set<Promise<void>>();
-      let failure: unknown = null; // a Redis error ends start-up, as it did one will at a time
-      for await (const key of willKeys()) {
-        if (failure !== null) break;
-        const p: Promise<void> = publishLeftover(key).catch((err: unknown) => void (failure ??= err)).finally(() => inFlight.delete(p));
-        inFlight.add(p);
-        if (inFlight.size >= LEFTOVER_WILLS_IN_FLIGHT) await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
-      if (failure !== null) throw failure;
+      // A Redis error ends start-up, as it did one will at a time.
+      for await (const _ of pMapIterable(willKeys(), publishLeftover, { concurrency: WILLS_IN_FLIGHT }));
       if (published > 0) log.info({ published }, 'published the last wills of this node\'s previous run');
 
       // A node that did not run (SIGSTOP, a VM or GC pause) or could not reach Redis for 3 heartbeats
