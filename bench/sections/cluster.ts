@@ -160,27 +160,33 @@ async function measureIngest(log: (l: string) => void, quick: boolean) {
     const c = await startNationalCluster(hubs, { benchRegion: true, env: { INFLUX_URL: influx.url, INFLUX_DB: 'cluster', INFLUX_CREATE_DB: 'true', SQLITE_SYNC: 'full' } });
     stops.unshift(() => c.stop());
     const results: Record<string, { acked: number; generated: number; cpuS: number; redisCpuS: number; pgCpuS: number; perCpuSecond: number; ackP99: number }> = {};
-    for (const side of ['single', 'cluster'] as const) {
+    // singleShare: the single process at one node's share of the load. A process's CPU per message falls
+    // as its rate rises (per-write and per-tick costs are shared by more messages), so the cluster at
+    // `rate` (rate / 3 per node) is also compared with one process at rate / 3.
+    const nodes = c.nodes.length;
+    for (const side of ['single', 'singleShare', 'cluster'] as const) {
+      const onSingle = side !== 'cluster';
+      const sideRate = side === 'singleShare' ? Math.round(rate / nodes) : rate;
       const pub = startPublisher();
       try {
-        const port = side === 'single' ? single.mqttPort : c.haproxy.port;
-        await pub.connect({ port, region: c.benchRegion!.id, hubs: side === 'single' ? single.region.hubs : c.benchRegion!.hubs, clientPrefix: side, window: 200 });
-        await pub.run({ rate, seconds: 2, runId: `warm-${side}-${Date.now()}`, drainSeconds: 10 });
-        const cpu = () => (side === 'single' ? cpuSeconds(single.pid) : c.nodeCpuSeconds());
+        const port = onSingle ? single.mqttPort : c.haproxy.port;
+        await pub.connect({ port, region: c.benchRegion!.id, hubs: onSingle ? single.region.hubs : c.benchRegion!.hubs, clientPrefix: side, window: 200 });
+        await pub.run({ rate: sideRate, seconds: 2, runId: `warm-${side}-${Date.now()}`, drainSeconds: 10 });
+        const cpu = () => (onSingle ? cpuSeconds(single.pid) : c.nodeCpuSeconds());
         const cpu0 = cpu();
         const redis0 = await c.redisCpuSeconds();
         const pg0 = await postgresCpuSeconds();
-        const r = await pub.run({ rate, seconds, runId: `${side}-${Date.now()}`, drainSeconds: 15 });
+        const r = await pub.run({ rate: sideRate, seconds, runId: `${side}-${Date.now()}`, drainSeconds: 15 });
         const cpuS = cpu() - cpu0;
         const redisCpuS = side === 'cluster' ? (await c.redisCpuSeconds()) - redis0 : 0;
         const pgCpuS = (await postgresCpuSeconds()) - pg0;
         results[side] = { acked: r.acked, generated: r.generated, cpuS, redisCpuS, pgCpuS, perCpuSecond: r.acked / cpuS, ackP99: r.ackMs.p99 };
-        log(`ingest ${side}: ${fmt(r.acked, 0)} of ${fmt(r.generated, 0)} acknowledged at ${fmt(rate, 0)}/s; cloud CPU ${fmt(cpuS, 2)} s → ${fmt(r.acked / cpuS, 0)} msg per CPU-second; Redis ${fmt(redisCpuS, 2)} s, PostgreSQL ${fmt(pgCpuS, 2)} s; ack p99 ${fmt(r.ackMs.p99, 0)} ms`);
+        log(`ingest ${side}: ${fmt(r.acked, 0)} of ${fmt(r.generated, 0)} acknowledged at ${fmt(sideRate, 0)}/s; cloud CPU ${fmt(cpuS, 2)} s → ${fmt(r.acked / cpuS, 0)} msg per CPU-second; Redis ${fmt(redisCpuS, 2)} s, PostgreSQL ${fmt(pgCpuS, 2)} s; ack p99 ${fmt(r.ackMs.p99, 0)} ms`);
       } finally {
         await pub.stop();
       }
     }
-    return { rate, seconds, hubs, ...results } as { rate: number; seconds: number; hubs: number; single: (typeof results)[string]; cluster: (typeof results)[string] };
+    return { rate, seconds, hubs, nodes, ...results } as { rate: number; seconds: number; hubs: number; nodes: number; single: (typeof results)[string]; singleShare: (typeof results)[string]; cluster: (typeof results)[string] };
   } finally {
     for (const s of stops) await s().catch(() => undefined);
   }
@@ -225,6 +231,12 @@ export const cluster: Section = async ({ quick, log }) => {
       ours: `${fmt(ingest.cluster.perCpuSecond, 0)} msg/CPU-s (3 nodes)`, alternative: { name: 'single process on PostgreSQL', value: `${fmt(ingest.single.perCpuSecond, 0)} msg/CPU-s` },
       comparison: `${fmt(ratio * 100, 0)} % of the single process`, target: '≥ 80 %', met: ratio >= 0.8,
     });
+    const shareRatio = ingest.cluster.perCpuSecond / ingest.singleShare.perCpuSecond;
+    rows.push({
+      metric: `  same, against the single process at one node's share of the load (${fmt(Math.round(ingest.rate / ingest.nodes), 0)} msg/s)`,
+      ours: `${fmt(ingest.cluster.perCpuSecond, 0)} msg/CPU-s (3 nodes)`, alternative: { name: `single process at ${fmt(Math.round(ingest.rate / ingest.nodes), 0)} msg/s`, value: `${fmt(ingest.singleShare.perCpuSecond, 0)} msg/CPU-s` },
+      comparison: `${fmt(shareRatio * 100, 0)} % of the single process at the same load per process`,
+    });
     rows.push({
       metric: '  Redis and PostgreSQL CPU per stored message (cluster / single process)',
       ours: `Redis ${fmt((ingest.cluster.redisCpuS / ingest.cluster.acked) * 1e6, 1)} µs, PostgreSQL ${fmt((ingest.cluster.pgCpuS / ingest.cluster.acked) * 1e6, 1)} µs`,
@@ -234,6 +246,8 @@ export const cluster: Section = async ({ quick, log }) => {
       `Cluster start-up (3 nodes one after the other, then HAProxy marking each UP) ${fmt(cl.startupMs / 1000, 1)} s; ${fmt(hubs, 0)} hubs connected over the nodes in ${fmt(cl.connectMs / 1000, 1)} s. ` +
         `Nodes' CPU per switch ${fmt(summarize(cl.fanoutCpu).median, 2)} s in all (single process: ${fmt(summarize(single.samples.filter((s) => !s.warmUp).map((s) => s.brokerCpuS)).median, 2)} s). Redis CPU over the whole cluster run ${fmt(cl.redisCpuS, 1)} s.`,
       `Failover tries per hub: median ${fmt(summarize(cl.failover.tries).median, 0)}, max ${fmt(Math.max(0, ...cl.failover.tries), 0)}; failed tries by cause ${JSON.stringify(cl.failover.failures)}.`,
+      `Cloud CPU per stored message: single process ${fmt((ingest.single.cpuS / ingest.single.acked) * 1e6, 0)} µs at ${fmt(ingest.rate, 0)} msg/s and ${fmt((ingest.singleShare.cpuS / ingest.singleShare.acked) * 1e6, 0)} µs at ${fmt(Math.round(ingest.rate / ingest.nodes), 0)} msg/s; cluster ${fmt((ingest.cluster.cpuS / ingest.cluster.acked) * 1e6, 0)} µs (each node at ~${fmt(Math.round(ingest.rate / ingest.nodes), 0)} msg/s). ` +
+        'A process pays per-write and per-tick costs (an InfluxDB request per group commit, the group commit\'s own turn, timers) whatever the rate, so spreading a load over three processes costs CPU per message by itself; the rest is what only a node pays (live-state changes sent to and applied from the other nodes through Redis).',
       'On this 2-core machine three nodes, PostgreSQL, Redis and the load generators share two cores: the cluster cannot show linear scaling in absolute figures, so ingest is compared per CPU-second of the cloud processes.',
     );
   } finally {

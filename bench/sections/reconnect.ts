@@ -309,9 +309,9 @@ export const reconnect: Section = async ({ quick, log }) => {
         `Simulated with the same formula (13,800 hubs, no cloud cost at all): cloud down 1 s → the last hub's first try comes ${fmt(f1.max / 1000, 1)} s after it is back (p99 ${fmt(f1.p99 / 1000, 1)} s); ` +
         `down 2 s → ${fmt(f2.max / 1000, 1)} s (p99 ${fmt(f2.p99 / 1000, 1)} s); with full jitter (uniform in [0, d)) down 2 s → ${fmt(full2.max / 1000, 1)} s.`,
       `What limits it (13,800 hubs): the cloud's main thread. Each reconnecting hub costs the cloud ${fmt(cpuPerHub.median, 2)} ms of CPU (TCP accept, CONNECT, the secret check, three subscriptions ` +
-        'with the retained mode, the birth status stored, the mode acknowledgement stored), so 13,800 hubs need ~15–25 CPU-seconds of one thread after the cloud is ready — more than the ' +
-        `10 s target by itself. Meanwhile thousands of hubs connect at once: the kernel's accept queue overflows (Linux ListenOverflows rose by ${fmt(overflows.median, 0)} per restart, median; in a trial a backlog of 8,192 ` +
-        `— capped by net.core.somaxconn, 4,096 here — instead of Node's 511 left ~135,000 overflows and as many CONNACK timeouts, so it was not kept), CONNECTs wait in the busy event loop, and ${fmt(timeouts.median, 0)} tries per restart (median) reach the ` +
+        `with the retained mode, the birth status stored, the mode acknowledgement stored), so 13,800 hubs need ~${fmt((cpuPerHub.median * 13_800) / 1000, 0)} CPU-seconds of one thread after the cloud is ready — about the ` +
+        `10 s target by itself. Meanwhile thousands of hubs connect at once: the kernel's accept queue overflows (Linux ListenOverflows rose by ${fmt(overflows.median, 0)} per restart, median, with the listeners' backlog ` +
+        `MQTT_LISTEN_BACKLOG 4,096 — net.core.somaxconn here; Node's default 511 before issue 15), CONNECTs wait in the busy event loop, and ${fmt(timeouts.median, 0)} tries per restart (median) reach the ` +
         'client\'s 10 s CONNACK timeout; each such hub then backs off at a high attempt count, which is the "back-off wait after ready" column. Profile of 13,800 connects (--cpu-prof, main thread): ' +
         'socket writes (writev) 13–17 %, GC 7–13 %, the birth status\'s ingest and store 7 %, the secret check 6 % (its SQL read 3–4 %), aedes\'s per-connection stream pipeline for the ' +
         'offline queue 5 %; the pending-command lookup on subscribe was 9.5 % and is now 1.4 % (one query per 500 hubs). What it would take: the cluster (several processes share the storm; section 7) ' +
