@@ -434,6 +434,15 @@ describe('sign-in abuse', () => {
     expect(Number(last.headers['retry-after'])).toBeGreaterThan(0);
   });
 
+  it('lets no more than the free failures through when wrong passwords for one username arrive all at once', async () => {
+    await s.tokenFor('burst-target', 'operator');
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => login(`10.6.0.${i}`, 'burst-target', `wrong-${i}`)));
+    const codes = answers.map((a) => a.code).sort();
+    expect(codes.filter((c) => c === 'invalid_credentials')).toHaveLength(3); // SIGNIN_FREE_FAILURES_PER_USERNAME
+    expect(codes.filter((c) => c === 'too_many_sign_ins')).toHaveLength(9);
+    expect(answers.every((a) => a.status === 401 || Number(a.headers['retry-after']) >= 1)).toBe(true);
+  });
+
   it('spends no scrypt run on unknown usernames, and a flood of bad sign-ins does not slow real ones', async () => {
     const real = async (from: string) => {
       const t0 = performance.now();

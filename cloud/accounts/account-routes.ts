@@ -135,7 +135,13 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
         reply.header('retry-after', String(seconds));
         throw new ApiError('too_many_sign_ins', `too many failed sign-ins ${refused.by === 'username' ? 'for this username' : 'from this address'}; retry in ${seconds} s`);
       }
-      const account = await accounts.verifyPassword(req.body.username, req.body.password);
+      const checked = throttle.begin(req.body.username, address);
+      let account: Account | null;
+      try {
+        account = await accounts.verifyPassword(req.body.username, req.body.password);
+      } finally {
+        checked(); // no await until failed/succeeded below: the attempt never stops counting in between
+      }
       if (!account) {
         throttle.failed(req.body.username, address, now());
         logins.inc({ result: 'invalid' });

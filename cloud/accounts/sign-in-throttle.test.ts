@@ -49,6 +49,40 @@ describe('SignInThrottle', () => {
     expect(t.sizes.usernames).toBe(0);
   });
 
+  it('counts attempts still being checked as failures: sent at once, no more than the free ones go through', () => {
+    const t = new SignInThrottle(o);
+    const inFlight: (() => void)[] = [];
+    const let_through = () => {
+      let n = 0;
+      for (let i = 0; i < 10; i++) {
+        if (t.check('erin', `e${i}`, 0)) continue;
+        inFlight.push(t.begin('erin', `e${i}`));
+        n++;
+      }
+      return n;
+    };
+    expect(let_through()).toBe(3);
+    expect(t.check('erin', 'e0', 0)).toEqual({ by: 'username', retryAfterMs: 1000 });
+    // They fail: after the delay, one attempt again, not a new burst.
+    for (const end of inFlight.splice(0)) { t.failed('erin', 'e', 0); end(); end(); /* a second end() does nothing */ }
+    expect(t.check('erin', 'e0', 999)).toMatchObject({ by: 'username', retryAfterMs: 1 });
+    expect(t.check('erin', 'e0', 1000)).toBeNull();
+    inFlight.push(t.begin('erin', 'e0'));
+    expect(t.check('erin', 'e1', 1000)).toEqual({ by: 'username', retryAfterMs: 2000 });
+    // It succeeds: the username is free again at once.
+    t.succeeded('erin');
+    inFlight.pop()!();
+    expect(t.check('erin', 'e1', 1000)).toBeNull();
+  });
+
+  it('counts concurrent attempts from one address the same way, for any usernames', () => {
+    const t = new SignInThrottle(o);
+    const ends = Array.from({ length: 5 }, (_, i) => { expect(t.check(`u${i}`, 'hall', 0)).toBeNull(); return t.begin(`u${i}`, 'hall'); });
+    expect(t.check('u9', 'hall', 0)).toEqual({ by: 'address', retryAfterMs: 1000 });
+    for (const end of ends) end(); // all succeeded: nothing counted
+    expect(t.check('u9', 'hall', 0)).toBeNull();
+  });
+
   it('holds at most maxEntries keys, dropping the least recently failed', () => {
     const t = new SignInThrottle({ ...o, maxEntries: 10 });
     for (let i = 0; i < 1000; i++) t.failed(`u${i}`, `addr${i}`, i);

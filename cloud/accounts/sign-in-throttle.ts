@@ -11,6 +11,12 @@
  *   - per address (IPv6 by /64): one client spraying many usernames is slowed. Its limit is higher
  *     (a community hall's tablets share one address) and success does not clear it (else an attacker
  *     with one valid account could reset their own address between guesses).
+ * Attempts still being checked (a password check takes ~100 ms) count as failures until they end:
+ * without that, N attempts sent at once all pass `check` before the first failure is recorded, and an
+ * attacker gets N guesses (and N scrypt runs) per delay instead of one. Measured before this rule:
+ * 12 wrong passwords for one username sent at once, 3 free: all 12 were checked (now 3, 9 refused);
+ * in a CI run, 20 clients flooding one username kept enough checks running that a real sign-in took
+ * 761 ms instead of 103. Now at most `free…` checks for a key run at once, then one per delay.
  * A key's failures are forgotten `forgetAfterMs` after its last one. Each table holds at most
  * `maxEntries` keys, the least recently failed dropped first, so memory stays bounded.
  */
@@ -37,6 +43,8 @@ export interface Refusal {
 
 class FailureTable {
   private readonly map = new Map<string, Failures>();
+  /** Attempts being checked per key (bounded by the requests in flight). */
+  private readonly checking = new Map<string, number>();
   constructor(private readonly free: number, private readonly o: SignInThrottleOptions) {}
 
   private live(key: string, now: number): Failures | undefined {
@@ -55,7 +63,22 @@ class FailureTable {
 
   waitMs(key: string, now: number): number {
     const f = this.live(key, now);
-    return f ? Math.max(0, f.lastAt + this.delay(f.count) - now) : 0;
+    const count = f?.count ?? 0;
+    const wait = f ? Math.max(0, f.lastAt + this.delay(count) - now) : 0;
+    const checking = this.checking.get(key) ?? 0;
+    if (wait > 0 || checking === 0 || count + checking < this.free) return wait;
+    // Were the attempts being checked all to fail, this one would have to wait this long.
+    return this.delay(count + checking);
+  }
+
+  begin(key: string): void {
+    this.checking.set(key, (this.checking.get(key) ?? 0) + 1);
+  }
+
+  end(key: string): void {
+    const n = (this.checking.get(key) ?? 1) - 1;
+    if (n > 0) this.checking.set(key, n);
+    else this.checking.delete(key);
   }
 
   fail(key: string, now: number): void {
@@ -90,6 +113,24 @@ export class SignInThrottle {
     const a = this.byAddress.waitMs(address, now);
     if (u === 0 && a === 0) return null;
     return u >= a ? { by: 'username', retryAfterMs: u } : { by: 'address', retryAfterMs: a };
+  }
+
+  /**
+   * Marks an attempt let through by `check` as being checked until the returned function is called
+   * (once; later calls do nothing). Call `failed`/`succeeded` before or right after it, with no await
+   * between, so the attempt never stops counting in between.
+   */
+  begin(username: string, address: string): () => void {
+    const u = usernameKey(username);
+    this.byUsername.begin(u);
+    this.byAddress.begin(address);
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      this.byUsername.end(u);
+      this.byAddress.end(address);
+    };
   }
 
   failed(username: string, address: string, now: number): void {
