@@ -425,8 +425,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       const publishLeftover = async (key: string) => {
         const { brokerId, clientId } = willKeyParts(key);
         if (brokerId !== o.nodeId || !(await claim(key))) return;
-        const will = await readWill(key);
-        if (will && (await refused(key, will, clientId, brokerId))) return;
+        const will = await claimedWill(key);
         if (will) {
           try {
             await authorizePublish(will);

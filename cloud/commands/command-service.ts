@@ -68,6 +68,11 @@ export interface IssueRequest {
   command: CommandName;
   args: CommandArgs;
   ttlS: number;
+  /**
+   * The command's id, chosen by the caller so that issuing it again is harmless: if a command with
+   * this id is stored, it is answered as it is and nothing is stored or sent. (Default: a new id.)
+   */
+  id?: string;
 }
 
 /** A command as shown: its state as of now (pending past its expiry shows `expired`). */
@@ -104,7 +109,7 @@ export class CommandService {
     this.log = o.logger.child({ component: 'commands' });
   }
 
-  /** Validates, stores and publishes a command; resolves with it (pending) even when the hub is offline. */
+  /** Validates, stores and publishes a command; resolves with it (pending) even when the hub is offline. A given `id` already stored: resolves with that command. */
   async issue(req: IssueRequest): Promise<CommandView> {
     const hub = this.o.hubs.get(req.hub);
     if (!hub) throw new CommandError('hub_not_found', `no hub "${req.hub}"`);
@@ -114,9 +119,13 @@ export class CommandService {
     if (device.kind !== kind) {
       throw new CommandError('wrong_device_kind', `${req.command} is a ${kind} command, but "${req.device}" is a ${device.kind}`);
     }
+    if (req.id !== undefined) {
+      const issued = await this.o.store.get(req.id);
+      if (issued) return this.view(issued);
+    }
     const now = this.o.now();
     const record: CommandRecord = {
-      id: this.o.newId(), hub: req.hub, region: hub.region, device: req.device, kind, command: req.command, args: req.args,
+      id: req.id ?? this.o.newId(), hub: req.hub, region: hub.region, device: req.device, kind, command: req.command, args: req.args,
       issuedAt: now, expiresAt: now + req.ttlS * 1000, state: 'pending', detail: null, ackedAt: null,
     };
     // Checked before it is stored: what is stored can always be sent.

@@ -45,3 +45,53 @@ describe.each(SQL_DATABASES)('cancel during assignment (%s)', (kind) => {
     expect((await rig.store.get(third.id))!.state).toBe('assigned');
   });
 });
+
+/** Issue 15: a process killed between an assignment's commit and its mission (kill -9, or its lease lost). */
+describe.each(SQL_DATABASES)('a process that stops between an assignment and its mission (%s)', (kind) => {
+  it('the next planning round sends the mission 30 s after the assignment, under the ids fixed at assignment: one reservation, one mission, the order flies', async () => {
+    rig = await OrderTestRig.open(kind);
+    rig.hold = (c) => c.command === 'locker.reserve';
+    const order = await newOrder();
+    void rig.orders.tick();
+    await expect.poll(() => rig.heldCommands().map((c) => c.command)).toEqual(['locker.reserve']);
+    const assigned = (await rig.store.get(order.id))!;
+    expect(assigned.state).toBe('assigned');
+    await rig.restart(); // the process dies: its held publish never completes, its mission is never issued
+    rig.hold = () => false;
+
+    rig.now += 10_000;
+    await rig.tick();
+    expect(rig.missionsFor(order.id)).toEqual([]); // within MISSION_SEND_GRACE_MS the assigning process may still be sending it
+    rig.now += 21_000;
+    await rig.tick();
+    const missions = rig.missionsFor(order.id);
+    expect(missions).toHaveLength(1);
+    expect(missions[0]).toMatchObject({ id: assigned.missionCommandId, args: { missionId: assigned.missionId, to: DEST } });
+    const reserves = rig.sent.filter((s) => s.command.command === 'locker.reserve').map((s) => s.command.id);
+    expect(new Set(reserves).size).toBe(1); // stored before the stop: issued again under its id, it is the same command
+
+    await rig.ack(assigned.missionCommandId!, 'done');
+    await rig.droneEvent(ORIGIN, assigned.droneId!, assigned.missionId!, 'takeoff');
+    expect(await rig.store.get(order.id)).toMatchObject({ state: 'in_flight', attempts: 0, missionId: assigned.missionId });
+    for (let i = 0; i < 3; i++) {
+      rig.now += 60_000;
+      await rig.tick();
+    }
+    expect(rig.missionsFor(order.id)).toHaveLength(1);
+  });
+
+  it('a mission already stored before the stop is not issued again (a hub executes a command id once; the store keeps one)', async () => {
+    rig = await OrderTestRig.open(kind);
+    rig.hold = (c) => c.command === 'drone.mission';
+    const order = await newOrder();
+    void rig.orders.tick();
+    await expect.poll(() => rig.heldCommands().map((c) => c.command)).toEqual(['drone.mission']);
+    const assigned = (await rig.store.get(order.id))!;
+    await rig.restart();
+    rig.hold = () => false;
+    rig.now += 31_000;
+    await rig.tick();
+    expect(rig.missionsFor(order.id)).toHaveLength(1); // the one published before the stop
+    expect(await rig.commands.get(assigned.missionCommandId!)).toMatchObject({ state: 'pending', command: 'drone.mission' });
+  });
+});

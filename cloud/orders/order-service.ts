@@ -45,6 +45,19 @@ export const MAX_ATTEMPTS = 3;
 export const MAX_WRONG_CODES = 3;
 const ARRIVAL_RADIUS_M = 200;
 const TAKEOFF_TIMEOUT_MS = 5 * 60_000;
+/**
+ * An assigned order whose mission command is not stored this long after the assignment: the process
+ * that assigned it stopped in between (kill -9, a lost lease). The region's planner sends it then —
+ * under the same ids, so it cannot be sent twice — instead of waiting out TAKEOFF_TIMEOUT_MS.
+ * Sending it normally takes milliseconds (store and publish two commands).
+ */
+export const MISSION_SEND_GRACE_MS = 30_000;
+
+/**
+ * Command ids of an assignment's compartment reservation and mission, fixed by the mission: sent
+ * again, the command store keeps one and a hub executes an id at most once.
+ */
+const assignmentCommandIds = (missionId: string) => ({ reserve: `cmd-${missionId}-reserve`, mission: `cmd-${missionId}` });
 const FLIGHT_TIMEOUT_MS = 45 * 60_000;
 const AIRBORNE = new Set(['armed', 'takeoff', 'mission', 'hover', 'rtl', 'landing']);
 const ACTIVE: readonly OrderState[] = ['assigned', 'mission_unknown', 'in_flight', 'on_board', 'in_locker'];
@@ -500,6 +513,13 @@ export class OrderService {
       const t = this.droneTelemetry(order.droneHub, order.droneId);
       if (order.state === 'mission_unknown' || order.state === 'assigned') {
         const cmd = await this.commandState(order.missionCommandId);
+        if (order.state === 'assigned' && !cmd && order.missionCommandId === assignmentCommandIds(order.missionId).mission
+          && now - order.updatedAt > MISSION_SEND_GRACE_MS && !this.resent.has(order.missionId)) {
+          this.resent.add(order.missionId); // once per process: if it cannot be sent, the take-off timeout retries the order
+          this.log.warn({ order: order.id, mission: order.missionId, assignedAt: new Date(order.updatedAt).toISOString() }, 'assigned order without its mission command (the process that assigned it stopped): sending it now');
+          await this.sendMission(order);
+          continue;
+        }
         if (await this.missionUnknown(order, cmd, t, now, g)) continue;
         if (cmd && ['rejected', 'failed', 'expired'].includes(cmd.state)) {
           await this.retry(order, `the drone did not take the mission (${cmd.state}${cmd.detail ? `: ${cmd.detail}` : ''})`, g);
@@ -596,9 +616,9 @@ export class OrderService {
     }
   }
 
-  private async command(hub: string, device: string, command: 'locker.reserve' | 'locker.release' | 'locker.unlock' | 'drone.mission' | 'drone.abort', args: Record<string, string | number>, ttlS: number) {
+  private async command(hub: string, device: string, command: 'locker.reserve' | 'locker.release' | 'locker.unlock' | 'drone.mission' | 'drone.abort', args: Record<string, string | number>, ttlS: number, id?: string) {
     try {
-      return await this.o.commands.issue({ hub, device, command, args, ttlS });
+      return await this.o.commands.issue({ hub, device, command, args, ttlS, ...(id ? { id } : {}) });
     } catch (err) {
       this.log.error({ err, hub, device, command }, 'could not issue a command');
       return null;
@@ -726,7 +746,8 @@ export class OrderService {
     let assigned: Order | null;
     try {
       assigned = await this.move(order, 'assigned', `drone ${order.originHub}/${a.droneId}${a.routeId ? ` on registered route ${a.routeId}` : ''}, ${(a.distanceM / 1000).toFixed(1)} km, needs ${a.energyNeededPct.toFixed(0)} % + ${a.reservePct} % reserve of ${a.batteryPct.toFixed(0)} %`, {
-        carrier: 'drone', droneHub: order.originHub, droneId: a.droneId, lockerId: a.lockerId ?? null, compartmentId: a.compartmentId ?? null, missionId, waitReasons: null,
+        carrier: 'drone', droneHub: order.originHub, droneId: a.droneId, lockerId: a.lockerId ?? null, compartmentId: a.compartmentId ?? null, missionId,
+        missionCommandId: assignmentCommandIds(missionId).mission, waitReasons: null,
       }, {
         flight: {
           missionId, orderId: order.id, aircraftHub: order.originHub, aircraft: a.droneId, origin: order.originHub, destination: destName,
@@ -740,33 +761,52 @@ export class OrderService {
     }
     if (!assigned) return;
     this.assignedHubs.add(order.originHub);
-    if (order.destination.type === 'locker' && a.lockerId && a.compartmentId) {
-      await this.command(order.destination.hub, a.lockerId, 'locker.reserve', { compartment: a.compartmentId, orderId: order.id }, 600);
+    if (!(await this.sendMission(assigned, a.legs[a.legs.length - 1]!.to))) return;
+    this.log.info({ order: order.id, drone: a.droneId, mission: missionId, destination: destName }, 'mission dispatched');
+  }
+
+  /** Missions this process sent again for an assignment whose sender stopped (see MISSION_SEND_GRACE_MS). */
+  private readonly resent = new Set<string>();
+
+  /**
+   * An assignment's commands: the compartment's reservation, then the drone's mission, under the ids
+   * `assignmentCommandIds` fixes (the order row names the mission's from the assignment on).
+   */
+  private async sendMission(order: Order, siteTo: { lat: number; lon: number } | null = this.destinationOf(order)): Promise<boolean> {
+    const missionId = order.missionId!;
+    const ids = assignmentCommandIds(missionId);
+    if (order.destination.type === 'locker' && order.lockerId && order.compartmentId) {
+      await this.command(order.destination.hub, order.lockerId, 'locker.reserve', { compartment: order.compartmentId, orderId: order.id }, 600, ids.reserve);
     }
     // Issue 12 (4): a cancel that landed while the reserve was being published has released the
     // compartment (cancel releases what an assigned order holds); the drone must not be sent. The check
     // and the send are one step for this process's cancels (they wait for it), so a cancel here is
     // either seen by the check or comes after the mission — and its drone.abort follows the mission.
-    const cmd = await this.exclusive(order.id, async () => {
+    const sent = await this.exclusive(order.id, async () => {
       const current = await this.o.store.get(order.id);
       if (current?.state !== 'assigned' || current.missionId !== missionId) {
         await this.o.store.updateFlight(missionId, { result: `not flown: the order was ${current?.state ?? 'removed'} during assignment` });
         this.log.info({ order: order.id, state: current?.state, mission: missionId }, 'assignment stopped: the order changed while its compartment was reserved');
-        return undefined;
+        return false;
       }
-      const to: Record<string, string | number> =
-        order.destination.type === 'locker'
-          ? { to: order.destination.hub }
-          : { site: order.destination.siteId, siteLat: a.legs[a.legs.length - 1]!.to.lat, siteLon: a.legs[a.legs.length - 1]!.to.lon };
-      return this.command(order.originHub, a.droneId, 'drone.mission', { ...to, payloadKg: order.weightKg, missionId }, 120);
+      if (order.destination.type === 'site' && !siteTo) {
+        this.log.error({ order: order.id, site: order.destination.siteId }, 'mission not sent: the landing site is no longer in the region file');
+        return false;
+      }
+      const to: Record<string, string | number> = order.destination.type === 'locker'
+        ? { to: order.destination.hub }
+        : { site: order.destination.siteId, siteLat: siteTo!.lat, siteLon: siteTo!.lon };
+      const mission = await this.command(order.droneHub!, order.droneId!, 'drone.mission', { ...to, payloadKg: order.weightKg, missionId }, 120, ids.mission);
+      // The take-off timeout counts from here: a mission sent late (by the next planner) gets its full time.
+      if (mission) await this.o.store.update(order.id, this.o.now(), { missionCommandId: mission.id });
+      return true;
     });
-    if (cmd === undefined) return;
-    if (cmd) await this.o.store.update(order.id, this.o.now(), { missionCommandId: cmd.id });
+    if (!sent) return false;
     // A cancel from another cloud process is not held back by the step above: if one landed while the
     // mission was being sent, its abort may have gone first — send one after the mission.
     const after = await this.o.store.get(order.id);
-    if (after?.state === 'cancelled') await this.command(order.originHub, a.droneId, 'drone.abort', { reason: 'cancelled while its mission was sent' }, 120);
-    this.log.info({ order: order.id, drone: a.droneId, mission: missionId, destination: destName }, 'mission dispatched');
+    if (after?.state === 'cancelled') await this.command(order.droneHub!, order.droneId!, 'drone.abort', { reason: 'cancelled while its mission was sent' }, 120);
+    return true;
   }
 }
 
