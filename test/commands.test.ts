@@ -126,6 +126,14 @@ describe('commands to hubs', () => {
     expect(await api('POST', '/api/v1/hubs/nomi-wake/commands', { device: 'locker-a', command: 'locker.unlock', ttlS: 1 })).toMatchObject({ status: 400, body: { error: { code: 'validation' } } });
     expect(await api('GET', '/api/v1/commands/cmd-nope')).toMatchObject({ status: 404, body: { error: { code: 'command_not_found' } } });
     expect((await api('GET', '/api/v1/hubs/nomi-wake/commands')).body.commands).toEqual([]);
+    // An id in the body is not the client's to choose (the order service fixes its missions' ids): ignored.
+    const chosen = { device: 'locker-a', command: 'locker.unlock', args: { compartment: 'A01' }, id: 'cmd-m-chosen-1' };
+    const a = await api('POST', '/api/v1/hubs/nomi-wake/commands', chosen);
+    const b = await api('POST', '/api/v1/hubs/nomi-wake/commands', chosen);
+    expect([a.status, b.status]).toEqual([202, 202]);
+    expect(a.body.id).not.toBe('cmd-m-chosen-1');
+    expect(b.body.id).not.toBe(a.body.id);
+    expect(await api('GET', '/api/v1/commands/cmd-m-chosen-1')).toMatchObject({ status: 404 });
   });
 });
 

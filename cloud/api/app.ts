@@ -455,7 +455,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       response: { 202: CommandBody, ...errorResponses('wrong_device_kind', 'hub_not_found', 'device_not_found') },
     },
   }, async (req, reply) => {
-    const c = await deps.commands.issue({ hub: req.params.hubId, ...req.body });
+    // Named, not spread: a command's id is never the client's to choose (issue() takes a given id as "already sent?").
+    const { device, command, args, ttlS } = req.body;
+    const c = await deps.commands.issue({ hub: req.params.hubId, device, command, args, ttlS });
     return reply.code(202).send(commandBody(c));
   });
 

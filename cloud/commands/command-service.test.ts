@@ -81,6 +81,19 @@ describe('CommandService', () => {
     expect(await t.service.get('cmd-1')).toEqual(c);
   });
 
+  it('issued again under the id it was given, answers the stored command: nothing stored or sent twice', async () => {
+    const req = { hub: HUB, device: 'drone-1', command: 'drone.mission' as const, args: { to: 'nomi-kokufu', payloadKg: 1, missionId: 'm-1-1' }, ttlS: 120, id: 'cmd-m-1-1' };
+    const first = await t.service.issue(req);
+    expect(first).toMatchObject({ id: 'cmd-m-1-1', state: 'pending', issuedAt: T });
+    t.advance(30_000);
+    expect(await t.service.issue({ ...req, args: { ...req.args, payloadKg: 2 } })).toEqual(first);
+    expect(t.sent.map((s) => s.command.id)).toEqual(['cmd-m-1-1']);
+    expect(await t.service.list(HUB, { limit: 10 })).toHaveLength(1);
+    // Without an id, each issue is a new command.
+    await t.service.issue({ ...req, id: undefined });
+    expect(t.sent.map((s) => s.command.id)).toEqual(['cmd-m-1-1', 'cmd-1']);
+  });
+
   it('refuses an unknown hub or device and a command for another kind of device, storing nothing', async () => {
     const issue = (hub: string, device: string, command: (typeof CommandName.options)[number]) => t.service.issue({ hub, device, command, args: {}, ttlS: 60 });
     await expect(issue('nowhere', 'locker-a', 'locker.unlock')).rejects.toMatchObject({ code: 'hub_not_found' });
