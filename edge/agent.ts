@@ -380,7 +380,7 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     urls: config.cloud.urls, username: config.cloud.username, password: config.cloud.password,
     ca: config.cloud.caFile ? fs.readFileSync(config.cloud.caFile) : undefined,
     onStorageError: (where, err) => storage.failed(where, err),
-    region, hubId, agent: AGENT_NAME, window: config.uplink.window, backoffMaxMs: config.uplink.backoffMaxMs,
+    region, hubId, agent: AGENT_NAME, window: config.uplink.window, backoffMaxMs: config.uplink.backoffMaxMs, homeReturnMs: config.uplink.homeReturnMs,
     historicalAfterMs: config.uplink.historicalAfterMs, statusIntervalMs: config.uplink.statusIntervalMs, outbox, logger: log, now,
     onMessage: (topicName, payload) => {
       const t = parseTopic(topicName);

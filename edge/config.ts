@@ -56,6 +56,7 @@ export const EdgeEnv = z.object({
   MAX_PAYLOAD_BYTES: int(65_536, 256).describe('Larger device payloads are refused locally'),
   UPLINK_WINDOW: int(200).describe('Messages in flight to the cloud at once'),
   UPLINK_BACKOFF_MAX_S: int(30).describe('Reconnect back-off ceiling (jittered exponential)'),
+  CLOUD_HOME_RETURN_S: int(900, 0).describe("With several CLOUD_MQTT_URL: after this long on another node (plus up to as much again, random), move back to the hub's own node (the first it tries) once it accepts connections again, so hubs spread out again after a failover; 0: never"),
   HISTORICAL_AFTER_S: int(HISTORICAL_AFTER_S_DEFAULT).describe('Messages older than this when sent are marked historical'),
   STATUS_INTERVAL_S: int(10).describe('How often the hub status (outbox depth, oldest unsent age) is published'),
   COMMAND_TIMEOUT_S: int(10).describe('How long a device has to answer a command'),
@@ -78,7 +79,7 @@ export function toEdgeConfig(e: z.infer<typeof EdgeEnv>) {
     dataDir: path.resolve(e.EDGE_DATA_DIR),
     outbox: { maxMessages: e.OUTBOX_MAX_MESSAGES, maxBytes: e.OUTBOX_MAX_BYTES, thinThreshold: e.OUTBOX_THIN_THRESHOLD, thinIntervalMs: e.OUTBOX_THIN_INTERVAL_S * 1000 },
     maxPayloadBytes: e.MAX_PAYLOAD_BYTES,
-    uplink: { window: e.UPLINK_WINDOW, backoffMaxMs: e.UPLINK_BACKOFF_MAX_S * 1000, historicalAfterMs: e.HISTORICAL_AFTER_S * 1000, statusIntervalMs: e.STATUS_INTERVAL_S * 1000 },
+    uplink: { window: e.UPLINK_WINDOW, backoffMaxMs: e.UPLINK_BACKOFF_MAX_S * 1000, homeReturnMs: e.CLOUD_HOME_RETURN_S * 1000, historicalAfterMs: e.HISTORICAL_AFTER_S * 1000, statusIntervalMs: e.STATUS_INTERVAL_S * 1000 },
     commandTimeoutMs: e.COMMAND_TIMEOUT_S * 1000,
     logLevel: e.LOG_LEVEL,
   };

@@ -51,6 +51,14 @@ export function createEdgeMetrics(outbox: () => OutboxStats, uplink: () => Uplin
   new Gauge({ name: 'edge_uplink_connected', help: '1 while connected to the cloud', registers: [registry], collect() { this.set(uplink().connected ? 1 : 0); } });
   new Gauge({ name: 'edge_uplink_connects_total', help: 'Successful connections to the cloud', registers: [registry], collect() { this.set(uplink().connects); } });
   new Gauge({
+    name: 'edge_uplink_home_returns_total', help: 'Moves back to the hub\'s own cloud node after a failover (CLOUD_HOME_RETURN_S), and checks that found it still unreachable', labelNames: ['result'] as const, registers: [registry],
+    collect() {
+      const u = uplink();
+      this.set({ result: 'moved' }, u.homeReturns);
+      this.set({ result: 'unreachable' }, u.homeChecksFailed);
+    },
+  });
+  new Gauge({
     name: 'edge_uplink_acked_total', help: 'Messages the cloud acknowledged, by whether they were sent marked historical', labelNames: ['marked'] as const, registers: [registry],
     collect() {
       const u = uplink();

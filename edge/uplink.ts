@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import net from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { hubClientId, topics, type HubStatus } from '../contract/index.ts';
 import { backoffDelayMs } from '../shared/backoff.ts';
@@ -64,6 +65,13 @@ export interface UplinkOptions {
   onStorageError?: (where: string, err: unknown) => void;
   /** A close this soon after a lone suspect was sent is the cloud refusing it (see above). Default 1 s. */
   refusalWindowMs?: number;
+  /**
+   * With several URLs: after this long connected to another node than its own (the first it tries,
+   * `firstCloudUrlIndex`), plus up to as much again at random, the agent moves back to its own if
+   * that node accepts TCP connections again — so a cluster's hubs spread out again after a failover
+   * instead of staying piled on the survivors. 0 or absent: never.
+   */
+  homeReturnMs?: number;
   now?: () => number;
 }
 
@@ -87,6 +95,10 @@ export interface UplinkStats {
   quarantined: number;
   /** Closes by the cloud in answer to a lone suspect (explicit refusals). */
   refusals: number;
+  /** Moves back to the hub's own node after a failover (`homeReturnMs`). */
+  homeReturns: number;
+  /** Checks of its own node that found it still unreachable (the agent stayed where it was). */
+  homeChecksFailed: number;
 }
 
 const MARKABLE = /\/(telemetry|event|cmd-ack|mode-ack)$/;
@@ -102,6 +114,11 @@ export class Uplink {
   private attempt = 0;
   /** Index into `urls` of the current (or next) connection. */
   private urlIndex: number;
+  /** The hub's own node: where it starts (see `homeReturnMs`). */
+  private readonly homeIndex: number;
+  private homeTimer: NodeJS.Timeout | null = null;
+  /** Moving back to the home node: nothing new is sent until the move is done or given up. */
+  private returning = false;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
@@ -111,11 +128,12 @@ export class Uplink {
   private removeScheduled = false;
   private readonly now: () => number;
   private readonly log: Logger;
-  private readonly s: Omit<UplinkStats, 'url'> = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, ackedHistorical: 0, ackedReplayed: 0, inFlight: 0, quarantined: 0, refusals: 0 };
+  private readonly s: Omit<UplinkStats, 'url'> = { connected: false, since: null, connects: 0, lastError: null, sent: 0, acked: 0, ackedHistorical: 0, ackedReplayed: 0, inFlight: 0, quarantined: 0, refusals: 0, homeReturns: 0, homeChecksFailed: 0 };
 
   constructor(private readonly o: UplinkOptions) {
     if (o.urls.length === 0) throw new Error('Uplink needs at least one cloud URL');
     this.urlIndex = firstCloudUrlIndex(o.hubId, o.urls.length);
+    this.homeIndex = this.urlIndex;
     this.now = o.now ?? Date.now;
     this.log = o.logger.child({ component: 'uplink' });
   }
@@ -182,6 +200,7 @@ export class Uplink {
       this.proven = false;
       this.publishStatus();
       this.statusTimer = setInterval(() => this.publishStatus(), this.o.statusIntervalMs);
+      this.scheduleReturnHome();
       this.pump();
     });
     client.on('message', (topic, payload) => {
@@ -214,6 +233,8 @@ export class Uplink {
   private onLinkDown(): void {
     if (this.statusTimer) clearInterval(this.statusTimer);
     this.statusTimer = null;
+    if (this.homeTimer) clearTimeout(this.homeTimer);
+    this.homeTimer = null;
     this.s.since = this.now();
     this.linkLostAt = this.s.since;
     // In-memory state first: a storage error below must not leave the uplink believing a message is
@@ -261,7 +282,7 @@ export class Uplink {
 
   private pumpNow(): void {
     const client = this.client;
-    if (!client?.connected || this.solo !== null) return;
+    if (!client?.connected || this.solo !== null || this.returning) return;
     const room = this.o.window - this.inflight.size;
     if (room <= 0) return;
     // Acknowledged entries whose removal is still pending (flushRemovals runs on the next tick) are
@@ -345,10 +366,63 @@ export class Uplink {
     });
   }
 
+  private scheduleReturnHome(): void {
+    const every = this.o.homeReturnMs ?? 0;
+    if (every <= 0 || this.urlIndex === this.homeIndex || this.stopped) return;
+    if (this.homeTimer) clearTimeout(this.homeTimer);
+    // Spread over [every, 2·every): the hubs of a node that came back do not all move in one burst.
+    this.homeTimer = setTimeout(() => {
+      this.homeTimer = null;
+      void this.returnHome().catch((err: unknown) => this.log.warn({ err }, 'moving back to its own cloud node failed'));
+    }, every * (1 + Math.random()));
+  }
+
+  /**
+   * Moves the link back to the hub's own node: once nothing is in flight (new sends wait meanwhile,
+   * at most 5 s), if the node accepts a TCP connection, the current connection is ended cleanly
+   * (DISCONNECT: the cloud publishes no last will, so no "offline" status) and the next one opened
+   * there at once. If that connection then fails, the usual failover takes over from there.
+   */
+  private async returnHome(): Promise<void> {
+    const client = this.client;
+    if (this.stopped || !client?.connected || this.urlIndex === this.homeIndex) return;
+    const home = this.o.urls[this.homeIndex]!;
+    if (!(await reachable(home, 3_000))) {
+      this.s.homeChecksFailed++;
+      this.log.debug({ home }, 'own cloud node still unreachable; staying');
+      if (this.client === client) this.scheduleReturnHome();
+      return;
+    }
+    this.returning = true;
+    try {
+      const quietBy = this.now() + 5_000;
+      while (this.client === client && client.connected && (this.inflight.size > 0 || this.solo !== null) && this.now() < quietBy) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (this.stopped || this.client !== client || !client.connected || this.inflight.size > 0 || this.solo !== null) {
+        if (this.client === client) this.scheduleReturnHome();
+        return;
+      }
+      const from = this.url;
+      this.client = null; // its close is a move, not a lost link
+      if (this.statusTimer) clearInterval(this.statusTimer);
+      this.statusTimer = null;
+      this.urlIndex = this.homeIndex;
+      this.attempt = 0;
+      this.s.homeReturns++;
+      this.log.info({ from, to: home }, 'moving back to its own cloud node');
+      await client.endAsync().catch(() => client.end(true));
+      this.open();
+    } finally {
+      this.returning = false;
+    }
+  }
+
   /** Graceful stop: announces "offline" (retained) and disconnects. Unsent messages stay in the outbox. */
   async close(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.homeTimer) clearTimeout(this.homeTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);
     const client = this.client;
     this.client = null;
@@ -376,6 +450,24 @@ export class Uplink {
  * still spread over half of each window.
  */
 export const UPLINK_BACKOFF = { initialMs: 500, jitter: 'equal' } as const;
+
+/** Whether a broker URL's host accepts a TCP connection within `timeoutMs` (no MQTT spoken). */
+function reachable(url: string, timeoutMs: number): Promise<boolean> {
+  const u = new URL(url);
+  const defaults: Record<string, number> = { 'mqtt:': 1883, 'mqtts:': 8883, 'ws:': 80, 'wss:': 443 };
+  const port = Number(u.port || defaults[u.protocol]);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
 
 export function firstCloudUrlIndex(hubId: string, count: number): number {
   if (count <= 1) return 0;

@@ -125,6 +125,64 @@ describe('edge agent with a list of cloud URLs', () => {
     expect(both).toBeLessThanOrEqual(200); // UPLINK_WINDOW
     console.info(`[edge-cloud-urls] ${device.published} readings: ${a.ids.size} to the stopped cloud, ${b.ids.size} to the other, ${both} in both (in flight at the stop)`);
   }, 90_000);
+  it('moves back to its own node once that node is back (CLOUD_HOME_RETURN_S), losing nothing; stays put while it is down', async () => {
+    const hub = 'nomi-tatsunokuchi';
+    const homePort = await freePort();
+    const homeUrl = `mqtt://127.0.0.1:${homePort}`;
+    const home = await startTestCloud({ MQTT_PORT: String(homePort) });
+    const other = await startTestCloud();
+    cleanups.push(() => other.stop(), () => fs.rmSync(home.dataDir, { recursive: true, force: true }));
+    const password = home.credentials[hub]!.password;
+    await other.cloud.credentials.set(hub, REGION, hub, password);
+
+    const agent = await startEdgeFor(home, hub, inHubOrder(hub, [homeUrl, other.cloud.urls.mqtt]), { CLOUD_HOME_RETURN_S: '1' });
+    const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
+    let seq = 0;
+    const base = Date.now() - 600_000;
+    const timer = setInterval(() => {
+      for (let i = 0; i < 10; i++) device.publish(...reading(hub, `s-${seq}`, base + seq++));
+    }, 20);
+    cleanups.push(() => clearInterval(timer));
+    await waitFor('traffic to its own node', () => agent.uplink.stats().url === homeUrl && agent.uplink.stats().acked > 200, 20_000);
+
+    await home.cloud.close(); // its data dir stays: counted below
+    await waitFor('the agent moved to the other node', () => agent.uplink.stats().connected && agent.uplink.stats().url === other.cloud.urls.mqtt, 20_000);
+    const connectsAfterMove = agent.uplink.stats().connects;
+    // Its own node is down: each check finds it so, and the agent keeps its link (no reconnects).
+    await waitFor('two checks found its own node down', () => agent.uplink.stats().homeChecksFailed >= 2, 20_000);
+    expect(agent.uplink.stats()).toMatchObject({ connected: true, url: other.cloud.urls.mqtt, connects: connectsAfterMove, homeReturns: 0 });
+    const ackedOnOther = agent.uplink.stats().acked;
+
+    // The node comes back (a new process on the same address; a cluster's nodes share the hub logins).
+    const back = await startTestCloud({ MQTT_PORT: String(homePort) });
+    cleanups.push(() => back.stop());
+    await back.cloud.credentials.set(hub, REGION, hub, password);
+    await waitFor('back on its own node', () => agent.uplink.stats().connected && agent.uplink.stats().url === homeUrl, 20_000);
+    expect(agent.uplink.stats()).toMatchObject({ homeReturns: 1, connects: connectsAfterMove + 1 });
+    expect(agent.uplink.stats().acked).toBeGreaterThan(ackedOnOther);
+    const ackedAtReturn = agent.uplink.stats().acked;
+    await waitFor('forwarding goes on there', () => agent.uplink.stats().acked > ackedAtReturn + 300, 20_000);
+    // Home now: no more checks or moves.
+    const checks = agent.uplink.stats().homeChecksFailed;
+    clearInterval(timer);
+    await waitFor('device done', () => device.unacked === 0);
+    await waitFor('outbox drained', () => agent.outbox.depth === 0, 30_000);
+    await device.close();
+    expect(agent.uplink.stats()).toMatchObject({ homeReturns: 1, homeChecksFailed: checks, url: homeUrl });
+    const metrics = await (await fetch(`${agent.localHttpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/edge_uplink_home_returns_total\{result="moved"\} 1\b/);
+
+    const homeStore = await createSqliteTelemetryStore({ path: path.join(home.dataDir, 'telemetry.db') });
+    const counted = [await readings(homeStore, hub), await readings(other.cloud.store, hub), await readings(back.cloud.store, hub)];
+    await homeStore.close();
+    for (const [i, c] of counted.entries()) expect(c.points, `a reading stored twice by cloud ${i}`).toBe(c.ids.size);
+    expect([...device.acked].filter((id) => !counted.some((c) => c.ids.has(id))), 'acknowledged readings in no cloud').toEqual([]);
+    expect(device.acked.size).toBe(device.published);
+    // A clean move: nothing was in flight, so no reading went to both the other node and the one it moved back to.
+    expect([...counted[1]!.ids].filter((id) => counted[2]!.ids.has(id))).toEqual([]);
+    console.info(`[edge-cloud-urls] home return: ${device.published} readings, ${counted[0]!.ids.size} to its own node, ${counted[1]!.ids.size} to the other while it was down, ${counted[2]!.ids.size} to its own node back; ${checks} checks found it down`);
+  }, 120_000);
+
   it('moves to the other cloud when the one it is connected to is killed (kill -9): every acknowledged reading arrives', async () => {
     const hub = 'rs-megumi-hakusan';
     // Two cloud processes with the same hub login: each data dir is prepared by an in-process cloud
