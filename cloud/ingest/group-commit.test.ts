@@ -124,6 +124,49 @@ describe('GroupCommitter', () => {
     expect(applied).toEqual([1, 2]);
   });
 
+  describe('pacing (issue 17: fewer SQLite commits in a reconnect storm)', () => {
+    afterEach(() => void vi.useRealTimers());
+    const paced = (batches: number[][]) => new GroupCommitter<number>({
+      maxBatchWeight: 100, weight: () => 1, write: async (items) => void batches.push(items), isRetryable: () => true,
+      onPoison: async () => undefined, concurrency: 2, minIntervalMs: 20,
+    });
+
+    it('writes an item after a quiet spell at once, and gathers what comes within minIntervalMs of a batch into the next one', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] });
+      const batches: number[][] = [];
+      const c = paced(batches);
+      const done = [c.submit(1)];
+      await vi.advanceTimersByTimeAsync(1);
+      expect(batches).toEqual([[1]]); // nothing before it: no wait
+      for (let i = 2; i <= 9; i++) {
+        done.push(c.submit(i));
+        await vi.advanceTimersByTimeAsync(2); // one every 2 ms: a flood
+      }
+      expect(batches).toEqual([[1]]);
+      await vi.advanceTimersByTimeAsync(4); // 21 ms after the first batch
+      expect(batches).toEqual([[1], [2, 3, 4, 5, 6, 7, 8, 9]]);
+      await Promise.all(done);
+      await vi.advanceTimersByTimeAsync(100); // quiet again
+      const late = c.submit(10);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(batches.at(-1)).toEqual([10]);
+      await late;
+    });
+
+    it('does not hold anything back when shutting down', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] });
+      const batches: number[][] = [];
+      const c = paced(batches);
+      const first = c.submit(1);
+      await vi.advanceTimersByTimeAsync(1);
+      const second = c.submit(2);
+      const closed = c.close(1_000);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(batches).toEqual([[1], [2]]);
+      await Promise.all([first, second, closed]);
+    });
+  });
+
   describe('linger (issue 17: fewer, larger telemetry writes)', () => {
     afterEach(() => void vi.useRealTimers());
     const lingering = (batches: number[][]) => new GroupCommitter<number>({

@@ -200,6 +200,7 @@ export class Ingest {
       // connections at most; SQLite commits in the calling thread, where more would change nothing.
       concurrency: name === 'urgent' && o.sql.dialect === 'postgres' ? 4 : 2,
       linger: name === 'telemetry' && o.lingerMs ? { maxDelayMs: o.lingerMs, minWeight: LINGER_MIN_POINTS } : undefined,
+      minIntervalMs: name === 'urgent' && o.sql.dialect === 'sqlite' ? URGENT_SQLITE_PACING_MS : undefined,
       weight: (it) => Math.max(1, it.points.length),
       write: (items) => this.write(items, name),
       // Permanent: a value the telemetry store or the operational database refuses (PostgreSQL refuses
@@ -570,6 +571,15 @@ type Lane = 'telemetry' | 'urgent';
 
 const NO_ITEMS: ReadonlySet<Item> = new Set();
 const SETTLED: Promise<void> = Promise.resolve();
+
+/**
+ * On SQLite, urgent-lane batches (statuses, events, acknowledgements) start at most this often. Each
+ * commit fsyncs the WAL in the main thread (~0.2 ms here, whatever its size), and in a reconnect storm
+ * (13,800 hubs: a birth status and a mode acknowledgement each) batches of ~3 messages made 8,248
+ * commits, 1.7 s of the thread. A message after a quiet spell is not held; one arriving within this
+ * long of the last commit waits at most this long. PostgreSQL commits off the thread: not paced.
+ */
+const URGENT_SQLITE_PACING_MS = 5;
 
 /** A telemetry write of this many points goes at once, without lingering (see `IngestOptions.lingerMs`). */
 const LINGER_MIN_POINTS = 500;
