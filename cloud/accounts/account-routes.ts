@@ -119,6 +119,7 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
         description: 'Wrong username or password answers 401 `invalid_credentials`, in about the same time whether or not the user exists. '
           + 'After SIGNIN_FREE_FAILURES_PER_USERNAME failures for a username, or SIGNIN_FREE_FAILURES_PER_ADDRESS from an address, each next '
           + 'attempt must wait (1 s, doubling, up to SIGNIN_MAX_DELAY_S): earlier ones answer 429 `too_many_sign_ins` with Retry-After. '
+          + 'Attempts for a username still being checked count as its failures until answered, so guesses sent at once get no more tries. '
           + 'The session token also works as `Authorization: Bearer <token>`.',
         body: z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(200) }),
         response: {
@@ -135,7 +136,7 @@ export function accountRoutes(deps: AccountRouteDeps): (app: ZodApp) => void {
         reply.header('retry-after', String(seconds));
         throw new ApiError('too_many_sign_ins', `too many failed sign-ins ${refused.by === 'username' ? 'for this username' : 'from this address'}; retry in ${seconds} s`);
       }
-      const checked = throttle.begin(req.body.username, address);
+      const checked = throttle.begin(req.body.username);
       let account: Account | null;
       try {
         account = await accounts.verifyPassword(req.body.username, req.body.password);

@@ -11,12 +11,14 @@
  *   - per address (IPv6 by /64): one client spraying many usernames is slowed. Its limit is higher
  *     (a community hall's tablets share one address) and success does not clear it (else an attacker
  *     with one valid account could reset their own address between guesses).
- * Attempts still being checked (a password check takes ~100 ms) count as failures until they end:
+ * Attempts still being checked for a username (a password check takes ~100 ms) count as its failures until they end:
  * without that, N attempts sent at once all pass `check` before the first failure is recorded, and an
  * attacker gets N guesses (and N scrypt runs) per delay instead of one. Measured before this rule:
  * 12 wrong passwords for one username sent at once, 3 free: all 12 were checked (now 3, 9 refused);
  * in a CI run, 20 clients flooding one username kept enough checks running that a real sign-in took
- * 761 ms instead of 103. Now at most `free…` checks for a key run at once, then one per delay.
+ * 761 ms instead of 103. Now at most `free…` checks for a username run at once, then one per delay.
+ * Not for addresses: a community hall's tablets signing in together would be refused for it, and one
+ * address's concurrency is already capped by the per-minute request limit (@fastify/rate-limit).
  * A key's failures are forgotten `forgetAfterMs` after its last one. Each table holds at most
  * `maxEntries` keys, the least recently failed dropped first, so memory stays bounded.
  */
@@ -116,20 +118,18 @@ export class SignInThrottle {
   }
 
   /**
-   * Marks an attempt let through by `check` as being checked until the returned function is called
+   * Marks an attempt for `username` let through by `check` as being checked until the returned function is called
    * (once; later calls do nothing). Call `failed`/`succeeded` before or right after it, with no await
    * between, so the attempt never stops counting in between.
    */
-  begin(username: string, address: string): () => void {
+  begin(username: string): () => void {
     const u = usernameKey(username);
     this.byUsername.begin(u);
-    this.byAddress.begin(address);
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
       this.byUsername.end(u);
-      this.byAddress.end(address);
     };
   }
 
