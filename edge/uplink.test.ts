@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LANE } from './outbox/lanes.ts';
 import { Outbox } from './outbox/outbox.ts';
-import { markHistorical, Uplink } from './uplink.ts';
+import { firstCloudUrlIndex, markHistorical, Uplink } from './uplink.ts';
 
 const closers: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -118,4 +118,53 @@ describe('Uplink replay count', () => {
     await expect.poll(() => uplink.stats().acked).toBe(2);
     expect(uplink.stats()).toMatchObject({ acked: 2, ackedReplayed: 1, ackedHistorical: 0 });
   });
+});
+
+describe('moving back to the hub\'s own node (homeReturnMs)', () => {
+  it('waits while anything is unacknowledged on the link (a status included), then moves with a clean DISCONNECT: no last will published', async () => {
+    const hub = 'h';
+    const free = net.createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+    const homePort = (free.address() as net.AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    const other = await Aedes.createBroker();
+    let stallStatus = false;
+    const stalled: (() => void)[] = [];
+    other.authorizePublish = (_c, packet, cb) => {
+      if (stallStatus && packet.topic.includes('status')) stalled.push(() => cb(null));
+      else cb(null);
+    };
+    const wills: string[] = [];
+    other.on('publish', (packet) => {
+      if (packet.topic.includes('status') && packet.payload.toString().includes('"offline"')) wills.push(packet.payload.toString()); // the will says offline
+    });
+    const { url: otherUrl, outbox } = await brokerAndOutbox(other, 1000);
+    const homeUrl = `mqtt://127.0.0.1:${homePort}`;
+    const urls = firstCloudUrlIndex(hub, 2) === 0 ? [homeUrl, otherUrl] : [otherUrl, homeUrl];
+    const uplink = new Uplink({
+      urls, username: hub, password: 'p', region: 'r', hubId: hub, agent: 't', window: 10, backoffMaxMs: 500,
+      historicalAfterMs: 60_000, statusIntervalMs: 100, homeReturnMs: 200, outbox, logger: pino({ level: 'silent' }), onMessage: () => undefined,
+    });
+    closers.push(() => uplink.close());
+    uplink.start();
+    await expect.poll(() => uplink.connected && uplink.stats().url === otherUrl, { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => uplink.stats().homeChecksFailed, { timeout: 10_000 }).toBeGreaterThanOrEqual(1); // home is down: it stays
+
+    const home = await Aedes.createBroker();
+    const server = net.createServer(home.handle);
+    await new Promise<void>((r) => server.listen(homePort, '127.0.0.1', r));
+    closers.push(() => new Promise<void>((r) => home.close(() => server.close(() => r()))));
+    stallStatus = true; // the node it is on is slow to store statuses: one is always unacknowledged
+    const checksBefore = uplink.stats().homeChecksFailed;
+    await expect.poll(() => stalled.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(5); // > 2 return periods
+    expect(uplink.stats()).toMatchObject({ url: otherUrl, connected: true, homeReturns: 0, homeChecksFailed: checksBefore });
+
+    stallStatus = false;
+    for (const ack of stalled.splice(0)) ack();
+    await expect.poll(() => uplink.connected && uplink.stats().url === homeUrl, { timeout: 10_000 }).toBe(true);
+    expect(uplink.stats().homeReturns).toBe(1);
+    await expect.poll(() => Object.keys((other as unknown as { clients: Record<string, unknown> }).clients).length, { timeout: 5_000 }).toBe(0);
+    expect(wills).toEqual([]);
+    await uplink.close(); // before the home broker's closer (pushed after the uplink's) waits for its connections
+  }, 30_000);
 });

@@ -373,7 +373,10 @@ export class Uplink {
     // Spread over [every, 2·every): the hubs of a node that came back do not all move in one burst.
     this.homeTimer = setTimeout(() => {
       this.homeTimer = null;
-      void this.returnHome().catch((err: unknown) => this.log.warn({ err }, 'moving back to its own cloud node failed'));
+      void this.returnHome().catch((err: unknown) => {
+        this.log.warn({ err }, 'moving back to its own cloud node failed');
+        if (this.client?.connected) this.scheduleReturnHome();
+      });
     }, every * (1 + Math.random()));
   }
 
@@ -395,11 +398,14 @@ export class Uplink {
     }
     this.returning = true;
     try {
-      const quietBy = this.now() + 5_000;
-      while (this.client === client && client.connected && (this.inflight.size > 0 || this.solo !== null) && this.now() < quietBy) {
+      // Nothing unacknowledged on the link, the status publishes included: a clean end then need not
+      // wait for any PUBACK (mqtt.js's end() waits for them, forever if the link drops meanwhile).
+      const quiet = () => this.inflight.size === 0 && this.solo === null && Object.keys(client.outgoing).length === 0;
+      const quietBy = performance.now() + 5_000;
+      while (this.client === client && client.connected && !quiet() && performance.now() < quietBy) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      if (this.stopped || this.client !== client || !client.connected || this.inflight.size > 0 || this.solo !== null) {
+      if (this.stopped || this.client !== client || !client.connected || !quiet()) {
         if (this.client === client) this.scheduleReturnHome();
         return;
       }
@@ -411,8 +417,18 @@ export class Uplink {
       this.attempt = 0;
       this.s.homeReturns++;
       this.log.info({ from, to: home }, 'moving back to its own cloud node');
-      await client.endAsync().catch(() => client.end(true));
-      this.open();
+      // DISCONNECT, so the cloud publishes no last will; bounded, should the link break meanwhile.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          client.stream?.destroy();
+          resolve();
+        }, 3_000);
+        client.end(false, {}, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      if (!this.stopped) this.open();
     } finally {
       this.returning = false;
     }
