@@ -94,6 +94,24 @@ describe('CommandService', () => {
     expect(t.sent.map((s) => s.command.id)).toEqual(['cmd-m-1-1', 'cmd-1']);
   });
 
+  it('issued under one id by two processes at once (a shared database): both get the one command stored, published once', async () => {
+    const db = await openTestDatabase('sqlite');
+    try {
+      const store = await openCommandStore(db.db);
+      const sent: string[] = [];
+      const devices = new Map<string, { kind: DeviceKind }>([['drone-1', { kind: 'drone' }]]);
+      const processes = [0, 1].map(() => new CommandService({
+        store, bus: { send: async (c) => void sent.push(c.id) }, hubs: new Map([[HUB, { region: 'ishikawa-nomi', devices }]]), now: () => T, newId: () => 'unused', logger: pino({ level: 'silent' }),
+      }));
+      const req = { hub: HUB, device: 'drone-1', command: 'drone.mission' as const, args: { to: 'nomi-kokufu', payloadKg: 1, missionId: 'm-x-1' }, ttlS: 120, id: 'cmd-m-x-1' };
+      const [a, b] = await Promise.all(processes.map((p) => p.issue(req)));
+      expect(a).toEqual(b);
+      expect(sent).toEqual(['cmd-m-x-1']);
+    } finally {
+      await db.cleanup();
+    }
+  });
+
   it('refuses an unknown hub or device and a command for another kind of device, storing nothing', async () => {
     const issue = (hub: string, device: string, command: (typeof CommandName.options)[number]) => t.service.issue({ hub, device, command, args: {}, ttlS: 60 });
     await expect(issue('nowhere', 'locker-a', 'locker.unlock')).rejects.toMatchObject({ code: 'hub_not_found' });

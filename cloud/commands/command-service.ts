@@ -130,7 +130,14 @@ export class CommandService {
     };
     // Checked before it is stored: what is stored can always be sent.
     const message = toMessage(record);
-    await this.o.store.insert(record);
+    try {
+      await this.o.store.insert(record);
+    } catch (err) {
+      // The same id issued at once by another caller (another cloud node): theirs was stored first.
+      const issued = req.id !== undefined ? await this.o.store.get(req.id).catch(() => undefined) : undefined;
+      if (issued) return this.view(issued);
+      throw err;
+    }
     this.log.info({ hub: record.hub, device: record.device, command: record.command, commandId: record.id }, 'command issued');
     await this.deliver(record, message);
     return this.view(record);

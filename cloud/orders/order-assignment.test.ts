@@ -80,6 +80,51 @@ describe.each(SQL_DATABASES)('a process that stops between an assignment and its
     expect(rig.missionsFor(order.id)).toHaveLength(1);
   });
 
+  it('an assignment older than the take-off timeout is not sent as it was planned: the order is planned again', async () => {
+    rig = await OrderTestRig.open(kind);
+    rig.hold = (c) => c.command === 'locker.reserve';
+    const order = await newOrder();
+    void rig.orders.tick();
+    await expect.poll(() => rig.heldCommands().length).toBe(1);
+    const assigned = (await rig.store.get(order.id))!;
+    await rig.restart();
+    rig.hold = () => false;
+    rig.now += 3 * 3_600_000; // down for 3 hours: battery, wind and mode may all have changed
+    rig.refreshHubs();
+    await rig.tick();
+    expect(rig.missionsFor(order.id).filter((c) => (c.args as { missionId?: string }).missionId === assigned.missionId)).toEqual([]);
+    expect((await rig.store.get(order.id))!.attempts).toBe(1);
+  });
+
+  it('an order cancelled while the next planner is sending the missions of a stopped process: its compartment is not reserved again', async () => {
+    rig = await OrderTestRig.open(kind);
+    const issue = rig.commands.issue.bind(rig.commands);
+    rig.commands.issue = async () => {
+      throw new Error('the process is dying'); // it stops before storing any command of its two assignments
+    };
+    const a = await newOrder();
+    const b = await newOrder();
+    await rig.tick();
+    expect([await rig.state(a.id), await rig.state(b.id)]).toEqual(['assigned', 'assigned']);
+    void issue;
+    await rig.restart();
+    rig.now += 31_000;
+    rig.hold = (c) => c.command === 'locker.reserve';
+    const round = rig.orders.tick();
+    await expect.poll(() => rig.heldCommands().length).toBe(1);
+    const first = (rig.heldCommands()[0]!.args as { orderId: string }).orderId;
+    const other = first === a.id ? b : a;
+    rig.hold = () => false;
+    await rig.orders.cancel(other.id, 'coordinator', 'not needed');
+    await rig.release();
+    await round;
+    await rig.tick();
+    expect(await rig.state(other.id)).toBe('cancelled');
+    expect(rig.sent.filter((x) => x.command.command === 'locker.reserve' && (x.command.args as { orderId?: string }).orderId === other.id)).toEqual([]);
+    expect(rig.missionsFor(other.id)).toEqual([]);
+    expect(rig.missionsFor(first)).toHaveLength(1);
+  });
+
   it('a mission already stored before the stop is not issued again (a hub executes a command id once; the store keeps one)', async () => {
     rig = await OrderTestRig.open(kind);
     rig.hold = (c) => c.command === 'drone.mission';

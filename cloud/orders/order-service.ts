@@ -49,7 +49,8 @@ const TAKEOFF_TIMEOUT_MS = 5 * 60_000;
  * An assigned order whose mission command is not stored this long after the assignment: the process
  * that assigned it stopped in between (kill -9, a lost lease). The region's planner sends it then —
  * under the same ids, so it cannot be sent twice — instead of waiting out TAKEOFF_TIMEOUT_MS.
- * Sending it normally takes milliseconds (store and publish two commands).
+ * Sending it normally takes milliseconds (store and publish two commands). Only until
+ * TAKEOFF_TIMEOUT_MS: an older assignment is planned again (its conditions may have changed).
  */
 export const MISSION_SEND_GRACE_MS = 30_000;
 
@@ -513,8 +514,11 @@ export class OrderService {
       const t = this.droneTelemetry(order.droneHub, order.droneId);
       if (order.state === 'mission_unknown' || order.state === 'assigned') {
         const cmd = await this.commandState(order.missionCommandId);
+        // Within the take-off timeout only: an assignment older than that was planned for conditions
+        // (battery, wind, mode) that may be gone; the timeout below plans it again instead.
         if (order.state === 'assigned' && !cmd && order.missionCommandId === assignmentCommandIds(order.missionId).mission
-          && now - order.updatedAt > MISSION_SEND_GRACE_MS && !this.resent.has(order.missionId)) {
+          && now - order.updatedAt > MISSION_SEND_GRACE_MS && now - order.updatedAt <= TAKEOFF_TIMEOUT_MS && !this.resent.has(order.missionId)) {
+          if (this.resent.size >= 10_000) this.resent.clear(); // bounded; a second send under the same ids changes nothing
           this.resent.add(order.missionId); // once per process: if it cannot be sent, the take-off timeout retries the order
           this.log.warn({ order: order.id, mission: order.missionId, assignedAt: new Date(order.updatedAt).toISOString() }, 'assigned order without its mission command (the process that assigned it stopped): sending it now');
           await this.sendMission(order);
@@ -765,6 +769,12 @@ export class OrderService {
     this.log.info({ order: order.id, drone: a.droneId, mission: missionId, destination: destName }, 'mission dispatched');
   }
 
+  private async releaseUnlessHeld(orderId: string, c: { hub: string; locker: string; compartment: string }): Promise<void> {
+    const holder = (await this.o.store.inStates(ACTIVE)).find((o) => o.id !== orderId && o.destination.type === 'locker'
+      && o.destination.hub === c.hub && o.lockerId === c.locker && o.compartmentId === c.compartment);
+    if (!holder) await this.command(c.hub, c.locker, 'locker.release', { compartment: c.compartment }, 600);
+  }
+
   /** Missions this process sent again for an assignment whose sender stopped (see MISSION_SEND_GRACE_MS). */
   private readonly resent = new Set<string>();
 
@@ -775,8 +785,14 @@ export class OrderService {
   private async sendMission(order: Order, siteTo: { lat: number; lon: number } | null = this.destinationOf(order)): Promise<boolean> {
     const missionId = order.missionId!;
     const ids = assignmentCommandIds(missionId);
-    if (order.destination.type === 'locker' && order.lockerId && order.compartmentId) {
-      await this.command(order.destination.hub, order.lockerId, 'locker.reserve', { compartment: order.compartmentId, orderId: order.id }, 600, ids.reserve);
+    const stillAssigned = (o: Order | null | undefined) => o?.state === 'assigned' && o.missionId === missionId;
+    const compartment = order.destination.type === 'locker' && order.lockerId && order.compartmentId
+      ? { hub: order.destination.hub, locker: order.lockerId, compartment: order.compartmentId } : null;
+    // Read again: a mission sent by the next planner works from a list read several awaits ago, and
+    // a cancel since then has released the compartment — it must not be reserved again.
+    if (!stillAssigned(await this.o.store.get(order.id))) return false;
+    if (compartment) {
+      await this.command(compartment.hub, compartment.locker, 'locker.reserve', { compartment: compartment.compartment, orderId: order.id }, 600, ids.reserve);
     }
     // Issue 12 (4): a cancel that landed while the reserve was being published has released the
     // compartment (cancel releases what an assigned order holds); the drone must not be sent. The check
@@ -784,9 +800,12 @@ export class OrderService {
     // either seen by the check or comes after the mission — and its drone.abort follows the mission.
     const sent = await this.exclusive(order.id, async () => {
       const current = await this.o.store.get(order.id);
-      if (current?.state !== 'assigned' || current.missionId !== missionId) {
+      if (!stillAssigned(current)) {
         await this.o.store.updateFlight(missionId, { result: `not flown: the order was ${current?.state ?? 'removed'} during assignment` });
         this.log.info({ order: order.id, state: current?.state, mission: missionId }, 'assignment stopped: the order changed while its compartment was reserved');
+        // The cancel's locker.release may have gone before this reservation: release it again, unless
+        // another order holds the compartment by now.
+        if (compartment) await this.releaseUnlessHeld(order.id, compartment);
         return false;
       }
       if (order.destination.type === 'site' && !siteTo) {
