@@ -790,7 +790,12 @@ export class OrderService {
       ? { hub: order.destination.hub, locker: order.lockerId, compartment: order.compartmentId } : null;
     // Read again: a mission sent by the next planner works from a list read several awaits ago, and
     // a cancel since then has released the compartment — it must not be reserved again.
-    if (!stillAssigned(await this.o.store.get(order.id))) return false;
+    const before = await this.o.store.get(order.id);
+    if (!stillAssigned(before)) {
+      // A cancel does not record the flight's end (a retry or take-off does): recorded here.
+      if (before?.state === 'cancelled' && before.missionId === missionId) await this.o.store.updateFlight(missionId, { result: 'not flown: the order was cancelled during assignment' });
+      return false;
+    }
     if (compartment) {
       await this.command(compartment.hub, compartment.locker, 'locker.reserve', { compartment: compartment.compartment, orderId: order.id }, 600, ids.reserve);
     }
