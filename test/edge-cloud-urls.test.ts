@@ -49,6 +49,18 @@ async function readings(store: Awaited<ReturnType<typeof createSqliteTelemetrySt
   return { ids, points: await store.countPoints('sensor', hub, ...ALL_TIME) };
 }
 
+/** A sensor at the hub sending `perTick` readings every 20 ms (ids s-0, s-1, …) until stopped. */
+function startReadings(agent: Awaited<ReturnType<typeof startEdgeFor>>, hub: string, perTick: number) {
+  const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
+  let seq = 0;
+  const base = Date.now() - 600_000;
+  const timer = setInterval(() => {
+    for (let i = 0; i < perTick; i++) device.publish(...reading(hub, `s-${seq}`, base + seq++));
+  }, 20);
+  cleanups.push(() => clearInterval(timer));
+  return { device, sent: () => seq, stop: () => clearInterval(timer) };
+}
+
 describe('edge agent with a list of cloud URLs', () => {
   it('skips a dead node (closed port) and connects to the next, over TLS or WebSocket as with a single URL', async () => {
     const certDir = tempDir('tls');
@@ -89,13 +101,7 @@ describe('edge agent with a list of cloud URLs', () => {
     clouds[1]!.credentials[hub] = clouds[0]!.credentials[hub]!;
 
     const agent = await startEdgeFor(clouds[0]!, hub, clouds.map((c) => c.cloud.urls.mqtt).join(','));
-    const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
-    let seq = 0;
-    const base = Date.now() - 600_000;
-    const timer = setInterval(() => {
-      for (let i = 0; i < 20; i++) device.publish(...reading(hub, `s-${seq}`, base + seq++));
-    }, 20);
-    cleanups.push(() => clearInterval(timer));
+    const { device, stop } = startReadings(agent, hub, 20);
     await waitFor('traffic', () => agent.uplink.stats().acked > 300);
 
     const first = clouds.findIndex((c) => c.cloud.urls.mqtt === agent.uplink.stats().url);
@@ -105,7 +111,7 @@ describe('edge agent with a list of cloud URLs', () => {
     await gone.cloud.close(); // its data dir stays: counted below
     await waitFor('the agent moved to the other cloud', () => agent.uplink.stats().connected && agent.uplink.stats().url === other.cloud.urls.mqtt, 20_000);
     await waitFor('forwarding goes on', () => agent.uplink.stats().acked > ackedBefore + 300, 20_000);
-    clearInterval(timer);
+    stop();
     await waitFor('device done', () => device.unacked === 0);
     await waitFor('outbox drained', () => agent.outbox.depth === 0, 30_000);
     await device.close();
@@ -136,13 +142,7 @@ describe('edge agent with a list of cloud URLs', () => {
     await other.cloud.credentials.set(hub, REGION, hub, password);
 
     const agent = await startEdgeFor(home, hub, inHubOrder(hub, [homeUrl, other.cloud.urls.mqtt]), { CLOUD_HOME_RETURN_S: '1' });
-    const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
-    let seq = 0;
-    const base = Date.now() - 600_000;
-    const timer = setInterval(() => {
-      for (let i = 0; i < 10; i++) device.publish(...reading(hub, `s-${seq}`, base + seq++));
-    }, 20);
-    cleanups.push(() => clearInterval(timer));
+    const { device, sent, stop } = startReadings(agent, hub, 10);
     await waitFor('traffic to its own node', () => agent.uplink.stats().url === homeUrl && agent.uplink.stats().acked > 200, 20_000);
 
     await home.cloud.close(); // its data dir stays: counted below
@@ -158,14 +158,14 @@ describe('edge agent with a list of cloud URLs', () => {
     const back = await startTestCloud({ MQTT_PORT: String(homePort) }, home.dataDir);
     cleanups.push(() => back.stop());
     await waitFor('back on its own node', () => agent.uplink.stats().connected && agent.uplink.stats().url === homeUrl, 20_000);
-    const seqAtReturn = seq;
+    const seqAtReturn = sent();
     expect(agent.uplink.stats()).toMatchObject({ homeReturns: 1, connects: connectsAfterMove + 1 });
     expect(agent.uplink.stats().acked).toBeGreaterThan(ackedOnOther);
     const ackedAtReturn = agent.uplink.stats().acked;
     await waitFor('forwarding goes on there', () => agent.uplink.stats().acked > ackedAtReturn + 300, 20_000);
     // Home now: no more checks or moves.
     const checks = agent.uplink.stats().homeChecksFailed;
-    clearInterval(timer);
+    stop();
     await waitFor('device done', () => device.unacked === 0);
     await waitFor('outbox drained', () => agent.outbox.depth === 0, 30_000);
     await device.close();
@@ -203,13 +203,7 @@ describe('edge agent with a list of cloud URLs', () => {
       cleanups.push(() => p.kill('SIGKILL'));
     }
     const agent = await startEdgeFor(prepared[0]!, hub, procs.map((p) => p.urls.mqtt).join(','));
-    const device = startResendingDevice(agent.localMqttUrl, deviceLogin(agent, 'wx'));
-    let seq = 0;
-    const base = Date.now() - 600_000;
-    const timer = setInterval(() => {
-      for (let i = 0; i < 20; i++) device.publish(...reading(hub, `s-${seq}`, base + seq++));
-    }, 20);
-    cleanups.push(() => clearInterval(timer));
+    const { device, stop } = startReadings(agent, hub, 20);
     await waitFor('traffic', () => agent.uplink.stats().acked > 300, 20_000);
 
     const first = procs.findIndex((p) => p.urls.mqtt === agent.uplink.stats().url);
@@ -220,7 +214,7 @@ describe('edge agent with a list of cloud URLs', () => {
     await waitFor('the agent moved to the other cloud', () => agent.uplink.stats().connected && agent.uplink.stats().url === procs[1 - first]!.urls.mqtt, 20_000);
     const movedMs = Date.now() - killedAt;
     await waitFor('forwarding goes on', () => agent.uplink.stats().acked > ackedBefore + 300, 20_000);
-    clearInterval(timer);
+    stop();
     await waitFor('device done', () => device.unacked === 0);
     await waitFor('outbox drained', () => agent.outbox.depth === 0, 30_000);
     await device.close();

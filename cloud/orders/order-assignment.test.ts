@@ -48,16 +48,22 @@ describe.each(SQL_DATABASES)('cancel during assignment (%s)', (kind) => {
 
 /** Issue 15: a process killed between an assignment's commit and its mission (kill -9, or its lease lost). */
 describe.each(SQL_DATABASES)('a process that stops between an assignment and its mission (%s)', (kind) => {
-  it('the next planning round sends the mission 30 s after the assignment, under the ids fixed at assignment: one reservation, one mission, the order flies', async () => {
+  /** A new order assigned by a process that dies while the publish of `held` is under way (it never completes). */
+  async function assignedThenStopped(held: 'locker.reserve' | 'drone.mission') {
     rig = await OrderTestRig.open(kind);
-    rig.hold = (c) => c.command === 'locker.reserve';
+    rig.hold = (c) => c.command === held;
     const order = await newOrder();
     void rig.orders.tick();
-    await expect.poll(() => rig.heldCommands().map((c) => c.command)).toEqual(['locker.reserve']);
+    await expect.poll(() => rig.heldCommands().map((c) => c.command)).toEqual([held]);
     const assigned = (await rig.store.get(order.id))!;
-    expect(assigned.state).toBe('assigned');
-    await rig.restart(); // the process dies: its held publish never completes, its mission is never issued
+    await rig.restart();
     rig.hold = () => false;
+    return { order, assigned };
+  }
+
+  it('the next planning round sends the mission 30 s after the assignment, under the ids fixed at assignment: one reservation, one mission, the order flies', async () => {
+    const { order, assigned } = await assignedThenStopped('locker.reserve'); // its mission is never issued
+    expect(assigned.state).toBe('assigned');
 
     rig.now += 10_000;
     await rig.tick();
@@ -81,14 +87,7 @@ describe.each(SQL_DATABASES)('a process that stops between an assignment and its
   });
 
   it('an assignment older than the take-off timeout is not sent as it was planned: the order is planned again', async () => {
-    rig = await OrderTestRig.open(kind);
-    rig.hold = (c) => c.command === 'locker.reserve';
-    const order = await newOrder();
-    void rig.orders.tick();
-    await expect.poll(() => rig.heldCommands().length).toBe(1);
-    const assigned = (await rig.store.get(order.id))!;
-    await rig.restart();
-    rig.hold = () => false;
+    const { order, assigned } = await assignedThenStopped('locker.reserve');
     rig.now += 3 * 3_600_000; // down for 3 hours: battery, wind and mode may all have changed
     rig.refreshHubs();
     await rig.tick();
@@ -126,14 +125,7 @@ describe.each(SQL_DATABASES)('a process that stops between an assignment and its
   });
 
   it('a mission already stored before the stop is not issued again (a hub executes a command id once; the store keeps one)', async () => {
-    rig = await OrderTestRig.open(kind);
-    rig.hold = (c) => c.command === 'drone.mission';
-    const order = await newOrder();
-    void rig.orders.tick();
-    await expect.poll(() => rig.heldCommands().map((c) => c.command)).toEqual(['drone.mission']);
-    const assigned = (await rig.store.get(order.id))!;
-    await rig.restart();
-    rig.hold = () => false;
+    const { order, assigned } = await assignedThenStopped('drone.mission');
     rig.now += 31_000;
     await rig.tick();
     expect(rig.missionsFor(order.id)).toHaveLength(1); // the one published before the stop
