@@ -132,13 +132,23 @@ export const LockerTelemetry = z
   })
   .strict()
   .superRefine((msg, ctx) => {
-    const seen = new Set<string>();
-    for (const [i, c] of msg.compartments.entries()) {
-      if (seen.has(c.id)) ctx.addIssue({ code: 'custom', path: ['compartments', i, 'id'], message: `duplicate compartment id ${c.id}` });
-      seen.add(c.id);
+    for (const i of repeatedCompartments(msg.compartments)) {
+      ctx.addIssue({ code: 'custom', path: ['compartments', i, 'id'], message: `duplicate compartment id ${msg.compartments[i]!.id}` });
     }
   })
   .describe('Locker bank state: every compartment (typically every 10 s and on change)');
+
+/** Positions of compartments whose id an earlier one of the list already has (a locker bank names each once). */
+export function repeatedCompartments(compartments: readonly { id: string }[]): number[] {
+  const seen = new Set<string>();
+  const repeated: number[] = [];
+  for (let i = 0; i < compartments.length; i++) {
+    const id = compartments[i]!.id;
+    if (seen.has(id)) repeated.push(i);
+    seen.add(id);
+  }
+  return repeated;
+}
 
 export const LockerEventName = z.enum([
   'door_opened',
