@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { compiledCheck } from './compiled-check.ts';
+import { LockerTelemetry } from './messages.ts';
 import { EXAMPLES } from './examples.ts';
 import { schemaForTopic, type ParsedTopic } from './topics.ts';
 import { validateUplinkMessage } from './validate-message.ts';
@@ -147,6 +148,22 @@ describe('compiled checks of the message schemas (issue 17)', () => {
       expect(check({ ...drone.payload, detail })).toBe(ok);
     }
     expect(check({ ...drone.payload, ts: 2 ** 53 + 2 })).toBe(false);
+  });
+
+  it('leaves to zod alone what JSON Schema cannot state exactly', () => {
+    const unfaithful: [string, z.ZodType][] = [
+      ['a transform of a string (.trim)', z.object({ a: z.string().trim() }).strict()],
+      ['an object that strips unknown keys (not strict)', z.object({ a: z.string() })],
+      ['a strict object inside a plain one', z.object({ a: z.object({ b: z.string() }).strict() })],
+      ['a string format Ajv would not check (z.url)', z.object({ a: z.url() }).strict()],
+      ['a pattern with a flag', z.object({ a: z.string().regex(/^x$/i) }).strict()],
+      ['a refinement inside a field', z.object({ a: z.string().refine((v) => v !== 'x') }).strict()],
+      ['an unregistered refinement', z.object({ a: z.number() }).strict().refine((v) => v.a > 0)],
+      ['a registered schema with one more refinement', LockerTelemetry.superRefine(() => undefined)],
+      ['a default', z.object({ a: z.number().default(1) }).strict()],
+    ];
+    for (const [what, schema] of unfaithful) expect(compiledCheck(schema), what).toBeNull();
+    expect(compiledCheck(z.object({ a: z.string().max(3).regex(/^x+$/), b: z.number().int().min(0).nullable().optional() }).strict())).not.toBeNull();
   });
 
   it('refuses a locker bank that names a compartment twice (the refinement JSON Schema cannot state)', () => {

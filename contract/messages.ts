@@ -125,21 +125,29 @@ export const Compartment = z
   })
   .strict();
 
+/**
+ * Everything locker telemetry refuses beyond its shape: a bank names each compartment once. The zod
+ * refinement below only forwards these issues, and the compiled check (compiled-check.ts) calls this
+ * same function, so a rule added here holds on both; add rules here, not in the refinement.
+ */
+export function lockerBankIssues(msg: { compartments: readonly { id: string }[] }): { path: (string | number)[]; message: string }[] {
+  return repeatedCompartments(msg.compartments).map((i) => ({ path: ['compartments', i, 'id'], message: `duplicate compartment id ${msg.compartments[i]!.id}` }));
+}
+export const LOCKER_BANK_REFINEMENT = z.superRefine((msg: { compartments: readonly { id: string }[] }, ctx) => {
+  for (const issue of lockerBankIssues(msg)) ctx.addIssue({ code: 'custom', ...issue });
+});
+
 export const LockerTelemetry = z
   .object({
     ...envelope('locker.telemetry'),
     compartments: z.array(Compartment).min(1).max(64).describe('Every compartment of the locker bank'),
   })
   .strict()
-  .superRefine((msg, ctx) => {
-    for (const i of repeatedCompartments(msg.compartments)) {
-      ctx.addIssue({ code: 'custom', path: ['compartments', i, 'id'], message: `duplicate compartment id ${msg.compartments[i]!.id}` });
-    }
-  })
+  .check(LOCKER_BANK_REFINEMENT)
   .describe('Locker bank state: every compartment (typically every 10 s and on change)');
 
 /** Positions of compartments whose id an earlier one of the list already has (a locker bank names each once). */
-export function repeatedCompartments(compartments: readonly { id: string }[]): number[] {
+function repeatedCompartments(compartments: readonly { id: string }[]): number[] {
   const seen = new Set<string>();
   const repeated: number[] = [];
   for (let i = 0; i < compartments.length; i++) {
