@@ -304,10 +304,28 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     });
     return run;
   };
+  /**
+   * Topics stored or announced while a load's read of the hash is under way, one set per load: the
+   * read may predate them (the hash and the announcements travel on different connections), so the
+   * load leaves them as they are rather than put an older copy back — and deliver that older region
+   * mode to the hubs again (a CI run of cluster-broker.test.ts: a mode written back after a Redis
+   * outage reached this node's hubs, then the mode it replaced did).
+   */
+  const changedDuringLoads = new Set<Set<string>>();
+  const changed = (topic: string) => {
+    for (const s of changedDuringLoads) s.add(topic);
+  };
   /** The Redis hash into the index, with this node's unwritten changes on top. */
   const load = async () => {
     if (!index) return;
-    const all = await db.hgetallBuffer(RETAINED);
+    const newer = new Set<string>();
+    changedDuringLoads.add(newer);
+    let all: Record<string, Buffer>;
+    try {
+      all = await db.hgetallBuffer(RETAINED);
+    } finally {
+      changedDuringLoads.delete(newer);
+    }
     const fresh = new Map<string, unknown>();
     for (const [topic, buf] of Object.entries(all)) fresh.set(topic, msgpack.decode(buf));
     for (const [topic, packet] of unwritten) {
@@ -322,11 +340,11 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     const current = [...index.match('#'), ...index.match('$SYS/#')] as AedesPublishPacket[];
     let restored = 0;
     for (const p of current) {
-      if (fresh.has(p.topic) || unwritten.has(p.topic)) continue;
+      if (fresh.has(p.topic) || unwritten.has(p.topic) || newer.has(p.topic)) continue;
       unwritten.set(p.topic, p);
       restored++;
     }
-    for (const [topic, packet] of fresh) index.set(topic, packet);
+    for (const [topic, packet] of fresh) if (!newer.has(topic)) index.set(topic, packet);
     if (restored > 0) {
       log.warn({ restored }, 'Redis lacked retained messages this node holds (restarted without its data?): writing them back');
       void flush();
@@ -380,9 +398,18 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       })
       .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reloading retained messages from Redis failed; next reconnect retries'));
   };
-  // After a reconnect of either side an announcement may have been lost: the hash is the truth.
+  // After a reconnect of any connection an announcement may have been lost: the hash is the truth.
+  // The subscriber's re-read comes after its subscriptions are in force: ioredis sends them again as
+  // it becomes ready, but the hash is read on another connection, which Redis may serve first; a
+  // retained message written and announced in between would go unseen here until the 5-min reload.
+  // A PING on the subscriber, queued behind those subscriptions, answers once they are in force.
   db.on('ready', resync);
-  sub.on('ready', resync);
+  pub.on('ready', resync);
+  sub.on('ready', () => {
+    process.nextTick(() => {
+      sub.ping().then(resync, (err: unknown) => log.debug({ err: (err as Error).message }, 'Redis subscriber gone again before its subscriptions were back; its next reconnect re-reads'));
+    });
+  });
   // Two nodes storing the same retained topic at once can leave a third with the older copy (the
   // announcements carry no version): a periodic re-read bounds that to RETAINED_RELOAD_MS.
   const reload = setInterval(() => {
@@ -401,6 +428,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       const local = persistence.storeRetained.bind(persistence); // the index's, installed just now
       const idx = index;
       persistence.storeRetained = async (packet) => {
+        changed(packet.topic);
         await local(packet);
         unwritten.set(packet.topic, { ...packet });
         void flush();
@@ -410,6 +438,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
         const p = msg.packet;
         if (p && msg.topic !== retainedTopic && typeof p.topic === 'string') {
           const payload = Buffer.isBuffer(p.payload) ? p.payload : Buffer.from(p.payload ?? '');
+          changed(p.topic);
           if (payload.length === 0) idx.delete(p.topic);
           else idx.set(p.topic, { ...p, payload });
         }
