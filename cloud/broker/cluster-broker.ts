@@ -86,6 +86,8 @@ const WILL_PAGE = 1_000;
 const WILLS_IN_FLIGHT = 64;
 /** Periodic re-read of the retained hash (see reload below). 13,800 entries: one HGETALL of ~2 MB. */
 const RETAINED_RELOAD_MS = 5 * 60_000;
+/** A second reload this long after a reconnect's (see settleLater). */
+const RESYNC_SETTLE_MS = 3_000;
 
 const requireFromPersistence = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-redis'));
 /** The async class aedes 1.x expects (the package's main export wraps it in the callback API of aedes 0.x). */
@@ -273,11 +275,22 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   const retainedTopic = `$SYS/${o.nodeId}/retained`;
   let flushing: Promise<void> | null = null;
   let again = false;
+  /**
+   * Unwritten topics that are only copies this node held when Redis lacked them (see `load`), not
+   * messages stored here: written only if Redis still lacks them. Two nodes that restore after Redis
+   * came back empty must not overwrite the newer message another node stored meanwhile (a CI run of
+   * cluster-broker.test.ts: node B's older region mode, written back after node A's, replaced it).
+   */
+  const restoreOnly = new Set<string>();
   const writeUnwritten = async () => {
     for (const [topic, packet] of unwritten) {
       if (packet.payload.length === 0) await db.hdel(RETAINED, topic);
+      else if (restoreOnly.has(topic)) await db.hsetnx(RETAINED, topic, msgpack.encode(packet));
       else await db.hset(RETAINED, topic, msgpack.encode(packet));
-      if (unwritten.get(topic) === packet) unwritten.delete(topic);
+      if (unwritten.get(topic) === packet) {
+        unwritten.delete(topic);
+        restoreOnly.delete(topic);
+      }
     }
   };
   /** Writes the unwritten changes; one writer at a time, a call during a run makes it run once more. */
@@ -342,6 +355,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     for (const p of current) {
       if (fresh.has(p.topic) || unwritten.has(p.topic) || newer.has(p.topic)) continue;
       unwritten.set(p.topic, p);
+      restoreOnly.add(p.topic);
       restored++;
     }
     for (const [topic, packet] of fresh) if (!newer.has(topic)) index.set(topic, packet);
@@ -395,8 +409,34 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
         redeliverModes();
         reannounce();
         for (const l of gapListeners) l();
+        settleLater();
       })
       .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reloading retained messages from Redis failed; next reconnect retries'));
+  };
+  /**
+   * Once more, RESYNC_SETTLE_MS after the last reconnect's reload: the other nodes write back what
+   * they stored while Redis was out as their own connections return, and their announcement may have
+   * reached this node before its subscriptions were back (pub/sub is at most once). A region mode that
+   * changed since is delivered to this node's hubs.
+   */
+  let settleTimer: ReturnType<typeof setTimeout> | undefined;
+  const settleLater = () => {
+    clearTimeout(settleTimer);
+    settleTimer = setTimeout(() => {
+      if (closing || !index) return;
+      const text = (p: AedesPublishPacket | undefined) => (p ? Buffer.from(p.payload as Uint8Array).toString('utf8') : '');
+      const modes = () => new Map(([...index!.match(`${TOPIC_ROOT}/+/+`)] as AedesPublishPacket[]).filter((p) => parseTopic(p.topic)?.route === 'region-mode').map((p) => [p.topic, text(p)]));
+      const before = modes();
+      void flush()
+        .then(load)
+        .then(() => {
+          for (const p of [...index!.match(`${TOPIC_ROOT}/+/+`)] as AedesPublishPacket[]) {
+            if (parseTopic(p.topic)?.route === 'region-mode' && before.get(p.topic) !== text(p)) mq._emit({ ...p, retain: false } as never);
+          }
+        })
+        .catch((err: unknown) => log.debug({ err: (err as Error).message }, 'settling reload of retained messages failed; the periodic reload retries'));
+    }, RESYNC_SETTLE_MS);
+    settleTimer.unref();
   };
   // After a reconnect of any connection an announcement may have been lost: the hash is the truth.
   // The subscriber's re-read comes after its subscriptions are in force: ioredis sends them again as
@@ -431,6 +471,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
         changed(packet.topic);
         await local(packet);
         unwritten.set(packet.topic, { ...packet });
+        restoreOnly.delete(packet.topic);
         void flush();
         announce(packet);
       };
@@ -518,6 +559,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       closing = true;
       clearInterval(willWatch);
       clearInterval(reload);
+      clearTimeout(settleTimer);
       await flush().catch(() => undefined);
       // aedes.close() closed the emitter (quit on pub/sub) and the persistence is not destroyed by
       // aedes: disconnect what is left.
