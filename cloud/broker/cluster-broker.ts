@@ -371,15 +371,15 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   let willWatch: ReturnType<typeof setInterval> | undefined;
   let closing = false;
   /** After a reconnect: the region modes this node holds, to its own hubs again (one may have been lost). */
+  /** The region modes this node holds (retained). */
+  const regionModes = (): AedesPublishPacket[] =>
+    index ? ([...index.match(`${TOPIC_ROOT}/+/+`)] as AedesPublishPacket[]).filter((p) => parseTopic(p.topic)?.route === 'region-mode') : [];
+  /** A region mode to this node's own hubs (not retained: they hold it as their current mode). */
+  const deliverMode = (p: AedesPublishPacket) => mq._emit({ ...p, retain: false } as never);
   const redeliverModes = () => {
-    if (!index) return;
-    let n = 0;
-    for (const p of [...index.match(`${TOPIC_ROOT}/+/+`)] as AedesPublishPacket[]) {
-      if (parseTopic(p.topic)?.route !== 'region-mode') continue;
-      mq._emit({ ...p, retain: false } as never);
-      n++;
-    }
-    if (n > 0) log.info({ modes: n }, 'region modes delivered again to this node\'s hubs after a Redis reconnect');
+    const modes = regionModes();
+    for (const p of modes) deliverMode(p);
+    if (modes.length > 0) log.info({ modes: modes.length }, 'region modes delivered again to this node\'s hubs after a Redis reconnect');
   };
   /** Retained messages stored here whose announcement failed (Redis down): their publish reached no hub either. */
   const unannounced = new Set<string>();
@@ -424,15 +424,12 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     clearTimeout(settleTimer);
     settleTimer = setTimeout(() => {
       if (closing || !index) return;
-      const text = (p: AedesPublishPacket | undefined) => (p ? Buffer.from(p.payload as Uint8Array).toString('utf8') : '');
-      const modes = () => new Map(([...index!.match(`${TOPIC_ROOT}/+/+`)] as AedesPublishPacket[]).filter((p) => parseTopic(p.topic)?.route === 'region-mode').map((p) => [p.topic, text(p)]));
-      const before = modes();
+      const text = (p: AedesPublishPacket) => Buffer.from(p.payload as Uint8Array).toString('utf8');
+      const before = new Map(regionModes().map((p) => [p.topic, text(p)]));
       void flush()
         .then(load)
         .then(() => {
-          for (const p of [...index!.match(`${TOPIC_ROOT}/+/+`)] as AedesPublishPacket[]) {
-            if (parseTopic(p.topic)?.route === 'region-mode' && before.get(p.topic) !== text(p)) mq._emit({ ...p, retain: false } as never);
-          }
+          for (const p of regionModes()) if (before.get(p.topic) !== text(p)) deliverMode(p);
         })
         .catch((err: unknown) => log.debug({ err: (err as Error).message }, 'settling reload of retained messages failed; the periodic reload retries'));
     }, RESYNC_SETTLE_MS);
