@@ -27,4 +27,4 @@ EXPOSE 8080 1883 8083 8883
 # The cloud's /healthz; docker-compose.yml gives the other processes their own checks.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "--max-semi-space-size=32", "--import", "tsx", "cloud/main.ts"]
+CMD ["node", "--max-semi-space-size=32", "--no-allocation-site-pretenuring", "--import", "tsx", "cloud/main.ts"]

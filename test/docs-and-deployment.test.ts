@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { API_ERRORS } from '../cloud/api/api-errors.ts';
-import { CloudEnv } from '../cloud/config.ts';
+import { CLOUD_NODE_FLAGS, CloudEnv } from '../cloud/config.ts';
 import { EdgeEnv } from '../edge/config.ts';
 import { FLEET_ENV_KEYS } from '../edge/fleet-config.ts';
 import { DROP_REASONS } from '../edge/outbox/outbox.ts';
@@ -83,6 +83,13 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     for (const dir of dockerfile.matchAll(/^COPY (\w+) /gm)) expect(fs.existsSync(path.join(ROOT, dir[1]!))).toBe(true);
+  });
+
+  it('starts the cloud with the Node flags it is measured with, in the image as with npm run cloud and npm start', () => {
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))![1]!) as string[];
+    const script = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.cloud!;
+    expect(cmd).toEqual(['node', ...CLOUD_NODE_FLAGS, '--import', 'tsx', 'cloud/main.ts']);
+    expect(script).toBe(['node', ...CLOUD_NODE_FLAGS, '--import', 'tsx', 'cloud/main.ts'].join(' '));
   });
 });
 
