@@ -312,8 +312,10 @@ describe('AlarmService on the hot path (issue 14: no database round trip per mes
   it('asks the store nothing for messages that change nothing: all-is-well telemetry, a re-sent event, an old observation', async () => {
     const counted = countingStore(store);
     const svc = newService(counted);
-    await svc.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi'); // loads the active alarms once, raises one
-    expect(counted.calls).toEqual(['active', 'transaction', 'raiseMany']);
+    // Loads the active alarms once, raises one: a single statement, atomic on its own, so no transaction
+    // (on PostgreSQL one round trip instead of two before the console hears of it).
+    await svc.onDeviceMessage(doorOpen(T0), 'ishikawa-nomi');
+    expect(counted.calls).toEqual(['active', 'raiseMany']);
     counted.calls.length = 0;
     for (let i = 0; i < 1000; i++) {
       await svc.onDeviceMessage(lockerTelemetry([compartment('A01', { door: 'closed', tempC: 18 })], { ts: T0 + i }), 'ishikawa-nomi');
