@@ -174,7 +174,7 @@ export const CloudEnv = z
  * No allocation-site pretenuring: V8 watches which allocation sites' objects survive scavenges and
  * then allocates theirs straight in the old generation. Under ingest it picked the sites of each
  * message (its parsed JSON, validated copy, points), which live only until their group commit (tens of
- * ms), so the old generation grew ~10 MB/s and a full GC came every ~5 s. At half load (3,300 msg/s,
+ * ms), so the old generation grew ~10 MB/s and a full GC came every 5–10 s. At half load (3,300 msg/s,
  * 3 runs each) the flag halved the median scavenge (4.3 → 2.0 ms), removed the main thread's full
  * GCs in a 20 s run (2–4 → 0) and cut CPU per message 61 → 51 µs (median).
  */
