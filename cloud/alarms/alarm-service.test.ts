@@ -225,20 +225,20 @@ describe('AlarmService', () => {
   it('a failed link check tells no one and leaves no ghost alarms behind', async () => {
     const db = createMemoryAlarmStore();
     let raises = 0;
-    const failing: AlarmStore = {
-      ...db,
+    const failingOn = (base: AlarmStore): AlarmStore => ({
+      ...base,
       raiseMany: async (alarms) => {
         const results = [];
         for (const a of alarms) {
           if (++raises === 2) throw new Error('disk full');
-          results.push(await db.raise(a));
+          results.push(await base.raise(a));
         }
         return results;
       },
-      // The memory store's transaction rolls back what the failed batch raised.
-      transaction: (fn) => db.transaction(() => fn(failing)),
-    };
-    const svc = newService(failing);
+      // The memory store's transaction rolls back what the failed batch raised through it.
+      transaction: (fn) => base.transaction((tx) => fn(failingOn(tx))),
+    });
+    const svc = newService(failingOn(db));
     links = ['hub-1', 'hub-2'].map((hub) => ({ hub, region: 'ishikawa-nomi', online: false, since: now - 60_000 }));
     await svc.checkLinks();
     expect(changes).toEqual([]);

@@ -199,6 +199,25 @@ describe.each(KINDS)('AlarmStore contract (%s)', (kind) => {
     expect(n).toBe(3);
     expect((await store.active()).map((a) => a.id).sort()).toEqual(['h1', 'h2', 'kept']);
   });
+
+  it('undoes a failed transaction\'s own writes only, not a single write made outside it meanwhile', async () => {
+    // An event's alarm is written without a transaction (alarm-service.ts) while a link check's may be
+    // open and then refused by its lease fence: the rollback must not take the event's alarm with it.
+    await open();
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const failing = store.transaction(async (tx) => {
+      await tx.raise(alarm('h1', { hub: 'hub-1', device: null, compartment: null, kind: 'hub_offline' }));
+      entered();
+      await new Promise((r) => setTimeout(r, 30));
+      throw new Error('lease taken over');
+    });
+    await inside;
+    const outside = store.raise(alarm('event'));
+    await expect(failing).rejects.toThrow('lease taken over');
+    expect((await outside).change).toBe('raised');
+    expect((await store.active()).map((a) => a.id)).toEqual(['event']);
+  });
 });
 
 describe.each(['sqlite', 'postgres'] as const)('AlarmStore on %s, kept in the database', (kind) => {

@@ -406,94 +406,107 @@ function sqlAlarmStore(sql: Sql): AlarmStore {
 
 /** In memory, for unit tests of code that uses alarms; passes the same suite as the SQL store. */
 export function createMemoryAlarmStore(): AlarmStore {
-  let rows = new Map<string, AlarmRecord>();
+  const rows = new Map<string, AlarmRecord>();
   // Params are an object: a caller changing the one it got back must not change what is stored (as in SQL).
   const copy = (a: AlarmRecord): AlarmRecord => ({ ...a, params: { ...a.params } });
   const isActive = (a: AlarmRecord) => a.state !== 'cleared';
   const sameKey = (a: AlarmRecord, b: AlarmRecord) => a.hub === b.hub && a.device === b.device && a.compartment === b.compartment && a.kind === b.kind;
   const oldestFirst = (a: AlarmRecord, b: AlarmRecord) => a.raisedAt - b.raisedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-  const update = (id: string, when: (a: AlarmRecord) => boolean, change: (a: AlarmRecord) => AlarmRecord): AlarmRecord | null => {
-    const a = rows.get(id);
-    if (!a || !when(a)) return null;
-    const changed = change(a);
-    rows.set(id, changed);
-    return copy(changed);
-  };
-  // Transactions one at a time, undone as a whole when they fail (as the SQL store's rollback).
+  // Transactions one at a time; a failed one undoes its own writes only (as the SQL store's rollback),
+  // not those made meanwhile outside it — a single write goes without a transaction (alarm-service.ts).
   let tail: Promise<unknown> = Promise.resolve();
-  const store: AlarmStore = {
-    async insert(a) {
-      if (rows.has(a.id)) throw new AlarmConflictError(`alarm ${a.id} exists`);
-      if (isActive(a) && [...rows.values()].some((b) => isActive(b) && sameKey(a, b))) throw new AlarmConflictError(`an active alarm with the key of ${a.id} exists`);
-      rows.set(a.id, copy(a));
-    },
-    async raise(a) {
-      const current = [...rows.values()].find((b) => isActive(b) && sameKey(a, b));
-      if (!current) {
-        const raised: AlarmRecord = { ...copy(a), state: 'open', count: 1 };
-        rows.set(a.id, raised);
-        return { change: 'raised', alarm: copy(raised) };
-      }
-      if (a.lastObservedAt <= current.lastObservedAt) return { change: 'none', alarm: copy(current) };
-      const repeated: AlarmRecord = {
-        ...current, count: current.count + 1, lastSeenAt: a.lastSeenAt, lastObservedAt: a.lastObservedAt, detail: a.detail,
-        params: { ...a.params }, deviceDetail: a.deviceDetail,
-      };
-      rows.set(current.id, repeated);
-      return { change: 'repeated', alarm: copy(repeated) };
-    },
-    async raiseMany(alarms) {
-      if (new Set(alarms.map(storedKey)).size < alarms.length) throw new Error('raiseMany: two alarms with one key');
-      const results: RaiseResult[] = [];
-      for (const a of alarms) results.push(await store.raise(a));
-      return results;
-    },
-    async get(id) {
+  /** The store; inside a transaction, `journal` keeps each touched alarm's value from before it. */
+  const bound = (journal: Map<string, AlarmRecord | undefined> | null): AlarmStore => {
+    const put = (id: string, a: AlarmRecord) => {
+      if (journal && !journal.has(id)) journal.set(id, rows.get(id));
+      rows.set(id, a);
+    };
+    const update = (id: string, when: (a: AlarmRecord) => boolean, change: (a: AlarmRecord) => AlarmRecord): AlarmRecord | null => {
       const a = rows.get(id);
-      return a ? copy(a) : null;
-    },
-    async active() {
-      return [...rows.values()].filter(isActive).sort(oldestFirst).map(copy);
-    },
-    async list(q) {
-      return [...rows.values()]
-        .filter((a) => (q.state === 'active' ? isActive(a) : q.state === undefined || a.state === q.state))
-        .filter((a) => (q.hub === undefined || a.hub === q.hub) && (q.severity === undefined || a.severity === q.severity) && (q.kind === undefined || a.kind === q.kind))
-        .filter((a) => (q.hubs === undefined || q.hubs.includes(a.hub)) && (q.regions === undefined || q.regions.includes(a.region)))
-        .sort((a, b) => -oldestFirst(a, b))
-        .slice(0, q.limit)
-        .map(copy);
-    },
-    async acknowledge(id, x) {
-      return update(id, (a) => a.state === 'open', (a) => ({ ...a, state: 'acknowledged', acknowledgedAt: x.at, acknowledgedBy: x.by, ackNote: x.note }));
-    },
-    async clear(id, x) {
-      return update(id, isActive, (a) => ({ ...a, state: 'cleared', clearedAt: x.at, clearedBy: x.by, clearNote: x.note }));
-    },
-    async clearMany(clears) {
-      const results: (AlarmRecord | null)[] = [];
-      for (const c of clears) results.push(await store.clear(c.id, c.action));
-      return results;
-    },
-    async countActive() {
-      const counts: Record<AlarmSeverity, number> = { warning: 0, critical: 0 };
-      for (const a of rows.values()) if (isActive(a)) counts[a.severity]++;
-      return counts;
-    },
-    transaction(fn) {
-      const run = tail.then(async () => {
-        const before = new Map(rows);
-        try {
-          return await fn(store);
-        } catch (err) {
-          rows = before;
-          throw err;
+      if (!a || !when(a)) return null;
+      const changed = change(a);
+      put(id, changed);
+      return copy(changed);
+    };
+    const store: AlarmStore = {
+      async insert(a) {
+        if (rows.has(a.id)) throw new AlarmConflictError(`alarm ${a.id} exists`);
+        if (isActive(a) && [...rows.values()].some((b) => isActive(b) && sameKey(a, b))) throw new AlarmConflictError(`an active alarm with the key of ${a.id} exists`);
+        put(a.id, copy(a));
+      },
+      async raise(a) {
+        const current = [...rows.values()].find((b) => isActive(b) && sameKey(a, b));
+        if (!current) {
+          const raised: AlarmRecord = { ...copy(a), state: 'open', count: 1 };
+          put(a.id, raised);
+          return { change: 'raised', alarm: copy(raised) };
         }
-      });
-      tail = run.catch(() => {});
-      return run;
-    },
-    close: async () => {},
+        if (a.lastObservedAt <= current.lastObservedAt) return { change: 'none', alarm: copy(current) };
+        const repeated: AlarmRecord = {
+          ...current, count: current.count + 1, lastSeenAt: a.lastSeenAt, lastObservedAt: a.lastObservedAt, detail: a.detail,
+          params: { ...a.params }, deviceDetail: a.deviceDetail,
+        };
+        put(current.id, repeated);
+        return { change: 'repeated', alarm: copy(repeated) };
+      },
+      async raiseMany(alarms) {
+        if (new Set(alarms.map(storedKey)).size < alarms.length) throw new Error('raiseMany: two alarms with one key');
+        const results: RaiseResult[] = [];
+        for (const a of alarms) results.push(await store.raise(a));
+        return results;
+      },
+      async get(id) {
+        const a = rows.get(id);
+        return a ? copy(a) : null;
+      },
+      async active() {
+        return [...rows.values()].filter(isActive).sort(oldestFirst).map(copy);
+      },
+      async list(q) {
+        return [...rows.values()]
+          .filter((a) => (q.state === 'active' ? isActive(a) : q.state === undefined || a.state === q.state))
+          .filter((a) => (q.hub === undefined || a.hub === q.hub) && (q.severity === undefined || a.severity === q.severity) && (q.kind === undefined || a.kind === q.kind))
+          .filter((a) => (q.hubs === undefined || q.hubs.includes(a.hub)) && (q.regions === undefined || q.regions.includes(a.region)))
+          .sort((a, b) => -oldestFirst(a, b))
+          .slice(0, q.limit)
+          .map(copy);
+      },
+      async acknowledge(id, x) {
+        return update(id, (a) => a.state === 'open', (a) => ({ ...a, state: 'acknowledged', acknowledgedAt: x.at, acknowledgedBy: x.by, ackNote: x.note }));
+      },
+      async clear(id, x) {
+        return update(id, isActive, (a) => ({ ...a, state: 'cleared', clearedAt: x.at, clearedBy: x.by, clearNote: x.note }));
+      },
+      async clearMany(clears) {
+        const results: (AlarmRecord | null)[] = [];
+        for (const c of clears) results.push(await store.clear(c.id, c.action));
+        return results;
+      },
+      async countActive() {
+        const counts: Record<AlarmSeverity, number> = { warning: 0, critical: 0 };
+        for (const a of rows.values()) if (isActive(a)) counts[a.severity]++;
+        return counts;
+      },
+      transaction(fn) {
+        if (journal) return fn(store); // already in one
+        const run = tail.then(async () => {
+          const mine = new Map<string, AlarmRecord | undefined>();
+          try {
+            return await fn(bound(mine));
+          } catch (err) {
+            for (const [id, before] of mine) {
+              if (before === undefined) rows.delete(id);
+              else rows.set(id, before);
+            }
+            throw err;
+          }
+        });
+        tail = run.catch(() => {});
+        return run;
+      },
+      close: async () => {},
+    };
+    return store;
   };
-  return store;
+  return bound(null);
 }
