@@ -47,7 +47,7 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
   async function ingestWith(hooks: IngestHooks, sql: Sql = t.db.sql): Promise<Ingest> {
     const i = new Ingest({
       store: fakeTelemetryStore().store, sql, deadLetters, live: new LiveState(loadRegionFile(REGION_FILE)), metrics: createMetrics(),
-      logger: pino({ level: 'silent' }), seen: await openSeenMessageStore(t.db), maxPayloadBytes: 65_536, maxBatchPoints: 1000,
+      logger: pino({ level: 'silent' }), seen: await openSeenMessageStore({ ...t.db, sql }), maxPayloadBytes: 65_536, maxBatchPoints: 1000,
       maxDevicesPerHub: 100, ...CHECKS, hooks,
     });
     ingests.push(i);
@@ -85,15 +85,23 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
   });
 
   it('reports the operational database unhealthy while its commits fail for a reason worth retrying, and healthy once one succeeds', async () => {
-    let down = true;
+    // Every statement and transaction is refused while `down` (an event's dedupe id is one statement,
+    // written without a transaction).
+    let down = false;
+    const base = t.db.sql;
+    const up = () => {
+      if (down) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+    };
     const flaky: Sql = {
-      ...t.db.sql,
-      transaction: async (fn) => {
-        if (down) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
-        return t.db.sql.transaction(fn);
-      },
+      ...base,
+      query: async (text, params) => (up(), base.query(text, params)),
+      one: async (text, params) => (up(), base.one(text, params)),
+      run: async (text, params) => (up(), base.run(text, params)),
+      exec: async (script) => (up(), base.exec(script)),
+      transaction: async (fn) => (up(), base.transaction(fn)),
     };
     const ingest = await ingestWith({}, flaky);
+    down = true;
     expect(ingest.operationalHealthy).toBe(true);
     const done = ingest.handle(inbound('locker.event'));
     await waitUntil(() => !ingest.operationalHealthy);
