@@ -109,6 +109,42 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
     await within(15_000, done);
     expect(ingest.operationalHealthy).toBe(true);
   });
+
+  it('holds a batch of acknowledgements alone when the database goes down while they are recorded, reports it unhealthy, and records them once it is back', async () => {
+    let down = false;
+    const base = t.db.sql;
+    const up = () => {
+      if (down) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+    };
+    const flaky: Sql = {
+      ...base,
+      query: async (text, params) => (up(), base.query(text, params)),
+      one: async (text, params) => (up(), base.one(text, params)),
+      run: async (text, params) => (up(), base.run(text, params)),
+      exec: async (script) => (up(), base.exec(script)),
+      transaction: async (fn) => (up(), base.transaction(fn)),
+    };
+    const recorded: string[] = [];
+    let dropped = false;
+    const ingest = await ingestWith({
+      recordCommandAcks: async (acks: { ack: CommandAck }[], tx?: Sql) => {
+        // The connection drops (once) while the acknowledgement is written, after the dedupe ids went through.
+        if (!dropped) {
+          dropped = true;
+          down = true;
+          setTimeout(() => (down = false), 1_500);
+        }
+        up();
+        await tx!.query('SELECT 1 AS one');
+        recorded.push(...acks.map((a) => a.ack.commandId));
+      },
+    }, flaky);
+    const health: boolean[] = [];
+    const poll = setInterval(() => health.push(ingest.operationalHealthy), 10);
+    const outcome = await within(15_000, ingest.handle(inbound('hub.command-ack', { id: 'ack-down', commandId: 'cmd-down' }))).then(() => 'acknowledged', (e: Error) => `refused: ${e.message}`);
+    clearInterval(poll);
+    expect({ outcome, recorded, sawUnhealthy: health.includes(false) }).toEqual({ outcome: 'acknowledged', recorded: ['cmd-down'], sawUnhealthy: true });
+  });
 });
 
 describe('data errors', () => {
