@@ -85,8 +85,7 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
   });
 
   it('reports the operational database unhealthy while its commits fail for a reason worth retrying, and healthy once one succeeds', async () => {
-    // Every statement and transaction is refused while `down` (an event's dedupe id is one statement,
-    // written without a transaction).
+    // Every statement and transaction is refused while `down`, as when the database is unreachable.
     let down = false;
     const base = t.db.sql;
     const up = () => {

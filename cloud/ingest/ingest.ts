@@ -468,16 +468,6 @@ export class Ingest {
    * letters. Resolves with the copies; throws `SideEffectRecordError` when a hook failed (rolled back).
    */
   private async commitOperational(items: Item[], dead: DeadLetterInput[], effects: ReadonlySet<SideEffect>): Promise<Item[]> {
-    if (items.length > 0 && dead.length === 0 && items.every((it) => !it.modeAck && !it.commandAck)) {
-      // Dedupe ids alone (events and statuses of an ordinary moment): the seen store writes them as one
-      // statement when it can, outside a transaction — on PostgreSQL one round trip instead of two
-      // before the messages are acknowledged and applied (an event's alarm waits for it; issue 17).
-      // Not for nothing: the retry of a batch whose acknowledgements were refused may be empty, and its
-      // (empty) transaction is what tells whether the database is back.
-      const keyed = items.filter((it) => it.seen);
-      const fresh = keyed.length > 0 && this.o.seen ? await this.o.seen.recordNew(keyed.map((it) => it.seen!)) : keyed.map(() => true);
-      return keyed.filter((_, i) => !fresh[i]);
-    }
     const { copies, evicted } = await this.o.sql.transaction(async (tx) => {
       const record = async <A>(kind: SideEffect, hook: ((acks: A[], tx?: Sql) => Promise<void>) | undefined, of: (it: Item) => A | undefined, copy: ReadonlySet<Item>) => {
         const acks = effects.has(kind) && hook ? items.filter((it) => of(it) && !copy.has(it)) : [];

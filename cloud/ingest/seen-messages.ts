@@ -63,8 +63,7 @@ export interface SeenMessageStore {
    * Records the entries — in `tx` when given, so they commit with the batch's side effects — and
    * tells, per entry, whether it was new (`true`) or a copy of one already remembered (an entry with
    * the same key earlier in the same call included). A copy keeps the first entry's time. One
-   * statement per 1,000 entries: ingest calls it once per group commit, never per message. Without
-   * `tx`, entries that take one statement are written without a transaction.
+   * statement per 1,000 entries: ingest calls it once per group commit, never per message.
    */
   recordNew(entries: readonly SeenMessage[], tx?: Sql): Promise<boolean[]>;
   has(hub: string, device: string, msgId: string): Promise<boolean>;
@@ -131,11 +130,7 @@ export async function openSeenMessageStore(db: Database): Promise<SeenMessageSto
   return {
     recordNew: async (entries, tx) => {
       if (entries.length === 0) return [];
-      if (tx) return recordAll(tx, entries);
-      // One chunk with no legacy rows to look up is one statement, atomic on its own: no transaction
-      // (on PostgreSQL one round trip instead of two).
-      if (!legacy && entries.length <= CHUNK) return recordAll(sql, entries);
-      return sql.transaction((t) => recordAll(t, entries));
+      return tx ? recordAll(tx, entries) : sql.transaction((t) => recordAll(t, entries));
     },
     has: async (hub, device, msgId) =>
       (await sql.one(`SELECT 1 AS one FROM seen_messages WHERE hub = ? AND msg_id = ? AND device IN (?, '${LEGACY_DEVICE}') LIMIT 1`, [hub, msgId, device])) !== undefined,
