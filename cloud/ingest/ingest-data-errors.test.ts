@@ -54,6 +54,22 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
     return i;
   }
 
+  /** `t`'s SQL, refusing every statement and transaction while `down()`, as when the database is unreachable. */
+  function unreachableWhile(down: () => boolean): Sql {
+    const base = t.db.sql;
+    const up = () => {
+      if (down()) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+    };
+    return {
+      ...base,
+      query: async (text, params) => (up(), base.query(text, params)),
+      one: async (text, params) => (up(), base.one(text, params)),
+      run: async (text, params) => (up(), base.run(text, params)),
+      exec: async (script) => (up(), base.exec(script)),
+      transaction: async (fn) => (up(), base.transaction(fn)),
+    };
+  }
+
   /** A statement the database refuses for its value (class 22 on PostgreSQL; SQLite takes almost anything, so its code is thrown). */
   async function refuseValue(tx: Sql): Promise<never> {
     if (tx.dialect === 'postgres') await tx.query('SELECT 1 / 0 AS n'); // 22012 division_by_zero
@@ -85,20 +101,8 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
   });
 
   it('reports the operational database unhealthy while its commits fail for a reason worth retrying, and healthy once one succeeds', async () => {
-    // Every statement and transaction is refused while `down`, as when the database is unreachable.
     let down = false;
-    const base = t.db.sql;
-    const up = () => {
-      if (down) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
-    };
-    const flaky: Sql = {
-      ...base,
-      query: async (text, params) => (up(), base.query(text, params)),
-      one: async (text, params) => (up(), base.one(text, params)),
-      run: async (text, params) => (up(), base.run(text, params)),
-      exec: async (script) => (up(), base.exec(script)),
-      transaction: async (fn) => (up(), base.transaction(fn)),
-    };
+    const flaky = unreachableWhile(() => down);
     const ingest = await ingestWith({}, flaky);
     down = true;
     expect(ingest.operationalHealthy).toBe(true);
@@ -111,18 +115,7 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
 
   it('holds a batch of acknowledgements alone when the database goes down while they are recorded, reports it unhealthy, and records them once it is back', async () => {
     let down = false;
-    const base = t.db.sql;
-    const up = () => {
-      if (down) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
-    };
-    const flaky: Sql = {
-      ...base,
-      query: async (text, params) => (up(), base.query(text, params)),
-      one: async (text, params) => (up(), base.one(text, params)),
-      run: async (text, params) => (up(), base.run(text, params)),
-      exec: async (script) => (up(), base.exec(script)),
-      transaction: async (fn) => (up(), base.transaction(fn)),
-    };
+    const flaky = unreachableWhile(() => down);
     const recorded: string[] = [];
     let dropped = false;
     const ingest = await ingestWith({
@@ -133,7 +126,7 @@ describe.each(SQL_DATABASES)('on %s', (kind) => {
           down = true;
           setTimeout(() => (down = false), 1_500);
         }
-        up();
+        if (down) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
         await tx!.query('SELECT 1 AS one');
         recorded.push(...acks.map((a) => a.ack.commandId));
       },
