@@ -14,8 +14,8 @@ describe('EVENT_LOOP_RESOLUTION_MS', () => {
 });
 
 describe('MQTT_LISTEN_BACKLOG', () => {
-  it('defaults to 4,096 (a dead node\'s share of 13,800 hubs fits in one survivor\'s accept queue), takes another size, and refuses what is not a whole number from 1 to 65,535, naming the variable', () => {
-    expect(loadCloudConfig({}).mqtt.listenBacklog).toBe(4_096);
+  it('defaults to 32,768 (13,800 hubs reconnecting to a restarted cloud fit in its accept queue), takes another size, and refuses what is not a whole number from 1 to 65,535, naming the variable', () => {
+    expect(loadCloudConfig({}).mqtt.listenBacklog).toBe(32_768);
     expect(loadCloudConfig({ MQTT_LISTEN_BACKLOG: '511' }).mqtt.listenBacklog).toBe(511);
     for (const bad of ['0', '-1', '1.5', '65536', 'deep']) {
       expect(() => loadCloudConfig({ MQTT_LISTEN_BACKLOG: bad }), bad).toThrow(ConfigError);

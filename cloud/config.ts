@@ -61,7 +61,7 @@ export const CloudEnv = z
     MQTT_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(20_000),
     MQTT_MAX_CONNECTIONS_PER_HUB: z.coerce.number().int().min(1).default(16),
     MQTT_MAX_INFLIGHT_PER_CLIENT: z.coerce.number().int().min(1).default(1_000).describe('Unacknowledged QoS 1/2 messages one client may have in ingest'),
-    MQTT_LISTEN_BACKLOG: z.coerce.number().int().min(1).max(65_535).default(4_096).describe('Connections the kernel may hold for the MQTT listeners before the cloud accepts them (capped by net.core.somaxconn)'),
+    MQTT_LISTEN_BACKLOG: z.coerce.number().int().min(1).max(65_535).default(32_768).describe('Connections the kernel may hold for the MQTT listeners before the cloud accepts them (capped by net.core.somaxconn)'),
     MQTT_PACKET_TIMEOUT_S: z.coerce.number().min(0.05).max(3_600).default(30).describe('An MQTT packet must arrive whole within this many seconds of its first byte, else the connection is closed'),
     MQTT_SESSION_EXPIRY_S: z.coerce
       .number()

@@ -115,6 +115,7 @@ describe('docker-compose.yml: the full stack', () => {
     depends_on?: Record<string, { condition: string }>;
     profiles?: string[];
     ulimits?: { nofile?: { soft: number; hard: number } };
+    sysctls?: Record<string, string | number>;
   };
   type Resolved = { services: Record<string, Service>; volumes: Record<string, unknown> };
 
@@ -204,6 +205,16 @@ describe('docker-compose.yml: the full stack', () => {
     expect(new URL(e('cloud').DATABASE_URL!).password).toBe(example.POSTGRES_PASSWORD);
     // Every variable .env.example offers is one the compose file reads.
     expect(Object.keys(example).filter((k) => !composeText.includes(`\${${k}:-`) && !composeText.includes(`\${${k}:?`) && !new RegExp(`^ {6}${k}:\\s*$`, 'm').test(composeText))).toEqual([]);
+  });
+
+  it('gives every cloud process (single and cluster nodes) a kernel accept queue that holds its default MQTT_LISTEN_BACKLOG', () => {
+    // Linux caps the backlog at net.core.somaxconn (4096 on most hosts): 13,800 hubs reconnecting at once need more (issue 17).
+    const backlog = CloudEnv.shape.MQTT_LISTEN_BACKLOG.parse(undefined);
+    expect(backlog).toBeGreaterThan(13_800);
+    for (const n of ['cloud', ...NODES]) {
+      const sysctls = svc(n).sysctls ?? {};
+      expect({ n, somaxconn: Number(sysctls['net.core.somaxconn']), synBacklog: Number(sysctls['net.ipv4.tcp_max_syn_backlog']) }).toEqual({ n, somaxconn: backlog, synBacklog: backlog });
+    }
   });
 
   it('has no secret in the file: passwords, tokens and secrets come only from the environment, with no default', () => {

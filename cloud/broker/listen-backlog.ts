@@ -1,0 +1,26 @@
+import fs from 'node:fs';
+
+/**
+ * Linux caps a listen backlog at `net.core.somaxconn` without a word (listen(2)). The cap, or null
+ * where it cannot be read (another OS, no /proc).
+ */
+export function kernelBacklogCap(read: () => string = () => fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8')): number | null {
+  try {
+    const n = Number(read().trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The operator's warning when the kernel holds fewer connections than MQTT_LISTEN_BACKLOG asks for,
+ * else null. Hubs that reconnect at once beyond the queue (a restart, a dead node's share) have their
+ * handshakes dropped and retried by TCP 1, 3 and 7 s later (issue 17, item 3).
+ */
+export function backlogWarning(requested: number, cap: number | null): string | null {
+  if (cap === null || cap >= requested) return null;
+  return `the kernel holds only ${cap} connections for the MQTT listeners (net.core.somaxconn), not MQTT_LISTEN_BACKLOG ${requested}: ` +
+    'hubs reconnecting at once beyond that have their handshakes dropped and retried 1, 3 and 7 s later; ' +
+    `raise it (sysctl -w net.core.somaxconn=${requested}; README, "Sizing the nodes")`;
+}
