@@ -5,6 +5,7 @@ import { backoffDelayMs, type Backoff } from '../../shared/backoff.ts';
 import { checkPassword, hashPassword, LEGACY_SCRYPT } from '../../cloud/accounts/password-hash.ts';
 import { openDatabase } from '../../cloud/db/database.ts';
 import { generatePassword, hashHubSecret, verifyHubSecret } from '../../cloud/hubs/hub-credentials.ts';
+import { CloudEnv } from '../../cloud/config.ts';
 import { UPLINK_BACKOFF } from '../../edge/uplink.ts';
 import type { ConnectReply, HubClientsRequest, ReconnectPolicy, ReconnectReply, RoundReply } from '../load/hub-clients.ts';
 import { DATABASE_LABEL, type BenchDatabaseKind } from '../lib/bench-database.ts';
@@ -35,6 +36,17 @@ export const EDGE_DEFAULT_RECONNECT: ReconnectPolicy = {
 };
 
 const TARGET_MS = 10_000;
+/** The listen backlog before issue 17 raised it, and net.core.somaxconn on most Linux hosts. */
+const SHORT_BACKLOG = 4_096;
+const listenBacklogDefault = () => CloudEnv.shape.MQTT_LISTEN_BACKLOG.parse(undefined);
+/** A kernel setting under /proc/sys, or '—' where it cannot be read. */
+function sysctl(name: string): string {
+  try {
+    return fs.readFileSync(`/proc/sys/${name}`, 'utf8').trim();
+  } catch {
+    return '—';
+  }
+}
 
 /** Linux's count of connections dropped because a listen queue was full (/proc/net/netstat TcpExt ListenOverflows); null elsewhere. */
 function listenOverflows(): number | null {
@@ -180,8 +192,8 @@ const describeSample = (s: StormSample) =>
   `cloud CPU ${fmt(s.cloudCpuS, 2)} s (${fmt((1000 * s.cloudCpuS) / s.hubs, 2)} ms per hub); load ${s.loadBefore} → ${s.loadAfter}`;
 
 /** A cloud with `hubs` connected hubs (reconnecting like agents) that all acknowledged one switch; then `restarts` restarts, and optionally one more with every secret planted back as scrypt. */
-async function measure(worker: HubWorker, hubs: number, restarts: number, database: BenchDatabaseKind, legacyRestart: boolean, log: (l: string) => void): Promise<StormSample[]> {
-  const nc = await startNationalCloud(hubs, { database });
+async function measure(worker: HubWorker, hubs: number, restarts: number, database: BenchDatabaseKind, legacyRestart: boolean, log: (l: string) => void, env: Record<string, string> = {}): Promise<StormSample[]> {
+  const nc = await startNationalCloud(hubs, { database, env });
   const samples: StormSample[] = [];
   try {
     const label = DATABASE_LABEL[database];
@@ -250,8 +262,12 @@ export const reconnect: Section = async ({ quick, log }) => {
       byDb[database] = await measure(worker, hubs, restarts, database, quick && database === 'sqlite', log);
     }
     const legacy = quick ? byDb.sqlite!.filter((s) => s.secrets === 'scrypt') : await measure(worker, legacyHubs, 1, 'sqlite', true, log);
+    // The same restarts with the listeners' accept queue at 4,096: MQTT_LISTEN_BACKLOG's default before
+    // it was raised, and net.core.somaxconn on most hosts (which caps any backlog).
+    const shortQueue = quick ? [] : await measure(worker, hubs, restarts, 'sqlite', false, (l) => log(`MQTT_LISTEN_BACKLOG 4096: ${l}`), { MQTT_LISTEN_BACKLOG: String(SHORT_BACKLOG) });
     const fastAtLegacySize = quick ? byDb.sqlite!.filter((s) => s.secrets === 'fast') : legacy.filter((s) => s.secrets === 'fast');
     raw.samples = { ...byDb, legacy: quick ? undefined : legacy };
+    raw.shortQueue = shortQueue;
 
     for (const database of databases) {
       const samples = byDb[database]!.filter((s) => s.secrets === 'fast');
@@ -279,6 +295,19 @@ export const reconnect: Section = async ({ quick, log }) => {
         metric: `  cloud CPU per reconnecting hub (ready → all back and acknowledged), ${label}`,
         ours: summarize(samples.map((s) => (1000 * s.cloudCpuS) / s.hubs)), unit: 'ms', decimals: 2,
       });
+    }
+    if (shortQueue.length > 0) {
+      const ours = byDb.sqlite!.filter((s) => s.secrets === 'fast');
+      const short = summarize(shortQueue.map((s) => s.allAckedMs));
+      const overflowText = (xs: StormSample[]) => fmt(summarize(xs.map((s) => s.listenOverflows ?? Number.NaN)).median, 0);
+      const timeoutText = (xs: StormSample[]) => fmt(summarize(xs.map((s) => s.failures.connack_timeout ?? 0)).median, 0);
+      rows.push({
+        metric: `Same restart, ${fmt(hubs, 0)} hubs (SQLite): the listeners' accept queue at ${fmt(listenBacklogDefault(), 0)} (MQTT_LISTEN_BACKLOG default; net.core.somaxconn ${sysctl('net/core/somaxconn')} here) against ${fmt(SHORT_BACKLOG, 0)}`,
+        ours: summarize(ours.map((s) => s.allAckedMs)), unit: 'ms', decimals: 0,
+        alternative: { name: `accept queue ${fmt(SHORT_BACKLOG, 0)} (the default before; net.core.somaxconn on most hosts)`, value: short },
+        comparison: `handshakes dropped for a full queue (ListenOverflows, median per restart) ${overflowText(ours)} vs ${overflowText(shortQueue)}; tries that hit the 10 s CONNACK timeout ${timeoutText(ours)} vs ${timeoutText(shortQueue)}`,
+      });
+      for (const x of shortQueue) notes.push(`MQTT_LISTEN_BACKLOG ${SHORT_BACKLOG}: ${describeSample(x)}`);
     }
     const legacyAll = summarize(legacy.map((s) => s.allAckedMs));
     const fastSame = summarize(fastAtLegacySize.map((s) => s.allAckedMs));
@@ -309,18 +338,21 @@ export const reconnect: Section = async ({ quick, log }) => {
         `Simulated with the same formula (13,800 hubs, no cloud cost at all): cloud down 1 s → the last hub's first try comes ${fmt(f1.max / 1000, 1)} s after it is back (p99 ${fmt(f1.p99 / 1000, 1)} s); ` +
         `down 2 s → ${fmt(f2.max / 1000, 1)} s (p99 ${fmt(f2.p99 / 1000, 1)} s); with full jitter (uniform in [0, d)) down 2 s → ${fmt(full2.max / 1000, 1)} s.`,
       `What limits it (13,800 hubs): the cloud's main thread. Each reconnecting hub costs the cloud ${fmt(cpuPerHub.median, 2)} ms of CPU (TCP accept, CONNECT, the secret check, three subscriptions ` +
-        `with the retained mode, the birth status stored, the mode acknowledgement stored), so 13,800 hubs need ~${fmt((cpuPerHub.median * 13_800) / 1000, 0)} CPU-seconds of one thread after the cloud is ready — about the ` +
-        `10 s target by itself. Meanwhile thousands of hubs connect at once: the kernel's accept queue overflows (Linux ListenOverflows rose by ${fmt(overflows.median, 0)} per restart, median, with the listeners' backlog ` +
-        `MQTT_LISTEN_BACKLOG 4,096 — net.core.somaxconn here; Node's default 511 before issue 15), CONNECTs wait in the busy event loop, and ${fmt(timeouts.median, 0)} tries per restart (median) reach the ` +
-        'client\'s 10 s CONNACK timeout; each such hub then backs off at a high attempt count, which is the "back-off wait after ready" column. The runs are bimodal: a restart with no CONNACK ' +
-        'timeout ends in ~12.4–12.8 s, one with a few thousand in 17–21 s (whether the kernel\'s SYN-ACK retransmits, 1, 3, 7 s after a dropped handshake, land before the client\'s timeout). ' +
-        'Profile of the restarted cloud (--cpu-prof, main thread, 2026-12-05): before issue 17\'s commit pacing, SQLite commits took 21.6 % — 8,248 fsynced transactions of ~3 messages ' +
-        '(statuses and mode acknowledgements on the urgent lane), 1.7 s of the thread; paced to one per 5 ms (cloud/ingest/ingest.ts URGENT_SQLITE_PACING_MS) they are 1,277 commits, ' +
-        '0.9 s, and the cloud\'s CPU for the storm fell from 11.8–14.9 s to 8.4–9.8 s in probe runs. Now: socket writes (writev) 13 %, GC 9 %, commits 9 %, SQL statements 8 % (the ' +
-        'secret\'s read 2.7 %, dedupe ids 2.2 %, mode acknowledgements 1.9 %), the telemetry store\'s hand-over to its worker 3 %, aedes\'s per-connection stream pipeline and its ' +
-        'AbortSignal 3 %. Down time: SIGTERM → exit ~1.3 s (closing 13,800 connections; removing their subscriptions from aedes\'s topic tree is 20 % of it), process start → ' +
-        'modules loaded 0.8 s (tsx), → ready 0.8 s. What it would take: cutting the per-hub work by about a third again, and the down time by a second; or the cluster (several ' +
-        'processes share the storm; section 7).',
+        `with the retained mode, the birth status stored, the mode acknowledgement stored), so 13,800 hubs need ~${fmt((cpuPerHub.median * 13_800) / 1000, 1)} CPU-seconds of one thread after the cloud is ready; ` +
+        'with ~2.5–2.9 s from the signal to ready, that is the 10 s target with little to spare. ' +
+        `The kernel's accept queue: with MQTT_LISTEN_BACKLOG ${fmt(listenBacklogDefault(), 0)} and net.core.somaxconn raised to match, no handshake was dropped (Linux ListenOverflows ${fmt(overflows.median, 0)} per restart, median; ` +
+        `CONNACK timeouts ${fmt(timeouts.median, 0)}); at ${fmt(SHORT_BACKLOG, 0)} (the row above) tens of thousands were, each retried by TCP 1, 3 and 7 s later, and a restart whose retried ` +
+        'handshakes then reached the client\'s 10 s CONNACK timeout sent those hubs into long back-offs: the runs of 2026-12-05 were bimodal, ~12.4–12.8 s without such timeouts and 17–21 s with a few thousand. ' +
+        'Down time (2026-12-06, instrumented probe runs): SIGTERM → exit 1.0–1.4 s (closing 13,800 connections, each hub\'s last will through ingest); it was ~1.3–1.6 s while the connections were ' +
+        'closed oldest first, as aedes.close() does — a region\'s mode topic keeps one listener per hub in subscription order and mqemitter removes each with a search from the end, so that order was ' +
+        'quadratic (qlobber\'s _remove_value 14 % of the shutdown\'s CPU; newest first, 1 %); process start → modules loaded 0.55–0.9 s (tsx), → ready another 0.4–0.7 s. ' +
+        'Commit pacing (cloud/ingest/ingest.ts URGENT_PACING_MS, 5 ms): unpaced, the statuses and mode acknowledgements of a storm were ~3 per commit — on SQLite 8,248 fsynced commits, 1.7 s of the thread, ' +
+        'on PostgreSQL ~5,900 transactions of four statements; paced on SQLite since 2026-12-05 and on PostgreSQL since 2026-12-06 (storm CPU on PostgreSQL 8.8–9.4 → 7.9–8.1 s in probe runs). ' +
+        'Profile of the restarted cloud on SQLite (--cpu-prof, main thread, ready → all back, 2026-12-06): socket writes (writev) 13 %, better-sqlite3 statements 9 % and our SQL layer around them 9 %, the embedded ' +
+        'telemetry store\'s writes 5 %, GC 5 %, the secret check with its read 6 % (HMAC 2 %), the login scheduler 4 %, a DOMException per closed stream pipeline 2 %. On PostgreSQL the driver\'s sends and ' +
+        'parses add ~20 % (one socket write per statement). Reading the secrets of logins waiting at once with one statement was tried and dropped: under the storm the checks come one per turn ' +
+        'of the event loop, so the statements stayed single (in a counted 4-s window: 8,446 read one secret, 26 read 3–8). What more margin would take: a shorter start (the modules compiled ahead instead of through tsx), ' +
+        'fewer statements per hub on PostgreSQL, or the cluster (several processes share the storm; section 7).',
     );
   } finally {
     await worker.stop();
@@ -338,7 +370,10 @@ export const reconnect: Section = async ({ quick, log }) => {
       '(CONNACK, SUBACK, PUBACK of its birth status) and the cloud has stored its acknowledgement (the PUBACK of its mode-ack, sent after the write). ' +
       `${restarts} restarts per database; ` +
       `and one restart of a ${fmt(legacyHubs, 0)}-hub cloud whose stored secrets were all set back to scrypt N=2^14 (what a cloud before issue 17 stored; each is re-stored in the fast form at its login), ` +
-      'beside restarts of the same size with the production form. Everything shares the machine\'s two cores with the load generator and with other work on the machine: ' +
+      'beside restarts of the same size with the production form. ' +
+      `${quick ? '' : `Then ${restarts} more restarts on SQLite with MQTT_LISTEN_BACKLOG=${SHORT_BACKLOG} (the default before issue 17 raised it to ${fmt(listenBacklogDefault(), 0)}). `}` +
+      `Kernel settings of the run: net.core.somaxconn ${sysctl('net/core/somaxconn')} (it caps every listen backlog), net.ipv4.tcp_max_syn_backlog ${sysctl('net/ipv4/tcp_max_syn_backlog')}, tcp_syncookies ${sysctl('net/ipv4/tcp_syncookies')}. ` +
+      'Everything shares the machine\'s two cores with the load generator and with other work on the machine: ' +
       'the load average (1, 5, 15 min) before and after each restart is in the notes.',
     rows, notes, raw,
   };
