@@ -445,7 +445,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   const mqttPort = await listen(tcp, o.bindHost, o.port, o.listenBacklog);
   servers.push(tcp);
   const somaxconn = kernelBacklogCap();
-  const capped = backlogWarning(o.listenBacklog, somaxconn);
+  const capped = backlogWarning(o.listenBacklog, somaxconn, o.live.regions.all().reduce((n, r) => n + r.hubs.length, 0));
   if (capped) log.warn({ listenBacklog: o.listenBacklog, somaxconn }, capped);
 
   let wsPort: number | null = null;
