@@ -156,6 +156,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       cb(null, connections.total < o.maxConnections);
     },
     authenticate: (client, username, password, cb) => {
+      if (closing) return cb(authError('server shutting down', 3), null);
       if (!username || !password) {
         o.metrics.authFailures.inc({ reason: 'no_credentials' });
         return cb(authError('username and password are required', 4), null);
@@ -208,6 +209,12 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
           }
           // Gone while its password was checked: aedes drops it; taking a slot now would never be undone.
           if (client.closed || transportClosed.has(client)) return cb(authError('connection closed', 3), null);
+          // The broker began closing while the password was checked: close() has taken its list of
+          // clients, so one admitted now would stay connected to a process that is going away (and in
+          // cluster mode its will stored in Redis) — refused, 0x03 server unavailable: the hub backs off
+          // and reconnects to whichever cloud answers next. (aedes.close() does this through its
+          // `closed` flag, but close() below closes the clients before calling it.)
+          if (closing) return cb(authError('server shutting down', 3), null);
           identities.set(client, identity);
           connections.admit(client, identity.hubId);
           leftWaiting(client);
@@ -296,6 +303,8 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   }
 
   const clientsById = () => (aedes as unknown as { clients: Record<string, Client | undefined> }).clients;
+  /** Set by close(): logins still being checked are refused (see authenticate). */
+  let closing = false;
   const updateGauges = () => {
     o.metrics.mqttConnections.set(connections.total);
     o.metrics.hubsConnected.set(o.live.connectedCount());
@@ -486,6 +495,7 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       });
     },
     async close() {
+      closing = true;
       clearInterval(sweep);
       for (const s of servers) s.close();
       wss?.close();
