@@ -207,11 +207,11 @@ describe('docker-compose.yml: the full stack', () => {
     expect(Object.keys(example).filter((k) => !composeText.includes(`\${${k}:-`) && !composeText.includes(`\${${k}:?`) && !new RegExp(`^ {6}${k}:\\s*$`, 'm').test(composeText))).toEqual([]);
   });
 
-  it('gives every cloud process (single and cluster nodes) a kernel accept queue that holds its default MQTT_LISTEN_BACKLOG', () => {
-    // Linux caps the backlog at net.core.somaxconn (4096 on most hosts): 13,800 hubs reconnecting at once need more (issue 17).
+  it('gives every process that accepts hub connections (the cloud, the cluster nodes, HAProxy in front of them) a kernel accept queue that holds the default MQTT_LISTEN_BACKLOG', () => {
+    // Linux caps any backlog at net.core.somaxconn (4096 on most hosts and in a new container): 13,800 hubs reconnecting at once need more (issue 17).
     const backlog = CloudEnv.shape.MQTT_LISTEN_BACKLOG.parse(undefined);
     expect(backlog).toBeGreaterThan(13_800);
-    for (const n of ['cloud', ...NODES]) {
+    for (const n of ['cloud', ...NODES, 'haproxy']) {
       const sysctls = svc(n).sysctls ?? {};
       expect({ n, somaxconn: Number(sysctls['net.core.somaxconn']), synBacklog: Number(sysctls['net.ipv4.tcp_max_syn_backlog']) }).toEqual({ n, somaxconn: backlog, synBacklog: backlog });
     }

@@ -23,5 +23,5 @@ export function backlogWarning(requested: number, cap: number | null, hubs: numb
   if (cap === null || cap >= Math.min(requested, hubs)) return null;
   return `the kernel holds only ${cap} connections for the MQTT listeners (net.core.somaxconn), fewer than this cloud's ${hubs} hubs ` +
     `and than MQTT_LISTEN_BACKLOG ${requested}: hubs reconnecting at once beyond that (after a restart) have their handshakes dropped and retried 1, 3 and 7 s later; ` +
-    `raise it (sysctl -w net.core.somaxconn=${Math.min(requested, 65_535)}; README, "Sizing the nodes")`;
+    `raise it: on a host sysctl -w net.core.somaxconn=${requested}, in a container its own setting (docker run --sysctl, compose sysctls; README, "Sizing the nodes")`;
 }
