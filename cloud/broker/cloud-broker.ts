@@ -330,6 +330,15 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     }
     updateGauges();
   };
+  /**
+   * Connections whose command subscription came before `clientReady`: aedes handles a client's packets
+   * as soon as CONNACK is written, but emits `clientReady` only after its last connect step (reading
+   * the session's queued messages — in a cluster a Redis round trip), so a hub's SUBSCRIBE sent on
+   * CONNACK often arrives in between. Skipped there, a command issued while the hub was away was
+   * not re-delivered in 13 of 60 reconnects to a cluster node (until its next reconnect): the cluster
+   * fault test's command left pending.
+   */
+  const subscribedBeforeReady = new WeakSet<Client>();
   aedes.on('clientReady', (client) => {
     releaseConnectPacket(client);
     const id = identities.get(client);
@@ -337,14 +346,17 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     if (!id || client.closed || transportClosed.has(client) || !connections.ready(client)) return;
     sessions.connected(client.id);
     updateGauges();
-    // A resumed session got its subscriptions back without a SUBSCRIBE [MQTT-3.1.2-4].
-    if (!client.clean) commandSubscriber(id);
+    // A resumed session got its subscriptions back without a SUBSCRIBE [MQTT-3.1.2-4]; a SUBSCRIBE
+    // handled before this event (below) asked for its commands too.
+    const subscribed = subscribedBeforeReady.delete(client);
+    if (!client.clean || subscribed) commandSubscriber(id);
   });
   aedes.on('subscribe', (subs, client) => {
     const id = client ? identities.get(client) : undefined;
-    // Subscriptions restored while connecting are covered by clientReady (after CONNACK).
-    if (!id || !connections.isOpen(client)) return;
-    if (subs.some((s) => (s.qos as number) !== 128 && coversCommands(id, s.topic))) commandSubscriber(id);
+    if (!id || !subs.some((s) => (s.qos as number) !== 128 && coversCommands(id, s.topic))) return;
+    if (connections.isOpen(client)) commandSubscriber(id);
+    // Restored while connecting, or sent on CONNACK: re-delivered once the connection is ready.
+    else subscribedBeforeReady.add(client);
   });
   // aedes emits clientDisconnect only for a client still in its id table; one that was refused,
   // closed while connecting, or lost its table entry to a same-id client ends only with its transport.
