@@ -187,6 +187,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       // thousands of subscribes cost a few hundred queries instead of one each.
       redeliveryWindowMs: 10,
     });
+    closers.push(() => commands.close());
 
     const modeStore = await openModeStore(database);
     // The acknowledged mode of every hub survives a restart (the consoles show it from live state).
@@ -335,7 +336,8 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
       cluster: cluster.clustered && cluster.redisUrl !== null ? { nodeId: cluster.nodeId, redisUrl: cluster.redisUrl } : null,
       credentials, ingest, live, metrics, logger,
       onCommandSubscriber: (hub) => {
-        commands.redeliver(hub.hubId).catch((err: unknown) => logger.error({ err, hub: hub.hubId }, 're-delivering pending commands failed'));
+        // A failed store query is logged and asked again by the command service.
+        commands.redeliver(hub.hubId).catch(() => undefined);
       },
     });
     broker = started;

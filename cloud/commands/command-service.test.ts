@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Command, CommandAck, CommandName, type DeviceKind } from '../../contract/index.ts';
 import { commandKind, CommandService, nextCommandState, type CommandBus } from './command-service.ts';
 import { openTestDatabase, type TestDatabase } from '../../test/support/test-database.ts';
@@ -164,6 +164,38 @@ describe('CommandService', () => {
     await expect(again.redeliver('hub-0')).rejects.toThrow('database gone');
     fail = false;
     expect(await again.redeliver('hub-0')).toBe(2);
+  });
+
+  it('asks the store again, 1 s, 2 s, 4 s later, when the re-delivery query failed (the database restarting): the command goes out once it answers', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const store = createMemoryCommandStore();
+      let failures = 3;
+      const asked: number[] = [];
+      const flaky: CommandStore = { ...store, pendingFor: (h, n, l) => (asked.push(Date.now()), failures-- > 0 ? Promise.reject(new Error('database restarting')) : store.pendingFor(h, n, l)) };
+      const sent: string[] = [];
+      const service = new CommandService({
+        store: flaky, bus: { send: async (c) => void sent.push(c.id) }, hubs: new Map(), now: () => T, newId: () => 'x', logger: pino({ level: 'silent' }),
+      });
+      await store.insert({ id: 'c-1', hub: HUB, region: 'r', device: 'locker-a', kind: 'locker', command: 'locker.unlock', args: {}, issuedAt: T - 10, expiresAt: T + 600_000, state: 'pending', detail: null, ackedAt: null });
+      const start = Date.now();
+      await expect(service.redeliver(HUB)).rejects.toThrow('database restarting');
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(asked.map((t) => t - start)).toEqual([0, 1_000, 3_000, 7_000]);
+      expect(sent).toEqual(['c-1']);
+      // Answered: no more tries.
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(asked).toHaveLength(4);
+
+      // Closed (the cloud shutting down): a failed query is not asked again.
+      failures = 1;
+      await expect(service.redeliver(HUB)).rejects.toThrow();
+      service.close();
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(asked).toHaveLength(5);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('shows a pending command as expired after its expiry, and re-delivers only unexpired ones', async () => {

@@ -100,6 +100,12 @@ export interface CommandServiceOptions {
    * query. 0 (the default): only calls made in the same synchronous run share one (a microtask).
    */
   redeliveryWindowMs?: number;
+  /**
+   * A re-delivery whose store query failed (the database restarting) is asked again after `firstMs`,
+   * doubling up to `maxMs`, until a query answers: the hub that subscribed meanwhile may not subscribe
+   * again for days. Default 1 s to 30 s.
+   */
+  redeliveryRetry?: { firstMs: number; maxMs: number };
 }
 
 export class CommandService {
@@ -216,6 +222,37 @@ export class CommandService {
   }
 
   private readonly redeliveries = new Map<string, { resolve: (n: number) => void; reject: (err: unknown) => void }[]>();
+  /** Hubs whose re-delivery query failed: failures in a row, and the timer asking again. */
+  private readonly retries = new Map<string, { failures: number; timer: ReturnType<typeof setTimeout> | null }>();
+  private closed = false;
+
+  /** Stops the re-delivery retries (before the store closes). */
+  close(): void {
+    this.closed = true;
+    for (const r of this.retries.values()) if (r.timer) clearTimeout(r.timer);
+    this.retries.clear();
+  }
+
+  /** Asks again, later, for hubs whose re-delivery query failed. */
+  private retryLater(hubs: readonly string[], err: unknown): void {
+    if (this.closed) return;
+    const { firstMs, maxMs } = this.o.redeliveryRetry ?? { firstMs: 1_000, maxMs: 30_000 };
+    let delayMs = firstMs;
+    for (const hub of hubs) {
+      const r = this.retries.get(hub) ?? { failures: 0, timer: null };
+      r.failures++;
+      this.retries.set(hub, r);
+      if (r.timer) continue;
+      delayMs = Math.min(maxMs, firstMs * 2 ** (r.failures - 1));
+      r.timer = setTimeout(() => {
+        r.timer = null;
+        // A failure schedules the next try (this method); success ends the retries (redeliverBatches).
+        this.redeliver(hub).catch(() => undefined);
+      }, delayMs);
+      r.timer.unref?.();
+    }
+    this.log.warn({ err, hubs: hubs.length, retryInMs: delayMs }, 're-delivering pending commands failed: the store did not answer; asked again later');
+  }
 
   private async redeliverBatches(): Promise<void> {
     const all = [...this.redeliveries];
@@ -227,6 +264,7 @@ export class CommandService {
         pending = await this.o.store.pendingFor(batch.map(([hub]) => hub), this.o.now(), this.o.maxRedelivery ?? 1000);
       } catch (err) {
         for (const [, waiters] of batch) for (const w of waiters) w.reject(err);
+        this.retryLater(batch.map(([hub]) => hub), err);
         continue;
       }
       const byHub = new Map<string, CommandRecord[]>();
@@ -236,6 +274,11 @@ export class CommandService {
         else byHub.set(c.hub, [c]);
       }
       for (const [hub, waiters] of batch) {
+        const retry = this.retries.get(hub);
+        if (retry) {
+          if (retry.timer) clearTimeout(retry.timer);
+          this.retries.delete(hub);
+        }
         const mine = byHub.get(hub) ?? [];
         for (const c of mine) await this.deliver(c, toMessage(c));
         if (mine.length > 0) this.log.info({ hub, commands: mine.length }, 'pending commands re-delivered');
