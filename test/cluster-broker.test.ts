@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -260,6 +261,51 @@ describe('clustered broker: a node killed with kill -9', () => {
     await new Promise((r) => setTimeout(r, 17_000));
     expect((await statusAccepted(a)) + (await statusAccepted(b)) - before).toBe(ours.length);
     console.log(`wills of ${ours.length} hubs published ${tookMs} ms after kill -9 of their node`);
+  });
+});
+
+describe('clustered broker: a node stopped gracefully (SIGTERM)', () => {
+  let e: CloudProcess | null = null;
+  afterAll(async () => {
+    await e?.kill('SIGKILL');
+  });
+
+  it('publishes its hubs\' last wills itself and leaves none in Redis for the next start or another node to publish again', { timeout: 60_000 }, async () => {
+    const dir = tempDir('node-e');
+    fs.copyFileSync(path.join(a.dataDir, 'credentials.json'), path.join(dir, 'credentials.json'));
+    e = await spawnCloud(testCloudEnv(dir, { DATABASE_URL: db, REDIS_URL: redis.url, NODE_ID: 'node-e' }));
+    const { Redis } = await import('ioredis');
+    const r = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    try {
+      const ours = hubIds().slice(4, 7);
+      const ts = Date.now();
+      for (const h of ours) {
+        const creds = a.credentials[h]!;
+        const client = await connect(e.urls.mqtt, {
+          username: creds.username, password: creds.password, clientId: `${h}.agent-e`, keepalive: 60,
+          will: { topic: topics.status(REGION, h), payload: Buffer.from(JSON.stringify({ v: 1, type: 'hub.status', hub: h, state: 'offline', ts, agent: 'graceful' })), qos: 1, retain: true },
+        });
+        client.on('error', () => undefined);
+        clients.push(client);
+      }
+      const ownWills = async () => (await r.lrange('will', 0, -1)).filter((k) => k.startsWith('will:node-e:'));
+      const stored = async () => (await r.exists(...(await ownWills()))) as number;
+      expect(await stored()).toBe(ours.length);
+
+      expect(await e.kill('SIGTERM')).toBe(0);
+      // Published by node-e as it closed the connections, through its own ingest (its telemetry.db here: no INFLUX_URL).
+      const telemetry = new Database(path.join(dir, 'telemetry.db'), { readonly: true });
+      try {
+        const wills = telemetry.prepare("SELECT hub FROM points WHERE measurement = 'hub_status' AND ts = ? ORDER BY hub").all(ts) as { hub: string }[];
+        expect(wills.map((w) => w.hub)).toEqual([...ours].sort());
+      } finally {
+        telemetry.close();
+      }
+      // No stored copy left: nobody can publish them a second time.
+      expect(await stored()).toBe(0);
+    } finally {
+      r.disconnect();
+    }
   });
 });
 

@@ -269,6 +269,21 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     for await (const will of claimed) yield will;
   };
 
+  /**
+   * A graceful close: this node's hubs' wills went out in-process as their connections closed, and
+   * aedes deletes each stored copy only once its publish is done — after ingest's commit, by then
+   * usually after this node's Redis connections are closed. A copy left behind was published again
+   * by the next start of this node or by another node taking it for dead: a second "offline" in the
+   * hub's history. Deleted here (DEL only: the list entry is dropped by the next reader, which finds
+   * the key gone; an LREM per key would scan the whole list once per hub).
+   */
+  const dropOwnWills = async () => {
+    const own: string[] = [];
+    for await (const key of willKeys()) if (willKeyParts(key).brokerId === o.nodeId) own.push(key);
+    for (let i = 0; i < own.length; i += WILL_PAGE) await db.del(...own.slice(i, i + WILL_PAGE));
+    if (own.length > 0) log.info({ wills: own.length }, 'last wills of this node\'s hubs deleted from Redis (published as their connections closed)');
+  };
+
   let index: RetainedIndex<unknown> | null = null;
   /** Retained changes not yet written to Redis (newest per topic). */
   const unwritten = new Map<string, AedesPublishPacket>();
@@ -558,6 +573,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       clearInterval(reload);
       clearTimeout(settleTimer);
       await flush().catch(() => undefined);
+      await dropOwnWills().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'deleting this node\'s last wills from Redis failed: the next start of this node, or another node, publishes them again'));
       // aedes.close() closed the emitter (quit on pub/sub) and the persistence is not destroyed by
       // aedes: disconnect what is left.
       await persistence.destroy().catch(() => undefined);
