@@ -224,6 +224,57 @@ describe('clustered broker: a command and a mode issued on node A while Redis is
   });
 });
 
+describe('clustered broker: packets sent again, and a node restarted with the same NODE_ID', () => {
+  // aedes drops a packet for a client unless its broker counter is above the highest that client has had
+  // from that broker; a node restarted with the same NODE_ID counted from 0 again.
+  it('a region mode sent again after a Redis reconnect reaches a hub that has had newer packets from the node that published it; commands through that node, restarted, still reach the hub', { timeout: 60_000 }, async () => {
+    const h = 'nomi-terai';
+    const creds = a.credentials[h]!;
+    const onB = await connect(b.cloud.urls.mqtt, { username: creds.username, password: creds.password, clientId: `${h}.resent` });
+    clients.push(onB);
+    const got = inbox(onB);
+    await onB.subscribeAsync(topics.hubSubscriptions(REGION, h), { qos: 1 });
+    const locker = [...a.cloud.live.hubs.get(h)!.devices].find(([, d]) => d.kind === 'locker')![0];
+    const reaches = async (t: TestCloud) => {
+      const c = await t.cloud.commands.issue({ hub: h, device: locker, command: 'locker.unlock', args: { compartment: 'A01' }, ttlS: 300 });
+      const arrived = await vi.waitFor(() => {
+        if (!(got.get(topics.command(REGION, h, 'locker', locker)) ?? []).some((m) => m.includes(c.id))) throw new Error('not yet');
+      }, { timeout: 3_000, interval: 10 }).then(() => true, () => false);
+      await t.cloud.commands.applyAck({ v: 1, type: 'hub.command-ack', id: `resent-${c.id}`, ts: Date.now(), hub: h, device: locker, commandId: c.id, result: 'done' });
+      return arrived;
+    };
+    const modes = () => got.get(topics.regionMode(REGION)) ?? [];
+    /** Ends node B's session connection to Redis (a blip): B re-reads the retained messages and sends the region modes again. */
+    const blip = async () => {
+      const { Redis } = await import('ioredis');
+      const r = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      try {
+        const line = String(await r.client('LIST')).split('\n').find((l) => / name=node-b:sessions /.test(l))!;
+        await r.client('KILL', 'ID', /id=(\d+)/.exec(line)![1]!);
+      } finally {
+        r.disconnect();
+      }
+    };
+
+    // Node A's mode, then a command from A (a higher counter).
+    for (let i = 0; i < 3_000; i++) await a.cloud.broker.publish('test/counter', 'x', { qos: 0 });
+    await a.cloud.broker.publish(topics.regionMode(REGION), '{"mode":"resent-1"}', { qos: 1, retain: true });
+    await expect.poll(() => modes().at(-1), { timeout: 5_000, interval: 20 }).toBe('{"mode":"resent-1"}');
+    expect(await reaches(a)).toBe(true);
+    const before = modes().length;
+    await blip();
+    await expect.poll(() => modes().length, { timeout: 10_000, interval: 20 }).toBe(before + 1);
+
+    // Node A restarts with the same NODE_ID (its mode stays in every node's retained index); B resends it.
+    await a.stop();
+    a = await node('node-a', b.dataDir);
+    await blip();
+    await expect.poll(() => modes().length, { timeout: 10_000, interval: 20 }).toBe(before + 2);
+    expect(await reaches(a), 'a command through the restarted node A').toBe(true);
+    expect(await reaches(b)).toBe(true);
+  });
+});
+
 describe('clustered broker: a node killed with kill -9', () => {
   let c: CloudProcess | null = null;
   afterAll(async () => {

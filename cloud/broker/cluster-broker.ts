@@ -137,6 +137,28 @@ const willKeyParts = (key: string) => {
   return { brokerId: key.slice(WILLS.length + 1, last), clientId: decodeURIComponent(key.slice(last + 1)) };
 };
 
+/**
+ * A stored packet sent again (not retained: the hubs hold it as their current mode), without the
+ * broker id and counter it was first published with. aedes drops a packet for a client unless its
+ * counter is above the highest that client has had from that broker (lib/client.js `dedupe`): the
+ * old counter sent again made a hub that had had anything newer from that node drop the copy — and
+ * after that node restarted (counting from its start again), made the hub drop every command from
+ * it until its count passed the old one (found in review: a command through a restarted node left
+ * pending). Without a broker id aedes delivers it as it does retained messages on SUBSCRIBE.
+ */
+export function resent(p: AedesPublishPacket): AedesPublishPacket {
+  const { brokerId: _id, brokerCounter: _counter, ...rest } = p as AedesPublishPacket & { brokerId?: string; brokerCounter?: number };
+  return { ...rest, retain: false } as AedesPublishPacket;
+}
+
+/**
+ * Where a node's aedes starts counting its packets: its start time in µs. A restarted node (same
+ * NODE_ID) then counts above anything its previous run sent — fewer than 1,000 packets a millisecond
+ * over its life — so a hub that missed its `birth` announcement (which resets what clients remember
+ * of a broker; pub/sub is at most once) does not drop its commands as old. Exact: 2^53 µs is 285 years.
+ */
+export const startCounter = (nowMs: number) => nowMs * 1000;
+
 export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   if (o.nodeId.includes(':')) throw new Error(`NODE_ID must not contain ':' (it is part of Redis keys): ${o.nodeId}`);
   const log = o.logger.child({ component: 'broker-cluster', nodeId: o.nodeId });
@@ -390,7 +412,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   const regionModes = (): AedesPublishPacket[] =>
     index ? ([...index.match(`${TOPIC_ROOT}/+/+`)] as AedesPublishPacket[]).filter((p) => parseTopic(p.topic)?.route === 'region-mode') : [];
   /** A region mode to this node's own hubs (not retained: they hold it as their current mode). */
-  const deliverMode = (p: AedesPublishPacket) => mq._emit({ ...p, retain: false } as never);
+  const deliverMode = (p: AedesPublishPacket) => mq._emit(resent(p) as never);
   const redeliverModes = () => {
     const modes = regionModes();
     for (const p of modes) deliverMode(p);
@@ -413,7 +435,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       const packet = [...index.match(topic)][0] as AedesPublishPacket | undefined;
       if (!packet) continue;
       announce(packet);
-      if (parseTopic(topic)?.route === 'region-mode') emitThroughRedis({ ...packet, retain: false } as never, () => undefined);
+      if (parseTopic(topic)?.route === 'region-mode') emitThroughRedis(resent(packet) as never, () => undefined);
     }
   };
   const resync = () => {
@@ -474,6 +496,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     retained: () => index,
     onReconnect: (listener) => gapListeners.push(listener),
     async attach(aedes, authorizePublish) {
+      (aedes as unknown as { counter: number }).counter = startCounter(Date.now());
       // Subscribed before any hub connects; ioredis subscribes it again after every reconnect.
       await sub.psubscribe(`${TOPIC_ROOT}/*`);
       index = indexRetainedMessages(aedes);
