@@ -198,6 +198,61 @@ describe('CommandService', () => {
     }
   });
 
+  it('publishes a command again, 1 s, 2 s… later, when its publish failed (this node cut from the broker bus), until it goes out or is no longer pending', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      let now = T;
+      let down = true;
+      const tries: { id: string; at: number }[] = [];
+      const sent: string[] = [];
+      const devices = new Map([['locker-a', { kind: 'locker' as const }]]);
+      const service = new CommandService({
+        store: createMemoryCommandStore(),
+        bus: { send: async (c) => { tries.push({ id: c.id, at: Date.now() - T }); if (down) throw new Error('Redis link cut'); sent.push(c.id); } },
+        hubs: new Map([[HUB, { region: 'r', devices }]]), now: () => now, newId: ((n) => () => `c-${++n}`)(0), logger: pino({ level: 'silent' }),
+      });
+      vi.setSystemTime(T);
+      const first = await service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 600 });
+      const second = await service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 600 });
+      expect(first.state).toBe('pending');
+      // The second is answered meanwhile (the hub got it by a re-delivery on its node): not published again.
+      await service.applyAck(CommandAck.parse({ v: 1, type: 'hub.command-ack', id: 'a-2', ts: T + 500, hub: HUB, device: 'locker-a', commandId: second.id, result: 'done' }));
+      await vi.advanceTimersByTimeAsync(1_000);
+      down = false;
+      await vi.advanceTimersByTimeAsync(2_000);
+      now = T + 3_000;
+      expect(tries.filter((t) => t.id === first.id).map((t) => t.at)).toEqual([0, 1_000, 3_000]);
+      expect(tries.filter((t) => t.id === second.id).map((t) => t.at)).toEqual([0]);
+      expect(sent).toEqual([first.id]);
+      await vi.advanceTimersByTimeAsync(120_000);
+      expect(tries).toHaveLength(4);
+
+      // Expired before the bus is back: given up. Closed: nothing is tried again.
+      down = true;
+      const third = await service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 1 });
+      now += 2_000;
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(tries.filter((t) => t.id === third.id)).toHaveLength(1);
+      const fourth = await service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 600 });
+      service.close();
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(tries.filter((t) => t.id === fourth.id)).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('skips a stored command the contract no longer accepts and still re-delivers the others', async () => {
+    const store = createMemoryCommandStore();
+    const sent: string[] = [];
+    const service = new CommandService({ store, bus: { send: async (c) => void sent.push(c.id) }, hubs: new Map(), now: () => T, newId: () => 'x', logger: pino({ level: 'silent' }) });
+    const row = { hub: HUB, region: 'r', device: 'locker-a', kind: 'locker' as const, args: {}, issuedAt: T - 10, expiresAt: T + 60_000, state: 'pending' as const, detail: null, ackedAt: null };
+    await store.insert({ ...row, id: 'c-bad', command: 'locker.explode' as never });
+    await store.insert({ ...row, id: 'c-good', command: 'locker.unlock', issuedAt: T - 5 });
+    expect(await service.redeliver(HUB)).toBe(2);
+    expect(sent).toEqual(['c-good']);
+  });
+
   it('shows a pending command as expired after its expiry, and re-delivers only unexpired ones', async () => {
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 5 });
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.reserve', args: {}, ttlS: 60 });

@@ -101,11 +101,13 @@ export interface CommandServiceOptions {
    */
   redeliveryWindowMs?: number;
   /**
-   * A re-delivery whose store query failed (the database restarting) is asked again after `firstMs`,
-   * doubling up to `maxMs`, until a query answers: the hub that subscribed meanwhile may not subscribe
-   * again for days. Default 1 s to 30 s.
+   * A re-delivery whose store query failed (the database restarting), and a command whose publish
+   * failed (in a cluster: this node's Redis link cut while the hub's node kept its own), is tried
+   * again after `firstMs`, doubling up to `maxMs`, until it succeeds (a command: until it is no
+   * longer pending): the hub that subscribed meanwhile may not subscribe again for days. Default
+   * 1 s to 30 s.
    */
-  redeliveryRetry?: { firstMs: number; maxMs: number };
+  retry?: { firstMs: number; maxMs: number };
 }
 
 export class CommandService {
@@ -223,35 +225,61 @@ export class CommandService {
 
   private readonly redeliveries = new Map<string, { resolve: (n: number) => void; reject: (err: unknown) => void }[]>();
   /** Hubs whose re-delivery query failed: failures in a row, and the timer asking again. */
-  private readonly retries = new Map<string, { failures: number; timer: ReturnType<typeof setTimeout> | null }>();
+  private readonly retries = new Map<string, Retry>();
+  /** Commands whose publish failed, by id: failures in a row, and the timer publishing again. */
+  private readonly unsent = new Map<string, Retry>();
   private closed = false;
 
-  /** Stops the re-delivery retries (before the store closes). */
+  /** Stops the retries (before the store closes). */
   close(): void {
     this.closed = true;
-    for (const r of this.retries.values()) if (r.timer) clearTimeout(r.timer);
+    for (const r of [...this.retries.values(), ...this.unsent.values()]) if (r.timer) clearTimeout(r.timer);
     this.retries.clear();
+    this.unsent.clear();
+  }
+
+  /** Runs `again` later for `key` (one timer per key, the delay doubling with its failures in a row); the delay used. */
+  private later(pending: Map<string, Retry>, key: string, again: () => void): number {
+    const { firstMs, maxMs } = this.o.retry ?? { firstMs: 1_000, maxMs: 30_000 };
+    const r = pending.get(key) ?? { failures: 0, timer: null };
+    r.failures++;
+    pending.set(key, r);
+    const delayMs = Math.min(maxMs, firstMs * 2 ** (r.failures - 1));
+    if (r.timer || this.closed) return delayMs;
+    r.timer = setTimeout(() => {
+      r.timer = null;
+      again();
+    }, delayMs);
+    r.timer.unref?.();
+    return delayMs;
+  }
+
+  private static settle(pending: Map<string, Retry>, key: string): void {
+    const r = pending.get(key);
+    if (!r) return;
+    if (r.timer) clearTimeout(r.timer);
+    pending.delete(key);
   }
 
   /** Asks again, later, for hubs whose re-delivery query failed. */
   private retryLater(hubs: readonly string[], err: unknown): void {
-    if (this.closed) return;
-    const { firstMs, maxMs } = this.o.redeliveryRetry ?? { firstMs: 1_000, maxMs: 30_000 };
-    let delayMs = firstMs;
-    for (const hub of hubs) {
-      const r = this.retries.get(hub) ?? { failures: 0, timer: null };
-      r.failures++;
-      this.retries.set(hub, r);
-      if (r.timer) continue;
-      delayMs = Math.min(maxMs, firstMs * 2 ** (r.failures - 1));
-      r.timer = setTimeout(() => {
-        r.timer = null;
-        // A failure schedules the next try (this method); success ends the retries (redeliverBatches).
-        this.redeliver(hub).catch(() => undefined);
-      }, delayMs);
-      r.timer.unref?.();
-    }
+    let delayMs = 0;
+    // A failure schedules the next try (here); success ends the retries (redeliverBatches).
+    for (const hub of hubs) delayMs = this.later(this.retries, hub, () => void this.redeliver(hub).catch(() => undefined));
     this.log.warn({ err, hubs: hubs.length, retryInMs: delayMs }, 're-delivering pending commands failed: the store did not answer; asked again later');
+  }
+
+  /** Publishes a command again, later, while it is pending and unexpired (as stored then). */
+  private sendLater(c: CommandRecord): number {
+    return this.later(this.unsent, c.id, () => {
+      void this.o.store.get(c.id).then(
+        (now) => {
+          if (!now || effectiveState(now, this.o.now()) !== 'pending') CommandService.settle(this.unsent, c.id);
+          else void this.deliver(now);
+        },
+        () => this.sendLater(c), // the store did not answer: ask again later
+      );
+    });
   }
 
   private async redeliverBatches(): Promise<void> {
@@ -274,31 +302,42 @@ export class CommandService {
         else byHub.set(c.hub, [c]);
       }
       for (const [hub, waiters] of batch) {
-        const retry = this.retries.get(hub);
-        if (retry) {
-          if (retry.timer) clearTimeout(retry.timer);
-          this.retries.delete(hub);
-        }
+        CommandService.settle(this.retries, hub);
         const mine = byHub.get(hub) ?? [];
-        for (const c of mine) await this.deliver(c, toMessage(c));
+        for (const c of mine) await this.deliver(c);
         if (mine.length > 0) this.log.info({ hub, commands: mine.length }, 'pending commands re-delivered');
         for (const w of waiters) w.resolve(mine.length);
       }
     }
   }
 
-  private async deliver(c: CommandRecord, message: Command): Promise<void> {
+  /** Publishes a stored command; a failed publish is tried again later (it also goes out when the hub next subscribes). */
+  private async deliver(c: CommandRecord, message?: Command): Promise<void> {
+    let m = message;
     try {
-      await this.o.bus.send(message, { region: c.region, kind: c.kind });
+      m ??= toMessage(c);
     } catch (err) {
-      // Still pending: it goes out again when the hub next subscribes to its commands.
-      this.log.warn({ err, hub: c.hub, commandId: c.id }, 'publishing a command failed; it stays pending');
+      // A stored row the contract no longer accepts (a schema change): the others still go out.
+      this.log.error({ err, hub: c.hub, commandId: c.id }, 'a stored command is not a valid message; not published');
+      return;
+    }
+    try {
+      await this.o.bus.send(m, { region: c.region, kind: c.kind });
+      CommandService.settle(this.unsent, c.id);
+    } catch (err) {
+      const retryInMs = this.sendLater(c);
+      this.log.warn({ err, hub: c.hub, commandId: c.id, retryInMs }, 'publishing a command failed; it stays pending and is published again');
     }
   }
 
   private view(c: CommandRecord): CommandView {
     return { ...c, state: effectiveState(c, this.o.now()) };
   }
+}
+
+interface Retry {
+  failures: number;
+  timer: ReturnType<typeof setTimeout> | null;
 }
 
 function toMessage(c: CommandRecord): Command {
