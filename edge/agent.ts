@@ -226,12 +226,17 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     if (v.route === 'cmd-ack') {
       const known = state.command(v.message.commandId);
       if (known && known.device !== v.message.device) return refuse('not_this_device', `command ${v.message.commandId} was sent to device ${known.device}`);
-      onDeviceCommandAck(v.message);
     }
     if (v.route === 'device' && v.message.type === 'locker.telemetry') latest.lockers.set(v.message.device, v.message);
     if (v.route === 'device' && v.message.type === 'sensor.telemetry') latest.sensors.set(v.message.device, v.message);
     append(v, packet.topic, payload).then(
-      (outcome) => (outcome === 'refused_full' ? cb(new Error('outbox full')) : cb(null)),
+      (outcome) => {
+        if (outcome === 'refused_full') return cb(new Error('outbox full'));
+        // Settled only once the answer is in the outbox: refused (full, or a disk error) it is not
+        // acknowledged to the device, and the command's timeout still stands should it never come again.
+        if (v.route === 'cmd-ack') onDeviceCommandAck(v.message);
+        cb(null);
+      },
       (err: Error) => {
         log.debug({ err: err.message }, 'outbox append failed; the device will re-send');
         cb(err);

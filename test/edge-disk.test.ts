@@ -4,6 +4,7 @@ import { EXAMPLES, topics } from '../contract/index.ts';
 import { startTestCloud, tempDir } from './support/cloud-harness.ts';
 import { expectExactlyOnce } from './support/counting.ts';
 import { deviceLogin, startTestEdge, testEdgeEnv } from './support/edge-harness.ts';
+import { connect } from './support/mqtt-client.ts';
 import { waitFor } from './support/ports.ts';
 import { startResendingDevice } from './support/resending-device.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
@@ -114,4 +115,58 @@ describe('edge agent on a full disk', () => {
     expect(stored).toBe(device.published);
     console.info(`[edge-disk] ${device.published} readings and ${small.published} small events published, ${full.storage.errors} storage errors while full; all ${stored} stored once after space returned`);
   }, 90_000);
+
+  it('a device\'s command answer refused for a full disk leaves the command open: the agent\'s timeout result still goes out', async () => {
+    const t = await startTestCloud();
+    cleanups.push(() => t.stop());
+    const proxy = await startTcpProxy({ target: { host: '127.0.0.1', port: Number(new URL(t.cloud.urls.mqtt).port) } });
+    cleanups.push(() => proxy.stop());
+    const edgeDir = tempDir('disk-answer');
+    cleanups.push(() => fs.rmSync(edgeDir, { recursive: true, force: true }));
+    const agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: proxy.url('mqtt'), password: t.credentials[HUB]!.password, dataDir: edgeDir, extra: { COMMAND_TIMEOUT_S: '2' } }));
+    cleanups.push(() => agent.close());
+    await waitFor('the agent connected', () => agent.uplink.connected);
+    const locker = await connect(agent.localMqttUrl, deviceLogin(agent, 'locker-a'));
+    cleanups.push(() => locker.end(true));
+    const commandsIn: string[] = [];
+    locker.on('message', (_topic, payload) => commandsIn.push((JSON.parse(payload.toString()) as { id: string }).id));
+    await locker.subscribeAsync(topics.command(REGION, HUB, 'locker', 'locker-a'), { qos: 1 });
+    const res = await t.api(`/api/v1/hubs/${HUB}/commands`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ device: 'locker-a', command: 'locker.unlock', args: { compartment: 'A01' } }),
+    });
+    const cmd = (await res.json()) as { id: string };
+    await waitFor('the command at the locker', () => commandsIn.includes(cmd.id));
+
+    // Link down, disk full (as the first test: small events until one finds no room).
+    await proxy.stop();
+    await waitFor('the link down', () => !agent.uplink.connected);
+    agent.outbox.setSqliteMaxPageCount(1);
+    const filler = startResendingDevice(agent.localMqttUrl, { ...deviceLogin(agent, 'wx', 'fill'), retryMs: 200 });
+    cleanups.push(() => filler.close());
+    for (let i = 0; ; i++) {
+      const id = `f-${i}`;
+      filler.publish(id, topics.device(REGION, HUB, 'sensor', 'wx', 'event'), JSON.stringify({ v: 1, type: 'sensor.event', id, ts: Date.now(), hub: HUB, device: 'wx', event: 'wind_over_limit', severity: 'info', value: 1 }));
+      const outcome = await waitFor(`event ${id} stored or refused`, async () => (filler.acked.has(id) ? 'stored' : filler.unacked > 0 && !(await (await fetch(`${agent.localHttpUrl}/status`)).json() as Status).storage.ok ? 'refused' : null));
+      if (outcome === 'refused') break;
+    }
+    filler.close();
+
+    // The locker answers once and is gone before it could send it again (no PUBACK came).
+    let acked = false;
+    locker.publish(topics.commandAck(REGION, HUB), JSON.stringify({ v: 1, type: 'hub.command-ack', id: 'locker-answer-1', ts: Date.now(), hub: HUB, device: 'locker-a', commandId: cmd.id, result: 'done' }), { qos: 1 }, (err) => (acked = !err));
+    await waitFor('the answer refused: the connection closed without PUBACK', () => !locker.connected);
+    locker.end(true);
+    expect(acked).toBe(false);
+
+    // Space and the link return: the command does not stay pending — the agent's timeout says nobody answered.
+    agent.outbox.setSqliteMaxPageCount(1_000_000_000);
+    await proxy.start();
+    const command = await waitFor('the command settled', async () => {
+      const c = (await (await t.api(`/api/v1/commands/${cmd.id}`)).json()) as { state: string; detail: string | null };
+      // 'duplicate' is the agent's answer to the re-delivery on reconnect (it holds the command); its result follows.
+      return c.state === 'pending' || c.state === 'duplicate' ? null : c;
+    }, 20_000).catch(async () => (await t.api(`/api/v1/commands/${cmd.id}`)).json() as Promise<{ state: string; detail: string | null }>);
+    expect(command.state).toBe('failed');
+    expect(command.detail).toMatch(/did not answer/);
+  }, 60_000);
 });
