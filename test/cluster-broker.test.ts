@@ -66,6 +66,27 @@ async function statusAccepted(t: TestCloud): Promise<number> {
   return v?.value ?? 0;
 }
 
+/** A node as its own process (cloud/main.ts), on the file's Redis and database. */
+async function spawnNode(id: string): Promise<CloudProcess & { dataDir: string }> {
+  const dir = tempDir(id);
+  fs.copyFileSync(path.join(a.dataDir, 'credentials.json'), path.join(dir, 'credentials.json'));
+  return Object.assign(await spawnCloud(testCloudEnv(dir, { DATABASE_URL: db, REDIS_URL: redis.url, NODE_ID: id })), { dataDir: dir });
+}
+
+/** Hubs connected to `url` as their agents would be, each with its "offline" status (at `ts`) as last will. */
+async function hubsWithWills(url: string, hubs: readonly string[], suffix: string, ts: number | (() => number), agent: string): Promise<void> {
+  for (const h of hubs) {
+    const creds = a.credentials[h]!;
+    const at = typeof ts === 'number' ? ts : ts();
+    const client = await connect(url, {
+      username: creds.username, password: creds.password, clientId: `${h}.${suffix}`, keepalive: 60,
+      will: { topic: topics.status(REGION, h), payload: Buffer.from(JSON.stringify({ v: 1, type: 'hub.status', hub: h, state: 'offline', ts: at, agent })), qos: 1, retain: true },
+    });
+    client.on('error', () => undefined);
+    clients.push(client);
+  }
+}
+
 describe('clustered broker: two in-process nodes on one Redis and one PostgreSQL', () => {
   it('a hub on node B gets what node A publishes: commands, acks, region modes (retained, also for a hub subscribing later)', async () => {
     const h = hubIds()[0]!;
@@ -282,21 +303,10 @@ describe('clustered broker: a node killed with kill -9', () => {
   });
 
   it('its hubs\' last wills are published once, by a surviving node, and go through its ingest', { timeout: 60_000 }, async () => {
-    const dir = tempDir('node-c');
-    fs.copyFileSync(path.join(a.dataDir, 'credentials.json'), path.join(dir, 'credentials.json'));
-    c = await spawnCloud(testCloudEnv(dir, { DATABASE_URL: db, REDIS_URL: redis.url, NODE_ID: 'node-c' }));
+    c = await spawnNode('node-c');
     const ours = hubIds().slice(4, 7);
     const before = (await statusAccepted(a)) + (await statusAccepted(b));
-    for (const h of ours) {
-      const creds = a.credentials[h]!;
-      const ts = Date.now();
-      const client = await connect(c.urls.mqtt, {
-        username: creds.username, password: creds.password, clientId: `${h}.agent`, keepalive: 60,
-        will: { topic: topics.status(REGION, h), payload: Buffer.from(JSON.stringify({ v: 1, type: 'hub.status', hub: h, state: 'offline', ts, agent: 'test' })), qos: 1, retain: true },
-      });
-      client.on('error', () => undefined);
-      clients.push(client);
-    }
+    await hubsWithWills(c.urls.mqtt, ours, 'agent', Date.now, 'test');
     const killedAt = Date.now();
     await c.kill('SIGKILL');
     await expect.poll(async () => (await statusAccepted(a)) + (await statusAccepted(b)) - before, { timeout: 30_000, interval: 100 }).toBe(ours.length);
@@ -316,36 +326,26 @@ describe('clustered broker: a node killed with kill -9', () => {
 });
 
 describe('clustered broker: a node stopped gracefully (SIGTERM)', () => {
-  let e: CloudProcess | null = null;
+  let e: (CloudProcess & { dataDir: string }) | null = null;
   afterAll(async () => {
     await e?.kill('SIGKILL');
   });
 
   it('publishes its hubs\' last wills itself and leaves none in Redis for the next start or another node to publish again', { timeout: 60_000 }, async () => {
-    const dir = tempDir('node-e');
-    fs.copyFileSync(path.join(a.dataDir, 'credentials.json'), path.join(dir, 'credentials.json'));
-    e = await spawnCloud(testCloudEnv(dir, { DATABASE_URL: db, REDIS_URL: redis.url, NODE_ID: 'node-e' }));
+    e = await spawnNode('node-e');
     const { Redis } = await import('ioredis');
     const r = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     try {
       const ours = hubIds().slice(4, 7);
       const ts = Date.now();
-      for (const h of ours) {
-        const creds = a.credentials[h]!;
-        const client = await connect(e.urls.mqtt, {
-          username: creds.username, password: creds.password, clientId: `${h}.agent-e`, keepalive: 60,
-          will: { topic: topics.status(REGION, h), payload: Buffer.from(JSON.stringify({ v: 1, type: 'hub.status', hub: h, state: 'offline', ts, agent: 'graceful' })), qos: 1, retain: true },
-        });
-        client.on('error', () => undefined);
-        clients.push(client);
-      }
+      await hubsWithWills(e.urls.mqtt, ours, 'agent-e', ts, 'graceful');
       const ownWills = async () => (await r.lrange('will', 0, -1)).filter((k) => k.startsWith('will:node-e:'));
       const stored = async () => (await r.exists(...(await ownWills()))) as number;
       expect(await stored()).toBe(ours.length);
 
       expect(await e.kill('SIGTERM')).toBe(0);
       // Published by node-e as it closed the connections, through its own ingest (its telemetry.db here: no INFLUX_URL).
-      const telemetry = new Database(path.join(dir, 'telemetry.db'), { readonly: true });
+      const telemetry = new Database(path.join(e.dataDir, 'telemetry.db'), { readonly: true });
       try {
         const wills = telemetry.prepare("SELECT hub FROM points WHERE measurement = 'hub_status' AND ts = ? ORDER BY hub").all(ts) as { hub: string }[];
         expect(wills.map((w) => w.hub)).toEqual([...ours].sort());
@@ -367,9 +367,7 @@ describe('clustered broker behind HAProxy', () => {
   });
 
   it('a hub connected through HAProxy to a node killed with kill -9 is cut and reconnects to a surviving node, where commands from the other node reach it', { timeout: 60_000 }, async () => {
-    const dir = tempDir('node-d');
-    fs.copyFileSync(path.join(a.dataDir, 'credentials.json'), path.join(dir, 'credentials.json'));
-    d = await spawnCloud(testCloudEnv(dir, { DATABASE_URL: db, REDIS_URL: redis.url, NODE_ID: 'node-d' }));
+    d = await spawnNode('node-d');
     const port = (u: string) => Number(new URL(u).port);
     const lb = await startHaproxy([
       { name: 'node-a', port: port(a.cloud.urls.mqtt), checkPort: port(a.cloud.urls.http) },

@@ -26,18 +26,35 @@ afterEach(async () => {
 
 interface Status { uplink: { connected: boolean }; outbox: { depth: number }; storage: { ok: boolean; errors: number; lastError: string | null } }
 
+/** A test cloud, a TCP proxy in front of its MQTT port (to cut the link) and an agent behind it. */
+async function agentBehindProxy(name: string, commandTimeoutS: number) {
+  const t = await startTestCloud();
+  cleanups.push(() => t.stop());
+  const proxy = await startTcpProxy({ target: { host: '127.0.0.1', port: Number(new URL(t.cloud.urls.mqtt).port) } });
+  cleanups.push(() => proxy.stop());
+  const edgeDir = tempDir(name);
+  cleanups.push(() => fs.rmSync(edgeDir, { recursive: true, force: true }));
+  const agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: proxy.url('mqtt'), password: t.credentials[HUB]!.password, dataDir: edgeDir, extra: { COMMAND_TIMEOUT_S: String(commandTimeoutS) } }));
+  cleanups.push(() => agent.close());
+  const status = async () => (await (await fetch(`${agent.localHttpUrl}/status`)).json()) as Status;
+  await waitFor('the agent connected', () => agent.uplink.connected);
+  return { t, proxy, agent, status };
+}
+
+/** Small events from `device`, one at a time, until one finds no room in the outbox (refused, no PUBACK). */
+async function fillUntilRefused(device: ReturnType<typeof startResendingDevice>, prefix: string, status: () => Promise<Status>): Promise<void> {
+  for (let i = 0; ; i++) {
+    const id = `${prefix}-${i}`;
+    const errors = (await status()).storage.errors;
+    device.publish(id, topics.device(REGION, HUB, 'sensor', 'wx', 'event'), JSON.stringify({ v: 1, type: 'sensor.event', id, ts: Date.now(), hub: HUB, device: 'wx', event: 'wind_over_limit', severity: 'info', value: 1 }));
+    const outcome = await waitFor(`event ${id} stored or refused`, async () => (device.acked.has(id) ? 'stored' : (await status()).storage.errors > errors ? 'refused' : null));
+    if (outcome === 'refused') return;
+  }
+}
+
 describe('edge agent on a full disk', () => {
   it('does not crash, refuses device messages without PUBACK, reports it in /status, and recovers when space returns, losing nothing it acknowledged', async () => {
-    const t = await startTestCloud();
-    cleanups.push(() => t.stop());
-    const proxy = await startTcpProxy({ target: { host: '127.0.0.1', port: Number(new URL(t.cloud.urls.mqtt).port) } });
-    cleanups.push(() => proxy.stop());
-    const edgeDir = tempDir('disk-edge');
-    cleanups.push(() => fs.rmSync(edgeDir, { recursive: true, force: true }));
-    const agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: proxy.url('mqtt'), password: t.credentials[HUB]!.password, dataDir: edgeDir, extra: { COMMAND_TIMEOUT_S: '1' } }));
-    cleanups.push(() => agent.close());
-    const status = async () => (await (await fetch(`${agent.localHttpUrl}/status`)).json()) as Status;
-    await waitFor('the agent connected', () => agent.uplink.connected);
+    const { t, proxy, agent, status } = await agentBehindProxy('disk-edge', 1);
 
     // The link goes down, and the disk fills up while the device keeps publishing.
     await proxy.stop();
@@ -62,14 +79,7 @@ describe('edge agent on a full disk', () => {
     // that nothing the size of the agent's own results fits either.
     const small = startResendingDevice(agent.localMqttUrl, { ...deviceLogin(agent, 'wx', 'small'), retryMs: 200 });
     cleanups.push(() => small.close());
-    const eventTopic = topics.device(REGION, HUB, 'sensor', 'wx', 'event');
-    for (let i = 0; ; i++) {
-      const id = `e-${i}`;
-      const errors = (await status()).storage.errors;
-      small.publish(id, eventTopic, JSON.stringify({ v: 1, type: 'sensor.event', id, ts: Date.now(), hub: HUB, device: 'wx', event: 'wind_over_limit', severity: 'info', value: 1 }));
-      const outcome = await waitFor(`event ${id} stored or refused`, async () => (small.acked.has(id) ? 'stored' : (await status()).storage.errors > errors ? 'refused' : null));
-      if (outcome === 'refused') break;
-    }
+    await fillUntilRefused(small, 'e', status);
 
     // With the cloud's store stalled (nothing acknowledged, nothing leaves the outbox), the link
     // returns and a command arrives that no device answers: its timeout result cannot be stored.
@@ -117,15 +127,7 @@ describe('edge agent on a full disk', () => {
   }, 90_000);
 
   it('a device\'s command answer refused for a full disk leaves the command open: the agent\'s timeout result still goes out', async () => {
-    const t = await startTestCloud();
-    cleanups.push(() => t.stop());
-    const proxy = await startTcpProxy({ target: { host: '127.0.0.1', port: Number(new URL(t.cloud.urls.mqtt).port) } });
-    cleanups.push(() => proxy.stop());
-    const edgeDir = tempDir('disk-answer');
-    cleanups.push(() => fs.rmSync(edgeDir, { recursive: true, force: true }));
-    const agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: proxy.url('mqtt'), password: t.credentials[HUB]!.password, dataDir: edgeDir, extra: { COMMAND_TIMEOUT_S: '2' } }));
-    cleanups.push(() => agent.close());
-    await waitFor('the agent connected', () => agent.uplink.connected);
+    const { t, proxy, agent, status } = await agentBehindProxy('disk-answer', 2);
     const locker = await connect(agent.localMqttUrl, deviceLogin(agent, 'locker-a'));
     cleanups.push(() => locker.end(true));
     const commandsIn: string[] = [];
@@ -143,12 +145,7 @@ describe('edge agent on a full disk', () => {
     agent.outbox.setSqliteMaxPageCount(1);
     const filler = startResendingDevice(agent.localMqttUrl, { ...deviceLogin(agent, 'wx', 'fill'), retryMs: 200 });
     cleanups.push(() => filler.close());
-    for (let i = 0; ; i++) {
-      const id = `f-${i}`;
-      filler.publish(id, topics.device(REGION, HUB, 'sensor', 'wx', 'event'), JSON.stringify({ v: 1, type: 'sensor.event', id, ts: Date.now(), hub: HUB, device: 'wx', event: 'wind_over_limit', severity: 'info', value: 1 }));
-      const outcome = await waitFor(`event ${id} stored or refused`, async () => (filler.acked.has(id) ? 'stored' : filler.unacked > 0 && !(await (await fetch(`${agent.localHttpUrl}/status`)).json() as Status).storage.ok ? 'refused' : null));
-      if (outcome === 'refused') break;
-    }
+    await fillUntilRefused(filler, 'f', status);
     filler.close();
 
     // The locker answers once and is gone before it could send it again (no PUBACK came).
