@@ -234,7 +234,8 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
         if (outcome === 'refused_full') return cb(new Error('outbox full'));
         // Settled only once the answer is in the outbox: refused (full, or a disk error) it is not
         // acknowledged to the device, and the command's timeout still stands should it never come again.
-        if (v.route === 'cmd-ack') onDeviceCommandAck(v.message);
+        // The answer is stored: a failed state write is reported, and the device still gets its PUBACK.
+        if (v.route === 'cmd-ack') storage.guard('command_ack', () => onDeviceCommandAck(v.message));
         cb(null);
       },
       (err: Error) => {

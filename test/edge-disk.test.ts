@@ -166,4 +166,26 @@ describe('edge agent on a full disk', () => {
     expect(command.state).toBe('failed');
     expect(command.detail).toMatch(/did not answer/);
   }, 60_000);
+
+  it('a state write failing as a device\'s answer settles its command is reported, and the answer, already in the outbox, is acknowledged', async () => {
+    const dir = tempDir('disk-state');
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const agent = await startTestEdge(testEdgeEnv({ hub: HUB, cloudUrl: 'mqtt://127.0.0.1:9', password: 'x'.repeat(32), dataDir: dir }));
+    cleanups.push(() => agent.close());
+    const rejections: unknown[] = [];
+    const onRejection = (r: unknown) => rejections.push(r);
+    process.on('unhandledRejection', onRejection);
+    cleanups.push(() => process.off('unhandledRejection', onRejection));
+    agent.state.addCommand('cmd-1', 'locker-a', 'locker.unlock', Date.now(), Date.now() + 60_000, 'relayed', null);
+    (agent.state as unknown as { setCommand: () => void }).setCommand = () => {
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    };
+    const locker = await connect(agent.localMqttUrl, deviceLogin(agent, 'locker-a'));
+    cleanups.push(() => locker.end(true));
+    await locker.publishAsync(topics.commandAck(REGION, HUB), JSON.stringify({ v: 1, type: 'hub.command-ack', id: 'answer-1', ts: Date.now(), hub: HUB, device: 'locker-a', commandId: 'cmd-1', result: 'done' }), { qos: 1 });
+    const status = (await (await fetch(`${agent.localHttpUrl}/status`)).json()) as Status;
+    expect(status.storage.lastError).toMatch(/command_ack: SQLITE_FULL/);
+    expect(agent.outbox.depth).toBe(1);
+    expect(rejections).toEqual([]);
+  }, 20_000);
 });
