@@ -101,6 +101,8 @@ interface StoredWill extends AedesPublishPacket {
 
 interface ClusterPersistence {
   setup(broker: Aedes): Promise<void>;
+  subscriptionsByTopic(topic: string): Promise<{ clientId: string; topic: string; qos: number }[]>;
+  outgoingEnqueueCombi(subs: { clientId: string; topic: string; qos: number }[], packet: AedesPublishPacket): Promise<void>;
   putWill(client: { id: string }, packet: AedesPublishPacket): Promise<void>;
   storeRetained(packet: AedesPublishPacket): Promise<void>;
   delWill(client: { id: string; brokerId: string }): Promise<unknown>;
@@ -138,17 +140,16 @@ const willKeyParts = (key: string) => {
 };
 
 /**
- * A stored packet sent again (not retained: the hubs hold it as their current mode), without the
- * broker id and counter it was first published with. aedes drops a packet for a client unless its
- * counter is above the highest that client has had from that broker (lib/client.js `dedupe`): the
- * old counter sent again made a hub that had had anything newer from that node drop the copy — and
- * after that node restarted (counting from its start again), made the hub drop every command from
- * it until its count passed the old one (found in review: a command through a restarted node left
- * pending). Without a broker id aedes delivers it as it does retained messages on SUBSCRIBE.
+ * A stored packet sent again as a new publish of this node (not retained: the hubs hold it as their
+ * current mode): this node's broker id and its next counter, as aedes gives every publish, not the id
+ * and counter of the first publish. aedes drops a packet for a client unless its counter is above the
+ * highest that client has had from that broker (lib/client.js `dedupe`): the old counter sent again
+ * made a hub that had had anything newer from that node drop the copy — and after that node restarted
+ * (counting from its start again), made the hub drop every command from it until its count passed the
+ * old one (found in review: a command through a restarted node left pending).
  */
-export function resent(p: AedesPublishPacket): AedesPublishPacket {
-  const { brokerId: _id, brokerCounter: _counter, ...rest } = p as AedesPublishPacket & { brokerId?: string; brokerCounter?: number };
-  return { ...rest, retain: false } as AedesPublishPacket;
+export function resent(p: AedesPublishPacket, by: { id: string; counter: number }): AedesPublishPacket {
+  return { cmd: 'publish', topic: p.topic, payload: p.payload, qos: p.qos, retain: false, dup: false, brokerId: by.id, brokerCounter: ++by.counter } as AedesPublishPacket;
 }
 
 /**
@@ -411,8 +412,25 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   /** The region modes this node holds (retained). */
   const regionModes = (): AedesPublishPacket[] =>
     index ? ([...index.match(`${TOPIC_ROOT}/+/+`)] as AedesPublishPacket[]).filter((p) => parseTopic(p.topic)?.route === 'region-mode') : [];
-  /** A region mode to this node's own hubs (not retained: they hold it as their current mode). */
-  const deliverMode = (p: AedesPublishPacket) => mq._emit(resent(p) as never);
+  /** This node's aedes (attach). */
+  let broker: (Aedes & { counter: number; persistence: ClusterPersistence; clients: Record<string, unknown> }) | null = null;
+  /**
+   * A region mode to this node's own hubs again. As aedes.publish does for QoS 1, a hub with a
+   * persistent session gets it queued first (only the hubs on this node: it is emitted here only),
+   * so that its PUBACK clears it: delivered unqueued, aedes-persistence-redis kept the packet and a
+   * count of -1 in Redis for good (found in review).
+   */
+  const deliverMode = (p: AedesPublishPacket) => {
+    const b = broker;
+    if (!b) return;
+    const packet = resent(p, b);
+    void b.persistence.subscriptionsByTopic(packet.topic)
+      .then((subs) => {
+        const here = subs.filter((sub) => b.clients[sub.clientId] !== undefined);
+        return here.length > 0 ? b.persistence.outgoingEnqueueCombi(here, packet) : undefined;
+      })
+      .then(() => mq._emit(packet as never), (err: unknown) => log.warn({ err: (err as Error).message, topic: packet.topic }, 'region mode not sent again: its queue for persistent sessions could not be written; the next reconnect sends it'));
+  };
   const redeliverModes = () => {
     const modes = regionModes();
     for (const p of modes) deliverMode(p);
@@ -435,7 +453,8 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       const packet = [...index.match(topic)][0] as AedesPublishPacket | undefined;
       if (!packet) continue;
       announce(packet);
-      if (parseTopic(topic)?.route === 'region-mode') emitThroughRedis(resent(packet) as never, () => undefined);
+      // A publish of its own (every node's hubs, queued for persistent sessions as any publish).
+      if (parseTopic(topic)?.route === 'region-mode') broker?.publish(resent(packet, broker), () => undefined);
     }
   };
   const resync = () => {
@@ -496,7 +515,9 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     retained: () => index,
     onReconnect: (listener) => gapListeners.push(listener),
     async attach(aedes, authorizePublish) {
-      (aedes as unknown as { counter: number }).counter = startCounter(Date.now());
+      const b = aedes as unknown as NonNullable<typeof broker>;
+      b.counter = startCounter(Date.now());
+      broker = b;
       // Subscribed before any hub connects; ioredis subscribes it again after every reconnect.
       await sub.psubscribe(`${TOPIC_ROOT}/*`);
       index = indexRetainedMessages(aedes);
