@@ -198,6 +198,40 @@ describe('CommandService', () => {
     }
   });
 
+  it('a database down for 10 minutes while 2,000 hubs reconnect: one retry round for all of them at a time, a warning a round, every hub served once it is back', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    try {
+      const store = createMemoryCommandStore();
+      let down = true;
+      let queries = 0;
+      const flaky: CommandStore = { ...store, pendingFor: (h, n, l) => (queries++, down ? Promise.reject(new Error('database down')) : store.pendingFor(h, n, l)) };
+      const sent: string[] = [];
+      let warnings = 0;
+      const logger = pino({ level: 'warn' }, { write: () => void warnings++ });
+      const service = new CommandService({ store: flaky, bus: { send: async (c) => void sent.push(c.id) }, hubs: new Map(), now: () => T, newId: () => 'x', logger, redeliveryWindowMs: 10 });
+      const hubs = Array.from({ length: 2_000 }, (_, i) => `hub-${i}`);
+      for (const hub of hubs) await store.insert({ id: `c-${hub}`, hub, region: 'r', device: 'locker-a', kind: 'locker', command: 'locker.unlock', args: {}, issuedAt: T - 10, expiresAt: T + 3_600_000, state: 'pending', detail: null, ackedAt: null });
+      // The reconnect storm: 100 hubs every second for 20 s, while the database is down.
+      for (let s = 0; s < 20; s++) {
+        for (const hub of hubs.slice(s * 100, s * 100 + 100)) service.redeliver(hub).catch(() => undefined);
+        await vi.advanceTimersByTimeAsync(1_000);
+      }
+      const inStorm = queries;
+      await vi.advanceTimersByTimeAsync(580_000);
+      const rounds = queries - inStorm;
+      // Backoff 1, 2, 4, 8, 16, then every 30 s: ~24 rounds in 10 min, each 4 queries of 500 hubs.
+      expect(rounds).toBeLessThanOrEqual(30 * 4);
+      expect(warnings).toBeLessThanOrEqual(30);
+      down = false;
+      await vi.advanceTimersByTimeAsync(31_000);
+      expect(new Set(sent).size).toBe(2_000);
+      console.info(`[retry storm] ${inStorm} queries during the 20-s storm, ${rounds} in the next 9 min 40 s of outage, ${warnings} warnings; all ${new Set(sent).size} commands out within 31 s of the database's return`);
+      service.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('publishes a command again, 1 s, 2 s… later, when its publish failed (this node cut from the broker bus), until it goes out or is no longer pending', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
     try {

@@ -224,62 +224,70 @@ export class CommandService {
   }
 
   private readonly redeliveries = new Map<string, { resolve: (n: number) => void; reject: (err: unknown) => void }[]>();
-  /** Hubs whose re-delivery query failed: failures in a row, and the timer asking again. */
-  private readonly retries = new Map<string, Retry>();
-  /** Commands whose publish failed, by id: failures in a row, and the timer publishing again. */
-  private readonly unsent = new Map<string, Retry>();
+  /**
+   * What failed and is tried again in the next retry round: hubs whose re-delivery query failed, and
+   * commands whose publish failed (as stored then). One timer for all of them — a database down
+   * during a reconnect storm is one query a round per 500 hubs and one warning, not a schedule and a
+   * warning per hub (review: 34 failed queries and warnings a second for 2,000 hubs).
+   */
+  private readonly retryHubs = new Set<string>();
+  private readonly unsent = new Map<string, CommandRecord>();
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Rounds in a row that left something to try again: the next round waits 2^this × firstMs (≤ maxMs). */
+  private failedRounds = 0;
   private closed = false;
 
   /** Stops the retries (before the store closes). */
   close(): void {
     this.closed = true;
-    for (const r of [...this.retries.values(), ...this.unsent.values()]) if (r.timer) clearTimeout(r.timer);
-    this.retries.clear();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.retryHubs.clear();
     this.unsent.clear();
   }
 
-  /** Runs `again` later for `key` (one timer per key, the delay doubling with its failures in a row); the delay used. */
-  private later(pending: Map<string, Retry>, key: string, again: () => void): number {
+  /** Schedules the next retry round unless one is scheduled. */
+  private retrySoon(): void {
+    if (this.retryTimer || this.closed) return;
     const { firstMs, maxMs } = this.o.retry ?? { firstMs: 1_000, maxMs: 30_000 };
-    const r = pending.get(key) ?? { failures: 0, timer: null };
-    r.failures++;
-    pending.set(key, r);
-    const delayMs = Math.min(maxMs, firstMs * 2 ** (r.failures - 1));
-    if (r.timer || this.closed) return delayMs;
-    r.timer = setTimeout(() => {
-      r.timer = null;
-      again();
+    const delayMs = Math.min(maxMs, firstMs * 2 ** this.failedRounds);
+    this.failedRounds++;
+    this.log.warn({ hubs: this.retryHubs.size, commands: this.unsent.size, retryInMs: delayMs },
+      're-deliveries whose store query failed and commands whose publish failed: tried again later');
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.retryRound();
     }, delayMs);
-    r.timer.unref?.();
-    return delayMs;
+    this.retryTimer.unref?.();
   }
 
-  private static settle(pending: Map<string, Retry>, key: string): void {
-    const r = pending.get(key);
-    if (!r) return;
-    if (r.timer) clearTimeout(r.timer);
-    pending.delete(key);
+  private async retryRound(): Promise<void> {
+    const hubs = [...this.retryHubs];
+    const commands = [...this.unsent.values()];
+    this.retryHubs.clear();
+    this.unsent.clear();
+    // A failure puts its hub or command back and schedules the next round (retryLater, deliver).
+    await Promise.allSettled(hubs.map((hub) => this.redeliver(hub)));
+    for (const c of commands) {
+      let now: CommandRecord | null;
+      try {
+        now = await this.o.store.get(c.id);
+      } catch {
+        this.unsent.set(c.id, c);
+        this.retrySoon();
+        continue;
+      }
+      if (now && effectiveState(now, this.o.now()) === 'pending') await this.deliver(now, undefined, true);
+    }
+    if (this.retryHubs.size === 0 && this.unsent.size === 0) this.failedRounds = 0;
   }
 
-  /** Asks again, later, for hubs whose re-delivery query failed. */
+  /** Hubs whose re-delivery query failed: asked again in the next round. */
   private retryLater(hubs: readonly string[], err: unknown): void {
-    let delayMs = 0;
-    // A failure schedules the next try (here); success ends the retries (redeliverBatches).
-    for (const hub of hubs) delayMs = this.later(this.retries, hub, () => void this.redeliver(hub).catch(() => undefined));
-    this.log.warn({ err, hubs: hubs.length, retryInMs: delayMs }, 're-delivering pending commands failed: the store did not answer; asked again later');
-  }
-
-  /** Publishes a command again, later, while it is pending and unexpired (as stored then). */
-  private sendLater(c: CommandRecord): number {
-    return this.later(this.unsent, c.id, () => {
-      void this.o.store.get(c.id).then(
-        (now) => {
-          if (!now || effectiveState(now, this.o.now()) !== 'pending') CommandService.settle(this.unsent, c.id);
-          else void this.deliver(now);
-        },
-        () => this.sendLater(c), // the store did not answer: ask again later
-      );
-    });
+    if (this.closed) return;
+    this.log.debug({ err, hubs: hubs.length }, 're-delivering pending commands failed: the store did not answer');
+    for (const hub of hubs) this.retryHubs.add(hub);
+    this.retrySoon();
   }
 
   private async redeliverBatches(): Promise<void> {
@@ -302,7 +310,7 @@ export class CommandService {
         else byHub.set(c.hub, [c]);
       }
       for (const [hub, waiters] of batch) {
-        CommandService.settle(this.retries, hub);
+        this.retryHubs.delete(hub);
         const mine = byHub.get(hub) ?? [];
         for (const c of mine) await this.deliver(c);
         if (mine.length > 0) this.log.info({ hub, commands: mine.length }, 'pending commands re-delivered');
@@ -312,7 +320,7 @@ export class CommandService {
   }
 
   /** Publishes a stored command; a failed publish is tried again later (it also goes out when the hub next subscribes). */
-  private async deliver(c: CommandRecord, message?: Command): Promise<void> {
+  private async deliver(c: CommandRecord, message?: Command, retried = false): Promise<void> {
     let m = message;
     try {
       m ??= toMessage(c);
@@ -323,21 +331,19 @@ export class CommandService {
     }
     try {
       await this.o.bus.send(m, { region: c.region, kind: c.kind });
-      CommandService.settle(this.unsent, c.id);
+      this.unsent.delete(c.id);
     } catch (err) {
-      const retryInMs = this.sendLater(c);
-      this.log.warn({ err, hub: c.hub, commandId: c.id, retryInMs }, 'publishing a command failed; it stays pending and is published again');
+      if (this.closed) return;
+      // Counted in the round's warning when it was a retry.
+      if (!retried) this.log.warn({ err, hub: c.hub, commandId: c.id }, 'publishing a command failed; it stays pending and is published again');
+      this.unsent.set(c.id, c);
+      this.retrySoon();
     }
   }
 
   private view(c: CommandRecord): CommandView {
     return { ...c, state: effectiveState(c, this.o.now()) };
   }
-}
-
-interface Retry {
-  failures: number;
-  timer: ReturnType<typeof setTimeout> | null;
 }
 
 function toMessage(c: CommandRecord): Command {
