@@ -301,15 +301,14 @@ describe('clustered broker: packets sent again, and a node restarted with the sa
     expect(await reaches(a), 'a command through the restarted node A').toBe(true);
     expect(await reaches(b)).toBe(true);
   });
-  it('a region mode sent again reaches a hub with a persistent session, and nothing of it stays in Redis once acknowledged', { timeout: 30_000 }, async () => {
+  it('a hub with a persistent session subscribes (SUBACK for its three topics), gets a region mode sent again with nothing of it left in Redis once acknowledged, and its commands', { timeout: 30_000 }, async () => {
     const h = 'nomi-wake';
     const creds = a.credentials[h]!;
     const hub = await connect(b.cloud.urls.mqtt, { username: creds.username, password: creds.password, clientId: `${h}.persistent`, clean: false });
     clients.push(hub);
     const got = inbox(hub);
-    // The mode alone: a persistent session's SUBSCRIBE with the hub's command wildcard gets no SUBACK
-    // in cluster mode (older than this test; see the note of 2026-12-06).
-    await hub.subscribeAsync(topics.regionMode(REGION), { qos: 1 });
+    // All three of a hub's subscriptions in one SUBSCRIBE (with clean=false it got no SUBACK before).
+    await hub.subscribeAsync(topics.hubSubscriptions(REGION, h), { qos: 1 });
     await a.cloud.broker.publish(topics.regionMode(REGION), '{"mode":"persistent-1"}', { qos: 1, retain: true });
     const modes = () => got.get(topics.regionMode(REGION)) ?? [];
     await expect.poll(() => modes().at(-1), { timeout: 5_000, interval: 20 }).toBe('{"mode":"persistent-1"}');
@@ -324,6 +323,12 @@ describe('clustered broker: packets sent again, and a node restarted with the sa
       }
       // Each copy was queued for the session and cleared by its PUBACK.
       await expect.poll(packetsOfB, { timeout: 5_000, interval: 50 }).toBe(0);
+      // And its commands reach it, from either node.
+      const locker = [...a.cloud.live.hubs.get(h)!.devices].find(([, d]) => d.kind === 'locker')![0];
+      for (const t of [a, b]) {
+        const c = await t.cloud.commands.issue({ hub: h, device: locker, command: 'locker.unlock', args: { compartment: 'A01' }, ttlS: 300 });
+        await expect.poll(() => (got.get(topics.command(REGION, h, 'locker', locker)) ?? []).some((m) => m.includes(c.id)), { timeout: 5_000, interval: 20 }).toBe(true);
+      }
     } finally {
       r.disconnect();
     }
