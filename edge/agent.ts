@@ -300,10 +300,11 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     // The device's own answer settles the command — also after the agent gave up waiting ("failed",
     // provisional): a late answer says what the device did [issue 12, defect 5]; the cloud keeps both.
     const settled = known?.state === 'relayed' || (known?.state === 'failed' && known.detail === noAnswerDetail);
-    if (settled) state.setCommand(ack.commandId, ack.result === 'duplicate' ? 'done' : ack.result === 'expired' ? 'expired' : ack.result, ack.detail ?? null);
+    // The timeout first: the answer is in the outbox, so a state write failing below must not also send "did not answer".
     const t = timers.get(ack.commandId);
     if (t) clearTimeout(t);
     timers.delete(ack.commandId);
+    if (settled) state.setCommand(ack.commandId, ack.result === 'duplicate' ? 'done' : ack.result === 'expired' ? 'expired' : ack.result, ack.detail ?? null);
   }
 
   const onCommand = (topicName: string, payload: Buffer) => storage.guard('command', () => relayCommand(topicName, payload));

@@ -188,4 +188,28 @@ describe('edge agent on a full disk', () => {
     expect(agent.outbox.depth).toBe(1);
     expect(rejections).toEqual([]);
   }, 20_000);
+
+  it('a device\'s answer whose state write fails: the command\'s timeout does not also report that nobody answered', async () => {
+    const { t, agent } = await agentBehindProxy('disk-timer', 1);
+    const locker = await connect(agent.localMqttUrl, deviceLogin(agent, 'locker-a'));
+    cleanups.push(() => locker.end(true));
+    const commandsIn: string[] = [];
+    locker.on('message', (_topic, payload) => commandsIn.push((JSON.parse(payload.toString()) as { id: string }).id));
+    await locker.subscribeAsync(topics.command(REGION, HUB, 'locker', 'locker-a'), { qos: 1 });
+    const cmd = await t.cloud.commands.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: { compartment: 'A01' }, ttlS: 300 });
+    await waitFor('the command at the locker', () => commandsIn.includes(cmd.id));
+    (agent.state as unknown as { setCommand: () => void }).setCommand = () => {
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    };
+    await locker.publishAsync(topics.commandAck(REGION, HUB), JSON.stringify({ v: 1, type: 'hub.command-ack', id: 'answer-t', ts: Date.now(), hub: HUB, device: 'locker-a', commandId: cmd.id, result: 'done' }), { qos: 1 });
+    await waitFor('the answer in the cloud', async () => (await t.cloud.commands.get(cmd.id)).state === 'done');
+    const acks = async () => (await t.cloud.metrics.registry.getSingleMetric('ingest_messages_accepted_total')!.get()).values.find((v) => v.labels.type === 'hub.command-ack')?.value ?? 0;
+    const answered = await acks();
+    // The agent's 1-s timeout has passed and its outbox drained: no "did not answer" was sent after the answer
+    // (the cloud would keep 'done' either way; the hub would have told it something false).
+    await new Promise((r) => setTimeout(r, 1_500));
+    await waitFor('the outbox drained', () => agent.outbox.depth === 0);
+    expect(await acks()).toBe(answered);
+    expect((await t.cloud.commands.get(cmd.id)).state).toBe('done');
+  }, 20_000);
 });
