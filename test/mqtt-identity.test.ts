@@ -140,6 +140,30 @@ describe('client ids belong to the hub whose login is used', () => {
     await back.endAsync();
   });
 
+  it("a persistent session's refused subscription is not kept: another hub's commands are not queued for it", async () => {
+    const id = hubClientId(ATTACKER, 'eavesdrop');
+    const own = `v1/${REGION}/${ATTACKER}/ack`;
+    const foreign = `v1/${REGION}/${VICTIM}/cmd/#`;
+    const spy = rawConnect(ATTACKER, id, { clean: false });
+    expect(await spy.connack).toBe(0);
+    // Its own topic with the victim's in one SUBSCRIBE: the victim's refused (0x80), its own granted.
+    spy.socket.write(generate({ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: own, qos: 1 }, { topic: foreign, qos: 1 }] }));
+    await expect.poll(() => (spy.packets.find((p) => p.cmd === 'suback') as { granted?: number[] } | undefined)?.granted).toEqual([1, 128]);
+    spy.socket.end(generate({ cmd: 'disconnect' }));
+    await spy.closed;
+    const command = JSON.stringify({ ...(EXAMPLES.find((e) => e.name === 'hub.command')!.payload as object), hub: VICTIM, id: 'not-for-the-spy' });
+    await t.cloud.broker.publish(topics.command(REGION, VICTIM, 'locker', 'locker-a'), command, { qos: 1 });
+    await t.cloud.broker.publish(own, JSON.stringify({ marker: 'own-ack' }), { qos: 1 });
+    // Back with its session: what was queued for it while away comes first (its own ack), and nothing of the victim's.
+    const back = rawConnect(ATTACKER, id, { clean: false });
+    expect(await back.connack).toBe(0);
+    const received = () => back.packets.filter((p) => p.cmd === 'publish').map((p) => p.payload.toString());
+    await expect.poll(() => received().some((m) => m.includes('own-ack'))).toBe(true);
+    expect(received().filter((m) => m.includes('not-for-the-spy'))).toEqual([]);
+    back.socket.destroy();
+    await back.closed;
+  });
+
   it('states the rule: <hub> or <hub>.<suffix>; other shapes are refused with code 2 and counted by reason', async () => {
     const accepted = [VICTIM, `${VICTIM}.edge`, `${VICTIM}.sim`, `${VICTIM}.A_b-9`, `${VICTIM}.${'x'.repeat(64)}`];
     for (const id of accepted) expect(await connackCode(VICTIM, id), id).toBe(0);

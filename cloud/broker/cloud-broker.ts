@@ -279,7 +279,35 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       log.warn({ hub: from?.hubId, clientId: client.id, filter: sub.topic.slice(0, 300) }, 'subscription refused');
       cb(null, null); // SUBACK return code 0x80 [MQTT-3.9.3]
     },
+    // A persistent session's queued messages are forwarded only on topics its hub may subscribe to
+    // (aedes asks this for queued messages at reconnect too, and drops the refused ones); clean
+    // sessions — every hub of the reference agent — receive only what their granted subscriptions
+    // match, so the check (~1 µs) is not paid on every delivery of a fan-out.
+    authorizeForward: (client, packet) => {
+      if (client.clean) return packet;
+      const from = identities.get(client);
+      return from && decideSubscribe(from, packet.topic, o.live.regions) ? packet : null;
+    },
   });
+  // aedes (1.x, lib/handlers/subscribe.js storeSubscriptions) stores a persistent session's SUBSCRIBE
+  // once per topic, each time with all its topics — the refused ones too: a hub subscribing to its
+  // own topic and another hub's `cmd/#` with clean=false had the other hub's commands queued for it
+  // while away, and delivered at its reconnect (found in review; test in mqtt-identity.test.ts). In a
+  // cluster the repeated store also hung the SUBACK: aedes-persistence's broadcast waits for its
+  // confirmation under one key for all those calls and answers only the last (upstream
+  // moscajs/aedes#458). Stored here once per SUBSCRIBE, only what the hub may subscribe to.
+  const sessionStore = (aedes as unknown as { persistence: { addSubscriptions(client: Client, subs: { topic: string }[]): Promise<unknown> } }).persistence;
+  const addSubscriptions = sessionStore.addSubscriptions.bind(sessionStore);
+  const storing = new WeakMap<object, Promise<unknown>>();
+  sessionStore.addSubscriptions = (client, subs) => {
+    const running = storing.get(subs);
+    if (running) return running;
+    const from = identities.get(client);
+    const allowed = from ? subs.filter((sub) => decideSubscribe(from, sub.topic, o.live.regions)) : [];
+    const stored = allowed.length > 0 ? addSubscriptions(client, allowed) : Promise.resolve();
+    storing.set(subs, stored);
+    return stored;
+  };
   // Every hub's status is retained: find retained messages for a SUBSCRIBE by topic level, not by
   // testing all of them (see retained-index.ts). In cluster mode the index is mirrored through Redis.
   if (cluster) {

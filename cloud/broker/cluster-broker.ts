@@ -101,7 +101,6 @@ interface StoredWill extends AedesPublishPacket {
 
 interface ClusterPersistence {
   setup(broker: Aedes): Promise<void>;
-  addSubscriptions(client: { id: string }, subs: object[]): Promise<void>;
   subscriptionsByTopic(topic: string): Promise<{ clientId: string; topic: string; qos: number }[]>;
   outgoingEnqueueCombi(subs: { clientId: string; topic: string; qos: number }[], packet: AedesPublishPacket): Promise<void>;
   putWill(client: { id: string }, packet: AedesPublishPacket): Promise<void>;
@@ -221,20 +220,6 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
     };
   }
   const persistence = new AsyncRedisPersistence({ conn: db });
-  // aedes (1.x, lib/handlers/subscribe.js storeSubscriptions) calls addSubscriptions once per topic of
-  // a persistent session's SUBSCRIBE, each time with all its topics; aedes-persistence's broadcast
-  // then waits for its own `$SYS/sub/add` under one key for all those calls, and only the last one is
-  // ever answered: a SUBSCRIBE of 2+ topics with clean=false got no SUBACK (found here: a hub's
-  // three subscriptions hung; upstream report moscajs/aedes#458). One store per SUBSCRIBE.
-  const addSubscriptions = persistence.addSubscriptions.bind(persistence);
-  const storing = new WeakMap<object, Promise<void>>();
-  persistence.addSubscriptions = (client, subs) => {
-    const running = storing.get(subs);
-    if (running) return running;
-    const stored = addSubscriptions(client, subs);
-    storing.set(subs, stored);
-    return stored;
-  };
   const inner = {
     delWill: persistence.delWill.bind(persistence),
   };
