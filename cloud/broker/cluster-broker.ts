@@ -140,9 +140,9 @@ const willKeyParts = (key: string) => {
 };
 
 /**
- * A stored packet sent again as a new publish of this node (not retained: the hubs hold it as their
- * current mode): this node's broker id and its next counter, as aedes gives every publish, not the id
- * and counter of the first publish. aedes drops a packet for a client unless its counter is above the
+ * A stored packet sent again as a new publish (not retained: the hubs hold it as their current mode):
+ * the id and next counter of `by` (this node, or its re-send source), not the id and counter of the
+ * first publish. aedes drops a packet for a client unless its counter is above the
  * highest that client has had from that broker (lib/client.js `dedupe`): the old counter sent again
  * made a hub that had had anything newer from that node drop the copy — and after that node restarted
  * (counting from its start again), made the hub drop every command from it until its count passed the
@@ -415,6 +415,14 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   /** This node's aedes (attach). */
   let broker: (Aedes & { counter: number; persistence: ClusterPersistence; clients: Record<string, unknown> }) | null = null;
   /**
+   * The id and counter of this node's re-sent region modes: their own, not the node's. A re-send takes
+   * its counter before its queue is written (the Redis key holds it), so a publish of the node to the
+   * same hub meanwhile — the pending commands sent right after the same reconnect — got a higher count,
+   * arrived first, and made aedes drop the mode (found in review). Re-sends count among themselves only:
+   * a later one (the same or a newer mode) overtaking an earlier one loses nothing.
+   */
+  let resender: { id: string; counter: number } | null = null;
+  /**
    * A region mode to this node's own hubs again. As aedes.publish does for QoS 1, a hub with a
    * persistent session gets it queued first (only the hubs on this node: it is emitted here only),
    * so that its PUBACK clears it: delivered unqueued, aedes-persistence-redis kept the packet and a
@@ -422,8 +430,8 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
    */
   const deliverMode = (p: AedesPublishPacket) => {
     const b = broker;
-    if (!b) return;
-    const packet = resent(p, b);
+    if (!b || !resender) return;
+    const packet = resent(p, resender);
     void b.persistence.subscriptionsByTopic(packet.topic)
       .then((subs) => {
         const here = subs.filter((sub) => b.clients[sub.clientId] !== undefined);
@@ -518,6 +526,7 @@ export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
       const b = aedes as unknown as NonNullable<typeof broker>;
       b.counter = startCounter(Date.now());
       broker = b;
+      resender = { id: `${o.nodeId}~resent`, counter: startCounter(Date.now()) };
       // Subscribed before any hub connects; ioredis subscribes it again after every reconnect.
       await sub.psubscribe(`${TOPIC_ROOT}/*`);
       index = indexRetainedMessages(aedes);
