@@ -73,3 +73,9 @@ it('a region mode sent again reaches a hub that is sent a command in the same mo
     r.disconnect();
   }
 });
+
+it("refuses a NODE_ID with ':' (part of Redis keys) or '~' (<node>~resent is a node's re-send id)", () => {
+  for (const nodeId of ['n:1', 'n1~resent']) {
+    expect(() => createBrokerCluster({ nodeId, redisUrl: redis.url, logger: pino({ level: 'silent' }), concurrency: 1 }), nodeId).toThrow(/NODE_ID must not contain/);
+  }
+});

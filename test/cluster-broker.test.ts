@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
+import { generate, parser as mqttParser, type Packet } from 'mqtt-packet';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { topics } from '../contract/index.ts';
 import type { TestCloud } from './support/cloud-harness.ts';
@@ -331,6 +333,35 @@ describe('clustered broker: packets sent again, and a node restarted with the sa
       }
     } finally {
       r.disconnect();
+    }
+  });
+});
+
+describe('clustered broker: persistent sessions', () => {
+  // The session store's broadcast waits for its own confirmation under one key per client and first
+  // topic: two SUBSCRIBEs of a clean=false hub in flight with the same first stored topic left one unanswered.
+  it('two SUBSCRIBEs in flight are both answered, also when the first starts with a refused topic or both with the same one', { timeout: 30_000 }, async () => {
+    const h = 'nomi-neagari';
+    const own = topics.ack(REGION, h);
+    for (const [i, first] of [topics.regionMode(REGION), topics.command(REGION, 'nomi-terai', 'locker', 'locker-a'), own].entries()) {
+      const creds = a.credentials[h]!;
+      const socket = net.connect(Number(new URL(b.cloud.urls.mqtt).port), '127.0.0.1');
+      socket.on('error', () => undefined);
+      const packets: Packet[] = [];
+      const parser = mqttParser();
+      parser.on('packet', (pk) => packets.push(pk));
+      socket.on('data', (d: Buffer) => parser.parse(d));
+      try {
+        socket.write(generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: `${h}.two-${i}`, keepalive: 30, username: creds.username, password: Buffer.from(creds.password) }));
+        await expect.poll(() => packets.some((pk) => pk.cmd === 'connack')).toBe(true);
+        socket.write(Buffer.concat([
+          generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: first, qos: 1 }, { topic: own, qos: 1 }] }),
+          generate({ cmd: 'subscribe', messageId: 2, subscriptions: [{ topic: own, qos: 1 }] }),
+        ]));
+        await expect.poll(() => packets.filter((pk) => pk.cmd === 'suback').map((pk) => (pk as { messageId: number }).messageId).sort(), { timeout: 5_000 }).toEqual([1, 2]);
+      } finally {
+        socket.destroy();
+      }
     }
   });
 });

@@ -298,14 +298,20 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   // moscajs/aedes#458). Stored here once per SUBSCRIBE, only what the hub may subscribe to.
   const sessionStore = (aedes as unknown as { persistence: { addSubscriptions(client: Client, subs: { topic: string }[]): Promise<unknown> } }).persistence;
   const addSubscriptions = sessionStore.addSubscriptions.bind(sessionStore);
+  // One store at a time per client, too: the broadcast's wait key is the client and the first topic
+  // stored, so two SUBSCRIBEs in flight whose first allowed topics are the same left one unanswered
+  // (the third review: [other hub's cmd/#, own ack] with [own ack]).
   const storing = new WeakMap<object, Promise<unknown>>();
+  const lastStore = new WeakMap<Client, Promise<unknown>>();
   sessionStore.addSubscriptions = (client, subs) => {
     const running = storing.get(subs);
     if (running) return running;
     const from = identities.get(client);
     const allowed = from ? subs.filter((sub) => decideSubscribe(from, sub.topic, o.live.regions)) : [];
-    const stored = allowed.length > 0 ? addSubscriptions(client, allowed) : Promise.resolve();
+    const stored = (lastStore.get(client) ?? Promise.resolve()).catch(() => undefined)
+      .then(() => (allowed.length > 0 ? addSubscriptions(client, allowed) : undefined));
     storing.set(subs, stored);
+    lastStore.set(client, stored);
     return stored;
   };
   // Every hub's status is retained: find retained messages for a SUBSCRIBE by topic level, not by

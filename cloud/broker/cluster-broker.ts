@@ -162,6 +162,7 @@ export const startCounter = (nowMs: number) => nowMs * 1000;
 
 export function createBrokerCluster(o: BrokerClusterOptions): BrokerCluster {
   if (o.nodeId.includes(':')) throw new Error(`NODE_ID must not contain ':' (it is part of Redis keys): ${o.nodeId}`);
+  if (o.nodeId.includes('~')) throw new Error(`NODE_ID must not contain '~' (<node>~resent is the id of a node's re-sent modes): ${o.nodeId}`);
   const log = o.logger.child({ component: 'broker-cluster', nodeId: o.nodeId });
   const pub = openRedisConnection(o.redisUrl, `${o.nodeId}:mq-pub`, log);
   const sub = openRedisConnection(o.redisUrl, `${o.nodeId}:mq-sub`, log);
