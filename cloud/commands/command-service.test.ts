@@ -276,7 +276,7 @@ describe('CommandService', () => {
     }
   });
 
-  it('skips a stored command the contract no longer accepts and still re-delivers the others', async () => {
+  it('ends a stored command the contract no longer accepts as failed, with the reason, and still re-delivers the others', async () => {
     const store = createMemoryCommandStore();
     const sent: string[] = [];
     const service = new CommandService({ store, bus: { send: async (c) => void sent.push(c.id) }, hubs: new Map(), now: () => T, newId: () => 'x', logger: pino({ level: 'silent' }) });
@@ -284,6 +284,14 @@ describe('CommandService', () => {
     await store.insert({ ...row, id: 'c-bad', command: 'locker.explode' as never });
     await store.insert({ ...row, id: 'c-good', command: 'locker.unlock', issuedAt: T - 5 });
     expect(await service.redeliver(HUB)).toBe(2);
+    expect(sent).toEqual(['c-good']);
+    const bad = await service.get('c-bad');
+    expect(bad).toMatchObject({ state: 'failed', ackedAt: T });
+    expect(bad.detail).toMatch(/^not sent: the stored command is not a valid message under the current contract \(command: /);
+    expect((await service.history('c-bad')).map((h) => [h.from, h.state])).toEqual([['pending', 'failed']]);
+    // Not tried again at the hub's next subscribe: only the good one is still pending.
+    sent.length = 0;
+    expect(await service.redeliver(HUB)).toBe(1);
     expect(sent).toEqual(['c-good']);
   });
 

@@ -325,8 +325,14 @@ export class CommandService {
     try {
       m ??= toMessage(c);
     } catch (err) {
-      // A stored row the contract no longer accepts (a schema change): the others still go out.
-      this.log.error({ err, hub: c.hub, commandId: c.id }, 'a stored command is not a valid message; not published');
+      // A stored row the contract no longer accepts (a schema change) can never be sent: it ends
+      // `failed` with the reason now, instead of staying pending until its expiry and being tried (and
+      // logged) again at every subscribe of its hub. The others still go out.
+      this.log.error({ err, hub: c.hub, commandId: c.id }, 'a stored command is not a valid message; not published, marked failed');
+      this.unsent.delete(c.id);
+      const detail = `not sent: the stored command is not a valid message under the current contract (${firstIssue(err)})`;
+      await this.o.store.setResult(c.id, 'pending', { state: 'failed', detail, ackedAt: this.o.now() })
+        .catch((e: unknown) => this.log.error({ err: e, hub: c.hub, commandId: c.id }, 'marking an unsendable command failed did not work; it stays pending until its expiry'));
       return;
     }
     try {
@@ -344,6 +350,13 @@ export class CommandService {
   private view(c: CommandRecord): CommandView {
     return { ...c, state: effectiveState(c, this.o.now()) };
   }
+}
+
+/** The first thing zod found wrong (or the error's message), short enough for a command's detail. */
+function firstIssue(err: unknown): string {
+  const issue = (err as { issues?: { path: PropertyKey[]; message: string }[] }).issues?.[0];
+  const text = issue ? `${issue.path.map(String).join('.') || 'message'}: ${issue.message}` : String((err as Error)?.message ?? err);
+  return text.slice(0, 200);
 }
 
 function toMessage(c: CommandRecord): Command {
