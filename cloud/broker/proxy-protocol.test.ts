@@ -355,6 +355,21 @@ describe('readProxyHeader on a socket', () => {
 });
 
 describe('proxiedListener in front of the HTTP (WebSocket) and TLS servers', () => {
+  it('ends the connections still sending their header when the listener closes (shutdown), without waiting for the header timeout', async () => {
+    const front = proxiedListener({ trusted: new TrustedProxies(['127.0.0.1']), timeoutMs: 60_000 }, new Map(), 'mqtt', () => undefined, () => undefined);
+    const port = await listen(front);
+    const silent = await dial(port); // connected, sends nothing
+    const partial = await dial(port);
+    partial.write(encodeV2({ address: '198.51.100.1', port: 1 }).subarray(0, 10));
+    const ended = (s: net.Socket) => new Promise<void>((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve())));
+    const closed = new Promise<void>((resolve) => front.close(() => resolve()));
+    const outcome = await Promise.race([
+      Promise.all([ended(silent), ended(partial), closed]).then(() => 'ended'),
+      new Promise((r) => setTimeout(r, 3_000)).then(() => 'still open after 3 s'),
+    ]);
+    expect(outcome).toBe('ended');
+  });
+
   it('serves HTTP after a header, with the bytes that came with it, and files the client address', async () => {
     const addresses = new Map<string, string>();
     const httpServer = http.createServer((req, res) => res.end(`${addresses.get(peerKey(req.socket))} ${req.url}`));

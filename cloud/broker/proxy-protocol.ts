@@ -346,11 +346,16 @@ export function proxiedListener(
   serve: (socket: net.Socket, rest: Buffer) => void,
   refused: (reason: ProxyRefusal, peer: string, detail: string) => void,
 ): net.Server {
-  return net.createServer({ pauseOnConnect: true }, (socket) => {
+  /** Connections still sending their header: handed to no one yet, so only the listener can end them. */
+  const waiting = new Set<net.Socket>();
+  const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+    waiting.add(socket);
+    socket.once('close', () => waiting.delete(socket));
     readProxyHeader(
       socket,
       o,
       (p) => {
+        waiting.delete(socket);
         const key = peerKey(socket);
         addresses.set(key, p.address);
         socket.once('close', () => addresses.delete(key));
@@ -365,6 +370,15 @@ export function proxiedListener(
       refused,
     );
   });
+  // Closing the listener (the cloud shutting down) ends them too: a connection that had not finished its
+  // header kept the process alive until the header timeout (MQTT_PROXY_HEADER_TIMEOUT_S, up to 60 s).
+  const close = server.close.bind(server);
+  server.close = ((cb?: (err?: Error) => void) => {
+    for (const socket of waiting) socket.destroy();
+    waiting.clear();
+    return close(cb);
+  }) as typeof server.close;
+  return server;
 }
 
 /** The key `proxiedListener` files a connection's client address under. */
