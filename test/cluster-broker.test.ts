@@ -366,6 +366,54 @@ describe('clustered broker: persistent sessions', () => {
   });
 });
 
+describe('clustered broker: a persistent session stored before its subscriptions were filtered', () => {
+  // Until fcea167 a clean=false SUBSCRIBE was stored with its refused topics too: another hub's commands
+  // were then queued for the session in Redis while it was away (never delivered since: authorizeForward).
+  it('loses the refused subscription at its next login, and nothing on it is queued for it any more', { timeout: 60_000 }, async () => {
+    const h = 'nomi-tatsunokuchi';
+    const other = 'nomi-terai';
+    const id = `${h}.legacy`;
+    const own = topics.ack(REGION, h);
+    const foreign = topics.hubSubscriptions(REGION, other)[0]!; // the other hub's cmd/#
+    const { Redis } = await import('ioredis');
+    const { createRequire } = await import('node:module');
+    // The session store's own encoding (aedes-persistence-redis stores each subscription msgpack-encoded).
+    const msgpack = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-redis'))('msgpack-lite') as { encode(v: unknown): Buffer };
+    const r = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    let g: TestCloud | null = null;
+    try {
+      const subsKey = `client:${encodeURIComponent(id)}`;
+      const queued = () => r.llen(`outgoing:${encodeURIComponent(id)}`);
+      await r.hset(subsKey, own, msgpack.encode({ topic: own, qos: 1 }), foreign, msgpack.encode({ topic: foreign, qos: 1 }));
+      await r.sadd('clients', id);
+      // A node started now loads the stored session, as every node did after such a session was stored.
+      g = await node('node-g', a.dataDir);
+      const locker = [...g.cloud.live.hubs.get(other)!.devices].find(([, d]) => d.kind === 'locker')![0];
+      const command = () => g!.cloud.commands.issue({ hub: other, device: locker, command: 'locker.unlock', args: { compartment: 'A01' }, ttlS: 300 });
+      await command();
+      await expect.poll(queued, { timeout: 5_000, interval: 50 }).toBe(1); // the defect this cleans up
+
+      const creds = a.credentials[h]!;
+      const back = await connect(g.cloud.urls.mqtt, { username: creds.username, password: creds.password, clientId: id, clean: false });
+      await expect.poll(async () => (await r.hkeys(subsKey)).sort(), { timeout: 5_000, interval: 50 }).toEqual([own]);
+      back.end();
+      await closed(back);
+      // aedes queues a message for offline sessions before it delivers it to connected ones: once the
+      // other hub has the next command, it would have been queued for this session too.
+      const watcher = await hub(g, other, 'watch');
+      const got = inbox(watcher);
+      await watcher.subscribeAsync(foreign, { qos: 1 });
+      const next = await command();
+      await expect.poll(() => [...got.values()].flat().some((m) => m.includes(next.id)), { timeout: 5_000, interval: 20 }).toBe(true);
+      // The copy queued before was dropped at the login (authorizeForward); none came after it.
+      await expect.poll(queued, { timeout: 5_000, interval: 50 }).toBe(0);
+    } finally {
+      r.disconnect();
+      await g?.stop();
+    }
+  });
+});
+
 describe('clustered broker: a node killed with kill -9', () => {
   let c: CloudProcess | null = null;
   afterAll(async () => {

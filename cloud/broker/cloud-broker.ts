@@ -277,6 +277,11 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
       if (from && decideSubscribe(from, sub.topic, o.live.regions)) return cb(null, sub);
       o.metrics.subscribeDenied.inc();
       log.warn({ hub: from?.hubId, clientId: client.id, filter: sub.topic.slice(0, 300) }, 'subscription refused');
+      // Before CONNACK this is a persistent session's stored subscription being restored: one its hub
+      // may not have was stored by a version before the session store was filtered (fcea167). aedes
+      // skips it now but leaves it stored, so messages on it were still queued for the session while
+      // away (never delivered: authorizeForward drops them). Removed from the session store here.
+      if (!client.clean && !(client as unknown as { connackSent?: boolean }).connackSent) forgetRefused(client, sub.topic);
       cb(null, null); // SUBACK return code 0x80 [MQTT-3.9.3]
     },
     // A persistent session's queued messages are forwarded only on topics its hub may subscribe to
@@ -296,13 +301,25 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
   // cluster the repeated store also hung the SUBACK: aedes-persistence's broadcast waits for its
   // confirmation under one key for all those calls and answers only the last (upstream
   // moscajs/aedes#458). Stored here once per SUBSCRIBE, only what the hub may subscribe to.
-  const sessionStore = (aedes as unknown as { persistence: { addSubscriptions(client: Client, subs: { topic: string }[]): Promise<unknown> } }).persistence;
+  const sessionStore = (aedes as unknown as {
+    persistence: { addSubscriptions(client: Client, subs: { topic: string }[]): Promise<unknown>; removeSubscriptions(client: Client, topics: string[]): Promise<unknown> };
+  }).persistence;
   const addSubscriptions = sessionStore.addSubscriptions.bind(sessionStore);
   // One store at a time per client, too: the broadcast's wait key is the client and the first topic
   // stored, so two SUBSCRIBEs in flight whose first allowed topics are the same left one unanswered
   // (the third review: [other hub's cmd/#, own ack] with [own ack]).
   const storing = new WeakMap<object, Promise<unknown>>();
   const lastStore = new WeakMap<Client, Promise<unknown>>();
+  /** Removes a refused subscription from a restored session (see authorizeSubscribe), in turn with the client's stores. */
+  const forgetRefused = (client: Client, topic: string) => {
+    const removed = (lastStore.get(client) ?? Promise.resolve()).catch(() => undefined)
+      .then(() => sessionStore.removeSubscriptions(client, [topic]));
+    lastStore.set(client, removed);
+    removed.then(
+      () => log.warn({ clientId: client.id, filter: topic.slice(0, 300) }, 'a refused subscription stored in a persistent session removed'),
+      (err: unknown) => log.error({ err, clientId: client.id }, 'removing a refused subscription from a persistent session failed'),
+    );
+  };
   sessionStore.addSubscriptions = (client, subs) => {
     const running = storing.get(subs);
     if (running) return running;
