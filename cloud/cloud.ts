@@ -286,6 +286,7 @@ export async function startCloud(config: CloudConfig, logger: Logger): Promise<C
           .catch((err: unknown) => logger.error({ err, hub: a.hub, kind: a.kind }, 'raising an alarm failed'));
       },
       onPickupCode: (result) => metrics.pickupCodes.inc({ result }),
+      onMissionEventRefused: () => metrics.missionEventsRefused.inc(),
       reservePct: config.dispatch.reservePct, leases,
     });
     // Asked for every sensor reading that is not calm, on the alarm rules' hot path: the order service

@@ -100,6 +100,9 @@ export function createMetrics(sources: MetricsSources = {}) {
       name: 'pickup_codes_total', help: 'Pickup codes typed at lockers, by result (rejected = wrong code; locked = refused on a locked compartment)',
       labelNames: ['result'] as const, registers: [registry],
     }),
+    missionEventsRefused: new Counter({
+      name: 'mission_events_refused_total', help: "Drone events naming a mission that is not the sending drone's (another hub's or another drone's order); ignored", registers: [registry],
+    }),
     inflightExceeded: new Counter({
       name: 'mqtt_inflight_exceeded_total', help: 'Connections closed for exceeding MQTT_MAX_INFLIGHT_PER_CLIENT', registers: [registry],
     }),

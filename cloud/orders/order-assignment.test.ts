@@ -132,3 +132,26 @@ describe.each(SQL_DATABASES)('a process that stops between an assignment and its
     expect(await rig.commands.get(assigned.missionCommandId!)).toMatchObject({ state: 'pending', command: 'drone.mission' });
   });
 });
+
+describe.each(SQL_DATABASES)('drone events of a mission (%s)', (kind) => {
+  it('move the order only when they come from the drone the mission was given to: another hub\'s drone, or another drone of its hub, naming the mission changes nothing', async () => {
+    rig = await OrderTestRig.open(kind);
+    const order = await rig.orders.create({ originHub: ORIGIN, destination: { type: 'locker', hub: DEST }, weightKg: 1, tempClass: 'ambient', priority: 'normal', by: 'test' });
+    await rig.tick();
+    const o = (await rig.store.get(order.id))!;
+    expect(o.state).toBe('assigned');
+    // Mission ids are shown by the order API: a hub elsewhere (any region) or another drone tries it.
+    for (const [hub, drone] of [['nomi-terai', 'drone-1'], [DEST, o.droneId!], [ORIGIN, `${o.droneId!}-other`]] as const) {
+      await rig.droneEvent(hub, drone, o.missionId!, 'takeoff');
+      await rig.droneEvent(hub, drone, o.missionId!, 'landed');
+      expect(await rig.state(o.id), `${hub}/${drone}`).toBe('assigned');
+    }
+    // The drone it was given to flies it.
+    await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
+    expect(await rig.state(o.id)).toBe('in_flight');
+    await rig.droneEvent('nomi-terai', 'drone-1', o.missionId!, 'landed');
+    expect(await rig.state(o.id)).toBe('in_flight');
+    await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'landed');
+    expect(await rig.state(o.id)).toBe('in_locker');
+  });
+});

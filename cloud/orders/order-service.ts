@@ -117,6 +117,8 @@ export interface OrderServiceOptions {
     params: { wrongCodes: number; orderId: string; locked: boolean };
   }) => void;
   onPickupCode?: (result: 'accepted' | 'rejected' | 'locked' | 'no_order') => void;
+  /** A drone event named a mission that is not the sending drone's (counted; the event is ignored). */
+  onMissionEventRefused?: () => void;
   /** Battery reserve, percent, in normal and emergency mode (engine defaults 25 / 35). */
   reservePct?: { normal: number; emergency: number };
   /**
@@ -323,7 +325,7 @@ export class OrderService {
    */
   onDeviceMessage(msg: DeviceMessage): void {
     if (msg.type === 'drone.event' && msg.missionId) {
-      this.chain = this.chain.then(() => this.missionEvent(msg.missionId!, msg.event, msg.ts)).catch((err: unknown) => this.log.error({ err }, 'applying a mission event failed'));
+      this.chain = this.chain.then(() => this.missionEvent(msg.hub, msg.device, msg.missionId!, msg.event, msg.ts)).catch((err: unknown) => this.log.error({ err }, 'applying a mission event failed'));
       return;
     }
     if (msg.type !== 'locker.event' || msg.event !== 'pickup' || !msg.pickupCode) return;
@@ -362,9 +364,21 @@ export class OrderService {
     }
   }
 
-  private async missionEvent(missionId: string, event: string, ts: number): Promise<void> {
+  /**
+   * `hub` and `drone` are the sender's, from its credential (the broker lets a hub publish only on its
+   * own topics, and ingest checks the message names the topic's hub and device). A mission id is no
+   * secret — the order API shows it — so the event moves the order only when it comes from the drone
+   * the mission was given to: any other hub's drone could otherwise fly an order "in flight" and "into
+   * the locker" while the parcel never left, holding the compartment for good.
+   */
+  private async missionEvent(hub: string, drone: string, missionId: string, event: string, ts: number): Promise<void> {
     const order = (await this.o.store.inStates(['assigned', 'mission_unknown', 'in_flight'])).find((o) => o.missionId === missionId);
     if (!order) return;
+    if (order.droneHub !== hub || order.droneId !== drone) {
+      this.o.onMissionEventRefused?.();
+      this.log.warn({ order: order.id, mission: missionId, event, from: { hub, drone }, assigned: { hub: order.droneHub, drone: order.droneId } }, 'drone event for a mission that is not this drone\'s: ignored');
+      return;
+    }
     if ((order.state === 'assigned' || order.state === 'mission_unknown') && (event === 'armed' || event === 'takeoff' || event === 'mission_started')) {
       if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(missionId, { takeoffAt: ts });
     } else if (order.state === 'in_flight' && event === 'landed') {
