@@ -88,5 +88,10 @@ describe('HTTP API', () => {
     const many = await api(`/api/v1/hubs/${HUB}/history?device=drone-2&field=battery_pct&from=0&bucket=1s`);
     expect(many).toMatchObject({ status: 400, body: { error: { code: 'validation' } } });
     expect(many.body.error.message).toMatch(/10,000 buckets/);
+    // Times a JavaScript Date cannot hold (found in review: a 500 with a RangeError), or before 1970.
+    for (const range of ['to=99999999999999999999', 'from=8640000000000001&to=8640000003600001', 'to=1969-12-31T00:00:00Z', 'from=+275760-09-13T00:00:00Z']) {
+      const bad = await api(`/api/v1/hubs/${HUB}/history?device=drone-2&field=battery_pct&${range}`);
+      expect(bad, range).toMatchObject({ status: 400, body: { error: { code: 'validation' } } });
+    }
   });
 });

@@ -189,13 +189,18 @@ const Duration = z
   })
   .pipe(z.number().int().min(1000, 'at least 1s'));
 
-/** ISO 8601 or epoch milliseconds. */
+/** The last millisecond of year 9999: times up to it print as four-digit ISO 8601 years. */
+const LAST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/**
+ * ISO 8601 or epoch milliseconds, from 1970 to the end of year 9999. Unbounded, any digits passed and
+ * a time past what a JavaScript Date holds (±8.64e15 ms) failed as a 500 when the answer printed it.
+ */
 const Instant = z
   .string()
   .transform((v, ctx) => {
     const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-    if (!Number.isFinite(n)) {
-      ctx.addIssue({ code: 'custom', message: 'an ISO 8601 time or epoch milliseconds' });
+    if (!Number.isFinite(n) || n < 0 || n > LAST_INSTANT) {
+      ctx.addIssue({ code: 'custom', message: 'an ISO 8601 time or epoch milliseconds, from 1970 to the end of year 9999' });
       return z.NEVER;
     }
     return n;
