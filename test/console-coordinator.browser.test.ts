@@ -16,7 +16,7 @@ import { waitFor } from './support/ports.ts';
  * - switching two hubs with the hub picker lists them, by name, as in emergency mode in the mode panel
  *   with their acknowledgement, and leaves nothing selected (the picks and the map's rings stayed);
  * - no table header breaks one character per line (「優先度」 did at 1440×900);
- * - proposals name the proposer and the hubs; the confirmation and the form's errors are in the language
+ * - proposals name the proposer, the account that sent it and the hubs; the confirmation and the form's errors are in the language
  *   the console shows now; under `?lang=keys` no text comes from outside the catalogues.
  * Screenshots go to /tmp/shots/coord/ for a person to look at.
  */
@@ -118,6 +118,9 @@ describe('coordinator console at every size and language', () => {
         const proposal = page.locator('#proposals li.proposal').first();
         expect(await proposal.locator('.proposal-source').textContent()).toBe(text['proposals.source.jma']);
         expect(await proposal.locator('.hub-chip').allTextContents()).toEqual([hubName('nomi-terai', lang), hubName('nomi-kokufu', lang)]);
+        // The source is what the sender says; the account that sent it is shown beside it (from its credential).
+        expect(await proposal.locator('.proposal-by').textContent()).toBe(text['proposals.sentBy']!.replace('{v}', 'test-admin'));
+        await proposal.screenshot({ path: shotPath('coord', `${size.name}-${lang}-proposal`) });
 
         // "Selected hubs" with nothing picked: refused, in the console's language.
         await page.locator('input[name="scope"][value="hubs"]').check();

@@ -263,6 +263,17 @@ describe('the document against real answers', () => {
     expect((await probe({ method: 'POST', url: `/api/v1/regions/${REGION}/mode-proposals`, body: proposal })).status).toBe(201);
     expect((await probe({ method: 'POST', url: `/api/v1/regions/${REGION}/mode-proposals`, body: proposal })).status).toBe(200);
     await probe({ method: 'POST', url: `/api/v1/regions/${REGION}/mode-proposals`, body: { ...proposal, hubs: ['not-a-hub-here'] } });
+    // Evidence nested past 16 levels: 400 (200,000 levels overflowed the size check's stack: a 500, found in review).
+    const deep = `{"source":"openapi-test","mode":"emergency","reason":"deep","evidence":{"a":${'['.repeat(200_000)}${']'.repeat(200_000)}}}`;
+    expect(await probe({ method: 'POST', url: `/api/v1/regions/${REGION}/mode-proposals`, as: 'coordinator', raw: deep, headers: { 'content-type': 'application/json' } }))
+      .toMatchObject({ status: 400, code: 'validation' });
+    // The sender is the credential's account, and the same source and event id from another account is its own proposal.
+    const asCoordinator = await t.cloud.app.inject({
+      method: 'POST', url: `/api/v1/regions/${REGION}/mode-proposals`, headers: { authorization: `Bearer ${tokens.coordinator}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(proposal),
+    });
+    expect(asCoordinator.statusCode).toBe(201);
+    expect(asCoordinator.json()).toMatchObject({ by: 'openapi-coordinator', source: 'openapi-test', eventId: 'e-1' });
     await probe({ method: 'GET', url: `/api/v1/regions/${REGION}/mode-proposals?state=open` });
     await probe({ method: 'POST', url: `/api/v1/regions/${REGION}/mode`, as: 'coordinator', body: { mode: 'normal', reason: 'openapi test over' } });
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { HubId } from '../../contract/index.ts';
+import { actorOf } from '../accounts/access-hooks.ts';
 import { errorResponses } from '../api/api-docs.ts';
 import { ApiError } from '../api/api-errors.ts';
 import type { ZodApp } from '../api/app.ts';
@@ -19,15 +20,31 @@ const Params = z.object({ regionId: z.string().max(64) });
 const ProposalBody = z.object({
   id: z.string(),
   region: z.string(),
-  source: z.string().describe('Who proposes, e.g. `jma` (the Node-RED hazard feed)'),
+  source: z.string().describe('Who proposes, e.g. `jma` (the Node-RED hazard feed), as the sender names it'),
+  by: z.string().nullable().describe('The account that sent it (null: stored before this was recorded)'),
   mode: z.literal('emergency'),
   reason: z.string(),
   hubs: z.array(z.string()).nullable().describe('null = the whole region'),
   evidence: z.record(z.string(), z.unknown()).describe('What the source saw, as it sent it (e.g. intensity, area, reportTime, eventId)'),
-  eventId: z.string().nullable().describe('`evidence.eventId`; a second proposal with the same source and eventId returns the first'),
+  eventId: z.string().nullable().describe('`evidence.eventId`; a second proposal from the same account with the same source and eventId returns the first'),
   state: z.enum(PROPOSAL_STATES),
   createdAt: z.string().describe('ISO 8601 (cloud clock)'),
 });
+
+/** Nesting of a proposal's evidence: a JMA bulletin's is 3–4 levels; 200,000 levels made the size check's JSON.stringify overflow the stack (a 500, found in review). */
+const MAX_EVIDENCE_DEPTH = 16;
+
+/** Whether `value` nests objects and arrays at most `max` levels deep (iteratively: no recursion to overflow). */
+function nestedWithin(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= max) return false;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
 
 const proposalBody = (p: ModeProposal): z.infer<typeof ProposalBody> => ({ ...p, createdAt: new Date(p.createdAt).toISOString() });
 
@@ -46,8 +63,8 @@ export function modeProposalRoutes(proposals: ModeProposals): (app: ZodApp) => v
         operationId: 'proposeRegionMode', tags: ['modes'],
         summary: 'Propose emergency mode to the coordinators (never switches by itself)',
         description: 'Stores the proposal for coordinators to see. It does not change the desired mode: a coordinator decides and switches '
-          + 'with POST /api/v1/regions/:regionId/mode. With `evidence.eventId`, a proposal is stored once per (source, eventId): a repeat answers '
-          + '200 with the stored proposal.',
+          + 'with POST /api/v1/regions/:regionId/mode. With `evidence.eventId`, a proposal is stored once per (sending account, source, eventId): a '
+          + 'repeat answers 200 with the stored proposal. The sending account is recorded from the credential.',
         params: Params,
         body: z.object({
           source: z.string().trim().min(1).max(100),
@@ -55,16 +72,17 @@ export function modeProposalRoutes(proposals: ModeProposals): (app: ZodApp) => v
           reason: z.string().trim().min(1).max(500),
           hubs: z.array(HubId).min(1).max(1000).optional().describe('Hubs proposed; omit for the whole region'),
           evidence: z.record(z.string(), z.unknown()).optional()
-            .refine((e) => e === undefined || JSON.stringify(e).length <= 8192, 'evidence is larger than 8 KiB'),
+            .refine((e) => e === undefined || nestedWithin(e, MAX_EVIDENCE_DEPTH), `evidence is nested more than ${MAX_EVIDENCE_DEPTH} levels deep`)
+            .refine((e) => e === undefined || !nestedWithin(e, MAX_EVIDENCE_DEPTH) || JSON.stringify(e).length <= 8192, 'evidence is larger than 8 KiB'),
         }).strict(),
         response: {
-          200: ProposalBody.describe('Already proposed (same source and evidence.eventId): the stored proposal'),
+          200: ProposalBody.describe('Already proposed by this account (same source and evidence.eventId): the stored proposal'),
           201: ProposalBody.describe('Stored'),
           ...errorResponses('hub_not_in_region', 'region_not_found'),
         },
       },
     }, async (req, reply) => {
-      const { proposal, created } = await api(() => proposals.propose(req.params.regionId, req.body));
+      const { proposal, created } = await api(() => proposals.propose(req.params.regionId, { ...req.body, by: actorOf(req, undefined) }));
       return reply.code(created ? 201 : 200).send(proposalBody(proposal));
     });
 

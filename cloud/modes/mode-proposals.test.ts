@@ -7,7 +7,7 @@ import { ModeProposals } from './mode-proposals.ts';
 const T = 1_764_000_000_000;
 const REGION = 'ishikawa-nomi';
 const jma = (eventId: string | number | undefined, over: Record<string, unknown> = {}) => ({
-  source: 'jma', mode: 'emergency' as const, reason: '震度6弱 能美市', evidence: { intensity: '6-', area: '石川県加賀', ...(eventId === undefined ? {} : { eventId }) }, ...over,
+  source: 'jma', by: 'hazard-feed', mode: 'emergency' as const, reason: '震度6弱 能美市', evidence: { intensity: '6-', area: '石川県加賀', ...(eventId === undefined ? {} : { eventId }) }, ...over,
 });
 
 describe.each(SQL_DATABASES)('ModeProposals on %s', (kind) => {
@@ -26,8 +26,8 @@ describe.each(SQL_DATABASES)('ModeProposals on %s', (kind) => {
 
   it('stores proposals and lists them newest first, by region and state; a restart keeps them', async () => {
     const first = await proposals.propose(REGION, jma('20260101161010'));
-    expect(first).toMatchObject({ created: true, proposal: { region: REGION, source: 'jma', state: 'open', hubs: null, eventId: '20260101161010', createdAt: T } });
-    const second = await proposals.propose(REGION, { source: 'river-gauge', mode: 'emergency', reason: 'Tedori river over the warning level', hubs: ['hub-b', 'hub-b'] });
+    expect(first).toMatchObject({ created: true, proposal: { region: REGION, source: 'jma', by: 'hazard-feed', state: 'open', hubs: null, eventId: '20260101161010', createdAt: T } });
+    const second = await proposals.propose(REGION, { source: 'river-gauge', by: 'river-feed', mode: 'emergency', reason: 'Tedori river over the warning level', hubs: ['hub-b', 'hub-b'] });
     expect(second.proposal).toMatchObject({ hubs: ['hub-b'], eventId: null, evidence: {} });
     expect((await proposals.list(REGION, { limit: 10 })).map((p) => p.id)).toEqual([second.proposal.id, first.proposal.id]);
     expect((await proposals.list(REGION, { state: 'open', limit: 1 })).map((p) => p.id)).toEqual([second.proposal.id]);
@@ -42,6 +42,15 @@ describe.each(SQL_DATABASES)('ModeProposals on %s', (kind) => {
     expect((await proposals.propose(REGION, jma(undefined))).created).toBe(true); // no event id: no dedupe
     expect((await proposals.propose(REGION, jma(undefined))).created).toBe(true);
     expect(await proposals.list(REGION, { limit: 10 })).toHaveLength(4);
+  });
+
+  it('keeps them apart per sending account: another account naming the same source and eventId first does not take the real one\'s place (found in review)', async () => {
+    const forged = await proposals.propose(REGION, jma('20260101161010', { by: 'some-coordinator', reason: 'forged' }));
+    const real = await proposals.propose(REGION, jma('20260101161010'));
+    expect(real.created).toBe(true);
+    expect(real.proposal).toMatchObject({ by: 'hazard-feed', reason: '震度6弱 能美市' });
+    expect(forged.proposal).toMatchObject({ by: 'some-coordinator', reason: 'forged' });
+    expect((await proposals.propose(REGION, jma('20260101161010', { reason: 'later bulletin' }))).proposal.id).toBe(real.proposal.id);
   });
 
   it('refuses an unknown region and hubs of another region, and takes a region added while running', async () => {

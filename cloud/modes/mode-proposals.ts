@@ -17,8 +17,10 @@ export type ProposalState = (typeof PROPOSAL_STATES)[number];
 export interface ModeProposal {
   id: string;
   region: string;
-  /** Who proposes, e.g. `jma` (the hazard feed). */
+  /** Who proposes, e.g. `jma` (the hazard feed), as the sender names it. */
   source: string;
+  /** The account that sent it (from its credential); null for proposals stored before it was recorded. */
+  by: string | null;
   mode: 'emergency';
   reason: string;
   /** Hubs proposed; null = the whole region. */
@@ -34,11 +36,22 @@ export interface ModeProposal {
 
 export interface NewProposal {
   source: string;
+  /** The account sending it, from its credential (never from the body). */
+  by: string;
   mode: 'emergency';
   reason: string;
   hubs?: string[];
   evidence?: Record<string, unknown>;
 }
+
+/**
+ * The account that sent a proposal, and the dedupe per account: `source` is the sender's word, so with
+ * (region, source, eventId) alone any coordinator could store a proposal under `jma` with the next
+ * earthquake's event id, and the hazard feed's real bulletin then got the forgery back (found in review).
+ */
+const BY_ACCOUNT_STEP = `ALTER TABLE mode_proposals ADD COLUMN by_account TEXT;
+   DROP INDEX mode_proposals_event;
+   CREATE UNIQUE INDEX mode_proposals_event_by ON mode_proposals (region, by_account, source, event_id) WHERE event_id IS NOT NULL;`;
 
 /** Migrations of this feature; append, never edit. SQLite: the steps `cloud.db` files already carry. */
 const SQLITE_STEPS = [
@@ -57,6 +70,7 @@ const SQLITE_STEPS = [
    );
    CREATE UNIQUE INDEX mode_proposals_event ON mode_proposals (region, source, event_id) WHERE event_id IS NOT NULL;
    CREATE INDEX mode_proposals_region ON mode_proposals (region, state, seq);`,
+  BY_ACCOUNT_STEP,
 ];
 
 /**
@@ -80,17 +94,17 @@ const POSTGRES_SCHEMA = `CREATE TABLE mode_proposals (
    CREATE UNIQUE INDEX mode_proposals_event ON mode_proposals (region, source, event_id) WHERE event_id IS NOT NULL;
    CREATE INDEX mode_proposals_region ON mode_proposals (region, state, seq);`;
 
-export const MODE_PROPOSAL_MIGRATIONS: FeatureMigrations = { sqlite: SQLITE_STEPS, postgres: [POSTGRES_SCHEMA] };
+export const MODE_PROPOSAL_MIGRATIONS: FeatureMigrations = { sqlite: SQLITE_STEPS, postgres: [POSTGRES_SCHEMA, BY_ACCOUNT_STEP] };
 
-const COLUMNS = 'id, region, source, mode, reason, hubs, evidence, event_id, state, created_at';
+const COLUMNS = 'id, region, source, mode, reason, hubs, evidence, event_id, state, created_at, by_account';
 
 interface Row {
   id: string; region: string; source: string; mode: 'emergency'; reason: string; hubs: string | null; evidence: string; event_id: string | null;
-  state: ProposalState; created_at: number;
+  state: ProposalState; created_at: number; by_account: string | null;
 }
 
 const fromRow = (r: Row): ModeProposal => ({
-  id: r.id, region: r.region, source: r.source, mode: r.mode, reason: r.reason, hubs: r.hubs === null ? null : (JSON.parse(r.hubs) as string[]),
+  id: r.id, region: r.region, source: r.source, by: r.by_account, mode: r.mode, reason: r.reason, hubs: r.hubs === null ? null : (JSON.parse(r.hubs) as string[]),
   evidence: JSON.parse(r.evidence) as Record<string, unknown>, eventId: r.event_id, state: r.state, createdAt: r.created_at,
 });
 
@@ -116,7 +130,7 @@ export class ModeProposals {
   }
 
   /**
-   * Stores a proposal; one already stored for the same (source, eventId) is returned instead
+   * Stores a proposal; one the same account already stored for the same (source, eventId) is returned instead
    * (`created: false`) — also when two cloud processes take the same bulletin at the same moment:
    * the insert does nothing on the unique (region, source, event_id) index, and the stored one is read.
    */
@@ -130,18 +144,18 @@ export class ModeProposals {
     const rawEventId = evidence.eventId;
     const eventId = typeof rawEventId === 'string' || typeof rawEventId === 'number' ? String(rawEventId) : null;
     const proposal: ModeProposal = {
-      id: `prop-${randomUUID()}`, region, source: p.source, mode: p.mode, reason: p.reason, hubs, evidence, eventId, state: 'open', createdAt: this.o.now(),
+      id: `prop-${randomUUID()}`, region, source: p.source, by: p.by, mode: p.mode, reason: p.reason, hubs, evidence, eventId, state: 'open', createdAt: this.o.now(),
     };
-    const values = [proposal.id, region, p.source, p.mode, p.reason, hubs && JSON.stringify(hubs), JSON.stringify(evidence), eventId, proposal.createdAt];
+    const values = [proposal.id, region, p.source, p.mode, p.reason, hubs && JSON.stringify(hubs), JSON.stringify(evidence), eventId, proposal.createdAt, p.by];
     // SQLite numbers the proposal in the statement (one writer at a time); PostgreSQL's identity does.
     const inserted = await this.sql.run(
       this.sql.dialect === 'sqlite'
-        ? `INSERT INTO mode_proposals (${COLUMNS}, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, (SELECT coalesce(max(seq), 0) + 1 FROM mode_proposals)) ON CONFLICT DO NOTHING`
-        : `INSERT INTO mode_proposals (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT DO NOTHING`,
+        ? `INSERT INTO mode_proposals (${COLUMNS}, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM mode_proposals)) ON CONFLICT DO NOTHING`
+        : `INSERT INTO mode_proposals (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?) ON CONFLICT DO NOTHING`,
       values,
     );
     if (inserted === 1) return { proposal, created: true };
-    const existing = await this.sql.one<Row>(`SELECT ${COLUMNS} FROM mode_proposals WHERE region = ? AND source = ? AND event_id = ?`, [region, p.source, eventId]);
+    const existing = await this.sql.one<Row>(`SELECT ${COLUMNS} FROM mode_proposals WHERE region = ? AND by_account = ? AND source = ? AND event_id = ?`, [region, p.by, p.source, eventId]);
     if (!existing) throw new Error(`proposal ${proposal.id} was neither stored nor found stored before`);
     return { proposal: fromRow(existing), created: false };
   }

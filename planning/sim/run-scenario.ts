@@ -232,7 +232,7 @@ export async function runScenario(s: LoadedScenario, o: RunOptions = {}): Promis
           const p = proposalFromBulletin(xml, { areaCodes: e.areaCodes, minIntensity: e.minIntensity, regionId: region.id });
           if (!p) return;
           // As POST /regions/:id/mode-proposals stores it: a proposal never switches by itself.
-          const { created } = await cloud.proposals.propose(region.id, { source: p.source, mode: p.mode, reason: p.reason, evidence: p.evidence });
+          const { created } = await cloud.proposals.propose(region.id, { source: p.source, by: 'hazard-feed (simulated)', mode: p.mode, reason: p.reason, evidence: p.evidence });
           if (!created || policy.acceptProposalsAfterMin === null) return;
           q.after(policy.acceptProposalsAfterMin * 60_000, 'policy-accept', async () => {
             if (region.hubs.every((h) => cloud.modes.modeOf(h.id) === 'emergency')) return;

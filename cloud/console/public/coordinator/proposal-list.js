@@ -16,6 +16,8 @@ export function proposalList() {
   return [h('ul', { class: 'proposal-list' }, ...state.proposals.map((p) => h('li', { class: 'proposal', 'data-proposal': p.id, 'data-key': `proposal-${p.id}` },
     h('p', { class: 'proposal-head' },
       h('span', { class: 'badge bad' }, T('mode.emergency')), ' ', sourceName(p.source), ' ',
+      // The source is the sender's word; the account is from its credential.
+      p.by ? h('span', { class: 'proposal-by' }, T('proposals.sentBy', { v: p.by })) : null, p.by ? ' ' : null,
       h('span', { class: 'proposal-time' }, T('common.text', { v: fmtTime(p.createdAt) }))),
     V(p.reason, 'p', { class: 'proposal-reason' }),
     p.hubs
