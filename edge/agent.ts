@@ -30,7 +30,7 @@ import { createEdgeMetrics } from './edge-metrics.ts';
 import { StorageHealth } from './storage-health.ts';
 import { laneOf } from './outbox/lanes.ts';
 import { Outbox, type AppendOutcome } from './outbox/outbox.ts';
-import { Uplink } from './uplink.ts';
+import { fitsWhenMarked, Uplink } from './uplink.ts';
 
 export const AGENT_NAME = 'chiiki-edge/0.1.0';
 
@@ -204,6 +204,14 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   });
   function authorizeDevicePublish(client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void): void {
     if (!client) return cb(null); // our own relays
+    // Devices publish with QoS 1 (the contract). aedes keeps a QoS 2 message in memory until its PUBREL,
+    // which need never come: one login sending them under new client ids grew the agent by ~70 MB a
+    // session (found in review). Refused before it is stored: the connection is closed.
+    if (packet.qos === 2) {
+      metrics.rejected.inc({ reason: 'qos2' });
+      log.warn({ clientId: client.id, topic: packet.topic.slice(0, 200) }, 'QoS 2 publish refused (devices publish with QoS 1); connection closed');
+      return cb(new Error('QoS 2 is not accepted: publish with QoS 1'));
+    }
     packet.retain = false;
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
     const v = validateUplinkMessage(packet.topic, payload, config.maxPayloadBytes);
@@ -214,6 +222,9 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
       cb(null); // acknowledged: re-sending it would not help; it is kept for inspection
     };
     if (!v.ok) return refuse(v.reason, v.detail);
+    if (!fitsWhenMarked(packet.topic, payload, config.maxPayloadBytes)) {
+      return refuse('too_large', `payload is ${payload.length} bytes: a replay after an outage adds "historical": true, and it would then be over ${config.maxPayloadBytes} bytes`);
+    }
     if (v.topic.region !== region || v.topic.hub !== hubId) return refuse('foreign_hub', `this agent serves ${region}/${hubId}`);
     if (v.route === 'status' || v.route === 'mode-ack') return refuse('agent_owned', `${v.route} is published by the agent, not by devices`);
     // A device publishes only as itself: the topic's device (which the contract ties to the
@@ -224,8 +235,12 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
     const id = (v.message as { id?: string }).id ?? '';
     if (id.startsWith(AGENT_ID_PREFIX)) return refuse('agent_id', `message ids starting with "${AGENT_ID_PREFIX}" belong to the agent`);
     if (v.route === 'cmd-ack') {
+      // Only a command this agent relayed can be answered, and only by its device: an answer to one it
+      // does not know (its link down, or the answer ahead of the command) let a device settle another
+      // device's command, whose id it can predict (found in review).
       const known = state.command(v.message.commandId);
-      if (known && known.device !== v.message.device) return refuse('not_this_device', `command ${v.message.commandId} was sent to device ${known.device}`);
+      if (!known) return refuse('unknown_command', `command ${v.message.commandId} was not relayed by this agent`);
+      if (known.device !== v.message.device) return refuse('not_this_device', `command ${v.message.commandId} was sent to device ${known.device}`);
     }
     if (v.route === 'device' && v.message.type === 'locker.telemetry') latest.lockers.set(v.message.device, v.message);
     if (v.route === 'device' && v.message.type === 'sensor.telemetry') latest.sensors.set(v.message.device, v.message);

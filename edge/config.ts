@@ -53,7 +53,7 @@ export const EdgeEnv = z.object({
   OUTBOX_MAX_BYTES: int(1_073_741_824, 65_536).describe('Bound of the waiting payload bytes in the outbox (same drop policy as the message bound)'),
   OUTBOX_THIN_THRESHOLD: int(50_000, 10).describe('Above this many waiting messages telemetry is thinned'),
   OUTBOX_THIN_INTERVAL_S: int(60).describe('Thinning keeps one telemetry reading per device per interval'),
-  MAX_PAYLOAD_BYTES: int(65_536, 256).describe('Larger device payloads are refused locally'),
+  MAX_PAYLOAD_BYTES: int(65_536, 256).describe('Larger device payloads are refused locally, and so is one that would pass it once a replay adds "historical": true (18 bytes)'),
   UPLINK_WINDOW: int(200).describe('Messages in flight to the cloud at once'),
   UPLINK_BACKOFF_MAX_S: int(30).describe('Reconnect back-off ceiling (jittered exponential)'),
   CLOUD_HOME_RETURN_S: int(900, 0).describe("With several CLOUD_MQTT_URL: after this long on another node (plus up to as much again, random), move back to the hub's own node (the first it tries) once it accepts connections again, so hubs spread out again after a failover; 0: never"),

@@ -89,6 +89,7 @@ describe('edge agent: device logins', () => {
     await locker.publishAsync(...reading('wx', 'forged-1'), { qos: 1 });
     const forgedAck = { v: 1, type: 'hub.command-ack', id: 'forged-ack-1', ts: Date.now(), hub: HUB, device: 'drone-1', commandId: 'cmd-x', result: 'done' };
     await locker.publishAsync(topics.commandAck(REGION, HUB), JSON.stringify(forgedAck), { qos: 1 });
+    await locker.publishAsync(topics.commandAck(REGION, HUB), JSON.stringify({ ...forgedAck, id: 'forged-ack-2', device: 'locker-a', commandId: 'cmd-m-1-2' }), { qos: 1 });
     await locker.publishAsync(topics.device(REGION, HUB, 'locker', 'locker-a', 'event'), JSON.stringify({ ...lockerEvent, hub: HUB, device: 'locker-a', id: 'own-1', ts: Date.now() }), { qos: 1 });
     await locker.endAsync();
     await expect.poll(cloudIds, { timeout: 15_000 }).toContain('own-1');
@@ -97,6 +98,10 @@ describe('edge agent: device logins', () => {
     expect(ids).not.toContain('forged-ack-1');
     const refused = await deadLetters();
     expect(refused.filter((r) => r.reason === 'not_this_device').map((r) => JSON.parse(r.payloadText).id)).toEqual(expect.arrayContaining(['forged-1', 'forged-ack-1']));
+    // An answer in its own name to a command this agent never relayed (its link down, or ahead of the
+    // command) is not taken either: another device's command id can be predicted (found in review).
+    expect(refused.filter((r) => r.reason === 'unknown_command').map((r) => JSON.parse(r.payloadText).id)).toEqual(['forged-ack-2']);
+    expect(await cloudIds()).not.toContain('forged-ack-2');
   });
 
   it("a device's publishes reach no other client: no forged command to another device, no $SYS takeover kick", async () => {
@@ -108,7 +113,8 @@ describe('edge agent: device logins', () => {
     await victim.subscribeAsync(topics.command(REGION, HUB, 'locker', 'locker-b'), { qos: 1 });
     const attacker = await connect(agent.localMqttUrl, deviceLogin(agent, 'wx'));
     const forged = { v: 1, type: 'cloud.command', id: 'forged-unlock', ts: Date.now(), hub: HUB, device: 'locker-b', command: { action: 'unlock', compartment: 'A1' }, expiresAt: Date.now() + 60_000 };
-    for (const qos of [0, 1, 2] as const) await attacker.publishAsync(topics.command(REGION, HUB, 'locker', 'locker-b'), JSON.stringify(forged), { qos });
+    // (QoS 2 closes the connection: its own test below.)
+    for (const qos of [0, 1] as const) await attacker.publishAsync(topics.command(REGION, HUB, 'locker', 'locker-b'), JSON.stringify(forged), { qos });
     // aedes closes the client of that id when another broker announces it on $SYS/<broker>/new/clients.
     await attacker.publishAsync('$SYS/another-broker/new/clients', 'locker-b', { qos: 1 });
     // The attacker's next genuine reading went through: everything before it was handled.
@@ -120,6 +126,38 @@ describe('edge agent: device logins', () => {
     expect(attacker.connected).toBe(true); // refused messages are acknowledged and kept, not answered by a disconnect
     await attacker.endAsync();
     await victim.endAsync();
+  });
+
+  it('closes a connection that publishes with QoS 2 before anything of it is kept (a PUBREL need never come), and counts it', async () => {
+    const before = counter(await (await http('/metrics')).text(), 'edge_device_messages_refused_total{reason="qos2"}');
+    const wx = await connect(agent.localMqttUrl, deviceLogin(agent, 'wx', 'qos2'));
+    const gone = closed(wx);
+    wx.publish(...reading('wx', 'qos2-1'), { qos: 2 });
+    expect(await gone).toBe(true);
+    await expect.poll(async () => counter(await (await http('/metrics')).text(), 'edge_device_messages_refused_total{reason="qos2"}')).toBe(before + 1);
+    wx.end(true);
+    // Devices publishing with QoS 1 go on as before.
+    const again = await connect(agent.localMqttUrl, deviceLogin(agent, 'wx', 'qos1'));
+    await again.publishAsync(...reading('wx', 'after-qos2'), { qos: 1 });
+    await again.endAsync();
+    await expect.poll(cloudIds, { timeout: 15_000 }).toContain('after-qos2');
+    expect(await cloudIds()).not.toContain('qos2-1');
+  });
+
+  it('refuses a reading that would be over the size limit once a replay marks it historical; one with room for the mark goes through', async () => {
+    const max = 65_536; // MAX_PAYLOAD_BYTES, the cloud's limit too
+    const padded = (id: string, size: number) => {
+      const json = JSON.stringify({ ...sensor, hub: HUB, device: 'wx', id, ts: Date.now() });
+      return json.slice(0, -1) + ' '.repeat(size - json.length) + '}';
+    };
+    const wx = await connect(agent.localMqttUrl, deviceLogin(agent, 'wx', 'size'));
+    await wx.publishAsync(topics.device(REGION, HUB, 'sensor', 'wx', 'telemetry'), padded('no-room', max - 10), { qos: 1 });
+    await wx.publishAsync(topics.device(REGION, HUB, 'sensor', 'wx', 'telemetry'), padded('room', max - 18), { qos: 1 });
+    await wx.endAsync();
+    await expect.poll(cloudIds, { timeout: 15_000 }).toContain('room');
+    expect(await cloudIds()).not.toContain('no-room');
+    // (The dead letter keeps the first 4 KiB of the payload.)
+    expect((await deadLetters()).some((r) => r.reason === 'too_large' && r.payloadText.includes('"id":"no-room"'))).toBe(true);
   });
 
   it('a device may subscribe only to its own commands', async () => {

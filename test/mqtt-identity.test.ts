@@ -200,6 +200,15 @@ describe('client ids belong to the hub whose login is used', () => {
     }
   });
 
+  it('closes a hub connection that publishes with QoS 2, before anything of it is kept (a PUBREL need never come), and counts it', async () => {
+    const before = await metric('mqtt_publish_denied_total{reason="qos2"}');
+    const c = await hubClient(VICTIM, hubClientId(VICTIM, 'qos2'), { clean: false });
+    c.publish(topics.status(REGION, VICTIM), JSON.stringify({ v: 1, type: 'hub.status', id: 'qos2-status', ts: Date.now(), hub: VICTIM, state: 'online' }), { qos: 2 });
+    expect(await closed(c)).toBe(true);
+    c.end(true);
+    expect(await metric('mqtt_publish_denied_total{reason="qos2"}')).toBe(before + 1);
+  });
+
   it("refuses a login whose last will is not on the hub's own status topic (code 5, counted): a hub cannot plant another hub's status", async () => {
     const [victim, attacker] = ['nomi-tatsunokuchi', 'kawakita-chuo'];
     const status = (hub: string, state: 'online' | 'offline', ts = Date.now()) => Buffer.from(JSON.stringify({ v: 1, type: 'hub.status', hub, state, ts }));

@@ -244,6 +244,14 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
         if (t.route === 'status') from = { hubId: t.hub, region: t.region };
       }
       if (!from) return cb(new Error('not authenticated'));
+      // Hubs publish with QoS 1 (the contract). aedes keeps a QoS 2 message with the session until its
+      // PUBREL, which need never come: one hub login sending them under new client ids grew the cloud by
+      // ~250 MB a session (found in review). Refused before it is stored; the connection is closed.
+      if (client && (packet.qos as number) === 2) {
+        o.metrics.publishDenied.inc({ reason: 'qos2' });
+        log.warn({ hub: from.hubId, clientId: client.id, topic: packet.topic.slice(0, 300) }, 'QoS 2 publish refused (hubs publish with QoS 1); closing the connection');
+        return cb(new Error('QoS 2 is not accepted: publish with QoS 1'));
+      }
       const decision = decidePublish(from, packet.topic, o.live.regions);
       if (!decision.ok) {
         o.metrics.publishDenied.inc({ reason: decision.reason });

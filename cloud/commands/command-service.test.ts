@@ -307,6 +307,13 @@ describe('CommandService', () => {
     expect(t.sent.map((s) => s.command.id)).toEqual(['cmd-2']);
   });
 
+  it("ignores an answer from another device of the hub naming the command (its id can be predicted)", async () => {
+    await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 60 });
+    expect(await t.service.applyAck(ack('cmd-1', 'rejected', { device: 'drone-1', detail: 'forged by drone-1' }))).toBe('unknown');
+    expect(await t.service.get('cmd-1')).toMatchObject({ state: 'pending', detail: null });
+    expect(await t.service.applyAck(ack('cmd-1', 'done'))).toBe('applied');
+  });
+
   it('records the first result; a later duplicate does not overwrite it, a real result replaces a duplicate', async () => {
     await t.service.issue({ hub: HUB, device: 'locker-a', command: 'locker.unlock', args: {}, ttlS: 60 });
     expect(await t.service.applyAck(ack('cmd-1', 'done', { detail: 'opened' }))).toBe('applied');

@@ -178,8 +178,10 @@ export class CommandService {
   async applyAck(ack: CommandAck, tx?: Sql): Promise<AckOutcome> {
     for (let attempt = 0; attempt < MAX_ACK_ATTEMPTS; attempt++) {
       const c = await this.o.store.get(ack.commandId, tx);
-      if (!c || c.hub !== ack.hub) {
-        this.log.warn({ hub: ack.hub, commandId: ack.commandId, result: ack.result }, 'acknowledgement of an unknown command ignored');
+      // The command's own hub and device only: a device of the hub naming another device's command
+      // (its id can be predicted) must not settle it (found in review).
+      if (!c || c.hub !== ack.hub || c.device !== ack.device) {
+        this.log.warn({ hub: ack.hub, device: ack.device, commandId: ack.commandId, result: ack.result }, 'acknowledgement of an unknown command, or of another device\'s, ignored');
         return 'unknown';
       }
       const next = nextCommandState(c.state, ack.result, c.detail);

@@ -157,7 +157,7 @@ export function renderReadme(messages: MessageDoc[], channels: TopicDoc[]): stri
     '',
     '## Rules',
     '',
-    `1. **QoS ${QOS}.** Publish every message with QoS ${QOS} and keep it in your outbox until the broker acknowledges it (PUBACK). Delivery is at least once; duplicates are expected and harmless.`,
+    `1. **QoS ${QOS}.** Publish every message with QoS ${QOS} and keep it in your outbox until the broker acknowledges it (PUBACK). Delivery is at least once; duplicates are expected and harmless. A QoS 2 publish is refused: the broker closes the connection.`,
     `2. **Message ids.** \`id\` is unique per device of a hub (for example \`<device>-<boot>-<sequence>\` or a UUID; ${messageId.minLength}–${messageId.maxLength} characters, ${patternHint(MessageId)}). The cloud deduplicates by (hub, device, id); hub-level messages (\`hub.mode-ack\`) share one device part. **A re-sent message keeps its id** — never mint a new id for a retry.`,
     `3. **Timestamps.** \`ts\` is when the reading was taken or the event happened, from a clock synchronised by NTP/GNSS, in epoch milliseconds UTC. Values before ${oldest} are rejected (a clock that was never set), and so are values more than ${limits().maxFutureSkewS} s (default) ahead of the cloud's clock (\`future_timestamp\`).`,
     '4. **Backlog.** After a link outage, send the live state first and replay the backlog in the background with `"historical": true`. Historical messages go to history only; they never overwrite live state (a locker that was open an hour ago is not open now).',
