@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { Mode, type LockerTelemetry, type SensorTelemetry } from '../contract/index.ts';
+import { FreeText, Mode, type LockerTelemetry, type SensorTelemetry } from '../contract/index.ts';
 import type { Logger } from '../shared/logger.ts';
 import type { EdgeMetrics } from './edge-metrics.ts';
 import type { EdgeState, ModeState } from './edge-state.ts';
@@ -90,7 +90,9 @@ export async function buildLocalApi(d: LocalApiDeps): Promise<FastifyInstance> {
   r.get('/lockers', async () => ({ lockers: [...d.latest.lockers.values()] }));
   r.get('/sensors', async () => ({ sensors: [...d.latest.sensors.values()] }));
 
-  r.post('/mode', { schema: { body: z.object({ mode: Mode, reason: z.string().min(1).max(500) }) } }, async (req) => {
+  // The reason goes to the cloud in the hub's mode acknowledgement: the contract's free-text rule here
+  // (a control character was taken, the hub switched, and the acknowledgement was then never sent).
+  r.post('/mode', { schema: { body: z.object({ mode: Mode, reason: FreeText(500).min(1) }) } }, async (req) => {
     const m = await d.switchModeLocally(req.body.mode, req.body.reason);
     return { ...m, changedAt: iso(m.changedAt) };
   });

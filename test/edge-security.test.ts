@@ -278,6 +278,9 @@ describe('edge agent: HTTP endpoint for hub staff', () => {
     expect((await post(json, { 'content-type': 'text/plain', ...staff() })).status).toBe(415);
     expect((await post('mode=emergency&reason=x', { 'content-type': 'application/x-www-form-urlencoded' })).status).toBe(401);
     expect(await mode()).toBe('normal');
+    // A reason the hub's acknowledgement to the cloud could not carry (a control character): 400, no switch.
+    expect((await post(JSON.stringify({ mode: 'emergency', reason: 'power cut\u0007 building B' }), { 'content-type': 'application/json', ...staff() })).status).toBe(400);
+    expect(await mode()).toBe('normal');
     const ok = await post(JSON.stringify({ mode: 'emergency', reason: '停電' }), { 'content-type': 'application/json', ...staff() });
     expect(ok.status).toBe(200);
     expect(await mode()).toBe('emergency');
