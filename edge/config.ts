@@ -31,6 +31,7 @@ export const EdgeEnv = z.object({
   LOCAL_MQTT_PORT: port(1883).describe("The hub's local MQTT broker for its devices"),
   LOCAL_MAX_CONNECTIONS: int(256).describe('Connections the local broker holds at once (logged in or not); more are closed at once'),
   LOCAL_MAX_CONNECTIONS_PER_ADDRESS: int(32).describe('Connections the local broker holds at once from one IP address; more are closed at once'),
+  LOCAL_MAX_UNAUTHENTICATED: int(64).describe('Connections the local broker holds at once that have not logged in; a new one beyond it closes the one waiting longest, so sockets left idle cannot keep devices out'),
   LOCAL_HTTP_BIND_HOST: z.string().min(1).default('127.0.0.1').describe('Address the HTTP endpoint for hub staff binds to (loopback unless told otherwise)'),
   LOCAL_HTTP_PORT: port(8081).describe('Local HTTP endpoint for hub staff'),
   LOCAL_STAFF_TOKEN: optionalString
@@ -73,7 +74,7 @@ export function toEdgeConfig(e: z.infer<typeof EdgeEnv>) {
     local: {
       bindHost: e.LOCAL_BIND_HOST, mqttPort: e.LOCAL_MQTT_PORT, httpBindHost: e.LOCAL_HTTP_BIND_HOST, httpPort: e.LOCAL_HTTP_PORT,
       staffToken: e.LOCAL_STAFF_TOKEN, allowAnonymous: e.LOCAL_ALLOW_ANONYMOUS,
-      maxConnections: e.LOCAL_MAX_CONNECTIONS, maxConnectionsPerAddress: e.LOCAL_MAX_CONNECTIONS_PER_ADDRESS,
+      maxConnections: e.LOCAL_MAX_CONNECTIONS, maxConnectionsPerAddress: e.LOCAL_MAX_CONNECTIONS_PER_ADDRESS, maxUnauthenticated: e.LOCAL_MAX_UNAUTHENTICATED,
     },
     devices: { ids: e.EDGE_DEVICES ?? [], regionFile: e.REGION_FILE },
     dataDir: path.resolve(e.EDGE_DATA_DIR),

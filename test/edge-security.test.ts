@@ -246,6 +246,37 @@ describe('edge agent: connection caps', () => {
     }
   });
 
+  it('sockets left idle without logging in cannot hold every slot: beyond LOCAL_MAX_UNAUTHENTICATED the one waiting longest is closed, and devices log in', async () => {
+    const other = tempDir('edge-security-idle');
+    const a = await startTestEdge(testEdgeEnv({
+      hub: 'nomi-wake', cloudUrl: t.cloud.urls.mqtt, password: t.credentials['nomi-wake']!.password, dataDir: other,
+      extra: { LOCAL_MAX_CONNECTIONS: '12', LOCAL_MAX_UNAUTHENTICATED: '4' },
+    }));
+    const sockets: net.Socket[] = [];
+    try {
+      // As many idle sockets as LOCAL_MAX_CONNECTIONS, from two addresses (found in review: 256 from 8 addresses kept devices out).
+      for (const host of ['127.0.0.6', '127.0.0.7']) {
+        for (let i = 0; i < 6; i++) {
+          sockets.push(await new Promise<net.Socket>((resolve) => {
+            const s = net.connect({ port: a.ports.mqtt, host: '127.0.0.1', localAddress: host }, () => resolve(s));
+            s.on('error', () => undefined);
+          }));
+        }
+      }
+      const metric = async () => counter(await (await fetch(`${a.localHttpUrl}/metrics`)).text(), 'edge_local_connections_refused_total{reason="not_logged_in_evicted"}');
+      await expect.poll(metric).toBe(8);
+      await expect.poll(() => sockets.filter((s) => !s.destroyed).length).toBe(4); // the newest four
+      for (let i = 0; i < 3; i++) {
+        const device = await connect(a.localMqttUrl, deviceLogin(a, 'locker-a', `idle-${i}`));
+        await device.endAsync();
+      }
+    } finally {
+      for (const s of sockets) s.destroy();
+      await a.close();
+      fs.rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   it('closes connections beyond LOCAL_MAX_CONNECTIONS in all', async () => {
     const other = tempDir('edge-security-cap');
     const a = await startTestEdge(testEdgeEnv({
