@@ -91,6 +91,22 @@ describe('roles', () => {
     expect(await codeOf(await staff('/api/v1/dead-letters'))).toEqual({ status: 403, code: 'forbidden' });
   });
 
+  it("staff read the region's mode as it concerns their hubs: not other hubs' overrides, nor who switched them and why", async () => {
+    type View = { desired: { hubs: Record<string, string>; reason: string; by: string | null }; allAcknowledged: boolean };
+    const view = async () => (await (await staff(`/api/v1/regions/${REGION}/mode`)).json()) as View;
+    const sw = (hubs: string[], reason: string) => coordinator(`/api/v1/regions/${REGION}/mode`, { method: 'POST', json: { mode: 'emergency', hubs, reason } });
+    try {
+      expect((await sw(['rs-komatsu-kibagata'], 'only kibagata: water main')).status).toBe(202);
+      expect((await view()).desired).toMatchObject({ hubs: {}, reason: '', by: null });
+      // The coordinator still sees all of it.
+      expect(((await (await coordinator(`/api/v1/regions/${REGION}/mode`)).json()) as View).desired).toMatchObject({ hubs: { 'rs-komatsu-kibagata': 'emergency' }, reason: 'only kibagata: water main', by: 'coordinator' });
+      expect((await sw(['nomi-terai'], 'terai: power cut')).status).toBe(202);
+      expect((await view()).desired).toMatchObject({ hubs: { 'nomi-terai': 'emergency' }, reason: 'terai: power cut', by: 'coordinator' });
+    } finally {
+      await coordinator(`/api/v1/regions/${REGION}/mode`, { method: 'POST', json: { mode: 'normal', reason: 'test over' } });
+    }
+  });
+
   it('staff may not switch modes or create relief orders; a coordinator may', async () => {
     expect(await codeOf(await staff(`/api/v1/regions/${REGION}/mode`, { method: 'POST', json: { mode: 'emergency', reason: 'test' } }))).toEqual({ status: 403, code: 'forbidden' });
     const relief = { originHub: 'nomi-terai', destination: { type: 'locker', hub: 'nomi-kokufu' }, weightKg: 1, priority: 'relief' };

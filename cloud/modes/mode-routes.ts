@@ -190,13 +190,27 @@ export function modeRoutes(modes: ModeService, opts: ModeRouteOptions = {}): (ap
         timedOut: hubs.filter((h) => h.status === 'timed_out').length, diverged: hubs.filter((h) => h.status === 'diverged').length,
         conflict: hubs.filter((h) => h.status === 'conflict').length,
       };
+      // ... and of the region's desired state only what concerns those hubs: their overrides, and who
+      // switched and why only when the newest switch was (also) theirs; what other hubs were switched to
+      // and why is not theirs to read (found in review).
+      let desired = desiredBody(v.desired, nameOf);
+      let allAcknowledged = v.allAcknowledged;
+      let lastAcknowledgedAt = v.lastAcknowledgedAt;
+      if (scope !== null) {
+        const overrides = Object.fromEntries(Object.entries(desired.hubs).filter(([hub]) => scope.has(hub)));
+        const newestIsTheirs = hubs.some((h) => switches.get(h.hub)?.version === v.desired.version);
+        desired = newestIsTheirs ? { ...desired, hubs: overrides } : { ...desired, hubs: overrides, reason: '', by: null, byName: null, at: null };
+        allAcknowledged = hubs.every((h) => h.status === 'acknowledged');
+        const acked = hubs.flatMap((h) => (h.acknowledged ? [h.acknowledged.receivedAt] : []));
+        lastAcknowledgedAt = acked.length > 0 ? Math.max(...acked) : null;
+      }
       return {
-        region: req.params.regionId, desired: desiredBody(v.desired, nameOf),
+        region: req.params.regionId, desired,
         hubs: hubs.map((h) => ({
           hub: h.hub, desired: h.desired, acknowledged: ackBody(h.acknowledged), status: h.status, conflict: conflictBody(h.conflict),
           switched: switchedBody(switches.get(h.hub), nameOf),
         })),
-        counts, allAcknowledged: v.allAcknowledged, lastAcknowledgedAt: iso(v.lastAcknowledgedAt), ackTimeoutS: modes.ackTimeoutMs / 1000,
+        counts, allAcknowledged, lastAcknowledgedAt: iso(lastAcknowledgedAt), ackTimeoutS: modes.ackTimeoutMs / 1000,
       };
     });
 
