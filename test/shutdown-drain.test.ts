@@ -19,11 +19,11 @@ afterEach(async () => {
 describe('graceful shutdown', () => {
   it('waits for the mission events ingest handed to the orders before closing the database', async () => {
     t = await startTestCloud();
-    const orders = t.cloud.orders as unknown as { missionEvent: (missionId: string, event: string, ts: number) => Promise<void> };
+    const orders = t.cloud.orders as unknown as { missionEvent: (hub: string, drone: string, missionId: string, event: string, ts: number) => Promise<void> };
     const applied: string[] = [];
     let started = false;
     // A slow step on the orders' chain (a real one hashes a pickup code or writes the flight log).
-    orders.missionEvent = async (missionId, event) => {
+    orders.missionEvent = async (_hub, _drone, missionId, event) => {
       started = true;
       await new Promise((r) => setTimeout(r, 400));
       applied.push(`${missionId}:${event}`);

@@ -6,6 +6,7 @@
  *                                   └─→ delivered                    (destination: a landing site)
  *   pending ⇄ held (emergency mode: normal orders wait, kept, and resume when the mode ends)
  *   assigned ─→ pending (mission refused or failed before take-off: compartment released, retried)
+ *   in_flight ─→ pending (the drone landed back at its hub with the parcel — recalled, or its failsafe: retried)
  *   assigned ─→ mission_unknown (no answer in time from the drone) ─→ assigned | in_flight | pending | failed
  *   any open state ─→ failed | cancelled (with a reason)
  *
@@ -25,7 +26,7 @@ const ALLOWED: Record<OrderState, readonly OrderState[]> = {
   // may be flying it. Not cancellable, never re-dispatched until telemetry, a drone event or a late
   // answer settles it, or a flight's worth of time passes with the drone seen on the ground.
   mission_unknown: ['assigned', 'in_flight', 'pending', 'failed'],
-  in_flight: ['in_locker', 'delivered', 'failed'],
+  in_flight: ['in_locker', 'delivered', 'failed', 'pending'],
   // On the bus: no longer cancellable (the parcel has left the hub), like a parcel in the air.
   on_board: ['delivered', 'failed'],
   in_locker: ['picked_up', 'failed'],

@@ -382,8 +382,20 @@ export class OrderService {
     if ((order.state === 'assigned' || order.state === 'mission_unknown') && (event === 'armed' || event === 'takeoff' || event === 'mission_started')) {
       if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(missionId, { takeoffAt: ts });
     } else if (order.state === 'in_flight' && event === 'landed') {
-      // The first landing after take-off is at the destination (the way back ends with mission_complete).
-      await this.arrive(order, ts);
+      // Where it landed, by its latest position (a drone reports ~1 a second; it lands within metres of
+      // it): a drone recalled (rtl, abort, its own failsafe) lands at home, and taking that for the
+      // delivery put the order in the locker with a pickup code for an empty compartment (found in review).
+      const t = this.droneTelemetry(hub, drone);
+      const dest = this.destinationOf(order);
+      const home = this.o.regions.hub(order.droneHub)?.location ?? null;
+      if (t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M) {
+        await this.arrive(order, ts);
+      } else if (t && home && distanceM({ lat: t.lat, lon: t.lon }, home) <= ARRIVAL_RADIUS_M) {
+        await this.retry(order, `${drone} landed back at ${order.droneHub} (recalled or returned) with the parcel`);
+      } else {
+        // Elsewhere (an emergency landing) or no position known: the telemetry settles it, or the flight timeout.
+        this.log.warn({ order: order.id, mission: missionId, drone, position: t ? { lat: t.lat, lon: t.lon } : null }, 'drone landed away from the destination and its hub: the order waits');
+      }
     }
   }
 
@@ -506,6 +518,11 @@ export class OrderService {
     return t?.type === 'drone.telemetry' ? t : null;
   }
 
+  /** Whether the hub's link to the cloud is up (live state). */
+  private hubOnline(hub: string): boolean {
+    return this.o.live.hubs.get(hub)?.link.online ?? false;
+  }
+
   private destinationOf(order: Order): { lat: number; lon: number } | null {
     if (order.destination.type === 'locker') return this.o.regions.hub(order.destination.hub)?.location ?? null;
     const siteId = order.destination.siteId;
@@ -527,6 +544,17 @@ export class OrderService {
       const g = grants.get(order.region)!;
       const t = this.droneTelemetry(order.droneHub, order.droneId);
       if (order.state === 'mission_unknown' || order.state === 'assigned') {
+        // The destination locker refused the compartment (it holds a parcel, say): the drone must not fly
+        // there. Before, the answer was never read: the drone flew and the order ended in the locker
+        // that had refused it (found in review). Planned again; the drone's mission is aborted.
+        if (order.destination.type === 'locker') {
+          const reserve = await this.commandState(assignmentCommandIds(order.missionId).reserve);
+          // (Expired unanswered is not a refusal: the locker's hub may be offline while the drone flies.)
+          if (reserve && (reserve.state === 'rejected' || (reserve.state === 'failed' && !isProvisionalFailure(reserve.state, reserve.detail)))) {
+            await this.retry(order, `the destination locker did not reserve ${order.compartmentId} (${reserve.state}${reserve.detail ? `: ${reserve.detail}` : ''})`, g);
+            continue;
+          }
+        }
         const cmd = await this.commandState(order.missionCommandId);
         // Within the take-off timeout only: an assignment older than that was planned for conditions
         // (battery, wind, mode) that may be gone; the timeout below plans it again instead.
@@ -544,7 +572,13 @@ export class OrderService {
         } else if (t && t.missionId === order.missionId && AIRBORNE.has(t.flightState)) {
           if (await this.move(order, 'in_flight', `${order.droneId} took off`, {}, {}, 'system', g)) await this.o.store.updateFlight(order.missionId, { takeoffAt: t.ts });
         } else if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) {
-          await this.retry(order, 'the drone did not take off within 5 minutes', g);
+          if ((cmd?.state === 'done' || cmd?.state === 'duplicate') && !this.hubOnline(order.droneHub)) {
+            // It took the mission and its hub went offline: it may be flying it. Planning the order again
+            // sent a second drone for the same parcel, and the abort for the first expired unsent (found in review).
+            await this.move(order, 'mission_unknown', `${order.droneId} took the mission and its hub ${order.droneHub} is offline; it may be flying it: not re-dispatched until its outcome is known`, {}, {}, 'system', g);
+          } else {
+            await this.retry(order, 'the drone did not take off within 5 minutes', g);
+          }
         }
         continue;
       }
@@ -593,20 +627,30 @@ export class OrderService {
     }
     if (order.state === 'assigned') {
       if (!cmd || !isProvisionalFailure(cmd.state, cmd.detail)) return false;
+      // The drone reports this mission (on the ground: airborne is handled above), at any time since the
+      // assignment: it has it, so the outcome is known enough — it takes off, or the take-off timeout plans
+      // the order again. Back to mission_unknown here, an order moved between the two states every tick
+      // and neither timeout ever ran out (found in review: 1,082 moves in 3 h).
+      if (t !== null && t.missionId === order.missionId) {
+        if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) await this.retry(order, `${order.droneId} reports the mission but did not take off within 5 minutes`, g);
+        return true;
+      }
       await this.move(order, 'mission_unknown', `${order.droneId} did not answer the mission in time (${cmd.detail}); it may be flying it: not re-dispatched until its outcome is known`, {}, {}, 'system', g);
       return true;
     }
-    // mission_unknown: settled by a late answer, by telemetry, or by time.
-    if (seen || cmd?.state === 'done' || cmd?.state === 'duplicate') {
+    // mission_unknown: settled by a late answer, by telemetry, or by time. A drone that took the mission
+    // while its hub is offline may be flying it: it waits here (a flight's worth of time at most).
+    const accepted = cmd?.state === 'done' || cmd?.state === 'duplicate';
+    if (seen || (accepted && this.hubOnline(order.droneHub!))) {
       await this.move(order, 'assigned', seen ? `${order.droneId} reports the mission` : `${order.droneId} answered late: it took the mission`, {}, {}, 'system', g);
       return true;
     }
-    if (cmd && !isProvisionalFailure(cmd.state, cmd.detail) && cmd.state !== 'pending') return false; // rejected or failed for real: retried below
+    if (cmd && !accepted && !isProvisionalFailure(cmd.state, cmd.detail) && cmd.state !== 'pending') return false; // rejected or failed for real: retried below
     if (now - order.updatedAt <= FLIGHT_TIMEOUT_MS) return true;
     const onGround = t !== null && t.ts > order.updatedAt && !AIRBORNE.has(t.flightState) && t.missionId !== order.missionId;
     if (onGround) {
       await this.retry(order, `no answer to the mission, and ${order.droneId} was seen on the ground without it ${FLIGHT_TIMEOUT_MS / 60_000} minutes later`, g);
-    } else if (await this.move(order, 'failed', `no answer to the mission and no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`, {}, {}, 'system', g)) {
+    } else if (await this.move(order, 'failed', `${accepted ? `${order.droneId} took the mission, then` : 'no answer to the mission and'} no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`, {}, {}, 'system', g)) {
       await this.o.store.updateFlight(order.missionId!, { result: 'unknown' });
       await this.releaseResources(order, 'mission outcome unknown');
     }
@@ -614,14 +658,14 @@ export class OrderService {
   }
 
   /** Back to pending (or failed after MAX_ATTEMPTS); what the order held is released only if this process made the change. */
-  private async retry(order: Order, why: string, g: LeaseGrant): Promise<void> {
+  private async retry(order: Order, why: string, g?: LeaseGrant): Promise<void> {
     const moved = order.attempts + 1 >= MAX_ATTEMPTS
       ? await this.move(order, 'failed', `${why}; gave up after ${MAX_ATTEMPTS} attempts`, {}, {}, 'system', g)
       : await this.move(order, 'pending', why, {
         attempts: order.attempts + 1, carrier: null, droneHub: null, droneId: null, roundId: null, roundDepartsAt: null, lockerId: null, compartmentId: null, missionId: null, missionCommandId: null,
       }, {}, 'system', g);
     if (!moved) return;
-    if (order.missionId) await this.o.store.updateFlight(order.missionId, { result: `not flown: ${why}` });
+    if (order.missionId) await this.o.store.updateFlight(order.missionId, { result: `${order.state === 'in_flight' ? 'returned' : 'not flown'}: ${why}` });
     await this.releaseResources(order, why);
   }
 

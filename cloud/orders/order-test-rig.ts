@@ -68,6 +68,7 @@ export class OrderTestRig {
       },
     };
     const live = this.live ?? new LiveState(this.regions);
+    if (!this.live) for (const h of live.hubs.values()) h.link.online = true; // every hub connected (`hubOffline` cuts one)
     this.live = live;
     this.commands = new CommandService({ store: this.commandStore, bus, hubs: live.hubs, now: () => this.now, newId: () => `cmd-${++this.seq}-${this.now}`, logger });
     this.store = await openOrderStore(this.database.db);
@@ -137,14 +138,31 @@ export class OrderTestRig {
     this.live.hubs.get(hub)!.devices.get(drone)!.telemetry = t;
   }
 
+  /** The hub's link to the cloud goes down (or comes back). */
+  hubOffline(hub: string, offline = true): void {
+    this.live.hubs.get(hub)!.link.online = !offline;
+  }
+
   /** A device's (or the hub agent's) acknowledgement of a command, as ingest hands it over. */
   async ack(commandId: string, result: CommandAck['result'], detail?: string): Promise<void> {
     const c = await this.commands.get(commandId);
     await this.commands.applyAck({ v: 1, type: 'hub.command-ack', id: `ack-${++this.seq}`, ts: this.now, hub: c.hub, device: c.device, commandId, result, ...(detail ? { detail } : {}) });
   }
 
-  /** A drone event of a mission, as ingest hands it over once stored. */
-  async droneEvent(hub: string, drone: string, missionId: string, event: 'takeoff' | 'landed' | 'mission_complete'): Promise<void> {
+  /**
+   * A drone event of a mission, as ingest hands it over once stored. A real drone reports its position
+   * about once a second, so by its `landed` the cloud has it where it landed: `landed` puts the drone at
+   * `at` — by default the destination of the order flying `missionId` (a drone the live state does not
+   * know is left alone).
+   */
+  async droneEvent(hub: string, drone: string, missionId: string, event: 'takeoff' | 'landed' | 'mission_complete', at?: { lat: number; lon: number }): Promise<void> {
+    if (event === 'landed' && this.live.hubs.get(hub)?.devices.get(drone)) {
+      const order = (await this.store.inStates(['in_flight'])).find((o) => o.missionId === missionId);
+      const dest = at ?? (order?.destination.type === 'locker'
+        ? this.regions.hub(order.destination.hub)?.location
+        : order ? this.regions.get(order.region)?.landingSites.find((s) => s.id === (order.destination as { siteId: string }).siteId)?.location : undefined);
+      if (dest) this.droneAt(hub, drone, { lat: dest.lat, lon: dest.lon, flightState: 'landing', missionId });
+    }
     this.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `de-${++this.seq}`, ts: this.now, hub, device: drone, event, severity: 'info', missionId } as never);
     await this.drain();
   }
