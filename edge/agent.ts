@@ -157,6 +157,11 @@ export async function startEdgeAgent(config: EdgeConfig, logger: Logger, now: ()
   // ------------------------------------------------------------------ local broker
   const broker = await Aedes.createBroker({
     concurrency: 200,
+    // A device's last will goes out with QoS 1 (publishes with QoS 2 are refused, see authorizeDevicePublish).
+    preConnect: (_client, packet, cb) => {
+      if (packet.will && (packet.will.qos as number) === 2) packet.will.qos = 1;
+      cb(null, true);
+    },
     maxClientsIdLength: 128,
     connectTimeout: 10_000,
     // Per-device logins [issue 11]: the username is the device id, the password its secret from

@@ -298,6 +298,9 @@ describe('disaster mode with real edge agents', () => {
     expect(await error(await post({ mode: 'emergency', by: 'c' }))).toEqual({ status: 400, code: 'validation' }); // reason is required
     expect(await error(await post({ mode: 'emergency', reason: 'x'.repeat(501), by: 'c' }))).toEqual({ status: 400, code: 'validation' });
     expect(await error(await post({ mode: 'panic', reason: 'x', by: 'c' }))).toEqual({ status: 400, code: 'validation' });
+    // A reason the region mode message cannot carry to the hubs (a control character, e.g. pasted from a word
+    // processor): 400 — it was taken (202) and every hub refused the message (found in review).
+    expect(await error(await post({ mode: 'emergency', reason: 'quake\u000B area B', by: 'c' }))).toEqual({ status: 400, code: 'validation' });
     expect(await error(await t.api(`/api/v1/regions/no-such-region/mode`))).toEqual({ status: 404, code: 'region_not_found' });
 
     expect((await post({ mode: 'emergency', hubs: ['nomi-terai', 'nomi-wake'], reason: 'flood warning', by: 'c' })).status).toBe(202);

@@ -144,6 +144,13 @@ describe('edge agent: device logins', () => {
     expect(await cloudIds()).not.toContain('qos2-1');
   });
 
+  it("takes a device's last will asked for with QoS 2 (sent as QoS 1): it is handled like any message of the device", async () => {
+    const [topic, payload] = reading('wx', 'will-qos2');
+    const wx = await connect(agent.localMqttUrl, { ...deviceLogin(agent, 'wx', 'will2'), will: { topic, payload: Buffer.from(payload), qos: 2, retain: false } });
+    wx.stream.destroy(); // the link dies
+    await expect.poll(cloudIds, { timeout: 15_000 }).toContain('will-qos2');
+  });
+
   it('refuses a reading that would be over the size limit once a replay marks it historical; one with room for the mark goes through', async () => {
     const max = 65_536; // MAX_PAYLOAD_BYTES, the cloud's limit too
     const padded = (id: string, size: number) => {

@@ -209,6 +209,16 @@ describe('client ids belong to the hub whose login is used', () => {
     expect(await metric('mqtt_publish_denied_total{reason="qos2"}')).toBe(before + 1);
   });
 
+  it('takes a last will asked for with QoS 2 (sent as QoS 1): the hub goes offline when its link dies', async () => {
+    const c = await connect(t.cloud.urls.mqtt, {
+      ...login(VICTIM), clientId: hubClientId(VICTIM, 'will2'),
+      will: { topic: topics.status(REGION, VICTIM), payload: Buffer.from(JSON.stringify({ v: 1, type: 'hub.status', hub: VICTIM, state: 'offline', ts: Date.now() })), qos: 2, retain: true },
+    });
+    await expect.poll(() => link(VICTIM).connections).toBeGreaterThan(0);
+    c.stream.destroy(); // the link dies
+    await expect.poll(() => link(VICTIM).status?.state, { timeout: 5_000 }).toBe('offline');
+  });
+
   it("refuses a login whose last will is not on the hub's own status topic (code 5, counted): a hub cannot plant another hub's status", async () => {
     const [victim, attacker] = ['nomi-tatsunokuchi', 'kawakita-chuo'];
     const status = (hub: string, state: 'online' | 'offline', ts = Date.now()) => Buffer.from(JSON.stringify({ v: 1, type: 'hub.status', hub, state, ts }));

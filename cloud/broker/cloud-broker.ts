@@ -153,6 +153,9 @@ export async function startCloudBroker(o: CloudBrokerOptions): Promise<CloudBrok
     preConnect: (client, packet, cb) => {
       if (!packet.clientId) emptyClientIds.add(client);
       if (packet.will) willTopics.set(client, packet.will.topic);
+      // A last will is published by the broker itself, never held for a PUBREL: one asked for with QoS 2 goes
+      // out with QoS 1, like every hub message (authorizePublish refuses QoS 2 from a client).
+      if (packet.will && (packet.will.qos as number) === 2) packet.will.qos = 1;
       cb(null, connections.total < o.maxConnections);
     },
     authenticate: (client, username, password, cb) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { HubId } from '../../contract/index.ts';
+import { FreeText, HubId } from '../../contract/index.ts';
 import { actorOf } from '../accounts/access-hooks.ts';
 import { errorResponses } from '../api/api-docs.ts';
 import { ApiError } from '../api/api-errors.ts';
@@ -69,7 +69,7 @@ export function modeProposalRoutes(proposals: ModeProposals): (app: ZodApp) => v
         body: z.object({
           source: z.string().trim().min(1).max(100),
           mode: z.literal('emergency'),
-          reason: z.string().trim().min(1).max(500),
+          reason: FreeText(500).trim().min(1).describe('Why; a coordinator may switch with it as the reason, so the same rule as a switch\'s reason'),
           hubs: z.array(HubId).min(1).max(1000).optional().describe('Hubs proposed; omit for the whole region'),
           evidence: z.record(z.string(), z.unknown()).optional()
             .refine((e) => e === undefined || nestedWithin(e, MAX_EVIDENCE_DEPTH), `evidence is nested more than ${MAX_EVIDENCE_DEPTH} levels deep`)

@@ -53,6 +53,14 @@ describe.each(SQL_DATABASES)('ModeProposals on %s', (kind) => {
     expect((await proposals.propose(REGION, jma('20260101161010', { reason: 'later bulletin' }))).proposal.id).toBe(real.proposal.id);
   });
 
+  it('a proposal stored before the sending account was recorded still takes the later bulletins of its event (no second proposal at the upgrade)', async () => {
+    const first = await proposals.propose(REGION, jma('20260101161010'));
+    await t.db.sql.run('UPDATE mode_proposals SET by_account = NULL WHERE id = ?', [first.proposal.id]); // as the upgrade left it
+    const again = await proposals.propose(REGION, jma('20260101161010', { reason: 'later bulletin' }));
+    expect(again).toMatchObject({ created: false, proposal: { id: first.proposal.id, by: null } });
+    expect(await proposals.list(REGION, { limit: 10 })).toHaveLength(1);
+  });
+
   it('refuses an unknown region and hubs of another region, and takes a region added while running', async () => {
     await expect(proposals.propose('nowhere', jma('1'))).rejects.toMatchObject({ code: 'region_not_found' });
     await expect(proposals.propose(REGION, jma('1', { hubs: ['hub-a', 'kz-a'] }))).rejects.toMatchObject({ code: 'hub_not_in_region' });

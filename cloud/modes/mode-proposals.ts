@@ -146,6 +146,12 @@ export class ModeProposals {
     const proposal: ModeProposal = {
       id: `prop-${randomUUID()}`, region, source: p.source, by: p.by, mode: p.mode, reason: p.reason, hubs, evidence, eventId, state: 'open', createdAt: this.o.now(),
     };
+    // A proposal stored before the sending account was recorded (by_account NULL) still takes the later
+    // bulletins of its event: the hazard feed repeats them, and the upgrade must not open a second proposal.
+    if (eventId !== null) {
+      const legacy = await this.sql.one<Row>(`SELECT ${COLUMNS} FROM mode_proposals WHERE region = ? AND by_account IS NULL AND source = ? AND event_id = ?`, [region, p.source, eventId]);
+      if (legacy) return { proposal: fromRow(legacy), created: false };
+    }
     const values = [proposal.id, region, p.source, p.mode, p.reason, hubs && JSON.stringify(hubs), JSON.stringify(evidence), eventId, proposal.createdAt, p.by];
     // SQLite numbers the proposal in the statement (one writer at a time); PostgreSQL's identity does.
     const inserted = await this.sql.run(

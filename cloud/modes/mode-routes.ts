@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { HubId, Mode, ModeAck } from '../../contract/index.ts';
+import { FreeText, HubId, Mode, ModeAck } from '../../contract/index.ts';
 import { errorResponses } from '../api/api-docs.ts';
 import { ApiError } from '../api/api-errors.ts';
 import { actorOf, hubScope } from '../accounts/access-hooks.ts';
@@ -141,7 +141,9 @@ export function modeRoutes(modes: ModeService, opts: ModeRouteOptions = {}): (ap
         body: z.object({
           mode: Mode,
           hubs: z.array(HubId).min(1).max(1000).optional().describe('Hubs to switch; omit to switch the whole region'),
-          reason: z.string().trim().min(1).max(500).describe('Why; shown to hub staff'),
+          // The contract's free-text rule: the reason goes to every hub in the region mode message, which a
+          // hub refuses with a control character in it — a switch answered 202 and reached no hub (found in review).
+          reason: FreeText(500).trim().min(1).describe('Why; shown to hub staff (no control characters other than tab and line breaks)'),
           by: z.string().trim().min(1).max(100).optional().describe('Ignored when signed in: the account that switches is recorded (kept so older clients still validate)'),
         }).strict(),
         response: { 202: SwitchBody, ...errorResponses('hub_not_in_region', 'region_not_found', 'mode_version_conflict') },
