@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { LockerTelemetry } from '../../contract/index.ts';
 import { SQL_DATABASES } from '../../test/support/test-database.ts';
 import { DEST, ORIGIN, OrderTestRig } from './order-test-rig.ts';
 
@@ -102,5 +103,48 @@ describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
     expect(after.missionId).not.toBe(o.missionId); // re-planned (pending, or assigned again elsewhere)
     expect((await rig.store.auditOf(o.id)).some((a) => a.from === 'assigned' && a.to === 'pending' && /did not reserve/.test(a.reason))).toBe(true);
     expect(rig.sent.some((s) => s.command.command === 'drone.abort' && s.command.device === o.droneId)).toBe(true);
+  });
+});
+
+describe.each(SQL_DATABASES)('locker reservations (%s)', (kind) => {
+  it('a compartment still reserved for a cancelled order is asked to release again once its hub is back (the first release expired while it was offline), every 10 minutes at most', async () => {
+    rig = await OrderTestRig.open(kind);
+    const o = await assignedOrder();
+    const reserve = rig.sent.find((s) => s.command.command === 'locker.reserve')!.command;
+    await rig.ack(reserve.id, 'done');
+    // The locker reports the reservation.
+    const bank = rig.live.hubs.get(DEST)!.devices.get(o.lockerId!)!;
+    const reported = bank.telemetry as LockerTelemetry;
+    bank.telemetry = { ...reported, compartments: reported.compartments.map((c) => (c.id === o.compartmentId ? { ...c, reservedFor: o.id } : c)) };
+    const releases = () => rig.sent.filter((s) => s.command.command === 'locker.release' && (s.command.args as { compartment: string }).compartment === o.compartmentId).length;
+    // Its hub goes offline; a coordinator cancels the order meanwhile: one release, which expires unsent.
+    rig.hubOffline(DEST);
+    await rig.orders.cancel(o.id, 'coordinator', 'recipient evacuated');
+    expect(releases()).toBe(1);
+    for (let i = 0; i < 15; i++) { rig.now += 60_000; rig.refreshHubs(); await rig.tick(); }
+    expect(releases()).toBe(1); // not to an offline hub
+    rig.hubOffline(DEST, false);
+    rig.now += 60_000; rig.refreshHubs(); await rig.tick();
+    expect(releases()).toBe(2);
+    for (let i = 0; i < 9; i++) { rig.now += 60_000; rig.refreshHubs(); await rig.tick(); }
+    expect(releases()).toBe(2); // still reported reserved: again only after 10 minutes
+    rig.now += 60_000; rig.refreshHubs(); await rig.tick();
+    expect(releases()).toBe(3);
+    // Released: nothing more.
+    const now = bank.telemetry as LockerTelemetry;
+    bank.telemetry = { ...now, compartments: now.compartments.map((c) => (c.id === o.compartmentId ? { ...c, reservedFor: null } : c)) };
+    for (let i = 0; i < 30; i++) { rig.now += 60_000; rig.refreshHubs(); await rig.tick(); }
+    expect(releases()).toBe(3);
+  });
+
+  it('a compartment reserved for the order that holds it is left alone', async () => {
+    rig = await OrderTestRig.open(kind);
+    const o = await assignedOrder();
+    const bank = rig.live.hubs.get(DEST)!.devices.get(o.lockerId!)!;
+    const reported = bank.telemetry as LockerTelemetry;
+    bank.telemetry = { ...reported, compartments: reported.compartments.map((c) => (c.id === o.compartmentId ? { ...c, reservedFor: o.id } : c)) };
+    await rig.ack(o.missionCommandId!, 'done');
+    for (let i = 0; i < 3; i++) { rig.now += 60_000; rig.refreshHubs(); await rig.tick(); }
+    expect(rig.sent.filter((s) => s.command.command === 'locker.release')).toHaveLength(0);
   });
 });

@@ -60,6 +60,8 @@ export const MISSION_SEND_GRACE_MS = 30_000;
  */
 const assignmentCommandIds = (missionId: string) => ({ reserve: `cmd-${missionId}-reserve`, mission: `cmd-${missionId}` });
 const FLIGHT_TIMEOUT_MS = 45 * 60_000;
+/** A compartment still reported reserved for an order that no longer holds it is asked to release again this often (a release lives 10 minutes). */
+const RELEASE_RETRY_MS = 10 * 60_000;
 const AIRBORNE = new Set(['armed', 'takeoff', 'mission', 'hover', 'rtl', 'landing']);
 const ACTIVE: readonly OrderState[] = ['assigned', 'mission_unknown', 'in_flight', 'on_board', 'in_locker'];
 /**
@@ -497,6 +499,7 @@ export class OrderService {
         if (grants.size > 0) {
           await this.trackMissions(grants);
           await this.endGroundRounds(grants);
+          await this.releaseStaleReservations(grants);
           await this.dispatch(grants);
         }
         // Every node: the wind alarm rule asks on any node that takes sensor readings.
@@ -596,6 +599,39 @@ export class OrderService {
     }
   }
 
+  /** When this process last asked a compartment to be released, by `<hub>/<locker>/<compartment>`. */
+  private readonly releasedAt = new Map<string, number>();
+
+  /**
+   * A compartment its locker reports reserved for an order that no longer holds it (cancelled, failed,
+   * re-planned, picked up) is asked to release again: a release is sent once with a 10-minute life, and
+   * one that expired while the locker's hub was offline left the compartment reserved for good (found in
+   * review). At most once per RELEASE_RETRY_MS per compartment, and only to a hub that is online.
+   */
+  private async releaseStaleReservations(grants: ReadonlyMap<string, LeaseGrant>): Promise<void> {
+    const now = this.o.now();
+    let held: Map<string, string> | null = null;
+    for (const regionId of grants.keys()) {
+      for (const h of this.o.regions.get(regionId)?.hubs ?? []) {
+        if (!this.hubOnline(h.id)) continue;
+        for (const bank of h.lockers) {
+          const t = this.o.live.hubs.get(h.id)?.devices.get(bank.id)?.telemetry;
+          if (t?.type !== 'locker.telemetry') continue;
+          for (const c of t.compartments) {
+            if (!c.reservedFor) continue;
+            const key = `${h.id}/${bank.id}/${c.id}`;
+            if (now - (this.releasedAt.get(key) ?? -Infinity) < RELEASE_RETRY_MS) continue;
+            held ??= new Map((await this.o.store.inStates(ACTIVE)).filter((o) => o.destination.type === 'locker' && o.compartmentId)
+              .map((o) => [`${(o.destination as { hub: string }).hub}/${o.lockerId}/${o.compartmentId}`, o.id]));
+            if (held.get(key) === c.reservedFor) continue;
+            this.log.warn({ hub: h.id, locker: bank.id, compartment: c.id, reservedFor: c.reservedFor }, 'compartment reserved for an order that no longer holds it: asking the locker to release it');
+            await this.command(h.id, bank.id, 'locker.release', { compartment: c.id }, 600);
+          }
+        }
+      }
+    }
+  }
+
   /** Issue 12 (2): a ground round's end closes the lifecycle of every order still on it (see GROUND_ROUND_END_MS). */
   private async endGroundRounds(grants: ReadonlyMap<string, LeaseGrant>): Promise<void> {
     const now = this.o.now();
@@ -679,6 +715,10 @@ export class OrderService {
   }
 
   private async command(hub: string, device: string, command: 'locker.reserve' | 'locker.release' | 'locker.unlock' | 'drone.mission' | 'drone.abort', args: Record<string, string | number>, ttlS: number, id?: string) {
+    if (command === 'locker.release') {
+      if (this.releasedAt.size >= 10_000) this.releasedAt.clear(); // bounded; forgetting only makes a retry come sooner
+      this.releasedAt.set(`${hub}/${device}/${String(args.compartment)}`, this.o.now());
+    }
     try {
       return await this.o.commands.issue({ hub, device, command, args, ttlS, ...(id ? { id } : {}) });
     } catch (err) {
