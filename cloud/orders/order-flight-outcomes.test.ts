@@ -70,7 +70,7 @@ describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
     await rig.ack(o.missionCommandId!, 'done', 'mission accepted');
     rig.hubOffline(ORIGIN);
     for (let i = 0; i < 8; i++) { rig.now += 60_000; await rig.tick(); }
-    expect(await rig.state(o.id)).toBe('mission_unknown');
+    expect(await rig.state(o.id)).toBe('assigned'); // waits as it is: no move, no clock restarted
     expect(rig.missionsFor(o.id)).toHaveLength(1);
     // The hub is back; its outbox replays the take-off.
     rig.hubOffline(ORIGIN, false);
@@ -103,6 +103,125 @@ describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
     expect(after.missionId).not.toBe(o.missionId); // re-planned (pending, or assigned again elsewhere)
     expect((await rig.store.auditOf(o.id)).some((a) => a.from === 'assigned' && a.to === 'pending' && /did not reserve/.test(a.reason))).toBe(true);
     expect(rig.sent.some((s) => s.command.command === 'drone.abort' && s.command.device === o.droneId)).toBe(true);
+  });
+});
+
+/** A drone event as ingest hands it over after an outage: replayed, its live position left as it is. */
+async function replayed(drone: string, missionId: string, event: string, ts: number) {
+  rig.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `re-${ts}-${event}`, ts, hub: ORIGIN, device: drone, event, severity: 'info', missionId, historical: true } as never);
+  await rig.drain();
+}
+
+describe.each(SQL_DATABASES)('flight outcomes after an outage, and the second review (%s)', (kind) => {
+  it('a landing replayed after an outage is the delivery, whatever the drone\'s newest position (home by then, or an old one mid-route)', async () => {
+    for (const newest of ['home', 'mid-route'] as const) {
+      rig = await OrderTestRig.open(kind);
+      const o = await assignedOrder();
+      await rig.ack(o.missionCommandId!, 'done');
+      await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
+      const home = rig.regions.hub(ORIGIN)!.location;
+      if (newest === 'mid-route') rig.droneAt(ORIGIN, o.droneId!, { lat: 36.39, lon: 136.483, flightState: 'mission', altM: 60, missionId: o.missionId });
+      rig.hubOffline(ORIGIN);
+      const t0 = rig.now;
+      rig.now += 20 * 60_000;
+      rig.hubOffline(ORIGIN, false);
+      rig.refreshHubs();
+      if (newest === 'home') rig.droneAt(ORIGIN, o.droneId!, { ...home, flightState: 'idle', missionId: null });
+      await replayed(o.droneId!, o.missionId!, 'landed', t0 + 8 * 60_000);
+      await replayed(o.droneId!, o.missionId!, 'landed', t0 + 17 * 60_000); // home again after the delivery
+      expect(await rig.state(o.id), newest).toBe('in_locker');
+      rig.now += 2_000; rig.refreshHubs(); await rig.tick();
+      expect(rig.missionsFor(o.id), newest).toHaveLength(1);
+      expect(rig.sent.some((x) => x.command.command === 'locker.release'), newest).toBe(false);
+      await rig.close();
+    }
+  });
+
+  it('a drone called home (its rtl event) lands at home: not delivered, also when both events are replayed without a position of the time', async () => {
+    rig = await OrderTestRig.open(kind);
+    const o = await assignedOrder();
+    await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
+    rig.hubOffline(ORIGIN);
+    const t0 = rig.now;
+    rig.now += 20 * 60_000;
+    rig.hubOffline(ORIGIN, false);
+    await replayed(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
+    await replayed(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
+    const after = (await rig.store.get(o.id))!;
+    expect(after.state).toBe('pending');
+    expect(after.reason).toMatch(/called home/);
+  });
+
+  it('a locker reservation the cloud did not make (another carrier) is left alone', async () => {
+    rig = await OrderTestRig.open(kind);
+    const bankId = rig.region.hubs.find((h) => h.id === DEST)!.lockers[0]!.id;
+    const bank = rig.live.hubs.get(DEST)!.devices.get(bankId)!;
+    const t = bank.telemetry as LockerTelemetry;
+    const cid = t.compartments[0]!.id;
+    bank.telemetry = { ...t, compartments: t.compartments.map((c) => (c.id === cid ? { ...c, occupied: true, reservedFor: 'order-8f2a' } : c)) };
+    for (let i = 0; i < 31; i++) { rig.now += 60_000; rig.refreshHubs(); await rig.tick(); }
+    expect(rig.sent.filter((x) => x.command.command === 'locker.release')).toHaveLength(0);
+  });
+
+  it('a compartment the locker refused to reserve (another party holds it) is not released by the re-plan', async () => {
+    rig = await OrderTestRig.open(kind);
+    const o = await assignedOrder();
+    const reserve = rig.sent.find((x) => x.command.command === 'locker.reserve' && (x.command.args as { orderId: string }).orderId === o.id)!.command;
+    await rig.ack(reserve.id, 'rejected', `compartment ${o.compartmentId} is reserved for order-77aa01`);
+    rig.now += 2_000;
+    await rig.tick();
+    expect(rig.sent.filter((x) => x.command.command === 'locker.release' && (x.command.args as { compartment: string }).compartment === o.compartmentId)).toHaveLength(0);
+  });
+
+  it('a hub up one minute in seven, its drone idle without the mission: the order is planned again, not moved back and forth', async () => {
+    rig = await OrderTestRig.open(kind);
+    const o = await assignedOrder();
+    await rig.ack(o.missionCommandId!, 'done', 'mission accepted');
+    const home = rig.regions.hub(ORIGIN)!.location;
+    for (let i = 0; i < 3 * 180; i++) { // 3 hours, a tick every 20 s
+      rig.now += 20_000;
+      const online = i % 21 < 3;
+      rig.hubOffline(ORIGIN, !online);
+      rig.refreshHubs();
+      if (online) rig.droneAt(ORIGIN, o.droneId!, { ...home, flightState: 'idle', missionId: null });
+      await rig.tick();
+    }
+    const moves = await rig.store.auditOf(o.id);
+    expect(moves.length).toBeLessThan(20);
+    expect(moves.some((a) => a.from === 'assigned' && a.to === 'pending' && /did not take off/.test(a.reason))).toBe(true);
+  });
+
+  it('the drone flying its mission while the order waits in mission_unknown: a refused reservation does not send a second drone', async () => {
+    rig = await OrderTestRig.open(kind);
+    const o = await assignedOrder();
+    await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
+    rig.now += 2_000; rig.refreshHubs();
+    await rig.tick();
+    expect(await rig.state(o.id)).toBe('mission_unknown');
+    const reserve = rig.sent.find((x) => x.command.command === 'locker.reserve')!.command;
+    await rig.ack(reserve.id, 'rejected', `compartment ${o.compartmentId} holds a parcel`);
+    rig.droneAt(ORIGIN, o.droneId!, { lat: 36.39, lon: 136.483, altM: 60, flightState: 'mission', missionId: o.missionId });
+    rig.now += 2_000; rig.refreshHubs();
+    await rig.tick();
+    expect(await rig.state(o.id)).toBe('in_flight');
+    expect(rig.missionsFor(o.id)).toHaveLength(1);
+  });
+
+  it('after the agent timed out, a drone seen once on the pad with the mission and then silent is waited for, not replaced', async () => {
+    rig = await OrderTestRig.open(kind);
+    const o = await assignedOrder();
+    await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
+    const home = rig.regions.hub(ORIGIN)!.location;
+    rig.now += 5_000;
+    rig.droneAt(ORIGIN, o.droneId!, { ...home, flightState: 'idle', missionId: o.missionId });
+    const others = rig.region.hubs.find((h) => h.id === ORIGIN)!.drones.map((d) => d.id).filter((d) => d !== o.droneId);
+    for (let i = 0; i < 8; i++) {
+      rig.now += 60_000; rig.refreshHubs();
+      for (const d of others) rig.droneAt(ORIGIN, d, { ...home, flightState: 'idle', missionId: null });
+      await rig.tick();
+    }
+    expect(rig.missionsFor(o.id).every((c) => c.device === o.droneId)).toBe(true);
+    expect(await rig.state(o.id)).toBe('mission_unknown');
   });
 });
 

@@ -62,6 +62,10 @@ const assignmentCommandIds = (missionId: string) => ({ reserve: `cmd-${missionId
 const FLIGHT_TIMEOUT_MS = 45 * 60_000;
 /** A compartment still reported reserved for an order that no longer holds it is asked to release again this often (a release lives 10 minutes). */
 const RELEASE_RETRY_MS = 10 * 60_000;
+/** A drone position this close in time to a drone event says where the event happened (drones report ~1 a second). */
+const POSITION_AT_EVENT_MS = 60_000;
+/** Flight-log result of a mission whose drone was called home (its rtl event). */
+const RECALLED = 'recalled';
 const AIRBORNE = new Set(['armed', 'takeoff', 'mission', 'hover', 'rtl', 'landing']);
 const ACTIVE: readonly OrderState[] = ['assigned', 'mission_unknown', 'in_flight', 'on_board', 'in_locker'];
 /**
@@ -383,20 +387,28 @@ export class OrderService {
     }
     if ((order.state === 'assigned' || order.state === 'mission_unknown') && (event === 'armed' || event === 'takeoff' || event === 'mission_started')) {
       if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(missionId, { takeoffAt: ts });
+    } else if (order.state === 'in_flight' && event === 'rtl') {
+      // Called home (an operator's drone.rtl, or its own failsafe): its next landing is at home, with the parcel.
+      await this.o.store.updateFlight(missionId, { result: RECALLED });
     } else if (order.state === 'in_flight' && event === 'landed') {
-      // Where it landed, by its latest position (a drone reports ~1 a second; it lands within metres of
-      // it): a drone recalled (rtl, abort, its own failsafe) lands at home, and taking that for the
-      // delivery put the order in the locker with a pickup code for an empty compartment (found in review).
+      // A drone recalled lands at home, and taking that for the delivery put the order in the locker with
+      // a pickup code for an empty compartment (found in review). Recalled (its rtl came first: events
+      // keep their order, also when replayed after an outage), or seen by a position taken within a minute
+      // of the landing elsewhere than the destination: not delivered. Without either the landing is the
+      // delivery, as before — after an outage the newest position can be hours newer than a replayed landing.
       const t = this.droneTelemetry(hub, drone);
+      const position = t && Math.abs(t.ts - ts) <= POSITION_AT_EVENT_MS ? { lat: t.lat, lon: t.lon } : null;
       const dest = this.destinationOf(order);
       const home = this.o.regions.hub(order.droneHub)?.location ?? null;
-      if (t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M) {
+      const recalled = (await this.o.store.flights({ orderId: order.id, limit: 10 })).some((f) => f.missionId === missionId && f.result === RECALLED);
+      const atDestination = position && dest ? distanceM(position, dest) <= ARRIVAL_RADIUS_M : !recalled;
+      if (atDestination && !recalled) {
         await this.arrive(order, ts);
-      } else if (t && home && distanceM({ lat: t.lat, lon: t.lon }, home) <= ARRIVAL_RADIUS_M) {
-        await this.retry(order, `${drone} landed back at ${order.droneHub} (recalled or returned) with the parcel`);
+      } else if (recalled || (position && home && distanceM(position, home) <= ARRIVAL_RADIUS_M)) {
+        await this.retry(order, `${drone} landed back at ${order.droneHub}${recalled ? ' after it was called home' : ''}, with the parcel`);
       } else {
-        // Elsewhere (an emergency landing) or no position known: the telemetry settles it, or the flight timeout.
-        this.log.warn({ order: order.id, mission: missionId, drone, position: t ? { lat: t.lat, lon: t.lon } : null }, 'drone landed away from the destination and its hub: the order waits');
+        // Elsewhere (an emergency landing): the telemetry settles it, or the flight timeout.
+        this.log.warn({ order: order.id, mission: missionId, drone, position }, 'drone landed away from the destination and its hub: the order waits');
       }
     }
   }
@@ -550,11 +562,12 @@ export class OrderService {
         // The destination locker refused the compartment (it holds a parcel, say): the drone must not fly
         // there. Before, the answer was never read: the drone flew and the order ended in the locker
         // that had refused it (found in review). Planned again; the drone's mission is aborted.
-        if (order.destination.type === 'locker') {
+        if (order.state === 'assigned' && order.destination.type === 'locker' && !(t && t.missionId === order.missionId && AIRBORNE.has(t.flightState))) {
           const reserve = await this.commandState(assignmentCommandIds(order.missionId).reserve);
           // (Expired unanswered is not a refusal: the locker's hub may be offline while the drone flies.)
           if (reserve && (reserve.state === 'rejected' || (reserve.state === 'failed' && !isProvisionalFailure(reserve.state, reserve.detail)))) {
-            await this.retry(order, `the destination locker did not reserve ${order.compartmentId} (${reserve.state}${reserve.detail ? `: ${reserve.detail}` : ''})`, g);
+            // Its compartment is not released: it was never ours (another reservation may be there).
+            await this.retry(order, `the destination locker did not reserve ${order.compartmentId} (${reserve.state}${reserve.detail ? `: ${reserve.detail}` : ''})`, g, { compartment: false });
             continue;
           }
         }
@@ -577,8 +590,13 @@ export class OrderService {
         } else if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) {
           if ((cmd?.state === 'done' || cmd?.state === 'duplicate') && !this.hubOnline(order.droneHub)) {
             // It took the mission and its hub went offline: it may be flying it. Planning the order again
-            // sent a second drone for the same parcel, and the abort for the first expired unsent (found in review).
-            await this.move(order, 'mission_unknown', `${order.droneId} took the mission and its hub ${order.droneHub} is offline; it may be flying it: not re-dispatched until its outcome is known`, {}, {}, 'system', g);
+            // sent a second drone for the same parcel, and the abort for the first expired unsent (found in
+            // review). It waits as it is — no move, so no clock restarts while the hub comes and goes — until
+            // its hub is back (telemetry or the replayed take-off settle it), a flight's worth at most.
+            if (now - order.updatedAt > FLIGHT_TIMEOUT_MS && await this.move(order, 'failed', `${order.droneId} took the mission, then no sign of it for ${FLIGHT_TIMEOUT_MS / 60_000} minutes while its hub ${order.droneHub} was offline: check the drone and the parcel`, {}, {}, 'system', g)) {
+              await this.o.store.updateFlight(order.missionId, { result: 'unknown' });
+              await this.releaseResources(order, 'mission outcome unknown');
+            }
           } else {
             await this.retry(order, 'the drone did not take off within 5 minutes', g);
           }
@@ -624,6 +642,10 @@ export class OrderService {
             held ??= new Map((await this.o.store.inStates(ACTIVE)).filter((o) => o.destination.type === 'locker' && o.compartmentId)
               .map((o) => [`${(o.destination as { hub: string }).hub}/${o.lockerId}/${o.compartmentId}`, o.id]));
             if (held.get(key) === c.reservedFor) continue;
+            // Only a reservation of ours: a locker may hold others' (another carrier's), which are not ours to
+            // end (looked up again in RELEASE_RETRY_MS, like a release).
+            this.releasedAt.set(key, now);
+            if (!(await this.o.store.get(c.reservedFor))) continue;
             this.log.warn({ hub: h.id, locker: bank.id, compartment: c.id, reservedFor: c.reservedFor }, 'compartment reserved for an order that no longer holds it: asking the locker to release it');
             await this.command(h.id, bank.id, 'locker.release', { compartment: c.id }, 600);
           }
@@ -667,26 +689,24 @@ export class OrderService {
       // assignment: it has it, so the outcome is known enough — it takes off, or the take-off timeout plans
       // the order again. Back to mission_unknown here, an order moved between the two states every tick
       // and neither timeout ever ran out (found in review: 1,082 moves in 3 h).
-      if (t !== null && t.missionId === order.missionId) {
+      if (t !== null && t.missionId === order.missionId && now - t.ts <= POSITION_AT_EVENT_MS) {
         if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) await this.retry(order, `${order.droneId} reports the mission but did not take off within 5 minutes`, g);
         return true;
       }
       await this.move(order, 'mission_unknown', `${order.droneId} did not answer the mission in time (${cmd.detail}); it may be flying it: not re-dispatched until its outcome is known`, {}, {}, 'system', g);
       return true;
     }
-    // mission_unknown: settled by a late answer, by telemetry, or by time. A drone that took the mission
-    // while its hub is offline may be flying it: it waits here (a flight's worth of time at most).
-    const accepted = cmd?.state === 'done' || cmd?.state === 'duplicate';
-    if (seen || (accepted && this.hubOnline(order.droneHub!))) {
+    // mission_unknown: settled by a late answer, by telemetry, or by time.
+    if (seen || cmd?.state === 'done' || cmd?.state === 'duplicate') {
       await this.move(order, 'assigned', seen ? `${order.droneId} reports the mission` : `${order.droneId} answered late: it took the mission`, {}, {}, 'system', g);
       return true;
     }
-    if (cmd && !accepted && !isProvisionalFailure(cmd.state, cmd.detail) && cmd.state !== 'pending') return false; // rejected or failed for real: retried below
+    if (cmd && !isProvisionalFailure(cmd.state, cmd.detail) && cmd.state !== 'pending') return false; // rejected or failed for real: retried below
     if (now - order.updatedAt <= FLIGHT_TIMEOUT_MS) return true;
     const onGround = t !== null && t.ts > order.updatedAt && !AIRBORNE.has(t.flightState) && t.missionId !== order.missionId;
     if (onGround) {
       await this.retry(order, `no answer to the mission, and ${order.droneId} was seen on the ground without it ${FLIGHT_TIMEOUT_MS / 60_000} minutes later`, g);
-    } else if (await this.move(order, 'failed', `${accepted ? `${order.droneId} took the mission, then` : 'no answer to the mission and'} no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`, {}, {}, 'system', g)) {
+    } else if (await this.move(order, 'failed', `no answer to the mission and no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`, {}, {}, 'system', g)) {
       await this.o.store.updateFlight(order.missionId!, { result: 'unknown' });
       await this.releaseResources(order, 'mission outcome unknown');
     }
@@ -694,7 +714,7 @@ export class OrderService {
   }
 
   /** Back to pending (or failed after MAX_ATTEMPTS); what the order held is released only if this process made the change. */
-  private async retry(order: Order, why: string, g?: LeaseGrant): Promise<void> {
+  private async retry(order: Order, why: string, g?: LeaseGrant, release: { compartment: boolean } = { compartment: true }): Promise<void> {
     const moved = order.attempts + 1 >= MAX_ATTEMPTS
       ? await this.move(order, 'failed', `${why}; gave up after ${MAX_ATTEMPTS} attempts`, {}, {}, 'system', g)
       : await this.move(order, 'pending', why, {
@@ -702,11 +722,11 @@ export class OrderService {
       }, {}, 'system', g);
     if (!moved) return;
     if (order.missionId) await this.o.store.updateFlight(order.missionId, { result: `${order.state === 'in_flight' ? 'returned' : 'not flown'}: ${why}` });
-    await this.releaseResources(order, why);
+    await this.releaseResources(order, why, release);
   }
 
-  private async releaseResources(order: Order, why: string): Promise<void> {
-    if (order.destination.type === 'locker' && order.lockerId && order.compartmentId) {
+  private async releaseResources(order: Order, why: string, release: { compartment: boolean } = { compartment: true }): Promise<void> {
+    if (release.compartment && order.destination.type === 'locker' && order.lockerId && order.compartmentId) {
       await this.command(order.destination.hub, order.lockerId, 'locker.release', { compartment: order.compartmentId }, 600);
     }
     if (order.droneHub && order.droneId && (order.state === 'assigned' || order.state === 'mission_unknown')) {
