@@ -48,6 +48,8 @@ class World {
   background: Promise<void>[] = [];
   violations: string[] = [];
   flown = 0;
+  /** Missions whose drone came home with the parcel (called home): never a delivery. */
+  returned = new Set<string>();
 
   missionOrder(c: Command): string | null {
     const m = (c.args as { missionId?: string }).missionId;
@@ -107,6 +109,10 @@ class World {
       if (held.has(key)) this.violations.push(`compartment ${key} held by ${held.get(key)} and ${o.id}`);
       held.set(key, o.id);
     }
+    // A mission whose drone came home with the parcel is never recorded as delivered.
+    for (const o of await store.inStates(['in_locker', 'picked_up'])) {
+      if (o.missionId && this.returned.has(o.missionId)) this.violations.push(`order ${o.id} is ${o.state} though its mission ${o.missionId} came home with the parcel`);
+    }
     // A cancelled order never flies.
     for (const [o, { asked, done }] of this.cancelledAt) {
       const missions = (from: number, to?: number) => this.rig.sent.slice(from, to).filter((s) => s.command.command === 'drone.mission' && this.missionOrder(s.command) === o);
@@ -134,7 +140,7 @@ type Step = (w: World) => Promise<void>;
 const k = fc.nat(1000);
 
 // Weighted so that runs get far: more orders, rounds and device answers than restarts.
-const WEIGHTS = [3, 4, 2, 1, 2, 6, 1, 1, 3, 2, 2, 1, 2, 1];
+const WEIGHTS = [3, 4, 2, 1, 2, 6, 1, 1, 3, 1, 2, 2, 1, 2, 1];
 const steps: fc.Arbitrary<[string, Step]>[] = [
   fc.constant(['create', async (w: World) => {
     const o = await w.rig.orders.create({ originHub: ORIGIN, destination: { type: 'locker', hub: DEST }, weightKg: 1, tempClass: 'ambient', priority: 'normal', by: 'model' });
@@ -181,6 +187,19 @@ const steps: fc.Arbitrary<[string, Step]>[] = [
     d.flying = null;
     w.telemetry(id);
     await w.rig.droneEvent(ORIGIN, id, mission, 'landed');
+    await w.rig.drain();
+  }] as [string, Step]),
+  k.map((i) => [`a flying drone is called home and lands there #${i}`, async (w: World) => {
+    const id = w.pick([...w.drones.keys()].filter((d) => w.drones.get(d)!.flying), i);
+    if (!id) return;
+    const d = w.drones.get(id)!;
+    const mission = d.flying!;
+    w.rig.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `rtl-${Math.random()}`, ts: w.rig.now, hub: ORIGIN, device: id, event: 'rtl', severity: 'warning', missionId: mission } as never);
+    d.flying = null;
+    d.at = 'home';
+    w.telemetry(id);
+    w.returned.add(mission);
+    await w.rig.droneEvent(ORIGIN, id, mission, 'landed', HOME);
     await w.rig.drain();
   }] as [string, Step]),
   k.map((i) => [`a drone comes home #${i}`, async (w: World) => {
@@ -256,6 +275,7 @@ async function runModel(kind: SqlDatabaseKind, script: [string, Step][]): Promis
     stats.set('missions flown', (stats.get('missions flown') ?? 0) + w.flown);
     const audits = new Map(await Promise.all(w.orders.map(async (id) => [id, await w.rig.store.auditOf(id)] as const)));
     stats.set('via mission_unknown', (stats.get('via mission_unknown') ?? 0) + w.orders.filter((id) => audits.get(id)!.some((a) => a.to === 'mission_unknown')).length);
+    stats.set('back from the air (in_flight → pending)', (stats.get('back from the air (in_flight → pending)') ?? 0) + w.orders.filter((id) => audits.get(id)!.some((a) => a.from === 'in_flight' && a.to === 'pending')).length);
     const stuck = final.filter((o) => !resting(o, final));
     if (w.violations.length > 0 || stuck.length > 0) {
       throw new Error(`${w.violations.join('; ')} ${stuck.map((o) => `${o.id} stuck ${o.state} (${o.reason}; waits: ${JSON.stringify(o.waitReasons)}; attempts ${o.attempts}; ticking ${String((w.rig.orders as unknown as { ticking: boolean }).ticking)}; held ${w.rig.heldCommands().map((c) => c.command).join(",")}; ${audits.get(o.id)!.map((a) => `${a.to}@${(a.at - T0) / 60_000}`).join(" ")}; now ${(w.rig.now - T0) / 60_000})`).join('; ')}\nafter: ${log.join(' → ')}`);
