@@ -62,8 +62,10 @@ const assignmentCommandIds = (missionId: string) => ({ reserve: `cmd-${missionId
 const FLIGHT_TIMEOUT_MS = 45 * 60_000;
 /** A compartment still reported reserved for an order that no longer holds it is asked to release again this often (a release lives 10 minutes). */
 const RELEASE_RETRY_MS = 10 * 60_000;
-/** A drone position this close in time to a drone event says where the event happened (drones report ~1 a second). */
-const POSITION_AT_EVENT_MS = 60_000;
+/** A drone position this close in time to a drone event says where the event happened (drones report ~1 a second; 15 s at 10 m/s is within the 200-m arrival radius). */
+const POSITION_AT_EVENT_MS = 15_000;
+/** How long a hub back online is given to replay its backlog before an order waiting on it is planned again. */
+const HUB_SETTLE_MS = 60_000;
 /** Flight-log result of a mission whose drone was called home (its rtl event). */
 const RECALLED = 'recalled';
 const AIRBORNE = new Set(['armed', 'takeoff', 'mission', 'hover', 'rtl', 'landing']);
@@ -388,7 +390,10 @@ export class OrderService {
     if ((order.state === 'assigned' || order.state === 'mission_unknown') && (event === 'armed' || event === 'takeoff' || event === 'mission_started')) {
       if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(missionId, { takeoffAt: ts });
     } else if (order.state === 'in_flight' && event === 'rtl') {
-      // Called home (an operator's drone.rtl, or its own failsafe): its next landing is at home, with the parcel.
+      // Called home (an operator's drone.rtl or drone.abort, or its own failsafe): the parcel stays on board;
+      // no landing of this mission is a delivery any more. Kept in memory too, should the log write fail.
+      if (this.recalledMissions.size >= 10_000) this.recalledMissions.clear();
+      this.recalledMissions.add(missionId);
       await this.o.store.updateFlight(missionId, { result: RECALLED });
     } else if (order.state === 'in_flight' && event === 'landed') {
       // A drone recalled lands at home, and taking that for the delivery put the order in the locker with
@@ -400,11 +405,12 @@ export class OrderService {
       const position = t && Math.abs(t.ts - ts) <= POSITION_AT_EVENT_MS ? { lat: t.lat, lon: t.lon } : null;
       const dest = this.destinationOf(order);
       const home = this.o.regions.hub(order.droneHub)?.location ?? null;
-      const recalled = (await this.o.store.flights({ orderId: order.id, limit: 10 })).some((f) => f.missionId === missionId && f.result === RECALLED);
-      const atDestination = position && dest ? distanceM(position, dest) <= ARRIVAL_RADIUS_M : !recalled;
-      if (atDestination && !recalled) {
+      const recalled = await this.isRecalled(order);
+      const atHome = position !== null && home !== null && distanceM(position, home) <= ARRIVAL_RADIUS_M;
+      const elsewhere = position !== null && dest !== null && distanceM(position, dest) > ARRIVAL_RADIUS_M;
+      if (!recalled && !elsewhere) {
         await this.arrive(order, ts);
-      } else if (recalled || (position && home && distanceM(position, home) <= ARRIVAL_RADIUS_M)) {
+      } else if (atHome) {
         await this.retry(order, `${drone} landed back at ${order.droneHub}${recalled ? ' after it was called home' : ''}, with the parcel`);
       } else {
         // Elsewhere (an emergency landing): the telemetry settles it, or the flight timeout.
@@ -538,6 +544,28 @@ export class OrderService {
     return this.o.live.hubs.get(hub)?.link.online ?? false;
   }
 
+  /**
+   * Online, and long enough back to have replayed what it held while offline: a hub back from an outage
+   * sends its backlog (the drone's take-off among it) after it connects, and a planning round in between
+   * re-planned an order whose drone was flying it (found in review). A minute online and an empty outbox
+   * as last reported (or none reported).
+   */
+  private hubSettled(hub: string, now: number): boolean {
+    const link = this.o.live.hubs.get(hub)?.link;
+    if (!link?.online) return false;
+    if (link.since !== null && now - link.since < HUB_SETTLE_MS) return false;
+    return !(link.outbox && link.outbox.depth > 0);
+  }
+
+  /** Missions called home (their rtl), also kept in the flight log. */
+  private readonly recalledMissions = new Set<string>();
+
+  private async isRecalled(order: Order): Promise<boolean> {
+    if (!order.missionId) return false;
+    if (this.recalledMissions.has(order.missionId)) return true;
+    return (await this.o.store.flights({ orderId: order.id, limit: 10 })).some((f) => f.missionId === order.missionId && f.result === RECALLED);
+  }
+
   private destinationOf(order: Order): { lat: number; lon: number } | null {
     if (order.destination.type === 'locker') return this.o.regions.hub(order.destination.hub)?.location ?? null;
     const siteId = order.destination.siteId;
@@ -588,7 +616,7 @@ export class OrderService {
         } else if (t && t.missionId === order.missionId && AIRBORNE.has(t.flightState)) {
           if (await this.move(order, 'in_flight', `${order.droneId} took off`, {}, {}, 'system', g)) await this.o.store.updateFlight(order.missionId, { takeoffAt: t.ts });
         } else if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) {
-          if ((cmd?.state === 'done' || cmd?.state === 'duplicate') && !this.hubOnline(order.droneHub)) {
+          if ((cmd?.state === 'done' || cmd?.state === 'duplicate') && !this.hubSettled(order.droneHub, now)) {
             // It took the mission and its hub went offline: it may be flying it. Planning the order again
             // sent a second drone for the same parcel, and the abort for the first expired unsent (found in
             // review). It waits as it is — no move, so no clock restarts while the hub comes and goes — until
@@ -605,9 +633,16 @@ export class OrderService {
       }
       // in flight
       const dest = this.destinationOf(order);
-      const arrived = t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M && (t.altM < 3 || !AIRBORNE.has(t.flightState));
+      const home = this.o.regions.hub(order.droneHub)?.location ?? null;
+      const onGroundNow = t !== null && now - t.ts <= POSITION_AT_EVENT_MS && (t.altM < 3 || !AIRBORNE.has(t.flightState));
+      const recalled = await this.isRecalled(order);
+      // A drone called home delivers nothing, wherever it lands (drone.abort lands it at the nearest hub,
+      // which may be the destination's): back on the ground at its own hub, the order is planned again.
+      const arrived = !recalled && t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M && (t.altM < 3 || !AIRBORNE.has(t.flightState));
       if (arrived) {
         await this.arrive(order, t.ts, g);
+      } else if (recalled && onGroundNow && home && distanceM({ lat: t!.lat, lon: t!.lon }, home) <= ARRIVAL_RADIUS_M) {
+        await this.retry(order, `${order.droneId} is back on the ground at ${order.droneHub} after it was called home, with the parcel`, g);
       } else if (now - order.updatedAt > FLIGHT_TIMEOUT_MS) {
         if (await this.move(order, 'failed', 'no arrival within 45 minutes of take-off', {}, {}, 'system', g)) {
           await this.o.store.updateFlight(order.missionId, { result: 'lost' });
@@ -685,20 +720,19 @@ export class OrderService {
     }
     if (order.state === 'assigned') {
       if (!cmd || !isProvisionalFailure(cmd.state, cmd.detail)) return false;
-      // The drone reports this mission (on the ground: airborne is handled above), at any time since the
-      // assignment: it has it, so the outcome is known enough — it takes off, or the take-off timeout plans
-      // the order again. Back to mission_unknown here, an order moved between the two states every tick
-      // and neither timeout ever ran out (found in review: 1,082 moves in 3 h).
-      if (t !== null && t.missionId === order.missionId && now - t.ts <= POSITION_AT_EVENT_MS) {
-        if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) await this.retry(order, `${order.droneId} reports the mission but did not take off within 5 minutes`, g);
-        return true;
-      }
       await this.move(order, 'mission_unknown', `${order.droneId} did not answer the mission in time (${cmd.detail}); it may be flying it: not re-dispatched until its outcome is known`, {}, {}, 'system', g);
       return true;
     }
-    // mission_unknown: settled by a late answer, by telemetry, or by time.
-    if (seen || cmd?.state === 'done' || cmd?.state === 'duplicate') {
-      await this.move(order, 'assigned', seen ? `${order.droneId} reports the mission` : `${order.droneId} answered late: it took the mission`, {}, {}, 'system', g);
+    // mission_unknown: settled by a late answer, by telemetry, or by time. Only an answer moves it back to
+    // assigned: a drone seen with the mission on the pad did, and the order moved between the two states on
+    // every report and every silence, restarting both timeouts (found in review: 1,082 moves in 3 h). Seen
+    // on the pad now, it has the mission and has not taken off: planned again after the take-off timeout.
+    if (cmd?.state === 'done' || cmd?.state === 'duplicate') {
+      await this.move(order, 'assigned', `${order.droneId} answered late: it took the mission`, {}, {}, 'system', g);
+      return true;
+    }
+    if (seen && now - t!.ts <= POSITION_AT_EVENT_MS && this.hubOnline(order.droneHub!)) {
+      if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) await this.retry(order, `${order.droneId} reports the mission on the ground but did not take off within ${TAKEOFF_TIMEOUT_MS / 60_000} minutes`, g);
       return true;
     }
     if (cmd && !isProvisionalFailure(cmd.state, cmd.detail) && cmd.state !== 'pending') return false; // rejected or failed for real: retried below

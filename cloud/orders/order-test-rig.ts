@@ -140,7 +140,9 @@ export class OrderTestRig {
 
   /** The hub's link to the cloud goes down (or comes back). */
   hubOffline(hub: string, offline = true): void {
-    this.live.hubs.get(hub)!.link.online = !offline;
+    const link = this.live.hubs.get(hub)!.link;
+    if (link.online === offline) link.since = this.now;
+    link.online = !offline;
   }
 
   /** A device's (or the hub agent's) acknowledgement of a command, as ingest hands it over. */
