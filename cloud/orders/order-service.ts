@@ -389,12 +389,16 @@ export class OrderService {
     }
     if ((order.state === 'assigned' || order.state === 'mission_unknown') && (event === 'armed' || event === 'takeoff' || event === 'mission_started')) {
       if (await this.move(order, 'in_flight', `${order.droneId} took off`)) await this.o.store.updateFlight(missionId, { takeoffAt: ts });
-    } else if (order.state === 'in_flight' && event === 'rtl') {
-      // Called home (an operator's drone.rtl or drone.abort, or its own failsafe): the parcel stays on board;
-      // no landing of this mission is a delivery any more. Kept in memory too, should the log write fail.
+    } else if (event === 'rtl') {
+      // Called home (an operator's drone.rtl or drone.abort, or its own failsafe), at the drone's time `ts`:
+      // the parcel stays on board, so no later landing of this mission is a delivery. Recorded in whatever
+      // state the order is: after an outage the hub's outbox sends warnings ahead of the info events before
+      // them (its urgent lane), so an rtl can arrive before the take-off it followed (found in review).
+      // Kept in memory too, should the flight-log write fail.
       if (this.recalledMissions.size >= 10_000) this.recalledMissions.clear();
-      this.recalledMissions.add(missionId);
-      await this.o.store.updateFlight(missionId, { result: RECALLED });
+      const at = Math.min(ts, this.recalledMissions.get(missionId) ?? Infinity);
+      this.recalledMissions.set(missionId, at);
+      await this.o.store.updateFlight(missionId, { result: `${RECALLED} ${new Date(at).toISOString()}` });
     } else if (order.state === 'in_flight' && event === 'landed') {
       // A drone recalled lands at home, and taking that for the delivery put the order in the locker with
       // a pickup code for an empty compartment (found in review). Recalled (its rtl came first: events
@@ -405,7 +409,10 @@ export class OrderService {
       const position = t && Math.abs(t.ts - ts) <= POSITION_AT_EVENT_MS ? { lat: t.lat, lon: t.lon } : null;
       const dest = this.destinationOf(order);
       const home = this.o.regions.hub(order.droneHub)?.location ?? null;
-      const recalled = await this.isRecalled(order);
+      const recalledAt = await this.recalledAt(order);
+      // Only a recall before this landing: a drone that delivered, then was called home on its way back,
+      // delivered (the rtl may be replayed first).
+      const recalled = recalledAt !== null && recalledAt <= ts;
       const atHome = position !== null && home !== null && distanceM(position, home) <= ARRIVAL_RADIUS_M;
       const elsewhere = position !== null && dest !== null && distanceM(position, dest) > ARRIVAL_RADIUS_M;
       if (!recalled && !elsewhere) {
@@ -557,13 +564,27 @@ export class OrderService {
     return !(link.outbox && link.outbox.depth > 0);
   }
 
-  /** Missions called home (their rtl), also kept in the flight log. */
-  private readonly recalledMissions = new Set<string>();
+  /** Missions called home: the drone's time of their (first) rtl. Also kept in the flight log. */
+  private readonly recalledMissions = new Map<string, number>();
 
-  private async isRecalled(order: Order): Promise<boolean> {
-    if (!order.missionId) return false;
-    if (this.recalledMissions.has(order.missionId)) return true;
-    return (await this.o.store.flights({ orderId: order.id, limit: 10 })).some((f) => f.missionId === order.missionId && f.result === RECALLED);
+  /** When the order's current mission was called home (the drone's time), or null. */
+  private async recalledAt(order: Order): Promise<number | null> {
+    if (!order.missionId) return null;
+    const known = this.recalledMissions.get(order.missionId);
+    if (known !== undefined) return known;
+    const f = (await this.o.store.flights({ orderId: order.id, limit: 10 })).find((x) => x.missionId === order.missionId && x.result?.startsWith(RECALLED));
+    if (!f) return null;
+    const at = Date.parse(f.result!.slice(RECALLED.length + 1));
+    return Number.isFinite(at) ? at : 0;
+  }
+
+  /**
+   * The cloud received something from the drone within POSITION_AT_EVENT_MS of `now` (its own clock, so
+   * a hub whose clock is off does not make a drone on its pad look absent, found in review).
+   */
+  private reportedWithin(hub: string, drone: string, now: number): boolean {
+    const at = this.o.live.hubs.get(hub)?.devices.get(drone)?.lastReceivedAt ?? null;
+    return at !== null && now - at <= POSITION_AT_EVENT_MS;
   }
 
   private destinationOf(order: Order): { lat: number; lon: number } | null {
@@ -634,14 +655,16 @@ export class OrderService {
       // in flight
       const dest = this.destinationOf(order);
       const home = this.o.regions.hub(order.droneHub)?.location ?? null;
-      const onGroundNow = t !== null && now - t.ts <= POSITION_AT_EVENT_MS && (t.altM < 3 || !AIRBORNE.has(t.flightState));
-      const recalled = await this.isRecalled(order);
-      // A drone called home delivers nothing, wherever it lands (drone.abort lands it at the nearest hub,
-      // which may be the destination's): back on the ground at its own hub, the order is planned again.
-      const arrived = !recalled && t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M && (t.altM < 3 || !AIRBORNE.has(t.flightState));
+      const onGroundNow = t !== null && this.reportedWithin(order.droneHub, order.droneId, now) && (t.altM < 3 || !AIRBORNE.has(t.flightState));
+      const recalledAt = await this.recalledAt(order);
+      // A drone called home delivers nothing after its recall, wherever it lands (drone.abort lands it at the
+      // nearest hub, which may be the destination's). Back on the ground at its own hub since, with its hub's
+      // backlog replayed (it may hold a landing at the destination from before the recall), the order is
+      // planned again.
+      const arrived = (recalledAt === null || (t !== null && t.ts < recalledAt)) && t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M && (t.altM < 3 || !AIRBORNE.has(t.flightState));
       if (arrived) {
         await this.arrive(order, t.ts, g);
-      } else if (recalled && onGroundNow && home && distanceM({ lat: t!.lat, lon: t!.lon }, home) <= ARRIVAL_RADIUS_M) {
+      } else if (recalledAt !== null && onGroundNow && t!.ts >= recalledAt && this.hubSettled(order.droneHub, now) && home && distanceM({ lat: t!.lat, lon: t!.lon }, home) <= ARRIVAL_RADIUS_M) {
         await this.retry(order, `${order.droneId} is back on the ground at ${order.droneHub} after it was called home, with the parcel`, g);
       } else if (now - order.updatedAt > FLIGHT_TIMEOUT_MS) {
         if (await this.move(order, 'failed', 'no arrival within 45 minutes of take-off', {}, {}, 'system', g)) {
@@ -713,7 +736,8 @@ export class OrderService {
    * answer, or a flight's worth of time. Returns whether the order was handled here.
    */
   private async missionUnknown(order: Order, cmd: { state: CommandState; detail: string | null } | null, t: DroneTelemetry | null, now: number, g: LeaseGrant): Promise<boolean> {
-    const seen = t !== null && t.missionId === order.missionId && t.ts >= order.updatedAt;
+    const receivedAt = this.o.live.hubs.get(order.droneHub!)?.devices.get(order.droneId!)?.lastReceivedAt ?? null;
+    const seen = t !== null && t.missionId === order.missionId && receivedAt !== null && receivedAt >= order.updatedAt;
     if (seen && AIRBORNE.has(t.flightState)) {
       if (await this.move(order, 'in_flight', `${order.droneId} took off`, {}, {}, 'system', g)) await this.o.store.updateFlight(order.missionId!, { takeoffAt: t.ts });
       return true;
@@ -731,13 +755,14 @@ export class OrderService {
       await this.move(order, 'assigned', `${order.droneId} answered late: it took the mission`, {}, {}, 'system', g);
       return true;
     }
-    if (seen && now - t!.ts <= POSITION_AT_EVENT_MS && this.hubOnline(order.droneHub!)) {
+    const home = this.o.regions.hub(order.droneHub!)?.location ?? null;
+    if (seen && this.reportedWithin(order.droneHub!, order.droneId!, now) && this.hubSettled(order.droneHub!, now) && home && distanceM({ lat: t!.lat, lon: t!.lon }, home) <= ARRIVAL_RADIUS_M) {
       if (now - order.updatedAt > TAKEOFF_TIMEOUT_MS) await this.retry(order, `${order.droneId} reports the mission on the ground but did not take off within ${TAKEOFF_TIMEOUT_MS / 60_000} minutes`, g);
       return true;
     }
     if (cmd && !isProvisionalFailure(cmd.state, cmd.detail) && cmd.state !== 'pending') return false; // rejected or failed for real: retried below
     if (now - order.updatedAt <= FLIGHT_TIMEOUT_MS) return true;
-    const onGround = t !== null && t.ts > order.updatedAt && !AIRBORNE.has(t.flightState) && t.missionId !== order.missionId;
+    const onGround = t !== null && receivedAt !== null && receivedAt > order.updatedAt && !AIRBORNE.has(t.flightState) && t.missionId !== order.missionId;
     if (onGround) {
       await this.retry(order, `no answer to the mission, and ${order.droneId} was seen on the ground without it ${FLIGHT_TIMEOUT_MS / 60_000} minutes later`, g);
     } else if (await this.move(order, 'failed', `no answer to the mission and no sign of ${order.droneId} for ${FLIGHT_TIMEOUT_MS / 60_000} minutes: check the drone and the parcel`, {}, {}, 'system', g)) {

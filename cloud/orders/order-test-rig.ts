@@ -135,7 +135,9 @@ export class OrderTestRig {
       v: 1, type: 'drone.telemetry', id: `dt-${hub}-${drone}-${++this.seq}`, ts: this.now, hub, device: drone, lat: p.lat, lon: p.lon, altM: p.altM ?? 0,
       groundSpeedMps: 0, headingDeg: 0, batteryPct: 95, batteryTimeRemainingS: 1800, flightState: p.flightState, payloadKg: 0, remoteIdActive: true, missionId: p.missionId,
     };
-    this.live.hubs.get(hub)!.devices.get(drone)!.telemetry = t;
+    const device = this.live.hubs.get(hub)!.devices.get(drone)!;
+    device.telemetry = t;
+    device.lastReceivedAt = this.now; // the cloud's receive time
   }
 
   /** The hub's link to the cloud goes down (or comes back). */
