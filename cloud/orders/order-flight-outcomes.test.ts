@@ -437,6 +437,36 @@ describe.each(SQL_DATABASES)('events out of order, and hub clocks (fourth review
   });
 });
 
+describe.each(SQL_DATABASES)('arrival by position waits for the hub\'s backlog (fifth review, %s)', (kind) => {
+  it('a drone aborted during its hub\'s outage lands at the destination\'s hub: the round does not take its position for the delivery before the rtl in the backlog', async () => {
+    rig = await OrderTestRig.open(kind);
+    const o = await assignedOrder();
+    await rig.ack(o.missionCommandId!, 'done');
+    await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
+    rig.hubOffline(ORIGIN);
+    const t0 = rig.now;
+    for (let i = 0; i < 10; i++) { rig.now += 60_000; await rig.tick(); }
+    rig.hubOffline(ORIGIN, false); rig.refreshHubs();
+    rig.droneAt(ORIGIN, o.droneId!, { ...rig.regions.hub(DEST)!.location, flightState: 'idle', missionId: null });
+    await rig.tick(); // a round before the backlog is replayed
+    await lanes(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
+    await lanes(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
+    const after = (await rig.store.get(o.id))!;
+    expect(after.state).not.toBe('in_locker');
+    expect(after.pickupReveal).toBeNull();
+  });
+
+  it('a drone at the destination with no landing event is delivered by its position once its hub is settled (the fallback still works)', async () => {
+    rig = await OrderTestRig.open(kind);
+    const o = await assignedOrder();
+    await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
+    rig.now += 5 * 60_000; rig.refreshHubs();
+    rig.droneAt(ORIGIN, o.droneId!, { ...rig.regions.hub(DEST)!.location, flightState: 'landed', missionId: o.missionId });
+    await rig.tick();
+    expect(await rig.state(o.id)).toBe('in_locker');
+  });
+});
+
 describe.each(SQL_DATABASES)('locker reservations (%s)', (kind) => {
   it('a compartment still reserved for a cancelled order is asked to release again once its hub is back (the first release expired while it was offline), every 10 minutes at most', async () => {
     rig = await OrderTestRig.open(kind);

@@ -66,6 +66,8 @@ const RELEASE_RETRY_MS = 10 * 60_000;
 const POSITION_AT_EVENT_MS = 15_000;
 /** How long a hub back online is given to replay its backlog before an order waiting on it is planned again. */
 const HUB_SETTLE_MS = 60_000;
+/** An outbox whose oldest unsent message is older than this holds a backlog (a busy hub's in-flight messages are younger). */
+const BACKLOG_AGE_S = 15;
 /** Flight-log result of a mission whose drone was called home (its rtl event). */
 const RECALLED = 'recalled';
 const AIRBORNE = new Set(['armed', 'takeoff', 'mission', 'hover', 'rtl', 'landing']);
@@ -554,14 +556,15 @@ export class OrderService {
   /**
    * Online, and long enough back to have replayed what it held while offline: a hub back from an outage
    * sends its backlog (the drone's take-off among it) after it connects, and a planning round in between
-   * re-planned an order whose drone was flying it (found in review). A minute online and an empty outbox
-   * as last reported (or none reported).
+   * re-planned an order whose drone was flying it (found in review). A minute online, and no backlog in its
+   * outbox as last reported (none reported counts as none).
    */
   private hubSettled(hub: string, now: number): boolean {
     const link = this.o.live.hubs.get(hub)?.link;
     if (!link?.online) return false;
     if (link.since !== null && now - link.since < HUB_SETTLE_MS) return false;
-    return !(link.outbox && link.outbox.depth > 0);
+    // A busy hub always has a few messages in flight: only an outbox holding old ones is a backlog.
+    return !(link.outbox && link.outbox.depth > 0 && (link.outbox.oldestUnsentAgeS ?? Infinity) > BACKLOG_AGE_S);
   }
 
   /** Missions called home: the drone's time of their (first) rtl. Also kept in the flight log. */
@@ -661,7 +664,10 @@ export class OrderService {
       // nearest hub, which may be the destination's). Back on the ground at its own hub since, with its hub's
       // backlog replayed (it may hold a landing at the destination from before the recall), the order is
       // planned again.
-      const arrived = (recalledAt === null || (t !== null && t.ts < recalledAt)) && t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M && (t.altM < 3 || !AIRBORNE.has(t.flightState));
+      // Arrival by position only once the hub's backlog is in: an rtl still in it (a drone aborted during the
+      // outage lands at the nearest hub, maybe the destination's) would otherwise be found too late (found in review).
+      const arrived = (recalledAt === null || (t !== null && t.ts < recalledAt)) && t && dest && distanceM({ lat: t.lat, lon: t.lon }, dest) <= ARRIVAL_RADIUS_M && (t.altM < 3 || !AIRBORNE.has(t.flightState))
+        && this.hubSettled(order.droneHub, now);
       if (arrived) {
         await this.arrive(order, t.ts, g);
       } else if (recalledAt !== null && onGroundNow && t!.ts >= recalledAt && this.hubSettled(order.droneHub, now) && home && distanceM({ lat: t!.lat, lon: t!.lon }, home) <= ARRIVAL_RADIUS_M) {
