@@ -12,18 +12,28 @@ let rig: OrderTestRig;
 afterEach(async () => rig?.close());
 const TIMEOUT = 'the device did not answer within 10 s'; // the hub agent's provisional failure (edge/agent.ts)
 
-async function assignedOrder() {
-  const order = await rig.orders.create({ originHub: ORIGIN, destination: { type: 'locker', hub: DEST }, weightKg: 1, tempClass: 'ambient', priority: 'medical', by: 'test' });
-  await rig.tick();
-  const o = (await rig.store.get(order.id))!;
-  expect(o.state).toBe('assigned');
-  return o;
+
+/**
+ * A drone event as ingest hands it over, without touching the drone's live position: replayed after an
+ * outage (`historical`, the default) or live. As the edge outbox sends them, rtl is a warning (its urgent
+ * lane, replayed first), take-off and landing are info.
+ */
+async function sendEvent(drone: string, missionId: string, name: string, ts: number, historical = true) {
+  const severity = name === 'rtl' ? 'warning' : 'info';
+  rig.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `ev-${ts}-${name}-${Math.random()}`, ts, hub: ORIGIN, device: drone, event: name, severity, missionId, ...(historical ? { historical: true } : {}) } as never);
+  await rig.drain();
+}
+
+/** The drone's report as the cloud received it now, stamped by a hub clock `skewMs` off. */
+function reportSkewed(drone: string, p: Parameters<OrderTestRig['droneAt']>[2], skewMs: number): void {
+  rig.droneAt(ORIGIN, drone, p);
+  (rig.live.hubs.get(ORIGIN)!.devices.get(drone)!.telemetry as { ts: number }).ts = rig.now + skewMs;
 }
 
 describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
   it('a drone called home lands at its hub: the order is planned again, never put in the locker with a pickup code', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'done');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
     expect(await rig.state(o.id)).toBe('in_flight');
@@ -40,7 +50,7 @@ describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
 
   it('a drone that lands neither at the destination nor at its hub leaves the order in flight (its position or the flight timeout decides)', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'landed', { lat: 36.40, lon: 136.50 }); // a field on the way
     expect(await rig.state(o.id)).toBe('in_flight');
@@ -48,7 +58,7 @@ describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
 
   it('a drone that reports the mission on the pad after the agent timed out: no back and forth; re-planned after the take-off timeout', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
     const home = rig.regions.hub(ORIGIN)!.location;
     for (let i = 0; i < 60; i++) { // 10 minutes, a tick every 10 s, the drone on the pad with the mission (a failed pre-flight check)
@@ -66,7 +76,7 @@ describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
 
   it('a drone that took the mission while its hub went offline is not replaced by a second drone: the order waits, then flies on its replayed take-off', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'done', 'mission accepted');
     rig.hubOffline(ORIGIN);
     for (let i = 0; i < 8; i++) { rig.now += 60_000; await rig.tick(); }
@@ -81,7 +91,7 @@ describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
 
   it('the same with the hub offline for longer than a flight: the order ends failed for staff to check, its compartment released', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'done', 'mission accepted');
     rig.hubOffline(ORIGIN);
     for (let i = 0; i < 60; i++) { rig.now += 60_000; await rig.tick(); }
@@ -93,7 +103,7 @@ describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
 
   it('a locker that refuses the compartment: the order is planned again and the drone told to abort, before it flies', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     const reserve = rig.sent.find((s) => s.command.command === 'locker.reserve')!.command;
     await rig.ack(reserve.id, 'rejected', `compartment ${o.compartmentId} holds a parcel`);
     await rig.ack(o.missionCommandId!, 'done');
@@ -106,17 +116,12 @@ describe.each(SQL_DATABASES)('flight outcomes (%s)', (kind) => {
   });
 });
 
-/** A drone event as ingest hands it over after an outage: replayed, its live position left as it is. */
-async function replayed(drone: string, missionId: string, event: string, ts: number) {
-  rig.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `re-${ts}-${event}`, ts, hub: ORIGIN, device: drone, event, severity: 'info', missionId, historical: true } as never);
-  await rig.drain();
-}
 
 describe.each(SQL_DATABASES)('flight outcomes after an outage, and the second review (%s)', (kind) => {
   it('a landing replayed after an outage is the delivery, whatever the drone\'s newest position (home by then, or an old one mid-route)', async () => {
     for (const newest of ['home', 'mid-route'] as const) {
       rig = await OrderTestRig.open(kind);
-      const o = await assignedOrder();
+      const o = await rig.assignedOrder('medical');
       await rig.ack(o.missionCommandId!, 'done');
       await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
       const home = rig.regions.hub(ORIGIN)!.location;
@@ -127,8 +132,8 @@ describe.each(SQL_DATABASES)('flight outcomes after an outage, and the second re
       rig.hubOffline(ORIGIN, false);
       rig.refreshHubs();
       if (newest === 'home') rig.droneAt(ORIGIN, o.droneId!, { ...home, flightState: 'idle', missionId: null });
-      await replayed(o.droneId!, o.missionId!, 'landed', t0 + 8 * 60_000);
-      await replayed(o.droneId!, o.missionId!, 'landed', t0 + 17 * 60_000); // home again after the delivery
+      await sendEvent(o.droneId!, o.missionId!, 'landed', t0 + 8 * 60_000);
+      await sendEvent(o.droneId!, o.missionId!, 'landed', t0 + 17 * 60_000); // home again after the delivery
       expect(await rig.state(o.id), newest).toBe('in_locker');
       rig.now += 2_000; rig.refreshHubs(); await rig.tick();
       expect(rig.missionsFor(o.id), newest).toHaveLength(1);
@@ -139,14 +144,14 @@ describe.each(SQL_DATABASES)('flight outcomes after an outage, and the second re
 
   it('a drone called home (its rtl event) is never a delivery: replayed without a position of the time, the order waits until its position shows it home', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
     rig.hubOffline(ORIGIN);
     const t0 = rig.now;
     rig.now += 20 * 60_000;
     rig.hubOffline(ORIGIN, false);
-    await replayed(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
-    await replayed(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
     expect(await rig.state(o.id)).toBe('in_flight'); // not delivered; where it landed is not known yet
     // Its live position, once its hub has been back a minute (its backlog replayed): on the ground at its
     // hub — planned again, with the parcel there.
@@ -170,7 +175,7 @@ describe.each(SQL_DATABASES)('flight outcomes after an outage, and the second re
 
   it('a compartment the locker refused to reserve (another party holds it) is not released by the re-plan', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     const reserve = rig.sent.find((x) => x.command.command === 'locker.reserve' && (x.command.args as { orderId: string }).orderId === o.id)!.command;
     await rig.ack(reserve.id, 'rejected', `compartment ${o.compartmentId} is reserved for order-77aa01`);
     rig.now += 2_000;
@@ -180,7 +185,7 @@ describe.each(SQL_DATABASES)('flight outcomes after an outage, and the second re
 
   it('a hub up one minute in seven (never long enough to replay its backlog), its drone idle: the order is not moved back and forth, and ends for staff after a flight\'s worth', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'done', 'mission accepted');
     const home = rig.regions.hub(ORIGIN)!.location;
     for (let i = 0; i < 3 * 180; i++) { // 3 hours, a tick every 20 s
@@ -200,7 +205,7 @@ describe.each(SQL_DATABASES)('flight outcomes after an outage, and the second re
 
   it('the drone flying its mission while the order waits in mission_unknown: a refused reservation does not send a second drone', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
     rig.now += 2_000; rig.refreshHubs();
     await rig.tick();
@@ -216,7 +221,7 @@ describe.each(SQL_DATABASES)('flight outcomes after an outage, and the second re
 
   it('after the agent timed out, a drone seen once on the pad with the mission and then silent is waited for, not replaced', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
     const home = rig.regions.hub(ORIGIN)!.location;
     rig.now += 5_000;
@@ -232,19 +237,14 @@ describe.each(SQL_DATABASES)('flight outcomes after an outage, and the second re
   });
 });
 
-/** A drone event as ingest hands it over, live (its position as the rig has it). */
-async function event(drone: string, missionId: string, name: string, ts: number) {
-  rig.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `ev-${ts}-${name}-${Math.random()}`, ts, hub: ORIGIN, device: drone, event: name, severity: 'info', missionId } as never);
-  await rig.drain();
-}
 
 describe.each(SQL_DATABASES)('drones called home, and hubs coming back (third review, %s)', (kind) => {
   it('a drone called home and seen on the ground at the destination (drone.abort lands it at the nearest hub) is not a delivery', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
     rig.now += 60_000;
-    await event(o.droneId!, o.missionId!, 'rtl', rig.now);
+    await sendEvent(o.droneId!, o.missionId!, 'rtl', rig.now, false);
     rig.now += 20_000; rig.refreshHubs();
     rig.droneAt(ORIGIN, o.droneId!, { ...rig.regions.hub(DEST)!.location, flightState: 'landed', missionId: o.missionId });
     await rig.tick(); // a planning round before the landing event
@@ -256,10 +256,10 @@ describe.each(SQL_DATABASES)('drones called home, and hubs coming back (third re
 
   it('a drone called home that lands in a field: the order waits (the parcel is in the field), no second drone', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
     rig.now += 60_000;
-    await event(o.droneId!, o.missionId!, 'rtl', rig.now);
+    await sendEvent(o.droneId!, o.missionId!, 'rtl', rig.now, false);
     rig.now += 60_000;
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'landed', { lat: 36.40, lon: 136.50 });
     rig.now += 2_000; rig.refreshHubs(); await rig.tick();
@@ -269,7 +269,7 @@ describe.each(SQL_DATABASES)('drones called home, and hubs coming back (third re
 
   it('a recall is kept when its flight-log write fails: a replayed landing is still not the delivery', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
     const real = rig.store.updateFlight.bind(rig.store);
     rig.store.updateFlight = async (m, f, tx) => {
@@ -278,18 +278,18 @@ describe.each(SQL_DATABASES)('drones called home, and hubs coming back (third re
     };
     const t0 = rig.now;
     rig.now += 20 * 60_000;
-    await replayed(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
-    await replayed(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
     expect(await rig.state(o.id)).toBe('in_flight');
   });
 
   it('called home while armed, before take-off: back on the pad, the order is planned again at once (not held for 45 minutes and logged lost)', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
-    await event(o.droneId!, o.missionId!, 'armed', rig.now);
+    const o = await rig.assignedOrder('medical');
+    await sendEvent(o.droneId!, o.missionId!, 'armed', rig.now, false);
     expect(await rig.state(o.id)).toBe('in_flight');
     rig.now += 3_000;
-    await event(o.droneId!, o.missionId!, 'rtl', rig.now);
+    await sendEvent(o.droneId!, o.missionId!, 'rtl', rig.now, false);
     rig.now += 60_000; rig.refreshHubs();
     rig.droneAt(ORIGIN, o.droneId!, { ...rig.regions.hub(ORIGIN)!.location, flightState: 'idle', missionId: null });
     await rig.tick();
@@ -298,7 +298,7 @@ describe.each(SQL_DATABASES)('drones called home, and hubs coming back (third re
 
   it('a hub back from an outage is given a minute to replay its backlog: the take-off in it arrives before the order would be planned again', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'done', 'mission accepted');
     const home = rig.regions.hub(ORIGIN)!.location;
     rig.hubOffline(ORIGIN);
@@ -307,7 +307,7 @@ describe.each(SQL_DATABASES)('drones called home, and hubs coming back (third re
     rig.hubOffline(ORIGIN, false);
     rig.now += 2_000; rig.refreshHubs();
     await rig.tick(); // before the backlog
-    await replayed(o.droneId!, o.missionId!, 'takeoff', t0 + 10_000);
+    await sendEvent(o.droneId!, o.missionId!, 'takeoff', t0 + 10_000);
     const others = rig.region.hubs.find((h) => h.id === ORIGIN)!.drones.map((d) => d.id).filter((d) => d !== o.droneId);
     for (let i = 0; i < 3; i++) { rig.now += 2_000; rig.refreshHubs(); for (const d of others) rig.droneAt(ORIGIN, d, { ...home, flightState: 'idle', missionId: null }); await rig.tick(); }
     expect(await rig.state(o.id)).toBe('in_flight');
@@ -317,7 +317,7 @@ describe.each(SQL_DATABASES)('drones called home, and hubs coming back (third re
 
   it('after the agent timed out, a drone on the pad with the mission whose reports come and go (hub up a minute in seven): planned again once, not moved back and forth', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
     const home = rig.regions.hub(ORIGIN)!.location;
     for (let i = 0; i < 3 * 180; i++) {
@@ -335,17 +335,11 @@ describe.each(SQL_DATABASES)('drones called home, and hubs coming back (third re
   });
 });
 
-/** As the edge outbox replays them: rtl is a warning (the urgent lane, sent first), take-off and landing info. */
-async function lanes(drone: string, missionId: string, name: string, ts: number, historical = true) {
-  const severity = name === 'rtl' ? 'warning' : 'info';
-  rig.orders.onDeviceMessage({ v: 1, type: 'drone.event', id: `re-${ts}-${name}-${Math.random()}`, ts, hub: ORIGIN, device: drone, event: name, severity, missionId, ...(historical ? { historical: true } : {}) } as never);
-  await rig.drain();
-}
 
 describe.each(SQL_DATABASES)('events out of order, and hub clocks (fourth review, %s)', (kind) => {
   it('called home during an outage that began before take-off, its rtl replayed ahead of the take-off and landing: not a delivery', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'done', 'mission accepted');
     rig.hubOffline(ORIGIN);
     const t0 = rig.now;
@@ -354,16 +348,16 @@ describe.each(SQL_DATABASES)('events out of order, and hub clocks (fourth review
     const home = rig.regions.hub(ORIGIN)!.location;
     rig.droneAt(ORIGIN, o.droneId!, { ...home, flightState: 'idle', missionId: null }); // live: back home
     // backlog, in lane order: urgent (rtl) first, then events
-    await lanes(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
-    await lanes(o.droneId!, o.missionId!, 'takeoff', t0 + 1 * 60_000);
-    await lanes(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'takeoff', t0 + 1 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
     const after = (await rig.store.get(o.id))!;
     expect(after.state).not.toBe('in_locker');
   });
 
   it('delivered, then called home on the way back during an outage, the rtl replayed first: still delivered, no second drone', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'done');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
     rig.hubOffline(ORIGIN);
@@ -372,9 +366,9 @@ describe.each(SQL_DATABASES)('events out of order, and hub clocks (fourth review
     rig.hubOffline(ORIGIN, false); rig.refreshHubs();
     const home = rig.regions.hub(ORIGIN)!.location;
     rig.droneAt(ORIGIN, o.droneId!, { ...home, flightState: 'idle', missionId: null });
-    await lanes(o.droneId!, o.missionId!, 'rtl', t0 + 12 * 60_000);     // lane 0 first
-    await lanes(o.droneId!, o.missionId!, 'landed', t0 + 8 * 60_000);   // at the destination (delivered)
-    await lanes(o.droneId!, o.missionId!, 'landed', t0 + 17 * 60_000);  // home
+    await sendEvent(o.droneId!, o.missionId!, 'rtl', t0 + 12 * 60_000);     // lane 0 first
+    await sendEvent(o.droneId!, o.missionId!, 'landed', t0 + 8 * 60_000);   // at the destination (delivered)
+    await sendEvent(o.droneId!, o.missionId!, 'landed', t0 + 17 * 60_000);  // home
     rig.now += 2_000; rig.refreshHubs();
     for (const d of rig.region.hubs.find((h) => h.id === ORIGIN)!.drones) rig.droneAt(ORIGIN, d.id, { ...home, flightState: 'idle', missionId: null });
     await rig.tick(); await rig.tick();
@@ -384,16 +378,15 @@ describe.each(SQL_DATABASES)('events out of order, and hub clocks (fourth review
 
   it('a hub clock 90 s behind: called home while armed, back on the pad, the order is planned again', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     const skew = -90_000;
-    await lanes(o.droneId!, o.missionId!, 'armed', rig.now + skew, false);
+    await sendEvent(o.droneId!, o.missionId!, 'armed', rig.now + skew, false);
     rig.now += 3_000;
-    await lanes(o.droneId!, o.missionId!, 'rtl', rig.now + skew, false);
+    await sendEvent(o.droneId!, o.missionId!, 'rtl', rig.now + skew, false);
     const home = rig.regions.hub(ORIGIN)!.location;
     for (let i = 0; i < 50; i++) {
       rig.now += 60_000; rig.refreshHubs();
-      rig.droneAt(ORIGIN, o.droneId!, { ...home, flightState: 'idle', missionId: null });
-      const t = rig.live.hubs.get(ORIGIN)!.devices.get(o.droneId!)!.telemetry!; (t as { ts: number }).ts = rig.now + skew;
+      reportSkewed(o.droneId!, { ...home, flightState: 'idle', missionId: null }, skew);
       await rig.tick();
     }
     const moves = (await rig.store.auditOf(o.id)).map((a) => `${a.from}->${a.to}: ${a.reason}`);
@@ -402,13 +395,12 @@ describe.each(SQL_DATABASES)('events out of order, and hub clocks (fourth review
 
   it('a hub clock 90 s behind: a drone on the pad with the mission after the agent timed out is planned again after the take-off timeout', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
-    await rig.ack(o.missionCommandId!, 'failed', 'the device did not answer within 10 s');
+    const o = await rig.assignedOrder('medical');
+    await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
     const home = rig.regions.hub(ORIGIN)!.location;
     for (let i = 0; i < 50; i++) {
       rig.now += 60_000; rig.refreshHubs();
-      rig.droneAt(ORIGIN, o.droneId!, { ...home, flightState: 'fault', missionId: o.missionId });
-      const t = rig.live.hubs.get(ORIGIN)!.devices.get(o.droneId!)!.telemetry!; (t as { ts: number }).ts = rig.now - 90_000;
+      reportSkewed(o.droneId!, { ...home, flightState: 'fault', missionId: o.missionId }, -90_000);
       await rig.tick();
       if ((await rig.store.get(o.id))!.missionId !== o.missionId) break;
     }
@@ -418,8 +410,8 @@ describe.each(SQL_DATABASES)('events out of order, and hub clocks (fourth review
 
   it('waiting in mission_unknown, its hub just back: a drone on the ground at the destination with the mission is not re-planned; the replayed take-off and landing deliver', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
-    await rig.ack(o.missionCommandId!, 'failed', 'the device did not answer within 10 s');
+    const o = await rig.assignedOrder('medical');
+    await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
     await rig.tick();
     expect(await rig.state(o.id)).toBe('mission_unknown');
     rig.hubOffline(ORIGIN);
@@ -429,8 +421,8 @@ describe.each(SQL_DATABASES)('events out of order, and hub clocks (fourth review
     const dest = rig.regions.hub(DEST)!.location;
     rig.droneAt(ORIGIN, o.droneId!, { ...dest, flightState: 'charging', missionId: o.missionId }); // charging at the destination for the way home
     await rig.tick();
-    await lanes(o.droneId!, o.missionId!, 'takeoff', t0 + 60_000);
-    await lanes(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'takeoff', t0 + 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
     const after = (await rig.store.get(o.id))!;
     const moves = (await rig.store.auditOf(o.id)).map((a) => `${a.from}->${a.to}: ${a.reason}`);
     expect(after.state).toBe('in_locker');
@@ -440,7 +432,7 @@ describe.each(SQL_DATABASES)('events out of order, and hub clocks (fourth review
 describe.each(SQL_DATABASES)('arrival by position waits for the hub\'s backlog (fifth review, %s)', (kind) => {
   it('a drone aborted during its hub\'s outage lands at the destination\'s hub: the round does not take its position for the delivery before the rtl in the backlog', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.ack(o.missionCommandId!, 'done');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
     rig.hubOffline(ORIGIN);
@@ -449,8 +441,8 @@ describe.each(SQL_DATABASES)('arrival by position waits for the hub\'s backlog (
     rig.hubOffline(ORIGIN, false); rig.refreshHubs();
     rig.droneAt(ORIGIN, o.droneId!, { ...rig.regions.hub(DEST)!.location, flightState: 'idle', missionId: null });
     await rig.tick(); // a round before the backlog is replayed
-    await lanes(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
-    await lanes(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'rtl', t0 + 3 * 60_000);
+    await sendEvent(o.droneId!, o.missionId!, 'landed', t0 + 6 * 60_000);
     const after = (await rig.store.get(o.id))!;
     expect(after.state).not.toBe('in_locker');
     expect(after.pickupReveal).toBeNull();
@@ -458,7 +450,7 @@ describe.each(SQL_DATABASES)('arrival by position waits for the hub\'s backlog (
 
   it('a drone at the destination with no landing event is delivered by its position once its hub is settled (the fallback still works)', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     await rig.droneEvent(ORIGIN, o.droneId!, o.missionId!, 'takeoff');
     rig.now += 5 * 60_000; rig.refreshHubs();
     rig.droneAt(ORIGIN, o.droneId!, { ...rig.regions.hub(DEST)!.location, flightState: 'landed', missionId: o.missionId });
@@ -470,7 +462,7 @@ describe.each(SQL_DATABASES)('arrival by position waits for the hub\'s backlog (
 describe.each(SQL_DATABASES)('locker reservations (%s)', (kind) => {
   it('a compartment still reserved for a cancelled order is asked to release again once its hub is back (the first release expired while it was offline), every 10 minutes at most', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     const reserve = rig.sent.find((s) => s.command.command === 'locker.reserve')!.command;
     await rig.ack(reserve.id, 'done');
     // The locker reports the reservation.
@@ -500,7 +492,7 @@ describe.each(SQL_DATABASES)('locker reservations (%s)', (kind) => {
 
   it('a compartment reserved for the order that holds it is left alone', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder('medical');
     const bank = rig.live.hubs.get(DEST)!.devices.get(o.lockerId!)!;
     const reported = bank.telemetry as LockerTelemetry;
     bank.telemetry = { ...reported, compartments: reported.compartments.map((c) => (c.id === o.compartmentId ? { ...c, reservedFor: o.id } : c)) };

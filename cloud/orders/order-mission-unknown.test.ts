@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SQL_DATABASES } from '../../test/support/test-database.ts';
-import { DEST, ORIGIN, OrderTestRig } from './order-test-rig.ts';
+import { ORIGIN, OrderTestRig } from './order-test-rig.ts';
 
 /** Defect 5 of issue 12: a drone that answers its mission after the hub agent's timeout. */
 let rig: OrderTestRig;
@@ -8,18 +8,11 @@ afterEach(async () => rig?.close());
 
 const TIMEOUT = 'the device did not answer within 10 s'; // what the hub agent sends (edge/agent.ts)
 
-async function assignedOrder() {
-  const order = await rig.orders.create({ originHub: ORIGIN, destination: { type: 'locker', hub: DEST }, weightKg: 1, tempClass: 'ambient', priority: 'normal', by: 'test' });
-  await rig.tick();
-  const o = (await rig.store.get(order.id))!;
-  expect(o.state).toBe('assigned');
-  return o;
-}
 
 describe.each(SQL_DATABASES)('a mission answered after the agent timed out (%s)', (kind) => {
   it('waits in mission_unknown (no second mission), and the late done is recorded as done with its history', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder();
     rig.now += 10_000;
     await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
     await rig.tick();
@@ -43,7 +36,7 @@ describe.each(SQL_DATABASES)('a mission answered after the agent timed out (%s)'
 
   it('is settled by the drone\'s telemetry showing the mission in the air', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder();
     await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
     await rig.tick();
     rig.now += 30_000;
@@ -55,7 +48,7 @@ describe.each(SQL_DATABASES)('a mission answered after the agent timed out (%s)'
 
   it('after a flight\'s worth of silence: retried only if the drone was seen on the ground without it, otherwise failed for staff to check', async () => {
     rig = await OrderTestRig.open(kind);
-    const o = await assignedOrder();
+    const o = await rig.assignedOrder();
     await rig.ack(o.missionCommandId!, 'failed', TIMEOUT);
     await rig.tick();
     rig.now += 46 * 60_000;
@@ -68,7 +61,7 @@ describe.each(SQL_DATABASES)('a mission answered after the agent timed out (%s)'
     try {
       const rig1 = rig;
       rig = other;
-      const p = await assignedOrder();
+      const p = await rig.assignedOrder();
       await rig.ack(p.missionCommandId!, 'failed', TIMEOUT);
       await rig.tick();
       rig.now += 46 * 60_000; // no telemetry at all since

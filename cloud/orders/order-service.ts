@@ -60,6 +60,12 @@ export const MISSION_SEND_GRACE_MS = 30_000;
  */
 const assignmentCommandIds = (missionId: string) => ({ reserve: `cmd-${missionId}-reserve`, mission: `cmd-${missionId}` });
 const FLIGHT_TIMEOUT_MS = 45 * 60_000;
+/** The compartments `active` orders hold, as `<hub>/<locker>/<compartment>` → order id. */
+function heldCompartments(active: readonly Order[]): Map<string, string> {
+  return new Map(active.filter((o) => o.destination.type === 'locker' && o.compartmentId)
+    .map((o) => [`${(o.destination as { hub: string }).hub}/${o.lockerId}/${o.compartmentId}`, o.id]));
+}
+
 /** A compartment still reported reserved for an order that no longer holds it is asked to release again this often (a release lives 10 minutes). */
 const RELEASE_RETRY_MS = 10 * 60_000;
 /** A drone position this close in time to a drone event says where the event happened (drones report ~1 a second; 15 s at 10 m/s is within the 200-m arrival radius). */
@@ -703,8 +709,7 @@ export class OrderService {
             if (!c.reservedFor) continue;
             const key = `${h.id}/${bank.id}/${c.id}`;
             if (now - (this.releasedAt.get(key) ?? -Infinity) < RELEASE_RETRY_MS) continue;
-            held ??= new Map((await this.o.store.inStates(ACTIVE)).filter((o) => o.destination.type === 'locker' && o.compartmentId)
-              .map((o) => [`${(o.destination as { hub: string }).hub}/${o.lockerId}/${o.compartmentId}`, o.id]));
+            held ??= heldCompartments(await this.o.store.inStates(ACTIVE));
             if (held.get(key) === c.reservedFor) continue;
             // Only a reservation of ours: a locker may hold others' (another carrier's), which are not ours to
             // end (looked up again in RELEASE_RETRY_MS, like a release).
@@ -820,7 +825,7 @@ export class OrderService {
    */
   buildInput(r: RegionFile, orders: Order[], active: Order[], now: number): DispatchInput {
     const busyDrones = new Set(active.filter((o) => o.state !== 'in_locker' && o.droneId).map((o) => `${o.droneHub}/${o.droneId}`));
-    const heldCompartments = new Map(active.filter((o) => o.compartmentId).map((o) => [`${(o.destination as { hub?: string }).hub}/${o.lockerId}/${o.compartmentId}`, o.id]));
+    const held = heldCompartments(active);
     const modeOf = this.o.modeOf ?? (() => 'normal' as Mode);
 
     const hubs: HubInput[] = r.hubs.map((h) => {
@@ -830,7 +835,7 @@ export class OrderService {
         const t = live?.devices.get(bank.id)?.telemetry as LockerTelemetry | null | undefined;
         return bank.compartments.map((spec) => {
           const c = t?.type === 'locker.telemetry' ? t.compartments.find((x) => x.id === spec.id) : undefined;
-          const ours = heldCompartments.get(`${h.id}/${bank.id}/${spec.id}`);
+          const ours = held.get(`${h.id}/${bank.id}/${spec.id}`);
           const status = !c ? ('fault' as const) : c.fault !== 'none' ? ('fault' as const) : ours ? ('reserved' as const) : c.occupied || c.reservedFor ? ('occupied' as const) : ('free' as const);
           return { lockerId: bank.id, id: spec.id, size: spec.size, tempClass: spec.tempClass, status, reservedFor: ours ?? null, reliefStock: spec.reliefStock };
         });

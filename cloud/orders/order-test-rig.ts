@@ -8,7 +8,7 @@ import { loadRegionFile } from '../hubs/region-loader.ts';
 import { createRegions } from '../hubs/regions.ts';
 import { LiveState } from '../live/live-state.ts';
 import { OrderService } from './order-service.ts';
-import { openOrderStore, type OrderStore } from './order-store.ts';
+import { openOrderStore, type Order, type OrderStore } from './order-store.ts';
 
 /**
  * For tests of the order and command lifecycles: the REAL order service and store on a temporary
@@ -138,6 +138,15 @@ export class OrderTestRig {
     const device = this.live.hubs.get(hub)!.devices.get(drone)!;
     device.telemetry = t;
     device.lastReceivedAt = this.now; // the cloud's receive time
+  }
+
+  /** An order from ORIGIN to a locker at DEST, assigned by one planning round (it throws if it is not). */
+  async assignedOrder(priority: 'normal' | 'medical' = 'normal'): Promise<Order> {
+    const created = await this.orders.create({ originHub: ORIGIN, destination: { type: 'locker', hub: DEST }, weightKg: 1, tempClass: 'ambient', priority, by: 'test' });
+    await this.tick();
+    const o = (await this.store.get(created.id))!;
+    if (o.state !== 'assigned') throw new Error(`order ${o.id} is ${o.state} after a planning round, not assigned`);
+    return o;
   }
 
   /** The hub's link to the cloud goes down (or comes back). */
